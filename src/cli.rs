@@ -1,0 +1,282 @@
+//! Every command-line type: the clap derive structs that are also the help text and
+//! the source of `man/dmgr.1`. Nothing here acts; `commands/` does.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run and look after long-running commands, one TOML file per daemon.
+///
+/// dmgr reads every `*.toml` file in a config directory (`daemons.d`) and starts each
+/// daemon under a small keeper process of its own, which holds a lock on the daemon's
+/// pidfile, writes its log, restarts it by policy and stops it on request. dmgr itself
+/// keeps no state: every call reads `daemons.d` and the pidfiles afresh.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dmgr",
+    version,
+    propagate_version = true,
+    after_help = "Example: dmgr start web && dmgr list",
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Read daemon definitions from DIR instead of the first of `./daemons.d`,
+    /// `/etc/dmgr/daemons.d` (root) or `~/.config/dmgr/daemons.d`.
+    #[arg(
+        short = 'c',
+        long,
+        global = true,
+        env = "DMGR_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    pub config_dir: Option<PathBuf>,
+
+    /// Keep pidfiles, keeper state and default logs in DIR.
+    #[arg(long, global = true, env = "DMGR_RUN_DIR", value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+
+    /// When to colour output; `NO_COLOR` in the environment means never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Print nothing on success; errors still go to standard error.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// When to use colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when standard output is a terminal and `NO_COLOR` is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start daemons and wait until each is up.
+    ///
+    /// Returns once each command has been exec'd, has stayed up `start_wait` and has
+    /// passed its `ready` check. Starting a running daemon succeeds and changes nothing.
+    ///
+    /// Example: dmgr start web worker
+    Start(StartArgs),
+
+    /// Stop daemons and wait until every process of each is gone.
+    ///
+    /// Sends `stop_signal` to the daemon's process group, then SIGKILL after
+    /// `stop_timeout`. Stopping a stopped daemon succeeds. With --all, every running
+    /// daemon is stopped, including orphans whose file was removed.
+    ///
+    /// Example: dmgr stop --all
+    Stop(TargetArgs),
+
+    /// Stop then start daemons, always with their files as they are now.
+    ///
+    /// Example: dmgr restart web
+    Restart(TargetArgs),
+
+    /// Send each daemon its `reload_signal` (default HUP).
+    ///
+    /// Example: dmgr reload web
+    Reload(NamesArgs),
+
+    /// Send a signal to daemons' main processes.
+    ///
+    /// Example: dmgr kill -s USR1 web
+    Kill(KillArgs),
+
+    /// Show every daemon in a table: defined, orphaned and invalid ones.
+    ///
+    /// Example: dmgr list --json | jq '.[] | select(.status != "running")'
+    List(ListArgs),
+
+    /// Show the details and last log lines of daemons.
+    ///
+    /// Exit status follows LSB: 0 running, 1 dead but a pidfile or failure record
+    /// remains, 3 not running, 4 no such daemon.
+    ///
+    /// Example: dmgr status web -n 20
+    Status(StatusArgs),
+
+    /// Print the last lines of daemons' logs, and follow them with -f.
+    ///
+    /// Example: dmgr logs -f web worker
+    Logs(LogsArgs),
+
+    /// Rotate daemons' logs now, restarting nothing.
+    ///
+    /// Example: dmgr rotate --all
+    Rotate(TargetArgs),
+
+    /// Check every file in the config directory and print every problem.
+    ///
+    /// Problems are printed as `FILE:LINE:COL: message`; the exit status is 2 when
+    /// there is any.
+    ///
+    /// Example: dmgr check
+    Check,
+
+    /// Make the running daemons match the config directory.
+    ///
+    /// Starts new autostart daemons, restarts those whose process-affecting keys
+    /// changed, hands changed supervision keys to running keepers without a restart,
+    /// and stops orphans.
+    ///
+    /// Example: dmgr apply --dry-run
+    Apply(ApplyArgs),
+
+    /// Run one daemon in the foreground, without a keeper, logging to the terminal.
+    ///
+    /// Exits with the command's exit status (128 + N when killed by signal N).
+    ///
+    /// Example: dmgr run web
+    Run(RunArgs),
+
+    /// Print a shell completion script.
+    ///
+    /// Example: dmgr completions bash > ~/.local/share/bash-completion/completions/dmgr
+    Completions(CompletionsArgs),
+
+    /// The keeper of one daemon (internal: started by `dmgr start`).
+    #[command(name = "__keeper", hide = true)]
+    Keeper(KeeperArgs),
+}
+
+/// Names of daemons, or --all.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Daemon names (file stems in the config directory).
+    #[arg(value_name = "NAME", required_unless_present = "all")]
+    pub names: Vec<String>,
+
+    /// Every daemon this command applies to.
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
+}
+
+/// Arguments of `start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// One or more daemon names.
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    /// Daemon names (file stems in the config directory).
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+/// Arguments of `kill`.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal by name (TERM, SIGTERM) or number (15).
+    #[arg(short, long, value_name = "SIG", default_value = "TERM")]
+    pub signal: String,
+
+    #[command(flatten)]
+    pub names: NamesArgs,
+}
+
+/// Arguments of `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print a JSON array of objects with stable keys instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub names: NamesArgs,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// How many log lines to show.
+    #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
+    pub lines: usize,
+}
+
+/// Arguments of `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub names: NamesArgs,
+
+    /// Keep printing new lines as they are written, across rotation and restarts.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// How many lines to print first.
+    #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
+    pub lines: usize,
+}
+
+/// Arguments of `apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The daemon to run in the foreground.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+/// Arguments of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to print a completion script for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Arguments of the hidden keeper subcommand.
+#[derive(Debug, Args)]
+pub struct KeeperArgs {
+    /// The daemon's name.
+    #[arg(long)]
+    pub name: String,
+
+    /// The write end of the pipe on which the keeper reports the start's outcome.
+    #[arg(long)]
+    pub notify_fd: Option<i32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn stop_needs_names_or_all_but_not_both() {
+        assert!(Cli::try_parse_from(["dmgr", "stop"]).is_err());
+        assert!(Cli::try_parse_from(["dmgr", "stop", "--all", "web"]).is_err());
+        assert!(Cli::try_parse_from(["dmgr", "stop", "--all"]).is_ok());
+        assert!(Cli::try_parse_from(["dmgr", "stop", "web", "db"]).is_ok());
+    }
+}

@@ -1,0 +1,11 @@
+//! `dmgr rotate`.
+
+use super::Context;
+use crate::cli::TargetArgs;
+use crate::Result;
+
+/// Runs `dmgr rotate`.
+pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
+    let _ = (ctx, args);
+    Ok(0)
+}

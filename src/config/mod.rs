@@ -1,0 +1,80 @@
+//! Everything about daemon definitions: where `daemons.d` and the run directory are
+//! (`discover`), the TOML as written (`raw`), the validated [`Daemon`] the rest of dmgr
+//! uses (`daemon`), cross-file checks such as the `after` graph (`validate`), units
+//! (`units`) and turning byte offsets into `FILE:LINE:COL` (`diagnostic`).
+//!
+//! Only this module sees the raw form. Loading never stops at the first bad file: the
+//! valid daemons come back beside the invalid files and every problem found in them.
+
+mod daemon;
+mod diagnostic;
+mod discover;
+mod raw;
+pub mod units;
+mod validate;
+
+pub use daemon::{Daemon, DaemonType, ReadyCheck, RestartPolicy};
+pub use diagnostic::Diagnostic;
+pub use discover::{discover, Dirs};
+pub use validate::{start_order, stop_order};
+
+use std::path::{Path, PathBuf};
+
+/// A file in the config directory that failed to load.
+#[derive(Debug, Clone)]
+pub struct Invalid {
+    /// The daemon name (the file stem), even when the stem itself is not a valid name.
+    pub name: String,
+    /// The file.
+    pub file: PathBuf,
+    /// Every problem found, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The whole config directory: valid daemons and invalid files, each sorted by name.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// Daemons that loaded and validated.
+    pub daemons: Vec<Daemon>,
+    /// Files that did not.
+    pub invalid: Vec<Invalid>,
+}
+
+impl Loaded {
+    /// Returns the valid daemon with this name.
+    pub fn daemon(&self, name: &str) -> Option<&Daemon> {
+        self.daemons.iter().find(|d| d.name == name)
+    }
+
+    /// Returns the invalid file with this name.
+    pub fn invalid(&self, name: &str) -> Option<&Invalid> {
+        self.invalid.iter().find(|i| i.name == name)
+    }
+
+    /// Returns every name in the directory, valid or not, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .daemons
+            .iter()
+            .map(|d| d.name.as_str())
+            .chain(self.invalid.iter().map(|i| i.name.as_str()))
+            .collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// Loads every daemon file in `dirs.config_dir`, then checks the `after` graph.
+///
+/// Fails only when the directory itself cannot be read; a bad file becomes an
+/// [`Invalid`] entry.
+pub fn load(dirs: &Dirs) -> Result<Loaded, crate::Error> {
+    let mut loaded = daemon::load_dir(dirs)?;
+    validate::check_after(&mut loaded);
+    Ok(loaded)
+}
+
+/// Loads one file as a daemon named after its stem (used by the keeper).
+pub fn load_file(dirs: &Dirs, file: &Path) -> Result<Daemon, Invalid> {
+    daemon::load_file(dirs, file)
+}

@@ -1,0 +1,1 @@
+//! The daemon file as written: TOML keys with their byte spans.

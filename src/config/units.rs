@@ -1,0 +1,166 @@
+//! The units a daemon file is written in: durations (`"250ms"`, `"10s"`, `"2m"`),
+//! sizes (`"512KiB"`, `"10MiB"`, `"1GB"`) and signals (`TERM`, `SIGTERM`, `15`).
+//! Each parses from the text a user writes and prints back the same way.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use nix::sys::signal::Signal as NixSignal;
+
+/// Parses a duration such as `"250ms"`, `"10s"`, `"2m"` or `"1h 30m"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text).map_err(|e| {
+        format!("invalid duration {text:?}: {e} (write it like \"500ms\", \"10s\" or \"2m\")")
+    })
+}
+
+/// Formats a duration the way a user would write it (`"1m 30s"`, `"500ms"`).
+pub fn format_duration(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+/// A size in bytes, written `"512KiB"`, `"10MiB"`, `"1GB"` or a plain number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Size(pub u64);
+
+impl FromStr for Size {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let trimmed = text.trim();
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (digits, unit) = trimmed.split_at(split);
+        let bad = || {
+            format!("invalid size {text:?}: write a number with an optional unit, like \"512KiB\", \"10MiB\" or \"1GB\"")
+        };
+        let number: u64 = digits.parse().map_err(|_| bad())?;
+        let multiplier: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "K" | "KB" | "k" | "kB" => 1_000,
+            "KiB" => 1 << 10,
+            "M" | "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "G" | "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            "T" | "TB" => 1_000_000_000_000,
+            "TiB" => 1 << 40,
+            _ => return Err(bad()),
+        };
+        number
+            .checked_mul(multiplier)
+            .map(Size)
+            .ok_or_else(|| format!("size {text:?} is too large"))
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(&str, u64); 4] = [
+            ("TiB", 1 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ];
+        for (unit, scale) in UNITS {
+            if self.0 >= scale && self.0 % scale == 0 {
+                return write!(f, "{}{unit}", self.0 / scale);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+/// A signal, parsed from `TERM`, `SIGTERM`, `term` or `15`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signal(pub NixSignal);
+
+impl Signal {
+    /// The signal's number.
+    pub fn number(self) -> i32 {
+        self.0 as i32
+    }
+
+    /// The name without the `SIG` prefix, as a user writes it (`TERM`).
+    pub fn name(self) -> &'static str {
+        let full = self.0.as_str();
+        full.strip_prefix("SIG").unwrap_or(full)
+    }
+}
+
+impl FromStr for Signal {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let trimmed = text.trim();
+        let parsed = if let Ok(number) = trimmed.parse::<i32>() {
+            NixSignal::try_from(number).ok()
+        } else {
+            let upper = trimmed.to_ascii_uppercase();
+            let full = if upper.starts_with("SIG") {
+                upper
+            } else {
+                format!("SIG{upper}")
+            };
+            NixSignal::from_str(&full).ok()
+        };
+        parsed
+            .map(Signal)
+            .ok_or_else(|| format!("unknown signal {text:?} (write a name like \"TERM\", \"HUP\", \"USR1\" or a number)"))
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_written_in_the_spec() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("ten seconds").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes_parse_binary_and_decimal_units() {
+        assert_eq!("512KiB".parse(), Ok(Size(512 * 1024)));
+        assert_eq!("10MiB".parse(), Ok(Size(10 * 1024 * 1024)));
+        assert_eq!("1GB".parse(), Ok(Size(1_000_000_000)));
+        assert_eq!("0".parse(), Ok(Size(0)));
+        assert_eq!("100".parse(), Ok(Size(100)));
+        assert!("10 parsecs".parse::<Size>().is_err());
+        assert!("MiB".parse::<Size>().is_err());
+        assert!("99999999999999999999TiB".parse::<Size>().is_err());
+        assert_eq!(Size(10 << 20).to_string(), "10MiB");
+        assert_eq!(Size(1000).to_string(), "1000B");
+    }
+
+    #[test]
+    fn signals_parse_by_name_prefix_case_and_number() {
+        let term = Signal(NixSignal::SIGTERM);
+        assert_eq!("TERM".parse(), Ok(term));
+        assert_eq!("SIGTERM".parse(), Ok(term));
+        assert_eq!("term".parse(), Ok(term));
+        assert_eq!("15".parse(), Ok(term));
+        assert_eq!(term.to_string(), "TERM");
+        assert!("TERMINATE".parse::<Signal>().is_err());
+        assert!("0".parse::<Signal>().is_err());
+        assert!("99".parse::<Signal>().is_err());
+    }
+}

@@ -1,0 +1,46 @@
+//! dmgr runs and looks after long-running commands ("daemons") on one Unix host.
+//!
+//! # Architecture
+//!
+//! There is no central manager. Every call of `dmgr` is stateless: it reads the config
+//! directory (`config`) and the run directory afresh, acts, and exits. What must outlive
+//! a call lives in one **keeper** process per running daemon (`keeper`):
+//!
+//! ```text
+//!   dmgr start web ──fork──▶ child ──setsid, fork──▶ grandchild ──exec──▶ dmgr __keeper
+//!        ▲                    (exits at once)                                │
+//!        └──── notify pipe: "ok PID" or "err REASON" ◀──────────────────────┤
+//!                                                         holds flock(web.pid)
+//!                                                         spawns web in its own session,
+//!                                                         pipes its output into web.log,
+//!                                                         restarts it by policy,
+//!                                                         stops it on SIGTERM
+//! ```
+//!
+//! The keeper holds an exclusive `flock` on the daemon's pidfile for its whole life
+//! and keeps a small JSON state record beside it (`state`). Readers (`list`, `status`)
+//! never take a lock: they trust a record only while the recorded process identities
+//! (PID plus start time, `procinfo`) still match. Writers (`start`, `stop`, `restart`)
+//! serialise per daemon on a separate operation lock, so concurrent starts of one
+//! daemon yield exactly one copy. All `unsafe` code (fork, exec, signals, setsid) is in
+//! `keeper::sys`.
+//!
+//! Modules: `cli` (clap types), `error`, `config`, `pidfile`, `state`, `procinfo`,
+//! `keeper`, `commands` (one file per subcommand), `output` (colour, tables, JSON).
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod keeper;
+pub mod output;
+pub mod pidfile;
+pub mod procinfo;
+pub mod state;
+
+pub use error::{Error, Result};
+
+/// Runs one parsed command line and returns the exit code for success paths.
+pub fn run(cli: cli::Cli) -> Result<u8> {
+    commands::dispatch(cli)
+}

@@ -1,0 +1,79 @@
+//! The one place that decides whether to colour: `--color`, `NO_COLOR` and whether the
+//! stream is a terminal are checked here and nowhere else.
+
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use crate::cli::ColorChoice;
+
+static CHOICE: OnceLock<ColorChoice> = OnceLock::new();
+
+/// Records the user's `--color` choice for the rest of the process.
+pub fn set_choice(choice: ColorChoice) {
+    let _ = CHOICE.set(choice);
+}
+
+/// Whether to colour, and the colours for each kind of text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    /// Whether escape codes are written at all.
+    pub color: bool,
+}
+
+impl Style {
+    /// The style for standard output.
+    pub fn for_stdout() -> Style {
+        Style::decide(std::io::stdout().is_terminal())
+    }
+
+    /// The style for standard error.
+    pub fn for_stderr() -> Style {
+        Style::decide(std::io::stderr().is_terminal())
+    }
+
+    fn decide(is_terminal: bool) -> Style {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let color = match CHOICE.get().copied().unwrap_or(ColorChoice::Auto) {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => is_terminal && !no_color,
+        };
+        Style { color }
+    }
+
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// The `dmgr:` prefix of an error.
+    pub fn error(self, text: &str) -> String {
+        self.paint("1;31", text)
+    }
+
+    /// The `hint:` prefix.
+    pub fn hint(self, text: &str) -> String {
+        self.paint("1;36", text)
+    }
+
+    /// A daemon name in messages and log prefixes, coloured by its index.
+    pub fn name(self, text: &str, index: usize) -> String {
+        const CODES: [&str; 6] = ["36", "33", "35", "32", "34", "31"];
+        self.paint(CODES[index % CODES.len()], text)
+    }
+
+    /// A status word in a table or message.
+    pub fn status(self, status: &str) -> String {
+        let code = match status {
+            "running" => "32",
+            "starting" | "stopping" | "backoff" => "33",
+            "failed" | "invalid" => "31",
+            "orphaned" => "35",
+            _ => return status.to_string(),
+        };
+        self.paint(code, status)
+    }
+}

@@ -1,0 +1,1 @@
+//! The only code that opens, locks, reads or removes a pidfile.

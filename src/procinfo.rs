@@ -1,0 +1,136 @@
+//! Reads of `/proc`: a process's identity (PID plus start time), state, process group,
+//! memory, and the members of a process group. Safe code only; every read tolerates
+//! the process vanishing underneath it.
+
+use std::fs;
+
+use serde::{Deserialize, Serialize};
+
+/// A process identity that survives PID reuse: the PID and the kernel's start time of
+/// the process in clock ticks since boot (`/proc/PID/stat` field 22).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcId {
+    /// The process ID.
+    pub pid: i32,
+    /// Its start time in clock ticks after boot.
+    pub start: u64,
+}
+
+impl ProcId {
+    /// Reads the identity of a live process; `None` if it does not exist or is a zombie.
+    pub fn of(pid: i32) -> Option<ProcId> {
+        let stat = Stat::read(pid)?;
+        (!stat.is_dead()).then_some(ProcId {
+            pid,
+            start: stat.start,
+        })
+    }
+
+    /// Returns true if and only if this very process is still alive (not a zombie).
+    pub fn is_alive(&self) -> bool {
+        Stat::read(self.pid).is_some_and(|s| s.start == self.start && !s.is_dead())
+    }
+}
+
+/// The fields of `/proc/PID/stat` that dmgr uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// The state letter (`R`, `S`, `Z`, ...).
+    pub state: char,
+    /// The parent's PID.
+    pub ppid: i32,
+    /// The process group.
+    pub pgrp: i32,
+    /// The session.
+    pub session: i32,
+    /// Start time in clock ticks after boot.
+    pub start: u64,
+}
+
+impl Stat {
+    /// Reads `/proc/PID/stat`; `None` if the process does not exist.
+    pub fn read(pid: i32) -> Option<Stat> {
+        if pid <= 0 {
+            return None;
+        }
+        let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        Stat::parse(&text)
+    }
+
+    /// Parses the text of `/proc/PID/stat`. The command name may hold spaces and
+    /// parentheses, so fields are counted from the last `)`.
+    pub fn parse(text: &str) -> Option<Stat> {
+        let rest = &text[text.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+        // `fields[0]` is field 3 of proc(5), so field N is `fields[N - 3]`.
+        Some(Stat {
+            state: fields.first()?.chars().next()?,
+            ppid: fields.get(1)?.parse().ok()?,
+            pgrp: fields.get(2)?.parse().ok()?,
+            session: fields.get(3)?.parse().ok()?,
+            start: fields.get(19)?.parse().ok()?,
+        })
+    }
+
+    /// Returns true if and only if the process has exited (zombie or dead).
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// The resident memory of a process in bytes (`/proc/PID/statm`).
+pub fn memory_bytes(pid: i32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size())
+}
+
+fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|v| u64::try_from(v).ok())
+        .unwrap_or(4096)
+}
+
+/// The live (non-zombie) members of process group `pgid` in session `session`, found
+/// by scanning `/proc`.
+pub fn group_members(pgid: i32, session: i32) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            Stat::read(pid).is_some_and(|s| s.pgrp == pgid && s.session == session && !s.is_dead())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_parses_names_with_spaces_and_parens() {
+        let text = "42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000 50 18446744073709551615";
+        let stat = Stat::parse(text).unwrap();
+        assert_eq!(stat.state, 'S');
+        assert_eq!(stat.ppid, 1);
+        assert_eq!(stat.pgrp, 42);
+        assert_eq!(stat.session, 42);
+        assert_eq!(stat.start, 123456);
+    }
+
+    #[test]
+    fn own_identity_is_alive_and_a_changed_start_time_is_not() {
+        let me = ProcId::of(std::process::id() as i32).unwrap();
+        assert!(me.is_alive());
+        let other = ProcId {
+            start: me.start + 1,
+            ..me
+        };
+        assert!(!other.is_alive());
+        assert!(memory_bytes(me.pid).unwrap() > 0);
+    }
+}

@@ -1,0 +1,4 @@
+//! The one integration test binary: every test runs the real `dmgr` binary against real
+//! processes in temporary directories.
+
+mod support;
