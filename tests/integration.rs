@@ -2,3 +2,7 @@
 //! processes in temporary directories.
 
 mod support;
+
+mod config;
+mod lifecycle;
+mod man;
