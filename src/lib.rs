@@ -33,6 +33,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod keeper;
+pub mod logfile;
 pub mod manpage;
 pub mod output;
 pub mod pidfile;

@@ -1,1 +1,316 @@
-//! The only code that opens, locks, reads or removes a pidfile.
+//! The only code that opens, locks, reads or removes a pidfile, and the per-daemon
+//! operation lock that `start`, `stop` and `restart` hold.
+//!
+//! A keeper holds an exclusive `flock` on its daemon's pidfile for its whole life.
+//! Three traps shape this file:
+//! - a lock taken on a file that someone unlinked meanwhile protects nothing, so after
+//!   locking we check that the path still names the inode we locked, and retry if not;
+//! - the keeper unlinks the pidfile *before* it releases the lock (by closing), so an
+//!   exiting keeper never deletes its successor's file;
+//! - `LOCK_UN` from any holder of the open file description releases the lock for all
+//!   of them, so nothing here ever unlocks explicitly: locks end when the fd closes.
+//!
+//! Files are opened with `O_NOFOLLOW` and `O_CLOEXEC`: a symlink planted where a
+//! pidfile goes is refused, and no lock fd leaks into a daemon.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::Error;
+
+/// A pidfile this process holds the exclusive lock on.
+#[derive(Debug)]
+pub struct LockedPidfile {
+    file: File,
+    path: PathBuf,
+}
+
+/// Why a pidfile could not be locked.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process holds the lock.
+    Held,
+    /// The file could not be opened or locked.
+    Io(Error),
+}
+
+impl LockedPidfile {
+    /// Opens (creating) and locks the pidfile without waiting.
+    pub fn try_lock(path: &Path) -> Result<LockedPidfile, LockError> {
+        create_parent(path).map_err(LockError::Io)?;
+        // A successor may unlink and recreate the file between our open and our lock;
+        // a handful of tries is plenty, as each retry means another process made
+        // progress.
+        for _ in 0..8 {
+            let file = open_nofollow(path, true).map_err(LockError::Io)?;
+            match fs2::FileExt::try_lock_exclusive(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(LockError::Held),
+                Err(source) => {
+                    return Err(LockError::Io(Error::Io {
+                        action: "lock the pidfile",
+                        path: path.to_path_buf(),
+                        source,
+                    }))
+                }
+            }
+            if is_same_file(&file, path) {
+                return Ok(LockedPidfile {
+                    file,
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        Err(LockError::Held)
+    }
+
+    /// Replaces the content with `pid` and a newline.
+    pub fn write_pid(&mut self, pid: i32) -> Result<(), Error> {
+        let io_err = |source| Error::Io {
+            action: "write the pidfile",
+            path: self.path.clone(),
+            source,
+        };
+        self.file.set_len(0).map_err(io_err)?;
+        let line = format!("{pid}\n");
+        std::os::unix::fs::FileExt::write_all_at(&self.file, line.as_bytes(), 0).map_err(io_err)?;
+        Ok(())
+    }
+
+    /// Empties the file: the daemon is not running but the keeper still is.
+    pub fn clear(&mut self) {
+        let _ = self.file.set_len(0);
+    }
+
+    /// The pidfile's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Unlinks the pidfile, then releases the lock by closing it, in that order.
+    pub fn remove(self) {
+        if is_same_file(&self.file, &self.path) {
+            let _ = fs::remove_file(&self.path);
+        }
+        drop(self.file);
+    }
+}
+
+/// Reads the PID recorded in a pidfile, if there is a well-formed one.
+pub fn read_pid(path: &Path) -> Option<i32> {
+    let mut text = String::new();
+    open_nofollow(path, false)
+        .ok()?
+        .take(64)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.trim().parse().ok().filter(|&pid: &i32| pid > 0)
+}
+
+/// Returns true if and only if some process holds a lock on the pidfile right now.
+///
+/// Probing takes a shared lock for an instant, which would make a keeper's
+/// `try_lock` fail at that instant: only callers holding the daemon's
+/// [`OperationLock`] may probe, because keepers are started under it.
+pub fn is_locked(path: &Path) -> bool {
+    let Ok(file) = open_nofollow(path, false) else {
+        return false;
+    };
+    fs2::FileExt::try_lock_shared(&file).is_err()
+}
+
+/// Removes a pidfile that no live keeper holds; returns true if one was removed.
+/// Callers hold the daemon's [`OperationLock`].
+pub fn remove_stale(path: &Path) -> bool {
+    match LockedPidfile::try_lock(path) {
+        Ok(locked) => {
+            locked.remove();
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits until no process holds the lock on the pidfile opened as `file`, for at most
+/// `timeout`. Returns true if the lock was released in time.
+///
+/// flock(2) has no timeout, so a helper thread waits in a blocking `lock_shared` and
+/// the caller waits on a channel with a deadline. On timeout the helper stays blocked
+/// until the process exits, which costs nothing.
+pub fn wait_released(file: File, timeout: Duration) -> bool {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let result = fs2::FileExt::lock_shared(&file);
+        let _ = tx.send(result.is_ok());
+        drop(file);
+    });
+    rx.recv_timeout(timeout).unwrap_or(false)
+}
+
+/// Opens an existing pidfile for reading, refusing symlinks.
+pub fn open_existing(path: &Path) -> Option<File> {
+    open_nofollow(path, false).ok()
+}
+
+/// The per-daemon lock that serialises `start`, `stop` and `restart` of one daemon
+/// (`RUN_DIR/NAME.lock`). Readers never take it.
+#[derive(Debug)]
+pub struct OperationLock {
+    _file: File,
+}
+
+impl OperationLock {
+    /// Takes the lock, waiting for a concurrent operation on the same daemon.
+    pub fn acquire(path: &Path) -> Result<OperationLock, Error> {
+        create_parent(path)?;
+        let file = open_nofollow(path, true)?;
+        fs2::FileExt::lock_exclusive(&file).map_err(|source| Error::Io {
+            action: "lock",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(OperationLock { _file: file })
+    }
+
+    /// Takes the lock if no operation holds it.
+    pub fn try_acquire(path: &Path) -> Option<OperationLock> {
+        let file = open_nofollow(path, false).ok()?;
+        fs2::FileExt::try_lock_exclusive(&file).ok()?;
+        Some(OperationLock { _file: file })
+    }
+}
+
+/// Creates the directory that will hold `path`, mode 0755, refusing symlinks in its
+/// last component.
+pub fn create_parent(path: &Path) -> Result<(), Error> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    if let Ok(meta) = fs::symlink_metadata(dir) {
+        if meta.file_type().is_symlink() && !dir.is_dir() {
+            return Err(Error::Io {
+                action: "use the directory",
+                path: dir.to_path_buf(),
+                source: io::Error::other("it is a dangling symlink"),
+            });
+        }
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|source| Error::Io {
+            action: "create the directory",
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+fn open_nofollow(path: &Path, create: bool) -> Result<File, Error> {
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    if create {
+        options.write(true).create(true).mode(0o644);
+    }
+    options.open(path).map_err(|source| Error::Io {
+        action: if create { "open the pidfile" } else { "read" },
+        path: path.to_path_buf(),
+        source: if source.raw_os_error() == Some(libc::ELOOP) {
+            io::Error::other("it is a symlink, which dmgr refuses to follow")
+        } else {
+            source
+        },
+    })
+}
+
+fn is_same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Writes `bytes` to `path` atomically (a temporary file renamed over it), refusing to
+/// follow a symlink at the temporary path.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    drop(file);
+    fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_is_exclusive_and_removal_unlinks_before_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/web.pid");
+        let mut held = LockedPidfile::try_lock(&path).unwrap();
+        held.write_pid(1234).unwrap();
+        assert_eq!(read_pid(&path), Some(1234));
+        assert!(matches!(
+            LockedPidfile::try_lock(&path),
+            Err(LockError::Held)
+        ));
+        assert!(is_locked(&path));
+        held.remove();
+        assert!(!path.exists());
+        assert!(LockedPidfile::try_lock(&path).is_ok());
+    }
+
+    #[test]
+    fn symlinked_pidfile_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("victim");
+        fs::write(&target, "precious").unwrap();
+        let path = dir.path().join("web.pid");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(matches!(
+            LockedPidfile::try_lock(&path),
+            Err(LockError::Io(_))
+        ));
+        assert_eq!(fs::read_to_string(&target).unwrap(), "precious");
+    }
+
+    #[test]
+    fn garbage_pidfiles_read_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.pid");
+        for text in ["", "abc", "-5", "0", "99999999999999"] {
+            fs::write(&path, text).unwrap();
+            assert_eq!(read_pid(&path), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn wait_released_sees_the_holder_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.pid");
+        let held = LockedPidfile::try_lock(&path).unwrap();
+        let probe = open_existing(&path).unwrap();
+        assert!(!wait_released(probe, Duration::from_millis(50)));
+        let probe = open_existing(&path).unwrap();
+        held.remove();
+        assert!(wait_released(probe, Duration::from_secs(5)));
+    }
+}

@@ -1,1 +1,274 @@
-//! The keeper's state record.
+//! The keeper's state record (`RUN_DIR/NAME.state`, JSON) and how readers turn it into
+//! the truth about a daemon without taking any lock.
+//!
+//! Only the keeper writes the record while it lives; it replaces the file atomically
+//! (write, then rename), so readers see the old or the new record, never half of one.
+//! When the keeper is gone (it exited, or was SIGKILLed), `stop` may write a final
+//! record. Readers trust the record only while the recorded identities (PID plus start
+//! time) still match live processes: that is what makes `list` truthful after a keeper
+//! is killed and immune to PID reuse.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Daemon, Dirs};
+use crate::procinfo::ProcId;
+
+/// How many exits the crash history keeps.
+pub const HISTORY_LEN: usize = 10;
+
+/// A daemon's status as `list` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Up, past `start_wait` and readiness.
+    Running,
+    /// Started, not yet past `start_wait` or readiness.
+    Starting,
+    /// Exited; the keeper waits to restart it.
+    Backoff,
+    /// A stop is under way.
+    Stopping,
+    /// Never started, stopped, or exited 0 with no restart due.
+    Stopped,
+    /// Exited with an error and no restart is due.
+    Failed,
+    /// Running, but its file was removed from the config directory.
+    Orphaned,
+    /// Its file does not load.
+    Invalid,
+}
+
+impl Status {
+    /// The word `list` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Starting => "starting",
+            Status::Backoff => "backoff",
+            Status::Stopping => "stopping",
+            Status::Stopped => "stopped",
+            Status::Failed => "failed",
+            Status::Orphaned => "orphaned",
+            Status::Invalid => "invalid",
+        }
+    }
+}
+
+/// How one run of the daemon ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// The exit code, when it exited.
+    pub code: Option<i32>,
+    /// The signal name (`KILL`), when a signal killed it.
+    pub signal: Option<String>,
+    /// When it ended, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// How long it ran, in milliseconds.
+    pub ran_ms: u64,
+}
+
+impl ExitRecord {
+    /// Returns true if and only if the run ended with exit code 0.
+    pub fn is_success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// `exit 3` or `signal KILL`.
+    pub fn describe(&self) -> String {
+        match (&self.code, &self.signal) {
+            (_, Some(signal)) => format!("signal {signal}"),
+            (Some(code), None) => format!("exit {code}"),
+            (None, None) => "unknown".to_string(),
+        }
+    }
+}
+
+/// The keys that affect the daemon's process: a change to any restarts it on `apply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessKeys {
+    /// argv.
+    pub command: Vec<String>,
+    /// Added environment.
+    pub env: BTreeMap<String, String>,
+    /// Whether the environment is exactly `env`.
+    pub clear_env: bool,
+    /// Working directory.
+    pub working_dir: PathBuf,
+    /// User.
+    pub user: Option<String>,
+    /// Group.
+    pub group: Option<String>,
+    /// Umask.
+    pub umask: u32,
+    /// Log path.
+    pub log: PathBuf,
+    /// Separate stderr log path.
+    pub stderr_log: Option<PathBuf>,
+}
+
+impl ProcessKeys {
+    /// The process-affecting keys of a daemon.
+    pub fn of(daemon: &Daemon) -> ProcessKeys {
+        ProcessKeys {
+            command: daemon.command.clone(),
+            env: daemon.env.clone(),
+            clear_env: daemon.clear_env,
+            working_dir: daemon.working_dir.clone(),
+            user: daemon.user.clone(),
+            group: daemon.group.clone(),
+            umask: daemon.umask,
+            log: daemon.log.clone(),
+            stderr_log: daemon.stderr_log.clone(),
+        }
+    }
+}
+
+/// What a keeper records about its daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRecord {
+    /// The daemon's name.
+    pub name: String,
+    /// The keeper's identity.
+    pub keeper: ProcId,
+    /// The daemon's identity while a process runs.
+    pub daemon: Option<ProcId>,
+    /// The status as the keeper sees it.
+    pub status: Status,
+    /// When the current daemon process started (ms since the epoch).
+    pub started_at_ms: Option<u64>,
+    /// Restarts by this keeper.
+    pub restarts: u32,
+    /// How the last run ended.
+    pub last_exit: Option<ExitRecord>,
+    /// The last [`HISTORY_LEN`] exits, oldest first.
+    pub history: Vec<ExitRecord>,
+    /// When the next restart is due during backoff (ms since the epoch).
+    pub next_restart_ms: Option<u64>,
+    /// Why the last start failed or the keeper gave up.
+    pub error: Option<String>,
+    /// A problem writing the log, reported once.
+    pub log_error: Option<String>,
+    /// The pidfile the keeper locks.
+    pub pidfile: PathBuf,
+    /// The log paths.
+    pub log: PathBuf,
+    /// The separate stderr log, if any.
+    pub stderr_log: Option<PathBuf>,
+    /// The command, for `list` of orphans.
+    pub command: Vec<String>,
+    /// The signal `stop` uses, so an orphan can be stopped without its file.
+    pub stop_signal: i32,
+    /// The stop timeout in milliseconds, likewise.
+    pub stop_timeout_ms: u64,
+    /// The process-affecting keys the daemon was started with.
+    pub process: ProcessKeys,
+}
+
+/// Reads a state record; `None` when there is none or it does not parse.
+pub fn read(path: &Path) -> Option<StateRecord> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Writes a state record atomically.
+pub fn write(path: &Path, record: &StateRecord) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+    crate::pidfile::write_atomic(path, &bytes)
+}
+
+/// Milliseconds since the Unix epoch now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The truth about one daemon, worked out from its record and `/proc`.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The status to show.
+    pub status: Status,
+    /// The record, if any.
+    pub record: Option<StateRecord>,
+    /// The live keeper, if any.
+    pub keeper: Option<ProcId>,
+    /// The live daemon process, if any.
+    pub daemon: Option<ProcId>,
+    /// A pidfile that no live keeper or daemon backs (reported as stale).
+    pub stale_pidfile: Option<PathBuf>,
+}
+
+impl Observed {
+    /// How long the daemon process has been up.
+    pub fn uptime(&self) -> Option<Duration> {
+        let started = self.record.as_ref()?.started_at_ms?;
+        self.daemon?;
+        Some(Duration::from_millis(now_ms().saturating_sub(started)))
+    }
+
+    /// Returns true if and only if a daemon process is alive.
+    pub fn is_running(&self) -> bool {
+        self.daemon.is_some()
+    }
+
+    /// Returns true if and only if the daemon runs but no keeper looks after it.
+    pub fn is_unsupervised(&self) -> bool {
+        self.daemon.is_some() && self.keeper.is_none()
+    }
+}
+
+/// Observes the daemon `name`; `pidfile` is the configured pidfile when the file is
+/// known (the record names it otherwise). Takes no lock and changes nothing.
+pub fn observe(dirs: &Dirs, name: &str, pidfile: Option<&Path>) -> Observed {
+    let record = read(&dirs.state_file(name));
+    let keeper = record.as_ref().map(|r| r.keeper).filter(ProcId::is_alive);
+    let daemon = record
+        .as_ref()
+        .and_then(|r| r.daemon)
+        .filter(ProcId::is_alive);
+    let status = match (&record, keeper, daemon) {
+        (None, _, _) => Status::Stopped,
+        (Some(r), Some(_), _) => r.status,
+        (Some(_), None, Some(_)) => Status::Running,
+        (Some(r), None, None) => match r.status {
+            Status::Stopped | Status::Failed => r.status,
+            // The keeper died without recording an end: nobody saw how it ended.
+            _ => Status::Failed,
+        },
+    };
+    let pidfile = pidfile
+        .map(Path::to_path_buf)
+        .or_else(|| record.as_ref().map(|r| r.pidfile.clone()));
+    let stale_pidfile = match (keeper, daemon, pidfile) {
+        (None, None, Some(path)) if path.exists() => Some(path),
+        _ => None,
+    };
+    Observed {
+        status,
+        record,
+        keeper,
+        daemon,
+        stale_pidfile,
+    }
+}
+
+/// The names of every daemon with a state record in the run directory.
+pub fn recorded_names(dirs: &Dirs) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(&dirs.run_dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".state")
+                .filter(|stem| !stem.is_empty() && !stem.starts_with('.'))
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort_unstable();
+    names
+}

@@ -1,11 +1,34 @@
-//! `dmgr kill`.
+//! `dmgr kill -s SIG NAME...`: send a signal to daemons' main processes (never to
+//! their keepers). The keeper then handles an exit as it would any other.
 
-use super::Context;
+use super::{resolve, Context, Failures};
 use crate::cli::KillArgs;
-use crate::Result;
+use crate::config::units::Signal;
+use crate::keeper::control;
+use crate::{config, state, Error, Result};
 
 /// Runs `dmgr kill`.
 pub fn run(ctx: &Context, args: &KillArgs) -> Result<u8> {
-    let _ = (ctx, args);
-    Ok(0)
+    let signal: Signal = args.signal.parse().map_err(Error::Usage)?;
+    let loaded = config::load(&ctx.dirs)?;
+    let mut failures = Failures::default();
+    for name in &args.names.names {
+        let daemon = match resolve(ctx, &loaded, std::slice::from_ref(name)) {
+            Ok(found) => Some(found[0]),
+            Err(_) if state::read(&ctx.dirs.state_file(name)).is_some() => None,
+            Err(err) => return Err(err),
+        };
+        match control::signal_daemon(&ctx.dirs, name, daemon, signal.number()) {
+            Ok(Some(pid)) => {
+                failures.ok();
+                ctx.say(&format!("{name}: sent {signal} to pid {pid}"));
+            }
+            Ok(None) => failures.fail(Error::daemon(
+                name,
+                format!("not running; {signal} not sent"),
+            )),
+            Err(err) => failures.fail(err),
+        }
+    }
+    failures.finish()
 }

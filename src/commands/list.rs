@@ -1,11 +1,91 @@
-//! `dmgr list`.
+//! `dmgr list [--json]`: every daemon in one table: those defined in the config
+//! directory, running orphans whose file was removed, and files that fail to load.
+//! Reads files, state records and `/proc` only: it takes no lock and never waits.
 
 use super::Context;
 use crate::cli::ListArgs;
+use crate::config;
+use crate::output::json::ListEntry;
+use crate::output::{self, format_bytes, format_uptime, table};
+use crate::state::{self, Status};
 use crate::Result;
 
 /// Runs `dmgr list`.
 pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
-    let _ = (ctx, args);
+    let entries = entries(ctx)?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&entries).unwrap_or_default();
+        output::print_raw(&format!("{text}\n"))?;
+        return Ok(0);
+    }
+    let rows = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.name.clone(),
+                status_cell(e),
+                e.pid.map_or("-".into(), |p| p.to_string()),
+                e.uptime_secs.map_or("-".into(), format_uptime),
+                e.restarts.to_string(),
+                e.memory_bytes.map_or("-".into(), format_bytes),
+                e.command.clone().or(e.error.clone()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME", "STATUS", "PID", "UPTIME", "RESTARTS", "MEM", "COMMAND",
+    ];
+    output::print_raw(&table::build(&header, rows, &[2, 3, 4, 5]))?;
     Ok(0)
+}
+
+/// The facts of every daemon, sorted by name.
+pub fn entries(ctx: &Context) -> Result<Vec<ListEntry>> {
+    let loaded = config::load(&ctx.dirs)?;
+    let mut entries: Vec<ListEntry> = loaded
+        .daemons
+        .iter()
+        .map(|d| {
+            ListEntry::new(
+                &d.name,
+                Some(d),
+                &state::observe(&ctx.dirs, &d.name, Some(&d.pidfile)),
+            )
+        })
+        .collect();
+    for invalid in &loaded.invalid {
+        let observed = state::observe(&ctx.dirs, &invalid.name, None);
+        let mut e = ListEntry::new(&invalid.name, None, &observed);
+        e.status = Status::Invalid.as_str();
+        e.error = invalid.diagnostics.first().map(ToString::to_string);
+        entries.push(e);
+    }
+    for name in state::recorded_names(&ctx.dirs) {
+        if loaded.daemon(&name).is_some() || loaded.invalid(&name).is_some() {
+            continue;
+        }
+        let observed = state::observe(&ctx.dirs, &name, None);
+        if observed.daemon.is_some() || observed.keeper.is_some() {
+            let mut e = ListEntry::new(&name, None, &observed);
+            e.status = Status::Orphaned.as_str();
+            entries.push(e);
+        }
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}
+
+fn status_cell(entry: &ListEntry) -> String {
+    match (&entry.last_exit, entry.status) {
+        (Some(exit), "failed" | "backoff") => {
+            let how = match (&exit.signal, exit.code) {
+                (Some(signal), _) => format!("signal {signal}"),
+                (None, Some(code)) => format!("exit {code}"),
+                (None, None) => "unknown".into(),
+            };
+            format!("{} ({how})", entry.status)
+        }
+        (_, "running") if !entry.supervised => "running (no keeper)".into(),
+        _ => entry.status.to_string(),
+    }
 }

@@ -66,3 +66,97 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Completions(_) => unreachable!("handled before discovery"),
     }
 }
+
+use crate::config::{Daemon, Loaded};
+use crate::Error;
+
+/// Looks up each named daemon; an unknown name or an invalid file is an error (exit 2).
+fn resolve<'a>(ctx: &Context, loaded: &'a Loaded, names: &[String]) -> Result<Vec<&'a Daemon>> {
+    let mut daemons = Vec::new();
+    for name in names {
+        if let Some(daemon) = loaded.daemon(name) {
+            if !daemons.iter().any(|d: &&Daemon| d.name == daemon.name) {
+                daemons.push(daemon);
+            }
+        } else if let Some(invalid) = loaded.invalid(name) {
+            return Err(Error::Config {
+                diagnostics: invalid.diagnostics.clone(),
+            });
+        } else {
+            return Err(unknown(ctx, loaded, name));
+        }
+    }
+    Ok(daemons)
+}
+
+/// The error for a name that is not a daemon, with the nearest known name.
+fn unknown(ctx: &Context, loaded: &Loaded, name: &str) -> Error {
+    let suggestion = loaded
+        .names()
+        .into_iter()
+        .map(|known| (strsim::jaro_winkler(name, known), known))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, known)| known.to_string());
+    Error::UnknownDaemon {
+        name: name.to_string(),
+        config_dir: ctx.dirs.config_dir.clone(),
+        suggestion,
+    }
+}
+
+/// Runs `work` on every item at once, one thread each, and hands each result to
+/// `done` on this thread as soon as it arrives, so a terminal shows progress.
+fn in_parallel<T, R, W, D>(items: &[T], work: W, mut done: D)
+where
+    T: Sync,
+    R: Send,
+    W: Fn(&T) -> R + Sync,
+    D: FnMut(&T, R),
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for (index, item) in items.iter().enumerate() {
+            let tx = tx.clone();
+            let work = &work;
+            scope.spawn(move || {
+                let _ = tx.send((index, work(item)));
+            });
+        }
+        drop(tx);
+        for (index, result) in rx {
+            done(&items[index], result);
+        }
+    });
+}
+
+/// Tracks failures across a multi-daemon command and picks the result at the end:
+/// a single failure is returned as itself, several as [`Error::Partial`] after each
+/// was printed.
+#[derive(Debug, Default)]
+struct Failures {
+    total: usize,
+    errors: Vec<Error>,
+}
+
+impl Failures {
+    fn ok(&mut self) {
+        self.total += 1;
+    }
+
+    fn fail(&mut self, err: Error) {
+        self.total += 1;
+        crate::output::print_error(&err);
+        self.errors.push(err);
+    }
+
+    fn finish(self) -> Result<u8> {
+        match self.errors.len() {
+            0 => Ok(0),
+            failed => Err(Error::Partial {
+                failed,
+                total: self.total,
+            }),
+        }
+    }
+}

@@ -1,11 +1,27 @@
-//! `dmgr reload`.
+//! `dmgr reload NAME...`: send each daemon its `reload_signal`.
 
-use super::Context;
+use super::{resolve, Context, Failures};
 use crate::cli::NamesArgs;
-use crate::Result;
+use crate::keeper::control;
+use crate::{config, Error, Result};
 
 /// Runs `dmgr reload`.
 pub fn run(ctx: &Context, args: &NamesArgs) -> Result<u8> {
-    let _ = (ctx, args);
-    Ok(0)
+    let loaded = config::load(&ctx.dirs)?;
+    let mut failures = Failures::default();
+    for daemon in resolve(ctx, &loaded, &args.names)? {
+        let signal = daemon.reload_signal;
+        match control::signal_daemon(&ctx.dirs, &daemon.name, Some(daemon), signal.number()) {
+            Ok(Some(pid)) => {
+                failures.ok();
+                ctx.say(&format!("{}: sent {signal} to pid {pid}", daemon.name));
+            }
+            Ok(None) => failures.fail(Error::daemon(
+                &daemon.name,
+                "not running; nothing to reload",
+            )),
+            Err(err) => failures.fail(err),
+        }
+    }
+    failures.finish()
 }

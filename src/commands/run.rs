@@ -1,11 +1,13 @@
-//! `dmgr run`.
+//! `dmgr run NAME`: run one daemon in the foreground, without a keeper, for debugging
+//! and containers. Exits with the command's status.
 
-use super::Context;
+use super::{resolve, Context};
 use crate::cli::RunArgs;
-use crate::Result;
+use crate::{config, keeper, Result};
 
 /// Runs `dmgr run`.
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
-    let _ = (ctx, args);
-    Ok(0)
+    let loaded = config::load(&ctx.dirs)?;
+    let daemon = resolve(ctx, &loaded, std::slice::from_ref(&args.name))?[0];
+    keeper::run_foreground(daemon)
 }

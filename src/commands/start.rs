@@ -1,11 +1,82 @@
-//! `dmgr start`.
+//! `dmgr start NAME... | --all`: start daemons and wait until each is up. Daemons
+//! named in `after` start first (and are started if they are not running); daemons
+//! whose dependencies are up start together.
 
-use super::Context;
+use super::{in_parallel, resolve, Context, Failures};
 use crate::cli::StartArgs;
-use crate::Result;
+use crate::config::{self, Daemon};
+use crate::keeper::control::{self, Started};
+use crate::{Error, Result};
 
 /// Runs `dmgr start`.
 pub fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
-    let _ = (ctx, args);
-    Ok(0)
+    let loaded = config::load(&ctx.dirs)?;
+    let mut failures = Failures::default();
+    let targets: Vec<&Daemon> = if args.target.all {
+        for invalid in &loaded.invalid {
+            failures.fail(Error::Config {
+                diagnostics: invalid.diagnostics.clone(),
+            });
+        }
+        loaded.daemons.iter().filter(|d| d.autostart).collect()
+    } else {
+        let named = resolve(ctx, &loaded, &args.target.names)?;
+        with_dependencies(&loaded, named)
+    };
+    let mut failed: Vec<String> = Vec::new();
+    for level in config::start_order(&targets) {
+        let failed_before = failed.clone();
+        in_parallel(
+            &level,
+            |daemon| {
+                if let Some(dep) = daemon.after.iter().find(|d| failed_before.contains(d)) {
+                    return Err(Error::daemon(
+                        &daemon.name,
+                        format!("not started: {dep} did not start"),
+                    ));
+                }
+                let _lock = control::lock(&ctx.dirs, &daemon.name)?;
+                control::start(&ctx.dirs, daemon)
+            },
+            |daemon, result| match result {
+                Ok(started) => {
+                    failures.ok();
+                    ctx.say(&describe(&daemon.name, started));
+                }
+                Err(err) => {
+                    failed.push(daemon.name.clone());
+                    failures.fail(err);
+                }
+            },
+        );
+    }
+    failures.finish()
+}
+
+/// The named daemons plus, transitively, the daemons they start after.
+fn with_dependencies<'a>(loaded: &'a config::Loaded, named: Vec<&'a Daemon>) -> Vec<&'a Daemon> {
+    let mut all = named;
+    let mut index = 0;
+    while index < all.len() {
+        for dep in &all[index].after {
+            if let Some(daemon) = loaded.daemon(dep) {
+                if !all.iter().any(|d| d.name == daemon.name) {
+                    all.push(daemon);
+                }
+            }
+        }
+        index += 1;
+    }
+    all
+}
+
+fn describe(name: &str, started: Started) -> String {
+    match started {
+        Started::Now(pid) => format!("{name}: started (pid {pid})"),
+        Started::Already { pid, supervised: true } => format!("{name}: already running (pid {pid})"),
+        Started::Already { pid, supervised: false } => format!(
+            "{name}: already running (pid {pid}) without a keeper; `dmgr restart {name}` puts it under one again"
+        ),
+        Started::Pending => format!("{name}: already started; its keeper restarts it after a backoff"),
+    }
 }

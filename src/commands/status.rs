@@ -1,11 +1,178 @@
-//! `dmgr status`.
+//! `dmgr status NAME... [--json] [-n N]`: the details of daemons and their last log
+//! lines. The exit status follows LSB: 0 running, 1 dead but a pidfile or failure
+//! record remains, 3 not running, 4 no such daemon (the highest of all names given).
 
-use super::Context;
+use std::fmt::Write as _;
+
+use super::{unknown, Context};
 use crate::cli::StatusArgs;
-use crate::Result;
+use crate::config;
+use crate::output::json::{rfc3339_ms, LastExit, ListEntry, StatusEntry};
+use crate::output::{self, format_bytes, format_uptime};
+use crate::state::{self, Status};
+use crate::{logfile, Result};
+
+/// LSB status codes.
+const RUNNING: u8 = 0;
+const DEAD_WITH_TRACES: u8 = 1;
+const NOT_RUNNING: u8 = 3;
+const UNKNOWN: u8 = 4;
 
 /// Runs `dmgr status`.
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
-    let _ = (ctx, args);
-    Ok(0)
+    let loaded = config::load(&ctx.dirs)?;
+    let mut code = RUNNING;
+    let mut entries = Vec::new();
+    for name in &args.names.names {
+        let daemon = loaded.daemon(name);
+        let invalid = loaded.invalid(name);
+        let observed = state::observe(&ctx.dirs, name, daemon.map(|d| d.pidfile.as_path()));
+        if daemon.is_none() && invalid.is_none() && observed.record.is_none() {
+            output::print_error(&unknown(ctx, &loaded, name));
+            code = code.max(UNKNOWN);
+            continue;
+        }
+        let mut list = ListEntry::new(name, daemon, &observed);
+        if let Some(invalid) = invalid {
+            list.status = Status::Invalid.as_str();
+            list.error = invalid.diagnostics.first().map(ToString::to_string);
+        } else if daemon.is_none() && observed.is_running() {
+            list.status = Status::Orphaned.as_str();
+        }
+        code = code.max(match observed.status {
+            _ if observed.is_running() => RUNNING,
+            Status::Failed => DEAD_WITH_TRACES,
+            _ if observed.stale_pidfile.is_some() => DEAD_WITH_TRACES,
+            _ => NOT_RUNNING,
+        });
+        let record = observed.record.as_ref();
+        let log = daemon
+            .map(|d| d.log.clone())
+            .or(record.map(|r| r.log.clone()));
+        entries.push(StatusEntry {
+            keeper_pid: observed.keeper.map(|k| k.pid),
+            pidfile: daemon
+                .map(|d| d.pidfile.clone())
+                .or(record.map(|r| r.pidfile.clone()))
+                .map(|p| p.display().to_string()),
+            log: log.as_ref().map(|p| p.display().to_string()),
+            stderr_log: daemon
+                .and_then(|d| d.stderr_log.clone())
+                .or(record.and_then(|r| r.stderr_log.clone()))
+                .map(|p| p.display().to_string()),
+            file: daemon.map(|d| d.file.display().to_string()),
+            next_restart: record.and_then(|r| r.next_restart_ms).map(rfc3339_ms),
+            history: record.map_or(Vec::new(), |r| {
+                r.history.iter().map(LastExit::from).collect()
+            }),
+            log_error: record.and_then(|r| r.log_error.clone()),
+            stale_pidfile: observed
+                .stale_pidfile
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            log_tail: log.map_or(Vec::new(), |l| logfile::tail(&l, args.lines)),
+            list,
+        });
+    }
+    if args.json {
+        let text = serde_json::to_string_pretty(&entries).unwrap_or_default();
+        output::print_raw(&format!("{text}\n"))?;
+    } else {
+        let blocks: Vec<String> = entries.iter().map(render).collect();
+        output::print_raw(&blocks.join("\n"))?;
+    }
+    Ok(code)
+}
+
+fn render(e: &StatusEntry) -> String {
+    let l = &e.list;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}{}",
+        l.name,
+        l.description
+            .as_ref()
+            .map_or(String::new(), |d| format!(" - {d}"))
+    );
+    let mut field = |key: &str, value: String| {
+        let _ = writeln!(out, "  {:<11}{value}", format!("{key}:"));
+    };
+    let mut status = l.status.to_string();
+    if let Some(pid) = l.pid {
+        let _ = write!(status, " (pid {pid}");
+        if let Some(up) = l.uptime_secs {
+            let _ = write!(status, ", up {}", format_uptime(up));
+        }
+        status.push(')');
+    }
+    if !l.supervised {
+        status.push_str(", keeper gone: `dmgr restart` puts it under a keeper again");
+    }
+    field("status", status);
+    if let Some(command) = &l.command {
+        field("command", command.clone());
+    }
+    if let Some(keeper) = e.keeper_pid {
+        field("keeper", format!("pid {keeper}"));
+    }
+    field("restarts", l.restarts.to_string());
+    if let Some(exit) = &l.last_exit {
+        let how = match (&exit.signal, exit.code) {
+            (Some(s), _) => format!("signal {s}"),
+            (None, Some(c)) => format!("exit {c}"),
+            _ => "unknown".into(),
+        };
+        field(
+            "last exit",
+            format!("{how} at {} after {:.1}s", exit.at, exit.ran_secs),
+        );
+    }
+    if let Some(next) = &e.next_restart {
+        field("next start", next.clone());
+    }
+    if let Some(mem) = l.memory_bytes {
+        field("memory", format_bytes(mem));
+    }
+    if let Some(error) = &l.error {
+        field("error", error.clone());
+    }
+    if let Some(error) = &e.log_error {
+        field("log error", error.clone());
+    }
+    if let Some(file) = &e.file {
+        field("file", file.clone());
+    }
+    if let Some(pidfile) = &e.pidfile {
+        field("pidfile", pidfile.clone());
+    }
+    if let Some(stale) = &e.stale_pidfile {
+        field(
+            "stale",
+            format!("{stale} names no live process; start or stop removes it"),
+        );
+    }
+    if let Some(log) = &e.log {
+        field("log", log.clone());
+    }
+    if let Some(log) = &e.stderr_log {
+        field("stderr log", log.clone());
+    }
+    if e.history.len() > 1 {
+        let _ = writeln!(out, "  recent exits:");
+        for exit in e.history.iter().rev() {
+            let how = exit.signal.as_ref().map_or_else(
+                || format!("exit {}", exit.code.unwrap_or(-1)),
+                |s| format!("signal {s}"),
+            );
+            let _ = writeln!(out, "    {}  {how} after {:.1}s", exit.at, exit.ran_secs);
+        }
+    }
+    if !e.log_tail.is_empty() {
+        let _ = writeln!(out, "  last log lines:");
+        for line in &e.log_tail {
+            let _ = writeln!(out, "    | {line}");
+        }
+    }
+    out
 }

@@ -1,11 +1,74 @@
-//! `dmgr stop`.
+//! `dmgr stop NAME... | --all`: stop daemons and wait until every process of each is
+//! gone. `--all` covers every running daemon, orphans included, dependents first;
+//! daemons in one level stop together, so the time is that of the slowest.
 
-use super::Context;
+use super::{in_parallel, resolve, Context, Failures};
 use crate::cli::TargetArgs;
+use crate::config::{self, Daemon};
+use crate::keeper::control::{self, Stopped};
+use crate::state;
 use crate::Result;
 
 /// Runs `dmgr stop`.
 pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
-    let _ = (ctx, args);
-    Ok(0)
+    let loaded = config::load(&ctx.dirs)?;
+    let mut failures = Failures::default();
+    let (daemons, orphans): (Vec<&Daemon>, Vec<String>) = if args.all {
+        let orphans = state::recorded_names(&ctx.dirs)
+            .into_iter()
+            .filter(|name| loaded.daemon(name).is_none())
+            .collect();
+        (loaded.daemons.iter().collect(), orphans)
+    } else {
+        let mut daemons = Vec::new();
+        let mut orphans = Vec::new();
+        for name in &args.names {
+            match resolve(ctx, &loaded, std::slice::from_ref(name)) {
+                Ok(mut found) => daemons.append(&mut found),
+                // A name with a state record but no (valid) file is an orphan: stop it.
+                Err(_) if state::read(&ctx.dirs.state_file(name)).is_some() => {
+                    orphans.push(name.clone())
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        (daemons, orphans)
+    };
+    let quiet_if_idle = args.all;
+    let report = |failures: &mut Failures, name: &str, result: Result<Stopped>| match result {
+        Ok(Stopped::Now) => {
+            failures.ok();
+            ctx.say(&format!("{name}: stopped"));
+        }
+        Ok(Stopped::Already) => {
+            failures.ok();
+            if !quiet_if_idle {
+                ctx.say(&format!("{name}: not running"));
+            }
+        }
+        Ok(Stopped::RemovedStale) => {
+            failures.ok();
+            ctx.say(&format!("{name}: not running (removed a stale pidfile)"));
+        }
+        Err(err) => failures.fail(err),
+    };
+    in_parallel(
+        &orphans,
+        |name| {
+            let _lock = control::lock(&ctx.dirs, name)?;
+            control::stop(&ctx.dirs, name, None)
+        },
+        |name, result| report(&mut failures, name, result),
+    );
+    for level in config::stop_order(&daemons) {
+        in_parallel(
+            &level,
+            |daemon| {
+                let _lock = control::lock(&ctx.dirs, &daemon.name)?;
+                control::stop(&ctx.dirs, &daemon.name, Some(daemon))
+            },
+            |daemon, result| report(&mut failures, &daemon.name, result),
+        );
+    }
+    failures.finish()
 }

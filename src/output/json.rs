@@ -1,2 +1,122 @@
 //! The JSON shapes printed by `list --json` and `status --json`. Keys are stable: add
-//! keys, never rename or remove them.
+//! keys, never rename or remove them. Absent facts are `null`, never missing.
+
+use serde::Serialize;
+
+use crate::config::Daemon;
+use crate::procinfo;
+use crate::state::{ExitRecord, Observed};
+
+/// One daemon in `list --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListEntry {
+    /// The daemon name.
+    pub name: String,
+    /// One of running, starting, backoff, stopping, stopped, failed, orphaned, invalid.
+    pub status: &'static str,
+    /// The daemon's main PID, or null.
+    pub pid: Option<i32>,
+    /// Seconds since the current process started, or null.
+    pub uptime_secs: Option<u64>,
+    /// Restarts by the current keeper.
+    pub restarts: u32,
+    /// Resident memory of the main process in bytes, or null.
+    pub memory_bytes: Option<u64>,
+    /// The command as a shell would read it.
+    pub command: Option<String>,
+    /// How the last run ended, or null.
+    pub last_exit: Option<LastExit>,
+    /// Why the file is invalid or the last start failed, or null.
+    pub error: Option<String>,
+    /// The `description` key, or null.
+    pub description: Option<String>,
+    /// False when the daemon runs but its keeper is gone.
+    pub supervised: bool,
+}
+
+impl ListEntry {
+    /// The list facts of one daemon.
+    pub fn new(name: &str, daemon: Option<&Daemon>, observed: &Observed) -> ListEntry {
+        let record = observed.record.as_ref();
+        let pid = observed.daemon.map(|p| p.pid);
+        let command = daemon
+            .map(|d| d.command.clone())
+            .or_else(|| record.map(|r| r.command.clone()))
+            .map(|argv| {
+                shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
+            });
+        ListEntry {
+            name: name.to_string(),
+            status: observed.status.as_str(),
+            pid,
+            uptime_secs: observed.uptime().map(|d| d.as_secs()),
+            restarts: record.map_or(0, |r| r.restarts),
+            memory_bytes: pid.and_then(procinfo::memory_bytes),
+            command,
+            last_exit: record
+                .and_then(|r| r.last_exit.as_ref())
+                .map(LastExit::from),
+            error: record.and_then(|r| r.error.clone()),
+            description: daemon.and_then(|d| d.description.clone()),
+            supervised: observed.keeper.is_some() || pid.is_none(),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastExit {
+    /// The exit code, or null when a signal killed it.
+    pub code: Option<i32>,
+    /// The signal name (`KILL`), or null.
+    pub signal: Option<String>,
+    /// When, as RFC 3339 UTC.
+    pub at: String,
+    /// How long the run lasted, in seconds.
+    pub ran_secs: f64,
+}
+
+impl From<&ExitRecord> for LastExit {
+    fn from(exit: &ExitRecord) -> Self {
+        LastExit {
+            code: exit.code,
+            signal: exit.signal.clone(),
+            at: rfc3339_ms(exit.at_ms),
+            ran_secs: exit.ran_ms as f64 / 1000.0,
+        }
+    }
+}
+
+/// One daemon in `status --json`: everything in [`ListEntry`] plus details.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusEntry {
+    /// The list facts.
+    #[serde(flatten)]
+    pub list: ListEntry,
+    /// The keeper's PID, or null.
+    pub keeper_pid: Option<i32>,
+    /// The pidfile path.
+    pub pidfile: Option<String>,
+    /// The log path.
+    pub log: Option<String>,
+    /// The separate stderr log path, or null.
+    pub stderr_log: Option<String>,
+    /// The config file, or null for an orphan.
+    pub file: Option<String>,
+    /// When the next restart is due during backoff (RFC 3339), or null.
+    pub next_restart: Option<String>,
+    /// The last exits, oldest first.
+    pub history: Vec<LastExit>,
+    /// A log write problem the keeper noticed, or null.
+    pub log_error: Option<String>,
+    /// A pidfile that nothing backs, or null.
+    pub stale_pidfile: Option<String>,
+    /// The last log lines.
+    pub log_tail: Vec<String>,
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.
+pub fn rfc3339_ms(ms: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(time).to_string()
+}

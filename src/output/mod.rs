@@ -49,3 +49,46 @@ pub fn print_raw(text: &str) -> crate::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// `42s`, `5m12s`, `3h04m`, `2d05h`.
+pub fn format_uptime(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// `812K`, `12.3M`, `1.1G` (binary units).
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, f64); 3] = [("G", 1073741824.0), ("M", 1048576.0), ("K", 1024.0)];
+    for (unit, scale) in UNITS {
+        let value = bytes as f64 / scale;
+        if value >= 1.0 {
+            return if value < 10.0 {
+                format!("{value:.1}{unit}")
+            } else {
+                format!("{value:.0}{unit}")
+            };
+        }
+    }
+    format!("{bytes}B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_and_bytes_are_short() {
+        assert_eq!(format_uptime(42), "42s");
+        assert_eq!(format_uptime(312), "5m12s");
+        assert_eq!(format_uptime(3 * 3600 + 240), "3h04m");
+        assert_eq!(format_uptime(2 * 86_400 + 5 * 3600), "2d05h");
+        assert_eq!(format_bytes(812 * 1024), "812K");
+        assert_eq!(format_bytes(12_900_000), "12M");
+        assert_eq!(format_bytes(1_500_000), "1.4M");
+        assert_eq!(format_bytes(100), "100B");
+    }
+}

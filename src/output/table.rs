@@ -10,7 +10,7 @@ pub fn build(header: &[&str], rows: Vec<Vec<String>>, right: &[usize]) -> String
     table
         .load_style(NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.iter().map(|h| Cell::new(h)));
+        .set_header(header.iter().map(Cell::new));
     for row in rows {
         table.add_row(row);
     }

@@ -1,0 +1,265 @@
+//! The keeper's side of a daemon's log: bytes from the daemon's pipe appended to the
+//! log file, optional per-line timestamps, rotation at line boundaries, and the
+//! keeper's own notes (`[dmgr ...] started (pid N)`).
+//!
+//! The file is opened with `O_APPEND` and never truncated. Rotation renames
+//! `NAME.log.(K-1)` to `NAME.log.K` down to `NAME.log` to `NAME.log.1`, then opens a
+//! fresh `NAME.log`; it happens only at a line boundary, so no line is split across
+//! files, and the keeper owns the pipe, so no line is lost while it rotates.
+//! A log that cannot be written never stops the daemon: the first error is kept for
+//! the state record and output is dropped until writing works again.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// One log file the keeper appends to.
+#[derive(Debug)]
+pub struct LogSink {
+    path: PathBuf,
+    file: Option<File>,
+    size: u64,
+    max_size: u64,
+    keep: u32,
+    timestamps: bool,
+    at_line_start: bool,
+    buffer: Vec<u8>,
+    error: Option<String>,
+}
+
+impl LogSink {
+    /// Opens (creating) the log at `path` for appending.
+    pub fn open(
+        path: &Path,
+        max_size: u64,
+        keep: u32,
+        timestamps: bool,
+    ) -> std::io::Result<LogSink> {
+        let file = open_append(path)?;
+        let size = file.metadata().map_or(0, |m| m.len());
+        Ok(LogSink {
+            path: path.to_path_buf(),
+            file: Some(file),
+            size,
+            max_size,
+            keep,
+            timestamps,
+            at_line_start: true,
+            buffer: Vec::new(),
+            error: None,
+        })
+    }
+
+    /// Appends the daemon's output, stamping and rotating line by line.
+    pub fn write_output(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let end = data
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(data.len(), |i| i + 1);
+            let (segment, rest) = data.split_at(end);
+            if self.at_line_start {
+                let stamp_len = if self.timestamps { 25 } else { 0 };
+                let incoming = (self.buffer.len() + segment.len() + stamp_len) as u64;
+                if self.max_size > 0 && self.size > 0 && self.size + incoming > self.max_size {
+                    self.flush();
+                    self.rotate();
+                }
+                if self.timestamps {
+                    self.buffer.extend_from_slice(stamp().as_bytes());
+                    self.buffer.push(b' ');
+                }
+            }
+            self.buffer.extend_from_slice(segment);
+            self.at_line_start = segment.ends_with(b"\n");
+            data = rest;
+        }
+        self.flush();
+    }
+
+    /// Appends a line of the keeper's own, after ending any partial line.
+    pub fn note(&mut self, text: &str) {
+        self.end_partial_line();
+        let line = format!("[dmgr {}] {text}\n", stamp());
+        self.write_output_raw(line.as_bytes());
+    }
+
+    /// Ends a partial last line with a newline (the daemon exited mid-line).
+    pub fn end_partial_line(&mut self) {
+        if !self.at_line_start {
+            self.write_output_raw(b"\n");
+        }
+    }
+
+    fn write_output_raw(&mut self, bytes: &[u8]) {
+        let timestamps = std::mem::replace(&mut self.timestamps, false);
+        self.write_output(bytes);
+        self.timestamps = timestamps;
+    }
+
+    /// Rotates now, at the next line boundary if a line is half written.
+    pub fn rotate(&mut self) {
+        self.flush();
+        self.file = None;
+        for index in (1..self.keep).rev() {
+            let _ = fs::rename(numbered(&self.path, index), numbered(&self.path, index + 1));
+        }
+        if self.keep > 0 {
+            let _ = fs::rename(&self.path, numbered(&self.path, 1));
+        } else {
+            let _ = fs::remove_file(&self.path);
+        }
+        match open_append(&self.path) {
+            Ok(file) => {
+                self.size = file.metadata().map_or(0, |m| m.len());
+                self.file = Some(file);
+            }
+            Err(e) => self.fail(&e),
+        }
+    }
+
+    /// The first write error, if any.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    fn flush(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        if self.file.is_none() {
+            // A previous failure closed it: try again, the disk may have room now.
+            match open_append(&self.path) {
+                Ok(file) => self.file = Some(file),
+                Err(_) => {
+                    self.buffer.clear();
+                    return;
+                }
+            }
+        }
+        let result = self.file.as_mut().map(|f| f.write_all(&self.buffer));
+        match result {
+            Some(Ok(())) => self.size += self.buffer.len() as u64,
+            Some(Err(e)) => self.fail(&e),
+            None => {}
+        }
+        self.buffer.clear();
+    }
+
+    fn fail(&mut self, err: &std::io::Error) {
+        if self.error.is_none() {
+            self.error = Some(format!("cannot write {}: {err}", self.path.display()));
+        }
+    }
+}
+
+/// `web.log` and 2 give `web.log.2`.
+pub fn numbered(path: &Path, index: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{index}"));
+    PathBuf::from(name)
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+fn stamp() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(path: &Path) -> String {
+        fs::read_to_string(path).unwrap_or_default()
+    }
+
+    #[test]
+    fn appends_and_never_truncates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        fs::write(&path, "old\n").unwrap();
+        let mut sink = LogSink::open(&path, 0, 5, false).unwrap();
+        sink.write_output(b"new\n");
+        assert_eq!(read(&path), "old\nnew\n");
+    }
+
+    #[test]
+    fn rotation_keeps_every_line_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let mut sink = LogSink::open(&path, 20, 10, false).unwrap();
+        let mut all = String::new();
+        for i in 0..40 {
+            let line = format!("line {i:03}\n");
+            all.push_str(&line);
+            // Feed lines in odd-sized pieces, as a pipe would deliver them.
+            let (a, b) = line.as_bytes().split_at(3);
+            sink.write_output(a);
+            sink.write_output(b);
+        }
+        let mut seen = String::new();
+        for index in (1..=10).rev() {
+            let text = read(&numbered(&path, index));
+            assert!(text.len() <= 20, "file {index} too big: {text:?}");
+            assert!(text.is_empty() || text.ends_with('\n'));
+            seen.push_str(&text);
+        }
+        seen.push_str(&read(&path));
+        assert_eq!(seen, all);
+    }
+
+    #[test]
+    fn rotation_keeps_only_log_keep_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let mut sink = LogSink::open(&path, 10, 2, false).unwrap();
+        for i in 0..10 {
+            sink.write_output(format!("line {i}\n").as_bytes());
+        }
+        assert!(numbered(&path, 2).exists());
+        assert!(!numbered(&path, 3).exists());
+        assert_eq!(read(&path), "line 9\n");
+        assert_eq!(read(&numbered(&path, 1)), "line 8\n");
+    }
+
+    #[test]
+    fn timestamps_stamp_lines_not_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let mut sink = LogSink::open(&path, 0, 5, true).unwrap();
+        sink.write_output(b"hel");
+        sink.write_output(b"lo\nwor");
+        sink.write_output(b"ld\n");
+        let text = read(&path);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].ends_with("Z hello"), "{text}");
+        assert!(lines[1].ends_with("Z world"), "{text}");
+        assert_eq!(lines[0].find('Z'), Some(23));
+    }
+
+    #[test]
+    fn notes_end_a_partial_line_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let mut sink = LogSink::open(&path, 0, 5, false).unwrap();
+        sink.write_output(b"partial");
+        sink.note("exited (exit 1)");
+        let text = read(&path);
+        assert!(text.starts_with("partial\n[dmgr "), "{text}");
+        assert!(text.ends_with("] exited (exit 1)\n"), "{text}");
+    }
+}
