@@ -1,11 +1,131 @@
-//! `dmgr logs`.
+//! `dmgr logs NAME... [-n N] [-f]`: the last lines of daemons' logs, and with `-f`
+//! every new line as it is written, across rotation and restarts, until interrupted.
+//! With several names each line carries a `name |` prefix.
 
-use super::Context;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{resolve, Context};
 use crate::cli::LogsArgs;
-use crate::Result;
+use crate::output::{self, Style};
+use crate::{config, logfile, state, Result};
+
+/// How often `-f` looks for new output. A log reader is not a daemon: a short sleep
+/// between reads keeps it simple and portable, and costs nothing measurable.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Runs `dmgr logs`.
 pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
-    let _ = (ctx, args);
-    Ok(0)
+    let loaded = config::load(&ctx.dirs)?;
+    let mut logs: Vec<(String, PathBuf)> = Vec::new();
+    for name in &args.names.names {
+        let path = match resolve(ctx, &loaded, std::slice::from_ref(name)) {
+            Ok(found) => found[0].log.clone(),
+            Err(err) => match state::read(&ctx.dirs.state_file(name)) {
+                Some(record) => record.log,
+                None => return Err(err),
+            },
+        };
+        logs.push((name.clone(), path));
+    }
+    let style = Style::for_stdout();
+    let width = logs.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let prefixes: Vec<String> = logs
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            if logs.len() > 1 {
+                format!("{} | ", style.name(&format!("{name:<width$}"), i))
+            } else {
+                String::new()
+            }
+        })
+        .collect();
+    let mut text = String::new();
+    for ((_, path), prefix) in logs.iter().zip(&prefixes) {
+        for line in logfile::tail(path, args.lines) {
+            text.push_str(prefix);
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    output::print_raw(&text)?;
+    if !args.follow {
+        return Ok(0);
+    }
+    let mut followers: Vec<Follower> = logs
+        .iter()
+        .map(|(_, path)| Follower::at_end(path.clone()))
+        .collect();
+    loop {
+        let mut text = String::new();
+        for (follower, prefix) in followers.iter_mut().zip(&prefixes) {
+            for line in follower.new_lines() {
+                text.push_str(prefix);
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        if !text.is_empty() && output::print_raw(&text).is_err() {
+            return Ok(0);
+        }
+        std::thread::sleep(FOLLOW_INTERVAL);
+    }
+}
+
+/// Follows one log path across rotation (a new inode at the path) and truncation.
+struct Follower {
+    path: PathBuf,
+    file: Option<File>,
+    inode: u64,
+    partial: Vec<u8>,
+}
+
+impl Follower {
+    fn at_end(path: PathBuf) -> Follower {
+        let mut follower = Follower {
+            path,
+            file: None,
+            inode: 0,
+            partial: Vec::new(),
+        };
+        if let Ok(mut file) = File::open(&follower.path) {
+            let _ = file.seek(SeekFrom::End(0));
+            follower.inode = file.metadata().map_or(0, |m| m.ino());
+            follower.file = Some(file);
+        }
+        follower
+    }
+
+    /// Complete lines written since the last call.
+    fn new_lines(&mut self) -> Vec<String> {
+        let mut bytes = std::mem::take(&mut self.partial);
+        if let Some(file) = &mut self.file {
+            let _ = file.read_to_end(&mut bytes);
+        }
+        let current = std::fs::metadata(&self.path).map(|m| m.ino()).ok();
+        if current.is_some() && current != Some(self.inode) {
+            // Rotated: the old file is finished (read above); go on with the new one
+            // from its start.
+            if let Ok(mut file) = File::open(&self.path) {
+                let _ = file.read_to_end(&mut bytes);
+                self.inode = file.metadata().map_or(0, |m| m.ino());
+                self.file = Some(file);
+            }
+        } else if let Some(file) = &mut self.file {
+            let len = file.metadata().map_or(0, |m| m.len());
+            if file.stream_position().is_ok_and(|pos| pos > len) {
+                let _ = file.seek(SeekFrom::Start(0));
+            }
+        }
+        let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        self.partial = bytes.split_off(end);
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
 }

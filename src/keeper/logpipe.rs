@@ -13,6 +13,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use crate::logfile::rotated as numbered;
 use std::time::SystemTime;
 
 /// One log file the keeper appends to.
@@ -153,13 +155,6 @@ impl LogSink {
             self.error = Some(format!("cannot write {}: {err}", self.path.display()));
         }
     }
-}
-
-/// `web.log` and 2 give `web.log.2`.
-pub fn numbered(path: &Path, index: u32) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{index}"));
-    PathBuf::from(name)
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {

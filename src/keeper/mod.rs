@@ -804,13 +804,14 @@ impl Keeper {
                     self.launch.program.display(),
                     os_reason(&e)
                 );
-                self.note(&reason);
                 let next = if self.reporter.is_pending() {
+                    // `finish` notes the reason in the log.
                     Next::Finish {
                         status: Status::Failed,
                         error: Some(reason),
                     }
                 } else {
+                    self.note(&reason);
                     self.record.error = Some(reason);
                     self.decide(false, Duration::ZERO)
                 };
