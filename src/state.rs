@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Daemon, Dirs};
+use crate::config::{Daemon, Dirs, ReadyCheck, RestartPolicy};
 use crate::procinfo::ProcId;
 
 /// How many exits the crash history keeps.
@@ -127,6 +127,61 @@ impl ProcessKeys {
     }
 }
 
+/// The keys a running keeper can take over without restarting the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupervisionKeys {
+    /// `restart`.
+    pub restart: RestartPolicy,
+    /// `restart_delay` in ms.
+    pub restart_delay_ms: u64,
+    /// `max_restarts`.
+    pub max_restarts: u32,
+    /// `start_wait` in ms.
+    pub start_wait_ms: u64,
+    /// `ready`.
+    pub ready: Option<ReadyCheck>,
+    /// `ready_timeout` in ms.
+    pub ready_timeout_ms: u64,
+    /// `stop_signal` by number.
+    pub stop_signal: i32,
+    /// `stop_timeout` in ms.
+    pub stop_timeout_ms: u64,
+    /// `reload_signal` by number.
+    pub reload_signal: i32,
+}
+
+impl SupervisionKeys {
+    /// The supervision keys of a daemon.
+    pub fn of(daemon: &Daemon) -> SupervisionKeys {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        SupervisionKeys {
+            restart: daemon.restart,
+            restart_delay_ms: ms(daemon.restart_delay),
+            max_restarts: daemon.max_restarts,
+            start_wait_ms: ms(daemon.start_wait),
+            ready: daemon.ready.clone(),
+            ready_timeout_ms: ms(daemon.ready_timeout),
+            stop_signal: daemon.stop_signal.number(),
+            stop_timeout_ms: ms(daemon.stop_timeout),
+            reload_signal: daemon.reload_signal.number(),
+        }
+    }
+}
+
+/// The names of the fields that differ between two values of the same struct, by
+/// comparing their JSON forms key by key.
+pub fn changed_keys<T: Serialize>(old: &T, new: &T) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return Vec::new();
+    };
+    new.iter()
+        .filter(|(key, value)| old.get(*key) != Some(value))
+        .map(|(key, _)| key.trim_end_matches("_ms").to_string())
+        .collect()
+}
+
 /// What a keeper records about its daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateRecord {
@@ -166,6 +221,8 @@ pub struct StateRecord {
     pub stop_timeout_ms: u64,
     /// The process-affecting keys the daemon was started with.
     pub process: ProcessKeys,
+    /// The supervision keys the keeper uses now.
+    pub supervision: SupervisionKeys,
 }
 
 /// Reads a state record; `None` when there is none or it does not parse.

@@ -1,11 +1,215 @@
-//! `dmgr apply`.
+//! `dmgr apply [--dry-run]`: make the running set match the config directory.
+//!
+//! Per daemon, one action: `start` a new (or stopped) autostart daemon; `restart` one
+//! whose process-affecting keys changed since it started (or that runs without a
+//! keeper); `update` the keeper of one whose supervision keys changed, live, keeping
+//! the PID; `stop` an orphan whose file was removed. A file that does not load is
+//! reported and its running daemon left alone. `--dry-run` prints the plan, with every
+//! changed key, and changes nothing.
 
-use super::Context;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::{in_parallel, Context, Failures};
 use crate::cli::ApplyArgs;
-use crate::Result;
+use crate::config::{self, Daemon};
+use crate::keeper::control;
+use crate::state::{self, ProcessKeys, SupervisionKeys};
+use crate::{Error, Result};
+
+/// How long `apply` waits for a keeper to confirm it took over changed keys.
+const UPDATE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One step of the plan.
+#[derive(Debug, Clone)]
+enum Action<'a> {
+    Start(&'a Daemon),
+    Restart(&'a Daemon, Vec<String>),
+    Update(&'a Daemon, Vec<String>),
+    Stop(String),
+}
 
 /// Runs `dmgr apply`.
 pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
-    let _ = (ctx, args);
-    Ok(0)
+    let loaded = config::load(&ctx.dirs)?;
+    let mut failures = Failures::default();
+    for invalid in &loaded.invalid {
+        failures.fail(Error::Config {
+            diagnostics: invalid.diagnostics.clone(),
+        });
+    }
+    let mut plan = Vec::new();
+    let mut unchanged = 0;
+    for daemon in &loaded.daemons {
+        let observed = state::observe(&ctx.dirs, &daemon.name, Some(&daemon.pidfile));
+        let record = observed.record.as_ref();
+        match record {
+            _ if observed.daemon.is_none() && observed.keeper.is_none() => {
+                if daemon.autostart {
+                    plan.push(Action::Start(daemon));
+                } else {
+                    unchanged += 1;
+                }
+            }
+            _ if observed.is_unsupervised() => {
+                plan.push(Action::Restart(daemon, vec!["keeper gone".into()]))
+            }
+            Some(record) => {
+                let process = state::changed_keys(&record.process, &ProcessKeys::of(daemon));
+                let supervision =
+                    state::changed_keys(&record.supervision, &SupervisionKeys::of(daemon));
+                if !process.is_empty() {
+                    plan.push(Action::Restart(daemon, process));
+                } else if !supervision.is_empty() {
+                    plan.push(Action::Update(daemon, supervision));
+                } else {
+                    unchanged += 1;
+                }
+            }
+            None => unchanged += 1,
+        }
+    }
+    for name in state::recorded_names(&ctx.dirs) {
+        if loaded.daemon(&name).is_some() || loaded.invalid(&name).is_some() {
+            continue;
+        }
+        if state::observe(&ctx.dirs, &name, None).is_running() {
+            plan.push(Action::Stop(name));
+        }
+    }
+
+    if args.dry_run {
+        for action in &plan {
+            ctx.say(&describe(action, true));
+        }
+        ctx.say(&summary(&plan, unchanged, true));
+        return failures.finish();
+    }
+
+    let stops: Vec<String> = plan
+        .iter()
+        .filter_map(|a| match a {
+            Action::Stop(name) => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    in_parallel(
+        &stops,
+        |name| {
+            let _lock = control::lock(&ctx.dirs, name)?;
+            control::stop(&ctx.dirs, name, None).map(drop)
+        },
+        |name, result| report(ctx, &mut failures, &Action::Stop(name.clone()), result),
+    );
+    let daemons: Vec<&Daemon> = plan
+        .iter()
+        .filter_map(|a| match a {
+            Action::Start(d) | Action::Restart(d, _) | Action::Update(d, _) => Some(*d),
+            Action::Stop(_) => None,
+        })
+        .collect();
+    for level in config::start_order(&daemons) {
+        let actions: Vec<&Action> = level
+            .iter()
+            .filter_map(|d| plan.iter().find(|a| matches!(a, Action::Start(x) | Action::Restart(x, _) | Action::Update(x, _) if x.name == d.name)))
+            .collect();
+        in_parallel(
+            &actions,
+            |action| execute(ctx, action),
+            |action, result| report(ctx, &mut failures, action, result),
+        );
+    }
+    ctx.say(&summary(&plan, unchanged, false));
+    failures.finish()
+}
+
+fn execute(ctx: &Context, action: &Action<'_>) -> Result<()> {
+    match action {
+        Action::Start(daemon) => {
+            let _lock = control::lock(&ctx.dirs, &daemon.name)?;
+            control::start(&ctx.dirs, daemon).map(drop)
+        }
+        Action::Restart(daemon, _) => {
+            let _lock = control::lock(&ctx.dirs, &daemon.name)?;
+            control::stop(&ctx.dirs, &daemon.name, Some(daemon))?;
+            control::start(&ctx.dirs, daemon).map(drop)
+        }
+        Action::Update(daemon, _) => {
+            let wanted = SupervisionKeys::of(daemon);
+            if !control::signal_keeper(&ctx.dirs, &daemon.name, Signal::SIGUSR1)? {
+                return Err(Error::daemon(
+                    &daemon.name,
+                    "its keeper is gone; nothing to update",
+                ));
+            }
+            // The keeper re-reads the file on SIGUSR1 and records the keys it took.
+            let deadline = Instant::now() + UPDATE_TIMEOUT;
+            loop {
+                let record = state::read(&ctx.dirs.state_file(&daemon.name));
+                if record.is_some_and(|r| r.supervision == wanted) {
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::daemon(
+                        &daemon.name,
+                        "its keeper did not confirm the update",
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Action::Stop(name) => {
+            let _lock = control::lock(&ctx.dirs, name)?;
+            control::stop(&ctx.dirs, name, None).map(drop)
+        }
+    }
+}
+
+fn report(ctx: &Context, failures: &mut Failures, action: &Action<'_>, result: Result<()>) {
+    match result {
+        Ok(()) => {
+            failures.ok();
+            ctx.say(&describe(action, false));
+        }
+        Err(err) => failures.fail(err),
+    }
+}
+
+fn describe(action: &Action<'_>, planned: bool) -> String {
+    let (name, verb, why) = match action {
+        Action::Start(d) => (
+            d.name.as_str(),
+            ["started", "start"],
+            "new or not running".to_string(),
+        ),
+        Action::Restart(d, keys) => (
+            d.name.as_str(),
+            ["restarted", "restart"],
+            format!("changed: {}", keys.join(", ")),
+        ),
+        Action::Update(d, keys) => (
+            d.name.as_str(),
+            ["updated live", "update live, keeping the process"],
+            format!("changed: {}", keys.join(", ")),
+        ),
+        Action::Stop(name) => (
+            name.as_str(),
+            ["stopped", "stop"],
+            "file removed".to_string(),
+        ),
+    };
+    format!("{name}: {} ({why})", verb[usize::from(planned)])
+}
+
+fn summary(plan: &[Action<'_>], unchanged: usize, planned: bool) -> String {
+    let count = |f: fn(&Action<'_>) -> bool| plan.iter().filter(|a| f(a)).count();
+    format!(
+        "apply{}: {} to start, {} to restart, {} to update live, {} to stop, {unchanged} unchanged",
+        if planned { " --dry-run" } else { "" },
+        count(|a| matches!(a, Action::Start(_))),
+        count(|a| matches!(a, Action::Restart(..))),
+        count(|a| matches!(a, Action::Update(..))),
+        count(|a| matches!(a, Action::Stop(_))),
+    )
 }

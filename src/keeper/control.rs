@@ -67,7 +67,9 @@ pub fn start(dirs: &Dirs, daemon: &Daemon) -> Result<Started> {
             supervised: observed.keeper.is_some(),
         });
     }
-    if observed.keeper.is_some() {
+    // Under the operation lock the pidfile's lock is the authority on whether a
+    // keeper lives: an exiting keeper releases it before /proc shows it dead.
+    if observed.keeper.is_some() && pidfile::is_locked(&daemon.pidfile) {
         return Ok(Started::Pending);
     }
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)

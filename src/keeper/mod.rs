@@ -52,7 +52,7 @@ use crate::cli::KeeperArgs;
 use crate::config::{self, Daemon, Dirs, ReadyCheck};
 use crate::pidfile::{LockError, LockedPidfile};
 use crate::procinfo::{ProcId, Stat};
-use crate::state::{self, ExitRecord, ProcessKeys, StateRecord, Status};
+use crate::state::{self, ExitRecord, ProcessKeys, StateRecord, Status, SupervisionKeys};
 use crate::Result;
 
 use logpipe::LogSink;
@@ -295,6 +295,7 @@ impl Keeper {
             stop_signal: daemon.stop_signal.number(),
             stop_timeout_ms: millis(daemon.stop_timeout),
             process: ProcessKeys::of(&daemon),
+            supervision: SupervisionKeys::of(&daemon),
         };
         Ok(Keeper {
             dirs,
@@ -846,7 +847,10 @@ impl Keeper {
         d.after = fresh.after;
         self.record.stop_signal = self.daemon.stop_signal.number();
         self.record.stop_timeout_ms = millis(self.daemon.stop_timeout);
-        self.note("took over changed supervision keys");
+        let fresh = SupervisionKeys::of(&self.daemon);
+        let changed = state::changed_keys(&self.record.supervision, &fresh);
+        self.record.supervision = fresh;
+        self.note(&format!("took over changed keys: {}", changed.join(", ")));
         self.save();
     }
 
