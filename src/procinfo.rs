@@ -107,6 +107,17 @@ pub fn group_members(pgid: i32, session: i32) -> Vec<i32> {
         .collect()
 }
 
+/// The live children of `parent`, found by scanning `/proc`.
+pub fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| Stat::read(pid).is_some_and(|s| s.ppid == parent && !s.is_dead()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

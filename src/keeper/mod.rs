@@ -49,9 +49,9 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::cli::KeeperArgs;
-use crate::config::{self, Daemon, Dirs, ReadyCheck};
+use crate::config::{self, Daemon, DaemonType, Dirs, ReadyCheck};
 use crate::pidfile::{LockError, LockedPidfile};
-use crate::procinfo::{ProcId, Stat};
+use crate::procinfo::{self, ProcId, Stat};
 use crate::state::{self, ExitRecord, ProcessKeys, StateRecord, Status, SupervisionKeys};
 use crate::Result;
 
@@ -125,6 +125,11 @@ impl Reporter {
 #[derive(Debug, Clone, Copy)]
 struct Child {
     id: ProcId,
+    /// The process group stop signals go to: the PID itself for a simple daemon, the
+    /// group the adopted process lives in for a forking one.
+    group: i32,
+    /// For a forking daemon, false until the process it left behind is adopted.
+    adopted: bool,
     started: Instant,
     started_ms: u64,
     /// Set once it has been reaped, with how it ended.
@@ -442,7 +447,79 @@ impl Keeper {
         }
     }
 
+    /// A forking daemon's first process exited 0: find the process it left behind
+    /// (reparented to us, the subreaper) and supervise that from now on. Returns false
+    /// if there is no single such process.
+    fn adopt(&mut self) -> std::result::Result<(), String> {
+        let Some(first) = self.child else {
+            return Err("no process to adopt".into());
+        };
+        let me = std::process::id() as i32;
+        let mut candidates: Vec<i32> = procinfo::children_of(me)
+            .into_iter()
+            .filter(|pid| !matches!(&self.phase, Phase::Up(Some(s)) if s.probe == Some(*pid)))
+            .collect();
+        if candidates.len() > 1 {
+            // The program's own pidfile, when it wrote dmgr's, names the one.
+            if let Some(pid) = crate::pidfile::read_pid(&self.daemon.pidfile) {
+                candidates.retain(|&c| c == pid);
+            }
+        }
+        let [pid] = candidates[..] else {
+            return Err(format!(
+                "type = \"forking\": the command exited 0 leaving {} processes; expected exactly one",
+                candidates.len()
+            ));
+        };
+        let Some(stat) = Stat::read(pid) else {
+            return Err("the process left behind vanished".into());
+        };
+        self.child = Some(Child {
+            id: ProcId {
+                pid,
+                start: stat.start,
+            },
+            group: stat.pgrp,
+            adopted: true,
+            ..first
+        });
+        if let Some(pidfile) = &mut self.pidfile {
+            let _ = pidfile.write_pid(pid);
+        }
+        self.record.daemon = Some(ProcId {
+            pid,
+            start: stat.start,
+        });
+        self.note(&format!(
+            "adopted pid {pid}, left behind by the command (type = \"forking\")"
+        ));
+        self.save();
+        Ok(())
+    }
+
     fn on_daemon_exit(&mut self, status: WaitStatus) {
+        if self.child.is_some_and(|c| !c.adopted)
+            && matches!(status, WaitStatus::Exited(_, 0))
+            && !self.stopping
+        {
+            self.pump_logs();
+            match self.adopt() {
+                Ok(()) => return,
+                Err(reason) => {
+                    self.note(&reason);
+                    if let Some(child) = &mut self.child {
+                        child.exited = true;
+                    }
+                    self.record.daemon = None;
+                    let next = Next::Finish {
+                        status: Status::Failed,
+                        error: Some(reason),
+                    };
+                    self.drain(next);
+                    return;
+                }
+            }
+        }
         // Whatever the daemon wrote before it died is already in the pipe.
         self.pump_logs();
         self.out.sink.end_partial_line();
@@ -552,11 +629,12 @@ impl Keeper {
         let Phase::Draining { next, .. } = &self.phase else {
             return None;
         };
+        let next = next.clone();
         let daemon_gone = self.child.is_none_or(|c| c.exited);
         if !daemon_gone || !self.group_is_empty() {
             return None;
         }
-        match next.clone() {
+        match next {
             Next::Finish { status, error } => Some((status, error)),
             Next::Restart(delay) => {
                 self.note(&format!(
@@ -576,19 +654,32 @@ impl Keeper {
         }
     }
 
-    fn group_is_empty(&self) -> bool {
-        let Some(child) = self.child else {
+    /// The daemon's process group now. While the daemon is our unreaped child its PID
+    /// cannot be reused, so reading its group afresh is safe, and needed: a forking
+    /// daemon may call setsid(2) after we adopted it.
+    fn group(&mut self) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        if !child.exited {
+            if let Some(stat) = Stat::read(child.id.pid) {
+                child.group = stat.pgrp;
+            }
+        }
+        Some(child.group)
+    }
+
+    fn group_is_empty(&mut self) -> bool {
+        let Some(group) = self.group() else {
             return true;
         };
         matches!(
-            nix::sys::signal::killpg(Pid::from_raw(child.id.pid), None),
+            nix::sys::signal::killpg(Pid::from_raw(group), None),
             Err(Errno::ESRCH)
         )
     }
 
-    fn signal_group(&self, signal: Signal) {
-        if let Some(child) = self.child {
-            let group = Pid::from_raw(child.id.pid);
+    fn signal_group(&mut self, signal: Signal) {
+        if let Some(group) = self.group() {
+            let group = Pid::from_raw(group);
             let _ = nix::sys::signal::killpg(group, signal);
             // A stopped process only acts on a signal once continued.
             if signal != Signal::SIGKILL {
@@ -769,6 +860,8 @@ impl Keeper {
                 let start = Stat::read(pid).map_or(0, |s| s.start);
                 let child = Child {
                     id: ProcId { pid, start },
+                    group: pid,
+                    adopted: self.daemon.kind == DaemonType::Simple,
                     started: now,
                     started_ms: state::now_ms(),
                     exited: false,
