@@ -184,31 +184,61 @@ impl OperationLock {
     }
 }
 
-/// Creates the directory that will hold `path`, mode 0755, refusing symlinks in its
-/// last component.
+/// Creates the directory that will hold `path` (see [`secure_dir`]).
 pub fn create_parent(path: &Path) -> Result<(), Error> {
-    let Some(dir) = path.parent() else {
-        return Ok(());
-    };
-    if let Ok(meta) = fs::symlink_metadata(dir) {
-        if meta.file_type().is_symlink() && !dir.is_dir() {
-            return Err(Error::Io {
-                action: "use the directory",
-                path: dir.to_path_buf(),
-                source: io::Error::other("it is a dangling symlink"),
-            });
-        }
-        return Ok(());
+    match path.parent() {
+        Some(dir) => secure_dir(dir),
+        None => Ok(()),
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-        .map_err(|source| Error::Io {
-            action: "create the directory",
-            path: dir.to_path_buf(),
-            source,
-        })
+}
+
+/// Creates `dir` (and its parents) with mode 0755 if it is missing, then checks that
+/// it is a real directory, not a symlink, owned by us, and, when we are root, owned
+/// by root and not writable by group or others: otherwise another user could plant
+/// or swap the files dmgr creates in it.
+pub fn secure_dir(dir: &Path) -> Result<(), Error> {
+    let refuse = |why: String| Error::Io {
+        action: "use the directory",
+        path: dir.to_path_buf(),
+        source: io::Error::other(why),
+    };
+    if fs::symlink_metadata(dir).is_err() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(|source| Error::Io {
+                action: "create the directory",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+    }
+    let meta = fs::symlink_metadata(dir).map_err(|source| Error::Io {
+        action: "inspect the directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if meta.file_type().is_symlink() {
+        return Err(refuse(
+            "it is a symlink, which dmgr refuses to follow".into(),
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(refuse("it is not a directory".into()));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(refuse(format!(
+            "it is owned by uid {}, not by uid {me}; remove it or pass another --run-dir",
+            meta.uid()
+        )));
+    }
+    if me == 0 && meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
+        return Err(refuse(
+            "it is writable by group or others; run `chmod go-w` on it".into(),
+        ));
+    }
+    Ok(())
 }
 
 use std::os::unix::fs::DirBuilderExt;
@@ -290,6 +320,18 @@ mod tests {
             Err(LockError::Io(_))
         ));
         assert_eq!(fs::read_to_string(&target).unwrap(), "precious");
+    }
+
+    #[test]
+    fn symlinked_run_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("elsewhere");
+        fs::create_dir(&real).unwrap();
+        let link = dir.path().join("run");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(secure_dir(&link).is_err());
+        assert!(LockedPidfile::try_lock(&link.join("web.pid")).is_err());
+        assert!(secure_dir(&dir.path().join("new/run")).is_ok());
     }
 
     #[test]

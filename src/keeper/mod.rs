@@ -324,6 +324,7 @@ impl Keeper {
     fn run(&mut self) {
         self.save();
         self.spawn();
+        sys::release_free_memory();
         loop {
             if let Some((status, error)) = self.finished() {
                 self.finish(status, error);
@@ -382,7 +383,7 @@ impl Keeper {
     }
 
     fn pump_logs(&mut self) {
-        let mut buffer = [0u8; 64 * 1024];
+        let mut buffer = [0u8; 16 * 1024];
         for pipe in std::iter::once(&mut self.out).chain(self.err.as_mut()) {
             loop {
                 match nix::unistd::read(&pipe.read, &mut buffer) {
