@@ -67,6 +67,10 @@ pub fn run(dirs: &Dirs, args: &KeeperArgs) -> Result<u8> {
     let keep: Vec<i32> = notify.iter().map(AsRawFd::as_raw_fd).collect();
     sys::close_inherited_fds(&keep);
     let mut reporter = Reporter(notify);
+    // A keeper outlives the shell that started it: it must not keep that shell's
+    // directory busy, nor create files with whatever umask the shell had.
+    let _ = std::env::set_current_dir("/");
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
 
     let file = dirs.config_dir.join(format!("{}.toml", args.name));
     let daemon = match config::load_file(dirs, &file) {
@@ -781,12 +785,8 @@ impl Keeper {
             } else {
                 self.decide(false, Duration::ZERO)
             };
+            // The daemon is still up: drain sends it stop_signal, then SIGKILL.
             self.drain(next);
-            // The daemon is still up: make it go.
-            self.signal_group(self.daemon.stop_signal.0);
-            if let Phase::Draining { kill_at, .. } = &mut self.phase {
-                *kill_at = Some(Instant::now() + self.daemon.stop_timeout);
-            }
             return;
         }
         if starting.probe.is_some() || now < starting.next_probe {
