@@ -226,15 +226,102 @@ pub struct StateRecord {
 }
 
 /// Reads a state record; `None` when there is none or it does not parse.
+///
+/// The keeper rewrites its record in place (see [`StateFile`]), so a read may catch a
+/// write half done; the checksum line tells, and the read is retried.
 pub fn read(path: &Path) -> Option<StateRecord> {
-    let bytes = std::fs::read(path).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    for _ in 0..100 {
+        let bytes = std::fs::read(path).ok()?;
+        match decode(&bytes) {
+            Decoded::Record(record) => return Some(*record),
+            Decoded::Torn => std::thread::yield_now(),
+            Decoded::Invalid => return None,
+        }
+    }
+    None
 }
 
-/// Writes a state record atomically.
+enum Decoded {
+    Record(Box<StateRecord>),
+    Torn,
+    Invalid,
+}
+
+/// The record is one JSON object whose last key, `sum`, is a checksum of every byte
+/// before it: `{...,"sum":"0123456789abcdef"}`. The sequence `,"sum":"` cannot occur
+/// earlier (a quote inside a JSON string is escaped, and no record field is named
+/// `sum`). Anything after the object is the tail of a longer, older record not yet
+/// truncated away.
+fn decode(bytes: &[u8]) -> Decoded {
+    const KEY: &[u8] = b",\"sum\":\"";
+    let Some(at) = bytes.windows(KEY.len()).position(|w| w == KEY) else {
+        return Decoded::Torn;
+    };
+    let (body, rest) = bytes.split_at(at);
+    let Some(sum) = rest.get(KEY.len()..KEY.len() + 16) else {
+        return Decoded::Torn;
+    };
+    if sum != format!("{:016x}", fnv1a(body)).as_bytes() {
+        return Decoded::Torn;
+    }
+    let mut json = body.to_vec();
+    json.push(b'}');
+    match serde_json::from_slice(&json) {
+        Ok(record) => Decoded::Record(Box::new(record)),
+        Err(_) => Decoded::Invalid,
+    }
+}
+
+fn encode(record: &StateRecord) -> std::io::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+    bytes.pop(); // the closing brace; `sum` goes before it
+    let sum = fnv1a(&bytes);
+    bytes.extend_from_slice(format!(",\"sum\":\"{sum:016x}\"}}\n").as_bytes());
+    Ok(bytes)
+}
+
+/// FNV-1a, 64 bits: enough to tell a torn read from a whole one.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A state record file held open by its one writer, rewritten in place: after the
+/// first write no directory entry changes, so hundreds of keepers saving at once do not
+/// contend for the run directory's lock.
+#[derive(Debug)]
+pub struct StateFile {
+    file: std::fs::File,
+}
+
+impl StateFile {
+    /// Opens (creating) the record at `path`, refusing a symlink.
+    pub fn open(path: &Path) -> std::io::Result<StateFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        Ok(StateFile { file })
+    }
+
+    /// Replaces the record.
+    pub fn write(&mut self, record: &StateRecord) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let bytes = encode(record)?;
+        self.file.write_all_at(&bytes, 0)?;
+        self.file.set_len(bytes.len() as u64)
+    }
+}
+
+/// Writes a state record (for `stop` of a daemon whose keeper is gone).
 pub fn write(path: &Path, record: &StateRecord) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
-    crate::pidfile::write_atomic(path, &bytes)
+    StateFile::open(path)?.write(record)
 }
 
 /// Milliseconds since the Unix epoch now.
@@ -328,4 +415,23 @@ pub fn recorded_names(dirs: &Dirs) -> Vec<String> {
         .collect();
     names.sort_unstable();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_records_are_detected_and_longer_old_tails_ignored() {
+        assert!(matches!(
+            decode(b"{\"a\":1,\"sum\":\"0000000000000000\"}"),
+            Decoded::Torn
+        ));
+        assert!(matches!(decode(b"{\"na"), Decoded::Torn));
+        let body = b"{\"name\":1";
+        let mut good = body.to_vec();
+        good.extend_from_slice(format!(",\"sum\":\"{:016x}\"}}\nold tail", fnv1a(body)).as_bytes());
+        // Checksummed, but not a StateRecord: invalid, not torn.
+        assert!(matches!(decode(&good), Decoded::Invalid));
+    }
 }

@@ -2,10 +2,10 @@
 //! named in `after` start first (and are started if they are not running); daemons
 //! whose dependencies are up start together.
 
-use super::{in_parallel, resolve, Context, Failures};
+use super::{resolve, Context, Failures};
 use crate::cli::StartArgs;
 use crate::config::{self, Daemon};
-use crate::keeper::control::{self, Started};
+use crate::keeper::control::{self, Begun, Started};
 use crate::{Error, Result};
 
 /// Runs `dmgr start`.
@@ -25,30 +25,40 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
     };
     let mut failed: Vec<String> = Vec::new();
     for level in config::start_order(&targets) {
-        let failed_before = failed.clone();
-        in_parallel(
-            &level,
-            |daemon| {
-                if let Some(dep) = daemon.after.iter().find(|d| failed_before.contains(d)) {
-                    return Err(Error::daemon(
-                        &daemon.name,
-                        format!("not started: {dep} did not start"),
-                    ));
-                }
-                let _lock = control::lock(&ctx.dirs, &daemon.name)?;
-                control::start(&ctx.dirs, daemon)
-            },
-            |daemon, result| match result {
-                Ok(started) => {
+        // Spawn every keeper of the level from this one thread (forking a process
+        // with many threads is slow), then collect all reports in one poll.
+        let mut pending = Vec::new();
+        for daemon in level {
+            let begun = match daemon.after.iter().find(|d| failed.contains(d)) {
+                Some(dep) => Err(Error::daemon(
+                    &daemon.name,
+                    format!("not started: {dep} did not start"),
+                )),
+                None => control::lock(&ctx.dirs, &daemon.name)
+                    .and_then(|lock| control::begin_start(&ctx.dirs, daemon, Some(lock))),
+            };
+            match begun {
+                Ok(Begun::Done(started)) => {
                     failures.ok();
                     ctx.say(&describe(&daemon.name, started));
                 }
+                Ok(Begun::Waiting(p)) => pending.push(p),
                 Err(err) => {
                     failed.push(daemon.name.clone());
                     failures.fail(err);
                 }
-            },
-        );
+            }
+        }
+        control::await_starts(pending, |name, result| match result {
+            Ok(started) => {
+                failures.ok();
+                ctx.say(&describe(name, started));
+            }
+            Err(err) => {
+                failed.push(name.to_string());
+                failures.fail(err);
+            }
+        });
     }
     failures.finish()
 }

@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
@@ -58,19 +59,52 @@ pub fn lock(dirs: &Dirs, name: &str) -> Result<OperationLock> {
     OperationLock::acquire(&dirs.op_lock_file(name))
 }
 
-/// Starts `daemon` unless it runs; the caller holds its operation lock.
+/// A keeper that was spawned and has not reported yet.
+#[derive(Debug)]
+pub struct Pending {
+    name: String,
+    log: PathBuf,
+    pipe: File,
+    deadline: Instant,
+    _lock: Option<OperationLock>,
+}
+
+/// What [`begin_start`] did.
+#[derive(Debug)]
+pub enum Begun {
+    /// Nothing to wait for.
+    Done(Started),
+    /// A keeper was spawned; [`await_starts`] collects its report.
+    Waiting(Pending),
+}
+
+/// Starts `daemon` unless it runs, and waits for the outcome; the caller holds its
+/// operation lock.
 pub fn start(dirs: &Dirs, daemon: &Daemon) -> Result<Started> {
+    match begin_start(dirs, daemon, None)? {
+        Begun::Done(started) => Ok(started),
+        Begun::Waiting(pending) => {
+            let mut outcome = None;
+            await_starts(vec![pending], |_, result| outcome = Some(result));
+            outcome.unwrap_or_else(|| Err(Error::daemon(&daemon.name, "cannot start: no report")))
+        }
+    }
+}
+
+/// Spawns a keeper for `daemon` unless it runs. `lock` is the daemon's operation lock,
+/// held until the keeper reports (`None` when the caller holds it).
+pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) -> Result<Begun> {
     let observed = state::observe(dirs, &daemon.name, Some(&daemon.pidfile));
     if let Some(process) = observed.daemon {
-        return Ok(Started::Already {
+        return Ok(Begun::Done(Started::Already {
             pid: process.pid,
             supervised: observed.keeper.is_some(),
-        });
+        }));
     }
     // Under the operation lock the pidfile's lock is the authority on whether a
     // keeper lives: an exiting keeper releases it before /proc shows it dead.
     if observed.keeper.is_some() && pidfile::is_locked(&daemon.pidfile) {
-        return Ok(Started::Pending);
+        return Ok(Begun::Done(Started::Pending));
     }
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| Error::daemon(&daemon.name, format!("cannot create a pipe: {e}")))?;
@@ -93,48 +127,90 @@ pub fn start(dirs: &Dirs, daemon: &Daemon) -> Result<Started> {
     sys::spawn_keeper(&exe, &args, write.as_fd())
         .map_err(|e| Error::daemon(&daemon.name, format!("cannot start a keeper: {e}")))?;
     drop(write);
-    let budget = daemon.start_wait + daemon.ready_timeout + GRACE;
-    let report = read_report(File::from(read), budget);
-    match report.as_deref() {
-        Some(text) if text.starts_with("ok ") => {
-            let pid = text[3..].trim().parse().unwrap_or(0);
-            Ok(Started::Now(pid))
+    Ok(Begun::Waiting(Pending {
+        name: daemon.name.clone(),
+        log: daemon.log.clone(),
+        pipe: File::from(read),
+        deadline: Instant::now() + daemon.start_wait + daemon.ready_timeout + GRACE,
+        _lock: lock,
+    }))
+}
+
+/// Waits for the reports of spawned keepers, all at once in one poll(2), and hands
+/// each outcome to `done` as it arrives.
+pub fn await_starts(mut pending: Vec<Pending>, mut done: impl FnMut(&str, Result<Started>)) {
+    while !pending.is_empty() {
+        let now = Instant::now();
+        let (late, waiting): (Vec<Pending>, Vec<Pending>) =
+            pending.into_iter().partition(|p| p.deadline <= now);
+        pending = waiting;
+        for p in late {
+            done(
+                &p.name,
+                Err(failure(
+                    &p.name,
+                    &p.log,
+                    "the keeper did not report in time",
+                )),
+            );
         }
-        Some(text) => {
-            let reason = text.strip_prefix("err ").unwrap_or(text).trim_end();
-            Err(Error::Daemon {
-                name: daemon.name.clone(),
-                message: format!("cannot start: {reason}"),
-                log_tail: crate::logfile::tail(&daemon.log, TAIL_LINES),
-            })
+        let Some(deadline) = pending.iter().map(|p| p.deadline).min() else {
+            break;
+        };
+        let ms = deadline
+            .saturating_duration_since(now)
+            .as_millis()
+            .saturating_add(1);
+        let timeout = PollTimeout::try_from(i32::try_from(ms).unwrap_or(i32::MAX))
+            .unwrap_or(PollTimeout::MAX);
+        let mut fds: Vec<PollFd> = pending
+            .iter()
+            .map(|p| PollFd::new(p.pipe.as_fd(), PollFlags::POLLIN))
+            .collect();
+        if let Err(e) = nix::poll::poll(&mut fds, timeout) {
+            if e != nix::errno::Errno::EINTR {
+                drop(fds);
+                for p in pending.drain(..) {
+                    let reason = format!("cannot wait for the keeper: {e}");
+                    done(&p.name, Err(failure(&p.name, &p.log, &reason)));
+                }
+                break;
+            }
         }
-        None => Err(Error::Daemon {
-            name: daemon.name.clone(),
-            message: "cannot start: the keeper exited without reporting".to_string(),
-            log_tail: crate::logfile::tail(&daemon.log, TAIL_LINES),
-        }),
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let mut still = Vec::with_capacity(pending.len());
+        for (p, is_ready) in pending.into_iter().zip(ready) {
+            if is_ready {
+                let text = super::read_all(p.pipe);
+                done(&p.name, outcome(&p.name, &p.log, &text));
+            } else {
+                still.push(p);
+            }
+        }
+        pending = still;
     }
 }
 
-/// Reads the keeper's one-line report, waiting at most `budget`.
-fn read_report(file: File, budget: Duration) -> Option<String> {
-    let deadline = Instant::now() + budget;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
-        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
-        match nix::poll::poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(0) => return None,
-            Ok(_) => break,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return None,
-        }
+fn outcome(name: &str, log: &Path, text: &str) -> Result<Started> {
+    if let Some(pid) = text.strip_prefix("ok ") {
+        return Ok(Started::Now(pid.trim().parse().unwrap_or(0)));
     }
-    let text = super::read_all(file);
-    (!text.is_empty()).then_some(text)
+    match text.strip_prefix("err ") {
+        Some(reason) => Err(failure(name, log, reason.trim_end())),
+        None => Err(failure(name, log, "the keeper exited without reporting")),
+    }
+}
+
+fn failure(name: &str, log: &Path, reason: &str) -> Error {
+    Error::Daemon {
+        name: name.to_string(),
+        message: format!("cannot start: {reason}"),
+        log_tail: crate::logfile::tail(log, TAIL_LINES),
+    }
 }
 
 /// Stops the daemon `name` (defined by `daemon`, or an orphan known only by its state

@@ -195,7 +195,8 @@ mod tests {
     fn rotation_keeps_every_line_whole_and_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.log");
-        let mut sink = LogSink::open(&path, 20, 10, false).unwrap();
+        // 9-byte lines, two to a 20-byte file: 40 lines need 20 files, 25 are kept.
+        let mut sink = LogSink::open(&path, 20, 25, false).unwrap();
         let mut all = String::new();
         for i in 0..40 {
             let line = format!("line {i:03}\n");
@@ -206,7 +207,7 @@ mod tests {
             sink.write_output(b);
         }
         let mut seen = String::new();
-        for index in (1..=10).rev() {
+        for index in (1..=25).rev() {
             let text = read(&numbered(&path, index));
             assert!(text.len() <= 20, "file {index} too big: {text:?}");
             assert!(text.is_empty() || text.ends_with('\n'));

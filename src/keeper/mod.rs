@@ -180,6 +180,7 @@ struct Keeper {
     out: Pipe,
     err: Option<Pipe>,
     record: StateRecord,
+    state_file: state::StateFile,
     tally: Tally,
     phase: Phase,
     child: Option<Child>,
@@ -306,7 +307,15 @@ impl Keeper {
             process: ProcessKeys::of(&daemon),
             supervision: SupervisionKeys::of(&daemon),
         };
+        let state_file = match state::StateFile::open(&dirs.state_file(&daemon.name)) {
+            Ok(file) => file,
+            Err(e) => {
+                pidfile.remove();
+                fail!("cannot open the state record: {e}");
+            }
+        };
         Ok(Keeper {
+            state_file,
             dirs,
             daemon,
             pidfile: Some(pidfile),
@@ -971,7 +980,7 @@ impl Keeper {
     }
 
     fn save(&mut self) {
-        if let Err(e) = state::write(&self.dirs.state_file(&self.daemon.name), &self.record) {
+        if let Err(e) = self.state_file.write(&self.record) {
             self.out
                 .sink
                 .note(&format!("cannot write the state record: {e}"));
