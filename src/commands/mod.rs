@@ -62,7 +62,13 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Check => check::run(&ctx),
         Command::Apply(args) => apply::run(&ctx, &args),
         Command::Run(args) => run::run(&ctx, &args),
-        Command::Keeper(args) => crate::keeper::run(&ctx.dirs, &args),
+        Command::Keeper(args) => {
+            let mut dirs = ctx.dirs.clone();
+            if let Some(log_dir) = &args.log_dir {
+                dirs.log_dir = log_dir.clone();
+            }
+            crate::keeper::run(&dirs, &args)
+        }
         Command::Completions(_) => unreachable!("handled before discovery"),
     }
 }

@@ -121,6 +121,8 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         "__keeper".into(),
         "--name".into(),
         daemon.name.clone().into(),
+        "--log-dir".into(),
+        dirs.log_dir.clone().into(),
         "--notify-fd".into(),
         write.as_raw_fd().to_string().into(),
     ];
