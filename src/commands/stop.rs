@@ -2,7 +2,7 @@
 //! gone. `--all` covers every running daemon, orphans included, dependents first;
 //! daemons in one level stop together, so the time is that of the slowest.
 
-use super::{in_parallel, resolve, Context, Failures};
+use super::{resolve, Context, Failures};
 use crate::cli::TargetArgs;
 use crate::config::{self, Daemon};
 use crate::keeper::control::{self, Stopped};
@@ -52,23 +52,29 @@ pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
         }
         Err(err) => failures.fail(err),
     };
-    in_parallel(
-        &orphans,
-        |name| {
-            let _lock = control::lock(&ctx.dirs, name)?;
-            control::stop(&ctx.dirs, name, None)
-        },
-        |name, result| report(&mut failures, name, result),
-    );
+    let lock = |name: &str| control::lock(&ctx.dirs, name);
+    // Orphans have no `after` to honour: they go first, together.
+    let mut batch = Vec::new();
+    for name in orphans {
+        match lock(&name) {
+            Ok(l) => batch.push((name, None, Some(l))),
+            Err(err) => failures.fail(err),
+        }
+    }
+    control::stop_many(&ctx.dirs, batch, |name, result| {
+        report(&mut failures, name, result)
+    });
     for level in config::stop_order(&daemons) {
-        in_parallel(
-            &level,
-            |daemon| {
-                let _lock = control::lock(&ctx.dirs, &daemon.name)?;
-                control::stop(&ctx.dirs, &daemon.name, Some(daemon))
-            },
-            |daemon, result| report(&mut failures, &daemon.name, result),
-        );
+        let mut batch = Vec::new();
+        for daemon in level {
+            match lock(&daemon.name) {
+                Ok(l) => batch.push((daemon.name.clone(), Some(daemon), Some(l))),
+                Err(err) => failures.fail(err),
+            }
+        }
+        control::stop_many(&ctx.dirs, batch, |name, result| {
+            report(&mut failures, name, result)
+        });
     }
     failures.finish()
 }

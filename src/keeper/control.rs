@@ -218,37 +218,214 @@ fn failure(name: &str, log: &Path, reason: &str) -> Error {
 /// Stops the daemon `name` (defined by `daemon`, or an orphan known only by its state
 /// record); the caller holds its operation lock.
 pub fn stop(dirs: &Dirs, name: &str, daemon: Option<&Daemon>) -> Result<Stopped> {
-    let pidfile = daemon.map(|d| d.pidfile.as_path());
-    let observed = state::observe(dirs, name, pidfile);
-    let mut acted = false;
-    if let (Some(keeper), Some(record)) = (observed.keeper, &observed.record) {
-        acted = true;
-        // Open the pidfile before signalling: the keeper unlinks it before it exits,
-        // and the lock we wait on belongs to the inode we hold.
-        let probe = pidfile::open_existing(&record.pidfile);
-        let timeout = Duration::from_millis(record.stop_timeout_ms) + GRACE;
-        sys::signal_process(keeper, Signal::SIGTERM as i32).map_err(|e| {
-            Error::daemon(
-                name,
-                format!("cannot signal its keeper (pid {}): {e}", keeper.pid),
-            )
-        })?;
-        let released = match probe {
-            Some(file) => pidfile::wait_released(file, timeout),
-            None => wait_until(timeout, || !keeper.is_alive()),
+    let mut outcome = None;
+    stop_many(dirs, vec![(name.to_string(), daemon, None)], |_, result| {
+        outcome = Some(result)
+    });
+    outcome.unwrap_or(Ok(Stopped::Already))
+}
+
+/// One daemon on its way down.
+struct Stopping<'a> {
+    name: String,
+    daemon: Option<&'a Daemon>,
+    _lock: Option<OperationLock>,
+    keeper: Option<sys::ProcessHandle>,
+    deadline: Instant,
+    acted: bool,
+    error: Option<Error>,
+    /// When a daemon without a keeper was sent its stop signal.
+    signalled_at: Option<Instant>,
+}
+
+/// Stops many daemons at once: asks every keeper to stop from this one thread, waits
+/// for all of them in one poll(2) on their pidfds (readable once a keeper has exited,
+/// after it closed its pidfile lock), then finishes each. Each target is a name, its
+/// definition if it has one, and its operation lock (`None` when the caller holds it).
+/// `done` gets each outcome.
+pub fn stop_many<'a>(
+    dirs: &Dirs,
+    targets: Vec<(String, Option<&'a Daemon>, Option<OperationLock>)>,
+    mut done: impl FnMut(&str, Result<Stopped>),
+) {
+    let mut all: Vec<Stopping<'a>> = targets
+        .into_iter()
+        .map(|(name, daemon, lock)| ask_keeper_to_stop(dirs, name, daemon, lock))
+        .collect();
+    wait_for_keepers(&mut all);
+    // What is left is quick unless a keeper was gone and its daemon runs on: those
+    // are stopped in parallel threads, each bounded by its own stop_timeout.
+    let outlived: Vec<bool> = all
+        .iter()
+        .map(|s| {
+            s.error.is_none()
+                && state::observe(dirs, &s.name, s.daemon.map(|d| d.pidfile.as_path())).is_running()
+        })
+        .collect();
+    let mut results: Vec<Option<Result<Stopped>>> = all
+        .iter_mut()
+        .zip(&outlived)
+        .map(|(s, &slow)| match s.error.take() {
+            Some(err) => Some(Err(err)),
+            None if !slow => Some(finish_stop(
+                dirs,
+                &s.name,
+                s.daemon,
+                s.acted,
+                s.signalled_at,
+            )),
+            None => None,
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = all
+            .iter()
+            .zip(results.iter_mut())
+            .filter(|(_, r)| r.is_none())
+            .map(|(s, r)| {
+                (
+                    scope.spawn(|| finish_stop(dirs, &s.name, s.daemon, s.acted, s.signalled_at)),
+                    r,
+                )
+            })
+            .collect();
+        for (handle, slot) in handles {
+            *slot = Some(
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::daemon("dmgr", "a stop thread panicked"))),
+            );
+        }
+    });
+    for (s, result) in all.iter().zip(results) {
+        done(&s.name, result.unwrap_or(Ok(Stopped::Already)));
+    }
+}
+
+fn ask_keeper_to_stop<'a>(
+    dirs: &Dirs,
+    name: String,
+    daemon: Option<&'a Daemon>,
+    lock: Option<OperationLock>,
+) -> Stopping<'a> {
+    let observed = state::observe(dirs, &name, daemon.map(|d| d.pidfile.as_path()));
+    let mut stopping = Stopping {
+        name,
+        daemon,
+        _lock: lock,
+        keeper: None,
+        deadline: Instant::now(),
+        acted: false,
+        error: None,
+        signalled_at: None,
+    };
+    if let (None, Some(process), Some(record)) =
+        (observed.keeper, observed.daemon, &observed.record)
+    {
+        // Its keeper is gone: signal it now, so its stop_timeout runs alongside the
+        // others' rather than after them.
+        signal_stop(process, record.stop_signal);
+        stopping.signalled_at = Some(Instant::now());
+        return stopping;
+    }
+    let (Some(keeper), Some(record)) = (observed.keeper, &observed.record) else {
+        return stopping;
+    };
+    stopping.acted = true;
+    stopping.deadline = Instant::now() + Duration::from_millis(record.stop_timeout_ms) + GRACE;
+    let signalled = sys::ProcessHandle::open(keeper).and_then(|handle| {
+        let sent = match &handle {
+            Some(h) => h.signal(Signal::SIGTERM as i32)?,
+            None => false,
         };
-        if !released {
-            // A keeper that does not finish within the daemon's own stop timeout is
-            // stuck; kill it and stop the daemon ourselves below.
-            let _ = sys::signal_process(keeper, Signal::SIGKILL as i32);
-            wait_until(GRACE, || !keeper.is_alive());
+        Ok(handle.filter(|_| sent))
+    });
+    match signalled {
+        Ok(handle) => stopping.keeper = handle,
+        Err(e) => {
+            let message = format!("cannot signal its keeper (pid {}): {e}", keeper.pid);
+            stopping.error = Some(Error::daemon(&stopping.name, message));
         }
     }
+    stopping
+}
+
+/// Waits until every signalled keeper has exited; a keeper still there at its
+/// deadline is stuck, gets SIGKILL, and its daemon is stopped by `finish_stop`.
+fn wait_for_keepers(all: &mut [Stopping<'_>]) {
+    loop {
+        let now = Instant::now();
+        for s in all.iter_mut().filter(|s| s.deadline <= now) {
+            if let Some(keeper) = s.keeper.take() {
+                let _ = keeper.signal(Signal::SIGKILL as i32);
+                wait_until(GRACE, || !keeper.id().is_alive());
+            }
+        }
+        // Without pidfds (old kernels) look at /proc every 10 ms instead.
+        for s in all.iter_mut() {
+            if s.keeper
+                .as_ref()
+                .is_some_and(|k| k.pidfd().is_none() && !k.id().is_alive())
+            {
+                s.keeper = None;
+            }
+        }
+        let waiting: Vec<usize> = (0..all.len())
+            .filter(|&i| all[i].keeper.is_some())
+            .collect();
+        let Some(deadline) = waiting.iter().map(|&i| all[i].deadline).min() else {
+            return;
+        };
+        let mut wait = deadline.saturating_duration_since(now);
+        if waiting
+            .iter()
+            .any(|&i| all[i].keeper.as_ref().is_some_and(|k| k.pidfd().is_none()))
+        {
+            wait = wait.min(Duration::from_millis(10));
+        }
+        let polled: Vec<usize> = waiting
+            .iter()
+            .copied()
+            .filter(|&i| all[i].keeper.as_ref().is_some_and(|k| k.pidfd().is_some()))
+            .collect();
+        let mut fds: Vec<PollFd> = polled
+            .iter()
+            .filter_map(|&i| all[i].keeper.as_ref().and_then(|k| k.pidfd()))
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
+        let ms = i32::try_from(wait.as_millis().saturating_add(1)).unwrap_or(i32::MAX);
+        let _ = nix::poll::poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        );
+        let exited: Vec<usize> = polled
+            .iter()
+            .zip(&fds)
+            .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(&i, _)| i)
+            .collect();
+        drop(fds);
+        for i in exited {
+            all[i].keeper = None;
+        }
+    }
+}
+
+/// After the keeper is gone: stop a daemon that outlived it, and clean up.
+fn finish_stop(
+    dirs: &Dirs,
+    name: &str,
+    daemon: Option<&Daemon>,
+    acted: bool,
+    signalled_at: Option<Instant>,
+) -> Result<Stopped> {
+    let pidfile = daemon.map(|d| d.pidfile.as_path());
+    let mut acted = acted;
     let observed = state::observe(dirs, name, pidfile);
     if let (Some(process), Some(record)) = (observed.daemon, observed.record.clone()) {
         acted = true;
         let timeout = Duration::from_millis(record.stop_timeout_ms);
-        stop_unsupervised(process, record.stop_signal, timeout);
+        stop_unsupervised(process, record.stop_signal, timeout, signalled_at);
         let mut record = record;
         record.status = Status::Stopped;
         record.daemon = None;
@@ -277,24 +454,37 @@ pub fn stop(dirs: &Dirs, name: &str, daemon: Option<&Daemon>) -> Result<Stopped>
 /// Stops a daemon whose keeper is gone: `stop_signal` to its process group, SIGKILL
 /// after `timeout`. Not our child, so we cannot wait(2) for it; we watch `/proc`, where
 /// a zombie counts as dead (PID 1 may reap it late).
-fn stop_unsupervised(process: ProcId, stop_signal: i32, timeout: Duration) {
-    let group = nix::unistd::Pid::from_raw(process.pid);
+fn stop_unsupervised(
+    process: ProcId,
+    stop_signal: i32,
+    timeout: Duration,
+    signalled_at: Option<Instant>,
+) {
     let gone =
         || !process.is_alive() && procinfo::group_members(process.pid, process.pid).is_empty();
-    let signal_group = |signal: Signal| {
-        // The leader's identity pins the group ID: while it lives (or any member does),
-        // the kernel cannot hand that number to another group.
-        if process.is_alive() || !procinfo::group_members(process.pid, process.pid).is_empty() {
-            let _ = nix::sys::signal::killpg(group, signal);
-        }
-    };
-    if let Ok(signal) = Signal::try_from(stop_signal) {
-        signal_group(signal);
-        signal_group(Signal::SIGCONT);
+    if signalled_at.is_none() {
+        signal_stop(process, stop_signal);
     }
+    let timeout = timeout.saturating_sub(signalled_at.map_or(Duration::ZERO, |at| at.elapsed()));
     if !wait_until(timeout, gone) {
-        signal_group(Signal::SIGKILL);
+        signal_stop(process, Signal::SIGKILL as i32);
         wait_until(GRACE, gone);
+    }
+}
+
+/// Sends `stop_signal` (and SIGCONT) to the process group of a daemon whose keeper is
+/// gone. The leader's identity pins the group ID: while it lives, or any member of its
+/// group does, the kernel cannot hand that number to another group.
+fn signal_stop(process: ProcId, stop_signal: i32) {
+    if !process.is_alive() && procinfo::group_members(process.pid, process.pid).is_empty() {
+        return;
+    }
+    let group = nix::unistd::Pid::from_raw(process.pid);
+    if let Ok(signal) = Signal::try_from(stop_signal) {
+        let _ = nix::sys::signal::killpg(group, signal);
+        if signal != Signal::SIGKILL {
+            let _ = nix::sys::signal::killpg(group, Signal::SIGCONT);
+        }
     }
 }
 

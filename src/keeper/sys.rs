@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -206,62 +206,93 @@ unsafe fn reset_signals() {
     }
 }
 
-/// Sends `signal` to the process `target`, but only if it is still that very process
-/// (same PID and start time). Uses a pidfd where the kernel has them, so the check and
-/// the signal refer to the same process even if the PID is reused in between; falls
-/// back to check-then-kill(2) elsewhere. Returns `Ok(false)` if the process is gone.
-pub fn signal_process(target: ProcId, signal: i32) -> io::Result<bool> {
-    // SAFETY: pidfd_open(2) takes a PID and flags and returns a new descriptor or -1;
-    // it touches no memory of ours.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, target.pid, 0) };
-    if raw < 0 {
-        let err = io::Error::last_os_error();
-        return match err.raw_os_error() {
-            Some(libc::ESRCH) => Ok(false),
-            Some(libc::ENOSYS) | Some(libc::EPERM) => {
-                if !target.is_alive() {
-                    return Ok(false);
-                }
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(target.pid), signal_of(signal)?)
-                    .map(|()| true)
-                    .or_else(|e| {
-                        if e == nix::errno::Errno::ESRCH {
-                            Ok(false)
-                        } else {
-                            Err(e.into())
-                        }
-                    })
+/// A handle on one process that cannot be confused with a later process reusing its
+/// PID: a pidfd where the kernel has them (Linux 5.3 and later), else the PID plus its
+/// start time, checked before each use.
+#[derive(Debug)]
+pub struct ProcessHandle {
+    id: ProcId,
+    pidfd: Option<OwnedFd>,
+}
+
+impl ProcessHandle {
+    /// Opens a handle on `target` if it is still that very process (same PID and start
+    /// time); `None` if it is gone.
+    pub fn open(target: ProcId) -> io::Result<Option<ProcessHandle>> {
+        // SAFETY: pidfd_open(2) takes a PID and flags and returns a new descriptor or
+        // -1; it touches no memory of ours.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, target.pid, 0) };
+        let pidfd = if raw >= 0 {
+            // SAFETY: `raw` is a new descriptor returned to us by pidfd_open and owned
+            // by nobody else.
+            Some(unsafe { OwnedFd::from_raw_fd(raw as RawFd) })
+        } else {
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::ESRCH) => return Ok(None),
+                Some(libc::ENOSYS) | Some(libc::EPERM) => None,
+                _ => return Err(err),
             }
-            _ => Err(err),
         };
+        // With a pidfd open, the process it names cannot be replaced: if the start time
+        // matches now, the pidfd refers to the process we mean for good.
+        if !target.is_alive() {
+            return Ok(None);
+        }
+        Ok(Some(ProcessHandle { id: target, pidfd }))
     }
-    // SAFETY: `raw` is a new descriptor returned to us by pidfd_open and owned by
-    // nobody else.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
-    // The pidfd now pins the process we opened; if its start time is the recorded one,
-    // it is the process we mean, and a signal through the pidfd can reach no other.
-    if !target.is_alive() {
-        return Ok(false);
+
+    /// The process's identity.
+    pub fn id(&self) -> ProcId {
+        self.id
     }
-    // SAFETY: pidfd_send_signal(2) with a valid pidfd, a signal number, a null siginfo
-    // and no flags reads no memory of ours.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if rc == 0 {
-        return Ok(true);
+
+    /// The pidfd, readable once the process has exited; `None` on old kernels.
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(AsFd::as_fd)
     }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::ESRCH) {
-        Ok(false)
-    } else {
-        Err(err)
+
+    /// Sends `signal`; `Ok(false)` if the process is gone.
+    pub fn signal(&self, signal: i32) -> io::Result<bool> {
+        let result = match &self.pidfd {
+            Some(pidfd) => {
+                // SAFETY: pidfd_send_signal(2) with a valid pidfd, a signal number, a
+                // null siginfo and no flags reads no memory of ours.
+                let rc = unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        pidfd.as_raw_fd(),
+                        signal,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    )
+                };
+                if rc == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            }
+            None if !self.id.is_alive() => return Ok(false),
+            None => {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.id.pid), signal_of(signal)?)
+                    .map_err(io::Error::from)
+            }
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Sends `signal` to the process `target`, but only if it is still that very process.
+/// Returns `Ok(false)` if it is gone.
+pub fn signal_process(target: ProcId, signal: i32) -> io::Result<bool> {
+    match ProcessHandle::open(target)? {
+        Some(handle) => handle.signal(signal),
+        None => Ok(false),
     }
 }
 
