@@ -573,6 +573,12 @@ impl Keeper {
         let excess = self.record.history.len().saturating_sub(state::HISTORY_LEN);
         self.record.history.drain(..excess);
 
+        if matches!(self.phase, Phase::Draining { .. }) {
+            // What follows was decided when the draining began (a stop, a readiness
+            // timeout): the exit it caused must not be judged again.
+            self.save();
+            return;
+        }
         let starting = matches!(self.phase, Phase::Up(Some(_)));
         let next = if self.stopping {
             Next::Finish {
@@ -785,13 +791,14 @@ impl Keeper {
                 "not ready within ready_timeout ({})",
                 config::units::format_duration(self.daemon.ready_timeout)
             );
-            self.note(&reason);
             let next = if self.reporter.is_pending() {
+                // `finish` notes the reason in the log.
                 Next::Finish {
                     status: Status::Failed,
                     error: Some(reason),
                 }
             } else {
+                self.note(&reason);
                 self.decide(false, Duration::ZERO)
             };
             // The daemon is still up: drain sends it stop_signal, then SIGKILL.
