@@ -28,7 +28,11 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
                 e.uptime_secs.map_or("-".into(), format_uptime),
                 e.restarts.to_string(),
                 e.memory_bytes.map_or("-".into(), format_bytes),
-                e.command.clone().or(e.error.clone()).unwrap_or_default(),
+                match (e.status, &e.command) {
+                    ("invalid", _) => e.error.clone().unwrap_or_default(),
+                    (_, Some(command)) => command.clone(),
+                    _ => String::new(),
+                },
             ]
         })
         .collect();
@@ -57,7 +61,7 @@ pub fn entries(ctx: &Context) -> Result<Vec<ListEntry>> {
         let observed = state::observe(&ctx.dirs, &invalid.name, None);
         let mut e = ListEntry::new(&invalid.name, None, &observed);
         e.status = Status::Invalid.as_str();
-        e.error = invalid.diagnostics.first().map(ToString::to_string);
+        e.error = invalid.diagnostics.first().map(|d| d.short());
         entries.push(e);
     }
     for name in state::recorded_names(&ctx.dirs) {

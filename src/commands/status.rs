@@ -35,7 +35,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         let mut list = ListEntry::new(name, daemon, &observed);
         if let Some(invalid) = invalid {
             list.status = Status::Invalid.as_str();
-            list.error = invalid.diagnostics.first().map(ToString::to_string);
+            list.error = invalid.diagnostics.first().map(|d| d.short());
         } else if daemon.is_none() && observed.is_running() {
             list.status = Status::Orphaned.as_str();
         }
@@ -61,7 +61,14 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
                 .or(record.and_then(|r| r.stderr_log.clone()))
                 .map(|p| p.display().to_string()),
             file: daemon.map(|d| d.file.display().to_string()),
-            next_restart: record.and_then(|r| r.next_restart_ms).map(rfc3339_ms),
+            next_restart: record
+                .and_then(|r| r.next_restart_ms)
+                .filter(|_| observed.keeper.is_some())
+                .map(rfc3339_ms),
+            next_restart_in_secs: record
+                .and_then(|r| r.next_restart_ms)
+                .filter(|_| observed.keeper.is_some())
+                .map(|at| at.saturating_sub(state::now_ms()) as f64 / 1000.0),
             history: record.map_or(Vec::new(), |r| {
                 r.history.iter().map(LastExit::from).collect()
             }),
@@ -96,7 +103,7 @@ fn render(e: &StatusEntry) -> String {
             .map_or(String::new(), |d| format!(" - {d}"))
     );
     let mut field = |key: &str, value: String| {
-        let _ = writeln!(out, "  {:<11}{value}", format!("{key}:"));
+        let _ = writeln!(out, "  {:<12}{value}", format!("{key}:"));
     };
     let mut status = l.status.to_string();
     if let Some(pid) = l.pid {
@@ -128,8 +135,8 @@ fn render(e: &StatusEntry) -> String {
             format!("{how} at {} after {:.1}s", exit.at, exit.ran_secs),
         );
     }
-    if let Some(next) = &e.next_restart {
-        field("next start", next.clone());
+    if let (Some(next), Some(secs)) = (&e.next_restart, e.next_restart_in_secs) {
+        field("next start", format!("in {secs:.1}s, at {next}"));
     }
     if let Some(mem) = l.memory_bytes {
         field("memory", format_bytes(mem));

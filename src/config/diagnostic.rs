@@ -36,6 +36,16 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// `LINE:COL: message` without the file, for places that already name the file.
+    pub fn short(&self) -> String {
+        match self.location {
+            Some((line, col)) => format!("{line}:{col}: {}", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.location {

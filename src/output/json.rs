@@ -105,6 +105,8 @@ pub struct StatusEntry {
     pub file: Option<String>,
     /// When the next restart is due during backoff (RFC 3339), or null.
     pub next_restart: Option<String>,
+    /// Seconds until then, or null.
+    pub next_restart_in_secs: Option<f64>,
     /// The last exits, oldest first.
     pub history: Vec<LastExit>,
     /// A log write problem the keeper noticed, or null.
