@@ -32,6 +32,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod keeper;
 pub mod logfile;
 pub mod manpage;

@@ -142,7 +142,9 @@ pub(super) fn load_dir(dirs: &Dirs) -> Result<Loaded, crate::Error> {
             })
         }
     };
-    let dir_problem = unsafe_owner(&dirs.config_dir);
+    let dir_problem = std::fs::metadata(&dirs.config_dir)
+        .ok()
+        .and_then(|meta| unsafe_owner(&meta, &dirs.config_dir));
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let Some(file_name) = file_name.to_str() else {
@@ -181,11 +183,10 @@ fn invalid(file: &Path, diagnostics: Vec<Diagnostic>) -> Invalid {
 
 /// Run as root, a file or directory that another user could write would let that user
 /// run commands as root: refuse it (SPEC promise 9).
-fn unsafe_owner(path: &Path) -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
+fn unsafe_owner(meta: &std::fs::Metadata, path: &Path) -> Option<String> {
+    if crate::files::euid() != 0 {
         return None;
     }
-    let meta = std::fs::metadata(path).ok()?;
     if meta.uid() != 0 {
         return Some(format!(
             "refused: owned by uid {}, not root, and dmgr runs as root; run `chown root {}`",
@@ -213,17 +214,21 @@ pub(super) fn load_file(dirs: &Dirs, file: &Path) -> Result<Daemon, Invalid> {
             "`{name}` is not a valid daemon name: use letters, digits, `_`, `.` and `-`, starting with a letter or digit, at most 64 characters"
         )));
     }
-    if let Some(problem) = unsafe_owner(file) {
+    let handle = std::fs::File::open(file).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let meta = handle
+        .metadata()
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if let Some(problem) = unsafe_owner(&meta, file) {
         return Err(fail(problem));
     }
-    let meta = std::fs::metadata(file).map_err(|e| fail(format!("cannot read: {e}")))?;
     if meta.len() > raw::MAX_FILE_SIZE {
         return Err(fail(format!(
             "too large ({} bytes); a daemon file is at most 1 MiB",
             meta.len()
         )));
     }
-    let bytes = std::fs::read(file).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let bytes = crate::files::read_to_end(&handle, meta.len() as usize + 1)
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
     let source = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(e.as_bytes()).into_owned();

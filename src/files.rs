@@ -1,0 +1,65 @@
+//! Reads of small files in as few system calls as possible. `dmgr list` reads a daemon
+//! file, a state record and a `/proc` entry per daemon on every call, so open + read +
+//! close instead of std's open + statx + read + read + close matters at hundreds of
+//! daemons.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+/// The usual size of what dmgr reads: a daemon file, a state record, a `/proc` stat.
+const TYPICAL: usize = 4096;
+
+/// Reads all of `file`, which is expected to be small, with one `read` when it fits in
+/// `hint` bytes (for `/proc` files, whose size is not known in advance).
+pub fn read_to_end(mut file: &File, hint: usize) -> io::Result<Vec<u8>> {
+    let mut buffer = vec![0u8; hint.max(64)];
+    let mut filled = 0;
+    loop {
+        match file.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if filled < buffer.len() {
+                    // A short read of a regular or /proc file means end of file: the
+                    // kernel fills the buffer as far as the data goes.
+                    break;
+                }
+                buffer.resize(buffer.len() * 2, 0);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buffer.truncate(filled);
+    Ok(buffer)
+}
+
+/// Opens and reads a small file.
+pub fn read(path: &Path) -> io::Result<Vec<u8>> {
+    read_to_end(&File::open(path)?, TYPICAL)
+}
+
+/// The effective user ID of this process, asked of the kernel once.
+pub fn euid() -> u32 {
+    static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *EUID.get_or_init(|| nix::unistd::geteuid().as_raw())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_whole_files_of_any_size() {
+        let dir = tempfile::tempdir().unwrap();
+        for size in [0, 1, 63, 64, 4095, 4096, 4097, 100_000] {
+            let path = dir.path().join(format!("f{size}"));
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&path, &data).unwrap();
+            assert_eq!(read(&path).unwrap(), data, "size {size}");
+        }
+        let stat = read(Path::new("/proc/self/stat")).unwrap();
+        assert!(stat.ends_with(b"\n"));
+    }
+}
