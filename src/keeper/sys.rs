@@ -185,21 +185,40 @@ pub fn spawn_daemon(options: &SpawnOptions<'_>) -> io::Result<u32> {
     Ok(child.id())
 }
 
-/// Restores the default disposition of every catchable signal and empties the mask.
+/// Restores the default disposition of every signal and empties the mask.
+///
+/// Through the raw rt_sigaction(2) system call rather than glibc's sigaction(3): glibc
+/// refuses to touch the two real-time signals it reserves (32 and 33), yet a caller
+/// may have left them ignored, and an ignored disposition survives exec.
 ///
 /// # Safety
 /// Async-signal-safe; meant for the child between fork and exec.
 unsafe fn reset_signals() {
-    // SAFETY: sigaction(2), sigemptyset(3) and sigprocmask(2) are async-signal-safe;
-    // `action` and `empty` are stack values fully initialised before use. Signals that
-    // cannot be changed (KILL, STOP) and unused numbers just return EINVAL.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut action.sa_mask);
-        for signal in 1..libc::SIGRTMAX() {
-            libc::sigaction(signal, &action, std::ptr::null_mut());
+    // An all-zero kernel `struct sigaction` is SIG_DFL with no flags and an empty mask
+    // on every architecture, whatever the field order; 32 bytes covers the largest
+    // layout with an 8-byte signal set.
+    let default = [0u64; 4];
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
         }
+        // SAFETY: rt_sigaction(2) reads `default`, a live, fully initialised buffer at
+        // least as large as the kernel's struct sigaction, and writes nothing (null
+        // old-action pointer); 8 is the size of the kernel's signal set. A number the
+        // kernel does not know only returns EINVAL.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+        }
+    }
+    // SAFETY: sigemptyset(3) and sigprocmask(2) are async-signal-safe; `empty` is a
+    // stack value initialised by sigemptyset before use.
+    unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
