@@ -6,3 +6,4 @@ mod support;
 mod config;
 mod lifecycle;
 mod man;
+mod supervision;
