@@ -5,5 +5,6 @@ mod support;
 
 mod config;
 mod lifecycle;
+mod logs;
 mod man;
 mod supervision;
