@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{wait_until, TestEnv};
+use crate::support::{wait_until, KillOnDrop, TestEnv};
 
 /// The daemon's own lines of `text`, without the keeper's `[dmgr ...]` notes (which
 /// quote the command line).
@@ -205,12 +205,13 @@ fn logs_follow_survives_rotation_and_restart() {
         .daemon("web", "command = [\"sh\", \"-c\", \"while :; do echo web-tick; sleep 0.05; done\"]\nstart_wait = \"0s\"\n")
         .daemon("db", "command = [\"sh\", \"-c\", \"while :; do echo db-tick; sleep 0.05; done\"]\nstart_wait = \"0s\"\n");
     env.dmgr(&["start", "web", "db"]).success();
-    let mut follower = env
-        .command(&["logs", "-f", "-n", "0", "web", "db"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = follower.stdout.take().unwrap();
+    let mut follower = KillOnDrop(
+        env.command(&["logs", "-f", "-n", "0", "web", "db"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = follower.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -243,6 +244,4 @@ fn logs_follow_survives_rotation_and_restart() {
     env.dmgr(&["restart", "web"]).success();
     wait_for("started (pid");
     wait_for("web | web-tick");
-    let _ = follower.kill();
-    let _ = follower.wait();
 }

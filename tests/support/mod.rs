@@ -466,3 +466,14 @@ impl Run {
         self
     }
 }
+
+/// A child process that is killed and reaped when the guard goes, even if the test
+/// panicked first (for processes such as `dmgr logs -f` that never end by themselves).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
