@@ -46,6 +46,15 @@ pub fn euid() -> u32 {
     *EUID.get_or_init(|| nix::unistd::geteuid().as_raw())
 }
 
+/// Rephrases the `ELOOP` that `O_NOFOLLOW` gives on a symlink, so the user learns why.
+pub fn explain_nofollow(err: io::Error) -> io::Error {
+    if err.raw_os_error() == Some(libc::ELOOP) {
+        io::Error::other("it is a symlink, which dmgr refuses to follow")
+    } else {
+        err
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -306,7 +306,8 @@ impl StateFile {
             .truncate(false)
             .mode(0o644)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)?;
+            .open(path)
+            .map_err(crate::files::explain_nofollow)?;
         Ok(StateFile { file })
     }
 

@@ -170,6 +170,7 @@ fn open_append(path: &Path) -> std::io::Result<File> {
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
+        .map_err(crate::files::explain_nofollow)
 }
 
 fn stamp() -> String {
