@@ -493,3 +493,98 @@ fn test_env_cleanup_kills_what_it_saw() {
         });
     }
 }
+
+/// Promise 10: an idle keeper sleeps in poll(2) with no timeout, and is not woken.
+#[test]
+fn idle_keeper_blocks_without_a_timeout_and_uses_no_cpu() {
+    let (env, _) = sleeper_env("web");
+    env.dmgr(&["start", "web"]).success();
+    let keeper = env.keeper_pid("web").unwrap();
+    let read =
+        |file: &str| std::fs::read_to_string(format!("/proc/{keeper}/{file}")).unwrap_or_default();
+    wait_until("the keeper is asleep", Duration::from_secs(5), || {
+        stat(keeper).is_some_and(|s| s.state == 'S')
+    });
+    if cfg!(target_arch = "x86_64") {
+        let syscall = read("syscall");
+        let fields: Vec<&str> = syscall.split_whitespace().collect();
+        // poll(fds, nfds, -1), or ppoll with a null timeout pointer.
+        let idle = (fields[0] == "7" && fields[3] == "0xffffffff")
+            || (fields[0] == "271" && fields[3] == "0x0");
+        assert!(idle, "the keeper waits with a timeout: {syscall}");
+    }
+    let switches = || {
+        read("status")
+            .lines()
+            .find(|l| l.starts_with("voluntary_ctxt_switches"))
+            .map(str::to_string)
+    };
+    let ticks = || {
+        let s = read("stat");
+        let f: Vec<String> = s[s.rfind(')').unwrap() + 2..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    let (before, cpu) = (switches(), ticks());
+    // A measurement window, not a synchronisation: a polling keeper would wake in it.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(switches(), before, "the keeper woke up while idle");
+    assert_eq!(ticks(), cpu, "the keeper used CPU while idle");
+}
+
+/// `-q` silences success lines; errors still reach stderr.
+#[test]
+fn quiet_silences_success_only() {
+    let (env, _) = sleeper_env("web");
+    let run = env.dmgr(&["-q", "start", "web"]).success();
+    assert_eq!(run.stdout(), "");
+    env.dmgr(&["-q", "start", "nosuch"])
+        .code(2)
+        .stderr_has("nosuch: no such daemon");
+}
+
+/// Colour only when asked for or on a terminal, never with `--color never`.
+#[test]
+fn colour_follows_color_and_no_color() {
+    let (env, _) = sleeper_env("web");
+    let plain = env.dmgr(&["start", "nosuch"]).code(2);
+    assert!(
+        !plain.stderr().contains('\u{1b}'),
+        "colour on a pipe: {:?}",
+        plain.stderr()
+    );
+    let out = env
+        .command(&["--color", "always", "start", "nosuch"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\u{1b}["),
+        "--color always gave no colour"
+    );
+    let out = env
+        .command(&["--color", "never", "start", "nosuch"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'));
+}
+
+/// A broken pipe on stdout (`dmgr list | head -1`) is a success.
+#[test]
+fn broken_pipe_on_stdout_is_success() {
+    let env = TestEnv::new();
+    for i in 0..200 {
+        env.write(&format!("d{i:03}"), "command = \"sleep 1\"\n");
+    }
+    let mut child = env
+        .command(&["list"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
