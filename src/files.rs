@@ -46,6 +46,39 @@ pub fn euid() -> u32 {
     *EUID.get_or_init(|| nix::unistd::geteuid().as_raw())
 }
 
+/// The soft `RLIMIT_NOFILE` this process was started with, before [`raise_fd_limit`].
+static ORIGINAL_NOFILE: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
+/// Raises the soft limit on open files to the hard limit: `start --all` and
+/// `stop --all` hold a few descriptors per daemon at once. Keepers get the original
+/// limit back before they exec (see [`original_fd_limit`]), so daemons inherit the
+/// caller's limit, not ours.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let _ = ORIGINAL_NOFILE.set((soft, hard));
+    if soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// The `(soft, hard)` open-file limit the caller gave us, if it was raised.
+pub fn original_fd_limit() -> Option<(u64, u64)> {
+    ORIGINAL_NOFILE.get().copied()
+}
+
+/// How many daemons a batch may handle at once, each holding up to three
+/// descriptors, within the open-file limit.
+pub fn batch_size() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft.saturating_sub(64) / 3)
+        .unwrap_or(usize::MAX)
+        .max(16)
+}
+
 /// Rephrases the `ELOOP` that `O_NOFOLLOW` gives on a symlink, so the user learns why.
 pub fn explain_nofollow(err: io::Error) -> io::Error {
     if err.raw_os_error() == Some(libc::ELOOP) {

@@ -376,3 +376,41 @@ fn stress_300_daemons() {
         assert!(processes_with(&mark).is_empty());
     }
 }
+
+/// `start --all` and `stop --all` fit within a low open-file limit, and daemons keep
+/// the caller's limit rather than the one dmgr raises for itself.
+#[test]
+fn many_daemons_fit_a_low_open_file_limit() {
+    let mark = marker("nofile");
+    let env = TestEnv::new();
+    for i in 0..150 {
+        env.write(&format!("s{i:03}"), &format!("command = [\"sh\", \"-c\", \"sleep 1000; true\", \"{mark}\"]\nstart_wait = \"0s\"\n"));
+    }
+    let limited = |verb: &str| {
+        let script = format!(
+            "ulimit -n 256 && exec \"$0\" --config-dir \"$1\" --run-dir \"$2\" {verb} --all"
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script, env!("CARGO_BIN_EXE_dmgr")])
+            .arg(env.config_dir())
+            .arg(env.run_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{verb} --all: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    limited("start");
+    assert_eq!(processes_with(&mark).len(), 150);
+    let pid = env.pid("s149").unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(line.split_whitespace().nth(3), Some("256"), "{line}");
+    limited("stop");
+    assert!(processes_with(&mark).is_empty());
+}

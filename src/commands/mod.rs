@@ -41,6 +41,7 @@ impl Context {
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<u8> {
     style::set_choice(cli.color);
+    crate::files::raise_fd_limit();
     if let Command::Completions(args) = &cli.command {
         return completions::run(args);
     }

@@ -28,14 +28,18 @@ use crate::procinfo::ProcId;
 /// has been reaped.
 pub fn spawn_keeper(exe: &Path, args: &[OsString], notify: BorrowedFd<'_>) -> io::Result<()> {
     let notify_fd = notify.as_raw_fd();
+    let limit = crate::files::original_fd_limit().map(|(soft, hard)| libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    });
     let mut command = Command::new(exe);
     command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: the closure only calls setsid(2), fork(2), _exit(2) and fcntl(2), all
-    // async-signal-safe, on values captured by copy before the fork. The middle
+    // SAFETY: the closure only calls setsid(2), fork(2), _exit(2), fcntl(2) and
+    // setrlimit(2), all async-signal-safe, on values captured by copy before the fork. The middle
     // process leaves with `_exit`, skipping atexit handlers and Rust destructors that
     // belong to the parent. fork(2) in the child of a multi-threaded parent is safe
     // here because the child is single-threaded and glibc re-initialised its fork
@@ -53,6 +57,10 @@ pub fn spawn_keeper(exe: &Path, args: &[OsString], notify: BorrowedFd<'_>) -> io
             // The notify pipe was opened close-on-exec; the keeper must inherit it.
             if libc::fcntl(notify_fd, libc::F_SETFD, 0) == -1 {
                 return Err(io::Error::last_os_error());
+            }
+            // The caller's open-file limit, which `dmgr` raised for itself.
+            if let Some(limit) = &limit {
+                libc::setrlimit(libc::RLIMIT_NOFILE, limit);
             }
             Ok(())
         });
