@@ -28,6 +28,8 @@
 //! Modules: `cli` (clap types), `error`, `config`, `pidfile`, `state`, `procinfo`,
 //! `keeper`, `commands` (one file per subcommand), `output` (colour, tables, JSON).
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod commands;
 pub mod config;
