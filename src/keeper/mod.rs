@@ -579,6 +579,20 @@ impl Keeper {
         self.drain(next);
     }
 
+    /// A run failed before it was up (exec error, readiness timeout): the first start
+    /// fails, and `finish` notes why in the log; a restart counts as a quick failure.
+    fn fail_run(&mut self, reason: String) -> Next {
+        if self.reporter.is_pending() {
+            return Next::Finish {
+                status: Status::Failed,
+                error: Some(reason),
+            };
+        }
+        self.note(&reason);
+        self.record.error = Some(reason);
+        self.decide(false, Duration::ZERO)
+    }
+
     fn decide(&mut self, success: bool, ran: Duration) -> Next {
         let policy = Policy {
             restart: self.daemon.restart,
@@ -770,16 +784,7 @@ impl Keeper {
                 "not ready within ready_timeout ({})",
                 config::units::format_duration(self.daemon.ready_timeout)
             );
-            let next = if self.reporter.is_pending() {
-                // `finish` notes the reason in the log.
-                Next::Finish {
-                    status: Status::Failed,
-                    error: Some(reason),
-                }
-            } else {
-                self.note(&reason);
-                self.decide(false, Duration::ZERO)
-            };
+            let next = self.fail_run(reason);
             // The daemon is still up: drain sends it stop_signal, then SIGKILL.
             self.drain(next);
             return;
@@ -894,17 +899,7 @@ impl Keeper {
                     self.launch.program.display(),
                     os_reason(&e)
                 );
-                let next = if self.reporter.is_pending() {
-                    // `finish` notes the reason in the log.
-                    Next::Finish {
-                        status: Status::Failed,
-                        error: Some(reason),
-                    }
-                } else {
-                    self.note(&reason);
-                    self.record.error = Some(reason);
-                    self.decide(false, Duration::ZERO)
-                };
+                let next = self.fail_run(reason);
                 self.child = None;
                 self.phase = Phase::Draining {
                     kill_at: None,
