@@ -836,8 +836,11 @@ impl Keeper {
             stdout: Some(self.out.write.as_fd()),
             stderr: Some(self.err.as_ref().unwrap_or(&self.out).write.as_fd()),
             new_session: false,
+            keep_stdin: false,
         };
-        sys::spawn_daemon(&options).ok().map(|pid| pid as i32)
+        let gated = sys::spawn_gated(&options).ok()?;
+        let pid = gated.pid();
+        gated.release().ok().map(|()| pid)
     }
 
     /// Starts (or restarts) the daemon's process.
@@ -852,61 +855,76 @@ impl Keeper {
             stdout: Some(self.out.write.as_fd()),
             stderr: Some(self.err.as_ref().unwrap_or(&self.out).write.as_fd()),
             new_session: true,
+            keep_stdin: false,
         };
         let now = Instant::now();
-        match sys::spawn_daemon(&options) {
+        let spawned = sys::spawn_gated(&options).and_then(|gated| {
+            // Record the process before it may run the command: should this keeper
+            // die now, the child finds its gate closed and exits, and no copy runs
+            // that nobody knows of.
+            let pid = gated.pid();
+            self.record_spawn(pid, now);
+            gated.release().map(|()| pid)
+        });
+        match spawned {
             Ok(pid) => {
-                let pid = pid as i32;
-                // Read the start time even if the process is already a zombie.
-                let start = Stat::read(pid).map_or(0, |s| s.start);
-                let child = Child {
-                    id: ProcId { pid, start },
-                    group: pid,
-                    adopted: self.daemon.kind == DaemonType::Simple,
-                    started: now,
-                    started_ms: state::now_ms(),
-                    exited: false,
-                };
-                self.child = Some(child);
-                if let Some(pidfile) = &mut self.pidfile {
-                    if let Err(e) = pidfile.write_pid(pid) {
-                        self.note(&e.to_string());
-                    }
-                }
                 self.note(&format!(
                     "started (pid {pid}): {}",
                     shell_words(&self.daemon.command)
                 ));
-                self.record.daemon = Some(child.id);
-                self.record.started_at_ms = Some(child.started_ms);
-                self.record.status = Status::Starting;
-                self.record.next_restart_ms = None;
-                self.record.error = None;
                 self.phase = Phase::Up(Some(Starting {
                     settle_at: now + self.daemon.start_wait,
                     ready_by: now + self.daemon.ready_timeout.max(self.daemon.start_wait),
                     next_probe: now,
                     probe: None,
                 }));
-                self.save();
                 if self.daemon.start_wait.is_zero() {
                     self.on_timers();
                 }
             }
             Err(e) => {
-                let reason = format!(
-                    "cannot exec {}: {}",
-                    self.launch.program.display(),
-                    os_reason(&e)
-                );
-                let next = self.fail_run(reason);
+                let reason = match e.step {
+                    "exec" => format!("cannot exec {}: {e}", self.launch.program.display()),
+                    _ => format!("cannot start {}: {e}", self.launch.program.display()),
+                };
+                // The child exits by itself; its SIGCHLD matches no daemon now.
                 self.child = None;
+                self.record.daemon = None;
+                if let Some(pidfile) = &mut self.pidfile {
+                    pidfile.clear();
+                }
+                let next = self.fail_run(reason);
                 self.phase = Phase::Draining {
                     kill_at: None,
                     next,
                 };
             }
         }
+    }
+
+    /// Writes the pidfile and the state record for a new daemon process.
+    fn record_spawn(&mut self, pid: i32, now: Instant) {
+        let start = Stat::read(pid).map_or(0, |s| s.start);
+        let child = Child {
+            id: ProcId { pid, start },
+            group: pid,
+            adopted: self.daemon.kind == DaemonType::Simple,
+            started: now,
+            started_ms: state::now_ms(),
+            exited: false,
+        };
+        self.child = Some(child);
+        if let Some(pidfile) = &mut self.pidfile {
+            if let Err(e) = pidfile.write_pid(pid) {
+                self.out.sink.note(&e.to_string());
+            }
+        }
+        self.record.daemon = Some(child.id);
+        self.record.started_at_ms = Some(child.started_ms);
+        self.record.status = Status::Starting;
+        self.record.next_restart_ms = None;
+        self.record.error = None;
+        self.save();
     }
 
     /// SIGUSR1: re-read the file and take over changed supervision keys, leaving the
@@ -1192,15 +1210,15 @@ pub fn run_foreground(daemon: &Daemon) -> Result<u8> {
         stdout: None,
         stderr: None,
         new_session: false,
+        keep_stdin: true,
     };
-    let pid = sys::spawn_daemon(&options).map_err(|e| {
-        fail(format!(
-            "cannot exec {}: {}",
-            launch.program.display(),
-            os_reason(&e)
-        ))
-    })?;
-    let pid = Pid::from_raw(pid as i32);
+    let gated = sys::spawn_gated(&options)
+        .map_err(|e| fail(format!("cannot start {}: {e}", launch.program.display())))?;
+    let pid = gated.pid();
+    gated
+        .release()
+        .map_err(|e| fail(format!("cannot exec {}: {e}", launch.program.display())))?;
+    let pid = Pid::from_raw(pid);
     loop {
         match nix::sys::wait::waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(u8::try_from(code).unwrap_or(1)),

@@ -9,10 +9,11 @@
 //! calls (signal-safety(7)): raw `libc` calls on data prepared before the fork, no
 //! allocation, no locks, no Rust I/O.
 
-use std::ffi::OsString;
+use std::ffi::{CStr, CString, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -143,54 +144,280 @@ pub struct SpawnOptions<'a> {
     pub stderr: Option<BorrowedFd<'a>>,
     /// Whether the process gets a session (and process group) of its own.
     pub new_session: bool,
+    /// Whether stdin stays as it is (`dmgr run`) instead of `/dev/null`.
+    pub keep_stdin: bool,
 }
 
-/// Starts a daemon process in a clean state: its own session and process group (when
-/// asked), default dispositions for every signal, an empty signal mask, only fds 0-2,
-/// stdin from `/dev/null`, the given umask, credentials and working directory.
-pub fn spawn_daemon(options: &SpawnOptions<'_>) -> io::Result<u32> {
-    let mut command = Command::new(options.program);
-    command
-        .arg0(options.argv.first().map_or("", String::as_str))
-        .args(options.argv.iter().skip(1))
-        .env_clear()
-        .envs(options.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(options.working_dir)
-        .stdin(Stdio::null());
-    if let Some(fd) = options.stdout {
-        command.stdout(Stdio::from(fd.try_clone_to_owned()?));
+/// A daemon process that has been forked and set up, and waits at its start gate:
+/// it execs the command only once [`Gated::release`] is called. If the keeper dies
+/// first, the gate reads end-of-file and the child exits without ever running the
+/// command, so no daemon runs that the keeper has not recorded.
+#[derive(Debug)]
+pub struct Gated {
+    pid: i32,
+    gate: Option<OwnedFd>,
+    report: File,
+}
+
+/// Why a child could not exec: the step that failed and its errno.
+#[derive(Debug)]
+pub struct SpawnError {
+    /// What the child was doing (`chdir`, `setuid`, `exec`, ...).
+    pub step: &'static str,
+    /// The OS error.
+    pub error: io::Error,
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reason = match self.error.raw_os_error() {
+            Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+            None => self.error.to_string(),
+        };
+        match self.step {
+            "exec" => f.write_str(&reason),
+            step => write!(f, "{step}: {reason}"),
+        }
     }
-    if let Some(fd) = options.stderr {
-        command.stderr(Stdio::from(fd.try_clone_to_owned()?));
+}
+
+/// The steps the child reports failures of, by index in its one-byte report.
+const STEPS: [&str; 8] = [
+    "setsid",
+    "dup2",
+    "chdir",
+    "setgroups",
+    "setgid",
+    "setuid",
+    "exec",
+    "set up",
+];
+/// The byte the child writes when it is set up and waits at the gate.
+const READY: u8 = 0xff;
+
+impl Gated {
+    /// The child's PID.
+    pub fn pid(&self) -> i32 {
+        self.pid
     }
-    let new_session = options.new_session;
-    let umask = options.umask as libc::mode_t;
-    let credentials = options.credentials.cloned();
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-    // calls (setsid, umask, setgroups, setgid, setuid, sigaction, sigprocmask) on data
-    // that was allocated before the fork (`credentials` is moved in whole; reading
-    // its Vec does not allocate). Order matters: supplementary groups and the gid
-    // must change while we are still root, the uid last.
+
+    /// Opens the gate and waits until the child has exec'd (or failed to).
+    pub fn release(mut self) -> Result<(), SpawnError> {
+        if let Some(gate) = self.gate.take() {
+            let _ = nix::unistd::write(&gate, b"g");
+        }
+        match read_report(&mut self.report) {
+            None => Ok(()),
+            Some(err) => Err(err),
+        }
+    }
+}
+
+/// Forks a daemon process and sets it up: its own session and process group (when
+/// asked), stdin from `/dev/null`, stdout and stderr as given, the working directory,
+/// umask, credentials, default dispositions for every signal and an empty mask. The
+/// child then waits at its start gate. Only fds 0-2 survive the exec: everything the
+/// keeper holds is close-on-exec.
+pub fn spawn_gated(options: &SpawnOptions<'_>) -> Result<Gated, SpawnError> {
+    let prep = |error: io::Error| SpawnError {
+        step: "set up",
+        error,
+    };
+    let cstring = |bytes: &[u8]| {
+        CString::new(bytes)
+            .map_err(|_| prep(io::Error::other("a NUL byte in the command or environment")))
+    };
+    // Everything the child needs is allocated here, before fork(2): the child makes
+    // only async-signal-safe calls on these buffers.
+    let program = cstring(options.program.as_os_str().as_bytes())?;
+    let argv: Vec<CString> = options
+        .argv
+        .iter()
+        .map(|a| cstring(a.as_bytes()))
+        .collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = options
+        .env
+        .iter()
+        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
+        .collect::<Result<_, _>>()?;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    let cwd = cstring(options.working_dir.as_os_str().as_bytes())?;
+    let devnull = File::open("/dev/null").map_err(prep)?;
+    let (gate_read, gate_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| prep(e.into()))?;
+    let (report_read, report_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| prep(e.into()))?;
+    let stdout = options.stdout.map_or(1, |fd| fd.as_raw_fd());
+    let stderr = options.stderr.map_or(2, |fd| fd.as_raw_fd());
+    let child = ChildPlan {
+        new_session: options.new_session,
+        devnull: if options.keep_stdin {
+            0
+        } else {
+            devnull.as_raw_fd()
+        },
+        stdout,
+        stderr,
+        cwd: &cwd,
+        umask: options.umask as libc::mode_t,
+        credentials: options.credentials,
+        gate: gate_read.as_raw_fd(),
+        report: report_write.as_raw_fd(),
+        parent_ends: [gate_write.as_raw_fd(), report_read.as_raw_fd()],
+        program: &program,
+        argv: &argv_ptrs,
+        envp: &envp_ptrs,
+    };
+    // SAFETY: fork(2) in the keeper, which is single-threaded; in the child,
+    // `run_child` makes only async-signal-safe calls on memory allocated above and
+    // never returns (it execs or `_exit`s).
+    let pid = unsafe { libc::fork() };
+    if pid == -1 {
+        return Err(prep(io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: see above; we are the child of a single-threaded process.
+        unsafe { run_child(&child) }
+    }
+    drop(gate_read);
+    drop(report_write);
+    let mut report = File::from(report_read);
+    let mut first = [0u8; 1];
+    match read_exact_or_eof(&mut report, &mut first) {
+        Some(()) if first[0] == READY => Ok(Gated {
+            pid,
+            gate: Some(gate_write),
+            report,
+        }),
+        Some(()) => {
+            let mut errno = [0u8; 4];
+            let _ = read_exact_or_eof(&mut report, &mut errno);
+            reap_failed(pid);
+            let step = STEPS
+                .get(usize::from(first[0]))
+                .copied()
+                .unwrap_or("set up");
+            Err(SpawnError {
+                step,
+                error: io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
+            })
+        }
+        None => {
+            reap_failed(pid);
+            Err(prep(io::Error::other(
+                "the child exited before it was set up",
+            )))
+        }
+    }
+}
+
+/// Reaps a child that reported failure and exits at once, so no zombie is left.
+fn reap_failed(pid: i32) {
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+}
+
+fn read_exact_or_eof(file: &mut File, buf: &mut [u8]) -> Option<()> {
+    use std::io::Read;
+    file.read_exact(buf).ok()
+}
+
+/// Reads the child's report after the gate: end-of-file means it exec'd.
+fn read_report(report: &mut File) -> Option<SpawnError> {
+    let mut step = [0u8; 1];
+    read_exact_or_eof(report, &mut step)?;
+    let mut errno = [0u8; 4];
+    let _ = read_exact_or_eof(report, &mut errno);
+    Some(SpawnError {
+        step: STEPS.get(usize::from(step[0])).copied().unwrap_or("exec"),
+        error: io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
+    })
+}
+
+/// What the child does between fork and exec, as plain data prepared beforehand.
+struct ChildPlan<'a> {
+    new_session: bool,
+    devnull: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+    cwd: &'a CStr,
+    umask: libc::mode_t,
+    credentials: Option<&'a Credentials>,
+    gate: RawFd,
+    report: RawFd,
+    /// The keeper's ends of the two pipes: the child must not hold them, or the
+    /// gate would never read end-of-file when the keeper dies.
+    parent_ends: [RawFd; 2],
+    program: &'a CStr,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+}
+
+/// The forked child: set up, wait at the gate, exec. Never returns.
+///
+/// # Safety
+/// Call only in the child of fork(2) of a single-threaded process. Makes only
+/// async-signal-safe calls (signal-safety(7)) and allocates nothing.
+unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
+    // SAFETY: every call below is async-signal-safe and works on descriptors and
+    // buffers prepared before the fork; `fail` writes fixed-size bytes and _exits.
     unsafe {
-        command.pre_exec(move || {
-            if new_session && libc::setsid() == -1 {
-                return Err(io::Error::last_os_error());
+        let fail = |step: u8| -> ! {
+            let errno = *libc::__errno_location();
+            let mut message = [0u8; 5];
+            message[0] = step;
+            message[1..].copy_from_slice(&errno.to_ne_bytes());
+            libc::write(plan.report, message.as_ptr().cast(), message.len());
+            libc::_exit(127)
+        };
+        for fd in plan.parent_ends {
+            libc::close(fd);
+        }
+        if plan.new_session && libc::setsid() == -1 {
+            fail(0);
+        }
+        if libc::dup2(plan.devnull, 0) == -1
+            || libc::dup2(plan.stdout, 1) == -1
+            || libc::dup2(plan.stderr, 2) == -1
+        {
+            fail(1);
+        }
+        if libc::chdir(plan.cwd.as_ptr()) == -1 {
+            fail(2);
+        }
+        libc::umask(plan.umask);
+        if let Some(creds) = plan.credentials {
+            // Supplementary groups and the gid while still root, the uid last.
+            if libc::setgroups(creds.groups.len() as _, creds.groups.as_ptr()) == -1 {
+                fail(3);
             }
-            libc::umask(umask);
-            if let Some(creds) = &credentials {
-                if libc::setgroups(creds.groups.len() as _, creds.groups.as_ptr()) == -1
-                    || libc::setgid(creds.gid) == -1
-                    || libc::setuid(creds.uid) == -1
-                {
-                    return Err(io::Error::last_os_error());
-                }
+            if libc::setgid(creds.gid) == -1 {
+                fail(4);
             }
-            reset_signals();
-            Ok(())
-        });
+            if libc::setuid(creds.uid) == -1 {
+                fail(5);
+            }
+        }
+        reset_signals();
+        libc::write(plan.report, [READY].as_ptr().cast(), 1);
+        let mut go = [0u8; 1];
+        loop {
+            match libc::read(plan.gate, go.as_mut_ptr().cast(), 1) {
+                1 => break,
+                -1 if *libc::__errno_location() == libc::EINTR => continue,
+                // The keeper is gone before it recorded us: never run the command.
+                _ => libc::_exit(126),
+            }
+        }
+        libc::execve(
+            plan.program.as_ptr(),
+            plan.argv.as_ptr(),
+            plan.envp.as_ptr(),
+        );
+        fail(6)
     }
-    let child = command.spawn()?;
-    Ok(child.id())
 }
 
 /// Restores the default disposition of every signal and empties the mask.
