@@ -52,6 +52,12 @@ fn main() -> ExitCode {
         Some("__ssd") => return ssd::main(&args[2..]),
         _ => {}
     }
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs bench targets
+    // with no arguments, and should not start a benchmark of several minutes.
+    if !args.iter().any(|a| a == "--bench") {
+        eprintln!("lifecycle: skipped; run it with `cargo bench --bench lifecycle`");
+        return ExitCode::SUCCESS;
+    }
     guard::install();
     let code = match run() {
         Ok(true) => ExitCode::SUCCESS,
@@ -325,6 +331,10 @@ struct Figures {
     memory: Option<Memory>,
     idle: Option<Idle>,
     failures: Vec<String>,
+    /// The 1-minute load average when this N began, and the share of CPU time the
+    /// hypervisor stole meanwhile: other load makes every figure of this N suspect.
+    load_before: String,
+    steal_percent: Option<f64>,
 }
 
 impl Figures {
@@ -379,8 +389,10 @@ fn bench_n(
         rounds: opts.rounds,
         restart_rounds,
         ssd_rounds,
+        load_before: procfs::load_average(),
         ..Figures::default()
     };
+    let cpu_before = procfs::cpu_times();
     let scope = guard::Scope::new(&format!("dmgr-bench-n{n}-"))
         .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let root = scope.path().to_path_buf();
@@ -429,6 +441,12 @@ fn bench_n(
         }
     }
     drop(scope);
+    if let (Some((total0, steal0)), Some((total1, steal1))) = (cpu_before, procfs::cpu_times()) {
+        if total1 > total0 {
+            figures.steal_percent =
+                Some((steal1 - steal0) as f64 * 100.0 / (total1 - total0) as f64);
+        }
+    }
     Ok(figures)
 }
 
@@ -1036,6 +1054,12 @@ fn print_figures(f: &Figures) {
         f.n, f.rounds, f.restart_rounds, f.ssd_rounds
     );
     println!(
+        "machine: load average {} at the start, CPU steal {} meanwhile",
+        f.load_before,
+        f.steal_percent
+            .map_or("unknown".to_string(), |p| format!("{p:.1}%"))
+    );
+    println!(
         "{:<34} {:>10} {:>22} {:>11}   vs floor (medians)",
         "", "median", "min - max", "per daemon"
     );
@@ -1294,7 +1318,7 @@ mod procfs {
 
     /// Parses the text of `/proc/PID/stat`; the command name may hold spaces and
     /// parentheses, so fields are counted from the last `)`.
-    pub fn parse_stat(text: &[u8]) -> Option<Stat> {
+    fn parse_stat(text: &[u8]) -> Option<Stat> {
         let close = text.iter().rposition(|&b| b == b')')?;
         let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
         let f: Vec<&str> = rest.split_ascii_whitespace().collect();
@@ -1354,6 +1378,28 @@ mod procfs {
         out
     }
 
+    /// The 1-minute load average.
+    pub fn load_average() -> String {
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|t| t.split_whitespace().next().map(str::to_string))
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// All CPUs' time in clock ticks since boot, and the part of it stolen by the
+    /// hypervisor, from the `cpu` line of `/proc/stat`.
+    pub fn cpu_times() -> Option<(u64, u64)> {
+        let text = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = text.lines().find(|l| l.starts_with("cpu "))?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest times are in user).
+        Some((v.iter().take(8).sum(), *v.get(7)?))
+    }
+
     /// Every PID in `/proc`.
     pub fn pids() -> Vec<i32> {
         std::fs::read_dir("/proc")
@@ -1363,19 +1409,6 @@ mod procfs {
                     .collect()
             })
             .unwrap_or_default()
-    }
-
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn stat_fields_count_from_the_last_parenthesis() {
-            let text = b"42 (a) b) S 1 42 42 0 -1 4194560 1 0 0 0 7 3 0 0 20 0 1 0 9999 0";
-            let s = super::parse_stat(text).unwrap();
-            assert_eq!(
-                (s.state, s.pgrp, s.utime, s.stime, s.start),
-                ('S', 42, 7, 3, 9999)
-            );
-        }
     }
 }
 
