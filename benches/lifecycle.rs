@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     guard::install();
+    noise::start();
     let code = match run() {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -335,6 +336,8 @@ struct Figures {
     /// hypervisor stole meanwhile: other load makes every figure of this N suspect.
     load_before: String,
     steal_percent: Option<f64>,
+    /// CPU seconds used meanwhile by other programs, by command name.
+    foreign: Vec<(String, f64)>,
 }
 
 impl Figures {
@@ -393,6 +396,7 @@ fn bench_n(
         ..Figures::default()
     };
     let cpu_before = procfs::cpu_times();
+    noise::take();
     let scope = guard::Scope::new(&format!("dmgr-bench-n{n}-"))
         .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let root = scope.path().to_path_buf();
@@ -441,6 +445,7 @@ fn bench_n(
         }
     }
     drop(scope);
+    figures.foreign = noise::take();
     if let (Some((total0, steal0)), Some((total1, steal1))) = (cpu_before, procfs::cpu_times()) {
         if total1 > total0 {
             figures.steal_percent =
@@ -849,6 +854,7 @@ struct LogFigures {
     dmgr: Samples,
     floor: Samples,
     failures: Vec<String>,
+    foreign: Vec<(String, f64)>,
 }
 
 impl LogFigures {
@@ -865,6 +871,7 @@ fn payload_bytes() -> u64 {
 
 fn bench_log(opts: &Options) -> LogFigures {
     let mut figures = LogFigures::default();
+    noise::take();
     let scope = match guard::Scope::new("dmgr-bench-log-") {
         Ok(scope) => scope,
         Err(e) => {
@@ -896,6 +903,8 @@ fn bench_log(opts: &Options) -> LogFigures {
         let _ = dmgr.run_untimed(&["-q", "stop", &name]);
         let _ = fs::remove_file(dmgr.run.join("log").join(format!("{name}.log")));
     }
+    drop(scope);
+    figures.foreign = noise::take();
     figures
 }
 
@@ -1059,6 +1068,7 @@ fn print_figures(f: &Figures) {
         f.steal_percent
             .map_or("unknown".to_string(), |p| format!("{p:.1}%"))
     );
+    print_foreign(&f.foreign);
     println!(
         "{:<34} {:>10} {:>22} {:>11}   vs floor (medians)",
         "", "median", "min - max", "per daemon"
@@ -1121,6 +1131,21 @@ fn print_figures(f: &Figures) {
     println!();
 }
 
+fn print_foreign(foreign: &[(String, f64)]) {
+    let total: f64 = foreign.iter().map(|(_, s)| s).sum();
+    if total >= 0.5 {
+        let top: Vec<String> = foreign
+            .iter()
+            .take(4)
+            .map(|(name, secs)| format!("{name} {secs:.1} s"))
+            .collect();
+        println!(
+            "WARNING: other programs used {total:.1} CPU-seconds meanwhile ({}); these figures are suspect",
+            top.join(", ")
+        );
+    }
+}
+
 fn rate(secs: Option<f64>) -> Option<(f64, f64)> {
     let secs = secs.filter(|&s| s > 0.0)?;
     Some((
@@ -1156,6 +1181,7 @@ fn print_log(log: &LogFigures) {
     {
         println!("dmgr's throughput is {:.2}x cat's", dmgr / floor);
     }
+    print_foreign(&log.foreign);
     println!();
 }
 
@@ -1332,6 +1358,19 @@ mod procfs {
         })
     }
 
+    /// The command name (from between the parentheses) and the fields of
+    /// `/proc/PID/stat`, in one read.
+    pub fn comm_and_stat(pid: i32) -> Option<(String, Stat)> {
+        let mut buf = [0u8; 1024];
+        let mut file = File::open(format!("/proc/{pid}/stat")).ok()?;
+        let len = file.read(&mut buf).ok()?;
+        let text = &buf[..len];
+        let open = text.iter().position(|&b| b == b'(')?;
+        let close = text.iter().rposition(|&b| b == b')')?;
+        let comm = String::from_utf8_lossy(text.get(open + 1..close)?).into_owned();
+        Some((comm, parse_stat(text)?))
+    }
+
     /// The command name of a process (`/proc/PID/comm`).
     pub fn comm(pid: i32) -> Option<String> {
         std::fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -1409,6 +1448,114 @@ mod procfs {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Other load
+
+mod noise {
+    //! A shared machine makes timings lie. A thread samples every process's CPU time
+    //! every 2 s and adds up what programs other than the benchmark's own used, by
+    //! command name, so each section can say whether it ran undisturbed. By name, as
+    //! the benchmark's processes leave its process tree (double forks): a foreign
+    //! `dmgr` or `sleep` goes unnoticed; compilers and test binaries do not.
+
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::{Mutex, PoisonError};
+    use std::time::Duration;
+
+    /// Command names (as `/proc/PID/stat` truncates them, to 15 bytes) of the
+    /// benchmark's processes, besides its own `lifecycle-HASH` and kernel workers.
+    const OURS: [&str; 8] = [
+        "dmgr",
+        "sleep",
+        "sh",
+        "yes",
+        "head",
+        "cat",
+        "start-stop-daem",
+        "sync",
+    ];
+
+    /// What the sampler knows: each process's CPU ticks at the last sample, and the
+    /// foreign ticks added up since the last [`take`].
+    struct Sampler {
+        me_start: u64,
+        seen: HashMap<(i32, u64), u64>,
+        foreign: BTreeMap<String, u64>,
+    }
+
+    static SAMPLER: Mutex<Option<Sampler>> = Mutex::new(None);
+
+    /// Starts the sampling thread.
+    pub fn start() {
+        let me_start = super::procfs::stat(std::process::id() as i32).map_or(0, |s| s.start);
+        *lock() = Some(Sampler {
+            me_start,
+            seen: HashMap::new(),
+            foreign: BTreeMap::new(),
+        });
+        sample();
+        std::thread::spawn(|| loop {
+            std::thread::sleep(Duration::from_secs(2));
+            sample();
+        });
+    }
+
+    fn lock() -> std::sync::MutexGuard<'static, Option<Sampler>> {
+        SAMPLER.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads every process's CPU time and adds what foreign ones used since last time.
+    /// A process that starts and exits between two samples is missed.
+    fn sample() {
+        let mut guard = lock();
+        let Some(sampler) = guard.as_mut() else {
+            return;
+        };
+        let mut now = HashMap::new();
+        for pid in super::procfs::pids() {
+            let Some((comm, stat)) = super::procfs::comm_and_stat(pid) else {
+                continue;
+            };
+            // Kernel workers do our writeback too.
+            let ours = ["lifecycle-", "kworker/"]
+                .iter()
+                .any(|p| comm.starts_with(p));
+            if ours || OURS.contains(&comm.as_str()) {
+                continue;
+            }
+            let ticks = stat.utime + stat.stime;
+            let key = (pid, stat.start);
+            let before = match sampler.seen.get(&key) {
+                Some(&t) => t,
+                // Started after us: all its time is new; else count from now.
+                None if stat.start >= sampler.me_start => 0,
+                None => ticks,
+            };
+            if ticks > before {
+                *sampler.foreign.entry(comm).or_default() += ticks - before;
+            }
+            now.insert(key, ticks);
+        }
+        sampler.seen = now;
+    }
+
+    /// The CPU seconds by command name since the last call, largest first.
+    pub fn take() -> Vec<(String, f64)> {
+        sample();
+        let hz = super::sys::clock_ticks_per_sec().max(1) as f64;
+        let taken = lock()
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.foreign))
+            .unwrap_or_default();
+        let mut out: Vec<(String, f64)> = taken
+            .into_iter()
+            .map(|(name, ticks)| (name, ticks as f64 / hz))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out
     }
 }
 
