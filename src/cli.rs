@@ -43,6 +43,7 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -165,6 +166,7 @@ pub struct TargetArgs {
 /// Arguments of `start`.
 #[derive(Debug, Args)]
 pub struct StartArgs {
+    /// The daemons to start.
     #[command(flatten)]
     pub target: TargetArgs,
 }
@@ -184,6 +186,7 @@ pub struct KillArgs {
     #[arg(short, long, value_name = "SIG", default_value = "TERM")]
     pub signal: String,
 
+    /// The daemons to signal.
     #[command(flatten)]
     pub names: NamesArgs,
 }
@@ -199,6 +202,7 @@ pub struct ListArgs {
 /// Arguments of `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// The daemons to describe.
     #[command(flatten)]
     pub names: NamesArgs,
 
@@ -214,6 +218,7 @@ pub struct StatusArgs {
 /// Arguments of `logs`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// The daemons whose logs to print.
     #[command(flatten)]
     pub names: NamesArgs,
 

@@ -28,10 +28,13 @@
 //! Modules: `cli` (clap types), `error`, `config`, `pidfile`, `state`, `procinfo`,
 //! `keeper`, `commands` (one file per subcommand), `output` (colour, tables, JSON).
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod keeper;
 pub mod logfile;
 pub mod manpage;

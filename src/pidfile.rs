@@ -254,11 +254,7 @@ fn open_nofollow(path: &Path, create: bool) -> Result<File, Error> {
     options.open(path).map_err(|source| Error::Io {
         action: if create { "open the pidfile" } else { "read" },
         path: path.to_path_buf(),
-        source: if source.raw_os_error() == Some(libc::ELOOP) {
-            io::Error::other("it is a symlink, which dmgr refuses to follow")
-        } else {
-            source
-        },
+        source: crate::files::explain_nofollow(source),
     })
 }
 

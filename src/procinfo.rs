@@ -3,6 +3,7 @@
 //! the process vanishing underneath it.
 
 use std::fs;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +46,8 @@ pub struct Stat {
     pub session: i32,
     /// Start time in clock ticks after boot.
     pub start: u64,
+    /// Resident set size in pages.
+    pub rss_pages: u64,
 }
 
 impl Stat {
@@ -53,8 +56,8 @@ impl Stat {
         if pid <= 0 {
             return None;
         }
-        let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        Stat::parse(&text)
+        let bytes = crate::files::read(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
+        Stat::parse(std::str::from_utf8(&bytes).ok()?)
     }
 
     /// Parses the text of `/proc/PID/stat`. The command name may hold spaces and
@@ -69,6 +72,7 @@ impl Stat {
             pgrp: fields.get(2)?.parse().ok()?,
             session: fields.get(3)?.parse().ok()?,
             start: fields.get(19)?.parse().ok()?,
+            rss_pages: fields.get(21)?.parse().ok()?,
         })
     }
 
@@ -76,21 +80,22 @@ impl Stat {
     pub fn is_dead(&self) -> bool {
         matches!(self.state, 'Z' | 'X' | 'x')
     }
-}
 
-/// The resident memory of a process in bytes (`/proc/PID/statm`).
-pub fn memory_bytes(pid: i32) -> Option<u64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * page_size())
+    /// Resident memory in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        self.rss_pages * page_size()
+    }
 }
 
 fn page_size() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .and_then(|v| u64::try_from(v).ok())
-        .unwrap_or(4096)
+    static PAGE_SIZE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PAGE_SIZE.get_or_init(|| {
+        nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(4096)
+    })
 }
 
 /// The live (non-zombie) members of process group `pgid` in session `session`, found
@@ -131,6 +136,7 @@ mod tests {
         assert_eq!(stat.pgrp, 42);
         assert_eq!(stat.session, 42);
         assert_eq!(stat.start, 123456);
+        assert_eq!(stat.rss_pages, 50);
     }
 
     #[test]
@@ -142,6 +148,6 @@ mod tests {
             ..me
         };
         assert!(!other.is_alive());
-        assert!(memory_bytes(me.pid).unwrap() > 0);
+        assert!(Stat::read(me.pid).unwrap().rss_bytes() > 0);
     }
 }

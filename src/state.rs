@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Daemon, Dirs, ReadyCheck, RestartPolicy};
-use crate::procinfo::ProcId;
+use crate::procinfo::{ProcId, Stat};
 
 /// How many exits the crash history keeps.
 pub const HISTORY_LEN: usize = 10;
@@ -231,7 +231,7 @@ pub struct StateRecord {
 /// write half done; the checksum line tells, and the read is retried.
 pub fn read(path: &Path) -> Option<StateRecord> {
     for _ in 0..100 {
-        let bytes = std::fs::read(path).ok()?;
+        let bytes = crate::files::read(path).ok()?;
         match decode(&bytes) {
             Decoded::Record(record) => return Some(*record),
             Decoded::Torn => std::thread::yield_now(),
@@ -306,7 +306,8 @@ impl StateFile {
             .truncate(false)
             .mode(0o644)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)?;
+            .open(path)
+            .map_err(crate::files::explain_nofollow)?;
         Ok(StateFile { file })
     }
 
@@ -342,6 +343,8 @@ pub struct Observed {
     pub keeper: Option<ProcId>,
     /// The live daemon process, if any.
     pub daemon: Option<ProcId>,
+    /// Its resident memory.
+    pub memory_bytes: Option<u64>,
     /// A pidfile that no live keeper or daemon backs (reported as stale).
     pub stale_pidfile: Option<PathBuf>,
 }
@@ -369,11 +372,22 @@ impl Observed {
 /// known (the record names it otherwise). Takes no lock and changes nothing.
 pub fn observe(dirs: &Dirs, name: &str, pidfile: Option<&Path>) -> Observed {
     let record = read(&dirs.state_file(name));
-    let keeper = record.as_ref().map(|r| r.keeper).filter(ProcId::is_alive);
-    let daemon = record
+    // One read of the daemon's /proc stat tells most: whether it is the process
+    // recorded, its memory, and, through its parent PID, whether its keeper lives (a
+    // live process's parent cannot be a recycled PID: orphans are reparented when their
+    // parent exits). Only without a live daemon is the keeper looked up itself.
+    let daemon_stat = record
         .as_ref()
         .and_then(|r| r.daemon)
-        .filter(ProcId::is_alive);
+        .and_then(|id| Stat::read(id.pid).filter(|s| s.start == id.start && !s.is_dead()));
+    let daemon = daemon_stat.and(record.as_ref().and_then(|r| r.daemon));
+    let keeper = record
+        .as_ref()
+        .map(|r| r.keeper)
+        .filter(|k| match daemon_stat {
+            Some(stat) => stat.ppid == k.pid,
+            None => k.is_alive(),
+        });
     let status = match (&record, keeper, daemon) {
         (None, _, _) => Status::Stopped,
         (Some(r), Some(_), _) => r.status,
@@ -396,6 +410,7 @@ pub fn observe(dirs: &Dirs, name: &str, pidfile: Option<&Path>) -> Observed {
         record,
         keeper,
         daemon,
+        memory_bytes: daemon_stat.map(|s| s.rss_bytes()),
         stale_pidfile,
     }
 }

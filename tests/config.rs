@@ -1,1 +1,90 @@
-//! Tests.
+//! Daemon files: `check` reports every problem (promise 7), broken files do not block
+//! the others, orphans whose file was removed are listed and stopped.
+
+use crate::support::{is_alive, TestEnv};
+
+/// Promise 7: check reports every problem in every file as FILE:LINE:COL.
+#[test]
+fn check_reports_every_problem_in_every_file() {
+    let env = TestEnv::new()
+        .daemon("good", "command = \"sleep 1\"\n")
+        .daemon("two", "comand = \"sleep 1\"\nrestart = \"sometimes\"\n")
+        .daemon("syntax", "command = \"sleep 1\"\nx = = 1\n");
+    let run = env.dmgr(&["check"]).code(2);
+    let dir = env.config_dir();
+    let stderr = run.stderr();
+    for expected in [
+        format!(
+            "{}/two.toml:1:1: unknown key `comand`, did you mean `command`?",
+            dir.display()
+        ),
+        format!(
+            "{}/two.toml:2:11: expected \"no\", \"on-failure\" or \"always\"",
+            dir.display()
+        ),
+        format!("{}/two.toml: missing key `command`", dir.display()),
+        format!("{}/syntax.toml:2:", dir.display()),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("good.toml"));
+}
+
+/// check of a valid directory exits 0.
+#[test]
+fn check_of_a_valid_directory_succeeds() {
+    let env = TestEnv::new()
+        .daemon("web", "command = \"sleep 1\"\n")
+        .daemon("db", "command = \"sleep 1\"\n");
+    env.dmgr(&["check"]).success().stdout_has("2 daemons ok");
+}
+
+/// Promise 7: start --all starts every valid daemon and reports the broken file.
+#[test]
+fn broken_file_does_not_block_the_others() {
+    let env = TestEnv::new()
+        .daemon("web", "command = \"sleep 1000\"\nstart_wait = \"50ms\"\n")
+        .daemon("broken", "command = \n");
+    env.dmgr(&["start", "--all"])
+        .code(1)
+        .stderr_has("broken.toml:1:");
+    assert!(env.pidfile_is_locked("web"));
+    let list = env.list();
+    let broken = list.iter().find(|e| e["name"] == "broken").unwrap();
+    assert_eq!(broken["status"], "invalid");
+    assert!(broken["error"].as_str().unwrap().starts_with("1:"));
+    env.dmgr(&["list"]).success().stdout_has("invalid");
+}
+
+/// A running daemon whose file is removed is listed as orphaned, and stop --all
+/// stops it.
+#[test]
+fn orphan_is_listed_and_stopped_by_stop_all() {
+    let env = TestEnv::new().daemon("old", "command = \"sleep 1000\"\nstart_wait = \"50ms\"\n");
+    env.dmgr(&["start", "old"]).success();
+    let pid = env.pid("old").unwrap();
+    env.remove("old");
+    assert_eq!(env.entry("old")["status"], "orphaned");
+    env.dmgr(&["stop", "--all"])
+        .success()
+        .stdout_has("old: stopped");
+    assert!(!is_alive(pid));
+    assert!(env.list().iter().all(|e| e["name"] != "old"));
+}
+
+/// Relative paths resolve against the directory that holds the file.
+#[test]
+fn relative_paths_resolve_against_the_file_directory() {
+    let env = TestEnv::new();
+    std::fs::create_dir(env.config_dir().join("work")).unwrap();
+    env.write("web", "command = [\"sh\", \"-c\", \"pwd > where; exec sleep 1000\"]\nworking_dir = \"work\"\nstart_wait = \"200ms\"\n");
+    env.dmgr(&["start", "web"]).success();
+    let wrote = std::fs::read_to_string(env.config_dir().join("work/where")).unwrap();
+    assert_eq!(
+        wrote.trim(),
+        env.config_dir().join("work").to_str().unwrap()
+    );
+}

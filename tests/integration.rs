@@ -4,5 +4,8 @@
 mod support;
 
 mod config;
+mod hostile;
 mod lifecycle;
+mod logs;
 mod man;
+mod supervision;

@@ -1,1 +1,590 @@
-//! Tests.
+//! Start, stop, restart, list and status against real processes: SPEC promises 1 to 5
+//! and 8, each checked at the source (the pidfile's lock, `/proc`).
+
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    group_members, is_alive, marker, processes_with, stat, wait_until, Proc, TestEnv,
+};
+
+/// A daemon that sleeps, with a unique marker in its command line (the shell stays,
+/// as `$0`, so the marker does too).
+fn sleeper(mark: &str) -> String {
+    format!(
+        "command = [\"sh\", \"-c\", \"sleep 1000; true\", \"{mark}\"]\nstart_wait = \"100ms\"\n"
+    )
+}
+
+fn sleeper_env(name: &str) -> (TestEnv, String) {
+    let mark = marker(name);
+    let env = TestEnv::new().daemon(
+        name,
+        &format!(
+            "command = [\"sleep\", \"1000\"]\nstart_wait = \"100ms\"\ndescription = \"{mark}\"\n"
+        ),
+    );
+    (env, mark)
+}
+
+/// Promise 1: `start` prints the PID once the command runs; the pidfile names it and is
+/// locked, and the process is the command.
+#[test]
+fn start_returns_after_exec_and_prints_pid() {
+    let (env, _) = sleeper_env("web");
+    let run = env.dmgr(&["start", "web"]).success();
+    let pid = env.pid("web").expect("pidfile holds a pid");
+    assert_eq!(run.stdout().trim(), format!("web: started (pid {pid})"));
+    assert!(is_alive(pid));
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(cmdline, "sleep\u{0}1000\u{0}");
+    assert!(
+        env.pidfile_is_locked("web"),
+        "the keeper must hold the pidfile lock"
+    );
+    let entry = env.entry("web");
+    assert_eq!(entry["status"], "running");
+    assert_eq!(entry["pid"], pid);
+}
+
+/// Promise 1: an exec failure is reported precisely and leaves nothing behind.
+#[test]
+fn start_of_missing_program_fails_cleanly_and_leaves_nothing() {
+    let env = TestEnv::new().daemon("web", "command = \"/nonexistent/server --port 1\"\n");
+    env.dmgr(&["start", "web"]).code(1).stderr_has(
+        "web: cannot start: cannot exec /nonexistent/server: No such file or directory",
+    );
+    assert!(!env.pidfile("web").exists(), "no pidfile may remain");
+    let keeper = env.keeper_pid("web").expect("a failure record remains");
+    wait_until("the keeper is gone", Duration::from_secs(5), || {
+        !is_alive(keeper)
+    });
+    assert_eq!(env.entry("web")["status"], "failed");
+}
+
+/// Promise 1: a working_dir that does not exist fails the start with its name.
+#[test]
+fn start_with_bad_working_dir_fails_cleanly() {
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = \"sleep 1000\"\nworking_dir = \"/nonexistent/dir\"\n",
+    );
+    env.dmgr(&["start", "web"])
+        .code(1)
+        .stderr_has("/nonexistent/dir: No such file or directory");
+    assert!(!env.pidfile("web").exists());
+    let keeper = env.keeper_pid("web").expect("a failure record remains");
+    wait_until("the keeper is gone", Duration::from_secs(5), || {
+        !is_alive(keeper)
+    });
+}
+
+/// Promise 1: a command that dies within start_wait fails the start, and the error
+/// shows what it wrote last.
+#[test]
+fn start_of_command_that_dies_within_start_wait_fails_with_last_log_lines() {
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = [\"sh\", \"-c\", \"echo boom-123; exit 3\"]\nstart_wait = \"300ms\"\n",
+    );
+    env.dmgr(&["start", "web"])
+        .code(1)
+        .stderr_has("exit 3")
+        .stderr_has("boom-123");
+    assert!(!env.pidfile("web").exists());
+    let entry = env.entry("web");
+    assert_eq!(entry["status"], "failed");
+    assert_eq!(entry["last_exit"]["code"], 3);
+}
+
+/// Promise 2: however many starts run at once, one copy runs and all succeed.
+#[test]
+fn concurrent_starts_run_exactly_one_copy() {
+    let mark = marker("conc");
+    let env = TestEnv::new().daemon("web", &sleeper(&mark));
+    let children: Vec<_> = (0..8)
+        .map(|_| env.command(&["start", "web"]).spawn().unwrap())
+        .collect();
+    for child in children {
+        let output =
+            crate::support::Run::try_wait(child, Duration::from_secs(60)).expect("start finishes");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    env.dmgr(&["list"]).success();
+    assert_eq!(processes_with(&mark).len(), 1, "exactly one copy");
+}
+
+/// Promise 2: list and status neither block nor break concurrent starts and stops.
+#[test]
+fn list_and_status_never_block_a_concurrent_start_or_stop() {
+    let (env, _) = sleeper_env("web");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
+                let output = env.command(&["list", "--json"]).output().unwrap();
+                assert!(output.status.success());
+                assert!(started.elapsed() < Duration::from_secs(5), "list waited");
+                let _ = env.command(&["status", "web"]).output().unwrap();
+            }
+        });
+        for _ in 0..5 {
+            env.dmgr(&["start", "web"]).success();
+            env.dmgr(&["stop", "web"]).success();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
+/// Promise 3: a stale pidfile whose PID now belongs to an unrelated process is
+/// reported as stale and cleaned, and that process is never signalled.
+#[test]
+fn stale_pidfile_with_reused_pid_is_never_signalled() {
+    let env = TestEnv::new().daemon("web", "command = \"sleep 1000\"\nstart_wait = \"100ms\"\n");
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    let victim = bystander.id() as i32;
+    env.track(victim);
+    std::fs::create_dir_all(env.run_dir()).unwrap();
+    std::fs::write(env.pidfile("web"), format!("{victim}\n")).unwrap();
+
+    let entry = env.entry("web");
+    assert_eq!(entry["status"], "stopped");
+    assert!(entry["pid"].is_null());
+    env.dmgr(&["status", "web"]).code(1).stdout_has("stale");
+    env.dmgr(&["stop", "web"])
+        .success()
+        .stdout_has("stale pidfile");
+    assert!(is_alive(victim), "the unrelated process was signalled");
+    assert!(!env.pidfile("web").exists(), "the stale pidfile is cleaned");
+
+    // A state record naming it with another start time is not trusted either.
+    env.dmgr(&["start", "web"]).success();
+    let mut state = env.state("web").unwrap();
+    env.dmgr(&["stop", "web"]).success();
+    state["daemon"]["pid"] = victim.into();
+    state["keeper"]["pid"] = victim.into();
+    std::fs::write(
+        env.run_dir().join("web.state"),
+        serde_json::to_string(&state).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(env.pidfile("web"), format!("{victim}\n")).unwrap();
+    env.dmgr(&["stop", "web"]).success();
+    env.dmgr(&["start", "web"]).success();
+    assert_ne!(env.pid("web"), Some(victim));
+    env.dmgr(&["stop", "web"]).success();
+    assert!(is_alive(victim), "the unrelated process was signalled");
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}
+
+/// Promise 4: stop returns when every process of the group is gone, and removes the
+/// pidfile.
+#[test]
+fn stop_kills_the_whole_process_group_and_removes_pidfile() {
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = [\"sh\", \"-c\", \"sleep 1000 & sleep 1000 & wait\"]\nstart_wait = \"200ms\"\n",
+    );
+    env.dmgr(&["start", "web"]).success();
+    let pid = env.pid("web").unwrap();
+    wait_until("both children run", Duration::from_secs(5), || {
+        group_members(pid).len() == 3
+    });
+    env.dmgr(&["stop", "web"])
+        .success()
+        .stdout_has("web: stopped");
+    assert!(
+        group_members(pid).is_empty(),
+        "group members survived: {:?}",
+        group_members(pid)
+    );
+    assert!(!env.pidfile("web").exists());
+    assert!(!env.pidfile_is_locked("web"));
+}
+
+/// Promise 4: a daemon that ignores its stop signal is killed after stop_timeout.
+#[test]
+fn stop_escalates_to_sigkill_after_stop_timeout() {
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = [\"sh\", \"-c\", \"trap '' TERM; sleep 1000 & while :; do sleep 1; done\"]\nstop_timeout = \"500ms\"\nstart_wait = \"200ms\"\n",
+    );
+    env.dmgr(&["start", "web"]).success();
+    let pid = env.pid("web").unwrap();
+    let started = Instant::now();
+    env.dmgr(&["stop", "web"]).success();
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "stopped before stop_timeout"
+    );
+    assert!(group_members(pid).is_empty());
+    assert!(env.log("web").contains("sending KILL"));
+}
+
+/// Promise 4: stop --all stops daemons in parallel: its time is the slowest's.
+#[test]
+fn stop_all_runs_in_parallel() {
+    let stubborn = "command = [\"sh\", \"-c\", \"trap '' TERM; while :; do sleep 1; done\"]\nstop_timeout = \"1s\"\nstart_wait = \"100ms\"\n";
+    let env = TestEnv::new()
+        .daemon("a", stubborn)
+        .daemon("b", stubborn)
+        .daemon("c", stubborn);
+    env.dmgr(&["start", "--all"]).success();
+    let started = Instant::now();
+    env.dmgr(&["stop", "--all"]).success();
+    let took = started.elapsed();
+    // Sequential stops would take at least 3 s.
+    assert!(
+        took < Duration::from_millis(2900),
+        "stop --all took {took:?}"
+    );
+    for name in ["a", "b", "c"] {
+        assert!(!env.pidfile(name).exists());
+    }
+}
+
+/// Promise 4 and exit codes: start and stop are idempotent.
+#[test]
+fn start_and_stop_are_idempotent() {
+    let (env, _) = sleeper_env("web");
+    env.dmgr(&["start", "web"]).success();
+    let pid = env.pid("web").unwrap();
+    env.dmgr(&["start", "web"])
+        .success()
+        .stdout_has(&format!("web: already running (pid {pid})"));
+    env.dmgr(&["stop", "web"]).success();
+    env.dmgr(&["stop", "web"])
+        .success()
+        .stdout_has("web: not running");
+}
+
+/// Promise 5: a daemon killed from outside is restarted by policy, and list shows the
+/// restart count and the last exit.
+#[test]
+fn daemon_killed_from_outside_is_restarted() {
+    let env = TestEnv::new().daemon("web", "command = \"sleep 1000\"\nrestart = \"always\"\nrestart_delay = \"100ms\"\nstart_wait = \"50ms\"\n");
+    env.dmgr(&["start", "web"]).success();
+    let first = env.pid("web").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("a new copy runs", Duration::from_secs(10), || {
+        env.entry("web")["pid"]
+            .as_i64()
+            .is_some_and(|p| p as i32 != first)
+    });
+    let entry = env.entry("web");
+    assert_eq!(entry["restarts"], 1);
+    assert_eq!(entry["last_exit"]["signal"], "KILL");
+    assert!(env.log("web").contains("exited (signal KILL)"));
+}
+
+/// Promise 5: with its keeper SIGKILLed, list still tells the truth, start does not
+/// start a second copy, and stop stops the daemon.
+#[test]
+fn killed_keeper_still_lets_list_stop_and_start_tell_the_truth() {
+    let mark = marker("orphaned-keeper");
+    let env = TestEnv::new().daemon("web", &sleeper(&mark));
+    env.dmgr(&["start", "web"]).success();
+    let pid = env.pid("web").unwrap();
+    let keeper = env.keeper_pid("web").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(keeper),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("the keeper is dead", Duration::from_secs(5), || {
+        !is_alive(keeper)
+    });
+
+    let entry = env.entry("web");
+    assert_eq!(entry["status"], "running");
+    assert_eq!(entry["pid"], pid);
+    assert_eq!(entry["supervised"], false);
+    env.dmgr(&["start", "web"])
+        .success()
+        .stdout_has(&format!("already running (pid {pid})"));
+    assert_eq!(processes_with(&mark), vec![pid], "start made a second copy");
+    env.dmgr(&["stop", "web"])
+        .success()
+        .stdout_has("web: stopped");
+    assert!(processes_with(&mark).is_empty());
+    assert_eq!(env.entry("web")["status"], "stopped");
+}
+
+/// Promise 8: the daemon starts clean: fds 0-2 only, default signal dispositions, an
+/// empty mask, its own session and process group, no controlling terminal. The
+/// reports come from the programs the keeper execs directly, with no shell between.
+#[test]
+fn daemon_starts_with_clean_fds_signals_and_session() {
+    let once = "restart = \"no\"\nstart_wait = \"0s\"\n";
+    let env = TestEnv::new()
+        .daemon(
+            "fds",
+            &format!("command = [\"ls\", \"/proc/self/fd\"]\n{once}"),
+        )
+        .daemon(
+            "sigs",
+            &format!(
+                "command = [\"grep\", \"-E\", \"^Sig(Blk|Ign)\", \"/proc/self/status\"]\n{once}"
+            ),
+        )
+        .daemon(
+            "web",
+            "command = [\"sleep\", \"1000\"]\nstart_wait = \"100ms\"\n",
+        );
+    env.dmgr(&["start", "fds", "sigs", "web"]).success();
+    let output = |name: &str| -> Vec<String> {
+        env.log(name)
+            .lines()
+            .filter(|l| !l.starts_with("[dmgr "))
+            .map(str::to_string)
+            .collect()
+    };
+    wait_until(
+        "ls and grep wrote their reports",
+        Duration::from_secs(10),
+        || env.entry("fds")["status"] == "stopped" && env.entry("sigs")["status"] == "stopped",
+    );
+    // `ls` itself opens the directory it lists, as fd 3.
+    assert_eq!(output("fds"), ["0", "1", "2", "3"], "inherited fds");
+    let sigs = output("sigs");
+    assert_eq!(sigs.len(), 2, "{sigs:?}");
+    for line in sigs {
+        assert!(
+            line.ends_with("0000000000000000"),
+            "signal state not clean: {line}"
+        );
+    }
+    let pid = env.pid("web").unwrap();
+    let s = stat(pid).unwrap();
+    assert_eq!((s.session, s.pgrp), (pid, pid), "own session and group");
+    assert_eq!(s.tty_nr, 0, "no controlling terminal");
+    // And the keeper holds nothing of the caller's: only its own files.
+    let keeper = env.keeper_pid("web").unwrap();
+    for fd in std::fs::read_dir(format!("/proc/{keeper}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let target = std::fs::read_link(fd.path()).unwrap_or_default();
+        let target = target.to_string_lossy();
+        assert!(
+            target.starts_with(env.root().to_str().unwrap())
+                || target == "/dev/null"
+                || target.starts_with("pipe:")
+                || target.starts_with("anon_inode:"),
+            "keeper fd {:?} -> {target}",
+            fd.file_name()
+        );
+    }
+}
+
+/// Promise 8: `out=$(dmgr start web)` returns as soon as start does: nobody keeps the
+/// caller's stdout or stderr open.
+#[test]
+fn captured_output_ends_when_start_returns() {
+    let (env, _) = sleeper_env("web");
+    let child = env.command(&["start", "web"]).spawn().unwrap();
+    // try_wait reads both pipes to EOF; EOF only comes once no process holds them.
+    let output = crate::support::Run::try_wait(child, Duration::from_secs(10))
+        .expect("start's output pipes were held open");
+    assert!(output.status.success());
+    assert!(env.pidfile_is_locked("web"));
+}
+
+/// `run` stays in the foreground and exits with the command's status.
+#[test]
+fn run_foreground_exits_with_command_status() {
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = [\"sh\", \"-c\", \"echo hi-from-run; exit 7\"]\n",
+    );
+    env.dmgr(&["run", "web"]).code(7).stdout_has("hi-from-run");
+    assert!(!env.pidfile("web").exists());
+}
+
+/// status follows LSB: 0 running, 1 dead with a failure record, 3 not running, 4 unknown.
+#[test]
+fn status_follows_lsb_exit_codes() {
+    let env = TestEnv::new()
+        .daemon("web", "command = \"sleep 1000\"\nstart_wait = \"50ms\"\n")
+        .daemon("crash", "command = [\"sh\", \"-c\", \"sleep 0.3; exit 4\"]\nrestart = \"no\"\nstart_wait = \"50ms\"\n");
+    env.dmgr(&["status", "web"]).code(3);
+    env.dmgr(&["start", "web", "crash"]).success();
+    env.dmgr(&["status", "web"]).code(0).stdout_has("running");
+    wait_until("crash failed", Duration::from_secs(10), || {
+        env.entry("crash")["status"] == "failed"
+    });
+    env.dmgr(&["status", "crash"]).code(1).stdout_has("exit 4");
+    env.dmgr(&["status", "nosuch"]).code(4);
+    let json: serde_json::Value =
+        serde_json::from_str(&env.dmgr(&["status", "web", "--json"]).success().stdout()).unwrap();
+    assert_eq!(json[0]["status"], "running");
+    assert!(json[0]["pidfile"].as_str().unwrap().ends_with("web.pid"));
+}
+
+/// Usage errors exit 2, and an unknown name suggests the nearest one.
+#[test]
+fn unknown_name_exits_2_and_suggests() {
+    let (env, _) = sleeper_env("web");
+    env.dmgr(&["start", "wbe"])
+        .code(2)
+        .stderr_has("wbe: no such daemon")
+        .stderr_has("`web`");
+    env.dmgr(&["stop"]).code(2);
+}
+
+/// restart gives a new process and uses the file as it is now.
+#[test]
+fn restart_gives_a_new_pid_and_uses_the_current_file() {
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = [\"sleep\", \"1000\"]\nstart_wait = \"50ms\"\n",
+    );
+    env.dmgr(&["start", "web"]).success();
+    let first = env.pid("web").unwrap();
+    env.write(
+        "web",
+        "command = [\"sleep\", \"1001\"]\nstart_wait = \"50ms\"\n",
+    );
+    env.dmgr(&["restart", "web"])
+        .success()
+        .stdout_has("web: restarted");
+    let second = env.pid("web").unwrap();
+    assert_ne!(first, second);
+    assert!(!is_alive(first));
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{second}/cmdline")).unwrap(),
+        "sleep\u{0}1001\u{0}"
+    );
+}
+
+/// The fixture itself: a daemon left running by a test is killed when the
+/// environment goes, even if dmgr cannot stop it (its state record is gone).
+#[test]
+fn test_env_cleanup_kills_what_it_saw() {
+    let seen: Vec<Proc>;
+    {
+        let (env, _) = sleeper_env("web");
+        env.dmgr(&["start", "web"]).success();
+        let keeper = env.keeper_pid("web").unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(keeper),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        std::fs::remove_file(env.run_dir().join("web.state")).unwrap();
+        seen = env.seen();
+        assert!(seen.len() >= 2, "keeper and daemon are tracked: {seen:?}");
+    }
+    for p in seen {
+        wait_until("tracked processes die", Duration::from_secs(5), || {
+            !p.is_alive()
+        });
+    }
+}
+
+/// Promise 10: an idle keeper sleeps in poll(2) with no timeout, and is not woken.
+#[test]
+fn idle_keeper_blocks_without_a_timeout_and_uses_no_cpu() {
+    let (env, _) = sleeper_env("web");
+    env.dmgr(&["start", "web"]).success();
+    let keeper = env.keeper_pid("web").unwrap();
+    let read =
+        |file: &str| std::fs::read_to_string(format!("/proc/{keeper}/{file}")).unwrap_or_default();
+    wait_until("the keeper is asleep", Duration::from_secs(5), || {
+        stat(keeper).is_some_and(|s| s.state == 'S')
+    });
+    if cfg!(target_arch = "x86_64") {
+        let syscall = read("syscall");
+        let fields: Vec<&str> = syscall.split_whitespace().collect();
+        // poll(fds, nfds, -1), or ppoll with a null timeout pointer.
+        let idle = (fields[0] == "7" && fields[3] == "0xffffffff")
+            || (fields[0] == "271" && fields[3] == "0x0");
+        assert!(idle, "the keeper waits with a timeout: {syscall}");
+    }
+    let switches = || {
+        read("status")
+            .lines()
+            .find(|l| l.starts_with("voluntary_ctxt_switches"))
+            .map(str::to_string)
+    };
+    let ticks = || {
+        let s = read("stat");
+        let f: Vec<String> = s[s.rfind(')').unwrap() + 2..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    let (before, cpu) = (switches(), ticks());
+    // A measurement window, not a synchronisation: a polling keeper would wake in it.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(switches(), before, "the keeper woke up while idle");
+    assert_eq!(ticks(), cpu, "the keeper used CPU while idle");
+}
+
+/// `-q` silences success lines; errors still reach stderr.
+#[test]
+fn quiet_silences_success_only() {
+    let (env, _) = sleeper_env("web");
+    let run = env.dmgr(&["-q", "start", "web"]).success();
+    assert_eq!(run.stdout(), "");
+    env.dmgr(&["-q", "start", "nosuch"])
+        .code(2)
+        .stderr_has("nosuch: no such daemon");
+}
+
+/// Colour only when asked for or on a terminal, never with `--color never`.
+#[test]
+fn colour_follows_color_and_no_color() {
+    let (env, _) = sleeper_env("web");
+    let plain = env.dmgr(&["start", "nosuch"]).code(2);
+    assert!(
+        !plain.stderr().contains('\u{1b}'),
+        "colour on a pipe: {:?}",
+        plain.stderr()
+    );
+    let out = env
+        .command(&["--color", "always", "start", "nosuch"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\u{1b}["),
+        "--color always gave no colour"
+    );
+    let out = env
+        .command(&["--color", "never", "start", "nosuch"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'));
+}
+
+/// A broken pipe on stdout (`dmgr list | head -1`) is a success.
+#[test]
+fn broken_pipe_on_stdout_is_success() {
+    let env = TestEnv::new();
+    for i in 0..200 {
+        env.write(&format!("d{i:03}"), "command = \"sleep 1\"\n");
+    }
+    let mut child = env
+        .command(&["list"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}

@@ -41,6 +41,7 @@ impl Context {
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<u8> {
     style::set_choice(cli.color);
+    crate::files::raise_fd_limit();
     if let Command::Completions(args) = &cli.command {
         return completions::run(args);
     }
@@ -97,13 +98,7 @@ fn resolve<'a>(ctx: &Context, loaded: &'a Loaded, names: &[String]) -> Result<Ve
 
 /// The error for a name that is not a daemon, with the nearest known name.
 fn unknown(ctx: &Context, loaded: &Loaded, name: &str) -> Error {
-    let suggestion = loaded
-        .names()
-        .into_iter()
-        .map(|known| (strsim::jaro_winkler(name, known), known))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, known)| known.to_string());
+    let suggestion = config::nearest(name, &loaded.names()).map(str::to_string);
     Error::UnknownDaemon {
         name: name.to_string(),
         config_dir: ctx.dirs.config_dir.clone(),

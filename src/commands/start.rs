@@ -24,11 +24,18 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
         with_dependencies(&loaded, named)
     };
     let mut failed: Vec<String> = Vec::new();
-    for level in config::start_order(&targets) {
-        // Spawn every keeper of the level from this one thread (forking a process
-        // with many threads is slow), then collect all reports in one poll.
+    let batches = config::start_order(&targets).into_iter().flat_map(|level| {
+        level
+            .chunks(crate::files::batch_size())
+            .map(<[_]>::to_vec)
+            .collect::<Vec<_>>()
+    });
+    for batch in batches {
+        // Spawn every keeper of the batch from this one thread (forking a process
+        // with many threads is slow), then collect all reports in one poll. A batch
+        // is a level of the `after` order, cut to fit the open-file limit.
         let mut pending = Vec::new();
-        for daemon in level {
+        for daemon in batch {
             let begun = match daemon.after.iter().find(|d| failed.contains(d)) {
                 Some(dep) => Err(Error::daemon(
                     &daemon.name,

@@ -64,7 +64,13 @@ pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
     control::stop_many(&ctx.dirs, batch, |name, result| {
         report(&mut failures, name, result)
     });
-    for level in config::stop_order(&daemons) {
+    let batches = config::stop_order(&daemons).into_iter().flat_map(|level| {
+        level
+            .chunks(crate::files::batch_size())
+            .map(<[_]>::to_vec)
+            .collect::<Vec<_>>()
+    });
+    for level in batches {
         let mut batch = Vec::new();
         for daemon in level {
             match lock(&daemon.name) {

@@ -142,7 +142,9 @@ pub(super) fn load_dir(dirs: &Dirs) -> Result<Loaded, crate::Error> {
             })
         }
     };
-    let dir_problem = unsafe_owner(&dirs.config_dir);
+    let dir_problem = std::fs::metadata(&dirs.config_dir)
+        .ok()
+        .and_then(|meta| unsafe_owner(&meta, &dirs.config_dir));
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let Some(file_name) = file_name.to_str() else {
@@ -181,11 +183,10 @@ fn invalid(file: &Path, diagnostics: Vec<Diagnostic>) -> Invalid {
 
 /// Run as root, a file or directory that another user could write would let that user
 /// run commands as root: refuse it (SPEC promise 9).
-fn unsafe_owner(path: &Path) -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
+fn unsafe_owner(meta: &std::fs::Metadata, path: &Path) -> Option<String> {
+    if crate::files::euid() != 0 {
         return None;
     }
-    let meta = std::fs::metadata(path).ok()?;
     if meta.uid() != 0 {
         return Some(format!(
             "refused: owned by uid {}, not root, and dmgr runs as root; run `chown root {}`",
@@ -213,17 +214,21 @@ pub(super) fn load_file(dirs: &Dirs, file: &Path) -> Result<Daemon, Invalid> {
             "`{name}` is not a valid daemon name: use letters, digits, `_`, `.` and `-`, starting with a letter or digit, at most 64 characters"
         )));
     }
-    if let Some(problem) = unsafe_owner(file) {
+    let handle = std::fs::File::open(file).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let meta = handle
+        .metadata()
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if let Some(problem) = unsafe_owner(&meta, file) {
         return Err(fail(problem));
     }
-    let meta = std::fs::metadata(file).map_err(|e| fail(format!("cannot read: {e}")))?;
     if meta.len() > raw::MAX_FILE_SIZE {
         return Err(fail(format!(
             "too large ({} bytes); a daemon file is at most 1 MiB",
             meta.len()
         )));
     }
-    let bytes = std::fs::read(file).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let bytes = crate::files::read_to_end(&handle, meta.len() as usize + 1)
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
     let source = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
@@ -232,10 +237,15 @@ pub(super) fn load_file(dirs: &Dirs, file: &Path) -> Result<Daemon, Invalid> {
             vec![Diagnostic::at(file, &text, at..at, "not valid UTF-8")],
         )
     })?;
+    from_source(dirs, file, name, &source)
+}
+
+/// Builds a daemon from the text of its file, collecting every problem.
+fn from_source(dirs: &Dirs, file: &Path, name: String, source: &str) -> Result<Daemon, Invalid> {
     let base = file.parent().unwrap_or(Path::new("/"));
     let mut builder = Builder {
         file,
-        source: &source,
+        source,
         base,
         diagnostics: Vec::new(),
     };
@@ -275,7 +285,8 @@ impl<'a> Builder<'a> {
             if !KEYS.contains(&key_name) {
                 let hint = raw::nearest(key_name, KEYS)
                     .map_or(String::new(), |k| format!(", did you mean `{k}`?"));
-                self.error(key.span(), format!("unknown key `{key_name}`{hint}"));
+                let shown = key_name.escape_debug();
+                self.error(key.span(), format!("unknown key `{shown}`{hint}"));
             }
         }
         let get = |key: &str| table.get(key);
@@ -621,7 +632,8 @@ impl<'a> Builder<'a> {
             if !READY_KEYS.contains(&key_name) {
                 let hint = raw::nearest(key_name, READY_KEYS)
                     .map_or(String::new(), |k| format!(", did you mean `{k}`?"));
-                self.error(key.span(), format!("unknown key `ready.{key_name}`{hint}"));
+                let shown = key_name.escape_debug();
+                self.error(key.span(), format!("unknown key `ready.{shown}`{hint}"));
             }
         }
         let present: Vec<&str> = READY_KEYS
@@ -901,6 +913,94 @@ type = "forking"
         let invalid = load_file(&dirs, &file).unwrap_err();
         assert_eq!(invalid.diagnostics[0].message, "not valid UTF-8");
         assert_eq!(invalid.diagnostics[0].location, Some((1, 12)));
+    }
+
+    /// Hostile input: random bytes, mutations of a valid file and structured garbage
+    /// never panic and always come back as a daemon or located problems, quickly.
+    #[test]
+    fn hostile_input_never_panics() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = dirs(tmp.path());
+        let file = dirs.config_dir.join("web.toml");
+        let valid = "command = [\"sleep\", \"1\"]\nrestart = \"always\"\nenv = { A = \"b\" }\nready = { tcp = \"127.0.0.1:80\" }\nstop_timeout = \"2s\"\n";
+        // xorshift64*: deterministic, so a failure reproduces.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let alphabet = b"[]{}=\"'\\\n #.,:-0123456789abcdefghijklmnopqrstuvwxyz_\x00\xff\xc3";
+        let started = std::time::Instant::now();
+        for round in 0..3000 {
+            let source: Vec<u8> = match round % 3 {
+                0 => (0..next() % 200)
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .collect(),
+                1 => {
+                    let mut bytes = valid.as_bytes().to_vec();
+                    for _ in 0..1 + next() % 4 {
+                        let at = (next() % bytes.len() as u64) as usize;
+                        match next() % 3 {
+                            0 => bytes[at] = alphabet[(next() % alphabet.len() as u64) as usize],
+                            1 => {
+                                bytes.remove(at);
+                            }
+                            _ => bytes
+                                .insert(at, alphabet[(next() % alphabet.len() as u64) as usize]),
+                        }
+                    }
+                    bytes
+                }
+                _ => {
+                    let depth = (next() % 5000) as usize;
+                    format!(
+                        "command = \"x\"\nafter = {}{}\n",
+                        "[".repeat(depth),
+                        "]".repeat(depth)
+                    )
+                    .into_bytes()
+                }
+            };
+            let Ok(text) = String::from_utf8(source) else {
+                continue;
+            };
+            if let Err(invalid) = from_source(&dirs, &file, "web".into(), &text) {
+                assert!(
+                    !invalid.diagnostics.is_empty(),
+                    "invalid without a reason: {text:?}"
+                );
+                for d in &invalid.diagnostics {
+                    assert!(!d.message.is_empty());
+                    if let Some((line, col)) = d.location {
+                        assert!(line >= 1 && col >= 1);
+                    }
+                }
+            }
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the loader is too slow on garbage"
+        );
+    }
+
+    #[test]
+    fn huge_and_odd_values_are_refused_with_a_reason() {
+        let found = problems("command = \"x\"\nrestart_delay = \"99999999999999h\"\nlog_keep = 99999999999999999999\n\"k\\u0000\" = 1\n");
+        assert!(found.iter().any(|p| p.contains("too long")), "{found:?}");
+        assert!(found.iter().any(|p| p.starts_with("3:12:")), "{found:?}");
+        assert!(
+            found.iter().any(|p| p.contains("unknown key `k\\0`")),
+            "{found:?}"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = dirs(tmp.path());
+        std::fs::create_dir_all(&dirs.config_dir).unwrap();
+        let file = dirs.config_dir.join("big.toml");
+        std::fs::write(&file, vec![b'#'; 2 << 20]).unwrap();
+        let invalid = load_file(&dirs, &file).unwrap_err();
+        assert!(invalid.diagnostics[0].message.contains("too large"));
     }
 
     #[test]

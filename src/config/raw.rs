@@ -80,14 +80,23 @@ pub fn type_name(value: &DeValue<'_>) -> &'static str {
     }
 }
 
-/// The nearest of `known` to `key`, if it is close enough to be a likely typo.
+/// The nearest of `known` to `key`, if it is close enough to be a likely typo: a
+/// few edits away (transpositions count as one), or similar by Jaro-Winkler for long
+/// names.
 pub fn nearest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let budget = (key.chars().count() / 3).max(1);
     known
         .iter()
-        .map(|k| (strsim::jaro_winkler(key, k), *k))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| k)
+        .map(|k| {
+            (
+                strsim::damerau_levenshtein(key, k),
+                strsim::jaro_winkler(key, k),
+                *k,
+            )
+        })
+        .filter(|(edits, similarity, _)| *edits <= budget || *similarity >= 0.9)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, k)| k)
 }
 
 /// A spanned value of the table.
@@ -114,5 +123,7 @@ mod tests {
         assert_eq!(nearest("comand", KEYS), Some("command"));
         assert_eq!(nearest("stop_timout", KEYS), Some("stop_timeout"));
         assert_eq!(nearest("zzzzzz", KEYS), None);
+        assert_eq!(nearest("wbe", &["web", "db"]), Some("web"));
+        assert_eq!(nearest("xyz", &["web", "db"]), None);
     }
 }

@@ -8,15 +8,23 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal as NixSignal;
 
-/// Parses a duration such as `"250ms"`, `"10s"`, `"2m"` or `"1h 30m"`.
+/// The longest duration a file may give: longer ones are typos, and would overflow
+/// the clock arithmetic of the keeper.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parses a duration such as `"250ms"`, `"10s"`, `"2m"` or `"1h 30m"`, at most 366 days.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(text).map_err(|e| {
+    let duration = humantime::parse_duration(text).map_err(|e| {
         format!("invalid duration {text:?}: {e} (write it like \"500ms\", \"10s\" or \"2m\")")
-    })
+    })?;
+    if duration > MAX_DURATION {
+        return Err(format!("duration {text:?} is too long: at most 366 days"));
+    }
+    Ok(duration)
 }
 
 /// Formats a duration the way a user would write it (`"1m 30s"`, `"500ms"`).
@@ -135,6 +143,8 @@ mod tests {
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("ten seconds").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("99999999999999h").is_err());
+        assert!(parse_duration("366days").is_ok());
     }
 
     #[test]

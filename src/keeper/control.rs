@@ -326,6 +326,7 @@ fn ask_keeper_to_stop<'a>(
         // others' rather than after them.
         signal_stop(process, record.stop_signal);
         stopping.signalled_at = Some(Instant::now());
+        stopping.acted = true;
         return stopping;
     }
     let (Some(keeper), Some(record)) = (observed.keeper, &observed.record) else {
@@ -422,21 +423,25 @@ fn finish_stop(
     let pidfile = daemon.map(|d| d.pidfile.as_path());
     let mut acted = acted;
     let observed = state::observe(dirs, name, pidfile);
-    if let (Some(process), Some(record)) = (observed.daemon, observed.record.clone()) {
+    let unsupervised =
+        observed.keeper.is_none() && (observed.daemon.is_some() || signalled_at.is_some());
+    if let (true, Some(mut record)) = (unsupervised, observed.record.clone()) {
+        // Its keeper is gone, so the record and the pidfile are ours to finish.
         acted = true;
-        let timeout = Duration::from_millis(record.stop_timeout_ms);
-        stop_unsupervised(process, record.stop_signal, timeout, signalled_at);
-        let mut record = record;
+        if let Some(process) = observed.daemon {
+            let timeout = Duration::from_millis(record.stop_timeout_ms);
+            stop_unsupervised(process, record.stop_signal, timeout, signalled_at);
+            if process.is_alive() || !procinfo::group_members(process.pid, process.pid).is_empty() {
+                return Err(Error::daemon(
+                    name,
+                    format!("pid {} survived SIGKILL", process.pid),
+                ));
+            }
+        }
         record.status = Status::Stopped;
         record.daemon = None;
         let _ = state::write(&dirs.state_file(name), &record);
         pidfile::remove_stale(&record.pidfile);
-        if process.is_alive() || !procinfo::group_members(process.pid, process.pid).is_empty() {
-            return Err(Error::daemon(
-                name,
-                format!("pid {} survived SIGKILL", process.pid),
-            ));
-        }
     }
     let after = state::observe(dirs, name, pidfile);
     if let Some(stale) = &after.stale_pidfile {

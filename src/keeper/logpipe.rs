@@ -64,8 +64,11 @@ impl LogSink {
             let (segment, rest) = data.split_at(end);
             if self.at_line_start {
                 let stamp_len = if self.timestamps { 25 } else { 0 };
-                let incoming = (self.buffer.len() + segment.len() + stamp_len) as u64;
-                if self.max_size > 0 && self.size > 0 && self.size + incoming > self.max_size {
+                // What the file holds once the buffer is flushed; a line always goes
+                // into an empty file, however long it is.
+                let pending = self.size + self.buffer.len() as u64;
+                let incoming = (segment.len() + stamp_len) as u64;
+                if self.max_size > 0 && pending > 0 && pending + incoming > self.max_size {
                     self.flush();
                     self.rotate();
                 }
@@ -167,6 +170,7 @@ fn open_append(path: &Path) -> std::io::Result<File> {
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
+        .map_err(crate::files::explain_nofollow)
 }
 
 fn stamp() -> String {
@@ -215,6 +219,20 @@ mod tests {
         }
         seen.push_str(&read(&path));
         assert_eq!(seen, all);
+    }
+
+    #[test]
+    fn rotation_holds_within_one_large_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let mut sink = LogSink::open(&path, 100, 50, false).unwrap();
+        let chunk: String = (0..100).map(|i| format!("line {i:04}\n")).collect();
+        sink.write_output(chunk.as_bytes());
+        for index in 1..=50 {
+            let text = read(&numbered(&path, index));
+            assert!(text.len() <= 100, "file {index} holds {} bytes", text.len());
+        }
+        assert!(read(&path).len() <= 100);
     }
 
     #[test]

@@ -247,6 +247,7 @@ impl Keeper {
         let launch = match Launch::prepare(&daemon) {
             Ok(launch) => launch,
             Err(reason) => {
+                record_failure(&dirs, &daemon, &reason);
                 pidfile.remove();
                 fail!("{reason}");
             }
@@ -271,6 +272,7 @@ impl Keeper {
         let out = match open_pipe(&daemon.log) {
             Ok(pipe) => pipe,
             Err(reason) => {
+                record_failure(&dirs, &daemon, &reason);
                 pidfile.remove();
                 fail!("{reason}");
             }
@@ -278,35 +280,12 @@ impl Keeper {
         let err = match daemon.stderr_log.as_deref().map(open_pipe).transpose() {
             Ok(pipe) => pipe,
             Err(reason) => {
+                record_failure(&dirs, &daemon, &reason);
                 pidfile.remove();
                 fail!("{reason}");
             }
         };
-        let me = ProcId::of(std::process::id() as i32).unwrap_or(ProcId {
-            pid: std::process::id() as i32,
-            start: 0,
-        });
-        let record = StateRecord {
-            name: daemon.name.clone(),
-            keeper: me,
-            daemon: None,
-            status: Status::Starting,
-            started_at_ms: None,
-            restarts: 0,
-            last_exit: None,
-            history: Vec::new(),
-            next_restart_ms: None,
-            error: None,
-            log_error: None,
-            pidfile: daemon.pidfile.clone(),
-            log: daemon.log.clone(),
-            stderr_log: daemon.stderr_log.clone(),
-            command: daemon.command.clone(),
-            stop_signal: daemon.stop_signal.number(),
-            stop_timeout_ms: millis(daemon.stop_timeout),
-            process: ProcessKeys::of(&daemon),
-            supervision: SupervisionKeys::of(&daemon),
-        };
+        let record = initial_record(&daemon);
         let state_file = match state::StateFile::open(&dirs.state_file(&daemon.name)) {
             Ok(file) => file,
             Err(e) => {
@@ -600,6 +579,20 @@ impl Keeper {
         self.drain(next);
     }
 
+    /// A run failed before it was up (exec error, readiness timeout): the first start
+    /// fails, and `finish` notes why in the log; a restart counts as a quick failure.
+    fn fail_run(&mut self, reason: String) -> Next {
+        if self.reporter.is_pending() {
+            return Next::Finish {
+                status: Status::Failed,
+                error: Some(reason),
+            };
+        }
+        self.note(&reason);
+        self.record.error = Some(reason);
+        self.decide(false, Duration::ZERO)
+    }
+
     fn decide(&mut self, success: bool, ran: Duration) -> Next {
         let policy = Policy {
             restart: self.daemon.restart,
@@ -791,16 +784,7 @@ impl Keeper {
                 "not ready within ready_timeout ({})",
                 config::units::format_duration(self.daemon.ready_timeout)
             );
-            let next = if self.reporter.is_pending() {
-                // `finish` notes the reason in the log.
-                Next::Finish {
-                    status: Status::Failed,
-                    error: Some(reason),
-                }
-            } else {
-                self.note(&reason);
-                self.decide(false, Duration::ZERO)
-            };
+            let next = self.fail_run(reason);
             // The daemon is still up: drain sends it stop_signal, then SIGKILL.
             self.drain(next);
             return;
@@ -915,17 +899,7 @@ impl Keeper {
                     self.launch.program.display(),
                     os_reason(&e)
                 );
-                let next = if self.reporter.is_pending() {
-                    // `finish` notes the reason in the log.
-                    Next::Finish {
-                        status: Status::Failed,
-                        error: Some(reason),
-                    }
-                } else {
-                    self.note(&reason);
-                    self.record.error = Some(reason);
-                    self.decide(false, Duration::ZERO)
-                };
+                let next = self.fail_run(reason);
                 self.child = None;
                 self.phase = Phase::Draining {
                     kill_at: None,
@@ -993,6 +967,44 @@ impl Keeper {
                 .note(&format!("cannot write the state record: {e}"));
         }
     }
+}
+
+/// The state record a keeper starts from.
+fn initial_record(daemon: &Daemon) -> StateRecord {
+    let me = ProcId::of(std::process::id() as i32).unwrap_or(ProcId {
+        pid: std::process::id() as i32,
+        start: 0,
+    });
+    StateRecord {
+        name: daemon.name.clone(),
+        keeper: me,
+        daemon: None,
+        status: Status::Starting,
+        started_at_ms: None,
+        restarts: 0,
+        last_exit: None,
+        history: Vec::new(),
+        next_restart_ms: None,
+        error: None,
+        log_error: None,
+        pidfile: daemon.pidfile.clone(),
+        log: daemon.log.clone(),
+        stderr_log: daemon.stderr_log.clone(),
+        command: daemon.command.clone(),
+        stop_signal: daemon.stop_signal.number(),
+        stop_timeout_ms: millis(daemon.stop_timeout),
+        process: ProcessKeys::of(daemon),
+        supervision: SupervisionKeys::of(daemon),
+    }
+}
+
+/// Leaves a `failed` record when a start fails before the daemon ever ran. Called only
+/// while holding the pidfile lock, so it never overwrites a live keeper's record.
+fn record_failure(dirs: &Dirs, daemon: &Daemon, reason: &str) {
+    let mut record = initial_record(daemon);
+    record.status = Status::Failed;
+    record.error = Some(reason.to_string());
+    let _ = state::write(&dirs.state_file(&daemon.name), &record);
 }
 
 impl Launch {

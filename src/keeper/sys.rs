@@ -28,14 +28,18 @@ use crate::procinfo::ProcId;
 /// has been reaped.
 pub fn spawn_keeper(exe: &Path, args: &[OsString], notify: BorrowedFd<'_>) -> io::Result<()> {
     let notify_fd = notify.as_raw_fd();
+    let limit = crate::files::original_fd_limit().map(|(soft, hard)| libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    });
     let mut command = Command::new(exe);
     command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: the closure only calls setsid(2), fork(2), _exit(2) and fcntl(2), all
-    // async-signal-safe, on values captured by copy before the fork. The middle
+    // SAFETY: the closure only calls setsid(2), fork(2), _exit(2), fcntl(2) and
+    // setrlimit(2), all async-signal-safe, on values captured by copy before the fork. The middle
     // process leaves with `_exit`, skipping atexit handlers and Rust destructors that
     // belong to the parent. fork(2) in the child of a multi-threaded parent is safe
     // here because the child is single-threaded and glibc re-initialised its fork
@@ -53,6 +57,10 @@ pub fn spawn_keeper(exe: &Path, args: &[OsString], notify: BorrowedFd<'_>) -> io
             // The notify pipe was opened close-on-exec; the keeper must inherit it.
             if libc::fcntl(notify_fd, libc::F_SETFD, 0) == -1 {
                 return Err(io::Error::last_os_error());
+            }
+            // The caller's open-file limit, which `dmgr` raised for itself.
+            if let Some(limit) = &limit {
+                libc::setrlimit(libc::RLIMIT_NOFILE, limit);
             }
             Ok(())
         });
@@ -185,21 +193,40 @@ pub fn spawn_daemon(options: &SpawnOptions<'_>) -> io::Result<u32> {
     Ok(child.id())
 }
 
-/// Restores the default disposition of every catchable signal and empties the mask.
+/// Restores the default disposition of every signal and empties the mask.
+///
+/// Through the raw rt_sigaction(2) system call rather than glibc's sigaction(3): glibc
+/// refuses to touch the two real-time signals it reserves (32 and 33), yet a caller
+/// may have left them ignored, and an ignored disposition survives exec.
 ///
 /// # Safety
 /// Async-signal-safe; meant for the child between fork and exec.
 unsafe fn reset_signals() {
-    // SAFETY: sigaction(2), sigemptyset(3) and sigprocmask(2) are async-signal-safe;
-    // `action` and `empty` are stack values fully initialised before use. Signals that
-    // cannot be changed (KILL, STOP) and unused numbers just return EINVAL.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut action.sa_mask);
-        for signal in 1..libc::SIGRTMAX() {
-            libc::sigaction(signal, &action, std::ptr::null_mut());
+    // An all-zero kernel `struct sigaction` is SIG_DFL with no flags and an empty mask
+    // on every architecture, whatever the field order; 32 bytes covers the largest
+    // layout with an 8-byte signal set.
+    let default = [0u64; 4];
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
         }
+        // SAFETY: rt_sigaction(2) reads `default`, a live, fully initialised buffer at
+        // least as large as the kernel's struct sigaction, and writes nothing (null
+        // old-action pointer); 8 is the size of the kernel's signal set. A number the
+        // kernel does not know only returns EINVAL.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+        }
+    }
+    // SAFETY: sigemptyset(3) and sigprocmask(2) are async-signal-safe; `empty` is a
+    // stack value initialised by sigemptyset before use.
+    unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());

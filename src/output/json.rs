@@ -4,7 +4,6 @@
 use serde::Serialize;
 
 use crate::config::Daemon;
-use crate::procinfo;
 use crate::state::{ExitRecord, Observed};
 
 /// One daemon in `list --json`.
@@ -51,7 +50,7 @@ impl ListEntry {
             pid,
             uptime_secs: observed.uptime().map(|d| d.as_secs()),
             restarts: record.map_or(0, |r| r.restarts),
-            memory_bytes: pid.and_then(procinfo::memory_bytes),
+            memory_bytes: observed.memory_bytes,
             command,
             last_exit: record
                 .and_then(|r| r.last_exit.as_ref())

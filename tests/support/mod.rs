@@ -1,1 +1,479 @@
-//! Shared test fixtures.
+//! The test fixture: [`TestEnv`] gives each test its own config and run directory and
+//! runs the real `dmgr` binary in them. Every process the environment ever sees (keepers
+//! and daemons named in state records, and anything a test registers) is remembered by
+//! identity (PID plus start time) and killed, with its process group, when the
+//! environment is dropped, even if the test panicked.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long any single `dmgr` call may take before the test fails.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A process identity: PID and start time in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Proc {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl Proc {
+    /// The identity of the live process `pid`.
+    pub fn of(pid: i32) -> Option<Proc> {
+        let stat = stat(pid)?;
+        Some(Proc {
+            pid,
+            start: stat.start,
+        })
+    }
+
+    /// Whether this very process is alive (a zombie is dead).
+    pub fn is_alive(&self) -> bool {
+        stat(self.pid).is_some_and(|s| s.start == self.start && s.state != 'Z' && s.state != 'X')
+    }
+}
+
+/// Fields of `/proc/PID/stat`.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcStat {
+    pub state: char,
+    pub ppid: i32,
+    pub pgrp: i32,
+    pub session: i32,
+    pub tty_nr: i32,
+    pub start: u64,
+}
+
+/// Reads `/proc/PID/stat`.
+pub fn stat(pid: i32) -> Option<ProcStat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(ProcStat {
+        state: f[0].chars().next()?,
+        ppid: f[1].parse().ok()?,
+        pgrp: f[2].parse().ok()?,
+        session: f[3].parse().ok()?,
+        tty_nr: f[4].parse().ok()?,
+        start: f[19].parse().ok()?,
+    })
+}
+
+/// Whether `pid` is alive; a zombie counts as dead (PID 1 reaps lazily here).
+pub fn is_alive(pid: i32) -> bool {
+    stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
+}
+
+/// Live members of process group `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            stat(pid).is_some_and(|s| s.pgrp == pgid && s.state != 'Z' && s.state != 'X')
+        })
+        .collect()
+}
+
+/// Live processes whose command line contains `needle`.
+pub fn processes_with(needle: &str) -> Vec<i32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            is_alive(pid)
+                && fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
+        })
+        .collect()
+}
+
+/// Polls `condition` every 10 ms until it holds; panics with `what` after `timeout`.
+#[track_caller]
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A unique marker for command lines, so a test can count its own processes.
+pub fn marker(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "dmgr-test-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One test's daemons.d and run directory.
+pub struct TestEnv {
+    dir: tempfile::TempDir,
+    seen: Mutex<BTreeSet<Proc>>,
+}
+
+impl TestEnv {
+    /// A fresh environment with an empty `daemons.d`.
+    #[must_use]
+    pub fn new() -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("dmgr-test-")
+            .tempdir()
+            .expect("tempdir");
+        fs::create_dir(dir.path().join("daemons.d")).expect("mkdir daemons.d");
+        TestEnv {
+            dir,
+            seen: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Adds `daemons.d/NAME.toml` (builder form).
+    #[must_use]
+    pub fn daemon(self, name: &str, toml: &str) -> TestEnv {
+        self.write(name, toml);
+        self
+    }
+
+    /// Writes (or replaces) `daemons.d/NAME.toml`.
+    pub fn write(&self, name: &str, toml: &str) {
+        fs::write(self.config_dir().join(format!("{name}.toml")), toml).expect("write daemon file");
+    }
+
+    /// Removes `daemons.d/NAME.toml`.
+    pub fn remove(&self, name: &str) {
+        fs::remove_file(self.config_dir().join(format!("{name}.toml")))
+            .expect("remove daemon file");
+    }
+
+    /// The temporary directory.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `daemons.d`.
+    pub fn config_dir(&self) -> PathBuf {
+        self.root().join("daemons.d")
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> PathBuf {
+        self.root().join("run")
+    }
+
+    /// The pidfile of `name`.
+    pub fn pidfile(&self, name: &str) -> PathBuf {
+        self.run_dir().join(format!("{name}.pid"))
+    }
+
+    /// Runs `dmgr ARGS` in this environment and waits for it (at most a minute).
+    #[track_caller]
+    pub fn dmgr(&self, args: &[&str]) -> Run {
+        let child = self.command(args).spawn().expect("spawn dmgr");
+        let run = Run::wait(child, args);
+        self.remember();
+        run
+    }
+
+    /// The `dmgr` command for this environment, to spawn by hand.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dmgr"));
+        command
+            .arg("--config-dir")
+            .arg(self.config_dir())
+            .arg("--run-dir")
+            .arg(self.run_dir())
+            .args(args)
+            .env_remove("DMGR_CONFIG_DIR")
+            .env_remove("DMGR_RUN_DIR")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// The state record of `name` as JSON.
+    pub fn state(&self, name: &str) -> Option<Value> {
+        let path = self.run_dir().join(format!("{name}.state"));
+        // The keeper rewrites the record in place; retry a torn read.
+        for _ in 0..100 {
+            let text = fs::read_to_string(&path).ok()?;
+            // The first JSON value; what follows it is the tail of an older record.
+            if let Some(Ok(value)) = serde_json::Deserializer::from_str(&text)
+                .into_iter::<Value>()
+                .next()
+            {
+                return Some(value);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        None
+    }
+
+    /// The daemon PID in `name`'s pidfile.
+    pub fn pid(&self, name: &str) -> Option<i32> {
+        fs::read_to_string(self.pidfile(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The keeper PID in `name`'s state record.
+    pub fn keeper_pid(&self, name: &str) -> Option<i32> {
+        self.state(name)?["keeper"]["pid"]
+            .as_i64()
+            .map(|p| p as i32)
+    }
+
+    /// Whether any process holds a lock on `name`'s pidfile right now.
+    pub fn pidfile_is_locked(&self, name: &str) -> bool {
+        let Ok(file) = fs::File::open(self.pidfile(name)) else {
+            return false;
+        };
+        fs2::FileExt::try_lock_shared(&file).is_err()
+    }
+
+    /// `dmgr list --json`, parsed.
+    #[track_caller]
+    pub fn list(&self) -> Vec<Value> {
+        let run = self.dmgr(&["list", "--json"]).success();
+        serde_json::from_str::<Value>(&run.stdout())
+            .expect("list --json is JSON")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The `list --json` entry of `name`.
+    #[track_caller]
+    pub fn entry(&self, name: &str) -> Value {
+        self.list()
+            .into_iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in list"))
+    }
+
+    /// The log of `name`.
+    pub fn log(&self, name: &str) -> String {
+        fs::read_to_string(self.run_dir().join(format!("log/{name}.log"))).unwrap_or_default()
+    }
+
+    /// Remembers `pid` to kill at the end.
+    pub fn track(&self, pid: i32) {
+        if let Some(p) = Proc::of(pid) {
+            self.seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(p);
+        }
+    }
+
+    /// Every process this environment has seen.
+    pub fn seen(&self) -> Vec<Proc> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Records the keepers and daemons named in state records and pidfiles.
+    fn remember(&self) {
+        let Ok(entries) = fs::read_dir(self.run_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(".state") {
+                if let Some(state) = self.state(stem) {
+                    for key in ["keeper", "daemon"] {
+                        if let (Some(pid), Some(start)) =
+                            (state[key]["pid"].as_i64(), state[key]["start"].as_u64())
+                        {
+                            self.seen
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(Proc {
+                                    pid: pid as i32,
+                                    start,
+                                });
+                        }
+                    }
+                }
+            } else if let Some(stem) = name.strip_suffix(".pid") {
+                if let Some(pid) = self.pid(stem) {
+                    self.track(pid);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        self.remember();
+        if let Ok(child) = self.command(&["stop", "--all"]).spawn() {
+            let _ = Run::try_wait(child, Duration::from_secs(30));
+        }
+        // Whatever `stop` missed dies now: each process by identity, and its group.
+        for p in self.seen.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if p.is_alive() {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(p.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// A finished `dmgr` call.
+#[derive(Debug)]
+pub struct Run {
+    args: String,
+    output: Output,
+}
+
+impl Run {
+    fn wait(child: std::process::Child, args: &[&str]) -> Run {
+        let args = args.join(" ");
+        match Run::try_wait(child, CALL_TIMEOUT) {
+            Some(output) => Run { args, output },
+            None => panic!("dmgr {args} did not finish within {CALL_TIMEOUT:?}"),
+        }
+    }
+
+    /// Waits for `child` with a deadline, reading its output; kills it past the deadline.
+    pub fn try_wait(mut child: std::process::Child, timeout: Duration) -> Option<Output> {
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let out = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(s) = stdout.as_mut() {
+                let _ = s.read_to_end(&mut buf);
+            }
+            buf
+        });
+        let err = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(s) = stderr.as_mut() {
+                let _ = s.read_to_end(&mut buf);
+            }
+            buf
+        });
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Some(Output {
+            status,
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        })
+    }
+
+    /// Standard output.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    /// Standard error.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// The exit code.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    /// Asserts exit code 0.
+    #[track_caller]
+    pub fn success(self) -> Run {
+        self.code(0)
+    }
+
+    /// Asserts the exit code.
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.output.status.code(),
+            Some(code),
+            "dmgr {} exited {:?}, expected {code}\n--- stdout\n{}--- stderr\n{}",
+            self.args,
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    /// Asserts that standard output contains `text`.
+    #[track_caller]
+    pub fn stdout_has(self, text: &str) -> Run {
+        assert!(
+            self.stdout().contains(text),
+            "dmgr {}: stdout lacks {text:?}:\n{}",
+            self.args,
+            self.stdout()
+        );
+        self
+    }
+
+    /// Asserts that standard error contains `text`.
+    #[track_caller]
+    pub fn stderr_has(self, text: &str) -> Run {
+        assert!(
+            self.stderr().contains(text),
+            "dmgr {}: stderr lacks {text:?}:\n{}",
+            self.args,
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// A child process that is killed and reaped when the guard goes, even if the test
+/// panicked first (for processes such as `dmgr logs -f` that never end by themselves).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
