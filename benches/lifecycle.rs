@@ -1328,6 +1328,7 @@ mod procfs {
     #[derive(Debug, Clone, Copy)]
     pub struct Stat {
         pub state: char,
+        pub ppid: i32,
         pub pgrp: i32,
         pub utime: u64,
         pub stime: u64,
@@ -1351,6 +1352,7 @@ mod procfs {
         // f[0] is field 3 (state); field k is f[k - 3].
         Some(Stat {
             state: f.first()?.chars().next()?,
+            ppid: f.get(1)?.parse().ok()?,
             pgrp: f.get(2)?.parse().ok()?,
             utime: f.get(11)?.parse().ok()?,
             stime: f.get(12)?.parse().ok()?,
@@ -1466,7 +1468,7 @@ mod noise {
     use std::time::Duration;
 
     /// Command names (as `/proc/PID/stat` truncates them, to 15 bytes) of the
-    /// benchmark's processes, besides its own `lifecycle-HASH` and kernel workers.
+    /// benchmark's processes, besides its own `lifecycle-HASH`.
     const OURS: [&str; 8] = [
         "dmgr",
         "sleep",
@@ -1519,11 +1521,10 @@ mod noise {
             let Some((comm, stat)) = super::procfs::comm_and_stat(pid) else {
                 continue;
             };
-            // Kernel workers do our writeback too.
-            let ours = ["lifecycle-", "kworker/"]
-                .iter()
-                .any(|p| comm.starts_with(p));
-            if ours || OURS.contains(&comm.as_str()) {
+            // PID 1 reaps our orphans and kernel threads do our writeback and
+            // softirqs: work we cause, not competition.
+            let system = pid <= 2 || stat.ppid == 2;
+            if system || comm.starts_with("lifecycle-") || OURS.contains(&comm.as_str()) {
                 continue;
             }
             let ticks = stat.utime + stat.stime;
