@@ -32,7 +32,8 @@ pub struct Invalid {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// The whole config directory: valid daemons and invalid files, each sorted by name.
+/// The whole config directory: valid daemons and invalid files, each sorted by name
+/// (the lookups rely on it).
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
     /// Daemons that loaded and validated.
@@ -42,14 +43,22 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Returns the valid daemon with this name.
+    /// Returns the valid daemon with this name (both lists are sorted by name).
     pub fn daemon(&self, name: &str) -> Option<&Daemon> {
-        self.daemons.iter().find(|d| d.name == name)
+        let at = self
+            .daemons
+            .binary_search_by(|d| d.name.as_str().cmp(name))
+            .ok()?;
+        self.daemons.get(at)
     }
 
     /// Returns the invalid file with this name.
     pub fn invalid(&self, name: &str) -> Option<&Invalid> {
-        self.invalid.iter().find(|i| i.name == name)
+        let at = self
+            .invalid
+            .binary_search_by(|i| i.name.as_str().cmp(name))
+            .ok()?;
+        self.invalid.get(at)
     }
 
     /// Returns every name in the directory, valid or not, sorted.
