@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::{in_parallel, Context, Failures};
+use super::{Context, Failures};
 use crate::cli::ApplyArgs;
 use crate::config::{self, Daemon};
-use crate::keeper::control;
+use crate::keeper::control::{self, Begun};
 use crate::state::{self, ProcessKeys, SupervisionKeys};
 use crate::{Error, Result};
 
@@ -87,21 +87,26 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
         return failures.finish();
     }
 
-    let stops: Vec<String> = plan
-        .iter()
-        .filter_map(|a| match a {
-            Action::Stop(name) => Some(name.clone()),
-            _ => None,
-        })
-        .collect();
-    in_parallel(
-        &stops,
-        |name| {
-            let _lock = control::lock(&ctx.dirs, name)?;
-            control::stop(&ctx.dirs, name, None).map(drop)
-        },
-        |name, result| report(ctx, &mut failures, &Action::Stop(name.clone()), result),
-    );
+    // Orphans first, together.
+    let mut orphans = Vec::new();
+    for action in &plan {
+        if let Action::Stop(name) = action {
+            match control::lock(&ctx.dirs, name) {
+                Ok(lock) => orphans.push((name.clone(), None, Some(lock))),
+                Err(err) => failures.fail(err),
+            }
+        }
+    }
+    control::stop_many(&ctx.dirs, orphans, |name, result| {
+        report(
+            ctx,
+            &mut failures,
+            &Action::Stop(name.to_string()),
+            result.map(drop),
+        )
+    });
+    // Then level by level of the `after` order: restarts stop together, then starts
+    // and restarts start together, then live updates are confirmed.
     let daemons: Vec<&Daemon> = plan
         .iter()
         .filter_map(|a| match a {
@@ -109,60 +114,89 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
             Action::Stop(_) => None,
         })
         .collect();
-    for level in config::start_order(&daemons) {
-        let actions: Vec<&Action> = level
+    let action_of = |name: &str| {
+        plan.iter().find(|a| matches!(a, Action::Start(d) | Action::Restart(d, _) | Action::Update(d, _) if d.name == name))
+    };
+    let batches = config::start_order(&daemons).into_iter().flat_map(|level| {
+        level
+            .chunks(crate::files::batch_size())
+            .map(<[_]>::to_vec)
+            .collect::<Vec<_>>()
+    });
+    for batch in batches {
+        let mut locked = Vec::new();
+        for daemon in batch {
+            match control::lock(&ctx.dirs, &daemon.name) {
+                Ok(lock) => locked.push((daemon, lock)),
+                Err(err) => failures.fail(err),
+            }
+        }
+        let restarts = locked
             .iter()
-            .filter_map(|d| plan.iter().find(|a| matches!(a, Action::Start(x) | Action::Restart(x, _) | Action::Update(x, _) if x.name == d.name)))
+            .filter(|(d, _)| matches!(action_of(&d.name), Some(Action::Restart(..))))
+            .map(|(d, _)| (d.name.clone(), Some(*d), None))
             .collect();
-        in_parallel(
-            &actions,
-            |action| execute(ctx, action),
-            |action, result| report(ctx, &mut failures, action, result),
-        );
+        let mut failed: Vec<String> = Vec::new();
+        control::stop_many(&ctx.dirs, restarts, |name, result| {
+            if let Err(err) = result {
+                failed.push(name.to_string());
+                failures.fail(err);
+            }
+        });
+        let mut pending = Vec::new();
+        let mut updates = Vec::new();
+        for (daemon, lock) in locked {
+            match action_of(&daemon.name) {
+                Some(Action::Update(..)) => updates.push((daemon, lock)),
+                Some(action) if !failed.contains(&daemon.name) => {
+                    match control::begin_start(&ctx.dirs, daemon, Some(lock)) {
+                        Ok(Begun::Done(_)) => report(ctx, &mut failures, action, Ok(())),
+                        Ok(Begun::Waiting(p)) => pending.push(p),
+                        Err(err) => failures.fail(err),
+                    }
+                }
+                _ => {}
+            }
+        }
+        control::await_starts(pending, |name, result| {
+            if let Some(action) = action_of(name) {
+                report(ctx, &mut failures, action, result.map(drop));
+            }
+        });
+        for (daemon, _lock) in updates {
+            let result = update_live(ctx, daemon);
+            if let Some(action) = action_of(&daemon.name) {
+                report(ctx, &mut failures, action, result);
+            }
+        }
     }
     ctx.say(&summary(&plan, unchanged, false));
     failures.finish()
 }
 
-fn execute(ctx: &Context, action: &Action<'_>) -> Result<()> {
-    match action {
-        Action::Start(daemon) => {
-            let _lock = control::lock(&ctx.dirs, &daemon.name)?;
-            control::start(&ctx.dirs, daemon).map(drop)
+/// Hands changed supervision keys to the running keeper (SIGUSR1: it re-reads the
+/// file) and waits until its state record shows it took them.
+fn update_live(ctx: &Context, daemon: &Daemon) -> Result<()> {
+    let wanted = SupervisionKeys::of(daemon);
+    if !control::signal_keeper(&ctx.dirs, &daemon.name, Signal::SIGUSR1)? {
+        return Err(Error::daemon(
+            &daemon.name,
+            "its keeper is gone; nothing to update",
+        ));
+    }
+    let deadline = Instant::now() + UPDATE_TIMEOUT;
+    loop {
+        let record = state::read(&ctx.dirs.state_file(&daemon.name));
+        if record.is_some_and(|r| r.supervision == wanted) {
+            return Ok(());
         }
-        Action::Restart(daemon, _) => {
-            let _lock = control::lock(&ctx.dirs, &daemon.name)?;
-            control::stop(&ctx.dirs, &daemon.name, Some(daemon))?;
-            control::start(&ctx.dirs, daemon).map(drop)
+        if Instant::now() >= deadline {
+            return Err(Error::daemon(
+                &daemon.name,
+                "its keeper did not confirm the update",
+            ));
         }
-        Action::Update(daemon, _) => {
-            let wanted = SupervisionKeys::of(daemon);
-            if !control::signal_keeper(&ctx.dirs, &daemon.name, Signal::SIGUSR1)? {
-                return Err(Error::daemon(
-                    &daemon.name,
-                    "its keeper is gone; nothing to update",
-                ));
-            }
-            // The keeper re-reads the file on SIGUSR1 and records the keys it took.
-            let deadline = Instant::now() + UPDATE_TIMEOUT;
-            loop {
-                let record = state::read(&ctx.dirs.state_file(&daemon.name));
-                if record.is_some_and(|r| r.supervision == wanted) {
-                    return Ok(());
-                }
-                if Instant::now() >= deadline {
-                    return Err(Error::daemon(
-                        &daemon.name,
-                        "its keeper did not confirm the update",
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        Action::Stop(name) => {
-            let _lock = control::lock(&ctx.dirs, name)?;
-            control::stop(&ctx.dirs, name, None).map(drop)
-        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

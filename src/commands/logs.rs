@@ -19,7 +19,7 @@ const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Runs `dmgr logs`.
 pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
-    let loaded = config::load(&ctx.dirs)?;
+    let loaded = config::load_named(&ctx.dirs, &args.names.names);
     let mut logs: Vec<(String, PathBuf)> = Vec::new();
     for name in &args.names.names {
         let path = match resolve(ctx, &loaded, std::slice::from_ref(name)) {

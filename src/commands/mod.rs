@@ -90,45 +90,22 @@ fn resolve<'a>(ctx: &Context, loaded: &'a Loaded, names: &[String]) -> Result<Ve
                 diagnostics: invalid.diagnostics.clone(),
             });
         } else {
-            return Err(unknown(ctx, loaded, name));
+            return Err(unknown(ctx, name));
         }
     }
     Ok(daemons)
 }
 
 /// The error for a name that is not a daemon, with the nearest known name.
-fn unknown(ctx: &Context, loaded: &Loaded, name: &str) -> Error {
-    let suggestion = config::nearest(name, &loaded.names()).map(str::to_string);
+fn unknown(ctx: &Context, name: &str) -> Error {
+    let all = config::names(&ctx.dirs);
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let suggestion = config::nearest(name, &all).map(str::to_string);
     Error::UnknownDaemon {
         name: name.to_string(),
         config_dir: ctx.dirs.config_dir.clone(),
         suggestion,
     }
-}
-
-/// Runs `work` on every item at once, one thread each, and hands each result to
-/// `done` on this thread as soon as it arrives, so a terminal shows progress.
-fn in_parallel<T, R, W, D>(items: &[T], work: W, mut done: D)
-where
-    T: Sync,
-    R: Send,
-    W: Fn(&T) -> R + Sync,
-    D: FnMut(&T, R),
-{
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::scope(|scope| {
-        for (index, item) in items.iter().enumerate() {
-            let tx = tx.clone();
-            let work = &work;
-            scope.spawn(move || {
-                let _ = tx.send((index, work(item)));
-            });
-        }
-        drop(tx);
-        for (index, result) in rx {
-            done(&items[index], result);
-        }
-    });
 }
 
 /// Tracks failures across a multi-daemon command and picks the result at the end:

@@ -1,12 +1,14 @@
 //! `dmgr restart NAME... | --all`: stop then start, always with the file as it is now.
-//! `--all` restarts every daemon that runs or is marked `autostart`.
+//! `--all` restarts every daemon that runs or is marked `autostart`. Each daemon's
+//! operation lock is held across both halves, so nobody starts it in between; daemons
+//! go through in batches (levels of the `after` order, cut to the open-file limit),
+//! all stopped together, then all started together.
 
-use super::{in_parallel, resolve, Context, Failures};
+use super::{resolve, Context, Failures};
 use crate::cli::TargetArgs;
 use crate::config::{self, Daemon};
-use crate::keeper::control::{self, Started};
-use crate::state;
-use crate::Result;
+use crate::keeper::control::{self, Begun, Started};
+use crate::{state, Error, Result};
 
 /// Runs `dmgr restart`.
 pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
@@ -23,24 +25,54 @@ pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
         resolve(ctx, &loaded, &args.names)?
     };
     let mut failures = Failures::default();
-    for level in config::start_order(&targets) {
-        in_parallel(
-            &level,
-            |daemon| {
-                // One lock across both halves: nobody starts it in between.
-                let _lock = control::lock(&ctx.dirs, &daemon.name)?;
-                control::stop(&ctx.dirs, &daemon.name, Some(daemon))?;
-                control::start(&ctx.dirs, daemon)
-            },
-            |daemon, result| match result {
-                Ok(Started::Now(pid) | Started::Already { pid, .. }) => {
-                    failures.ok();
-                    ctx.say(&format!("{}: restarted (pid {pid})", daemon.name));
-                }
-                Ok(Started::Pending) => failures.ok(),
+    let batches = config::start_order(&targets).into_iter().flat_map(|level| {
+        level
+            .chunks(crate::files::batch_size())
+            .map(<[_]>::to_vec)
+            .collect::<Vec<_>>()
+    });
+    for batch in batches {
+        let mut locked = Vec::new();
+        for daemon in batch {
+            match control::lock(&ctx.dirs, &daemon.name) {
+                Ok(lock) => locked.push((daemon, lock)),
                 Err(err) => failures.fail(err),
-            },
-        );
+            }
+        }
+        let mut stopped: Vec<String> = Vec::new();
+        let stops = locked
+            .iter()
+            .map(|(d, _)| (d.name.clone(), Some(*d), None))
+            .collect();
+        control::stop_many(&ctx.dirs, stops, |name, result| match result {
+            Ok(_) => stopped.push(name.to_string()),
+            Err(err) => failures.fail(err),
+        });
+        let mut pending = Vec::new();
+        for (daemon, lock) in locked {
+            if !stopped.contains(&daemon.name) {
+                continue;
+            }
+            match control::begin_start(&ctx.dirs, daemon, Some(lock)) {
+                Ok(Begun::Done(started)) => report(ctx, &mut failures, &daemon.name, Ok(started)),
+                Ok(Begun::Waiting(p)) => pending.push(p),
+                Err(err) => failures.fail(err),
+            }
+        }
+        control::await_starts(pending, |name, result| {
+            report(ctx, &mut failures, name, result)
+        });
     }
     failures.finish()
+}
+
+fn report(ctx: &Context, failures: &mut Failures, name: &str, result: Result<Started, Error>) {
+    match result {
+        Ok(Started::Now(pid) | Started::Already { pid, .. }) => {
+            failures.ok();
+            ctx.say(&format!("{name}: restarted (pid {pid})"));
+        }
+        Ok(Started::Pending) => failures.ok(),
+        Err(err) => failures.fail(err),
+    }
 }

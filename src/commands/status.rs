@@ -20,7 +20,7 @@ const UNKNOWN: u8 = 4;
 
 /// Runs `dmgr status`.
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
-    let loaded = config::load(&ctx.dirs)?;
+    let loaded = config::load_named(&ctx.dirs, &args.names.names);
     let mut code = RUNNING;
     let mut entries = Vec::new();
     for name in &args.names.names {
@@ -28,7 +28,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         let invalid = loaded.invalid(name);
         let observed = state::observe(&ctx.dirs, name, daemon.map(|d| d.pidfile.as_path()));
         if daemon.is_none() && invalid.is_none() && observed.record.is_none() {
-            output::print_error(&unknown(ctx, &loaded, name));
+            output::print_error(&unknown(ctx, name));
             code = code.max(UNKNOWN);
             continue;
         }

@@ -127,6 +127,22 @@ fn is_daemon_file(file_name: &str) -> bool {
     file_name.ends_with(".toml") && !file_name.starts_with('.') && !file_name.ends_with('~')
 }
 
+/// The stems of the daemon files in the config directory, sorted; nothing is read.
+pub(super) fn file_names(dirs: &Dirs) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(&dirs.config_dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            is_daemon_file(&name).then(|| name.trim_end_matches(".toml").to_string())
+        })
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 /// Loads every `*.toml` directly in the config directory. A missing directory loads
 /// as empty; one that cannot be read is an error.
 pub(super) fn load_dir(dirs: &Dirs) -> Result<Loaded, crate::Error> {

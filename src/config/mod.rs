@@ -84,6 +84,41 @@ pub fn load(dirs: &Dirs) -> Result<Loaded, crate::Error> {
     Ok(loaded)
 }
 
+/// Loads only the daemons named, for commands that act on named daemons and need no
+/// other file (`status`, `logs`, `reload`, `kill`, `run`): their cost does not grow
+/// with the size of the directory. Names without a file are left out.
+pub fn load_named(dirs: &Dirs, names: &[String]) -> Loaded {
+    let mut loaded = Loaded::default();
+    for name in names {
+        if !daemon::is_valid_name(name)
+            || loaded.daemon(name).is_some()
+            || loaded.invalid(name).is_some()
+        {
+            continue;
+        }
+        let file = dirs.config_dir.join(format!("{name}.toml"));
+        if !file.is_file() {
+            continue;
+        }
+        match daemon::load_file(dirs, &file) {
+            Ok(d) => {
+                let at = loaded.daemons.partition_point(|x| x.name < d.name);
+                loaded.daemons.insert(at, d);
+            }
+            Err(bad) => {
+                let at = loaded.invalid.partition_point(|x| x.name < bad.name);
+                loaded.invalid.insert(at, bad);
+            }
+        }
+    }
+    loaded
+}
+
+/// The names of every daemon file in the config directory, without reading them.
+pub fn names(dirs: &Dirs) -> Vec<String> {
+    daemon::file_names(dirs)
+}
+
 /// Loads one file as a daemon named after its stem (used by the keeper).
 pub fn load_file(dirs: &Dirs, file: &Path) -> Result<Daemon, Invalid> {
     daemon::load_file(dirs, file)
