@@ -363,3 +363,32 @@ fn daemon_gets_env_umask_and_credentials() {
         .code(1)
         .stderr_has("unknown user no-such-user-xyz");
 }
+
+/// A variable that is not UTF-8 in the caller's environment is passed on as it is,
+/// rather than making the keeper fail.
+#[test]
+fn non_utf8_environment_is_passed_on() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = [\"sleep\", \"1000\"]\nstart_wait = \"50ms\"\n",
+    );
+    let out = env
+        .command(&["start", "web"])
+        .env(
+            std::ffi::OsStr::from_bytes(b"DMGR_ODD"),
+            std::ffi::OsStr::from_bytes(b"\xff\xfe"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = env.pid("web").unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(environ
+        .split(|&b| b == 0)
+        .any(|v| v == b"DMGR_ODD=\xff\xfe"));
+}

@@ -34,6 +34,7 @@ mod logpipe;
 pub mod policy;
 pub mod sys;
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -199,7 +200,7 @@ struct Pipe {
 /// Everything prepared once for exec'ing the command.
 struct Launch {
     program: std::path::PathBuf,
-    env: Vec<(String, String)>,
+    env: Vec<(OsString, OsString)>,
     credentials: Option<sys::Credentials>,
 }
 
@@ -1027,14 +1028,21 @@ fn record_failure(dirs: &Dirs, daemon: &Daemon, reason: &str) {
 
 impl Launch {
     fn prepare(daemon: &Daemon) -> std::result::Result<Launch, String> {
-        let mut env: Vec<(String, String)> = if daemon.clear_env {
+        // The inherited environment as bytes: a variable that is not UTF-8 is passed
+        // on as it is (std::env::vars would panic on it).
+        let mut env: Vec<(OsString, OsString)> = if daemon.clear_env {
             Vec::new()
         } else {
-            std::env::vars()
-                .filter(|(k, _)| !daemon.env.contains_key(k))
+            std::env::vars_os()
+                .filter(|(k, _)| k.to_str().is_none_or(|k| !daemon.env.contains_key(k)))
                 .collect()
         };
-        env.extend(daemon.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(
+            daemon
+                .env
+                .iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        );
         let credentials = credentials_for(daemon)?;
         if let (Some(_), Some(name)) = (&credentials, &daemon.user) {
             // As login(1) and systemd's User= do: the user's own identity variables,
@@ -1048,7 +1056,7 @@ impl Launch {
                 for (key, value) in own {
                     if !daemon.env.contains_key(key) {
                         env.retain(|(k, _)| k != key);
-                        env.push((key.to_string(), value));
+                        env.push((key.into(), value.into()));
                     }
                 }
             }
@@ -1135,10 +1143,10 @@ fn credentials_for(daemon: &Daemon) -> std::result::Result<Option<sys::Credentia
     }))
 }
 
-fn path_of(env: &[(String, String)]) -> Option<&str> {
+fn path_of(env: &[(OsString, OsString)]) -> Option<&str> {
     env.iter()
         .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.as_str())
+        .and_then(|(_, v)| v.to_str())
 }
 
 fn probe_tcp(address: &str) -> bool {

@@ -131,7 +131,7 @@ pub struct SpawnOptions<'a> {
     /// argv, including argv\[0\].
     pub argv: &'a [String],
     /// The whole environment of the new process.
-    pub env: &'a [(String, String)],
+    pub env: &'a [(OsString, OsString)],
     /// The working directory.
     pub working_dir: &'a Path,
     /// The umask.
@@ -238,7 +238,7 @@ pub fn spawn_gated(options: &SpawnOptions<'_>) -> Result<Gated, SpawnError> {
     let envp: Vec<CString> = options
         .env
         .iter()
-        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
+        .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
         .collect::<Result<_, _>>()?;
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
