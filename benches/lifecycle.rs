@@ -1458,33 +1458,22 @@ mod procfs {
 
 mod noise {
     //! A shared machine makes timings lie. A thread samples every process's CPU time
-    //! every 2 s and adds up what programs other than the benchmark's own used, by
-    //! command name, so each section can say whether it ran undisturbed. By name, as
-    //! the benchmark's processes leave its process tree (double forks): a foreign
-    //! `dmgr` or `sleep` goes unnoticed; compilers and test binaries do not.
+    //! every 2 s (and at each section's boundaries) and adds up what other programs
+    //! used, by command name, so each section can say whether it ran undisturbed.
+    //! The benchmark's processes leave its process tree (double forks), so they are
+    //! told apart by their command lines: each names the benchmark's temporary
+    //! directory or log payload, or is `sleep 100000`. A process that starts and
+    //! exits between two samples is missed.
 
     use std::collections::{BTreeMap, HashMap};
     use std::sync::{Mutex, PoisonError};
     use std::time::Duration;
 
-    /// Command names (as `/proc/PID/stat` truncates them, to 15 bytes) of the
-    /// benchmark's processes, besides its own `lifecycle-HASH`.
-    const OURS: [&str; 8] = [
-        "dmgr",
-        "sleep",
-        "sh",
-        "yes",
-        "head",
-        "cat",
-        "start-stop-daem",
-        "sync",
-    ];
-
-    /// What the sampler knows: each process's CPU ticks at the last sample, and the
-    /// foreign ticks added up since the last [`take`].
+    /// What the sampler knows: each process's CPU ticks at the last sample and whether
+    /// it counts, and the foreign ticks added up since the last [`take`].
     struct Sampler {
         me_start: u64,
-        seen: HashMap<(i32, u64), u64>,
+        seen: HashMap<(i32, u64), (u64, bool)>,
         foreign: BTreeMap<String, u64>,
     }
 
@@ -1509,8 +1498,23 @@ mod noise {
         SAMPLER.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether a process's CPU time is other load: not the benchmark's, not PID 1
+    /// (which reaps our orphans) and not a kernel thread (our writeback, softirqs).
+    fn is_foreign(pid: i32, comm: &str, ppid: i32) -> bool {
+        if pid <= 2 || ppid == 2 || comm.starts_with("lifecycle-") {
+            return false;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let ours = cmdline.contains("dmgr-bench-")
+            || cmdline.contains(super::PAYLOAD_LINE)
+            || cmdline.contains("head -n 2000000")
+            || (comm == "sleep" && cmdline.trim_end().ends_with(" 100000"))
+            || ["cat", "sync", "start-stop-daem"].contains(&comm);
+        !ours
+    }
+
     /// Reads every process's CPU time and adds what foreign ones used since last time.
-    /// A process that starts and exits between two samples is missed.
     fn sample() {
         let mut guard = lock();
         let Some(sampler) = guard.as_mut() else {
@@ -1521,24 +1525,25 @@ mod noise {
             let Some((comm, stat)) = super::procfs::comm_and_stat(pid) else {
                 continue;
             };
-            // PID 1 reaps our orphans and kernel threads do our writeback and
-            // softirqs: work we cause, not competition.
-            let system = pid <= 2 || stat.ppid == 2;
-            if system || comm.starts_with("lifecycle-") || OURS.contains(&comm.as_str()) {
-                continue;
-            }
             let ticks = stat.utime + stat.stime;
             let key = (pid, stat.start);
-            let before = match sampler.seen.get(&key) {
-                Some(&t) => t,
-                // Started after us: all its time is new; else count from now.
-                None if stat.start >= sampler.me_start => 0,
-                None => ticks,
+            let (before, foreign) = match sampler.seen.get(&key) {
+                Some(&seen) => seen,
+                None => {
+                    let foreign = is_foreign(pid, &comm, stat.ppid);
+                    // Started after us: all its time is new; else count from now.
+                    let before = if stat.start >= sampler.me_start {
+                        0
+                    } else {
+                        ticks
+                    };
+                    (before, foreign)
+                }
             };
-            if ticks > before {
+            if foreign && ticks > before {
                 *sampler.foreign.entry(comm).or_default() += ticks - before;
             }
-            now.insert(key, ticks);
+            now.insert(key, (ticks, foreign));
         }
         sampler.seen = now;
     }
