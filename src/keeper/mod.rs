@@ -10,8 +10,12 @@
 //!    signals it handles and reads them from a signalfd;
 //! 2. loads the daemon's file, locks the pidfile (held until the keeper exits) and
 //!    opens the logs;
-//! 3. spawns the command in its own session and process group, stdout and stderr into
-//!    pipes that only the keeper reads;
+//! 3. forks the command's process, which sets itself up (session, process group,
+//!    descriptors, directory, umask, credentials, signals) and then waits at a start
+//!    gate; the keeper writes the PID to the pidfile and the state record, and only
+//!    then opens the gate for the exec. A keeper killed at any moment therefore never
+//!    leaves behind a daemon that no record names. stdout and stderr go into pipes
+//!    that only the keeper reads;
 //! 4. after `start_wait` (and the `ready` check) reports `ok PID` on the notify pipe,
 //!    or `err REASON` if the command failed to exec, died or never became ready;
 //! 5. loops in poll(2) on the signalfd and the log pipes with a timeout only while a
