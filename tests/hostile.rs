@@ -343,6 +343,13 @@ fn random_sigkills_break_no_invariant() {
             "stop --all left {mark} running"
         );
     }
+    // Nor any process of any daemon's session: each daemon's PID is its session ID.
+    let sessions: Vec<i32> = env.seen().iter().map(|p| p.pid).collect();
+    let left = crate::support::session_members(&sessions);
+    assert!(
+        left.is_empty(),
+        "stop --all left processes of daemon sessions: {left:?}"
+    );
     for i in 0..3 {
         if let Some(keeper) = env.keeper_pid(&format!("d{i}")) {
             wait_until("no keeper lives on", Duration::from_secs(5), || {

@@ -423,18 +423,25 @@ fn finish_stop(
     let pidfile = daemon.map(|d| d.pidfile.as_path());
     let mut acted = acted;
     let observed = state::observe(dirs, name, pidfile);
-    let unsupervised =
-        observed.keeper.is_none() && (observed.daemon.is_some() || signalled_at.is_some());
+    let recorded = observed.record.as_ref().and_then(|r| r.daemon);
+    // Its keeper and main process may both be dead while processes of its session
+    // live on. A PID stays allocated while it names a live session or group, so
+    // members of the session the daemon created are provably the daemon's.
+    let leftovers = observed.keeper.is_none()
+        && observed.daemon.is_none()
+        && recorded.is_some_and(|d| !procinfo::group_members(d.pid, d.pid).is_empty());
+    let unsupervised = observed.keeper.is_none()
+        && (observed.daemon.is_some() || signalled_at.is_some() || leftovers);
     if let (true, Some(mut record)) = (unsupervised, observed.record.clone()) {
         // Its keeper is gone, so the record and the pidfile are ours to finish.
         acted = true;
-        if let Some(process) = observed.daemon {
+        if let Some(process) = recorded {
             let timeout = Duration::from_millis(record.stop_timeout_ms);
             stop_unsupervised(process, record.stop_signal, timeout, signalled_at);
             if process.is_alive() || !procinfo::group_members(process.pid, process.pid).is_empty() {
                 return Err(Error::daemon(
                     name,
-                    format!("pid {} survived SIGKILL", process.pid),
+                    format!("processes of pid {} survived SIGKILL", process.pid),
                 ));
             }
         }

@@ -85,6 +85,19 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Live processes whose session is one of `sessions`.
+pub fn session_members(sessions: &[i32]) -> Vec<i32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            stat(pid)
+                .is_some_and(|s| sessions.contains(&s.session) && s.state != 'Z' && s.state != 'X')
+        })
+        .collect()
+}
+
 /// Live processes whose command line contains `needle`.
 pub fn processes_with(needle: &str) -> Vec<i32> {
     fs::read_dir("/proc")
@@ -337,7 +350,23 @@ impl Drop for TestEnv {
         if let Ok(child) = self.command(&["stop", "--all"]).spawn() {
             let _ = Run::try_wait(child, Duration::from_secs(30));
         }
-        // Whatever `stop` missed dies now: each process by identity, and its group.
+        // Whatever `stop` missed dies now: every live process in a session this env
+        // saw (a daemon's PID is its session ID, and an ID stays allocated while any
+        // member lives, so these are ours even when the leader is gone), then each
+        // process by identity, with its group.
+        let seen: Vec<i32> = self
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|p| p.pid)
+            .collect();
+        for pid in session_members(&seen) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         for p in self.seen.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             if p.is_alive() {
                 let _ = nix::sys::signal::killpg(
