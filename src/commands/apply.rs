@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::{Context, Failures};
+use super::{batches, lock_all, Context, Failures};
 use crate::cli::ApplyArgs;
 use crate::config::{self, Daemon};
 use crate::keeper::control::{self, Begun};
@@ -117,20 +117,9 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
     let action_of = |name: &str| {
         plan.iter().find(|a| matches!(a, Action::Start(d) | Action::Restart(d, _) | Action::Update(d, _) if d.name == name))
     };
-    let batches = config::start_order(&daemons).into_iter().flat_map(|level| {
-        level
-            .chunks(crate::files::batch_size())
-            .map(<[_]>::to_vec)
-            .collect::<Vec<_>>()
-    });
+    let batches = batches(config::start_order(&daemons));
     for batch in batches {
-        let mut locked = Vec::new();
-        for daemon in batch {
-            match control::lock(&ctx.dirs, &daemon.name) {
-                Ok(lock) => locked.push((daemon, lock)),
-                Err(err) => failures.fail(err),
-            }
-        }
+        let locked = lock_all(ctx, batch, &mut failures);
         let restarts = locked
             .iter()
             .filter(|(d, _)| matches!(action_of(&d.name), Some(Action::Restart(..))))

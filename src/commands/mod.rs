@@ -108,6 +108,33 @@ fn unknown(ctx: &Context, name: &str) -> Error {
     }
 }
 
+/// Cuts levels of the `after` order into batches that fit the open-file limit: the
+/// daemons of one batch are handled together, batches one after another.
+fn batches(levels: Vec<Vec<&Daemon>>) -> Vec<Vec<&Daemon>> {
+    let size = crate::files::batch_size();
+    levels
+        .into_iter()
+        .flat_map(|level| level.chunks(size).map(<[_]>::to_vec).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Takes the operation lock of every daemon in `batch`, waiting for concurrent
+/// operations on them; a daemon whose lock cannot be taken is reported and left out.
+fn lock_all<'a>(
+    ctx: &Context,
+    batch: Vec<&'a Daemon>,
+    failures: &mut Failures,
+) -> Vec<(&'a Daemon, crate::pidfile::OperationLock)> {
+    let mut locked = Vec::with_capacity(batch.len());
+    for daemon in batch {
+        match crate::keeper::control::lock(&ctx.dirs, &daemon.name) {
+            Ok(lock) => locked.push((daemon, lock)),
+            Err(err) => failures.fail(err),
+        }
+    }
+    locked
+}
+
 /// Tracks failures across a multi-daemon command and picks the result at the end:
 /// a single failure is returned as itself, several as [`Error::Partial`] after each
 /// was printed.

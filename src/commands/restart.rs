@@ -4,7 +4,7 @@
 //! go through in batches (levels of the `after` order, cut to the open-file limit),
 //! all stopped together, then all started together.
 
-use super::{resolve, Context, Failures};
+use super::{batches, lock_all, resolve, Context, Failures};
 use crate::cli::TargetArgs;
 use crate::config::{self, Daemon};
 use crate::keeper::control::{self, Begun, Started};
@@ -25,20 +25,9 @@ pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
         resolve(ctx, &loaded, &args.names)?
     };
     let mut failures = Failures::default();
-    let batches = config::start_order(&targets).into_iter().flat_map(|level| {
-        level
-            .chunks(crate::files::batch_size())
-            .map(<[_]>::to_vec)
-            .collect::<Vec<_>>()
-    });
+    let batches = batches(config::start_order(&targets));
     for batch in batches {
-        let mut locked = Vec::new();
-        for daemon in batch {
-            match control::lock(&ctx.dirs, &daemon.name) {
-                Ok(lock) => locked.push((daemon, lock)),
-                Err(err) => failures.fail(err),
-            }
-        }
+        let locked = lock_all(ctx, batch, &mut failures);
         let mut stopped: Vec<String> = Vec::new();
         let stops = locked
             .iter()

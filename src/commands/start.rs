@@ -2,7 +2,7 @@
 //! named in `after` start first (and are started if they are not running); daemons
 //! whose dependencies are up start together.
 
-use super::{resolve, Context, Failures};
+use super::{batches, resolve, Context, Failures};
 use crate::cli::StartArgs;
 use crate::config::{self, Daemon};
 use crate::keeper::control::{self, Begun, Started};
@@ -24,12 +24,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
         with_dependencies(&loaded, named)
     };
     let mut failed: Vec<String> = Vec::new();
-    let batches = config::start_order(&targets).into_iter().flat_map(|level| {
-        level
-            .chunks(crate::files::batch_size())
-            .map(<[_]>::to_vec)
-            .collect::<Vec<_>>()
-    });
+    let batches = batches(config::start_order(&targets));
     for batch in batches {
         // Spawn every keeper of the batch from this one thread (forking a process
         // with many threads is slow), then collect all reports in one poll. A batch

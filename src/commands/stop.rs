@@ -2,7 +2,7 @@
 //! gone. `--all` covers every running daemon, orphans included, dependents first;
 //! daemons in one level stop together, so the time is that of the slowest.
 
-use super::{resolve, Context, Failures};
+use super::{batches, lock_all, resolve, Context, Failures};
 use crate::cli::TargetArgs;
 use crate::config::{self, Daemon};
 use crate::keeper::control::{self, Stopped};
@@ -64,20 +64,12 @@ pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
     control::stop_many(&ctx.dirs, batch, |name, result| {
         report(&mut failures, name, result)
     });
-    let batches = config::stop_order(&daemons).into_iter().flat_map(|level| {
-        level
-            .chunks(crate::files::batch_size())
-            .map(<[_]>::to_vec)
-            .collect::<Vec<_>>()
-    });
+    let batches = batches(config::stop_order(&daemons));
     for level in batches {
-        let mut batch = Vec::new();
-        for daemon in level {
-            match lock(&daemon.name) {
-                Ok(l) => batch.push((daemon.name.clone(), Some(daemon), Some(l))),
-                Err(err) => failures.fail(err),
-            }
-        }
+        let batch = lock_all(ctx, level, &mut failures)
+            .into_iter()
+            .map(|(daemon, l)| (daemon.name.clone(), Some(daemon), Some(l)))
+            .collect();
         control::stop_many(&ctx.dirs, batch, |name, result| {
             report(&mut failures, name, result)
         });
