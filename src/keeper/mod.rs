@@ -831,8 +831,20 @@ impl Keeper {
 
     fn spawn_probe(&self, argv: &[String]) -> Option<i32> {
         let program = sys::resolve_program(argv.first()?, path_of(&self.launch.env))?;
-        let options = sys::SpawnOptions {
-            program: &program,
+        let gated = sys::spawn_gated(&self.spawn_options(&program, argv, false)).ok()?;
+        let pid = gated.pid();
+        gated.release().ok().map(|()| pid)
+    }
+
+    /// How to start `argv` in the daemon's environment, with its output into the logs.
+    fn spawn_options<'a>(
+        &'a self,
+        program: &'a std::path::Path,
+        argv: &'a [String],
+        new_session: bool,
+    ) -> sys::SpawnOptions<'a> {
+        sys::SpawnOptions {
+            program,
             argv,
             env: &self.launch.env,
             working_dir: &self.daemon.working_dir,
@@ -840,29 +852,15 @@ impl Keeper {
             credentials: self.launch.credentials.as_ref(),
             stdout: Some(self.out.write.as_fd()),
             stderr: Some(self.err.as_ref().unwrap_or(&self.out).write.as_fd()),
-            new_session: false,
+            new_session,
             keep_stdin: false,
-        };
-        let gated = sys::spawn_gated(&options).ok()?;
-        let pid = gated.pid();
-        gated.release().ok().map(|()| pid)
+        }
     }
 
     /// Starts (or restarts) the daemon's process.
     fn spawn(&mut self) {
-        let options = sys::SpawnOptions {
-            program: &self.launch.program,
-            argv: &self.daemon.command,
-            env: &self.launch.env,
-            working_dir: &self.daemon.working_dir,
-            umask: self.daemon.umask,
-            credentials: self.launch.credentials.as_ref(),
-            stdout: Some(self.out.write.as_fd()),
-            stderr: Some(self.err.as_ref().unwrap_or(&self.out).write.as_fd()),
-            new_session: true,
-            keep_stdin: false,
-        };
         let now = Instant::now();
+        let options = self.spawn_options(&self.launch.program, &self.daemon.command, true);
         let spawned = sys::spawn_gated(&options).and_then(|gated| {
             // Record the process before it may run the command: should this keeper
             // die now, the child finds its gate closed and exits, and no copy runs
