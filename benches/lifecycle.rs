@@ -397,7 +397,7 @@ fn bench_n(
     };
     let cpu_before = procfs::cpu_times();
     noise::take();
-    let scope = guard::Scope::new(&format!("dmgr-bench-n{n}-"))
+    let scope = guard::Scope::new(&format!("{}n{n}-", temp_tag()))
         .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let root = scope.path().to_path_buf();
     let config = root.join("daemons.d");
@@ -453,6 +453,12 @@ fn bench_n(
         }
     }
     Ok(figures)
+}
+
+/// The start of every temporary directory's name: `dmgr-bench-PID-`, so that this
+/// run's processes can be told from those of another run (see `noise`).
+fn temp_tag() -> String {
+    format!("dmgr-bench-{}-", std::process::id())
 }
 
 fn daemon_name(i: usize) -> String {
@@ -872,7 +878,7 @@ fn payload_bytes() -> u64 {
 fn bench_log(opts: &Options) -> LogFigures {
     let mut figures = LogFigures::default();
     noise::take();
-    let scope = match guard::Scope::new("dmgr-bench-log-") {
+    let scope = match guard::Scope::new(&format!("{}log-", temp_tag())) {
         Ok(scope) => scope,
         Err(e) => {
             figures.fail(format!("cannot create a temporary directory: {e}"));
@@ -1332,6 +1338,8 @@ mod procfs {
         pub pgrp: i32,
         pub utime: u64,
         pub stime: u64,
+        /// CPU time of reaped children (`cutime + cstime`).
+        pub children: u64,
         pub start: u64,
     }
 
@@ -1356,6 +1364,7 @@ mod procfs {
             pgrp: f.get(2)?.parse().ok()?,
             utime: f.get(11)?.parse().ok()?,
             stime: f.get(12)?.parse().ok()?,
+            children: f.get(13)?.parse::<u64>().ok()? + f.get(14)?.parse::<u64>().ok()?,
             start: f.get(19)?.parse().ok()?,
         })
     }
@@ -1461,19 +1470,28 @@ mod noise {
     //! every 2 s (and at each section's boundaries) and adds up what other programs
     //! used, by command name, so each section can say whether it ran undisturbed.
     //! The benchmark's processes leave its process tree (double forks), so they are
-    //! told apart by their command lines: each names the benchmark's temporary
-    //! directory or log payload, or is `sleep 100000`. A process that starts and
-    //! exits between two samples is missed.
+    //! told apart by command lines: theirs, or an ancestor's, name this run's
+    //! temporary directories. A process that starts and exits between two samples
+    //! is counted in its parent, when reaped.
 
     use std::collections::{BTreeMap, HashMap};
     use std::sync::{Mutex, PoisonError};
     use std::time::Duration;
 
-    /// What the sampler knows: each process's CPU ticks at the last sample and whether
-    /// it counts, and the foreign ticks added up since the last [`take`].
+    /// One process as last sampled.
+    #[derive(Clone, Copy)]
+    struct Seen {
+        /// Its CPU time plus that of the children it reaped.
+        total: u64,
+        ppid: i32,
+        foreign: bool,
+    }
+
+    /// What the sampler knows: every process as last sampled, and the foreign ticks
+    /// added up since the last [`take`].
     struct Sampler {
         me_start: u64,
-        seen: HashMap<(i32, u64), (u64, bool)>,
+        seen: HashMap<(i32, u64), Seen>,
         foreign: BTreeMap<String, u64>,
     }
 
@@ -1498,54 +1516,109 @@ mod noise {
         SAMPLER.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether a process's CPU time is other load: not the benchmark's, not PID 1
+    /// Whether a process's CPU time is other load: not this benchmark's, not PID 1
     /// (which reaps our orphans) and not a kernel thread (our writeback, softirqs).
+    /// Ours are this process and whatever has it, or a command line naming one of our
+    /// temporary directories, among its first few ancestors; and `sleep 100000`,
+    /// idle, whose parent is PID 1 after the floor's double fork.
     fn is_foreign(pid: i32, comm: &str, ppid: i32) -> bool {
-        if pid <= 2 || ppid == 2 || comm.starts_with("lifecycle-") {
+        if pid <= 2 || ppid == 2 {
             return false;
         }
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let ours = cmdline.contains("dmgr-bench-")
-            || cmdline.contains(super::PAYLOAD_LINE)
-            || cmdline.contains("head -n 2000000")
-            || (comm == "sleep" && cmdline.trim_end().ends_with(" 100000"))
-            || ["cat", "sync", "start-stop-daem"].contains(&comm);
-        !ours
+        let cmdline = |pid: i32| {
+            let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&bytes).replace('\0', " ")
+        };
+        if comm == "sleep" && cmdline(pid).trim_end().ends_with(" 100000") {
+            return false;
+        }
+        let me = std::process::id() as i32;
+        let tag = super::temp_tag();
+        let mut p = pid;
+        for _ in 0..6 {
+            if p == me || cmdline(p).contains(&tag) {
+                return false;
+            }
+            match super::procfs::stat(p) {
+                Some(stat) if stat.ppid > 1 => p = stat.ppid,
+                _ => break,
+            }
+        }
+        true
     }
 
     /// Reads every process's CPU time and adds what foreign ones used since last time.
+    /// A short-lived process is counted when its parent reaps it (its time moves into
+    /// the parent's `cutime`); a child counted while it lived is credited back then.
     fn sample() {
         let mut guard = lock();
         let Some(sampler) = guard.as_mut() else {
             return;
         };
         let mut now = HashMap::new();
+        let mut procs = Vec::new();
         for pid in super::procfs::pids() {
-            let Some((comm, stat)) = super::procfs::comm_and_stat(pid) else {
+            if let Some((comm, stat)) = super::procfs::comm_and_stat(pid) {
+                procs.push((pid, comm, stat));
+                now.insert((pid, stat.start), ());
+            }
+        }
+        // Processes gone since the last sample were reaped: their time, already
+        // counted or from before we looked, now shows again in the parent's, or, if
+        // the parent is gone too, in the first ancestor still alive.
+        let gone: HashMap<i32, i32> = sampler
+            .seen
+            .iter()
+            .filter(|(key, _)| !now.contains_key(key))
+            .map(|(key, seen)| (key.0, seen.ppid))
+            .collect();
+        let mut credit: HashMap<i32, u64> = HashMap::new();
+        for (key, seen) in &sampler.seen {
+            if now.contains_key(key) {
                 continue;
-            };
-            let ticks = stat.utime + stat.stime;
+            }
+            let mut heir = seen.ppid;
+            for _ in 0..8 {
+                match gone.get(&heir) {
+                    Some(&ppid) => heir = ppid,
+                    None => break,
+                }
+            }
+            *credit.entry(heir).or_default() += seen.total;
+        }
+        let mut next = HashMap::new();
+        for (pid, comm, stat) in procs {
+            let total = stat.utime + stat.stime + stat.children;
             let key = (pid, stat.start);
             let (before, foreign) = match sampler.seen.get(&key) {
-                Some(&seen) => seen,
+                Some(seen) => (seen.total, seen.foreign),
                 None => {
                     let foreign = is_foreign(pid, &comm, stat.ppid);
                     // Started after us: all its time is new; else count from now.
                     let before = if stat.start >= sampler.me_start {
                         0
                     } else {
-                        ticks
+                        total
                     };
                     (before, foreign)
                 }
             };
-            if foreign && ticks > before {
-                *sampler.foreign.entry(comm).or_default() += ticks - before;
+            let added = total
+                .saturating_sub(before)
+                .saturating_sub(credit.get(&pid).copied().unwrap_or(0));
+            if foreign && added > 0 {
+                *sampler.foreign.entry(comm).or_default() += added;
             }
-            now.insert(key, (ticks, foreign));
+            next.insert(
+                key,
+                Seen {
+                    total,
+                    ppid: stat.ppid,
+                    foreign,
+                },
+            );
         }
-        sampler.seen = now;
+        sampler.seen = next;
     }
 
     /// The CPU seconds by command name since the last call, largest first.
