@@ -35,9 +35,25 @@ pub fn read_to_end(mut file: &File, hint: usize) -> io::Result<Vec<u8>> {
     Ok(buffer)
 }
 
-/// Opens and reads a small file.
+/// Opens and reads a small file (see [`open_regular`]).
 pub fn read(path: &Path) -> io::Result<Vec<u8>> {
-    read_to_end(&File::open(path)?, TYPICAL)
+    read_to_end(&open_regular(path)?, TYPICAL)
+}
+
+/// Opens `path` for reading only if it is a regular file. A FIFO planted where dmgr
+/// expects a daemon file, a state record or a log would otherwise block the reader
+/// forever in `open`; with `O_NONBLOCK` the open returns at once and the type check
+/// refuses it. On a regular file `O_NONBLOCK` changes nothing.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other(NOT_REGULAR));
+    }
+    Ok(file)
 }
 
 /// The effective user ID of this process, asked of the kernel once.
@@ -79,14 +95,27 @@ pub fn batch_size() -> usize {
         .max(16)
 }
 
-/// Rephrases the `ELOOP` that `O_NOFOLLOW` gives on a symlink, so the user learns why.
-pub fn explain_nofollow(err: io::Error) -> io::Error {
-    if err.raw_os_error() == Some(libc::ELOOP) {
-        io::Error::other("it is a symlink, which dmgr refuses to follow")
-    } else {
-        err
+/// Opens a file dmgr writes (a pidfile, a state record, a log) with `options`, safely
+/// in a directory someone else might have planted things in: a symlink is refused
+/// (`O_NOFOLLOW`), and so is anything but a regular file (`O_NONBLOCK` keeps a FIFO
+/// from blocking the open; on a regular file it changes nothing).
+pub fn open_planted_safe(options: &mut std::fs::OpenOptions, path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = options
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|err| match err.raw_os_error() {
+            Some(libc::ELOOP) => io::Error::other("it is a symlink, which dmgr refuses to follow"),
+            Some(libc::ENXIO) => io::Error::other(NOT_REGULAR),
+            _ => err,
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other(NOT_REGULAR));
     }
+    Ok(file)
 }
+
+const NOT_REGULAR: &str = "it is not a regular file; remove it";
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,6 @@
 //! Reading daemon logs: the last lines of a log, across its rotated files. Writing
 //! belongs to the keeper (`keeper::logpipe`).
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -45,7 +44,7 @@ pub fn tail(path: &Path, n: usize) -> Vec<String> {
 /// The last `n` lines of one file, reading backwards in chunks; `None` if it does not
 /// exist.
 fn tail_of_file(path: &Path, n: usize) -> Option<Vec<String>> {
-    let mut file = File::open(path).ok()?;
+    let mut file = crate::files::open_regular(path).ok()?;
     let len = file.metadata().ok()?.len();
     let mut start = len;
     let mut bytes: Vec<u8> = Vec::new();

@@ -245,16 +245,14 @@ use std::os::unix::fs::DirBuilderExt;
 
 fn open_nofollow(path: &Path, create: bool) -> Result<File, Error> {
     let mut options = OpenOptions::new();
-    options
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    options.read(true);
     if create {
         options.write(true).create(true).mode(0o644);
     }
-    options.open(path).map_err(|source| Error::Io {
+    crate::files::open_planted_safe(&mut options, path).map_err(|source| Error::Io {
         action: if create { "open the pidfile" } else { "read" },
         path: path.to_path_buf(),
-        source: crate::files::explain_nofollow(source),
+        source,
     })
 }
 

@@ -299,15 +299,15 @@ impl StateFile {
     /// Opens (creating) the record at `path`, refusing a symlink.
     pub fn open(path: &Path) -> std::io::Result<StateFile> {
         use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(crate::files::explain_nofollow)?;
+        let file = crate::files::open_planted_safe(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644),
+            path,
+        )?;
         Ok(StateFile { file })
     }
 

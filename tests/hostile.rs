@@ -76,6 +76,64 @@ fn planted_symlinks_are_never_followed() {
     env.dmgr(&["start", "web"]).success();
 }
 
+/// A FIFO planted where the log goes fails the start instead of hanging the keeper;
+/// as root, so does a log directory that another user owns or may write to, sticky or
+/// not. Nothing of the daemon is left running after any of them.
+#[test]
+fn planted_fifo_and_shared_log_directories_are_refused() {
+    let mark = marker("logdir");
+    let shared = "shared";
+    let env = TestEnv::new().daemon(
+        "web",
+        &format!(
+            "command = [\"sh\", \"-c\", \"sleep 1000; true\", \"{mark}\"]\n\
+             start_wait = \"50ms\"\nlog = \"../{shared}/web.log\"\n"
+        ),
+    );
+    let dir = env.root().join(shared);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = dir.join("web.log");
+    nix::unistd::mkfifo(&log, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    env.dmgr(&["start", "web"])
+        .code(1)
+        .stderr_has("not a regular file");
+    std::fs::remove_file(&log).unwrap();
+    if is_root() {
+        for mode in [0o777, 0o1777, 0o775] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+            env.dmgr(&["start", "web"])
+                .code(1)
+                .stderr_has("writable by group or others");
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(&dir, Some(NOBODY), None).unwrap();
+        env.dmgr(&["start", "web"])
+            .code(1)
+            .stderr_has("owned by uid 65534");
+        std::os::unix::fs::chown(&dir, Some(0), None).unwrap();
+    }
+    assert!(
+        processes_with(&mark).is_empty(),
+        "a refused start left the daemon"
+    );
+    assert!(!env.pidfile("web").exists());
+    env.dmgr(&["start", "web"]).success();
+    assert!(std::fs::metadata(&log).unwrap().is_file());
+
+    // FIFOs where readers look: a daemon file, a state record. Nothing may block.
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o644);
+    nix::unistd::mkfifo(&env.config_dir().join("pipe.toml"), mode).unwrap();
+    std::fs::create_dir_all(env.run_dir()).unwrap();
+    nix::unistd::mkfifo(&env.run_dir().join("other.state"), mode).unwrap();
+    assert_eq!(env.entry("pipe")["status"], "invalid");
+    assert_eq!(env.entry("web")["status"], "running");
+    env.dmgr(&["check"])
+        .code(2)
+        .stderr_has("pipe.toml: cannot read: it is not a regular file");
+    env.dmgr(&["stop", "--all"]).success();
+}
+
 /// A run directory that is a symlink, or that belongs to another user, is refused.
 #[test]
 fn unsafe_run_directory_is_refused() {
@@ -200,7 +258,7 @@ fn full_disk_keeps_the_daemon_running_and_is_reported() {
     let mount = env.root().join("small");
     std::fs::create_dir(&mount).unwrap();
     let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=16k,mode=0755", "tmpfs"])
         .arg(&mount)
         .output()
         .is_ok_and(|o| o.status.success());

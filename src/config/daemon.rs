@@ -230,7 +230,7 @@ pub(super) fn load_file(dirs: &Dirs, file: &Path) -> Result<Daemon, Invalid> {
             "`{name}` is not a valid daemon name: use letters, digits, `_`, `.` and `-`, starting with a letter or digit, at most 64 characters"
         )));
     }
-    let handle = std::fs::File::open(file).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let handle = crate::files::open_regular(file).map_err(|e| fail(format!("cannot read: {e}")))?;
     let meta = handle
         .metadata()
         .map_err(|e| fail(format!("cannot read: {e}")))?;

@@ -163,14 +163,42 @@ impl LogSink {
 fn open_append(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
+        check_dir(dir)?;
     }
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(crate::files::explain_nofollow)
+    crate::files::open_planted_safe(
+        OpenOptions::new().append(true).create(true).mode(0o644),
+        path,
+    )
+}
+
+/// As root, refuses a log directory that a user other than root owns or that group or
+/// others may write to, sticky or not: whoever can write there can swap the log for a
+/// hard link to a file of root's, a FIFO, or a file of their own between two
+/// rotations (logrotate refuses such directories for the same reason). The directory
+/// is checked where a symlink to it leads, since that is where the files go.
+fn check_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if crate::files::euid() != 0 {
+        return Ok(());
+    }
+    let meta = fs::metadata(dir)?;
+    let why = if meta.uid() != 0 {
+        format!(
+            "its directory {} is owned by uid {}, not root; give it to root \
+             (`chown root`) or log elsewhere",
+            dir.display(),
+            meta.uid()
+        )
+    } else if meta.mode() & 0o022 != 0 {
+        format!(
+            "its directory {} is writable by group or others; run `chmod go-w` on it \
+             or log elsewhere",
+            dir.display()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(std::io::Error::other(why))
 }
 
 fn stamp() -> String {

@@ -318,6 +318,10 @@ impl TestEnv {
             return;
         };
         for entry in entries.flatten() {
+            // A test may plant a FIFO here; opening it would block.
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(stem) = name.strip_suffix(".state") {
                 if let Some(state) = self.state(stem) {
