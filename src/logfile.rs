@@ -44,8 +44,8 @@ pub fn tail(path: &Path, n: usize) -> Vec<String> {
 /// The last `n` lines of one file, reading backwards in chunks; `None` if it does not
 /// exist.
 fn tail_of_file(path: &Path, n: usize) -> Option<Vec<String>> {
-    let mut file = crate::files::open_regular(path).ok()?;
-    let len = file.metadata().ok()?.len();
+    let (mut file, meta) = crate::files::open_regular(path).ok()?;
+    let len = meta.len();
     let mut start = len;
     let mut bytes: Vec<u8> = Vec::new();
     while start > 0 {

@@ -92,9 +92,9 @@ impl Follower {
             inode: 0,
             partial: Vec::new(),
         };
-        if let Ok(mut file) = crate::files::open_regular(&follower.path) {
+        if let Ok((mut file, meta)) = crate::files::open_regular(&follower.path) {
             let _ = file.seek(SeekFrom::End(0));
-            follower.inode = file.metadata().map_or(0, |m| m.ino());
+            follower.inode = meta.ino();
             follower.file = Some(file);
         }
         follower
@@ -110,9 +110,9 @@ impl Follower {
         if current.is_some() && current != Some(self.inode) {
             // Rotated: the old file is finished (read above); go on with the new one
             // from its start.
-            if let Ok(mut file) = crate::files::open_regular(&self.path) {
+            if let Ok((mut file, meta)) = crate::files::open_regular(&self.path) {
                 let _ = file.read_to_end(&mut bytes);
-                self.inode = file.metadata().map_or(0, |m| m.ino());
+                self.inode = meta.ino();
                 self.file = Some(file);
             }
         } else if let Some(file) = &mut self.file {

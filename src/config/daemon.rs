@@ -230,10 +230,8 @@ pub(super) fn load_file(dirs: &Dirs, file: &Path) -> Result<Daemon, Invalid> {
             "`{name}` is not a valid daemon name: use letters, digits, `_`, `.` and `-`, starting with a letter or digit, at most 64 characters"
         )));
     }
-    let handle = crate::files::open_regular(file).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let meta = handle
-        .metadata()
-        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    let (handle, meta) =
+        crate::files::open_regular(file).map_err(|e| fail(format!("cannot read: {e}")))?;
     if let Some(problem) = unsafe_owner(&meta, file) {
         return Err(fail(problem));
     }
