@@ -75,6 +75,41 @@ fn orphan_is_listed_and_stopped_by_stop_all() {
     assert!(env.list().iter().all(|e| e["name"] != "old"));
 }
 
+/// A file broken while its daemon runs: `status` agrees with `list` that it is
+/// invalid (also when only its `after` is wrong, which takes the other files to see),
+/// `run` refuses it, and `rotate` and `stop` still reach the running daemon.
+#[test]
+fn broken_file_of_a_running_daemon_is_invalid_everywhere_and_still_stops() {
+    let env = TestEnv::new().daemon("web", "command = \"sleep 1000\"\nstart_wait = \"50ms\"\n");
+    env.dmgr(&["start", "web"]).success();
+    let pid = env.pid("web").unwrap();
+    env.write("web", "command = \"sleep 1000\"\nafter = [\"nosuch\"]\n");
+    assert_eq!(env.entry("web")["status"], "invalid");
+    let status = env.dmgr(&["status", "--json", "web"]).success();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout()).unwrap();
+    assert_eq!(status[0]["status"], "invalid");
+    assert_eq!(status[0]["pid"], pid);
+    assert!(status[0]["error"].as_str().unwrap().contains("nosuch"));
+    env.dmgr(&["run", "web"]).code(2).stderr_has("nosuch");
+    env.dmgr(&["rotate", "web"])
+        .success()
+        .stdout_has("web: rotated");
+    env.dmgr(&["stop", "web"])
+        .success()
+        .stdout_has("web: stopped");
+    assert!(!is_alive(pid));
+    // Stopped and still broken: stop is idempotent, status says invalid.
+    env.dmgr(&["stop", "web"])
+        .success()
+        .stdout_has("web: not running");
+    env.dmgr(&["status", "web"]).code(3).stdout_has("invalid");
+    // Never started and broken: nothing to stop, which is not an error.
+    env.write("never", "command = \n");
+    env.dmgr(&["stop", "never"])
+        .success()
+        .stdout_has("never: not running");
+}
+
 /// Relative paths resolve against the directory that holds the file.
 #[test]
 fn relative_paths_resolve_against_the_file_directory() {

@@ -75,7 +75,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
 }
 
 use crate::config::{Daemon, Loaded};
-use crate::Error;
+use crate::{state, Error};
 
 /// Looks up each named daemon; an unknown name or an invalid file is an error (exit 2).
 fn resolve<'a>(ctx: &Context, loaded: &'a Loaded, names: &[String]) -> Result<Vec<&'a Daemon>> {
@@ -94,6 +94,13 @@ fn resolve<'a>(ctx: &Context, loaded: &'a Loaded, names: &[String]) -> Result<Ve
         }
     }
     Ok(daemons)
+}
+
+/// Returns true if and only if `name` has an invalid file or a state record: commands
+/// that act only through the keeper or the record (`stop`, `rotate`) reach it without a
+/// valid file, so a broken file never keeps a running daemon from being stopped.
+fn known_without_file(ctx: &Context, loaded: &Loaded, name: &str) -> bool {
+    loaded.invalid(name).is_some() || state::read(&ctx.dirs.state_file(name)).is_some()
 }
 
 /// The error for a name that is not a daemon, with the nearest known name.

@@ -4,22 +4,32 @@
 
 use nix::sys::signal::Signal;
 
-use super::{resolve, Context, Failures};
+use super::{known_without_file, resolve, Context, Failures};
 use crate::cli::TargetArgs;
-use crate::config;
 use crate::keeper::control;
 use crate::Result;
+use crate::{config, state};
 
-/// Runs `dmgr rotate`.
+/// Runs `dmgr rotate`. Only the keeper is asked, so a daemon whose file is invalid or
+/// gone (an orphan) is rotated too; `--all` covers every keeper in the run directory.
 pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
     let loaded = config::load(&ctx.dirs)?;
     let names: Vec<String> = if args.all {
-        loaded.daemons.iter().map(|d| d.name.clone()).collect()
+        let mut names: Vec<String> = loaded.daemons.iter().map(|d| d.name.clone()).collect();
+        names.extend(state::recorded_names(&ctx.dirs));
+        names.sort_unstable();
+        names.dedup();
+        names
     } else {
-        resolve(ctx, &loaded, &args.names)?
-            .iter()
-            .map(|d| d.name.clone())
-            .collect()
+        let mut names = Vec::new();
+        for name in &args.names {
+            match resolve(ctx, &loaded, std::slice::from_ref(name)) {
+                Ok(_) => names.push(name.clone()),
+                Err(_) if known_without_file(ctx, &loaded, name) => names.push(name.clone()),
+                Err(err) => return Err(err),
+            }
+        }
+        names
     };
     let mut failures = Failures::default();
     for name in names {

@@ -2,7 +2,7 @@
 //! gone. `--all` covers every running daemon, orphans included, dependents first;
 //! daemons in one level stop together, so the time is that of the slowest.
 
-use super::{batches, lock_all, resolve, Context, Failures};
+use super::{batches, known_without_file, lock_all, resolve, Context, Failures};
 use crate::cli::TargetArgs;
 use crate::config::{self, Daemon};
 use crate::keeper::control::{self, Stopped};
@@ -25,10 +25,8 @@ pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
         for name in &args.names {
             match resolve(ctx, &loaded, std::slice::from_ref(name)) {
                 Ok(mut found) => daemons.append(&mut found),
-                // A name with a state record but no (valid) file is an orphan: stop it.
-                Err(_) if state::read(&ctx.dirs.state_file(name)).is_some() => {
-                    orphans.push(name.clone())
-                }
+                // Stopped from its record alone (with none, there is nothing to stop).
+                Err(_) if known_without_file(ctx, &loaded, name) => orphans.push(name.clone()),
                 Err(err) => return Err(err),
             }
         }

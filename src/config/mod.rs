@@ -111,6 +111,14 @@ pub fn load_named(dirs: &Dirs, names: &[String]) -> Loaded {
             }
         }
     }
+    // Whether `after` names files that exist and forms no cycle depends on the whole
+    // directory: a named daemon with `after` loads it all, so these commands agree with
+    // `list` and `check` about which files are invalid.
+    if loaded.daemons.iter().any(|d| !d.after.is_empty()) {
+        if let Ok(all) = load(dirs) {
+            return all;
+        }
+    }
     loaded
 }
 
