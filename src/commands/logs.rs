@@ -4,18 +4,25 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 use super::{resolve, Context};
 use crate::cli::LogsArgs;
 use crate::output::{self, Style};
 use crate::{config, logfile, state, Result};
 
-/// How often `-f` looks for new output. A log reader is not a daemon: a short sleep
-/// between reads keeps it simple and portable, and costs nothing measurable.
-const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
+/// How long `-f` sleeps between looks when the kernel cannot tell it of changes: no
+/// inotify, or a log directory that does not exist yet.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// The longest `-f` waits on inotify: a safety net for file systems whose changes
+/// inotify does not see (NFS, FUSE), as GNU `tail -F` has.
+const SAFETY_NET: Duration = Duration::from_secs(1);
 
 /// Runs `dmgr logs`.
 pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
@@ -60,6 +67,7 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
         .iter()
         .map(|(_, path)| Follower::at_end(path.clone()))
         .collect();
+    let waker = Waker::watching(logs.iter().map(|(_, path)| path));
     loop {
         let mut text = String::new();
         for (follower, prefix) in followers.iter_mut().zip(&prefixes) {
@@ -72,7 +80,58 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
         if !text.is_empty() && output::print_raw(&text).is_err() {
             return Ok(0);
         }
-        std::thread::sleep(FOLLOW_INTERVAL);
+        waker.wait();
+    }
+}
+
+/// Wakes `-f` when a followed log may have changed: inotify on the logs' directories
+/// reports a write to a file in them, and the rename and create of a rotation, so new
+/// lines show at once and an idle follower sleeps. Where a directory cannot be watched
+/// (it does not exist yet, or inotify is unavailable) it falls back to polling.
+struct Waker {
+    inotify: Option<Inotify>,
+    timeout: Duration,
+}
+
+impl Waker {
+    fn watching<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> Waker {
+        let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC) else {
+            return Waker {
+                inotify: None,
+                timeout: POLL_INTERVAL,
+            };
+        };
+        let mask = AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_DELETE;
+        let mut all_watched = true;
+        for path in paths {
+            let dir = path.parent().unwrap_or(Path::new("/"));
+            all_watched &= inotify.add_watch(dir, mask).is_ok();
+        }
+        Waker {
+            inotify: Some(inotify),
+            timeout: if all_watched {
+                SAFETY_NET
+            } else {
+                POLL_INTERVAL
+            },
+        }
+    }
+
+    /// Returns after a change or the timeout, having consumed the pending events.
+    fn wait(&self) {
+        let Some(inotify) = &self.inotify else {
+            std::thread::sleep(self.timeout);
+            return;
+        };
+        let ms = u16::try_from(self.timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(ms)).is_ok_and(|ready| ready > 0) {
+            let _ = inotify.read_events();
+        }
     }
 }
 
