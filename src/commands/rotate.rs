@@ -7,8 +7,7 @@ use nix::sys::signal::Signal;
 use super::{known_without_file, resolve, Context, Failures};
 use crate::cli::TargetArgs;
 use crate::keeper::control;
-use crate::Result;
-use crate::{config, state};
+use crate::{config, state, Result};
 
 /// Runs `dmgr rotate`. Only the keeper is asked, so a daemon whose file is invalid or
 /// gone (an orphan) is rotated too; `--all` covers every keeper in the run directory.
