@@ -114,6 +114,9 @@ pub enum Command {
 
     /// Rotate daemons' logs now, restarting nothing.
     ///
+    /// The keeper rotates at once, or at the end of the line the daemon is writing, so
+    /// no line is split. For cron or a logrotate postrotate hook.
+    ///
     /// Example: dmgr rotate --all
     Rotate(TargetArgs),
 

@@ -27,6 +27,10 @@ pub struct LogSink {
     keep: u32,
     timestamps: bool,
     at_line_start: bool,
+    /// Bytes of the current line written so far, when it is not ended.
+    line_len: u64,
+    /// `rotate` was asked for in the middle of a line: rotate when it ends.
+    rotation_due: bool,
     buffer: Vec<u8>,
     error: Option<String>,
 }
@@ -49,6 +53,8 @@ impl LogSink {
             keep,
             timestamps,
             at_line_start: true,
+            line_len: 0,
+            rotation_due: false,
             buffer: Vec::new(),
             error: None,
         })
@@ -69,16 +75,29 @@ impl LogSink {
                 let pending = self.size + self.buffer.len() as u64;
                 let incoming = (segment.len() + stamp_len) as u64;
                 if self.max_size > 0 && pending > 0 && pending + incoming > self.max_size {
-                    self.flush();
-                    self.rotate();
+                    self.rotate_now();
                 }
+                self.line_len = 0;
                 if self.timestamps {
                     self.buffer.extend_from_slice(stamp().as_bytes());
                     self.buffer.push(b' ');
+                    self.line_len = stamp_len as u64;
                 }
             }
             self.buffer.extend_from_slice(segment);
+            self.line_len += segment.len() as u64;
             self.at_line_start = segment.ends_with(b"\n");
+            if self.at_line_start {
+                if self.rotation_due {
+                    self.rotate_now();
+                }
+            } else if self.max_size > 0 && self.line_len > self.max_size {
+                // A line longer than a whole file cannot be kept whole; it goes on in
+                // the next file, so that output without newlines cannot grow one log
+                // without bound. Nothing is lost or added.
+                self.rotate_now();
+                self.line_len = 0;
+            }
             data = rest;
         }
         self.flush();
@@ -104,8 +123,18 @@ impl LogSink {
         self.timestamps = timestamps;
     }
 
-    /// Rotates now, at the next line boundary if a line is half written.
+    /// Rotates now, or at the end of the current line if one is half written, so that
+    /// `dmgr rotate` never splits a line.
     pub fn rotate(&mut self) {
+        if self.at_line_start {
+            self.rotate_now();
+        } else {
+            self.rotation_due = true;
+        }
+    }
+
+    fn rotate_now(&mut self) {
+        self.rotation_due = false;
         self.flush();
         self.file = None;
         for index in (1..self.keep).rev() {
@@ -303,5 +332,46 @@ mod tests {
         let text = read(&path);
         assert!(text.starts_with("partial\n[dmgr "), "{text}");
         assert!(text.ends_with("] exited (exit 1)\n"), "{text}");
+    }
+
+    #[test]
+    fn rotate_waits_for_the_end_of_a_half_written_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let mut sink = LogSink::open(&path, 0, 5, false).unwrap();
+        sink.write_output(b"first\nsec");
+        sink.rotate();
+        assert!(!numbered(&path, 1).exists(), "rotated mid-line");
+        sink.write_output(b"ond\nthird\n");
+        assert_eq!(read(&numbered(&path, 1)), "first\nsecond\n");
+        assert_eq!(read(&path), "third\n");
+        sink.rotate();
+        assert_eq!(read(&numbered(&path, 1)), "third\n");
+        assert_eq!(read(&numbered(&path, 2)), "first\nsecond\n");
+    }
+
+    #[test]
+    fn a_line_longer_than_a_file_goes_on_in_the_next_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let mut sink = LogSink::open(&path, 100, 50, false).unwrap();
+        let chunk = [b'x'; 40];
+        for _ in 0..20 {
+            sink.write_output(&chunk);
+        }
+        sink.write_output(b"\nafter\n");
+        let mut files = Vec::new();
+        for index in (1..=50).rev() {
+            if numbered(&path, index).exists() {
+                files.push(read(&numbered(&path, index)));
+            }
+        }
+        files.push(read(&path));
+        assert!(files.len() >= 7, "{} files", files.len());
+        for text in &files {
+            // At most one chunk past the limit.
+            assert!(text.len() <= 140, "a file holds {} bytes", text.len());
+        }
+        assert_eq!(files.concat(), format!("{}\nafter\n", "x".repeat(800)));
     }
 }
