@@ -110,6 +110,25 @@ fn broken_file_of_a_running_daemon_is_invalid_everywhere_and_still_stops() {
         .stdout_has("never: not running");
 }
 
+/// Two daemons on one pidfile could never both run: check reports both files, and
+/// status agrees with list that they are invalid.
+#[test]
+fn daemons_sharing_a_pidfile_are_reported() {
+    let shared = "command = \"sleep 1\"\npidfile = \"shared.pid\"\n";
+    let env = TestEnv::new()
+        .daemon("a", shared)
+        .daemon("b", shared)
+        .daemon("c", "command = \"sleep 1\"\n");
+    env.dmgr(&["check"])
+        .code(2)
+        .stderr_has("a.toml: pidfile")
+        .stderr_has("is also the pidfile of `b`")
+        .stderr_has("is also the pidfile of `a`");
+    assert_eq!(env.entry("a")["status"], "invalid");
+    assert_eq!(env.entry("c")["status"], "stopped");
+    env.dmgr(&["status", "a"]).code(3).stdout_has("invalid");
+}
+
 /// Relative paths resolve against the directory that holds the file.
 #[test]
 fn relative_paths_resolve_against_the_file_directory() {

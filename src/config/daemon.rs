@@ -324,7 +324,7 @@ impl<'a> Builder<'a> {
         let umask = self.umask(get("umask")).unwrap_or(0o022);
         let pidfile = self
             .path(get("pidfile"))
-            .unwrap_or_else(|| dirs.run_dir.join(format!("{name}.pid")));
+            .unwrap_or_else(|| dirs.pidfile(&name));
         let log = self
             .path(get("log"))
             .unwrap_or_else(|| dirs.log_dir.join(format!("{name}.log")));

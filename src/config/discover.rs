@@ -39,6 +39,11 @@ impl Dirs {
         self.run_dir.join(format!("{name}.state"))
     }
 
+    /// The default pidfile of `name`.
+    pub fn pidfile(&self, name: &str) -> PathBuf {
+        self.run_dir.join(format!("{name}.pid"))
+    }
+
     /// The lock that serialises `start`, `stop` and `restart` of `name`.
     pub fn op_lock_file(&self, name: &str) -> PathBuf {
         self.run_dir.join(format!("{name}.lock"))

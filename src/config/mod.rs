@@ -80,7 +80,7 @@ impl Loaded {
 /// [`Invalid`] entry.
 pub fn load(dirs: &Dirs) -> Result<Loaded, crate::Error> {
     let mut loaded = daemon::load_dir(dirs)?;
-    validate::check_after(&mut loaded);
+    validate::check_across_files(&mut loaded);
     Ok(loaded)
 }
 
@@ -111,10 +111,12 @@ pub fn load_named(dirs: &Dirs, names: &[String]) -> Loaded {
             }
         }
     }
-    // Whether `after` names files that exist and forms no cycle depends on the whole
-    // directory: a named daemon with `after` loads it all, so these commands agree with
-    // `list` and `check` about which files are invalid.
-    if loaded.daemons.iter().any(|d| !d.after.is_empty()) {
+    // Whether `after` names files that exist and forms no cycle, and whether a pidfile
+    // set by the file is another daemon's too, depends on the whole directory: such a
+    // daemon loads it all, so these commands agree with `list` and `check` about which
+    // files are invalid.
+    let needs_all = |d: &Daemon| !d.after.is_empty() || d.pidfile != dirs.pidfile(&d.name);
+    if loaded.daemons.iter().any(needs_all) {
         if let Ok(all) = load(dirs) {
             return all;
         }

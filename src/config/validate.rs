@@ -1,15 +1,17 @@
-//! Checks across files: `after` names that exist and form no cycle, and the order in
-//! which `--all` starts and stops daemons.
+//! Checks across files: `after` names that exist and form no cycle, no two daemons
+//! sharing a pidfile, and the order in which `--all` starts and stops daemons.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::raw::nearest;
 use super::{Daemon, Diagnostic, Invalid, Loaded};
 
-/// Moves daemons whose `after` names an unknown daemon, or that lie on a cycle of
-/// `after`, to `invalid`. A name that is an invalid file is not unknown: that file
-/// is reported on its own, and `start` says so if it comes to it.
-pub(super) fn check_after(loaded: &mut Loaded) {
+/// Moves daemons whose `after` names an unknown daemon, that lie on a cycle of
+/// `after`, or whose pidfile is another daemon's too, to `invalid`. A name that is an
+/// invalid file is not unknown: that file is reported on its own, and `start` says so
+/// if it comes to it. Two daemons on one pidfile could never both run (each keeper
+/// locks it), so both are reported rather than the second failing at `start`.
+pub(super) fn check_across_files(loaded: &mut Loaded) {
     let known: BTreeSet<&str> = loaded.names().into_iter().collect();
     let mut problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for daemon in &loaded.daemons {
@@ -25,6 +27,27 @@ pub(super) fn check_after(loaded: &mut Loaded) {
                         "`after` names `{dep}`, which is not a daemon in this directory{hint}"
                     ));
             }
+        }
+    }
+    let mut by_pidfile: BTreeMap<&std::path::Path, Vec<&str>> = BTreeMap::new();
+    for daemon in &loaded.daemons {
+        by_pidfile
+            .entry(daemon.pidfile.as_path())
+            .or_default()
+            .push(daemon.name.as_str());
+    }
+    for (pidfile, names) in by_pidfile.iter().filter(|(_, names)| names.len() > 1) {
+        for name in names {
+            let others: Vec<String> = names
+                .iter()
+                .filter(|other| *other != name)
+                .map(|other| format!("`{other}`"))
+                .collect();
+            problems.entry(name.to_string()).or_default().push(format!(
+                "pidfile {} is also the pidfile of {}; give each daemon its own",
+                pidfile.display(),
+                others.join(", ")
+            ));
         }
     }
     for cycle in cycles(&loaded.daemons) {
@@ -102,7 +125,7 @@ fn cycles(daemons: &[Daemon]) -> Vec<Vec<String>> {
 
 /// Groups daemons into levels: each level only depends on earlier levels, so the
 /// daemons within one level can start in parallel. Only dependencies inside the given
-/// set count; a cycle (already reported by `check_after`) ends up in the last level.
+/// set count; a cycle (already reported by `check_across_files`) ends up in the last level.
 pub fn start_order<'a>(daemons: &[&'a Daemon]) -> Vec<Vec<&'a Daemon>> {
     let names: BTreeSet<&str> = daemons.iter().map(|d| d.name.as_str()).collect();
     let mut placed: BTreeSet<&str> = BTreeSet::new();
@@ -183,7 +206,7 @@ mod tests {
             ],
             invalid: Vec::new(),
         };
-        check_after(&mut loaded);
+        check_across_files(&mut loaded);
         let bad: Vec<&str> = loaded.invalid.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(bad, ["a", "b", "c"]);
         assert!(loaded.invalid[0].diagnostics[0]
@@ -198,5 +221,25 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["d"]
         );
+    }
+
+    #[test]
+    fn daemons_sharing_a_pidfile_are_all_invalid() {
+        let mut shared = [daemon("a", &[]), daemon("b", &[]), daemon("c", &[])];
+        shared[1].pidfile = shared[0].pidfile.clone();
+        let mut loaded = Loaded {
+            daemons: shared.to_vec(),
+            invalid: Vec::new(),
+        };
+        check_across_files(&mut loaded);
+        let bad: Vec<&str> = loaded.invalid.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(bad, ["a", "b"]);
+        assert!(loaded.invalid[0].diagnostics[0]
+            .message
+            .contains("is also the pidfile of `b`"));
+        assert!(loaded.invalid[1].diagnostics[0]
+            .message
+            .contains("is also the pidfile of `a`"));
+        assert_eq!(loaded.daemons.len(), 1);
     }
 }
