@@ -337,6 +337,46 @@ fn keeper_leaks_no_descriptors_over_restarts() {
     env.dmgr(&["stop", "web"]).success();
 }
 
+/// A keeper SIGKILLed, then its daemon's main process: the children left in the
+/// daemon's session belong to nobody once a new keeper records a new daemon, so
+/// `start` stops them first, as `stop` would. Found by the chaos test below.
+#[test]
+fn start_clears_what_a_dead_keeper_and_daemon_left_behind() {
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = [\"sh\", \"-c\", \"sleep 1000 & sleep 1000; true\"]\nstart_wait = \"50ms\"\nstop_timeout = \"2s\"\n",
+    );
+    env.dmgr(&["start", "web"]).success();
+    let pid = env.pid("web").unwrap();
+    let keeper = env.keeper_pid("web").unwrap();
+    let kill = |pid: i32| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    };
+    kill(keeper);
+    wait_until("the keeper is dead", Duration::from_secs(5), || {
+        !is_alive(keeper)
+    });
+    kill(pid);
+    wait_until("the main process is dead", Duration::from_secs(5), || {
+        !is_alive(pid)
+    });
+    assert_eq!(
+        crate::support::session_members(&[pid]).len(),
+        2,
+        "the two sleeps live on in the daemon's session"
+    );
+    env.dmgr(&["start", "web"]).success();
+    assert!(
+        crate::support::session_members(&[pid]).is_empty(),
+        "start left the old session's processes running"
+    );
+    assert_ne!(env.pid("web"), Some(pid));
+}
+
 /// Chaos: keepers and daemons SIGKILLed at random points of start, stop and restart.
 /// Afterwards at most one copy of each daemon ever ran at a time, `list` is truthful,
 /// and `stop --all` leaves nothing.
@@ -350,14 +390,31 @@ fn random_sigkills_break_no_invariant() {
             &format!("command = [\"sh\", \"-c\", \"sleep 1000; true\", \"{mark}\"]\nrestart = \"always\"\nrestart_delay = \"10ms\"\nstart_wait = \"20ms\"\nstop_timeout = \"2s\"\n"),
         );
     }
-    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    // CI runs one fixed seed. `DMGR_CHAOS_SEED=random DMGR_CHAOS_ROUNDS=400` explores
+    // new interleavings; the seed is printed so that a failure can be replayed.
+    let seed = match std::env::var("DMGR_CHAOS_SEED").ok().as_deref() {
+        None => 0x9e37_79b9_7f4a_7c15,
+        Some("random") => {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        }
+        Some(seed) => seed.parse().expect("DMGR_CHAOS_SEED: a number or `random`"),
+    };
+    let rounds: u32 = std::env::var("DMGR_CHAOS_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    eprintln!("chaos: DMGR_CHAOS_SEED={seed} DMGR_CHAOS_ROUNDS={rounds}");
+    let mut rng: u64 = seed;
     let mut next = move || {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
         rng
     };
-    for round in 0..30 {
+    for round in 0..rounds {
         let name = format!("d{}", next() % 3);
         let verb = ["start", "stop", "restart"][(next() % 3) as usize];
         let mut child = env.command(&[verb, &name]).spawn().unwrap();
@@ -379,12 +436,12 @@ fn random_sigkills_break_no_invariant() {
         let status = child.wait().unwrap();
         assert!(
             status.code().is_some(),
-            "round {round}: dmgr {verb} died from a signal"
+            "round {round} (seed {seed}): dmgr {verb} died from a signal"
         );
         for mark in &marks {
             assert!(
                 processes_with(mark).len() <= 1,
-                "round {round}: two copies of {mark}"
+                "round {round} (seed {seed}): two copies of {mark}"
             );
         }
     }

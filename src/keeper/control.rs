@@ -106,6 +106,9 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
     if observed.keeper.is_some() && pidfile::is_locked(&daemon.pidfile) {
         return Ok(Begun::Done(Started::Pending));
     }
+    if observed.keeper.is_none() {
+        clear_leftovers(&observed);
+    }
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| Error::daemon(&daemon.name, format!("cannot create a pipe: {e}")))?;
     let exe = std::env::current_exe().map_err(|source| Error::Io {
@@ -461,6 +464,23 @@ fn finish_stop(
     } else {
         Stopped::Already
     })
+}
+
+/// Stops what is left of the recorded daemon's session when its keeper and main
+/// process both died (SIGKILLed one after the other, say): the next keeper's record
+/// replaces this one, after which nothing would know those processes were the
+/// daemon's. Members of the group the daemon created are provably its own (see
+/// [`finish_stop`]).
+fn clear_leftovers(observed: &state::Observed) {
+    let Some(record) = &observed.record else {
+        return;
+    };
+    if let Some(process) = record.daemon {
+        if !procinfo::group_members(process.pid, process.pid).is_empty() {
+            let timeout = Duration::from_millis(record.stop_timeout_ms);
+            stop_unsupervised(process, record.stop_signal, timeout, None);
+        }
+    }
 }
 
 /// Stops a daemon whose keeper is gone: `stop_signal` to its process group, SIGKILL
