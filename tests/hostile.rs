@@ -337,6 +337,18 @@ fn keeper_leaks_no_descriptors_over_restarts() {
     env.dmgr(&["stop", "web"]).success();
 }
 
+/// SIGKILLs `pid`, remembered by `env` so that its cleanup covers the process's
+/// session.
+fn sigkill_tracked(env: &TestEnv, pid: Option<i32>) {
+    if let Some(pid) = pid {
+        env.track(pid);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
 /// A keeper SIGKILLed, then its daemon's main process: the children left in the
 /// daemon's session belong to nobody once a new keeper records a new daemon, so
 /// `start` stops them first, as `stop` would. Found by the chaos test below.
@@ -377,7 +389,8 @@ fn start_clears_what_a_dead_keeper_and_daemon_left_behind() {
     assert_ne!(env.pid("web"), Some(pid));
 }
 
-/// Chaos: keepers and daemons SIGKILLed at random points of start, stop and restart.
+/// Chaos: keepers, daemons and dmgr itself SIGKILLed at random points of start, stop,
+/// restart and apply.
 /// Afterwards at most one copy of each daemon ever ran at a time, `list` is truthful,
 /// and `stop --all` leaves nothing.
 #[test]
@@ -416,26 +429,29 @@ fn random_sigkills_break_no_invariant() {
     };
     for round in 0..rounds {
         let name = format!("d{}", next() % 3);
-        let verb = ["start", "stop", "restart"][(next() % 3) as usize];
-        let mut child = env.command(&[verb, &name]).spawn().unwrap();
-        // Kill the keeper or the daemon of a random daemon while the command runs.
+        let args: Vec<&str> = match next() % 6 {
+            0 | 1 => vec!["start", &name],
+            2 | 3 => vec!["stop", &name],
+            4 => vec!["restart", &name],
+            _ => vec!["apply"],
+        };
+        let verb = args.join(" ");
+        let mut child = env.command(&args).spawn().unwrap();
+        // While the command runs, SIGKILL the keeper or the daemon of a random daemon,
+        // or the command itself.
         std::thread::sleep(Duration::from_millis(next() % 30));
         let victim_name = format!("d{}", next() % 3);
-        let victim = if next() % 2 == 0 {
-            env.keeper_pid(&victim_name)
-        } else {
-            env.pid(&victim_name)
-        };
-        if let Some(pid) = victim {
-            env.track(pid);
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        let victim = next() % 5;
+        match victim {
+            0 | 1 => sigkill_tracked(&env, env.keeper_pid(&victim_name)),
+            2 | 3 => sigkill_tracked(&env, env.pid(&victim_name)),
+            _ => {
+                let _ = child.kill();
+            }
         }
         let status = child.wait().unwrap();
         assert!(
-            status.code().is_some(),
+            victim == 4 || status.code().is_some(),
             "round {round} (seed {seed}): dmgr {verb} died from a signal"
         );
         for mark in &marks {
@@ -443,6 +459,15 @@ fn random_sigkills_break_no_invariant() {
                 processes_with(mark).len() <= 1,
                 "round {round} (seed {seed}): two copies of {mark}"
             );
+        }
+        for entry in env.list() {
+            if let Some(pid) = entry["pid"].as_i64() {
+                assert!(
+                    is_alive(pid as i32),
+                    "round {round} (seed {seed}): list shows dead pid {pid} as {}",
+                    entry["status"]
+                );
+            }
         }
     }
     // list agrees with /proc.
