@@ -397,10 +397,23 @@ fn start_clears_what_a_dead_keeper_and_daemon_left_behind() {
 fn random_sigkills_break_no_invariant() {
     let marks: Vec<String> = (0..3).map(|i| marker(&format!("chaos{i}"))).collect();
     let env = TestEnv::new();
+    // Three kinds: a plain daemon, one that ignores SIGTERM (stopped by SIGKILL), and
+    // one with a readiness check.
+    let scripts = [
+        "sleep 1000; true",
+        "trap '' TERM; while :; do sleep 1; done",
+        "touch ready; sleep 1000; true",
+    ];
+    let extra = ["", "", "ready = { file = \"ready\" }\n"];
     for (i, mark) in marks.iter().enumerate() {
         env.write(
             &format!("d{i}"),
-            &format!("command = [\"sh\", \"-c\", \"sleep 1000; true\", \"{mark}\"]\nrestart = \"always\"\nrestart_delay = \"10ms\"\nstart_wait = \"20ms\"\nstop_timeout = \"2s\"\n"),
+            &format!(
+                "command = [\"sh\", \"-c\", \"{}\", \"{mark}\"]\nworking_dir = \".\"\n\
+                 restart = \"always\"\nrestart_delay = \"10ms\"\nstart_wait = \"20ms\"\n\
+                 stop_timeout = \"300ms\"\n{}",
+                scripts[i], extra[i]
+            ),
         );
     }
     // CI runs one fixed seed. `DMGR_CHAOS_SEED=random DMGR_CHAOS_ROUNDS=400` explores
