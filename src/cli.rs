@@ -232,6 +232,11 @@ pub struct LogsArgs {
     /// How many lines to print first.
     #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
     pub lines: usize,
+
+    /// Print the `stderr_log` file instead, for daemons that have one (others write
+    /// standard error to their `log`).
+    #[arg(long)]
+    pub stderr: bool,
 }
 
 /// Arguments of `apply`.

@@ -172,6 +172,17 @@ fn stderr_log_gets_standard_error() {
     });
     assert_eq!(output(&env.log("web")), ["to-out"]);
     assert_eq!(output(&std::fs::read_to_string(&err).unwrap()), ["to-err"]);
+    // logs --stderr reads the stderr log; status shows the tails of both.
+    let stderr_lines = env.dmgr(&["logs", "--stderr", "web"]).success().stdout();
+    assert_eq!(output(&stderr_lines), ["to-err"]);
+    let stdout_lines = env.dmgr(&["logs", "web"]).success().stdout();
+    assert_eq!(output(&stdout_lines), ["to-out"]);
+    let status = env.dmgr(&["status", "--json", "web"]).success().stdout();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status[0]["stderr_tail"], serde_json::json!(["to-err"]));
+    env.dmgr(&["status", "web"])
+        .success()
+        .stdout_has("last stderr log lines:\n    | to-err");
 }
 
 /// `logs -n` reads across a rotation; `rotate` rotates now without a restart.

@@ -29,12 +29,16 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
     let loaded = config::load_named(&ctx.dirs, &args.names.names);
     let mut logs: Vec<(String, PathBuf)> = Vec::new();
     for name in &args.names.names {
-        let path = match resolve(ctx, &loaded, std::slice::from_ref(name)) {
-            Ok(found) => found[0].log.clone(),
+        let (log, stderr_log) = match resolve(ctx, &loaded, std::slice::from_ref(name)) {
+            Ok(found) => (found[0].log.clone(), found[0].stderr_log.clone()),
             Err(err) => match state::read(&ctx.dirs.state_file(name)) {
-                Some(record) => record.log,
+                Some(record) => (record.log, record.stderr_log),
                 None => return Err(err),
             },
+        };
+        let path = match stderr_log {
+            Some(path) if args.stderr => path,
+            _ => log,
         };
         logs.push((name.clone(), path));
     }

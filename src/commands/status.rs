@@ -49,6 +49,10 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         let log = daemon
             .map(|d| d.log.clone())
             .or(record.map(|r| r.log.clone()));
+        let stderr_log = match daemon {
+            Some(d) => d.stderr_log.clone(),
+            None => record.and_then(|r| r.stderr_log.clone()),
+        };
         entries.push(StatusEntry {
             keeper_pid: observed.keeper.map(|k| k.pid),
             pidfile: daemon
@@ -56,10 +60,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
                 .or(record.map(|r| r.pidfile.clone()))
                 .map(|p| p.display().to_string()),
             log: log.as_ref().map(|p| p.display().to_string()),
-            stderr_log: daemon
-                .and_then(|d| d.stderr_log.clone())
-                .or(record.and_then(|r| r.stderr_log.clone()))
-                .map(|p| p.display().to_string()),
+            stderr_log: stderr_log.as_ref().map(|p| p.display().to_string()),
             file: daemon.map(|d| d.file.display().to_string()),
             next_restart: record
                 .and_then(|r| r.next_restart_ms)
@@ -78,6 +79,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
                 .as_ref()
                 .map(|p| p.display().to_string()),
             log_tail: log.map_or(Vec::new(), |l| logfile::tail(&l, args.lines)),
+            stderr_tail: stderr_log.map_or(Vec::new(), |l| logfile::tail(&l, args.lines)),
             list,
         });
     }
@@ -175,10 +177,12 @@ fn render(e: &StatusEntry) -> String {
             let _ = writeln!(out, "    {}  {how} after {:.1}s", exit.at, exit.ran_secs);
         }
     }
-    if !e.log_tail.is_empty() {
-        let _ = writeln!(out, "  last log lines:");
-        for line in &e.log_tail {
-            let _ = writeln!(out, "    | {line}");
+    for (title, tail) in [("log", &e.log_tail), ("stderr log", &e.stderr_tail)] {
+        if !tail.is_empty() {
+            let _ = writeln!(out, "  last {title} lines:");
+            for line in tail {
+                let _ = writeln!(out, "    | {line}");
+            }
         }
     }
     out

@@ -114,6 +114,8 @@ pub struct StatusEntry {
     pub stale_pidfile: Option<String>,
     /// The last log lines.
     pub log_tail: Vec<String>,
+    /// The last lines of the separate stderr log; empty when there is none.
+    pub stderr_tail: Vec<String>,
 }
 
 /// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.
