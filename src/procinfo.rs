@@ -112,6 +112,38 @@ pub fn group_members(pgid: i32, session: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Every live (non-zombie) process started at or after `since` (clock ticks after
+/// boot) whose standard output or error is one of the pipes `inodes`, each by
+/// identity. Processes this user may not inspect are left out.
+pub fn pipe_writers(inodes: &[u64], since: u64) -> Vec<ProcId> {
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let writes_to_one = |pid: i32| {
+        [1, 2].iter().any(|fd| {
+            fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+                .ok()
+                .and_then(|target| {
+                    let target = target.to_str()?;
+                    target
+                        .strip_prefix("pipe:[")?
+                        .strip_suffix(']')?
+                        .parse()
+                        .ok()
+                })
+                .is_some_and(|inode: u64| inodes.contains(&inode))
+        })
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(ProcId::of)
+        .filter(|p| p.start >= since && writes_to_one(p.pid))
+        .collect()
+}
+
 /// The live children of `parent`, found by scanning `/proc`.
 pub fn children_of(parent: i32) -> Vec<i32> {
     let Ok(entries) = fs::read_dir("/proc") else {

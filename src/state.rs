@@ -223,6 +223,12 @@ pub struct StateRecord {
     pub process: ProcessKeys,
     /// The supervision keys the keeper uses now.
     pub supervision: SupervisionKeys,
+    /// The inodes of the pipes the keeper gave the daemon as standard output and error.
+    /// Every process that still writes to one was started by this keeper's daemons, and
+    /// an inode cannot be reused while a process holds it: after the keeper and the
+    /// main process died, this is how `stop` and `start` tell what they left behind.
+    #[serde(default)]
+    pub output_pipes: Vec<u64>,
 }
 
 /// Reads a state record; `None` when there is none or it does not parse.

@@ -405,16 +405,22 @@ fn random_sigkills_break_no_invariant() {
         "touch ready; sleep 1000; true",
     ];
     let extra = ["", "", "ready = { file = \"ready\" }\n"];
-    for (i, mark) in marks.iter().enumerate() {
+    // Between rounds a file may change: `version` is a process key (apply restarts
+    // the daemon), `delay` a supervision key (handed to the running keeper).
+    let write = |i: usize, version: u64, delay: u64| {
         env.write(
             &format!("d{i}"),
             &format!(
-                "command = [\"sh\", \"-c\", \"{}\", \"{mark}\"]\nworking_dir = \".\"\n\
-                 restart = \"always\"\nrestart_delay = \"10ms\"\nstart_wait = \"20ms\"\n\
+                "command = [\"sh\", \"-c\", \"{}\", \"{}\"]\nworking_dir = \".\"\n\
+                 env = {{ VERSION = \"{version}\" }}\n\
+                 restart = \"always\"\nrestart_delay = \"{delay}ms\"\nstart_wait = \"20ms\"\n\
                  stop_timeout = \"300ms\"\n{}",
-                scripts[i], extra[i]
+                scripts[i], marks[i], extra[i]
             ),
         );
+    };
+    for i in 0..3 {
+        write(i, 0, 10);
     }
     // CI runs one fixed seed. `DMGR_CHAOS_SEED=random DMGR_CHAOS_ROUNDS=400` explores
     // new interleavings; the seed is printed so that a failure can be replayed.
@@ -441,6 +447,23 @@ fn random_sigkills_break_no_invariant() {
         rng
     };
     for round in 0..rounds {
+        let edited = (next() % 3) as usize;
+        match next() % 8 {
+            0 => write(edited, next() % 4, 10),
+            1 => write(edited, 0, 10 + next() % 40),
+            // Removed: a running daemon becomes an orphan until it comes back.
+            2 => {
+                let _ = std::fs::remove_file(env.config_dir().join(format!("d{edited}.toml")));
+            }
+            _ => {}
+        }
+        if next() % 4 == 0 {
+            for i in 0..3 {
+                if !env.config_dir().join(format!("d{i}.toml")).exists() {
+                    write(i, 0, 10);
+                }
+            }
+        }
         let name = format!("d{}", next() % 3);
         let args: Vec<&str> = match next() % 6 {
             0 | 1 => vec!["start", &name],

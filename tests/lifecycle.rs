@@ -170,11 +170,12 @@ fn stale_pidfile_with_reused_pid_is_never_signalled() {
     env.dmgr(&["stop", "web"]).success();
     state["daemon"]["pid"] = victim.into();
     state["keeper"]["pid"] = victim.into();
-    std::fs::write(
-        env.run_dir().join("web.state"),
-        serde_json::to_string(&state).unwrap(),
-    )
-    .unwrap();
+    env.write_state("web", &state);
+    assert_eq!(
+        env.entry("web")["status"],
+        "failed",
+        "the forged record was not read"
+    );
     std::fs::write(env.pidfile("web"), format!("{victim}\n")).unwrap();
     env.dmgr(&["stop", "web"]).success();
     env.dmgr(&["start", "web"]).success();
@@ -183,6 +184,53 @@ fn stale_pidfile_with_reused_pid_is_never_signalled() {
     assert!(is_alive(victim), "the unrelated process was signalled");
     bystander.kill().unwrap();
     bystander.wait().unwrap();
+}
+
+/// Promise 3 after PID reuse: a record naming a dead keeper and a dead daemon whose
+/// PID now leads an unrelated session (every dmgr daemon leads one, so the number comes
+/// round on a busy host) makes neither `stop` nor `start` signal that session.
+#[test]
+fn reused_session_id_of_a_dead_daemon_is_never_signalled() {
+    let env = TestEnv::new().daemon("web", "command = \"sleep 1000\"\nstart_wait = \"100ms\"\n");
+    env.dmgr(&["start", "web"]).success();
+    let mut state = env.state("web").unwrap();
+    env.dmgr(&["stop", "web"]).success();
+    // An unrelated session leader, with a child in its group and session.
+    let mut bystander = std::process::Command::new("setsid")
+        .args(["sh", "-c", "sleep 1000 & wait"])
+        .spawn()
+        .unwrap();
+    let victim = bystander.id() as i32;
+    env.track(victim);
+    wait_until("the bystander's child runs", Duration::from_secs(5), || {
+        group_members(victim).len() == 2
+    });
+    let start = state["daemon"]["start"].as_u64().unwrap();
+    state["daemon"]["pid"] = victim.into();
+    state["daemon"]["start"] = (start.saturating_sub(1)).into();
+    state["status"] = "running".into();
+    env.write_state("web", &state);
+    assert_eq!(
+        env.entry("web")["status"],
+        "failed",
+        "the forged record was not read"
+    );
+    env.dmgr(&["stop", "web"]).success();
+    env.dmgr(&["start", "web"]).success();
+    env.dmgr(&["stop", "web"]).success();
+    assert_eq!(
+        group_members(victim).len(),
+        2,
+        "the unrelated session was signalled"
+    );
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+    for pid in group_members(victim) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 /// Promise 4: stop returns when every process of the group is gone, and removes the

@@ -322,12 +322,10 @@ fn ask_keeper_to_stop<'a>(
         error: None,
         signalled_at: None,
     };
-    if let (None, Some(process), Some(record)) =
-        (observed.keeper, observed.daemon, &observed.record)
-    {
+    if let (None, Some(_), Some(record)) = (observed.keeper, observed.daemon, &observed.record) {
         // Its keeper is gone: signal it now, so its stop_timeout runs alongside the
         // others' rather than after them.
-        signal_stop(process, record.stop_signal);
+        signal_stop(record, record.stop_signal);
         stopping.signalled_at = Some(Instant::now());
         stopping.acted = true;
         return stopping;
@@ -426,27 +424,25 @@ fn finish_stop(
     let pidfile = daemon.map(|d| d.pidfile.as_path());
     let mut acted = acted;
     let observed = state::observe(dirs, name, pidfile);
-    let recorded = observed.record.as_ref().and_then(|r| r.daemon);
-    // Its keeper and main process may both be dead while processes of its session
-    // live on. A PID stays allocated while it names a live session or group, so
-    // members of the session the daemon created are provably the daemon's.
+    // Its keeper and main process may both be dead while processes it started live on.
     let leftovers = observed.keeper.is_none()
         && observed.daemon.is_none()
-        && recorded.is_some_and(|d| !procinfo::group_members(d.pid, d.pid).is_empty());
+        && observed
+            .record
+            .as_ref()
+            .is_some_and(|r| !left_behind(r).is_empty());
     let unsupervised = observed.keeper.is_none()
         && (observed.daemon.is_some() || signalled_at.is_some() || leftovers);
     if let (true, Some(mut record)) = (unsupervised, observed.record.clone()) {
         // Its keeper is gone, so the record and the pidfile are ours to finish.
         acted = true;
-        if let Some(process) = recorded {
-            let timeout = Duration::from_millis(record.stop_timeout_ms);
-            stop_unsupervised(process, record.stop_signal, timeout, signalled_at);
-            if process.is_alive() || !procinfo::group_members(process.pid, process.pid).is_empty() {
-                return Err(Error::daemon(
-                    name,
-                    format!("processes of pid {} survived SIGKILL", process.pid),
-                ));
-            }
+        stop_unsupervised(&record, signalled_at);
+        let main_alive = record.daemon.is_some_and(|p| p.is_alive());
+        if main_alive || !left_behind(&record).is_empty() {
+            return Err(Error::daemon(
+                name,
+                "processes of the daemon survived SIGKILL",
+            ));
         }
         record.status = Status::Stopped;
         record.daemon = None;
@@ -466,56 +462,123 @@ fn finish_stop(
     })
 }
 
-/// Stops what is left of the recorded daemon's session when its keeper and main
-/// process both died (SIGKILLed one after the other, say): the next keeper's record
-/// replaces this one, after which nothing would know those processes were the
-/// daemon's. Members of the group the daemon created are provably its own (see
-/// [`finish_stop`]).
+/// Stops what a dead keeper's daemon left behind before a new keeper takes over: the
+/// new keeper's record replaces this one, after which nothing would know those
+/// processes were the daemon's.
 fn clear_leftovers(observed: &state::Observed) {
-    let Some(record) = &observed.record else {
-        return;
-    };
-    if let Some(process) = record.daemon {
-        if !procinfo::group_members(process.pid, process.pid).is_empty() {
-            let timeout = Duration::from_millis(record.stop_timeout_ms);
-            stop_unsupervised(process, record.stop_signal, timeout, None);
+    if let Some(record) = &observed.record {
+        if !left_behind(record).is_empty() {
+            stop_unsupervised(record, None);
         }
     }
 }
 
-/// Stops a daemon whose keeper is gone: `stop_signal` to its process group, SIGKILL
-/// after `timeout`. Not our child, so we cannot wait(2) for it; we watch `/proc`, where
-/// a zombie counts as dead (PID 1 may reap it late).
-fn stop_unsupervised(
-    process: ProcId,
-    stop_signal: i32,
-    timeout: Duration,
-    signalled_at: Option<Instant>,
-) {
-    let gone =
-        || !process.is_alive() && procinfo::group_members(process.pid, process.pid).is_empty();
+/// The processes a dead keeper's daemons left behind, by identity: those started since
+/// the keeper that still write to the log pipe it gave them (see
+/// [`StateRecord::output_pipes`](state::StateRecord::output_pipes)). Not the members of
+/// the main process's session or group once the main process is dead: that ID may have
+/// been freed and handed to an unrelated session since, every dmgr daemon leads one.
+fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
+    procinfo::pipe_writers(&record.output_pipes, record.keeper.start)
+}
+
+/// Stops a daemon whose keeper is gone: `stop_signal`, then SIGKILL after its
+/// `stop_timeout`. Not our children, so we cannot wait(2) for them; we watch `/proc`,
+/// where a zombie counts as dead (PID 1 may reap it late).
+fn stop_unsupervised(record: &state::StateRecord, signalled_at: Option<Instant>) {
+    let mut targets = Unsupervised::new(record);
     if signalled_at.is_none() {
-        signal_stop(process, stop_signal);
+        targets.signal(record.stop_signal);
     }
-    let timeout = timeout.saturating_sub(signalled_at.map_or(Duration::ZERO, |at| at.elapsed()));
-    if !wait_until(timeout, gone) {
-        signal_stop(process, Signal::SIGKILL as i32);
-        wait_until(GRACE, gone);
+    let timeout = Duration::from_millis(record.stop_timeout_ms)
+        .saturating_sub(signalled_at.map_or(Duration::ZERO, |at| at.elapsed()));
+    if !wait_until(timeout, || targets.are_gone()) {
+        targets.signal(Signal::SIGKILL as i32);
+        wait_until(GRACE, || targets.are_gone());
     }
 }
 
-/// Sends `stop_signal` (and SIGCONT) to the process group of a daemon whose keeper is
-/// gone. The leader's identity pins the group ID: while it lives, or any member of its
-/// group does, the kernel cannot hand that number to another group.
-fn signal_stop(process: ProcId, stop_signal: i32) {
-    if !process.is_alive() && procinfo::group_members(process.pid, process.pid).is_empty() {
-        return;
+/// Sends `stop_signal` (and SIGCONT) to a daemon whose keeper is gone.
+fn signal_stop(record: &state::StateRecord, stop_signal: i32) {
+    Unsupervised::new(record).signal(stop_signal);
+}
+
+/// The processes of a daemon whose keeper is gone, each by identity: its main process
+/// while it lives; the members of its process group seen while the live main process
+/// pinned the group's ID (an ID is freed once its group is empty, and may then name
+/// an unrelated group: every dmgr daemon leads one); and what it left behind (see
+/// [`left_behind`]).
+struct Unsupervised<'a> {
+    record: &'a state::StateRecord,
+    main: Option<ProcId>,
+    members: Vec<ProcId>,
+}
+
+impl<'a> Unsupervised<'a> {
+    fn new(record: &'a state::StateRecord) -> Self {
+        let mut targets = Unsupervised {
+            record,
+            main: record.daemon.filter(ProcId::is_alive),
+            members: Vec::new(),
+        };
+        targets.refresh();
+        targets
     }
-    let group = nix::unistd::Pid::from_raw(process.pid);
-    if let Ok(signal) = Signal::try_from(stop_signal) {
-        let _ = nix::sys::signal::killpg(group, signal);
-        if signal != Signal::SIGKILL {
-            let _ = nix::sys::signal::killpg(group, Signal::SIGCONT);
+
+    /// Looks again: new group members while the main process lives, and who is gone.
+    fn refresh(&mut self) {
+        if let Some(main) = self.main.filter(ProcId::is_alive) {
+            let seen: Vec<ProcId> = procinfo::group_members(main.pid, main.pid)
+                .into_iter()
+                .filter_map(ProcId::of)
+                .collect();
+            // Alive before and after the read, the main process pinned its group ID
+            // throughout, so `seen` are its members; if it died meanwhile they may not be.
+            if main.is_alive() {
+                for id in seen {
+                    if !self.members.contains(&id) {
+                        self.members.push(id);
+                    }
+                }
+            } else {
+                self.main = None;
+            }
+        } else {
+            self.main = None;
+        }
+        for id in left_behind(self.record) {
+            if !self.members.contains(&id) {
+                self.members.push(id);
+            }
+        }
+        self.members.retain(ProcId::is_alive);
+    }
+
+    fn are_gone(&mut self) -> bool {
+        self.refresh();
+        self.main.is_none() && self.members.is_empty()
+    }
+
+    fn signal(&mut self, signal: i32) {
+        let Ok(signal) = Signal::try_from(signal) else {
+            return;
+        };
+        let signals: &[Signal] = if signal == Signal::SIGKILL {
+            &[Signal::SIGKILL]
+        } else {
+            &[signal, Signal::SIGCONT]
+        };
+        self.refresh();
+        if let Some(main) = self.main {
+            let group = nix::unistd::Pid::from_raw(main.pid);
+            for &signal in signals {
+                let _ = nix::sys::signal::killpg(group, signal);
+            }
+        }
+        for &process in &self.members {
+            for &signal in signals {
+                let _ = sys::signal_process(process, signal as i32);
+            }
         }
     }
 }

@@ -290,7 +290,12 @@ impl Keeper {
                 fail!("{reason}");
             }
         };
-        let record = initial_record(&daemon);
+        let mut record = initial_record(&daemon);
+        record.output_pipes = std::iter::once(&out)
+            .chain(err.as_ref())
+            .filter_map(|pipe| nix::sys::stat::fstat(&pipe.write).ok())
+            .map(|stat| stat.st_ino)
+            .collect();
         let state_file = match state::StateFile::open(&dirs.state_file(&daemon.name)) {
             Ok(file) => file,
             Err(e) => {
@@ -1016,6 +1021,7 @@ fn initial_record(daemon: &Daemon) -> StateRecord {
         stop_timeout_ms: millis(daemon.stop_timeout),
         process: ProcessKeys::of(daemon),
         supervision: SupervisionKeys::of(daemon),
+        output_pipes: Vec::new(),
     }
 }
 

@@ -243,6 +243,27 @@ impl TestEnv {
         None
     }
 
+    /// Writes `record` as `name`'s state record, sealed with the checksum dmgr expects
+    /// (FNV-1a of everything before the trailing `"sum"` key), so that dmgr reads it as
+    /// a keeper's record rather than a torn one.
+    pub fn write_state(&self, name: &str, record: &Value) {
+        let mut record = record.clone();
+        if let Some(object) = record.as_object_mut() {
+            object.remove("sum");
+        }
+        let text = serde_json::to_string(&record).unwrap();
+        let body = &text[..text.len() - 1];
+        let sum = body.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, b| {
+            (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        fs::create_dir_all(self.run_dir()).unwrap();
+        fs::write(
+            self.run_dir().join(format!("{name}.state")),
+            format!("{body},\"sum\":\"{sum:016x}\"}}"),
+        )
+        .unwrap();
+    }
+
     /// The daemon PID in `name`'s pidfile.
     pub fn pid(&self, name: &str) -> Option<i32> {
         fs::read_to_string(self.pidfile(name))
