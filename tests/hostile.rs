@@ -7,7 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-use crate::support::{is_alive, marker, processes_with, wait_until, TestEnv};
+use crate::support::{is_alive, marker, processes_with, sigkill, wait_until, TestEnv};
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -342,10 +342,7 @@ fn keeper_leaks_no_descriptors_over_restarts() {
 fn sigkill_tracked(env: &TestEnv, pid: Option<i32>) {
     if let Some(pid) = pid {
         env.track(pid);
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        let _ = sigkill(pid);
     }
 }
 
@@ -361,18 +358,11 @@ fn start_clears_what_a_dead_keeper_and_daemon_left_behind() {
     env.dmgr(&["start", "web"]).success();
     let pid = env.pid("web").unwrap();
     let keeper = env.keeper_pid("web").unwrap();
-    let kill = |pid: i32| {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-    };
-    kill(keeper);
+    sigkill(keeper).unwrap();
     wait_until("the keeper is dead", Duration::from_secs(5), || {
         !is_alive(keeper)
     });
-    kill(pid);
+    sigkill(pid).unwrap();
     wait_until("the main process is dead", Duration::from_secs(5), || {
         !is_alive(pid)
     });

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    group_members, is_alive, marker, processes_with, stat, wait_until, Proc, TestEnv,
+    group_members, is_alive, marker, processes_with, sigkill, stat, wait_until, Proc, TestEnv,
 };
 
 /// A daemon that sleeps, with a unique marker in its command line (the shell stays,
@@ -226,10 +226,7 @@ fn reused_session_id_of_a_dead_daemon_is_never_signalled() {
     bystander.kill().unwrap();
     bystander.wait().unwrap();
     for pid in group_members(victim) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        let _ = sigkill(pid);
     }
 }
 
@@ -321,11 +318,7 @@ fn daemon_killed_from_outside_is_restarted() {
     let env = TestEnv::new().daemon("web", "command = \"sleep 1000\"\nrestart = \"always\"\nrestart_delay = \"100ms\"\nstart_wait = \"50ms\"\n");
     env.dmgr(&["start", "web"]).success();
     let first = env.pid("web").unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    sigkill(first).unwrap();
     wait_until("a new copy runs", Duration::from_secs(10), || {
         env.entry("web")["pid"]
             .as_i64()
@@ -346,11 +339,7 @@ fn killed_keeper_still_lets_list_stop_and_start_tell_the_truth() {
     env.dmgr(&["start", "web"]).success();
     let pid = env.pid("web").unwrap();
     let keeper = env.keeper_pid("web").unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(keeper),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    sigkill(keeper).unwrap();
     wait_until("the keeper is dead", Duration::from_secs(5), || {
         !is_alive(keeper)
     });
@@ -526,11 +515,7 @@ fn test_env_cleanup_kills_what_it_saw() {
         let (env, _) = sleeper_env("web");
         env.dmgr(&["start", "web"]).success();
         let keeper = env.keeper_pid("web").unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(keeper),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
+        sigkill(keeper).unwrap();
         std::fs::remove_file(env.run_dir().join("web.state")).unwrap();
         seen = env.seen();
         assert!(seen.len() >= 2, "keeper and daemon are tracked: {seen:?}");

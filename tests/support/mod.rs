@@ -85,6 +85,14 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Sends SIGKILL to `pid`.
+pub fn sigkill(pid: i32) -> nix::Result<()> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+}
+
 /// Live processes whose session is one of `sessions`.
 pub fn session_members(sessions: &[i32]) -> Vec<i32> {
     fs::read_dir("/proc")
