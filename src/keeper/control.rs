@@ -18,7 +18,7 @@ use nix::sys::signal::Signal;
 use super::sys;
 use crate::config::{Daemon, Dirs};
 use crate::pidfile::{self, OperationLock};
-use crate::procinfo::{self, ProcId};
+use crate::procinfo::{self, ProcId, Stat};
 use crate::state::{self, Status};
 use crate::{Error, Result};
 
@@ -569,15 +569,20 @@ impl<'a> Unsupervised<'a> {
             &[signal, Signal::SIGCONT]
         };
         self.refresh();
-        if let Some(main) = self.main {
-            let group = nix::unistd::Pid::from_raw(main.pid);
+        let group = self.main.map(|main| main.pid);
+        if let Some(group) = group {
             for &signal in signals {
-                let _ = nix::sys::signal::killpg(group, signal);
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), signal);
             }
         }
+        // The group signal reached its members; each other process gets the signal
+        // once too (a second SIGTERM means "hurry" to some programs).
         for &process in &self.members {
-            for &signal in signals {
-                let _ = sys::signal_process(process, signal as i32);
+            let in_group = Stat::read(process.pid).is_some_and(|s| Some(s.pgrp) == group);
+            if !in_group {
+                for &signal in signals {
+                    let _ = sys::signal_process(process, signal as i32);
+                }
             }
         }
     }
