@@ -446,6 +446,7 @@ fn finish_stop(
         }
         record.status = Status::Stopped;
         record.daemon = None;
+        record.output_pipes.clear();
         let _ = state::write(&dirs.state_file(name), &record);
         pidfile::remove_stale(&record.pidfile);
     }
@@ -475,7 +476,8 @@ fn clear_leftovers(observed: &state::Observed) {
 
 /// The processes a dead keeper's daemons left behind, by identity: those started since
 /// the keeper that still write to the log pipe it gave them (see
-/// [`StateRecord::output_pipes`](state::StateRecord::output_pipes)). Not the members of
+/// [`StateRecord::output_pipes`](state::StateRecord::output_pipes); a keeper that
+/// finished its work clears them, so only a keeper that died makes this scan /proc). Not the members of
 /// the main process's session or group once the main process is dead: that ID may have
 /// been freed and handed to an unrelated session since, every dmgr daemon leads one.
 fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
