@@ -765,12 +765,15 @@ impl Keeper {
                 kill_at: Some(at),
                 next,
             } if now >= at => {
-                self.note(&format!(
-                    "still running {} after {}: sending KILL",
-                    config::units::format_duration(self.daemon.stop_timeout),
-                    self.daemon.stop_signal
-                ));
-                self.signal_group(Signal::SIGKILL);
+                // Look first: once the group is empty its ID may be handed on.
+                if !self.group_is_empty() {
+                    self.note(&format!(
+                        "still running {} after {}: sending KILL",
+                        config::units::format_duration(self.daemon.stop_timeout),
+                        self.daemon.stop_signal
+                    ));
+                    self.signal_group(Signal::SIGKILL);
+                }
                 self.phase = Phase::Draining {
                     kill_at: None,
                     next,
