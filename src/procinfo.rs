@@ -101,11 +101,7 @@ fn page_size() -> u64 {
 /// The live (non-zombie) members of process group `pgid` in session `session`, found
 /// by scanning `/proc`.
 pub fn group_members(pgid: i32, session: i32) -> Vec<i32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+    pids()
         .filter(|&pid| {
             Stat::read(pid).is_some_and(|s| s.pgrp == pgid && s.session == session && !s.is_dead())
         })
@@ -119,9 +115,6 @@ pub fn pipe_writers(inodes: &[u64], since: u64) -> Vec<ProcId> {
     if inodes.is_empty() {
         return Vec::new();
     }
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let writes_to_one = |pid: i32| {
         [1, 2].iter().any(|fd| {
             fs::read_link(format!("/proc/{pid}/fd/{fd}"))
@@ -137,8 +130,7 @@ pub fn pipe_writers(inodes: &[u64], since: u64) -> Vec<ProcId> {
                 .is_some_and(|inode: u64| inodes.contains(&inode))
         })
     };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+    pids()
         .filter_map(ProcId::of)
         .filter(|p| p.start >= since && writes_to_one(p.pid))
         .collect()
@@ -146,13 +138,17 @@ pub fn pipe_writers(inodes: &[u64], since: u64) -> Vec<ProcId> {
 
 /// The live children of `parent`, found by scanning `/proc`.
 pub fn children_of(parent: i32) -> Vec<i32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+    pids()
         .filter(|&pid| Stat::read(pid).is_some_and(|s| s.ppid == parent && !s.is_dead()))
         .collect()
+}
+
+/// The PIDs `/proc` lists now (none if it cannot be read).
+fn pids() -> impl Iterator<Item = i32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
 }
 
 #[cfg(test)]
