@@ -149,6 +149,26 @@ pub enum Command {
     /// Example: dmgr completions bash > ~/.local/share/bash-completion/completions/dmgr
     Completions(CompletionsArgs),
 
+    /// Write the daemons' definitions for systemd or Nomad, so nothing is described twice.
+    ///
+    /// `export systemd` writes one `dmgr-NAME.service` per daemon and a `dmgr.target` that
+    /// wants the autostart ones; `export nomad` writes one job with a `raw_exec` task per
+    /// daemon. What the other side cannot express is written as a comment naming the key.
+    ///
+    /// Example: dmgr export systemd --all -o /etc/systemd/system
+    #[command(subcommand)]
+    Export(ExportCommand),
+
+    /// Run `dmgr start --all` of this config directory at boot, and `stop --all` at shutdown.
+    ///
+    /// `boot install` writes and enables a systemd unit that runs this dmgr binary on this
+    /// config and run directory; where systemd is not the init system it prints what to
+    /// install by hand instead.
+    ///
+    /// Example: sudo dmgr boot install --dry-run
+    #[command(subcommand)]
+    Boot(BootCommand),
+
     /// The keeper of one daemon (internal: started by `dmgr start`).
     #[command(name = "__keeper", hide = true)]
     Keeper(KeeperArgs),
@@ -261,6 +281,114 @@ pub struct CompletionsArgs {
     /// The shell to print a completion script for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// The targets of `dmgr export`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write a systemd unit `dmgr-NAME.service` per daemon and a `dmgr.target`.
+    ///
+    /// Without -o, every file is printed to standard output under a `==> FILE <==` line.
+    /// Install the units with `-o /etc/systemd/system` (or `~/.config/systemd/user`), then
+    /// `systemctl daemon-reload` and `systemctl enable --now dmgr.target`.
+    ///
+    /// Example: dmgr export systemd web worker -o ./units
+    Systemd(ExportSystemdArgs),
+
+    /// Write one Nomad job: a group and a `raw_exec` task per daemon.
+    ///
+    /// Daemons joined by `after` share a group, the ones others wait for as prestart
+    /// sidecars. HCL by default; --json writes the HTTP API's form (`{"Job": {...}}`) for
+    /// `nomad job run -json` or `PUT /v1/jobs`.
+    ///
+    /// Example: dmgr export nomad --all --job web -o web.nomad.hcl
+    Nomad(ExportNomadArgs),
+}
+
+/// Arguments of `export systemd`.
+#[derive(Debug, Args)]
+pub struct ExportSystemdArgs {
+    /// The daemons to export; --all is every daemon in the config directory.
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Write the unit files into DIR (created if missing) instead of standard output.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+}
+
+/// Arguments of `export nomad`.
+#[derive(Debug, Args)]
+pub struct ExportNomadArgs {
+    /// The daemons to export; --all is every daemon in the config directory.
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Write the job into FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Write the HTTP API's JSON instead of HCL.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The job's name.
+    #[arg(long, value_name = "NAME", default_value = "dmgr")]
+    pub job: String,
+}
+
+/// The subcommands of `dmgr boot`.
+#[derive(Debug, Subcommand)]
+pub enum BootCommand {
+    /// Write and enable a systemd unit that runs `start --all` at boot.
+    ///
+    /// The unit is `dmgr.service` for the default config directory and
+    /// `dmgr.ESCAPED-PATH.service` for any other, so several directories never collide.
+    /// It names this dmgr binary and the config and run directories by absolute path;
+    /// run `boot install` again after moving dmgr or changing `stop_timeout` or `after`.
+    ///
+    /// Example: sudo dmgr boot install
+    Install(BootChangeArgs),
+
+    /// Disable and remove the unit that `boot install` wrote for this config directory.
+    ///
+    /// The daemons keep running; `dmgr stop --all` stops them.
+    ///
+    /// Example: dmgr boot uninstall --user
+    Uninstall(BootChangeArgs),
+
+    /// Say whether a boot unit is installed and enabled, and for which directories.
+    ///
+    /// Exits 0 when this config directory has a unit, 3 when it has none.
+    ///
+    /// Example: dmgr boot status
+    Status(BootArgs),
+}
+
+/// Arguments of the `boot` subcommands.
+#[derive(Debug, Args)]
+pub struct BootArgs {
+    /// A user unit for the systemd user manager (`~/.config/systemd/user`), started when
+    /// the user's manager starts: at boot only with `loginctl enable-linger`.
+    #[arg(long)]
+    pub user: bool,
+
+    /// Use DIR instead of `/etc/systemd/system` or `~/.config/systemd/user` (for images
+    /// being built, and for tests).
+    #[arg(long, env = "DMGR_SYSTEMD_UNIT_DIR", value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
+}
+
+/// Arguments of `boot install` and `boot uninstall`.
+#[derive(Debug, Args)]
+pub struct BootChangeArgs {
+    /// Which unit, and where.
+    #[command(flatten)]
+    pub scope: BootArgs,
+
+    /// Print the unit and the commands that would run, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Arguments of the hidden keeper subcommand.

@@ -26,14 +26,18 @@
 //! `keeper::sys`.
 //!
 //! Modules: `cli` (clap types), `error`, `config`, `pidfile`, `state`, `procinfo`,
-//! `keeper`, `commands` (one file per subcommand), `output` (colour, tables, JSON).
+//! `keeper`, `commands` (one file per subcommand), `output` (colour, tables, JSON),
+//! `export` (the same definitions as systemd units and a Nomad job) and `boot` (the
+//! unit or init script that runs `start --all` at boot).
 
 #![warn(missing_docs)]
 
+pub mod boot;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod files;
 pub mod keeper;
 pub mod logfile;

@@ -2,8 +2,10 @@
 //! file only builds the shared [`Context`] and dispatches.
 
 mod apply;
+mod boot;
 mod check;
 mod completions;
+mod export;
 mod kill;
 mod list;
 mod logs;
@@ -63,6 +65,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Check => check::run(&ctx),
         Command::Apply(args) => apply::run(&ctx, &args),
         Command::Run(args) => run::run(&ctx, &args),
+        Command::Export(command) => export::run(&ctx, &command),
+        Command::Boot(command) => boot::run(&ctx, &command),
         Command::Keeper(args) => {
             let mut dirs = ctx.dirs.clone();
             if let Some(log_dir) = &args.log_dir {

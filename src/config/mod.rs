@@ -16,6 +16,7 @@ mod validate;
 pub use daemon::{Daemon, DaemonType, ReadyCheck, RestartPolicy};
 pub use diagnostic::Diagnostic;
 pub use discover::{discover, Dirs};
+pub use discover::{SYSTEM_CONFIG_DIR, SYSTEM_LOG_DIR, SYSTEM_RUN_DIR};
 pub use raw::{nearest, KEYS, READY_KEYS};
 pub use validate::{start_order, stop_order};
 
