@@ -39,51 +39,66 @@ pub fn render() -> Vec<u8> {
     out
 }
 
-/// One `.SS` subsection per visible subcommand: usage, long help, options.
+/// One `.SS` subsection per visible subcommand: usage, long help, options; a
+/// subcommand with subcommands of its own (`export`, `boot`) gets one for itself and
+/// one for each of them.
 fn commands_section(cmd: &Command) -> String {
     let mut roff = String::from(".SH COMMANDS\n");
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let mut usage = format!("dmgr {}", sub.get_name());
-        for arg in sub
-            .get_arguments()
-            .filter(|a| a.is_positional() && !a.is_hide_set())
-        {
-            let name = arg
-                .get_value_names()
-                .and_then(|v| v.first())
-                .map_or_else(|| arg.get_id().to_string(), |n| n.to_string());
-            let many = matches!(arg.get_action(), ArgAction::Append);
-            let shown = if many { format!("{name}...") } else { name };
-            if arg.is_required_set() {
-                usage.push_str(&format!(" {shown}"));
-            } else {
-                usage.push_str(&format!(" [{shown}]"));
-            }
+        roff.push_str(&subsection("dmgr", sub));
+        for nested in sub.get_subcommands().filter(|s| !s.is_hide_set()) {
+            roff.push_str(&subsection(&format!("dmgr {}", sub.get_name()), nested));
         }
-        if sub
-            .get_arguments()
-            .any(|a| !a.is_positional() && !a.is_hide_set() && !a.is_global_set())
-        {
-            usage.push_str(" [OPTIONS]");
+    }
+    roff
+}
+
+/// The `.SS` subsection of `sub`, called as `PARENT NAME`.
+fn subsection(parent: &str, sub: &Command) -> String {
+    let mut roff = String::new();
+    let mut usage = format!("{parent} {}", sub.get_name());
+    if sub.has_subcommands() {
+        usage.push_str(" COMMAND");
+    }
+    for arg in sub
+        .get_arguments()
+        .filter(|a| a.is_positional() && !a.is_hide_set())
+    {
+        let name = arg
+            .get_value_names()
+            .and_then(|v| v.first())
+            .map_or_else(|| arg.get_id().to_string(), |n| n.to_string());
+        let many = matches!(arg.get_action(), ArgAction::Append);
+        let shown = if many { format!("{name}...") } else { name };
+        if arg.is_required_set() {
+            usage.push_str(&format!(" {shown}"));
+        } else {
+            usage.push_str(&format!(" [{shown}]"));
         }
-        roff.push_str(&format!(".SS \"{}\"\n", escape(&usage)));
-        let help = sub
-            .get_long_about()
-            .or(sub.get_about())
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        for (i, paragraph) in help.split("\n\n").enumerate() {
-            if i > 0 {
-                roff.push_str(".PP\n");
-            }
-            roff.push_str(&text(paragraph));
+    }
+    if sub
+        .get_arguments()
+        .any(|a| !a.is_positional() && !a.is_hide_set() && !a.is_global_set())
+    {
+        usage.push_str(" [OPTIONS]");
+    }
+    roff.push_str(&format!(".SS \"{}\"\n", escape(&usage)));
+    let help = sub
+        .get_long_about()
+        .or(sub.get_about())
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    for (i, paragraph) in help.split("\n\n").enumerate() {
+        if i > 0 {
+            roff.push_str(".PP\n");
         }
-        for arg in sub
-            .get_arguments()
-            .filter(|a| !a.is_positional() && !a.is_hide_set() && !a.is_global_set())
-        {
-            roff.push_str(&option(arg));
-        }
+        roff.push_str(&text(paragraph));
+    }
+    for arg in sub
+        .get_arguments()
+        .filter(|a| !a.is_positional() && !a.is_hide_set() && !a.is_global_set())
+    {
+        roff.push_str(&option(arg));
     }
     roff
 }

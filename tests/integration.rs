@@ -4,6 +4,7 @@
 mod support;
 
 mod config;
+mod handoff;
 mod hostile;
 mod lifecycle;
 mod logs;

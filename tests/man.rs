@@ -36,18 +36,23 @@ fn man_page_matches_the_cli_definition() {
 fn man_page_covers_every_command_and_option() {
     let page = read("dmgr.1");
     let cli = dmgr::cli::Cli::command();
+    let mut commands = Vec::new();
     for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+        commands.push((sub.get_name().to_string(), sub));
+        for nested in sub.get_subcommands().filter(|s| !s.is_hide_set()) {
+            commands.push((format!("{} {}", sub.get_name(), nested.get_name()), nested));
+        }
+    }
+    for (name, sub) in commands {
         assert!(
-            page.contains(&format!(".SS \"dmgr {}", sub.get_name())),
-            "dmgr.1 lacks `{}`",
-            sub.get_name()
+            page.contains(&format!(".SS \"dmgr {}", name.replace('-', "\\-"))),
+            "dmgr.1 lacks `{name}`"
         );
         for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
             if let Some(long) = arg.get_long() {
                 assert!(
                     page.contains(&format!("\\-\\-{}", long.replace('-', "\\-"))),
-                    "dmgr.1 lacks --{long} of {}",
-                    sub.get_name()
+                    "dmgr.1 lacks --{long} of {name}"
                 );
             }
         }

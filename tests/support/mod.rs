@@ -215,6 +215,22 @@ impl TestEnv {
         run
     }
 
+    /// Runs `dmgr ARGS` in this environment with extra environment variables (and
+    /// without `DMGR_SYSTEMCTL` and `DMGR_SYSTEMD_UNIT_DIR` unless given).
+    #[track_caller]
+    pub fn dmgr_env(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
+        let mut command = self.command(args);
+        command
+            .env_remove("DMGR_SYSTEMCTL")
+            .env_remove("DMGR_SYSTEMD_UNIT_DIR");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let run = Run::wait(command.spawn().expect("spawn dmgr"), args);
+        self.remember();
+        run
+    }
+
     /// The `dmgr` command for this environment, to spawn by hand.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dmgr"));
