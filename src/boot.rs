@@ -388,32 +388,26 @@ pub fn this_binary() -> Result<PathBuf, Error> {
         source,
     })?;
     let typed = std::env::args_os().next().map(PathBuf::from);
+    // A relative path such as ./target/release/dmgr would need normalising; the
+    // resolved executable serves as well there.
     let typed = typed.and_then(|argv0| {
         let name = argv0.to_str()?;
-        let found = if name.contains('/') {
-            std::env::current_dir().ok()?.join(&argv0)
-        } else {
+        let found = if argv0.is_absolute() {
+            argv0.clone()
+        } else if !name.contains('/') {
             crate::keeper::sys::resolve_program(name, std::env::var("PATH").ok().as_deref())?
+        } else {
+            return None;
         };
         let same = std::fs::canonicalize(&found).ok()? == std::fs::canonicalize(&exe).ok()?;
-        (same && found.is_absolute()).then_some(found)
+        (same
+            && found.is_absolute()
+            && !found
+                .components()
+                .any(|c| c == std::path::Component::ParentDir))
+        .then_some(found)
     });
-    Ok(clean(&typed.unwrap_or(exe)))
-}
-
-/// `path` without `.` and `..` components.
-fn clean(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
+    Ok(typed.unwrap_or(exe))
 }
 
 /// Why a unit naming `binary` by path may break after an upgrade or a clean-up, when

@@ -333,7 +333,7 @@ pub struct ExportNomadArgs {
     pub json: bool,
 
     /// The job's name.
-    #[arg(long, value_name = "NAME", default_value = "dmgr")]
+    #[arg(long, value_name = "NAME", default_value = "dmgr", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub job: String,
 }
 

@@ -64,6 +64,15 @@ impl Lost {
     }
 }
 
+/// How one key, or a group of keys that map together, becomes part of a target's
+/// output: `map` is the target's function for those keys.
+pub struct Mapping<F> {
+    /// The keys of the daemon file this entry maps.
+    pub keys: &'static [&'static str],
+    /// The target's function that maps them.
+    pub map: F,
+}
+
 /// The program a daemon's command runs, absolute as dmgr's keeper would resolve it at
 /// start (the daemon's own `PATH`, else the inherited one unless `clear_env`), and a
 /// note when it cannot be found now.
@@ -127,28 +136,40 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
-/// Whether `path` is the default of its kind for `name` (`RUN_DIR/NAME.pid`,
-/// `LOG_DIR/NAME.log`), that is, whether the file left it out.
+/// Whether the daemon's pidfile is the default `RUN_DIR/NAME.pid`, that is, whether
+/// the file left `pidfile` out.
 pub fn is_default_pidfile(daemon: &Daemon, dirs: &Dirs) -> bool {
     daemon.pidfile == dirs.pidfile(&daemon.name)
 }
 
-/// Whether the daemon's `log` is the default `LOG_DIR/NAME.log`.
-pub fn is_default_log(daemon: &Daemon, dirs: &Dirs) -> bool {
-    daemon.log == dirs.log_dir.join(format!("{}.log", daemon.name))
-}
-
-/// Every key that a mapping table covers, checked against the keys the parser knows:
-/// returns the keys without an entry and the entries for unknown keys.
-pub fn uncovered_keys<'a>(
-    covered: impl IntoIterator<Item = &'a str>,
-) -> (Vec<String>, Vec<String>) {
+/// Checks that `mappings` map every key the parser knows exactly once, and no other:
+/// the message says what to add to `table` (a target's file) for a new key.
+pub fn check_coverage<F>(mappings: &[Mapping<F>], table: &str) -> Result<(), String> {
+    let mut covered: Vec<&str> = mappings
+        .iter()
+        .flat_map(|m| m.keys.iter().copied())
+        .collect();
+    let count = covered.len();
+    covered.sort_unstable();
+    covered.dedup();
+    if covered.len() != count {
+        return Err(format!("a key is mapped twice in {table}"));
+    }
     let covered: BTreeSet<&str> = covered.into_iter().collect();
     let known: BTreeSet<&str> = crate::config::KEYS.iter().copied().collect();
-    (
-        known.difference(&covered).map(|k| k.to_string()).collect(),
-        covered.difference(&known).map(|k| k.to_string()).collect(),
-    )
+    let missing: Vec<&str> = known.difference(&covered).copied().collect();
+    let unknown: Vec<&str> = covered.difference(&known).copied().collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "keys without a mapping: {missing:?}; add an entry to MAPPINGS in {table} (a Lost note if the target cannot express the key)"
+        ));
+    }
+    if !unknown.is_empty() {
+        return Err(format!(
+            "{table} maps keys the parser does not know: {unknown:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// Writes `text` to `path` through a temporary file beside it, so that a reader (or
@@ -232,6 +253,26 @@ pub(crate) mod tests_support {
 mod tests {
     use super::tests_support::Files;
     use super::*;
+
+    #[test]
+    fn coverage_names_the_keys_left_out() {
+        let none: [Mapping<()>; 0] = [];
+        let err = check_coverage(&none, "x.rs").unwrap_err();
+        assert!(err.contains("\"command\"") && err.contains("x.rs"), "{err}");
+        let twice = [
+            Mapping {
+                keys: &["command"],
+                map: (),
+            },
+            Mapping {
+                keys: &["command"],
+                map: (),
+            },
+        ];
+        assert!(check_coverage(&twice, "x.rs")
+            .unwrap_err()
+            .contains("twice"));
+    }
 
     #[test]
     fn durations_are_written_exactly() {

@@ -176,13 +176,8 @@ pub struct Placement {
     pub autostart: BTreeSet<String>,
 }
 
-/// How one key, or a group of keys that map together, becomes task fields.
-pub struct Mapping {
-    /// The keys of the daemon file this entry maps.
-    pub keys: &'static [&'static str],
-    /// Fills the task's fields (or notes) for those keys.
-    pub map: fn(&Daemon, &Source, &Placement, &mut Task),
-}
+/// How one key, or a group of keys that map together, becomes this target's output.
+pub type Mapping = super::Mapping<fn(&Daemon, &Source, &Placement, &mut Task)>;
 
 /// Every key of a daemon file and how it becomes task fields. A key added to the
 /// daemon file gets an entry here; `every_key_has_a_mapping` fails until it does.
@@ -1039,13 +1034,7 @@ mod tests {
 
     #[test]
     fn every_key_has_a_mapping() {
-        let keys = MAPPINGS.iter().flat_map(|m| m.keys.iter().copied());
-        let (missing, unknown) = super::super::uncovered_keys(keys);
-        assert!(
-            missing.is_empty(),
-            "keys without a Nomad mapping: {missing:?}; add an entry to MAPPINGS in src/export/nomad.rs (a Lost note if Nomad cannot express it)"
-        );
-        assert!(unknown.is_empty(), "mappings for unknown keys: {unknown:?}");
+        super::super::check_coverage(MAPPINGS, "src/export/nomad.rs").unwrap();
     }
 
     #[test]

@@ -36,13 +36,8 @@ pub struct Unit {
     pub lost: Vec<Lost>,
 }
 
-/// How one key, or a group of keys that map together, becomes unit lines.
-pub struct Mapping {
-    /// The keys of the daemon file this entry maps.
-    pub keys: &'static [&'static str],
-    /// Adds the lines (or notes) for those keys.
-    pub map: fn(&Daemon, &Source, &mut Unit),
-}
+/// How one key, or a group of keys that map together, becomes this target's output.
+pub type Mapping = super::Mapping<fn(&Daemon, &Source, &mut Unit)>;
 
 /// Every key of a daemon file and how it becomes unit lines, in the order the lines
 /// appear. A key added to the daemon file gets an entry here;
@@ -531,21 +526,7 @@ mod tests {
 
     #[test]
     fn every_key_has_a_mapping() {
-        let keys = MAPPINGS.iter().flat_map(|m| m.keys.iter().copied());
-        let (missing, unknown) = super::super::uncovered_keys(keys);
-        assert!(
-            missing.is_empty(),
-            "keys without a systemd mapping: {missing:?}; add an entry to MAPPINGS in src/export/systemd.rs (a comment via Lost if systemd cannot express it)"
-        );
-        assert!(unknown.is_empty(), "mappings for unknown keys: {unknown:?}");
-        let mut all: Vec<&str> = MAPPINGS
-            .iter()
-            .flat_map(|m| m.keys.iter().copied())
-            .collect();
-        let count = all.len();
-        all.sort_unstable();
-        all.dedup();
-        assert_eq!(all.len(), count, "a key is mapped twice");
+        super::super::check_coverage(MAPPINGS, "src/export/systemd.rs").unwrap();
     }
 
     #[test]
