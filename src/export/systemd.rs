@@ -388,7 +388,11 @@ fn logs(d: &Daemon, _: &Source, unit: &mut Unit) {
     let mut dirs: Vec<String> = [d.log.as_path(), stderr.as_path()]
         .iter()
         .filter_map(|file| file.parent()?.strip_prefix("/var/log").ok())
-        .filter(|rel| !rel.as_os_str().is_empty())
+        // A space-separated list: a name with a space in it is left out.
+        .filter(|rel| {
+            let text = rel.to_string_lossy();
+            !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+        })
         .map(path)
         .collect();
     dirs.dedup();
