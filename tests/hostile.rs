@@ -4,7 +4,6 @@
 //! run (`cargo test -- --ignored stress`).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use crate::support::{is_alive, marker, processes_with, sigkill, wait_until, TestEnv};
