@@ -35,7 +35,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "DMGR_RUN_DIR", value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
 
-    /// When to colour output; `NO_COLOR` in the environment means never.
+    /// When to colour output: `auto` (the default) colours only a terminal, and a
+    /// non-empty `NO_COLOR` in the environment turns that off; `always` and `never`
+    /// override both. `list` and `status` show running in green, starting, stopping
+    /// and backoff in yellow, failed and invalid in red and orphaned in magenta.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 

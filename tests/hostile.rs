@@ -4,7 +4,6 @@
 //! run (`cargo test -- --ignored stress`).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use crate::support::{is_alive, marker, processes_with, sigkill, wait_until, TestEnv};
@@ -169,10 +168,14 @@ fn unprivileged_user_runs_its_own_daemons() {
         }
     }
     let as_user = |args: &[&str]| {
-        let mut command = env.command(args);
-        if is_root() {
-            command.uid(NOBODY).gid(NOBODY).env("HOME", env.root());
-        }
+        let mut command = if is_root() {
+            // From a copy of the binary: the checkout may be out of nobody's reach.
+            let mut command = env.command_as(NOBODY, NOBODY, args);
+            command.env("HOME", env.root());
+            command
+        } else {
+            env.command(args)
+        };
         command.output().unwrap()
     };
     let out = as_user(&["start", "web"]);

@@ -355,6 +355,54 @@ fn daemon_gets_env_umask_and_credentials() {
         .into_owned();
     assert!(environ.contains("USER=nobody"));
 
+    // With a group other than the user's primary one, the groups are as
+    // initgroups(user, gid) sets them: the user's member groups in /etc/group plus
+    // that gid, and not the user's primary group (nogroup for nobody).
+    env.write(
+        "grouped",
+        "command = [\"sleep\", \"1000\"]\nuser = \"nobody\"\ngroup = \"daemon\"\nstart_wait = \"50ms\"\n",
+    );
+    env.dmgr(&["start", "grouped"]).success();
+    let pid = env.pid("grouped").unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let daemon_gid = nix::unistd::Group::from_name("daemon")
+        .unwrap()
+        .expect("a group named daemon")
+        .gid
+        .as_raw();
+    let mut expected: Vec<u32> = std::fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let members = fields.get(3)?;
+            members
+                .split(',')
+                .any(|m| m == "nobody")
+                .then(|| fields[2].parse().ok())?
+        })
+        .chain([daemon_gid])
+        .collect();
+    expected.sort_unstable();
+    expected.dedup();
+    let mut groups: Vec<u32> = status
+        .lines()
+        .find(|l| l.starts_with("Groups:"))
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|g| g.parse().unwrap())
+        .collect();
+    groups.sort_unstable();
+    assert_eq!(groups, expected, "{status}");
+    assert!(
+        status.lines().any(|l| l.starts_with("Gid:")
+            && l.split_whitespace()
+                .skip(1)
+                .all(|g| g == daemon_gid.to_string())),
+        "{status}"
+    );
+
     env.write(
         "ghost",
         "command = [\"sleep\", \"1000\"]\nuser = \"no-such-user-xyz\"\n",

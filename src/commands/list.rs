@@ -6,7 +6,7 @@ use super::Context;
 use crate::cli::ListArgs;
 use crate::config;
 use crate::output::json::ListEntry;
-use crate::output::{self, format_bytes, format_uptime, table};
+use crate::output::{self, format_bytes, format_uptime, table, Style};
 use crate::state::{self, Status};
 use crate::Result;
 
@@ -39,7 +39,12 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     let header = [
         "NAME", "STATUS", "PID", "UPTIME", "RESTARTS", "MEM", "COMMAND",
     ];
-    output::print_raw(&table::build(&header, rows, &[2, 3, 4, 5]))?;
+    let style = Style::for_stdout();
+    let paint = |column: usize, text: &str| {
+        let word = text.split(' ').next().unwrap_or_default();
+        (column == 1 && style.color).then(|| style.status(word, text))
+    };
+    output::print_raw(&table::build(&header, rows, &[2, 3, 4, 5], paint))?;
     Ok(0)
 }
 

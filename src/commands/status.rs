@@ -8,7 +8,7 @@ use super::{unknown, Context};
 use crate::cli::StatusArgs;
 use crate::config;
 use crate::output::json::{rfc3339_ms, LastExit, ListEntry, StatusEntry};
-use crate::output::{self, format_bytes, format_uptime};
+use crate::output::{self, format_bytes, format_uptime, Style};
 use crate::state::{self, Status};
 use crate::{logfile, Result};
 
@@ -118,7 +118,7 @@ fn render(e: &StatusEntry) -> String {
     if !l.supervised {
         status.push_str(", keeper gone: `dmgr restart` puts it under a keeper again");
     }
-    field("status", status);
+    field("status", Style::for_stdout().status(l.status, &status));
     if let Some(command) = &l.command {
         field("command", command.clone());
     }

@@ -1135,21 +1135,22 @@ fn credentials_for(daemon: &Daemon) -> std::result::Result<Option<sys::Credentia
         }
         return Err("user and group need dmgr to run as root".to_string());
     }
-    let mut groups: Vec<libc::gid_t> = match &user {
+    // As initgroups(user, gid) sets them, the way systemd, sudo and start-stop-daemon
+    // do: the user's member groups in the group database plus the daemon's gid. The
+    // user's primary group is not added when `group` names another, so a daemon keeps
+    // no access its configuration took away.
+    let groups: Vec<libc::gid_t> = match &user {
         Some(u) => {
             let name =
                 std::ffi::CString::new(u.name.as_str()).map_err(|_| "bad user name".to_string())?;
-            nix::unistd::getgrouplist(&name, u.gid)
+            nix::unistd::getgrouplist(&name, gid)
                 .map_err(|e| format!("cannot read the groups of {}: {e}", u.name))?
                 .into_iter()
                 .map(|g| g.as_raw())
                 .collect()
         }
-        None => Vec::new(),
+        None => vec![gid.as_raw()],
     };
-    if !groups.contains(&gid.as_raw()) {
-        groups.push(gid.as_raw());
-    }
     Ok(Some(sys::Credentials {
         uid: uid.as_raw(),
         gid: gid.as_raw(),

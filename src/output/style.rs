@@ -65,15 +65,17 @@ impl Style {
         self.paint(CODES[index % CODES.len()], text)
     }
 
-    /// A status word in a table or message.
-    pub fn status(self, status: &str) -> String {
+    /// `text` in the colour of the status word `status`: green for running, yellow
+    /// for the transitional states, red for failed and invalid, magenta for orphaned,
+    /// plain for stopped (as pm2's table and `systemctl status` do).
+    pub fn status(self, status: &str, text: &str) -> String {
         let code = match status {
             "running" => "32",
             "starting" | "stopping" | "backoff" => "33",
             "failed" | "invalid" => "31",
             "orphaned" => "35",
-            _ => return status.to_string(),
+            _ => return text.to_string(),
         };
-        self.paint(code, status)
+        self.paint(code, text)
     }
 }

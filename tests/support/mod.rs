@@ -233,7 +233,38 @@ impl TestEnv {
 
     /// The `dmgr` command for this environment, to spawn by hand.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_dmgr"));
+        self.command_of(Path::new(env!("CARGO_BIN_EXE_dmgr")), args)
+    }
+
+    /// The `dmgr` command for this environment as user `uid` and group `gid`, run from
+    /// a copy of the binary in this environment's directory. The checkout may sit in a
+    /// directory only its owner can enter (`/root/src/dmgr`), so the binary cargo built
+    /// is out of another user's reach; the copy is not. The environment's directory is
+    /// opened for traversal (mode 0711) so the user can reach the copy.
+    pub fn command_as(&self, uid: u32, gid: u32, args: &[&str]) -> Command {
+        use std::os::unix::fs::PermissionsExt;
+        let copy = self.root().join("bin/dmgr");
+        if !copy.exists() {
+            fs::create_dir_all(copy.parent().unwrap()).expect("mkdir bin");
+            fs::copy(env!("CARGO_BIN_EXE_dmgr"), &copy).expect("copy the dmgr binary");
+            fs::set_permissions(copy.parent().unwrap(), fs::Permissions::from_mode(0o755))
+                .expect("chmod bin");
+            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod dmgr");
+            let mode = fs::metadata(self.root())
+                .expect("stat root")
+                .permissions()
+                .mode();
+            fs::set_permissions(self.root(), fs::Permissions::from_mode(mode | 0o711))
+                .expect("chmod root");
+        }
+        let mut command = self.command_of(&copy, args);
+        std::os::unix::process::CommandExt::uid(&mut command, uid);
+        std::os::unix::process::CommandExt::gid(&mut command, gid);
+        command
+    }
+
+    fn command_of(&self, program: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
         command
             .arg("--config-dir")
             .arg(self.config_dir())
