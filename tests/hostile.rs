@@ -6,7 +6,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
-use crate::support::{is_alive, marker, processes_with, sigkill, wait_until, TestEnv};
+use crate::support::{copies_of, is_alive, marker, processes_with, sigkill, wait_until, TestEnv};
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -503,7 +503,7 @@ fn random_sigkills_break_no_invariant() {
         );
         for mark in &marks {
             assert!(
-                processes_with(mark).len() <= 1,
+                copies_of(mark).len() <= 1,
                 "round {round} (seed {seed}): two copies of {mark}"
             );
         }
@@ -561,14 +561,14 @@ fn stress_300_daemons() {
     }
     for _ in 0..2 {
         env.dmgr(&["start", "--all"]).success();
-        assert_eq!(processes_with(&mark).len(), 300);
+        assert_eq!(copies_of(&mark).len(), 300);
         let list = env.list();
         assert_eq!(
             list.iter().filter(|e| e["status"] == "running").count(),
             300
         );
         env.dmgr(&["restart", "--all"]).success();
-        assert_eq!(processes_with(&mark).len(), 300);
+        assert_eq!(copies_of(&mark).len(), 300);
         env.dmgr(&["stop", "--all"]).success();
         assert!(processes_with(&mark).is_empty());
     }
@@ -600,7 +600,7 @@ fn many_daemons_fit_a_low_open_file_limit() {
         );
     };
     limited("start");
-    assert_eq!(processes_with(&mark).len(), 150);
+    assert_eq!(copies_of(&mark).len(), 150);
     let pid = env.pid("s149").unwrap();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let line = limits

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    group_members, is_alive, marker, processes_with, sigkill, stat, wait_until, Proc, TestEnv,
+    copies_of, group_members, is_alive, marker, processes_with, sigkill, stat, wait_until, Proc,
+    TestEnv,
 };
 
 /// A daemon that sleeps, with a unique marker in its command line (the shell stays,
@@ -114,7 +115,7 @@ fn concurrent_starts_run_exactly_one_copy() {
         );
     }
     env.dmgr(&["list"]).success();
-    assert_eq!(processes_with(&mark).len(), 1, "exactly one copy");
+    assert_eq!(copies_of(&mark).len(), 1, "exactly one copy");
 }
 
 /// Promise 2: list and status neither block nor break concurrent starts and stops.

@@ -123,6 +123,18 @@ pub fn processes_with(needle: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Copies of a daemon whose command line contains `needle`: the live processes with it
+/// whose parent lacks it. A shell daemon forks for every command it runs, and until
+/// that child execs it carries the shell's command line too; it is not a copy.
+pub fn copies_of(needle: &str) -> Vec<i32> {
+    let marked = processes_with(needle);
+    marked
+        .iter()
+        .copied()
+        .filter(|&pid| stat(pid).is_none_or(|s| !marked.contains(&s.ppid)))
+        .collect()
+}
+
 /// Polls `condition` every 10 ms until it holds; panics with `what` after `timeout`.
 #[track_caller]
 pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
