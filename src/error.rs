@@ -21,6 +21,17 @@ pub enum Error {
         diagnostics: Vec<Diagnostic>,
     },
 
+    /// The config directory is missing, not a directory, or cannot be read.
+    #[error("config directory {} {reason}", .path.display())]
+    ConfigDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it ("does not exist").
+        reason: String,
+        /// What to do about it.
+        hint: String,
+    },
+
     /// A name that is not a daemon in the config directory.
     #[error("{name}: no such daemon in {}", .config_dir.display())]
     UnknownDaemon {
@@ -77,7 +88,10 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::Config { .. } | Error::UnknownDaemon { .. } => 2,
+            Error::Usage(_)
+            | Error::Config { .. }
+            | Error::ConfigDir { .. }
+            | Error::UnknownDaemon { .. } => 2,
             Error::Io { .. } | Error::Daemon { .. } | Error::Partial { .. } => 1,
         }
     }
@@ -96,6 +110,7 @@ impl Error {
             Error::Config { .. } => {
                 Some("fix the files above; `dmgr check` lists every problem".into())
             }
+            Error::ConfigDir { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }

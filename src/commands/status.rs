@@ -8,7 +8,7 @@ use super::{unknown, Context};
 use crate::cli::StatusArgs;
 use crate::config;
 use crate::output::json::{rfc3339_ms, LastExit, ListEntry, StatusEntry};
-use crate::output::{self, format_bytes, format_uptime};
+use crate::output::{self, escape, format_bytes, format_uptime};
 use crate::state::{self, Status};
 use crate::{logfile, Result};
 
@@ -20,7 +20,14 @@ const UNKNOWN: u8 = 4;
 
 /// Runs `dmgr status`.
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
-    let loaded = config::load_named(&ctx.dirs, &args.names.names);
+    let loaded = match config::load_named(&ctx.dirs, &args.names.names) {
+        Ok(loaded) => loaded,
+        // LSB's "status unknown": nothing can be said of any daemon.
+        Err(err) => {
+            output::print_error(&err);
+            return Ok(UNKNOWN);
+        }
+    };
     let mut code = RUNNING;
     let mut entries = Vec::new();
     for name in &args.names.names {
@@ -93,19 +100,21 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     Ok(code)
 }
 
+/// The text form of one daemon's status. Every value from a file, the record or the
+/// log is escaped: a description or a log line must not drive the terminal.
 fn render(e: &StatusEntry) -> String {
     let l = &e.list;
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{}{}",
-        l.name,
+        escape(&l.name),
         l.description
             .as_ref()
-            .map_or(String::new(), |d| format!(" - {d}"))
+            .map_or(String::new(), |d| format!(" - {}", escape(d)))
     );
     let mut field = |key: &str, value: String| {
-        let _ = writeln!(out, "  {:<12}{value}", format!("{key}:"));
+        let _ = writeln!(out, "  {:<12}{}", format!("{key}:"), escape(&value));
     };
     let mut status = l.status.to_string();
     if let Some(pid) = l.pid {
@@ -181,7 +190,7 @@ fn render(e: &StatusEntry) -> String {
         if !tail.is_empty() {
             let _ = writeln!(out, "  last {title} lines:");
             for line in tail {
-                let _ = writeln!(out, "    | {line}");
+                let _ = writeln!(out, "    | {}", escape(line));
             }
         }
     }
