@@ -22,7 +22,7 @@ pub enum Error {
     },
 
     /// The config directory is missing, not a directory, or cannot be read.
-    #[error("config directory {} {reason}", .path.display())]
+    #[error("config directory {} {reason}", crate::output::show_path(.path))]
     ConfigDir {
         /// The directory.
         path: PathBuf,
@@ -33,7 +33,7 @@ pub enum Error {
     },
 
     /// A name that is not a daemon in the config directory.
-    #[error("{name}: no such daemon in {}", .config_dir.display())]
+    #[error("{name}: no such daemon in {}", crate::output::show_path(.config_dir))]
     UnknownDaemon {
         /// The name as typed.
         name: String,
@@ -44,7 +44,7 @@ pub enum Error {
     },
 
     /// A file system operation failed.
-    #[error("cannot {action} {}: {source}", .path.display())]
+    #[error("cannot {action} {}: {source}", crate::output::show_path(.path))]
     Io {
         /// What dmgr was doing, as a verb phrase ("create the run directory").
         action: &'static str,
@@ -105,7 +105,7 @@ impl Error {
             } => Some(format!("did you mean `{near}`?")),
             Error::UnknownDaemon { config_dir, .. } => Some(format!(
                 "daemons are the *.toml files in {}; `dmgr list` shows them",
-                config_dir.display()
+                crate::output::show_path(config_dir)
             )),
             Error::Config { .. } => {
                 Some("fix the files above; `dmgr check` lists every problem".into())

@@ -22,7 +22,7 @@ fn check_reports_every_problem_in_every_file() {
             "{}/two.toml:2:11: expected \"no\", \"on-failure\" or \"always\"",
             dir.display()
         ),
-        format!("{}/two.toml: missing key `command`", dir.display()),
+        format!("{}/two.toml:1:1: missing key `command`", dir.display()),
         format!("{}/syntax.toml:2:", dir.display()),
     ] {
         assert!(
@@ -114,14 +114,14 @@ fn broken_file_of_a_running_daemon_is_invalid_everywhere_and_still_stops() {
 /// status agrees with list that they are invalid.
 #[test]
 fn daemons_sharing_a_pidfile_are_reported() {
-    let shared = "command = \"sleep 1\"\npidfile = \"shared.pid\"\n";
+    let shared = "command = \"sleep 1\"\npidfile = \"../shared.pid\"\n";
     let env = TestEnv::new()
         .daemon("a", shared)
         .daemon("b", shared)
         .daemon("c", "command = \"sleep 1\"\n");
     env.dmgr(&["check"])
         .code(2)
-        .stderr_has("a.toml: pidfile")
+        .stderr_has("a.toml:2:11: `pidfile`")
         .stderr_has("is also the pidfile of `b`")
         .stderr_has("is also the pidfile of `a`");
     assert_eq!(env.entry("a")["status"], "invalid");

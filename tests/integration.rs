@@ -4,7 +4,10 @@
 mod support;
 
 mod config;
+mod fuzz;
 mod hostile;
+mod hostile_cli;
+mod hostile_config;
 mod lifecycle;
 mod logs;
 mod man;

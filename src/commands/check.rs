@@ -38,7 +38,7 @@ pub fn run(ctx: &Context) -> Result<u8> {
     ctx.say(&format!(
         "{count} daemon{} ok in {}{warned}",
         plural(count),
-        ctx.dirs.config_dir.display()
+        output::show_path(&ctx.dirs.config_dir)
     ));
     Ok(0)
 }

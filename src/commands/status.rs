@@ -65,10 +65,12 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             pidfile: daemon
                 .map(|d| d.pidfile.clone())
                 .or(record.map(|r| r.pidfile.clone()))
-                .map(|p| p.display().to_string()),
-            log: log.as_ref().map(|p| p.display().to_string()),
-            stderr_log: stderr_log.as_ref().map(|p| p.display().to_string()),
-            file: daemon.map(|d| d.file.display().to_string()),
+                .map(|p| output::show_path(&p).into_owned()),
+            log: log.as_ref().map(|p| output::show_path(p).into_owned()),
+            stderr_log: stderr_log
+                .as_ref()
+                .map(|p| output::show_path(p).into_owned()),
+            file: daemon.map(|d| output::show_path(&d.file).into_owned()),
             next_restart: record
                 .and_then(|r| r.next_restart_ms)
                 .filter(|_| observed.keeper.is_some())
@@ -84,7 +86,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             stale_pidfile: observed
                 .stale_pidfile
                 .as_ref()
-                .map(|p| p.display().to_string()),
+                .map(|p| output::show_path(p).into_owned()),
             log_tail: log.map_or(Vec::new(), |l| logfile::tail(&l, args.lines)),
             stderr_tail: stderr_log.map_or(Vec::new(), |l| logfile::tail(&l, args.lines)),
             list,

@@ -25,6 +25,7 @@ use super::raw::{self, Value, KEYS, READY_KEYS};
 use super::suggest;
 use super::units::{self, Signal, Size};
 use super::{Invalid, Loaded};
+use crate::output::show_path;
 
 /// One daemon, as dmgr runs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,7 +131,6 @@ pub fn is_valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-
 /// The most rotated files a daemon may keep: rotation renames each of them, and
 /// `dmgr logs` reads back through at most this many.
 pub const MAX_LOG_KEEP: u32 = 1000;
@@ -161,7 +161,12 @@ pub(super) fn file_names(dirs: &Dirs) -> Vec<String> {
             if !is_daemon_file(&name) {
                 return None;
             }
-            Some(name.into_string().ok()?.trim_end_matches(".toml").to_string())
+            Some(
+                name.into_string()
+                    .ok()?
+                    .trim_end_matches(".toml")
+                    .to_string(),
+            )
         })
         .collect();
     names.sort_unstable();
@@ -225,8 +230,7 @@ fn config_dir_error(dirs: &Dirs, err: &std::io::Error) -> crate::Error {
 /// or cannot be read is an error (exit 2), a file that cannot be read is invalid.
 pub(super) fn load_dir(dirs: &Dirs) -> Result<Loaded, crate::Error> {
     let mut loaded = Loaded::default();
-    let entries =
-        std::fs::read_dir(&dirs.config_dir).map_err(|e| config_dir_error(dirs, &e))?;
+    let entries = std::fs::read_dir(&dirs.config_dir).map_err(|e| config_dir_error(dirs, &e))?;
     let dir_problem = std::fs::metadata(&dirs.config_dir)
         .ok()
         .and_then(|meta| unsafe_owner(&meta, &dirs.config_dir));
@@ -287,13 +291,13 @@ fn unsafe_owner(meta: &std::fs::Metadata, path: &Path) -> Option<String> {
         return Some(format!(
             "refused: owned by uid {}, not root, and dmgr runs as root; run `chown root {}`",
             meta.uid(),
-            path.display()
+            show_path(path)
         ));
     }
     if meta.mode() & 0o022 != 0 {
         return Some(format!(
             "refused: writable by group or others, and dmgr runs as root; run `chmod go-w {}`",
-            path.display()
+            show_path(path)
         ));
     }
     None
@@ -352,7 +356,10 @@ pub fn load_bytes(dirs: &Dirs, file: &Path, bytes: &[u8]) -> Result<Daemon, Inva
     if bytes.len() as u64 > raw::MAX_FILE_SIZE {
         return Err(invalid(
             file,
-            vec![Diagnostic::file(file, "too large; a daemon file is at most 1 MiB")],
+            vec![Diagnostic::file(
+                file,
+                "too large; a daemon file is at most 1 MiB",
+            )],
         ));
     }
     let canonical = std::fs::canonicalize(&dirs.config_dir).ok();
@@ -501,7 +508,11 @@ impl<'a> Builder<'a> {
             offsets.extend(p.first_set);
         }
         if hidden > 0 {
-            offsets.push(self.problems.get(shown).map_or(self.source.len(), |p| p.offset));
+            offsets.push(
+                self.problems
+                    .get(shown)
+                    .map_or(self.source.len(), |p| p.offset),
+            );
         }
         let places_from = offsets.len();
         offsets.extend(&self.places.after);
@@ -714,7 +725,8 @@ impl<'a> Builder<'a> {
     fn name_string(&mut self, value: Option<&Value<'_>>, what: &str) -> Option<String> {
         let span = value?.span();
         let text = self.string(value)?;
-        let bad_char = |c: char| c.is_control() || c.is_whitespace() || matches!(c, ':' | '/' | ',');
+        let bad_char =
+            |c: char| c.is_control() || c.is_whitespace() || matches!(c, ':' | '/' | ',');
         let valid = !text.is_empty()
             && text.len() <= 256
             && !text.starts_with(['-', '+'])
@@ -872,13 +884,30 @@ impl<'a> Builder<'a> {
 
     /// A path, made absolute against the directory holding the file.
     fn path(&mut self, value: Option<&Value<'_>>) -> Option<PathBuf> {
+        let text = self.path_text(value)?;
+        Some(resolve(self.base, Path::new(&text)))
+    }
+
+    /// The text of a path: not empty, and no longer than a path can be.
+    fn path_text(&mut self, value: Option<&Value<'_>>) -> Option<String> {
         let span = value?.span();
         let text = self.string(value)?;
         if text.is_empty() {
             self.error(span, "expected a path, found an empty string");
             return None;
         }
-        Some(resolve(self.base, Path::new(&text)))
+        if text.len() >= libc::PATH_MAX as usize {
+            self.error(
+                span,
+                format!(
+                    "the path is {} bytes long; a path is at most {} bytes",
+                    text.len(),
+                    libc::PATH_MAX - 1
+                ),
+            );
+            return None;
+        }
+        Some(text)
     }
 
     /// A path dmgr writes (`pidfile`, `log`, `stderr_log`): a file, outside the config
@@ -890,37 +919,30 @@ impl<'a> Builder<'a> {
         name: &str,
     ) -> Option<PathBuf> {
         let span = value?.span();
-        let text = self.string(value)?;
-        if text.is_empty() {
-            self.error(span, "expected a path, found an empty string");
-            return None;
-        }
+        let text = self.path_text(value)?;
         let path = resolve(self.base, Path::new(&text));
         let problem = if text.ends_with('/') || path.file_name().is_none() || path.is_dir() {
             Some(format!(
                 "`{key}` {} is a directory; name a file in it, like \"{name}.{}\"",
-                path.display(),
+                show_path(&path),
                 if key == "pidfile" { "pid" } else { "log" }
             ))
         } else if self.is_inside_config_dir(&path) {
             Some(format!(
                 "`{key}` {} is inside the config directory {}, where dmgr could overwrite a daemon file; put it elsewhere (the default is in {})",
-                path.display(),
-                self.dirs.config_dir.display(),
-                self.dirs.run_dir.display()
+                show_path(&path),
+                show_path(&self.dirs.config_dir),
+                show_path(&self.dirs.run_dir)
             ))
         } else if is_own_file(self.dirs, &path) {
             Some(format!(
                 "`{key}` {} is one of dmgr's own files (lock, state record or event history); choose another path",
-                path.display()
+                show_path(&path)
             ))
-        } else if self
-            .file_id
-            .is_some_and(|id| file_id(&path) == Some(id))
-        {
+        } else if self.file_id.is_some_and(|id| file_id(&path) == Some(id)) {
             Some(format!(
                 "`{key}` {} is this daemon's own file (a link to it); choose another path",
-                path.display()
+                show_path(&path)
             ))
         } else {
             None
@@ -984,7 +1006,10 @@ impl<'a> Builder<'a> {
                     if (key, other) == ("stderr_log", "log") {
                         "`stderr_log` is the same file as `log`; leave it out to log both streams together".to_string()
                     } else {
-                        format!("`{key}` is the same file as `{other}` ({}); give each its own path", path.display())
+                        format!(
+                            "`{key}` is the same file as `{other}` ({}); give each its own path",
+                            show_path(path)
+                        )
                     }
                 } else if let Some(n) = rotation_of(path, other_path, log_keep, other != "pidfile")
                     .or_else(|| rotation_of(other_path, path, log_keep, key != "pidfile"))
@@ -1040,7 +1065,7 @@ impl<'a> Builder<'a> {
                     value.span(),
                     format!(
                         "the program {} is relative to a directory whose path is not valid UTF-8; give its absolute path",
-                        program.display()
+                        show_path(&program)
                     ),
                 );
                 return None;
@@ -1096,7 +1121,8 @@ impl<'a> Builder<'a> {
             self.expected(value, "an octal string like \"022\"");
             return None;
         };
-        let octal = !text.is_empty() && text.len() <= 4 && text.bytes().all(|b| (b'0'..=b'7').contains(&b));
+        let octal =
+            !text.is_empty() && text.len() <= 4 && text.bytes().all(|b| (b'0'..=b'7').contains(&b));
         match u32::from_str_radix(text, 8) {
             Ok(mask) if octal && mask <= 0o777 => Some(mask),
             _ => {
@@ -1437,7 +1463,9 @@ mod tests {
     fn problem(extra: &str) -> String {
         let found = problems(&format!("command = \"a\"\n{extra}\n"));
         assert_eq!(found.len(), 1, "{found:?}");
-        found[0].split_once(": ").map_or(String::new(), |(_, m)| m.to_string())
+        found[0]
+            .split_once(": ")
+            .map_or(String::new(), |(_, m)| m.to_string())
     }
 
     #[test]
@@ -1561,7 +1589,9 @@ type = "forking"
         let file = dirs.config_dir.join("web.toml");
         std::fs::write(&file, b"command = \"\xff\"\n").unwrap();
         let invalid = load_file(&dirs, &file).err().unwrap();
-        assert!(invalid.diagnostics[0].message.starts_with("not valid UTF-8"));
+        assert!(invalid.diagnostics[0]
+            .message
+            .starts_with("not valid UTF-8"));
         assert_eq!(invalid.diagnostics[0].location, (1, 12));
     }
 
@@ -1602,7 +1632,10 @@ type = "forking"
     #[test]
     fn numbers_are_bounded_with_a_reason() {
         let keep = problem("log_keep = 4294967295");
-        assert!(keep.contains("from 0 to 1000") && keep.contains("rotation"), "{keep}");
+        assert!(
+            keep.contains("from 0 to 1000") && keep.contains("rotation"),
+            "{keep}"
+        );
         let restarts = problem("max_restarts = 4294967295");
         assert!(restarts.contains("from 0 to 1000000") && restarts.contains("two years"));
         assert!(problem("log_max_size = \"100\"").contains("rotate at nearly every line"));
@@ -1645,7 +1678,9 @@ type = "forking"
         assert_eq!(loaded.daemon.stop_signal.name(), "KILL");
         assert_eq!(loaded.warnings.len(), 1);
         assert_eq!(loaded.warnings[0].location, (2, 15));
-        assert!(loaded.warnings[0].short().contains("warning: stop_signal SIGKILL"));
+        assert!(loaded.warnings[0]
+            .short()
+            .contains("warning: stop_signal SIGKILL"));
     }
 
     /// Issue 16: a pidfile or log that would overwrite a daemon file, dmgr's own
@@ -1653,7 +1688,10 @@ type = "forking"
     #[test]
     fn paths_dmgr_writes_cannot_be_its_own_files_or_each_other() {
         let at_config = problem("pidfile = \"pf.toml\"");
-        assert!(at_config.contains("inside the config directory"), "{at_config}");
+        assert!(
+            at_config.contains("inside the config directory"),
+            "{at_config}"
+        );
         assert!(problem("log = \"lg.toml\"").contains("inside the config directory"));
         assert!(problem("stderr_log = \"sub/x.log\"").contains("inside the config directory"));
         assert!(problem("log = \"../run/web.state\"").contains("dmgr's own files"));
@@ -1682,7 +1720,9 @@ type = "forking"
         std::fs::hard_link(&file, tmp.path().join("link")).unwrap();
         let invalid = load_file(&dirs, &file).err().unwrap();
         assert!(
-            invalid.diagnostics[0].message.contains("this daemon's own file"),
+            invalid.diagnostics[0]
+                .message
+                .contains("this daemon's own file"),
             "{:?}",
             invalid.diagnostics
         );
@@ -1727,7 +1767,14 @@ type = "forking"
             assert!(last.message.contains("more problems not shown"), "{last:?}");
             let mut locations: Vec<_> = invalid.diagnostics.iter().map(|d| d.location).collect();
             locations.sort();
-            assert_eq!(locations, invalid.diagnostics.iter().map(|d| d.location).collect::<Vec<_>>());
+            assert_eq!(
+                locations,
+                invalid
+                    .diagnostics
+                    .iter()
+                    .map(|d| d.location)
+                    .collect::<Vec<_>>()
+            );
         }
         let long_key = format!("command = \"a\"\n{} = 1\n", "k".repeat(1 << 20));
         let invalid = load_bytes(&dirs, &file, &long_key.as_bytes()[..(1 << 20) - 1]).err();
@@ -1747,7 +1794,11 @@ type = "forking"
             .unwrap();
         assert!(invalid.diagnostics[0].message.contains("not valid UTF-8"));
         let d = load_bytes(&dirs, &file, b"command = \"/bin/server\"\n").unwrap();
-        assert!(d.pidfile.as_os_str().as_bytes().ends_with(b"x\xff/run/web.pid"));
+        assert!(d
+            .pidfile
+            .as_os_str()
+            .as_bytes()
+            .ends_with(b"x\xff/run/web.pid"));
     }
 
     #[test]
@@ -1775,7 +1826,11 @@ type = "forking"
             std::fs::write(dir.join(name), text).unwrap();
         }
         // Issue 16: a name that is not UTF-8 is not skipped in silence.
-        std::fs::write(dir.join(OsStr::from_bytes(b"bad\xff.toml")), "command = \"x\"").unwrap();
+        std::fs::write(
+            dir.join(OsStr::from_bytes(b"bad\xff.toml")),
+            "command = \"x\"",
+        )
+        .unwrap();
         let loaded = load_dir(&dirs).unwrap();
         assert_eq!(
             loaded

@@ -80,7 +80,7 @@ impl fmt::Display for Diagnostic {
         write!(
             f,
             "{}:{line}:{col}: {}{}",
-            self.file.display(),
+            crate::output::show_path(&self.file),
             self.prefix(),
             self.message
         )

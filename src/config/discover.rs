@@ -59,7 +59,8 @@ pub fn discover(config_dir: Option<&Path>, run_dir: Option<&Path>) -> Result<Dir
     })?;
     let is_root = nix::unistd::geteuid().is_root();
     let home = absolute_var("HOME");
-    let xdg_config = absolute_var("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config")));
+    let xdg_config =
+        absolute_var("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config")));
     let xdg_state =
         absolute_var("XDG_STATE_HOME").or_else(|| home.as_ref().map(|h| h.join(".local/state")));
 

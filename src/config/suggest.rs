@@ -41,9 +41,7 @@ impl<'k> Suggester<'k> {
             return None;
         }
         let allowed = (len / 3).max(1);
-        let from = self
-            .names
-            .partition_point(|(l, _)| *l + allowed < len);
+        let from = self.names.partition_point(|(l, _)| *l + allowed < len);
         let mut best: Option<(usize, &'k str)> = None;
         for &(name_len, name) in &self.names[from..] {
             if name_len > len + allowed || self.budget == 0 {

@@ -114,7 +114,9 @@ impl Signal {
             .ok()
             .and_then(|n| NixSignal::try_from(n).ok())
             .map(Signal)
-            .ok_or_else(|| format!("there is no signal number {number} (write a name like \"TERM\")"))
+            .ok_or_else(|| {
+                format!("there is no signal number {number} (write a name like \"TERM\")")
+            })
     }
 
     /// Whether this signal can be `stop_signal`: it must end a process that does not
@@ -238,15 +240,23 @@ mod tests {
     #[test]
     fn signals_are_checked_for_what_their_key_does() {
         let sig = |name: &str| name.parse::<Signal>().unwrap();
-        for refused in ["STOP", "TSTP", "TTIN", "TTOU", "CONT", "CHLD", "WINCH", "URG"] {
+        for refused in [
+            "STOP", "TSTP", "TTIN", "TTOU", "CONT", "CHLD", "WINCH", "URG",
+        ] {
             let err = sig(refused).check_stop().unwrap_err();
             assert!(err.contains("every stop would end in SIGKILL"), "{err}");
         }
         for fine in ["TERM", "INT", "QUIT", "HUP", "USR1", "ALRM"] {
             assert_eq!(sig(fine).check_stop(), Ok(None), "{fine}");
         }
-        assert!(sig("KILL").check_stop().unwrap().unwrap().contains("no chance"));
-        for refused in ["KILL", "STOP", "TERM", "INT", "QUIT", "TSTP", "CONT", "SEGV"] {
+        assert!(sig("KILL")
+            .check_stop()
+            .unwrap()
+            .unwrap()
+            .contains("no chance"));
+        for refused in [
+            "KILL", "STOP", "TERM", "INT", "QUIT", "TSTP", "CONT", "SEGV",
+        ] {
             let err = sig(refused).check_reload().unwrap_err();
             assert!(err.contains("must not stop the daemon"), "{err}");
         }

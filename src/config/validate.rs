@@ -8,6 +8,7 @@ use std::path::Path;
 use super::daemon::{file_id, rotation_of, Places};
 use super::suggest::Suggester;
 use super::{Daemon, Diagnostic, Dirs, Invalid, Loaded};
+use crate::output::show_path;
 
 /// Moves daemons whose `after` names an unknown daemon, that lie on a cycle of
 /// `after`, or that share a file with another daemon, to `invalid`, each problem
@@ -22,7 +23,7 @@ pub(super) fn check_across_files(loaded: &mut Loaded, dirs: &Dirs) {
     let mut suggester = Suggester::new(&names);
     let no_places = Places::default();
     let places = |name: &str| loaded.places.get(name).unwrap_or(&no_places);
-    let mut problems: BTreeMap<String, Vec<((usize, usize), String)>> = BTreeMap::new();
+    let mut problems: BTreeMap<String, Vec<Located>> = BTreeMap::new();
     for daemon in &loaded.daemons {
         for (i, dep) in daemon.after.iter().enumerate() {
             if !known.contains(dep.as_str()) {
@@ -77,6 +78,9 @@ pub(super) fn check_across_files(loaded: &mut Loaded, dirs: &Dirs) {
     }
     loaded.invalid.sort_by(|a, b| a.name.cmp(&b.name));
 }
+
+/// A problem's line and column, and its message.
+type Located = ((usize, usize), String);
 
 /// What a daemon's path is to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +141,7 @@ impl Shared {
             format!(
                 "`{}` {} is also the {what} of `{}`; give each daemon its own files",
                 a.role.key(),
-                a.path.display(),
+                show_path(a.path),
                 b.daemon.name
             ),
         ));
@@ -227,7 +231,7 @@ fn shared_files(loaded: &Loaded, dirs: &Dirs) -> Vec<(String, (usize, usize), St
                         format!(
                             "`{}` {} is the daemon file of `{}` (a link to it); choose another path",
                             claim.role.key(),
-                            claim.path.display(),
+                            show_path(claim.path),
                             d.name
                         ),
                     ));
@@ -435,7 +439,9 @@ mod tests {
             .message
             .contains("is also the rotated log `.3` of `b`"));
         b.log_keep = 2;
-        assert!(check(vec![a.clone(), b.clone(), c.clone()]).invalid.is_empty());
+        assert!(check(vec![a.clone(), b.clone(), c.clone()])
+            .invalid
+            .is_empty());
 
         a.pidfile = "/nonexistent/a.pid".into();
         a.stderr_log = Some(c.pidfile.clone());
@@ -466,7 +472,11 @@ mod tests {
             },
         );
         check_across_files(&mut loaded, &dirs());
-        let a: Vec<String> = loaded.invalid[0].diagnostics.iter().map(Diagnostic::short).collect();
+        let a: Vec<String> = loaded.invalid[0]
+            .diagnostics
+            .iter()
+            .map(Diagnostic::short)
+            .collect();
         assert_eq!(
             a,
             [

@@ -187,13 +187,16 @@ mod tests {
     #[test]
     fn a_zero_delay_still_backs_off() {
         let delays: Vec<Duration> = (1..=4).map(|k| delay_for(Duration::ZERO, k)).collect();
-        assert_eq!(
-            delays,
-            [0, 20, 40, 80].map(Duration::from_millis).to_vec()
-        );
+        assert_eq!(delays, [0, 20, 40, 80].map(Duration::from_millis).to_vec());
         assert_eq!(delay_for(Duration::ZERO, 100), MAX_DELAY);
-        assert_eq!(delay_for(Duration::from_millis(1), 2), Duration::from_millis(20));
-        assert_eq!(delay_for(Duration::from_millis(100), 2), Duration::from_millis(200));
+        assert_eq!(
+            delay_for(Duration::from_millis(1), 2),
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            delay_for(Duration::from_millis(100), 2),
+            Duration::from_millis(200)
+        );
     }
 
     #[test]

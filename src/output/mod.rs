@@ -14,6 +14,28 @@ use crate::Error;
 pub use escape::{escape, escape_bytes, escape_os};
 pub use style::Style;
 
+/// A path as dmgr shows it: as it is when it is UTF-8, else with each byte that is
+/// not shown as `\xNN` (`Path::display` would put U+FFFD there, and two different
+/// paths would look the same). Control characters are escaped when printed.
+pub fn show_path(path: &std::path::Path) -> std::borrow::Cow<'_, str> {
+    match path.to_str() {
+        Some(text) => std::borrow::Cow::Borrowed(text),
+        None => std::borrow::Cow::Owned(escape_os(path.as_os_str())),
+    }
+}
+
+/// Whether standard output was closed when the process started.
+static STDOUT_WAS_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes whether standard output is closed. The `dmgr` binary calls it before std's
+/// start-up, which reopens a closed standard output as `/dev/null` (so that writes to
+/// it cannot hit a file opened later), and a later look would see a fine descriptor.
+pub extern "C" fn note_closed_stdout() {
+    if nix::fcntl::fcntl(io::stdout(), nix::fcntl::FcntlArg::F_GETFD).is_err() {
+        STDOUT_WAS_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Prints an error (and its hint) to standard error as `dmgr: MESSAGE`.
 pub fn print_error(err: &Error) {
     let style = Style::for_stderr();
@@ -21,7 +43,6 @@ pub fn print_error(err: &Error) {
     let text = err.to_string();
     let mut lines = text.lines();
     let first = lines.next().unwrap_or_default();
-    let _ = writeln!(stderr, "{} {first}", style.error("dmgr:"));
     // Messages quote paths, names and log lines: each line is escaped, so that none
     // can send a control sequence to the terminal.
     let _ = writeln!(stderr, "{} {}", style.error("dmgr:"), escape(first));
@@ -58,9 +79,11 @@ pub fn print_bytes(bytes: &[u8]) -> crate::Result<()> {
         path: "standard output".into(),
         source: io::Error::from_raw_os_error(libc::EBADF),
     };
-    // std drops writes to a closed standard output without a word (it treats EBADF
-    // as success), so `dmgr list >&-` would print nothing and exit 0: ask first.
-    if nix::fcntl::fcntl(io::stdout(), nix::fcntl::FcntlArg::F_GETFD).is_err() {
+    // A closed standard output would print nothing and exit 0 (see
+    // `note_closed_stdout`): the output was the point, so it is an error.
+    if STDOUT_WAS_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+        || nix::fcntl::fcntl(io::stdout(), nix::fcntl::FcntlArg::F_GETFD).is_err()
+    {
         return Err(closed());
     }
     let mut stdout = io::stdout().lock();

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -151,20 +152,32 @@ pub fn marker(tag: &str) -> String {
 pub struct TestEnv {
     dir: tempfile::TempDir,
     seen: Mutex<BTreeSet<Proc>>,
+    config: PathBuf,
+    run: PathBuf,
 }
 
 impl TestEnv {
     /// A fresh environment with an empty `daemons.d`.
     #[must_use]
     pub fn new() -> TestEnv {
+        TestEnv::named(OsStr::new("daemons.d"), OsStr::new("run"))
+    }
+
+    /// A fresh environment whose config directory (created, empty) and run directory
+    /// have these names, which need not be UTF-8.
+    #[must_use]
+    pub fn named(config: &OsStr, run: &OsStr) -> TestEnv {
         let dir = tempfile::Builder::new()
             .prefix("dmgr-test-")
             .tempdir()
             .expect("tempdir");
-        fs::create_dir(dir.path().join("daemons.d")).expect("mkdir daemons.d");
+        let (config, run) = (dir.path().join(config), dir.path().join(run));
+        fs::create_dir(&config).expect("mkdir daemons.d");
         TestEnv {
             dir,
             seen: Mutex::new(BTreeSet::new()),
+            config,
+            run,
         }
     }
 
@@ -193,12 +206,12 @@ impl TestEnv {
 
     /// `daemons.d`.
     pub fn config_dir(&self) -> PathBuf {
-        self.root().join("daemons.d")
+        self.config.clone()
     }
 
     /// The run directory.
     pub fn run_dir(&self) -> PathBuf {
-        self.root().join("run")
+        self.run.clone()
     }
 
     /// The pidfile of `name`.
@@ -209,7 +222,14 @@ impl TestEnv {
     /// Runs `dmgr ARGS` in this environment and waits for it (at most a minute).
     #[track_caller]
     pub fn dmgr(&self, args: &[&str]) -> Run {
-        let child = self.command(args).spawn().expect("spawn dmgr");
+        self.run(self.command(args), args)
+    }
+
+    /// Runs `command` (made by [`TestEnv::command`] and changed by the test), named
+    /// `args` in messages, and waits for it (at most a minute).
+    #[track_caller]
+    pub fn run(&self, mut command: Command, args: &[&str]) -> Run {
+        let child = command.spawn().expect("spawn dmgr");
         let run = Run::wait(child, args);
         self.remember();
         run
@@ -217,10 +237,16 @@ impl TestEnv {
 
     /// The `dmgr` command for this environment, to spawn by hand.
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_in(self.config_dir().as_os_str(), args)
+    }
+
+    /// The `dmgr` command for this environment's run directory and another config
+    /// directory.
+    pub fn command_in(&self, config_dir: &OsStr, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dmgr"));
         command
             .arg("--config-dir")
-            .arg(self.config_dir())
+            .arg(config_dir)
             .arg("--run-dir")
             .arg(self.run_dir())
             .args(args)
@@ -319,6 +345,11 @@ impl TestEnv {
     /// The log of `name`.
     pub fn log(&self, name: &str) -> String {
         fs::read_to_string(self.run_dir().join(format!("log/{name}.log"))).unwrap_or_default()
+    }
+
+    /// The bytes of `daemons.d/NAME.toml`.
+    pub fn file(&self, name: &str) -> Vec<u8> {
+        fs::read(self.config_dir().join(format!("{name}.toml"))).unwrap_or_default()
     }
 
     /// Remembers `pid` to kill at the end.
@@ -476,6 +507,23 @@ impl Run {
     /// Standard error.
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Standard output as the bytes written.
+    pub fn stdout_bytes(&self) -> &[u8] {
+        &self.output.stdout
+    }
+
+    /// Asserts that standard error lacks `text`.
+    #[track_caller]
+    pub fn stderr_lacks(self, text: &str) -> Run {
+        assert!(
+            !self.stderr().contains(text),
+            "dmgr {}: stderr has {text:?}:\n{}",
+            self.args,
+            self.stderr()
+        );
+        self
     }
 
     /// The exit code.
