@@ -725,7 +725,9 @@ fn bench_large(opts: &Options) -> Result<Vec<Large>, String> {
         .prefix(&temp_tag())
         .tempdir()
         .map_err(|e| e.to_string())?;
-    let cases: [(&'static str, &str, usize, fn(usize) -> String); 4] = [
+    // What a case is, its directory, how many files, and file number i's text.
+    type Case = (&'static str, &'static str, usize, fn(usize) -> String);
+    let cases: [Case; 4] = [
         ("1 clean file", "one", 1, |_| {
             "command = \"sleep 1\"\n".into()
         }),
@@ -808,15 +810,8 @@ fn print_large(opts: &Options, large: &[Large]) {
 
 /// Runs a command with no input or output and returns how long it took, whatever its
 /// exit status (`check` of a bad file exits 2 by design).
-fn timed_any(mut cmd: Command) -> Result<Duration, String> {
-    guard::checkpoint();
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let t = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-    let status = wait_deadline(&mut child, COMMAND_TIMEOUT).map_err(|e| e.to_string())?;
-    let elapsed = t.elapsed();
+fn timed_any(cmd: Command) -> Result<Duration, String> {
+    let (elapsed, status) = timed_status(cmd, Stdio::null())?;
     match status.code() {
         Some(0..=2) => Ok(elapsed),
         _ => Err(describe(status)),
@@ -824,19 +819,25 @@ fn timed_any(mut cmd: Command) -> Result<Duration, String> {
 }
 
 /// Runs a command with no input or output and returns how long it took.
-fn timed(mut cmd: Command) -> Result<Duration, String> {
-    guard::checkpoint();
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    let t = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-    let status = wait_deadline(&mut child, COMMAND_TIMEOUT).map_err(|e| e.to_string())?;
-    let elapsed = t.elapsed();
+fn timed(cmd: Command) -> Result<Duration, String> {
+    let (elapsed, status) = timed_status(cmd, Stdio::inherit())?;
     if !status.success() {
         return Err(describe(status));
     }
     Ok(elapsed)
+}
+
+/// Runs a command with no input or output (standard error as given), at most
+/// `COMMAND_TIMEOUT`, and returns how long it took and how it ended.
+fn timed_status(mut cmd: Command, stderr: Stdio) -> Result<(Duration, ExitStatus), String> {
+    guard::checkpoint();
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    let t = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    let status = wait_deadline(&mut child, COMMAND_TIMEOUT).map_err(|e| e.to_string())?;
+    Ok((t.elapsed(), status))
 }
 
 /// Waits for `child` at most `timeout`, then kills it. Waits on a pidfd, so the time

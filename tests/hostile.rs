@@ -257,25 +257,9 @@ fn full_disk_keeps_the_daemon_running_and_is_reported() {
     let env = TestEnv::new();
     let mount = env.root().join("small");
     std::fs::create_dir(&mount).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16k,mode=0755", "tmpfs"])
-        .arg(&mount)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !mounted {
-        eprintln!("note: cannot mount a tmpfs here; skipped");
+    let Some(_unmount) = crate::support::mount_tmpfs(&mount, "size=16k,mode=0755") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(mount.clone());
+    };
     env.write(
         "web",
         &format!(

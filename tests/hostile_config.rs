@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{is_alive, marker, processes_with, wait_until, TestEnv};
+use crate::support::{is_alive, marker, mount_tmpfs, processes_with, wait_until, TestEnv};
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -187,22 +187,9 @@ fn a_state_record_that_cannot_be_written_starts_nothing() {
     let mark = marker("norecord");
     let env = TestEnv::new();
     std::fs::create_dir(env.run_dir()).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4k,mode=0755", "tmpfs"])
-        .arg(env.run_dir())
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !mounted {
-        eprintln!("note: cannot mount a tmpfs here; skipped");
+    let Some(_unmount) = mount_tmpfs(&env.run_dir(), "size=4k,mode=0755") else {
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(env.run_dir());
+    };
     let filler = env.run_dir().join("filler");
     // Fill the file system: the record's first write finds no room.
     let _ = std::fs::write(&filler, vec![b'x'; 64 << 10]);
@@ -641,17 +628,11 @@ fn problems_across_files_and_duplicate_keys_are_located() {
 fn a_read_only_run_directory_names_the_lock() {
     let env = TestEnv::new().daemon("web", "command = \"sleep 1\"\n");
     std::fs::create_dir(env.run_dir()).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "ro,size=16k,mode=0755", "tmpfs"])
-        .arg(env.run_dir())
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !mounted {
-        eprintln!("note: cannot mount a tmpfs here; skipped");
+    let Some(unmount) = mount_tmpfs(&env.run_dir(), "ro,size=16k,mode=0755") else {
         return;
-    }
+    };
     let run = env.dmgr(&["start", "web"]);
-    let _ = Command::new("umount").arg("-l").arg(env.run_dir()).status();
+    drop(unmount);
     run.code(1)
         .stderr_has("cannot open the operation lock")
         .stderr_has("web.lock: Read-only file system")

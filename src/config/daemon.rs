@@ -586,11 +586,12 @@ impl<'a> Builder<'a> {
                 self.error(span, message);
             }
         }
-        let mut keys = suggest::Suggester::new(KEYS);
+        let mut keys: Option<suggest::Suggester<'_>> = None;
         for (key, _) in table.iter() {
             let key_name: &str = key.get_ref();
             if !KEYS.contains(&key_name) {
                 let hint = keys
+                    .get_or_insert_with(|| suggest::Suggester::new(KEYS))
                     .nearest(key_name)
                     .map_or(String::new(), |k| format!(", did you mean `{k}`?"));
                 self.error(

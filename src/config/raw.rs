@@ -60,11 +60,19 @@ pub struct RawFile<'i> {
 ///
 /// The recovering parser keeps a heavy error value for each problem, and a file of
 /// garbage has one or two per byte (1 MiB of `=` lines: 1.5 million errors, 400 MB).
-/// So a cheap first pass of toml's own tokenizer and grammar counts them, keeping
-/// only the first few; a file with more than [`MAX_SHOWN`] of them is reported from
-/// that pass alone, and its keys are not looked at.
+/// So for a file of more than 16 KiB a cheap first pass of toml's own tokenizer,
+/// grammar and decoders counts them, keeping only the first few; a file with more
+/// than [`MAX_SHOWN`] of them is reported from that pass alone, and its keys are not
+/// looked at.
 pub fn parse(source: &str) -> RawFile<'_> {
-    let first = count_syntax_errors(source);
+    // Below this size even a file of nothing but errors costs the recovering parser
+    // little, and a daemon file is a few hundred bytes: no first pass for it.
+    const FIRST_PASS_FROM: usize = 16 << 10;
+    let first = if source.len() >= FIRST_PASS_FROM {
+        count_syntax_errors(source)
+    } else {
+        Counted::default()
+    };
     if first.count > MAX_SHOWN {
         return RawFile {
             table: DeTable::new(),

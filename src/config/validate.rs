@@ -2,7 +2,8 @@
 //! sharing a pidfile, log or any other file, and the order in which `--all` starts
 //! and stops daemons.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsStr;
 use std::path::Path;
 
 use super::daemon::{file_id, rotation_of, Places};
@@ -20,7 +21,7 @@ use crate::output::show_path;
 pub(super) fn check_across_files(loaded: &mut Loaded, dirs: &Dirs) {
     let names = loaded.names();
     let known: BTreeSet<&str> = names.iter().copied().collect();
-    let mut suggester = Suggester::new(&names);
+    let mut suggester: Option<Suggester<'_>> = None;
     let no_places = Places::default();
     let places = |name: &str| loaded.places.get(name).unwrap_or(&no_places);
     let mut problems: BTreeMap<String, Vec<Located>> = BTreeMap::new();
@@ -28,6 +29,7 @@ pub(super) fn check_across_files(loaded: &mut Loaded, dirs: &Dirs) {
         for (i, dep) in daemon.after.iter().enumerate() {
             if !known.contains(dep.as_str()) {
                 let hint = suggester
+                    .get_or_insert_with(|| Suggester::new(&names))
                     .nearest(dep)
                     .map_or(String::new(), |n| format!(", did you mean `{n}`?"));
                 let at = places(&daemon.name).after.get(i).copied().unwrap_or((1, 1));
@@ -183,9 +185,14 @@ fn shared_files(loaded: &Loaded, dirs: &Dirs) -> Vec<(String, (usize, usize), St
             || d.log != dirs.log_dir.join(format!("{}.log", d.name))
             || d.stderr_log.is_some();
     }
-    let mut by_path: BTreeMap<&Path, Vec<usize>> = BTreeMap::new();
+    // The default paths are distinct by construction (each holds its daemon's name);
+    // only a path set in a file can meet another.
+    if !any_explicit {
+        return Vec::new();
+    }
+    let mut by_path: HashMap<&OsStr, Vec<usize>> = HashMap::new();
     for (i, claim) in claims.iter().enumerate() {
-        by_path.entry(claim.path).or_default().push(i);
+        by_path.entry(claim.path.as_os_str()).or_default().push(i);
     }
     let mut shared = Shared::default();
     for group in by_path.values().filter(|v| v.len() > 1) {
@@ -197,7 +204,7 @@ fn shared_files(loaded: &Loaded, dirs: &Dirs) -> Vec<(String, (usize, usize), St
             continue;
         };
         let log = claim.path.with_file_name(stem);
-        for &j in by_path.get(log.as_path()).into_iter().flatten() {
+        for &j in by_path.get(log.as_os_str()).into_iter().flatten() {
             let owner = claims[j];
             let is_log = owner.role != Role::Pidfile;
             if let Some(n) = rotation_of(claim.path, owner.path, owner.daemon.log_keep, is_log) {
@@ -207,8 +214,8 @@ fn shared_files(loaded: &Loaded, dirs: &Dirs) -> Vec<(String, (usize, usize), St
         }
     }
     // The same file under two names, or a daemon file: only files that exist can be
-    // compared, and only when some daemon chose a path of its own.
-    if any_explicit {
+    // compared.
+    {
         let mut by_id: BTreeMap<(u64, u64), Vec<usize>> = BTreeMap::new();
         for (i, claim) in claims.iter().enumerate() {
             if let Some(id) = file_id(claim.path) {

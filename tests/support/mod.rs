@@ -577,6 +577,31 @@ impl Run {
     }
 }
 
+/// A tmpfs mounted at `dir` with mount `options` (`"size=16k,mode=0755"`), unmounted
+/// when the guard goes; `None` where it cannot be mounted (not root, no `mount`), and
+/// the test says it skipped.
+pub fn mount_tmpfs(dir: &Path, options: &str) -> Option<Unmount> {
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(dir)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("note: cannot mount a tmpfs here; skipped");
+        return None;
+    }
+    Some(Unmount(dir.to_path_buf()))
+}
+
+/// A mounted file system, lazily unmounted on drop.
+pub struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 /// A child process that is killed and reaped when the guard goes, even if the test
 /// panicked first (for processes such as `dmgr logs -f` that never end by themselves).
 pub struct KillOnDrop(pub std::process::Child);
