@@ -15,7 +15,13 @@
 //! Once per N it reads the keepers' PSS and RSS from `/proc/PID/smaps_rollup`; once per
 //! run it measures the keepers' idle CPU over `DMGR_BENCH_IDLE_SECS` and the log path's
 //! throughput against `cat`. It prints medians with min-max, each dmgr figure as a
-//! ratio to its floor, and the budgets of issue 7. It exits non-zero only when it could
+//! ratio to its floor, and the budgets of issue 7.
+//!
+//! Then it times `check` and `list` on large inputs (issue 16) beside the clean case
+//! of the same size: one 1 MiB file of errors against one clean file, and 10,000
+//! files that name unknown daemons in `after` against 10,000 clean ones. With
+//! `DMGR_BENCH_BASELINE=/path/to/an/older/dmgr` it times that binary too, once per
+//! case and at most `COMMAND_TIMEOUT`; `DMGR_BENCH_ONLY=large` runs this part alone. It exits non-zero only when it could
 //! not run (or a measurement failed); a budget that is not met is reported, not fatal.
 //!
 //! Every process it starts is cleaned up, even on panic or Ctrl-C: each temporary
@@ -78,6 +84,10 @@ struct Options {
     rounds: usize,
     idle_secs: u64,
     bin: PathBuf,
+    /// An older dmgr to time on the large inputs beside this one.
+    baseline: Option<PathBuf>,
+    /// Only the large inputs.
+    only_large: bool,
 }
 
 impl Options {
@@ -114,11 +124,19 @@ impl Options {
         let bin = var("DMGR_BENCH_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dmgr")));
+        let baseline = var("DMGR_BENCH_BASELINE").map(PathBuf::from);
+        let only_large = match var("DMGR_BENCH_ONLY").as_deref() {
+            None => false,
+            Some("large") => true,
+            Some(other) => return Err(format!("DMGR_BENCH_ONLY: {other:?} is not `large`")),
+        };
         Ok(Options {
             ns,
             rounds,
             idle_secs,
             bin,
+            baseline,
+            only_large,
         })
     }
 }
@@ -152,6 +170,11 @@ fn run() -> Result<bool, String> {
     // Freshly written binaries otherwise show as dirty page cache in smaps, and
     // writeback would run during the timings.
     sync();
+    if opts.only_large {
+        let large = bench_large(&opts)?;
+        print_large(&opts, &large);
+        return Ok(true);
+    }
 
     let idle_n = opts
         .ns
@@ -169,6 +192,8 @@ fn run() -> Result<bool, String> {
     }
     let log = bench_log(&opts);
     print_log(&log);
+    let large = bench_large(&opts)?;
+    print_large(&opts, &large);
     print_summary(&all);
     let budgets = budgets(&all, &log);
     print_budgets(&budgets);
@@ -682,20 +707,137 @@ impl Dmgr {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Large inputs (issue 16)
+
+/// One directory of large input, and `check` and `list` timed on it.
+struct Large {
+    what: &'static str,
+    check: Samples,
+    list: Samples,
+    /// The baseline binary's figures, when one was given: `None` past the timeout.
+    baseline: Option<(Option<f64>, Option<f64>)>,
+}
+
+/// Times `check` and `list` on the four directories, each beside its clean case.
+fn bench_large(opts: &Options) -> Result<Vec<Large>, String> {
+    let temp = tempfile::Builder::new()
+        .prefix(&temp_tag())
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    // What a case is, its directory, how many files, and file number i's text.
+    type Case = (&'static str, &'static str, usize, fn(usize) -> String);
+    let cases: [Case; 4] = [
+        ("1 clean file", "one", 1, |_| {
+            "command = \"sleep 1\"\n".into()
+        }),
+        ("1 MiB file of errors", "errors", 1, |_| {
+            "=\n".repeat(1 << 19)
+        }),
+        ("10,000 clean files", "clean", 10_000, |_| {
+            "command = \"sleep 1\"\n".into()
+        }),
+        ("10,000 files, unknown `after`", "after", 10_000, |i| {
+            format!("command = \"sleep 1\"\nafter = [\"nosuch{i:05}\"]\n")
+        }),
+    ];
+    let mut out = Vec::new();
+    for (what, dir, files, text) in cases {
+        let config = temp.path().join(dir).join("daemons.d");
+        fs::create_dir_all(&config).map_err(|e| e.to_string())?;
+        for i in 0..files {
+            fs::write(config.join(format!("d{i:05}.toml")), text(i)).map_err(|e| e.to_string())?;
+        }
+        let run = temp.path().join(dir).join("run");
+        let time = |bin: &Path, verb: &str| -> Result<Duration, String> {
+            let mut cmd = Command::new(bin);
+            cmd.arg("--config-dir")
+                .arg(&config)
+                .arg("--run-dir")
+                .arg(&run)
+                .arg(verb);
+            timed_any(cmd)
+        };
+        let mut case = Large {
+            what,
+            check: Samples::default(),
+            list: Samples::default(),
+            baseline: None,
+        };
+        // One untimed call first, so that every timed one finds the files in the cache.
+        time(&opts.bin, "check")?;
+        for _ in 0..opts.rounds {
+            case.check.push(time(&opts.bin, "check")?);
+            case.list.push(time(&opts.bin, "list")?);
+        }
+        if let Some(baseline) = &opts.baseline {
+            let once = |verb| time(baseline, verb).ok().map(|d| d.as_secs_f64());
+            case.baseline = Some((once("check"), once("list")));
+        }
+        out.push(case);
+    }
+    Ok(out)
+}
+
+fn print_large(opts: &Options, large: &[Large]) {
+    println!(
+        "\n== large inputs (issue 16): medians of {} rounds, min-max ==",
+        opts.rounds
+    );
+    let range = |s: &Samples| match (s.median(), s.min(), s.max()) {
+        (Some(m), Some(lo), Some(hi)) => format!("{} ({}-{})", ms(m), ms(lo), ms(hi)),
+        _ => "-".into(),
+    };
+    let base = |v: Option<f64>| v.map_or(format!("> {} s", COMMAND_TIMEOUT.as_secs()), ms);
+    print!("{:<32}{:>28}{:>28}", "", "check", "list");
+    if let Some(path) = &opts.baseline {
+        print!("   baseline {}: check, list", path.display());
+    }
+    println!();
+    for case in large {
+        print!(
+            "{:<32}{:>28}{:>28}",
+            case.what,
+            range(&case.check),
+            range(&case.list)
+        );
+        if let Some((check, list)) = case.baseline {
+            print!("   {:>10} {:>10}", base(check), base(list));
+        }
+        println!();
+    }
+}
+
+/// Runs a command with no input or output and returns how long it took, whatever its
+/// exit status (`check` of a bad file exits 2 by design).
+fn timed_any(cmd: Command) -> Result<Duration, String> {
+    let (elapsed, status) = timed_status(cmd, Stdio::null())?;
+    match status.code() {
+        Some(0..=2) => Ok(elapsed),
+        _ => Err(describe(status)),
+    }
+}
+
 /// Runs a command with no input or output and returns how long it took.
-fn timed(mut cmd: Command) -> Result<Duration, String> {
-    guard::checkpoint();
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    let t = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-    let status = wait_deadline(&mut child, COMMAND_TIMEOUT).map_err(|e| e.to_string())?;
-    let elapsed = t.elapsed();
+fn timed(cmd: Command) -> Result<Duration, String> {
+    let (elapsed, status) = timed_status(cmd, Stdio::inherit())?;
     if !status.success() {
         return Err(describe(status));
     }
     Ok(elapsed)
+}
+
+/// Runs a command with no input or output (standard error as given), at most
+/// `COMMAND_TIMEOUT`, and returns how long it took and how it ended.
+fn timed_status(mut cmd: Command, stderr: Stdio) -> Result<(Duration, ExitStatus), String> {
+    guard::checkpoint();
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    let t = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    let status = wait_deadline(&mut child, COMMAND_TIMEOUT).map_err(|e| e.to_string())?;
+    Ok((t.elapsed(), status))
 }
 
 /// Waits for `child` at most `timeout`, then kills it. Waits on a pidfd, so the time

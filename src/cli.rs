@@ -260,6 +260,15 @@ pub struct LogsArgs {
     /// standard error to their `log`).
     #[arg(long)]
     pub stderr: bool,
+
+    /// Print the lines exactly as the daemon wrote them, control characters and
+    /// invalid UTF-8 included. This is the default when standard output is not a
+    /// terminal; on a terminal, control characters are shown escaped (`\e[31m`),
+    /// since a daemon's output must not drive the terminal.
+    ///
+    /// Example: dmgr logs --raw web | less -R
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// Arguments of `apply`.

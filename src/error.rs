@@ -21,8 +21,19 @@ pub enum Error {
         diagnostics: Vec<Diagnostic>,
     },
 
+    /// The config directory is missing, not a directory, or cannot be read.
+    #[error("config directory {} {reason}", crate::output::show_path(.path))]
+    ConfigDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it ("does not exist").
+        reason: String,
+        /// What to do about it.
+        hint: String,
+    },
+
     /// A name that is not a daemon in the config directory.
-    #[error("{name}: no such daemon in {}", .config_dir.display())]
+    #[error("{name}: no such daemon in {}", crate::output::show_path(.config_dir))]
     UnknownDaemon {
         /// The name as typed.
         name: String,
@@ -33,7 +44,7 @@ pub enum Error {
     },
 
     /// A file system operation failed.
-    #[error("cannot {action} {}: {source}", .path.display())]
+    #[error("cannot {action} {}: {source}", crate::output::show_path(.path))]
     Io {
         /// What dmgr was doing, as a verb phrase ("create the run directory").
         action: &'static str,
@@ -77,7 +88,10 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::Config { .. } | Error::UnknownDaemon { .. } => 2,
+            Error::Usage(_)
+            | Error::Config { .. }
+            | Error::ConfigDir { .. }
+            | Error::UnknownDaemon { .. } => 2,
             Error::Io { .. } | Error::Daemon { .. } | Error::Partial { .. } => 1,
         }
     }
@@ -91,11 +105,12 @@ impl Error {
             } => Some(format!("did you mean `{near}`?")),
             Error::UnknownDaemon { config_dir, .. } => Some(format!(
                 "daemons are the *.toml files in {}; `dmgr list` shows them",
-                config_dir.display()
+                crate::output::show_path(config_dir)
             )),
             Error::Config { .. } => {
                 Some("fix the files above; `dmgr check` lists every problem".into())
             }
+            Error::ConfigDir { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }

@@ -17,10 +17,19 @@ pub fn rotated(path: &Path, index: u32) -> PathBuf {
 /// The last `n` lines of the log at `path`, reaching into `path.1`, `path.2`, ...
 /// when the current file holds fewer. Invalid UTF-8 is replaced, not fatal.
 pub fn tail(path: &Path, n: usize) -> Vec<String> {
+    tail_bytes(path, n)
+        .iter()
+        .map(|line| String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line)).into_owned())
+        .collect()
+}
+
+/// The last `n` lines as [`tail`] finds them, as the bytes the daemon wrote, without
+/// their newlines.
+pub fn tail_bytes(path: &Path, n: usize) -> Vec<Vec<u8>> {
     if n == 0 {
         return Vec::new();
     }
-    let mut lines: Vec<String> = Vec::new();
+    let mut lines: Vec<Vec<u8>> = Vec::new();
     let mut index = 0;
     loop {
         let file = if index == 0 {
@@ -43,7 +52,7 @@ pub fn tail(path: &Path, n: usize) -> Vec<String> {
 
 /// The last `n` lines of one file, reading backwards in chunks; `None` if it does not
 /// exist.
-fn tail_of_file(path: &Path, n: usize) -> Option<Vec<String>> {
+fn tail_of_file(path: &Path, n: usize) -> Option<Vec<Vec<u8>>> {
     let (mut file, meta) = crate::files::open_regular(path).ok()?;
     let len = meta.len();
     let mut start = len;
@@ -61,12 +70,16 @@ fn tail_of_file(path: &Path, n: usize) -> Option<Vec<String>> {
             break;
         }
     }
-    let text = String::from_utf8_lossy(&bytes);
-    let all: Vec<&str> = text.lines().collect();
+    let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    let all: Vec<&[u8]> = if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split(|&b| b == b'\n').collect()
+    };
     let skip = all.len().saturating_sub(n);
     // The first line may be cut if we did not read from the file's start.
     let skip = if start > 0 { skip.max(1) } else { skip };
-    Some(all[skip..].iter().map(|s| s.to_string()).collect())
+    Some(all[skip..].iter().map(|s| s.to_vec()).collect())
 }
 
 #[cfg(test)]

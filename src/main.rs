@@ -4,6 +4,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// std reopens a closed standard output as /dev/null before `main` runs, after which
+// `dmgr list >&-` could not tell that it printed nowhere: look before it does. A
+// function in `.init_array` runs before std's start-up (see ld.so(8)).
+#[used]
+#[link_section = ".init_array"]
+static NOTE_CLOSED_STDOUT: extern "C" fn() = dmgr::output::note_closed_stdout;
+
 fn main() -> ExitCode {
     // A keeper is started by dmgr itself with a fixed argv, and then lives for as long
     // as its daemon: parsing that argv by hand spares every keeper the memory that

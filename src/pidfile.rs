@@ -46,7 +46,7 @@ impl LockedPidfile {
         // a handful of tries is plenty, as each retry means another process made
         // progress.
         for _ in 0..8 {
-            let file = open_nofollow(path, true).map_err(LockError::Io)?;
+            let file = create_nofollow(path, "open the pidfile").map_err(LockError::Io)?;
             match fs2::FileExt::try_lock_exclusive(&file) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(LockError::Held),
@@ -103,7 +103,7 @@ impl LockedPidfile {
 /// Reads the PID recorded in a pidfile, if there is a well-formed one.
 pub fn read_pid(path: &Path) -> Option<i32> {
     let mut text = String::new();
-    open_nofollow(path, false)
+    open_nofollow(path)
         .ok()?
         .take(64)
         .read_to_string(&mut text)
@@ -117,7 +117,7 @@ pub fn read_pid(path: &Path) -> Option<i32> {
 /// `try_lock` fail at that instant: only callers holding the daemon's
 /// [`OperationLock`] may probe, because keepers are started under it.
 pub fn is_locked(path: &Path) -> bool {
-    let Ok(file) = open_nofollow(path, false) else {
+    let Ok(file) = open_nofollow(path) else {
         return false;
     };
     fs2::FileExt::try_lock_shared(&file).is_err()
@@ -153,7 +153,7 @@ pub fn wait_released(file: File, timeout: Duration) -> bool {
 
 /// Opens an existing pidfile for reading, refusing symlinks.
 pub fn open_existing(path: &Path) -> Option<File> {
-    open_nofollow(path, false).ok()
+    open_nofollow(path).ok()
 }
 
 /// The per-daemon lock that serialises `start`, `stop` and `restart` of one daemon
@@ -167,7 +167,7 @@ impl OperationLock {
     /// Takes the lock, waiting for a concurrent operation on the same daemon.
     pub fn acquire(path: &Path) -> Result<OperationLock, Error> {
         create_parent(path)?;
-        let file = open_nofollow(path, true)?;
+        let file = create_nofollow(path, "open the operation lock")?;
         fs2::FileExt::lock_exclusive(&file).map_err(|source| Error::Io {
             action: "lock",
             path: path.to_path_buf(),
@@ -178,7 +178,7 @@ impl OperationLock {
 
     /// Takes the lock if no operation holds it.
     pub fn try_acquire(path: &Path) -> Option<OperationLock> {
-        let file = open_nofollow(path, false).ok()?;
+        let file = open_nofollow(path).ok()?;
         fs2::FileExt::try_lock_exclusive(&file).ok()?;
         Some(OperationLock { _file: file })
     }
@@ -243,14 +243,24 @@ pub fn secure_dir(dir: &Path) -> Result<(), Error> {
 
 use std::os::unix::fs::DirBuilderExt;
 
-fn open_nofollow(path: &Path, create: bool) -> Result<File, Error> {
+fn open_nofollow(path: &Path) -> Result<File, Error> {
     let mut options = OpenOptions::new();
     options.read(true);
-    if create {
-        options.write(true).create(true).mode(0o644);
-    }
     crate::files::open_planted_safe(&mut options, path).map_err(|source| Error::Io {
-        action: if create { "open the pidfile" } else { "read" },
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Opens (creating) a pidfile or lock for writing; `action` names which in the error
+/// ("open the operation lock"), so that a read-only run directory is reported as
+/// what it stops.
+fn create_nofollow(path: &Path, action: &'static str) -> Result<File, Error> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).mode(0o644);
+    crate::files::open_planted_safe(&mut options, path).map_err(|source| Error::Io {
+        action,
         path: path.to_path_buf(),
         source,
     })

@@ -17,6 +17,69 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Daemon, Dirs, ReadyCheck, RestartPolicy};
 use crate::procinfo::{ProcId, Stat};
 
+/// Paths in the record as the bytes they are: a path that is valid UTF-8 is a JSON
+/// string as before, any other an array of its bytes. serde's own `PathBuf` refuses
+/// to serialise a path that is not UTF-8, and a record that cannot be written loses
+/// the daemon (issue 16: a run directory whose name is not UTF-8).
+pub mod path_bytes {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Form<'a> {
+        Text(std::borrow::Cow<'a, str>),
+        Bytes(Vec<u8>),
+    }
+
+    fn form(path: &Path) -> Form<'_> {
+        match path.to_str() {
+            Some(text) => Form::Text(text.into()),
+            None => Form::Bytes(path.as_os_str().as_bytes().to_vec()),
+        }
+    }
+
+    fn path(form: Form<'_>) -> PathBuf {
+        match form {
+            Form::Text(text) => PathBuf::from(text.into_owned()),
+            Form::Bytes(bytes) => PathBuf::from(OsString::from_vec(bytes)),
+        }
+    }
+
+    /// Serialises a path.
+    pub fn serialize<S: Serializer>(value: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+        form(value).serialize(serializer)
+    }
+
+    /// Deserialises a path.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+        Form::deserialize(deserializer).map(path)
+    }
+
+    /// The same for an optional path.
+    pub mod option {
+        use super::*;
+
+        /// Serialises an optional path.
+        pub fn serialize<S: Serializer>(
+            value: &Option<PathBuf>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            value.as_deref().map(form).serialize(serializer)
+        }
+
+        /// Deserialises an optional path.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<PathBuf>, D::Error> {
+            Option::<Form<'_>>::deserialize(deserializer).map(|f| f.map(path))
+        }
+    }
+}
+
 /// How many exits the crash history keeps.
 pub const HISTORY_LEN: usize = 10;
 
@@ -97,6 +160,7 @@ pub struct ProcessKeys {
     /// Whether the environment is exactly `env`.
     pub clear_env: bool,
     /// Working directory.
+    #[serde(with = "path_bytes")]
     pub working_dir: PathBuf,
     /// User.
     pub user: Option<String>,
@@ -105,8 +169,10 @@ pub struct ProcessKeys {
     /// Umask.
     pub umask: u32,
     /// Log path.
+    #[serde(with = "path_bytes")]
     pub log: PathBuf,
     /// Separate stderr log path.
+    #[serde(with = "path_bytes::option")]
     pub stderr_log: Option<PathBuf>,
 }
 
@@ -208,10 +274,13 @@ pub struct StateRecord {
     /// A problem writing the log, reported once.
     pub log_error: Option<String>,
     /// The pidfile the keeper locks.
+    #[serde(with = "path_bytes")]
     pub pidfile: PathBuf,
     /// The log paths.
+    #[serde(with = "path_bytes")]
     pub log: PathBuf,
     /// The separate stderr log, if any.
+    #[serde(with = "path_bytes::option")]
     pub stderr_log: Option<PathBuf>,
     /// The command, for `list` of orphans.
     pub command: Vec<String>,

@@ -22,7 +22,7 @@ fn check_reports_every_problem_in_every_file() {
             "{}/two.toml:2:11: expected \"no\", \"on-failure\" or \"always\"",
             dir.display()
         ),
-        format!("{}/two.toml: missing key `command`", dir.display()),
+        format!("{}/two.toml:1:1: missing key `command`", dir.display()),
         format!("{}/syntax.toml:2:", dir.display()),
     ] {
         assert!(
@@ -31,6 +31,96 @@ fn check_reports_every_problem_in_every_file() {
         );
     }
     assert!(!stderr.contains("good.toml"));
+}
+
+/// Issue 10, item 3: every problem `check` prints, of every kind, is
+/// `FILE:LINE:COL: message` at the start of its line, and a problem with a file as a
+/// whole points at 1:1; a warning has the same form.
+#[test]
+fn every_kind_of_problem_is_printed_as_file_line_col() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::new()
+        .daemon("missing", "restart = \"no\"\n")
+        .daemon("syntax", "command = \"a\"\nx = = 1\n")
+        .daemon("unknown", "command = \"a\"\ncomand = 1\n")
+        .daemon("type", "command = \"a\"\nlog_keep = \"5\"\n")
+        .daemon("value", "command = \"a\"\nrestart = \"sometimes\"\n")
+        .daemon("bound", "command = \"a\"\nlog_keep = 4294967295\n")
+        .daemon("dup", "command = \"a\"\ncommand = \"b\"\n")
+        .daemon("path", "command = \"a\"\npidfile = \"path.toml\"\n")
+        .daemon("after", "command = \"a\"\nafter = [\"nosuch\"]\n")
+        .daemon("cycle1", "command = \"a\"\nafter = [\"cycle2\"]\n")
+        .daemon("cycle2", "command = \"a\"\nafter = [\"cycle1\"]\n")
+        .daemon("shared1", "command = \"a\"\npidfile = \"../shared.pid\"\n")
+        .daemon("shared2", "command = \"a\"\nlog = \"../shared.pid\"\n")
+        .daemon("warned", "command = \"a\"\nstop_signal = \"KILL\"\n")
+        .daemon("bad name", "command = \"a\"\n");
+    let dir = env.config_dir();
+    std::fs::write(dir.join("utf8.toml"), b"command = \"\xff\"\n").unwrap();
+    std::fs::write(dir.join(std::ffi::OsStr::from_bytes(b"n\xffme.toml")), "x").unwrap();
+    std::fs::File::create(dir.join("large.toml"))
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    nix::unistd::mkfifo(
+        &dir.join("fifo.toml"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("loop.toml", dir.join("loop.toml")).unwrap();
+    let run = env.dmgr(&["check"]).code(2);
+    let stderr = run.stderr();
+    let prefix = format!("{}/", dir.display());
+    let mut kinds = Vec::new();
+    for line in stderr.lines().filter(|l| !l.starts_with("dmgr: ")) {
+        let rest = line
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("not FILE:LINE:COL: {line:?}"));
+        let mut parts = rest.splitn(4, ':');
+        let (file, line_no, col) = (parts.next(), parts.next(), parts.next());
+        let message = parts.next().unwrap_or_default();
+        assert!(
+            file.is_some_and(|f| f.ends_with(".toml"))
+                && line_no.is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n >= 1))
+                && col.is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n >= 1))
+                && message.starts_with(' '),
+            "not FILE:LINE:COL: message: {line:?}"
+        );
+        kinds.push(format!(
+            "{}:{}:{}",
+            file.unwrap(),
+            line_no.unwrap(),
+            col.unwrap()
+        ));
+    }
+    for expected in [
+        "missing.toml:1:1",
+        "syntax.toml:2:5",
+        "unknown.toml:2:1",
+        "type.toml:2:12",
+        "value.toml:2:11",
+        "bound.toml:2:12",
+        "dup.toml:2:1",
+        "path.toml:2:11",
+        "after.toml:2:10",
+        "cycle1.toml:2:10",
+        "cycle2.toml:2:10",
+        "shared1.toml:2:11",
+        "shared2.toml:2:7",
+        "warned.toml:2:15",
+        "bad name.toml:1:1",
+        "utf8.toml:1:12",
+        "n\\xffme.toml:1:1",
+        "large.toml:1:1",
+        "fifo.toml:1:1",
+        "loop.toml:1:1",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == expected),
+            "no problem at {expected} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("warned.toml:2:15: warning: "));
 }
 
 /// check of a valid directory exits 0.
@@ -114,14 +204,14 @@ fn broken_file_of_a_running_daemon_is_invalid_everywhere_and_still_stops() {
 /// status agrees with list that they are invalid.
 #[test]
 fn daemons_sharing_a_pidfile_are_reported() {
-    let shared = "command = \"sleep 1\"\npidfile = \"shared.pid\"\n";
+    let shared = "command = \"sleep 1\"\npidfile = \"../shared.pid\"\n";
     let env = TestEnv::new()
         .daemon("a", shared)
         .daemon("b", shared)
         .daemon("c", "command = \"sleep 1\"\n");
     env.dmgr(&["check"])
         .code(2)
-        .stderr_has("a.toml: pidfile")
+        .stderr_has("a.toml:2:11: `pidfile`")
         .stderr_has("is also the pidfile of `b`")
         .stderr_has("is also the pidfile of `a`");
     assert_eq!(env.entry("a")["status"], "invalid");

@@ -42,7 +42,7 @@ type = "simple"
 const FORKER: &str = r#"
 command = "/bin/sleep 1000"
 type = "forking"
-pidfile = "forker.pid"
+pidfile = "../forker.pid"
 autostart = false
 restart = "no"
 "#;
@@ -223,7 +223,7 @@ fn an_exported_unit_maps_every_key() {
         .and_then(|rest| rest.split("==> ").next())
         .unwrap();
     assert_eq!(values(forker, "Type")[0], "forking");
-    let pidfile = env.config_dir().join("forker.pid");
+    let pidfile = env.root().join("forker.pid");
     assert_eq!(values(forker, "PIDFile")[0], pidfile.to_str().unwrap());
     assert_eq!(values(forker, "Restart")[0], "no");
     assert!(values(forker, "WantedBy").is_empty());

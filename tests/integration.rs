@@ -4,8 +4,11 @@
 mod support;
 
 mod config;
+mod fuzz;
 mod handoff;
 mod hostile;
+mod hostile_cli;
+mod hostile_config;
 mod lifecycle;
 mod logs;
 mod man;

@@ -10,7 +10,7 @@ use crate::{config, state, Error, Result};
 /// Runs `dmgr kill`.
 pub fn run(ctx: &Context, args: &KillArgs) -> Result<u8> {
     let signal: Signal = args.signal.parse().map_err(Error::Usage)?;
-    let loaded = config::load_named(&ctx.dirs, &args.names.names);
+    let loaded = config::load_named(&ctx.dirs, &args.names.names)?;
     let mut failures = Failures::default();
     for name in &args.names.names {
         let daemon = match resolve(ctx, &loaded, std::slice::from_ref(name)) {

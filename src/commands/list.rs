@@ -8,31 +8,44 @@ use crate::config;
 use crate::output::json::ListEntry;
 use crate::output::{self, format_bytes, format_uptime, table, Style};
 use crate::state::{self, Status};
-use crate::Result;
+use crate::{Error, Result};
 
 /// Runs `dmgr list`.
 pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
-    let entries = entries(ctx)?;
+    // A config directory that is missing or cannot be read is an error (exit 2), as
+    // for `check`; what the run directory says still runs is listed all the same.
+    let (loaded, problem) = match config::load(&ctx.dirs) {
+        Ok(loaded) => (loaded, None),
+        Err(err @ Error::ConfigDir { .. }) => (config::Loaded::default(), Some(err)),
+        Err(err) => return Err(err),
+    };
+    let entries = entries(ctx, &loaded);
+    if problem.is_some() && entries.is_empty() {
+        return problem.map_or(Ok(0), Err);
+    }
     if args.json {
         let text = serde_json::to_string_pretty(&entries).unwrap_or_default();
         output::print_raw(&format!("{text}\n"))?;
-        return Ok(0);
+        return problem.map_or(Ok(0), Err);
     }
+    // Names, commands and error messages come from daemon files: escaped, so that a
+    // file cannot write control sequences to the terminal (issue 16).
     let rows = entries
         .iter()
         .map(|e| {
             vec![
-                e.name.clone(),
+                output::escape(&e.name).into_owned(),
                 status_cell(e),
                 e.pid.map_or("-".into(), |p| p.to_string()),
                 e.uptime_secs.map_or("-".into(), format_uptime),
                 e.restarts.to_string(),
                 e.memory_bytes.map_or("-".into(), format_bytes),
-                match (e.status, &e.command) {
-                    ("invalid", _) => e.error.clone().unwrap_or_default(),
-                    (_, Some(command)) => command.clone(),
-                    _ => String::new(),
-                },
+                output::escape(match (e.status, &e.command) {
+                    ("invalid", _) => e.error.as_deref().unwrap_or_default(),
+                    (_, Some(command)) => command,
+                    _ => "",
+                })
+                .into_owned(),
             ]
         })
         .collect();
@@ -45,12 +58,11 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
         (column == 1 && style.color).then(|| style.status(word, text))
     };
     output::print_raw(&table::build(&header, rows, &[2, 3, 4, 5], paint))?;
-    Ok(0)
+    problem.map_or(Ok(0), Err)
 }
 
 /// The facts of every daemon, sorted by name.
-pub fn entries(ctx: &Context) -> Result<Vec<ListEntry>> {
-    let loaded = config::load(&ctx.dirs)?;
+fn entries(ctx: &Context, loaded: &config::Loaded) -> Vec<ListEntry> {
     let mut entries: Vec<ListEntry> = loaded
         .daemons
         .iter()
@@ -81,7 +93,7 @@ pub fn entries(ctx: &Context) -> Result<Vec<ListEntry>> {
         }
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
+    entries
 }
 
 fn status_cell(entry: &ListEntry) -> String {

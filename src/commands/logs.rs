@@ -1,6 +1,10 @@
 //! `dmgr logs NAME... [-n N] [-f]`: the last lines of daemons' logs, and with `-f`
 //! every new line as it is written, across rotation and restarts, until interrupted.
 //! With several names each line carries a `name |` prefix.
+//!
+//! On a terminal each line is escaped (`output::escape`): a daemon's output is not
+//! dmgr's to send to the operator's terminal raw. Into a pipe or a file, or with
+//! `--raw`, the lines keep the bytes the daemon wrote.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -14,7 +18,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 use super::{resolve, Context};
 use crate::cli::LogsArgs;
-use crate::output::{self, Style};
+use crate::output::{self, style, Style};
 use crate::{config, logfile, state, Result};
 
 /// How long `-f` sleeps between looks when the kernel cannot tell it of changes: no
@@ -26,7 +30,7 @@ const SAFETY_NET: Duration = Duration::from_secs(1);
 
 /// Runs `dmgr logs`.
 pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
-    let loaded = config::load_named(&ctx.dirs, &args.names.names);
+    let loaded = config::load_named(&ctx.dirs, &args.names.names)?;
     let mut logs: Vec<(String, PathBuf)> = Vec::new();
     for name in &args.names.names {
         let (log, stderr_log) = match resolve(ctx, &loaded, std::slice::from_ref(name)) {
@@ -43,6 +47,7 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
         logs.push((name.clone(), path));
     }
     let style = Style::for_stdout();
+    let raw = args.raw || !style::stdout_is_terminal();
     let width = logs.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     let prefixes: Vec<String> = logs
         .iter()
@@ -55,15 +60,13 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
             }
         })
         .collect();
-    let mut text = String::new();
+    let mut text = Vec::new();
     for ((_, path), prefix) in logs.iter().zip(&prefixes) {
-        for line in logfile::tail(path, args.lines) {
-            text.push_str(prefix);
-            text.push_str(&line);
-            text.push('\n');
+        for line in logfile::tail_bytes(path, args.lines) {
+            push_line(&mut text, prefix, &line, raw);
         }
     }
-    output::print_raw(&text)?;
+    output::print_bytes(&text)?;
     if !args.follow {
         return Ok(0);
     }
@@ -73,19 +76,31 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
         .collect();
     let waker = Waker::watching(logs.iter().map(|(_, path)| path));
     loop {
-        let mut text = String::new();
+        let mut text = Vec::new();
         for (follower, prefix) in followers.iter_mut().zip(&prefixes) {
             for line in follower.new_lines() {
-                text.push_str(prefix);
-                text.push_str(&line);
-                text.push('\n');
+                push_line(&mut text, prefix, &line, raw);
             }
         }
-        if !text.is_empty() && output::print_raw(&text).is_err() {
+        if !text.is_empty() && output::print_bytes(&text).is_err() {
             return Ok(0);
         }
         waker.wait();
     }
+}
+
+/// Appends one log line and its prefix to `out`: the bytes as they are when `raw`,
+/// else escaped (without the carriage return of a CRLF line, which a terminal would
+/// not have shown either).
+fn push_line(out: &mut Vec<u8>, prefix: &str, line: &[u8], raw: bool) {
+    out.extend_from_slice(prefix.as_bytes());
+    if raw {
+        out.extend_from_slice(line);
+    } else {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        out.extend_from_slice(output::escape_bytes(line).as_bytes());
+    }
+    out.push(b'\n');
 }
 
 /// Wakes `-f` when a followed log may have changed: inotify on the logs' directories
@@ -163,8 +178,8 @@ impl Follower {
         follower
     }
 
-    /// Complete lines written since the last call.
-    fn new_lines(&mut self) -> Vec<String> {
+    /// Complete lines written since the last call, without their newlines.
+    fn new_lines(&mut self) -> Vec<Vec<u8>> {
         let mut bytes = std::mem::take(&mut self.partial);
         if let Some(file) = &mut self.file {
             let _ = file.read_to_end(&mut bytes);
@@ -186,9 +201,9 @@ impl Follower {
         }
         let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         self.partial = bytes.split_off(end);
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(str::to_string)
-            .collect()
+        match bytes.strip_suffix(b"\n") {
+            Some(lines) => lines.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect(),
+            None => Vec::new(),
+        }
     }
 }

@@ -109,6 +109,13 @@ fn known_without_file(ctx: &Context, loaded: &Loaded, name: &str) -> bool {
 
 /// The error for a name that is not a daemon, with the nearest known name.
 fn unknown(ctx: &Context, name: &str) -> Error {
+    if !config::is_valid_name(name) {
+        // `../x` or `a b` could never be a daemon: say so, rather than that it is not
+        // one in this directory.
+        return Error::Usage(format!(
+            "`{name}` is not a valid daemon name: a name is letters, digits, `_`, `.` and `-`, starting with a letter or digit, at most 64 characters"
+        ));
+    }
     let all = config::names(&ctx.dirs);
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     let suggestion = config::nearest(name, &all).map(str::to_string);

@@ -7,7 +7,7 @@ use crate::{config, Error, Result};
 
 /// Runs `dmgr reload`.
 pub fn run(ctx: &Context, args: &NamesArgs) -> Result<u8> {
-    let loaded = config::load_named(&ctx.dirs, &args.names);
+    let loaded = config::load_named(&ctx.dirs, &args.names)?;
     let mut failures = Failures::default();
     for daemon in resolve(ctx, &loaded, &args.names)? {
         let signal = daemon.reload_signal;

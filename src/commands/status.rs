@@ -8,7 +8,7 @@ use super::{unknown, Context};
 use crate::cli::StatusArgs;
 use crate::config;
 use crate::output::json::{rfc3339_ms, LastExit, ListEntry, StatusEntry};
-use crate::output::{self, format_bytes, format_uptime, Style};
+use crate::output::{self, escape, format_bytes, format_uptime, Style};
 use crate::state::{self, Status};
 use crate::{logfile, Result};
 
@@ -20,7 +20,14 @@ const UNKNOWN: u8 = 4;
 
 /// Runs `dmgr status`.
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
-    let loaded = config::load_named(&ctx.dirs, &args.names.names);
+    let loaded = match config::load_named(&ctx.dirs, &args.names.names) {
+        Ok(loaded) => loaded,
+        // LSB's "status unknown": nothing can be said of any daemon.
+        Err(err) => {
+            output::print_error(&err);
+            return Ok(UNKNOWN);
+        }
+    };
     let mut code = RUNNING;
     let mut entries = Vec::new();
     for name in &args.names.names {
@@ -58,10 +65,12 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             pidfile: daemon
                 .map(|d| d.pidfile.clone())
                 .or(record.map(|r| r.pidfile.clone()))
-                .map(|p| p.display().to_string()),
-            log: log.as_ref().map(|p| p.display().to_string()),
-            stderr_log: stderr_log.as_ref().map(|p| p.display().to_string()),
-            file: daemon.map(|d| d.file.display().to_string()),
+                .map(|p| output::show_path(&p).into_owned()),
+            log: log.as_ref().map(|p| output::show_path(p).into_owned()),
+            stderr_log: stderr_log
+                .as_ref()
+                .map(|p| output::show_path(p).into_owned()),
+            file: daemon.map(|d| output::show_path(&d.file).into_owned()),
             next_restart: record
                 .and_then(|r| r.next_restart_ms)
                 .filter(|_| observed.keeper.is_some())
@@ -77,7 +86,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             stale_pidfile: observed
                 .stale_pidfile
                 .as_ref()
-                .map(|p| p.display().to_string()),
+                .map(|p| output::show_path(p).into_owned()),
             log_tail: log.map_or(Vec::new(), |l| logfile::tail(&l, args.lines)),
             stderr_tail: stderr_log.map_or(Vec::new(), |l| logfile::tail(&l, args.lines)),
             list,
@@ -93,19 +102,29 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     Ok(code)
 }
 
+/// The text form of one daemon's status. Every value from a file, the record or the
+/// log is escaped: a description or a log line must not drive the terminal.
 fn render(e: &StatusEntry) -> String {
     let l = &e.list;
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{}{}",
-        l.name,
+        escape(&l.name),
         l.description
             .as_ref()
-            .map_or(String::new(), |d| format!(" - {d}"))
+            .map_or(String::new(), |d| format!(" - {}", escape(d)))
     );
+    let style = Style::for_stdout();
+    // The status is coloured after it is escaped, so that only dmgr's own
+    // escape codes reach the terminal.
     let mut field = |key: &str, value: String| {
-        let _ = writeln!(out, "  {:<12}{value}", format!("{key}:"));
+        let text = escape(&value);
+        let text = match key {
+            "status" => style.status(l.status, &text),
+            _ => text.into_owned(),
+        };
+        let _ = writeln!(out, "  {:<12}{text}", format!("{key}:"));
     };
     let mut status = l.status.to_string();
     if let Some(pid) = l.pid {
@@ -118,7 +137,7 @@ fn render(e: &StatusEntry) -> String {
     if !l.supervised {
         status.push_str(", keeper gone: `dmgr restart` puts it under a keeper again");
     }
-    field("status", Style::for_stdout().status(l.status, &status));
+    field("status", status);
     if let Some(command) = &l.command {
         field("command", command.clone());
     }
@@ -181,7 +200,7 @@ fn render(e: &StatusEntry) -> String {
         if !tail.is_empty() {
             let _ = writeln!(out, "  last {title} lines:");
             for line in tail {
-                let _ = writeln!(out, "    | {line}");
+                let _ = writeln!(out, "    | {}", escape(line));
             }
         }
     }

@@ -7,11 +7,16 @@ use crate::cli::TargetArgs;
 use crate::config::{self, Daemon};
 use crate::keeper::control::{self, Stopped};
 use crate::state;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Runs `dmgr stop`.
 pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
-    let loaded = config::load(&ctx.dirs)?;
+    // A config directory that is gone or cannot be read must not keep anything from
+    // being stopped: the run directory's records say what runs.
+    let loaded = match config::load(&ctx.dirs) {
+        Err(Error::ConfigDir { .. }) => config::Loaded::default(),
+        loaded => loaded?,
+    };
     let mut failures = Failures::default();
     let (daemons, orphans): (Vec<&Daemon>, Vec<String>) = if args.all {
         let orphans = state::recorded_names(&ctx.dirs)

@@ -58,17 +58,11 @@ pub fn discover(config_dir: Option<&Path>, run_dir: Option<&Path>) -> Result<Dir
         source,
     })?;
     let is_root = nix::unistd::geteuid().is_root();
-    let home = env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from);
-    let xdg_config = env::var_os("XDG_CONFIG_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".config")));
-    let xdg_state = env::var_os("XDG_STATE_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".local/state")));
+    let home = absolute_var("HOME");
+    let xdg_config =
+        absolute_var("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config")));
+    let xdg_state =
+        absolute_var("XDG_STATE_HOME").or_else(|| home.as_ref().map(|h| h.join(".local/state")));
 
     let config_dir = match config_dir {
         Some(dir) => absolute(&cwd, dir),
@@ -77,7 +71,7 @@ pub fn discover(config_dir: Option<&Path>, run_dir: Option<&Path>) -> Result<Dir
         None => match &xdg_config {
             Some(base) => base.join("dmgr/daemons.d"),
             None => return Err(Error::Usage(
-                "cannot find a config directory: no ./daemons.d and neither HOME nor XDG_CONFIG_HOME is set; pass --config-dir DIR".into(),
+                "cannot find a config directory: no ./daemons.d, and neither HOME nor XDG_CONFIG_HOME is set to an absolute path; pass --config-dir DIR".into(),
             )),
         },
     };
@@ -105,6 +99,16 @@ pub fn discover(config_dir: Option<&Path>, run_dir: Option<&Path>) -> Result<Dir
         run_dir,
         log_dir,
     })
+}
+
+/// The variable `name` as a path, if it is set to an absolute one. The XDG base
+/// directory specification says to ignore relative values, and a relative `HOME`
+/// would mean one directory to `dmgr start` and another to its keeper, which runs
+/// from `/`.
+fn absolute_var(name: &str) -> Option<PathBuf> {
+    env::var_os(name)
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute())
 }
 
 /// The project-local run directory for a config directory.

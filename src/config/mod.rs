@@ -1,7 +1,8 @@
 //! Everything about daemon definitions: where `daemons.d` and the run directory are
 //! (`discover`), the TOML as written (`raw`), the validated [`Daemon`] the rest of dmgr
 //! uses (`daemon`), cross-file checks such as the `after` graph (`validate`), units
-//! (`units`) and turning byte offsets into `FILE:LINE:COL` (`diagnostic`).
+//! (`units`), "did you mean" (`suggest`) and turning byte offsets into
+//! `FILE:LINE:COL` (`diagnostic`).
 //!
 //! Only this module sees the raw form. Loading never stops at the first bad file: the
 //! valid daemons come back beside the invalid files and every problem found in them.
@@ -10,16 +11,22 @@ mod daemon;
 mod diagnostic;
 mod discover;
 mod raw;
+mod suggest;
 pub mod units;
 mod validate;
 
-pub use daemon::{Daemon, DaemonType, ReadyCheck, RestartPolicy};
-pub use diagnostic::Diagnostic;
+pub use daemon::{
+    is_valid_name, load_bytes, Daemon, DaemonType, ReadyCheck, RestartPolicy, MAX_LOG_KEEP,
+    MAX_LOG_SIZE, MAX_RESTARTS, MIN_LOG_SIZE,
+};
+pub use diagnostic::{Diagnostic, Severity, MAX_SHOWN};
 pub use discover::{discover, Dirs};
 pub use discover::{SYSTEM_CONFIG_DIR, SYSTEM_LOG_DIR, SYSTEM_RUN_DIR};
-pub use raw::{nearest, KEYS, READY_KEYS};
+pub use raw::{KEYS, READY_KEYS};
+pub use suggest::nearest;
 pub use validate::{start_order, stop_order};
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A file in the config directory that failed to load.
@@ -41,6 +48,10 @@ pub struct Loaded {
     pub daemons: Vec<Daemon>,
     /// Files that did not.
     pub invalid: Vec<Invalid>,
+    /// What `check` warns about in the valid daemons' files.
+    pub warnings: Vec<Diagnostic>,
+    /// Where each valid daemon sets the keys that the checks across files look at.
+    places: BTreeMap<String, daemon::Places>,
 }
 
 impl Loaded {
@@ -75,20 +86,24 @@ impl Loaded {
     }
 }
 
-/// Loads every daemon file in `dirs.config_dir`, then checks the `after` graph.
+/// Loads every daemon file in `dirs.config_dir`, then checks across files.
 ///
-/// Fails only when the directory itself cannot be read; a bad file becomes an
-/// [`Invalid`] entry.
+/// Fails (exit 2) only when the directory itself is missing or cannot be read; a bad
+/// file becomes an [`Invalid`] entry.
 pub fn load(dirs: &Dirs) -> Result<Loaded, crate::Error> {
     let mut loaded = daemon::load_dir(dirs)?;
-    validate::check_across_files(&mut loaded);
+    validate::check_across_files(&mut loaded, dirs);
     Ok(loaded)
 }
 
 /// Loads only the daemons named, for commands that act on named daemons and need no
 /// other file (`status`, `logs`, `reload`, `kill`, `run`): their cost does not grow
-/// with the size of the directory. Names without a file are left out.
-pub fn load_named(dirs: &Dirs, names: &[String]) -> Loaded {
+/// with the size of the directory. Names without a file are left out; a config
+/// directory that is missing or cannot be read is an error, as for [`load`].
+pub fn load_named(dirs: &Dirs, names: &[String]) -> Result<Loaded, crate::Error> {
+    if let Some(problem) = daemon::config_dir_problem(dirs) {
+        return Err(problem);
+    }
     let mut loaded = Loaded::default();
     for name in names {
         if !daemon::is_valid_name(name)
@@ -98,13 +113,19 @@ pub fn load_named(dirs: &Dirs, names: &[String]) -> Loaded {
             continue;
         }
         let file = dirs.config_dir.join(format!("{name}.toml"));
-        if !file.is_file() {
-            continue;
+        // As `load` does: a directory is no daemon file, anything else is tried (and
+        // is invalid if it cannot be read).
+        match std::fs::symlink_metadata(&file) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Ok(meta) if meta.is_dir() => continue,
+            _ => {}
         }
         match daemon::load_file(dirs, &file) {
             Ok(d) => {
-                let at = loaded.daemons.partition_point(|x| x.name < d.name);
-                loaded.daemons.insert(at, d);
+                let at = loaded.daemons.partition_point(|x| x.name < d.daemon.name);
+                loaded.warnings.extend(d.warnings);
+                loaded.places.insert(d.daemon.name.clone(), d.places);
+                loaded.daemons.insert(at, d.daemon);
             }
             Err(bad) => {
                 let at = loaded.invalid.partition_point(|x| x.name < bad.name);
@@ -112,17 +133,22 @@ pub fn load_named(dirs: &Dirs, names: &[String]) -> Loaded {
             }
         }
     }
-    // Whether `after` names files that exist and forms no cycle, and whether a pidfile
+    // Whether `after` names files that exist and forms no cycle, and whether a path
     // set by the file is another daemon's too, depends on the whole directory: such a
     // daemon loads it all, so these commands agree with `list` and `check` about which
     // files are invalid.
-    let needs_all = |d: &Daemon| !d.after.is_empty() || d.pidfile != dirs.pidfile(&d.name);
+    let needs_all = |d: &Daemon| {
+        !d.after.is_empty()
+            || d.pidfile != dirs.pidfile(&d.name)
+            || d.log != dirs.log_dir.join(format!("{}.log", d.name))
+            || d.stderr_log.is_some()
+    };
     if loaded.daemons.iter().any(needs_all) {
         if let Ok(all) = load(dirs) {
-            return all;
+            return Ok(all);
         }
     }
-    loaded
+    Ok(loaded)
 }
 
 /// The names of every daemon file in the config directory, without reading them.
@@ -132,5 +158,5 @@ pub fn names(dirs: &Dirs) -> Vec<String> {
 
 /// Loads one file as a daemon named after its stem (used by the keeper).
 pub fn load_file(dirs: &Dirs, file: &Path) -> Result<Daemon, Invalid> {
-    daemon::load_file(dirs, file)
+    daemon::load_file(dirs, file).map(|loaded| loaded.daemon)
 }

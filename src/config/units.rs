@@ -19,10 +19,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     let duration = humantime::parse_duration(text).map_err(|e| {
-        format!("invalid duration {text:?}: {e} (write it like \"500ms\", \"10s\" or \"2m\")")
+        format!(
+            "invalid duration \"{}\": {e} (write it like \"500ms\", \"10s\" or \"2m\")",
+            super::diagnostic::quote(text)
+        )
     })?;
     if duration > MAX_DURATION {
-        return Err(format!("duration {text:?} is too long: at most 366 days"));
+        return Err(format!(
+            "duration \"{}\" is too long: at most 366 days, which is already longer than any daemon waits for anything",
+            super::diagnostic::quote(text)
+        ));
     }
     Ok(duration)
 }
@@ -45,8 +51,9 @@ impl FromStr for Size {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(trimmed.len());
         let (digits, unit) = trimmed.split_at(split);
+        let shown = super::diagnostic::quote(text);
         let bad = || {
-            format!("invalid size {text:?}: write a number with an optional unit, like \"512KiB\", \"10MiB\" or \"1GB\"")
+            format!("invalid size \"{shown}\": write a number with an optional unit, like \"512KiB\", \"10MiB\" or \"1GB\"")
         };
         let number: u64 = digits.parse().map_err(|_| bad())?;
         let multiplier: u64 = match unit.trim() {
@@ -64,7 +71,7 @@ impl FromStr for Size {
         number
             .checked_mul(multiplier)
             .map(Size)
-            .ok_or_else(|| format!("size {text:?} is too large"))
+            .ok_or_else(|| format!("size \"{shown}\" is too large"))
     }
 }
 
@@ -100,6 +107,56 @@ impl Signal {
         let full = self.0.as_str();
         full.strip_prefix("SIG").unwrap_or(full)
     }
+
+    /// The signal numbered `number` (a TOML integer, in whatever radix it was written).
+    pub fn from_number(number: i128) -> Result<Signal, String> {
+        i32::try_from(number)
+            .ok()
+            .and_then(|n| NixSignal::try_from(n).ok())
+            .map(Signal)
+            .ok_or_else(|| {
+                format!("there is no signal number {number} (write a name like \"TERM\")")
+            })
+    }
+
+    /// Whether this signal can be `stop_signal`: it must end a process that does not
+    /// handle it. `Ok(Some(warning))` for SIGKILL, which systemd allows too but which
+    /// gives the daemon no chance to clean up.
+    pub fn check_stop(self) -> Result<Option<String>, String> {
+        use NixSignal::*;
+        let name = self.0.as_str();
+        let why = match self.0 {
+            SIGKILL => {
+                return Ok(Some(
+                    "stop_signal SIGKILL gives the daemon no chance to clean up, and `stop_timeout` never applies; \"TERM\" is what daemons expect".into(),
+                ))
+            }
+            SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => "pauses a process instead of ending it",
+            SIGCONT => "resumes a process instead of ending it",
+            SIGCHLD | SIGWINCH | SIGURG => "is ignored by a process that does not handle it",
+            _ => return Ok(None),
+        };
+        Err(format!(
+            "{name} {why}, so every stop would end in SIGKILL after `stop_timeout`; use a signal that ends the daemon, like \"TERM\", \"INT\" or \"QUIT\""
+        ))
+    }
+
+    /// Whether this signal can be `reload_signal`: one a daemon can catch, that does not
+    /// stop, pause or crash it when it does not.
+    pub fn check_reload(self) -> Result<(), String> {
+        use NixSignal::*;
+        let name = self.0.as_str();
+        let why = match self.0 {
+            SIGKILL | SIGSTOP => "cannot be caught",
+            SIGTERM | SIGINT | SIGQUIT => "is what stops daemons",
+            SIGTSTP | SIGTTIN | SIGTTOU | SIGCONT => "is for job control",
+            SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGSYS => "reports a crash",
+            _ => return Ok(()),
+        };
+        Err(format!(
+            "{name} {why}: `dmgr reload` must not stop the daemon; use \"HUP\", \"USR1\" or \"USR2\""
+        ))
+    }
 }
 
 impl FromStr for Signal {
@@ -118,9 +175,12 @@ impl FromStr for Signal {
             };
             NixSignal::from_str(&full).ok()
         };
-        parsed
-            .map(Signal)
-            .ok_or_else(|| format!("unknown signal {text:?} (write a name like \"TERM\", \"HUP\", \"USR1\" or a number)"))
+        parsed.map(Signal).ok_or_else(|| {
+            format!(
+                "unknown signal \"{}\" (write a name like \"TERM\", \"HUP\", \"USR1\" or a number)",
+                super::diagnostic::quote(text)
+            )
+        })
     }
 }
 
@@ -172,5 +232,36 @@ mod tests {
         assert!("TERMINATE".parse::<Signal>().is_err());
         assert!("0".parse::<Signal>().is_err());
         assert!("99".parse::<Signal>().is_err());
+        assert_eq!(Signal::from_number(0o17), Ok(term));
+        assert!(Signal::from_number(1 << 40).is_err());
+    }
+
+    /// Issue 16: a stop signal must be able to stop, a reload signal must not.
+    #[test]
+    fn signals_are_checked_for_what_their_key_does() {
+        let sig = |name: &str| name.parse::<Signal>().unwrap();
+        for refused in [
+            "STOP", "TSTP", "TTIN", "TTOU", "CONT", "CHLD", "WINCH", "URG",
+        ] {
+            let err = sig(refused).check_stop().unwrap_err();
+            assert!(err.contains("every stop would end in SIGKILL"), "{err}");
+        }
+        for fine in ["TERM", "INT", "QUIT", "HUP", "USR1", "ALRM"] {
+            assert_eq!(sig(fine).check_stop(), Ok(None), "{fine}");
+        }
+        assert!(sig("KILL")
+            .check_stop()
+            .unwrap()
+            .unwrap()
+            .contains("no chance"));
+        for refused in [
+            "KILL", "STOP", "TERM", "INT", "QUIT", "TSTP", "CONT", "SEGV",
+        ] {
+            let err = sig(refused).check_reload().unwrap_err();
+            assert!(err.contains("must not stop the daemon"), "{err}");
+        }
+        for fine in ["HUP", "USR1", "USR2", "WINCH", "ALRM"] {
+            assert_eq!(sig(fine).check_reload(), Ok(()), "{fine}");
+        }
     }
 }

@@ -1,62 +1,61 @@
 //! Checks across files: `after` names that exist and form no cycle, no two daemons
-//! sharing a pidfile, and the order in which `--all` starts and stops daemons.
+//! sharing a pidfile, log or any other file, and the order in which `--all` starts
+//! and stops daemons.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsStr;
+use std::path::Path;
 
-use super::raw::nearest;
-use super::{Daemon, Diagnostic, Invalid, Loaded};
+use super::daemon::{file_id, rotation_of, Places};
+use super::suggest::Suggester;
+use super::{Daemon, Diagnostic, Dirs, Invalid, Loaded};
+use crate::output::show_path;
 
 /// Moves daemons whose `after` names an unknown daemon, that lie on a cycle of
-/// `after`, or whose pidfile is another daemon's too, to `invalid`. A name that is an
-/// invalid file is not unknown: that file is reported on its own, and `start` says so
-/// if it comes to it. Two daemons on one pidfile could never both run (each keeper
-/// locks it), so both are reported rather than the second failing at `start`.
-pub(super) fn check_across_files(loaded: &mut Loaded) {
-    let known: BTreeSet<&str> = loaded.names().into_iter().collect();
-    let mut problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
+/// `after`, or that share a file with another daemon, to `invalid`, each problem
+/// located at the key behind it. A name that is an invalid file is not unknown: that
+/// file is reported on its own, and `start` says so if it comes to it. Two daemons on
+/// one pidfile could never both run (each keeper locks it), and a pidfile that is
+/// another daemon's log would be truncated under it, so both daemons are reported
+/// rather than the second failing at `start` or destroying the first's file.
+pub(super) fn check_across_files(loaded: &mut Loaded, dirs: &Dirs) {
+    let names = loaded.names();
+    let known: BTreeSet<&str> = names.iter().copied().collect();
+    let mut suggester: Option<Suggester<'_>> = None;
+    let no_places = Places::default();
+    let places = |name: &str| loaded.places.get(name).unwrap_or(&no_places);
+    let mut problems: BTreeMap<String, Vec<Located>> = BTreeMap::new();
     for daemon in &loaded.daemons {
-        for dep in &daemon.after {
+        for (i, dep) in daemon.after.iter().enumerate() {
             if !known.contains(dep.as_str()) {
-                let names: Vec<&str> = known.iter().copied().collect();
-                let hint = nearest(dep, &names)
+                let hint = suggester
+                    .get_or_insert_with(|| Suggester::new(&names))
+                    .nearest(dep)
                     .map_or(String::new(), |n| format!(", did you mean `{n}`?"));
-                problems
-                    .entry(daemon.name.clone())
-                    .or_default()
-                    .push(format!(
-                        "`after` names `{dep}`, which is not a daemon in this directory{hint}"
-                    ));
+                let at = places(&daemon.name).after.get(i).copied().unwrap_or((1, 1));
+                problems.entry(daemon.name.clone()).or_default().push((
+                    at,
+                    format!("`after` names `{dep}`, which is not a daemon in this directory{hint}"),
+                ));
             }
         }
     }
-    let mut by_pidfile: BTreeMap<&std::path::Path, Vec<&str>> = BTreeMap::new();
-    for daemon in &loaded.daemons {
-        by_pidfile
-            .entry(daemon.pidfile.as_path())
-            .or_default()
-            .push(daemon.name.as_str());
-    }
-    for (pidfile, names) in by_pidfile.iter().filter(|(_, names)| names.len() > 1) {
-        for name in names {
-            let others: Vec<String> = names
-                .iter()
-                .filter(|other| *other != name)
-                .map(|other| format!("`{other}`"))
-                .collect();
-            problems.entry(name.to_string()).or_default().push(format!(
-                "pidfile {} is also the pidfile of {}; give each daemon its own",
-                pidfile.display(),
-                others.join(", ")
-            ));
-        }
+    for (name, at, message) in shared_files(loaded, dirs) {
+        problems.entry(name).or_default().push((at, message));
     }
     for cycle in cycles(&loaded.daemons) {
         let path = cycle.join(" -> ");
-        for name in &cycle[..cycle.len() - 1] {
+        for pair in cycle.windows(2) {
+            let (name, next) = (&pair[0], &pair[1]);
+            let at = loaded
+                .daemon(name)
+                .and_then(|d| d.after.iter().position(|a| a == next))
+                .and_then(|i| places(name).after.get(i).copied())
+                .unwrap_or((1, 1));
             problems
                 .entry(name.clone())
                 .or_default()
-                .push(format!("`after` forms a cycle: {path}"));
+                .push((at, format!("`after` forms a cycle: {path}")));
         }
     }
     if problems.is_empty() {
@@ -67,10 +66,12 @@ pub(super) fn check_across_files(loaded: &mut Loaded) {
         .partition(|d| problems.contains_key(&d.name));
     loaded.daemons = good;
     for daemon in bad {
-        let diagnostics = problems[&daemon.name]
+        let mut diagnostics: Vec<Diagnostic> = problems[&daemon.name]
             .iter()
-            .map(|m| Diagnostic::file(&daemon.file, m.clone()))
+            .map(|(at, m)| Diagnostic::located(&daemon.file, *at, m.clone()))
             .collect();
+        diagnostics.sort_by_key(|d| d.location);
+        loaded.warnings.retain(|w| w.file != daemon.file);
         loaded.invalid.push(Invalid {
             name: daemon.name.clone(),
             file: daemon.file.clone(),
@@ -78,6 +79,174 @@ pub(super) fn check_across_files(loaded: &mut Loaded) {
         });
     }
     loaded.invalid.sort_by(|a, b| a.name.cmp(&b.name));
+}
+
+/// A problem's line and column, and its message.
+type Located = ((usize, usize), String);
+
+/// What a daemon's path is to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Pidfile,
+    Log,
+    StderrLog,
+}
+
+impl Role {
+    fn key(self) -> &'static str {
+        match self {
+            Role::Pidfile => "pidfile",
+            Role::Log => "log",
+            Role::StderrLog => "stderr_log",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Role::Pidfile => "pidfile",
+            Role::Log => "log",
+            Role::StderrLog => "stderr log",
+        }
+    }
+}
+
+/// One path a daemon writes.
+#[derive(Debug, Clone, Copy)]
+struct Claim<'a> {
+    daemon: &'a Daemon,
+    role: Role,
+    path: &'a Path,
+    at: (usize, usize),
+}
+
+/// The problems [`shared_files`] found, each reported once.
+#[derive(Default)]
+struct Shared {
+    seen: BTreeSet<(usize, usize)>,
+    problems: Vec<(String, (usize, usize), String)>,
+}
+
+impl Shared {
+    /// Claim `i` is also claim `j` (or its rotated file `.n`).
+    fn report(&mut self, claims: &[Claim<'_>], i: usize, j: usize, rotated: Option<u32>) {
+        let (a, b) = (claims[i], claims[j]);
+        if a.daemon.name == b.daemon.name || !self.seen.insert((i, j)) {
+            return;
+        }
+        let what = match rotated {
+            Some(n) => format!("rotated {} `.{n}`", b.role.what()),
+            None => b.role.what().to_string(),
+        };
+        self.problems.push((
+            a.daemon.name.clone(),
+            a.at,
+            format!(
+                "`{}` {} is also the {what} of `{}`; give each daemon its own files",
+                a.role.key(),
+                show_path(a.path),
+                b.daemon.name
+            ),
+        ));
+    }
+
+    fn report_all(&mut self, claims: &[Claim<'_>], group: &[usize]) {
+        for &i in group {
+            for &j in group {
+                self.report(claims, i, j, None);
+            }
+        }
+    }
+}
+
+/// Every path one daemon writes that another daemon also claims or is defined by:
+/// the same path, the same file under another name (device and inode, where it
+/// exists), one of the other's rotated logs, or the other's daemon file. Each problem
+/// comes back as the daemon's name, where in its file, and the message.
+fn shared_files(loaded: &Loaded, dirs: &Dirs) -> Vec<(String, (usize, usize), String)> {
+    let no_places = Places::default();
+    let mut claims: Vec<Claim<'_>> = Vec::new();
+    let mut any_explicit = false;
+    for d in &loaded.daemons {
+        let at = loaded.places.get(&d.name).unwrap_or(&no_places);
+        let mut claim = |role, path, at| {
+            claims.push(Claim {
+                daemon: d,
+                role,
+                path,
+                at,
+            })
+        };
+        claim(Role::Pidfile, d.pidfile.as_path(), at.pidfile);
+        claim(Role::Log, d.log.as_path(), at.log);
+        if let Some(err) = &d.stderr_log {
+            claim(Role::StderrLog, err.as_path(), at.stderr_log);
+        }
+        any_explicit |= d.pidfile != dirs.pidfile(&d.name)
+            || d.log != dirs.log_dir.join(format!("{}.log", d.name))
+            || d.stderr_log.is_some();
+    }
+    // The default paths are distinct by construction (each holds its daemon's name);
+    // only a path set in a file can meet another.
+    if !any_explicit {
+        return Vec::new();
+    }
+    let mut by_path: HashMap<&OsStr, Vec<usize>> = HashMap::new();
+    for (i, claim) in claims.iter().enumerate() {
+        by_path.entry(claim.path.as_os_str()).or_default().push(i);
+    }
+    let mut shared = Shared::default();
+    for group in by_path.values().filter(|v| v.len() > 1) {
+        shared.report_all(&claims, group);
+    }
+    // `a.log.2` is a file of `a` as long as `a` keeps two or more.
+    for (i, claim) in claims.iter().enumerate() {
+        let Some(stem) = claim.path.file_stem() else {
+            continue;
+        };
+        let log = claim.path.with_file_name(stem);
+        for &j in by_path.get(log.as_os_str()).into_iter().flatten() {
+            let owner = claims[j];
+            let is_log = owner.role != Role::Pidfile;
+            if let Some(n) = rotation_of(claim.path, owner.path, owner.daemon.log_keep, is_log) {
+                shared.report(&claims, i, j, Some(n));
+                shared.report(&claims, j, i, None);
+            }
+        }
+    }
+    // The same file under two names, or a daemon file: only files that exist can be
+    // compared.
+    {
+        let mut by_id: BTreeMap<(u64, u64), Vec<usize>> = BTreeMap::new();
+        for (i, claim) in claims.iter().enumerate() {
+            if let Some(id) = file_id(claim.path) {
+                by_id.entry(id).or_default().push(i);
+            }
+        }
+        for group in by_id.values().filter(|v| v.len() > 1) {
+            shared.report_all(&claims, group);
+        }
+        for d in &loaded.daemons {
+            let Some(id) = loaded.places.get(&d.name).and_then(|p| p.file_id) else {
+                continue;
+            };
+            for &i in by_id.get(&id).into_iter().flatten() {
+                let claim = claims[i];
+                if claim.daemon.name != d.name {
+                    shared.problems.push((
+                        claim.daemon.name.clone(),
+                        claim.at,
+                        format!(
+                            "`{}` {} is the daemon file of `{}` (a link to it); choose another path",
+                            claim.role.key(),
+                            show_path(claim.path),
+                            d.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    shared.problems
 }
 
 /// Every cycle of `after` edges, each as a path that ends where it starts.
@@ -167,6 +336,24 @@ mod tests {
         d
     }
 
+    /// Directories nothing in these tests lives in.
+    fn dirs() -> Dirs {
+        Dirs {
+            config_dir: "/nonexistent/daemons.d".into(),
+            run_dir: "/nonexistent/run".into(),
+            log_dir: "/nonexistent/run/log".into(),
+        }
+    }
+
+    fn check(daemons: Vec<Daemon>) -> Loaded {
+        let mut loaded = Loaded {
+            daemons,
+            ..Loaded::default()
+        };
+        check_across_files(&mut loaded, &dirs());
+        loaded
+    }
+
     fn names(levels: Vec<Vec<&Daemon>>) -> Vec<Vec<&str>> {
         levels
             .into_iter()
@@ -197,16 +384,12 @@ mod tests {
 
     #[test]
     fn unknown_names_and_cycles_make_daemons_invalid() {
-        let mut loaded = Loaded {
-            daemons: vec![
-                daemon("a", &["b"]),
-                daemon("b", &["a"]),
-                daemon("c", &["nope"]),
-                daemon("d", &["c"]),
-            ],
-            invalid: Vec::new(),
-        };
-        check_across_files(&mut loaded);
+        let loaded = check(vec![
+            daemon("a", &["b"]),
+            daemon("b", &["a"]),
+            daemon("c", &["nope"]),
+            daemon("d", &["c"]),
+        ]);
         let bad: Vec<&str> = loaded.invalid.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(bad, ["a", "b", "c"]);
         assert!(loaded.invalid[0].diagnostics[0]
@@ -227,11 +410,7 @@ mod tests {
     fn daemons_sharing_a_pidfile_are_all_invalid() {
         let mut shared = [daemon("a", &[]), daemon("b", &[]), daemon("c", &[])];
         shared[1].pidfile = shared[0].pidfile.clone();
-        let mut loaded = Loaded {
-            daemons: shared.to_vec(),
-            invalid: Vec::new(),
-        };
-        check_across_files(&mut loaded);
+        let loaded = check(shared.to_vec());
         let bad: Vec<&str> = loaded.invalid.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(bad, ["a", "b"]);
         assert!(loaded.invalid[0].diagnostics[0]
@@ -241,5 +420,80 @@ mod tests {
             .message
             .contains("is also the pidfile of `a`"));
         assert_eq!(loaded.daemons.len(), 1);
+    }
+
+    /// Issue 16: a pidfile that is another daemon's log (or its rotated log, or its
+    /// stderr log) makes both invalid.
+    #[test]
+    fn daemons_sharing_any_file_are_all_invalid() {
+        let mut a = daemon("a", &[]);
+        let mut b = daemon("b", &[]);
+        let c = daemon("c", &[]);
+        a.pidfile = b.log.clone();
+        let loaded = check(vec![a.clone(), b.clone(), c.clone()]);
+        let bad: Vec<&str> = loaded.invalid.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(bad, ["a", "b"]);
+        assert!(loaded.invalid[0].diagnostics[0]
+            .message
+            .contains("`pidfile` /nonexistent/b.log is also the log of `b`"));
+        assert!(loaded.invalid[1].diagnostics[0]
+            .message
+            .contains("`log` /nonexistent/b.log is also the pidfile of `a`"));
+
+        a.pidfile = std::path::PathBuf::from("/nonexistent/b.log.3");
+        let loaded = check(vec![a.clone(), b.clone(), c.clone()]);
+        assert!(loaded.invalid[0].diagnostics[0]
+            .message
+            .contains("is also the rotated log `.3` of `b`"));
+        b.log_keep = 2;
+        assert!(check(vec![a.clone(), b.clone(), c.clone()])
+            .invalid
+            .is_empty());
+
+        a.pidfile = "/nonexistent/a.pid".into();
+        a.stderr_log = Some(c.pidfile.clone());
+        let loaded = check(vec![a, b, c]);
+        let bad: Vec<&str> = loaded.invalid.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(bad, ["a", "c"]);
+    }
+
+    /// Issue 16: problems across files carry the place of the key behind them.
+    #[test]
+    fn problems_across_files_are_located() {
+        let mut loaded = Loaded {
+            daemons: vec![daemon("a", &["b", "nope"]), daemon("b", &["a"])],
+            ..Loaded::default()
+        };
+        loaded.places.insert(
+            "a".into(),
+            Places {
+                after: vec![(3, 10), (3, 15)],
+                ..Places::default()
+            },
+        );
+        loaded.places.insert(
+            "b".into(),
+            Places {
+                after: vec![(2, 10)],
+                ..Places::default()
+            },
+        );
+        check_across_files(&mut loaded, &dirs());
+        let a: Vec<String> = loaded.invalid[0]
+            .diagnostics
+            .iter()
+            .map(Diagnostic::short)
+            .collect();
+        assert_eq!(
+            a,
+            [
+                "3:10: `after` forms a cycle: a -> b -> a",
+                "3:15: `after` names `nope`, which is not a daemon in this directory",
+            ]
+        );
+        assert_eq!(
+            loaded.invalid[1].diagnostics[0].short(),
+            "2:10: `after` forms a cycle: a -> b -> a"
+        );
     }
 }

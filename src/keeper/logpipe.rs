@@ -137,7 +137,14 @@ impl LogSink {
         self.rotation_due = false;
         self.flush();
         self.file = None;
-        for index in (1..self.keep).rev() {
+        // Only the files that are there are renamed: `NAME.log.1` up to the first one
+        // missing, at most `keep - 1` of them (the oldest is replaced by the rename
+        // onto it). A loop over `keep` would make billions of failing renames for a
+        // huge `log_keep` (issue 16).
+        let present = (1..self.keep)
+            .take_while(|&index| fs::symlink_metadata(numbered(&self.path, index)).is_ok())
+            .count() as u32;
+        for index in (1..=present).rev() {
             let _ = fs::rename(numbered(&self.path, index), numbered(&self.path, index + 1));
         }
         if self.keep > 0 {
@@ -290,6 +297,24 @@ mod tests {
             assert!(text.len() <= 100, "file {index} holds {} bytes", text.len());
         }
         assert!(read(&path).len() <= 100);
+    }
+
+    /// Issue 16: `log_keep = 4294967295` hung the keeper in billions of renames of
+    /// files that do not exist; rotation touches only those that do.
+    #[test]
+    fn rotation_with_a_huge_keep_touches_only_existing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let mut sink = LogSink::open(&path, 10, u32::MAX, false).unwrap();
+        let started = std::time::Instant::now();
+        for i in 0..30 {
+            sink.write_output(format!("line {i:02}\n").as_bytes());
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(read(&path), "line 29\n");
+        assert_eq!(read(&numbered(&path, 1)), "line 28\n");
+        assert_eq!(read(&numbered(&path, 29)), "line 00\n");
+        assert!(!numbered(&path, 30).exists());
     }
 
     #[test]

@@ -324,7 +324,12 @@ impl Keeper {
     }
 
     fn run(&mut self) {
-        self.save();
+        // A daemon that no record names could be neither listed nor stopped: without
+        // a record, nothing starts (issue 16).
+        if let Err(reason) = self.try_save() {
+            self.finish(Status::Failed, Some(reason));
+            return;
+        }
         self.spawn();
         sys::release_free_memory();
         loop {
@@ -871,10 +876,14 @@ impl Keeper {
         let options = self.spawn_options(&self.launch.program, &self.daemon.command, true);
         let spawned = sys::spawn_gated(&options).and_then(|gated| {
             // Record the process before it may run the command: should this keeper
-            // die now, the child finds its gate closed and exits, and no copy runs
-            // that nobody knows of.
+            // die now, or the record not be written, the child finds its gate closed
+            // and exits, and no copy runs that nobody knows of.
             let pid = gated.pid();
-            self.record_spawn(pid, now);
+            self.record_spawn(pid, now)
+                .map_err(|reason| sys::SpawnError {
+                    step: "record",
+                    error: std::io::Error::other(reason),
+                })?;
             gated.release().map(|()| pid)
         });
         match spawned {
@@ -896,6 +905,7 @@ impl Keeper {
             Err(e) => {
                 let reason = match e.step {
                     "exec" => format!("cannot exec {}: {e}", self.launch.program.display()),
+                    "record" => format!("not started: {}", e.error),
                     _ => format!("cannot start {}: {e}", self.launch.program.display()),
                 };
                 // The child exits by itself; its SIGCHLD matches no daemon now.
@@ -914,7 +924,7 @@ impl Keeper {
     }
 
     /// Writes the pidfile and the state record for a new daemon process.
-    fn record_spawn(&mut self, pid: i32, now: Instant) {
+    fn record_spawn(&mut self, pid: i32, now: Instant) -> std::result::Result<(), String> {
         let start = Stat::read(pid).map_or(0, |s| s.start);
         let child = Child {
             id: ProcId { pid, start },
@@ -935,7 +945,7 @@ impl Keeper {
         self.record.status = Status::Starting;
         self.record.next_restart_ms = None;
         self.record.error = None;
-        self.save();
+        self.try_save()
     }
 
     /// SIGUSR1: re-read the file and take over changed supervision keys, leaving the
@@ -992,12 +1002,21 @@ impl Keeper {
         }
     }
 
+    /// Writes the record; a failure is noted in the log (see [`Keeper::try_save`]).
     fn save(&mut self) {
-        if let Err(e) = self.state_file.write(&self.record) {
-            self.out
-                .sink
-                .note(&format!("cannot write the state record: {e}"));
-        }
+        let _ = self.try_save();
+    }
+
+    /// Writes the record; a failure is noted in the log and returned.
+    fn try_save(&mut self) -> std::result::Result<(), String> {
+        self.state_file.write(&self.record).map_err(|e| {
+            let reason = format!(
+                "cannot write the state record {}: {e}",
+                self.dirs.state_file(&self.daemon.name).display()
+            );
+            self.out.sink.note(&reason);
+            reason
+        })
     }
 }
 

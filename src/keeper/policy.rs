@@ -10,6 +10,10 @@ use crate::config::RestartPolicy;
 pub const RESET_AFTER: Duration = Duration::from_secs(60);
 /// The longest restart delay.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
+/// The delays after the first double from at least this, so that a `restart_delay`
+/// of `"0"` still backs off: 0, 20 ms, 40 ms, ... instead of a restart loop as fast
+/// as the daemon can fail (issue 16: 1,381 restarts of `false` in 4 s).
+pub const BACKOFF_FLOOR: Duration = Duration::from_millis(10);
 
 /// The supervision settings the policy needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,11 +82,15 @@ pub fn on_exit(policy: &Policy, tally: &mut Tally, end: RunEnd) -> Decision {
     Decision::Restart(delay_for(policy.restart_delay, tally.quick_failures))
 }
 
-/// The delay before the next start: the first delay, doubled for each quick failure
-/// after the first, at most [`MAX_DELAY`] (but never less than the configured delay).
+/// The delay before the next start: the first delay, then for each quick failure
+/// after the first that delay (or [`BACKOFF_FLOOR`] if it is shorter) doubled, at
+/// most [`MAX_DELAY`] (but never less than the configured delay).
 pub fn delay_for(first: Duration, quick_failures: u32) -> Duration {
-    let doublings = quick_failures.saturating_sub(1).min(16);
-    let delay = first.saturating_mul(1 << doublings);
+    if quick_failures <= 1 {
+        return first;
+    }
+    let doublings = (quick_failures - 1).min(16);
+    let delay = first.max(BACKOFF_FLOOR).saturating_mul(1 << doublings);
     delay.min(MAX_DELAY.max(first))
 }
 
@@ -172,6 +180,23 @@ mod tests {
             on_exit(&p, &mut tally, QUICK_FAIL),
             Decision::Restart(_)
         ));
+    }
+
+    /// Issue 16: `restart_delay = "0"` restarts at once the first time, then backs off
+    /// from the floor like any other delay.
+    #[test]
+    fn a_zero_delay_still_backs_off() {
+        let delays: Vec<Duration> = (1..=4).map(|k| delay_for(Duration::ZERO, k)).collect();
+        assert_eq!(delays, [0, 20, 40, 80].map(Duration::from_millis).to_vec());
+        assert_eq!(delay_for(Duration::ZERO, 100), MAX_DELAY);
+        assert_eq!(
+            delay_for(Duration::from_millis(1), 2),
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            delay_for(Duration::from_millis(100), 2),
+            Duration::from_millis(200)
+        );
     }
 
     #[test]

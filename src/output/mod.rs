@@ -1,7 +1,8 @@
 //! Everything printed: colour decisions (`style`), tables (`table`), the stable JSON
-//! shapes (`json`) and error reports. Results go to standard output, errors and
-//! hints to standard error.
+//! shapes (`json`), the escaping of what came from files and processes (`escape`) and
+//! error reports. Results go to standard output, errors and hints to standard error.
 
+pub mod escape;
 pub mod json;
 pub mod style;
 pub mod table;
@@ -10,7 +11,30 @@ use std::io::{self, Write};
 
 use crate::Error;
 
+pub use escape::{escape, escape_bytes, escape_os};
 pub use style::Style;
+
+/// A path as dmgr shows it: as it is when it is UTF-8, else with each byte that is
+/// not shown as `\xNN` (`Path::display` would put U+FFFD there, and two different
+/// paths would look the same). Control characters are escaped when printed.
+pub fn show_path(path: &std::path::Path) -> std::borrow::Cow<'_, str> {
+    match path.to_str() {
+        Some(text) => std::borrow::Cow::Borrowed(text),
+        None => std::borrow::Cow::Owned(escape_os(path.as_os_str())),
+    }
+}
+
+/// Whether standard output was closed when the process started.
+static STDOUT_WAS_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes whether standard output is closed. The `dmgr` binary calls it before std's
+/// start-up, which reopens a closed standard output as `/dev/null` (so that writes to
+/// it cannot hit a file opened later), and a later look would see a fine descriptor.
+pub extern "C" fn note_closed_stdout() {
+    if nix::fcntl::fcntl(io::stdout(), nix::fcntl::FcntlArg::F_GETFD).is_err() {
+        STDOUT_WAS_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// Prints an error (and its hint) to standard error as `dmgr: MESSAGE`.
 pub fn print_error(err: &Error) {
@@ -19,28 +43,51 @@ pub fn print_error(err: &Error) {
     let text = err.to_string();
     let mut lines = text.lines();
     let first = lines.next().unwrap_or_default();
-    let _ = writeln!(stderr, "{} {first}", style.error("dmgr:"));
+    // Messages quote paths, names and log lines: each line is escaped, so that none
+    // can send a control sequence to the terminal.
+    let _ = writeln!(stderr, "{} {}", style.error("dmgr:"), escape(first));
     for line in lines {
-        let _ = writeln!(stderr, "{line}");
+        let _ = writeln!(stderr, "{}", escape(line));
     }
     if let Some(hint) = err.hint() {
-        let _ = writeln!(stderr, "{} {hint}", style.hint("hint:"));
+        let _ = writeln!(stderr, "{} {}", style.hint("hint:"), escape(&hint));
     }
 }
 
-/// Prints a line to standard output, ignoring a closed pipe (`dmgr list | head`).
-pub fn print_line(line: &str) {
-    let mut stdout = io::stdout().lock();
-    let _ = writeln!(stdout, "{line}");
+/// Prints a line to standard error, escaped.
+pub fn print_stderr_line(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{}", escape(line));
 }
 
-/// Writes `text` to standard output; a broken pipe counts as success.
-pub fn print_raw(text: &str) -> crate::Result<()> {
+/// Prints a line to standard output, escaped, ignoring a closed pipe
+/// (`dmgr list | head`).
+pub fn print_line(line: &str) {
     let mut stdout = io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
+    let _ = writeln!(stdout, "{}", escape(line));
+}
+
+/// Writes `text`, which the caller has escaped where it must be, to standard output;
+/// a broken pipe counts as success (ripgrep's rule: `dmgr list | head` is fine).
+pub fn print_raw(text: &str) -> crate::Result<()> {
+    print_bytes(text.as_bytes())
+}
+
+/// Writes bytes to standard output as [`print_raw`] does.
+pub fn print_bytes(bytes: &[u8]) -> crate::Result<()> {
+    let closed = || Error::Io {
+        action: "write to",
+        path: "standard output".into(),
+        source: io::Error::from_raw_os_error(libc::EBADF),
+    };
+    // A closed standard output would print nothing and exit 0 (see
+    // `note_closed_stdout`): the output was the point, so it is an error.
+    if STDOUT_WAS_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+        || nix::fcntl::fcntl(io::stdout(), nix::fcntl::FcntlArg::F_GETFD).is_err()
     {
+        return Err(closed());
+    }
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::Io {
             action: "write to",
             path: "standard output".into(),

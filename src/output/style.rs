@@ -8,6 +8,12 @@ use crate::cli::ColorChoice;
 
 static CHOICE: OnceLock<ColorChoice> = OnceLock::new();
 
+/// Returns true if and only if standard output is a terminal (`dmgr logs` escapes
+/// the daemon's lines only there).
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
 /// Records the user's `--color` choice for the rest of the process.
 pub fn set_choice(choice: ColorChoice) {
     let _ = CHOICE.set(choice);

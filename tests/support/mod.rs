@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -163,20 +164,32 @@ pub fn marker(tag: &str) -> String {
 pub struct TestEnv {
     dir: tempfile::TempDir,
     seen: Mutex<BTreeSet<Proc>>,
+    config: PathBuf,
+    run: PathBuf,
 }
 
 impl TestEnv {
     /// A fresh environment with an empty `daemons.d`.
     #[must_use]
     pub fn new() -> TestEnv {
+        TestEnv::named(OsStr::new("daemons.d"), OsStr::new("run"))
+    }
+
+    /// A fresh environment whose config directory (created, empty) and run directory
+    /// have these names, which need not be UTF-8.
+    #[must_use]
+    pub fn named(config: &OsStr, run: &OsStr) -> TestEnv {
         let dir = tempfile::Builder::new()
             .prefix("dmgr-test-")
             .tempdir()
             .expect("tempdir");
-        fs::create_dir(dir.path().join("daemons.d")).expect("mkdir daemons.d");
+        let (config, run) = (dir.path().join(config), dir.path().join(run));
+        fs::create_dir(&config).expect("mkdir daemons.d");
         TestEnv {
             dir,
             seen: Mutex::new(BTreeSet::new()),
+            config,
+            run,
         }
     }
 
@@ -205,12 +218,12 @@ impl TestEnv {
 
     /// `daemons.d`.
     pub fn config_dir(&self) -> PathBuf {
-        self.root().join("daemons.d")
+        self.config.clone()
     }
 
     /// The run directory.
     pub fn run_dir(&self) -> PathBuf {
-        self.root().join("run")
+        self.run.clone()
     }
 
     /// The pidfile of `name`.
@@ -221,7 +234,14 @@ impl TestEnv {
     /// Runs `dmgr ARGS` in this environment and waits for it (at most a minute).
     #[track_caller]
     pub fn dmgr(&self, args: &[&str]) -> Run {
-        let child = self.command(args).spawn().expect("spawn dmgr");
+        self.run(self.command(args), args)
+    }
+
+    /// Runs `command` (made by [`TestEnv::command`] and changed by the test), named
+    /// `args` in messages, and waits for it (at most a minute).
+    #[track_caller]
+    pub fn run(&self, mut command: Command, args: &[&str]) -> Run {
+        let child = command.spawn().expect("spawn dmgr");
         let run = Run::wait(child, args);
         self.remember();
         run
@@ -245,7 +265,7 @@ impl TestEnv {
 
     /// The `dmgr` command for this environment, to spawn by hand.
     pub fn command(&self, args: &[&str]) -> Command {
-        self.command_of(Path::new(env!("CARGO_BIN_EXE_dmgr")), args)
+        self.command_in(self.config_dir().as_os_str(), args)
     }
 
     /// The `dmgr` command for this environment as user `uid` and group `gid`, run from
@@ -269,17 +289,23 @@ impl TestEnv {
             fs::set_permissions(self.root(), fs::Permissions::from_mode(mode | 0o711))
                 .expect("chmod root");
         }
-        let mut command = self.command_of(&copy, args);
+        let mut command = self.command_of(&copy, self.config_dir().as_os_str(), args);
         std::os::unix::process::CommandExt::uid(&mut command, uid);
         std::os::unix::process::CommandExt::gid(&mut command, gid);
         command
     }
 
-    fn command_of(&self, program: &Path, args: &[&str]) -> Command {
+    /// The `dmgr` command for this environment's run directory and another config
+    /// directory.
+    pub fn command_in(&self, config_dir: &OsStr, args: &[&str]) -> Command {
+        self.command_of(Path::new(env!("CARGO_BIN_EXE_dmgr")), config_dir, args)
+    }
+
+    fn command_of(&self, program: &Path, config_dir: &OsStr, args: &[&str]) -> Command {
         let mut command = Command::new(program);
         command
             .arg("--config-dir")
-            .arg(self.config_dir())
+            .arg(config_dir)
             .arg("--run-dir")
             .arg(self.run_dir())
             .args(args)
@@ -378,6 +404,11 @@ impl TestEnv {
     /// The log of `name`.
     pub fn log(&self, name: &str) -> String {
         fs::read_to_string(self.run_dir().join(format!("log/{name}.log"))).unwrap_or_default()
+    }
+
+    /// The bytes of `daemons.d/NAME.toml`.
+    pub fn file(&self, name: &str) -> Vec<u8> {
+        fs::read(self.config_dir().join(format!("{name}.toml"))).unwrap_or_default()
     }
 
     /// Remembers `pid` to kill at the end.
@@ -537,6 +568,23 @@ impl Run {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
 
+    /// Standard output as the bytes written.
+    pub fn stdout_bytes(&self) -> &[u8] {
+        &self.output.stdout
+    }
+
+    /// Asserts that standard error lacks `text`.
+    #[track_caller]
+    pub fn stderr_lacks(self, text: &str) -> Run {
+        assert!(
+            !self.stderr().contains(text),
+            "dmgr {}: stderr has {text:?}:\n{}",
+            self.args,
+            self.stderr()
+        );
+        self
+    }
+
     /// The exit code.
     pub fn exit_code(&self) -> Option<i32> {
         self.output.status.code()
@@ -585,6 +633,31 @@ impl Run {
             self.stderr()
         );
         self
+    }
+}
+
+/// A tmpfs mounted at `dir` with mount `options` (`"size=16k,mode=0755"`), unmounted
+/// when the guard goes; `None` where it cannot be mounted (not root, no `mount`), and
+/// the test says it skipped.
+pub fn mount_tmpfs(dir: &Path, options: &str) -> Option<Unmount> {
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(dir)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("note: cannot mount a tmpfs here; skipped");
+        return None;
+    }
+    Some(Unmount(dir.to_path_buf()))
+}
+
+/// A mounted file system, lazily unmounted on drop.
+pub struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 
