@@ -115,7 +115,9 @@ pub fn load_named(dirs: &Dirs, names: &[String]) -> Loaded {
     // set by the file is another daemon's too, depends on the whole directory: such a
     // daemon loads it all, so these commands agree with `list` and `check` about which
     // files are invalid.
-    let needs_all = |d: &Daemon| !d.after.is_empty() || d.pidfile != dirs.pidfile(&d.name);
+    let needs_all = |d: &Daemon| {
+        !d.after.is_empty() || d.pidfile != dirs.pidfile(&d.name) || d.forking_pidfile.is_some()
+    };
     if loaded.daemons.iter().any(needs_all) {
         if let Ok(all) = load(dirs) {
             return all;

@@ -31,10 +31,12 @@ pub(super) fn check_across_files(loaded: &mut Loaded) {
     }
     let mut by_pidfile: BTreeMap<&std::path::Path, Vec<&str>> = BTreeMap::new();
     for daemon in &loaded.daemons {
-        by_pidfile
-            .entry(daemon.pidfile.as_path())
-            .or_default()
-            .push(daemon.name.as_str());
+        for path in std::iter::once(&daemon.pidfile).chain(&daemon.forking_pidfile) {
+            by_pidfile
+                .entry(path.as_path())
+                .or_default()
+                .push(daemon.name.as_str());
+        }
     }
     for (pidfile, names) in by_pidfile.iter().filter(|(_, names)| names.len() > 1) {
         for name in names {

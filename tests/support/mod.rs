@@ -151,6 +151,8 @@ pub fn marker(tag: &str) -> String {
 pub struct TestEnv {
     dir: tempfile::TempDir,
     seen: Mutex<BTreeSet<Proc>>,
+    /// The daemons' cgroups named in state records: everything in one is ours.
+    cgroups: Mutex<BTreeSet<PathBuf>>,
 }
 
 impl TestEnv {
@@ -165,6 +167,7 @@ impl TestEnv {
         TestEnv {
             dir,
             seen: Mutex::new(BTreeSet::new()),
+            cgroups: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -385,6 +388,12 @@ impl TestEnv {
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(stem) = name.strip_suffix(".state") {
                 if let Some(state) = self.state(stem) {
+                    if let Some(cgroup) = state["cgroup"].as_str() {
+                        self.cgroups
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(PathBuf::from(cgroup));
+                    }
                     for key in ["keeper", "daemon"] {
                         if let (Some(pid), Some(start)) =
                             (state[key]["pid"].as_i64(), state[key]["start"].as_u64())
@@ -413,6 +422,21 @@ impl Drop for TestEnv {
         self.remember();
         if let Ok(child) = self.command(&["stop", "--all"]).spawn() {
             let _ = Run::try_wait(child, Duration::from_secs(30));
+        }
+        // What is still in a daemon's cgroup dies with it, and the cgroup goes.
+        let cgroups: Vec<PathBuf> = self
+            .cgroups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        for cgroup in &cgroups {
+            let _ = fs::write(cgroup.join("cgroup.kill"), "1");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while cgroup.exists() && fs::remove_dir(cgroup).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         // Whatever `stop` missed dies now: every live process in a session this env
         // saw (a daemon's PID is its session ID, and an ID stays allocated while any
