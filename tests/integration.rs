@@ -4,6 +4,8 @@
 mod support;
 
 mod config;
+mod descendants;
+mod forking;
 mod hostile;
 mod lifecycle;
 mod logs;

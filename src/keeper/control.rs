@@ -521,10 +521,12 @@ fn finish_stop(
         }
         record.daemon = None;
         if !record.is_this_boot() {
-            // A record of an earlier boot becomes one of this boot, naming no process:
-            // its identities could match unrelated processes now.
+            // A record of an earlier boot becomes one of this boot, naming no live
+            // process: its identities could match unrelated processes now. Its keeper
+            // is this `dmgr stop`, which is about to exit.
             record.boot_id = procinfo::boot_id().map(str::to_string);
-            record.keeper = ProcId { pid: 0, start: 0 };
+            let me = std::process::id() as i32;
+            record.keeper = ProcId::of(me).unwrap_or(ProcId { pid: me, start: 0 });
             record.output_pipes.clear();
             record.cgroup = None;
         }

@@ -93,8 +93,11 @@ pub fn sigkill(pid: i32) -> nix::Result<()> {
     )
 }
 
-/// Live processes whose session is one of `sessions`.
+/// Live processes whose session is one of `sessions`. Sessions 0 and 1 are never
+/// anyone's daemon (in a container, processes whose session leader is outside the PID
+/// namespace show session 0) and match nothing.
 pub fn session_members(sessions: &[i32]) -> Vec<i32> {
+    let sessions: Vec<i32> = sessions.iter().copied().filter(|&s| s > 1).collect();
     fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -147,12 +150,40 @@ pub fn marker(tag: &str) -> String {
     )
 }
 
+/// A number of seconds for `sleep` that no other process on the machine uses, so a
+/// test can count the sleeps it started: `BASE.<pid><counter>`.
+pub fn unique_seconds(base: u32) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{base}.{}{:03}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The path of `program` on `PATH`, or `None` (and a line saying the test is skipped
+/// and why) when it is not installed.
+pub fn installed(program: &str, test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        eprintln!("{test}: skipped: {program} is not installed");
+    }
+    found
+}
+
 /// One test's daemons.d and run directory.
 pub struct TestEnv {
     dir: tempfile::TempDir,
     seen: Mutex<BTreeSet<Proc>>,
     /// The daemons' cgroups named in state records: everything in one is ours.
     cgroups: Mutex<BTreeSet<PathBuf>>,
+    /// Whether keepers may use cgroups (`DMGR_NO_CGROUP` unset).
+    cgroups_allowed: bool,
 }
 
 impl TestEnv {
@@ -168,7 +199,16 @@ impl TestEnv {
             dir,
             seen: Mutex::new(BTreeSet::new()),
             cgroups: Mutex::new(BTreeSet::new()),
+            cgroups_allowed: true,
         }
+    }
+
+    /// Keepers of this environment use no cgroups (`DMGR_NO_CGROUP=1`), so that only
+    /// the subreaper's process tracking finds what a daemon started.
+    #[must_use]
+    pub fn without_cgroups(mut self) -> TestEnv {
+        self.cgroups_allowed = false;
+        self
     }
 
     /// Adds `daemons.d/NAME.toml` (builder form).
@@ -260,10 +300,14 @@ impl TestEnv {
             .args(args)
             .env_remove("DMGR_CONFIG_DIR")
             .env_remove("DMGR_RUN_DIR")
+            .env_remove("DMGR_NO_CGROUP")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if !self.cgroups_allowed {
+            command.env("DMGR_NO_CGROUP", "1");
+        }
         command
     }
 
@@ -355,9 +399,9 @@ impl TestEnv {
         fs::read_to_string(self.run_dir().join(format!("log/{name}.log"))).unwrap_or_default()
     }
 
-    /// Remembers `pid` to kill at the end.
+    /// Remembers `pid` to kill at the end (never PID 0 or 1).
     pub fn track(&self, pid: i32) {
-        if let Some(p) = Proc::of(pid) {
+        if let Some(p) = Proc::of(pid).filter(|p| p.pid > 1) {
             self.seen
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -395,7 +439,7 @@ impl TestEnv {
                             .insert(PathBuf::from(cgroup));
                     }
                     for key in ["keeper", "daemon"] {
-                        if let (Some(pid), Some(start)) =
+                        if let (Some(pid @ 2..), Some(start)) =
                             (state[key]["pid"].as_i64(), state[key]["start"].as_u64())
                         {
                             self.seen
