@@ -10,4 +10,5 @@ mod hostile;
 mod lifecycle;
 mod logs;
 mod man;
+mod programs;
 mod supervision;
