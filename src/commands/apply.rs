@@ -58,6 +58,8 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
             _ if observed.is_unsupervised() => {
                 plan.push(Action::Restart(daemon, vec!["keeper gone".into()]))
             }
+            // `dmgr run` runs it in the foreground: that terminal's to stop, not ours.
+            Some(record) if record.foreground => unchanged += 1,
             Some(record) => {
                 let process = state::changed_keys(&record.process, &ProcessKeys::of(daemon));
                 let supervision =

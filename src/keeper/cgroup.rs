@@ -25,14 +25,35 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// Creates a cgroup for the daemon `name` of the keeper `keeper_pid` beside the
-    /// calling process's own; `None` where cgroup v2 is missing, not writable, or
-    /// turned off.
-    pub fn create(name: &str, keeper_pid: u32) -> Option<Cgroup> {
+    /// Where the cgroup for the daemon `name` of the keeper `keeper_pid` goes: beside
+    /// the calling process's own cgroup; `None` where cgroup v2 is missing or turned
+    /// off. The keeper records this path before it creates the cgroup, so that a
+    /// keeper killed in between leaves no cgroup that no record names.
+    pub fn planned(name: &str, keeper_pid: u32) -> Option<PathBuf> {
         if is_disabled(std::env::var_os(DISABLE_VAR).as_deref()) {
             return None;
         }
-        create_in(&own_cgroup_dir()?, name, keeper_pid)
+        Some(own_cgroup_dir()?.join(format!("dmgr-{name}-{keeper_pid}")))
+    }
+
+    /// Creates the cgroup at `path` (from [`Cgroup::planned`]); `None` where that
+    /// cannot be done (no write access, or not a cgroup file system).
+    pub fn create(path: &Path) -> Option<Cgroup> {
+        let cgroup = Cgroup {
+            path: path.to_path_buf(),
+        };
+        match fs::create_dir(&cgroup.path) {
+            Ok(()) => {}
+            // Left by a killed keeper that had this PID: usable once empty.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !cgroup.is_populated() => {}
+            Err(_) => return None,
+        }
+        // Not a cgroup file system after all, or one without the files we need.
+        if !cgroup.path.join("cgroup.procs").is_file() {
+            cgroup.remove();
+            return None;
+        }
+        Some(cgroup)
     }
 
     /// The cgroup at `path` (from a state record), if it still exists.
@@ -81,25 +102,6 @@ impl Cgroup {
     pub fn remove(&self) {
         let _ = fs::remove_dir(&self.path);
     }
-}
-
-/// Creates the daemon's cgroup under `parent`, a directory of the cgroup2 file system.
-fn create_in(parent: &Path, name: &str, keeper_pid: u32) -> Option<Cgroup> {
-    let cgroup = Cgroup {
-        path: parent.join(format!("dmgr-{name}-{keeper_pid}")),
-    };
-    match fs::create_dir(&cgroup.path) {
-        Ok(()) => {}
-        // Left by a killed keeper that had this PID: usable once empty.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !cgroup.is_populated() => {}
-        Err(_) => return None,
-    }
-    // Not a cgroup file system after all, or one without the files we need.
-    if !cgroup.path.join("cgroup.procs").is_file() {
-        cgroup.remove();
-        return None;
-    }
-    Some(cgroup)
 }
 
 /// Returns true if and only if the value of [`DISABLE_VAR`] turns cgroups off.
@@ -152,7 +154,7 @@ mod tests {
     #[test]
     fn a_directory_that_is_no_cgroup_is_removed_again() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(create_in(dir.path(), "web", 42).is_none());
+        assert!(Cgroup::create(&dir.path().join("dmgr-web-42")).is_none());
         assert!(!dir.path().join("dmgr-web-42").exists());
     }
 

@@ -16,11 +16,11 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::{initial_record, millis, path_of, sys, with_mainpid, Launch};
+use super::{exit_record, initial_record, path_of, sys, with_mainpid, Launch};
 use crate::config::{Daemon, Dirs};
 use crate::pidfile::{LockedPidfile, OperationLock};
 use crate::procinfo::{ProcId, Stat};
-use crate::state::{self, ExitRecord, Reason, Status};
+use crate::state::{self, Reason, Status};
 use crate::{Error, Result};
 
 /// Runs `daemon` in the foreground for `dmgr run`: no new session (so Ctrl-C reaches
@@ -81,17 +81,16 @@ pub fn run_foreground(
         .map_err(|e| fail(format!("cannot block signals: {e}")))?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| fail(format!("cannot create a signalfd: {e}")))?;
+    let options = on_terminal(
+        daemon,
+        &launch,
+        &launch.program,
+        &daemon.command,
+        &launch.env,
+    );
     let options = sys::SpawnOptions {
-        program: &launch.program,
-        argv: &daemon.command,
-        env: &launch.env,
-        working_dir: &daemon.working_dir,
-        umask: daemon.umask,
-        credentials: launch.credentials.as_ref(),
-        stdout: None,
-        stderr: None,
-        new_session: false,
         keep_stdin: true,
+        ..options
     };
     let spawned = sys::spawn_gated(&options).and_then(|gated| {
         // On record before it runs the command, as under a keeper.
@@ -163,20 +162,7 @@ pub fn run_foreground(
             }
         }
     };
-    let exit = ExitRecord {
-        code: match status {
-            WaitStatus::Exited(_, code) => Some(code),
-            _ => None,
-        },
-        signal: match status {
-            WaitStatus::Signaled(_, signal, _) => {
-                Some(signal.as_str().trim_start_matches("SIG").to_string())
-            }
-            _ => None,
-        },
-        at_ms: state::now_ms(),
-        ran_ms: millis(started.elapsed()),
-    };
+    let exit = exit_record(status, started.elapsed());
     let (status_word, reason) = match record.reason {
         Some(Reason::StoppedByRequest) => (Status::Stopped, Reason::StoppedByRequest),
         _ if exit.is_success() => (Status::Stopped, Reason::Exited),
@@ -206,18 +192,7 @@ pub fn run_command(
     let env = with_mainpid(&launch.env, main);
     let program = sys::resolve_program(&argv[0], path_of(&env))
         .ok_or_else(|| format!("cannot exec {}: not found in PATH", argv[0]))?;
-    let options = sys::SpawnOptions {
-        program: &program,
-        argv,
-        env: &env,
-        working_dir: &daemon.working_dir,
-        umask: daemon.umask,
-        credentials: launch.credentials.as_ref(),
-        stdout: None,
-        stderr: None,
-        new_session: false,
-        keep_stdin: false,
-    };
+    let options = on_terminal(daemon, &launch, &program, argv, &env);
     let gated = sys::spawn_gated(&options)
         .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
     let pid = gated.pid();
@@ -254,5 +229,28 @@ pub fn run_command(
             }
             None => std::thread::sleep(left.min(Duration::from_millis(10))),
         }
+    }
+}
+
+/// How to start `argv` in the daemon's directory and with its user, in the caller's
+/// session with its output on the caller's terminal, stdin from `/dev/null`.
+fn on_terminal<'a>(
+    daemon: &'a Daemon,
+    launch: &'a Launch,
+    program: &'a std::path::Path,
+    argv: &'a [String],
+    env: &'a [(std::ffi::OsString, std::ffi::OsString)],
+) -> sys::SpawnOptions<'a> {
+    sys::SpawnOptions {
+        program,
+        argv,
+        env,
+        working_dir: &daemon.working_dir,
+        umask: daemon.umask,
+        credentials: launch.credentials.as_ref(),
+        stdout: None,
+        stderr: None,
+        new_session: false,
+        keep_stdin: false,
     }
 }

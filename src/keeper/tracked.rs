@@ -26,6 +26,8 @@ pub(super) struct Tracked {
     pipes: Vec<u64>,
     /// What got `stop_signal` in the current drain, so that each process gets it once.
     signalled: Vec<ProcId>,
+    /// Whether the main process's group got `stop_signal` in the current drain.
+    group_signalled: bool,
 }
 
 impl Tracked {
@@ -36,12 +38,14 @@ impl Tracked {
             cgroup,
             pipes,
             signalled: Vec::new(),
+            group_signalled: false,
         }
     }
 
     /// A new drain begins: every process may get the stop signal again.
     pub(super) fn begin_drain(&mut self) {
         self.signalled.clear();
+        self.group_signalled = false;
     }
 
     /// The daemon's live processes in the keeper's tree and its cgroup now.
@@ -87,9 +91,24 @@ impl Tracked {
         } else {
             &[signal, Signal::SIGCONT]
         };
-        if let Some(group) = group {
+        // Looked up before the group signal: whoever is in the group now gets it.
+        let mut targets = self.live();
+        for process in outsiders {
+            if !targets.contains(process) {
+                targets.push(*process);
+            }
+        }
+        let in_group = |process: &ProcId| {
+            group.is_some_and(|g| Stat::read(process.pid).is_some_and(|s| s.pgrp == g))
+        };
+        if let Some(group) = group.filter(|_| kill || !self.group_signalled) {
             for &s in signals {
                 let _ = nix::sys::signal::killpg(Pid::from_raw(group), s);
+            }
+            if !kill {
+                self.group_signalled = true;
+                let reached: Vec<ProcId> = targets.iter().copied().filter(in_group).collect();
+                self.signalled.extend(reached);
             }
         }
         if kill {
@@ -97,16 +116,13 @@ impl Tracked {
                 cgroup.kill();
             }
         }
-        let mut targets = self.live();
-        for process in outsiders {
-            if !targets.contains(process) {
-                targets.push(*process);
-            }
-        }
         for process in targets {
-            let in_group =
-                group.is_some_and(|g| Stat::read(process.pid).is_some_and(|s| s.pgrp == g));
-            if in_group || (!kill && self.signalled.contains(&process)) {
+            let done = if kill {
+                in_group(&process)
+            } else {
+                self.signalled.contains(&process)
+            };
+            if done {
                 continue;
             }
             for &s in signals {

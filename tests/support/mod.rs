@@ -409,6 +409,17 @@ impl TestEnv {
         }
     }
 
+    /// Every cgroup a state record of this environment has named.
+    pub fn cgroups(&self) -> Vec<PathBuf> {
+        self.remember();
+        self.cgroups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     /// Every process this environment has seen.
     pub fn seen(&self) -> Vec<Proc> {
         self.seen
