@@ -161,15 +161,16 @@ fn stop_without_keeper_finds_setsid_children() {
 }
 
 /// Each process gets `stop_signal` once per stop, however often the keeper wakes
-/// meanwhile (here: a line of output every 20 ms until SIGKILL).
+/// meanwhile: here the main process ends on TERM, and what it left in a session of its
+/// own ignores TERM and writes a line every 20 ms (each a wake-up) until SIGKILL.
 #[test]
 fn stop_signal_reaches_each_process_once() {
     let env = TestEnv::new().daemon(
         "web",
-        "command = [\"sh\", \"-c\", \"trap 'echo got-term' TERM; while :; do echo tick; sleep 0.02; done\"]\nstart_wait = \"100ms\"\nstop_timeout = \"1s\"\n",
+        "command = [\"sh\", \"-c\", \"setsid sh -c 'trap \\\"echo got-term\\\" TERM; while :; do echo tick; sleep 0.02; done' & exec sleep 1000\"]\nstart_wait = \"200ms\"\nstop_timeout = \"1s\"\n",
     );
     env.dmgr(&["start", "web"]).success();
     env.dmgr(&["stop", "web"]).success();
     let log = env.log("web");
-    assert_eq!(log.matches("got-term").count(), 1, "{log}");
+    assert_eq!(log.lines().filter(|l| *l == "got-term").count(), 1, "{log}");
 }
