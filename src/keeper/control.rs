@@ -503,8 +503,10 @@ fn finish_stop(
         record.daemon = None;
         record.output_pipes.clear();
         remove_cgroup(&mut record);
-        let _ = state::write(&dirs.state_file(name), &record);
-        pidfile::remove_stale(&record.pidfile);
+        let lock = pidfile.unwrap_or(&record.pidfile).to_path_buf();
+        while_no_keeper(&lock, || {
+            let _ = state::write(&dirs.state_file(name), &record);
+        });
     } else if let Some(mut record) = observed
         .record
         .clone()
@@ -530,7 +532,13 @@ fn finish_stop(
             record.output_pipes.clear();
             record.cgroup = None;
         }
-        let _ = state::write(&dirs.state_file(name), &record);
+        let lock = pidfile.unwrap_or(&record.pidfile).to_path_buf();
+        let removed = while_no_keeper(&lock, || {
+            let _ = state::write(&dirs.state_file(name), &record);
+        });
+        if removed == Some(true) && !acted {
+            return Ok(Stopped::RemovedStale);
+        }
     }
     let after = state::observe(dirs, name, pidfile);
     if let Some(stale) = &after.stale_pidfile {
@@ -543,6 +551,20 @@ fn finish_stop(
     } else {
         Stopped::Already
     })
+}
+
+/// Runs `write` (of the record of a daemon whose keeper is gone) holding the daemon's
+/// pidfile lock, then removes the pidfile. Every keeper takes that lock before it
+/// writes a record, so a keeper starting meanwhile (one whose `dmgr start` was killed
+/// runs without the operation lock) never has its record overwritten: it finds the
+/// lock taken and gives up, or `write` is skipped because it holds the lock. Returns
+/// whether a (stale) pidfile was there, or `None` when a keeper holds the lock.
+fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
+    let existed = lock.exists();
+    let locked = pidfile::LockedPidfile::try_lock(lock).ok()?;
+    write();
+    locked.remove();
+    Some(existed)
 }
 
 /// Stops what a dead keeper's daemon left behind before a new keeper takes over: the
