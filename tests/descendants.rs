@@ -67,11 +67,7 @@ fn setsid_children_are_gone_after_stop_restart_and_sigkill() {
 
         let pid = env.pid("web").unwrap();
         sigkill(pid).unwrap();
-        wait_until(
-            "the keeper restarted the daemon",
-            Duration::from_secs(10),
-            || env.pid("web").is_some_and(|p| p != pid) && env.entry("web")["status"] == "running",
-        );
+        env.wait_for_restart("web", pid);
         wait_until(
             "one setsid sleep, the new one",
             Duration::from_secs(5),

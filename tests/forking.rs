@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::support::{installed, is_alive, processes_with, sigkill, stat, wait_until, TestEnv};
+use crate::support::{installed, is_alive, processes_with, sigkill, stat, TestEnv};
 
 /// The repository's textbook daemon (Python Cookbook 12.14).
 fn classic_daemon() -> PathBuf {
@@ -80,15 +80,7 @@ fn textbook_daemon_runs_with_its_own_pidfile() {
     drop(file);
 
     sigkill(pid).unwrap();
-    wait_until(
-        "the daemon is back with a new PID",
-        Duration::from_secs(15),
-        || {
-            let entry = env.entry("classic");
-            entry["status"] == "running" && entry["pid"].as_i64().is_some_and(|p| p != pid as i64)
-        },
-    );
-    let again = env.entry("classic")["pid"].as_i64().unwrap() as i32;
+    let again = env.wait_for_restart("classic", pid);
     assert_eq!(read_pid(&own), Some(again));
     assert_eq!(processes_with(&mark), vec![again]);
     assert!(env

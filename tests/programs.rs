@@ -83,19 +83,11 @@ fn nginx_daemonizes_reloads_restarts_and_stops() {
 
     let workers = children(master);
     sigkill(master).unwrap();
-    wait_until(
-        "nginx is back with a new master",
-        Duration::from_secs(15),
-        || {
-            let e = env.entry("web");
-            e["status"] == "running" && e["pid"].as_i64().is_some_and(|p| p != master as i64)
-        },
-    );
+    let master = env.wait_for_restart("web", master);
     assert!(
         workers.iter().all(|&w| !is_alive(w)),
         "the orphaned workers live on"
     );
-    let master = env.entry("web")["pid"].as_i64().unwrap() as i32;
     assert_eq!(pid_in_file(), Some(master));
 
     let workers = children(master);
@@ -134,11 +126,7 @@ fn redis_daemonizes_and_stops_with_its_stop_command() {
         pid.to_string()
     );
     sigkill(pid).unwrap();
-    wait_until("redis is back", Duration::from_secs(15), || {
-        let e = env.entry("cache");
-        e["status"] == "running" && e["pid"].as_i64().is_some_and(|p| p != pid as i64)
-    });
-    let pid = env.entry("cache")["pid"].as_i64().unwrap() as i32;
+    let pid = env.wait_for_restart("cache", pid);
     env.dmgr(&["stop", "cache"]).success();
     assert!(!is_alive(pid));
     let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();

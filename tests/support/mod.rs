@@ -409,6 +409,23 @@ impl TestEnv {
         }
     }
 
+    /// Waits (at most 15 s) until `list` shows `name` running again with a PID other
+    /// than `old`, as after the keeper restarted a killed daemon; returns the new PID.
+    #[track_caller]
+    pub fn wait_for_restart(&self, name: &str, old: i32) -> i32 {
+        let mut new = None;
+        wait_until(
+            &format!("{name} runs again with a PID other than {old}"),
+            Duration::from_secs(15),
+            || {
+                let entry = self.entry(name);
+                new = entry["pid"].as_i64().map(|p| p as i32);
+                entry["status"] == "running" && new.is_some_and(|p| p != old)
+            },
+        );
+        new.unwrap_or_default()
+    }
+
     /// Every cgroup a state record of this environment has named.
     pub fn cgroups(&self) -> Vec<PathBuf> {
         self.remember();
