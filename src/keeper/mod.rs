@@ -214,13 +214,7 @@ enum Phase {
     /// the daemon to end; at `until` the command is killed and the signals follow.
     StopCommand { pid: Option<i32>, until: Instant },
     /// Everything the daemon started is being stopped and waited for.
-    Draining {
-        escalation: Escalation,
-        next: Next,
-        /// Processes outside the keeper's tree holding the log pipes were seen: they
-        /// send no SIGCHLD, so the keeper looks again every [`PROBE_INTERVAL`].
-        outsiders: bool,
-    },
+    Draining { escalation: Escalation, next: Next },
 }
 
 struct Keeper {
@@ -357,7 +351,7 @@ impl Keeper {
             cgroup::Cgroup::create(path)
         });
         record.cgroup = cgroup.as_ref().map(|c| c.path().to_path_buf());
-        let tracked = tracked::Tracked::new(record.keeper, cgroup, record.output_pipes.clone());
+        let tracked = tracked::Tracked::new(record.keeper, cgroup);
         Ok(Keeper {
             tracked,
             state_file,
@@ -439,18 +433,10 @@ impl Keeper {
             Phase::Up(None) => None,
             Phase::Backoff { until } => Some(*until),
             Phase::StopCommand { until, .. } => Some(*until),
-            Phase::Draining {
-                escalation,
-                outsiders,
-                ..
-            } => {
-                let kill_at = match escalation {
-                    Escalation::Stop { kill_at } => Some(*kill_at),
-                    Escalation::Nothing | Escalation::Killed => None,
-                };
-                let look = outsiders.then(|| Instant::now() + PROBE_INTERVAL);
-                kill_at.into_iter().chain(look).min()
-            }
+            Phase::Draining { escalation, .. } => match escalation {
+                Escalation::Stop { kill_at } => Some(*kill_at),
+                Escalation::Nothing | Escalation::Killed => None,
+            },
         }
     }
 
@@ -649,11 +635,7 @@ impl Keeper {
                 kill_at: Instant::now() + self.daemon.stop_timeout,
             }
         };
-        self.phase = Phase::Draining {
-            escalation,
-            next,
-            outsiders: false,
-        };
+        self.phase = Phase::Draining { escalation, next };
         if self.stopping {
             self.record.status = Status::Stopping;
         }
@@ -674,12 +656,7 @@ impl Keeper {
         if self.child.is_some_and(|c| !c.exited) {
             return None;
         }
-        let outsiders = if self.tracked.tree_is_empty() {
-            self.tracked.outsiders()
-        } else {
-            Vec::new()
-        };
-        if !outsiders.is_empty() || !self.tracked.tree_is_empty() {
+        if !self.tracked.tree_is_empty() {
             let signal = match escalation {
                 Escalation::Killed => Signal::SIGKILL,
                 Escalation::Stop { .. } => self.daemon.stop_signal.0,
@@ -691,12 +668,8 @@ impl Keeper {
                 }
             };
             let group = self.live_group();
-            self.tracked.signal(signal, group, &outsiders);
-            self.phase = Phase::Draining {
-                escalation,
-                next,
-                outsiders: !outsiders.is_empty(),
-            };
+            self.tracked.signal(signal, group);
+            self.phase = Phase::Draining { escalation, next };
             return None;
         }
         match next {
@@ -734,7 +707,7 @@ impl Keeper {
     /// Sends `signal` to everything the daemon started (see [`tracked`]).
     fn signal_all(&mut self, signal: Signal) {
         let group = self.live_group();
-        self.tracked.signal(signal, group, &[]);
+        self.tracked.signal(signal, group);
     }
 
     fn stop(&mut self) {
@@ -814,15 +787,9 @@ impl Keeper {
             Phase::Draining {
                 escalation: Escalation::Stop { kill_at },
                 next,
-                outsiders,
             } if now >= kill_at => {
                 // Look first: what is gone needs nothing, and says nothing in the log.
-                let left = if self.tracked.tree_is_empty() {
-                    self.tracked.outsiders()
-                } else {
-                    self.tracked.live()
-                };
-                if !left.is_empty() {
+                if !self.tracked.live().is_empty() {
                     self.note(&format!(
                         "still running {} after {}: sending KILL",
                         config::units::format_duration(self.daemon.stop_timeout),
@@ -830,16 +797,10 @@ impl Keeper {
                     ));
                 }
                 let group = self.live_group();
-                let outside = if outsiders {
-                    self.tracked.outsiders()
-                } else {
-                    Vec::new()
-                };
-                self.tracked.signal(Signal::SIGKILL, group, &outside);
+                self.tracked.signal(Signal::SIGKILL, group);
                 self.phase = Phase::Draining {
                     escalation: Escalation::Killed,
                     next,
-                    outsiders,
                 };
             }
             Phase::Up(Some(starting)) => self.on_starting(starting, now),

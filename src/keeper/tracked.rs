@@ -1,8 +1,13 @@
 //! Every process the daemon started, for the keeper to stop and wait for: its main
 //! process's group, the keeper's other descendants (a child subreaper inherits every
 //! orphan of the daemon's, also those that left its session with setsid(2), like
-//! PostgreSQL's backends), the members of its cgroup where it has one, and processes
-//! outside the keeper's tree that still write to the log pipes it gave the daemon.
+//! PostgreSQL's backends), and the members of its cgroup where it has one.
+//!
+//! While the keeper lives, that is everything: only a process handed one of the
+//! daemon's descriptors by some other route could hold its log pipe from outside the
+//! tree. The log pipes find what is left once a keeper is dead (`control`); scanning
+//! all of `/proc` for them at the end of every drain cost `stop --all` of 300 daemons
+//! ten times its time and found nothing the tree had not.
 //!
 //! Signals go by identity (a pidfd where the kernel has them), except the one to the
 //! main process's group, which is sent only while the unreaped main process pins the
@@ -22,8 +27,6 @@ pub(super) struct Tracked {
     keeper: ProcId,
     /// The daemon's cgroup, if the keeper could create one.
     pub(super) cgroup: Option<Cgroup>,
-    /// The inodes of the log pipes the daemon writes to.
-    pipes: Vec<u64>,
     /// What got `stop_signal` in the current drain, so that each process gets it once.
     signalled: Vec<ProcId>,
     /// Whether the main process's group got `stop_signal` in the current drain.
@@ -31,12 +34,11 @@ pub(super) struct Tracked {
 }
 
 impl Tracked {
-    /// Tracking for the keeper `keeper`, with the daemon's cgroup and output pipes.
-    pub(super) fn new(keeper: ProcId, cgroup: Option<Cgroup>, pipes: Vec<u64>) -> Tracked {
+    /// Tracking for the keeper `keeper`, with the daemon's cgroup.
+    pub(super) fn new(keeper: ProcId, cgroup: Option<Cgroup>) -> Tracked {
         Tracked {
             keeper,
             cgroup,
-            pipes,
             signalled: Vec::new(),
             group_signalled: false,
         }
@@ -71,20 +73,13 @@ impl Tracked {
             && self.cgroup.as_ref().is_none_or(|c| !c.is_populated())
     }
 
-    /// Processes outside the keeper's tree that still write to the daemon's log pipes
-    /// (handed the pipe some other way). A scan of all of `/proc`: called once the
-    /// tree is empty, not on every event.
-    pub(super) fn outsiders(&self) -> Vec<ProcId> {
-        procinfo::pipe_writers(&self.pipes, self.keeper.start)
-    }
-
     /// Sends `signal` to the daemon's processes: to the main process's group `group`
-    /// (pass it only while the main process is alive and unreaped), to each other
-    /// live process of the tree and cgroup, and to `outsiders`. A stop signal goes to
+    /// (pass it only while the main process is alive and unreaped) and to each other
+    /// live process of the tree and cgroup. A stop signal goes to
     /// each process once per drain, followed by SIGCONT (a stopped process acts on it
     /// only once continued); SIGKILL goes to all every time, through `cgroup.kill`
     /// first, which also catches processes forked meanwhile.
-    pub(super) fn signal(&mut self, signal: Signal, group: Option<i32>, outsiders: &[ProcId]) {
+    pub(super) fn signal(&mut self, signal: Signal, group: Option<i32>) {
         let kill = signal == Signal::SIGKILL;
         let signals: &[Signal] = if kill {
             &[Signal::SIGKILL]
@@ -92,12 +87,7 @@ impl Tracked {
             &[signal, Signal::SIGCONT]
         };
         // Looked up before the group signal: whoever is in the group now gets it.
-        let mut targets = self.live();
-        for process in outsiders {
-            if !targets.contains(process) {
-                targets.push(*process);
-            }
-        }
+        let targets = self.live();
         let in_group = |process: &ProcId| {
             group.is_some_and(|g| Stat::read(process.pid).is_some_and(|s| s.pgrp == g))
         };
