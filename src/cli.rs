@@ -75,9 +75,11 @@ pub enum Command {
 
     /// Stop daemons and wait until every process of each is gone.
     ///
-    /// Sends `stop_signal` to the daemon's process group, then SIGKILL after
-    /// `stop_timeout`. Stopping a stopped daemon succeeds. With --all, every running
-    /// daemon is stopped, including orphans whose file was removed.
+    /// Runs `stop_command` if there is one, sends `stop_signal` to the daemon's process
+    /// group and to every other process it started (also those that left its session),
+    /// then SIGKILL after `stop_timeout`. Stopping a stopped daemon succeeds, and `apply`
+    /// leaves a stopped daemon stopped from then on. With --all, every running daemon
+    /// is stopped, including orphans whose file was removed.
     ///
     /// Example: dmgr stop --all
     Stop(TargetArgs),
@@ -87,7 +89,10 @@ pub enum Command {
     /// Example: dmgr restart web
     Restart(TargetArgs),
 
-    /// Send each daemon its `reload_signal` (default HUP).
+    /// Send each daemon its `reload_signal` (default HUP), or run its `reload_command`.
+    ///
+    /// `reload_command` runs here, in the daemon's environment with `MAINPID` set, its
+    /// output on the terminal; a non-zero exit fails the reload.
     ///
     /// Example: dmgr reload web
     Reload(NamesArgs),
@@ -133,16 +138,20 @@ pub enum Command {
 
     /// Make the running daemons match the config directory.
     ///
-    /// Starts new autostart daemons, restarts those whose process-affecting keys
-    /// changed, hands changed supervision keys to running keepers without a restart,
-    /// and stops orphans.
+    /// Starts new autostart daemons and those not running though nobody stopped them,
+    /// restarts those whose process-affecting keys changed, hands changed supervision
+    /// keys to running keepers without a restart, and stops orphans. A daemon stopped
+    /// with `dmgr stop` is left stopped, and the plan says so.
     ///
     /// Example: dmgr apply --dry-run
     Apply(ApplyArgs),
 
     /// Run one daemon in the foreground, without a keeper, logging to the terminal.
     ///
-    /// Exits with the command's exit status (128 + N when killed by signal N).
+    /// Refuses while the daemon runs. While it runs, it holds the daemon's pidfile lock
+    /// and state record as a keeper would: `list` shows it, `start` starts no second
+    /// copy, `stop` stops it. Exits with the command's exit status (128 + N when killed
+    /// by signal N).
     ///
     /// Example: dmgr run web
     Run(RunArgs),

@@ -65,6 +65,15 @@ pub enum Error {
         log_tail: Vec<String>,
     },
 
+    /// `dmgr run` of a daemon that runs already.
+    #[error("{name} is running (pid {pid}); stop it first or use `dmgr logs -f {name}`")]
+    Running {
+        /// The daemon.
+        name: String,
+        /// Its main process, or whoever holds its pidfile.
+        pid: i32,
+    },
+
     /// Some operations of a multi-daemon command failed; each was already reported.
     #[error("{failed} of {total} operations failed")]
     Partial {
@@ -92,7 +101,10 @@ impl Error {
             | Error::Config { .. }
             | Error::ConfigDir { .. }
             | Error::UnknownDaemon { .. } => 2,
-            Error::Io { .. } | Error::Daemon { .. } | Error::Partial { .. } => 1,
+            Error::Io { .. }
+            | Error::Daemon { .. }
+            | Error::Running { .. }
+            | Error::Partial { .. } => 1,
         }
     }
 

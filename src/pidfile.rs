@@ -100,15 +100,23 @@ impl LockedPidfile {
     }
 }
 
-/// Reads the PID recorded in a pidfile, if there is a well-formed one.
+/// Reads the PID recorded on the first line of a pidfile, if there is a well-formed
+/// one. Only the first line counts, as systemd reads `PIDFile=`: PostgreSQL's
+/// `postmaster.pid` goes on with its data directory, port and more.
 pub fn read_pid(path: &Path) -> Option<i32> {
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     open_nofollow(path)
         .ok()?
         .take(64)
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .ok()?;
-    text.trim().parse().ok().filter(|&pid: &i32| pid > 0)
+    let first = bytes.split(|&b| b == b'\n').next()?;
+    std::str::from_utf8(first)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&pid: &i32| pid > 0)
 }
 
 /// Returns true if and only if some process holds a lock on the pidfile right now.
@@ -324,10 +332,16 @@ mod tests {
     fn garbage_pidfiles_read_as_none() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.pid");
-        for text in ["", "abc", "-5", "0", "99999999999999"] {
+        for text in ["", "abc", "-5", "0", "99999999999999", "\n42\n"] {
             fs::write(&path, text).unwrap();
             assert_eq!(read_pid(&path), None, "{text:?}");
         }
+        fs::write(&path, "4242\n/srv/pg/data\n1700000000\n5432\n").unwrap();
+        assert_eq!(
+            read_pid(&path),
+            Some(4242),
+            "the first line of postmaster.pid"
+        );
     }
 
     #[test]

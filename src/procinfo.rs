@@ -136,11 +136,62 @@ pub fn pipe_writers(inodes: &[u64], since: u64) -> Vec<ProcId> {
         .collect()
 }
 
-/// The live children of `parent`, found by scanning `/proc`.
+/// The children of `parent`, zombies included: from `/proc/PID/task/TID/children`
+/// where the kernel has those files (one small read per thread), else by scanning
+/// `/proc`. Empty once `parent` is gone.
 pub fn children_of(parent: i32) -> Vec<i32> {
-    pids()
-        .filter(|&pid| Stat::read(pid).is_some_and(|s| s.ppid == parent && !s.is_dead()))
-        .collect()
+    let tasks = match fs::read_dir(format!("/proc/{parent}/task")) {
+        Ok(tasks) => tasks,
+        Err(_) => return Vec::new(),
+    };
+    let mut children = Vec::new();
+    for task in tasks.flatten() {
+        match fs::read_to_string(task.path().join("children")) {
+            Ok(text) => children.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            ),
+            // CONFIG_PROC_CHILDREN is off, or the thread just ended: look at every
+            // process's parent instead.
+            Err(_) => {
+                return pids()
+                    .filter(|&pid| Stat::read(pid).is_some_and(|s| s.ppid == parent))
+                    .collect()
+            }
+        }
+    }
+    children
+}
+
+/// Every live (non-zombie) descendant of `ancestor`, by identity, parents before
+/// their children. A process that exits meanwhile may hand its children up to a
+/// subreaper between two reads: callers look again on the next SIGCHLD.
+pub fn descendants(ancestor: i32) -> Vec<ProcId> {
+    let mut found = Vec::new();
+    let mut next = vec![ancestor];
+    while let Some(parent) = next.pop() {
+        for child in children_of(parent) {
+            if let Some(id) = ProcId::of(child) {
+                if !found.contains(&id) {
+                    found.push(id);
+                    next.push(child);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// This boot's ID (`/proc/sys/kernel/random/boot_id`), read once; `None` where the
+/// kernel does not provide one.
+pub fn boot_id() -> Option<&'static str> {
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            let text = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+            Some(text.trim().to_string()).filter(|id| !id.is_empty())
+        })
+        .as_deref()
 }
 
 /// The PIDs `/proc` lists now (none if it cannot be read).
@@ -165,6 +216,44 @@ mod tests {
         assert_eq!(stat.session, 42);
         assert_eq!(stat.start, 123456);
         assert_eq!(stat.rss_pages, 50);
+    }
+
+    /// A shell and the sleep it started in the background are both found below us.
+    #[test]
+    fn descendants_include_grandchildren() {
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & wait"])
+            .spawn()
+            .unwrap();
+        let shell_pid = shell.id() as i32;
+        let me = std::process::id() as i32;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut below = Vec::new();
+        while std::time::Instant::now() < deadline {
+            below = descendants(me)
+                .into_iter()
+                .filter(|p| {
+                    p.pid == shell_pid || Stat::read(p.pid).is_some_and(|s| s.ppid == shell_pid)
+                })
+                .collect();
+            if below.len() == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        for pid in children_of(shell_pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = shell.kill();
+        let _ = shell.wait();
+        assert_eq!(below.len(), 2, "the shell and its sleep: {below:?}");
+        assert_eq!(
+            below[0].pid, shell_pid,
+            "parents come before their children"
+        );
     }
 
     #[test]

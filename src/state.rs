@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Daemon, Dirs, ReadyCheck, RestartPolicy};
-use crate::procinfo::{ProcId, Stat};
+use crate::procinfo::{self, ProcId, Stat};
 
 /// Paths in the record as the bytes they are: a path that is valid UTF-8 is a JSON
 /// string as before, any other an array of its bytes. serde's own `PathBuf` refuses
@@ -214,6 +214,12 @@ pub struct SupervisionKeys {
     pub stop_timeout_ms: u64,
     /// `reload_signal` by number.
     pub reload_signal: i32,
+    /// `reload_command`.
+    #[serde(default)]
+    pub reload_command: Option<Vec<String>>,
+    /// `stop_command`.
+    #[serde(default)]
+    pub stop_command: Option<Vec<String>>,
 }
 
 impl SupervisionKeys {
@@ -230,6 +236,8 @@ impl SupervisionKeys {
             stop_signal: daemon.stop_signal.number(),
             stop_timeout_ms: ms(daemon.stop_timeout),
             reload_signal: daemon.reload_signal.number(),
+            reload_command: daemon.reload_command.clone(),
+            stop_command: daemon.stop_command.clone(),
         }
     }
 }
@@ -298,6 +306,91 @@ pub struct StateRecord {
     /// main process died, this is how `stop` and `start` tell what they left behind.
     #[serde(default)]
     pub output_pipes: Vec<u64>,
+    /// The boot the record was written in (`/proc/sys/kernel/random/boot_id`): process
+    /// identities of another boot name nothing now.
+    #[serde(default)]
+    pub boot_id: Option<String>,
+    /// Why the daemon is not running, once the keeper (or `stop`) recorded an end.
+    #[serde(default)]
+    pub reason: Option<Reason>,
+    /// The cgroup the keeper put the daemon in, where it could create one.
+    #[serde(default, with = "path_bytes::option")]
+    pub cgroup: Option<PathBuf>,
+    /// For `type = "forking"`: the pidfile the daemon writes itself.
+    #[serde(default, with = "path_bytes::option")]
+    pub daemon_pidfile: Option<PathBuf>,
+    /// True when the keeper is `dmgr run`, in the foreground.
+    #[serde(default)]
+    pub foreground: bool,
+}
+
+impl StateRecord {
+    /// Returns true if and only if the record was written in this boot of the host (or
+    /// by a dmgr that did not record boots): only then do its process identities, pipe
+    /// inodes and cgroup name anything.
+    pub fn is_this_boot(&self) -> bool {
+        self.boot_id.is_none() || self.boot_id.as_deref() == procinfo::boot_id()
+    }
+}
+
+/// Why a daemon is not running (or runs without its keeper), as `--json` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// `dmgr stop` stopped it; `apply` leaves it stopped.
+    StoppedByRequest,
+    /// It exited and its `restart` policy did not start it again.
+    Exited,
+    /// It failed `max_restarts` times in a row.
+    GaveUp,
+    /// It never came up: exec failed, it died within `start_wait`, or was not ready.
+    StartFailed,
+    /// The record is from an earlier boot of the host.
+    HostRestarted,
+    /// Its keeper vanished (killed) without recording an end.
+    KeeperLost,
+}
+
+impl Reason {
+    /// The machine-readable name, as in `--json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::StoppedByRequest => "stopped-by-request",
+            Reason::Exited => "exited",
+            Reason::GaveUp => "gave-up",
+            Reason::StartFailed => "start-failed",
+            Reason::HostRestarted => "host-restarted",
+            Reason::KeeperLost => "keeper-lost",
+        }
+    }
+
+    /// The words `list` puts in brackets after the status, for the reasons that the
+    /// status word alone would hide.
+    pub fn short(self) -> Option<&'static str> {
+        match self {
+            Reason::HostRestarted => Some("host restarted"),
+            Reason::KeeperLost => Some("keeper lost"),
+            _ => None,
+        }
+    }
+
+    /// A sentence for `status`.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Reason::StoppedByRequest => {
+                "stopped by request (`dmgr stop`); `apply` leaves it stopped, `start` starts it"
+            }
+            Reason::Exited => "it exited and its restart policy did not start it again",
+            Reason::GaveUp => "it failed max_restarts times in a row and its keeper gave up",
+            Reason::StartFailed => "its last start failed",
+            Reason::HostRestarted => {
+                "the host restarted since this record was written; nothing of it runs"
+            }
+            Reason::KeeperLost => {
+                "its keeper vanished (killed?) without recording how the daemon ended"
+            }
+        }
+    }
 }
 
 /// Reads a state record; `None` when there is none or it does not parse.
@@ -422,6 +515,8 @@ pub struct Observed {
     pub memory_bytes: Option<u64>,
     /// A pidfile that no live keeper or daemon backs (reported as stale).
     pub stale_pidfile: Option<PathBuf>,
+    /// Why it is not running, or runs without a keeper.
+    pub reason: Option<Reason>,
 }
 
 impl Observed {
@@ -447,31 +542,31 @@ impl Observed {
 /// known (the record names it otherwise). Takes no lock and changes nothing.
 pub fn observe(dirs: &Dirs, name: &str, pidfile: Option<&Path>) -> Observed {
     let record = read(&dirs.state_file(name));
+    // Start times count from boot: the identities of an earlier boot may match
+    // unrelated processes of this one, so such a record is history only.
+    let earlier_boot = record.as_ref().is_some_and(|r| !r.is_this_boot());
+    let live = record.as_ref().filter(|_| !earlier_boot);
     // One read of the daemon's /proc stat tells most: whether it is the process
     // recorded, its memory, and, through its parent PID, whether its keeper lives (a
     // live process's parent cannot be a recycled PID: orphans are reparented when their
     // parent exits). Only without a live daemon is the keeper looked up itself.
-    let daemon_stat = record
-        .as_ref()
+    let daemon_stat = live
         .and_then(|r| r.daemon)
         .and_then(|id| Stat::read(id.pid).filter(|s| s.start == id.start && !s.is_dead()));
-    let daemon = daemon_stat.and(record.as_ref().and_then(|r| r.daemon));
-    let keeper = record
-        .as_ref()
-        .map(|r| r.keeper)
-        .filter(|k| match daemon_stat {
-            Some(stat) => stat.ppid == k.pid,
-            None => k.is_alive(),
-        });
-    let status = match (&record, keeper, daemon) {
-        (None, _, _) => Status::Stopped,
-        (Some(r), Some(_), _) => r.status,
-        (Some(_), None, Some(_)) => Status::Running,
-        (Some(r), None, None) => match r.status {
-            Status::Stopped | Status::Failed => r.status,
-            // The keeper died without recording an end: nobody saw how it ended.
-            _ => Status::Failed,
-        },
+    let daemon = daemon_stat.and(live.and_then(|r| r.daemon));
+    let keeper = live.map(|r| r.keeper).filter(|k| match daemon_stat {
+        Some(stat) => stat.ppid == k.pid,
+        None => k.is_alive(),
+    });
+    let ended = |r: &StateRecord| matches!(r.status, Status::Stopped | Status::Failed);
+    let (status, reason) = match (&record, keeper, daemon) {
+        (None, _, _) => (Status::Stopped, None),
+        (Some(_), _, _) if earlier_boot => (Status::Stopped, Some(Reason::HostRestarted)),
+        (Some(r), Some(_), _) => (r.status, r.reason.filter(|_| ended(r))),
+        // The keeper died without recording an end: nobody saw how it ended.
+        (Some(r), None, Some(_)) => (Status::Running, (!ended(r)).then_some(Reason::KeeperLost)),
+        (Some(r), None, None) if ended(r) => (r.status, r.reason),
+        (Some(_), None, None) => (Status::Failed, Some(Reason::KeeperLost)),
     };
     let pidfile = pidfile
         .map(Path::to_path_buf)
@@ -487,6 +582,7 @@ pub fn observe(dirs: &Dirs, name: &str, pidfile: Option<&Path>) -> Observed {
         daemon,
         memory_bytes: daemon_stat.map(|s| s.rss_bytes()),
         stale_pidfile,
+        reason,
     }
 }
 

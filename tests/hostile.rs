@@ -6,7 +6,9 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
-use crate::support::{copies_of, is_alive, marker, processes_with, sigkill, wait_until, TestEnv};
+use crate::support::{
+    copies_of, is_alive, marker, processes_with, sigkill, stat, wait_until, TestEnv,
+};
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -368,6 +370,26 @@ fn start_clears_what_a_dead_keeper_and_daemon_left_behind() {
     assert_ne!(env.pid("web"), Some(pid));
 }
 
+/// PID, parent, session, state and command line of each process, for a failure
+/// message.
+fn describe_processes(pids: &[i32]) -> String {
+    pids.iter()
+        .map(|&pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .unwrap_or_default();
+            match stat(pid) {
+                Some(s) => format!(
+                    "[pid {pid} ppid {} sid {} state {} {cmdline}]",
+                    s.ppid, s.session, s.state
+                ),
+                None => format!("[pid {pid} gone]"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Chaos: keepers, daemons and dmgr itself SIGKILLed at random points of start, stop,
 /// restart and apply.
 /// Afterwards at most one copy of each daemon ever ran at a time, `list` is truthful,
@@ -488,19 +510,23 @@ fn random_sigkills_break_no_invariant() {
             "round {round} (seed {seed}): dmgr {verb} died from a signal"
         );
         for mark in &marks {
+            let copies = copies_of(mark);
             assert!(
-                copies_of(mark).len() <= 1,
-                "round {round} (seed {seed}): two copies of {mark}"
+                copies.len() <= 1,
+                "round {round} (seed {seed}), after dmgr {verb} and a SIGKILL of {}: two copies of {mark}: {}",
+                ["the keeper", "the keeper", "the daemon", "the daemon", "dmgr"][victim as usize],
+                describe_processes(&copies)
             );
         }
-        // With the command killed, its keeper may still be stopping a daemon, which
-        // can die right after list looked; and a forking daemon's first process exits
-        // by design while it is starting.
+        // With the command killed (in this round or an earlier one), its keeper may
+        // still be stopping a daemon, which can die right after list looked; and a
+        // forking daemon's first process exits by design while it is starting.
         for entry in env.list().iter().filter(|_| victim != 4) {
-            if let (Some(pid), false) = (entry["pid"].as_i64(), entry["status"] == "starting") {
+            let changing = entry["status"] == "starting" || entry["status"] == "stopping";
+            if let (Some(pid), false) = (entry["pid"].as_i64(), changing) {
                 assert!(
                     is_alive(pid as i32),
-                    "round {round} (seed {seed}): list shows dead pid {pid} as {}",
+                    "round {round} (seed {seed}), after dmgr {verb}: list shows dead pid {pid} as {}",
                     entry["status"]
                 );
             }
@@ -519,6 +545,9 @@ fn random_sigkills_break_no_invariant() {
             "stop --all left {mark} running"
         );
     }
+    // Nor any cgroup: a keeper records one before it creates it, so stop finds them all.
+    let cgroups: Vec<_> = env.cgroups().into_iter().filter(|c| c.exists()).collect();
+    assert!(cgroups.is_empty(), "stop --all left cgroups: {cgroups:?}");
     // Nor any process of any daemon's session: each daemon's PID is its session ID.
     let sessions: Vec<i32> = env.seen().iter().map(|p| p.pid).collect();
     let left = crate::support::session_members(&sessions);

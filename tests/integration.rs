@@ -4,6 +4,8 @@
 mod support;
 
 mod config;
+mod descendants;
+mod forking;
 mod fuzz;
 mod handoff;
 mod hostile;
@@ -12,4 +14,5 @@ mod hostile_config;
 mod lifecycle;
 mod logs;
 mod man;
+mod programs;
 mod supervision;

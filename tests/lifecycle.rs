@@ -747,3 +747,131 @@ fn list_and_status_colour_statuses_only_when_asked_or_on_a_terminal() {
         assert!(out.contains("running"), "{out:?}");
     }
 }
+
+/// `run` of a running daemon refuses, naming it and what to do instead; while `run`
+/// runs, it holds the lock and record a keeper would, so `start` finds the daemon
+/// running and starts no second copy, `list` shows it, and `stop` ends it.
+#[test]
+fn run_refuses_a_running_daemon_and_start_during_run_starts_no_second_copy() {
+    let mark = marker("run");
+    let env = TestEnv::new().daemon("web", &sleeper(&mark));
+    env.dmgr(&["start", "web"]).success();
+    let pid = env.pid("web").unwrap();
+    env.dmgr(&["run", "web"]).code(1).stderr_has(&format!(
+        "web is running (pid {pid}); stop it first or use `dmgr logs -f web`"
+    ));
+    assert_eq!(processes_with(&mark), vec![pid]);
+    env.dmgr(&["stop", "web"]).success();
+
+    let mut run = env.command(&["run", "web"]);
+    run.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let run = crate::support::KillOnDrop(run.spawn().unwrap());
+    wait_until("run shows in list", Duration::from_secs(10), || {
+        env.entry("web")["status"] == "running"
+    });
+    let pid = processes_with(&mark)[0];
+    env.track(pid);
+    assert_eq!(env.entry("web")["pid"].as_i64(), Some(pid as i64));
+    assert!(env.pidfile_is_locked("web"), "run holds the pidfile lock");
+    env.dmgr(&["start", "web"])
+        .success()
+        .stdout_has(&format!("web: already running (pid {pid})"));
+    assert_eq!(
+        processes_with(&mark),
+        vec![pid],
+        "start started a second copy"
+    );
+    env.dmgr(&["run", "web"])
+        .code(1)
+        .stderr_has("web is running");
+    env.dmgr(&["stop", "web"])
+        .success()
+        .stdout_has("web: stopped");
+    assert!(processes_with(&mark).is_empty());
+    let mut run = run;
+    let status = run.0.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(128 + 15),
+        "run exits as its command did (TERM)"
+    );
+    assert!(!env.pidfile("web").exists());
+    assert_eq!(env.entry("web")["reason"], "stopped-by-request");
+}
+
+/// `list` and `status` say why a daemon is not running: `failed (keeper lost)` when the
+/// keeper and the daemon were killed; `stopped (host restarted)` for a record of an
+/// earlier boot, whose process identities are not trusted even if they match live
+/// processes now.
+#[test]
+fn list_says_keeper_lost_and_host_restarted() {
+    let mark = marker("reasons");
+    let env = TestEnv::new().daemon("web", &sleeper(&mark));
+    env.dmgr(&["start", "web"]).success();
+    let (keeper, pid) = (env.keeper_pid("web").unwrap(), env.pid("web").unwrap());
+    sigkill(keeper).unwrap();
+    wait_until("the keeper is dead", Duration::from_secs(5), || {
+        !is_alive(keeper)
+    });
+    assert_eq!(env.entry("web")["reason"], "keeper-lost");
+    assert_eq!(env.entry("web")["supervised"], false);
+    sigkill(pid).unwrap();
+    wait_until("the daemon is dead", Duration::from_secs(5), || {
+        !is_alive(pid)
+    });
+    let entry = env.entry("web");
+    assert_eq!(
+        (entry["status"].as_str(), entry["reason"].as_str()),
+        (Some("failed"), Some("keeper-lost"))
+    );
+    env.dmgr(&["list"])
+        .success()
+        .stdout_has("failed (keeper lost)");
+    env.dmgr(&["status", "web"])
+        .code(1)
+        .stdout_has("reason:")
+        .stdout_has("keeper vanished");
+
+    // The same record from another boot, naming a live process (in a session of its
+    // own, which the fixture's cleanup kills): it names nothing now.
+    let bystander = crate::support::KillOnDrop(
+        std::process::Command::new("setsid")
+            .args(["sleep", "1000"])
+            .spawn()
+            .unwrap(),
+    );
+    let me = Proc::of(bystander.0.id() as i32).unwrap();
+    wait_until("the bystander runs sleep", Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{}/comm", me.pid)).is_ok_and(|c| c.trim() == "sleep")
+    });
+    let me = Proc::of(me.pid).unwrap();
+    let mut record = env.state("web").unwrap();
+    record["boot_id"] = "00000000-0000-0000-0000-000000000000".into();
+    for key in ["keeper", "daemon"] {
+        record[key] = serde_json::json!({ "pid": me.pid, "start": me.start });
+    }
+    env.write_state("web", &record);
+    let entry = env.entry("web");
+    assert_eq!(
+        (
+            entry["status"].as_str(),
+            entry["reason"].as_str(),
+            entry["pid"].as_i64()
+        ),
+        (Some("stopped"), Some("host-restarted"), None)
+    );
+    env.dmgr(&["list"])
+        .success()
+        .stdout_has("stopped (host restarted)");
+    env.dmgr(&["stop", "web"])
+        .success()
+        .stdout_has("web: not running");
+    assert!(
+        me.is_alive(),
+        "stop signalled a process of an earlier boot's record"
+    );
+    // Asked to stop, it is stopped by request from now on, in this boot.
+    assert_eq!(env.entry("web")["reason"], "stopped-by-request");
+    assert_ne!(env.state("web").unwrap()["keeper"]["pid"], me.pid);
+}

@@ -161,3 +161,42 @@ fn completions_know_the_subcommands() {
     }
     assert!(!script.contains("__keeper"));
 }
+
+/// Every example file in dmgr.toml.5's EXAMPLES passes `dmgr check`, so the page never
+/// shows a key or value that dmgr refuses.
+#[test]
+fn toml_page_examples_are_valid_files() {
+    let page = read("dmgr.toml.5");
+    let examples = &page[page.find(".SH EXAMPLES").expect("an EXAMPLES section")..];
+    let env = crate::support::TestEnv::new();
+    let mut names = Vec::new();
+    for block in examples.split(".EX\n").skip(1) {
+        let block = block.split(".EE").next().unwrap_or_default();
+        let mut current: Option<(String, String)> = None;
+        for line in block.lines().map(|l| l.replace("\\-", "-")) {
+            if let Some(name) = line
+                .strip_prefix("# daemons.d/")
+                .and_then(|n| n.strip_suffix(".toml"))
+            {
+                if let Some((name, text)) = current.take() {
+                    env.write(&name, &text);
+                }
+                names.push(name.to_string());
+                current = Some((name.to_string(), String::new()));
+            } else if let Some((_, text)) = &mut current {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        if let Some((name, text)) = current {
+            env.write(&name, &text);
+        }
+    }
+    for expected in ["web", "db", "worker", "pg", "nginx", "redis", "classic"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "no {expected} example: {names:?}"
+        );
+    }
+    env.dmgr(&["check"]).success();
+}

@@ -440,3 +440,117 @@ fn non_utf8_environment_is_passed_on() {
         .split(|&b| b == 0)
         .any(|v| v == b"DMGR_ODD=\xff\xfe"));
 }
+
+/// `apply` leaves a daemon that `dmgr stop` stopped alone and says so, starts a new one
+/// and one that died unasked, and restarts a changed one; `start` still starts the
+/// stopped one.
+#[test]
+fn apply_leaves_a_daemon_stopped_by_request_stopped() {
+    let base = "start_wait = \"50ms\"\n";
+    let env = TestEnv::new()
+        .daemon("held", &format!("command = [\"sleep\", \"1000\"]\n{base}"))
+        .daemon(
+            "changed",
+            &format!("command = [\"sleep\", \"1000\"]\n{base}"),
+        )
+        .daemon(
+            "crashed",
+            &format!("command = [\"sleep\", \"1000\"]\nrestart = \"no\"\n{base}"),
+        );
+    env.dmgr(&["start", "--all"]).success();
+    let changed = env.pid("changed").unwrap();
+    env.dmgr(&["stop", "held"]).success();
+    let crashed = env.pid("crashed").unwrap();
+    crate::support::sigkill(crashed).unwrap();
+    wait_until(
+        "crashed is recorded as failed",
+        Duration::from_secs(5),
+        || env.entry("crashed")["status"] == "failed",
+    );
+    env.write(
+        "changed",
+        &format!("command = [\"sleep\", \"1001\"]\n{base}"),
+    );
+    env.write("new", &format!("command = [\"sleep\", \"1000\"]\n{base}"));
+
+    let plan = env.dmgr(&["apply", "--dry-run"]).success().stdout();
+    for line in [
+        "held: leave stopped (stopped with `dmgr stop`; `dmgr start held` starts it)",
+        "changed: restart (changed: command)",
+        "crashed: start (not running: it exited (signal KILL))",
+        "new: start (new)",
+        "2 to start, 1 to restart, 0 to update live, 0 to stop, 1 left stopped",
+    ] {
+        assert!(plan.contains(line), "plan lacks {line:?}:\n{plan}");
+    }
+    env.dmgr(&["apply"])
+        .success()
+        .stdout_has("held: left stopped");
+    assert_eq!(env.entry("held")["status"], "stopped");
+    assert_eq!(env.entry("held")["reason"], "stopped-by-request");
+    assert!(env.pid("changed").is_some_and(|p| p != changed));
+    assert!(env.pidfile_is_locked("crashed") && env.pidfile_is_locked("new"));
+    env.dmgr(&["start", "held"])
+        .success()
+        .stdout_has("held: started");
+}
+
+/// `reload_command` and `stop_command` run with the daemon's environment, working
+/// directory and `MAINPID`; a stop_command that ends the daemon ends the stop.
+#[test]
+fn reload_and_stop_commands_run_in_the_daemon_environment() {
+    let env = TestEnv::new();
+    let seen = env.root().join("seen");
+    let record = format!("echo $0 $MAINPID $GREETING $(pwd) >> {}", seen.display());
+    env.write(
+        "web",
+        &format!(
+            "command = [\"sleep\", \"1000\"]\nworking_dir = \"/tmp\"\nenv = {{ GREETING = \"hi\" }}\nstart_wait = \"50ms\"\nstop_timeout = \"30s\"\n\
+             reload_command = [\"sh\", \"-c\", \"{record}\", \"reload\"]\n\
+             stop_command = [\"sh\", \"-c\", \"{record}; kill $MAINPID\", \"stop\"]\n"
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let pid = env.pid("web").unwrap();
+    env.dmgr(&["reload", "web"])
+        .success()
+        .stdout_has(&format!("web: reloaded (pid {pid})"));
+    let started = Instant::now();
+    env.dmgr(&["stop", "web"]).success();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stop waited for stop_timeout"
+    );
+    assert!(!is_alive(pid));
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        format!("reload {pid} hi /tmp\nstop {pid} hi /tmp\n")
+    );
+    assert!(env.log("web").contains("stop_command"));
+}
+
+/// A stop_command that hangs is killed at stop_timeout, and the usual signals stop the
+/// daemon; a failing reload_command fails the reload.
+#[test]
+fn hanging_stop_command_is_killed_and_the_signals_follow() {
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = [\"sleep\", \"1000\"]\nstart_wait = \"50ms\"\nstop_timeout = \"500ms\"\n\
+         stop_command = [\"sleep\", \"1000\"]\nreload_command = [\"sh\", \"-c\", \"echo nope; exit 3\"]\n",
+    );
+    env.dmgr(&["start", "web"]).success();
+    let pid = env.pid("web").unwrap();
+    env.dmgr(&["reload", "web"])
+        .code(1)
+        .stderr_has("exited 3")
+        .stdout_has("nope");
+    let started = Instant::now();
+    env.dmgr(&["stop", "web"]).success();
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert!(!is_alive(pid));
+    let log = env.log("web");
+    assert!(
+        log.contains("stop_command still running after 500ms: killed it"),
+        "{log}"
+    );
+}

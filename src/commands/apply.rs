@@ -1,6 +1,8 @@
 //! `dmgr apply [--dry-run]`: make the running set match the config directory.
 //!
-//! Per daemon, one action: `start` a new (or stopped) autostart daemon; `restart` one
+//! Per daemon, one action: `start` a new autostart daemon, or one that is not running
+//! though nobody asked (it exited, failed, lost its keeper, or the host restarted);
+//! leave one that `dmgr stop` stopped as it is, and say so; `restart` one
 //! whose process-affecting keys changed since it started (or that runs without a
 //! keeper); `update` the keeper of one whose supervision keys changed, live, keeping
 //! the PID; `stop` an orphan whose file was removed. A file that does not load is
@@ -15,7 +17,7 @@ use super::{batches, lock_all, Context, Failures};
 use crate::cli::ApplyArgs;
 use crate::config::{self, Daemon};
 use crate::keeper::control::{self, Begun};
-use crate::state::{self, ProcessKeys, SupervisionKeys};
+use crate::state::{self, ProcessKeys, Reason, SupervisionKeys};
 use crate::{Error, Result};
 
 /// How long `apply` waits for a keeper to confirm it took over changed keys.
@@ -24,7 +26,10 @@ const UPDATE_TIMEOUT: Duration = Duration::from_secs(5);
 /// One step of the plan.
 #[derive(Debug, Clone)]
 enum Action<'a> {
-    Start(&'a Daemon),
+    /// Start it, and why.
+    Start(&'a Daemon, String),
+    /// Leave it stopped: `dmgr stop` stopped it.
+    LeaveStopped(&'a Daemon),
     Restart(&'a Daemon, Vec<String>),
     Update(&'a Daemon, Vec<String>),
     Stop(String),
@@ -45,16 +50,16 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
         let observed = state::observe(&ctx.dirs, &daemon.name, Some(&daemon.pidfile));
         let record = observed.record.as_ref();
         match record {
-            _ if observed.daemon.is_none() && observed.keeper.is_none() => {
-                if daemon.autostart {
-                    plan.push(Action::Start(daemon));
-                } else {
-                    unchanged += 1;
-                }
-            }
+            _ if observed.daemon.is_none() && observed.keeper.is_none() => match observed.reason {
+                _ if !daemon.autostart => unchanged += 1,
+                Some(Reason::StoppedByRequest) => plan.push(Action::LeaveStopped(daemon)),
+                _ => plan.push(Action::Start(daemon, why_start(&observed))),
+            },
             _ if observed.is_unsupervised() => {
                 plan.push(Action::Restart(daemon, vec!["keeper gone".into()]))
             }
+            // `dmgr run` runs it in the foreground: that terminal's to stop, not ours.
+            Some(record) if record.foreground => unchanged += 1,
             Some(record) => {
                 let process = state::changed_keys(&record.process, &ProcessKeys::of(daemon));
                 let supervision =
@@ -87,6 +92,9 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
         return failures.finish();
     }
 
+    for action in plan.iter().filter(|a| matches!(a, Action::LeaveStopped(_))) {
+        ctx.say(&describe(action, false));
+    }
     // Orphans first, together.
     let mut orphans = Vec::new();
     for action in &plan {
@@ -110,12 +118,12 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
     let daemons: Vec<&Daemon> = plan
         .iter()
         .filter_map(|a| match a {
-            Action::Start(d) | Action::Restart(d, _) | Action::Update(d, _) => Some(*d),
-            Action::Stop(_) => None,
+            Action::Start(d, _) | Action::Restart(d, _) | Action::Update(d, _) => Some(*d),
+            Action::Stop(_) | Action::LeaveStopped(_) => None,
         })
         .collect();
     let action_of = |name: &str| {
-        plan.iter().find(|a| matches!(a, Action::Start(d) | Action::Restart(d, _) | Action::Update(d, _) if d.name == name))
+        plan.iter().find(|a| matches!(a, Action::Start(d, _) | Action::Restart(d, _) | Action::Update(d, _) if d.name == name))
     };
     let batches = batches(config::start_order(&daemons));
     for batch in batches {
@@ -201,10 +209,14 @@ fn report(ctx: &Context, failures: &mut Failures, action: &Action<'_>, result: R
 
 fn describe(action: &Action<'_>, planned: bool) -> String {
     let (name, verb, why) = match action {
-        Action::Start(d) => (
+        Action::Start(d, why) => (d.name.as_str(), ["started", "start"], why.clone()),
+        Action::LeaveStopped(d) => (
             d.name.as_str(),
-            ["started", "start"],
-            "new or not running".to_string(),
+            ["left stopped", "leave stopped"],
+            format!(
+                "stopped with `dmgr stop`; `dmgr start {}` starts it",
+                d.name
+            ),
         ),
         Action::Restart(d, keys) => (
             d.name.as_str(),
@@ -228,11 +240,30 @@ fn describe(action: &Action<'_>, planned: bool) -> String {
 fn summary(plan: &[Action<'_>], unchanged: usize, planned: bool) -> String {
     let count = |f: fn(&Action<'_>) -> bool| plan.iter().filter(|a| f(a)).count();
     format!(
-        "apply{}: {} to start, {} to restart, {} to update live, {} to stop, {unchanged} unchanged",
+        "apply{}: {} to start, {} to restart, {} to update live, {} to stop, {} left stopped, {unchanged} unchanged",
         if planned { " --dry-run" } else { "" },
-        count(|a| matches!(a, Action::Start(_))),
+        count(|a| matches!(a, Action::Start(..))),
         count(|a| matches!(a, Action::Restart(..))),
         count(|a| matches!(a, Action::Update(..))),
         count(|a| matches!(a, Action::Stop(_))),
+        count(|a| matches!(a, Action::LeaveStopped(_))),
     )
+}
+
+/// Why `apply` starts a daemon that does not run, in words for its plan.
+fn why_start(observed: &state::Observed) -> String {
+    let Some(record) = &observed.record else {
+        return "new".to_string();
+    };
+    let why = match observed.reason {
+        Some(Reason::HostRestarted) => "the host restarted".to_string(),
+        Some(Reason::KeeperLost) => "its keeper was lost".to_string(),
+        Some(Reason::GaveUp) => "its keeper gave up on it".to_string(),
+        Some(Reason::StartFailed) => "its last start failed".to_string(),
+        _ => match &record.last_exit {
+            Some(exit) => format!("it exited ({})", exit.describe()),
+            None => "it is not running".to_string(),
+        },
+    };
+    format!("not running: {why}")
 }

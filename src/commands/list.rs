@@ -97,6 +97,10 @@ fn entries(ctx: &Context, loaded: &config::Loaded) -> Vec<ListEntry> {
 }
 
 fn status_cell(entry: &ListEntry) -> String {
+    let words = entry.reason.and_then(state::Reason::short);
+    if let (Some(words), "stopped" | "failed") = (words, entry.status) {
+        return format!("{} ({words})", entry.status);
+    }
     match (&entry.last_exit, entry.status) {
         (Some(exit), "failed" | "backoff") => {
             let how = match (&exit.signal, exit.code) {

@@ -1,27 +1,58 @@
-//! `dmgr reload NAME...`: send each daemon its `reload_signal`.
+//! `dmgr reload NAME...`: send each daemon its `reload_signal`, or run its
+//! `reload_command` (in the daemon's environment, with `MAINPID` set, bounded by
+//! `stop_timeout`, its output to the terminal; a non-zero exit fails the reload).
 
 use super::{resolve, Context, Failures};
 use crate::cli::NamesArgs;
-use crate::keeper::control;
-use crate::{config, Error, Result};
+use crate::config::Daemon;
+use crate::keeper::{self, control};
+use crate::{config, state, Error, Result};
 
 /// Runs `dmgr reload`.
 pub fn run(ctx: &Context, args: &NamesArgs) -> Result<u8> {
     let loaded = config::load_named(&ctx.dirs, &args.names)?;
     let mut failures = Failures::default();
     for daemon in resolve(ctx, &loaded, &args.names)? {
-        let signal = daemon.reload_signal;
-        match control::signal_daemon(&ctx.dirs, &daemon.name, Some(daemon), signal.number()) {
-            Ok(Some(pid)) => {
+        let result = match &daemon.reload_command {
+            Some(argv) => run_reload_command(ctx, daemon, argv),
+            None => send_reload_signal(ctx, daemon),
+        };
+        match result {
+            Ok(line) => {
                 failures.ok();
-                ctx.say(&format!("{}: sent {signal} to pid {pid}", daemon.name));
+                ctx.say(&line);
             }
-            Ok(None) => failures.fail(Error::daemon(
-                &daemon.name,
-                "not running; nothing to reload",
-            )),
             Err(err) => failures.fail(err),
         }
     }
     failures.finish()
+}
+
+fn send_reload_signal(ctx: &Context, daemon: &Daemon) -> Result<String> {
+    let signal = daemon.reload_signal;
+    match control::signal_daemon(&ctx.dirs, &daemon.name, Some(daemon), signal.number())? {
+        Some(pid) => Ok(format!("{}: sent {signal} to pid {pid}", daemon.name)),
+        None => Err(not_running(daemon)),
+    }
+}
+
+fn run_reload_command(ctx: &Context, daemon: &Daemon, argv: &[String]) -> Result<String> {
+    let observed = state::observe(&ctx.dirs, &daemon.name, Some(&daemon.pidfile));
+    let Some(main) = observed.daemon else {
+        return Err(not_running(daemon));
+    };
+    let shown = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or(argv.join(" "));
+    let fail = |why: String| Error::daemon(&daemon.name, format!("reload_command {shown}: {why}"));
+    match keeper::run_command(daemon, argv, main.pid, daemon.stop_timeout).map_err(fail)? {
+        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(format!(
+            "{}: reloaded (pid {}) with {shown}",
+            daemon.name, main.pid
+        )),
+        nix::sys::wait::WaitStatus::Exited(_, code) => Err(fail(format!("exited {code}"))),
+        other => Err(fail(format!("ended: {other:?}"))),
+    }
+}
+
+fn not_running(daemon: &Daemon) -> Error {
+    Error::daemon(&daemon.name, "not running; nothing to reload")
 }

@@ -1,13 +1,17 @@
 //! `dmgr run NAME`: run one daemon in the foreground, without a keeper, for debugging
-//! and containers. Exits with the command's status.
+//! and containers. Refuses while the daemon runs; while it runs itself, it holds the
+//! daemon's pidfile lock and state record as a keeper would, so `start` starts no
+//! second copy. Exits with the command's status.
 
 use super::{resolve, Context};
 use crate::cli::RunArgs;
-use crate::{config, keeper, Result};
+use crate::keeper::{self, control};
+use crate::{config, Result};
 
 /// Runs `dmgr run`.
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
     let loaded = config::load_named(&ctx.dirs, std::slice::from_ref(&args.name))?;
     let daemon = resolve(ctx, &loaded, std::slice::from_ref(&args.name))?[0];
-    keeper::run_foreground(daemon)
+    let (lock, pidfile) = control::claim_for_foreground(&ctx.dirs, daemon)?;
+    keeper::run_foreground(&ctx.dirs, daemon, lock, pidfile)
 }

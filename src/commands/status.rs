@@ -9,7 +9,7 @@ use crate::cli::StatusArgs;
 use crate::config;
 use crate::output::json::{rfc3339_ms, LastExit, ListEntry, StatusEntry};
 use crate::output::{self, escape, format_bytes, format_uptime, Style};
-use crate::state::{self, Status};
+use crate::state::{self, Reason, Status};
 use crate::{logfile, Result};
 
 /// LSB status codes.
@@ -63,9 +63,17 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         entries.push(StatusEntry {
             keeper_pid: observed.keeper.map(|k| k.pid),
             pidfile: daemon
-                .map(|d| d.pidfile.clone())
-                .or(record.map(|r| r.pidfile.clone()))
+                .map(|d| d.forking_pidfile.clone().unwrap_or(d.pidfile.clone()))
+                .or(record.map(|r| r.daemon_pidfile.clone().unwrap_or(r.pidfile.clone())))
                 .map(|p| output::show_path(&p).into_owned()),
+            lock_file: daemon
+                .filter(|d| d.forking_pidfile.is_some())
+                .map(|d| output::show_path(&d.pidfile).into_owned()),
+            cgroup: record
+                .filter(|_| observed.keeper.is_some() || observed.is_running())
+                .and_then(|r| r.cgroup.as_ref())
+                .map(|p| output::show_path(p).into_owned()),
+            foreground: record.is_some_and(|r| r.foreground) && observed.keeper.is_some(),
             log: log.as_ref().map(|p| output::show_path(p).into_owned()),
             stderr_log: stderr_log
                 .as_ref()
@@ -127,6 +135,9 @@ fn render(e: &StatusEntry) -> String {
         let _ = writeln!(out, "  {:<12}{text}", format!("{key}:"));
     };
     let mut status = l.status.to_string();
+    if let Some(words) = l.reason.and_then(Reason::short) {
+        let _ = write!(status, " ({words})");
+    }
     if let Some(pid) = l.pid {
         let _ = write!(status, " (pid {pid}");
         if let Some(up) = l.uptime_secs {
@@ -142,7 +153,15 @@ fn render(e: &StatusEntry) -> String {
         field("command", command.clone());
     }
     if let Some(keeper) = e.keeper_pid {
-        field("keeper", format!("pid {keeper}"));
+        let how = if e.foreground {
+            " (`dmgr run`, in the foreground)"
+        } else {
+            ""
+        };
+        field("keeper", format!("pid {keeper}{how}"));
+    }
+    if let Some(reason) = l.reason {
+        field("reason", reason.explain().to_string());
     }
     field("restarts", l.restarts.to_string());
     if let Some(exit) = &l.last_exit {
@@ -172,7 +191,18 @@ fn render(e: &StatusEntry) -> String {
         field("file", file.clone());
     }
     if let Some(pidfile) = &e.pidfile {
-        field("pidfile", pidfile.clone());
+        let whose = if e.lock_file.is_some() {
+            " (the daemon's own; dmgr only reads it)"
+        } else {
+            ""
+        };
+        field("pidfile", format!("{pidfile}{whose}"));
+    }
+    if let Some(lock) = &e.lock_file {
+        field("lock", lock.clone());
+    }
+    if let Some(cgroup) = &e.cgroup {
+        field("cgroup", cgroup.clone());
     }
     if let Some(stale) = &e.stale_pidfile {
         field(

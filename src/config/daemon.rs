@@ -50,8 +50,13 @@ pub struct Daemon {
     pub group: Option<String>,
     /// The daemon's umask.
     pub umask: u32,
-    /// The pidfile (absolute).
+    /// The pidfile dmgr locks and writes the daemon's PID to (absolute): the `pidfile`
+    /// key, except for `type = "forking"`, where that key names the daemon's own file
+    /// ([`Daemon::forking_pidfile`]) and this is `RUN_DIR/NAME.pid`.
     pub pidfile: PathBuf,
+    /// For `type = "forking"` with `pidfile` set: the pidfile the daemon writes itself,
+    /// which dmgr only reads (absolute).
+    pub forking_pidfile: Option<PathBuf>,
     /// The log for stdout, and stderr unless `stderr_log` is set (absolute).
     pub log: PathBuf,
     /// A separate log for stderr (absolute).
@@ -80,8 +85,12 @@ pub struct Daemon {
     pub stop_signal: Signal,
     /// How long after `stop_signal` before SIGKILL.
     pub stop_timeout: Duration,
-    /// Sent by `reload`.
+    /// Sent by `reload`, unless `reload_command` is set.
     pub reload_signal: Signal,
+    /// Run by `reload` instead of sending `reload_signal`.
+    pub reload_command: Option<Vec<String>>,
+    /// Run by a requested stop before the stop signal goes to what is left.
+    pub stop_command: Option<Vec<String>>,
     /// Daemons to start before this one.
     pub after: Vec<String>,
     /// `simple` or `forking`.
@@ -619,13 +628,24 @@ impl<'a> Builder<'a> {
         let user = self.name_string(get("user"), "user");
         let group = self.name_string(get("group"), "group");
         let umask = self.umask(get("umask")).unwrap_or(0o022);
+        let kind = self.kind(get("type")).unwrap_or(DaemonType::Simple);
         let pidfile = self.written_path(get("pidfile"), "pidfile", &name);
         self.places.pidfile = get("pidfile").map(|v| v.span().start);
         let log = self.written_path(get("log"), "log", &name);
         self.places.log = get("log").map(|v| v.span().start);
         let stderr_log = self.written_path(get("stderr_log"), "stderr_log", &name);
         self.places.stderr_log = get("stderr_log").map(|v| v.span().start);
-        let pidfile = pidfile.unwrap_or_else(|| self.dirs.pidfile(&name));
+        // With type = "forking", `pidfile` is the program's own file; dmgr's lock and
+        // PID record stay at the default.
+        let (pidfile, forking_pidfile) = match (kind, pidfile) {
+            (DaemonType::Forking, Some(own)) => (self.dirs.pidfile(&name), Some(own)),
+            (_, set) => (set.unwrap_or_else(|| self.dirs.pidfile(&name)), None),
+        };
+        if forking_pidfile.as_ref() == Some(&pidfile) {
+            if let Some(v) = get("pidfile") {
+                self.error(v.span(), "with type = \"forking\", `pidfile` is the daemon's own file, and this is the file dmgr locks itself; leave `pidfile` out or name the file the program writes");
+            }
+        }
         let log = log.unwrap_or_else(|| self.dirs.log_dir.join(format!("{name}.log")));
         let log_max_size = self.log_size(get("log_max_size")).unwrap_or(Size(10 << 20));
         let log_keep = self
@@ -666,9 +686,19 @@ impl<'a> Builder<'a> {
         let reload_signal = self
             .signal(get("reload_signal"), |s| s.check_reload().map(|()| None))
             .unwrap_or(Signal(nix::sys::signal::Signal::SIGHUP));
+        let reload_command = get("reload_command").and_then(|v| self.argv(v));
+        let stop_command = get("stop_command").and_then(|v| self.argv(v));
+        if let (Some(_), Some(v)) = (&reload_command, get("reload_signal")) {
+            self.error(v.span(), "`reload_signal` and `reload_command` exclude each other: `reload` runs the command instead of sending the signal; keep one");
+        }
         let after = self.after(get("after"), &name);
-        let kind = self.kind(get("type")).unwrap_or(DaemonType::Simple);
-        self.check_own_paths(&table, &pidfile, &log, stderr_log.as_deref(), log_keep);
+        self.check_own_paths(
+            &table,
+            forking_pidfile.as_deref().unwrap_or(&pidfile),
+            &log,
+            stderr_log.as_deref(),
+            log_keep,
+        );
         Some(Daemon {
             file: self.file.to_path_buf(),
             command: command?,
@@ -680,6 +710,7 @@ impl<'a> Builder<'a> {
             group,
             umask,
             pidfile,
+            forking_pidfile,
             log,
             stderr_log,
             log_max_size,
@@ -695,6 +726,8 @@ impl<'a> Builder<'a> {
             stop_signal,
             stop_timeout,
             reload_signal,
+            reload_command,
+            stop_command,
             after,
             kind,
             name,
@@ -1076,6 +1109,19 @@ impl<'a> Builder<'a> {
         Some(argv)
     }
 
+    /// An argument vector written as an array (`reload_command`, `stop_command`),
+    /// checked as `command` is.
+    fn argv(&mut self, value: &Value<'_>) -> Option<Vec<String>> {
+        if !matches!(value.get_ref(), DeValue::Array(_)) {
+            self.expected(
+                value,
+                "an array of strings, like [\"nginx\", \"-s\", \"reload\"]",
+            );
+            return None;
+        }
+        self.command(value)
+    }
+
     fn env(&mut self, value: Option<&Value<'_>>) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         let Some(value) = value else {
@@ -1405,6 +1451,7 @@ pub(crate) mod tests_support {
             group: None,
             umask: 0o022,
             pidfile: PathBuf::from(format!("/nonexistent/{name}.pid")),
+            forking_pidfile: None,
             log: PathBuf::from(format!("/nonexistent/{name}.log")),
             stderr_log: None,
             log_max_size: Size(10 << 20),
@@ -1420,6 +1467,8 @@ pub(crate) mod tests_support {
             stop_signal: Signal(nix::sys::signal::Signal::SIGTERM),
             stop_timeout: Duration::from_secs(10),
             reload_signal: Signal(nix::sys::signal::Signal::SIGHUP),
+            reload_command: None,
+            stop_command: None,
             after: Vec::new(),
             kind: DaemonType::Simple,
         }
@@ -1514,6 +1563,7 @@ ready_timeout = "5s"
 stop_signal = "INT"
 stop_timeout = "2m"
 reload_signal = "USR1"
+stop_command = ["./bin/server", "--shutdown"]
 after = ["db"]
 type = "forking"
 "#,
@@ -1527,7 +1577,10 @@ type = "forking"
         assert!(d.working_dir.ends_with("srv") && !d.working_dir.to_string_lossy().contains(".."));
         assert_eq!(d.env.get("PORT").map(String::as_str), Some("8080"));
         assert_eq!(d.umask, 0o027);
-        assert!(d.pidfile.ends_with("pids/web.pid"));
+        // type = "forking": the pidfile is the program's; dmgr's lock stays in the run dir.
+        assert!(d.forking_pidfile.unwrap().ends_with("pids/web.pid"));
+        assert!(d.pidfile.ends_with("run/web.pid"));
+        assert!(d.stop_command.unwrap()[0].ends_with("daemons.d/bin/server"));
         assert_eq!(d.log, Path::new("/var/tmp/web.log"));
         assert_eq!(d.log_max_size, Size(512 * 1024));
         assert_eq!(d.ready, Some(ReadyCheck::Tcp("127.0.0.1:8080".into())));
@@ -1577,6 +1630,29 @@ type = "forking"
             .any(|p| p.ends_with("did you mean `exec`?")));
         assert!(problem("after = [\"web\"]").contains("after itself"));
         assert!(problem("log_max_size = \"10 parsecs\"").contains("invalid size"));
+    }
+
+    #[test]
+    fn a_simple_daemon_keeps_its_pidfile_and_commands_are_argv_arrays() {
+        let d = load_text("command = \"a\"\npidfile = \"../pids/web.pid\"\nreload_command = [\"kill\", \"-HUP\", \"$MAINPID\"]\n").unwrap();
+        assert!(d.pidfile.ends_with("pids/web.pid") && d.forking_pidfile.is_none());
+        assert_eq!(d.reload_command.unwrap(), ["kill", "-HUP", "$MAINPID"]);
+        assert_eq!(
+            problems("command = \"a\"\nstop_command = \"nginx -s quit\"\n"),
+            ["2:16: expected an array of strings, like [\"nginx\", \"-s\", \"reload\"], found a string"]
+        );
+        assert_eq!(
+            problems("command = \"a\"\nstop_command = []\n"),
+            ["2:16: the command is empty"]
+        );
+        assert!(
+            problems("command = \"a\"\nreload_signal = \"USR1\"\nreload_command = [\"x\"]\n")[0]
+                .contains("exclude each other")
+        );
+        assert!(
+            problems("command = \"a\"\ntype = \"forking\"\npidfile = \"../run/web.pid\"\n")[0]
+                .contains("the daemon's own file")
+        );
     }
 
     #[test]

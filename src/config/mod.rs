@@ -142,6 +142,7 @@ pub fn load_named(dirs: &Dirs, names: &[String]) -> Result<Loaded, crate::Error>
             || d.pidfile != dirs.pidfile(&d.name)
             || d.log != dirs.log_dir.join(format!("{}.log", d.name))
             || d.stderr_log.is_some()
+            || d.forking_pidfile.is_some()
     };
     if loaded.daemons.iter().any(needs_all) {
         if let Ok(all) = load(dirs) {

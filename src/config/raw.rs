@@ -35,6 +35,8 @@ pub const KEYS: &[&str] = &[
     "stop_signal",
     "stop_timeout",
     "reload_signal",
+    "reload_command",
+    "stop_command",
     "after",
     "type",
 ];

@@ -177,13 +177,17 @@ fn shared_files(loaded: &Loaded, dirs: &Dirs) -> Vec<(String, (usize, usize), St
             })
         };
         claim(Role::Pidfile, d.pidfile.as_path(), at.pidfile);
+        if let Some(own) = &d.forking_pidfile {
+            claim(Role::Pidfile, own.as_path(), at.pidfile);
+        }
         claim(Role::Log, d.log.as_path(), at.log);
         if let Some(err) = &d.stderr_log {
             claim(Role::StderrLog, err.as_path(), at.stderr_log);
         }
         any_explicit |= d.pidfile != dirs.pidfile(&d.name)
             || d.log != dirs.log_dir.join(format!("{}.log", d.name))
-            || d.stderr_log.is_some();
+            || d.stderr_log.is_some()
+            || d.forking_pidfile.is_some();
     }
     // The default paths are distinct by construction (each holds its daemon's name);
     // only a path set in a file can meet another.

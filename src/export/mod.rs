@@ -77,7 +77,13 @@ pub struct Mapping<F> {
 /// start (the daemon's own `PATH`, else the inherited one unless `clear_env`), and a
 /// note when it cannot be found now.
 pub fn program(daemon: &Daemon, source: &Source) -> (PathBuf, Option<Lost>) {
-    let name = &daemon.command[0];
+    resolve(&daemon.command[0], "command", daemon, source)
+}
+
+/// Resolves `name`, the program of the daemon's `key` (`command`, `stop_command`,
+/// `reload_command`), as the keeper would: with the daemon's `PATH`, or the one
+/// export ran with unless `clear_env`; a note when it is not found.
+pub fn resolve(name: &str, key: &str, daemon: &Daemon, source: &Source) -> (PathBuf, Option<Lost>) {
     let path = daemon
         .env
         .get("PATH")
@@ -92,7 +98,7 @@ pub fn program(daemon: &Daemon, source: &Source) -> (PathBuf, Option<Lost>) {
         None => (
             PathBuf::from(name),
             Some(Lost::new(
-                "command",
+                key,
                 format!("{name} is not on PATH here; write it as an absolute path"),
             )),
         ),
@@ -136,10 +142,14 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
-/// Whether the daemon's pidfile is the default `RUN_DIR/NAME.pid`, that is, whether
-/// the file left `pidfile` out.
-pub fn is_default_pidfile(daemon: &Daemon, dirs: &Dirs) -> bool {
-    daemon.pidfile == dirs.pidfile(&daemon.name)
+/// The pidfile the daemon file sets, if any: for `type = "forking"` the program's
+/// own file, otherwise the file the keeper locks when it is not the default
+/// `RUN_DIR/NAME.pid`.
+pub fn written_pidfile<'d>(daemon: &'d Daemon, dirs: &Dirs) -> Option<&'d Path> {
+    daemon
+        .forking_pidfile
+        .as_deref()
+        .or_else(|| Some(daemon.pidfile.as_path()).filter(|p| *p != dirs.pidfile(&daemon.name)))
 }
 
 /// Checks that `mappings` map every key the parser knows exactly once, and no other:

@@ -247,8 +247,12 @@ pub const MAPPINGS: &[Mapping] = &[
         map: stop,
     },
     Mapping {
-        keys: &["reload_signal"],
-        map: reload_signal,
+        keys: &["reload_signal", "reload_command"],
+        map: reload,
+    },
+    Mapping {
+        keys: &["stop_command"],
+        map: stop_command,
     },
     Mapping {
         keys: &["after"],
@@ -451,9 +455,9 @@ fn kind_and_pidfile(d: &Daemon, source: &Source, _: &Placement, task: &mut Task)
             "Nomad supervises the command's own process and sees a daemonizing command exit: run the program in the foreground (nginx -g 'daemon off;', redis-server --daemonize no)",
         ));
     }
-    if !super::is_default_pidfile(d, &source.dirs) {
+    if let Some(pidfile) = super::written_pidfile(d, &source.dirs) {
         task.lost.push(Lost::new(
-            format!("pidfile = {:?}", d.pidfile.display().to_string()),
+            format!("pidfile = {:?}", pidfile.display().to_string()),
             "Nomad uses no pidfile",
         ));
     }
@@ -602,15 +606,34 @@ fn stop(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
     }
 }
 
-fn reload_signal(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    task.lost.push(Lost::new(
-        format!("reload_signal = {:?}", d.reload_signal.name()),
-        format!(
-            "send it with `nomad alloc signal -s SIG{} ALLOC {}`",
-            d.reload_signal.name(),
-            d.name
+fn reload(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
+    let lost = match &d.reload_command {
+        Some(argv) => Lost::new(
+            format!("reload_command = {argv:?}"),
+            format!(
+                "Nomad has no reload command: run it with `nomad alloc exec -task {} ALLOC ...`",
+                d.name
+            ),
         ),
-    ));
+        None => Lost::new(
+            format!("reload_signal = {:?}", d.reload_signal.name()),
+            format!(
+                "send it with `nomad alloc signal -s SIG{} ALLOC {}`",
+                d.reload_signal.name(),
+                d.name
+            ),
+        ),
+    };
+    task.lost.push(lost);
+}
+
+fn stop_command(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
+    if let Some(argv) = &d.stop_command {
+        task.lost.push(Lost::new(
+            format!("stop_command = {argv:?}"),
+            "Nomad stops a task only with kill_signal, then SIGKILL after kill_timeout",
+        ));
+    }
 }
 
 fn after(d: &Daemon, _: &Source, placement: &Placement, task: &mut Task) {

@@ -60,8 +60,8 @@ pub const MAPPINGS: &[Mapping] = &[
         map: command,
     },
     Mapping {
-        keys: &["reload_signal"],
-        map: reload_signal,
+        keys: &["reload_signal", "reload_command"],
+        map: reload,
     },
     Mapping {
         keys: &["working_dir"],
@@ -98,6 +98,10 @@ pub const MAPPINGS: &[Mapping] = &[
     Mapping {
         keys: &["stop_signal", "stop_timeout"],
         map: stop,
+    },
+    Mapping {
+        keys: &["stop_command"],
+        map: stop_command,
     },
     Mapping {
         keys: &["log", "stderr_log"],
@@ -212,13 +216,13 @@ fn after(d: &Daemon, _: &Source, unit: &mut Unit) {
 }
 
 fn kind_and_pidfile(d: &Daemon, source: &Source, unit: &mut Unit) {
-    let default_pidfile = super::is_default_pidfile(d, &source.dirs);
+    let pidfile = super::written_pidfile(d, &source.dirs);
     match d.kind {
         DaemonType::Simple => {
             unit.service.push("Type=exec".into());
-            if !default_pidfile {
+            if let Some(pidfile) = pidfile {
                 unit.lost.push(Lost::new(
-                    format!("pidfile = {}", d.pidfile.display()),
+                    format!("pidfile = {}", pidfile.display()),
                     format!(
                         "systemd writes no pidfile; `systemctl show -p MainPID {}` gives the PID",
                         unit_name(&d.name)
@@ -228,13 +232,12 @@ fn kind_and_pidfile(d: &Daemon, source: &Source, unit: &mut Unit) {
         }
         DaemonType::Forking => {
             unit.service.push("Type=forking".into());
-            if default_pidfile {
-                unit.lost.push(Lost::new(
+            match pidfile {
+                Some(pidfile) => unit.service.push(format!("PIDFile={}", path(pidfile))),
+                None => unit.lost.push(Lost::new(
                     "pidfile",
                     "not set: systemd guesses the process the command leaves behind (GuessMainPID=yes), as dmgr adopts it",
-                ));
-            } else {
-                unit.service.push(format!("PIDFile={}", path(&d.pidfile)));
+                )),
             }
         }
     }
@@ -248,7 +251,14 @@ fn command(d: &Daemon, source: &Source, unit: &mut Unit) {
     unit.lost.extend(lost);
 }
 
-fn reload_signal(d: &Daemon, source: &Source, unit: &mut Unit) {
+fn reload(d: &Daemon, source: &Source, unit: &mut Unit) {
+    if let Some(argv) = &d.reload_command {
+        // systemd sets `$MAINPID` in ExecReload='s environment as dmgr does; the
+        // argument vector stays literal (`$` escaped), as dmgr passes it.
+        let line = resolved_line(argv, "reload_command", d, source, unit);
+        unit.service.push(format!("ExecReload={line}"));
+        return;
+    }
     let kill = crate::keeper::sys::resolve_program("kill", source.path.as_deref())
         .unwrap_or_else(|| PathBuf::from("/bin/kill"));
     let argv = [
@@ -259,6 +269,34 @@ fn reload_signal(d: &Daemon, source: &Source, unit: &mut Unit) {
     // `$MAINPID` is systemd's variable, the one place a `$` stays unescaped.
     unit.service
         .push(format!("ExecReload={} $MAINPID", exec_line(&argv)));
+}
+
+fn stop_command(d: &Daemon, source: &Source, unit: &mut Unit) {
+    let Some(argv) = &d.stop_command else {
+        return;
+    };
+    let line = resolved_line(argv, "stop_command", d, source, unit);
+    unit.service.push(format!("ExecStop={line}"));
+    unit.lost.push(Lost::new(
+        "stop_command",
+        "systemd gives ExecStop= and the signals after it TimeoutStopSec= together, where dmgr gives the command and the daemon's end stop_timeout, then stop_signal another",
+    ));
+}
+
+/// `argv` (an argument vector of the daemon file) as an `Exec*=` line, its program
+/// resolved as the keeper would.
+fn resolved_line(
+    argv: &[String],
+    key: &str,
+    d: &Daemon,
+    source: &Source,
+    unit: &mut Unit,
+) -> String {
+    let (program, lost) = super::resolve(&argv[0], key, d, source);
+    unit.lost.extend(lost);
+    let mut words = vec![program.display().to_string()];
+    words.extend(argv[1..].iter().cloned());
+    exec_line(&words)
 }
 
 fn working_dir(d: &Daemon, _: &Source, unit: &mut Unit) {
@@ -715,6 +753,28 @@ after = ["db", "cache"]
         let unit = service(&d, &files.source());
         assert!(values(&unit, "PIDFile").is_empty());
         assert!(unit.contains("# - pidfile = /run/s.pid: systemd writes no pidfile"));
+    }
+
+    /// `stop_command` and `reload_command` become ExecStop= and ExecReload=, their
+    /// programs resolved and their words literal (systemd sets `$MAINPID` itself).
+    #[test]
+    fn stop_and_reload_commands_become_exec_lines() {
+        let files = Files::new();
+        let d = files.daemon(
+            "redis",
+            "command = \"/usr/bin/redis-server\"\nstop_command = [\"/usr/bin/redis-cli\", \"shutdown\"]\nreload_command = [\"/bin/sh\", \"-c\", \"kill -USR1 $MAINPID\"]\n",
+        );
+        let unit = service(&d, &files.source());
+        assert_eq!(one(&unit, "ExecStop"), "/usr/bin/redis-cli shutdown");
+        assert_eq!(
+            one(&unit, "ExecReload"),
+            "/bin/sh -c \"kill -USR1 $$MAINPID\""
+        );
+        assert!(unit.contains("# - stop_command: systemd gives ExecStop="));
+        let d = files.daemon("plain", "command = \"/bin/true\"\n");
+        let unit = service(&d, &files.source());
+        assert!(values(&unit, "ExecStop").is_empty());
+        assert!(one(&unit, "ExecReload").ends_with("-s HUP $MAINPID"));
     }
 
     #[test]

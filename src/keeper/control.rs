@@ -109,6 +109,16 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
     if observed.keeper.is_none() {
         clear_leftovers(&observed);
     }
+    if pidfile::is_locked(&daemon.pidfile) {
+        return Err(Error::daemon(
+            &daemon.name,
+            format!(
+                "cannot start: its pidfile {} is locked by a process that is no keeper of this run directory (pid {})",
+                daemon.pidfile.display(),
+                pidfile::read_pid(&daemon.pidfile).map_or("unknown".into(), |p| p.to_string())
+            ),
+        ));
+    }
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| Error::daemon(&daemon.name, format!("cannot create a pipe: {e}")))?;
     let exe = std::env::current_exe().map_err(|source| Error::Io {
@@ -139,6 +149,42 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         deadline: Instant::now() + daemon.start_wait + daemon.ready_timeout + GRACE,
         _lock: lock,
     }))
+}
+
+/// Takes the daemon for `dmgr run`: its operation lock (for the caller to release
+/// once the record names the new process) and its pidfile lock (held while it runs).
+/// Refuses while the daemon runs, under a keeper, without one, or under another
+/// `dmgr run`; stops what a dead keeper's daemon left behind, as `start` does.
+pub fn claim_for_foreground(
+    dirs: &Dirs,
+    daemon: &Daemon,
+) -> Result<(OperationLock, pidfile::LockedPidfile)> {
+    let lock = lock(dirs, &daemon.name)?;
+    let observed = state::observe(dirs, &daemon.name, Some(&daemon.pidfile));
+    let running = |pid: i32| Error::Running {
+        name: daemon.name.clone(),
+        pid,
+    };
+    if let Some(process) = observed.daemon {
+        return Err(running(process.pid));
+    }
+    if let Some(keeper) = observed.keeper {
+        return Err(Error::daemon(
+            &daemon.name,
+            format!(
+                "its keeper (pid {}) restarts it after a backoff; stop it first with `dmgr stop {}`",
+                keeper.pid, daemon.name
+            ),
+        ));
+    }
+    clear_leftovers(&observed);
+    match pidfile::LockedPidfile::try_lock(&daemon.pidfile) {
+        Ok(locked) => Ok((lock, locked)),
+        Err(pidfile::LockError::Held) => {
+            Err(running(pidfile::read_pid(&daemon.pidfile).unwrap_or(0)))
+        }
+        Err(pidfile::LockError::Io(e)) => Err(e),
+    }
 }
 
 /// Waits for the reports of spawned keepers, all at once in one poll(2), and hands
@@ -334,7 +380,15 @@ fn ask_keeper_to_stop<'a>(
         return stopping;
     };
     stopping.acted = true;
-    stopping.deadline = Instant::now() + Duration::from_millis(record.stop_timeout_ms) + GRACE;
+    // With a stop_command, the keeper may wait stop_timeout for it and the daemon to
+    // end, then stop_timeout for the signals.
+    let rounds = if record.supervision.stop_command.is_some() {
+        2
+    } else {
+        1
+    };
+    stopping.deadline =
+        Instant::now() + Duration::from_millis(record.stop_timeout_ms) * rounds + GRACE;
     let signalled = sys::ProcessHandle::open(keeper).and_then(|handle| {
         let sent = match &handle {
             Some(h) => h.signal(Signal::SIGTERM as i32)?,
@@ -445,10 +499,46 @@ fn finish_stop(
             ));
         }
         record.status = Status::Stopped;
+        record.reason = Some(state::Reason::StoppedByRequest);
         record.daemon = None;
         record.output_pipes.clear();
-        let _ = state::write(&dirs.state_file(name), &record);
-        pidfile::remove_stale(&record.pidfile);
+        remove_cgroup(&mut record);
+        let lock = pidfile.unwrap_or(&record.pidfile).to_path_buf();
+        while_no_keeper(&lock, || {
+            let _ = state::write(&dirs.state_file(name), &record);
+        });
+    } else if let Some(mut record) = observed
+        .record
+        .clone()
+        .filter(|r| observed.keeper.is_none() && r.reason != Some(state::Reason::StoppedByRequest))
+    {
+        // Not running, but asked to stop: `apply` leaves it stopped from now on.
+        record.status = match record.status {
+            Status::Failed => Status::Failed,
+            _ => Status::Stopped,
+        };
+        record.reason = Some(state::Reason::StoppedByRequest);
+        if record.is_this_boot() {
+            remove_cgroup(&mut record);
+        }
+        record.daemon = None;
+        if !record.is_this_boot() {
+            // A record of an earlier boot becomes one of this boot, naming no live
+            // process: its identities could match unrelated processes now. Its keeper
+            // is this `dmgr stop`, which is about to exit.
+            record.boot_id = procinfo::boot_id().map(str::to_string);
+            let me = std::process::id() as i32;
+            record.keeper = ProcId::of(me).unwrap_or(ProcId { pid: me, start: 0 });
+            record.output_pipes.clear();
+            record.cgroup = None;
+        }
+        let lock = pidfile.unwrap_or(&record.pidfile).to_path_buf();
+        let removed = while_no_keeper(&lock, || {
+            let _ = state::write(&dirs.state_file(name), &record);
+        });
+        if removed == Some(true) && !acted {
+            return Ok(Stopped::RemovedStale);
+        }
     }
     let after = state::observe(dirs, name, pidfile);
     if let Some(stale) = &after.stale_pidfile {
@@ -463,14 +553,65 @@ fn finish_stop(
     })
 }
 
+/// Runs `write` (of the record of a daemon whose keeper is gone) holding the daemon's
+/// pidfile lock, then removes the pidfile. Every keeper takes that lock before it
+/// writes a record, so a keeper starting meanwhile (one whose `dmgr start` was killed
+/// runs without the operation lock) never has its record overwritten: it finds the
+/// lock taken and gives up, or `write` is skipped because it holds the lock. Returns
+/// whether a (stale) pidfile was there, or `None` when a keeper holds the lock.
+fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
+    let existed = lock.exists();
+    let locked = pidfile::LockedPidfile::try_lock(lock).ok()?;
+    write();
+    locked.remove();
+    Some(existed)
+}
+
 /// Stops what a dead keeper's daemon left behind before a new keeper takes over: the
 /// new keeper's record replaces this one, after which nothing would know those
 /// processes were the daemon's.
 fn clear_leftovers(observed: &state::Observed) {
-    if let Some(record) = &observed.record {
-        if !left_behind(record).is_empty() {
-            stop_unsupervised(record, None);
-        }
+    let Some(record) = &observed.record else {
+        return;
+    };
+    if !record.is_this_boot() {
+        return;
+    }
+    if !left_behind(record).is_empty() {
+        stop_unsupervised(record, None);
+    }
+    if let Some(cgroup) = record
+        .cgroup
+        .as_deref()
+        .and_then(super::cgroup::Cgroup::open)
+    {
+        cgroup.remove();
+    }
+    remove_daemon_pidfile(record);
+}
+
+/// Removes what a finished daemon without a keeper leaves on disk: its cgroup, and a
+/// forking daemon's own pidfile while it names the dead main process.
+fn remove_cgroup(record: &mut state::StateRecord) {
+    if let Some(cgroup) = record
+        .cgroup
+        .take()
+        .as_deref()
+        .and_then(super::cgroup::Cgroup::open)
+    {
+        cgroup.remove();
+    }
+    remove_daemon_pidfile(record);
+}
+
+/// Removes a forking daemon's own pidfile if it names the recorded main process and
+/// that process is dead (SIGKILLed with its keeper, it never ran its exit handlers).
+fn remove_daemon_pidfile(record: &state::StateRecord) {
+    let (Some(path), Some(main)) = (&record.daemon_pidfile, record.daemon) else {
+        return;
+    };
+    if pidfile::read_pid(path) == Some(main.pid) && !main.is_alive() {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -481,7 +622,24 @@ fn clear_leftovers(observed: &state::Observed) {
 /// the main process's session or group once the main process is dead: that ID may have
 /// been freed and handed to an unrelated session since, every dmgr daemon leads one.
 fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
-    procinfo::pipe_writers(&record.output_pipes, record.keeper.start)
+    if !record.is_this_boot() {
+        return Vec::new();
+    }
+    let mut found = procinfo::pipe_writers(&record.output_pipes, record.keeper.start);
+    // Every process in the daemon's cgroup is one of its own, whatever it did with
+    // its output: only the keeper put a process there.
+    if let Some(cgroup) = record
+        .cgroup
+        .as_deref()
+        .and_then(super::cgroup::Cgroup::open)
+    {
+        for id in cgroup.members().into_iter().filter_map(ProcId::of) {
+            if !found.contains(&id) {
+                found.push(id);
+            }
+        }
+    }
+    found
 }
 
 /// Stops a daemon whose keeper is gone: `stop_signal`, then SIGKILL after its
@@ -571,6 +729,16 @@ impl<'a> Unsupervised<'a> {
             &[signal, Signal::SIGCONT]
         };
         self.refresh();
+        if signal == Signal::SIGKILL {
+            if let Some(cgroup) = self
+                .record
+                .cgroup
+                .as_deref()
+                .and_then(super::cgroup::Cgroup::open)
+            {
+                cgroup.kill();
+            }
+        }
         let group = self.main.map(|main| main.pid);
         if let Some(group) = group {
             for &signal in signals {

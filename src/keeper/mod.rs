@@ -8,35 +8,53 @@
 //! 1. closes every inherited fd but the notify pipe, makes itself a child subreaper
 //!    (so every descendant of the daemon is reaped by it, never by PID 1), blocks the
 //!    signals it handles and reads them from a signalfd;
-//! 2. loads the daemon's file, locks the pidfile (held until the keeper exits) and
-//!    opens the logs;
+//! 2. loads the daemon's file, locks its pidfile in the run directory (held until the
+//!    keeper exits), opens the logs and, where it can, creates a cgroup for the
+//!    daemon (see [`cgroup`]);
 //! 3. forks the command's process, which sets itself up (session, process group,
 //!    descriptors, directory, umask, credentials, signals) and then waits at a start
-//!    gate; the keeper writes the PID to the pidfile and the state record, and only
-//!    then opens the gate for the exec. A keeper killed at any moment therefore never
-//!    leaves behind a daemon that no record names. stdout and stderr go into pipes
-//!    that only the keeper reads;
-//! 4. after `start_wait` (and the `ready` check) reports `ok PID` on the notify pipe,
+//!    gate; the keeper moves it into the cgroup, writes the PID to the pidfile and the
+//!    state record, and only then opens the gate for the exec. A keeper killed at any
+//!    moment therefore never leaves behind a daemon that no record names. stdout and
+//!    stderr go into pipes that only the keeper reads;
+//! 4. for `type = "forking"`, waits for the command to exit 0, then adopts the daemon
+//!    it left behind: the process its own `pidfile` names, once that is a child of
+//!    the keeper, or else the one child left, once it has been the only one for
+//!    `start_wait` (the middle process of a double fork exits within that);
+//! 5. after `start_wait` (and the `ready` check) reports `ok PID` on the notify pipe,
 //!    or `err REASON` if the command failed to exec, died or never became ready;
-//! 5. loops in poll(2) on the signalfd and the log pipes with a timeout only while a
+//! 6. loops in poll(2) on the signalfd and the log pipes with a timeout only while a
 //!    timer is due (start_wait, readiness probes, backoff, stop timeout): an idle
 //!    keeper sleeps with no timeout and uses no CPU;
-//! 6. on SIGCHLD reaps every child; when the daemon exits it drains the pipes (so the
-//!    last words before a crash reach the log), empties the process group, and asks
-//!    `policy` whether to restart;
-//! 7. on SIGTERM, SIGINT or SIGQUIT sets `stopping` (from then on it never respawns),
-//!    sends `stop_signal` to the process group, SIGKILL after `stop_timeout`, waits
-//!    until the group is empty, writes the final state record, unlinks the pidfile
-//!    and exits, which releases the lock: `dmgr stop` waits on exactly that.
+//! 7. on SIGCHLD reaps every child; when the daemon exits it drains the pipes (so the
+//!    last words before a crash reach the log), stops everything the daemon left (see
+//!    below), removes a forking daemon's own pidfile if it still names the dead
+//!    process, and asks `policy` whether to restart;
+//! 8. on SIGTERM, SIGINT or SIGQUIT sets `stopping` (from then on it never respawns),
+//!    runs `stop_command` if there is one, stops everything the daemon started,
+//!    writes the final state record, unlinks the pidfile and exits, which releases
+//!    the lock: `dmgr stop` waits on exactly that.
+//!
+//! Stopping "everything the daemon started" ([`tracked`]) means `stop_signal` to the
+//! main process's group and to every other process of the keeper's tree and the
+//! cgroup, SIGKILL after `stop_timeout`, and waiting until the keeper has no child
+//! left and the cgroup is empty: a process that left the daemon's session with
+//! setsid(2) is still the subreaper's descendant.
 //!
 //! SIGUSR1 re-reads the file and takes over changed supervision keys; SIGUSR2 rotates
-//! the logs. The keeper signals only its own unreaped children or their process
-//! group, so PID reuse cannot redirect its signals.
+//! the logs. The keeper signals its own unreaped children, their process group, or
+//! other processes by identity (pidfd), so PID reuse cannot redirect its signals.
 
+pub mod cgroup;
 pub mod control;
+mod foreground;
+mod forking;
 mod logpipe;
 pub mod policy;
 pub mod sys;
+mod tracked;
+
+pub use foreground::{run_command, run_foreground};
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -57,7 +75,7 @@ use crate::cli::KeeperArgs;
 use crate::config::{self, Daemon, DaemonType, Dirs, ReadyCheck};
 use crate::pidfile::{LockError, LockedPidfile};
 use crate::procinfo::{self, ProcId, Stat};
-use crate::state::{self, ExitRecord, ProcessKeys, StateRecord, Status, SupervisionKeys};
+use crate::state::{self, ExitRecord, ProcessKeys, Reason, StateRecord, Status, SupervisionKeys};
 use crate::Result;
 
 use logpipe::LogSink;
@@ -130,18 +148,15 @@ impl Reporter {
     }
 }
 
-/// The process being supervised.
+/// The process being supervised: the daemon, or for a forking daemon the command
+/// that daemonizes until the process it leaves behind is adopted.
 #[derive(Debug, Clone, Copy)]
 struct Child {
     id: ProcId,
-    /// The process group stop signals go to: the PID itself for a simple daemon, the
-    /// group the adopted process lives in for a forking one.
-    group: i32,
-    /// For a forking daemon, false until the process it left behind is adopted.
+    /// For a forking daemon, false while this is the command, not the daemon.
     adopted: bool,
     started: Instant,
-    started_ms: u64,
-    /// Set once it has been reaped, with how it ended.
+    /// Set once it has been reaped.
     exited: bool,
 }
 
@@ -154,27 +169,52 @@ struct Starting {
     probe: Option<i32>,
 }
 
-/// What follows once the process group is empty.
+/// What follows once everything the daemon started is gone.
 #[derive(Debug, Clone)]
 enum Next {
     Restart(Duration),
     Finish {
         status: Status,
         error: Option<String>,
+        reason: Reason,
     },
+}
+
+impl Next {
+    /// The end of a requested stop.
+    fn stopped() -> Next {
+        Next::Finish {
+            status: Status::Stopped,
+            error: None,
+            reason: Reason::StoppedByRequest,
+        }
+    }
+}
+
+/// How far a drain has gone in signalling what is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escalation {
+    /// Nothing was left to signal when the drain began.
+    Nothing,
+    /// `stop_signal` was sent; SIGKILL follows at `kill_at`.
+    Stop { kill_at: Instant },
+    /// SIGKILL was sent; whatever shows up now gets it too.
+    Killed,
 }
 
 #[derive(Debug, Clone)]
 enum Phase {
+    /// `type = "forking"`: the command runs or has exited; no daemon is adopted yet.
+    Adopting(forking::Adopting),
     /// The daemon runs; `Some` while it is still starting.
     Up(Option<Starting>),
     /// Waiting to restart.
     Backoff { until: Instant },
-    /// The daemon's group is being emptied; `kill_at` is when SIGKILL follows.
-    Draining {
-        kill_at: Option<Instant>,
-        next: Next,
-    },
+    /// A requested stop runs `stop_command` (`pid`, `None` once it exited) and waits for
+    /// the daemon to end; at `until` the command is killed and the signals follow.
+    StopCommand { pid: Option<i32>, until: Instant },
+    /// Everything the daemon started is being stopped and waited for.
+    Draining { escalation: Escalation, next: Next },
 }
 
 struct Keeper {
@@ -192,6 +232,7 @@ struct Keeper {
     stopping: bool,
     reporter: Reporter,
     launch: Launch,
+    tracked: tracked::Tracked,
 }
 
 /// One log pipe: the read end the keeper polls, the write end handed to each run.
@@ -296,14 +337,23 @@ impl Keeper {
             .filter_map(|pipe| nix::sys::stat::fstat(&pipe.write).ok())
             .map(|stat| stat.st_ino)
             .collect();
-        let state_file = match state::StateFile::open(&dirs.state_file(&daemon.name)) {
+        let mut state_file = match state::StateFile::open(&dirs.state_file(&daemon.name)) {
             Ok(file) => file,
             Err(e) => {
                 pidfile.remove();
                 fail!("cannot open the state record: {e}");
             }
         };
+        // On record before it exists: see `Cgroup::planned`.
+        record.cgroup = cgroup::Cgroup::planned(&daemon.name, std::process::id());
+        let cgroup = record.cgroup.as_deref().and_then(|path| {
+            let _ = state_file.write(&record);
+            cgroup::Cgroup::create(path)
+        });
+        record.cgroup = cgroup.as_ref().map(|c| c.path().to_path_buf());
+        let tracked = tracked::Tracked::new(record.keeper, cgroup);
         Ok(Keeper {
+            tracked,
             state_file,
             dirs,
             daemon,
@@ -327,14 +377,14 @@ impl Keeper {
         // A daemon that no record names could be neither listed nor stopped: without
         // a record, nothing starts (issue 16).
         if let Err(reason) = self.try_save() {
-            self.finish(Status::Failed, Some(reason));
+            self.finish(Status::Failed, Some(reason), Reason::StartFailed);
             return;
         }
         self.spawn();
         sys::release_free_memory();
         loop {
-            if let Some((status, error)) = self.finished() {
-                self.finish(status, error);
+            if let Some((status, error, reason)) = self.finished() {
+                self.finish(status, error, reason);
                 return;
             }
             self.wait_for_events();
@@ -379,13 +429,19 @@ impl Keeper {
 
     fn next_deadline(&self) -> Option<Instant> {
         match &self.phase {
+            Phase::Adopting(a) if a.exited => Some(a.next_look.min(a.ready_by)),
+            Phase::Adopting(a) => Some(a.ready_by),
             Phase::Up(Some(s)) if s.probe.is_none() => {
                 Some(s.settle_at.max(s.next_probe).min(s.ready_by))
             }
             Phase::Up(Some(s)) => Some(s.ready_by),
             Phase::Up(None) => None,
             Phase::Backoff { until } => Some(*until),
-            Phase::Draining { kill_at, .. } => *kill_at,
+            Phase::StopCommand { until, .. } => Some(*until),
+            Phase::Draining { escalation, .. } => match escalation {
+                Escalation::Stop { kill_at } => Some(*kill_at),
+                Escalation::Nothing | Escalation::Killed => None,
+            },
         }
     }
 
@@ -431,8 +487,8 @@ impl Keeper {
         }
     }
 
-    /// Reaps every exited child: the daemon, readiness probes and orphaned
-    /// descendants handed to us as subreaper.
+    /// Reaps every exited child: the daemon (or a forking daemon's command), readiness
+    /// probes, `stop_command`, and orphaned descendants handed to us as subreaper.
     fn reap(&mut self) {
         loop {
             match nix::sys::wait::waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
@@ -443,6 +499,10 @@ impl Keeper {
                     };
                     if self.child.is_some_and(|c| c.id.pid == pid && !c.exited) {
                         self.on_daemon_exit(status);
+                    } else if let Phase::StopCommand { pid: command, .. } = self.phase {
+                        if command == Some(pid) {
+                            self.on_stop_command_exit(status);
+                        }
                     } else if let Phase::Up(Some(starting)) = &mut self.phase {
                         if starting.probe == Some(pid) {
                             starting.probe = None;
@@ -453,80 +513,16 @@ impl Keeper {
                 }
             }
         }
-    }
-
-    /// A forking daemon's first process exited 0: find the process it left behind
-    /// (reparented to us, the subreaper) and supervise that from now on. Returns false
-    /// if there is no single such process.
-    fn adopt(&mut self) -> std::result::Result<(), String> {
-        let Some(first) = self.child else {
-            return Err("no process to adopt".into());
-        };
-        let me = std::process::id() as i32;
-        let mut candidates: Vec<i32> = procinfo::children_of(me)
-            .into_iter()
-            .filter(|pid| !matches!(&self.phase, Phase::Up(Some(s)) if s.probe == Some(*pid)))
-            .collect();
-        if candidates.len() > 1 {
-            // The program's own pidfile, when it wrote dmgr's, names the one.
-            if let Some(pid) = crate::pidfile::read_pid(&self.daemon.pidfile) {
-                candidates.retain(|&c| c == pid);
-            }
+        // An exit may have handed the keeper a forking daemon's process.
+        if matches!(self.phase, Phase::Adopting(_)) {
+            self.look_for_daemon(Instant::now());
         }
-        let [pid] = candidates[..] else {
-            return Err(format!(
-                "type = \"forking\": the command exited 0 leaving {} processes; expected exactly one",
-                candidates.len()
-            ));
-        };
-        let Some(stat) = Stat::read(pid) else {
-            return Err("the process left behind vanished".into());
-        };
-        self.child = Some(Child {
-            id: ProcId {
-                pid,
-                start: stat.start,
-            },
-            group: stat.pgrp,
-            adopted: true,
-            ..first
-        });
-        if let Some(pidfile) = &mut self.pidfile {
-            let _ = pidfile.write_pid(pid);
-        }
-        self.record.daemon = Some(ProcId {
-            pid,
-            start: stat.start,
-        });
-        self.note(&format!(
-            "adopted pid {pid}, left behind by the command (type = \"forking\")"
-        ));
-        self.save();
-        Ok(())
     }
 
     fn on_daemon_exit(&mut self, status: WaitStatus) {
-        if self.child.is_some_and(|c| !c.adopted)
-            && matches!(status, WaitStatus::Exited(_, 0))
-            && !self.stopping
-        {
-            self.pump_logs();
-            match self.adopt() {
-                Ok(()) => return,
-                Err(reason) => {
-                    self.note(&reason);
-                    if let Some(child) = &mut self.child {
-                        child.exited = true;
-                    }
-                    self.record.daemon = None;
-                    let next = Next::Finish {
-                        status: Status::Failed,
-                        error: Some(reason),
-                    };
-                    self.drain(next);
-                    return;
-                }
-            }
+        if self.child.is_some_and(|c| !c.adopted) {
+            self.on_command_exit(status);
+            return;
         }
         // Whatever the daemon wrote before it died is already in the pipe.
         self.pump_logs();
@@ -538,21 +534,8 @@ impl Keeper {
             return;
         };
         child.exited = true;
-        let ran = child.started.elapsed();
-        let exit = ExitRecord {
-            code: match status {
-                WaitStatus::Exited(_, code) => Some(code),
-                _ => None,
-            },
-            signal: match status {
-                WaitStatus::Signaled(_, signal, _) => {
-                    Some(signal.as_str().trim_start_matches("SIG").to_string())
-                }
-                _ => None,
-            },
-            at_ms: state::now_ms(),
-            ran_ms: millis(ran),
-        };
+        let (pid, ran) = (child.id.pid, child.started.elapsed());
+        let exit = exit_record(status, ran);
         self.note(&format!(
             "exited ({}) after {}",
             exit.describe(),
@@ -561,24 +544,30 @@ impl Keeper {
         if let Some(pidfile) = &mut self.pidfile {
             pidfile.clear();
         }
+        self.remove_forking_pidfile(pid);
         self.record.daemon = None;
         self.record.last_exit = Some(exit.clone());
         self.record.history.push(exit.clone());
         let excess = self.record.history.len().saturating_sub(state::HISTORY_LEN);
         self.record.history.drain(..excess);
 
-        if matches!(self.phase, Phase::Draining { .. }) {
+        match self.phase {
             // What follows was decided when the draining began (a stop, a readiness
             // timeout): the exit it caused must not be judged again.
-            self.save();
-            return;
+            Phase::Draining { .. } | Phase::StopCommand { pid: Some(_), .. } => {
+                self.save();
+                return;
+            }
+            // stop_command is done and the daemon with it: stop what is left.
+            Phase::StopCommand { pid: None, .. } => {
+                self.drain(Next::stopped());
+                return;
+            }
+            _ => {}
         }
         let starting = matches!(self.phase, Phase::Up(Some(_)));
         let next = if self.stopping {
-            Next::Finish {
-                status: Status::Stopped,
-                error: None,
-            }
+            Next::stopped()
         } else if starting && self.reporter.is_pending() {
             Next::Finish {
                 status: Status::Failed,
@@ -587,6 +576,7 @@ impl Keeper {
                     config::units::format_duration(self.daemon.start_wait),
                     exit.describe()
                 )),
+                reason: Reason::StartFailed,
             }
         } else {
             self.decide(exit.is_success(), ran)
@@ -601,6 +591,7 @@ impl Keeper {
             return Next::Finish {
                 status: Status::Failed,
                 error: Some(reason),
+                reason: Reason::StartFailed,
             };
         }
         self.note(&reason);
@@ -616,13 +607,14 @@ impl Keeper {
         };
         match policy::on_exit(&policy, &mut self.tally, RunEnd { success, ran }) {
             Decision::Restart(delay) => Next::Restart(delay),
-            Decision::Finish { failed: false } => Next::Finish {
-                status: Status::Stopped,
+            Decision::Finish { failed } => Next::Finish {
+                status: if failed {
+                    Status::Failed
+                } else {
+                    Status::Stopped
+                },
                 error: None,
-            },
-            Decision::Finish { failed: true } => Next::Finish {
-                status: Status::Failed,
-                error: None,
+                reason: Reason::Exited,
             },
             Decision::GiveUp => Next::Finish {
                 status: Status::Failed,
@@ -630,40 +622,67 @@ impl Keeper {
                     "gave up after {} quick failures in a row",
                     self.tally.quick_failures
                 )),
+                reason: Reason::GaveUp,
             },
         }
     }
 
-    /// Empties the daemon's process group (the daemon itself may still run), then
-    /// carries on with `next`.
+    /// Stops everything the daemon started (the daemon itself may still run): sends
+    /// `stop_signal` now and SIGKILL after `stop_timeout`; carries on with `next` once
+    /// all of it is gone.
     fn drain(&mut self, next: Next) {
-        let kill_at = if self.group_is_empty() {
-            None
+        self.tracked.begin_drain();
+        let escalation = if self.tracked.tree_is_empty() {
+            Escalation::Nothing
         } else {
-            self.signal_group(self.daemon.stop_signal.0);
-            Some(Instant::now() + self.daemon.stop_timeout)
+            self.signal_all(self.daemon.stop_signal.0);
+            Escalation::Stop {
+                kill_at: Instant::now() + self.daemon.stop_timeout,
+            }
         };
-        self.phase = Phase::Draining { kill_at, next };
-        self.record.status = if self.stopping {
-            Status::Stopping
-        } else {
-            self.record.status
-        };
+        self.phase = Phase::Draining { escalation, next };
+        if self.stopping {
+            self.record.status = Status::Stopping;
+        }
         self.save();
     }
 
-    /// Returns the final status once the keeper's work is done.
-    fn finished(&mut self) -> Option<(Status, Option<String>)> {
-        let Phase::Draining { next, .. } = &self.phase else {
+    /// Returns the final status once the keeper's work is done. While a drain waits,
+    /// processes that showed up since it began get what the others got.
+    fn finished(&mut self) -> Option<(Status, Option<String>, Reason)> {
+        let Phase::Draining {
+            mut escalation,
+            next,
+            ..
+        } = self.phase.clone()
+        else {
             return None;
         };
-        let next = next.clone();
-        let daemon_gone = self.child.is_none_or(|c| c.exited);
-        if !daemon_gone || !self.group_is_empty() {
+        if self.child.is_some_and(|c| !c.exited) {
+            return None;
+        }
+        if !self.tracked.tree_is_empty() {
+            let signal = match escalation {
+                Escalation::Killed => Signal::SIGKILL,
+                Escalation::Stop { .. } => self.daemon.stop_signal.0,
+                Escalation::Nothing => {
+                    escalation = Escalation::Stop {
+                        kill_at: Instant::now() + self.daemon.stop_timeout,
+                    };
+                    self.daemon.stop_signal.0
+                }
+            };
+            let group = self.live_group();
+            self.tracked.signal(signal, group);
+            self.phase = Phase::Draining { escalation, next };
             return None;
         }
         match next {
-            Next::Finish { status, error } => Some((status, error)),
+            Next::Finish {
+                status,
+                error,
+                reason,
+            } => Some((status, error, reason)),
             Next::Restart(delay) => {
                 self.note(&format!(
                     "restarting in {} (restart {})",
@@ -682,38 +701,18 @@ impl Keeper {
         }
     }
 
-    /// The daemon's process group now. While the daemon is our unreaped child its PID
-    /// cannot be reused, so reading its group afresh is safe, and needed: a forking
-    /// daemon may call setsid(2) after we adopted it.
-    fn group(&mut self) -> Option<i32> {
-        let child = self.child.as_mut()?;
-        if !child.exited {
-            if let Some(stat) = Stat::read(child.id.pid) {
-                child.group = stat.pgrp;
-            }
-        }
-        Some(child.group)
+    /// The main process's group, while the main process is our unreaped child: that
+    /// pins the group's ID, so a signal to it cannot reach an unrelated group. Read
+    /// afresh: a forking daemon may call setsid(2) after we adopted it.
+    fn live_group(&self) -> Option<i32> {
+        let child = self.child.filter(|c| !c.exited)?;
+        Stat::read(child.id.pid).map(|s| s.pgrp)
     }
 
-    fn group_is_empty(&mut self) -> bool {
-        let Some(group) = self.group() else {
-            return true;
-        };
-        matches!(
-            nix::sys::signal::killpg(Pid::from_raw(group), None),
-            Err(Errno::ESRCH)
-        )
-    }
-
-    fn signal_group(&mut self, signal: Signal) {
-        if let Some(group) = self.group() {
-            let group = Pid::from_raw(group);
-            let _ = nix::sys::signal::killpg(group, signal);
-            // A stopped process only acts on a signal once continued.
-            if signal != Signal::SIGKILL {
-                let _ = nix::sys::signal::killpg(group, Signal::SIGCONT);
-            }
-        }
+    /// Sends `signal` to everything the daemon started (see [`tracked`]).
+    fn signal_all(&mut self, signal: Signal) {
+        let group = self.live_group();
+        self.tracked.signal(signal, group);
     }
 
     fn stop(&mut self) {
@@ -721,66 +720,91 @@ impl Keeper {
             return;
         }
         self.stopping = true;
-        self.note(&format!("stopping ({})", self.daemon.stop_signal));
-        let group_empty = self.group_is_empty();
+        let main = self.child.filter(|c| c.adopted && !c.exited);
+        if let (Phase::Up(_), Some(argv), Some(main)) =
+            (&self.phase, self.daemon.stop_command.clone(), main)
+        {
+            self.note(&format!("stopping (stop_command: {})", shell_words(&argv)));
+            match self.spawn_command(&argv, main.id.pid) {
+                Ok(pid) => {
+                    self.phase = Phase::StopCommand {
+                        pid: Some(pid),
+                        until: Instant::now() + self.daemon.stop_timeout,
+                    };
+                    self.record.status = Status::Stopping;
+                    self.save();
+                    return;
+                }
+                Err(reason) => self.note(&format!(
+                    "cannot run stop_command: {reason}; sending {}",
+                    self.daemon.stop_signal
+                )),
+            }
+        } else {
+            self.note(&format!("stopping ({})", self.daemon.stop_signal));
+        }
         match &mut self.phase {
-            Phase::Up(_) => {
-                self.phase = Phase::Draining {
-                    kill_at: None,
-                    next: Next::Finish {
-                        status: Status::Stopped,
-                        error: None,
-                    },
-                };
-                self.signal_group(self.daemon.stop_signal.0);
-                if let Phase::Draining { kill_at, .. } = &mut self.phase {
-                    *kill_at = Some(Instant::now() + self.daemon.stop_timeout);
-                }
+            Phase::Draining { next, .. } => {
+                *next = Next::stopped();
                 self.record.status = Status::Stopping;
                 self.save();
             }
-            Phase::Backoff { .. } => {
-                self.phase = Phase::Draining {
-                    kill_at: None,
-                    next: Next::Finish {
-                        status: Status::Stopped,
-                        error: None,
-                    },
-                };
-            }
-            Phase::Draining { next, kill_at } => {
-                *next = Next::Finish {
-                    status: Status::Stopped,
-                    error: None,
-                };
-                if kill_at.is_none() && !group_empty {
-                    *kill_at = Some(Instant::now() + self.daemon.stop_timeout);
-                }
-                self.record.status = Status::Stopping;
-                self.save();
-            }
+            _ => self.drain(Next::stopped()),
+        }
+    }
+
+    /// `stop_command` ended: once the daemon has ended too, whatever is left gets the
+    /// usual signals; until then the keeper waits for it, within `stop_timeout`.
+    fn on_stop_command_exit(&mut self, status: WaitStatus) {
+        if !matches!(status, WaitStatus::Exited(_, 0)) {
+            self.note(&format!("stop_command ended ({})", describe_wait(status)));
+        }
+        if self.child.is_none_or(|c| c.exited) {
+            self.drain(Next::stopped());
+        } else if let Phase::StopCommand { pid, .. } = &mut self.phase {
+            *pid = None;
         }
     }
 
     fn on_timers(&mut self) {
         let now = Instant::now();
         match self.phase.clone() {
+            Phase::Adopting(_) => self.look_for_daemon(now),
             Phase::Backoff { until } if now >= until => self.spawn(),
+            Phase::StopCommand { pid, until } if now >= until => {
+                let timeout = config::units::format_duration(self.daemon.stop_timeout);
+                match pid {
+                    Some(pid) => {
+                        // Our unreaped child: its PID cannot have been reused.
+                        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                        self.note(&format!(
+                            "stop_command still running after {timeout}: killed it, sending {}",
+                            self.daemon.stop_signal
+                        ));
+                    }
+                    None => self.note(&format!(
+                        "still running {timeout} after the stop began: sending {}",
+                        self.daemon.stop_signal
+                    )),
+                }
+                self.drain(Next::stopped());
+            }
             Phase::Draining {
-                kill_at: Some(at),
+                escalation: Escalation::Stop { kill_at },
                 next,
-            } if now >= at => {
-                // Look first: once the group is empty its ID may be handed on.
-                if !self.group_is_empty() {
+            } if now >= kill_at => {
+                // Look first: what is gone needs nothing, and says nothing in the log.
+                if !self.tracked.live().is_empty() {
                     self.note(&format!(
                         "still running {} after {}: sending KILL",
                         config::units::format_duration(self.daemon.stop_timeout),
                         self.daemon.stop_signal
                     ));
-                    self.signal_group(Signal::SIGKILL);
                 }
+                let group = self.live_group();
+                self.tracked.signal(Signal::SIGKILL, group);
                 self.phase = Phase::Draining {
-                    kill_at: None,
+                    escalation: Escalation::Killed,
                     next,
                 };
             }
@@ -844,22 +868,37 @@ impl Keeper {
 
     fn spawn_probe(&self, argv: &[String]) -> Option<i32> {
         let program = sys::resolve_program(argv.first()?, path_of(&self.launch.env))?;
-        let gated = sys::spawn_gated(&self.spawn_options(&program, argv, false)).ok()?;
+        let options = self.spawn_options(&program, argv, &self.launch.env, false);
+        let gated = sys::spawn_gated(&options).ok()?;
         let pid = gated.pid();
         gated.release().ok().map(|()| pid)
     }
 
-    /// How to start `argv` in the daemon's environment, with its output into the logs.
+    /// Starts `argv` (`stop_command`) like a probe, with `MAINPID` set to `main`.
+    fn spawn_command(&self, argv: &[String], main: i32) -> std::result::Result<i32, String> {
+        let env = with_mainpid(&self.launch.env, main);
+        let program = sys::resolve_program(&argv[0], path_of(&env))
+            .ok_or_else(|| format!("{}: not found in PATH", argv[0]))?;
+        let options = self.spawn_options(&program, argv, &env, false);
+        let gated = sys::spawn_gated(&options).map_err(|e| e.to_string())?;
+        let pid = gated.pid();
+        gated.release().map_err(|e| e.to_string())?;
+        Ok(pid)
+    }
+
+    /// How to start `argv` with the daemon's user and directory and environment `env`,
+    /// with its output into the logs.
     fn spawn_options<'a>(
         &'a self,
         program: &'a std::path::Path,
         argv: &'a [String],
+        env: &'a [(OsString, OsString)],
         new_session: bool,
     ) -> sys::SpawnOptions<'a> {
         sys::SpawnOptions {
             program,
             argv,
-            env: &self.launch.env,
+            env,
             working_dir: &self.daemon.working_dir,
             umask: self.daemon.umask,
             credentials: self.launch.credentials.as_ref(),
@@ -873,12 +912,18 @@ impl Keeper {
     /// Starts (or restarts) the daemon's process.
     fn spawn(&mut self) {
         let now = Instant::now();
-        let options = self.spawn_options(&self.launch.program, &self.daemon.command, true);
+        let options = self.spawn_options(
+            &self.launch.program,
+            &self.daemon.command,
+            &self.launch.env,
+            true,
+        );
         let spawned = sys::spawn_gated(&options).and_then(|gated| {
-            // Record the process before it may run the command: should this keeper
-            // die now, or the record not be written, the child finds its gate closed
-            // and exits, and no copy runs that nobody knows of.
+            // Into the cgroup and on record before it may run the command: should
+            // this keeper die now, or the record not be written, the child finds its
+            // gate closed and exits, and no copy runs that nobody knows of.
             let pid = gated.pid();
+            self.join_cgroup(pid);
             self.record_spawn(pid, now)
                 .map_err(|reason| sys::SpawnError {
                     step: "record",
@@ -892,12 +937,22 @@ impl Keeper {
                     "started (pid {pid}): {}",
                     shell_words(&self.daemon.command)
                 ));
-                self.phase = Phase::Up(Some(Starting {
-                    settle_at: now + self.daemon.start_wait,
-                    ready_by: now + self.daemon.ready_timeout.max(self.daemon.start_wait),
-                    next_probe: now,
-                    probe: None,
-                }));
+                let ready_by = now + self.daemon.ready_timeout.max(self.daemon.start_wait);
+                self.phase = match self.daemon.kind {
+                    DaemonType::Forking => Phase::Adopting(forking::Adopting {
+                        ready_by: now + self.daemon.ready_timeout,
+                        exited: false,
+                        children: Vec::new(),
+                        since: now,
+                        next_look: now,
+                    }),
+                    DaemonType::Simple => Phase::Up(Some(Starting {
+                        settle_at: now + self.daemon.start_wait,
+                        ready_by,
+                        next_probe: now,
+                        probe: None,
+                    })),
+                };
                 if self.daemon.start_wait.is_zero() {
                     self.on_timers();
                 }
@@ -915,11 +970,25 @@ impl Keeper {
                     pidfile.clear();
                 }
                 let next = self.fail_run(reason);
-                self.phase = Phase::Draining {
-                    kill_at: None,
-                    next,
-                };
+                self.drain(next);
             }
+        }
+    }
+
+    /// Moves the new process `pid` into the daemon's cgroup. If the kernel refuses, the
+    /// keeper goes on without cgroups: its tree still holds every process.
+    fn join_cgroup(&mut self, pid: i32) {
+        let Some(cgroup) = &self.tracked.cgroup else {
+            return;
+        };
+        if let Err(e) = cgroup.add(pid) {
+            let path = cgroup.path().display().to_string();
+            cgroup.remove();
+            self.tracked.cgroup = None;
+            self.record.cgroup = None;
+            self.note(&format!(
+                "cannot use the cgroup {path} ({e}); going on without"
+            ));
         }
     }
 
@@ -928,10 +997,8 @@ impl Keeper {
         let start = Stat::read(pid).map_or(0, |s| s.start);
         let child = Child {
             id: ProcId { pid, start },
-            group: pid,
             adopted: self.daemon.kind == DaemonType::Simple,
             started: now,
-            started_ms: state::now_ms(),
             exited: false,
         };
         self.child = Some(child);
@@ -941,7 +1008,7 @@ impl Keeper {
             }
         }
         self.record.daemon = Some(child.id);
-        self.record.started_at_ms = Some(child.started_ms);
+        self.record.started_at_ms = Some(state::now_ms());
         self.record.status = Status::Starting;
         self.record.next_restart_ms = None;
         self.record.error = None;
@@ -965,6 +1032,8 @@ impl Keeper {
         d.stop_signal = fresh.stop_signal;
         d.stop_timeout = fresh.stop_timeout;
         d.reload_signal = fresh.reload_signal;
+        d.reload_command = fresh.reload_command;
+        d.stop_command = fresh.stop_command;
         d.autostart = fresh.autostart;
         d.description = fresh.description;
         d.after = fresh.after;
@@ -977,7 +1046,7 @@ impl Keeper {
         self.save();
     }
 
-    fn finish(&mut self, status: Status, error: Option<String>) {
+    fn finish(&mut self, status: Status, error: Option<String>, reason: Reason) {
         self.pump_logs();
         match (&error, status) {
             (Some(reason), _) => self.note(reason),
@@ -985,20 +1054,27 @@ impl Keeper {
             _ => {}
         }
         self.record.status = status;
+        self.record.reason = Some(reason);
         self.record.daemon = None;
         self.record.next_restart_ms = None;
         self.record.error = error.clone();
-        // The group is drained: nothing is left for `stop` or `start` to look for,
+        // Everything is gone: nothing is left for `stop` or `start` to look for,
         // which spares them a scan of /proc for every daemon a keeper finished.
         self.record.output_pipes.clear();
+        if let Some(cgroup) = self.tracked.cgroup.take() {
+            cgroup.remove();
+        }
+        self.record.cgroup = None;
         self.save();
+        // Unlink first, then release the lock by closing: never the other way round.
+        // Both before the report, so that a failed `start` returns with no pidfile
+        // left (promise 1).
+        if let Some(pidfile) = self.pidfile.take() {
+            pidfile.remove();
+        }
         if self.reporter.is_pending() {
             let reason = error.unwrap_or_else(|| "stopped before it was up".to_string());
             self.reporter.fail(&reason);
-        }
-        // Unlink first, then release the lock by closing: never the other way round.
-        if let Some(pidfile) = self.pidfile.take() {
-            pidfile.remove();
         }
     }
 
@@ -1047,6 +1123,11 @@ fn initial_record(daemon: &Daemon) -> StateRecord {
         process: ProcessKeys::of(daemon),
         supervision: SupervisionKeys::of(daemon),
         output_pipes: Vec::new(),
+        boot_id: procinfo::boot_id().map(str::to_string),
+        reason: None,
+        cgroup: None,
+        daemon_pidfile: daemon.forking_pidfile.clone(),
+        foreground: false,
     }
 }
 
@@ -1055,6 +1136,7 @@ fn initial_record(daemon: &Daemon) -> StateRecord {
 fn record_failure(dirs: &Dirs, daemon: &Daemon, reason: &str) {
     let mut record = initial_record(daemon);
     record.status = Status::Failed;
+    record.reason = Some(Reason::StartFailed);
     record.error = Some(reason.to_string());
     let _ = state::write(&dirs.state_file(&daemon.name), &record);
 }
@@ -1208,6 +1290,40 @@ fn round_ms(duration: Duration) -> Duration {
     Duration::from_millis(millis(duration))
 }
 
+/// `env` with `MAINPID` set to `main`, for `stop_command` and `reload_command`.
+fn with_mainpid(env: &[(OsString, OsString)], main: i32) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = env
+        .iter()
+        .filter(|(k, _)| k != "MAINPID")
+        .cloned()
+        .collect();
+    env.push(("MAINPID".into(), main.to_string().into()));
+    env
+}
+
+/// How a run that lasted `ran` ended, from its wait status.
+fn exit_record(status: WaitStatus, ran: Duration) -> ExitRecord {
+    ExitRecord {
+        code: match status {
+            WaitStatus::Exited(_, code) => Some(code),
+            _ => None,
+        },
+        signal: match status {
+            WaitStatus::Signaled(_, signal, _) => {
+                Some(signal.as_str().trim_start_matches("SIG").to_string())
+            }
+            _ => None,
+        },
+        at_ms: state::now_ms(),
+        ran_ms: millis(ran),
+    }
+}
+
+/// `exit 1` or `signal KILL`, for the log.
+fn describe_wait(status: WaitStatus) -> String {
+    exit_record(status, Duration::ZERO).describe()
+}
+
 fn shell_words(argv: &[String]) -> String {
     shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
 }
@@ -1217,64 +1333,4 @@ pub(crate) fn read_all(mut file: File) -> String {
     let mut text = String::new();
     let _ = file.read_to_string(&mut text);
     text
-}
-
-/// Runs `daemon` in the foreground for `dmgr run`: same environment, working
-/// directory, umask and credentials as under a keeper, but output to the terminal, no
-/// new session (so Ctrl-C reaches it directly), TERM/INT/HUP/QUIT/USR1/USR2 forwarded,
-/// and its exit status returned (128 + N for death by signal N).
-pub fn run_foreground(daemon: &Daemon) -> Result<u8> {
-    let fail = |message: String| crate::Error::daemon(&daemon.name, message);
-    let launch = Launch::prepare(daemon).map_err(|m| fail(format!("cannot start: {m}")))?;
-    let mut mask = SigSet::empty();
-    let forwarded = [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ];
-    for signal in forwarded.iter().copied().chain([Signal::SIGCHLD]) {
-        mask.add(signal);
-    }
-    mask.thread_block()
-        .map_err(|e| fail(format!("cannot block signals: {e}")))?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
-        .map_err(|e| fail(format!("cannot create a signalfd: {e}")))?;
-    let options = sys::SpawnOptions {
-        program: &launch.program,
-        argv: &daemon.command,
-        env: &launch.env,
-        working_dir: &daemon.working_dir,
-        umask: daemon.umask,
-        credentials: launch.credentials.as_ref(),
-        stdout: None,
-        stderr: None,
-        new_session: false,
-        keep_stdin: true,
-    };
-    let gated = sys::spawn_gated(&options)
-        .map_err(|e| fail(format!("cannot start {}: {e}", launch.program.display())))?;
-    let pid = gated.pid();
-    gated
-        .release()
-        .map_err(|e| fail(format!("cannot exec {}: {e}", launch.program.display())))?;
-    let pid = Pid::from_raw(pid);
-    loop {
-        match nix::sys::wait::waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(u8::try_from(code).unwrap_or(1)),
-            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(128u8.saturating_add(signal as u8)),
-            Ok(_) => {}
-            Err(e) => return Err(fail(format!("cannot wait for pid {pid}: {e}"))),
-        }
-        // Blocks until a signal arrives: SIGCHLD, or one to pass on.
-        if let Ok(Some(info)) = signals.read_signal() {
-            if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
-                if forwarded.contains(&signal) {
-                    let _ = nix::sys::signal::kill(pid, signal);
-                }
-            }
-        }
-    }
 }

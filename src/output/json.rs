@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::config::Daemon;
-use crate::state::{ExitRecord, Observed};
+use crate::state::{ExitRecord, Observed, Reason};
 
 /// One daemon in `list --json`.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +31,9 @@ pub struct ListEntry {
     pub description: Option<String>,
     /// False when the daemon runs but its keeper is gone.
     pub supervised: bool,
+    /// Why it is not running (or runs without a keeper), or null: one of
+    /// stopped-by-request, exited, gave-up, start-failed, host-restarted, keeper-lost.
+    pub reason: Option<Reason>,
 }
 
 impl ListEntry {
@@ -58,6 +61,7 @@ impl ListEntry {
             error: record.and_then(|r| r.error.clone()),
             description: daemon.and_then(|d| d.description.clone()),
             supervised: observed.keeper.is_some() || pid.is_none(),
+            reason: observed.reason,
         }
     }
 }
@@ -100,6 +104,13 @@ pub struct StatusEntry {
     pub log: Option<String>,
     /// The separate stderr log path, or null.
     pub stderr_log: Option<String>,
+    /// For `type = "forking"` with its own `pidfile`: the file dmgr locks in the run
+    /// directory (`pidfile` is then the daemon's own), or null.
+    pub lock_file: Option<String>,
+    /// The daemon's cgroup, where the keeper made one, or null.
+    pub cgroup: Option<String>,
+    /// True when `dmgr run` runs the daemon in the foreground.
+    pub foreground: bool,
     /// The config file, or null for an orphan.
     pub file: Option<String>,
     /// When the next restart is due during backoff (RFC 3339), or null.

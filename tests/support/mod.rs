@@ -94,8 +94,11 @@ pub fn sigkill(pid: i32) -> nix::Result<()> {
     )
 }
 
-/// Live processes whose session is one of `sessions`.
+/// Live processes whose session is one of `sessions`. Sessions 0 and 1 are never
+/// anyone's daemon (in a container, processes whose session leader is outside the PID
+/// namespace show session 0) and match nothing.
 pub fn session_members(sessions: &[i32]) -> Vec<i32> {
+    let sessions: Vec<i32> = sessions.iter().copied().filter(|&s| s > 1).collect();
     fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -160,12 +163,42 @@ pub fn marker(tag: &str) -> String {
     )
 }
 
+/// A number of seconds for `sleep` that no other process on the machine uses, so a
+/// test can count the sleeps it started: `BASE.<pid><counter>`.
+pub fn unique_seconds(base: u32) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{base}.{}{:03}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The path of `program` on `PATH`, or `None` (and a line saying the test is skipped
+/// and why) when it is not installed.
+pub fn installed(program: &str, test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        eprintln!("{test}: skipped: {program} is not installed");
+    }
+    found
+}
+
 /// One test's daemons.d and run directory.
 pub struct TestEnv {
     dir: tempfile::TempDir,
     seen: Mutex<BTreeSet<Proc>>,
     config: PathBuf,
     run: PathBuf,
+    /// The daemons' cgroups named in state records: everything in one is ours.
+    cgroups: Mutex<BTreeSet<PathBuf>>,
+    /// Whether keepers may use cgroups (`DMGR_NO_CGROUP` unset).
+    cgroups_allowed: bool,
 }
 
 impl TestEnv {
@@ -190,7 +223,17 @@ impl TestEnv {
             seen: Mutex::new(BTreeSet::new()),
             config,
             run,
+            cgroups: Mutex::new(BTreeSet::new()),
+            cgroups_allowed: true,
         }
+    }
+
+    /// Keepers of this environment use no cgroups (`DMGR_NO_CGROUP=1`), so that only
+    /// the subreaper's process tracking finds what a daemon started.
+    #[must_use]
+    pub fn without_cgroups(mut self) -> TestEnv {
+        self.cgroups_allowed = false;
+        self
     }
 
     /// Adds `daemons.d/NAME.toml` (builder form).
@@ -311,10 +354,14 @@ impl TestEnv {
             .args(args)
             .env_remove("DMGR_CONFIG_DIR")
             .env_remove("DMGR_RUN_DIR")
+            .env_remove("DMGR_NO_CGROUP")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if !self.cgroups_allowed {
+            command.env("DMGR_NO_CGROUP", "1");
+        }
         command
     }
 
@@ -411,14 +458,42 @@ impl TestEnv {
         fs::read(self.config_dir().join(format!("{name}.toml"))).unwrap_or_default()
     }
 
-    /// Remembers `pid` to kill at the end.
+    /// Remembers `pid` to kill at the end (never PID 0 or 1).
     pub fn track(&self, pid: i32) {
-        if let Some(p) = Proc::of(pid) {
+        if let Some(p) = Proc::of(pid).filter(|p| p.pid > 1) {
             self.seen
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(p);
         }
+    }
+
+    /// Waits (at most 15 s) until `list` shows `name` running again with a PID other
+    /// than `old`, as after the keeper restarted a killed daemon; returns the new PID.
+    #[track_caller]
+    pub fn wait_for_restart(&self, name: &str, old: i32) -> i32 {
+        let mut new = None;
+        wait_until(
+            &format!("{name} runs again with a PID other than {old}"),
+            Duration::from_secs(15),
+            || {
+                let entry = self.entry(name);
+                new = entry["pid"].as_i64().map(|p| p as i32);
+                entry["status"] == "running" && new.is_some_and(|p| p != old)
+            },
+        );
+        new.unwrap_or_default()
+    }
+
+    /// Every cgroup a state record of this environment has named.
+    pub fn cgroups(&self) -> Vec<PathBuf> {
+        self.remember();
+        self.cgroups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Every process this environment has seen.
@@ -444,8 +519,14 @@ impl TestEnv {
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(stem) = name.strip_suffix(".state") {
                 if let Some(state) = self.state(stem) {
+                    if let Some(cgroup) = state["cgroup"].as_str() {
+                        self.cgroups
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(PathBuf::from(cgroup));
+                    }
                     for key in ["keeper", "daemon"] {
-                        if let (Some(pid), Some(start)) =
+                        if let (Some(pid @ 2..), Some(start)) =
                             (state[key]["pid"].as_i64(), state[key]["start"].as_u64())
                         {
                             self.seen
@@ -472,6 +553,21 @@ impl Drop for TestEnv {
         self.remember();
         if let Ok(child) = self.command(&["stop", "--all"]).spawn() {
             let _ = Run::try_wait(child, Duration::from_secs(30));
+        }
+        // What is still in a daemon's cgroup dies with it, and the cgroup goes.
+        let cgroups: Vec<PathBuf> = self
+            .cgroups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        for cgroup in &cgroups {
+            let _ = fs::write(cgroup.join("cgroup.kill"), "1");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while cgroup.exists() && fs::remove_dir(cgroup).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         // Whatever `stop` missed dies now: every live process in a session this env
         // saw (a daemon's PID is its session ID, and an ID stays allocated while any

@@ -1,0 +1,171 @@
+//! A cgroup v2 of the daemon's own, where the keeper can create one: every process the
+//! daemon starts stays in it, whatever it does with sessions, process groups or
+//! double forks, so a stop finds and kills them all (`cgroup.kill`, Linux 5.14).
+//!
+//! The keeper creates `dmgr-NAME-KEEPERPID` beside itself, under its own cgroup on
+//! the cgroup2 mount (`/sys/fs/cgroup` on a pure v2 host, `/sys/fs/cgroup/unified` on a
+//! hybrid one), and moves the daemon's process into it while that process waits at
+//! its start gate. That needs write access to the keeper's cgroup: root, or a
+//! delegated subtree. Where it fails, nothing is created and the keeper tracks the
+//! daemon's processes as a child subreaper instead. `DMGR_NO_CGROUP=1` in the
+//! environment of `dmgr start` turns cgroups off. Safe code only: the kernel interface
+//! is plain files.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The variable that turns cgroups off when set to anything but empty or `0`.
+pub const DISABLE_VAR: &str = "DMGR_NO_CGROUP";
+
+/// One daemon's cgroup, by path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cgroup {
+    path: PathBuf,
+}
+
+impl Cgroup {
+    /// Where the cgroup for the daemon `name` of the keeper `keeper_pid` goes: beside
+    /// the calling process's own cgroup; `None` where cgroup v2 is missing or turned
+    /// off. The keeper records this path before it creates the cgroup, so that a
+    /// keeper killed in between leaves no cgroup that no record names.
+    pub fn planned(name: &str, keeper_pid: u32) -> Option<PathBuf> {
+        if is_disabled(std::env::var_os(DISABLE_VAR).as_deref()) {
+            return None;
+        }
+        Some(own_cgroup_dir()?.join(format!("dmgr-{name}-{keeper_pid}")))
+    }
+
+    /// Creates the cgroup at `path` (from [`Cgroup::planned`]); `None` where that
+    /// cannot be done (no write access, or not a cgroup file system).
+    pub fn create(path: &Path) -> Option<Cgroup> {
+        let cgroup = Cgroup {
+            path: path.to_path_buf(),
+        };
+        match fs::create_dir(&cgroup.path) {
+            Ok(()) => {}
+            // Left by a killed keeper that had this PID: usable once empty.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !cgroup.is_populated() => {}
+            Err(_) => return None,
+        }
+        // Not a cgroup file system after all, or one without the files we need.
+        if !cgroup.path.join("cgroup.procs").is_file() {
+            cgroup.remove();
+            return None;
+        }
+        Some(cgroup)
+    }
+
+    /// The cgroup at `path` (from a state record), if it still exists.
+    pub fn open(path: &Path) -> Option<Cgroup> {
+        path.join("cgroup.procs").is_file().then(|| Cgroup {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Its directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Moves the process `pid` into the cgroup.
+    pub fn add(&self, pid: i32) -> io::Result<()> {
+        fs::write(self.path.join("cgroup.procs"), format!("{pid}\n"))
+    }
+
+    /// The PIDs in the cgroup now (zombies may be among them).
+    pub fn members(&self) -> Vec<i32> {
+        fs::read_to_string(self.path.join("cgroup.procs"))
+            .map(|text| text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Returns true if and only if a live process is in the cgroup (`populated 1` in
+    /// `cgroup.events`; a zombie does not count).
+    pub fn is_populated(&self) -> bool {
+        match fs::read_to_string(self.path.join("cgroup.events")) {
+            Ok(events) => events.lines().any(|l| l.trim() == "populated 1"),
+            // No events file (the cgroup is gone): nothing can be in it.
+            Err(_) => false,
+        }
+    }
+
+    /// SIGKILLs every process in the cgroup at once, new forks included; returns false
+    /// where the kernel has no `cgroup.kill` (before 5.14), and the caller must signal
+    /// the members one by one.
+    pub fn kill(&self) -> bool {
+        fs::write(self.path.join("cgroup.kill"), "1\n").is_ok()
+    }
+
+    /// Removes the cgroup; it must be empty (a populated one stays, and the error is
+    /// ignored: the next `stop` or `start` tries again from the state record).
+    pub fn remove(&self) {
+        let _ = fs::remove_dir(&self.path);
+    }
+}
+
+/// Returns true if and only if the value of [`DISABLE_VAR`] turns cgroups off.
+fn is_disabled(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The directory of the calling process's cgroup on the cgroup2 mount.
+fn own_cgroup_dir() -> Option<PathBuf> {
+    let mount = cgroup2_mount()?;
+    let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+    // The unified hierarchy's line is `0::/PATH`.
+    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
+    let relative = path.trim_start_matches('/');
+    let dir = if relative.is_empty() {
+        mount
+    } else {
+        mount.join(relative)
+    };
+    dir.is_dir().then_some(dir)
+}
+
+/// Where cgroup2 is mounted, from `/proc/self/mountinfo`.
+fn cgroup2_mount() -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        if after.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        // Field 5 is the mount point; spaces in it are written as \040.
+        let point = before.split_whitespace().nth(4)?;
+        Some(PathBuf::from(point.replace("\\040", " ")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_variable_turns_cgroups_off() {
+        assert!(is_disabled(Some("1".as_ref())) && is_disabled(Some("yes".as_ref())));
+        assert!(!is_disabled(None) && !is_disabled(Some("".as_ref())));
+        assert!(!is_disabled(Some("0".as_ref())));
+    }
+
+    /// Outside a cgroup file system the directory is created, found wanting (no
+    /// `cgroup.procs`) and removed again.
+    #[test]
+    fn a_directory_that_is_no_cgroup_is_removed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Cgroup::create(&dir.path().join("dmgr-web-42")).is_none());
+        assert!(!dir.path().join("dmgr-web-42").exists());
+    }
+
+    #[test]
+    fn a_missing_cgroup_is_empty_and_does_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = Cgroup {
+            path: dir.path().join("none"),
+        };
+        assert!(!gone.is_populated());
+        assert!(gone.members().is_empty());
+        assert!(Cgroup::open(&dir.path().join("none")).is_none());
+    }
+}

@@ -1,0 +1,256 @@
+//! Commands run in the foreground of the calling `dmgr` rather than under a keeper:
+//! the daemon itself for `dmgr run`, and `reload_command` for `dmgr reload`. Both get
+//! the daemon's environment, working directory, umask and user, as under a keeper,
+//! and the terminal for their output.
+//!
+//! `dmgr run` takes the keeper's place while it runs: it holds the daemon's pidfile
+//! lock and writes a state record naming itself as the keeper (`foreground: true`), so
+//! `list` shows the daemon running, `start` finds it running and starts no second
+//! copy, and `stop` stops it by signalling `dmgr run`, as it would a keeper.
+
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::{exit_record, initial_record, path_of, sys, with_mainpid, Launch};
+use crate::config::{Daemon, Dirs};
+use crate::pidfile::{LockedPidfile, OperationLock};
+use crate::procinfo::{ProcId, Stat};
+use crate::state::{self, Reason, Status};
+use crate::{Error, Result};
+
+/// Runs `daemon` in the foreground for `dmgr run`: no new session (so Ctrl-C reaches
+/// it directly), TERM/INT/HUP/QUIT/USR1/USR2 forwarded, SIGKILL `stop_timeout` after a
+/// forwarded TERM, INT or QUIT if it is still there, and its exit status returned
+/// (128 + N for death by signal N). The caller has checked that the daemon is not
+/// running and holds its operation lock (released once the record names the process)
+/// and its pidfile lock (held until the end).
+pub fn run_foreground(
+    dirs: &Dirs,
+    daemon: &Daemon,
+    lock: OperationLock,
+    mut pidfile: LockedPidfile,
+) -> Result<u8> {
+    let fail = |message: String| Error::daemon(&daemon.name, message);
+    let mut record = initial_record(daemon);
+    record.foreground = true;
+    let mut state_file = state::StateFile::open(&dirs.state_file(&daemon.name))
+        .map_err(|e| fail(format!("cannot open the state record: {e}")))?;
+    let finish = |state_file: &mut state::StateFile,
+                  record: &mut state::StateRecord,
+                  status,
+                  reason,
+                  error: Option<String>| {
+        record.status = status;
+        record.reason = Some(reason);
+        record.error = error;
+        record.daemon = None;
+        let _ = state_file.write(record);
+    };
+    let launch = match Launch::prepare(daemon) {
+        Ok(launch) => launch,
+        Err(m) => {
+            finish(
+                &mut state_file,
+                &mut record,
+                Status::Failed,
+                Reason::StartFailed,
+                Some(m.clone()),
+            );
+            pidfile.remove();
+            return Err(fail(format!("cannot start: {m}")));
+        }
+    };
+    let forwarded = [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ];
+    let mut mask = SigSet::empty();
+    for signal in forwarded.iter().copied().chain([Signal::SIGCHLD]) {
+        mask.add(signal);
+    }
+    mask.thread_block()
+        .map_err(|e| fail(format!("cannot block signals: {e}")))?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| fail(format!("cannot create a signalfd: {e}")))?;
+    let options = on_terminal(
+        daemon,
+        &launch,
+        &launch.program,
+        &daemon.command,
+        &launch.env,
+    );
+    let options = sys::SpawnOptions {
+        keep_stdin: true,
+        ..options
+    };
+    let spawned = sys::spawn_gated(&options).and_then(|gated| {
+        // On record before it runs the command, as under a keeper.
+        let pid = gated.pid();
+        let start = Stat::read(pid).map_or(0, |s| s.start);
+        record.daemon = Some(ProcId { pid, start });
+        record.started_at_ms = Some(state::now_ms());
+        record.status = Status::Running;
+        let _ = pidfile.write_pid(pid);
+        let _ = state_file.write(&record);
+        gated.release().map(|()| pid)
+    });
+    drop(lock);
+    let pid = match spawned {
+        Ok(pid) => pid,
+        Err(e) => {
+            let message = format!("cannot start {}: {e}", launch.program.display());
+            finish(
+                &mut state_file,
+                &mut record,
+                Status::Failed,
+                Reason::StartFailed,
+                Some(message.clone()),
+            );
+            pidfile.remove();
+            return Err(fail(message));
+        }
+    };
+    let started = Instant::now();
+    let child = Pid::from_raw(pid);
+    let mut kill_at: Option<Instant> = None;
+    let status = loop {
+        match nix::sys::wait::waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => break status,
+            Ok(_) => {}
+            Err(e) => {
+                pidfile.remove();
+                return Err(fail(format!("cannot wait for pid {pid}: {e}")));
+            }
+        }
+        if kill_at.is_some_and(|at| Instant::now() >= at) {
+            // Our unreaped child: its PID cannot have been reused.
+            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+            kill_at = None;
+        }
+        // Sleeps until a signal arrives (SIGCHLD, or one to pass on) or SIGKILL is due.
+        let timeout = kill_at.map_or(PollTimeout::NONE, |at| {
+            let ms = at.saturating_duration_since(Instant::now()).as_millis() + 1;
+            PollTimeout::try_from(i32::try_from(ms).unwrap_or(i32::MAX)).unwrap_or(PollTimeout::MAX)
+        });
+        let _ = nix::poll::poll(
+            &mut [PollFd::new(
+                std::os::fd::AsFd::as_fd(&signals),
+                PollFlags::POLLIN,
+            )],
+            timeout,
+        );
+        while let Ok(Some(info)) = signals.read_signal() {
+            let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
+            if forwarded.contains(&signal) {
+                let _ = nix::sys::signal::kill(child, signal);
+                let stops = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT];
+                if stops.contains(&signal) {
+                    record.reason = Some(Reason::StoppedByRequest);
+                    kill_at = kill_at.or(Some(Instant::now() + daemon.stop_timeout));
+                }
+            }
+        }
+    };
+    let exit = exit_record(status, started.elapsed());
+    let (status_word, reason) = match record.reason {
+        Some(Reason::StoppedByRequest) => (Status::Stopped, Reason::StoppedByRequest),
+        _ if exit.is_success() => (Status::Stopped, Reason::Exited),
+        _ => (Status::Failed, Reason::Exited),
+    };
+    record.last_exit = Some(exit.clone());
+    record.history.push(exit.clone());
+    finish(&mut state_file, &mut record, status_word, reason, None);
+    pidfile.remove();
+    Ok(match (exit.code, status) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(1),
+        (None, WaitStatus::Signaled(_, signal, _)) => 128u8.saturating_add(signal as u8),
+        _ => 1,
+    })
+}
+
+/// Runs `argv` (`reload_command`) in the daemon's environment with `MAINPID` set to
+/// `main`, its output to the terminal, killed after `timeout`; returns its exit
+/// status or why it failed.
+pub fn run_command(
+    daemon: &Daemon,
+    argv: &[String],
+    main: i32,
+    timeout: Duration,
+) -> std::result::Result<WaitStatus, String> {
+    let launch = Launch::prepare(daemon)?;
+    let env = with_mainpid(&launch.env, main);
+    let program = sys::resolve_program(&argv[0], path_of(&env))
+        .ok_or_else(|| format!("cannot exec {}: not found in PATH", argv[0]))?;
+    let options = on_terminal(daemon, &launch, &program, argv, &env);
+    let gated = sys::spawn_gated(&options)
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let pid = gated.pid();
+    gated
+        .release()
+        .map_err(|e| format!("cannot exec {}: {e}", program.display()))?;
+    let child = Pid::from_raw(pid);
+    let handle = ProcId::of(pid).and_then(|id| sys::ProcessHandle::open(id).ok().flatten());
+    let deadline = Instant::now() + timeout;
+    loop {
+        match nix::sys::wait::waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return Ok(status),
+            Ok(_) => {}
+            Err(e) => return Err(format!("cannot wait for pid {pid}: {e}")),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            // Our unreaped child: its PID cannot have been reused.
+            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+            return Err(format!(
+                "did not finish within stop_timeout ({}) and was killed",
+                crate::config::units::format_duration(timeout)
+            ));
+        }
+        // A pidfd turns readable when the process exits; without one, look every 10 ms.
+        match handle.as_ref().and_then(|h| h.pidfd()) {
+            Some(fd) => {
+                let ms = i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX);
+                let _ = nix::poll::poll(
+                    &mut [PollFd::new(fd, PollFlags::POLLIN)],
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+                );
+            }
+            None => std::thread::sleep(left.min(Duration::from_millis(10))),
+        }
+    }
+}
+
+/// How to start `argv` in the daemon's directory and with its user, in the caller's
+/// session with its output on the caller's terminal, stdin from `/dev/null`.
+fn on_terminal<'a>(
+    daemon: &'a Daemon,
+    launch: &'a Launch,
+    program: &'a std::path::Path,
+    argv: &'a [String],
+    env: &'a [(std::ffi::OsString, std::ffi::OsString)],
+) -> sys::SpawnOptions<'a> {
+    sys::SpawnOptions {
+        program,
+        argv,
+        env,
+        working_dir: &daemon.working_dir,
+        umask: daemon.umask,
+        credentials: launch.credentials.as_ref(),
+        stdout: None,
+        stderr: None,
+        new_session: false,
+        keep_stdin: false,
+    }
+}
