@@ -54,10 +54,10 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         });
         let record = observed.record.as_ref();
         let log = daemon
-            .map(|d| d.log.clone())
+            .map(|d| d.process.log.clone())
             .or(record.map(|r| r.log.clone()));
         let stderr_log = match daemon {
-            Some(d) => d.stderr_log.clone(),
+            Some(d) => d.process.stderr_log.clone(),
             None => record.and_then(|r| r.stderr_log.clone()),
         };
         entries.push(StatusEntry {

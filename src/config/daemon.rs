@@ -27,29 +27,47 @@ use super::units::{self, Signal, Size};
 use super::{Invalid, Loaded};
 use crate::output::show_path;
 
-/// One daemon, as dmgr runs it.
+/// Declares a group of daemon keys: the struct, with each field named after its TOML
+/// key, plus `KEYS` (those names, in order) and `changed` (the keys whose values
+/// differ), so that no list of key names is kept in step by hand.
+macro_rules! key_group {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_meta:meta])* pub $field:ident : $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $( $(#[$field_meta])* pub $field: $ty, )*
+        }
+
+        impl $name {
+            /// The TOML keys of this group, in declaration order.
+            pub const KEYS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// The keys whose values differ between `self` and `other`, sorted by
+            /// name (as `apply` prints them).
+            pub fn changed(&self, other: &Self) -> Vec<&'static str> {
+                let mut keys = Vec::new();
+                $( if self.$field != other.$field { keys.push(stringify!($field)); } )*
+                keys.sort_unstable();
+                keys
+            }
+        }
+    };
+}
+
+/// One daemon, as dmgr runs it: what identifies it and orders it among the others,
+/// and its keys grouped by what a change to them means.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Daemon {
     /// The file stem, a valid daemon name.
     pub name: String,
     /// The absolute path of the TOML file.
     pub file: PathBuf,
-    /// The argv to exec; never empty.
-    pub command: Vec<String>,
     /// Free text shown by `status`.
     pub description: Option<String>,
-    /// The daemon's working directory (absolute).
-    pub working_dir: PathBuf,
-    /// Variables added to (or, with `clear_env`, making up) the environment.
-    pub env: BTreeMap<String, String>,
-    /// Whether the environment is exactly `env`.
-    pub clear_env: bool,
-    /// The user to run as (root only).
-    pub user: Option<String>,
-    /// The group to run as (root only).
-    pub group: Option<String>,
-    /// The daemon's umask.
-    pub umask: u32,
     /// The pidfile dmgr locks and writes the daemon's PID to (absolute): the `pidfile`
     /// key, except for `type = "forking"`, where that key names the daemon's own file
     /// ([`Daemon::forking_pidfile`]) and this is `RUN_DIR/NAME.pid`.
@@ -57,44 +75,150 @@ pub struct Daemon {
     /// For `type = "forking"` with `pidfile` set: the pidfile the daemon writes itself,
     /// which dmgr only reads (absolute).
     pub forking_pidfile: Option<PathBuf>,
-    /// The log for stdout, and stderr unless `stderr_log` is set (absolute).
-    pub log: PathBuf,
-    /// A separate log for stderr (absolute).
-    pub stderr_log: Option<PathBuf>,
-    /// Rotate when a log reaches this size; 0 never rotates.
-    pub log_max_size: Size,
-    /// How many rotated files to keep.
-    pub log_keep: u32,
-    /// Whether each line is prefixed with an RFC 3339 UTC time at capture.
-    pub log_timestamps: bool,
     /// Whether `--all` and `apply` include this daemon.
     pub autostart: bool,
-    /// When the keeper restarts the daemon.
-    pub restart: RestartPolicy,
-    /// The first restart delay; doubles per quick failure up to 60 s.
-    pub restart_delay: Duration,
-    /// Quick failures in a row before the keeper gives up.
-    pub max_restarts: u32,
-    /// How long the process must stay up for `start` to succeed.
-    pub start_wait: Duration,
-    /// The readiness check `start` waits for.
-    pub ready: Option<ReadyCheck>,
-    /// How long `start` waits for `ready`.
-    pub ready_timeout: Duration,
-    /// Sent to the process group by `stop`.
-    pub stop_signal: Signal,
-    /// How long after `stop_signal` before SIGKILL.
-    pub stop_timeout: Duration,
-    /// Sent by `reload`, unless `reload_command` is set.
-    pub reload_signal: Signal,
-    /// Run by `reload` instead of sending `reload_signal`.
-    pub reload_command: Option<Vec<String>>,
-    /// Run by a requested stop before the stop signal goes to what is left.
-    pub stop_command: Option<Vec<String>>,
     /// Daemons to start before this one.
     pub after: Vec<String>,
     /// `simple` or `forking`.
     pub kind: DaemonType,
+    /// What the process is: a change restarts it on `apply`.
+    pub process: ProcessSpec,
+    /// How the keeper looks after it: a change is handed to the running keeper.
+    pub supervision: Supervision,
+    /// How its logs are rotated and stamped.
+    pub logs: LogSpec,
+}
+
+impl Daemon {
+    /// The keys held directly on [`Daemon`] (the rest are in its groups).
+    pub const IDENTITY_KEYS: &'static [&'static str] =
+        &["description", "pidfile", "autostart", "after", "type"];
+}
+
+key_group! {
+    /// The keys that make up the daemon's process: `apply` restarts the daemon when
+    /// any of them changed since it started (see `man dmgr.toml`, WHAT APPLY RESTARTS).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ProcessSpec {
+        /// The argv to exec; never empty once loaded.
+        pub command: Vec<String>,
+        /// Variables added to (or, with `clear_env`, making up) the environment.
+        pub env: BTreeMap<String, String>,
+        /// Whether the environment is exactly `env`.
+        pub clear_env: bool,
+        /// The daemon's working directory (absolute).
+        #[serde(with = "crate::state::path_bytes")]
+        pub working_dir: PathBuf,
+        /// The user to run as (root only).
+        pub user: Option<String>,
+        /// The group to run as (root only).
+        pub group: Option<String>,
+        /// The daemon's umask.
+        pub umask: u32,
+        /// The log for stdout, and stderr unless `stderr_log` is set (absolute): its
+        /// descriptors are the process's, so a new path needs a new process.
+        #[serde(with = "crate::state::path_bytes")]
+        pub log: PathBuf,
+        /// A separate log for stderr (absolute).
+        #[serde(with = "crate::state::path_bytes::option")]
+        pub stderr_log: Option<PathBuf>,
+    }
+}
+
+impl Default for ProcessSpec {
+    /// No command and no log yet (the loader always sets both: the log's default
+    /// depends on the run directory), everything else at its documented default.
+    fn default() -> ProcessSpec {
+        ProcessSpec {
+            command: Vec::new(),
+            env: BTreeMap::new(),
+            clear_env: false,
+            working_dir: PathBuf::from("/"),
+            user: None,
+            group: None,
+            umask: 0o022,
+            log: PathBuf::new(),
+            stderr_log: None,
+        }
+    }
+}
+
+key_group! {
+    /// The keys a running keeper takes over without restarting the daemon (`apply`
+    /// hands them over with SIGUSR1). Durations are stored as `*_ms` in the record.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Supervision {
+        /// When the keeper restarts the daemon.
+        pub restart: RestartPolicy,
+        /// The first restart delay; doubles per quick failure up to 60 s.
+        #[serde(rename = "restart_delay_ms", with = "units::millis")]
+        pub restart_delay: Duration,
+        /// Quick failures in a row before the keeper gives up.
+        pub max_restarts: u32,
+        /// How long the process must stay up for `start` to succeed.
+        #[serde(rename = "start_wait_ms", with = "units::millis")]
+        pub start_wait: Duration,
+        /// The readiness check `start` waits for.
+        pub ready: Option<ReadyCheck>,
+        /// How long `start` waits for `ready`.
+        #[serde(rename = "ready_timeout_ms", with = "units::millis")]
+        pub ready_timeout: Duration,
+        /// Sent to the process group by `stop`.
+        pub stop_signal: Signal,
+        /// How long after `stop_signal` before SIGKILL.
+        #[serde(rename = "stop_timeout_ms", with = "units::millis")]
+        pub stop_timeout: Duration,
+        /// Sent by `reload`, unless `reload_command` is set.
+        pub reload_signal: Signal,
+        /// Run by `reload` instead of sending `reload_signal`.
+        #[serde(default)]
+        pub reload_command: Option<Vec<String>>,
+        /// Run by a requested stop before the stop signal goes to what is left.
+        #[serde(default)]
+        pub stop_command: Option<Vec<String>>,
+    }
+}
+
+impl Default for Supervision {
+    fn default() -> Supervision {
+        Supervision {
+            restart: RestartPolicy::OnFailure,
+            restart_delay: Duration::from_secs(1),
+            max_restarts: 10,
+            start_wait: Duration::from_millis(500),
+            ready: None,
+            ready_timeout: Duration::from_secs(30),
+            stop_signal: Signal(nix::sys::signal::Signal::SIGTERM),
+            stop_timeout: Duration::from_secs(10),
+            reload_signal: Signal(nix::sys::signal::Signal::SIGHUP),
+            reload_command: None,
+            stop_command: None,
+        }
+    }
+}
+
+key_group! {
+    /// How the keeper rotates and stamps the logs. The paths are in [`ProcessSpec`]:
+    /// a change to them restarts the daemon, a change to these does neither.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct LogSpec {
+        /// Rotate when a log reaches this size; 0 never rotates.
+        pub log_max_size: Size,
+        /// How many rotated files to keep.
+        pub log_keep: u32,
+        /// Whether each line is prefixed with an RFC 3339 UTC time at capture.
+        pub log_timestamps: bool,
+    }
+}
+
+impl Default for LogSpec {
+    fn default() -> LogSpec {
+        LogSpec {
+            log_max_size: Size(10 << 20),
+            log_keep: 5,
+            log_timestamps: false,
+        }
+    }
 }
 
 /// When the keeper restarts the daemon after it exits.
@@ -609,7 +733,14 @@ impl<'a> Builder<'a> {
                 );
             }
         }
-        let get = |key: &str| table.get(key);
+        // Every key looked up here is one of KEYS (checked in debug builds and tests).
+        let get = |key: &str| {
+            debug_assert!(KEYS.contains(&key), "`{key}` is not in KEYS");
+            table.get(key)
+        };
+        let process_defaults = ProcessSpec::default();
+        let defaults = Supervision::default();
+        let log_defaults = LogSpec::default();
 
         let command = match get("command") {
             Some(value) => self.command(value),
@@ -622,12 +753,14 @@ impl<'a> Builder<'a> {
         let description = self.string(get("description"));
         let working_dir = self
             .path(get("working_dir"))
-            .unwrap_or_else(|| PathBuf::from("/"));
+            .unwrap_or(process_defaults.working_dir);
         let env = self.env(get("env"));
-        let clear_env = self.bool(get("clear_env")).unwrap_or(false);
+        let clear_env = self
+            .bool(get("clear_env"))
+            .unwrap_or(process_defaults.clear_env);
         let user = self.name_string(get("user"), "user");
         let group = self.name_string(get("group"), "group");
-        let umask = self.umask(get("umask")).unwrap_or(0o022);
+        let umask = self.umask(get("umask")).unwrap_or(process_defaults.umask);
         let kind = self.kind(get("type")).unwrap_or(DaemonType::Simple);
         let pidfile = self.written_path(get("pidfile"), "pidfile", &name);
         self.places.pidfile = get("pidfile").map(|v| v.span().start);
@@ -647,45 +780,47 @@ impl<'a> Builder<'a> {
             }
         }
         let log = log.unwrap_or_else(|| self.dirs.log_dir.join(format!("{name}.log")));
-        let log_max_size = self.log_size(get("log_max_size")).unwrap_or(Size(10 << 20));
+        let log_max_size = self
+            .log_size(get("log_max_size"))
+            .unwrap_or(log_defaults.log_max_size);
         let log_keep = self
             .uint(
                 get("log_keep"),
                 MAX_LOG_KEEP,
                 "rotation renames every kept file, and `dmgr logs` reads back through at most that many",
             )
-            .unwrap_or(5);
-        let log_timestamps = self.bool(get("log_timestamps")).unwrap_or(false);
+            .unwrap_or(log_defaults.log_keep);
+        let log_timestamps = self
+            .bool(get("log_timestamps"))
+            .unwrap_or(log_defaults.log_timestamps);
         let autostart = self.bool(get("autostart")).unwrap_or(true);
-        let restart = self
-            .restart(get("restart"))
-            .unwrap_or(RestartPolicy::OnFailure);
+        let restart = self.restart(get("restart")).unwrap_or(defaults.restart);
         let restart_delay = self
             .duration(get("restart_delay"))
-            .unwrap_or(Duration::from_secs(1));
+            .unwrap_or(defaults.restart_delay);
         let max_restarts = self
             .uint(
                 get("max_restarts"),
                 MAX_RESTARTS,
                 "that many quick failures take almost two years at the 60 s backoff cap",
             )
-            .unwrap_or(10);
+            .unwrap_or(defaults.max_restarts);
         let start_wait = self
             .duration(get("start_wait"))
-            .unwrap_or(Duration::from_millis(500));
+            .unwrap_or(defaults.start_wait);
         let ready = get("ready").and_then(|v| self.ready(v));
         let ready_timeout = self
             .duration(get("ready_timeout"))
-            .unwrap_or(Duration::from_secs(30));
+            .unwrap_or(defaults.ready_timeout);
         let stop_signal = self
             .signal(get("stop_signal"), Signal::check_stop)
-            .unwrap_or(Signal(nix::sys::signal::Signal::SIGTERM));
+            .unwrap_or(defaults.stop_signal);
         let stop_timeout = self
             .duration(get("stop_timeout"))
-            .unwrap_or(Duration::from_secs(10));
+            .unwrap_or(defaults.stop_timeout);
         let reload_signal = self
             .signal(get("reload_signal"), |s| s.check_reload().map(|()| None))
-            .unwrap_or(Signal(nix::sys::signal::Signal::SIGHUP));
+            .unwrap_or(defaults.reload_signal);
         let reload_command = get("reload_command").and_then(|v| self.argv(v));
         let stop_command = get("stop_command").and_then(|v| self.argv(v));
         if let (Some(_), Some(v)) = (&reload_command, get("reload_signal")) {
@@ -701,35 +836,41 @@ impl<'a> Builder<'a> {
         );
         Some(Daemon {
             file: self.file.to_path_buf(),
-            command: command?,
             description,
-            working_dir,
-            env,
-            clear_env,
-            user,
-            group,
-            umask,
             pidfile,
             forking_pidfile,
-            log,
-            stderr_log,
-            log_max_size,
-            log_keep,
-            log_timestamps,
             autostart,
-            restart,
-            restart_delay,
-            max_restarts,
-            start_wait,
-            ready,
-            ready_timeout,
-            stop_signal,
-            stop_timeout,
-            reload_signal,
-            reload_command,
-            stop_command,
             after,
             kind,
+            process: ProcessSpec {
+                command: command?,
+                env,
+                clear_env,
+                working_dir,
+                user,
+                group,
+                umask,
+                log,
+                stderr_log,
+            },
+            supervision: Supervision {
+                restart,
+                restart_delay,
+                max_restarts,
+                start_wait,
+                ready,
+                ready_timeout,
+                stop_signal,
+                stop_timeout,
+                reload_signal,
+                reload_command,
+                stop_command,
+            },
+            logs: LogSpec {
+                log_max_size,
+                log_keep,
+                log_timestamps,
+            },
             name,
         })
     }
@@ -1442,35 +1583,19 @@ pub(crate) mod tests_support {
         Daemon {
             name: name.to_string(),
             file: PathBuf::from(format!("/nonexistent/{name}.toml")),
-            command: vec!["sleep".into(), "1".into()],
             description: None,
-            working_dir: PathBuf::from("/"),
-            env: BTreeMap::new(),
-            clear_env: false,
-            user: None,
-            group: None,
-            umask: 0o022,
             pidfile: PathBuf::from(format!("/nonexistent/{name}.pid")),
             forking_pidfile: None,
-            log: PathBuf::from(format!("/nonexistent/{name}.log")),
-            stderr_log: None,
-            log_max_size: Size(10 << 20),
-            log_keep: 5,
-            log_timestamps: false,
             autostart: true,
-            restart: RestartPolicy::OnFailure,
-            restart_delay: Duration::from_secs(1),
-            max_restarts: 10,
-            start_wait: Duration::from_millis(500),
-            ready: None,
-            ready_timeout: Duration::from_secs(30),
-            stop_signal: Signal(nix::sys::signal::Signal::SIGTERM),
-            stop_timeout: Duration::from_secs(10),
-            reload_signal: Signal(nix::sys::signal::Signal::SIGHUP),
-            reload_command: None,
-            stop_command: None,
             after: Vec::new(),
             kind: DaemonType::Simple,
+            process: ProcessSpec {
+                command: vec!["sleep".into(), "1".into()],
+                log: PathBuf::from(format!("/nonexistent/{name}.log")),
+                ..ProcessSpec::default()
+            },
+            supervision: Supervision::default(),
+            logs: LogSpec::default(),
         }
     }
 }
@@ -1478,6 +1603,91 @@ pub(crate) mod tests_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every key is named once, on a field of its group: the groups' fields together
+    /// are exactly the keys a file may hold, and each group's serde names are its keys
+    /// (durations as `*_ms` in the record).
+    #[test]
+    fn every_key_is_a_field_of_exactly_one_group() {
+        let mut fields: Vec<&str> = [
+            Daemon::IDENTITY_KEYS,
+            ProcessSpec::KEYS,
+            Supervision::KEYS,
+            LogSpec::KEYS,
+        ]
+        .concat();
+        fields.sort_unstable();
+        let mut keys = KEYS.to_vec();
+        keys.sort_unstable();
+        assert_eq!(fields, keys);
+
+        fn serde_names<T: Serialize>(value: &T) -> Vec<String> {
+            match serde_json::to_value(value).unwrap() {
+                serde_json::Value::Object(map) => map.keys().cloned().collect(),
+                _ => unreachable!(),
+            }
+        }
+        let sorted = |keys: &[&str], ms: &[&str]| {
+            let mut names: Vec<String> = keys
+                .iter()
+                .map(|k| match ms.contains(k) {
+                    true => format!("{k}_ms"),
+                    false => k.to_string(),
+                })
+                .collect();
+            names.sort_unstable();
+            names
+        };
+        assert_eq!(
+            serde_names(&ProcessSpec::default()),
+            sorted(ProcessSpec::KEYS, &[])
+        );
+        assert_eq!(serde_names(&LogSpec::default()), sorted(LogSpec::KEYS, &[]));
+        let durations = [
+            "restart_delay",
+            "start_wait",
+            "ready_timeout",
+            "stop_timeout",
+        ];
+        assert_eq!(
+            serde_names(&Supervision::default()),
+            sorted(Supervision::KEYS, &durations)
+        );
+    }
+
+    #[test]
+    fn changed_names_the_keys_that_differ() {
+        let old = tests_support::minimal("web");
+        let mut new = old.clone();
+        assert!(old.process.changed(&new.process).is_empty());
+        new.process.umask = 0o077;
+        new.process.command = vec!["true".into()];
+        new.supervision.stop_timeout = Duration::from_secs(1);
+        new.supervision.restart = RestartPolicy::Always;
+        assert_eq!(old.process.changed(&new.process), ["command", "umask"]);
+        assert_eq!(
+            old.supervision.changed(&new.supervision),
+            ["restart", "stop_timeout"]
+        );
+    }
+
+    /// The defaults a file gets are the groups' `Default`s.
+    #[test]
+    fn a_minimal_file_gets_the_groups_defaults() {
+        let root = std::env::temp_dir();
+        let daemon =
+            load_bytes(&dirs(&root), &root.join("web.toml"), b"command = \"x\"\n").unwrap();
+        assert_eq!(daemon.supervision, Supervision::default());
+        assert_eq!(daemon.logs, LogSpec::default());
+        assert_eq!(
+            daemon.process,
+            ProcessSpec {
+                command: vec!["x".into()],
+                log: root.join("run/log/web.log"),
+                ..ProcessSpec::default()
+            }
+        );
+    }
 
     fn dirs(root: &Path) -> Dirs {
         Dirs {
@@ -1521,18 +1731,18 @@ mod tests {
     #[test]
     fn only_command_is_required_and_defaults_fill_the_rest() {
         let d = load_text("command = \"python3 -m http.server 8000\"\n").unwrap();
-        assert_eq!(d.command, ["python3", "-m", "http.server", "8000"]);
-        assert_eq!(d.working_dir, Path::new("/"));
-        assert_eq!(d.umask, 0o022);
-        assert_eq!(d.restart, RestartPolicy::OnFailure);
-        assert_eq!(d.start_wait, Duration::from_millis(500));
-        assert_eq!(d.stop_signal.name(), "TERM");
-        assert_eq!(d.reload_signal.name(), "HUP");
-        assert_eq!(d.log_max_size, Size(10 << 20));
-        assert_eq!(d.log_keep, 5);
-        assert!(d.autostart && !d.clear_env && !d.log_timestamps);
+        assert_eq!(d.process.command, ["python3", "-m", "http.server", "8000"]);
+        assert_eq!(d.process.working_dir, Path::new("/"));
+        assert_eq!(d.process.umask, 0o022);
+        assert_eq!(d.supervision.restart, RestartPolicy::OnFailure);
+        assert_eq!(d.supervision.start_wait, Duration::from_millis(500));
+        assert_eq!(d.supervision.stop_signal.name(), "TERM");
+        assert_eq!(d.supervision.reload_signal.name(), "HUP");
+        assert_eq!(d.logs.log_max_size, Size(10 << 20));
+        assert_eq!(d.logs.log_keep, 5);
+        assert!(d.autostart && !d.process.clear_env && !d.logs.log_timestamps);
         assert!(d.pidfile.ends_with("run/web.pid"));
-        assert!(d.log.ends_with("run/log/web.log"));
+        assert!(d.process.log.ends_with("run/log/web.log"));
     }
 
     #[test]
@@ -1570,26 +1780,36 @@ type = "forking"
         )
         .unwrap();
         assert!(
-            d.command[0].ends_with("daemons.d/bin/server"),
+            d.process.command[0].ends_with("daemons.d/bin/server"),
             "{:?}",
-            d.command
+            d.process.command
         );
-        assert!(d.working_dir.ends_with("srv") && !d.working_dir.to_string_lossy().contains(".."));
-        assert_eq!(d.env.get("PORT").map(String::as_str), Some("8080"));
-        assert_eq!(d.umask, 0o027);
+        assert!(
+            d.process.working_dir.ends_with("srv")
+                && !d.process.working_dir.to_string_lossy().contains("..")
+        );
+        assert_eq!(d.process.env.get("PORT").map(String::as_str), Some("8080"));
+        assert_eq!(d.process.umask, 0o027);
         // type = "forking": the pidfile is the program's; dmgr's lock stays in the run dir.
         assert!(d.forking_pidfile.unwrap().ends_with("pids/web.pid"));
         assert!(d.pidfile.ends_with("run/web.pid"));
-        assert!(d.stop_command.unwrap()[0].ends_with("daemons.d/bin/server"));
-        assert_eq!(d.log, Path::new("/var/tmp/web.log"));
-        assert_eq!(d.log_max_size, Size(512 * 1024));
-        assert_eq!(d.ready, Some(ReadyCheck::Tcp("127.0.0.1:8080".into())));
-        assert_eq!(d.stop_timeout, Duration::from_secs(120));
-        assert_eq!(d.stop_signal.name(), "INT");
+        assert!(d.supervision.stop_command.unwrap()[0].ends_with("daemons.d/bin/server"));
+        assert_eq!(d.process.log, Path::new("/var/tmp/web.log"));
+        assert_eq!(d.logs.log_max_size, Size(512 * 1024));
+        assert_eq!(
+            d.supervision.ready,
+            Some(ReadyCheck::Tcp("127.0.0.1:8080".into()))
+        );
+        assert_eq!(d.supervision.stop_timeout, Duration::from_secs(120));
+        assert_eq!(d.supervision.stop_signal.name(), "INT");
         assert_eq!(d.after, ["db"]);
         assert_eq!(d.kind, DaemonType::Forking);
         assert_eq!(
-            (d.restart, d.max_restarts, d.log_keep),
+            (
+                d.supervision.restart,
+                d.supervision.max_restarts,
+                d.logs.log_keep
+            ),
             (RestartPolicy::Always, 2, 3)
         );
     }
@@ -1636,7 +1856,10 @@ type = "forking"
     fn a_simple_daemon_keeps_its_pidfile_and_commands_are_argv_arrays() {
         let d = load_text("command = \"a\"\npidfile = \"../pids/web.pid\"\nreload_command = [\"kill\", \"-HUP\", \"$MAINPID\"]\n").unwrap();
         assert!(d.pidfile.ends_with("pids/web.pid") && d.forking_pidfile.is_none());
-        assert_eq!(d.reload_command.unwrap(), ["kill", "-HUP", "$MAINPID"]);
+        assert_eq!(
+            d.supervision.reload_command.unwrap(),
+            ["kill", "-HUP", "$MAINPID"]
+        );
         assert_eq!(
             problems("command = \"a\"\nstop_command = \"nginx -s quit\"\n"),
             ["2:16: expected an array of strings, like [\"nginx\", \"-s\", \"reload\"], found a string"]
@@ -1695,10 +1918,10 @@ type = "forking"
     #[test]
     fn integers_in_any_radix_mean_what_toml_says() {
         let d = load_text("command = \"a\"\nstop_signal = 0o17\nlog_max_size = 0x10000\nlog_keep = 0b11\nreload_signal = 0xA\n").unwrap();
-        assert_eq!(d.stop_signal.name(), "TERM");
-        assert_eq!(d.log_max_size, Size(0x10000));
-        assert_eq!(d.log_keep, 3);
-        assert_eq!(d.reload_signal.name(), "USR1");
+        assert_eq!(d.supervision.stop_signal.name(), "TERM");
+        assert_eq!(d.logs.log_max_size, Size(0x10000));
+        assert_eq!(d.logs.log_keep, 3);
+        assert_eq!(d.supervision.reload_signal.name(), "USR1");
         assert!(problem("stop_signal = 0x11").contains("SIGCHLD is ignored"));
         assert!(problem("stop_signal = 99").contains("no signal number 99"));
         assert!(problem("log_max_size = 0x10").contains("is 16B"));
@@ -1752,7 +1975,7 @@ type = "forking"
     fn a_kill_stop_signal_is_a_warning() {
         let (_tmp, loaded) = load_full("command = \"a\"\nstop_signal = \"KILL\"\n");
         let loaded = loaded.ok().unwrap();
-        assert_eq!(loaded.daemon.stop_signal.name(), "KILL");
+        assert_eq!(loaded.daemon.supervision.stop_signal.name(), "KILL");
         assert_eq!(loaded.warnings.len(), 1);
         assert_eq!(loaded.warnings[0].location, (2, 15));
         assert!(loaded.warnings[0]

@@ -42,7 +42,7 @@ impl ListEntry {
         let record = observed.record.as_ref();
         let pid = observed.daemon.map(|p| p.pid);
         let command = daemon
-            .map(|d| d.command.clone())
+            .map(|d| d.process.command.clone())
             .or_else(|| record.map(|r| r.command.clone()))
             .map(|argv| {
                 shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
