@@ -110,11 +110,6 @@ impl fmt::Display for Size {
 pub struct Signal(pub NixSignal);
 
 impl Signal {
-    /// The signal's number.
-    pub fn number(self) -> i32 {
-        self.0 as i32
-    }
-
     /// The name without the `SIG` prefix, as a user writes it (`TERM`).
     pub fn name(self) -> &'static str {
         let full = self.0.as_str();

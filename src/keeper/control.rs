@@ -394,7 +394,7 @@ fn ask_keeper_to_stop<'a>(
         Instant::now() + Duration::from_millis(record.stop_timeout_ms) * rounds + GRACE;
     let signalled = sys::ProcessHandle::open(keeper).and_then(|handle| {
         let sent = match &handle {
-            Some(h) => h.signal(Signal::SIGTERM as i32)?,
+            Some(h) => h.signal(Signal::SIGTERM)?,
             None => false,
         };
         Ok(handle.filter(|_| sent))
@@ -416,7 +416,7 @@ fn wait_for_keepers(all: &mut [Stopping<'_>]) {
         let now = Instant::now();
         for s in all.iter_mut().filter(|s| s.deadline <= now) {
             if let Some(keeper) = s.keeper.take() {
-                let _ = keeper.signal(Signal::SIGKILL as i32);
+                let _ = keeper.signal(Signal::SIGKILL);
                 wait_until(GRACE, || !keeper.id().is_alive());
             }
         }
@@ -751,7 +751,7 @@ impl<'a> Unsupervised<'a> {
             let in_group = Stat::read(process.pid).is_some_and(|s| Some(s.pgrp) == group);
             if !in_group {
                 for &signal in signals {
-                    let _ = sys::signal_process(process, signal as i32);
+                    let _ = sys::signal_process(process, signal);
                 }
             }
         }
@@ -785,7 +785,7 @@ pub fn signal_daemon(
     let Some(process) = observed.daemon else {
         return Ok(None);
     };
-    match sys::signal_process(process, signal.number()) {
+    match sys::signal_process(process, signal.0) {
         Ok(true) => Ok(Some(process.pid)),
         Ok(false) => Ok(None),
         Err(e) => Err(Error::daemon(
@@ -802,7 +802,7 @@ pub fn signal_keeper(dirs: &Dirs, name: &str, signal: Signal) -> Result<bool> {
     let Some(keeper) = observed.keeper else {
         return Ok(false);
     };
-    sys::signal_process(keeper, signal as i32).map_err(|e| {
+    sys::signal_process(keeper, signal).map_err(|e| {
         Error::daemon(
             name,
             format!("cannot signal its keeper (pid {}): {e}", keeper.pid),
