@@ -106,6 +106,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order SPEC lists them.
+    pub const ALL: [Status; 8] = [
+        Status::Running,
+        Status::Starting,
+        Status::Backoff,
+        Status::Stopping,
+        Status::Stopped,
+        Status::Failed,
+        Status::Orphaned,
+        Status::Invalid,
+    ];
+
     /// The word `list` prints.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -118,6 +130,24 @@ impl Status {
             Status::Orphaned => "orphaned",
             Status::Invalid => "invalid",
         }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = ();
+
+    /// The status whose word is `word`, as [`Status::as_str`] writes it.
+    fn from_str(word: &str) -> Result<Status, ()> {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str() == word)
+            .ok_or(())
     }
 }
 
@@ -526,6 +556,17 @@ mod tests {
             record.supervision.changed(&daemon.supervision),
             Vec::<&str>::new()
         );
+    }
+
+    /// `list --json` prints each status as the word the table shows.
+    #[test]
+    fn each_status_serialises_as_its_word_and_parses_back() {
+        for status in Status::ALL {
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json, status.as_str());
+            assert_eq!(status.as_str().parse(), Ok(status));
+        }
+        assert_eq!("up".parse::<Status>(), Err(()));
     }
 
     #[test]

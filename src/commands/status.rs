@@ -41,10 +41,10 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         }
         let mut list = ListEntry::new(name, daemon, &observed);
         if let Some(invalid) = invalid {
-            list.status = Status::Invalid.as_str();
+            list.status = Status::Invalid;
             list.error = invalid.diagnostics.first().map(|d| d.short());
         } else if daemon.is_none() && observed.is_running() {
-            list.status = Status::Orphaned.as_str();
+            list.status = Status::Orphaned;
         }
         code = code.max(match observed.status {
             _ if observed.is_running() => RUNNING,
