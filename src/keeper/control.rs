@@ -16,7 +16,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
 use super::sys;
-use crate::config::{Daemon, Dirs};
+use crate::config::{units, Daemon, Dirs};
 use crate::pidfile::{self, OperationLock};
 use crate::procinfo::{self, ProcId, Stat};
 use crate::state::{self, Status};
@@ -144,9 +144,12 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
     drop(write);
     Ok(Begun::Waiting(Pending {
         name: daemon.name.clone(),
-        log: daemon.log.clone(),
+        log: daemon.process.log.clone(),
         pipe: File::from(read),
-        deadline: Instant::now() + daemon.start_wait + daemon.ready_timeout + GRACE,
+        deadline: Instant::now()
+            + daemon.supervision.start_wait
+            + daemon.supervision.ready_timeout
+            + GRACE,
         _lock: lock,
     }))
 }
@@ -391,7 +394,7 @@ fn ask_keeper_to_stop<'a>(
         Instant::now() + Duration::from_millis(record.stop_timeout_ms) * rounds + GRACE;
     let signalled = sys::ProcessHandle::open(keeper).and_then(|handle| {
         let sent = match &handle {
-            Some(h) => h.signal(Signal::SIGTERM as i32)?,
+            Some(h) => h.signal(Signal::SIGTERM)?,
             None => false,
         };
         Ok(handle.filter(|_| sent))
@@ -413,7 +416,7 @@ fn wait_for_keepers(all: &mut [Stopping<'_>]) {
         let now = Instant::now();
         for s in all.iter_mut().filter(|s| s.deadline <= now) {
             if let Some(keeper) = s.keeper.take() {
-                let _ = keeper.signal(Signal::SIGKILL as i32);
+                let _ = keeper.signal(Signal::SIGKILL);
                 wait_until(GRACE, || !keeper.id().is_alive());
             }
         }
@@ -648,19 +651,19 @@ fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
 fn stop_unsupervised(record: &state::StateRecord, signalled_at: Option<Instant>) {
     let mut targets = Unsupervised::new(record);
     if signalled_at.is_none() {
-        targets.signal(record.stop_signal);
+        targets.signal(record.stop_signal.0);
     }
     let timeout = Duration::from_millis(record.stop_timeout_ms)
         .saturating_sub(signalled_at.map_or(Duration::ZERO, |at| at.elapsed()));
     if !wait_until(timeout, || targets.are_gone()) {
-        targets.signal(Signal::SIGKILL as i32);
+        targets.signal(Signal::SIGKILL);
         wait_until(GRACE, || targets.are_gone());
     }
 }
 
 /// Sends `stop_signal` (and SIGCONT) to a daemon whose keeper is gone.
-fn signal_stop(record: &state::StateRecord, stop_signal: i32) {
-    Unsupervised::new(record).signal(stop_signal);
+fn signal_stop(record: &state::StateRecord, stop_signal: units::Signal) {
+    Unsupervised::new(record).signal(stop_signal.0);
 }
 
 /// The processes of a daemon whose keeper is gone, each by identity: its main process
@@ -719,10 +722,7 @@ impl<'a> Unsupervised<'a> {
         self.main.is_none() && self.members.is_empty()
     }
 
-    fn signal(&mut self, signal: i32) {
-        let Ok(signal) = Signal::try_from(signal) else {
-            return;
-        };
+    fn signal(&mut self, signal: Signal) {
         let signals: &[Signal] = if signal == Signal::SIGKILL {
             &[Signal::SIGKILL]
         } else {
@@ -751,7 +751,7 @@ impl<'a> Unsupervised<'a> {
             let in_group = Stat::read(process.pid).is_some_and(|s| Some(s.pgrp) == group);
             if !in_group {
                 for &signal in signals {
-                    let _ = sys::signal_process(process, signal as i32);
+                    let _ = sys::signal_process(process, signal);
                 }
             }
         }
@@ -779,13 +779,13 @@ pub fn signal_daemon(
     dirs: &Dirs,
     name: &str,
     daemon: Option<&Daemon>,
-    signal: i32,
+    signal: units::Signal,
 ) -> Result<Option<i32>> {
     let observed = state::observe(dirs, name, daemon.map(|d| d.pidfile.as_path()));
     let Some(process) = observed.daemon else {
         return Ok(None);
     };
-    match sys::signal_process(process, signal) {
+    match sys::signal_process(process, signal.0) {
         Ok(true) => Ok(Some(process.pid)),
         Ok(false) => Ok(None),
         Err(e) => Err(Error::daemon(
@@ -802,7 +802,7 @@ pub fn signal_keeper(dirs: &Dirs, name: &str, signal: Signal) -> Result<bool> {
     let Some(keeper) = observed.keeper else {
         return Ok(false);
     };
-    sys::signal_process(keeper, signal as i32).map_err(|e| {
+    sys::signal_process(keeper, signal).map_err(|e| {
         Error::daemon(
             name,
             format!("cannot signal its keeper (pid {}): {e}", keeper.pid),

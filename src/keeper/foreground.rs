@@ -85,7 +85,7 @@ pub fn run_foreground(
         daemon,
         &launch,
         &launch.program,
-        &daemon.command,
+        &daemon.process.command,
         &launch.env,
     );
     let options = sys::SpawnOptions {
@@ -157,7 +157,7 @@ pub fn run_foreground(
                 let stops = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT];
                 if stops.contains(&signal) {
                     record.reason = Some(Reason::StoppedByRequest);
-                    kill_at = kill_at.or(Some(Instant::now() + daemon.stop_timeout));
+                    kill_at = kill_at.or(Some(Instant::now() + daemon.supervision.stop_timeout));
                 }
             }
         }
@@ -245,8 +245,8 @@ fn on_terminal<'a>(
         program,
         argv,
         env,
-        working_dir: &daemon.working_dir,
-        umask: daemon.umask,
+        working_dir: &daemon.process.working_dir,
+        umask: daemon.process.umask,
         credentials: launch.credentials.as_ref(),
         stdout: None,
         stderr: None,
