@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod descendants;
+mod fixture;
 mod forking;
 mod fuzz;
 mod handoff;
@@ -14,5 +15,6 @@ mod hostile_config;
 mod lifecycle;
 mod logs;
 mod man;
+mod output;
 mod programs;
 mod supervision;
