@@ -19,10 +19,13 @@ pub(crate) enum Metric {
     DmgrStop,
     SsdStart,
     SsdStop,
+    RunitUp,
+    RunitStatus,
+    RunitDown,
 }
 
 impl Metric {
-    pub(crate) const ALL: [Metric; 14] = [
+    pub(crate) const ALL: [Metric; 17] = [
         Metric::FloorExec,
         Metric::FloorStart,
         Metric::FloorProbe,
@@ -37,6 +40,9 @@ impl Metric {
         Metric::DmgrStop,
         Metric::SsdStart,
         Metric::SsdStop,
+        Metric::RunitUp,
+        Metric::RunitStatus,
+        Metric::RunitDown,
     ];
 
     pub(crate) fn label(self) -> &'static str {
@@ -55,18 +61,25 @@ impl Metric {
             Metric::DmgrStop => "dmgr   stop --all",
             Metric::SsdStart => "s-s-d  --start N times",
             Metric::SsdStop => "s-s-d  --stop --retry N times",
+            Metric::RunitUp => "runit  sv up N (runsv already up)",
+            Metric::RunitStatus => "runit  sv status N",
+            Metric::RunitDown => "runit  sv down N (until down)",
         }
     }
 
     /// The floor figures this one is compared with, and how the ratio is labelled.
     pub(crate) fn floor(self) -> Option<(&'static [Metric], &'static str)> {
         match self {
-            Metric::DmgrStart | Metric::SsdStart => Some((&[Metric::FloorStart], "floor start")),
-            Metric::DmgrList | Metric::DmgrListJson => {
+            Metric::DmgrStart | Metric::SsdStart | Metric::RunitUp => {
+                Some((&[Metric::FloorStart], "floor start"))
+            }
+            Metric::DmgrList | Metric::DmgrListJson | Metric::RunitStatus => {
                 Some((&[Metric::FloorProbe], "floor probe N"))
             }
             Metric::DmgrStatus => Some((&[Metric::FloorProbeOne], "floor probe 1")),
-            Metric::DmgrStop | Metric::SsdStop => Some((&[Metric::FloorStop], "floor stop")),
+            Metric::DmgrStop | Metric::SsdStop | Metric::RunitDown => {
+                Some((&[Metric::FloorStop], "floor stop"))
+            }
             Metric::DmgrRestart => Some((
                 &[Metric::FloorStop, Metric::FloorStart],
                 "floor stop + start",
@@ -138,8 +151,11 @@ pub(crate) struct Figures {
     pub(crate) rounds: usize,
     pub(crate) restart_rounds: usize,
     pub(crate) ssd_rounds: usize,
+    pub(crate) runit_rounds: usize,
     pub(crate) times: BTreeMap<Metric, Samples>,
     pub(crate) memory: Option<Memory>,
+    /// runit's `runsv`s with their services up.
+    pub(crate) runit_memory: Option<Memory>,
     pub(crate) idle: Option<Idle>,
     pub(crate) failures: Vec<String>,
     /// The 1-minute load average when this N began, and the share of CPU time the

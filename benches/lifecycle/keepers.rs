@@ -1,4 +1,4 @@
-//! Keepers: their memory and idle CPU.
+//! Keepers: their memory (read the same way for runit's `runsv`s) and idle CPU.
 
 use super::*;
 
@@ -28,14 +28,19 @@ pub(crate) fn keepers(run: &Path) -> Vec<ProcId> {
 }
 
 pub(crate) fn keeper_memory(run: &Path) -> Result<Memory, String> {
+    memory_of(&keepers(run))
+}
+
+/// The memory of each of `processes` (dmgr's keepers, runit's `runsv`s) from
+/// `/proc/PID/smaps_rollup`, and the breakdown of the median one.
+pub(crate) fn memory_of(keepers: &[ProcId]) -> Result<Memory, String> {
     sync();
-    let keepers = keepers(run);
     if keepers.is_empty() {
-        return Err("no live keeper found".into());
+        return Err("no live process found".into());
     }
     let mut memory = Memory::default();
     let mut by_pss = Vec::new();
-    for keeper in &keepers {
+    for keeper in keepers {
         let path = format!("/proc/{}/smaps_rollup", keeper.pid);
         let text = fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
         let field = |name: &str| procfs::kb_field(&text, name).unwrap_or(0);

@@ -60,8 +60,8 @@ pub(crate) fn median_u64(v: &[u64]) -> Option<u64> {
 
 pub(crate) fn print_figures(f: &Figures) {
     println!(
-        "== N = {} ({} rounds; restart {}, start-stop-daemon {}) ==",
-        f.n, f.rounds, f.restart_rounds, f.ssd_rounds
+        "== N = {} ({} rounds; restart {}, start-stop-daemon {}, runit {}) ==",
+        f.n, f.rounds, f.restart_rounds, f.ssd_rounds, f.runit_rounds
     );
     println!(
         "machine: load average {} at the start, CPU steal {} meanwhile",
@@ -99,19 +99,19 @@ pub(crate) fn print_figures(f: &Figures) {
             ratio
         );
     }
+    let row = |label: &str, v: &[u64]| {
+        let mut s = v.to_vec();
+        s.sort_unstable();
+        if let (Some(med), Some(min), Some(max)) = (median_u64(v), s.first(), s.last()) {
+            println!(
+                "{:<34} {:>10} {:>22}",
+                label,
+                format!("{med} KB"),
+                format!("{min} - {max} KB")
+            );
+        }
+    };
     if let Some(m) = &f.memory {
-        let row = |label: &str, v: &[u64]| {
-            let mut s = v.to_vec();
-            s.sort_unstable();
-            if let (Some(med), Some(min), Some(max)) = (median_u64(v), s.first(), s.last()) {
-                println!(
-                    "{:<34} {:>10} {:>22}",
-                    label,
-                    format!("{med} KB"),
-                    format!("{min} - {max} KB")
-                );
-            }
-        };
         row("keeper PSS (smaps_rollup)", &m.pss_kb);
         row("keeper RSS", &m.rss_kb);
         row("keeper Private_Dirty", &m.private_dirty_kb);
@@ -122,6 +122,11 @@ pub(crate) fn print_figures(f: &Figures) {
         for (name, pss, dirty) in m.breakdown.iter().take(8) {
             println!("    {pss:>5} / {dirty:>4}  {name}");
         }
+    }
+    if let Some(m) = &f.runit_memory {
+        row("runsv PSS (smaps_rollup)", &m.pss_kb);
+        row("runsv RSS", &m.rss_kb);
+        row("runsv Private_Dirty", &m.private_dirty_kb);
     }
     if let Some(idle) = &f.idle {
         println!(
@@ -230,7 +235,20 @@ pub(crate) fn print_summary(all: &[Figures]) {
             .map_or("-".into(), |k| format!("{k} KB"));
         print!(" {cell:>20}");
     }
-    println!("\n");
+    println!();
+    if all.iter().any(|f| f.runit_memory.is_some()) {
+        print!("{:<34}", "runsv PSS, median");
+        for f in all {
+            let cell = f
+                .runit_memory
+                .as_ref()
+                .and_then(|m| median_u64(&m.pss_kb))
+                .map_or("-".into(), |k| format!("{k} KB"));
+            print!(" {cell:>20}");
+        }
+        println!();
+    }
+    println!();
 }
 
 pub(crate) struct Budget {
