@@ -1133,6 +1133,7 @@ fn initial_record(daemon: &Daemon) -> StateRecord {
         cgroup: None,
         daemon_pidfile: daemon.forking_pidfile.clone(),
         foreground: false,
+        definition: None,
     }
 }
 
