@@ -14,6 +14,8 @@ pub(crate) enum Metric {
     DmgrStart,
     DmgrList,
     DmgrListJson,
+    DmgrListRecorded,
+    DmgrListJsonRecorded,
     DmgrStatus,
     DmgrRestart,
     DmgrStop,
@@ -25,7 +27,7 @@ pub(crate) enum Metric {
 }
 
 impl Metric {
-    pub(crate) const ALL: [Metric; 17] = [
+    pub(crate) const ALL: [Metric; 19] = [
         Metric::FloorExec,
         Metric::FloorStart,
         Metric::FloorProbe,
@@ -35,6 +37,8 @@ impl Metric {
         Metric::DmgrStart,
         Metric::DmgrList,
         Metric::DmgrListJson,
+        Metric::DmgrListRecorded,
+        Metric::DmgrListJsonRecorded,
         Metric::DmgrStatus,
         Metric::DmgrRestart,
         Metric::DmgrStop,
@@ -56,6 +60,8 @@ impl Metric {
             Metric::DmgrStart => "dmgr   start --all",
             Metric::DmgrList => "dmgr   list",
             Metric::DmgrListJson => "dmgr   list --json",
+            Metric::DmgrListRecorded => "dmgr   list, identity given",
+            Metric::DmgrListJsonRecorded => "dmgr   list --json, identity given",
             Metric::DmgrStatus => "dmgr   status NAME",
             Metric::DmgrRestart => "dmgr   restart --all",
             Metric::DmgrStop => "dmgr   stop --all",
@@ -73,9 +79,11 @@ impl Metric {
             Metric::DmgrStart | Metric::SsdStart | Metric::RunitUp => {
                 Some((&[Metric::FloorStart], "floor start"))
             }
-            Metric::DmgrList | Metric::DmgrListJson | Metric::RunitStatus => {
-                Some((&[Metric::FloorProbe], "floor probe N"))
-            }
+            Metric::DmgrList
+            | Metric::DmgrListJson
+            | Metric::DmgrListRecorded
+            | Metric::DmgrListJsonRecorded
+            | Metric::RunitStatus => Some((&[Metric::FloorProbe], "floor probe N")),
             Metric::DmgrStatus => Some((&[Metric::FloorProbeOne], "floor probe 1")),
             Metric::DmgrStop | Metric::SsdStop | Metric::RunitDown => {
                 Some((&[Metric::FloorStop], "floor stop"))

@@ -188,6 +188,15 @@ pub(crate) fn dmgr_round(
     }
     figures.record(Metric::DmgrList, dmgr.timed(&["list"], 0)?);
     figures.record(Metric::DmgrListJson, dmgr.timed(&["list", "--json"], 0)?);
+    // Until keepers record their file's identity, give the records one, as a keeper
+    // would, and time `list` reading no daemon file (issue 15).
+    if record_identities(&dmgr.config, &dmgr.run)? > 0 {
+        figures.record(Metric::DmgrListRecorded, dmgr.timed(&["list"], 0)?);
+        figures.record(
+            Metric::DmgrListJsonRecorded,
+            dmgr.timed(&["list", "--json"], 0)?,
+        );
+    }
     let name = daemon_name(n / 2);
     figures.record(Metric::DmgrStatus, dmgr.timed(&["status", &name], 0)?);
     if restart {
