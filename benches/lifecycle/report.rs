@@ -216,37 +216,27 @@ pub(crate) fn print_summary(all: &[Figures]) {
         }
         println!();
     }
-    print!("{:<34}", "keeper PSS, median");
-    for f in all {
-        let cell = f
-            .memory
-            .as_ref()
-            .and_then(|m| median_u64(&m.pss_kb))
-            .map_or("-".into(), |k| format!("{k} KB"));
-        print!(" {cell:>20}");
-    }
-    println!();
-    print!("{:<34}", "keeper RSS, median");
-    for f in all {
-        let cell = f
-            .memory
-            .as_ref()
-            .and_then(|m| median_u64(&m.rss_kb))
-            .map_or("-".into(), |k| format!("{k} KB"));
-        print!(" {cell:>20}");
-    }
-    println!();
-    if all.iter().any(|f| f.runit_memory.is_some()) {
-        print!("{:<34}", "runsv PSS, median");
+    let memory_row = |label: &str, kb: &dyn Fn(&Figures) -> Option<u64>| {
+        print!("{label:<34}");
         for f in all {
-            let cell = f
-                .runit_memory
-                .as_ref()
-                .and_then(|m| median_u64(&m.pss_kb))
-                .map_or("-".into(), |k| format!("{k} KB"));
+            let cell = kb(f).map_or("-".into(), |k| format!("{k} KB"));
             print!(" {cell:>20}");
         }
         println!();
+    };
+    let median_of = |m: &Option<Memory>, pick: fn(&Memory) -> &Vec<u64>| {
+        m.as_ref().and_then(|m| median_u64(pick(m)))
+    };
+    memory_row("keeper PSS, median", &|f| {
+        median_of(&f.memory, |m| &m.pss_kb)
+    });
+    memory_row("keeper RSS, median", &|f| {
+        median_of(&f.memory, |m| &m.rss_kb)
+    });
+    if all.iter().any(|f| f.runit_memory.is_some()) {
+        memory_row("runsv PSS, median", &|f| {
+            median_of(&f.runit_memory, |m| &m.pss_kb)
+        });
     }
     println!();
 }
