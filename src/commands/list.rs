@@ -20,7 +20,8 @@ use crate::{Error, Result};
 pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     // A config directory that is missing or cannot be read is an error (exit 2), as
     // for `check`; what the run directory says still runs is listed all the same.
-    let (entries, problem) = match entries_from_records(ctx) {
+    let mut seen = Seen::default();
+    let (entries, problem) = match entries_from_records(ctx, &mut seen) {
         Some(entries) => (entries, None),
         None => {
             let (loaded, problem) = match config::load(&ctx.dirs) {
@@ -28,7 +29,7 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
                 Err(err @ Error::ConfigDir { .. }) => (config::Loaded::default(), Some(err)),
                 Err(err) => return Err(err),
             };
-            (entries(ctx, &loaded), problem)
+            (entries(ctx, &loaded, seen), problem)
         }
     };
     if problem.is_some() && entries.is_empty() {
@@ -76,20 +77,17 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
 }
 
 /// The facts of every daemon, sorted by name.
-fn entries(ctx: &Context, loaded: &config::Loaded) -> Vec<ListEntry> {
+fn entries(ctx: &Context, loaded: &config::Loaded, mut seen: Seen) -> Vec<ListEntry> {
     let mut entries: Vec<ListEntry> = loaded
         .daemons
         .iter()
         .map(|d| {
-            ListEntry::new(
-                &d.name,
-                Some(d),
-                &state::observe(&ctx.dirs, &d.name, Some(&d.pidfile)),
-            )
+            let observed = seen.observe(ctx, &d.name, Some(&d.pidfile));
+            ListEntry::new(&d.name, Some(d), &observed)
         })
         .collect();
     for invalid in &loaded.invalid {
-        let observed = state::observe(&ctx.dirs, &invalid.name, None);
+        let observed = seen.observe(ctx, &invalid.name, None);
         let mut e = ListEntry::new(&invalid.name, None, &observed);
         e.status = Status::Invalid;
         e.error = invalid.diagnostics.first().map(|d| d.short());
@@ -99,6 +97,27 @@ fn entries(ctx: &Context, loaded: &config::Loaded) -> Vec<ListEntry> {
         loaded.daemon(name).is_some() || loaded.invalid(name).is_some()
     });
     entries
+}
+
+/// The daemons [`entries_from_records`] observed before it gave up, so that the full
+/// load does not read their records and `/proc` again. Only daemons with a live keeper
+/// are kept: what [`state::observe`] makes of those does not depend on the pidfile it
+/// is given (that only names a stale pidfile when nothing runs).
+#[derive(Default)]
+struct Seen(std::collections::BTreeMap<String, state::Observed>);
+
+impl Seen {
+    /// `name` observed, as [`state::observe`] does, or as it was observed before.
+    fn observe(
+        &mut self,
+        ctx: &Context,
+        name: &str,
+        pidfile: Option<&std::path::Path>,
+    ) -> state::Observed {
+        self.0
+            .remove(name)
+            .unwrap_or_else(|| state::observe(&ctx.dirs, name, pidfile))
+    }
 }
 
 /// Adds the running daemons whose file is gone (`has_file` is false for them), then
@@ -131,7 +150,7 @@ fn add_orphans(ctx: &Context, entries: &mut Vec<ListEntry>, has_file: impl Fn(&s
 /// Of the checks across files, shared paths cannot occur while every daemon has its
 /// default pidfile and logs (each holds the daemon's name), and `after` is checked
 /// here from the records: every name known, no cycle.
-fn entries_from_records(ctx: &Context) -> Option<Vec<ListEntry>> {
+fn entries_from_records(ctx: &Context, seen: &mut Seen) -> Option<Vec<ListEntry>> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
     let dirs = &ctx.dirs;
@@ -156,36 +175,58 @@ fn entries_from_records(ctx: &Context) -> Option<Vec<ListEntry>> {
         names.push(name.to_string());
     }
     names.sort_unstable();
-    let mut entries = Vec::with_capacity(names.len());
+    let mut observed = Vec::with_capacity(names.len());
     let mut after = Vec::with_capacity(names.len());
+    let mut descriptions = Vec::with_capacity(names.len());
     for name in &names {
-        let observed = state::observe(dirs, name, None);
-        observed.keeper?;
-        let record = observed.record.as_ref()?;
-        let definition = record.definition.as_ref()?;
-        let now = FileIdentity::of(&dirs.config_dir.join(format!("{name}.toml")))?;
-        if !definition.file.is_trusted() || !definition.file.is_same_file(&now) {
-            return None;
+        let now = state::observe(dirs, name, None);
+        if now.keeper.is_none() {
+            break;
         }
-        let default_paths = record.pidfile == dirs.pidfile(name)
-            && record.process.log == dirs.log_dir.join(format!("{name}.log"))
-            && record.process.stderr_log.is_none()
-            && record.daemon_pidfile.is_none();
-        if !default_paths {
-            return None;
-        }
-        after.push(definition.after.clone());
-        let mut entry = ListEntry::new(name, None, &observed);
-        entry.description = definition.description.clone();
-        entries.push(entry);
+        let found = definition(dirs, name, &now).map(|d| (d.after.clone(), d.description.clone()));
+        observed.push(now);
+        let Some((names_after, description)) = found else {
+            break;
+        };
+        after.push(names_after);
+        descriptions.push(description);
     }
-    if !is_sound_order(&names, &after) {
+    if after.len() < names.len() || !is_sound_order(&names, &after) {
+        seen.0.extend(names.iter().cloned().zip(observed));
         return None;
     }
+    let mut entries: Vec<ListEntry> = names
+        .iter()
+        .zip(&observed)
+        .zip(descriptions)
+        .map(|((name, o), description)| ListEntry {
+            description,
+            ..ListEntry::new(name, None, o)
+        })
+        .collect();
     add_orphans(ctx, &mut entries, |name| {
         names.binary_search_by(|n| n.as_str().cmp(name)).is_ok()
     });
     Some(entries)
+}
+
+/// The definition in `name`'s record when the file is as its keeper loaded it, and
+/// has the default pidfile and logs (each holds the daemon's name, so no two daemons
+/// can share one; a path set in a file is checked against every other file).
+fn definition<'a>(
+    dirs: &config::Dirs,
+    name: &str,
+    observed: &'a state::Observed,
+) -> Option<&'a state::Definition> {
+    let record = observed.record.as_ref()?;
+    let definition = record.definition.as_ref()?;
+    let now = FileIdentity::of(&dirs.config_dir.join(format!("{name}.toml")))?;
+    let default_paths = record.pidfile == dirs.pidfile(name)
+        && record.process.log == dirs.log_dir.join(format!("{name}.log"))
+        && record.process.stderr_log.is_none()
+        && record.daemon_pidfile.is_none();
+    (definition.file.is_trusted() && definition.file.is_same_file(&now) && default_paths)
+        .then_some(definition)
 }
 
 /// Returns true if and only if each `after[i]` (the `after` of `names[i]`, which are
