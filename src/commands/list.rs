@@ -191,7 +191,16 @@ fn entries_from_records(ctx: &Context, seen: &mut Seen) -> Option<Vec<ListEntry>
         after.push(names_after);
         descriptions.push(description);
     }
-    if after.len() < names.len() || !is_sound_order(&names, &after) {
+    // The files are looked at only once every record could stand in for its file, so
+    // that a daemon without a live keeper costs the full load nothing more.
+    let unchanged = || {
+        names.iter().zip(&observed).all(|(name, o)| {
+            let file = FileIdentity::of(&dirs.config_dir.join(format!("{name}.toml")));
+            let recorded = o.record.as_ref().and_then(|r| r.definition.as_ref());
+            matches!((recorded, file), (Some(d), Some(now)) if d.file.is_same_file(&now))
+        })
+    };
+    if after.len() < names.len() || !is_sound_order(&names, &after) || !unchanged() {
         seen.0.extend(names.iter().cloned().zip(observed));
         return None;
     }
@@ -210,9 +219,10 @@ fn entries_from_records(ctx: &Context, seen: &mut Seen) -> Option<Vec<ListEntry>
     Some(entries)
 }
 
-/// The definition in `name`'s record when the file is as its keeper loaded it, and
-/// has the default pidfile and logs (each holds the daemon's name, so no two daemons
-/// can share one; a path set in a file is checked against every other file).
+/// The definition in `name`'s record when it can stand in for the file, if the file
+/// is still the one it names: its identity is not racy, and the daemon has the default
+/// pidfile and logs (each holds the daemon's name, so no two daemons can share one; a
+/// path set in a file is checked against every other file).
 fn definition<'a>(
     dirs: &config::Dirs,
     name: &str,
@@ -220,13 +230,11 @@ fn definition<'a>(
 ) -> Option<&'a state::Definition> {
     let record = observed.record.as_ref()?;
     let definition = record.definition.as_ref()?;
-    let now = FileIdentity::of(&dirs.config_dir.join(format!("{name}.toml")))?;
     let default_paths = record.pidfile == dirs.pidfile(name)
         && record.process.log == dirs.log_dir.join(format!("{name}.log"))
         && record.process.stderr_log.is_none()
         && record.daemon_pidfile.is_none();
-    (definition.file.is_trusted() && definition.file.is_same_file(&now) && default_paths)
-        .then_some(definition)
+    (definition.file.is_trusted() && default_paths).then_some(definition)
 }
 
 /// Returns true if and only if each `after[i]` (the `after` of `names[i]`, which are
