@@ -120,6 +120,17 @@ pub enum Command {
     /// Example: dmgr logs -f web worker
     Logs(LogsArgs),
 
+    /// Print what the keepers saw happen to daemons: starts, exits, restarts, stops.
+    ///
+    /// Each keeper records its daemon's events in `RUN_DIR/NAME.events`, one JSON object
+    /// a line, keeping at least the newest 1000; the daemon's log holds only what the
+    /// daemon wrote. Without names, every daemon's events are shown; several daemons'
+    /// events are merged by time, oldest first. Each line is the time, the daemon, the
+    /// event and its details.
+    ///
+    /// Example: dmgr events web -n 50
+    Events(EventsArgs),
+
     /// Rotate daemons' logs now, restarting nothing.
     ///
     /// The keeper rotates at once, or at the end of the line the daemon is writing, so
@@ -278,6 +289,30 @@ pub struct LogsArgs {
     /// Example: dmgr logs --raw web | less -R
     #[arg(long)]
     pub raw: bool,
+}
+
+/// Arguments of `events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The daemons whose events to print; every daemon when none is named.
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// How many events to print first (the newest N, oldest first).
+    #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
+    pub lines: usize,
+
+    /// Keep printing new events as they are recorded, until interrupted.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Print the events as they are stored: one JSON object a line, with the keys
+    /// `time`, `daemon`, `event` and, where they apply, `pid`, `exit_code`, `signal`,
+    /// `delay_ms` and `message`.
+    ///
+    /// Example: dmgr events web --json | jq -r 'select(.event == "exited") | .time'
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `apply`.

@@ -8,25 +8,14 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use std::path::PathBuf;
 
 use super::{resolve, Context};
 use crate::cli::LogsArgs;
 use crate::output::{self, style, Style};
+use crate::watch::Waker;
 use crate::{config, logfile, state, Result};
-
-/// How long `-f` sleeps between looks when the kernel cannot tell it of changes: no
-/// inotify, or a log directory that does not exist yet.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// The longest `-f` waits on inotify: a safety net for file systems whose changes
-/// inotify does not see (NFS, FUSE), as GNU `tail -F` has.
-const SAFETY_NET: Duration = Duration::from_secs(1);
 
 /// Runs `dmgr logs`.
 pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
@@ -101,57 +90,6 @@ fn push_line(out: &mut Vec<u8>, prefix: &str, line: &[u8], raw: bool) {
         out.extend_from_slice(output::escape_bytes(line).as_bytes());
     }
     out.push(b'\n');
-}
-
-/// Wakes `-f` when a followed log may have changed: inotify on the logs' directories
-/// reports a write to a file in them, and the rename and create of a rotation, so new
-/// lines show at once and an idle follower sleeps. Where a directory cannot be watched
-/// (it does not exist yet, or inotify is unavailable) it falls back to polling.
-struct Waker {
-    inotify: Option<Inotify>,
-    timeout: Duration,
-}
-
-impl Waker {
-    fn watching<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> Waker {
-        let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC) else {
-            return Waker {
-                inotify: None,
-                timeout: POLL_INTERVAL,
-            };
-        };
-        let mask = AddWatchFlags::IN_MODIFY
-            | AddWatchFlags::IN_CREATE
-            | AddWatchFlags::IN_MOVED_TO
-            | AddWatchFlags::IN_MOVED_FROM
-            | AddWatchFlags::IN_DELETE;
-        let mut all_watched = true;
-        for path in paths {
-            let dir = path.parent().unwrap_or(Path::new("/"));
-            all_watched &= inotify.add_watch(dir, mask).is_ok();
-        }
-        Waker {
-            inotify: Some(inotify),
-            timeout: if all_watched {
-                SAFETY_NET
-            } else {
-                POLL_INTERVAL
-            },
-        }
-    }
-
-    /// Returns after a change or the timeout, having consumed the pending events.
-    fn wait(&self) {
-        let Some(inotify) = &self.inotify else {
-            std::thread::sleep(self.timeout);
-            return;
-        };
-        let ms = u16::try_from(self.timeout.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
-        if poll(&mut fds, PollTimeout::from(ms)).is_ok_and(|ready| ready > 0) {
-            let _ = inotify.read_events();
-        }
-    }
 }
 
 /// Follows one log path across rotation (a new inode at the path) and truncation.

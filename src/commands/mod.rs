@@ -5,6 +5,7 @@ mod apply;
 mod boot;
 mod check;
 mod completions;
+mod events;
 mod export;
 mod kill;
 mod list;
@@ -61,6 +62,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::List(args) => list::run(&ctx, &args),
         Command::Status(args) => status::run(&ctx, &args),
         Command::Logs(args) => logs::run(&ctx, &args),
+        Command::Events(args) => events::run(&ctx, &args),
         Command::Rotate(args) => rotate::run(&ctx, &args),
         Command::Check => check::run(&ctx),
         Command::Apply(args) => apply::run(&ctx, &args),

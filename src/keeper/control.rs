@@ -17,6 +17,7 @@ use nix::sys::signal::Signal;
 
 use super::sys;
 use crate::config::{Daemon, Dirs};
+use crate::events::{self, Event, Kind};
 use crate::pidfile::{self, OperationLock};
 use crate::procinfo::{self, ProcId, Stat};
 use crate::state::{self, Status};
@@ -107,7 +108,7 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         return Ok(Begun::Done(Started::Pending));
     }
     if observed.keeper.is_none() {
-        clear_leftovers(&observed);
+        clear_leftovers(dirs, &observed);
     }
     if pidfile::is_locked(&daemon.pidfile) {
         return Err(Error::daemon(
@@ -177,7 +178,7 @@ pub fn claim_for_foreground(
             ),
         ));
     }
-    clear_leftovers(&observed);
+    clear_leftovers(dirs, &observed);
     match pidfile::LockedPidfile::try_lock(&daemon.pidfile) {
         Ok(locked) => Ok((lock, locked)),
         Err(pidfile::LockError::Held) => {
@@ -371,7 +372,7 @@ fn ask_keeper_to_stop<'a>(
     if let (None, Some(_), Some(record)) = (observed.keeper, observed.daemon, &observed.record) {
         // Its keeper is gone: signal it now, so its stop_timeout runs alongside the
         // others' rather than after them.
-        signal_stop(record, record.stop_signal);
+        signal_stop(dirs, record, record.stop_signal);
         stopping.signalled_at = Some(Instant::now());
         stopping.acted = true;
         return stopping;
@@ -490,7 +491,7 @@ fn finish_stop(
     if let (true, Some(mut record)) = (unsupervised, observed.record.clone()) {
         // Its keeper is gone, so the record and the pidfile are ours to finish.
         acted = true;
-        stop_unsupervised(&record, signalled_at);
+        stop_unsupervised(dirs, &record, signalled_at);
         let main_alive = record.daemon.is_some_and(|p| p.is_alive());
         if main_alive || !left_behind(&record).is_empty() {
             return Err(Error::daemon(
@@ -503,6 +504,7 @@ fn finish_stop(
         record.daemon = None;
         record.output_pipes.clear();
         remove_cgroup(&mut record);
+        events::append(&dirs.events_file(name), &Event::now(name, Kind::Stopped));
         let lock = pidfile.unwrap_or(&record.pidfile).to_path_buf();
         while_no_keeper(&lock, || {
             let _ = state::write(&dirs.state_file(name), &record);
@@ -570,7 +572,7 @@ fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
 /// Stops what a dead keeper's daemon left behind before a new keeper takes over: the
 /// new keeper's record replaces this one, after which nothing would know those
 /// processes were the daemon's.
-fn clear_leftovers(observed: &state::Observed) {
+fn clear_leftovers(dirs: &Dirs, observed: &state::Observed) {
     let Some(record) = &observed.record else {
         return;
     };
@@ -578,7 +580,10 @@ fn clear_leftovers(observed: &state::Observed) {
         return;
     }
     if !left_behind(record).is_empty() {
-        stop_unsupervised(record, None);
+        stop_unsupervised(dirs, record, None);
+        let stopped = Event::now(&record.name, Kind::Stopped);
+        let stopped = stopped.message("what the daemon of a dead keeper left behind");
+        events::append(&dirs.events_file(&record.name), &stopped);
     }
     if let Some(cgroup) = record
         .cgroup
@@ -645,22 +650,38 @@ fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
 /// Stops a daemon whose keeper is gone: `stop_signal`, then SIGKILL after its
 /// `stop_timeout`. Not our children, so we cannot wait(2) for them; we watch `/proc`,
 /// where a zombie counts as dead (PID 1 may reap it late).
-fn stop_unsupervised(record: &state::StateRecord, signalled_at: Option<Instant>) {
+fn stop_unsupervised(dirs: &Dirs, record: &state::StateRecord, signalled_at: Option<Instant>) {
     let mut targets = Unsupervised::new(record);
     if signalled_at.is_none() {
+        record_stopping(dirs, record, &targets);
         targets.signal(record.stop_signal);
     }
     let timeout = Duration::from_millis(record.stop_timeout_ms)
         .saturating_sub(signalled_at.map_or(Duration::ZERO, |at| at.elapsed()));
     if !wait_until(timeout, || targets.are_gone()) {
+        let killed = Event::now(&record.name, Kind::Killed).signal("KILL");
+        let limit = Duration::from_millis(record.stop_timeout_ms);
+        let limit = crate::config::units::format_duration(limit);
+        let killed = killed.message(format!("still running {limit} after the stop signal"));
+        events::append(&dirs.events_file(&record.name), &killed);
         targets.signal(Signal::SIGKILL as i32);
         wait_until(GRACE, || targets.are_gone());
     }
 }
 
 /// Sends `stop_signal` (and SIGCONT) to a daemon whose keeper is gone.
-fn signal_stop(record: &state::StateRecord, stop_signal: i32) {
-    Unsupervised::new(record).signal(stop_signal);
+fn signal_stop(dirs: &Dirs, record: &state::StateRecord, stop_signal: i32) {
+    let mut targets = Unsupervised::new(record);
+    record_stopping(dirs, record, &targets);
+    targets.signal(stop_signal);
+}
+
+/// Records the `stopping` event of a daemon whose keeper is gone.
+fn record_stopping(dirs: &Dirs, record: &state::StateRecord, targets: &Unsupervised<'_>) {
+    let mut event = Event::now(&record.name, Kind::Stopping).signal_number(record.stop_signal);
+    event.pid = targets.main.map(|m| m.pid);
+    let event = event.message("its keeper is gone");
+    events::append(&dirs.events_file(&record.name), &event);
 }
 
 /// The processes of a daemon whose keeper is gone, each by identity: its main process
@@ -773,20 +794,26 @@ fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Sends `signal` to the daemon's main process, identity-checked; `Ok(None)` if it
-/// is not running.
+/// Sends `signal` to the daemon's main process, identity-checked, and records a
+/// `signalled` event saying it was `by` (`dmgr kill`); `Ok(None)` if it is not running.
 pub fn signal_daemon(
     dirs: &Dirs,
     name: &str,
     daemon: Option<&Daemon>,
     signal: i32,
+    by: &str,
 ) -> Result<Option<i32>> {
     let observed = state::observe(dirs, name, daemon.map(|d| d.pidfile.as_path()));
     let Some(process) = observed.daemon else {
         return Ok(None);
     };
     match sys::signal_process(process, signal) {
-        Ok(true) => Ok(Some(process.pid)),
+        Ok(true) => {
+            let event = Event::now(name, Kind::Signalled).pid(process.pid);
+            let event = event.signal_number(signal).message(by);
+            events::append(&dirs.events_file(name), &event);
+            Ok(Some(process.pid))
+        }
         Ok(false) => Ok(None),
         Err(e) => Err(Error::daemon(
             name,

@@ -18,6 +18,7 @@ use nix::unistd::Pid;
 
 use super::{exit_record, initial_record, path_of, sys, with_mainpid, Launch};
 use crate::config::{Daemon, Dirs};
+use crate::events::{Event, History, Kind};
 use crate::pidfile::{LockedPidfile, OperationLock};
 use crate::procinfo::{ProcId, Stat};
 use crate::state::{self, Reason, Status};
@@ -36,6 +37,9 @@ pub fn run_foreground(
     mut pidfile: LockedPidfile,
 ) -> Result<u8> {
     let fail = |message: String| Error::daemon(&daemon.name, message);
+    // Holding the pidfile lock, `dmgr run` owns the history as a keeper would.
+    let mut events = History::open(&dirs.events_file(&daemon.name));
+    let event = |kind| Event::now(&daemon.name, kind);
     let mut record = initial_record(daemon);
     record.foreground = true;
     let mut state_file = state::StateFile::open(&dirs.state_file(&daemon.name))
@@ -119,6 +123,7 @@ pub fn run_foreground(
             return Err(fail(message));
         }
     };
+    events.append(&event(Kind::Started).pid(pid).message("dmgr run, in the foreground"));
     let started = Instant::now();
     let child = Pid::from_raw(pid);
     let mut kill_at: Option<Instant> = None;
@@ -135,6 +140,9 @@ pub fn run_foreground(
             // Our unreaped child: its PID cannot have been reused.
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             kill_at = None;
+            let limit = crate::config::units::format_duration(daemon.stop_timeout);
+            let killed = event(Kind::Killed).pid(pid).signal("KILL");
+            events.append(&killed.message(format!("still running {limit} after the stop signal")));
         }
         // Sleeps until a signal arrives (SIGCHLD, or one to pass on) or SIGKILL is due.
         let timeout = kill_at.map_or(PollTimeout::NONE, |at| {
@@ -156,6 +164,10 @@ pub fn run_foreground(
                 let _ = nix::sys::signal::kill(child, signal);
                 let stops = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT];
                 if stops.contains(&signal) {
+                    if record.reason != Some(Reason::StoppedByRequest) {
+                        let name = signal.as_str().trim_start_matches("SIG");
+                        events.append(&event(Kind::Stopping).pid(pid).signal(name));
+                    }
                     record.reason = Some(Reason::StoppedByRequest);
                     kill_at = kill_at.or(Some(Instant::now() + daemon.stop_timeout));
                 }
@@ -163,6 +175,13 @@ pub fn run_foreground(
         }
     };
     let exit = exit_record(status, started.elapsed());
+    let mut exited = event(Kind::Exited).pid(pid);
+    exited.exit_code = exit.code;
+    exited.signal = exit.signal.clone();
+    events.append(&exited);
+    if record.reason == Some(Reason::StoppedByRequest) {
+        events.append(&event(Kind::Stopped));
+    }
     let (status_word, reason) = match record.reason {
         Some(Reason::StoppedByRequest) => (Status::Stopped, Reason::StoppedByRequest),
         _ if exit.is_success() => (Status::Stopped, Reason::Exited),

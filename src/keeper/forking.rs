@@ -9,6 +9,7 @@ use nix::sys::wait::WaitStatus;
 
 use super::{describe_wait, millis, Child, Keeper, Phase, Starting, PROBE_INTERVAL};
 use crate::config;
+use crate::events::Kind;
 use crate::procinfo::{self, ProcId};
 use crate::state;
 
@@ -146,16 +147,16 @@ impl Keeper {
             exited: false,
         });
         if let Some(pidfile) = &mut self.pidfile {
-            if let Err(e) = pidfile.write_pid(id.pid) {
-                self.out.sink.note(&e.to_string());
-            }
+            let _ = pidfile.write_pid(id.pid);
         }
         self.record.daemon = Some(id);
         self.record.started_at_ms = Some(state::now_ms().saturating_sub(millis(since.elapsed())));
-        self.note(&format!(
-            "adopted pid {}, left behind by the command (type = \"forking\")",
-            id.pid
-        ));
+        let mut started = self.event(Kind::Started).pid(id.pid);
+        started.message = Some(match self.cgroup_note.take() {
+            Some(note) => format!("left behind by the command (type = \"forking\"); {note}"),
+            None => "left behind by the command (type = \"forking\")".to_string(),
+        });
+        self.record_event(started);
         self.save();
         let settle_at = since + self.daemon.start_wait;
         self.phase = Phase::Up(Some(Starting {
@@ -175,13 +176,8 @@ impl Keeper {
             return;
         };
         if crate::pidfile::read_pid(path) == Some(dead) {
-            match std::fs::remove_file(path) {
-                Ok(()) => self.note(&format!(
-                    "removed {}, which named the dead pid {dead}",
-                    path.display()
-                )),
-                Err(e) => self.note(&format!("cannot remove {}: {e}", path.display())),
-            }
+            // A failure is left to the next start, which refuses to run over it.
+            let _ = std::fs::remove_file(path);
         }
     }
 }

@@ -73,6 +73,7 @@ use nix::unistd::Pid;
 
 use crate::cli::KeeperArgs;
 use crate::config::{self, Daemon, DaemonType, Dirs, ReadyCheck};
+use crate::events::{Event, History, Kind};
 use crate::pidfile::{LockError, LockedPidfile};
 use crate::procinfo::{self, ProcId, Stat};
 use crate::state::{self, ExitRecord, ProcessKeys, Reason, StateRecord, Status, SupervisionKeys};
@@ -233,6 +234,9 @@ struct Keeper {
     reporter: Reporter,
     launch: Launch,
     tracked: tracked::Tracked,
+    events: History,
+    /// Why the daemon runs without a cgroup, for the next `started` event.
+    cgroup_note: Option<String>,
 }
 
 /// One log pipe: the read end the keeper polls, the write end handed to each run.
@@ -352,7 +356,11 @@ impl Keeper {
         });
         record.cgroup = cgroup.as_ref().map(|c| c.path().to_path_buf());
         let tracked = tracked::Tracked::new(record.keeper, cgroup);
+        // Opened under the pidfile lock: this keeper owns the history's compaction.
+        let events = History::open(&dirs.events_file(&daemon.name));
         Ok(Keeper {
+            events,
+            cgroup_note: None,
             tracked,
             state_file,
             dirs,
@@ -460,14 +468,22 @@ impl Keeper {
             .sink
             .error()
             .or(self.err.as_ref().and_then(|p| p.sink.error()));
-        if error.is_some() && self.record.log_error.is_none() {
-            self.record.log_error = error.map(str::to_string);
+        if let (Some(error), None) = (error, &self.record.log_error) {
+            let error = error.to_string();
+            self.record.log_error = Some(error.clone());
             self.save();
+            self.record_event(self.event(Kind::LogError).message(error));
         }
     }
 
-    fn note(&mut self, text: &str) {
-        self.out.sink.note(text);
+    /// An event of this daemon happening now, for [`Keeper::record_event`].
+    fn event(&self, kind: Kind) -> Event {
+        Event::now(&self.daemon.name, kind)
+    }
+
+    /// Appends `event` to the daemon's event history.
+    fn record_event(&mut self, event: Event) {
+        self.events.append(&event);
     }
 
     fn on_signals(&mut self) {
@@ -501,7 +517,7 @@ impl Keeper {
                         self.on_daemon_exit(status);
                     } else if let Phase::StopCommand { pid: command, .. } = self.phase {
                         if command == Some(pid) {
-                            self.on_stop_command_exit(status);
+                            self.on_stop_command_exit();
                         }
                     } else if let Phase::Up(Some(starting)) = &mut self.phase {
                         if starting.probe == Some(pid) {
@@ -526,9 +542,9 @@ impl Keeper {
         }
         // Whatever the daemon wrote before it died is already in the pipe.
         self.pump_logs();
-        self.out.sink.end_partial_line();
+        self.out.sink.end_run();
         if let Some(err) = &mut self.err {
-            err.sink.end_partial_line();
+            err.sink.end_run();
         }
         let Some(child) = self.child.as_mut() else {
             return;
@@ -536,11 +552,13 @@ impl Keeper {
         child.exited = true;
         let (pid, ran) = (child.id.pid, child.started.elapsed());
         let exit = exit_record(status, ran);
-        self.note(&format!(
-            "exited ({}) after {}",
-            exit.describe(),
+        let mut exited = self.event(Kind::Exited).pid(pid).message(format!(
+            "after {}",
             config::units::format_duration(round_ms(ran))
         ));
+        exited.exit_code = exit.code;
+        exited.signal = exit.signal.clone();
+        self.record_event(exited);
         if let Some(pidfile) = &mut self.pidfile {
             pidfile.clear();
         }
@@ -594,7 +612,7 @@ impl Keeper {
                 reason: Reason::StartFailed,
             };
         }
-        self.note(&reason);
+        // The `restarting` (or `gave-up`) event that follows says why.
         self.record.error = Some(reason);
         self.decide(false, Duration::ZERO)
     }
@@ -684,11 +702,13 @@ impl Keeper {
                 reason,
             } => Some((status, error, reason)),
             Next::Restart(delay) => {
-                self.note(&format!(
-                    "restarting in {} (restart {})",
-                    config::units::format_duration(delay),
-                    self.tally.restarts
-                ));
+                let mut restarting = self.event(Kind::Restarting);
+                restarting.delay_ms = Some(millis(delay));
+                restarting.message = Some(match &self.record.error {
+                    Some(why) => format!("restart {}: {why}", self.tally.restarts),
+                    None => format!("restart {}", self.tally.restarts),
+                });
+                self.record_event(restarting);
                 self.phase = Phase::Backoff {
                     until: Instant::now() + delay,
                 };
@@ -721,12 +741,16 @@ impl Keeper {
         }
         self.stopping = true;
         let main = self.child.filter(|c| c.adopted && !c.exited);
+        let mut stopping = self.event(Kind::Stopping);
+        stopping.pid = main.map(|m| m.id.pid);
         if let (Phase::Up(_), Some(argv), Some(main)) =
             (&self.phase, self.daemon.stop_command.clone(), main)
         {
-            self.note(&format!("stopping (stop_command: {})", shell_words(&argv)));
             match self.spawn_command(&argv, main.id.pid) {
                 Ok(pid) => {
+                    self.record_event(
+                        stopping.message(format!("stop_command running (pid {pid})")),
+                    );
                     self.phase = Phase::StopCommand {
                         pid: Some(pid),
                         until: Instant::now() + self.daemon.stop_timeout,
@@ -735,14 +759,12 @@ impl Keeper {
                     self.save();
                     return;
                 }
-                Err(reason) => self.note(&format!(
-                    "cannot run stop_command: {reason}; sending {}",
-                    self.daemon.stop_signal
-                )),
+                Err(reason) => {
+                    stopping = stopping.message(format!("cannot run stop_command: {reason}"));
+                }
             }
-        } else {
-            self.note(&format!("stopping ({})", self.daemon.stop_signal));
         }
+        self.record_event(stopping.signal(self.daemon.stop_signal.to_string()));
         match &mut self.phase {
             Phase::Draining { next, .. } => {
                 *next = Next::stopped();
@@ -755,10 +777,7 @@ impl Keeper {
 
     /// `stop_command` ended: once the daemon has ended too, whatever is left gets the
     /// usual signals; until then the keeper waits for it, within `stop_timeout`.
-    fn on_stop_command_exit(&mut self, status: WaitStatus) {
-        if !matches!(status, WaitStatus::Exited(_, 0)) {
-            self.note(&format!("stop_command ended ({})", describe_wait(status)));
-        }
+    fn on_stop_command_exit(&mut self) {
         if self.child.is_none_or(|c| c.exited) {
             self.drain(Next::stopped());
         } else if let Phase::StopCommand { pid, .. } = &mut self.phase {
@@ -773,19 +792,13 @@ impl Keeper {
             Phase::Backoff { until } if now >= until => self.spawn(),
             Phase::StopCommand { pid, until } if now >= until => {
                 let timeout = config::units::format_duration(self.daemon.stop_timeout);
-                match pid {
-                    Some(pid) => {
-                        // Our unreaped child: its PID cannot have been reused.
-                        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-                        self.note(&format!(
-                            "stop_command still running after {timeout}: killed it, sending {}",
-                            self.daemon.stop_signal
-                        ));
-                    }
-                    None => self.note(&format!(
-                        "still running {timeout} after the stop began: sending {}",
-                        self.daemon.stop_signal
-                    )),
+                if let Some(pid) = pid {
+                    // Our unreaped child: its PID cannot have been reused.
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    let killed = self.event(Kind::Killed).pid(pid).signal("KILL");
+                    self.record_event(
+                        killed.message(format!("stop_command still running after {timeout}")),
+                    );
                 }
                 self.drain(Next::stopped());
             }
@@ -793,13 +806,14 @@ impl Keeper {
                 escalation: Escalation::Stop { kill_at },
                 next,
             } if now >= kill_at => {
-                // Look first: what is gone needs nothing, and says nothing in the log.
+                // Look first: what is gone needs nothing, and is no event.
                 if !self.tracked.live().is_empty() {
-                    self.note(&format!(
-                        "still running {} after {}: sending KILL",
+                    let killed = self.event(Kind::Killed).signal("KILL").message(format!(
+                        "still running {} after {}",
                         config::units::format_duration(self.daemon.stop_timeout),
                         self.daemon.stop_signal
                     ));
+                    self.record_event(killed);
                 }
                 let group = self.live_group();
                 self.tracked.signal(Signal::SIGKILL, group);
@@ -862,6 +876,9 @@ impl Keeper {
         self.record.status = Status::Running;
         self.save();
         if let Some(child) = self.child {
+            if self.daemon.ready.is_some() {
+                self.record_event(self.event(Kind::Ready).pid(child.id.pid));
+            }
             self.reporter.succeed(child.id.pid);
         }
     }
@@ -933,10 +950,12 @@ impl Keeper {
         });
         match spawned {
             Ok(pid) => {
-                self.note(&format!(
-                    "started (pid {pid}): {}",
-                    shell_words(&self.daemon.command)
-                ));
+                // A forking daemon's `started` is written when it is adopted.
+                if self.daemon.kind == DaemonType::Simple {
+                    let mut started = self.event(Kind::Started).pid(pid);
+                    started.message = self.cgroup_note.take();
+                    self.record_event(started);
+                }
                 let ready_by = now + self.daemon.ready_timeout.max(self.daemon.start_wait);
                 self.phase = match self.daemon.kind {
                     DaemonType::Forking => Phase::Adopting(forking::Adopting {
@@ -986,9 +1005,7 @@ impl Keeper {
             cgroup.remove();
             self.tracked.cgroup = None;
             self.record.cgroup = None;
-            self.note(&format!(
-                "cannot use the cgroup {path} ({e}); going on without"
-            ));
+            self.cgroup_note = Some(format!("cannot use the cgroup {path} ({e}); going on without"));
         }
     }
 
@@ -1003,9 +1020,8 @@ impl Keeper {
         };
         self.child = Some(child);
         if let Some(pidfile) = &mut self.pidfile {
-            if let Err(e) = pidfile.write_pid(pid) {
-                self.out.sink.note(&e.to_string());
-            }
+            // Only readers without the record use the PID in it; the lock is the truth.
+            let _ = pidfile.write_pid(pid);
         }
         self.record.daemon = Some(child.id);
         self.record.started_at_ms = Some(state::now_ms());
@@ -1019,7 +1035,8 @@ impl Keeper {
     /// running process alone.
     fn take_over_supervision_keys(&mut self) {
         let Ok(fresh) = config::load_file(&self.dirs, &self.daemon.file) else {
-            self.note("reload of supervision keys skipped: the file does not load");
+            let skipped = self.event(Kind::Updated);
+            self.record_event(skipped.message("nothing taken over: the file does not load"));
             return;
         };
         let d = &mut self.daemon;
@@ -1042,15 +1059,19 @@ impl Keeper {
         let fresh = SupervisionKeys::of(&self.daemon);
         let changed = state::changed_keys(&self.record.supervision, &fresh);
         self.record.supervision = fresh;
-        self.note(&format!("took over changed keys: {}", changed.join(", ")));
+        let message = match changed.is_empty() {
+            true => "no supervision key changed".to_string(),
+            false => format!("took over {}", changed.join(", ")),
+        };
+        self.record_event(self.event(Kind::Updated).message(message));
         self.save();
     }
 
     fn finish(&mut self, status: Status, error: Option<String>, reason: Reason) {
         self.pump_logs();
         match (&error, status) {
-            (Some(reason), _) => self.note(reason),
-            (None, Status::Stopped) if self.stopping => self.note("stopped"),
+            (Some(why), _) => self.record_event(self.event(Kind::GaveUp).message(why.clone())),
+            (None, Status::Stopped) if self.stopping => self.record_event(self.event(Kind::Stopped)),
             _ => {}
         }
         self.record.status = status;
@@ -1090,7 +1111,6 @@ impl Keeper {
                 "cannot write the state record {}: {e}",
                 self.dirs.state_file(&self.daemon.name).display()
             );
-            self.out.sink.note(&reason);
             reason
         })
     }
@@ -1322,10 +1342,6 @@ fn exit_record(status: WaitStatus, ran: Duration) -> ExitRecord {
 /// `exit 1` or `signal KILL`, for the log.
 fn describe_wait(status: WaitStatus) -> String {
     exit_record(status, Duration::ZERO).describe()
-}
-
-fn shell_words(argv: &[String]) -> String {
-    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
 }
 
 /// Reads everything from a notify pipe (used by `control`).
