@@ -164,7 +164,10 @@ impl Event {
         }
         if let Some(ms) = self.delay_ms {
             let delay = std::time::Duration::from_millis(ms);
-            parts.push(format!("in {}", crate::config::units::format_duration(delay)));
+            parts.push(format!(
+                "in {}",
+                crate::config::units::format_duration(delay)
+            ));
         }
         if let Some(message) = &self.message {
             parts.push(message.clone());
@@ -286,9 +289,14 @@ fn temporary(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Opens the history for appending, and for reading to count its lines.
 fn open_append(path: &Path) -> io::Result<File> {
     crate::files::open_planted_safe(
-        OpenOptions::new().append(true).create(true).mode(0o644),
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o644),
         path,
     )
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod descendants;
+mod events;
 mod forking;
 mod fuzz;
 mod handoff;

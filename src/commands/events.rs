@@ -55,7 +55,10 @@ pub fn run(ctx: &Context, args: &EventsArgs) -> Result<u8> {
     }
     let waker = Waker::watching(paths.iter());
     loop {
-        let mut new: Vec<(String, Event)> = followers.iter_mut().flat_map(Follower::new_events).collect();
+        let mut new: Vec<(String, Event)> = followers
+            .iter_mut()
+            .flat_map(Follower::new_events)
+            .collect();
         new.sort_by(|a, b| a.1.time.cmp(&b.1.time));
         if !new.is_empty() && output::print_raw(&show(&new)).is_err() {
             return Ok(0);
@@ -119,7 +122,11 @@ impl Follower {
                 // A line the old file had not finished is in the new one whole.
                 bytes.truncate(bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1));
                 let text = String::from_utf8_lossy(&bytes).into_owned();
-                let seen = text.lines().last().map(str::to_string).or(self.last.clone());
+                let seen = text
+                    .lines()
+                    .last()
+                    .map(str::to_string)
+                    .or(self.last.clone());
                 let start = seen
                     .and_then(|line| {
                         let needle = format!("{line}\n");

@@ -5,8 +5,8 @@
 use super::{resolve, Context, Failures};
 use crate::cli::NamesArgs;
 use crate::config::Daemon;
-use crate::keeper::{self, control};
 use crate::events::{self, Event, Kind};
+use crate::keeper::{self, control};
 use crate::{config, state, Error, Result};
 
 /// Runs `dmgr reload`.

@@ -236,7 +236,12 @@ fn render(e: &StatusEntry) -> String {
     if !e.events.is_empty() {
         let _ = writeln!(out, "  recent events:");
         for event in &e.events {
-            let line = format!("{}  {:<15}  {}", event.time, event.event.as_str(), event.details());
+            let line = format!(
+                "{}  {:<15}  {}",
+                event.time,
+                event.event.as_str(),
+                event.details()
+            );
             let _ = writeln!(out, "    {}", escape(line.trim_end()));
         }
     }

@@ -123,7 +123,11 @@ pub fn run_foreground(
             return Err(fail(message));
         }
     };
-    events.append(&event(Kind::Started).pid(pid).message("dmgr run, in the foreground"));
+    events.append(
+        &event(Kind::Started)
+            .pid(pid)
+            .message("dmgr run, in the foreground"),
+    );
     let started = Instant::now();
     let child = Pid::from_raw(pid);
     let mut kill_at: Option<Instant> = None;

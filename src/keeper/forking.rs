@@ -170,14 +170,19 @@ impl Keeper {
 
     /// A forking daemon's own pidfile still names its dead process: the program had no
     /// chance to remove it (SIGKILL skips its exit handlers), and the textbook daemon
-    /// refuses to start while it exists. Removed as systemd removes `PIDFile=`.
-    pub(super) fn remove_forking_pidfile(&mut self, dead: i32) {
-        let Some(path) = &self.daemon.forking_pidfile else {
-            return;
-        };
-        if crate::pidfile::read_pid(path) == Some(dead) {
-            // A failure is left to the next start, which refuses to run over it.
-            let _ = std::fs::remove_file(path);
+    /// refuses to start while it exists. Removed as systemd removes `PIDFile=`; returns
+    /// what was done, for the `exited` event.
+    pub(super) fn remove_forking_pidfile(&mut self, dead: i32) -> Option<String> {
+        let path = self.daemon.forking_pidfile.as_ref()?;
+        if crate::pidfile::read_pid(path) != Some(dead) {
+            return None;
         }
+        Some(match std::fs::remove_file(path) {
+            Ok(()) => format!(
+                "removed {}, which named the dead pid {dead}",
+                path.display()
+            ),
+            Err(e) => format!("cannot remove {}: {e}", path.display()),
+        })
     }
 }

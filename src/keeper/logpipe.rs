@@ -358,7 +358,10 @@ mod tests {
         sink.write_output(b"next\n");
         let text = read(&stamped);
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].ends_with("Z partial") && lines[1].ends_with("Z next"), "{text}");
+        assert!(
+            lines[0].ends_with("Z partial") && lines[1].ends_with("Z next"),
+            "{text}"
+        );
     }
 
     #[test]

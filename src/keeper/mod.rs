@@ -552,17 +552,17 @@ impl Keeper {
         child.exited = true;
         let (pid, ran) = (child.id.pid, child.started.elapsed());
         let exit = exit_record(status, ran);
-        let mut exited = self.event(Kind::Exited).pid(pid).message(format!(
-            "after {}",
-            config::units::format_duration(round_ms(ran))
-        ));
+        let mut message = format!("after {}", config::units::format_duration(round_ms(ran)));
+        if let Some(removed) = self.remove_forking_pidfile(pid) {
+            message = format!("{message}; {removed}");
+        }
+        let mut exited = self.event(Kind::Exited).pid(pid).message(message);
         exited.exit_code = exit.code;
         exited.signal = exit.signal.clone();
         self.record_event(exited);
         if let Some(pidfile) = &mut self.pidfile {
             pidfile.clear();
         }
-        self.remove_forking_pidfile(pid);
         self.record.daemon = None;
         self.record.last_exit = Some(exit.clone());
         self.record.history.push(exit.clone());
@@ -1005,7 +1005,9 @@ impl Keeper {
             cgroup.remove();
             self.tracked.cgroup = None;
             self.record.cgroup = None;
-            self.cgroup_note = Some(format!("cannot use the cgroup {path} ({e}); going on without"));
+            self.cgroup_note = Some(format!(
+                "cannot use the cgroup {path} ({e}); going on without"
+            ));
         }
     }
 
@@ -1071,7 +1073,9 @@ impl Keeper {
         self.pump_logs();
         match (&error, status) {
             (Some(why), _) => self.record_event(self.event(Kind::GaveUp).message(why.clone())),
-            (None, Status::Stopped) if self.stopping => self.record_event(self.event(Kind::Stopped)),
+            (None, Status::Stopped) if self.stopping => {
+                self.record_event(self.event(Kind::Stopped))
+            }
             _ => {}
         }
         self.record.status = status;
@@ -1159,6 +1163,8 @@ fn record_failure(dirs: &Dirs, daemon: &Daemon, reason: &str) {
     record.reason = Some(Reason::StartFailed);
     record.error = Some(reason.to_string());
     let _ = state::write(&dirs.state_file(&daemon.name), &record);
+    let gave_up = Event::now(&daemon.name, Kind::GaveUp).message(reason);
+    History::open(&dirs.events_file(&daemon.name)).append(&gave_up);
 }
 
 impl Launch {

@@ -453,6 +453,13 @@ impl TestEnv {
         fs::read_to_string(self.run_dir().join(format!("log/{name}.log"))).unwrap_or_default()
     }
 
+    /// The event history of `name` as `dmgr events NAME` prints it, all of it.
+    pub fn events(&self, name: &str) -> String {
+        self.dmgr(&["events", "-n", "100000", name])
+            .success()
+            .stdout()
+    }
+
     /// The bytes of `daemons.d/NAME.toml`.
     pub fn file(&self, name: &str) -> Vec<u8> {
         fs::read(self.config_dir().join(format!("{name}.toml"))).unwrap_or_default()
