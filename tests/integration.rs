@@ -15,5 +15,6 @@ mod hostile_config;
 mod lifecycle;
 mod logs;
 mod man;
+mod probes;
 mod programs;
 mod supervision;

@@ -129,6 +129,8 @@ pub enum ReadyCheck {
     File(#[serde(with = "crate::state::path_bytes")] PathBuf),
     /// The command exits 0.
     Exec(Vec<String>),
+    /// A GET of `http://host:port/path` answers 2xx or 3xx.
+    Http(String),
 }
 
 /// Returns true if and only if `name` is a valid daemon name:
@@ -1237,7 +1239,7 @@ impl<'a> Builder<'a> {
         if present.len() != 1 {
             self.error(
                 value.span(),
-                "`ready` takes exactly one of `tcp`, `file` or `exec`",
+                "`ready` takes exactly one of `tcp`, `file`, `exec` or `http`",
             );
             return None;
         }
@@ -1260,6 +1262,23 @@ impl<'a> Builder<'a> {
                 }
             }
             "file" => self.path(table.get("file")).map(ReadyCheck::File),
+            "http" => {
+                let item = table.get("http")?;
+                let url = self.string(Some(item))?;
+                match super::url::HttpUrl::parse(&url) {
+                    Ok(_) => Some(ReadyCheck::Http(url)),
+                    Err(why) => {
+                        self.error(
+                            item.span(),
+                            format!(
+                                "invalid URL \"{}\": {why}; write \"http://host:port/path\", like \"http://127.0.0.1:8080/healthz\"",
+                                quote(&url)
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
             _ => {
                 let item = table.get("exec")?;
                 self.command(item).map(ReadyCheck::Exec)
@@ -1533,6 +1552,15 @@ mod tests {
         assert!(d.autostart && !d.clear_env && !d.log_timestamps);
         assert!(d.pidfile.ends_with("run/web.pid"));
         assert!(d.log.ends_with("run/log/web.log"));
+    }
+
+    #[test]
+    fn an_http_ready_check_is_validated() {
+        let d = load_text("command = \"a\"\nready = { http = \"http://127.0.0.1:8080/up\" }\n");
+        let http = ReadyCheck::Http("http://127.0.0.1:8080/up".into());
+        assert_eq!(d.unwrap().ready, Some(http));
+        assert!(problem("ready = { http = \"https://x/\" }").contains("https is not supported"));
+        assert!(problem("ready = { http = \"http://x:0/\" }").contains("invalid URL"));
     }
 
     #[test]

@@ -631,6 +631,10 @@ fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
         return Vec::new();
     }
     let mut found = procinfo::pipe_writers(&record.output_pipes, record.keeper.start);
+    // A probe that ran when the keeper died, whatever it did with its output.
+    if let Some(probe) = record.probe.filter(|p| p.is_alive() && !found.contains(p)) {
+        found.push(probe);
+    }
     // Every process in the daemon's cgroup is one of its own, whatever it did with
     // its output: only the keeper put a process there.
     if let Some(cgroup) = record
@@ -761,7 +765,9 @@ impl<'a> Unsupervised<'a> {
             }
         }
         let group = self.main.map(|main| main.pid);
-        if let Some(group) = group {
+        // A live probe leads its own group and pins its ID, as the main process does.
+        let probe = self.record.probe.filter(ProcId::is_alive).map(|p| p.pid);
+        for group in group.into_iter().chain(probe) {
             for &signal in signals {
                 let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), signal);
             }

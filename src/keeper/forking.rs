@@ -163,7 +163,6 @@ impl Keeper {
             settle_at,
             ready_by: ready_by.max(settle_at),
             next_probe: settle_at,
-            probe: None,
         }));
         self.on_timers();
     }

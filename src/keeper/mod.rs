@@ -51,6 +51,7 @@ mod foreground;
 mod forking;
 mod logpipe;
 pub mod policy;
+pub mod probe;
 pub mod sys;
 mod tracked;
 
@@ -59,7 +60,6 @@ pub use foreground::{run_command, run_foreground};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::cli::KeeperArgs;
-use crate::config::{self, Daemon, DaemonType, Dirs, ReadyCheck};
+use crate::config::{self, Daemon, DaemonType, Dirs};
 use crate::events::{Event, History, Kind};
 use crate::pidfile::{LockError, LockedPidfile};
 use crate::procinfo::{self, ProcId, Stat};
@@ -82,8 +82,7 @@ use crate::Result;
 use logpipe::LogSink;
 use policy::{Decision, Policy, RunEnd, Tally};
 
-/// How often a failing readiness probe is retried.
-const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+use probe::{Probe, PROBE_INTERVAL};
 
 /// Runs the keeper of `args.name` until its daemon is stopped or given up on.
 pub fn run(dirs: &Dirs, args: &KeeperArgs) -> Result<u8> {
@@ -167,7 +166,6 @@ struct Starting {
     settle_at: Instant,
     ready_by: Instant,
     next_probe: Instant,
-    probe: Option<i32>,
 }
 
 /// What follows once everything the daemon started is gone.
@@ -237,6 +235,8 @@ struct Keeper {
     events: History,
     /// Why the daemon runs without a cgroup, for the next `started` event.
     cgroup_note: Option<String>,
+    /// The probe process that runs, if any (see [`probe`]).
+    probe: Option<Probe>,
 }
 
 /// One log pipe: the read end the keeper polls, the write end handed to each run.
@@ -361,6 +361,7 @@ impl Keeper {
         Ok(Keeper {
             events,
             cgroup_note: None,
+            probe: None,
             tracked,
             state_file,
             dirs,
@@ -439,10 +440,10 @@ impl Keeper {
         match &self.phase {
             Phase::Adopting(a) if a.exited => Some(a.next_look.min(a.ready_by)),
             Phase::Adopting(a) => Some(a.ready_by),
-            Phase::Up(Some(s)) if s.probe.is_none() => {
-                Some(s.settle_at.max(s.next_probe).min(s.ready_by))
-            }
-            Phase::Up(Some(s)) => Some(s.ready_by),
+            Phase::Up(Some(s)) => match &self.probe {
+                None => Some(s.settle_at.max(s.next_probe).min(s.ready_by)),
+                Some(probe) => Some(probe.deadline.min(s.ready_by)),
+            },
             Phase::Up(None) => None,
             Phase::Backoff { until } => Some(*until),
             Phase::StopCommand { until, .. } => Some(*until),
@@ -515,15 +516,13 @@ impl Keeper {
                     };
                     if self.child.is_some_and(|c| c.id.pid == pid && !c.exited) {
                         self.on_daemon_exit(status);
+                    } else if let Some(result) = self.probe_exited(pid, status) {
+                        if let Some(ok) = result {
+                            self.on_probe_result(ok);
+                        }
                     } else if let Phase::StopCommand { pid: command, .. } = self.phase {
                         if command == Some(pid) {
                             self.on_stop_command_exit();
-                        }
-                    } else if let Phase::Up(Some(starting)) = &mut self.phase {
-                        if starting.probe == Some(pid) {
-                            starting.probe = None;
-                            let ok = matches!(status, WaitStatus::Exited(_, 0));
-                            self.on_probe_result(ok);
                         }
                     }
                 }
@@ -649,6 +648,8 @@ impl Keeper {
     /// `stop_signal` now and SIGKILL after `stop_timeout`; carries on with `next` once
     /// all of it is gone.
     fn drain(&mut self, next: Next) {
+        // A probe's answer means nothing now; it must not outlive what it checked.
+        self.kill_probe();
         self.tracked.begin_drain();
         let escalation = if self.tracked.tree_is_empty() {
             Escalation::Nothing
@@ -740,6 +741,7 @@ impl Keeper {
             return;
         }
         self.stopping = true;
+        self.kill_probe();
         let main = self.child.filter(|c| c.adopted && !c.exited);
         let mut stopping = self.event(Kind::Stopping);
         stopping.pid = main.map(|m| m.id.pid);
@@ -787,6 +789,9 @@ impl Keeper {
 
     fn on_timers(&mut self) {
         let now = Instant::now();
+        if self.probe.is_some_and(|p| now >= p.deadline) {
+            self.kill_probe();
+        }
         match self.phase.clone() {
             Phase::Adopting(_) => self.look_for_daemon(now),
             Phase::Backoff { until } if now >= until => self.spawn(),
@@ -827,7 +832,7 @@ impl Keeper {
         }
     }
 
-    fn on_starting(&mut self, mut starting: Starting, now: Instant) {
+    fn on_starting(&mut self, starting: Starting, now: Instant) {
         if now < starting.settle_at {
             return;
         }
@@ -836,6 +841,7 @@ impl Keeper {
             return;
         };
         if now >= starting.ready_by {
+            self.kill_probe();
             let reason = format!(
                 "not ready within ready_timeout ({})",
                 config::units::format_duration(self.daemon.ready_timeout)
@@ -845,28 +851,23 @@ impl Keeper {
             self.drain(next);
             return;
         }
-        if starting.probe.is_some() || now < starting.next_probe {
+        if self.probe.is_some() || now < starting.next_probe {
             return;
         }
-        starting.next_probe = now + PROBE_INTERVAL;
-        self.phase = Phase::Up(Some(starting));
-        match check {
-            ReadyCheck::File(path) => self.on_probe_result(path.exists()),
-            ReadyCheck::Tcp(address) => self.on_probe_result(probe_tcp(&address)),
-            ReadyCheck::Exec(argv) => match self.spawn_probe(&argv) {
-                Some(pid) => {
-                    if let Phase::Up(Some(s)) = &mut self.phase {
-                        s.probe = Some(pid);
-                    }
-                }
-                None => self.on_probe_result(false),
-            },
+        if let Some(ok) = self.start_probe(&check, starting.ready_by) {
+            self.on_probe_result(ok);
         }
     }
 
+    /// A readiness probe ended: ready, or another attempt after [`PROBE_INTERVAL`].
     fn on_probe_result(&mut self, ok: bool) {
-        if ok && matches!(self.phase, Phase::Up(Some(_))) {
+        let Phase::Up(Some(starting)) = &mut self.phase else {
+            return;
+        };
+        if ok {
             self.on_up();
+        } else {
+            starting.next_probe = Instant::now() + PROBE_INTERVAL;
         }
     }
 
@@ -881,14 +882,6 @@ impl Keeper {
             }
             self.reporter.succeed(child.id.pid);
         }
-    }
-
-    fn spawn_probe(&self, argv: &[String]) -> Option<i32> {
-        let program = sys::resolve_program(argv.first()?, path_of(&self.launch.env))?;
-        let options = self.spawn_options(&program, argv, &self.launch.env, false);
-        let gated = sys::spawn_gated(&options).ok()?;
-        let pid = gated.pid();
-        gated.release().ok().map(|()| pid)
     }
 
     /// Starts `argv` (`stop_command`) like a probe, with `MAINPID` set to `main`.
@@ -969,7 +962,6 @@ impl Keeper {
                         settle_at: now + self.daemon.start_wait,
                         ready_by,
                         next_probe: now,
-                        probe: None,
                     })),
                 };
                 if self.daemon.start_wait.is_zero() {
@@ -1152,6 +1144,7 @@ fn initial_record(daemon: &Daemon) -> StateRecord {
         cgroup: None,
         daemon_pidfile: daemon.forking_pidfile.clone(),
         foreground: false,
+        probe: None,
     }
 }
 
@@ -1289,15 +1282,6 @@ fn path_of(env: &[(OsString, OsString)]) -> Option<&str> {
     env.iter()
         .find(|(k, _)| k == "PATH")
         .and_then(|(_, v)| v.to_str())
-}
-
-fn probe_tcp(address: &str) -> bool {
-    let Ok(addresses) = address.to_socket_addrs() else {
-        return false;
-    };
-    addresses
-        .into_iter()
-        .any(|a| TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok())
 }
 
 /// The OS reason without Rust's " (os error N)" suffix.
