@@ -216,10 +216,10 @@ pub fn chain(
 /// The longest a daemon's start may take: `start_wait`, and `ready_timeout` when it
 /// waits for readiness or for a forking command to exit.
 fn start_cost(d: &Daemon) -> Duration {
-    let waits = d.ready.is_some() || d.kind == DaemonType::Forking;
-    d.start_wait
+    let waits = d.supervision.ready.is_some() || d.kind == DaemonType::Forking;
+    d.supervision.start_wait
         + if waits {
-            d.ready_timeout
+            d.supervision.ready_timeout
         } else {
             Duration::ZERO
         }
@@ -228,7 +228,7 @@ fn start_cost(d: &Daemon) -> Duration {
 /// The slowest stop chain of `daemons`, as `TimeoutStopSec=` is computed from it.
 pub fn stop_timeout(daemons: &[Daemon]) -> Duration {
     let all: Vec<&Daemon> = daemons.iter().collect();
-    chain(config::stop_order(&all), |d| d.stop_timeout).0 + STOP_SLACK
+    chain(config::stop_order(&all), |d| d.supervision.stop_timeout).0 + STOP_SLACK
 }
 
 /// The text of the boot unit for `dirs`, running `binary`.
@@ -241,7 +241,8 @@ pub fn unit_text(
 ) -> String {
     let all: Vec<&Daemon> = daemons.iter().collect();
     let autostart: Vec<&Daemon> = daemons.iter().filter(|d| d.autostart).collect();
-    let (stop_chain, stop_slowest) = chain(config::stop_order(&all), |d| d.stop_timeout);
+    let (stop_chain, stop_slowest) =
+        chain(config::stop_order(&all), |d| d.supervision.stop_timeout);
     let (start_chain, start_slowest) = chain(config::start_order(&autostart), start_cost);
     let describe = |slowest: &[&Daemon], cost: &dyn Fn(&Daemon) -> Duration| {
         if slowest.is_empty() {
@@ -325,7 +326,7 @@ pub fn unit_text(
     let _ = writeln!(
         t,
         "# Slowest stop chain now: {}.",
-        describe(&stop_slowest, &|d| d.stop_timeout)
+        describe(&stop_slowest, &|d| d.supervision.stop_timeout)
     );
     let _ = writeln!(
         t,

@@ -8,13 +8,13 @@
 //! time) still match live processes: that is what makes `list` truthful after a keeper
 //! is killed and immune to PID reuse.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Daemon, Dirs, ReadyCheck, RestartPolicy};
+use crate::config::units::Signal;
+use crate::config::{Dirs, ProcessSpec, Supervision};
 use crate::procinfo::{self, ProcId, Stat};
 
 /// Paths in the record as the bytes they are: a path that is valid UTF-8 is a JSON
@@ -106,6 +106,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order SPEC lists them.
+    pub const ALL: [Status; 8] = [
+        Status::Running,
+        Status::Starting,
+        Status::Backoff,
+        Status::Stopping,
+        Status::Stopped,
+        Status::Failed,
+        Status::Orphaned,
+        Status::Invalid,
+    ];
+
     /// The word `list` prints.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -118,6 +130,24 @@ impl Status {
             Status::Orphaned => "orphaned",
             Status::Invalid => "invalid",
         }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = ();
+
+    /// The status whose word is `word`, as [`Status::as_str`] writes it.
+    fn from_str(word: &str) -> Result<Status, ()> {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str() == word)
+            .ok_or(())
     }
 }
 
@@ -148,112 +178,6 @@ impl ExitRecord {
             (None, None) => "unknown".to_string(),
         }
     }
-}
-
-/// The keys that affect the daemon's process: a change to any restarts it on `apply`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessKeys {
-    /// argv.
-    pub command: Vec<String>,
-    /// Added environment.
-    pub env: BTreeMap<String, String>,
-    /// Whether the environment is exactly `env`.
-    pub clear_env: bool,
-    /// Working directory.
-    #[serde(with = "path_bytes")]
-    pub working_dir: PathBuf,
-    /// User.
-    pub user: Option<String>,
-    /// Group.
-    pub group: Option<String>,
-    /// Umask.
-    pub umask: u32,
-    /// Log path.
-    #[serde(with = "path_bytes")]
-    pub log: PathBuf,
-    /// Separate stderr log path.
-    #[serde(with = "path_bytes::option")]
-    pub stderr_log: Option<PathBuf>,
-}
-
-impl ProcessKeys {
-    /// The process-affecting keys of a daemon.
-    pub fn of(daemon: &Daemon) -> ProcessKeys {
-        ProcessKeys {
-            command: daemon.command.clone(),
-            env: daemon.env.clone(),
-            clear_env: daemon.clear_env,
-            working_dir: daemon.working_dir.clone(),
-            user: daemon.user.clone(),
-            group: daemon.group.clone(),
-            umask: daemon.umask,
-            log: daemon.log.clone(),
-            stderr_log: daemon.stderr_log.clone(),
-        }
-    }
-}
-
-/// The keys a running keeper can take over without restarting the daemon.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SupervisionKeys {
-    /// `restart`.
-    pub restart: RestartPolicy,
-    /// `restart_delay` in ms.
-    pub restart_delay_ms: u64,
-    /// `max_restarts`.
-    pub max_restarts: u32,
-    /// `start_wait` in ms.
-    pub start_wait_ms: u64,
-    /// `ready`.
-    pub ready: Option<ReadyCheck>,
-    /// `ready_timeout` in ms.
-    pub ready_timeout_ms: u64,
-    /// `stop_signal` by number.
-    pub stop_signal: i32,
-    /// `stop_timeout` in ms.
-    pub stop_timeout_ms: u64,
-    /// `reload_signal` by number.
-    pub reload_signal: i32,
-    /// `reload_command`.
-    #[serde(default)]
-    pub reload_command: Option<Vec<String>>,
-    /// `stop_command`.
-    #[serde(default)]
-    pub stop_command: Option<Vec<String>>,
-}
-
-impl SupervisionKeys {
-    /// The supervision keys of a daemon.
-    pub fn of(daemon: &Daemon) -> SupervisionKeys {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        SupervisionKeys {
-            restart: daemon.restart,
-            restart_delay_ms: ms(daemon.restart_delay),
-            max_restarts: daemon.max_restarts,
-            start_wait_ms: ms(daemon.start_wait),
-            ready: daemon.ready.clone(),
-            ready_timeout_ms: ms(daemon.ready_timeout),
-            stop_signal: daemon.stop_signal.number(),
-            stop_timeout_ms: ms(daemon.stop_timeout),
-            reload_signal: daemon.reload_signal.number(),
-            reload_command: daemon.reload_command.clone(),
-            stop_command: daemon.stop_command.clone(),
-        }
-    }
-}
-
-/// The names of the fields that differ between two values of the same struct, by
-/// comparing their JSON forms key by key.
-pub fn changed_keys<T: Serialize>(old: &T, new: &T) -> Vec<String> {
-    let (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) =
-        (serde_json::to_value(old), serde_json::to_value(new))
-    else {
-        return Vec::new();
-    };
-    new.iter()
-        .filter(|(key, value)| old.get(*key) != Some(value))
-        .map(|(key, _)| key.trim_end_matches("_ms").to_string())
-        .collect()
 }
 
 /// What a keeper records about its daemon.
@@ -293,13 +217,13 @@ pub struct StateRecord {
     /// The command, for `list` of orphans.
     pub command: Vec<String>,
     /// The signal `stop` uses, so an orphan can be stopped without its file.
-    pub stop_signal: i32,
+    pub stop_signal: Signal,
     /// The stop timeout in milliseconds, likewise.
     pub stop_timeout_ms: u64,
     /// The process-affecting keys the daemon was started with.
-    pub process: ProcessKeys,
+    pub process: ProcessSpec,
     /// The supervision keys the keeper uses now.
-    pub supervision: SupervisionKeys,
+    pub supervision: Supervision,
     /// The inodes of the pipes the keeper gave the daemon as standard output and error.
     /// Every process that still writes to one was started by this keeper's daemons, and
     /// an inode cannot be reused while a process holds it: after the keeper and the
@@ -609,6 +533,54 @@ pub fn recorded_names(dirs: &Dirs) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record as the dmgr before the grouped definition types wrote it (signals by
+    /// number, copies of the keys), taken from a real keeper: it still decodes, so
+    /// `list` shows the daemon, `stop` stops it and `apply` sees nothing changed.
+    #[test]
+    fn record_written_by_the_previous_dmgr_still_reads() {
+        const OLD: &str = r#"{"name":"web","keeper":{"pid":860,"start":2148816},"daemon":null,"status":"stopped","started_at_ms":1796218095134,"restarts":0,"last_exit":{"code":null,"signal":"TERM","at_ms":1796218100887,"ran_ms":5764},"history":[{"code":null,"signal":"TERM","at_ms":1796218100887,"ran_ms":5764}],"next_restart_ms":null,"error":null,"log_error":null,"pidfile":"/tmp/layoutcompat.D3oK/r/web.pid","log":"/tmp/layoutcompat.D3oK/r/log/web.log","stderr_log":null,"command":["sleep","300"],"stop_signal":15,"stop_timeout_ms":3000,"process":{"command":["sleep","300"],"env":{},"clear_env":false,"working_dir":"/","user":null,"group":null,"umask":18,"log":"/tmp/layoutcompat.D3oK/r/log/web.log","stderr_log":null},"supervision":{"restart":"on-failure","restart_delay_ms":1000,"max_restarts":10,"start_wait_ms":500,"ready":null,"ready_timeout_ms":30000,"stop_signal":15,"stop_timeout_ms":3000,"reload_signal":1,"reload_command":null,"stop_command":null},"output_pipes":[],"boot_id":"9509e5df-d24e-4576-b4df-e907432ed046","reason":"stopped-by-request","cgroup":null,"daemon_pidfile":null,"foreground":false,"sum":"5929c77aef5f8a36"}"#;
+        let Decoded::Record(record) = decode(OLD.as_bytes()) else {
+            panic!("the old record does not decode");
+        };
+        let term = Signal(nix::sys::signal::Signal::SIGTERM);
+        assert_eq!(record.stop_signal, term);
+        assert_eq!(record.stop_timeout_ms, 3000);
+        assert_eq!(record.supervision.stop_signal, term);
+        assert_eq!(record.supervision.stop_timeout, Duration::from_secs(3));
+        assert_eq!(record.supervision.restart_delay, Duration::from_secs(1));
+        assert_eq!(record.process.command, ["sleep", "300"]);
+        let mut daemon = crate::config::tests_support::minimal("web");
+        daemon.process.command = vec!["sleep".into(), "300".into()];
+        daemon.process.log = record.process.log.clone();
+        daemon.supervision.stop_timeout = Duration::from_secs(3);
+        assert_eq!(record.process.changed(&daemon.process), Vec::<&str>::new());
+        assert_eq!(
+            record.supervision.changed(&daemon.supervision),
+            Vec::<&str>::new()
+        );
+    }
+
+    /// `list --json` prints each status as the word the table shows.
+    #[test]
+    fn each_status_serialises_as_its_word_and_parses_back() {
+        for status in Status::ALL {
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json, status.as_str());
+            assert_eq!(status.as_str().parse(), Ok(status));
+        }
+        assert_eq!("up".parse::<Status>(), Err(()));
+    }
+
+    #[test]
+    fn signals_are_written_by_name() {
+        let record = serde_json::to_value(Supervision::default()).unwrap();
+        assert_eq!(record["stop_signal"], "TERM");
+        assert_eq!(record["reload_signal"], "HUP");
+        assert_eq!(record["stop_timeout_ms"], 10_000);
+        let back: Supervision = serde_json::from_value(record).unwrap();
+        assert_eq!(back, Supervision::default());
+    }
 
     #[test]
     fn torn_records_are_detected_and_longer_old_tails_ignored() {

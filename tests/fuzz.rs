@@ -535,24 +535,33 @@ fn check_outcome(
 ) -> Result<(), String> {
     match result {
         Ok(d) => {
-            if d.command.is_empty() || d.command[0].is_empty() {
+            if d.process.command.is_empty() || d.process.command[0].is_empty() {
                 return Err("a daemon with an empty command".into());
             }
-            if !d.pidfile.is_absolute() || !d.log.is_absolute() || !d.working_dir.is_absolute() {
+            if !d.pidfile.is_absolute()
+                || !d.process.log.is_absolute()
+                || !d.process.working_dir.is_absolute()
+            {
                 return Err(format!("a relative path: {d:?}"));
             }
-            if d.pidfile.starts_with(&dirs.config_dir) || d.log.starts_with(&dirs.config_dir) {
+            if d.pidfile.starts_with(&dirs.config_dir)
+                || d.process.log.starts_with(&dirs.config_dir)
+            {
                 return Err("a pidfile or log inside the config directory".into());
             }
-            if d.log_keep > config::MAX_LOG_KEEP || d.max_restarts > config::MAX_RESTARTS {
+            if d.logs.log_keep > config::MAX_LOG_KEEP
+                || d.supervision.max_restarts > config::MAX_RESTARTS
+            {
                 return Err("a number past its bound".into());
             }
-            if d.log_max_size.0 != 0
-                && !(config::MIN_LOG_SIZE..=config::MAX_LOG_SIZE).contains(&d.log_max_size.0)
+            if d.logs.log_max_size.0 != 0
+                && !(config::MIN_LOG_SIZE..=config::MAX_LOG_SIZE).contains(&d.logs.log_max_size.0)
             {
                 return Err("a log size past its bounds".into());
             }
-            if d.stop_signal.check_stop().is_err() || d.reload_signal.check_reload().is_err() {
+            if d.supervision.stop_signal.check_stop().is_err()
+                || d.supervision.reload_signal.check_reload().is_err()
+            {
                 return Err("a signal its key refuses".into());
             }
             Ok(())
@@ -760,9 +769,9 @@ fn fuzz_accepted_inputs_change_nothing_outside_their_paths() {
             let bytes = std::fs::read(&file).unwrap();
             if let Ok(d) = config::load_bytes(&dirs, &file, &bytes) {
                 allowed.push(d.pidfile.clone());
-                for log in std::iter::once(&d.log).chain(&d.stderr_log) {
+                for log in std::iter::once(&d.process.log).chain(&d.process.stderr_log) {
                     allowed.push(log.clone());
-                    for n in 1..=d.log_keep.min(1000) {
+                    for n in 1..=d.logs.log_keep.min(1000) {
                         allowed.push(dmgr::logfile::rotated(log, n));
                     }
                 }

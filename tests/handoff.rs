@@ -270,18 +270,18 @@ fn the_repository_daemons_round_trip_through_systemd_and_nomad() {
         assert!(exec[0].starts_with('/'), "{}", d.name);
         assert_eq!(
             Path::new(&exec[0]).file_name(),
-            Path::new(&d.command[0]).file_name()
+            Path::new(&d.process.command[0]).file_name()
         );
-        assert_eq!(exec[1..], d.command[1..], "{}", d.name);
+        assert_eq!(exec[1..], d.process.command[1..], "{}", d.name);
         assert_eq!(
             values(unit, "WorkingDirectory"),
-            [d.working_dir.to_str().unwrap()]
+            [d.process.working_dir.to_str().unwrap()]
         );
         assert_eq!(
             values(unit, "Description"),
             [d.description.as_deref().unwrap()]
         );
-        let stop = format!("{}s", d.stop_timeout.as_secs());
+        let stop = format!("{}s", d.supervision.stop_timeout.as_secs());
         assert_eq!(values(unit, "TimeoutStopSec"), [stop.as_str()]);
         let after: Vec<String> = d
             .after
@@ -289,7 +289,7 @@ fn the_repository_daemons_round_trip_through_systemd_and_nomad() {
             .map(|a| format!("dmgr-{a}.service"))
             .collect();
         assert_eq!(values(unit, "After"), after);
-        let log = format!("append:{}", d.log.display());
+        let log = format!("append:{}", d.process.log.display());
         assert_eq!(values(unit, "StandardOutput"), [log.as_str()]);
         assert_eq!(values(unit, "WantedBy").len(), usize::from(d.autostart));
     }
@@ -339,25 +339,25 @@ fn the_repository_daemons_round_trip_through_systemd_and_nomad() {
         let command = attr(&config, "command");
         assert_eq!(
             Path::new(command.as_str().unwrap()).file_name(),
-            Path::new(&d.command[0]).file_name()
+            Path::new(&d.process.command[0]).file_name()
         );
-        let args: Vec<hcl::Value> = d.command[1..]
+        let args: Vec<hcl::Value> = d.process.command[1..]
             .iter()
             .map(|a| hcl::Value::from(a.as_str()))
             .collect();
         assert_eq!(attr(&config, "args"), hcl::Value::from(args));
         assert_eq!(
             attr(&config, "work_dir"),
-            hcl::Value::from(d.working_dir.to_str().unwrap())
+            hcl::Value::from(d.process.working_dir.to_str().unwrap())
         );
         assert_eq!(attr(task, "kill_signal"), hcl::Value::from("SIGTERM"));
-        let kill = format!("{}s", d.stop_timeout.as_secs());
+        let kill = format!("{}s", d.supervision.stop_timeout.as_secs());
         assert_eq!(attr(task, "kill_timeout"), hcl::Value::from(kill.as_str()));
         let logs = block(task, "logs");
-        assert_eq!(attr(&logs, "max_files"), hcl::Value::from(d.log_keep));
+        assert_eq!(attr(&logs, "max_files"), hcl::Value::from(d.logs.log_keep));
         assert_eq!(
             attr(&block(task, "restart"), "attempts"),
-            hcl::Value::from(d.max_restarts)
+            hcl::Value::from(d.supervision.max_restarts)
         );
         assert!(task.blocks().any(|b| b.identifier() == "resources"));
         let j = json_tasks
@@ -366,11 +366,17 @@ fn the_repository_daemons_round_trip_through_systemd_and_nomad() {
             .unwrap();
         assert_eq!(j["Driver"], "raw_exec");
         assert_eq!(j["Config"]["command"], command.as_str().unwrap());
-        assert_eq!(j["Config"]["args"], serde_json::json!(d.command[1..]));
+        assert_eq!(
+            j["Config"]["args"],
+            serde_json::json!(d.process.command[1..])
+        );
         assert_eq!(j["KillSignal"], "SIGTERM");
-        assert_eq!(j["KillTimeout"], d.stop_timeout.as_nanos() as u64);
-        assert_eq!(j["LogConfig"]["MaxFiles"], d.log_keep);
-        assert_eq!(j["RestartPolicy"]["Attempts"], d.max_restarts);
+        assert_eq!(
+            j["KillTimeout"],
+            d.supervision.stop_timeout.as_nanos() as u64
+        );
+        assert_eq!(j["LogConfig"]["MaxFiles"], d.logs.log_keep);
+        assert_eq!(j["RestartPolicy"]["Attempts"], d.supervision.max_restarts);
         assert_eq!(j["Resources"]["MemoryMB"], 300);
     }
     // worker waits for web: they share a group, web as a prestart sidecar, and web's

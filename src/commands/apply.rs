@@ -17,7 +17,7 @@ use super::{batches, lock_all, Context, Failures};
 use crate::cli::ApplyArgs;
 use crate::config::{self, Daemon};
 use crate::keeper::control::{self, Begun};
-use crate::state::{self, ProcessKeys, Reason, SupervisionKeys};
+use crate::state::{self, Reason};
 use crate::{Error, Result};
 
 /// How long `apply` waits for a keeper to confirm it took over changed keys.
@@ -61,9 +61,10 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
             // `dmgr run` runs it in the foreground: that terminal's to stop, not ours.
             Some(record) if record.foreground => unchanged += 1,
             Some(record) => {
-                let process = state::changed_keys(&record.process, &ProcessKeys::of(daemon));
-                let supervision =
-                    state::changed_keys(&record.supervision, &SupervisionKeys::of(daemon));
+                let names = |keys: Vec<&str>| keys.into_iter().map(String::from).collect();
+                let process: Vec<String> = names(record.process.changed(&daemon.process));
+                let supervision: Vec<String> =
+                    names(record.supervision.changed(&daemon.supervision));
                 if !process.is_empty() {
                     plan.push(Action::Restart(daemon, process));
                 } else if !supervision.is_empty() {
@@ -174,7 +175,7 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
 /// Hands changed supervision keys to the running keeper (SIGUSR1: it re-reads the
 /// file) and waits until its state record shows it took them.
 fn update_live(ctx: &Context, daemon: &Daemon) -> Result<()> {
-    let wanted = SupervisionKeys::of(daemon);
+    let wanted = &daemon.supervision;
     if !control::signal_keeper(&ctx.dirs, &daemon.name, Signal::SIGUSR1)? {
         return Err(Error::daemon(
             &daemon.name,
@@ -184,7 +185,7 @@ fn update_live(ctx: &Context, daemon: &Daemon) -> Result<()> {
     let deadline = Instant::now() + UPDATE_TIMEOUT;
     loop {
         let record = state::read(&ctx.dirs.state_file(&daemon.name));
-        if record.is_some_and(|r| r.supervision == wanted) {
+        if record.is_some_and(|r| &r.supervision == wanted) {
             return Ok(());
         }
         if Instant::now() >= deadline {

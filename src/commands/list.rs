@@ -41,7 +41,7 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
                 e.restarts.to_string(),
                 e.memory_bytes.map_or("-".into(), format_bytes),
                 output::escape(match (e.status, &e.command) {
-                    ("invalid", _) => e.error.as_deref().unwrap_or_default(),
+                    (Status::Invalid, _) => e.error.as_deref().unwrap_or_default(),
                     (_, Some(command)) => command,
                     _ => "",
                 })
@@ -54,8 +54,11 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     ];
     let style = Style::for_stdout();
     let paint = |column: usize, text: &str| {
-        let word = text.split(' ').next().unwrap_or_default();
-        (column == 1 && style.color).then(|| style.status(word, text))
+        if column != 1 || !style.color {
+            return None;
+        }
+        let status: Status = text.split(' ').next()?.parse().ok()?;
+        Some(style.status(status, text))
     };
     output::print_raw(&table::build(&header, rows, &[2, 3, 4, 5], paint))?;
     problem.map_or(Ok(0), Err)
@@ -77,7 +80,7 @@ fn entries(ctx: &Context, loaded: &config::Loaded) -> Vec<ListEntry> {
     for invalid in &loaded.invalid {
         let observed = state::observe(&ctx.dirs, &invalid.name, None);
         let mut e = ListEntry::new(&invalid.name, None, &observed);
-        e.status = Status::Invalid.as_str();
+        e.status = Status::Invalid;
         e.error = invalid.diagnostics.first().map(|d| d.short());
         entries.push(e);
     }
@@ -88,7 +91,7 @@ fn entries(ctx: &Context, loaded: &config::Loaded) -> Vec<ListEntry> {
         let observed = state::observe(&ctx.dirs, &name, None);
         if observed.daemon.is_some() || observed.keeper.is_some() {
             let mut e = ListEntry::new(&name, None, &observed);
-            e.status = Status::Orphaned.as_str();
+            e.status = Status::Orphaned;
             entries.push(e);
         }
     }
@@ -98,11 +101,11 @@ fn entries(ctx: &Context, loaded: &config::Loaded) -> Vec<ListEntry> {
 
 fn status_cell(entry: &ListEntry) -> String {
     let words = entry.reason.and_then(state::Reason::short);
-    if let (Some(words), "stopped" | "failed") = (words, entry.status) {
+    if let (Some(words), Status::Stopped | Status::Failed) = (words, entry.status) {
         return format!("{} ({words})", entry.status);
     }
     match (&entry.last_exit, entry.status) {
-        (Some(exit), "failed" | "backoff") => {
+        (Some(exit), Status::Failed | Status::Backoff) => {
             let how = match (&exit.signal, exit.code) {
                 (Some(signal), _) => format!("signal {signal}"),
                 (None, Some(code)) => format!("exit {code}"),
@@ -110,7 +113,7 @@ fn status_cell(entry: &ListEntry) -> String {
             };
             format!("{} ({how})", entry.status)
         }
-        (_, "running") if !entry.supervised => "running (no keeper)".into(),
+        (_, Status::Running) if !entry.supervised => "running (no keeper)".into(),
         _ => entry.status.to_string(),
     }
 }

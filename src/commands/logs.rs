@@ -23,7 +23,10 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
     let mut logs: Vec<(String, PathBuf)> = Vec::new();
     for name in &args.names.names {
         let (log, stderr_log) = match resolve(ctx, &loaded, std::slice::from_ref(name)) {
-            Ok(found) => (found[0].log.clone(), found[0].stderr_log.clone()),
+            Ok(found) => (
+                found[0].process.log.clone(),
+                found[0].process.stderr_log.clone(),
+            ),
             Err(err) => match state::read(&ctx.dirs.state_file(name)) {
                 Some(record) => (record.log, record.stderr_log),
                 None => return Err(err),

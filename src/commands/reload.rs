@@ -14,7 +14,7 @@ pub fn run(ctx: &Context, args: &NamesArgs) -> Result<u8> {
     let loaded = config::load_named(&ctx.dirs, &args.names)?;
     let mut failures = Failures::default();
     for daemon in resolve(ctx, &loaded, &args.names)? {
-        let result = match &daemon.reload_command {
+        let result = match &daemon.supervision.reload_command {
             Some(argv) => run_reload_command(ctx, daemon, argv),
             None => send_reload_signal(ctx, daemon),
         };
@@ -30,9 +30,9 @@ pub fn run(ctx: &Context, args: &NamesArgs) -> Result<u8> {
 }
 
 fn send_reload_signal(ctx: &Context, daemon: &Daemon) -> Result<String> {
-    let signal = daemon.reload_signal;
+    let signal = daemon.supervision.reload_signal;
     let by = "dmgr reload";
-    match control::signal_daemon(&ctx.dirs, &daemon.name, Some(daemon), signal.number(), by)? {
+    match control::signal_daemon(&ctx.dirs, &daemon.name, Some(daemon), signal, by)? {
         Some(pid) => Ok(format!("{}: sent {signal} to pid {pid}", daemon.name)),
         None => Err(not_running(daemon)),
     }
@@ -45,7 +45,9 @@ fn run_reload_command(ctx: &Context, daemon: &Daemon, argv: &[String]) -> Result
     };
     let shown = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or(argv.join(" "));
     let fail = |why: String| Error::daemon(&daemon.name, format!("reload_command {shown}: {why}"));
-    match keeper::run_command(daemon, argv, main.pid, daemon.stop_timeout).map_err(fail)? {
+    match keeper::run_command(daemon, argv, main.pid, daemon.supervision.stop_timeout)
+        .map_err(fail)?
+    {
         nix::sys::wait::WaitStatus::Exited(_, 0) => {
             let event = Event::now(&daemon.name, Kind::Signalled).pid(main.pid);
             let event = event.message("dmgr reload: reload_command exited 0");

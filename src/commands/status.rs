@@ -44,10 +44,10 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         }
         let mut list = ListEntry::new(name, daemon, &observed);
         if let Some(invalid) = invalid {
-            list.status = Status::Invalid.as_str();
+            list.status = Status::Invalid;
             list.error = invalid.diagnostics.first().map(|d| d.short());
         } else if daemon.is_none() && observed.is_running() {
-            list.status = Status::Orphaned.as_str();
+            list.status = Status::Orphaned;
         }
         code = code.max(match observed.status {
             _ if observed.is_running() => RUNNING,
@@ -57,10 +57,10 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         });
         let record = observed.record.as_ref();
         let log = daemon
-            .map(|d| d.log.clone())
+            .map(|d| d.process.log.clone())
             .or(record.map(|r| r.log.clone()));
         let stderr_log = match daemon {
-            Some(d) => d.stderr_log.clone(),
+            Some(d) => d.process.stderr_log.clone(),
             None => record.and_then(|r| r.stderr_log.clone()),
         };
         entries.push(StatusEntry {

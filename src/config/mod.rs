@@ -16,9 +16,11 @@ pub mod units;
 pub mod url;
 mod validate;
 
+#[cfg(test)]
+pub(crate) use daemon::tests_support;
 pub use daemon::{
-    is_valid_name, load_bytes, Daemon, DaemonType, ReadyCheck, RestartPolicy, MAX_LOG_KEEP,
-    MAX_LOG_SIZE, MAX_RESTARTS, MIN_LOG_SIZE,
+    is_valid_name, load_bytes, Daemon, DaemonType, LogSpec, ProcessSpec, ReadyCheck, RestartPolicy,
+    Supervision, MAX_LOG_KEEP, MAX_LOG_SIZE, MAX_RESTARTS, MIN_LOG_SIZE,
 };
 pub use diagnostic::{Diagnostic, Severity, MAX_SHOWN};
 pub use discover::{discover, Dirs};
@@ -141,8 +143,8 @@ pub fn load_named(dirs: &Dirs, names: &[String]) -> Result<Loaded, crate::Error>
     let needs_all = |d: &Daemon| {
         !d.after.is_empty()
             || d.pidfile != dirs.pidfile(&d.name)
-            || d.log != dirs.log_dir.join(format!("{}.log", d.name))
-            || d.stderr_log.is_some()
+            || d.process.log != dirs.log_dir.join(format!("{}.log", d.name))
+            || d.process.stderr_log.is_some()
             || d.forking_pidfile.is_some()
     };
     if loaded.daemons.iter().any(needs_all) {

@@ -39,7 +39,20 @@ pub fn format_duration(duration: Duration) -> String {
 }
 
 /// A size in bytes, written `"512KiB"`, `"10MiB"`, `"1GB"` or a plain number of bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Size(pub u64);
 
 impl FromStr for Size {
@@ -97,11 +110,6 @@ impl fmt::Display for Size {
 pub struct Signal(pub NixSignal);
 
 impl Signal {
-    /// The signal's number.
-    pub fn number(self) -> i32 {
-        self.0 as i32
-    }
-
     /// The name without the `SIG` prefix, as a user writes it (`TERM`).
     pub fn name(self) -> &'static str {
         let full = self.0.as_str();
@@ -187,6 +195,47 @@ impl FromStr for Signal {
 impl fmt::Display for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// By name (`"TERM"`), as a user writes it; a number (`15`) is read too, as records
+/// written by earlier dmgr builds held signals by number.
+impl serde::Serialize for Signal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Signal {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Name(String),
+            Number(i64),
+        }
+        match Form::deserialize(deserializer)? {
+            Form::Name(name) => name.parse(),
+            Form::Number(number) => Signal::from_number(i128::from(number)),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A [`Duration`] as whole milliseconds, for `#[serde(with = "millis")]`.
+pub mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialises a duration as its milliseconds (saturating).
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Deserialises milliseconds into a duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
     }
 }
 

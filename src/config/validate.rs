@@ -180,13 +180,13 @@ fn shared_files(loaded: &Loaded, dirs: &Dirs) -> Vec<(String, (usize, usize), St
         if let Some(own) = &d.forking_pidfile {
             claim(Role::Pidfile, own.as_path(), at.pidfile);
         }
-        claim(Role::Log, d.log.as_path(), at.log);
-        if let Some(err) = &d.stderr_log {
+        claim(Role::Log, d.process.log.as_path(), at.log);
+        if let Some(err) = &d.process.stderr_log {
             claim(Role::StderrLog, err.as_path(), at.stderr_log);
         }
         any_explicit |= d.pidfile != dirs.pidfile(&d.name)
-            || d.log != dirs.log_dir.join(format!("{}.log", d.name))
-            || d.stderr_log.is_some()
+            || d.process.log != dirs.log_dir.join(format!("{}.log", d.name))
+            || d.process.stderr_log.is_some()
             || d.forking_pidfile.is_some();
     }
     // The default paths are distinct by construction (each holds its daemon's name);
@@ -211,7 +211,8 @@ fn shared_files(loaded: &Loaded, dirs: &Dirs) -> Vec<(String, (usize, usize), St
         for &j in by_path.get(log.as_os_str()).into_iter().flatten() {
             let owner = claims[j];
             let is_log = owner.role != Role::Pidfile;
-            if let Some(n) = rotation_of(claim.path, owner.path, owner.daemon.log_keep, is_log) {
+            if let Some(n) = rotation_of(claim.path, owner.path, owner.daemon.logs.log_keep, is_log)
+            {
                 shared.report(&claims, i, j, Some(n));
                 shared.report(&claims, j, i, None);
             }
@@ -433,7 +434,7 @@ mod tests {
         let mut a = daemon("a", &[]);
         let mut b = daemon("b", &[]);
         let c = daemon("c", &[]);
-        a.pidfile = b.log.clone();
+        a.pidfile = b.process.log.clone();
         let loaded = check(vec![a.clone(), b.clone(), c.clone()]);
         let bad: Vec<&str> = loaded.invalid.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(bad, ["a", "b"]);
@@ -449,13 +450,13 @@ mod tests {
         assert!(loaded.invalid[0].diagnostics[0]
             .message
             .contains("is also the rotated log `.3` of `b`"));
-        b.log_keep = 2;
+        b.logs.log_keep = 2;
         assert!(check(vec![a.clone(), b.clone(), c.clone()])
             .invalid
             .is_empty());
 
         a.pidfile = "/nonexistent/a.pid".into();
-        a.stderr_log = Some(c.pidfile.clone());
+        a.process.stderr_log = Some(c.pidfile.clone());
         let loaded = check(vec![a, b, c]);
         let bad: Vec<&str> = loaded.invalid.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(bad, ["a", "c"]);

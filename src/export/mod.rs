@@ -77,7 +77,7 @@ pub struct Mapping<F> {
 /// start (the daemon's own `PATH`, else the inherited one unless `clear_env`), and a
 /// note when it cannot be found now.
 pub fn program(daemon: &Daemon, source: &Source) -> (PathBuf, Option<Lost>) {
-    resolve(&daemon.command[0], "command", daemon, source)
+    resolve(&daemon.process.command[0], "command", daemon, source)
 }
 
 /// Resolves `name`, the program of the daemon's `key` (`command`, `stop_command`,
@@ -85,10 +85,11 @@ pub fn program(daemon: &Daemon, source: &Source) -> (PathBuf, Option<Lost>) {
 /// export ran with unless `clear_env`; a note when it is not found.
 pub fn resolve(name: &str, key: &str, daemon: &Daemon, source: &Source) -> (PathBuf, Option<Lost>) {
     let path = daemon
+        .process
         .env
         .get("PATH")
         .map(String::as_str)
-        .or(if daemon.clear_env {
+        .or(if daemon.process.clear_env {
             None
         } else {
             source.path.as_deref()
@@ -110,15 +111,19 @@ pub fn resolve(name: &str, key: &str, daemon: &Daemon, source: &Source) -> (Path
 /// that counts restarts within a window (systemd's `StartLimitIntervalSec=`, Nomad's
 /// `restart.interval`) gives up when dmgr would with this window.
 pub fn restart_window(daemon: &Daemon) -> Duration {
-    let runs = policy::RESET_AFTER.saturating_mul(daemon.max_restarts.saturating_add(1));
-    (1..=daemon.max_restarts).fold(runs, |total, quick_failures| {
-        total.saturating_add(policy::delay_for(daemon.restart_delay, quick_failures))
+    let runs =
+        policy::RESET_AFTER.saturating_mul(daemon.supervision.max_restarts.saturating_add(1));
+    (1..=daemon.supervision.max_restarts).fold(runs, |total, quick_failures| {
+        total.saturating_add(policy::delay_for(
+            daemon.supervision.restart_delay,
+            quick_failures,
+        ))
     })
 }
 
 /// The note on what a target with a fixed restart delay loses of dmgr's backoff.
 pub fn backoff_lost(daemon: &Daemon, fixed: &str) -> Option<Lost> {
-    (daemon.restart != RestartPolicy::No && daemon.max_restarts > 1).then(|| {
+    (daemon.supervision.restart != RestartPolicy::No && daemon.supervision.max_restarts > 1).then(|| {
         Lost::new(
             "restart_delay",
             format!(

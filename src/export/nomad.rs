@@ -281,7 +281,9 @@ pub fn job(name: &str, daemons: &[&Daemon], source: &Source) -> Job {
             Group {
                 name: members[0].name.clone(),
                 count: u32::from(!placement.autostart.is_empty()),
-                no_reschedule: members.iter().all(|d| d.restart == RestartPolicy::No),
+                no_reschedule: members
+                    .iter()
+                    .all(|d| d.supervision.restart == RestartPolicy::No),
                 ports,
                 tasks,
             }
@@ -390,9 +392,9 @@ fn plan<'a>(daemons: &[&'a Daemon]) -> Vec<(Vec<&'a Daemon>, Placement)> {
 fn command(d: &Daemon, source: &Source, _: &Placement, task: &mut Task) {
     let (program, lost) = super::program(d, source);
     task.command = program.display().to_string();
-    task.args = d.command[1..].to_vec();
+    task.args = d.process.command[1..].to_vec();
     task.lost.extend(lost);
-    if d.command.iter().any(|a| a.contains("${")) {
+    if d.process.command.iter().any(|a| a.contains("${")) {
         task.lost.push(Lost::new(
             "command",
             "Nomad replaces ${...} in command and args with its own variables before the program sees them",
@@ -407,12 +409,12 @@ fn description(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
 }
 
 fn working_dir(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    task.work_dir = Some(d.working_dir.display().to_string());
+    task.work_dir = Some(d.process.working_dir.display().to_string());
 }
 
 fn env(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    task.env = d.env.clone();
-    if d.env.values().any(|v| v.contains("${")) {
+    task.env = d.process.env.clone();
+    if d.process.env.values().any(|v| v.contains("${")) {
         task.lost.push(Lost::new(
             "env",
             "Nomad replaces ${...} in values with its own variables",
@@ -421,7 +423,7 @@ fn env(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
 }
 
 fn clear_env(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    if !d.clear_env {
+    if !d.process.clear_env {
         task.lost.push(Lost::new(
             "clear_env = false",
             "dmgr passes on the environment `dmgr start` ran in; Nomad gives the task env plus its NOMAD_* variables",
@@ -430,8 +432,8 @@ fn clear_env(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
 }
 
 fn user_and_group(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    task.user = d.user.clone();
-    if let Some(group) = &d.group {
+    task.user = d.process.user.clone();
+    if let Some(group) = &d.process.group {
         task.lost.push(Lost::new(
             format!("group = {group:?}"),
             "Nomad has no group setting: the task runs with the user's primary group",
@@ -440,9 +442,9 @@ fn user_and_group(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
 }
 
 fn umask(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    if d.umask != 0o022 {
+    if d.process.umask != 0o022 {
         task.lost.push(Lost::new(
-            format!("umask = \"{:04o}\"", d.umask),
+            format!("umask = \"{:04o}\"", d.process.umask),
             "Nomad has no umask setting: the task inherits the Nomad client's",
         ));
     }
@@ -464,8 +466,8 @@ fn kind_and_pidfile(d: &Daemon, source: &Source, _: &Placement, task: &mut Task)
 }
 
 fn log_paths(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    let mut paths = d.log.display().to_string();
-    if let Some(stderr) = &d.stderr_log {
+    let mut paths = d.process.log.display().to_string();
+    if let Some(stderr) = &d.process.stderr_log {
         paths = format!("{paths}, stderr_log = {}", stderr.display());
     }
     task.lost.push(Lost::new(
@@ -477,22 +479,22 @@ fn log_paths(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
 fn rotation(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
     const MIB: u64 = 1 << 20;
     task.logs = Logs {
-        max_files: d.log_keep.max(1),
-        max_file_size_mb: d.log_max_size.0.div_ceil(MIB).max(1),
+        max_files: d.logs.log_keep.max(1),
+        max_file_size_mb: d.logs.log_max_size.0.div_ceil(MIB).max(1),
     };
-    if d.log_max_size.0 == 0 {
+    if d.logs.log_max_size.0 == 0 {
         task.logs.max_file_size_mb = 10;
         task.lost.push(Lost::new(
             "log_max_size = 0",
             "Nomad always rotates: at 10 MB here",
         ));
-    } else if !d.log_max_size.0.is_multiple_of(MIB) {
+    } else if !d.logs.log_max_size.0.is_multiple_of(MIB) {
         task.lost.push(Lost::new(
-            format!("log_max_size = {:?}", d.log_max_size.to_string()),
+            format!("log_max_size = {:?}", d.logs.log_max_size.to_string()),
             "Nomad sizes logs in whole MB: rounded up",
         ));
     }
-    if d.log_keep == 0 {
+    if d.logs.log_keep == 0 {
         task.lost.push(Lost::new(
             "log_keep = 0",
             "Nomad keeps at least one rotated file",
@@ -501,7 +503,7 @@ fn rotation(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
 }
 
 fn log_timestamps(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    if d.log_timestamps {
+    if d.logs.log_timestamps {
         task.lost.push(Lost::new(
             "log_timestamps = true",
             "Nomad writes the output as is, without a time on each line",
@@ -525,12 +527,12 @@ fn autostart(d: &Daemon, _: &Source, placement: &Placement, task: &mut Task) {
 
 fn restart(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
     task.restart = Restart {
-        attempts: d.max_restarts,
-        delay: d.restart_delay,
+        attempts: d.supervision.max_restarts,
+        delay: d.supervision.restart_delay,
         interval: super::restart_window(d),
         mode: "fail",
     };
-    match d.restart {
+    match d.supervision.restart {
         RestartPolicy::No => task.restart.attempts = 0,
         RestartPolicy::OnFailure => task.lost.push(Lost::new(
             "restart = \"on-failure\"",
@@ -545,16 +547,16 @@ fn restart(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
 }
 
 fn start_wait(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    if !d.start_wait.is_zero() {
+    if !d.supervision.start_wait.is_zero() {
         task.lost.push(Lost::new(
-            format!("start_wait = {}", format_duration(d.start_wait)),
+            format!("start_wait = {}", format_duration(d.supervision.start_wait)),
             "Nomad counts the task running once it is started",
         ));
     }
 }
 
 fn ready(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    let Some(check) = &d.ready else {
+    let Some(check) = &d.supervision.ready else {
         return;
     };
     match check {
@@ -595,17 +597,23 @@ fn ready(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
         )),
     }
     task.lost.push(Lost::new(
-        format!("ready_timeout = {}", format_duration(d.ready_timeout)),
+        format!(
+            "ready_timeout = {}",
+            format_duration(d.supervision.ready_timeout)
+        ),
         "Nomad starts nothing after the check passes and gives up on nothing when it does not",
     ));
 }
 
 fn stop(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    task.kill_signal = format!("SIG{}", d.stop_signal.name());
-    task.kill_timeout = d.stop_timeout;
-    if d.stop_timeout > MAX_KILL_TIMEOUT {
+    task.kill_signal = format!("SIG{}", d.supervision.stop_signal.name());
+    task.kill_timeout = d.supervision.stop_timeout;
+    if d.supervision.stop_timeout > MAX_KILL_TIMEOUT {
         task.lost.push(Lost::new(
-            format!("stop_timeout = {}", format_duration(d.stop_timeout)),
+            format!(
+                "stop_timeout = {}",
+                format_duration(d.supervision.stop_timeout)
+            ),
             format!(
                 "a Nomad client cuts kill_timeout to its max_kill_timeout ({}s unless raised)",
                 MAX_KILL_TIMEOUT.as_secs()
@@ -615,7 +623,7 @@ fn stop(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
 }
 
 fn reload(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    let lost = match &d.reload_command {
+    let lost = match &d.supervision.reload_command {
         Some(argv) => Lost::new(
             format!("reload_command = {argv:?}"),
             format!(
@@ -624,10 +632,10 @@ fn reload(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
             ),
         ),
         None => Lost::new(
-            format!("reload_signal = {:?}", d.reload_signal.name()),
+            format!("reload_signal = {:?}", d.supervision.reload_signal.name()),
             format!(
                 "send it with `nomad alloc signal -s SIG{} ALLOC {}`",
-                d.reload_signal.name(),
+                d.supervision.reload_signal.name(),
                 d.name
             ),
         ),
@@ -636,7 +644,7 @@ fn reload(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
 }
 
 fn stop_command(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    if let Some(argv) = &d.stop_command {
+    if let Some(argv) = &d.supervision.stop_command {
         task.lost.push(Lost::new(
             format!("stop_command = {argv:?}"),
             "Nomad stops a task only with kill_signal, then SIGKILL after kill_timeout",
@@ -1114,7 +1122,7 @@ pidfile = "/run/web.pid"
         assert_eq!(attr(task, "kill_timeout"), hcl::Value::from("45s"));
         let config = block(task, "config", None);
         assert_eq!(attr(config, "command"), hcl::Value::from("/bin/sh"));
-        let args: Vec<hcl::Value> = d.command[1..]
+        let args: Vec<hcl::Value> = d.process.command[1..]
             .iter()
             .map(|a| hcl::Value::from(a.as_str()))
             .collect();
@@ -1188,7 +1196,7 @@ pidfile = "/run/web.pid"
         assert_eq!(t["Driver"], "raw_exec");
         assert_eq!(t["User"], "www-data");
         assert_eq!(t["Config"]["command"], "/bin/sh");
-        assert_eq!(t["Config"]["args"], json!(d.command[1..]));
+        assert_eq!(t["Config"]["args"], json!(d.process.command[1..]));
         assert_eq!(t["Config"]["work_dir"], "/srv/web");
         assert_eq!(t["Env"], json!({"PORT": "8080", "MODE": "prod"}));
         assert_eq!(t["Meta"], json!({"description": "the web server"}));

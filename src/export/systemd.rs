@@ -246,13 +246,13 @@ fn kind_and_pidfile(d: &Daemon, source: &Source, unit: &mut Unit) {
 fn command(d: &Daemon, source: &Source, unit: &mut Unit) {
     let (program, lost) = super::program(d, source);
     let mut argv = vec![program.display().to_string()];
-    argv.extend(d.command[1..].iter().cloned());
+    argv.extend(d.process.command[1..].iter().cloned());
     unit.service.push(format!("ExecStart={}", exec_line(&argv)));
     unit.lost.extend(lost);
 }
 
 fn reload(d: &Daemon, source: &Source, unit: &mut Unit) {
-    if let Some(argv) = &d.reload_command {
+    if let Some(argv) = &d.supervision.reload_command {
         // systemd sets `$MAINPID` in ExecReload='s environment as dmgr does; the
         // argument vector stays literal (`$` escaped), as dmgr passes it.
         let line = resolved_line(argv, "reload_command", d, source, unit);
@@ -264,7 +264,7 @@ fn reload(d: &Daemon, source: &Source, unit: &mut Unit) {
     let argv = [
         kill.display().to_string(),
         "-s".to_string(),
-        d.reload_signal.name().to_string(),
+        d.supervision.reload_signal.name().to_string(),
     ];
     // `$MAINPID` is systemd's variable, the one place a `$` stays unescaped.
     unit.service
@@ -272,7 +272,7 @@ fn reload(d: &Daemon, source: &Source, unit: &mut Unit) {
 }
 
 fn stop_command(d: &Daemon, source: &Source, unit: &mut Unit) {
-    let Some(argv) = &d.stop_command else {
+    let Some(argv) = &d.supervision.stop_command else {
         return;
     };
     let line = resolved_line(argv, "stop_command", d, source, unit);
@@ -301,19 +301,19 @@ fn resolved_line(
 
 fn working_dir(d: &Daemon, _: &Source, unit: &mut Unit) {
     unit.service
-        .push(format!("WorkingDirectory={}", path(&d.working_dir)));
+        .push(format!("WorkingDirectory={}", path(&d.process.working_dir)));
 }
 
 fn env(d: &Daemon, _: &Source, unit: &mut Unit) {
     // `check` admits only names of letters, digits and `_`, as systemd does.
-    for (key, val) in &d.env {
+    for (key, val) in &d.process.env {
         unit.service
             .push(format!("Environment={}", environment_assignment(key, val)));
     }
 }
 
 fn clear_env(d: &Daemon, _: &Source, unit: &mut Unit) {
-    if !d.clear_env {
+    if !d.process.clear_env {
         unit.lost.push(Lost::new(
             "clear_env = false",
             "dmgr passes on the environment `dmgr start` ran in; systemd starts the daemon with its own few variables (PATH, LANG, ...) plus Environment=",
@@ -322,34 +322,36 @@ fn clear_env(d: &Daemon, _: &Source, unit: &mut Unit) {
 }
 
 fn user_and_group(d: &Daemon, _: &Source, unit: &mut Unit) {
-    if let Some(user) = &d.user {
+    if let Some(user) = &d.process.user {
         unit.service.push(format!("User={}", value(user)));
     }
-    if let Some(group) = &d.group {
+    if let Some(group) = &d.process.group {
         unit.service.push(format!("Group={}", value(group)));
     }
 }
 
 fn umask(d: &Daemon, _: &Source, unit: &mut Unit) {
-    unit.service.push(format!("UMask={:04o}", d.umask));
+    unit.service.push(format!("UMask={:04o}", d.process.umask));
 }
 
 fn restart(d: &Daemon, _: &Source, unit: &mut Unit) {
-    let policy = match d.restart {
+    let policy = match d.supervision.restart {
         RestartPolicy::No => "no",
         RestartPolicy::OnFailure => "on-failure",
         RestartPolicy::Always => "always",
     };
     unit.service.push(format!("Restart={policy}"));
-    if d.restart == RestartPolicy::No {
+    if d.supervision.restart == RestartPolicy::No {
         return;
     }
-    unit.service
-        .push(format!("RestartSec={}", format_duration(d.restart_delay)));
+    unit.service.push(format!(
+        "RestartSec={}",
+        format_duration(d.supervision.restart_delay)
+    ));
     // The first start counts too: max_restarts restarts are max_restarts + 1 starts.
     unit.unit.push(format!(
         "StartLimitBurst={}",
-        d.max_restarts.saturating_add(1)
+        d.supervision.max_restarts.saturating_add(1)
     ));
     unit.unit.push(format!(
         "StartLimitIntervalSec={}",
@@ -362,9 +364,9 @@ fn restart(d: &Daemon, _: &Source, unit: &mut Unit) {
 }
 
 fn start_wait(d: &Daemon, _: &Source, unit: &mut Unit) {
-    if !d.start_wait.is_zero() {
+    if !d.supervision.start_wait.is_zero() {
         unit.lost.push(Lost::new(
-            format!("start_wait = {}", format_duration(d.start_wait)),
+            format!("start_wait = {}", format_duration(d.supervision.start_wait)),
             "systemd counts the start done once the command runs; it does not wait to see it stay up",
         ));
     }
@@ -376,10 +378,10 @@ fn ready(d: &Daemon, _: &Source, unit: &mut Unit) {
         // TimeoutStartSec= for a forking service's start-up.
         unit.service.push(format!(
             "TimeoutStartSec={}",
-            format_duration(d.ready_timeout)
+            format_duration(d.supervision.ready_timeout)
         ));
     }
-    let Some(check) = &d.ready else {
+    let Some(check) = &d.supervision.ready else {
         return;
     };
     let written = match check {
@@ -392,33 +394,35 @@ fn ready(d: &Daemon, _: &Source, unit: &mut Unit) {
         format!("ready = {written}"),
         format!(
             "systemd has no readiness check: units After= this one start once it runs, without waiting up to ready_timeout = {} (a daemon that speaks sd_notify can use Type=notify)",
-            format_duration(d.ready_timeout)
+            format_duration(d.supervision.ready_timeout)
         ),
     ));
 }
 
 fn stop(d: &Daemon, _: &Source, unit: &mut Unit) {
-    unit.service
-        .push(format!("KillSignal=SIG{}", d.stop_signal.name()));
+    unit.service.push(format!(
+        "KillSignal=SIG{}",
+        d.supervision.stop_signal.name()
+    ));
     unit.service.push("KillMode=mixed".into());
     unit.service.push(format!(
         "TimeoutStopSec={}",
-        format_duration(d.stop_timeout)
+        format_duration(d.supervision.stop_timeout)
     ));
     unit.lost.push(Lost::new(
-        format!("stop_signal = {:?}", d.stop_signal.name()),
+        format!("stop_signal = {:?}", d.supervision.stop_signal.name()),
         "systemd sends it to the main process only (KillMode=mixed), where dmgr sends it to the daemon's process group; what is left gets SIGKILL after TimeoutStopSec= in both",
     ));
 }
 
 fn logs(d: &Daemon, _: &Source, unit: &mut Unit) {
-    let stderr = d.stderr_log.as_ref().unwrap_or(&d.log);
+    let stderr = d.process.stderr_log.as_ref().unwrap_or(&d.process.log);
     unit.service
-        .push(format!("StandardOutput=append:{}", path(&d.log)));
+        .push(format!("StandardOutput=append:{}", path(&d.process.log)));
     unit.service
         .push(format!("StandardError=append:{}", path(stderr)));
     // systemd opens the files but creates no directory: under /var/log it can.
-    let mut dirs: Vec<String> = [d.log.as_path(), stderr.as_path()]
+    let mut dirs: Vec<String> = [d.process.log.as_path(), stderr.as_path()]
         .iter()
         .filter_map(|file| file.parent()?.strip_prefix("/var/log").ok())
         // A space-separated list: a name with a space in it is left out.
@@ -436,16 +440,16 @@ fn logs(d: &Daemon, _: &Source, unit: &mut Unit) {
 }
 
 fn rotation(d: &Daemon, _: &Source, unit: &mut Unit) {
-    if d.log_max_size.0 > 0 {
+    if d.logs.log_max_size.0 > 0 {
         unit.lost.push(Lost::new(
-            format!("log_max_size = {:?}, log_keep = {}", d.log_max_size.to_string(), d.log_keep),
+            format!("log_max_size = {:?}, log_keep = {}", d.logs.log_max_size.to_string(), d.logs.log_keep),
             "systemd does not rotate files it appends to; rotate them with logrotate (copytruncate), or leave the output to the journal",
         ));
     }
 }
 
 fn log_timestamps(d: &Daemon, _: &Source, unit: &mut Unit) {
-    if d.log_timestamps {
+    if d.logs.log_timestamps {
         unit.lost.push(Lost::new(
             "log_timestamps = true",
             "systemd appends the output as written; the journal (StandardOutput=journal) stamps each line",

@@ -16,7 +16,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
 use super::sys;
-use crate::config::{Daemon, Dirs};
+use crate::config::{units, Daemon, Dirs};
 use crate::events::{self, Event, Kind};
 use crate::pidfile::{self, OperationLock};
 use crate::procinfo::{self, ProcId, Stat};
@@ -145,9 +145,12 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
     drop(write);
     Ok(Begun::Waiting(Pending {
         name: daemon.name.clone(),
-        log: daemon.log.clone(),
+        log: daemon.process.log.clone(),
         pipe: File::from(read),
-        deadline: Instant::now() + daemon.start_wait + daemon.ready_timeout + GRACE,
+        deadline: Instant::now()
+            + daemon.supervision.start_wait
+            + daemon.supervision.ready_timeout
+            + GRACE,
         _lock: lock,
     }))
 }
@@ -392,7 +395,7 @@ fn ask_keeper_to_stop<'a>(
         Instant::now() + Duration::from_millis(record.stop_timeout_ms) * rounds + GRACE;
     let signalled = sys::ProcessHandle::open(keeper).and_then(|handle| {
         let sent = match &handle {
-            Some(h) => h.signal(Signal::SIGTERM as i32)?,
+            Some(h) => h.signal(Signal::SIGTERM)?,
             None => false,
         };
         Ok(handle.filter(|_| sent))
@@ -414,7 +417,7 @@ fn wait_for_keepers(all: &mut [Stopping<'_>]) {
         let now = Instant::now();
         for s in all.iter_mut().filter(|s| s.deadline <= now) {
             if let Some(keeper) = s.keeper.take() {
-                let _ = keeper.signal(Signal::SIGKILL as i32);
+                let _ = keeper.signal(Signal::SIGKILL);
                 wait_until(GRACE, || !keeper.id().is_alive());
             }
         }
@@ -658,31 +661,31 @@ fn stop_unsupervised(dirs: &Dirs, record: &state::StateRecord, signalled_at: Opt
     let mut targets = Unsupervised::new(record);
     if signalled_at.is_none() {
         record_stopping(dirs, record, &targets);
-        targets.signal(record.stop_signal);
+        targets.signal(record.stop_signal.0);
     }
     let timeout = Duration::from_millis(record.stop_timeout_ms)
         .saturating_sub(signalled_at.map_or(Duration::ZERO, |at| at.elapsed()));
     if !wait_until(timeout, || targets.are_gone()) {
         let killed = Event::now(&record.name, Kind::Killed).signal("KILL");
         let limit = Duration::from_millis(record.stop_timeout_ms);
-        let limit = crate::config::units::format_duration(limit);
+        let limit = units::format_duration(limit);
         let killed = killed.message(format!("still running {limit} after the stop signal"));
         events::append(&dirs.events_file(&record.name), &killed);
-        targets.signal(Signal::SIGKILL as i32);
+        targets.signal(Signal::SIGKILL);
         wait_until(GRACE, || targets.are_gone());
     }
 }
 
 /// Sends `stop_signal` (and SIGCONT) to a daemon whose keeper is gone.
-fn signal_stop(dirs: &Dirs, record: &state::StateRecord, stop_signal: i32) {
+fn signal_stop(dirs: &Dirs, record: &state::StateRecord, stop_signal: units::Signal) {
     let mut targets = Unsupervised::new(record);
     record_stopping(dirs, record, &targets);
-    targets.signal(stop_signal);
+    targets.signal(stop_signal.0);
 }
 
 /// Records the `stopping` event of a daemon whose keeper is gone.
 fn record_stopping(dirs: &Dirs, record: &state::StateRecord, targets: &Unsupervised<'_>) {
-    let mut event = Event::now(&record.name, Kind::Stopping).signal_number(record.stop_signal);
+    let mut event = Event::now(&record.name, Kind::Stopping).signal(record.stop_signal.to_string());
     event.pid = targets.main.map(|m| m.pid);
     let event = event.message("its keeper is gone");
     events::append(&dirs.events_file(&record.name), &event);
@@ -744,10 +747,7 @@ impl<'a> Unsupervised<'a> {
         self.main.is_none() && self.members.is_empty()
     }
 
-    fn signal(&mut self, signal: i32) {
-        let Ok(signal) = Signal::try_from(signal) else {
-            return;
-        };
+    fn signal(&mut self, signal: Signal) {
         let signals: &[Signal] = if signal == Signal::SIGKILL {
             &[Signal::SIGKILL]
         } else {
@@ -778,7 +778,7 @@ impl<'a> Unsupervised<'a> {
             let in_group = Stat::read(process.pid).is_some_and(|s| Some(s.pgrp) == group);
             if !in_group {
                 for &signal in signals {
-                    let _ = sys::signal_process(process, signal as i32);
+                    let _ = sys::signal_process(process, signal);
                 }
             }
         }
@@ -806,17 +806,17 @@ pub fn signal_daemon(
     dirs: &Dirs,
     name: &str,
     daemon: Option<&Daemon>,
-    signal: i32,
+    signal: units::Signal,
     by: &str,
 ) -> Result<Option<i32>> {
     let observed = state::observe(dirs, name, daemon.map(|d| d.pidfile.as_path()));
     let Some(process) = observed.daemon else {
         return Ok(None);
     };
-    match sys::signal_process(process, signal) {
+    match sys::signal_process(process, signal.0) {
         Ok(true) => {
             let event = Event::now(name, Kind::Signalled).pid(process.pid);
-            let event = event.signal_number(signal).message(by);
+            let event = event.signal(signal.to_string()).message(by);
             events::append(&dirs.events_file(name), &event);
             Ok(Some(process.pid))
         }
@@ -835,7 +835,7 @@ pub fn signal_keeper(dirs: &Dirs, name: &str, signal: Signal) -> Result<bool> {
     let Some(keeper) = observed.keeper else {
         return Ok(false);
     };
-    sys::signal_process(keeper, signal as i32).map_err(|e| {
+    sys::signal_process(keeper, signal).map_err(|e| {
         Error::daemon(
             name,
             format!("cannot signal its keeper (pid {}): {e}", keeper.pid),

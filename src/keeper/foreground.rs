@@ -89,7 +89,7 @@ pub fn run_foreground(
         daemon,
         &launch,
         &launch.program,
-        &daemon.command,
+        &daemon.process.command,
         &launch.env,
     );
     let options = sys::SpawnOptions {
@@ -144,7 +144,7 @@ pub fn run_foreground(
             // Our unreaped child: its PID cannot have been reused.
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             kill_at = None;
-            let limit = crate::config::units::format_duration(daemon.stop_timeout);
+            let limit = crate::config::units::format_duration(daemon.supervision.stop_timeout);
             let killed = event(Kind::Killed).pid(pid).signal("KILL");
             events.append(&killed.message(format!("still running {limit} after the stop signal")));
         }
@@ -173,7 +173,7 @@ pub fn run_foreground(
                         events.append(&event(Kind::Stopping).pid(pid).signal(name));
                     }
                     record.reason = Some(Reason::StoppedByRequest);
-                    kill_at = kill_at.or(Some(Instant::now() + daemon.stop_timeout));
+                    kill_at = kill_at.or(Some(Instant::now() + daemon.supervision.stop_timeout));
                 }
             }
         }
@@ -268,8 +268,8 @@ fn on_terminal<'a>(
         program,
         argv,
         env,
-        working_dir: &daemon.working_dir,
-        umask: daemon.umask,
+        working_dir: &daemon.process.working_dir,
+        umask: daemon.process.umask,
         credentials: launch.credentials.as_ref(),
         stdout: None,
         stderr: None,

@@ -74,7 +74,7 @@ impl Keeper {
         let Phase::Adopting(mut adopting) = self.phase.clone() else {
             return;
         };
-        let timeout = config::units::format_duration(self.daemon.ready_timeout);
+        let timeout = config::units::format_duration(self.daemon.supervision.ready_timeout);
         if !adopting.exited {
             if now >= adopting.ready_by {
                 self.fail_forking(format!(
@@ -101,7 +101,7 @@ impl Keeper {
                     adopting.children = children.clone();
                     adopting.since = now;
                 }
-                let settle_at = adopting.since + self.daemon.start_wait;
+                let settle_at = adopting.since + self.daemon.supervision.start_wait;
                 adopting.next_look = adopting.next_look.min(settle_at.max(now));
                 match children[..] {
                     _ if now < settle_at => None,
@@ -158,7 +158,7 @@ impl Keeper {
         });
         self.record_event(started);
         self.save();
-        let settle_at = since + self.daemon.start_wait;
+        let settle_at = since + self.daemon.supervision.start_wait;
         self.phase = Phase::Up(Some(Starting {
             settle_at,
             ready_by: ready_by.max(settle_at),

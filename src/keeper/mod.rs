@@ -76,7 +76,7 @@ use crate::config::{self, Daemon, DaemonType, Dirs};
 use crate::events::{Event, History, Kind};
 use crate::pidfile::{LockError, LockedPidfile};
 use crate::procinfo::{self, ProcId, Stat};
-use crate::state::{self, ExitRecord, ProcessKeys, Reason, StateRecord, Status, SupervisionKeys};
+use crate::state::{self, ExitRecord, Reason, StateRecord, Status};
 use crate::Result;
 
 use logpipe::LogSink;
@@ -305,9 +305,9 @@ impl Keeper {
         let open_pipe = |path: &std::path::Path| -> std::result::Result<Pipe, String> {
             let sink = LogSink::open(
                 path,
-                daemon.log_max_size.0,
-                daemon.log_keep,
-                daemon.log_timestamps,
+                daemon.logs.log_max_size.0,
+                daemon.logs.log_keep,
+                daemon.logs.log_timestamps,
             )
             .map_err(|e| format!("cannot open the log {}: {e}", path.display()))?;
             let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
@@ -319,7 +319,7 @@ impl Keeper {
             );
             Ok(Pipe { read, write, sink })
         };
-        let out = match open_pipe(&daemon.log) {
+        let out = match open_pipe(&daemon.process.log) {
             Ok(pipe) => pipe,
             Err(reason) => {
                 record_failure(&dirs, &daemon, &reason);
@@ -327,7 +327,13 @@ impl Keeper {
                 fail!("{reason}");
             }
         };
-        let err = match daemon.stderr_log.as_deref().map(open_pipe).transpose() {
+        let err = match daemon
+            .process
+            .stderr_log
+            .as_deref()
+            .map(open_pipe)
+            .transpose()
+        {
             Ok(pipe) => pipe,
             Err(reason) => {
                 record_failure(&dirs, &daemon, &reason);
@@ -590,7 +596,7 @@ impl Keeper {
                 status: Status::Failed,
                 error: Some(format!(
                     "exited within start_wait ({}): {}",
-                    config::units::format_duration(self.daemon.start_wait),
+                    config::units::format_duration(self.daemon.supervision.start_wait),
                     exit.describe()
                 )),
                 reason: Reason::StartFailed,
@@ -618,9 +624,9 @@ impl Keeper {
 
     fn decide(&mut self, success: bool, ran: Duration) -> Next {
         let policy = Policy {
-            restart: self.daemon.restart,
-            restart_delay: self.daemon.restart_delay,
-            max_restarts: self.daemon.max_restarts,
+            restart: self.daemon.supervision.restart,
+            restart_delay: self.daemon.supervision.restart_delay,
+            max_restarts: self.daemon.supervision.max_restarts,
         };
         match policy::on_exit(&policy, &mut self.tally, RunEnd { success, ran }) {
             Decision::Restart(delay) => Next::Restart(delay),
@@ -654,9 +660,9 @@ impl Keeper {
         let escalation = if self.tracked.tree_is_empty() {
             Escalation::Nothing
         } else {
-            self.signal_all(self.daemon.stop_signal.0);
+            self.signal_all(self.daemon.supervision.stop_signal.0);
             Escalation::Stop {
-                kill_at: Instant::now() + self.daemon.stop_timeout,
+                kill_at: Instant::now() + self.daemon.supervision.stop_timeout,
             }
         };
         self.phase = Phase::Draining { escalation, next };
@@ -683,12 +689,12 @@ impl Keeper {
         if !self.tracked.tree_is_empty() {
             let signal = match escalation {
                 Escalation::Killed => Signal::SIGKILL,
-                Escalation::Stop { .. } => self.daemon.stop_signal.0,
+                Escalation::Stop { .. } => self.daemon.supervision.stop_signal.0,
                 Escalation::Nothing => {
                     escalation = Escalation::Stop {
-                        kill_at: Instant::now() + self.daemon.stop_timeout,
+                        kill_at: Instant::now() + self.daemon.supervision.stop_timeout,
                     };
-                    self.daemon.stop_signal.0
+                    self.daemon.supervision.stop_signal.0
                 }
             };
             let group = self.live_group();
@@ -745,9 +751,11 @@ impl Keeper {
         let main = self.child.filter(|c| c.adopted && !c.exited);
         let mut stopping = self.event(Kind::Stopping);
         stopping.pid = main.map(|m| m.id.pid);
-        if let (Phase::Up(_), Some(argv), Some(main)) =
-            (&self.phase, self.daemon.stop_command.clone(), main)
-        {
+        if let (Phase::Up(_), Some(argv), Some(main)) = (
+            &self.phase,
+            self.daemon.supervision.stop_command.clone(),
+            main,
+        ) {
             match self.spawn_command(&argv, main.id.pid) {
                 Ok(pid) => {
                     self.record_event(
@@ -755,7 +763,7 @@ impl Keeper {
                     );
                     self.phase = Phase::StopCommand {
                         pid: Some(pid),
-                        until: Instant::now() + self.daemon.stop_timeout,
+                        until: Instant::now() + self.daemon.supervision.stop_timeout,
                     };
                     self.record.status = Status::Stopping;
                     self.save();
@@ -766,7 +774,7 @@ impl Keeper {
                 }
             }
         }
-        self.record_event(stopping.signal(self.daemon.stop_signal.to_string()));
+        self.record_event(stopping.signal(self.daemon.supervision.stop_signal.to_string()));
         match &mut self.phase {
             Phase::Draining { next, .. } => {
                 *next = Next::stopped();
@@ -796,7 +804,7 @@ impl Keeper {
             Phase::Adopting(_) => self.look_for_daemon(now),
             Phase::Backoff { until } if now >= until => self.spawn(),
             Phase::StopCommand { pid, until } if now >= until => {
-                let timeout = config::units::format_duration(self.daemon.stop_timeout);
+                let timeout = config::units::format_duration(self.daemon.supervision.stop_timeout);
                 if let Some(pid) = pid {
                     // Our unreaped child: its PID cannot have been reused.
                     let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -815,8 +823,8 @@ impl Keeper {
                 if !self.tracked.live().is_empty() {
                     let killed = self.event(Kind::Killed).signal("KILL").message(format!(
                         "still running {} after {}",
-                        config::units::format_duration(self.daemon.stop_timeout),
-                        self.daemon.stop_signal
+                        config::units::format_duration(self.daemon.supervision.stop_timeout),
+                        self.daemon.supervision.stop_signal
                     ));
                     self.record_event(killed);
                 }
@@ -836,7 +844,7 @@ impl Keeper {
         if now < starting.settle_at {
             return;
         }
-        let Some(check) = self.daemon.ready.clone() else {
+        let Some(check) = self.daemon.supervision.ready.clone() else {
             self.on_up();
             return;
         };
@@ -844,7 +852,7 @@ impl Keeper {
             self.kill_probe();
             let reason = format!(
                 "not ready within ready_timeout ({})",
-                config::units::format_duration(self.daemon.ready_timeout)
+                config::units::format_duration(self.daemon.supervision.ready_timeout)
             );
             let next = self.fail_run(reason);
             // The daemon is still up: drain sends it stop_signal, then SIGKILL.
@@ -877,7 +885,7 @@ impl Keeper {
         self.record.status = Status::Running;
         self.save();
         if let Some(child) = self.child {
-            if self.daemon.ready.is_some() {
+            if self.daemon.supervision.ready.is_some() {
                 self.record_event(self.event(Kind::Ready).pid(child.id.pid));
             }
             self.reporter.succeed(child.id.pid);
@@ -909,8 +917,8 @@ impl Keeper {
             program,
             argv,
             env,
-            working_dir: &self.daemon.working_dir,
-            umask: self.daemon.umask,
+            working_dir: &self.daemon.process.working_dir,
+            umask: self.daemon.process.umask,
             credentials: self.launch.credentials.as_ref(),
             stdout: Some(self.out.write.as_fd()),
             stderr: Some(self.err.as_ref().unwrap_or(&self.out).write.as_fd()),
@@ -924,7 +932,7 @@ impl Keeper {
         let now = Instant::now();
         let options = self.spawn_options(
             &self.launch.program,
-            &self.daemon.command,
+            &self.daemon.process.command,
             &self.launch.env,
             true,
         );
@@ -949,22 +957,27 @@ impl Keeper {
                     started.message = self.cgroup_note.take();
                     self.record_event(started);
                 }
-                let ready_by = now + self.daemon.ready_timeout.max(self.daemon.start_wait);
+                let ready_by = now
+                    + self
+                        .daemon
+                        .supervision
+                        .ready_timeout
+                        .max(self.daemon.supervision.start_wait);
                 self.phase = match self.daemon.kind {
                     DaemonType::Forking => Phase::Adopting(forking::Adopting {
-                        ready_by: now + self.daemon.ready_timeout,
+                        ready_by: now + self.daemon.supervision.ready_timeout,
                         exited: false,
                         children: Vec::new(),
                         since: now,
                         next_look: now,
                     }),
                     DaemonType::Simple => Phase::Up(Some(Starting {
-                        settle_at: now + self.daemon.start_wait,
+                        settle_at: now + self.daemon.supervision.start_wait,
                         ready_by,
                         next_probe: now,
                     })),
                 };
-                if self.daemon.start_wait.is_zero() {
+                if self.daemon.supervision.start_wait.is_zero() {
                     self.on_timers();
                 }
             }
@@ -1033,26 +1046,15 @@ impl Keeper {
             self.record_event(skipped.message("nothing taken over: the file does not load"));
             return;
         };
+        let changed = self.record.supervision.changed(&fresh.supervision);
         let d = &mut self.daemon;
-        d.restart = fresh.restart;
-        d.restart_delay = fresh.restart_delay;
-        d.max_restarts = fresh.max_restarts;
-        d.start_wait = fresh.start_wait;
-        d.ready = fresh.ready;
-        d.ready_timeout = fresh.ready_timeout;
-        d.stop_signal = fresh.stop_signal;
-        d.stop_timeout = fresh.stop_timeout;
-        d.reload_signal = fresh.reload_signal;
-        d.reload_command = fresh.reload_command;
-        d.stop_command = fresh.stop_command;
+        d.supervision = fresh.supervision;
         d.autostart = fresh.autostart;
         d.description = fresh.description;
         d.after = fresh.after;
-        self.record.stop_signal = self.daemon.stop_signal.number();
-        self.record.stop_timeout_ms = millis(self.daemon.stop_timeout);
-        let fresh = SupervisionKeys::of(&self.daemon);
-        let changed = state::changed_keys(&self.record.supervision, &fresh);
-        self.record.supervision = fresh;
+        self.record.stop_signal = self.daemon.supervision.stop_signal;
+        self.record.stop_timeout_ms = millis(self.daemon.supervision.stop_timeout);
+        self.record.supervision = self.daemon.supervision.clone();
         let message = match changed.is_empty() {
             true => "no supervision key changed".to_string(),
             false => format!("took over {}", changed.join(", ")),
@@ -1131,13 +1133,13 @@ fn initial_record(daemon: &Daemon) -> StateRecord {
         error: None,
         log_error: None,
         pidfile: daemon.pidfile.clone(),
-        log: daemon.log.clone(),
-        stderr_log: daemon.stderr_log.clone(),
-        command: daemon.command.clone(),
-        stop_signal: daemon.stop_signal.number(),
-        stop_timeout_ms: millis(daemon.stop_timeout),
-        process: ProcessKeys::of(daemon),
-        supervision: SupervisionKeys::of(daemon),
+        log: daemon.process.log.clone(),
+        stderr_log: daemon.process.stderr_log.clone(),
+        command: daemon.process.command.clone(),
+        stop_signal: daemon.supervision.stop_signal,
+        stop_timeout_ms: millis(daemon.supervision.stop_timeout),
+        process: daemon.process.clone(),
+        supervision: daemon.supervision.clone(),
         output_pipes: Vec::new(),
         boot_id: procinfo::boot_id().map(str::to_string),
         reason: None,
@@ -1164,21 +1166,25 @@ impl Launch {
     fn prepare(daemon: &Daemon) -> std::result::Result<Launch, String> {
         // The inherited environment as bytes: a variable that is not UTF-8 is passed
         // on as it is (std::env::vars would panic on it).
-        let mut env: Vec<(OsString, OsString)> = if daemon.clear_env {
+        let mut env: Vec<(OsString, OsString)> = if daemon.process.clear_env {
             Vec::new()
         } else {
             std::env::vars_os()
-                .filter(|(k, _)| k.to_str().is_none_or(|k| !daemon.env.contains_key(k)))
+                .filter(|(k, _)| {
+                    k.to_str()
+                        .is_none_or(|k| !daemon.process.env.contains_key(k))
+                })
                 .collect()
         };
         env.extend(
             daemon
+                .process
                 .env
                 .iter()
                 .map(|(k, v)| (OsString::from(k), OsString::from(v))),
         );
         let credentials = credentials_for(daemon)?;
-        if let (Some(_), Some(name)) = (&credentials, &daemon.user) {
+        if let (Some(_), Some(name)) = (&credentials, &daemon.process.user) {
             // As login(1) and systemd's User= do: the user's own identity variables,
             // unless the file sets them.
             if let Ok(Some(user)) = nix::unistd::User::from_name(name) {
@@ -1188,30 +1194,30 @@ impl Launch {
                     ("HOME", user.dir.display().to_string()),
                 ];
                 for (key, value) in own {
-                    if !daemon.env.contains_key(key) {
+                    if !daemon.process.env.contains_key(key) {
                         env.retain(|(k, _)| k != key);
                         env.push((key.into(), value.into()));
                     }
                 }
             }
         }
-        match std::fs::metadata(&daemon.working_dir) {
+        match std::fs::metadata(&daemon.process.working_dir) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
                 return Err(format!(
                     "working_dir {} is not a directory",
-                    daemon.working_dir.display()
+                    daemon.process.working_dir.display()
                 ))
             }
             Err(e) => {
                 return Err(format!(
                     "working_dir {}: {}",
-                    daemon.working_dir.display(),
+                    daemon.process.working_dir.display(),
                     os_reason(&e)
                 ))
             }
         }
-        let name = &daemon.command[0];
+        let name = &daemon.process.command[0];
         let program = sys::resolve_program(name, path_of(&env))
             .ok_or_else(|| format!("cannot exec {name}: not found in PATH"))?;
         Ok(Launch {
@@ -1224,10 +1230,10 @@ impl Launch {
 
 fn credentials_for(daemon: &Daemon) -> std::result::Result<Option<sys::Credentials>, String> {
     use nix::unistd::{Group, User};
-    if daemon.user.is_none() && daemon.group.is_none() {
+    if daemon.process.user.is_none() && daemon.process.group.is_none() {
         return Ok(None);
     }
-    let user = match &daemon.user {
+    let user = match &daemon.process.user {
         Some(name) => Some(
             User::from_name(name)
                 .map_err(|e| format!("cannot look up user {name}: {e}"))?
@@ -1235,7 +1241,7 @@ fn credentials_for(daemon: &Daemon) -> std::result::Result<Option<sys::Credentia
         ),
         None => None,
     };
-    let group_gid = match &daemon.group {
+    let group_gid = match &daemon.process.group {
         Some(name) => Some(
             Group::from_name(name)
                 .map_err(|e| format!("cannot look up group {name}: {e}"))?

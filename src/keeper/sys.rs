@@ -507,7 +507,7 @@ impl ProcessHandle {
     }
 
     /// Sends `signal`; `Ok(false)` if the process is gone.
-    pub fn signal(&self, signal: i32) -> io::Result<bool> {
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> io::Result<bool> {
         let result = match &self.pidfd {
             Some(pidfd) => {
                 // SAFETY: pidfd_send_signal(2) with a valid pidfd, a signal number, a
@@ -516,7 +516,7 @@ impl ProcessHandle {
                     libc::syscall(
                         libc::SYS_pidfd_send_signal,
                         pidfd.as_raw_fd(),
-                        signal,
+                        signal as libc::c_int,
                         std::ptr::null::<libc::siginfo_t>(),
                         0,
                     )
@@ -528,10 +528,8 @@ impl ProcessHandle {
                 }
             }
             None if !self.id.is_alive() => return Ok(false),
-            None => {
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.id.pid), signal_of(signal)?)
-                    .map_err(io::Error::from)
-            }
+            None => nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.id.pid), signal)
+                .map_err(io::Error::from),
         };
         match result {
             Ok(()) => Ok(true),
@@ -543,20 +541,11 @@ impl ProcessHandle {
 
 /// Sends `signal` to the process `target`, but only if it is still that very process.
 /// Returns `Ok(false)` if it is gone.
-pub fn signal_process(target: ProcId, signal: i32) -> io::Result<bool> {
+pub fn signal_process(target: ProcId, signal: nix::sys::signal::Signal) -> io::Result<bool> {
     match ProcessHandle::open(target)? {
         Some(handle) => handle.signal(signal),
         None => Ok(false),
     }
-}
-
-fn signal_of(signal: i32) -> io::Result<Option<nix::sys::signal::Signal>> {
-    if signal == 0 {
-        return Ok(None);
-    }
-    nix::sys::signal::Signal::try_from(signal)
-        .map(Some)
-        .map_err(io::Error::from)
 }
 
 /// Resolves `program` the way execvp(3) would, with the daemon's `PATH`.

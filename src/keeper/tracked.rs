@@ -116,7 +116,7 @@ impl Tracked {
                 continue;
             }
             for &s in signals {
-                let _ = sys::signal_process(process, s as i32);
+                let _ = sys::signal_process(process, s);
             }
             if !kill {
                 self.signalled.push(process);

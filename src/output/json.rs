@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::config::Daemon;
-use crate::state::{ExitRecord, Observed, Reason};
+use crate::state::{ExitRecord, Observed, Reason, Status};
 
 /// One daemon in `list --json`.
 #[derive(Debug, Clone, Serialize)]
@@ -12,7 +12,7 @@ pub struct ListEntry {
     /// The daemon name.
     pub name: String,
     /// One of running, starting, backoff, stopping, stopped, failed, orphaned, invalid.
-    pub status: &'static str,
+    pub status: Status,
     /// The daemon's main PID, or null.
     pub pid: Option<i32>,
     /// Seconds since the current process started, or null.
@@ -42,14 +42,14 @@ impl ListEntry {
         let record = observed.record.as_ref();
         let pid = observed.daemon.map(|p| p.pid);
         let command = daemon
-            .map(|d| d.command.clone())
+            .map(|d| d.process.command.clone())
             .or_else(|| record.map(|r| r.command.clone()))
             .map(|argv| {
                 shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
             });
         ListEntry {
             name: name.to_string(),
-            status: observed.status.as_str(),
+            status: observed.status,
             pid,
             uptime_secs: observed.uptime().map(|d| d.as_secs()),
             restarts: record.map_or(0, |r| r.restarts),

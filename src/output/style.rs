@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use crate::cli::ColorChoice;
+use crate::state::Status;
 
 static CHOICE: OnceLock<ColorChoice> = OnceLock::new();
 
@@ -74,13 +75,13 @@ impl Style {
     /// `text` in the colour of the status word `status`: green for running, yellow
     /// for the transitional states, red for failed and invalid, magenta for orphaned,
     /// plain for stopped (as pm2's table and `systemctl status` do).
-    pub fn status(self, status: &str, text: &str) -> String {
+    pub fn status(self, status: Status, text: &str) -> String {
         let code = match status {
-            "running" => "32",
-            "starting" | "stopping" | "backoff" => "33",
-            "failed" | "invalid" => "31",
-            "orphaned" => "35",
-            _ => return text.to_string(),
+            Status::Running => "32",
+            Status::Starting | Status::Stopping | Status::Backoff => "33",
+            Status::Failed | Status::Invalid => "31",
+            Status::Orphaned => "35",
+            Status::Stopped => return text.to_string(),
         };
         self.paint(code, text)
     }
