@@ -20,8 +20,8 @@ fn main() -> ExitCode {
     if let Some(code) = dmgr::keeper::probe::run_internal(&args) {
         return ExitCode::from(code);
     }
-    let result = match dmgr::cli::KeeperArgs::from_internal_argv(args) {
-        Some((dirs, args)) => dmgr::keeper::run(&dirs, &args),
+    let result = match dmgr::keeper::argv::KeeperArgv::parse(args) {
+        Some(keeper) => dmgr::keeper::run(&keeper.dirs, &keeper.name, Some(keeper.notify_fd)),
         None => dmgr::run(dmgr::cli::Cli::parse()),
     };
     match result {

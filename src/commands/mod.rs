@@ -69,13 +69,6 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Run(args) => run::run(&ctx, &args),
         Command::Export(command) => export::run(&ctx, &command),
         Command::Boot(command) => boot::run(&ctx, &command),
-        Command::Keeper(args) => {
-            let mut dirs = ctx.dirs.clone();
-            if let Some(log_dir) = &args.log_dir {
-                dirs.log_dir = log_dir.clone();
-            }
-            crate::keeper::run(&dirs, &args)
-        }
         Command::Completions(_) => unreachable!("handled before discovery"),
     }
 }

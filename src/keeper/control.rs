@@ -5,7 +5,6 @@
 //! [`OperationLock`], so two `dmgr start web` never race each other: the second waits
 //! for the first to finish, then finds the daemon running and succeeds.
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
@@ -15,6 +14,8 @@ use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
+use super::argv::KeeperArgv;
+use super::notify::Report;
 use super::sys;
 use crate::config::{units, Daemon, Dirs};
 use crate::events::{self, Event, Kind};
@@ -79,19 +80,6 @@ pub enum Begun {
     Waiting(Pending),
 }
 
-/// Starts `daemon` unless it runs, and waits for the outcome; the caller holds its
-/// operation lock.
-pub fn start(dirs: &Dirs, daemon: &Daemon) -> Result<Started> {
-    match begin_start(dirs, daemon, None)? {
-        Begun::Done(started) => Ok(started),
-        Begun::Waiting(pending) => {
-            let mut outcome = None;
-            await_starts(vec![pending], |_, result| outcome = Some(result));
-            outcome.unwrap_or_else(|| Err(Error::daemon(&daemon.name, "cannot start: no report")))
-        }
-    }
-}
-
 /// Spawns a keeper for `daemon` unless it runs. `lock` is the daemon's operation lock,
 /// held until the keeper reports (`None` when the caller holds it).
 pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) -> Result<Begun> {
@@ -127,19 +115,12 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         path: "/proc/self/exe".into(),
         source,
     })?;
-    let args: Vec<OsString> = vec![
-        "--config-dir".into(),
-        dirs.config_dir.clone().into(),
-        "--run-dir".into(),
-        dirs.run_dir.clone().into(),
-        "__keeper".into(),
-        "--name".into(),
-        daemon.name.clone().into(),
-        "--log-dir".into(),
-        dirs.log_dir.clone().into(),
-        "--notify-fd".into(),
-        write.as_raw_fd().to_string().into(),
-    ];
+    let args = KeeperArgv {
+        dirs: dirs.clone(),
+        name: daemon.name.clone(),
+        notify_fd: write.as_raw_fd(),
+    }
+    .to_args();
     sys::spawn_keeper(&exe, &args, write.as_fd())
         .map_err(|e| Error::daemon(&daemon.name, format!("cannot start a keeper: {e}")))?;
     drop(write);
@@ -240,8 +221,8 @@ pub fn await_starts(mut pending: Vec<Pending>, mut done: impl FnMut(&str, Result
         let mut still = Vec::with_capacity(pending.len());
         for (p, is_ready) in pending.into_iter().zip(ready) {
             if is_ready {
-                let text = super::read_all(p.pipe);
-                done(&p.name, outcome(&p.name, &p.log, &text));
+                let report = super::notify::read_report(p.pipe);
+                done(&p.name, outcome(&p.name, &p.log, report));
             } else {
                 still.push(p);
             }
@@ -250,12 +231,10 @@ pub fn await_starts(mut pending: Vec<Pending>, mut done: impl FnMut(&str, Result
     }
 }
 
-fn outcome(name: &str, log: &Path, text: &str) -> Result<Started> {
-    if let Some(pid) = text.strip_prefix("ok ") {
-        return Ok(Started::Now(pid.trim().parse().unwrap_or(0)));
-    }
-    match text.strip_prefix("err ") {
-        Some(reason) => Err(failure(name, log, reason.trim_end())),
+fn outcome(name: &str, log: &Path, report: Option<Report>) -> Result<Started> {
+    match report {
+        Some(Report::Started { pid }) => Ok(Started::Now(pid)),
+        Some(Report::Failed { reason }) => Err(failure(name, log, &reason)),
         None => Err(failure(name, log, "the keeper exited without reporting")),
     }
 }
@@ -266,16 +245,6 @@ fn failure(name: &str, log: &Path, reason: &str) -> Error {
         message: format!("cannot start: {reason}"),
         log_tail: crate::logfile::tail(log, TAIL_LINES),
     }
-}
-
-/// Stops the daemon `name` (defined by `daemon`, or an orphan known only by its state
-/// record); the caller holds its operation lock.
-pub fn stop(dirs: &Dirs, name: &str, daemon: Option<&Daemon>) -> Result<Stopped> {
-    let mut outcome = None;
-    stop_many(dirs, vec![(name.to_string(), daemon, None)], |_, result| {
-        outcome = Some(result)
-    });
-    outcome.unwrap_or(Ok(Stopped::Already))
 }
 
 /// One daemon on its way down.

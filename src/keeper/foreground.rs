@@ -96,7 +96,9 @@ pub fn run_foreground(
         keep_stdin: true,
         ..options
     };
-    let spawned = sys::spawn_gated(&options).and_then(|gated| {
+    let single = sys::SingleThreaded::check()
+        .ok_or_else(|| fail("cannot start: dmgr runs more than one thread".to_string()))?;
+    let spawned = sys::spawn_gated(&single, &options).and_then(|gated| {
         // On record before it runs the command, as under a keeper.
         let pid = gated.pid();
         let start = Stat::read(pid).map_or(0, |s| s.start);
@@ -216,7 +218,8 @@ pub fn run_command(
     let program = sys::resolve_program(&argv[0], path_of(&env))
         .ok_or_else(|| format!("cannot exec {}: not found in PATH", argv[0]))?;
     let options = on_terminal(daemon, &launch, &program, argv, &env);
-    let gated = sys::spawn_gated(&options)
+    let single = sys::SingleThreaded::check().ok_or("dmgr runs more than one thread")?;
+    let gated = sys::spawn_gated(&single, &options)
         .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
     let pid = gated.pid();
     gated

@@ -45,11 +45,13 @@
 //! the logs. The keeper signals its own unreaped children, their process group, or
 //! other processes by identity (pidfd), so PID reuse cannot redirect its signals.
 
+pub mod argv;
 pub mod cgroup;
 pub mod control;
 mod foreground;
 mod forking;
 mod logpipe;
+mod notify;
 pub mod policy;
 pub mod probe;
 pub mod sys;
@@ -58,9 +60,8 @@ mod tracked;
 pub use foreground::{run_command, run_foreground};
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -71,7 +72,6 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::cli::KeeperArgs;
 use crate::config::{self, Daemon, DaemonType, Dirs};
 use crate::events::{Event, History, Kind};
 use crate::pidfile::{LockError, LockedPidfile};
@@ -82,20 +82,24 @@ use crate::Result;
 use logpipe::LogSink;
 use policy::{Decision, Policy, RunEnd, Tally};
 
+use notify::{Report, Reporter};
 use probe::{Probe, PROBE_INTERVAL};
 
 /// Runs the keeper of `args.name` until its daemon is stopped or given up on.
-pub fn run(dirs: &Dirs, args: &KeeperArgs) -> Result<u8> {
-    let notify = args.notify_fd.and_then(sys::take_inherited_fd);
+///
+/// A plain function of its inputs (the directories, the daemon's name, the fd to
+/// report on), so that a launcher that forks keepers could call it without an exec.
+pub fn run(dirs: &Dirs, name: &str, notify_fd: Option<RawFd>) -> Result<u8> {
+    let notify = notify_fd.and_then(sys::take_inherited_fd);
     let keep: Vec<i32> = notify.iter().map(AsRawFd::as_raw_fd).collect();
     sys::close_inherited_fds(&keep);
-    let mut reporter = Reporter(notify);
+    let mut reporter = Reporter::new(notify);
     // A keeper outlives the shell that started it: it must not keep that shell's
     // directory busy, nor create files with whatever umask the shell had.
     let _ = std::env::set_current_dir("/");
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
 
-    let file = dirs.config_dir.join(format!("{}.toml", args.name));
+    let file = dirs.config_dir.join(format!("{name}.toml"));
     let daemon = match config::load_file(dirs, &file) {
         Ok(daemon) => daemon,
         Err(invalid) => {
@@ -104,7 +108,8 @@ pub fn run(dirs: &Dirs, args: &KeeperArgs) -> Result<u8> {
                 .iter()
                 .map(ToString::to_string)
                 .collect();
-            reporter.fail(&format!("invalid file:\n{}", problems.join("\n")));
+            let reason = format!("invalid file:\n{}", problems.join("\n"));
+            reporter.send(&Report::Failed { reason });
             return Ok(1);
         }
     };
@@ -117,34 +122,6 @@ pub fn run(dirs: &Dirs, args: &KeeperArgs) -> Result<u8> {
             reporter.close();
             Ok(1)
         }
-    }
-}
-
-/// The notify pipe back to `dmgr start`, until the start's outcome is reported.
-struct Reporter(Option<File>);
-
-impl Reporter {
-    fn is_pending(&self) -> bool {
-        self.0.is_some()
-    }
-
-    fn succeed(&mut self, pid: i32) {
-        self.send(&format!("ok {pid}\n"));
-    }
-
-    fn fail(&mut self, reason: &str) {
-        self.send(&format!("err {reason}\n"));
-    }
-
-    fn send(&mut self, message: &str) {
-        if let Some(mut pipe) = self.0.take() {
-            // The CLI may have gone (interrupted); nobody else needs to know.
-            let _ = pipe.write_all(message.as_bytes());
-        }
-    }
-
-    fn close(&mut self) {
-        self.0 = None;
     }
 }
 
@@ -237,6 +214,8 @@ struct Keeper {
     cgroup_note: Option<String>,
     /// The probe process that runs, if any (see [`probe`]).
     probe: Option<Probe>,
+    /// The keeper forks its children without exec'ing first: see [`sys::spawn_gated`].
+    single: sys::SingleThreaded,
 }
 
 /// One log pipe: the read end the keeper polls, the write end handed to each run.
@@ -261,10 +240,13 @@ impl Keeper {
     ) -> std::result::Result<Keeper, Reporter> {
         macro_rules! fail {
             ($($arg:tt)*) => {{
-                reporter.fail(&format!($($arg)*));
+                reporter.send(&Report::Failed { reason: format!($($arg)*) });
                 return Err(reporter);
             }};
         }
+        let Some(single) = sys::SingleThreaded::check() else {
+            fail!("the keeper runs more than one thread");
+        };
         let _ = nix::sys::prctl::set_child_subreaper(true);
         let mut mask = SigSet::empty();
         for signal in [
@@ -368,6 +350,7 @@ impl Keeper {
             events,
             cgroup_note: None,
             probe: None,
+            single,
             tracked,
             state_file,
             dirs,
@@ -888,7 +871,7 @@ impl Keeper {
             if self.daemon.supervision.ready.is_some() {
                 self.record_event(self.event(Kind::Ready).pid(child.id.pid));
             }
-            self.reporter.succeed(child.id.pid);
+            self.reporter.send(&Report::Started { pid: child.id.pid });
         }
     }
 
@@ -898,7 +881,7 @@ impl Keeper {
         let program = sys::resolve_program(&argv[0], path_of(&env))
             .ok_or_else(|| format!("{}: not found in PATH", argv[0]))?;
         let options = self.spawn_options(&program, argv, &env, false);
-        let gated = sys::spawn_gated(&options).map_err(|e| e.to_string())?;
+        let gated = sys::spawn_gated(&self.single, &options).map_err(|e| e.to_string())?;
         let pid = gated.pid();
         gated.release().map_err(|e| e.to_string())?;
         Ok(pid)
@@ -936,7 +919,7 @@ impl Keeper {
             &self.launch.env,
             true,
         );
-        let spawned = sys::spawn_gated(&options).and_then(|gated| {
+        let spawned = sys::spawn_gated(&self.single, &options).and_then(|gated| {
             // Into the cgroup and on record before it may run the command: should
             // this keeper die now, or the record not be written, the child finds its
             // gate closed and exits, and no copy runs that nobody knows of.
@@ -944,7 +927,7 @@ impl Keeper {
             self.join_cgroup(pid);
             self.record_spawn(pid, now)
                 .map_err(|reason| sys::SpawnError {
-                    step: "record",
+                    step: sys::SpawnStep::Record,
                     error: std::io::Error::other(reason),
                 })?;
             gated.release().map(|()| pid)
@@ -983,8 +966,10 @@ impl Keeper {
             }
             Err(e) => {
                 let reason = match e.step {
-                    "exec" => format!("cannot exec {}: {e}", self.launch.program.display()),
-                    "record" => format!("not started: {}", e.error),
+                    sys::SpawnStep::Exec => {
+                        format!("cannot exec {}: {e}", self.launch.program.display())
+                    }
+                    sys::SpawnStep::Record => format!("not started: {}", e.error),
                     _ => format!("cannot start {}: {e}", self.launch.program.display()),
                 };
                 // The child exits by itself; its SIGCHLD matches no daemon now.
@@ -1093,7 +1078,7 @@ impl Keeper {
         }
         if self.reporter.is_pending() {
             let reason = error.unwrap_or_else(|| "stopped before it was up".to_string());
-            self.reporter.fail(&reason);
+            self.reporter.send(&Report::Failed { reason });
         }
     }
 
@@ -1338,11 +1323,4 @@ fn exit_record(status: WaitStatus, ran: Duration) -> ExitRecord {
 /// `exit 1` or `signal KILL`, for the log.
 fn describe_wait(status: WaitStatus) -> String {
     exit_record(status, Duration::ZERO).describe()
-}
-
-/// Reads everything from a notify pipe (used by `control`).
-pub(crate) fn read_all(mut file: File) -> String {
-    let mut text = String::new();
-    let _ = file.read_to_string(&mut text);
-    text
 }

@@ -88,7 +88,7 @@ impl Keeper {
                 keep_stdin: false,
             }
         };
-        let gated = sys::spawn_gated(&options).ok()?;
+        let gated = sys::spawn_gated(&self.single, &options).ok()?;
         // On record before it runs, as the daemon is: a keeper killed now leaves no
         // probe that nothing names.
         let pid = gated.pid();
