@@ -50,6 +50,7 @@ pub mod cgroup;
 pub mod control;
 mod foreground;
 mod forking;
+mod leftovers;
 mod logpipe;
 mod notify;
 pub mod policy;
