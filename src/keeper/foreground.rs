@@ -16,7 +16,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::{exit_record, initial_record, path_of, sys, with_mainpid, Launch};
+use super::launch::{path_of, with_mainpid, Launch};
+use super::{exit_record, initial_record, sys};
 use crate::config::{Daemon, Dirs};
 use crate::events::{Event, History, Kind};
 use crate::pidfile::{LockedPidfile, OperationLock};

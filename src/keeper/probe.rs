@@ -20,7 +20,8 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
-use super::{path_of, sys, Keeper};
+use super::launch::path_of;
+use super::{sys, Keeper};
 use crate::config::url::HttpUrl;
 use crate::config::ReadyCheck;
 use crate::procinfo::{ProcId, Stat};
