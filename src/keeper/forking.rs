@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use nix::sys::wait::WaitStatus;
 
-use super::{describe_wait, millis, Child, Keeper, Phase, Starting, PROBE_INTERVAL};
+use super::machine::{Child, Phase, Starting};
+use super::{describe_wait, millis, Keeper, PROBE_INTERVAL};
 use crate::config;
 use crate::events::Kind;
 use crate::procinfo::{self, ProcId};
@@ -158,12 +159,11 @@ impl Keeper {
         });
         self.record_event(started);
         self.save();
-        let settle_at = since + self.daemon.supervision.start_wait;
-        self.phase = Phase::Up(Some(Starting {
-            settle_at,
-            ready_by: ready_by.max(settle_at),
-            next_probe: settle_at,
-        }));
+        self.phase = Phase::Up(Some(Starting::new(
+            since,
+            ready_by,
+            &self.daemon.supervision,
+        )));
         self.on_timers();
     }
 

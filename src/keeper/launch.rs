@@ -13,10 +13,11 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::logpipe::LogSink;
+use super::machine::{Child, Phase};
 use super::notify::{Report, Reporter};
 use super::policy::Tally;
-use super::{cgroup, forking, initial_record, record_failure, sys, tracked};
-use super::{Child, Keeper, Phase, Starting};
+use super::Keeper;
+use super::{cgroup, initial_record, record_failure, sys, tracked};
 use crate::config::{Daemon, DaemonType, Dirs};
 use crate::events::{History, Kind};
 use crate::pidfile::{LockError, LockedPidfile};
@@ -170,7 +171,6 @@ impl Keeper {
                 until: Instant::now(),
             },
             child: None,
-            stopping: false,
             reporter,
             launch,
         })
@@ -245,26 +245,7 @@ impl Keeper {
                     started.message = self.cgroup_note.take();
                     self.record_event(started);
                 }
-                let ready_by = now
-                    + self
-                        .daemon
-                        .supervision
-                        .ready_timeout
-                        .max(self.daemon.supervision.start_wait);
-                self.phase = match self.daemon.kind {
-                    DaemonType::Forking => Phase::Adopting(forking::Adopting {
-                        ready_by: now + self.daemon.supervision.ready_timeout,
-                        exited: false,
-                        children: Vec::new(),
-                        since: now,
-                        next_look: now,
-                    }),
-                    DaemonType::Simple => Phase::Up(Some(Starting {
-                        settle_at: now + self.daemon.supervision.start_wait,
-                        ready_by,
-                        next_probe: now,
-                    })),
-                };
+                self.phase = Phase::spawned(self.daemon.kind, now, &self.daemon.supervision);
                 if self.daemon.supervision.start_wait.is_zero() {
                     self.on_timers();
                 }

@@ -53,6 +53,7 @@ mod forking;
 mod launch;
 mod leftovers;
 mod logpipe;
+mod machine;
 mod notify;
 pub mod policy;
 pub mod probe;
@@ -81,6 +82,7 @@ use crate::Result;
 use policy::{Decision, Policy, RunEnd, Tally};
 
 use launch::{Launch, Pipe};
+use machine::{Child, DrainStep, Escalation, ExitStep, Next, Phase, StartStep, StopStep, Tick};
 use notify::{Report, Reporter};
 use probe::{Probe, PROBE_INTERVAL};
 
@@ -124,74 +126,6 @@ pub fn run(dirs: &Dirs, name: &str, notify_fd: Option<RawFd>) -> Result<u8> {
     }
 }
 
-/// The process being supervised: the daemon, or for a forking daemon the command
-/// that daemonizes until the process it leaves behind is adopted.
-#[derive(Debug, Clone, Copy)]
-struct Child {
-    id: ProcId,
-    /// For a forking daemon, false while this is the command, not the daemon.
-    adopted: bool,
-    started: Instant,
-    /// Set once it has been reaped.
-    exited: bool,
-}
-
-/// The start-up window of one run: `start_wait`, then readiness probes.
-#[derive(Debug, Clone, Copy)]
-struct Starting {
-    settle_at: Instant,
-    ready_by: Instant,
-    next_probe: Instant,
-}
-
-/// What follows once everything the daemon started is gone.
-#[derive(Debug, Clone)]
-enum Next {
-    Restart(Duration),
-    Finish {
-        status: Status,
-        error: Option<String>,
-        reason: Reason,
-    },
-}
-
-impl Next {
-    /// The end of a requested stop.
-    fn stopped() -> Next {
-        Next::Finish {
-            status: Status::Stopped,
-            error: None,
-            reason: Reason::StoppedByRequest,
-        }
-    }
-}
-
-/// How far a drain has gone in signalling what is left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Escalation {
-    /// Nothing was left to signal when the drain began.
-    Nothing,
-    /// `stop_signal` was sent; SIGKILL follows at `kill_at`.
-    Stop { kill_at: Instant },
-    /// SIGKILL was sent; whatever shows up now gets it too.
-    Killed,
-}
-
-#[derive(Debug, Clone)]
-enum Phase {
-    /// `type = "forking"`: the command runs or has exited; no daemon is adopted yet.
-    Adopting(forking::Adopting),
-    /// The daemon runs; `Some` while it is still starting.
-    Up(Option<Starting>),
-    /// Waiting to restart.
-    Backoff { until: Instant },
-    /// A requested stop runs `stop_command` (`pid`, `None` once it exited) and waits for
-    /// the daemon to end; at `until` the command is killed and the signals follow.
-    StopCommand { pid: Option<i32>, until: Instant },
-    /// Everything the daemon started is being stopped and waited for.
-    Draining { escalation: Escalation, next: Next },
-}
-
 struct Keeper {
     dirs: Dirs,
     daemon: Daemon,
@@ -204,7 +138,6 @@ struct Keeper {
     tally: Tally,
     phase: Phase,
     child: Option<Child>,
-    stopping: bool,
     reporter: Reporter,
     launch: Launch,
     tracked: tracked::Tracked,
@@ -273,21 +206,7 @@ impl Keeper {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        match &self.phase {
-            Phase::Adopting(a) if a.exited => Some(a.next_look.min(a.ready_by)),
-            Phase::Adopting(a) => Some(a.ready_by),
-            Phase::Up(Some(s)) => match &self.probe {
-                None => Some(s.settle_at.max(s.next_probe).min(s.ready_by)),
-                Some(probe) => Some(probe.deadline.min(s.ready_by)),
-            },
-            Phase::Up(None) => None,
-            Phase::Backoff { until } => Some(*until),
-            Phase::StopCommand { until, .. } => Some(*until),
-            Phase::Draining { escalation, .. } => match escalation {
-                Escalation::Stop { kill_at } => Some(*kill_at),
-                Escalation::Nothing | Escalation::Killed => None,
-            },
-        }
+        self.phase.deadline(self.probe.map(|p| p.deadline))
     }
 
     fn pump_logs(&mut self) {
@@ -404,35 +323,18 @@ impl Keeper {
         let excess = self.record.history.len().saturating_sub(state::HISTORY_LEN);
         self.record.history.drain(..excess);
 
-        match self.phase {
-            // What follows was decided when the draining began (a stop, a readiness
-            // timeout): the exit it caused must not be judged again.
-            Phase::Draining { .. } | Phase::StopCommand { pid: Some(_), .. } => {
+        let next = match machine::on_exit(&self.phase, self.reporter.is_pending()) {
+            ExitStep::Decided => {
                 self.save();
                 return;
             }
-            // stop_command is done and the daemon with it: stop what is left.
-            Phase::StopCommand { pid: None, .. } => {
-                self.drain(Next::stopped());
-                return;
-            }
-            _ => {}
-        }
-        let starting = matches!(self.phase, Phase::Up(Some(_)));
-        let next = if self.stopping {
-            Next::stopped()
-        } else if starting && self.reporter.is_pending() {
-            Next::Finish {
-                status: Status::Failed,
-                error: Some(format!(
-                    "exited within start_wait ({}): {}",
-                    config::units::format_duration(self.daemon.supervision.start_wait),
-                    exit.describe()
-                )),
-                reason: Reason::StartFailed,
-            }
-        } else {
-            self.decide(exit.is_success(), ran)
+            ExitStep::DrainStopped => Next::stopped(),
+            ExitStep::FailStart => Next::start_failed(format!(
+                "exited within start_wait ({}): {}",
+                config::units::format_duration(self.daemon.supervision.start_wait),
+                exit.describe()
+            )),
+            ExitStep::Judge => self.decide(exit.is_success(), ran),
         };
         self.drain(next);
     }
@@ -441,11 +343,7 @@ impl Keeper {
     /// fails, and `finish` notes why in the log; a restart counts as a quick failure.
     fn fail_run(&mut self, reason: String) -> Next {
         if self.reporter.is_pending() {
-            return Next::Finish {
-                status: Status::Failed,
-                error: Some(reason),
-                reason: Reason::StartFailed,
-            };
+            return Next::start_failed(reason);
         }
         // The `restarting` (or `gave-up`) event that follows says why.
         self.record.error = Some(reason);
@@ -491,47 +389,42 @@ impl Keeper {
             Escalation::Nothing
         } else {
             self.signal_all(self.daemon.supervision.stop_signal.0);
-            Escalation::Stop {
-                kill_at: Instant::now() + self.daemon.supervision.stop_timeout,
-            }
+            Escalation::stop_sent(Instant::now(), &self.daemon.supervision)
         };
-        self.phase = Phase::Draining { escalation, next };
-        if self.stopping {
+        if next.is_stop() {
             self.record.status = Status::Stopping;
         }
+        self.phase = Phase::Draining { escalation, next };
         self.save();
     }
 
     /// Returns the final status once the keeper's work is done. While a drain waits,
     /// processes that showed up since it began get what the others got.
     fn finished(&mut self) -> Option<(Status, Option<String>, Reason)> {
-        let Phase::Draining {
-            mut escalation,
-            next,
-            ..
-        } = self.phase.clone()
-        else {
+        let Phase::Draining { escalation, next } = &self.phase else {
             return None;
         };
-        if self.child.is_some_and(|c| !c.exited) {
-            return None;
-        }
-        if !self.tracked.tree_is_empty() {
-            let signal = match escalation {
-                Escalation::Killed => Signal::SIGKILL,
-                Escalation::Stop { .. } => self.daemon.supervision.stop_signal.0,
-                Escalation::Nothing => {
-                    escalation = Escalation::Stop {
-                        kill_at: Instant::now() + self.daemon.supervision.stop_timeout,
-                    };
-                    self.daemon.supervision.stop_signal.0
+        let main_runs = self.child.is_some_and(|c| !c.exited);
+        let tree_empty = !main_runs && self.tracked.tree_is_empty();
+        let now = Instant::now();
+        let s = &self.daemon.supervision;
+        let next = match machine::drain_step(*escalation, next, now, s, main_runs, tree_empty) {
+            DrainStep::Wait => return None,
+            DrainStep::Signal { kill, escalation } => {
+                let signal = if kill {
+                    Signal::SIGKILL
+                } else {
+                    s.stop_signal.0
+                };
+                let group = self.live_group();
+                self.tracked.signal(signal, group);
+                if let Phase::Draining { escalation: e, .. } = &mut self.phase {
+                    *e = escalation;
                 }
-            };
-            let group = self.live_group();
-            self.tracked.signal(signal, group);
-            self.phase = Phase::Draining { escalation, next };
-            return None;
-        }
+                return None;
+            }
+            DrainStep::Done(next) => next,
+        };
         match next {
             Next::Finish {
                 status,
@@ -573,28 +466,23 @@ impl Keeper {
     }
 
     fn stop(&mut self) {
-        if self.stopping {
+        let main = self.child.filter(|c| c.adopted && !c.exited);
+        let step = machine::on_stop(&self.phase, &self.daemon.supervision, main.is_some());
+        if step == StopStep::Ignore {
             return;
         }
-        self.stopping = true;
         self.kill_probe();
-        let main = self.child.filter(|c| c.adopted && !c.exited);
         let mut stopping = self.event(Kind::Stopping);
         stopping.pid = main.map(|m| m.id.pid);
-        if let (Phase::Up(_), Some(argv), Some(main)) = (
-            &self.phase,
-            self.daemon.supervision.stop_command.clone(),
-            main,
-        ) {
+        if let (StopStep::StopCommand, Some(argv), Some(main)) =
+            (step, self.daemon.supervision.stop_command.clone(), main)
+        {
             match self.spawn_command(&argv, main.id.pid) {
                 Ok(pid) => {
                     self.record_event(
                         stopping.message(format!("stop_command running (pid {pid})")),
                     );
-                    self.phase = Phase::StopCommand {
-                        pid: Some(pid),
-                        until: Instant::now() + self.daemon.supervision.stop_timeout,
-                    };
+                    self.phase = Phase::stop_command(pid, Instant::now(), &self.daemon.supervision);
                     self.record.status = Status::Stopping;
                     self.save();
                     return;
@@ -630,12 +518,20 @@ impl Keeper {
         if self.probe.is_some_and(|p| now >= p.deadline) {
             self.kill_probe();
         }
-        match self.phase.clone() {
-            Phase::Adopting(_) => self.look_for_daemon(now),
-            Phase::Backoff { until } if now >= until => self.spawn(),
-            Phase::StopCommand { pid, until } if now >= until => {
-                let timeout = config::units::format_duration(self.daemon.supervision.stop_timeout);
+        let tick = machine::on_timer(
+            &self.phase,
+            now,
+            &self.daemon.supervision,
+            self.probe.is_some(),
+        );
+        match tick {
+            Tick::Nothing | Tick::Start(StartStep::Wait) => {}
+            Tick::Look => self.look_for_daemon(now),
+            Tick::Spawn => self.spawn(),
+            Tick::StopCommandOver { pid } => {
                 if let Some(pid) = pid {
+                    let timeout =
+                        config::units::format_duration(self.daemon.supervision.stop_timeout);
                     // Our unreaped child: its PID cannot have been reused.
                     let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
                     let killed = self.event(Kind::Killed).pid(pid).signal("KILL");
@@ -645,10 +541,7 @@ impl Keeper {
                 }
                 self.drain(Next::stopped());
             }
-            Phase::Draining {
-                escalation: Escalation::Stop { kill_at },
-                next,
-            } if now >= kill_at => {
+            Tick::Kill => {
                 // Look first: what is gone needs nothing, and is no event.
                 if !self.tracked.live().is_empty() {
                     let killed = self.event(Kind::Killed).signal("KILL").message(format!(
@@ -660,44 +553,33 @@ impl Keeper {
                 }
                 let group = self.live_group();
                 self.tracked.signal(Signal::SIGKILL, group);
-                self.phase = Phase::Draining {
-                    escalation: Escalation::Killed,
-                    next,
-                };
+                if let Phase::Draining { escalation, .. } = &mut self.phase {
+                    *escalation = Escalation::Killed;
+                }
             }
-            Phase::Up(Some(starting)) => self.on_starting(starting, now),
-            _ => {}
+            Tick::Start(StartStep::Up) => self.on_up(),
+            Tick::Start(StartStep::NotReady) => {
+                self.kill_probe();
+                let reason = format!(
+                    "not ready within ready_timeout ({})",
+                    config::units::format_duration(self.daemon.supervision.ready_timeout)
+                );
+                let next = self.fail_run(reason);
+                // The daemon is still up: drain sends it stop_signal, then SIGKILL.
+                self.drain(next);
+            }
+            Tick::Start(StartStep::Probe { deadline }) => {
+                let Some(check) = self.daemon.supervision.ready.clone() else {
+                    return;
+                };
+                if let Some(ok) = self.start_probe(&check, deadline) {
+                    self.on_probe_result(ok);
+                }
+            }
         }
     }
 
-    fn on_starting(&mut self, starting: Starting, now: Instant) {
-        if now < starting.settle_at {
-            return;
-        }
-        let Some(check) = self.daemon.supervision.ready.clone() else {
-            self.on_up();
-            return;
-        };
-        if now >= starting.ready_by {
-            self.kill_probe();
-            let reason = format!(
-                "not ready within ready_timeout ({})",
-                config::units::format_duration(self.daemon.supervision.ready_timeout)
-            );
-            let next = self.fail_run(reason);
-            // The daemon is still up: drain sends it stop_signal, then SIGKILL.
-            self.drain(next);
-            return;
-        }
-        if self.probe.is_some() || now < starting.next_probe {
-            return;
-        }
-        if let Some(ok) = self.start_probe(&check, starting.ready_by) {
-            self.on_probe_result(ok);
-        }
-    }
-
-    /// A readiness probe ended: ready, or another attempt after [`PROBE_INTERVAL`].
+    /// A readiness probe ended: ready, or another attempt after [`probe::PROBE_INTERVAL`].
     fn on_probe_result(&mut self, ok: bool) {
         let Phase::Up(Some(starting)) = &mut self.phase else {
             return;
@@ -705,7 +587,7 @@ impl Keeper {
         if ok {
             self.on_up();
         } else {
-            starting.next_probe = Instant::now() + PROBE_INTERVAL;
+            machine::probe_failed(starting, Instant::now());
         }
     }
 
@@ -751,7 +633,7 @@ impl Keeper {
         self.pump_logs();
         match (&error, status) {
             (Some(why), _) => self.record_event(self.event(Kind::GaveUp).message(why.clone())),
-            (None, Status::Stopped) if self.stopping => {
+            (None, Status::Stopped) if reason == Reason::StoppedByRequest => {
                 self.record_event(self.event(Kind::Stopped))
             }
             _ => {}
