@@ -3,7 +3,7 @@
 //! # Theory of operation
 //!
 //! `dmgr start` (see [`control`]) double-forks and execs `dmgr __keeper --name NAME`
-//! with a notify pipe. The keeper, fresh and single-threaded:
+//! ([`argv`]) with a notify pipe (`notify`). The keeper, fresh and single-threaded:
 //!
 //! 1. closes every inherited fd but the notify pipe, makes itself a child subreaper
 //!    (so every descendant of the daemon is reaped by it, never by PID 1), blocks the
@@ -21,8 +21,9 @@
 //!    it left behind: the process its own `pidfile` names, once that is a child of
 //!    the keeper, or else the one child left, once it has been the only one for
 //!    `start_wait` (the middle process of a double fork exits within that);
-//! 5. after `start_wait` (and the `ready` check) reports `ok PID` on the notify pipe,
-//!    or `err REASON` if the command failed to exec, died or never became ready;
+//! 5. after `start_wait` (and the `ready` check, each attempt a process of its own in
+//!    its own process group, see [`probe`]) reports `ok PID` on the notify pipe, or
+//!    `err REASON` if the command failed to exec, died or never became ready;
 //! 6. loops in poll(2) on the signalfd and the log pipes with a timeout only while a
 //!    timer is due (start_wait, readiness probes, backoff, stop timeout): an idle
 //!    keeper sleeps with no timeout and uses no CPU;
@@ -30,12 +31,13 @@
 //!    last words before a crash reach the log), stops everything the daemon left (see
 //!    below), removes a forking daemon's own pidfile if it still names the dead
 //!    process, and asks `policy` whether to restart;
-//! 8. on SIGTERM, SIGINT or SIGQUIT sets `stopping` (from then on it never respawns),
-//!    runs `stop_command` if there is one, stops everything the daemon started,
+//! 8. on SIGTERM, SIGINT or SIGQUIT enters a stopping phase (from then on it never
+//!    respawns), kills a running probe's group, runs `stop_command` if there is one,
+//!    stops everything the daemon started,
 //!    writes the final state record, unlinks the pidfile and exits, which releases
 //!    the lock: `dmgr stop` waits on exactly that.
 //!
-//! Stopping "everything the daemon started" ([`tracked`]) means `stop_signal` to the
+//! Stopping "everything the daemon started" (`tracked`) means `stop_signal` to the
 //! main process's group and to every other process of the keeper's tree and the
 //! cgroup, SIGKILL after `stop_timeout`, and waiting until the keeper has no child
 //! left and the cgroup is empty: a process that left the daemon's session with
@@ -44,6 +46,22 @@
 //! SIGUSR1 re-reads the file and takes over changed supervision keys; SIGUSR2 rotates
 //! the logs. The keeper signals its own unreaped children, their process group, or
 //! other processes by identity (pidfd), so PID reuse cannot redirect its signals.
+//!
+//! What happens is written to the event history (`crate::events`), never to the
+//! daemon's log, which holds only what the daemon wrote.
+//!
+//! # Layout
+//!
+//! This file is the loop: it turns poll(2) wake-ups, signals and reaped children into
+//! calls of the pure decisions in `machine` (phase, timers, exits, stops, drains)
+//! and carries out what they return. `launch` sets the keeper up and spawns processes
+//! through the start gate of `sys::spawn_gated` (all `unsafe` is in [`sys`]); `probe`
+//! runs readiness checks (and the liveness checks to come) as processes; `forking`
+//! adopts what a `type = "forking"` command leaves; `tracked` finds and signals
+//! everything the daemon started; `record` writes the state record and the end;
+//! `policy` decides restarts; `logpipe` writes the log; `foreground` is `dmgr run`.
+//! On the CLI side, `control` starts and stops keepers, `leftovers` deals with a
+//! daemon whose keeper is gone.
 
 pub mod argv;
 pub mod cgroup;
@@ -57,6 +75,7 @@ mod machine;
 mod notify;
 pub mod policy;
 pub mod probe;
+mod record;
 pub mod sys;
 mod tracked;
 
@@ -75,8 +94,8 @@ use nix::unistd::Pid;
 use crate::config::{self, Daemon, Dirs};
 use crate::events::{Event, History, Kind};
 use crate::pidfile::LockedPidfile;
-use crate::procinfo::{self, ProcId, Stat};
-use crate::state::{self, ExitRecord, Reason, StateRecord, Status};
+use crate::procinfo::Stat;
+use crate::state::{self, Reason, StateRecord, Status};
 use crate::Result;
 
 use policy::{Decision, Policy, RunEnd, Tally};
@@ -85,6 +104,7 @@ use launch::{Launch, Pipe};
 use machine::{Child, DrainStep, Escalation, ExitStep, Next, Phase, StartStep, StopStep, Tick};
 use notify::{Report, Reporter};
 use probe::{Probe, PROBE_INTERVAL};
+use record::{describe_wait, exit_record, initial_record, record_failure};
 
 /// Runs the keeper of `args.name` until its daemon is stopped or given up on.
 ///
@@ -603,129 +623,6 @@ impl Keeper {
             self.reporter.send(&Report::Started { pid: child.id.pid });
         }
     }
-
-    /// SIGUSR1: re-read the file and take over changed supervision keys, leaving the
-    /// running process alone.
-    fn take_over_supervision_keys(&mut self) {
-        let Ok(fresh) = config::load_file(&self.dirs, &self.daemon.file) else {
-            let skipped = self.event(Kind::Updated);
-            self.record_event(skipped.message("nothing taken over: the file does not load"));
-            return;
-        };
-        let changed = self.record.supervision.changed(&fresh.supervision);
-        let d = &mut self.daemon;
-        d.supervision = fresh.supervision;
-        d.autostart = fresh.autostart;
-        d.description = fresh.description;
-        d.after = fresh.after;
-        self.record.stop_signal = self.daemon.supervision.stop_signal;
-        self.record.stop_timeout_ms = millis(self.daemon.supervision.stop_timeout);
-        self.record.supervision = self.daemon.supervision.clone();
-        let message = match changed.is_empty() {
-            true => "no supervision key changed".to_string(),
-            false => format!("took over {}", changed.join(", ")),
-        };
-        self.record_event(self.event(Kind::Updated).message(message));
-        self.save();
-    }
-
-    fn finish(&mut self, status: Status, error: Option<String>, reason: Reason) {
-        self.pump_logs();
-        match (&error, status) {
-            (Some(why), _) => self.record_event(self.event(Kind::GaveUp).message(why.clone())),
-            (None, Status::Stopped) if reason == Reason::StoppedByRequest => {
-                self.record_event(self.event(Kind::Stopped))
-            }
-            _ => {}
-        }
-        self.record.status = status;
-        self.record.reason = Some(reason);
-        self.record.daemon = None;
-        self.record.next_restart_ms = None;
-        self.record.error = error.clone();
-        // Everything is gone: nothing is left for `stop` or `start` to look for,
-        // which spares them a scan of /proc for every daemon a keeper finished.
-        self.record.output_pipes.clear();
-        if let Some(cgroup) = self.tracked.cgroup.take() {
-            cgroup.remove();
-        }
-        self.record.cgroup = None;
-        self.save();
-        // Unlink first, then release the lock by closing: never the other way round.
-        // Both before the report, so that a failed `start` returns with no pidfile
-        // left (promise 1).
-        if let Some(pidfile) = self.pidfile.take() {
-            pidfile.remove();
-        }
-        if self.reporter.is_pending() {
-            let reason = error.unwrap_or_else(|| "stopped before it was up".to_string());
-            self.reporter.send(&Report::Failed { reason });
-        }
-    }
-
-    /// Writes the record; a failure is noted in the log (see [`Keeper::try_save`]).
-    fn save(&mut self) {
-        let _ = self.try_save();
-    }
-
-    /// Writes the record; a failure is noted in the log and returned.
-    fn try_save(&mut self) -> std::result::Result<(), String> {
-        self.state_file.write(&self.record).map_err(|e| {
-            let reason = format!(
-                "cannot write the state record {}: {e}",
-                self.dirs.state_file(&self.daemon.name).display()
-            );
-            reason
-        })
-    }
-}
-
-/// The state record a keeper starts from.
-fn initial_record(daemon: &Daemon) -> StateRecord {
-    let me = ProcId::of(std::process::id() as i32).unwrap_or(ProcId {
-        pid: std::process::id() as i32,
-        start: 0,
-    });
-    StateRecord {
-        name: daemon.name.clone(),
-        keeper: me,
-        daemon: None,
-        status: Status::Starting,
-        started_at_ms: None,
-        restarts: 0,
-        last_exit: None,
-        history: Vec::new(),
-        next_restart_ms: None,
-        error: None,
-        log_error: None,
-        pidfile: daemon.pidfile.clone(),
-        log: daemon.process.log.clone(),
-        stderr_log: daemon.process.stderr_log.clone(),
-        command: daemon.process.command.clone(),
-        stop_signal: daemon.supervision.stop_signal,
-        stop_timeout_ms: millis(daemon.supervision.stop_timeout),
-        process: daemon.process.clone(),
-        supervision: daemon.supervision.clone(),
-        output_pipes: Vec::new(),
-        boot_id: procinfo::boot_id().map(str::to_string),
-        reason: None,
-        cgroup: None,
-        daemon_pidfile: daemon.forking_pidfile.clone(),
-        foreground: false,
-        probe: None,
-    }
-}
-
-/// Leaves a `failed` record when a start fails before the daemon ever ran. Called only
-/// while holding the pidfile lock, so it never overwrites a live keeper's record.
-fn record_failure(dirs: &Dirs, daemon: &Daemon, reason: &str) {
-    let mut record = initial_record(daemon);
-    record.status = Status::Failed;
-    record.reason = Some(Reason::StartFailed);
-    record.error = Some(reason.to_string());
-    let _ = state::write(&dirs.state_file(&daemon.name), &record);
-    let gave_up = Event::now(&daemon.name, Kind::GaveUp).message(reason);
-    History::open(&dirs.events_file(&daemon.name)).append(&gave_up);
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -734,27 +631,4 @@ fn millis(duration: Duration) -> u64 {
 
 fn round_ms(duration: Duration) -> Duration {
     Duration::from_millis(millis(duration))
-}
-
-/// How a run that lasted `ran` ended, from its wait status.
-fn exit_record(status: WaitStatus, ran: Duration) -> ExitRecord {
-    ExitRecord {
-        code: match status {
-            WaitStatus::Exited(_, code) => Some(code),
-            _ => None,
-        },
-        signal: match status {
-            WaitStatus::Signaled(_, signal, _) => {
-                Some(signal.as_str().trim_start_matches("SIG").to_string())
-            }
-            _ => None,
-        },
-        at_ms: state::now_ms(),
-        ran_ms: millis(ran),
-    }
-}
-
-/// `exit 1` or `signal KILL`, for the log.
-fn describe_wait(status: WaitStatus) -> String {
-    exit_record(status, Duration::ZERO).describe()
 }
