@@ -2,13 +2,11 @@
 //! `RUN_DIR/NAME.events` and `dmgr events`, and the daemon's log holds only what the
 //! daemon wrote.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{sigkill, wait_until, KillOnDrop, TestEnv};
+use crate::support::{sigkill, wait_until, TestEnv};
 
 /// Prints two lines, then sleeps until stopped.
 const ALPHA_BETA: &str = "command = [\"sh\", \"-c\", \"echo alpha; echo beta; exec sleep 1000\"]\nstart_wait = \"100ms\"\nrestart_delay = \"100ms\"\n";
@@ -203,21 +201,7 @@ fn events_follow_prints_new_events() {
         "command = [\"sleep\", \"1000\"]\nstart_wait = \"0s\"\n",
     );
     env.dmgr(&["start", "web"]).success();
-    let mut follower = KillOnDrop(
-        env.command(&["events", "-f", "web"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = follower.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap_or_default()).is_err() {
-                break;
-            }
-        }
-    });
+    let (_follower, rx) = env.follow(&["events", "-f", "web"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     let next = || {
         rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))

@@ -1,11 +1,9 @@
 //! Logs lose nothing (promise 6): appended, rotated at line boundaries keeping
 //! `log_keep` files, the last words before a crash kept, followed across rotation.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{wait_until, KillOnDrop, TestEnv};
+use crate::support::{wait_until, TestEnv};
 
 /// The lines of `text`.
 fn lines_of(text: &str) -> Vec<String> {
@@ -218,21 +216,7 @@ fn logs_follow_survives_rotation_and_restart() {
         .daemon("web", "command = [\"sh\", \"-c\", \"echo web-start; while :; do echo web-tick; sleep 0.05; done\"]\nstart_wait = \"0s\"\n")
         .daemon("db", "command = [\"sh\", \"-c\", \"while :; do echo db-tick; sleep 0.05; done\"]\nstart_wait = \"0s\"\n");
     env.dmgr(&["start", "web", "db"]).success();
-    let mut follower = KillOnDrop(
-        env.command(&["logs", "-f", "-n", "0", "web", "db"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = follower.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap_or_default()).is_err() {
-                break;
-            }
-        }
-    });
+    let (_follower, rx) = env.follow(&["logs", "-f", "-n", "0", "web", "db"]);
     let mut seen = Vec::new();
     let mut wait_for = |want: &str| {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -6,15 +6,12 @@
 //! dmgr's to send to the operator's terminal raw. Into a pipe or a file, or with
 //! `--raw`, the lines keep the bytes the daemon wrote.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use super::{resolve, Context};
 use crate::cli::LogsArgs;
 use crate::output::{self, style, Style};
-use crate::watch::Waker;
+use crate::watch::{Follower, Replaced, Waker};
 use crate::{config, logfile, state, Result};
 
 /// Runs `dmgr logs`.
@@ -64,7 +61,7 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
     }
     let mut followers: Vec<Follower> = logs
         .iter()
-        .map(|(_, path)| Follower::at_end(path.clone()))
+        .map(|(_, path)| Follower::at_end(path.clone(), Replaced::ReadFromStart))
         .collect();
     let waker = Waker::watching(logs.iter().map(|(_, path)| path));
     loop {
@@ -93,58 +90,4 @@ fn push_line(out: &mut Vec<u8>, prefix: &str, line: &[u8], raw: bool) {
         out.extend_from_slice(output::escape_bytes(line).as_bytes());
     }
     out.push(b'\n');
-}
-
-/// Follows one log path across rotation (a new inode at the path) and truncation.
-struct Follower {
-    path: PathBuf,
-    file: Option<File>,
-    inode: u64,
-    partial: Vec<u8>,
-}
-
-impl Follower {
-    fn at_end(path: PathBuf) -> Follower {
-        let mut follower = Follower {
-            path,
-            file: None,
-            inode: 0,
-            partial: Vec::new(),
-        };
-        if let Ok((mut file, meta)) = crate::files::open_regular(&follower.path) {
-            let _ = file.seek(SeekFrom::End(0));
-            follower.inode = meta.ino();
-            follower.file = Some(file);
-        }
-        follower
-    }
-
-    /// Complete lines written since the last call, without their newlines.
-    fn new_lines(&mut self) -> Vec<Vec<u8>> {
-        let mut bytes = std::mem::take(&mut self.partial);
-        if let Some(file) = &mut self.file {
-            let _ = file.read_to_end(&mut bytes);
-        }
-        let current = std::fs::metadata(&self.path).map(|m| m.ino()).ok();
-        if current.is_some() && current != Some(self.inode) {
-            // Rotated: the old file is finished (read above); go on with the new one
-            // from its start.
-            if let Ok((mut file, meta)) = crate::files::open_regular(&self.path) {
-                let _ = file.read_to_end(&mut bytes);
-                self.inode = meta.ino();
-                self.file = Some(file);
-            }
-        } else if let Some(file) = &mut self.file {
-            let len = file.metadata().map_or(0, |m| m.len());
-            if file.stream_position().is_ok_and(|pos| pos > len) {
-                let _ = file.seek(SeekFrom::Start(0));
-            }
-        }
-        let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        self.partial = bytes.split_off(end);
-        match bytes.strip_suffix(b"\n") {
-            Some(lines) => lines.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect(),
-            None => Vec::new(),
-        }
-    }
 }
