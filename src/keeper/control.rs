@@ -555,9 +555,10 @@ pub fn signal_daemon(
     let Some(process) = observed.daemon else {
         return Ok(None);
     };
+    // Timed before the signal: what the daemon does about it comes after.
+    let event = Event::now(name, Kind::Signalled).pid(process.pid);
     match sys::signal_process(process, signal.0) {
         Ok(true) => {
-            let event = Event::now(name, Kind::Signalled).pid(process.pid);
             let event = event.signal(signal.to_string()).message(by);
             events::append(&dirs.events_file(name), &event);
             Ok(Some(process.pid))
