@@ -870,3 +870,30 @@ fn list_says_keeper_lost_and_host_restarted() {
     assert_eq!(env.entry("web")["reason"], "stopped-by-request");
     assert_ne!(env.state("web").unwrap()["keeper"]["pid"], me.pid);
 }
+
+/// Promise 4 for `dmgr run`: a stop leaves nothing of the daemon, also a process it
+/// forked that would outlive the shell the signal reached (found to leak before).
+#[test]
+fn stop_of_run_leaves_no_descendant() {
+    let seconds = crate::support::unique_seconds(1000);
+    let env = TestEnv::new().daemon(
+        "web",
+        &format!("command = [\"sh\", \"-c\", \"sleep {seconds} & wait\"]\nstop_timeout = \"2s\"\n"),
+    );
+    let mut run = env.command(&["run", "web"]);
+    run.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut run = crate::support::KillOnDrop(run.spawn().unwrap());
+    wait_until("the daemon's sleep runs", Duration::from_secs(10), || {
+        !processes_with(&seconds).is_empty()
+    });
+    for pid in processes_with(&seconds) {
+        env.track(pid);
+    }
+    env.dmgr(&["stop", "web"]).success();
+    let _ = run.0.wait();
+    assert!(
+        processes_with(&seconds).is_empty(),
+        "the daemon's child outlived its stop"
+    );
+}

@@ -99,6 +99,9 @@ pub fn run_foreground(
     };
     let single = sys::SingleThreaded::check()
         .ok_or_else(|| fail("cannot start: dmgr runs more than one thread".to_string()))?;
+    // What the daemon leaves behind is handed to us, not to PID 1, so that its end
+    // (a stop included) leaves nothing running (promise 4), as under a keeper.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     let spawned = sys::spawn_gated(&single, &options).and_then(|gated| {
         // On record before it runs the command, as under a keeper.
         let pid = gated.pid();
@@ -182,6 +185,7 @@ pub fn run_foreground(
         }
     };
     let exit = exit_record(status, started.elapsed());
+    stop_leftovers(&signals, daemon);
     let mut exited = event(Kind::Exited).pid(pid);
     exited.exit_code = exit.code;
     exited.signal = exit.signal.clone();
@@ -203,6 +207,62 @@ pub fn run_foreground(
         (None, WaitStatus::Signaled(_, signal, _)) => 128u8.saturating_add(signal as u8),
         _ => 1,
     })
+}
+
+/// Stops what the daemon left behind when it ended (its orphans, reparented to `dmgr
+/// run`, a child subreaper): `stop_signal` and SIGCONT to each by identity, SIGKILL
+/// after `stop_timeout`, and returns once none is left (or, should some survive
+/// SIGKILL, after a grace).
+fn stop_leftovers(signals: &SignalFd, daemon: &Daemon) {
+    let me = std::process::id() as i32;
+    let reap = || {
+        while let Ok(status) =
+            nix::sys::wait::waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG))
+        {
+            if status == WaitStatus::StillAlive {
+                break;
+            }
+        }
+    };
+    let signal_all = |signals: &[Signal]| {
+        for process in crate::procinfo::descendants(me) {
+            for &signal in signals {
+                let _ = sys::signal_process(process, signal);
+            }
+        }
+    };
+    reap();
+    if crate::procinfo::children_of(me).is_empty() {
+        return;
+    }
+    signal_all(&[daemon.supervision.stop_signal.0, Signal::SIGCONT]);
+    let kill_at = Instant::now() + daemon.supervision.stop_timeout;
+    let give_up = kill_at + Duration::from_secs(10);
+    let mut killed = false;
+    loop {
+        reap();
+        let now = Instant::now();
+        if crate::procinfo::children_of(me).is_empty() || now >= give_up {
+            return;
+        }
+        if !killed && now >= kill_at {
+            signal_all(&[Signal::SIGKILL]);
+            killed = true;
+        }
+        // SIGCHLD wakes us as each one is reaped; a signal to pass on has no one left.
+        let until = if killed { give_up } else { kill_at };
+        let ms = until.saturating_duration_since(now).as_millis() + 1;
+        let timeout = PollTimeout::try_from(i32::try_from(ms).unwrap_or(i32::MAX))
+            .unwrap_or(PollTimeout::MAX);
+        let _ = nix::poll::poll(
+            &mut [PollFd::new(
+                std::os::fd::AsFd::as_fd(signals),
+                PollFlags::POLLIN,
+            )],
+            timeout,
+        );
+        while let Ok(Some(_)) = signals.read_signal() {}
+    }
 }
 
 /// Runs `argv` (`reload_command`) in the daemon's environment with `MAINPID` set to
