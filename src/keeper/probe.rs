@@ -59,8 +59,8 @@ impl Keeper {
                 .map(str::to_string)
                 .to_vec()
         };
-        // tcp and http run as the keeper (the daemon's user may not reach this binary),
-        // with the keeper's own /dev/null as output.
+        // tcp and http run as the keeper (the daemon's user may not reach this binary).
+        // Every probe writes to the keeper's own /dev/null.
         let (program, argv, daemon_side) = match check {
             ReadyCheck::File(path) => return Some(path.exists()),
             ReadyCheck::Tcp(address) => (exe.to_path_buf(), internal("tcp", address), false),
@@ -74,7 +74,12 @@ impl Keeper {
         };
         let env: Vec<(OsString, OsString)> = Vec::new();
         let options = if daemon_side {
-            self.spawn_options(&program, &argv, &self.launch.env, true)
+            // Its output is not the daemon's: the log holds only what the daemon wrote.
+            sys::SpawnOptions {
+                stdout: None,
+                stderr: None,
+                ..self.spawn_options(&program, &argv, &self.launch.env, true)
+            }
         } else {
             sys::SpawnOptions {
                 program: &program,
