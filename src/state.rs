@@ -246,6 +246,9 @@ pub struct StateRecord {
     /// True when the keeper is `dmgr run`, in the foreground.
     #[serde(default)]
     pub foreground: bool,
+    /// The probe process that runs (a `ready` check), leader of its own process group.
+    #[serde(default)]
+    pub probe: Option<ProcId>,
 }
 
 impl StateRecord {
