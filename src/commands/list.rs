@@ -11,7 +11,7 @@ use crate::state::{self, Status};
 use crate::{Error, Result};
 
 /// Runs `dmgr list`.
-pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     // A config directory that is missing or cannot be read is an error (exit 2), as
     // for `check`; what the run directory says still runs is listed all the same.
     let (loaded, problem) = match config::load(&ctx.dirs) {

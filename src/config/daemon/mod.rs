@@ -290,7 +290,7 @@ pub(crate) mod tests_support {
     use super::*;
 
     /// A daemon with every key at its default, running `sleep 1`.
-    pub fn minimal(name: &str) -> Daemon {
+    pub(crate) fn minimal(name: &str) -> Daemon {
         Daemon {
             name: name.to_string(),
             file: PathBuf::from(format!("/nonexistent/{name}.toml")),
