@@ -17,8 +17,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use crate::Error;
 
@@ -103,7 +101,7 @@ impl LockedPidfile {
 /// Reads the PID recorded on the first line of a pidfile, if there is a well-formed
 /// one. Only the first line counts, as systemd reads `PIDFile=`: PostgreSQL's
 /// `postmaster.pid` goes on with its data directory, port and more.
-pub fn read_pid(path: &Path) -> Option<i32> {
+pub(crate) fn read_pid(path: &Path) -> Option<i32> {
     let mut bytes = Vec::new();
     open_nofollow(path)
         .ok()?
@@ -124,7 +122,7 @@ pub fn read_pid(path: &Path) -> Option<i32> {
 /// Probing takes a shared lock for an instant, which would make a keeper's
 /// `try_lock` fail at that instant: only callers holding the daemon's
 /// [`OperationLock`] may probe, because keepers are started under it.
-pub fn is_locked(path: &Path) -> bool {
+pub(crate) fn is_locked(path: &Path) -> bool {
     let Ok(file) = open_nofollow(path) else {
         return false;
     };
@@ -133,7 +131,7 @@ pub fn is_locked(path: &Path) -> bool {
 
 /// Removes a pidfile that no live keeper holds; returns true if one was removed.
 /// Callers hold the daemon's [`OperationLock`].
-pub fn remove_stale(path: &Path) -> bool {
+pub(crate) fn remove_stale(path: &Path) -> bool {
     match LockedPidfile::try_lock(path) {
         Ok(locked) => {
             locked.remove();
@@ -141,27 +139,6 @@ pub fn remove_stale(path: &Path) -> bool {
         }
         Err(_) => false,
     }
-}
-
-/// Waits until no process holds the lock on the pidfile opened as `file`, for at most
-/// `timeout`. Returns true if the lock was released in time.
-///
-/// flock(2) has no timeout, so a helper thread waits in a blocking `lock_shared` and
-/// the caller waits on a channel with a deadline. On timeout the helper stays blocked
-/// until the process exits, which costs nothing.
-pub fn wait_released(file: File, timeout: Duration) -> bool {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let result = fs2::FileExt::lock_shared(&file);
-        let _ = tx.send(result.is_ok());
-        drop(file);
-    });
-    rx.recv_timeout(timeout).unwrap_or(false)
-}
-
-/// Opens an existing pidfile for reading, refusing symlinks.
-pub fn open_existing(path: &Path) -> Option<File> {
-    open_nofollow(path).ok()
 }
 
 /// The per-daemon lock that serialises `start`, `stop` and `restart` of one daemon
@@ -183,17 +160,10 @@ impl OperationLock {
         })?;
         Ok(OperationLock { _file: file })
     }
-
-    /// Takes the lock if no operation holds it.
-    pub fn try_acquire(path: &Path) -> Option<OperationLock> {
-        let file = open_nofollow(path).ok()?;
-        fs2::FileExt::try_lock_exclusive(&file).ok()?;
-        Some(OperationLock { _file: file })
-    }
 }
 
 /// Creates the directory that will hold `path` (see [`secure_dir`]).
-pub fn create_parent(path: &Path) -> Result<(), Error> {
+pub(crate) fn create_parent(path: &Path) -> Result<(), Error> {
     match path.parent() {
         Some(dir) => secure_dir(dir),
         None => Ok(()),
@@ -204,7 +174,7 @@ pub fn create_parent(path: &Path) -> Result<(), Error> {
 /// it is a real directory, not a symlink, owned by us, and, when we are root, owned
 /// by root and not writable by group or others: otherwise another user could plant
 /// or swap the files dmgr creates in it.
-pub fn secure_dir(dir: &Path) -> Result<(), Error> {
+pub(crate) fn secure_dir(dir: &Path) -> Result<(), Error> {
     let refuse = |why: String| Error::Io {
         action: "use the directory",
         path: dir.to_path_buf(),
@@ -342,17 +312,5 @@ mod tests {
             Some(4242),
             "the first line of postmaster.pid"
         );
-    }
-
-    #[test]
-    fn wait_released_sees_the_holder_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("web.pid");
-        let held = LockedPidfile::try_lock(&path).unwrap();
-        let probe = open_existing(&path).unwrap();
-        assert!(!wait_released(probe, Duration::from_millis(50)));
-        let probe = open_existing(&path).unwrap();
-        held.remove();
-        assert!(wait_released(probe, Duration::from_secs(5)));
     }
 }

@@ -246,6 +246,9 @@ pub struct StateRecord {
     /// True when the keeper is `dmgr run`, in the foreground.
     #[serde(default)]
     pub foreground: bool,
+    /// The probe process that runs (a `ready` check), leader of its own process group.
+    #[serde(default)]
+    pub probe: Option<ProcId>,
     /// The definition file as the keeper loaded it, so that `list` can skip reading
     /// a file that has not changed since (issue 15). `None` in older records, and
     /// then `list` reads the file.

@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod descendants;
+mod events;
 mod fixture;
 mod forking;
 mod fuzz;
@@ -16,5 +17,6 @@ mod lifecycle;
 mod logs;
 mod man;
 mod output;
+mod probes;
 mod programs;
 mod supervision;

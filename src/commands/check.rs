@@ -8,7 +8,7 @@ use crate::config::{self, Diagnostic};
 use crate::{output, Error, Result};
 
 /// Runs `dmgr check`.
-pub fn run(ctx: &Context) -> Result<u8> {
+pub(super) fn run(ctx: &Context) -> Result<u8> {
     let loaded = config::load(&ctx.dirs)?;
     let mut problems: Vec<&Diagnostic> = loaded
         .invalid

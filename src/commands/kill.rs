@@ -8,7 +8,7 @@ use crate::keeper::control;
 use crate::{config, state, Error, Result};
 
 /// Runs `dmgr kill`.
-pub fn run(ctx: &Context, args: &KillArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &KillArgs) -> Result<u8> {
     let signal: Signal = args.signal.parse().map_err(Error::Usage)?;
     let loaded = config::load_named(&ctx.dirs, &args.names.names)?;
     let mut failures = Failures::default();
@@ -18,7 +18,7 @@ pub fn run(ctx: &Context, args: &KillArgs) -> Result<u8> {
             Err(_) if state::read(&ctx.dirs.state_file(name)).is_some() => None,
             Err(err) => return Err(err),
         };
-        match control::signal_daemon(&ctx.dirs, name, daemon, signal) {
+        match control::signal_daemon(&ctx.dirs, name, daemon, signal, "dmgr kill") {
             Ok(Some(pid)) => {
                 failures.ok();
                 ctx.say(&format!("{name}: sent {signal} to pid {pid}"));

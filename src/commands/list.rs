@@ -17,7 +17,7 @@ use crate::state::{self, FileIdentity, Status};
 use crate::{Error, Result};
 
 /// Runs `dmgr list`.
-pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     // A config directory that is missing or cannot be read is an error (exit 2), as
     // for `check`; what the run directory says still runs is listed all the same.
     let mut seen = Seen::default();

@@ -5,6 +5,7 @@ mod apply;
 mod boot;
 mod check;
 mod completions;
+mod events;
 mod export;
 mod kill;
 mod list;
@@ -24,7 +25,7 @@ use crate::Result;
 
 /// What every command needs: the directories and how to print.
 #[derive(Debug, Clone)]
-pub struct Context {
+pub(crate) struct Context {
     /// The config and run directories of this call.
     pub dirs: Dirs,
     /// `-q`: print nothing on success.
@@ -33,7 +34,7 @@ pub struct Context {
 
 impl Context {
     /// Prints a success line unless `-q` was given.
-    pub fn say(&self, line: &str) {
+    pub(crate) fn say(&self, line: &str) {
         if !self.quiet {
             crate::output::print_line(line);
         }
@@ -41,7 +42,7 @@ impl Context {
 }
 
 /// Runs the parsed command line.
-pub fn dispatch(cli: Cli) -> Result<u8> {
+pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
     style::set_choice(cli.color);
     crate::files::raise_fd_limit();
     if let Command::Completions(args) = &cli.command {
@@ -61,19 +62,13 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::List(args) => list::run(&ctx, &args),
         Command::Status(args) => status::run(&ctx, &args),
         Command::Logs(args) => logs::run(&ctx, &args),
+        Command::Events(args) => events::run(&ctx, &args),
         Command::Rotate(args) => rotate::run(&ctx, &args),
         Command::Check => check::run(&ctx),
         Command::Apply(args) => apply::run(&ctx, &args),
         Command::Run(args) => run::run(&ctx, &args),
         Command::Export(command) => export::run(&ctx, &command),
         Command::Boot(command) => boot::run(&ctx, &command),
-        Command::Keeper(args) => {
-            let mut dirs = ctx.dirs.clone();
-            if let Some(log_dir) = &args.log_dir {
-                dirs.log_dir = log_dir.clone();
-            }
-            crate::keeper::run(&dirs, &args)
-        }
         Command::Completions(_) => unreachable!("handled before discovery"),
     }
 }

@@ -13,6 +13,7 @@ mod discover;
 mod raw;
 mod suggest;
 pub mod units;
+pub mod url;
 mod validate;
 
 #[cfg(test)]

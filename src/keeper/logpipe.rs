@@ -1,6 +1,6 @@
 //! The keeper's side of a daemon's log: bytes from the daemon's pipe appended to the
-//! log file, optional per-line timestamps, rotation at line boundaries, and the
-//! keeper's own notes (`[dmgr ...] started (pid N)`).
+//! log file, optional per-line timestamps and rotation at line boundaries. Nothing
+//! else goes into it: the keeper's own notes are events (`crate::events`).
 //!
 //! The file is opened with `O_APPEND` and never truncated. Rotation renames
 //! `NAME.log.(K-1)` to `NAME.log.K` down to `NAME.log` to `NAME.log.1`, then opens a
@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 /// One log file the keeper appends to.
 #[derive(Debug)]
-pub struct LogSink {
+pub(super) struct LogSink {
     path: PathBuf,
     file: Option<File>,
     size: u64,
@@ -37,7 +37,7 @@ pub struct LogSink {
 
 impl LogSink {
     /// Opens (creating) the log at `path` for appending.
-    pub fn open(
+    pub(super) fn open(
         path: &Path,
         max_size: u64,
         keep: u32,
@@ -61,7 +61,7 @@ impl LogSink {
     }
 
     /// Appends the daemon's output, stamping and rotating line by line.
-    pub fn write_output(&mut self, mut data: &[u8]) {
+    pub(super) fn write_output(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             let end = data
                 .iter()
@@ -103,16 +103,11 @@ impl LogSink {
         self.flush();
     }
 
-    /// Appends a line of the keeper's own, after ending any partial line.
-    pub fn note(&mut self, text: &str) {
-        self.end_partial_line();
-        let line = format!("[dmgr {}] {text}\n", stamp());
-        self.write_output_raw(line.as_bytes());
-    }
-
-    /// Ends a partial last line with a newline (the daemon exited mid-line).
-    pub fn end_partial_line(&mut self) {
-        if !self.at_line_start {
+    /// A run of the daemon is over. With `log_timestamps`, a last line it left
+    /// unfinished is ended, so that the next run's first line starts with its own
+    /// time; without, the file keeps exactly the bytes the daemon wrote.
+    pub(super) fn end_run(&mut self) {
+        if self.timestamps && !self.at_line_start {
             self.write_output_raw(b"\n");
         }
     }
@@ -125,7 +120,7 @@ impl LogSink {
 
     /// Rotates now, or at the end of the current line if one is half written, so that
     /// `dmgr rotate` never splits a line.
-    pub fn rotate(&mut self) {
+    pub(super) fn rotate(&mut self) {
         if self.at_line_start {
             self.rotate_now();
         } else {
@@ -162,7 +157,7 @@ impl LogSink {
     }
 
     /// The first write error, if any.
-    pub fn error(&self) -> Option<&str> {
+    pub(super) fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
 
@@ -348,15 +343,25 @@ mod tests {
     }
 
     #[test]
-    fn notes_end_a_partial_line_first() {
+    fn a_partial_last_line_is_ended_only_to_stamp_the_next_run() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.log");
         let mut sink = LogSink::open(&path, 0, 5, false).unwrap();
         sink.write_output(b"partial");
-        sink.note("exited (exit 1)");
-        let text = read(&path);
-        assert!(text.starts_with("partial\n[dmgr "), "{text}");
-        assert!(text.ends_with("] exited (exit 1)\n"), "{text}");
+        sink.end_run();
+        sink.write_output(b" more\n");
+        assert_eq!(read(&path), "partial more\n");
+        let stamped = dir.path().join("stamped.log");
+        let mut sink = LogSink::open(&stamped, 0, 5, true).unwrap();
+        sink.write_output(b"partial");
+        sink.end_run();
+        sink.write_output(b"next\n");
+        let text = read(&stamped);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with("Z partial") && lines[1].ends_with("Z next"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -162,10 +162,69 @@ pub struct Gated {
 /// Why a child could not exec: the step that failed and its errno.
 #[derive(Debug)]
 pub struct SpawnError {
-    /// What the child was doing (`chdir`, `setuid`, `exec`, ...).
-    pub step: &'static str,
+    /// What failed.
+    pub step: SpawnStep,
     /// The OS error.
     pub error: io::Error,
+}
+
+/// The steps of a spawn that can fail. The child reports its own by the byte
+/// `step as u8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnStep {
+    /// setsid(2) in the child.
+    Setsid = 0,
+    /// dup2(2) of the standard streams.
+    Dup2 = 1,
+    /// chdir(2) to the working directory.
+    Chdir = 2,
+    /// setgroups(2).
+    Setgroups = 3,
+    /// setgid(2).
+    Setgid = 4,
+    /// setuid(2).
+    Setuid = 5,
+    /// execve(2).
+    Exec = 6,
+    /// Preparing, before or just after the fork.
+    SetUp = 7,
+    /// Recording the new process (the caller's step between fork and gate).
+    Record = 8,
+}
+
+impl SpawnStep {
+    /// The step the child reported by `byte`; anything else counts as set-up.
+    fn from_byte(byte: u8) -> SpawnStep {
+        const ALL: [SpawnStep; 9] = [
+            SpawnStep::Setsid,
+            SpawnStep::Dup2,
+            SpawnStep::Chdir,
+            SpawnStep::Setgroups,
+            SpawnStep::Setgid,
+            SpawnStep::Setuid,
+            SpawnStep::Exec,
+            SpawnStep::SetUp,
+            SpawnStep::Record,
+        ];
+        ALL.get(usize::from(byte))
+            .copied()
+            .unwrap_or(SpawnStep::SetUp)
+    }
+
+    /// Its name in messages.
+    fn name(self) -> &'static str {
+        match self {
+            SpawnStep::Setsid => "setsid",
+            SpawnStep::Dup2 => "dup2",
+            SpawnStep::Chdir => "chdir",
+            SpawnStep::Setgroups => "setgroups",
+            SpawnStep::Setgid => "setgid",
+            SpawnStep::Setuid => "setuid",
+            SpawnStep::Exec => "exec",
+            SpawnStep::SetUp => "set up",
+            SpawnStep::Record => "record",
+        }
+    }
 }
 
 impl std::fmt::Display for SpawnError {
@@ -175,25 +234,31 @@ impl std::fmt::Display for SpawnError {
             None => self.error.to_string(),
         };
         match self.step {
-            "exec" => f.write_str(&reason),
-            step => write!(f, "{step}: {reason}"),
+            SpawnStep::Exec => f.write_str(&reason),
+            step => write!(f, "{}: {reason}", step.name()),
         }
     }
 }
 
-/// The steps the child reports failures of, by index in its one-byte report.
-const STEPS: [&str; 8] = [
-    "setsid",
-    "dup2",
-    "chdir",
-    "setgroups",
-    "setgid",
-    "setuid",
-    "exec",
-    "set up",
-];
 /// The byte the child writes when it is set up and waits at the gate.
 const READY: u8 = 0xff;
+
+/// A witness that the process had a single thread when it was made, required by
+/// [`spawn_gated`]: the child of a fork runs Rust code on memory prepared before it
+/// (no exec between), which is sound only when no other thread could have held a
+/// lock or been mid-allocation at the fork. It is neither `Send` nor `Sync`, so it
+/// stays on the thread that checked; a process that starts threads later must not
+/// keep one (the keeper never does; `dmgr run` and `reload` start none).
+#[derive(Debug)]
+pub struct SingleThreaded(std::marker::PhantomData<*const ()>);
+
+impl SingleThreaded {
+    /// The witness, if `/proc/self/task` lists exactly one thread now.
+    pub fn check() -> Option<SingleThreaded> {
+        let threads = std::fs::read_dir("/proc/self/task").ok()?.count();
+        (threads == 1).then_some(SingleThreaded(std::marker::PhantomData))
+    }
+}
 
 impl Gated {
     /// The child's PID.
@@ -218,9 +283,12 @@ impl Gated {
 /// umask, credentials, default dispositions for every signal and an empty mask. The
 /// child then waits at its start gate. Only fds 0-2 survive the exec: everything the
 /// keeper holds is close-on-exec.
-pub fn spawn_gated(options: &SpawnOptions<'_>) -> Result<Gated, SpawnError> {
+pub fn spawn_gated(
+    _single: &SingleThreaded,
+    options: &SpawnOptions<'_>,
+) -> Result<Gated, SpawnError> {
     let prep = |error: io::Error| SpawnError {
-        step: "set up",
+        step: SpawnStep::SetUp,
         error,
     };
     let cstring = |bytes: &[u8]| {
@@ -271,7 +339,7 @@ pub fn spawn_gated(options: &SpawnOptions<'_>) -> Result<Gated, SpawnError> {
         argv: &argv_ptrs,
         envp: &envp_ptrs,
     };
-    // SAFETY: fork(2) in the keeper, which is single-threaded; in the child,
+    // SAFETY: fork(2) in a single-threaded process (the witness `_single`); in the child,
     // `run_child` makes only async-signal-safe calls on memory allocated above and
     // never returns (it execs or `_exit`s).
     let pid = unsafe { libc::fork() };
@@ -296,12 +364,8 @@ pub fn spawn_gated(options: &SpawnOptions<'_>) -> Result<Gated, SpawnError> {
             let mut errno = [0u8; 4];
             let _ = read_exact_or_eof(&mut report, &mut errno);
             reap_failed(pid);
-            let step = STEPS
-                .get(usize::from(first[0]))
-                .copied()
-                .unwrap_or("set up");
             Err(SpawnError {
-                step,
+                step: SpawnStep::from_byte(first[0]),
                 error: io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
             })
         }
@@ -331,7 +395,7 @@ fn read_report(report: &mut File) -> Option<SpawnError> {
     let mut errno = [0u8; 4];
     let _ = read_exact_or_eof(report, &mut errno);
     Some(SpawnError {
-        step: STEPS.get(usize::from(step[0])).copied().unwrap_or("exec"),
+        step: SpawnStep::from_byte(step[0]),
         error: io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
     })
 }
@@ -376,28 +440,28 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             libc::close(fd);
         }
         if plan.new_session && libc::setsid() == -1 {
-            fail(0);
+            fail(SpawnStep::Setsid as u8);
         }
         if libc::dup2(plan.devnull, 0) == -1
             || libc::dup2(plan.stdout, 1) == -1
             || libc::dup2(plan.stderr, 2) == -1
         {
-            fail(1);
+            fail(SpawnStep::Dup2 as u8);
         }
         if libc::chdir(plan.cwd.as_ptr()) == -1 {
-            fail(2);
+            fail(SpawnStep::Chdir as u8);
         }
         libc::umask(plan.umask);
         if let Some(creds) = plan.credentials {
             // Supplementary groups and the gid while still root, the uid last.
             if libc::setgroups(creds.groups.len() as _, creds.groups.as_ptr()) == -1 {
-                fail(3);
+                fail(SpawnStep::Setgroups as u8);
             }
             if libc::setgid(creds.gid) == -1 {
-                fail(4);
+                fail(SpawnStep::Setgid as u8);
             }
             if libc::setuid(creds.uid) == -1 {
-                fail(5);
+                fail(SpawnStep::Setuid as u8);
             }
         }
         reset_signals();
@@ -416,7 +480,7 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             plan.argv.as_ptr(),
             plan.envp.as_ptr(),
         );
-        fail(6)
+        fail(SpawnStep::Exec as u8)
     }
 }
 
@@ -574,5 +638,25 @@ pub fn release_free_memory() {
     #[cfg(target_env = "gnu")]
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spawn_step_round_trips_through_its_byte() {
+        for byte in 0..=8u8 {
+            assert_eq!(SpawnStep::from_byte(byte) as u8, byte);
+        }
+        assert_eq!(SpawnStep::from_byte(READY - 1), SpawnStep::SetUp);
+    }
+
+    #[test]
+    fn a_test_thread_is_not_alone() {
+        // The test harness runs tests on threads of its own.
+        let alone = std::fs::read_dir("/proc/self/task").unwrap().count() == 1;
+        assert_eq!(SingleThreaded::check().is_some(), alone);
     }
 }

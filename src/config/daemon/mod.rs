@@ -261,6 +261,8 @@ pub enum ReadyCheck {
     File(#[serde(with = "crate::state::path_bytes")] PathBuf),
     /// The command exits 0.
     Exec(Vec<String>),
+    /// A GET of `http://host:port/path` answers 2xx or 3xx.
+    Http(String),
 }
 
 /// Returns true if and only if `name` is a valid daemon name:
@@ -288,7 +290,7 @@ pub(crate) mod tests_support {
     use super::*;
 
     /// A daemon with every key at its default, running `sleep 1`.
-    pub fn minimal(name: &str) -> Daemon {
+    pub(crate) fn minimal(name: &str) -> Daemon {
         Daemon {
             name: name.to_string(),
             file: PathBuf::from(format!("/nonexistent/{name}.toml")),

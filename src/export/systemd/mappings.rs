@@ -10,7 +10,7 @@ use super::{environment_assignment, exec_line, path, unit_name, value, Mapping, 
 /// Every key of a daemon file and how it becomes unit lines, in the order the lines
 /// appear. A key added to the daemon file gets an entry here;
 /// `every_key_has_a_mapping` fails until it does.
-pub const MAPPINGS: &[Mapping] = &[
+pub(crate) const MAPPINGS: &[Mapping] = &[
     Mapping {
         keys: &["description"],
         map: description,
@@ -277,6 +277,7 @@ fn ready(d: &Daemon, _: &Source, unit: &mut Unit) {
         ReadyCheck::Tcp(address) => format!("{{ tcp = {address:?} }}"),
         ReadyCheck::File(file) => format!("{{ file = {:?} }}", file.display().to_string()),
         ReadyCheck::Exec(argv) => format!("{{ exec = {argv:?} }}"),
+        ReadyCheck::Http(url) => format!("{{ http = {url:?} }}"),
     };
     unit.lost.push(Lost::new(
         format!("ready = {written}"),
