@@ -123,6 +123,7 @@ pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
         daemon_pidfile: daemon.forking_pidfile.clone(),
         foreground: false,
         probe: None,
+        definition: None,
     }
 }
 
