@@ -767,3 +767,25 @@ fn stop_of_run_leaves_no_descendant() {
         "the daemon's child outlived its stop"
     );
 }
+
+/// Issue 15: a keeper records the identity its file had before it read it, and the
+/// description and `after` it read, for `list` to stand in for the file.
+#[test]
+fn the_keeper_records_its_files_identity() {
+    let (env, mark) = sleeper_env("web");
+    let file = env.config_dir().join("web.toml");
+    wait_until(
+        "the file's identity is not racy",
+        Duration::from_secs(5),
+        || dmgr::state::FileIdentity::of(&file).is_some_and(|id| id.is_trusted()),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let record = env.state("web").unwrap();
+    let identity = serde_json::to_value(dmgr::state::FileIdentity::of(&file).unwrap()).unwrap();
+    let recorded = &record["definition"];
+    for key in ["dev", "ino", "size"] {
+        assert_eq!(recorded["file"][key], identity[key], "{key} in {recorded}");
+    }
+    assert_eq!(recorded["description"], mark.as_str());
+    assert_eq!(env.entry("web")["command"], "sleep 1000");
+}

@@ -39,9 +39,11 @@ pub(super) struct Launch {
 }
 
 impl Keeper {
+    /// `identity` is the daemon file's identity taken before it was read.
     pub(super) fn new(
         dirs: Dirs,
         daemon: Daemon,
+        identity: Option<state::FileIdentity>,
         mut reporter: Reporter,
     ) -> std::result::Result<Keeper, Reporter> {
         macro_rules! fail {
@@ -130,6 +132,7 @@ impl Keeper {
             }
         };
         let mut record = initial_record(&daemon);
+        record.definition = identity.map(|file| state::Definition::new(file, &daemon));
         record.output_pipes = std::iter::once(&out)
             .chain(err.as_ref())
             .filter_map(|pipe| nix::sys::stat::fstat(&pipe.write).ok())

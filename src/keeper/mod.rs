@@ -121,6 +121,9 @@ pub fn run(dirs: &Dirs, name: &str, notify_fd: Option<RawFd>) -> Result<u8> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
 
     let file = dirs.config_dir.join(format!("{name}.toml"));
+    // Taken before the read, so that no write after it can leave the identity as
+    // recorded: `list` trusts the record's definition only while the file matches.
+    let identity = state::FileIdentity::of(&file);
     let daemon = match config::load_file(dirs, &file) {
         Ok(daemon) => daemon,
         Err(invalid) => {
@@ -134,7 +137,7 @@ pub fn run(dirs: &Dirs, name: &str, notify_fd: Option<RawFd>) -> Result<u8> {
             return Ok(1);
         }
     };
-    match Keeper::new(dirs.clone(), daemon, reporter) {
+    match Keeper::new(dirs.clone(), daemon, identity, reporter) {
         Ok(mut keeper) => {
             keeper.run();
             Ok(0)

@@ -17,12 +17,18 @@ impl Keeper {
     /// SIGUSR1: re-read the file and take over changed supervision keys, leaving the
     /// running process alone.
     pub(super) fn take_over_supervision_keys(&mut self) {
+        let identity = state::FileIdentity::of(&self.daemon.file);
         let Ok(fresh) = config::load_file(&self.dirs, &self.daemon.file) else {
             let skipped = self.event(Kind::Updated);
             self.record_event(skipped.message("nothing taken over: the file does not load"));
             return;
         };
         let changed = self.record.supervision.changed(&fresh.supervision);
+        // The record describes the file as it is now only while the running process
+        // is still the file's: otherwise `list` must read the file.
+        self.record.definition = identity
+            .filter(|_| self.record.process.changed(&fresh.process).is_empty())
+            .map(|file| state::Definition::new(file, &fresh));
         let d = &mut self.daemon;
         d.supervision = fresh.supervision;
         d.autostart = fresh.autostart;
