@@ -9,6 +9,8 @@
 
 mod daemon;
 mod diagnostic;
+pub mod env_file;
+pub mod limits;
 mod discover;
 mod raw;
 mod suggest;

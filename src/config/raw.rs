@@ -39,6 +39,10 @@ pub const KEYS: &[&str] = &[
     "stop_command",
     "after",
     "type",
+    "env_file",
+    "limits",
+    "nice",
+    "oom_score_adj",
 ];
 
 /// The keys of the `ready` table.

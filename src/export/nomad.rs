@@ -211,6 +211,14 @@ pub const MAPPINGS: &[Mapping] = &[
         map: umask,
     },
     Mapping {
+        keys: &["env_file"],
+        map: env_file,
+    },
+    Mapping {
+        keys: &["limits", "nice", "oom_score_adj"],
+        map: resources,
+    },
+    Mapping {
         keys: &["type", "pidfile"],
         map: kind_and_pidfile,
     },
@@ -446,6 +454,36 @@ fn umask(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
         task.lost.push(Lost::new(
             format!("umask = \"{:04o}\"", d.process.umask),
             "Nomad has no umask setting: the task inherits the Nomad client's",
+        ));
+    }
+}
+
+fn env_file(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
+    for file in &d.process.env_file {
+        task.lost.push(Lost::new(
+            format!("env_file = {:?}", file.as_written()),
+            "a raw_exec task reads no environment file: copy its variables into env, or add a template block with env = true",
+        ));
+    }
+}
+
+fn resources(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
+    for (resource, limit) in &d.process.limits {
+        task.lost.push(Lost::new(
+            format!("limits.{resource} = {}", limit.show(*resource)),
+            "Nomad sets no resource limit: the task inherits the Nomad client's",
+        ));
+    }
+    if let Some(nice) = d.process.nice {
+        task.lost.push(Lost::new(
+            format!("nice = {nice}"),
+            "Nomad has no nice setting: the task runs at the Nomad client's priority",
+        ));
+    }
+    if let Some(adj) = d.process.oom_score_adj {
+        task.lost.push(Lost::new(
+            format!("oom_score_adj = {adj}"),
+            "Nomad has no OOM score setting for raw_exec",
         ));
     }
 }

@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{format_duration, one_line as comment, Lost, Source};
+use crate::config::limits::Limit;
 use crate::config::{Daemon, DaemonType, ReadyCheck, RestartPolicy};
 
 /// The name of the target that wants every exported autostart daemon.
@@ -82,6 +83,14 @@ pub const MAPPINGS: &[Mapping] = &[
     Mapping {
         keys: &["umask"],
         map: umask,
+    },
+    Mapping {
+        keys: &["env_file"],
+        map: env_file,
+    },
+    Mapping {
+        keys: &["limits", "nice", "oom_score_adj"],
+        map: resources,
     },
     Mapping {
         keys: &["restart", "restart_delay", "max_restarts"],
@@ -332,6 +341,33 @@ fn user_and_group(d: &Daemon, _: &Source, unit: &mut Unit) {
 
 fn umask(d: &Daemon, _: &Source, unit: &mut Unit) {
     unit.service.push(format!("UMask={:04o}", d.process.umask));
+}
+
+fn env_file(d: &Daemon, _: &Source, unit: &mut Unit) {
+    // Both read the same syntax; systemd's `-` makes a file optional as dmgr's does.
+    // It is read before Environment= there too, which wins as `env` does.
+    for file in &d.process.env_file {
+        let dash = if file.optional { "-" } else { "" };
+        unit.service
+            .push(format!("EnvironmentFile={dash}{}", path(&file.path)));
+    }
+}
+
+fn resources(d: &Daemon, _: &Source, unit: &mut Unit) {
+    for (resource, limit) in &d.process.limits {
+        let value = match limit {
+            Limit::Unlimited => "infinity".to_string(),
+            Limit::Value(n) => n.to_string(),
+        };
+        unit.service
+            .push(format!("{}={value}", resource.systemd_name()));
+    }
+    if let Some(nice) = d.process.nice {
+        unit.service.push(format!("Nice={nice}"));
+    }
+    if let Some(adj) = d.process.oom_score_adj {
+        unit.service.push(format!("OOMScoreAdjust={adj}"));
+    }
 }
 
 fn restart(d: &Daemon, _: &Source, unit: &mut Unit) {

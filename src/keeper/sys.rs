@@ -18,6 +18,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::resources::Resources;
 use crate::procinfo::ProcId;
 
 /// Starts `exe args...` as a detached keeper with the classic double fork: the child
@@ -146,6 +147,8 @@ pub struct SpawnOptions<'a> {
     pub new_session: bool,
     /// Whether stdin stays as it is (`dmgr run`) instead of `/dev/null`.
     pub keep_stdin: bool,
+    /// Resource limits, nice value and OOM score to set, checked beforehand.
+    pub resources: Option<&'a Resources>,
 }
 
 /// A daemon process that has been forked and set up, and waits at its start gate:
@@ -182,7 +185,7 @@ impl std::fmt::Display for SpawnError {
 }
 
 /// The steps the child reports failures of, by index in its one-byte report.
-const STEPS: [&str; 8] = [
+const STEPS: [&str; 11] = [
     "setsid",
     "dup2",
     "chdir",
@@ -191,6 +194,9 @@ const STEPS: [&str; 8] = [
     "setuid",
     "exec",
     "set up",
+    "setrlimit",
+    "setpriority",
+    "oom_score_adj",
 ];
 /// The byte the child writes when it is set up and waits at the gate.
 const READY: u8 = 0xff;
@@ -264,6 +270,7 @@ pub fn spawn_gated(options: &SpawnOptions<'_>) -> Result<Gated, SpawnError> {
         cwd: &cwd,
         umask: options.umask as libc::mode_t,
         credentials: options.credentials,
+        resources: options.resources,
         gate: gate_read.as_raw_fd(),
         report: report_write.as_raw_fd(),
         parent_ends: [gate_write.as_raw_fd(), report_read.as_raw_fd()],
@@ -345,6 +352,7 @@ struct ChildPlan<'a> {
     cwd: &'a CStr,
     umask: libc::mode_t,
     credentials: Option<&'a Credentials>,
+    resources: Option<&'a Resources>,
     gate: RawFd,
     report: RawFd,
     /// The keeper's ends of the two pipes: the child must not hold them, or the
@@ -363,6 +371,10 @@ struct ChildPlan<'a> {
 unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
     // SAFETY: every call below is async-signal-safe and works on descriptors and
     // buffers prepared before the fork; `fail` writes fixed-size bytes and _exits.
+    // setgroups(2), setrlimit(2) and setpriority(2) are not on POSIX's list, but glibc
+    // implements each as a bare system call, with no lock and no allocation. The
+    // limits are read from a Vec filled before the fork (reading allocates nothing),
+    // the oom_score_adj text is a fixed array and its path a static C string.
     unsafe {
         let fail = |step: u8| -> ! {
             let errno = *libc::__errno_location();
@@ -388,6 +400,34 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             fail(2);
         }
         libc::umask(plan.umask);
+        // Limits, priority and OOM score while still privileged: raising a hard limit,
+        // a negative nice and a lower oom_score_adj all need root's capabilities.
+        if let Some(resources) = plan.resources {
+            for &(resource, value) in &resources.limits {
+                let limit = libc::rlimit {
+                    rlim_cur: value,
+                    rlim_max: value,
+                };
+                if libc::setrlimit(resource, &limit) == -1 {
+                    fail(8);
+                }
+            }
+            if let Some(nice) = resources.nice {
+                if libc::setpriority(libc::PRIO_PROCESS, 0, nice) == -1 {
+                    fail(9);
+                }
+            }
+            if let Some((text, len)) = &resources.oom_score_adj {
+                let fd = libc::open(
+                    c"/proc/self/oom_score_adj".as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                );
+                if fd == -1 || libc::write(fd, text.as_ptr().cast(), *len) != *len as isize {
+                    fail(10);
+                }
+                libc::close(fd);
+            }
+        }
         if let Some(creds) = plan.credentials {
             // Supplementary groups and the gid while still root, the uid last.
             if libc::setgroups(creds.groups.len() as _, creds.groups.as_ptr()) == -1 {

@@ -281,6 +281,20 @@ impl<'a> Builder<'a> {
             self.error(v.span(), "`reload_signal` and `reload_command` exclude each other: `reload` runs the command instead of sending the signal; keep one");
         }
         let after = self.after(get("after"), &name);
+        let env_file = self.env_file(get("env_file"));
+        let limits = self.limits(get("limits"));
+        let nice = self.int_in(
+            get("nice"),
+            "nice",
+            NICE_RANGE,
+            "-20 runs first, 19 last",
+        );
+        let oom_score_adj = self.int_in(
+            get("oom_score_adj"),
+            "oom_score_adj",
+            OOM_SCORE_ADJ_RANGE,
+            "-1000 is never killed for memory, 1000 first",
+        );
         self.check_own_paths(
             &table,
             forking_pidfile.as_deref().unwrap_or(&pidfile),
@@ -306,6 +320,10 @@ impl<'a> Builder<'a> {
                 umask,
                 log,
                 stderr_log,
+                env_file,
+                limits,
+                nice,
+                oom_score_adj,
             },
             supervision: Supervision {
                 restart,

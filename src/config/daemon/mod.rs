@@ -14,11 +14,15 @@
 
 mod builder;
 mod load;
+mod production;
+pub use production::{NICE_RANGE, OOM_SCORE_ADJ_RANGE};
 #[cfg(test)]
 mod tests;
 mod values;
 
 pub use load::load_bytes;
+pub(super) use load::unsafe_owner;
+pub(super) use values::is_env_name;
 pub(super) use load::{
     config_dir_problem, file_id, file_names, is_same_path, load_dir, load_file, rotation_of,
     LoadedFile, Places,
@@ -30,6 +34,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::env_file::EnvFile;
+use crate::config::limits::Limits;
 use crate::config::units::{self, Signal, Size};
 // The submodules share their helpers through this module.
 use builder::*;
@@ -130,6 +136,18 @@ key_group! {
         /// A separate log for stderr (absolute).
         #[serde(with = "crate::state::path_bytes::option")]
         pub stderr_log: Option<PathBuf>,
+        /// Files of variables read at each start, in order, before `env` (which wins).
+        #[serde(default)]
+        pub env_file: Vec<EnvFile>,
+        /// Resource limits, soft and hard alike.
+        #[serde(default)]
+        pub limits: Limits,
+        /// The scheduling priority, -20..19.
+        #[serde(default)]
+        pub nice: Option<i32>,
+        /// The daemon's `/proc/PID/oom_score_adj`, -1000..1000.
+        #[serde(default)]
+        pub oom_score_adj: Option<i32>,
     }
 }
 
@@ -147,6 +165,10 @@ impl Default for ProcessSpec {
             umask: 0o022,
             log: PathBuf::new(),
             stderr_log: None,
+            env_file: Vec::new(),
+            limits: Limits::new(),
+            nice: None,
+            oom_score_adj: None,
         }
     }
 }

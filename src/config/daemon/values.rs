@@ -580,7 +580,7 @@ impl Builder<'_> {
 
 /// Returns true if and only if `name` is a portable environment variable name,
 /// `[A-Za-z_][A-Za-z0-9_]*`, as systemd's `Environment=` requires.
-pub(super) fn is_env_name(name: &str) -> bool {
+pub(in crate::config) fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
