@@ -14,5 +14,6 @@ mod hostile_config;
 mod lifecycle;
 mod logs;
 mod man;
+mod production;
 mod programs;
 mod supervision;

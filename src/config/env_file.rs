@@ -126,7 +126,10 @@ fn is_blank(c: char) -> bool {
 impl Parser {
     fn step(&mut self, at: usize, c: char) {
         if c == '\0' {
-            self.error(at, "a NUL byte is not allowed in an environment file".into());
+            self.error(
+                at,
+                "a NUL byte is not allowed in an environment file".into(),
+            );
         }
         match self.state {
             State::PreKey => {
@@ -377,7 +380,9 @@ fn located(path: &Path, text: &str, errors: &[SyntaxError]) -> Vec<Diagnostic> {
     if errors.len() > MAX_SHOWN {
         out.push(Diagnostic::file(
             path,
-            format!("more problems not shown (at most {MAX_SHOWN} a file); fix the ones above first"),
+            format!(
+                "more problems not shown (at most {MAX_SHOWN} a file); fix the ones above first"
+            ),
         ));
     }
     out
@@ -502,7 +507,10 @@ mod tests {
         // No comment after a value, as in systemd.
         assert_eq!(vars("A=b # c"), pairs(&[("A", "b # c")]));
         // `export` alone is a name, and `exported=1` is not an export.
-        assert_eq!(vars("export=1\nexported=2"), pairs(&[("export", "1"), ("exported", "2")]));
+        assert_eq!(
+            vars("export=1\nexported=2"),
+            pairs(&[("export", "1"), ("exported", "2")])
+        );
     }
 
     #[test]
@@ -522,7 +530,10 @@ mod tests {
 
     #[test]
     fn backslashes_escape_and_continue_lines() {
-        assert_eq!(vars("A=one\\\ntwo\nB=x"), pairs(&[("A", "onetwo"), ("B", "x")]));
+        assert_eq!(
+            vars("A=one\\\ntwo\nB=x"),
+            pairs(&[("A", "onetwo"), ("B", "x")])
+        );
         assert_eq!(vars("A=\"one \\\ntwo\""), pairs(&[("A", "one two")]));
         assert_eq!(vars(r"A=a\ b\\c"), pairs(&[("A", r"a b\c")]));
         assert_eq!(vars("A=trailing\\ \n"), pairs(&[("A", "trailing ")]));
@@ -530,10 +541,7 @@ mod tests {
 
     #[test]
     fn later_assignments_come_later_and_crlf_is_a_line_end() {
-        assert_eq!(
-            vars("A=1\r\nA=2\r\n"),
-            pairs(&[("A", "1"), ("A", "2")])
-        );
+        assert_eq!(vars("A=1\r\nA=2\r\n"), pairs(&[("A", "1"), ("A", "2")]));
     }
 
     #[test]
@@ -542,7 +550,9 @@ mod tests {
         let offsets: Vec<usize> = errors.iter().map(|e| e.offset).collect();
         assert_eq!(offsets, [4, 29, 36], "{errors:?}");
         assert!(errors[0].message.contains("has no `=`"), "{errors:?}");
-        assert!(errors[1].message.contains("`9X` is not a valid variable name"));
+        assert!(errors[1]
+            .message
+            .contains("`9X` is not a valid variable name"));
         assert!(errors[2].message.contains("single quote is not closed"));
         assert!(parse("A=\0").is_err());
     }
@@ -566,7 +576,10 @@ mod tests {
             pairs(&[("A", "1"), ("B", "from-a"), ("B", "from-b")])
         );
         let err = load(&[entry(&missing, false)]).unwrap_err();
-        assert!(err.contains("missing.env") && err.contains("No such file"), "{err}");
+        assert!(
+            err.contains("missing.env") && err.contains("No such file"),
+            "{err}"
+        );
         // The digest follows the content and the optional file's presence.
         let before = loaded.digest;
         std::fs::write(&b, "B=changed\n").unwrap();
@@ -579,6 +592,11 @@ mod tests {
         std::fs::write(&a, "A=1\n  oops\n").unwrap();
         let err = load(&files).unwrap_err();
         assert!(err.ends_with("a.env:2:3: `oops` has no `=`: write KEY=VALUE, or start the line with # to make it a comment"), "{err}");
-        assert_eq!(check(&files).len(), 1);
+        let errors: Vec<Diagnostic> = check(&files)
+            .into_iter()
+            .filter(Diagnostic::is_error)
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].location, (2, 3));
     }
 }

@@ -9,9 +9,9 @@
 
 mod daemon;
 mod diagnostic;
+mod discover;
 pub mod env_file;
 pub mod limits;
-mod discover;
 mod raw;
 mod suggest;
 pub mod units;

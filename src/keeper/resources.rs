@@ -69,7 +69,8 @@ impl Resources {
                     }
                 }
             }
-            out.limits.push((nix_resource as libc::__rlimit_resource_t, raw));
+            out.limits
+                .push((nix_resource as libc::__rlimit_resource_t, raw));
         }
         if let Some(nice) = process.nice {
             let current = current_nice();

@@ -283,12 +283,7 @@ impl<'a> Builder<'a> {
         let after = self.after(get("after"), &name);
         let env_file = self.env_file(get("env_file"));
         let limits = self.limits(get("limits"));
-        let nice = self.int_in(
-            get("nice"),
-            "nice",
-            NICE_RANGE,
-            "-20 runs first, 19 last",
-        );
+        let nice = self.int_in(get("nice"), "nice", NICE_RANGE, "-20 runs first, 19 last");
         let oom_score_adj = self.int_in(
             get("oom_score_adj"),
             "oom_score_adj",

@@ -22,11 +22,11 @@ mod values;
 
 pub use load::load_bytes;
 pub(super) use load::unsafe_owner;
-pub(super) use values::is_env_name;
 pub(super) use load::{
     config_dir_problem, file_id, file_names, is_same_path, load_dir, load_file, rotation_of,
     LoadedFile, Places,
 };
+pub(super) use values::is_env_name;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -109,7 +109,10 @@ impl Builder<'_> {
                         if d.subsec_nanos() == 0 {
                             Ok(d.as_secs())
                         } else {
-                            Err(format!("a CPU limit is whole seconds, not \"{}\"", quote(s)))
+                            Err(format!(
+                                "a CPU limit is whole seconds, not \"{}\"",
+                                quote(s)
+                            ))
                         }
                     }),
                     Unit::Count => Err(format!(
