@@ -372,3 +372,21 @@ fn check_locates_bad_limits_nice_and_oom_score_adj() {
         ))
         .stderr_has(&format!("{f}:5:12: expected a path or an array of paths"));
 }
+
+/// Nomad's raw_exec cannot express the new keys: each is a comment in the job.
+#[test]
+fn nomad_export_says_what_it_cannot_express() {
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = \"/bin/sleep 1000\"\nenv_file = \"-web.env\"\nlimits = { nofile = 65536 }\nnice = 5\noom_score_adj = -100\n",
+    );
+    let job = env.dmgr(&["export", "nomad", "--all"]).success().stdout();
+    for comment in [
+        "env_file = \"-",
+        "limits.nofile = 65536: Nomad sets no resource limit",
+        "nice = 5: Nomad has no nice setting",
+        "oom_score_adj = -100: Nomad has no OOM score setting",
+    ] {
+        assert!(job.contains(comment), "{comment:?} not in\n{job}");
+    }
+}
