@@ -119,6 +119,11 @@ fn a_missing_required_env_file_fails_start_by_name_and_an_optional_one_does_not(
     assert!(!env.pidfile("strict").exists());
     assert_eq!(env.pid("strict"), None);
     assert_eq!(env.entry("strict")["status"], "failed");
+    // `check` only warns: the file may be put in place before the start.
+    env.dmgr(&["check"]).success().stderr_has(&format!(
+        "{}:1:1: warning: cannot read: No such file or directory",
+        missing.display()
+    ));
     env.dmgr(&["start", "lenient"]).success();
     assert!(env.pid("lenient").is_some_and(is_alive));
     env.dmgr(&["stop", "lenient"]).success();
@@ -389,4 +394,25 @@ fn nomad_export_says_what_it_cannot_express() {
     ] {
         assert!(job.contains(comment), "{comment:?} not in\n{job}");
     }
+}
+
+/// `limits`, `nice` and `oom_score_adj` belong to the process: `apply` restarts a
+/// daemon when one of them changed.
+#[test]
+fn apply_restarts_a_daemon_whose_limits_or_nice_changed() {
+    let toml = |nice: i32, nofile: u32| {
+        format!("command = \"sleep 1000\"\nstart_wait = \"50ms\"\nnice = {nice}\nlimits = {{ nofile = {nofile} }}\n")
+    };
+    let env = TestEnv::new().daemon("web", &toml(5, 1000));
+    env.dmgr(&["start", "web"]).success();
+    let first = env.pid("web").unwrap();
+    env.write("web", &toml(6, 1001));
+    env.dmgr(&["apply"])
+        .success()
+        .stdout_has("web: restarted (changed: limits, nice)");
+    let second = env.pid("web").unwrap();
+    assert_ne!(first, second);
+    assert_eq!(proc_nice(second), 6);
+    assert_eq!(proc_limit(second, "Max open files").0, "1001");
+    env.dmgr(&["stop", "web"]).success();
 }

@@ -17,8 +17,8 @@ pub fn run(ctx: &Context) -> Result<u8> {
         .iter()
         .flat_map(|d| d.process.env_file.iter().cloned())
         .collect();
-    env_files.sort_by(|a, b| a.path.cmp(&b.path));
-    env_files.dedup_by(|a, b| a.path == b.path);
+    env_files.sort_by(|a, b| (&a.path, a.optional).cmp(&(&b.path, b.optional)));
+    env_files.dedup();
     let env_problems = config::env_file::check(&env_files);
     let mut problems: Vec<&Diagnostic> = loaded
         .invalid
@@ -28,6 +28,8 @@ pub fn run(ctx: &Context) -> Result<u8> {
         .chain(&env_problems)
         .collect();
     problems.sort_by(|a, b| (&a.file, a.location).cmp(&(&b.file, b.location)));
+    // A file named by several daemons, once required and once optional, is read twice.
+    problems.dedup();
     for problem in &problems {
         output::print_stderr_line(&problem.to_string());
     }
