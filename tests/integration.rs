@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod descendants;
+mod fixture;
 mod forking;
 mod fuzz;
 mod handoff;
@@ -14,6 +15,7 @@ mod hostile_config;
 mod lifecycle;
 mod logs;
 mod man;
+mod output;
 mod production;
 mod programs;
 mod supervision;

@@ -1,0 +1,238 @@
+//! What `dmgr boot` writes and runs to tie a config directory to the host's start-up:
+//! the systemd unit (named after the config directory, so several never collide), the
+//! `systemctl` calls, and, where systemd is not the init system, the crontab line and
+//! OpenRC and sysvinit scripts to install by hand. `commands::boot` tells the story;
+//! this module decides the names, paths and texts.
+//!
+//! The unit runs `dmgr start --all` as a `Type=oneshot` service that stays active
+//! (`RemainAfterExit=yes`), so that at shutdown systemd runs its `ExecStop=`,
+//! `dmgr stop --all`, while the network is still up.
+mod host;
+#[cfg(test)]
+mod tests;
+mod unit;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::{self, Daemon, DaemonType, Dirs};
+use crate::Error;
+
+pub use host::{
+    init_name, is_lingering, run_systemctl, systemctl, systemctl_args, systemd_is_init,
+    this_binary, upgrade_risk, user_name,
+};
+pub use unit::{hand_install, parse_installed, unit_text, Installed};
+
+/// The first line of every unit `boot install` writes: a unit without it is not
+/// dmgr's, and `install` and `uninstall` leave it alone.
+pub const MARKER: &str = "# Written by `dmgr boot install`";
+
+/// Extra time beyond the slowest stop chain, for SIGKILL and reaping.
+const STOP_SLACK: Duration = Duration::from_secs(30);
+/// Extra time beyond the slowest start chain.
+const START_SLACK: Duration = Duration::from_secs(60);
+/// Extra time per level of `after`, for the keepers' own work.
+const LEVEL_SLACK: Duration = Duration::from_secs(5);
+
+/// Where a boot unit lives and what it is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// A unit of the user's systemd manager rather than the system's.
+    pub user: bool,
+    /// The unit's name: `dmgr.service` or `dmgr.ESCAPED-PATH.service`.
+    pub name: String,
+    /// The directory the unit file is written to.
+    pub unit_dir: PathBuf,
+}
+
+impl Placement {
+    /// The unit for `config_dir`, in `unit_dir` or the default directory of its scope.
+    pub fn new(config_dir: &Path, user: bool, unit_dir: Option<&Path>) -> Result<Placement, Error> {
+        let unit_dir = match unit_dir {
+            Some(dir) => dir.to_path_buf(),
+            None if user => user_config_home()?.join("systemd/user"),
+            None => PathBuf::from("/etc/systemd/system"),
+        };
+        Ok(Placement {
+            user,
+            name: unit_name(config_dir, user),
+            unit_dir,
+        })
+    }
+
+    /// The unit file.
+    pub fn path(&self) -> PathBuf {
+        self.unit_dir.join(&self.name)
+    }
+
+    /// The target whose start starts the unit.
+    pub fn wanted_by(&self) -> &'static str {
+        if self.user {
+            "default.target"
+        } else {
+            "multi-user.target"
+        }
+    }
+
+    /// The symlink `systemctl enable` makes for the unit.
+    pub fn enable_link(&self) -> PathBuf {
+        self.unit_dir
+            .join(format!("{}.wants", self.wanted_by()))
+            .join(&self.name)
+    }
+
+    /// Returns true if and only if the unit is enabled (its symlink exists).
+    pub fn is_enabled(&self) -> bool {
+        std::fs::symlink_metadata(self.enable_link()).is_ok()
+    }
+
+    /// The name for hand-installed init scripts: the unit's without `.service`, and
+    /// with `_` for what `systemd-escape` writes as `\xNN`, so that it needs no quoting.
+    pub fn script_name(&self) -> String {
+        let base = self.name.trim_end_matches(".service");
+        let mut out = String::new();
+        let mut rest = base;
+        while let Some(at) = rest.find("\\x") {
+            out.push_str(&rest[..at]);
+            out.push('_');
+            rest = rest.get(at + 4..).unwrap_or("");
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// `${XDG_CONFIG_HOME:-~/.config}`.
+fn user_config_home() -> Result<PathBuf, Error> {
+    let nonempty = |key: &str| {
+        std::env::var_os(key)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    nonempty("XDG_CONFIG_HOME")
+        .or_else(|| nonempty("HOME").map(|h| h.join(".config")))
+        .ok_or_else(|| Error::Usage("neither HOME nor XDG_CONFIG_HOME is set: cannot find the user unit directory; pass --unit-dir DIR".into()))
+}
+
+/// The config directory that gets the plain name `dmgr.service`: the one dmgr uses
+/// by default for root (`/etc/dmgr/daemons.d`) or for a user.
+pub fn default_config_dir(user: bool) -> Option<PathBuf> {
+    if !user {
+        return Some(PathBuf::from(config::SYSTEM_CONFIG_DIR));
+    }
+    user_config_home()
+        .ok()
+        .map(|base| base.join("dmgr/daemons.d"))
+}
+
+/// The unit name for `config_dir`: `dmgr.service` for the default directory,
+/// `dmgr.ESCAPED-PATH.service` (the path escaped as `systemd-escape --path` does) for
+/// any other, so that each directory gets a unit of its own.
+pub fn unit_name(config_dir: &Path, user: bool) -> String {
+    if default_config_dir(user).as_deref() == Some(config_dir) {
+        return "dmgr.service".into();
+    }
+    let name = format!("dmgr.{}.service", escape_path(config_dir));
+    if name.len() <= 255 {
+        return name;
+    }
+    // systemd's limit on unit names; a hash keeps very long paths apart.
+    let hash = config_dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("dmgr.{hash:016x}.service")
+}
+
+/// A path escaped as `systemd-escape --path` does: `/` between components becomes
+/// `-`, and every byte but ASCII letters, digits, `:`, `_` and a `.` that does not
+/// start the name becomes `\xNN`.
+pub fn escape_path(path: &Path) -> String {
+    let parts: Vec<&[u8]> = path
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(part) => Some(part.as_encoded_bytes()),
+            _ => None,
+        })
+        .collect();
+    if parts.is_empty() {
+        return "-".into();
+    }
+    let mut out = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        for (j, &byte) in part.iter().enumerate() {
+            let keep = byte.is_ascii_alphanumeric()
+                || byte == b':'
+                || byte == b'_'
+                || (byte == b'.' && !(i == 0 && j == 0));
+            if keep {
+                out.push(byte as char);
+            } else {
+                let _ = write!(out, "\\x{byte:02x}");
+            }
+        }
+    }
+    out
+}
+
+/// The options that make a later `dmgr` call find exactly these directories: the
+/// config directory always, and the run directory unless discovery finds it (and the
+/// log directory beside it) from the config directory alone: root's system directory.
+pub fn dir_args(dirs: &Dirs) -> Vec<String> {
+    let mut args = vec![
+        "--config-dir".to_string(),
+        dirs.config_dir.display().to_string(),
+    ];
+    let system = dirs.config_dir == Path::new(config::SYSTEM_CONFIG_DIR)
+        && dirs.run_dir == Path::new(config::SYSTEM_RUN_DIR)
+        && dirs.log_dir == Path::new(config::SYSTEM_LOG_DIR);
+    if !system {
+        args.push("--run-dir".into());
+        args.push(dirs.run_dir.display().to_string());
+    }
+    args
+}
+
+/// How long `start --all` or `stop --all` can take at most: levels of `after` one after
+/// another, the daemons of a level together, each level as long as its slowest daemon,
+/// with the slowest daemon of each level.
+pub fn chain(
+    levels: Vec<Vec<&Daemon>>,
+    cost: impl Fn(&Daemon) -> Duration,
+) -> (Duration, Vec<&Daemon>) {
+    let mut total = Duration::ZERO;
+    let mut slowest = Vec::new();
+    for level in levels {
+        if let Some(d) = level.iter().copied().max_by_key(|d| cost(d)) {
+            total += cost(d) + LEVEL_SLACK;
+            slowest.push(d);
+        }
+    }
+    (total, slowest)
+}
+
+/// The longest a daemon's start may take: `start_wait`, and `ready_timeout` when it
+/// waits for readiness or for a forking command to exit.
+fn start_cost(d: &Daemon) -> Duration {
+    let waits = d.supervision.ready.is_some() || d.kind == DaemonType::Forking;
+    d.supervision.start_wait
+        + if waits {
+            d.supervision.ready_timeout
+        } else {
+            Duration::ZERO
+        }
+}
+
+/// The slowest stop chain of `daemons`, as `TimeoutStopSec=` is computed from it.
+pub fn stop_timeout(daemons: &[Daemon]) -> Duration {
+    let all: Vec<&Daemon> = daemons.iter().collect();
+    chain(config::stop_order(&all), |d| d.supervision.stop_timeout).0 + STOP_SLACK
+}

@@ -1,0 +1,396 @@
+//! [`MAPPINGS`]: each key of a daemon file and the unit lines it becomes.
+
+use std::path::PathBuf;
+
+use super::super::{format_duration, Lost, Source};
+use crate::config::limits::Limit;
+use crate::config::{Daemon, DaemonType, ReadyCheck, RestartPolicy};
+
+use super::{environment_assignment, exec_line, path, unit_name, value, Mapping, Unit, TARGET};
+
+/// Every key of a daemon file and how it becomes unit lines, in the order the lines
+/// appear. A key added to the daemon file gets an entry here;
+/// `every_key_has_a_mapping` fails until it does.
+pub const MAPPINGS: &[Mapping] = &[
+    Mapping {
+        keys: &["description"],
+        map: description,
+    },
+    Mapping {
+        keys: &["after"],
+        map: after,
+    },
+    Mapping {
+        keys: &["type", "pidfile"],
+        map: kind_and_pidfile,
+    },
+    Mapping {
+        keys: &["command"],
+        map: command,
+    },
+    Mapping {
+        keys: &["reload_signal", "reload_command"],
+        map: reload,
+    },
+    Mapping {
+        keys: &["working_dir"],
+        map: working_dir,
+    },
+    Mapping {
+        keys: &["env"],
+        map: env,
+    },
+    Mapping {
+        keys: &["clear_env"],
+        map: clear_env,
+    },
+    Mapping {
+        keys: &["user", "group"],
+        map: user_and_group,
+    },
+    Mapping {
+        keys: &["umask"],
+        map: umask,
+    },
+    Mapping {
+        keys: &["env_file"],
+        map: env_file,
+    },
+    Mapping {
+        keys: &["limits", "nice", "oom_score_adj"],
+        map: resources,
+    },
+    Mapping {
+        keys: &["restart", "restart_delay", "max_restarts"],
+        map: restart,
+    },
+    Mapping {
+        keys: &["start_wait"],
+        map: start_wait,
+    },
+    Mapping {
+        keys: &["ready", "ready_timeout"],
+        map: ready,
+    },
+    Mapping {
+        keys: &["stop_signal", "stop_timeout"],
+        map: stop,
+    },
+    Mapping {
+        keys: &["stop_command"],
+        map: stop_command,
+    },
+    Mapping {
+        keys: &["log", "stderr_log"],
+        map: logs,
+    },
+    Mapping {
+        keys: &["log_max_size", "log_keep"],
+        map: rotation,
+    },
+    Mapping {
+        keys: &["log_timestamps"],
+        map: log_timestamps,
+    },
+    Mapping {
+        keys: &["autostart"],
+        map: autostart,
+    },
+];
+
+fn description(d: &Daemon, _: &Source, unit: &mut Unit) {
+    let text = d
+        .description
+        .clone()
+        .unwrap_or_else(|| format!("dmgr daemon {}", d.name));
+    unit.unit.push(format!("Description={}", value(&text)));
+}
+
+fn after(d: &Daemon, _: &Source, unit: &mut Unit) {
+    for dep in &d.after {
+        unit.unit.push(format!("After={}", unit_name(dep)));
+        unit.unit.push(format!("Wants={}", unit_name(dep)));
+    }
+}
+
+fn kind_and_pidfile(d: &Daemon, source: &Source, unit: &mut Unit) {
+    let pidfile = super::written_pidfile(d, &source.dirs);
+    match d.kind {
+        DaemonType::Simple => {
+            unit.service.push("Type=exec".into());
+            if let Some(pidfile) = pidfile {
+                unit.lost.push(Lost::new(
+                    format!("pidfile = {}", pidfile.display()),
+                    format!(
+                        "systemd writes no pidfile; `systemctl show -p MainPID {}` gives the PID",
+                        unit_name(&d.name)
+                    ),
+                ));
+            }
+        }
+        DaemonType::Forking => {
+            unit.service.push("Type=forking".into());
+            match pidfile {
+                Some(pidfile) => unit.service.push(format!("PIDFile={}", path(pidfile))),
+                None => unit.lost.push(Lost::new(
+                    "pidfile",
+                    "not set: systemd guesses the process the command leaves behind (GuessMainPID=yes), as dmgr adopts it",
+                )),
+            }
+        }
+    }
+}
+
+fn command(d: &Daemon, source: &Source, unit: &mut Unit) {
+    let (program, lost) = super::program(d, source);
+    let mut argv = vec![program.display().to_string()];
+    argv.extend(d.process.command[1..].iter().cloned());
+    unit.service.push(format!("ExecStart={}", exec_line(&argv)));
+    unit.lost.extend(lost);
+}
+
+fn reload(d: &Daemon, source: &Source, unit: &mut Unit) {
+    if let Some(argv) = &d.supervision.reload_command {
+        // systemd sets `$MAINPID` in ExecReload='s environment as dmgr does; the
+        // argument vector stays literal (`$` escaped), as dmgr passes it.
+        let line = resolved_line(argv, "reload_command", d, source, unit);
+        unit.service.push(format!("ExecReload={line}"));
+        return;
+    }
+    let kill = crate::keeper::sys::resolve_program("kill", source.path.as_deref())
+        .unwrap_or_else(|| PathBuf::from("/bin/kill"));
+    let argv = [
+        kill.display().to_string(),
+        "-s".to_string(),
+        d.supervision.reload_signal.name().to_string(),
+    ];
+    // `$MAINPID` is systemd's variable, the one place a `$` stays unescaped.
+    unit.service
+        .push(format!("ExecReload={} $MAINPID", exec_line(&argv)));
+}
+
+fn stop_command(d: &Daemon, source: &Source, unit: &mut Unit) {
+    let Some(argv) = &d.supervision.stop_command else {
+        return;
+    };
+    let line = resolved_line(argv, "stop_command", d, source, unit);
+    unit.service.push(format!("ExecStop={line}"));
+    unit.lost.push(Lost::new(
+        "stop_command",
+        "systemd gives ExecStop= and the signals after it TimeoutStopSec= together, where dmgr gives the command and the daemon's end stop_timeout, then stop_signal another",
+    ));
+}
+
+/// `argv` (an argument vector of the daemon file) as an `Exec*=` line, its program
+/// resolved as the keeper would.
+fn resolved_line(
+    argv: &[String],
+    key: &str,
+    d: &Daemon,
+    source: &Source,
+    unit: &mut Unit,
+) -> String {
+    let (program, lost) = super::resolve(&argv[0], key, d, source);
+    unit.lost.extend(lost);
+    let mut words = vec![program.display().to_string()];
+    words.extend(argv[1..].iter().cloned());
+    exec_line(&words)
+}
+
+fn working_dir(d: &Daemon, _: &Source, unit: &mut Unit) {
+    unit.service
+        .push(format!("WorkingDirectory={}", path(&d.process.working_dir)));
+}
+
+fn env(d: &Daemon, _: &Source, unit: &mut Unit) {
+    // `check` admits only names of letters, digits and `_`, as systemd does.
+    for (key, val) in &d.process.env {
+        unit.service
+            .push(format!("Environment={}", environment_assignment(key, val)));
+    }
+}
+
+fn clear_env(d: &Daemon, _: &Source, unit: &mut Unit) {
+    if !d.process.clear_env {
+        unit.lost.push(Lost::new(
+            "clear_env = false",
+            "dmgr passes on the environment `dmgr start` ran in; systemd starts the daemon with its own few variables (PATH, LANG, ...) plus Environment=",
+        ));
+    }
+}
+
+fn user_and_group(d: &Daemon, _: &Source, unit: &mut Unit) {
+    if let Some(user) = &d.process.user {
+        unit.service.push(format!("User={}", value(user)));
+    }
+    if let Some(group) = &d.process.group {
+        unit.service.push(format!("Group={}", value(group)));
+    }
+}
+
+fn env_file(d: &Daemon, _: &Source, unit: &mut Unit) {
+    // Both read the same syntax; systemd's `-` makes a file optional as dmgr's does.
+    // It is read before Environment= there too, which wins as `env` does.
+    for file in &d.process.env_file {
+        let dash = if file.optional { "-" } else { "" };
+        unit.service
+            .push(format!("EnvironmentFile={dash}{}", path(&file.path)));
+    }
+}
+
+fn resources(d: &Daemon, _: &Source, unit: &mut Unit) {
+    for (resource, limit) in &d.process.limits {
+        let value = match limit {
+            Limit::Unlimited => "infinity".to_string(),
+            Limit::Value(n) => n.to_string(),
+        };
+        unit.service
+            .push(format!("{}={value}", resource.systemd_name()));
+    }
+    if let Some(nice) = d.process.nice {
+        unit.service.push(format!("Nice={nice}"));
+    }
+    if let Some(adj) = d.process.oom_score_adj {
+        unit.service.push(format!("OOMScoreAdjust={adj}"));
+    }
+}
+
+fn umask(d: &Daemon, _: &Source, unit: &mut Unit) {
+    unit.service.push(format!("UMask={:04o}", d.process.umask));
+}
+
+fn restart(d: &Daemon, _: &Source, unit: &mut Unit) {
+    let policy = match d.supervision.restart {
+        RestartPolicy::No => "no",
+        RestartPolicy::OnFailure => "on-failure",
+        RestartPolicy::Always => "always",
+    };
+    unit.service.push(format!("Restart={policy}"));
+    if d.supervision.restart == RestartPolicy::No {
+        return;
+    }
+    unit.service.push(format!(
+        "RestartSec={}",
+        format_duration(d.supervision.restart_delay)
+    ));
+    // The first start counts too: max_restarts restarts are max_restarts + 1 starts.
+    unit.unit.push(format!(
+        "StartLimitBurst={}",
+        d.supervision.max_restarts.saturating_add(1)
+    ));
+    unit.unit.push(format!(
+        "StartLimitIntervalSec={}",
+        format_duration(super::restart_window(d))
+    ));
+    unit.lost.extend(super::backoff_lost(
+        d,
+        "systemd waits RestartSec= each time (systemd 254 and later can back off too, with RestartSteps= and RestartMaxDelaySec=)",
+    ));
+}
+
+fn start_wait(d: &Daemon, _: &Source, unit: &mut Unit) {
+    if !d.supervision.start_wait.is_zero() {
+        unit.lost.push(Lost::new(
+            format!("start_wait = {}", format_duration(d.supervision.start_wait)),
+            "systemd counts the start done once the command runs; it does not wait to see it stay up",
+        ));
+    }
+}
+
+fn ready(d: &Daemon, _: &Source, unit: &mut Unit) {
+    if d.kind == DaemonType::Forking {
+        // dmgr waits ready_timeout for the command to exit 0, as systemd waits
+        // TimeoutStartSec= for a forking service's start-up.
+        unit.service.push(format!(
+            "TimeoutStartSec={}",
+            format_duration(d.supervision.ready_timeout)
+        ));
+    }
+    let Some(check) = &d.supervision.ready else {
+        return;
+    };
+    let written = match check {
+        ReadyCheck::Tcp(address) => format!("{{ tcp = {address:?} }}"),
+        ReadyCheck::File(file) => format!("{{ file = {:?} }}", file.display().to_string()),
+        ReadyCheck::Exec(argv) => format!("{{ exec = {argv:?} }}"),
+    };
+    unit.lost.push(Lost::new(
+        format!("ready = {written}"),
+        format!(
+            "systemd has no readiness check: units After= this one start once it runs, without waiting up to ready_timeout = {} (a daemon that speaks sd_notify can use Type=notify)",
+            format_duration(d.supervision.ready_timeout)
+        ),
+    ));
+}
+
+fn stop(d: &Daemon, _: &Source, unit: &mut Unit) {
+    unit.service.push(format!(
+        "KillSignal=SIG{}",
+        d.supervision.stop_signal.name()
+    ));
+    unit.service.push("KillMode=mixed".into());
+    unit.service.push(format!(
+        "TimeoutStopSec={}",
+        format_duration(d.supervision.stop_timeout)
+    ));
+    unit.lost.push(Lost::new(
+        format!("stop_signal = {:?}", d.supervision.stop_signal.name()),
+        "systemd sends it to the main process only (KillMode=mixed), where dmgr sends it to the daemon's process group; what is left gets SIGKILL after TimeoutStopSec= in both",
+    ));
+}
+
+fn logs(d: &Daemon, _: &Source, unit: &mut Unit) {
+    let stderr = d.process.stderr_log.as_ref().unwrap_or(&d.process.log);
+    unit.service
+        .push(format!("StandardOutput=append:{}", path(&d.process.log)));
+    unit.service
+        .push(format!("StandardError=append:{}", path(stderr)));
+    // systemd opens the files but creates no directory: under /var/log it can.
+    let mut dirs: Vec<String> = [d.process.log.as_path(), stderr.as_path()]
+        .iter()
+        .filter_map(|file| file.parent()?.strip_prefix("/var/log").ok())
+        // A space-separated list: a name with a space in it is left out.
+        .filter(|rel| {
+            let text = rel.to_string_lossy();
+            !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+        })
+        .map(path)
+        .collect();
+    dirs.dedup();
+    if !dirs.is_empty() {
+        unit.service
+            .push(format!("LogsDirectory={}", dirs.join(" ")));
+    }
+}
+
+fn rotation(d: &Daemon, _: &Source, unit: &mut Unit) {
+    if d.logs.log_max_size.0 > 0 {
+        unit.lost.push(Lost::new(
+            format!("log_max_size = {:?}, log_keep = {}", d.logs.log_max_size.to_string(), d.logs.log_keep),
+            "systemd does not rotate files it appends to; rotate them with logrotate (copytruncate), or leave the output to the journal",
+        ));
+    }
+}
+
+fn log_timestamps(d: &Daemon, _: &Source, unit: &mut Unit) {
+    if d.logs.log_timestamps {
+        unit.lost.push(Lost::new(
+            "log_timestamps = true",
+            "systemd appends the output as written; the journal (StandardOutput=journal) stamps each line",
+        ));
+    }
+}
+
+fn autostart(d: &Daemon, _: &Source, unit: &mut Unit) {
+    if d.autostart {
+        unit.install.push(format!("WantedBy={TARGET}"));
+    } else {
+        unit.lost.push(Lost::new(
+            "autostart = false",
+            format!(
+                "{TARGET} does not want it; start it with `systemctl start {}`",
+                unit_name(&d.name)
+            ),
+        ));
+    }
+}
