@@ -120,6 +120,17 @@ pub enum Command {
     /// Example: dmgr logs -f web worker
     Logs(LogsArgs),
 
+    /// Print what the keepers saw happen to daemons: starts, exits, restarts, stops.
+    ///
+    /// Each keeper records its daemon's events in `RUN_DIR/NAME.events`, one JSON object
+    /// a line, keeping at least the newest 1000; the daemon's log holds only what the
+    /// daemon wrote. Without names, every daemon's events are shown; several daemons'
+    /// events are merged by time, oldest first. Each line is the time, the daemon, the
+    /// event and its details.
+    ///
+    /// Example: dmgr events web -n 50
+    Events(EventsArgs),
+
     /// Rotate daemons' logs now, restarting nothing.
     ///
     /// The keeper rotates at once, or at the end of the line the daemon is writing, so
@@ -180,10 +191,6 @@ pub enum Command {
     /// Example: sudo dmgr boot install --dry-run
     #[command(subcommand)]
     Boot(BootCommand),
-
-    /// The keeper of one daemon (internal: started by `dmgr start`).
-    #[command(name = "__keeper", hide = true)]
-    Keeper(KeeperArgs),
 }
 
 /// Names of daemons, or --all.
@@ -278,6 +285,30 @@ pub struct LogsArgs {
     /// Example: dmgr logs --raw web | less -R
     #[arg(long)]
     pub raw: bool,
+}
+
+/// Arguments of `events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The daemons whose events to print; every daemon when none is named.
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// How many events to print first (the newest N, oldest first).
+    #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
+    pub lines: usize,
+
+    /// Keep printing new events as they are recorded, until interrupted.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Print the events as they are stored: one JSON object a line, with the keys
+    /// `time`, `daemon`, `event` and, where they apply, `pid`, `exit_code`, `signal`,
+    /// `delay_ms` and `message`.
+    ///
+    /// Example: dmgr events web --json | jq -r 'select(.event == "exited") | .time'
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `apply`.
@@ -412,60 +443,6 @@ pub struct BootChangeArgs {
     pub dry_run: bool,
 }
 
-/// Arguments of the hidden keeper subcommand.
-#[derive(Debug, Args)]
-pub struct KeeperArgs {
-    /// The daemon's name.
-    #[arg(long)]
-    pub name: String,
-
-    /// The default log directory of the `dmgr` that started this keeper.
-    #[arg(long)]
-    pub log_dir: Option<PathBuf>,
-
-    /// The write end of the pipe on which the keeper reports the start's outcome.
-    #[arg(long)]
-    pub notify_fd: Option<i32>,
-}
-
-impl KeeperArgs {
-    /// Recognises the exact argv that `dmgr start` gives a keeper,
-    /// `dmgr --config-dir D --run-dir R __keeper --name N --log-dir L --notify-fd F`,
-    /// without clap.
-    /// Anything else is `None` and goes through clap as usual.
-    pub fn from_internal_argv(
-        args: impl IntoIterator<Item = std::ffi::OsString>,
-    ) -> Option<(crate::config::Dirs, KeeperArgs)> {
-        let args: Vec<std::ffi::OsString> = args.into_iter().collect();
-        let [_, c, config_dir, r, run_dir, k, n, name, l, log_dir, f, fd] = &args[..] else {
-            return None;
-        };
-        let is = |arg: &std::ffi::OsString, want: &str| arg.to_str() == Some(want);
-        let flags = [
-            (c, "--config-dir"),
-            (r, "--run-dir"),
-            (k, "__keeper"),
-            (n, "--name"),
-            (l, "--log-dir"),
-            (f, "--notify-fd"),
-        ];
-        if !flags.iter().all(|(arg, want)| is(arg, want)) {
-            return None;
-        }
-        let dirs = crate::config::Dirs {
-            config_dir: PathBuf::from(config_dir),
-            run_dir: PathBuf::from(run_dir),
-            log_dir: PathBuf::from(log_dir),
-        };
-        let args = KeeperArgs {
-            name: name.to_str()?.to_string(),
-            log_dir: Some(dirs.log_dir.clone()),
-            notify_fd: Some(fd.to_str()?.parse().ok()?),
-        };
-        Some((dirs, args))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,27 +451,6 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn keeper_argv_parses_without_clap_and_nothing_else_does() {
-        let argv = |s: &str| {
-            s.split(' ')
-                .map(std::ffi::OsString::from)
-                .collect::<Vec<_>>()
-        };
-        let (dirs, args) = KeeperArgs::from_internal_argv(argv(
-            "dmgr --config-dir /c --run-dir /r __keeper --name web --log-dir /l --notify-fd 5",
-        ))
-        .unwrap();
-        assert_eq!(dirs.config_dir, PathBuf::from("/c"));
-        assert_eq!(dirs.log_dir, PathBuf::from("/l"));
-        assert_eq!((args.name.as_str(), args.notify_fd), ("web", Some(5)));
-        assert!(KeeperArgs::from_internal_argv(argv("dmgr start web")).is_none());
-        assert!(KeeperArgs::from_internal_argv(argv(
-            "dmgr --config-dir /c --run-dir /r __keeper --name web --log-dir /l --notify-fd x"
-        ))
-        .is_none());
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //! ```
 //!
 //! The keeper holds an exclusive `flock` on the daemon's pidfile for its whole life
-//! and keeps a small JSON state record beside it (`state`). Readers (`list`, `status`)
+//! and keeps a small JSON state record beside it (`state`) and an event history of
+//! what happened to the daemon (`events`). Readers (`list`, `status`)
 //! never take a lock: they trust a record only while the recorded process identities
 //! (PID plus start time, `procinfo`) still match. Writers (`start`, `stop`, `restart`)
 //! serialise per daemon on a separate operation lock, so concurrent starts of one
@@ -37,6 +38,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod export;
 pub mod files;
 pub mod keeper;
@@ -46,6 +48,7 @@ pub mod output;
 pub mod pidfile;
 pub mod procinfo;
 pub mod state;
+pub mod watch;
 
 pub use error::{Error, Result};
 

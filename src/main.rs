@@ -15,8 +15,13 @@ fn main() -> ExitCode {
     // A keeper is started by dmgr itself with a fixed argv, and then lives for as long
     // as its daemon: parsing that argv by hand spares every keeper the memory that
     // clap's full command tree leaves behind.
-    let result = match dmgr::cli::KeeperArgs::from_internal_argv(std::env::args_os()) {
-        Some((dirs, args)) => dmgr::keeper::run(&dirs, &args),
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // A tcp or http probe of a keeper: connect, answer with the exit status.
+    if let Some(code) = dmgr::keeper::probe::run_internal(&args) {
+        return ExitCode::from(code);
+    }
+    let result = match dmgr::keeper::argv::KeeperArgv::parse(args) {
+        Some(keeper) => dmgr::keeper::run(&keeper.dirs, &keeper.name, Some(keeper.notify_fd)),
         None => dmgr::run(dmgr::cli::Cli::parse()),
     };
     match result {

@@ -17,8 +17,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use crate::Error;
 
@@ -143,27 +141,6 @@ pub fn remove_stale(path: &Path) -> bool {
     }
 }
 
-/// Waits until no process holds the lock on the pidfile opened as `file`, for at most
-/// `timeout`. Returns true if the lock was released in time.
-///
-/// flock(2) has no timeout, so a helper thread waits in a blocking `lock_shared` and
-/// the caller waits on a channel with a deadline. On timeout the helper stays blocked
-/// until the process exits, which costs nothing.
-pub fn wait_released(file: File, timeout: Duration) -> bool {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let result = fs2::FileExt::lock_shared(&file);
-        let _ = tx.send(result.is_ok());
-        drop(file);
-    });
-    rx.recv_timeout(timeout).unwrap_or(false)
-}
-
-/// Opens an existing pidfile for reading, refusing symlinks.
-pub fn open_existing(path: &Path) -> Option<File> {
-    open_nofollow(path).ok()
-}
-
 /// The per-daemon lock that serialises `start`, `stop` and `restart` of one daemon
 /// (`RUN_DIR/NAME.lock`). Readers never take it.
 #[derive(Debug)]
@@ -182,13 +159,6 @@ impl OperationLock {
             source,
         })?;
         Ok(OperationLock { _file: file })
-    }
-
-    /// Takes the lock if no operation holds it.
-    pub fn try_acquire(path: &Path) -> Option<OperationLock> {
-        let file = open_nofollow(path).ok()?;
-        fs2::FileExt::try_lock_exclusive(&file).ok()?;
-        Some(OperationLock { _file: file })
     }
 }
 
@@ -342,17 +312,5 @@ mod tests {
             Some(4242),
             "the first line of postmaster.pid"
         );
-    }
-
-    #[test]
-    fn wait_released_sees_the_holder_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("web.pid");
-        let held = LockedPidfile::try_lock(&path).unwrap();
-        let probe = open_existing(&path).unwrap();
-        assert!(!wait_released(probe, Duration::from_millis(50)));
-        let probe = open_existing(&path).unwrap();
-        held.remove();
-        assert!(wait_released(probe, Duration::from_secs(5)));
     }
 }

@@ -250,6 +250,9 @@ pub struct StateRecord {
     /// `config::env_file::Loaded::digest`); `apply` restarts it when they changed.
     #[serde(default)]
     pub env_file_digest: Option<u64>,
+    /// The probe process that runs (a `ready` check), leader of its own process group.
+    #[serde(default)]
+    pub probe: Option<ProcId>,
 }
 
 impl StateRecord {

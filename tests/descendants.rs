@@ -119,7 +119,7 @@ fn term_ignoring_process_in_its_own_session_is_killed_at_stop_timeout() {
                 "pid {pid} of the stubborn session survived"
             );
         }
-        assert!(env.log("web").contains("sending KILL"));
+        assert!(env.events("web").contains("killed"));
     }
 }
 

@@ -84,7 +84,7 @@ fn textbook_daemon_runs_with_its_own_pidfile() {
     assert_eq!(read_pid(&own), Some(again));
     assert_eq!(processes_with(&mark), vec![again]);
     assert!(env
-        .log("classic")
+        .events("classic")
         .contains(&format!("which named the dead pid {pid}")));
 
     env.dmgr(&["stop", "classic"])

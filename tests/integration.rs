@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod descendants;
+mod events;
 mod fixture;
 mod forking;
 mod fuzz;
@@ -16,6 +17,7 @@ mod lifecycle;
 mod logs;
 mod man;
 mod output;
+mod probes;
 mod production;
 mod programs;
 mod supervision;

@@ -1,22 +1,16 @@
 //! Logs lose nothing (promise 6): appended, rotated at line boundaries keeping
 //! `log_keep` files, the last words before a crash kept, followed across rotation.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{wait_until, KillOnDrop, TestEnv};
+use crate::support::{wait_until, TestEnv};
 
-/// The daemon's own lines of `text`, without the keeper's `[dmgr ...]` notes (which
-/// quote the command line).
-fn output(text: &str) -> Vec<String> {
-    text.lines()
-        .filter(|l| !l.starts_with("[dmgr "))
-        .map(str::to_string)
-        .collect()
+/// The lines of `text`.
+fn lines_of(text: &str) -> Vec<String> {
+    text.lines().map(str::to_string).collect()
 }
 
-/// All lines of a log and its rotated files, oldest first, without dmgr's own notes.
+/// All lines of a log and its rotated files, oldest first.
 fn all_lines(env: &TestEnv, name: &str, keep: u32) -> Vec<String> {
     let log = env.run_dir().join(format!("log/{name}.log"));
     let mut lines = Vec::new();
@@ -35,7 +29,6 @@ fn all_lines(env: &TestEnv, name: &str, keep: u32) -> Vec<String> {
             .lines()
             .map(str::to_string),
     );
-    lines.retain(|l| !l.starts_with("[dmgr "));
     lines
 }
 
@@ -94,7 +87,8 @@ fn rotation_keeps_log_keep_files() {
     );
 }
 
-/// What the daemon writes right before it crashes is in the log, with the exit noted.
+/// What the daemon writes right before it crashes is in the log, exactly, and the
+/// exit is an event.
 #[test]
 fn output_right_before_a_crash_is_kept() {
     let env = TestEnv::new().daemon(
@@ -105,9 +99,12 @@ fn output_right_before_a_crash_is_kept() {
     wait_until("the crash is recorded", Duration::from_secs(10), || {
         env.entry("web")["status"] == "failed"
     });
-    let log = env.log("web");
-    assert!(log.contains("last words\n[dmgr "), "{log}");
-    assert!(log.contains("exited (signal KILL)"), "{log}");
+    assert_eq!(env.log("web"), "last words");
+    let events = env.dmgr(&["events", "web"]).success().stdout();
+    assert!(
+        events.contains("exited") && events.contains("signal KILL"),
+        "{events}"
+    );
 }
 
 /// A fast writer loses nothing, and logs are appended across restarts, never truncated.
@@ -143,11 +140,11 @@ fn timestamps_stamp_whole_lines() {
     );
     env.dmgr(&["start", "web"]).success();
     wait_until("both lines are logged", Duration::from_secs(10), || {
-        output(&env.log("web"))
+        lines_of(&env.log("web"))
             .iter()
             .any(|l| l.ends_with(" world"))
     });
-    let lines = output(&env.log("web"));
+    let lines = lines_of(&env.log("web"));
     assert_eq!(lines.len(), 2, "{lines:?}");
     for (line, text) in lines.iter().zip(["hello", "world"]) {
         let (stamp, rest) = line.split_once(' ').unwrap();
@@ -170,13 +167,16 @@ fn stderr_log_gets_standard_error() {
     wait_until("both streams are logged", Duration::from_secs(5), || {
         std::fs::read_to_string(&err).is_ok_and(|s| s.contains("to-err"))
     });
-    assert_eq!(output(&env.log("web")), ["to-out"]);
-    assert_eq!(output(&std::fs::read_to_string(&err).unwrap()), ["to-err"]);
+    assert_eq!(lines_of(&env.log("web")), ["to-out"]);
+    assert_eq!(
+        lines_of(&std::fs::read_to_string(&err).unwrap()),
+        ["to-err"]
+    );
     // logs --stderr reads the stderr log; status shows the tails of both.
     let stderr_lines = env.dmgr(&["logs", "--stderr", "web"]).success().stdout();
-    assert_eq!(output(&stderr_lines), ["to-err"]);
+    assert_eq!(lines_of(&stderr_lines), ["to-err"]);
     let stdout_lines = env.dmgr(&["logs", "web"]).success().stdout();
-    assert_eq!(output(&stdout_lines), ["to-out"]);
+    assert_eq!(lines_of(&stdout_lines), ["to-out"]);
     let status = env.dmgr(&["status", "--json", "web"]).success().stdout();
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status[0]["stderr_tail"], serde_json::json!(["to-err"]));
@@ -213,24 +213,10 @@ fn logs_n_reads_across_rotation_and_rotate_restarts_nothing() {
 #[test]
 fn logs_follow_survives_rotation_and_restart() {
     let env = TestEnv::new()
-        .daemon("web", "command = [\"sh\", \"-c\", \"while :; do echo web-tick; sleep 0.05; done\"]\nstart_wait = \"0s\"\n")
+        .daemon("web", "command = [\"sh\", \"-c\", \"echo web-start; while :; do echo web-tick; sleep 0.05; done\"]\nstart_wait = \"0s\"\n")
         .daemon("db", "command = [\"sh\", \"-c\", \"while :; do echo db-tick; sleep 0.05; done\"]\nstart_wait = \"0s\"\n");
     env.dmgr(&["start", "web", "db"]).success();
-    let mut follower = KillOnDrop(
-        env.command(&["logs", "-f", "-n", "0", "web", "db"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = follower.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap_or_default()).is_err() {
-                break;
-            }
-        }
-    });
+    let (_follower, rx) = env.follow(&["logs", "-f", "-n", "0", "web", "db"]);
     let mut seen = Vec::new();
     let mut wait_for = |want: &str| {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -253,6 +239,7 @@ fn logs_follow_survives_rotation_and_restart() {
     env.dmgr(&["rotate", "web"]).success();
     wait_for("web | web-tick");
     env.dmgr(&["restart", "web"]).success();
-    wait_for("started (pid");
+    // A web-start of the first run came before its first web-tick, waited for above.
+    wait_for("web | web-start");
     wait_for("web | web-tick");
 }

@@ -85,7 +85,8 @@ pub(crate) fn log_floor(file: &Path) -> Result<Duration, String> {
 }
 
 /// Starts a daemon that writes the payload and then sleeps; the time runs from
-/// `dmgr start` until the log holds the payload plus the keeper's own note lines.
+/// `dmgr start` until the log holds the payload (and the note lines an older keeper
+/// wrote, for the baseline).
 pub(crate) fn log_dmgr(dmgr: &Dmgr, config: &Path, name: &str) -> Result<Duration, String> {
     let command = format!("{}; sleep {SLEEP_SECS}", yes_head());
     let toml = format!(
@@ -104,7 +105,7 @@ pub(crate) fn log_dmgr(dmgr: &Dmgr, config: &Path, name: &str) -> Result<Duratio
     loop {
         let now = size(&log);
         if now >= payload {
-            // The keeper notes `started (pid N): ...` before the first payload line.
+            // An older keeper noted `started (pid N): ...` before the first payload line.
             let target = *target.get_or_insert_with(|| payload + note_bytes(&log));
             if now >= target {
                 break;

@@ -18,7 +18,7 @@ pub fn run(ctx: &Context, args: &KillArgs) -> Result<u8> {
             Err(_) if state::read(&ctx.dirs.state_file(name)).is_some() => None,
             Err(err) => return Err(err),
         };
-        match control::signal_daemon(&ctx.dirs, name, daemon, signal) {
+        match control::signal_daemon(&ctx.dirs, name, daemon, signal, "dmgr kill") {
             Ok(Some(pid)) => {
                 failures.ok();
                 ctx.say(&format!("{name}: sent {signal} to pid {pid}"));

@@ -6,27 +6,13 @@
 //! dmgr's to send to the operator's terminal raw. Into a pipe or a file, or with
 //! `--raw`, the lines keep the bytes the daemon wrote.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use std::path::PathBuf;
 
 use super::{resolve, Context};
 use crate::cli::LogsArgs;
 use crate::output::{self, style, Style};
+use crate::watch::{Follower, Replaced, Waker};
 use crate::{config, logfile, state, Result};
-
-/// How long `-f` sleeps between looks when the kernel cannot tell it of changes: no
-/// inotify, or a log directory that does not exist yet.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// The longest `-f` waits on inotify: a safety net for file systems whose changes
-/// inotify does not see (NFS, FUSE), as GNU `tail -F` has.
-const SAFETY_NET: Duration = Duration::from_secs(1);
 
 /// Runs `dmgr logs`.
 pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
@@ -75,7 +61,7 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
     }
     let mut followers: Vec<Follower> = logs
         .iter()
-        .map(|(_, path)| Follower::at_end(path.clone()))
+        .map(|(_, path)| Follower::at_end(path.clone(), Replaced::ReadFromStart))
         .collect();
     let waker = Waker::watching(logs.iter().map(|(_, path)| path));
     loop {
@@ -104,109 +90,4 @@ fn push_line(out: &mut Vec<u8>, prefix: &str, line: &[u8], raw: bool) {
         out.extend_from_slice(output::escape_bytes(line).as_bytes());
     }
     out.push(b'\n');
-}
-
-/// Wakes `-f` when a followed log may have changed: inotify on the logs' directories
-/// reports a write to a file in them, and the rename and create of a rotation, so new
-/// lines show at once and an idle follower sleeps. Where a directory cannot be watched
-/// (it does not exist yet, or inotify is unavailable) it falls back to polling.
-struct Waker {
-    inotify: Option<Inotify>,
-    timeout: Duration,
-}
-
-impl Waker {
-    fn watching<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> Waker {
-        let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC) else {
-            return Waker {
-                inotify: None,
-                timeout: POLL_INTERVAL,
-            };
-        };
-        let mask = AddWatchFlags::IN_MODIFY
-            | AddWatchFlags::IN_CREATE
-            | AddWatchFlags::IN_MOVED_TO
-            | AddWatchFlags::IN_MOVED_FROM
-            | AddWatchFlags::IN_DELETE;
-        let mut all_watched = true;
-        for path in paths {
-            let dir = path.parent().unwrap_or(Path::new("/"));
-            all_watched &= inotify.add_watch(dir, mask).is_ok();
-        }
-        Waker {
-            inotify: Some(inotify),
-            timeout: if all_watched {
-                SAFETY_NET
-            } else {
-                POLL_INTERVAL
-            },
-        }
-    }
-
-    /// Returns after a change or the timeout, having consumed the pending events.
-    fn wait(&self) {
-        let Some(inotify) = &self.inotify else {
-            std::thread::sleep(self.timeout);
-            return;
-        };
-        let ms = u16::try_from(self.timeout.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
-        if poll(&mut fds, PollTimeout::from(ms)).is_ok_and(|ready| ready > 0) {
-            let _ = inotify.read_events();
-        }
-    }
-}
-
-/// Follows one log path across rotation (a new inode at the path) and truncation.
-struct Follower {
-    path: PathBuf,
-    file: Option<File>,
-    inode: u64,
-    partial: Vec<u8>,
-}
-
-impl Follower {
-    fn at_end(path: PathBuf) -> Follower {
-        let mut follower = Follower {
-            path,
-            file: None,
-            inode: 0,
-            partial: Vec::new(),
-        };
-        if let Ok((mut file, meta)) = crate::files::open_regular(&follower.path) {
-            let _ = file.seek(SeekFrom::End(0));
-            follower.inode = meta.ino();
-            follower.file = Some(file);
-        }
-        follower
-    }
-
-    /// Complete lines written since the last call, without their newlines.
-    fn new_lines(&mut self) -> Vec<Vec<u8>> {
-        let mut bytes = std::mem::take(&mut self.partial);
-        if let Some(file) = &mut self.file {
-            let _ = file.read_to_end(&mut bytes);
-        }
-        let current = std::fs::metadata(&self.path).map(|m| m.ino()).ok();
-        if current.is_some() && current != Some(self.inode) {
-            // Rotated: the old file is finished (read above); go on with the new one
-            // from its start.
-            if let Ok((mut file, meta)) = crate::files::open_regular(&self.path) {
-                let _ = file.read_to_end(&mut bytes);
-                self.inode = meta.ino();
-                self.file = Some(file);
-            }
-        } else if let Some(file) = &mut self.file {
-            let len = file.metadata().map_or(0, |m| m.len());
-            if file.stream_position().is_ok_and(|pos| pos > len) {
-                let _ = file.seek(SeekFrom::Start(0));
-            }
-        }
-        let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        self.partial = bytes.split_off(end);
-        match bytes.strip_suffix(b"\n") {
-            Some(lines) => lines.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect(),
-            None => Vec::new(),
-        }
-    }
 }

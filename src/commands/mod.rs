@@ -5,6 +5,7 @@ mod apply;
 mod boot;
 mod check;
 mod completions;
+mod events;
 mod export;
 mod kill;
 mod list;
@@ -61,19 +62,13 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::List(args) => list::run(&ctx, &args),
         Command::Status(args) => status::run(&ctx, &args),
         Command::Logs(args) => logs::run(&ctx, &args),
+        Command::Events(args) => events::run(&ctx, &args),
         Command::Rotate(args) => rotate::run(&ctx, &args),
         Command::Check => check::run(&ctx),
         Command::Apply(args) => apply::run(&ctx, &args),
         Command::Run(args) => run::run(&ctx, &args),
         Command::Export(command) => export::run(&ctx, &command),
         Command::Boot(command) => boot::run(&ctx, &command),
-        Command::Keeper(args) => {
-            let mut dirs = ctx.dirs.clone();
-            if let Some(log_dir) = &args.log_dir {
-                dirs.log_dir = log_dir.clone();
-            }
-            crate::keeper::run(&dirs, &args)
-        }
         Command::Completions(_) => unreachable!("handled before discovery"),
     }
 }

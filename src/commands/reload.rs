@@ -5,6 +5,7 @@
 use super::{resolve, Context, Failures};
 use crate::cli::NamesArgs;
 use crate::config::Daemon;
+use crate::events::{self, Event, Kind};
 use crate::keeper::{self, control};
 use crate::{config, state, Error, Result};
 
@@ -30,7 +31,8 @@ pub fn run(ctx: &Context, args: &NamesArgs) -> Result<u8> {
 
 fn send_reload_signal(ctx: &Context, daemon: &Daemon) -> Result<String> {
     let signal = daemon.supervision.reload_signal;
-    match control::signal_daemon(&ctx.dirs, &daemon.name, Some(daemon), signal)? {
+    let by = "dmgr reload";
+    match control::signal_daemon(&ctx.dirs, &daemon.name, Some(daemon), signal, by)? {
         Some(pid) => Ok(format!("{}: sent {signal} to pid {pid}", daemon.name)),
         None => Err(not_running(daemon)),
     }
@@ -46,10 +48,15 @@ fn run_reload_command(ctx: &Context, daemon: &Daemon, argv: &[String]) -> Result
     match keeper::run_command(daemon, argv, main.pid, daemon.supervision.stop_timeout)
         .map_err(fail)?
     {
-        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(format!(
-            "{}: reloaded (pid {}) with {shown}",
-            daemon.name, main.pid
-        )),
+        nix::sys::wait::WaitStatus::Exited(_, 0) => {
+            let event = Event::now(&daemon.name, Kind::Signalled).pid(main.pid);
+            let event = event.message("dmgr reload: reload_command exited 0");
+            events::append(&ctx.dirs.events_file(&daemon.name), &event);
+            Ok(format!(
+                "{}: reloaded (pid {}) with {shown}",
+                daemon.name, main.pid
+            ))
+        }
         nix::sys::wait::WaitStatus::Exited(_, code) => Err(fail(format!("exited {code}"))),
         other => Err(fail(format!("ended: {other:?}"))),
     }

@@ -10,7 +10,10 @@ use crate::config;
 use crate::output::json::{rfc3339_ms, LastExit, ListEntry, StatusEntry};
 use crate::output::{self, escape, format_bytes, format_uptime, Style};
 use crate::state::{self, Reason, Status};
-use crate::{logfile, Result};
+use crate::{events, logfile, Result};
+
+/// How many of the newest events `status` shows.
+const RECENT_EVENTS: usize = 5;
 
 /// LSB status codes.
 const RUNNING: u8 = 0;
@@ -97,6 +100,10 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
                 .map(|p| output::show_path(p).into_owned()),
             log_tail: log.map_or(Vec::new(), |l| logfile::tail(&l, args.lines)),
             stderr_tail: stderr_log.map_or(Vec::new(), |l| logfile::tail(&l, args.lines)),
+            events: events::merged(&[ctx.dirs.events_file(name)], RECENT_EVENTS)
+                .into_iter()
+                .map(|(_, event)| event)
+                .collect(),
             list,
         });
     }
@@ -224,6 +231,18 @@ fn render(e: &StatusEntry) -> String {
                 |s| format!("signal {s}"),
             );
             let _ = writeln!(out, "    {}  {how} after {:.1}s", exit.at, exit.ran_secs);
+        }
+    }
+    if !e.events.is_empty() {
+        let _ = writeln!(out, "  recent events:");
+        for event in &e.events {
+            let line = format!(
+                "{}  {:<15}  {}",
+                event.time,
+                event.event.as_str(),
+                event.details()
+            );
+            let _ = writeln!(out, "    {}", escape(line.trim_end()));
         }
     }
     for (title, tail) in [("log", &e.log_tail), ("stderr log", &e.stderr_tail)] {

@@ -39,6 +39,11 @@ impl Dirs {
         self.run_dir.join(format!("{name}.state"))
     }
 
+    /// The event history of `name` (see [`crate::events`]).
+    pub fn events_file(&self, name: &str) -> PathBuf {
+        self.run_dir.join(format!("{name}.events"))
+    }
+
     /// The default pidfile of `name`.
     pub fn pidfile(&self, name: &str) -> PathBuf {
         self.run_dir.join(format!("{name}.pid"))

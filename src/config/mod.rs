@@ -15,6 +15,7 @@ pub mod limits;
 mod raw;
 mod suggest;
 pub mod units;
+pub mod url;
 mod validate;
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// The keys of the `ready` table.
-pub const READY_KEYS: &[&str] = &["tcp", "file", "exec"];
+pub const READY_KEYS: &[&str] = &["tcp", "file", "exec", "http"];
 
 /// Files larger than this are refused unread: a daemon file is a few hundred bytes.
 pub const MAX_FILE_SIZE: u64 = 1 << 20;

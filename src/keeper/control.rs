@@ -5,7 +5,6 @@
 //! [`OperationLock`], so two `dmgr start web` never race each other: the second waits
 //! for the first to finish, then finds the daemon running and succeeds.
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
@@ -15,17 +14,21 @@ use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
+use super::argv::KeeperArgv;
+use super::leftovers::{
+    clear_leftovers, left_behind, remove_cgroup, signal_stop, stop_unsupervised, wait_until, GRACE,
+};
+use super::notify::Report;
 use super::sys;
 use crate::config::{units, Daemon, Dirs};
+use crate::events::{self, Event, Kind};
 use crate::pidfile::{self, OperationLock};
-use crate::procinfo::{self, ProcId, Stat};
+use crate::procinfo::{self, ProcId};
 use crate::state::{self, Status};
 use crate::{Error, Result};
 
 /// How many log lines a failed start shows.
 const TAIL_LINES: usize = 10;
-/// Extra time granted to a keeper beyond the daemon's own timeouts.
-const GRACE: Duration = Duration::from_secs(10);
 
 /// What `start` found or did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,19 +81,6 @@ pub enum Begun {
     Waiting(Pending),
 }
 
-/// Starts `daemon` unless it runs, and waits for the outcome; the caller holds its
-/// operation lock.
-pub fn start(dirs: &Dirs, daemon: &Daemon) -> Result<Started> {
-    match begin_start(dirs, daemon, None)? {
-        Begun::Done(started) => Ok(started),
-        Begun::Waiting(pending) => {
-            let mut outcome = None;
-            await_starts(vec![pending], |_, result| outcome = Some(result));
-            outcome.unwrap_or_else(|| Err(Error::daemon(&daemon.name, "cannot start: no report")))
-        }
-    }
-}
-
 /// Spawns a keeper for `daemon` unless it runs. `lock` is the daemon's operation lock,
 /// held until the keeper reports (`None` when the caller holds it).
 pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) -> Result<Begun> {
@@ -107,7 +97,7 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         return Ok(Begun::Done(Started::Pending));
     }
     if observed.keeper.is_none() {
-        clear_leftovers(&observed);
+        clear_leftovers(dirs, &observed);
     }
     if pidfile::is_locked(&daemon.pidfile) {
         return Err(Error::daemon(
@@ -126,19 +116,12 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         path: "/proc/self/exe".into(),
         source,
     })?;
-    let args: Vec<OsString> = vec![
-        "--config-dir".into(),
-        dirs.config_dir.clone().into(),
-        "--run-dir".into(),
-        dirs.run_dir.clone().into(),
-        "__keeper".into(),
-        "--name".into(),
-        daemon.name.clone().into(),
-        "--log-dir".into(),
-        dirs.log_dir.clone().into(),
-        "--notify-fd".into(),
-        write.as_raw_fd().to_string().into(),
-    ];
+    let args = KeeperArgv {
+        dirs: dirs.clone(),
+        name: daemon.name.clone(),
+        notify_fd: write.as_raw_fd(),
+    }
+    .to_args();
     sys::spawn_keeper(&exe, &args, write.as_fd())
         .map_err(|e| Error::daemon(&daemon.name, format!("cannot start a keeper: {e}")))?;
     drop(write);
@@ -180,7 +163,7 @@ pub fn claim_for_foreground(
             ),
         ));
     }
-    clear_leftovers(&observed);
+    clear_leftovers(dirs, &observed);
     match pidfile::LockedPidfile::try_lock(&daemon.pidfile) {
         Ok(locked) => Ok((lock, locked)),
         Err(pidfile::LockError::Held) => {
@@ -239,8 +222,8 @@ pub fn await_starts(mut pending: Vec<Pending>, mut done: impl FnMut(&str, Result
         let mut still = Vec::with_capacity(pending.len());
         for (p, is_ready) in pending.into_iter().zip(ready) {
             if is_ready {
-                let text = super::read_all(p.pipe);
-                done(&p.name, outcome(&p.name, &p.log, &text));
+                let report = super::notify::read_report(p.pipe);
+                done(&p.name, outcome(&p.name, &p.log, report));
             } else {
                 still.push(p);
             }
@@ -249,12 +232,10 @@ pub fn await_starts(mut pending: Vec<Pending>, mut done: impl FnMut(&str, Result
     }
 }
 
-fn outcome(name: &str, log: &Path, text: &str) -> Result<Started> {
-    if let Some(pid) = text.strip_prefix("ok ") {
-        return Ok(Started::Now(pid.trim().parse().unwrap_or(0)));
-    }
-    match text.strip_prefix("err ") {
-        Some(reason) => Err(failure(name, log, reason.trim_end())),
+fn outcome(name: &str, log: &Path, report: Option<Report>) -> Result<Started> {
+    match report {
+        Some(Report::Started { pid }) => Ok(Started::Now(pid)),
+        Some(Report::Failed { reason }) => Err(failure(name, log, &reason)),
         None => Err(failure(name, log, "the keeper exited without reporting")),
     }
 }
@@ -265,16 +246,6 @@ fn failure(name: &str, log: &Path, reason: &str) -> Error {
         message: format!("cannot start: {reason}"),
         log_tail: crate::logfile::tail(log, TAIL_LINES),
     }
-}
-
-/// Stops the daemon `name` (defined by `daemon`, or an orphan known only by its state
-/// record); the caller holds its operation lock.
-pub fn stop(dirs: &Dirs, name: &str, daemon: Option<&Daemon>) -> Result<Stopped> {
-    let mut outcome = None;
-    stop_many(dirs, vec![(name.to_string(), daemon, None)], |_, result| {
-        outcome = Some(result)
-    });
-    outcome.unwrap_or(Ok(Stopped::Already))
 }
 
 /// One daemon on its way down.
@@ -374,7 +345,7 @@ fn ask_keeper_to_stop<'a>(
     if let (None, Some(_), Some(record)) = (observed.keeper, observed.daemon, &observed.record) {
         // Its keeper is gone: signal it now, so its stop_timeout runs alongside the
         // others' rather than after them.
-        signal_stop(record, record.stop_signal);
+        signal_stop(dirs, record, record.stop_signal);
         stopping.signalled_at = Some(Instant::now());
         stopping.acted = true;
         return stopping;
@@ -493,7 +464,7 @@ fn finish_stop(
     if let (true, Some(mut record)) = (unsupervised, observed.record.clone()) {
         // Its keeper is gone, so the record and the pidfile are ours to finish.
         acted = true;
-        stop_unsupervised(&record, signalled_at);
+        stop_unsupervised(dirs, &record, signalled_at);
         let main_alive = record.daemon.is_some_and(|p| p.is_alive());
         if main_alive || !left_behind(&record).is_empty() {
             return Err(Error::daemon(
@@ -506,6 +477,7 @@ fn finish_stop(
         record.daemon = None;
         record.output_pipes.clear();
         remove_cgroup(&mut record);
+        events::append(&dirs.events_file(name), &Event::now(name, Kind::Stopped));
         let lock = pidfile.unwrap_or(&record.pidfile).to_path_buf();
         while_no_keeper(&lock, || {
             let _ = state::write(&dirs.state_file(name), &record);
@@ -570,223 +542,27 @@ fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
     Some(existed)
 }
 
-/// Stops what a dead keeper's daemon left behind before a new keeper takes over: the
-/// new keeper's record replaces this one, after which nothing would know those
-/// processes were the daemon's.
-fn clear_leftovers(observed: &state::Observed) {
-    let Some(record) = &observed.record else {
-        return;
-    };
-    if !record.is_this_boot() {
-        return;
-    }
-    if !left_behind(record).is_empty() {
-        stop_unsupervised(record, None);
-    }
-    if let Some(cgroup) = record
-        .cgroup
-        .as_deref()
-        .and_then(super::cgroup::Cgroup::open)
-    {
-        cgroup.remove();
-    }
-    remove_daemon_pidfile(record);
-}
-
-/// Removes what a finished daemon without a keeper leaves on disk: its cgroup, and a
-/// forking daemon's own pidfile while it names the dead main process.
-fn remove_cgroup(record: &mut state::StateRecord) {
-    if let Some(cgroup) = record
-        .cgroup
-        .take()
-        .as_deref()
-        .and_then(super::cgroup::Cgroup::open)
-    {
-        cgroup.remove();
-    }
-    remove_daemon_pidfile(record);
-}
-
-/// Removes a forking daemon's own pidfile if it names the recorded main process and
-/// that process is dead (SIGKILLed with its keeper, it never ran its exit handlers).
-fn remove_daemon_pidfile(record: &state::StateRecord) {
-    let (Some(path), Some(main)) = (&record.daemon_pidfile, record.daemon) else {
-        return;
-    };
-    if pidfile::read_pid(path) == Some(main.pid) && !main.is_alive() {
-        let _ = std::fs::remove_file(path);
-    }
-}
-
-/// The processes a dead keeper's daemons left behind, by identity: those started since
-/// the keeper that still write to the log pipe it gave them (see
-/// [`StateRecord::output_pipes`](state::StateRecord::output_pipes); a keeper that
-/// finished its work clears them, so only a keeper that died makes this scan /proc). Not the members of
-/// the main process's session or group once the main process is dead: that ID may have
-/// been freed and handed to an unrelated session since, every dmgr daemon leads one.
-fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
-    if !record.is_this_boot() {
-        return Vec::new();
-    }
-    let mut found = procinfo::pipe_writers(&record.output_pipes, record.keeper.start);
-    // Every process in the daemon's cgroup is one of its own, whatever it did with
-    // its output: only the keeper put a process there.
-    if let Some(cgroup) = record
-        .cgroup
-        .as_deref()
-        .and_then(super::cgroup::Cgroup::open)
-    {
-        for id in cgroup.members().into_iter().filter_map(ProcId::of) {
-            if !found.contains(&id) {
-                found.push(id);
-            }
-        }
-    }
-    found
-}
-
-/// Stops a daemon whose keeper is gone: `stop_signal`, then SIGKILL after its
-/// `stop_timeout`. Not our children, so we cannot wait(2) for them; we watch `/proc`,
-/// where a zombie counts as dead (PID 1 may reap it late).
-fn stop_unsupervised(record: &state::StateRecord, signalled_at: Option<Instant>) {
-    let mut targets = Unsupervised::new(record);
-    if signalled_at.is_none() {
-        targets.signal(record.stop_signal.0);
-    }
-    let timeout = Duration::from_millis(record.stop_timeout_ms)
-        .saturating_sub(signalled_at.map_or(Duration::ZERO, |at| at.elapsed()));
-    if !wait_until(timeout, || targets.are_gone()) {
-        targets.signal(Signal::SIGKILL);
-        wait_until(GRACE, || targets.are_gone());
-    }
-}
-
-/// Sends `stop_signal` (and SIGCONT) to a daemon whose keeper is gone.
-fn signal_stop(record: &state::StateRecord, stop_signal: units::Signal) {
-    Unsupervised::new(record).signal(stop_signal.0);
-}
-
-/// The processes of a daemon whose keeper is gone, each by identity: its main process
-/// while it lives; the members of its process group seen while the live main process
-/// pinned the group's ID (an ID is freed once its group is empty, and may then name
-/// an unrelated group: every dmgr daemon leads one); and what it left behind (see
-/// [`left_behind`]).
-struct Unsupervised<'a> {
-    record: &'a state::StateRecord,
-    main: Option<ProcId>,
-    members: Vec<ProcId>,
-}
-
-impl<'a> Unsupervised<'a> {
-    fn new(record: &'a state::StateRecord) -> Self {
-        let mut targets = Unsupervised {
-            record,
-            main: record.daemon.filter(ProcId::is_alive),
-            members: Vec::new(),
-        };
-        targets.refresh();
-        targets
-    }
-
-    /// Looks again: new group members while the main process lives, and who is gone.
-    fn refresh(&mut self) {
-        if let Some(main) = self.main.filter(ProcId::is_alive) {
-            let seen: Vec<ProcId> = procinfo::group_members(main.pid, main.pid)
-                .into_iter()
-                .filter_map(ProcId::of)
-                .collect();
-            // Alive before and after the read, the main process pinned its group ID
-            // throughout, so `seen` are its members; if it died meanwhile they may not be.
-            if main.is_alive() {
-                for id in seen {
-                    if !self.members.contains(&id) {
-                        self.members.push(id);
-                    }
-                }
-            } else {
-                self.main = None;
-            }
-        } else {
-            self.main = None;
-        }
-        for id in left_behind(self.record) {
-            if !self.members.contains(&id) {
-                self.members.push(id);
-            }
-        }
-        self.members.retain(ProcId::is_alive);
-    }
-
-    fn are_gone(&mut self) -> bool {
-        self.refresh();
-        self.main.is_none() && self.members.is_empty()
-    }
-
-    fn signal(&mut self, signal: Signal) {
-        let signals: &[Signal] = if signal == Signal::SIGKILL {
-            &[Signal::SIGKILL]
-        } else {
-            &[signal, Signal::SIGCONT]
-        };
-        self.refresh();
-        if signal == Signal::SIGKILL {
-            if let Some(cgroup) = self
-                .record
-                .cgroup
-                .as_deref()
-                .and_then(super::cgroup::Cgroup::open)
-            {
-                cgroup.kill();
-            }
-        }
-        let group = self.main.map(|main| main.pid);
-        if let Some(group) = group {
-            for &signal in signals {
-                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), signal);
-            }
-        }
-        // The group signal reached its members; each other process gets the signal
-        // once too (a second SIGTERM means "hurry" to some programs).
-        for &process in &self.members {
-            let in_group = Stat::read(process.pid).is_some_and(|s| Some(s.pgrp) == group);
-            if !in_group {
-                for &signal in signals {
-                    let _ = sys::signal_process(process, signal);
-                }
-            }
-        }
-    }
-}
-
-/// Polls `done` every 10 ms until it holds or `timeout` passes; returns whether it held.
-/// Only for processes that are not ours to wait(2) on.
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Sends `signal` to the daemon's main process, identity-checked; `Ok(None)` if it
-/// is not running.
+/// Sends `signal` to the daemon's main process, identity-checked, and records a
+/// `signalled` event saying it was `by` (`dmgr kill`); `Ok(None)` if it is not running.
 pub fn signal_daemon(
     dirs: &Dirs,
     name: &str,
     daemon: Option<&Daemon>,
     signal: units::Signal,
+    by: &str,
 ) -> Result<Option<i32>> {
     let observed = state::observe(dirs, name, daemon.map(|d| d.pidfile.as_path()));
     let Some(process) = observed.daemon else {
         return Ok(None);
     };
+    // Timed before the signal: what the daemon does about it comes after.
+    let event = Event::now(name, Kind::Signalled).pid(process.pid);
     match sys::signal_process(process, signal.0) {
-        Ok(true) => Ok(Some(process.pid)),
+        Ok(true) => {
+            let event = event.signal(signal.to_string()).message(by);
+            events::append(&dirs.events_file(name), &event);
+            Ok(Some(process.pid))
+        }
         Ok(false) => Ok(None),
         Err(e) => Err(Error::daemon(
             name,

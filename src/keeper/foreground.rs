@@ -16,8 +16,10 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::{exit_record, initial_record, path_of, sys, with_mainpid, Launch};
+use super::launch::{path_of, with_mainpid, Launch};
+use super::{exit_record, initial_record, sys};
 use crate::config::{Daemon, Dirs};
+use crate::events::{Event, History, Kind};
 use crate::pidfile::{LockedPidfile, OperationLock};
 use crate::procinfo::{ProcId, Stat};
 use crate::state::{self, Reason, Status};
@@ -36,6 +38,9 @@ pub fn run_foreground(
     mut pidfile: LockedPidfile,
 ) -> Result<u8> {
     let fail = |message: String| Error::daemon(&daemon.name, message);
+    // Holding the pidfile lock, `dmgr run` owns the history as a keeper would.
+    let mut events = History::open(&dirs.events_file(&daemon.name));
+    let event = |kind| Event::now(&daemon.name, kind);
     let mut record = initial_record(daemon);
     record.foreground = true;
     let mut state_file = state::StateFile::open(&dirs.state_file(&daemon.name))
@@ -92,7 +97,12 @@ pub fn run_foreground(
         keep_stdin: true,
         ..options
     };
-    let spawned = sys::spawn_gated(&options).and_then(|gated| {
+    let single = sys::SingleThreaded::check()
+        .ok_or_else(|| fail("cannot start: dmgr runs more than one thread".to_string()))?;
+    // What the daemon leaves behind is handed to us, not to PID 1, so that its end
+    // (a stop included) leaves nothing running (promise 4), as under a keeper.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let spawned = sys::spawn_gated(&single, &options).and_then(|gated| {
         // On record before it runs the command, as under a keeper.
         let pid = gated.pid();
         let start = Stat::read(pid).map_or(0, |s| s.start);
@@ -120,6 +130,11 @@ pub fn run_foreground(
             return Err(fail(message));
         }
     };
+    events.append(
+        &event(Kind::Started)
+            .pid(pid)
+            .message("dmgr run, in the foreground"),
+    );
     let started = Instant::now();
     let child = Pid::from_raw(pid);
     let mut kill_at: Option<Instant> = None;
@@ -136,6 +151,9 @@ pub fn run_foreground(
             // Our unreaped child: its PID cannot have been reused.
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             kill_at = None;
+            let limit = crate::config::units::format_duration(daemon.supervision.stop_timeout);
+            let killed = event(Kind::Killed).pid(pid).signal("KILL");
+            events.append(&killed.message(format!("still running {limit} after the stop signal")));
         }
         // Sleeps until a signal arrives (SIGCHLD, or one to pass on) or SIGKILL is due.
         let timeout = kill_at.map_or(PollTimeout::NONE, |at| {
@@ -157,6 +175,10 @@ pub fn run_foreground(
                 let _ = nix::sys::signal::kill(child, signal);
                 let stops = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT];
                 if stops.contains(&signal) {
+                    if record.reason != Some(Reason::StoppedByRequest) {
+                        let name = signal.as_str().trim_start_matches("SIG");
+                        events.append(&event(Kind::Stopping).pid(pid).signal(name));
+                    }
                     record.reason = Some(Reason::StoppedByRequest);
                     kill_at = kill_at.or(Some(Instant::now() + daemon.supervision.stop_timeout));
                 }
@@ -164,6 +186,14 @@ pub fn run_foreground(
         }
     };
     let exit = exit_record(status, started.elapsed());
+    stop_leftovers(&signals, daemon);
+    let mut exited = event(Kind::Exited).pid(pid);
+    exited.exit_code = exit.code;
+    exited.signal = exit.signal.clone();
+    events.append(&exited);
+    if record.reason == Some(Reason::StoppedByRequest) {
+        events.append(&event(Kind::Stopped));
+    }
     let (status_word, reason) = match record.reason {
         Some(Reason::StoppedByRequest) => (Status::Stopped, Reason::StoppedByRequest),
         _ if exit.is_success() => (Status::Stopped, Reason::Exited),
@@ -180,6 +210,62 @@ pub fn run_foreground(
     })
 }
 
+/// Stops what the daemon left behind when it ended (its orphans, reparented to `dmgr
+/// run`, a child subreaper): `stop_signal` and SIGCONT to each by identity, SIGKILL
+/// after `stop_timeout`, and returns once none is left (or, should some survive
+/// SIGKILL, after a grace).
+fn stop_leftovers(signals: &SignalFd, daemon: &Daemon) {
+    let me = std::process::id() as i32;
+    let reap = || {
+        while let Ok(status) =
+            nix::sys::wait::waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG))
+        {
+            if status == WaitStatus::StillAlive {
+                break;
+            }
+        }
+    };
+    let signal_all = |signals: &[Signal]| {
+        for process in crate::procinfo::descendants(me) {
+            for &signal in signals {
+                let _ = sys::signal_process(process, signal);
+            }
+        }
+    };
+    reap();
+    if crate::procinfo::children_of(me).is_empty() {
+        return;
+    }
+    signal_all(&[daemon.supervision.stop_signal.0, Signal::SIGCONT]);
+    let kill_at = Instant::now() + daemon.supervision.stop_timeout;
+    let give_up = kill_at + Duration::from_secs(10);
+    let mut killed = false;
+    loop {
+        reap();
+        let now = Instant::now();
+        if crate::procinfo::children_of(me).is_empty() || now >= give_up {
+            return;
+        }
+        if !killed && now >= kill_at {
+            signal_all(&[Signal::SIGKILL]);
+            killed = true;
+        }
+        // SIGCHLD wakes us as each one is reaped; a signal to pass on has no one left.
+        let until = if killed { give_up } else { kill_at };
+        let ms = until.saturating_duration_since(now).as_millis() + 1;
+        let timeout = PollTimeout::try_from(i32::try_from(ms).unwrap_or(i32::MAX))
+            .unwrap_or(PollTimeout::MAX);
+        let _ = nix::poll::poll(
+            &mut [PollFd::new(
+                std::os::fd::AsFd::as_fd(signals),
+                PollFlags::POLLIN,
+            )],
+            timeout,
+        );
+        while let Ok(Some(_)) = signals.read_signal() {}
+    }
+}
+
 /// Runs `argv` (`reload_command`) in the daemon's environment with `MAINPID` set to
 /// `main`, its output to the terminal, killed after `timeout`; returns its exit
 /// status or why it failed.
@@ -194,7 +280,8 @@ pub fn run_command(
     let program = sys::resolve_program(&argv[0], path_of(&env))
         .ok_or_else(|| format!("cannot exec {}: not found in PATH", argv[0]))?;
     let options = on_terminal(daemon, &launch, &program, argv, &env);
-    let gated = sys::spawn_gated(&options)
+    let single = sys::SingleThreaded::check().ok_or("dmgr runs more than one thread")?;
+    let gated = sys::spawn_gated(&single, &options)
         .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
     let pid = gated.pid();
     gated

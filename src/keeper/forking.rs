@@ -7,8 +7,10 @@ use std::time::Instant;
 
 use nix::sys::wait::WaitStatus;
 
-use super::{describe_wait, millis, Child, Keeper, Phase, Starting, PROBE_INTERVAL};
+use super::machine::{Child, Phase, Starting};
+use super::{describe_wait, millis, Keeper, PROBE_INTERVAL};
 use crate::config;
+use crate::events::Kind;
 use crate::procinfo::{self, ProcId};
 use crate::state;
 
@@ -146,42 +148,40 @@ impl Keeper {
             exited: false,
         });
         if let Some(pidfile) = &mut self.pidfile {
-            if let Err(e) = pidfile.write_pid(id.pid) {
-                self.out.sink.note(&e.to_string());
-            }
+            let _ = pidfile.write_pid(id.pid);
         }
         self.record.daemon = Some(id);
         self.record.started_at_ms = Some(state::now_ms().saturating_sub(millis(since.elapsed())));
-        self.note(&format!(
-            "adopted pid {}, left behind by the command (type = \"forking\")",
-            id.pid
-        ));
+        let mut started = self.event(Kind::Started).pid(id.pid);
+        started.message = Some(match self.cgroup_note.take() {
+            Some(note) => format!("left behind by the command (type = \"forking\"); {note}"),
+            None => "left behind by the command (type = \"forking\")".to_string(),
+        });
+        self.record_event(started);
         self.save();
-        let settle_at = since + self.daemon.supervision.start_wait;
-        self.phase = Phase::Up(Some(Starting {
-            settle_at,
-            ready_by: ready_by.max(settle_at),
-            next_probe: settle_at,
-            probe: None,
-        }));
+        self.phase = Phase::Up(Some(Starting::new(
+            since,
+            ready_by,
+            &self.daemon.supervision,
+        )));
         self.on_timers();
     }
 
     /// A forking daemon's own pidfile still names its dead process: the program had no
     /// chance to remove it (SIGKILL skips its exit handlers), and the textbook daemon
-    /// refuses to start while it exists. Removed as systemd removes `PIDFile=`.
-    pub(super) fn remove_forking_pidfile(&mut self, dead: i32) {
-        let Some(path) = &self.daemon.forking_pidfile else {
-            return;
-        };
-        if crate::pidfile::read_pid(path) == Some(dead) {
-            match std::fs::remove_file(path) {
-                Ok(()) => self.note(&format!(
-                    "removed {}, which named the dead pid {dead}",
-                    path.display()
-                )),
-                Err(e) => self.note(&format!("cannot remove {}: {e}", path.display())),
-            }
+    /// refuses to start while it exists. Removed as systemd removes `PIDFile=`; returns
+    /// what was done, for the `exited` event.
+    pub(super) fn remove_forking_pidfile(&mut self, dead: i32) -> Option<String> {
+        let path = self.daemon.forking_pidfile.as_ref()?;
+        if crate::pidfile::read_pid(path) != Some(dead) {
+            return None;
         }
+        Some(match std::fs::remove_file(path) {
+            Ok(()) => format!(
+                "removed {}, which named the dead pid {dead}",
+                path.display()
+            ),
+            Err(e) => format!("cannot remove {}: {e}", path.display()),
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! The keeper's side of a daemon's log: bytes from the daemon's pipe appended to the
-//! log file, optional per-line timestamps, rotation at line boundaries, and the
-//! keeper's own notes (`[dmgr ...] started (pid N)`).
+//! log file, optional per-line timestamps and rotation at line boundaries. Nothing
+//! else goes into it: the keeper's own notes are events (`crate::events`).
 //!
 //! The file is opened with `O_APPEND` and never truncated. Rotation renames
 //! `NAME.log.(K-1)` to `NAME.log.K` down to `NAME.log` to `NAME.log.1`, then opens a
@@ -103,16 +103,11 @@ impl LogSink {
         self.flush();
     }
 
-    /// Appends a line of the keeper's own, after ending any partial line.
-    pub fn note(&mut self, text: &str) {
-        self.end_partial_line();
-        let line = format!("[dmgr {}] {text}\n", stamp());
-        self.write_output_raw(line.as_bytes());
-    }
-
-    /// Ends a partial last line with a newline (the daemon exited mid-line).
-    pub fn end_partial_line(&mut self) {
-        if !self.at_line_start {
+    /// A run of the daemon is over. With `log_timestamps`, a last line it left
+    /// unfinished is ended, so that the next run's first line starts with its own
+    /// time; without, the file keeps exactly the bytes the daemon wrote.
+    pub fn end_run(&mut self) {
+        if self.timestamps && !self.at_line_start {
             self.write_output_raw(b"\n");
         }
     }
@@ -348,15 +343,25 @@ mod tests {
     }
 
     #[test]
-    fn notes_end_a_partial_line_first() {
+    fn a_partial_last_line_is_ended_only_to_stamp_the_next_run() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.log");
         let mut sink = LogSink::open(&path, 0, 5, false).unwrap();
         sink.write_output(b"partial");
-        sink.note("exited (exit 1)");
-        let text = read(&path);
-        assert!(text.starts_with("partial\n[dmgr "), "{text}");
-        assert!(text.ends_with("] exited (exit 1)\n"), "{text}");
+        sink.end_run();
+        sink.write_output(b" more\n");
+        assert_eq!(read(&path), "partial more\n");
+        let stamped = dir.path().join("stamped.log");
+        let mut sink = LogSink::open(&stamped, 0, 5, true).unwrap();
+        sink.write_output(b"partial");
+        sink.end_run();
+        sink.write_output(b"next\n");
+        let text = read(&stamped);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with("Z partial") && lines[1].ends_with("Z next"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -165,10 +165,81 @@ pub struct Gated {
 /// Why a child could not exec: the step that failed and its errno.
 #[derive(Debug)]
 pub struct SpawnError {
-    /// What the child was doing (`chdir`, `setuid`, `exec`, ...).
-    pub step: &'static str,
+    /// What failed.
+    pub step: SpawnStep,
     /// The OS error.
     pub error: io::Error,
+}
+
+/// The steps of a spawn that can fail. The child reports its own by the byte
+/// `step as u8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnStep {
+    /// setsid(2) in the child.
+    Setsid = 0,
+    /// dup2(2) of the standard streams.
+    Dup2 = 1,
+    /// chdir(2) to the working directory.
+    Chdir = 2,
+    /// setgroups(2).
+    Setgroups = 3,
+    /// setgid(2).
+    Setgid = 4,
+    /// setuid(2).
+    Setuid = 5,
+    /// execve(2).
+    Exec = 6,
+    /// Preparing, before or just after the fork.
+    SetUp = 7,
+    /// Recording the new process (the caller's step between fork and gate).
+    Record = 8,
+    /// setrlimit(2) of `limits`.
+    Setrlimit = 9,
+    /// setpriority(2) of `nice`.
+    Setpriority = 10,
+    /// The write of `oom_score_adj`.
+    OomScoreAdj = 11,
+}
+
+impl SpawnStep {
+    /// The step the child reported by `byte`; anything else counts as set-up.
+    fn from_byte(byte: u8) -> SpawnStep {
+        const ALL: [SpawnStep; 12] = [
+            SpawnStep::Setsid,
+            SpawnStep::Dup2,
+            SpawnStep::Chdir,
+            SpawnStep::Setgroups,
+            SpawnStep::Setgid,
+            SpawnStep::Setuid,
+            SpawnStep::Exec,
+            SpawnStep::SetUp,
+            SpawnStep::Record,
+            SpawnStep::Setrlimit,
+            SpawnStep::Setpriority,
+            SpawnStep::OomScoreAdj,
+        ];
+        ALL.get(usize::from(byte))
+            .copied()
+            .unwrap_or(SpawnStep::SetUp)
+    }
+
+    /// Its name in messages.
+    fn name(self) -> &'static str {
+        match self {
+            SpawnStep::Setsid => "setsid",
+            SpawnStep::Dup2 => "dup2",
+            SpawnStep::Chdir => "chdir",
+            SpawnStep::Setgroups => "setgroups",
+            SpawnStep::Setgid => "setgid",
+            SpawnStep::Setuid => "setuid",
+            SpawnStep::Exec => "exec",
+            SpawnStep::SetUp => "set up",
+            SpawnStep::Record => "record",
+            SpawnStep::Setrlimit => "setrlimit",
+            SpawnStep::Setpriority => "setpriority",
+            SpawnStep::OomScoreAdj => "oom_score_adj",
+        }
+    }
 }
 
 impl std::fmt::Display for SpawnError {
@@ -178,28 +249,31 @@ impl std::fmt::Display for SpawnError {
             None => self.error.to_string(),
         };
         match self.step {
-            "exec" => f.write_str(&reason),
-            step => write!(f, "{step}: {reason}"),
+            SpawnStep::Exec => f.write_str(&reason),
+            step => write!(f, "{}: {reason}", step.name()),
         }
     }
 }
 
-/// The steps the child reports failures of, by index in its one-byte report.
-const STEPS: [&str; 11] = [
-    "setsid",
-    "dup2",
-    "chdir",
-    "setgroups",
-    "setgid",
-    "setuid",
-    "exec",
-    "set up",
-    "setrlimit",
-    "setpriority",
-    "oom_score_adj",
-];
 /// The byte the child writes when it is set up and waits at the gate.
 const READY: u8 = 0xff;
+
+/// A witness that the process had a single thread when it was made, required by
+/// [`spawn_gated`]: the child of a fork runs Rust code on memory prepared before it
+/// (no exec between), which is sound only when no other thread could have held a
+/// lock or been mid-allocation at the fork. It is neither `Send` nor `Sync`, so it
+/// stays on the thread that checked; a process that starts threads later must not
+/// keep one (the keeper never does; `dmgr run` and `reload` start none).
+#[derive(Debug)]
+pub struct SingleThreaded(std::marker::PhantomData<*const ()>);
+
+impl SingleThreaded {
+    /// The witness, if `/proc/self/task` lists exactly one thread now.
+    pub fn check() -> Option<SingleThreaded> {
+        let threads = std::fs::read_dir("/proc/self/task").ok()?.count();
+        (threads == 1).then_some(SingleThreaded(std::marker::PhantomData))
+    }
+}
 
 impl Gated {
     /// The child's PID.
@@ -224,9 +298,12 @@ impl Gated {
 /// umask, credentials, default dispositions for every signal and an empty mask. The
 /// child then waits at its start gate. Only fds 0-2 survive the exec: everything the
 /// keeper holds is close-on-exec.
-pub fn spawn_gated(options: &SpawnOptions<'_>) -> Result<Gated, SpawnError> {
+pub fn spawn_gated(
+    _single: &SingleThreaded,
+    options: &SpawnOptions<'_>,
+) -> Result<Gated, SpawnError> {
     let prep = |error: io::Error| SpawnError {
-        step: "set up",
+        step: SpawnStep::SetUp,
         error,
     };
     let cstring = |bytes: &[u8]| {
@@ -278,7 +355,7 @@ pub fn spawn_gated(options: &SpawnOptions<'_>) -> Result<Gated, SpawnError> {
         argv: &argv_ptrs,
         envp: &envp_ptrs,
     };
-    // SAFETY: fork(2) in the keeper, which is single-threaded; in the child,
+    // SAFETY: fork(2) in a single-threaded process (the witness `_single`); in the child,
     // `run_child` makes only async-signal-safe calls on memory allocated above and
     // never returns (it execs or `_exit`s).
     let pid = unsafe { libc::fork() };
@@ -303,12 +380,8 @@ pub fn spawn_gated(options: &SpawnOptions<'_>) -> Result<Gated, SpawnError> {
             let mut errno = [0u8; 4];
             let _ = read_exact_or_eof(&mut report, &mut errno);
             reap_failed(pid);
-            let step = STEPS
-                .get(usize::from(first[0]))
-                .copied()
-                .unwrap_or("set up");
             Err(SpawnError {
-                step,
+                step: SpawnStep::from_byte(first[0]),
                 error: io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
             })
         }
@@ -338,7 +411,7 @@ fn read_report(report: &mut File) -> Option<SpawnError> {
     let mut errno = [0u8; 4];
     let _ = read_exact_or_eof(report, &mut errno);
     Some(SpawnError {
-        step: STEPS.get(usize::from(step[0])).copied().unwrap_or("exec"),
+        step: SpawnStep::from_byte(step[0]),
         error: io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
     })
 }
@@ -388,16 +461,16 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             libc::close(fd);
         }
         if plan.new_session && libc::setsid() == -1 {
-            fail(0);
+            fail(SpawnStep::Setsid as u8);
         }
         if libc::dup2(plan.devnull, 0) == -1
             || libc::dup2(plan.stdout, 1) == -1
             || libc::dup2(plan.stderr, 2) == -1
         {
-            fail(1);
+            fail(SpawnStep::Dup2 as u8);
         }
         if libc::chdir(plan.cwd.as_ptr()) == -1 {
-            fail(2);
+            fail(SpawnStep::Chdir as u8);
         }
         libc::umask(plan.umask);
         // Limits, priority and OOM score while still privileged: raising a hard limit,
@@ -409,12 +482,12 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
                     rlim_max: value,
                 };
                 if libc::setrlimit(resource, &limit) == -1 {
-                    fail(8);
+                    fail(SpawnStep::Setrlimit as u8);
                 }
             }
             if let Some(nice) = resources.nice {
                 if libc::setpriority(libc::PRIO_PROCESS, 0, nice) == -1 {
-                    fail(9);
+                    fail(SpawnStep::Setpriority as u8);
                 }
             }
             if let Some((text, len)) = &resources.oom_score_adj {
@@ -423,7 +496,7 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
                     libc::O_WRONLY | libc::O_CLOEXEC,
                 );
                 if fd == -1 || libc::write(fd, text.as_ptr().cast(), *len) != *len as isize {
-                    fail(10);
+                    fail(SpawnStep::OomScoreAdj as u8);
                 }
                 libc::close(fd);
             }
@@ -431,13 +504,13 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
         if let Some(creds) = plan.credentials {
             // Supplementary groups and the gid while still root, the uid last.
             if libc::setgroups(creds.groups.len() as _, creds.groups.as_ptr()) == -1 {
-                fail(3);
+                fail(SpawnStep::Setgroups as u8);
             }
             if libc::setgid(creds.gid) == -1 {
-                fail(4);
+                fail(SpawnStep::Setgid as u8);
             }
             if libc::setuid(creds.uid) == -1 {
-                fail(5);
+                fail(SpawnStep::Setuid as u8);
             }
         }
         reset_signals();
@@ -456,7 +529,7 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             plan.argv.as_ptr(),
             plan.envp.as_ptr(),
         );
-        fail(6)
+        fail(SpawnStep::Exec as u8)
     }
 }
 
@@ -614,5 +687,25 @@ pub fn release_free_memory() {
     #[cfg(target_env = "gnu")]
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spawn_step_round_trips_through_its_byte() {
+        for byte in 0..=8u8 {
+            assert_eq!(SpawnStep::from_byte(byte) as u8, byte);
+        }
+        assert_eq!(SpawnStep::from_byte(READY - 1), SpawnStep::SetUp);
+    }
+
+    #[test]
+    fn a_test_thread_is_not_alone() {
+        // The test harness runs tests on threads of its own.
+        let alone = std::fs::read_dir("/proc/self/task").unwrap().count() == 1;
+        assert_eq!(SingleThreaded::check().is_some(), alone);
     }
 }

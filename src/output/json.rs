@@ -127,6 +127,8 @@ pub struct StatusEntry {
     pub log_tail: Vec<String>,
     /// The last lines of the separate stderr log; empty when there is none.
     pub stderr_tail: Vec<String>,
+    /// The last five events, oldest first, as `dmgr events --json` prints them.
+    pub events: Vec<crate::events::Event>,
 }
 
 /// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.

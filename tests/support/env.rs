@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{wait_until, ProcId, Run};
+use super::{wait_until, KillOnDrop, ProcId, Run};
 
 /// One test's daemons.d and run directory.
 pub struct TestEnv {
@@ -213,6 +213,30 @@ impl TestEnv {
     /// The log of `name`.
     pub fn log(&self, name: &str) -> String {
         fs::read_to_string(self.run_dir().join(format!("log/{name}.log"))).unwrap_or_default()
+    }
+
+    /// Runs `dmgr ARGS` (a `-f` that runs until killed) with its standard output read
+    /// line by line on a thread; the process is killed when the result is dropped.
+    pub fn follow(&self, args: &[&str]) -> (KillOnDrop, std::sync::mpsc::Receiver<String>) {
+        use std::io::BufRead;
+        let mut child = KillOnDrop(self.command(args).stdout(Stdio::piped()).spawn().unwrap());
+        let stdout = child.0.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, rx)
+    }
+
+    /// The event history of `name` as `dmgr events NAME` prints it, all of it.
+    pub fn events(&self, name: &str) -> String {
+        self.dmgr(&["events", "-n", "100000", name])
+            .success()
+            .stdout()
     }
 
     /// The bytes of `daemons.d/NAME.toml`.

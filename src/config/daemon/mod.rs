@@ -283,6 +283,8 @@ pub enum ReadyCheck {
     File(#[serde(with = "crate::state::path_bytes")] PathBuf),
     /// The command exits 0.
     Exec(Vec<String>),
+    /// A GET of `http://host:port/path` answers 2xx or 3xx.
+    Http(String),
 }
 
 /// Returns true if and only if `name` is a valid daemon name:

@@ -153,6 +153,15 @@ fn only_command_is_required_and_defaults_fill_the_rest() {
 }
 
 #[test]
+fn an_http_ready_check_is_validated() {
+    let d = load_text("command = \"a\"\nready = { http = \"http://127.0.0.1:8080/up\" }\n");
+    let http = ReadyCheck::Http("http://127.0.0.1:8080/up".into());
+    assert_eq!(d.unwrap().supervision.ready, Some(http));
+    assert!(problem("ready = { http = \"https://x/\" }").contains("https is not supported"));
+    assert!(problem("ready = { http = \"http://x:0/\" }").contains("invalid URL"));
+}
+
+#[test]
 fn every_key_parses() {
     let d = load_text(
         r#"

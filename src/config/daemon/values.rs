@@ -519,7 +519,7 @@ impl Builder<'_> {
         if present.len() != 1 {
             self.error(
                 value.span(),
-                "`ready` takes exactly one of `tcp`, `file` or `exec`",
+                "`ready` takes exactly one of `tcp`, `file`, `exec` or `http`",
             );
             return None;
         }
@@ -542,6 +542,23 @@ impl Builder<'_> {
                 }
             }
             "file" => self.path(table.get("file")).map(ReadyCheck::File),
+            "http" => {
+                let item = table.get("http")?;
+                let url = self.string(Some(item))?;
+                match crate::config::url::HttpUrl::parse(&url) {
+                    Ok(_) => Some(ReadyCheck::Http(url)),
+                    Err(why) => {
+                        self.error(
+                            item.span(),
+                            format!(
+                                "invalid URL \"{}\": {why}; write \"http://host:port/path\", like \"http://127.0.0.1:8080/healthz\"",
+                                quote(&url)
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
             _ => {
                 let item = table.get("exec")?;
                 self.command(item).map(ReadyCheck::Exec)

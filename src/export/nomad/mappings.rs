@@ -297,8 +297,16 @@ fn ready(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
         return;
     };
     match check {
-        ReadyCheck::Tcp(address) => {
-            let (host, port) = split_address(address);
+        ReadyCheck::Tcp(_) | ReadyCheck::Http(_) => {
+            let (address, kind, path) = match check {
+                ReadyCheck::Http(url) => match crate::config::url::HttpUrl::parse(url) {
+                    Ok(url) => (url.address(), "http", Some(url.path)),
+                    Err(_) => return,
+                },
+                ReadyCheck::Tcp(address) => (address.clone(), "tcp", None),
+                _ => return,
+            };
+            let (host, port) = split_address(&address);
             let label = port_label(&d.name);
             task.ports.push(Port {
                 label: label.clone(),
@@ -309,8 +317,8 @@ fn ready(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
                 port: label,
                 address: (!matches!(host.as_str(), "" | "0.0.0.0" | "::" | "*")).then_some(host),
                 checks: vec![Check {
-                    kind: "tcp",
-                    path: None,
+                    kind,
+                    path,
                     interval: CHECK_INTERVAL,
                     timeout: CHECK_TIMEOUT,
                 }],

@@ -313,6 +313,7 @@ fn ready(d: &Daemon, _: &Source, unit: &mut Unit) {
         ReadyCheck::Tcp(address) => format!("{{ tcp = {address:?} }}"),
         ReadyCheck::File(file) => format!("{{ file = {:?} }}", file.display().to_string()),
         ReadyCheck::Exec(argv) => format!("{{ exec = {argv:?} }}"),
+        ReadyCheck::Http(url) => format!("{{ http = {url:?} }}"),
     };
     unit.lost.push(Lost::new(
         format!("ready = {written}"),

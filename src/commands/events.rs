@@ -1,0 +1,85 @@
+//! `dmgr events [NAME...] [-n N] [-f] [--json]`: the keepers' event history, oldest
+//! first, several daemons merged by time; with `-f` every new event as it is recorded.
+//! The text form escapes what came from files and processes (messages, names); `--json`
+//! prints the lines as they are stored.
+
+use std::path::PathBuf;
+
+use super::{unknown, Context};
+use crate::cli::EventsArgs;
+use crate::events::{self, Event};
+use crate::output::{self, escape};
+use crate::watch::{Follower, Replaced, Waker};
+use crate::{config, state, Result};
+
+/// Runs `dmgr events`.
+pub fn run(ctx: &Context, args: &EventsArgs) -> Result<u8> {
+    let names = if args.names.is_empty() {
+        let mut all = config::names(&ctx.dirs);
+        all.extend(state::recorded_names(&ctx.dirs));
+        all.sort_unstable();
+        all.dedup();
+        all
+    } else {
+        let defined = config::names(&ctx.dirs);
+        for name in &args.names {
+            let known = defined.contains(name)
+                || ctx.dirs.state_file(name).exists()
+                || ctx.dirs.events_file(name).exists();
+            if !known || !config::is_valid_name(name) {
+                return Err(unknown(ctx, name));
+            }
+        }
+        args.names.clone()
+    };
+    let paths: Vec<PathBuf> = names.iter().map(|n| ctx.dirs.events_file(n)).collect();
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    let show = |stored: &[(String, Event)]| -> String {
+        stored
+            .iter()
+            .map(|(line, event)| match args.json {
+                true => format!("{line}\n"),
+                false => format!("{}\n", render(event, width)),
+            })
+            .collect()
+    };
+    // Followers start at the current ends, before the history is read: an event
+    // recorded in between is printed twice rather than never.
+    let mut followers: Vec<Follower> = paths
+        .iter()
+        .map(|p| Follower::at_end(p.clone(), Replaced::AfterLastSeen))
+        .collect();
+    output::print_raw(&show(&events::merged(&paths, args.lines)))?;
+    if !args.follow {
+        return Ok(0);
+    }
+    let waker = Waker::watching(paths.iter());
+    loop {
+        let mut new: Vec<(String, Event)> = followers
+            .iter_mut()
+            .flat_map(Follower::new_lines)
+            .filter_map(|line| {
+                let line = String::from_utf8_lossy(&line).into_owned();
+                let event = serde_json::from_str(&line).ok()?;
+                Some((line, event))
+            })
+            .collect();
+        new.sort_by(|a, b| a.1.time.cmp(&b.1.time));
+        if !new.is_empty() && output::print_raw(&show(&new)).is_err() {
+            return Ok(0);
+        }
+        waker.wait();
+    }
+}
+
+/// `TIME  NAME  EVENT  DETAILS`, escaped.
+fn render(event: &Event, width: usize) -> String {
+    let line = format!(
+        "{}  {:<width$}  {:<15}  {}",
+        event.time,
+        event.daemon,
+        event.event.as_str(),
+        event.details()
+    );
+    escape(line.trim_end()).into_owned()
+}

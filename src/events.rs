@@ -1,0 +1,415 @@
+//! The event history of a daemon (`RUN_DIR/NAME.events`): what its keeper saw happen,
+//! one JSON object a line, as `dmgr events` and `dmgr status` show it (SPEC "Events").
+//! The daemon's log holds only what the daemon wrote; dmgr's own notes are here.
+//!
+//! Writes are cheap: one `write(2)` of one line to a file opened with `O_APPEND`. The
+//! history is bounded: the holder of the daemon's pidfile lock (its keeper, or `dmgr
+//! run`) counts the lines it appends and, once the file holds more than twice
+//! [`BOUND`], keeps the newest [`BOUND`] lines in a new file renamed over the old, so
+//! readers see the old file or the new one, and lines are dropped whole. Others that
+//! append while no keeper runs (`dmgr stop`, `dmgr kill`) hold a shared `flock` on the
+//! file they write, the compaction an exclusive one, and an appender that finds the
+//! path renamed under it writes again to the new file: no line is lost to a compaction.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// The newest events a history keeps at least.
+pub const BOUND: usize = 1000;
+
+/// What happened, as the `event` key names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A process of the daemon was started (or, for `type = "forking"`, adopted).
+    Started,
+    /// Its `ready` check passed.
+    Ready,
+    /// The daemon's process ended.
+    Exited,
+    /// The keeper starts it again after `delay_ms`.
+    Restarting,
+    /// The keeper gave up on it: too many quick failures, or a failed first start.
+    GaveUp,
+    /// A stop began.
+    Stopping,
+    /// SIGKILL went to what was left after `stop_timeout`.
+    Killed,
+    /// A requested stop is done: nothing of the daemon runs.
+    Stopped,
+    /// `dmgr reload` or `dmgr kill` signalled it (or ran `reload_command`).
+    Signalled,
+    /// `dmgr apply` handed changed supervision keys to the keeper.
+    Updated,
+    /// Its liveness check failed `health_failures` times in a row.
+    Unhealthy,
+    /// Its processes used more than `memory_max`.
+    MemoryExceeded,
+    /// Its log could not be written.
+    LogError,
+}
+
+impl Kind {
+    /// The name as stored (`gave-up`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Started => "started",
+            Kind::Ready => "ready",
+            Kind::Exited => "exited",
+            Kind::Restarting => "restarting",
+            Kind::GaveUp => "gave-up",
+            Kind::Stopping => "stopping",
+            Kind::Killed => "killed",
+            Kind::Stopped => "stopped",
+            Kind::Signalled => "signalled",
+            Kind::Updated => "updated",
+            Kind::Unhealthy => "unhealthy",
+            Kind::MemoryExceeded => "memory-exceeded",
+            Kind::LogError => "log-error",
+        }
+    }
+}
+
+/// One event, as one line of the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When, RFC 3339 UTC with milliseconds (these sort as text).
+    pub time: String,
+    /// The daemon's name.
+    pub daemon: String,
+    /// What happened.
+    pub event: Kind,
+    /// The process concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// How it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// A signal by name (`"KILL"`): what killed it, or what was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// How long until the restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Why, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Event {
+    /// An event of `daemon` happening now, with no details yet.
+    pub fn now(daemon: &str, event: Kind) -> Event {
+        Event {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            daemon: daemon.to_string(),
+            event,
+            pid: None,
+            exit_code: None,
+            signal: None,
+            delay_ms: None,
+            message: None,
+        }
+    }
+
+    /// With the process `pid`.
+    pub fn pid(mut self, pid: i32) -> Event {
+        self.pid = Some(pid);
+        self
+    }
+
+    /// With the signal `signal` (a name without `SIG`).
+    pub fn signal(mut self, signal: impl Into<String>) -> Event {
+        self.signal = Some(signal.into());
+        self
+    }
+
+    /// With the signal numbered `number`, by name.
+    pub fn signal_number(mut self, number: i32) -> Event {
+        self.signal = nix::sys::signal::Signal::try_from(number)
+            .ok()
+            .map(|s| s.as_str().trim_start_matches("SIG").to_string());
+        self
+    }
+
+    /// With a message.
+    pub fn message(mut self, message: impl Into<String>) -> Event {
+        self.message = Some(message.into());
+        self
+    }
+
+    /// The line as stored, with its newline.
+    fn to_line(&self) -> Vec<u8> {
+        // Serialising plain strings and numbers cannot fail.
+        let mut line = serde_json::to_vec(self).unwrap_or_default();
+        line.push(b'\n');
+        line
+    }
+
+    /// The details after the event's name in the text form: `pid 42, signal KILL`.
+    pub fn details(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(pid) = self.pid {
+            parts.push(format!("pid {pid}"));
+        }
+        if let Some(code) = self.exit_code {
+            parts.push(format!("exit {code}"));
+        }
+        if let Some(signal) = &self.signal {
+            parts.push(format!("signal {signal}"));
+        }
+        if let Some(ms) = self.delay_ms {
+            let delay = std::time::Duration::from_millis(ms);
+            parts.push(format!(
+                "in {}",
+                crate::config::units::format_duration(delay)
+            ));
+        }
+        if let Some(message) = &self.message {
+            parts.push(message.clone());
+        }
+        parts.join(", ")
+    }
+}
+
+/// The history of one daemon, held by the process that owns compaction (the holder
+/// of the daemon's pidfile lock).
+#[derive(Debug)]
+pub struct History {
+    path: PathBuf,
+    file: Option<File>,
+    /// Lines in the file, as far as this writer knows.
+    lines: usize,
+}
+
+impl History {
+    /// Opens (creating) the history at `path` and compacts it if it is over the bound.
+    /// Never fails: a history that cannot be written loses events, not the daemon.
+    pub fn open(path: &Path) -> History {
+        let file = open_append(path).ok();
+        let lines = file.as_ref().map_or(0, count_lines);
+        let mut history = History {
+            path: path.to_path_buf(),
+            file,
+            lines,
+        };
+        history.compact_if_due();
+        history
+    }
+
+    /// Appends `event`, compacting the file when it passes twice the bound.
+    pub fn append(&mut self, event: &Event) {
+        if self.file.is_none() {
+            // A previous failure: the disk may have room now.
+            self.file = open_append(&self.path).ok();
+        }
+        let Some(file) = &mut self.file else {
+            return;
+        };
+        if file.write_all(&event.to_line()).is_err() {
+            self.file = None;
+            return;
+        }
+        self.lines += 1;
+        self.compact_if_due();
+    }
+
+    fn compact_if_due(&mut self) {
+        if self.lines <= 2 * BOUND {
+            return;
+        }
+        if let Some(file) = &self.file {
+            if let Ok(kept) = compact(&self.path, file, BOUND) {
+                self.lines = kept;
+            }
+        }
+        self.file = open_append(&self.path).ok();
+    }
+}
+
+/// Appends one event to the history at `path` for a process that does not own it
+/// (see the module documentation).
+pub fn append(path: &Path, event: &Event) {
+    for _ in 0..10 {
+        let Ok(file) = open_append(path) else {
+            return;
+        };
+        if fs2::FileExt::lock_shared(&file).is_err() {
+            return;
+        }
+        // Still the file at the path? A compaction may have replaced it meanwhile.
+        let same = match (file.metadata(), std::fs::symlink_metadata(path)) {
+            (Ok(held), Ok(now)) => held.ino() == now.ino() && held.dev() == now.dev(),
+            _ => false,
+        };
+        if same {
+            let _ = (&file).write_all(&event.to_line());
+            return;
+        }
+    }
+}
+
+/// Keeps the newest `keep` lines of the history `file` at `path`: copies them into a
+/// new file, renamed over the old one under an exclusive lock. Returns how many lines
+/// the new file holds.
+fn compact(path: &Path, file: &File, keep: usize) -> io::Result<usize> {
+    fs2::FileExt::lock_exclusive(file)?;
+    let mut reader = BufReader::new(File::open(path)?);
+    let total = count_lines(reader.get_ref());
+    reader.seek(SeekFrom::Start(0))?;
+    let mut skipped = 0;
+    let mut line = Vec::new();
+    while skipped < total.saturating_sub(keep) {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        skipped += 1;
+    }
+    let tmp = temporary(path);
+    let _ = std::fs::remove_file(&tmp);
+    let mut new = crate::files::open_planted_safe(
+        OpenOptions::new().write(true).create_new(true).mode(0o644),
+        &tmp,
+    )?;
+    io::copy(&mut reader, &mut new)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(total - skipped)
+}
+
+/// `RUN_DIR/.NAME.events`: beside the history, and like it one of dmgr's own files
+/// that no pidfile or log may name.
+fn temporary(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    path.with_file_name(name)
+}
+
+/// Opens the history for appending, and for reading to count its lines.
+fn open_append(path: &Path) -> io::Result<File> {
+    crate::files::open_planted_safe(
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o644),
+        path,
+    )
+}
+
+/// The lines in `file` from its start, read through a small buffer.
+fn count_lines(file: &File) -> usize {
+    let mut reader = BufReader::with_capacity(8192, file);
+    let _ = reader.seek(SeekFrom::Start(0));
+    let mut count = 0;
+    loop {
+        let buffer = match reader.fill_buf() {
+            Ok([]) | Err(_) => break,
+            Ok(buffer) => buffer,
+        };
+        count += buffer.iter().filter(|&&b| b == b'\n').count();
+        let len = buffer.len();
+        reader.consume(len);
+    }
+    count
+}
+
+/// The events in the history at `path` as stored lines and their parsed form,
+/// oldest first; lines that do not parse (a line cut by a full disk) are skipped.
+pub fn read(path: &Path) -> Vec<(String, Event)> {
+    let Ok((mut file, _)) = crate::files::open_regular(path) else {
+        return Vec::new();
+    };
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|line| Some((line.to_string(), serde_json::from_str(line).ok()?)))
+        .collect()
+}
+
+/// The last `n` events of the histories at `paths`, merged by time, oldest first.
+pub fn merged(paths: &[PathBuf], n: usize) -> Vec<(String, Event)> {
+    let mut all: Vec<(String, Event)> = paths.iter().flat_map(|p| read(p)).collect();
+    // Stable: the events of one daemon keep their order within a millisecond.
+    all.sort_by(|a, b| a.1.time.cmp(&b.1.time));
+    let skip = all.len().saturating_sub(n);
+    all.split_off(skip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_one_json_line_without_empty_keys() {
+        let event = Event::now("web", Kind::Exited).pid(42).signal("KILL");
+        let line = String::from_utf8(event.to_line()).unwrap();
+        assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["event"], "exited");
+        assert_eq!(value["signal"], "KILL");
+        assert_eq!(value["daemon"], "web");
+        assert!(value.get("exit_code").is_none() && value.get("message").is_none());
+        assert_eq!(event.details(), "pid 42, signal KILL");
+        let back: Event = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, event);
+        assert_eq!(
+            serde_json::to_value(Kind::MemoryExceeded).unwrap(),
+            Kind::MemoryExceeded.as_str()
+        );
+    }
+
+    #[test]
+    fn the_history_keeps_the_newest_events_in_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.events");
+        let mut history = History::open(&path);
+        for i in 0..(2 * BOUND + 1) {
+            history.append(&Event::now("web", Kind::Started).pid(i as i32));
+        }
+        let events = read(&path);
+        assert_eq!(events.len(), BOUND);
+        assert_eq!(events[0].1.pid, Some((BOUND + 1) as i32));
+        assert_eq!(events[BOUND - 1].1.pid, Some(2 * BOUND as i32));
+        assert!(!temporary(&path).exists());
+        // Appends go on into the new file, by this writer and by others.
+        history.append(&Event::now("web", Kind::Stopping));
+        append(&path, &Event::now("web", Kind::Signalled).signal("HUP"));
+        let events = read(&path);
+        assert_eq!(events.len(), BOUND + 2);
+        assert_eq!(events[BOUND + 1].1.event, Kind::Signalled);
+        // A new writer counts what is there.
+        assert_eq!(History::open(&path).lines, BOUND + 2);
+    }
+
+    #[test]
+    fn histories_merge_by_time_and_keep_the_last_n() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.events"), dir.path().join("b.events"));
+        let at = |daemon: &str, time: &str| Event {
+            time: time.to_string(),
+            ..Event::now(daemon, Kind::Started)
+        };
+        let mut ha = History::open(&a);
+        ha.append(&at("a", "2026-01-01T00:00:01.000Z"));
+        ha.append(&at("a", "2026-01-01T00:00:03.000Z"));
+        let mut hb = History::open(&b);
+        hb.append(&at("b", "2026-01-01T00:00:02.000Z"));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&b)
+            .unwrap()
+            .write_all(b"{\"cut by a full di")
+            .unwrap();
+        let merged = merged(&[a, b], 2);
+        let order: Vec<&str> = merged.iter().map(|(_, e)| e.daemon.as_str()).collect();
+        assert_eq!(order, ["b", "a"]);
+    }
+}

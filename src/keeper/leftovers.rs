@@ -1,0 +1,250 @@
+//! A daemon whose keeper is gone (SIGKILLed, or lost with a crash): what it left
+//! behind, found by identity from its state record, and how `stop` and `start` stop
+//! it without being its parent. Used by [`control`](super::control) only.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::sys;
+use crate::config::{units, Dirs};
+use crate::events::{self, Event, Kind};
+use crate::pidfile;
+use crate::procinfo::{self, ProcId, Stat};
+use crate::state;
+
+/// Extra time granted to a keeper beyond the daemon's own timeouts, and to processes
+/// after SIGKILL to be gone.
+pub(super) const GRACE: Duration = Duration::from_secs(10);
+
+/// Stops what a dead keeper's daemon left behind before a new keeper takes over: the
+/// new keeper's record replaces this one, after which nothing would know those
+/// processes were the daemon's.
+pub(super) fn clear_leftovers(dirs: &Dirs, observed: &state::Observed) {
+    let Some(record) = &observed.record else {
+        return;
+    };
+    if !record.is_this_boot() {
+        return;
+    }
+    if !left_behind(record).is_empty() {
+        stop_unsupervised(dirs, record, None);
+        let stopped = Event::now(&record.name, Kind::Stopped);
+        let stopped = stopped.message("what the daemon of a dead keeper left behind");
+        events::append(&dirs.events_file(&record.name), &stopped);
+    }
+    if let Some(cgroup) = record
+        .cgroup
+        .as_deref()
+        .and_then(super::cgroup::Cgroup::open)
+    {
+        cgroup.remove();
+    }
+    remove_daemon_pidfile(record);
+}
+
+/// Removes what a finished daemon without a keeper leaves on disk: its cgroup, and a
+/// forking daemon's own pidfile while it names the dead main process.
+pub(super) fn remove_cgroup(record: &mut state::StateRecord) {
+    if let Some(cgroup) = record
+        .cgroup
+        .take()
+        .as_deref()
+        .and_then(super::cgroup::Cgroup::open)
+    {
+        cgroup.remove();
+    }
+    remove_daemon_pidfile(record);
+}
+
+/// Removes a forking daemon's own pidfile if it names the recorded main process and
+/// that process is dead (SIGKILLed with its keeper, it never ran its exit handlers).
+fn remove_daemon_pidfile(record: &state::StateRecord) {
+    let (Some(path), Some(main)) = (&record.daemon_pidfile, record.daemon) else {
+        return;
+    };
+    if pidfile::read_pid(path) == Some(main.pid) && !main.is_alive() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// The processes a dead keeper's daemons left behind, by identity: those started since
+/// the keeper that still write to the log pipe it gave them (see
+/// [`StateRecord::output_pipes`](state::StateRecord::output_pipes); a keeper that
+/// finished its work clears them, so only a keeper that died makes this scan /proc). Not the members of
+/// the main process's session or group once the main process is dead: that ID may have
+/// been freed and handed to an unrelated session since, every dmgr daemon leads one.
+pub(super) fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
+    if !record.is_this_boot() {
+        return Vec::new();
+    }
+    let mut found = procinfo::pipe_writers(&record.output_pipes, record.keeper.start);
+    // A probe that ran when the keeper died, whatever it did with its output.
+    if let Some(probe) = record.probe.filter(|p| p.is_alive() && !found.contains(p)) {
+        found.push(probe);
+    }
+    // Every process in the daemon's cgroup is one of its own, whatever it did with
+    // its output: only the keeper put a process there.
+    if let Some(cgroup) = record
+        .cgroup
+        .as_deref()
+        .and_then(super::cgroup::Cgroup::open)
+    {
+        for id in cgroup.members().into_iter().filter_map(ProcId::of) {
+            if !found.contains(&id) {
+                found.push(id);
+            }
+        }
+    }
+    found
+}
+
+/// Stops a daemon whose keeper is gone: `stop_signal`, then SIGKILL after its
+/// `stop_timeout`. Not our children, so we cannot wait(2) for them; we watch `/proc`,
+/// where a zombie counts as dead (PID 1 may reap it late).
+pub(super) fn stop_unsupervised(
+    dirs: &Dirs,
+    record: &state::StateRecord,
+    signalled_at: Option<Instant>,
+) {
+    let mut targets = Unsupervised::new(record);
+    if signalled_at.is_none() {
+        record_stopping(dirs, record, &targets);
+        targets.signal(record.stop_signal.0);
+    }
+    let timeout = Duration::from_millis(record.stop_timeout_ms)
+        .saturating_sub(signalled_at.map_or(Duration::ZERO, |at| at.elapsed()));
+    if !wait_until(timeout, || targets.are_gone()) {
+        let killed = Event::now(&record.name, Kind::Killed).signal("KILL");
+        let limit = Duration::from_millis(record.stop_timeout_ms);
+        let limit = units::format_duration(limit);
+        let killed = killed.message(format!("still running {limit} after the stop signal"));
+        events::append(&dirs.events_file(&record.name), &killed);
+        targets.signal(Signal::SIGKILL);
+        wait_until(GRACE, || targets.are_gone());
+    }
+}
+
+/// Sends `stop_signal` (and SIGCONT) to a daemon whose keeper is gone.
+pub(super) fn signal_stop(dirs: &Dirs, record: &state::StateRecord, stop_signal: units::Signal) {
+    let mut targets = Unsupervised::new(record);
+    record_stopping(dirs, record, &targets);
+    targets.signal(stop_signal.0);
+}
+
+/// Records the `stopping` event of a daemon whose keeper is gone.
+fn record_stopping(dirs: &Dirs, record: &state::StateRecord, targets: &Unsupervised<'_>) {
+    let mut event = Event::now(&record.name, Kind::Stopping).signal(record.stop_signal.to_string());
+    event.pid = targets.main.map(|m| m.pid);
+    let event = event.message("its keeper is gone");
+    events::append(&dirs.events_file(&record.name), &event);
+}
+
+/// The processes of a daemon whose keeper is gone, each by identity: its main process
+/// while it lives; the members of its process group seen while the live main process
+/// pinned the group's ID (an ID is freed once its group is empty, and may then name
+/// an unrelated group: every dmgr daemon leads one); and what it left behind (see
+/// [`left_behind`]).
+struct Unsupervised<'a> {
+    record: &'a state::StateRecord,
+    main: Option<ProcId>,
+    members: Vec<ProcId>,
+}
+
+impl<'a> Unsupervised<'a> {
+    fn new(record: &'a state::StateRecord) -> Self {
+        let mut targets = Unsupervised {
+            record,
+            main: record.daemon.filter(ProcId::is_alive),
+            members: Vec::new(),
+        };
+        targets.refresh();
+        targets
+    }
+
+    /// Looks again: new group members while the main process lives, and who is gone.
+    fn refresh(&mut self) {
+        if let Some(main) = self.main.filter(ProcId::is_alive) {
+            let seen: Vec<ProcId> = procinfo::group_members(main.pid, main.pid)
+                .into_iter()
+                .filter_map(ProcId::of)
+                .collect();
+            // Alive before and after the read, the main process pinned its group ID
+            // throughout, so `seen` are its members; if it died meanwhile they may not be.
+            if main.is_alive() {
+                for id in seen {
+                    if !self.members.contains(&id) {
+                        self.members.push(id);
+                    }
+                }
+            } else {
+                self.main = None;
+            }
+        } else {
+            self.main = None;
+        }
+        for id in left_behind(self.record) {
+            if !self.members.contains(&id) {
+                self.members.push(id);
+            }
+        }
+        self.members.retain(ProcId::is_alive);
+    }
+
+    fn are_gone(&mut self) -> bool {
+        self.refresh();
+        self.main.is_none() && self.members.is_empty()
+    }
+
+    fn signal(&mut self, signal: Signal) {
+        let signals: &[Signal] = if signal == Signal::SIGKILL {
+            &[Signal::SIGKILL]
+        } else {
+            &[signal, Signal::SIGCONT]
+        };
+        self.refresh();
+        if signal == Signal::SIGKILL {
+            if let Some(cgroup) = self
+                .record
+                .cgroup
+                .as_deref()
+                .and_then(super::cgroup::Cgroup::open)
+            {
+                cgroup.kill();
+            }
+        }
+        let group = self.main.map(|main| main.pid);
+        // A live probe leads its own group and pins its ID, as the main process does.
+        let probe = self.record.probe.filter(ProcId::is_alive).map(|p| p.pid);
+        for group in group.into_iter().chain(probe) {
+            for &signal in signals {
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), signal);
+            }
+        }
+        // The group signal reached its members; each other process gets the signal
+        // once too (a second SIGTERM means "hurry" to some programs).
+        for &process in &self.members {
+            let in_group = Stat::read(process.pid).is_some_and(|s| Some(s.pgrp) == group);
+            if !in_group {
+                for &signal in signals {
+                    let _ = sys::signal_process(process, signal);
+                }
+            }
+        }
+    }
+}
+
+/// Polls `done` every 10 ms until it holds or `timeout` passes; returns whether it held.
+/// Only for processes that are not ours to wait(2) on.
+pub(super) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,163 @@
+//! The keeper's state record and its end: the record a keeper starts from, how a run
+//! ended, taking over changed supervision keys (SIGUSR1), and the final record, events
+//! and report once the keeper's work is done.
+
+use std::time::Duration;
+
+use nix::sys::wait::WaitStatus;
+
+use super::notify::Report;
+use super::{millis, Keeper};
+use crate::config::{self, Daemon, Dirs};
+use crate::events::{Event, History, Kind};
+use crate::procinfo::{self, ProcId};
+use crate::state::{self, ExitRecord, Reason, StateRecord, Status};
+
+impl Keeper {
+    /// SIGUSR1: re-read the file and take over changed supervision keys, leaving the
+    /// running process alone.
+    pub(super) fn take_over_supervision_keys(&mut self) {
+        let Ok(fresh) = config::load_file(&self.dirs, &self.daemon.file) else {
+            let skipped = self.event(Kind::Updated);
+            self.record_event(skipped.message("nothing taken over: the file does not load"));
+            return;
+        };
+        let changed = self.record.supervision.changed(&fresh.supervision);
+        let d = &mut self.daemon;
+        d.supervision = fresh.supervision;
+        d.autostart = fresh.autostart;
+        d.description = fresh.description;
+        d.after = fresh.after;
+        self.record.stop_signal = self.daemon.supervision.stop_signal;
+        self.record.stop_timeout_ms = millis(self.daemon.supervision.stop_timeout);
+        self.record.supervision = self.daemon.supervision.clone();
+        let message = match changed.is_empty() {
+            true => "no supervision key changed".to_string(),
+            false => format!("took over {}", changed.join(", ")),
+        };
+        self.record_event(self.event(Kind::Updated).message(message));
+        self.save();
+    }
+
+    pub(super) fn finish(&mut self, status: Status, error: Option<String>, reason: Reason) {
+        self.pump_logs();
+        match (&error, status) {
+            (Some(why), _) => self.record_event(self.event(Kind::GaveUp).message(why.clone())),
+            (None, Status::Stopped) if reason == Reason::StoppedByRequest => {
+                self.record_event(self.event(Kind::Stopped))
+            }
+            _ => {}
+        }
+        self.record.status = status;
+        self.record.reason = Some(reason);
+        self.record.daemon = None;
+        self.record.next_restart_ms = None;
+        self.record.error = error.clone();
+        // Everything is gone: nothing is left for `stop` or `start` to look for,
+        // which spares them a scan of /proc for every daemon a keeper finished.
+        self.record.output_pipes.clear();
+        if let Some(cgroup) = self.tracked.cgroup.take() {
+            cgroup.remove();
+        }
+        self.record.cgroup = None;
+        self.save();
+        // Unlink first, then release the lock by closing: never the other way round.
+        // Both before the report, so that a failed `start` returns with no pidfile
+        // left (promise 1).
+        if let Some(pidfile) = self.pidfile.take() {
+            pidfile.remove();
+        }
+        if self.reporter.is_pending() {
+            let reason = error.unwrap_or_else(|| "stopped before it was up".to_string());
+            self.reporter.send(&Report::Failed { reason });
+        }
+    }
+
+    /// Writes the record; a failure is noted in the log (see [`Keeper::try_save`]).
+    pub(super) fn save(&mut self) {
+        let _ = self.try_save();
+    }
+
+    /// Writes the record; a failure is noted in the log and returned.
+    pub(super) fn try_save(&mut self) -> std::result::Result<(), String> {
+        self.state_file.write(&self.record).map_err(|e| {
+            let reason = format!(
+                "cannot write the state record {}: {e}",
+                self.dirs.state_file(&self.daemon.name).display()
+            );
+            reason
+        })
+    }
+}
+
+/// The state record a keeper starts from.
+pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
+    let me = ProcId::of(std::process::id() as i32).unwrap_or(ProcId {
+        pid: std::process::id() as i32,
+        start: 0,
+    });
+    StateRecord {
+        name: daemon.name.clone(),
+        keeper: me,
+        daemon: None,
+        status: Status::Starting,
+        started_at_ms: None,
+        restarts: 0,
+        last_exit: None,
+        history: Vec::new(),
+        next_restart_ms: None,
+        error: None,
+        log_error: None,
+        pidfile: daemon.pidfile.clone(),
+        log: daemon.process.log.clone(),
+        stderr_log: daemon.process.stderr_log.clone(),
+        command: daemon.process.command.clone(),
+        stop_signal: daemon.supervision.stop_signal,
+        stop_timeout_ms: millis(daemon.supervision.stop_timeout),
+        process: daemon.process.clone(),
+        supervision: daemon.supervision.clone(),
+        output_pipes: Vec::new(),
+        boot_id: procinfo::boot_id().map(str::to_string),
+        reason: None,
+        cgroup: None,
+        daemon_pidfile: daemon.forking_pidfile.clone(),
+        foreground: false,
+        probe: None,
+        env_file_digest: None,
+    }
+}
+
+/// Leaves a `failed` record when a start fails before the daemon ever ran. Called only
+/// while holding the pidfile lock, so it never overwrites a live keeper's record.
+pub(super) fn record_failure(dirs: &Dirs, daemon: &Daemon, reason: &str) {
+    let mut record = initial_record(daemon);
+    record.status = Status::Failed;
+    record.reason = Some(Reason::StartFailed);
+    record.error = Some(reason.to_string());
+    let _ = state::write(&dirs.state_file(&daemon.name), &record);
+    let gave_up = Event::now(&daemon.name, Kind::GaveUp).message(reason);
+    History::open(&dirs.events_file(&daemon.name)).append(&gave_up);
+}
+
+/// How a run that lasted `ran` ended, from its wait status.
+pub(super) fn exit_record(status: WaitStatus, ran: Duration) -> ExitRecord {
+    ExitRecord {
+        code: match status {
+            WaitStatus::Exited(_, code) => Some(code),
+            _ => None,
+        },
+        signal: match status {
+            WaitStatus::Signaled(_, signal, _) => {
+                Some(signal.as_str().trim_start_matches("SIG").to_string())
+            }
+            _ => None,
+        },
+        at_ms: state::now_ms(),
+        ran_ms: millis(ran),
+    }
+}
+
+/// `exit 1` or `signal KILL`, for the log.
+pub(super) fn describe_wait(status: WaitStatus) -> String {
+    exit_record(status, Duration::ZERO).describe()
+}
