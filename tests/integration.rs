@@ -14,6 +14,7 @@ mod hostile;
 mod hostile_cli;
 mod hostile_config;
 mod lifecycle;
+mod liveness;
 mod logs;
 mod man;
 mod output;

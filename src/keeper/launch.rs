@@ -156,7 +156,9 @@ impl Keeper {
         let tracked = tracked::Tracked::new(record.keeper, cgroup);
         // Opened under the pidfile lock: this keeper owns the history's compaction.
         let events = History::open(&dirs.events_file(&daemon.name));
+        let watches = super::liveness::Watches::of(&daemon.supervision);
         Ok(Keeper {
+            watches,
             events,
             cgroup_note: None,
             probe: None,

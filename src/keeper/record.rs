@@ -31,6 +31,7 @@ impl Keeper {
         self.record.stop_signal = self.daemon.supervision.stop_signal;
         self.record.stop_timeout_ms = millis(self.daemon.supervision.stop_timeout);
         self.record.supervision = self.daemon.supervision.clone();
+        self.rebuild_watches();
         let message = match changed.is_empty() {
             true => "no supervision key changed".to_string(),
             false => format!("took over {}", changed.join(", ")),

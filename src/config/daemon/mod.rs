@@ -206,6 +206,22 @@ key_group! {
         /// Run by a requested stop before the stop signal goes to what is left.
         #[serde(default)]
         pub stop_command: Option<Vec<String>>,
+        /// Above this much memory (all the daemon's processes together) the keeper
+        /// records `memory-exceeded` and restarts the daemon.
+        #[serde(default)]
+        pub memory_max: Option<Size>,
+        /// The liveness check run every `health_interval` once the daemon is up.
+        #[serde(default)]
+        pub health: Option<ReadyCheck>,
+        /// How often the liveness check runs.
+        #[serde(rename = "health_interval_ms", with = "units::millis", default = "default_health_interval")]
+        pub health_interval: Duration,
+        /// How long one liveness check may take.
+        #[serde(rename = "health_timeout_ms", with = "units::millis", default = "default_health_timeout")]
+        pub health_timeout: Duration,
+        /// Failed checks in a row that make the daemon unhealthy.
+        #[serde(default = "default_health_failures")]
+        pub health_failures: u32,
     }
 }
 
@@ -223,8 +239,25 @@ impl Default for Supervision {
             reload_signal: Signal(nix::sys::signal::Signal::SIGHUP),
             reload_command: None,
             stop_command: None,
+            memory_max: None,
+            health: None,
+            health_interval: default_health_interval(),
+            health_timeout: default_health_timeout(),
+            health_failures: default_health_failures(),
         }
     }
+}
+
+fn default_health_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_health_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_health_failures() -> u32 {
+    3
 }
 
 key_group! {

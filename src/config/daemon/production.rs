@@ -1,8 +1,11 @@
 //! The builder's parsers for the keys a daemon needs in production: `env_file`,
-//! `limits`, `nice` and `oom_score_adj`. What they mean at start is the keeper's
-//! (`config::env_file::load`, `keeper::resources`); here they are only checked.
+//! `limits`, `nice`, `oom_score_adj`, `memory_max` and the `health_*` timing (the
+//! `health` table itself is parsed like `ready`). What they mean is the keeper's
+//! (`config::env_file::load`, `keeper::resources`, `keeper::health`,
+//! `keeper::memory`); here they are only checked.
 
 use std::path::Path;
+use std::time::Duration;
 
 use toml::de::DeValue;
 
@@ -12,6 +15,12 @@ use crate::config::env_file::EnvFile;
 use crate::config::limits::{Limit, Limits, Resource, Unit};
 use crate::config::raw::Value;
 use crate::config::suggest;
+
+/// The smallest `memory_max`: no daemon runs in less.
+pub const MIN_MEMORY_MAX: u64 = 1 << 20;
+/// The shortest `health_interval`: a check is a process, and one every few
+/// milliseconds would cost more than the daemon it watches.
+pub const MIN_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The bounds of `nice`: setpriority(2)'s range on Linux.
 pub const NICE_RANGE: (i32, i32) = (-20, 19);
@@ -181,6 +190,84 @@ impl Builder<'_> {
                     ),
                 );
                 None
+            }
+        }
+    }
+
+    /// `memory_max`: a size (or a number of bytes), at least [`MIN_MEMORY_MAX`].
+    pub(super) fn memory_max(&mut self, value: Option<&Value<'_>>) -> Option<units::Size> {
+        let value = value?;
+        let size = match value.get_ref() {
+            DeValue::String(s) => match s.parse::<units::Size>() {
+                Ok(size) => size,
+                Err(message) => {
+                    self.error(value.span(), message);
+                    return None;
+                }
+            },
+            DeValue::Integer(_) => {
+                let number = self.integer(value)?;
+                match u64::try_from(number) {
+                    Ok(n) => units::Size(n),
+                    Err(_) => {
+                        self.error(value.span(), format!("a size cannot be {number}"));
+                        return None;
+                    }
+                }
+            }
+            _ => {
+                self.expected(value, "a size like \"512MiB\"");
+                return None;
+            }
+        };
+        if size.0 < MIN_MEMORY_MAX {
+            self.error(
+                value.span(),
+                format!(
+                    "`memory_max` is {size}: a daemon needs at least {}; write a size like \"512MiB\"",
+                    units::Size(MIN_MEMORY_MAX)
+                ),
+            );
+            return None;
+        }
+        Some(size)
+    }
+
+    /// The `health_*` keys: an interval of at least [`MIN_HEALTH_INTERVAL`], a timeout
+    /// and a failure count above zero, and a warning where they are set without
+    /// `health`, which they would not change.
+    pub(super) fn check_health_timing(
+        &mut self,
+        health: Option<&Value<'_>>,
+        values: [Option<&Value<'_>>; 3],
+        interval: Duration,
+        timeout: Duration,
+        failures: u32,
+    ) {
+        let [interval_value, timeout_value, failures_value] = values;
+        if let Some(v) = interval_value {
+            if interval < MIN_HEALTH_INTERVAL {
+                self.error(
+                    v.span(),
+                    "`health_interval` must be at least 1s: each check is a process of its own",
+                );
+            }
+        }
+        if let (Some(v), true) = (timeout_value, timeout.is_zero()) {
+            self.error(v.span(), "`health_timeout` must be more than 0s");
+        }
+        if let (Some(v), 0) = (failures_value, failures) {
+            self.error(v.span(), "`health_failures` must be at least 1");
+        }
+        if health.is_none() {
+            for (key, v) in [
+                ("health_interval", interval_value),
+                ("health_timeout", timeout_value),
+                ("health_failures", failures_value),
+            ] {
+                if let Some(v) = v {
+                    self.warning(v.span(), format!("`{key}` does nothing without `health`"));
+                }
             }
         }
     }

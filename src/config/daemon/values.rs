@@ -496,30 +496,41 @@ impl Builder<'_> {
     }
 
     pub(super) fn ready(&mut self, value: &Value<'_>) -> Option<ReadyCheck> {
+        self.check_table(value, "ready", READY_KEYS)
+    }
+
+    /// A check table (`ready`, `health`) with exactly one of `keys`.
+    pub(super) fn check_table(
+        &mut self,
+        value: &Value<'_>,
+        name: &str,
+        keys: &[&str],
+    ) -> Option<ReadyCheck> {
         let DeValue::Table(table) = value.get_ref() else {
             self.expected(value, "a table like { tcp = \"127.0.0.1:8080\" }");
             return None;
         };
         for (key, _) in table.iter() {
             let key_name: &str = key.get_ref();
-            if !READY_KEYS.contains(&key_name) {
-                let hint = suggest::nearest(key_name, READY_KEYS)
+            if !keys.contains(&key_name) {
+                let hint = suggest::nearest(key_name, keys)
                     .map_or(String::new(), |k| format!(", did you mean `{k}`?"));
                 self.error(
                     key.span(),
-                    format!("unknown key `ready.{}`{hint}", quote(key_name)),
+                    format!("unknown key `{name}.{}`{hint}", quote(key_name)),
                 );
             }
         }
-        let present: Vec<&str> = READY_KEYS
+        let present: Vec<&str> = keys
             .iter()
             .copied()
             .filter(|k| table.get(*k).is_some())
             .collect();
         if present.len() != 1 {
+            let listed: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
             self.error(
                 value.span(),
-                "`ready` takes exactly one of `tcp`, `file`, `exec` or `http`",
+                format!("`{name}` takes exactly one of {}", listed.join(", ")),
             );
             return None;
         }

@@ -61,6 +61,19 @@ pub const MAPPINGS: &[Mapping] = &[
         map: resources,
     },
     Mapping {
+        keys: &["memory_max"],
+        map: memory_max,
+    },
+    Mapping {
+        keys: &[
+            "health",
+            "health_interval",
+            "health_timeout",
+            "health_failures",
+        ],
+        map: health,
+    },
+    Mapping {
         keys: &["restart", "restart_delay", "max_restarts"],
         map: restart,
     },
@@ -253,6 +266,33 @@ fn resources(d: &Daemon, _: &Source, unit: &mut Unit) {
     if let Some(adj) = d.process.oom_score_adj {
         unit.service.push(format!("OOMScoreAdjust={adj}"));
     }
+}
+
+fn memory_max(d: &Daemon, _: &Source, unit: &mut Unit) {
+    let Some(max) = d.supervision.memory_max else {
+        return;
+    };
+    unit.service.push(format!("MemoryMax={}", max.0));
+    unit.lost.push(Lost::new(
+        format!("memory_max = \"{max}\""),
+        "systemd's MemoryMax= has the kernel's OOM killer end the daemon at the limit (then Restart= applies), where dmgr stops it in order",
+    ));
+}
+
+fn health(d: &Daemon, _: &Source, unit: &mut Unit) {
+    let Some(check) = &d.supervision.health else {
+        return;
+    };
+    let written = match check {
+        ReadyCheck::Tcp(address) => format!("{{ tcp = {address:?} }}"),
+        ReadyCheck::File(file) => format!("{{ file = {:?} }}", file.display().to_string()),
+        ReadyCheck::Exec(argv) => format!("{{ exec = {argv:?} }}"),
+        ReadyCheck::Http(url) => format!("{{ http = {url:?} }}"),
+    };
+    unit.lost.push(Lost::new(
+        format!("health = {written}"),
+        "systemd has no liveness check (a daemon that speaks sd_notify can use WatchdogSec=)",
+    ));
 }
 
 fn umask(d: &Daemon, _: &Source, unit: &mut Unit) {
