@@ -1,21 +1,16 @@
-//! The pieces of `memory_max` (issue 14, item 3) that do not depend on the keeper's
-//! loop: how much memory a set of processes uses, a sans-IO watch that says when to
-//! sample and when the ceiling is crossed, and the cgroup v2 files that replace the
-//! sampling where the keeper made a cgroup for the daemon. Safe code only.
+//! The decisions and measurements of `memory_max`: how much memory a set of
+//! processes uses, the memory of a cgroup, and a sans-IO watch that says when to sample
+//! and when the ceiling is crossed, with the clock passed in. `keeper::liveness` runs
+//! it. Safe code only.
 //!
-//! Not wired in yet: `memory_max` is not a key of the daemon file until the keeper's
-//! state machine (issue 13) can run a timer and a stop-then-start for it. What is here
-//! is what that wiring calls:
-//!
-//! - without a cgroup, [`MemoryWatch`] asks for a sample every [`SAMPLE_INTERVAL`],
-//!   [`usage_of`] sums the processes' proportional set size, and a sum above the
-//!   ceiling is reported once with the figure (`memory-exceeded`); the watch pauses
-//!   while the daemon is stopping or in backoff, so an idle keeper without
-//!   `memory_max` has no timer at all;
-//! - with a cgroup, [`CgroupMemory::set_ceiling`] writes `memory.high` (the ceiling:
-//!   the kernel throttles and reclaims there, and counts a `high` event) and
-//!   `memory.max` (a backstop above it, where the kernel's OOM killer acts), and the
-//!   keeper waits for `memory.events` to change (inotify), with no polling.
+//! [`MemoryWatch`] asks for a sample every [`SAMPLE_INTERVAL`] while the daemon is up
+//! and reports a sum above the ceiling once, with the figure (`memory-exceeded`); it
+//! pauses while the daemon stops or waits in backoff, so a keeper without
+//! `memory_max` has no timer at all. The sample is [`usage_of`] the daemon's processes
+//! (their proportional set sizes), or [`CgroupMemory::current`] where the keeper made a
+//! cgroup whose memory controller is enabled. Both are sampled: the cgroup's
+//! `memory.high` and `memory.events`, which would let the kernel wake the keeper
+//! instead, are not used yet.
 
 use std::fs;
 use std::io;
@@ -121,50 +116,6 @@ pub struct CgroupMemory {
     dir: PathBuf,
 }
 
-/// The counters of `memory.events`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct MemoryEvents {
-    /// Times usage went over `memory.high`.
-    pub high: u64,
-    /// Times usage hit `memory.max`.
-    pub max: u64,
-    /// Times the cgroup ran out of memory.
-    pub oom: u64,
-    /// Processes of the cgroup the OOM killer killed.
-    pub oom_kill: u64,
-}
-
-impl MemoryEvents {
-    /// Parses the text of `memory.events` (`high 3` lines; unknown ones are skipped).
-    pub fn parse(text: &str) -> MemoryEvents {
-        let mut events = MemoryEvents::default();
-        for line in text.lines() {
-            let mut words = line.split_whitespace();
-            let (Some(name), Some(Ok(count))) = (words.next(), words.next().map(str::parse)) else {
-                continue;
-            };
-            match name {
-                "high" => events.high = count,
-                "max" => events.max = count,
-                "oom" => events.oom = count,
-                "oom_kill" => events.oom_kill = count,
-                _ => {}
-            }
-        }
-        events
-    }
-
-    /// Returns true if and only if `self`, read after `before`, shows the ceiling was
-    /// crossed in between.
-    pub fn crossed_since(&self, before: &MemoryEvents) -> bool {
-        self.high > before.high || self.max > before.max || self.oom_kill > before.oom_kill
-    }
-}
-
-/// How far above the ceiling (`memory.high`) the backstop `memory.max` sits: room for
-/// the keeper to stop the daemon in order before the kernel's OOM killer acts.
-pub const BACKSTOP_PERCENT: u64 = 125;
-
 impl CgroupMemory {
     /// The memory files of the cgroup `dir`, if its memory controller is enabled
     /// (the parent lists `memory` in `cgroup.subtree_control`, so the files exist).
@@ -174,32 +125,12 @@ impl CgroupMemory {
         })
     }
 
-    /// The file the keeper watches for changes (inotify `IN_MODIFY`).
-    pub fn events_file(&self) -> PathBuf {
-        self.dir.join("memory.events")
-    }
-
-    /// Sets the ceiling: `memory.high` to `max` bytes, `memory.max` to the backstop
-    /// [`BACKSTOP_PERCENT`] of it.
-    pub fn set_ceiling(&self, max: u64) -> io::Result<()> {
-        let backstop = max.saturating_mul(BACKSTOP_PERCENT) / 100;
-        fs::write(self.dir.join("memory.max"), format!("{backstop}\n"))?;
-        fs::write(self.dir.join("memory.high"), format!("{max}\n"))
-    }
-
     /// The bytes the cgroup uses now (`memory.current`).
     pub fn current(&self) -> io::Result<u64> {
         fs::read_to_string(self.dir.join("memory.current"))?
             .trim()
             .parse()
             .map_err(|_| io::Error::other("memory.current is not a number"))
-    }
-
-    /// The counters of `memory.events` now.
-    pub fn events(&self) -> io::Result<MemoryEvents> {
-        Ok(MemoryEvents::parse(&fs::read_to_string(
-            self.events_file(),
-        )?))
     }
 }
 
@@ -252,44 +183,17 @@ mod tests {
         assert!(watch.is_due(later + Duration::from_secs(5)));
     }
 
+    /// A cgroup's memory is read from `memory.current`, where its memory controller
+    /// is on (here a directory that stands in for the cgroup).
     #[test]
-    fn memory_events_are_parsed_and_compared() {
-        let before =
-            MemoryEvents::parse("low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n");
-        assert_eq!(before, MemoryEvents::default());
-        let after = MemoryEvents::parse("low 0\nhigh 4\nmax 0\noom 0\noom_kill 0\n");
-        assert_eq!(after.high, 4);
-        assert!(after.crossed_since(&before));
-        assert!(!before.crossed_since(&after));
-        assert!(!after.crossed_since(&after));
-        assert_eq!(
-            MemoryEvents::parse("garbage\nhigh x\n"),
-            MemoryEvents::default()
-        );
-    }
-
-    /// The ceiling goes to memory.high and a backstop above it to memory.max, as plain
-    /// files (here in a directory that stands in for the cgroup).
-    #[test]
-    fn the_ceiling_is_written_to_memory_high_with_a_backstop_in_memory_max() {
+    fn a_cgroup_with_the_memory_controller_reports_memory_current() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(CgroupMemory::open(dir.path()), None);
-        for file in [
-            "memory.max",
-            "memory.high",
-            "memory.current",
-            "memory.events",
-        ] {
-            fs::write(dir.path().join(file), "max\n").unwrap();
-        }
-        let memory = CgroupMemory::open(dir.path()).unwrap();
-        memory.set_ceiling(64 << 20).unwrap();
-        let read = |f: &str| fs::read_to_string(dir.path().join(f)).unwrap();
-        assert_eq!(read("memory.high"), format!("{}\n", 64 << 20));
-        assert_eq!(read("memory.max"), format!("{}\n", 80 << 20));
+        fs::write(dir.path().join("memory.max"), "max\n").unwrap();
         fs::write(dir.path().join("memory.current"), "12345\n").unwrap();
+        let memory = CgroupMemory::open(dir.path()).unwrap();
         assert_eq!(memory.current().unwrap(), 12345);
-        fs::write(memory.events_file(), "high 1\nmax 0\noom 0\noom_kill 0\n").unwrap();
-        assert_eq!(memory.events().unwrap().high, 1);
+        fs::write(dir.path().join("memory.current"), "garbage\n").unwrap();
+        assert!(memory.current().is_err());
     }
 }
