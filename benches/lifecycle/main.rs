@@ -42,6 +42,7 @@ mod report;
 mod rounds;
 mod ssd;
 mod sys;
+mod watched;
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -61,6 +62,7 @@ use large::*;
 use log::*;
 use report::*;
 use rounds::*;
+use watched::*;
 
 /// The line `yes` repeats for the log throughput test.
 pub(crate) const PAYLOAD_LINE: &str =
@@ -212,6 +214,9 @@ fn run() -> Result<bool, String> {
         let figures = bench_n(&opts, n, idle, &sleep, ssd.as_deref())?;
         print_figures(&figures);
         all.push(figures);
+    }
+    if opts.idle_secs > 0 {
+        print_watched(&bench_watched(&opts, opts.idle_secs));
     }
     let log = bench_log(&opts);
     print_log(&log);
