@@ -197,29 +197,7 @@ impl Builder<'_> {
     /// `memory_max`: a size (or a number of bytes), at least [`MIN_MEMORY_MAX`].
     pub(super) fn memory_max(&mut self, value: Option<&Value<'_>>) -> Option<units::Size> {
         let value = value?;
-        let size = match value.get_ref() {
-            DeValue::String(s) => match s.parse::<units::Size>() {
-                Ok(size) => size,
-                Err(message) => {
-                    self.error(value.span(), message);
-                    return None;
-                }
-            },
-            DeValue::Integer(_) => {
-                let number = self.integer(value)?;
-                match u64::try_from(number) {
-                    Ok(n) => units::Size(n),
-                    Err(_) => {
-                        self.error(value.span(), format!("a size cannot be {number}"));
-                        return None;
-                    }
-                }
-            }
-            _ => {
-                self.expected(value, "a size like \"512MiB\"");
-                return None;
-            }
-        };
+        let size = self.size(value, "512MiB")?;
         if size.0 < MIN_MEMORY_MAX {
             self.error(
                 value.span(),

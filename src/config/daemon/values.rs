@@ -105,31 +105,36 @@ impl Builder<'_> {
         }
     }
 
-    pub(super) fn log_size(&mut self, value: Option<&Value<'_>>) -> Option<Size> {
-        let value = value?;
-        let size = match value.get_ref() {
+    /// A size: a string like `"10MiB"` or a number of bytes.
+    pub(super) fn size(&mut self, value: &Value<'_>, example: &str) -> Option<Size> {
+        match value.get_ref() {
             DeValue::String(s) => match s.parse::<Size>() {
-                Ok(size) => size,
+                Ok(size) => Some(size),
                 Err(message) => {
                     self.error(value.span(), message);
-                    return None;
+                    None
                 }
             },
             DeValue::Integer(_) => {
                 let number = self.integer(value)?;
                 match u64::try_from(number) {
-                    Ok(n) => Size(n),
+                    Ok(n) => Some(Size(n)),
                     Err(_) => {
                         self.error(value.span(), format!("a size cannot be {number}"));
-                        return None;
+                        None
                     }
                 }
             }
             _ => {
-                self.expected(value, "a size like \"10MiB\"");
-                return None;
+                self.expected(value, &format!("a size like \"{example}\""));
+                None
             }
-        };
+        }
+    }
+
+    pub(super) fn log_size(&mut self, value: Option<&Value<'_>>) -> Option<Size> {
+        let value = value?;
+        let size = self.size(value, "10MiB")?;
         if size.0 != 0 && !(MIN_LOG_SIZE..=MAX_LOG_SIZE).contains(&size.0) {
             let why = if size.0 < MIN_LOG_SIZE {
                 "a smaller log would rotate at nearly every line"

@@ -279,16 +279,21 @@ fn memory_max(d: &Daemon, _: &Source, unit: &mut Unit) {
     ));
 }
 
-fn health(d: &Daemon, _: &Source, unit: &mut Unit) {
-    let Some(check) = &d.supervision.health else {
-        return;
-    };
-    let written = match check {
+/// A check table as written in a daemon file, for a comment.
+fn written(check: &ReadyCheck) -> String {
+    match check {
         ReadyCheck::Tcp(address) => format!("{{ tcp = {address:?} }}"),
         ReadyCheck::File(file) => format!("{{ file = {:?} }}", file.display().to_string()),
         ReadyCheck::Exec(argv) => format!("{{ exec = {argv:?} }}"),
         ReadyCheck::Http(url) => format!("{{ http = {url:?} }}"),
+    }
+}
+
+fn health(d: &Daemon, _: &Source, unit: &mut Unit) {
+    let Some(check) = &d.supervision.health else {
+        return;
     };
+    let written = written(check);
     unit.lost.push(Lost::new(
         format!("health = {written}"),
         "systemd has no liveness check (a daemon that speaks sd_notify can use WatchdogSec=)",
@@ -349,12 +354,7 @@ fn ready(d: &Daemon, _: &Source, unit: &mut Unit) {
     let Some(check) = &d.supervision.ready else {
         return;
     };
-    let written = match check {
-        ReadyCheck::Tcp(address) => format!("{{ tcp = {address:?} }}"),
-        ReadyCheck::File(file) => format!("{{ file = {:?} }}", file.display().to_string()),
-        ReadyCheck::Exec(argv) => format!("{{ exec = {argv:?} }}"),
-        ReadyCheck::Http(url) => format!("{{ http = {url:?} }}"),
-    };
+    let written = written(check);
     unit.lost.push(Lost::new(
         format!("ready = {written}"),
         format!(
