@@ -20,7 +20,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 /// The newest events a history keeps at least.
-pub const BOUND: usize = 1000;
+pub(crate) const BOUND: usize = 1000;
 
 /// What happened, as the `event` key names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,7 +179,7 @@ impl Event {
 /// The history of one daemon, held by the process that owns compaction (the holder
 /// of the daemon's pidfile lock).
 #[derive(Debug)]
-pub struct History {
+pub(crate) struct History {
     path: PathBuf,
     file: Option<File>,
     /// Lines in the file, as far as this writer knows.
@@ -189,7 +189,7 @@ pub struct History {
 impl History {
     /// Opens (creating) the history at `path` and compacts it if it is over the bound.
     /// Never fails: a history that cannot be written loses events, not the daemon.
-    pub fn open(path: &Path) -> History {
+    pub(crate) fn open(path: &Path) -> History {
         let file = open_append(path).ok();
         let lines = file.as_ref().map_or(0, count_lines);
         let mut history = History {
@@ -202,7 +202,7 @@ impl History {
     }
 
     /// Appends `event`, compacting the file when it passes twice the bound.
-    pub fn append(&mut self, event: &Event) {
+    pub(crate) fn append(&mut self, event: &Event) {
         if self.file.is_none() {
             // A previous failure: the disk may have room now.
             self.file = open_append(&self.path).ok();
@@ -233,7 +233,7 @@ impl History {
 
 /// Appends one event to the history at `path` for a process that does not own it
 /// (see the module documentation).
-pub fn append(path: &Path, event: &Event) {
+pub(crate) fn append(path: &Path, event: &Event) {
     for _ in 0..10 {
         let Ok(file) = open_append(path) else {
             return;
@@ -320,7 +320,7 @@ fn count_lines(file: &File) -> usize {
 
 /// The events in the history at `path` as stored lines and their parsed form,
 /// oldest first; lines that do not parse (a line cut by a full disk) are skipped.
-pub fn read(path: &Path) -> Vec<(String, Event)> {
+pub(crate) fn read(path: &Path) -> Vec<(String, Event)> {
     let Ok((mut file, _)) = crate::files::open_regular(path) else {
         return Vec::new();
     };
@@ -335,7 +335,7 @@ pub fn read(path: &Path) -> Vec<(String, Event)> {
 }
 
 /// The last `n` events of the histories at `paths`, merged by time, oldest first.
-pub fn merged(paths: &[PathBuf], n: usize) -> Vec<(String, Event)> {
+pub(crate) fn merged(paths: &[PathBuf], n: usize) -> Vec<(String, Event)> {
     let mut all: Vec<(String, Event)> = paths.iter().flat_map(|p| read(p)).collect();
     // Stable: the events of one daemon keep their order within a millisecond.
     all.sort_by(|a, b| a.1.time.cmp(&b.1.time));

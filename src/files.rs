@@ -12,7 +12,7 @@ const TYPICAL: usize = 4096;
 
 /// Reads all of `file`, which is expected to be small, with one `read` when it fits in
 /// `hint` bytes (for `/proc` files, whose size is not known in advance).
-pub fn read_to_end(mut file: &File, hint: usize) -> io::Result<Vec<u8>> {
+pub(crate) fn read_to_end(mut file: &File, hint: usize) -> io::Result<Vec<u8>> {
     let mut buffer = vec![0u8; hint.max(64)];
     let mut filled = 0;
     loop {
@@ -38,7 +38,7 @@ pub fn read_to_end(mut file: &File, hint: usize) -> io::Result<Vec<u8>> {
 /// Opens and reads a small file. The open does not block on a FIFO planted at `path`
 /// (see [`open_regular`]), and a read of one returns nothing or fails at once: no
 /// type check is needed, which saves a system call per file in `dmgr list`.
-pub fn read(path: &Path) -> io::Result<Vec<u8>> {
+pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
     read_to_end(&open_nonblocking(path)?, TYPICAL)
 }
 
@@ -46,7 +46,7 @@ pub fn read(path: &Path) -> io::Result<Vec<u8>> {
 /// too. A FIFO planted where dmgr expects a daemon file or a log would otherwise block
 /// the reader forever in `open`; with `O_NONBLOCK` the open returns at once and the
 /// type check refuses it.
-pub fn open_regular(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
+pub(crate) fn open_regular(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
     let file = open_nonblocking(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
@@ -65,7 +65,7 @@ fn open_nonblocking(path: &Path) -> io::Result<File> {
 }
 
 /// The effective user ID of this process, asked of the kernel once.
-pub fn euid() -> u32 {
+pub(crate) fn euid() -> u32 {
     static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *EUID.get_or_init(|| nix::unistd::geteuid().as_raw())
 }
@@ -77,7 +77,7 @@ static ORIGINAL_NOFILE: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::n
 /// `stop --all` hold a few descriptors per daemon at once. Keepers get the original
 /// limit back before they exec (see [`original_fd_limit`]), so daemons inherit the
 /// caller's limit, not ours.
-pub fn raise_fd_limit() {
+pub(crate) fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return;
@@ -89,13 +89,13 @@ pub fn raise_fd_limit() {
 }
 
 /// The `(soft, hard)` open-file limit the caller gave us, if it was raised.
-pub fn original_fd_limit() -> Option<(u64, u64)> {
+pub(crate) fn original_fd_limit() -> Option<(u64, u64)> {
     ORIGINAL_NOFILE.get().copied()
 }
 
 /// How many daemons a batch may handle at once, each holding up to three
 /// descriptors, within the open-file limit.
-pub fn batch_size() -> usize {
+pub(crate) fn batch_size() -> usize {
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft);
     usize::try_from(soft.saturating_sub(64) / 3)
@@ -107,7 +107,10 @@ pub fn batch_size() -> usize {
 /// in a directory someone else might have planted things in: a symlink is refused
 /// (`O_NOFOLLOW`), and so is anything but a regular file (`O_NONBLOCK` keeps a FIFO
 /// from blocking the open; on a regular file it changes nothing).
-pub fn open_planted_safe(options: &mut std::fs::OpenOptions, path: &Path) -> io::Result<File> {
+pub(crate) fn open_planted_safe(
+    options: &mut std::fs::OpenOptions,
+    path: &Path,
+) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = options
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)

@@ -32,23 +32,24 @@
 //! unit or init script that runs `start --all` at boot).
 
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod boot;
 pub mod cli;
-pub mod commands;
+pub(crate) mod commands;
 pub mod config;
 pub mod error;
-pub mod events;
-pub mod export;
-pub mod files;
+pub(crate) mod events;
+pub(crate) mod export;
+pub(crate) mod files;
 pub mod keeper;
 pub mod logfile;
 pub mod manpage;
 pub mod output;
-pub mod pidfile;
+pub(crate) mod pidfile;
 pub mod procinfo;
 pub mod state;
-pub mod watch;
+pub(crate) mod watch;
 
 pub use error::{Error, Result};
 

@@ -101,7 +101,7 @@ impl LockedPidfile {
 /// Reads the PID recorded on the first line of a pidfile, if there is a well-formed
 /// one. Only the first line counts, as systemd reads `PIDFile=`: PostgreSQL's
 /// `postmaster.pid` goes on with its data directory, port and more.
-pub fn read_pid(path: &Path) -> Option<i32> {
+pub(crate) fn read_pid(path: &Path) -> Option<i32> {
     let mut bytes = Vec::new();
     open_nofollow(path)
         .ok()?
@@ -122,7 +122,7 @@ pub fn read_pid(path: &Path) -> Option<i32> {
 /// Probing takes a shared lock for an instant, which would make a keeper's
 /// `try_lock` fail at that instant: only callers holding the daemon's
 /// [`OperationLock`] may probe, because keepers are started under it.
-pub fn is_locked(path: &Path) -> bool {
+pub(crate) fn is_locked(path: &Path) -> bool {
     let Ok(file) = open_nofollow(path) else {
         return false;
     };
@@ -131,7 +131,7 @@ pub fn is_locked(path: &Path) -> bool {
 
 /// Removes a pidfile that no live keeper holds; returns true if one was removed.
 /// Callers hold the daemon's [`OperationLock`].
-pub fn remove_stale(path: &Path) -> bool {
+pub(crate) fn remove_stale(path: &Path) -> bool {
     match LockedPidfile::try_lock(path) {
         Ok(locked) => {
             locked.remove();
@@ -163,7 +163,7 @@ impl OperationLock {
 }
 
 /// Creates the directory that will hold `path` (see [`secure_dir`]).
-pub fn create_parent(path: &Path) -> Result<(), Error> {
+pub(crate) fn create_parent(path: &Path) -> Result<(), Error> {
     match path.parent() {
         Some(dir) => secure_dir(dir),
         None => Ok(()),
@@ -174,7 +174,7 @@ pub fn create_parent(path: &Path) -> Result<(), Error> {
 /// it is a real directory, not a symlink, owned by us, and, when we are root, owned
 /// by root and not writable by group or others: otherwise another user could plant
 /// or swap the files dmgr creates in it.
-pub fn secure_dir(dir: &Path) -> Result<(), Error> {
+pub(crate) fn secure_dir(dir: &Path) -> Result<(), Error> {
     let refuse = |why: String| Error::Io {
         action: "use the directory",
         path: dir.to_path_buf(),

@@ -253,6 +253,102 @@ pub struct StateRecord {
     /// The probe process that runs (a `ready` check), leader of its own process group.
     #[serde(default)]
     pub probe: Option<ProcId>,
+    /// The definition file as the keeper loaded it, so that `list` can skip reading
+    /// a file that has not changed since (issue 15). `None` in older records, and
+    /// then `list` reads the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<Definition>,
+}
+
+/// What `list` needs of a definition file that it does not read: the file's identity
+/// when its keeper loaded it, and the keys `list` shows or checks across files that
+/// the rest of the record lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Definition {
+    /// The file's identity, taken before the keeper read it.
+    pub file: FileIdentity,
+    /// The `after` key.
+    pub after: Vec<String>,
+    /// The `description` key.
+    pub description: Option<String>,
+}
+
+impl Definition {
+    /// The definition of `daemon`, loaded from the file whose identity is `file`.
+    pub fn new(file: FileIdentity, daemon: &crate::config::Daemon) -> Definition {
+        Definition {
+            file,
+            after: daemon.after.clone(),
+            description: daemon.description.clone(),
+        }
+    }
+}
+
+/// How coarse file timestamps can be: the kernel stamps files from a clock that
+/// advances once a tick (10 ms at HZ=100, the coarsest Linux uses), so two writes
+/// within one tick may leave the same mtime and ctime.
+pub const TIMESTAMP_GRANULARITY_NS: i64 = 20_000_000;
+
+/// A file's identity as git's index records it: device, inode, size, and modification
+/// and change time in nanoseconds, plus when it was taken. A write to the file, a
+/// rename over it, `chmod` or `chown` changes at least one of them, except for a write
+/// within the timestamps' granularity of the last one: git's "racy" case, which
+/// [`FileIdentity::is_trusted`] refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileIdentity {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+    /// `st_size`.
+    pub size: u64,
+    /// `st_mtime` in nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// `st_ctime` in nanoseconds since the epoch.
+    pub ctime_ns: i64,
+    /// The clock just before the file was looked at, in nanoseconds since the epoch.
+    pub taken_ns: i64,
+}
+
+impl FileIdentity {
+    /// The identity of the file at `path` (following symlinks, as the loader opens it)
+    /// now; `None` if it cannot be looked at. For a keeper's record, take it before
+    /// reading the file: then no write after the read can leave it unchanged.
+    pub fn of(path: &Path) -> Option<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let taken_ns = now_ns();
+        // std's metadata is one statx(2) on Linux, with nanosecond times.
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec(),
+            ctime_ns: meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec(),
+            taken_ns,
+        })
+    }
+
+    /// Returns true if and only if a file that still shows this identity cannot have
+    /// changed since it was taken: its last change is older than the moment it was
+    /// taken by more than the timestamps' granularity, so any later write stamps a
+    /// later time (git's racy-git rule).
+    pub fn is_trusted(&self) -> bool {
+        self.mtime_ns.max(self.ctime_ns) < self.taken_ns - TIMESTAMP_GRANULARITY_NS
+    }
+
+    /// Returns true if and only if `now`, taken later, shows the same file unchanged.
+    pub fn is_same_file(&self, now: &FileIdentity) -> bool {
+        (self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns)
+            == (now.dev, now.ino, now.size, now.mtime_ns, now.ctime_ns)
+    }
+}
+
+/// Nanoseconds since the Unix epoch now.
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 impl StateRecord {
@@ -584,6 +680,73 @@ mod tests {
         assert_eq!(record["stop_timeout_ms"], 10_000);
         let back: Supervision = serde_json::from_value(record).unwrap();
         assert_eq!(back, Supervision::default());
+    }
+
+    fn identity(mtime_ns: i64, ctime_ns: i64, taken_ns: i64) -> FileIdentity {
+        FileIdentity {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns,
+            ctime_ns,
+            taken_ns,
+        }
+    }
+
+    /// git's racy rule: a file changed within the timestamps' granularity of the moment
+    /// its identity was taken could change again with the same times, so its identity
+    /// proves nothing; one changed earlier is trusted.
+    #[test]
+    fn an_identity_taken_within_the_granularity_of_the_last_change_is_not_trusted() {
+        let g = TIMESTAMP_GRANULARITY_NS;
+        let t = 1_800_000_000_000_000_000;
+        assert!(identity(t - g - 1, t - g - 1, t).is_trusted());
+        assert!(!identity(t - g, t - g - 1, t).is_trusted());
+        assert!(
+            !identity(t - g - 1, t - g, t).is_trusted(),
+            "ctime counts too"
+        );
+        assert!(!identity(t, t, t).is_trusted());
+        // A time in the future (clock set back, another host's clock) is not trusted.
+        assert!(!identity(t + 5 * g, t + 5 * g, t).is_trusted());
+    }
+
+    #[test]
+    fn any_change_of_device_inode_size_or_times_is_another_file() {
+        let old = identity(10, 20, 1_000_000_000);
+        let later = FileIdentity {
+            taken_ns: 9_000_000_000,
+            ..old
+        };
+        assert!(old.is_same_file(&later), "when it was taken does not count");
+        for changed in [
+            FileIdentity { dev: 9, ..later },
+            FileIdentity { ino: 9, ..later },
+            FileIdentity { size: 9, ..later },
+            FileIdentity {
+                mtime_ns: 11,
+                ..later
+            },
+            FileIdentity {
+                ctime_ns: 21,
+                ..later
+            },
+        ] {
+            assert!(!old.is_same_file(&changed), "{changed:?}");
+        }
+    }
+
+    #[test]
+    fn the_identity_of_a_file_follows_its_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.toml");
+        std::fs::write(&path, "command = \"a\"\n").unwrap();
+        let first = FileIdentity::of(&path).unwrap();
+        assert_eq!(first.size, 14);
+        assert!(first.taken_ns >= first.ctime_ns - TIMESTAMP_GRANULARITY_NS);
+        std::fs::write(&path, "command = \"bb\"\n").unwrap();
+        assert!(!first.is_same_file(&FileIdentity::of(&path).unwrap()));
+        assert!(FileIdentity::of(&dir.path().join("none.toml")).is_none());
     }
 
     #[test]

@@ -23,14 +23,14 @@ const SAFETY_NET: Duration = Duration::from_secs(1);
 /// reports a write to a file in them, and the rename and create of a rotation, so new
 /// lines show at once and an idle follower sleeps. Where a directory cannot be watched
 /// (it does not exist yet, or inotify is unavailable) it falls back to polling.
-pub struct Waker {
+pub(crate) struct Waker {
     inotify: Option<Inotify>,
     timeout: Duration,
 }
 
 impl Waker {
     /// Watches the directories of `paths`.
-    pub fn watching<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> Waker {
+    pub(crate) fn watching<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> Waker {
         let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC) else {
             return Waker {
                 inotify: None,
@@ -58,7 +58,7 @@ impl Waker {
     }
 
     /// Returns after a change or the timeout, having consumed the pending events.
-    pub fn wait(&self) {
+    pub(crate) fn wait(&self) {
         let Some(inotify) = &self.inotify else {
             std::thread::sleep(self.timeout);
             return;
@@ -74,7 +74,7 @@ impl Waker {
 /// What a follower reads of a file that replaced the one it followed (a new inode at
 /// the path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replaced {
+pub(crate) enum Replaced {
     /// All of it: a rotated log starts afresh.
     ReadFromStart,
     /// What follows the last line already read: a compacted event history starts
@@ -84,7 +84,7 @@ pub enum Replaced {
 
 /// Follows one file across replacement and truncation.
 #[derive(Debug)]
-pub struct Follower {
+pub(crate) struct Follower {
     path: PathBuf,
     file: Option<File>,
     inode: u64,
@@ -96,7 +96,7 @@ pub struct Follower {
 
 impl Follower {
     /// Follows `path` from its current end.
-    pub fn at_end(path: PathBuf, replaced: Replaced) -> Follower {
+    pub(crate) fn at_end(path: PathBuf, replaced: Replaced) -> Follower {
         let mut follower = Follower {
             path,
             file: None,
@@ -119,7 +119,7 @@ impl Follower {
     }
 
     /// Complete lines written since the last call, without their newlines.
-    pub fn new_lines(&mut self) -> Vec<Vec<u8>> {
+    pub(crate) fn new_lines(&mut self) -> Vec<Vec<u8>> {
         let mut bytes = std::mem::take(&mut self.partial);
         if let Some(file) = &mut self.file {
             let _ = file.read_to_end(&mut bytes);

@@ -649,6 +649,98 @@ fn list_says_keeper_lost_and_host_restarted() {
     assert_ne!(env.state("web").unwrap()["keeper"]["pid"], me.pid);
 }
 
+/// Gives `name`'s record a definition, as a keeper that records its file's identity
+/// would, with a command unlike the file's, so that a listing tells which one it read.
+fn record_definition(env: &TestEnv, name: &str, after: &[&str]) {
+    let file = env.config_dir().join(format!("{name}.toml"));
+    wait_until(
+        "the file's identity is not racy",
+        Duration::from_secs(5),
+        || dmgr::state::FileIdentity::of(&file).is_some_and(|id| id.is_trusted()),
+    );
+    let identity = dmgr::state::FileIdentity::of(&file).unwrap();
+    let mut record = env.state(name).unwrap();
+    record["command"] = serde_json::json!(["recorded", name]);
+    record["definition"] = serde_json::json!({
+        "file": identity,
+        "after": after,
+        "description": "recorded",
+    });
+    env.write_state(name, &record);
+}
+
+/// Issue 15: `list` may show a running daemon from its keeper's record without reading
+/// its file, but only while the file is the one the keeper loaded: an edit, here to
+/// the same size right after the listing, shows at once.
+#[test]
+fn list_shows_an_edited_file_at_once_never_the_recorded_definition() {
+    let (env, mark) = sleeper_env("web");
+    env.dmgr(&["start", "web"]).success();
+    record_definition(&env, "web", &[]);
+    let entry = env.entry("web");
+    assert_eq!(
+        (entry["command"].as_str(), entry["description"].as_str()),
+        (Some("recorded web"), Some("recorded")),
+        "an unchanged file is listed from its record"
+    );
+    env.dmgr(&["list"]).success().stdout_has("recorded web");
+
+    let file = env.config_dir().join("web.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("1000", "1001")).unwrap();
+    env.dmgr(&["list"]).success().stdout_has("sleep 1001");
+    let entry = env.entry("web");
+    assert_eq!(
+        (
+            entry["status"].as_str(),
+            entry["command"].as_str(),
+            entry["description"].as_str()
+        ),
+        (Some("running"), Some("sleep 1001"), Some(mark.as_str()))
+    );
+}
+
+/// Issue 15: the records stand in for the files only while the files agree with each
+/// other: once the file that a running daemon's `after` names is removed, `list` shows
+/// that daemon invalid, as loading every file does.
+#[test]
+fn list_from_records_still_checks_after_across_files() {
+    let env = TestEnv::new()
+        .daemon(
+            "db",
+            "command = [\"sleep\", \"1000\"]\nstart_wait = \"0s\"\n",
+        )
+        .daemon(
+            "web",
+            "command = [\"sleep\", \"1000\"]\nstart_wait = \"0s\"\nafter = [\"db\"]\n",
+        );
+    env.dmgr(&["start", "--all"]).success();
+    record_definition(&env, "db", &[]);
+    record_definition(&env, "web", &["db"]);
+    env.dmgr(&["list"])
+        .success()
+        .stdout_has("recorded db")
+        .stdout_has("recorded web");
+    // Gone without `stop`, which would stop `web` first; no orphan is left either.
+    let (keeper, pid) = (env.keeper_pid("db").unwrap(), env.pid("db").unwrap());
+    sigkill(keeper).unwrap();
+    sigkill(pid).unwrap();
+    wait_until("db and its keeper are dead", Duration::from_secs(5), || {
+        !is_alive(keeper) && !is_alive(pid)
+    });
+    env.remove("db");
+    assert!(env.entry("web")["pid"].as_i64().is_some(), "web still runs");
+    let entry = env.entry("web");
+    assert_eq!(entry["status"], "invalid");
+    assert!(
+        entry["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`after` names `db`"),
+        "{entry}"
+    );
+}
+
 /// Promise 4 for `dmgr run`: a stop leaves nothing of the daemon, also a process it
 /// forked that would outlive the shell the signal reached (found to leak before).
 #[test]

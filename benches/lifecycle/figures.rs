@@ -14,15 +14,20 @@ pub(crate) enum Metric {
     DmgrStart,
     DmgrList,
     DmgrListJson,
+    DmgrListRecorded,
+    DmgrListJsonRecorded,
     DmgrStatus,
     DmgrRestart,
     DmgrStop,
     SsdStart,
     SsdStop,
+    RunitUp,
+    RunitStatus,
+    RunitDown,
 }
 
 impl Metric {
-    pub(crate) const ALL: [Metric; 14] = [
+    pub(crate) const ALL: [Metric; 19] = [
         Metric::FloorExec,
         Metric::FloorStart,
         Metric::FloorProbe,
@@ -32,11 +37,16 @@ impl Metric {
         Metric::DmgrStart,
         Metric::DmgrList,
         Metric::DmgrListJson,
+        Metric::DmgrListRecorded,
+        Metric::DmgrListJsonRecorded,
         Metric::DmgrStatus,
         Metric::DmgrRestart,
         Metric::DmgrStop,
         Metric::SsdStart,
         Metric::SsdStop,
+        Metric::RunitUp,
+        Metric::RunitStatus,
+        Metric::RunitDown,
     ];
 
     pub(crate) fn label(self) -> &'static str {
@@ -50,23 +60,34 @@ impl Metric {
             Metric::DmgrStart => "dmgr   start --all",
             Metric::DmgrList => "dmgr   list",
             Metric::DmgrListJson => "dmgr   list --json",
+            Metric::DmgrListRecorded => "dmgr   list, identity given",
+            Metric::DmgrListJsonRecorded => "dmgr   list --json, identity given",
             Metric::DmgrStatus => "dmgr   status NAME",
             Metric::DmgrRestart => "dmgr   restart --all",
             Metric::DmgrStop => "dmgr   stop --all",
             Metric::SsdStart => "s-s-d  --start N times",
             Metric::SsdStop => "s-s-d  --stop --retry N times",
+            Metric::RunitUp => "runit  sv up N (runsv already up)",
+            Metric::RunitStatus => "runit  sv status N",
+            Metric::RunitDown => "runit  sv down N (until down)",
         }
     }
 
     /// The floor figures this one is compared with, and how the ratio is labelled.
     pub(crate) fn floor(self) -> Option<(&'static [Metric], &'static str)> {
         match self {
-            Metric::DmgrStart | Metric::SsdStart => Some((&[Metric::FloorStart], "floor start")),
-            Metric::DmgrList | Metric::DmgrListJson => {
-                Some((&[Metric::FloorProbe], "floor probe N"))
+            Metric::DmgrStart | Metric::SsdStart | Metric::RunitUp => {
+                Some((&[Metric::FloorStart], "floor start"))
             }
+            Metric::DmgrList
+            | Metric::DmgrListJson
+            | Metric::DmgrListRecorded
+            | Metric::DmgrListJsonRecorded
+            | Metric::RunitStatus => Some((&[Metric::FloorProbe], "floor probe N")),
             Metric::DmgrStatus => Some((&[Metric::FloorProbeOne], "floor probe 1")),
-            Metric::DmgrStop | Metric::SsdStop => Some((&[Metric::FloorStop], "floor stop")),
+            Metric::DmgrStop | Metric::SsdStop | Metric::RunitDown => {
+                Some((&[Metric::FloorStop], "floor stop"))
+            }
             Metric::DmgrRestart => Some((
                 &[Metric::FloorStop, Metric::FloorStart],
                 "floor stop + start",
@@ -138,8 +159,11 @@ pub(crate) struct Figures {
     pub(crate) rounds: usize,
     pub(crate) restart_rounds: usize,
     pub(crate) ssd_rounds: usize,
+    pub(crate) runit_rounds: usize,
     pub(crate) times: BTreeMap<Metric, Samples>,
     pub(crate) memory: Option<Memory>,
+    /// runit's `runsv`s with their services up.
+    pub(crate) runit_memory: Option<Memory>,
     pub(crate) idle: Option<Idle>,
     pub(crate) failures: Vec<String>,
     /// The 1-minute load average when this N began, and the share of CPU time the

@@ -2,8 +2,9 @@
 //! scope's drop, the panic hook and SIGINT/SIGTERM/SIGHUP all lead to the same
 //! cleanup: `dmgr stop --all` for each dmgr config, then SIGKILL to every keeper
 //! and daemon process group its state records name, to every process whose command
-//! line mentions the scope's directory, and to every `sleep` named in its pidfile
-//! directories. Each target is identity-checked (start time after the bench began,
+//! line mentions the scope's directory, to every `sleep` named in its pidfile
+//! directories, and to runit's `runsvdir`, `runsv`s and services, in that order.
+//! Each target is identity-checked (start time after the bench began,
 //! or matching the recorded one), so no unrelated process is ever signalled.
 
 use super::*;
@@ -15,6 +16,7 @@ struct Entry {
     temp: tempfile::TempDir,
     dmgr: Vec<(PathBuf, PathBuf, PathBuf)>,
     pidfile_dirs: Vec<PathBuf>,
+    runit: Vec<PathBuf>,
 }
 
 static ENTRIES: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
@@ -101,6 +103,7 @@ impl Scope {
             temp,
             dmgr: Vec::new(),
             pidfile_dirs: Vec::new(),
+            runit: Vec::new(),
         });
         Ok(Scope { id, path })
     }
@@ -120,6 +123,12 @@ impl Scope {
     /// Registers a directory of pidfiles whose `sleep`s to kill on cleanup.
     pub fn track_pidfiles(&self, dir: &Path) {
         self.with(|e| e.pidfile_dirs.push(dir.to_path_buf()));
+    }
+
+    /// Registers a runit scan directory whose `runsvdir`, `runsv`s and services to
+    /// kill on cleanup.
+    pub fn track_runit(&self, scan: &Path) {
+        self.with(|e| e.runit.push(scan.to_path_buf()));
     }
 
     /// Kills the sleeps named in one pidfile directory and removes the pidfiles.
@@ -196,6 +205,9 @@ fn clean(entry: Entry) {
     // exec, so the passes repeat until one finds nothing.
     while kill_mentioning(entry.temp.path(), false) > 0 {
         std::thread::sleep(Duration::from_millis(20));
+    }
+    for scan in &entry.runit {
+        kill_runit(scan);
     }
     for (bin, config, run) in &entry.dmgr {
         let child = Command::new(bin)
@@ -297,6 +309,46 @@ fn kill_mentioning(dir: &Path, keepers: bool) -> usize {
         }
     }
     killed
+}
+
+/// SIGKILLs a runit tree: the `runsvdir` whose command line names `scan` first (so
+/// that it starts no `runsv`), then each `runsv` (so that it restarts no service),
+/// then the services, until a pass finds none. A process is ours when it started after
+/// us and runs in `scan`: `runsv` and its services run in their service's directory.
+pub fn kill_runit(scan: &Path) {
+    let Ok(scan) = scan.canonicalize() else {
+        return;
+    };
+    let needle = scan.as_os_str().as_bytes();
+    let ours = |pid: i32| procfs::stat(pid).is_some_and(|s| !s.is_dead() && started_by_us(s.start));
+    for pid in procfs::pids() {
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if procfs::comm(pid).as_deref() == Some("runsvdir")
+            && cmdline.windows(needle.len()).any(|w| w == needle)
+            && ours(pid)
+        {
+            sys::kill(pid, libc::SIGKILL);
+        }
+    }
+    for _ in 0..50 {
+        let inside: Vec<i32> = procfs::pids()
+            .into_iter()
+            .filter(|&pid| {
+                fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&scan))
+                    && ours(pid)
+            })
+            .collect();
+        if inside.is_empty() {
+            return;
+        }
+        let (runsvs, services): (Vec<i32>, Vec<i32>) = inside
+            .into_iter()
+            .partition(|&pid| procfs::comm(pid).as_deref() == Some("runsv"));
+        for pid in runsvs.into_iter().chain(services) {
+            sys::kill(pid, libc::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// SIGKILLs each live `sleep` started after us whose PID a pidfile in `dir` holds.

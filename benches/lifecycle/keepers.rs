@@ -1,4 +1,4 @@
-//! Keepers: their memory and idle CPU.
+//! Keepers: their memory (read the same way for runit's `runsv`s) and idle CPU.
 
 use super::*;
 
@@ -27,15 +27,51 @@ pub(crate) fn keepers(run: &Path) -> Vec<ProcId> {
     ids
 }
 
+/// Gives each live keeper's record that has none the definition its keeper would
+/// record: its file's identity (`list`'s fast path, issue 15). Returns how many it
+/// gave; none once keepers record it themselves.
+pub(crate) fn record_identities(config: &Path, run: &Path) -> Result<usize, String> {
+    let mut given = 0;
+    let entries = fs::read_dir(run).map_err(|e| format!("{}: {e}", run.display()))?;
+    for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+        if path.extension().is_none_or(|x| x != "state") {
+            continue;
+        }
+        let Some(mut record) = dmgr::state::read(&path) else {
+            continue;
+        };
+        if record.definition.is_some() || !record.keeper.is_alive() {
+            continue;
+        }
+        let file = config.join(format!("{}.toml", record.name));
+        let identity = dmgr::state::FileIdentity::of(&file)
+            .filter(dmgr::state::FileIdentity::is_trusted)
+            .ok_or_else(|| format!("{}: no trusted identity", file.display()))?;
+        record.definition = Some(dmgr::state::Definition {
+            file: identity,
+            after: Vec::new(),
+            description: None,
+        });
+        dmgr::state::write(&path, &record).map_err(|e| format!("{}: {e}", path.display()))?;
+        given += 1;
+    }
+    Ok(given)
+}
+
 pub(crate) fn keeper_memory(run: &Path) -> Result<Memory, String> {
+    memory_of(&keepers(run))
+}
+
+/// The memory of each of `processes` (dmgr's keepers, runit's `runsv`s) from
+/// `/proc/PID/smaps_rollup`, and the breakdown of the median one.
+pub(crate) fn memory_of(keepers: &[ProcId]) -> Result<Memory, String> {
     sync();
-    let keepers = keepers(run);
     if keepers.is_empty() {
-        return Err("no live keeper found".into());
+        return Err("no live process found".into());
     }
     let mut memory = Memory::default();
     let mut by_pss = Vec::new();
-    for keeper in &keepers {
+    for keeper in keepers {
         let path = format!("/proc/{}/smaps_rollup", keeper.pid);
         let text = fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
         let field = |name: &str| procfs::kb_field(&text, name).unwrap_or(0);

@@ -10,12 +10,15 @@
 //!   both sides pay one process start;
 //! - dmgr: `start --all`, `list`, `list --json`, `status NAME`, `restart --all`,
 //!   `stop --all`, each from the right state;
-//! - where installed, `start-stop-daemon` starting and stopping N sleeps in a loop.
+//! - where installed, `start-stop-daemon` starting and stopping N sleeps in a loop;
+//! - where installed, runit: `sv up`, `sv status` and `sv down` of N services under
+//!   one `runsvdir`, and each `runsv`'s PSS (issue 15; see `runit`).
 //!
 //! Once per N it reads the keepers' PSS and RSS from `/proc/PID/smaps_rollup`; once per
 //! run it measures the keepers' idle CPU over `DMGR_BENCH_IDLE_SECS` and the log path's
 //! throughput against `cat`. It prints medians with min-max, each dmgr figure as a
-//! ratio to its floor, and the budgets of issue 7.
+//! ratio to its floor, and the budgets of issue 7. `DMGR_BENCH_ONLY=lifecycle` skips
+//! the log throughput and the large inputs (for a quick run on a busy machine).
 //!
 //! Then it times `check` and `list` on large inputs (issue 16) beside the clean case
 //! of the same size: one 1 MiB file of errors against one clean file, and 10,000
@@ -27,7 +30,7 @@
 //! Every process it starts is cleaned up, even on panic or Ctrl-C: each temporary
 //! directory is a [`guard::Scope`] whose drop runs `dmgr stop --all` and SIGKILLs what
 //! is left (keepers, daemon process groups, the floor's and start-stop-daemon's
-//! sleeps), identity-checked against `/proc` so an unrelated process is never hit.
+//! sleeps, runit's supervisors and services), identity-checked against `/proc` so an unrelated process is never hit.
 
 mod command;
 mod figures;
@@ -40,6 +43,7 @@ mod noise;
 mod procfs;
 mod report;
 mod rounds;
+mod runit;
 mod ssd;
 mod sys;
 mod watched;
@@ -113,6 +117,8 @@ struct Options {
     baseline: Option<PathBuf>,
     /// Only the large inputs.
     only_large: bool,
+    /// Only the lifecycle rounds: no log throughput, no large inputs.
+    only_lifecycle: bool,
 }
 
 impl Options {
@@ -150,10 +156,15 @@ impl Options {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dmgr")));
         let baseline = var("DMGR_BENCH_BASELINE").map(PathBuf::from);
-        let only_large = match var("DMGR_BENCH_ONLY").as_deref() {
-            None => false,
-            Some("large") => true,
-            Some(other) => return Err(format!("DMGR_BENCH_ONLY: {other:?} is not `large`")),
+        let (only_large, only_lifecycle) = match var("DMGR_BENCH_ONLY").as_deref() {
+            None => (false, false),
+            Some("large") => (true, false),
+            Some("lifecycle") => (false, true),
+            Some(other) => {
+                return Err(format!(
+                    "DMGR_BENCH_ONLY: {other:?} is not `large` or `lifecycle`"
+                ))
+            }
         };
         Ok(Options {
             ns,
@@ -162,6 +173,7 @@ impl Options {
             bin,
             baseline,
             only_large,
+            only_lifecycle,
         })
     }
 }
@@ -176,6 +188,7 @@ fn run() -> Result<bool, String> {
         let p = PathBuf::from("/usr/sbin/start-stop-daemon");
         p.is_file().then_some(p)
     });
+    let runit = runit::Runit::find();
     let machine = Machine::read();
     println!("dmgr lifecycle benchmark (issue 7)");
     println!("  dmgr:     {}", opts.bin.display());
@@ -190,6 +203,10 @@ fn run() -> Result<bool, String> {
     match &ssd {
         Some(p) => println!("  peer:     {}", p.display()),
         None => println!("  peer:     start-stop-daemon not installed, skipped"),
+    }
+    match &runit {
+        Ok(r) => println!("  peer:     runit: {}", r.describe()),
+        Err(reason) => println!("  peer:     {reason}"),
     }
     println!();
     // Freshly written binaries otherwise show as dirty page cache in smaps, and
@@ -211,17 +228,22 @@ fn run() -> Result<bool, String> {
     let mut all = Vec::new();
     for &n in &opts.ns {
         let idle = (Some(n) == idle_n).then_some(opts.idle_secs);
-        let figures = bench_n(&opts, n, idle, &sleep, ssd.as_deref())?;
+        let figures = bench_n(&opts, n, idle, &sleep, ssd.as_deref(), runit.as_ref().ok())?;
         print_figures(&figures);
         all.push(figures);
     }
     if opts.idle_secs > 0 {
         print_watched(&bench_watched(&opts, opts.idle_secs));
     }
-    let log = bench_log(&opts);
-    print_log(&log);
-    let large = bench_large(&opts)?;
-    print_large(&opts, &large);
+    let log = if opts.only_lifecycle {
+        LogFigures::default()
+    } else {
+        let log = bench_log(&opts);
+        print_log(&log);
+        let large = bench_large(&opts)?;
+        print_large(&opts, &large);
+        log
+    };
     print_summary(&all);
     let budgets = budgets(&all, &log);
     print_budgets(&budgets);

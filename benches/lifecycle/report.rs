@@ -60,8 +60,8 @@ pub(crate) fn median_u64(v: &[u64]) -> Option<u64> {
 
 pub(crate) fn print_figures(f: &Figures) {
     println!(
-        "== N = {} ({} rounds; restart {}, start-stop-daemon {}) ==",
-        f.n, f.rounds, f.restart_rounds, f.ssd_rounds
+        "== N = {} ({} rounds; restart {}, start-stop-daemon {}, runit {}) ==",
+        f.n, f.rounds, f.restart_rounds, f.ssd_rounds, f.runit_rounds
     );
     println!(
         "machine: load average {} at the start, CPU steal {} meanwhile",
@@ -99,19 +99,19 @@ pub(crate) fn print_figures(f: &Figures) {
             ratio
         );
     }
+    let row = |label: &str, v: &[u64]| {
+        let mut s = v.to_vec();
+        s.sort_unstable();
+        if let (Some(med), Some(min), Some(max)) = (median_u64(v), s.first(), s.last()) {
+            println!(
+                "{:<34} {:>10} {:>22}",
+                label,
+                format!("{med} KB"),
+                format!("{min} - {max} KB")
+            );
+        }
+    };
     if let Some(m) = &f.memory {
-        let row = |label: &str, v: &[u64]| {
-            let mut s = v.to_vec();
-            s.sort_unstable();
-            if let (Some(med), Some(min), Some(max)) = (median_u64(v), s.first(), s.last()) {
-                println!(
-                    "{:<34} {:>10} {:>22}",
-                    label,
-                    format!("{med} KB"),
-                    format!("{min} - {max} KB")
-                );
-            }
-        };
         row("keeper PSS (smaps_rollup)", &m.pss_kb);
         row("keeper RSS", &m.rss_kb);
         row("keeper Private_Dirty", &m.private_dirty_kb);
@@ -122,6 +122,11 @@ pub(crate) fn print_figures(f: &Figures) {
         for (name, pss, dirty) in m.breakdown.iter().take(8) {
             println!("    {pss:>5} / {dirty:>4}  {name}");
         }
+    }
+    if let Some(m) = &f.runit_memory {
+        row("runsv PSS (smaps_rollup)", &m.pss_kb);
+        row("runsv RSS", &m.rss_kb);
+        row("runsv Private_Dirty", &m.private_dirty_kb);
     }
     if let Some(idle) = &f.idle {
         println!(
@@ -211,26 +216,29 @@ pub(crate) fn print_summary(all: &[Figures]) {
         }
         println!();
     }
-    print!("{:<34}", "keeper PSS, median");
-    for f in all {
-        let cell = f
-            .memory
-            .as_ref()
-            .and_then(|m| median_u64(&m.pss_kb))
-            .map_or("-".into(), |k| format!("{k} KB"));
-        print!(" {cell:>20}");
+    let memory_row = |label: &str, kb: &dyn Fn(&Figures) -> Option<u64>| {
+        print!("{label:<34}");
+        for f in all {
+            let cell = kb(f).map_or("-".into(), |k| format!("{k} KB"));
+            print!(" {cell:>20}");
+        }
+        println!();
+    };
+    let median_of = |m: &Option<Memory>, pick: fn(&Memory) -> &Vec<u64>| {
+        m.as_ref().and_then(|m| median_u64(pick(m)))
+    };
+    memory_row("keeper PSS, median", &|f| {
+        median_of(&f.memory, |m| &m.pss_kb)
+    });
+    memory_row("keeper RSS, median", &|f| {
+        median_of(&f.memory, |m| &m.rss_kb)
+    });
+    if all.iter().any(|f| f.runit_memory.is_some()) {
+        memory_row("runsv PSS, median", &|f| {
+            median_of(&f.runit_memory, |m| &m.pss_kb)
+        });
     }
     println!();
-    print!("{:<34}", "keeper RSS, median");
-    for f in all {
-        let cell = f
-            .memory
-            .as_ref()
-            .and_then(|m| median_u64(&m.rss_kb))
-            .map_or("-".into(), |k| format!("{k} KB"));
-        print!(" {cell:>20}");
-    }
-    println!("\n");
 }
 
 pub(crate) struct Budget {

@@ -1,4 +1,4 @@
-//! One N: the floor, dmgr and start-stop-daemon rounds in a fresh directory.
+//! One N: the floor, dmgr, start-stop-daemon and runit rounds in a fresh directory.
 
 use super::*;
 
@@ -8,6 +8,7 @@ pub(crate) fn bench_n(
     idle_secs: Option<u64>,
     sleep: &Path,
     ssd: Option<&Path>,
+    runit: Option<&runit::Runit>,
 ) -> Result<Figures, String> {
     let restart_rounds = if n >= 500 {
         opts.rounds.min(2)
@@ -24,6 +25,7 @@ pub(crate) fn bench_n(
         rounds: opts.rounds,
         restart_rounds,
         ssd_rounds,
+        runit_rounds: if runit.is_some() { opts.rounds } else { 0 },
         load_before: procfs::load_average(),
         ..Figures::default()
     };
@@ -49,6 +51,15 @@ pub(crate) fn bench_n(
     scope.track_dmgr(&opts.bin, &config, &dmgr.run);
     scope.track_pidfiles(&floor_dir);
     scope.track_pidfiles(&ssd_dir);
+    // runit's supervisors are up before any round, as the issue's table has it.
+    let supervisors = match runit.map(|r| runit::Supervisors::start(&scope, r, n)) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            figures.fail("runit", e);
+            None
+        }
+        None => None,
+    };
 
     for round in 0..opts.rounds {
         eprintln!("N = {n}: round {}/{}", round + 1, opts.rounds);
@@ -75,7 +86,13 @@ pub(crate) fn bench_n(
                 }
             }
         }
+        if let Some(supervisors) = &supervisors {
+            if let Err(e) = runit::runit_round(&mut figures, supervisors, first) {
+                figures.fail("runit", e);
+            }
+        }
     }
+    drop(supervisors);
     drop(scope);
     figures.foreign = noise::take();
     if let (Some((total0, steal0)), Some((total1, steal1))) = (cpu_before, procfs::cpu_times()) {
@@ -171,6 +188,15 @@ pub(crate) fn dmgr_round(
     }
     figures.record(Metric::DmgrList, dmgr.timed(&["list"], 0)?);
     figures.record(Metric::DmgrListJson, dmgr.timed(&["list", "--json"], 0)?);
+    // Until keepers record their file's identity, give the records one, as a keeper
+    // would, and time `list` reading no daemon file (issue 15).
+    if record_identities(&dmgr.config, &dmgr.run)? > 0 {
+        figures.record(Metric::DmgrListRecorded, dmgr.timed(&["list"], 0)?);
+        figures.record(
+            Metric::DmgrListJsonRecorded,
+            dmgr.timed(&["list", "--json"], 0)?,
+        );
+    }
     let name = daemon_name(n / 2);
     figures.record(Metric::DmgrStatus, dmgr.timed(&["status", &name], 0)?);
     if restart {

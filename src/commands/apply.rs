@@ -36,7 +36,7 @@ enum Action<'a> {
 }
 
 /// Runs `dmgr apply`.
-pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
     let loaded = config::load(&ctx.dirs)?;
     let mut failures = Failures::default();
     for invalid in &loaded.invalid {

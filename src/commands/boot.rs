@@ -10,7 +10,7 @@ use crate::export::write_file;
 use crate::{Error, Result};
 
 /// Runs `dmgr boot`.
-pub fn run(ctx: &Context, command: &BootCommand) -> Result<u8> {
+pub(super) fn run(ctx: &Context, command: &BootCommand) -> Result<u8> {
     match command {
         BootCommand::Install(args) => install(ctx, args),
         BootCommand::Uninstall(args) => uninstall(ctx, args),

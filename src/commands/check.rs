@@ -9,7 +9,7 @@ use crate::config::{self, Diagnostic};
 use crate::{output, Error, Result};
 
 /// Runs `dmgr check`.
-pub fn run(ctx: &Context) -> Result<u8> {
+pub(super) fn run(ctx: &Context) -> Result<u8> {
     let loaded = config::load(&ctx.dirs)?;
     // An env file shared by several daemons is reported once.
     let mut env_files: Vec<config::env_file::EnvFile> = loaded

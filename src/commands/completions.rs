@@ -6,7 +6,7 @@ use crate::cli::{Cli, CompletionsArgs};
 use crate::{output, Result};
 
 /// Runs `dmgr completions`.
-pub fn run(args: &CompletionsArgs) -> Result<u8> {
+pub(super) fn run(args: &CompletionsArgs) -> Result<u8> {
     // clap_complete offers hidden subcommands too; the keeper is not for typing.
     let full = Cli::command();
     let mut visible = Command::new("dmgr")

@@ -13,7 +13,7 @@ use crate::watch::{Follower, Replaced, Waker};
 use crate::{config, state, Result};
 
 /// Runs `dmgr events`.
-pub fn run(ctx: &Context, args: &EventsArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &EventsArgs) -> Result<u8> {
     let names = if args.names.is_empty() {
         let mut all = config::names(&ctx.dirs);
         all.extend(state::recorded_names(&ctx.dirs));

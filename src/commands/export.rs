@@ -10,7 +10,7 @@ use crate::export::{nomad, systemd, write_file, Source};
 use crate::{Error, Result};
 
 /// Runs `dmgr export`.
-pub fn run(ctx: &Context, command: &ExportCommand) -> Result<u8> {
+pub(super) fn run(ctx: &Context, command: &ExportCommand) -> Result<u8> {
     let loaded = config::load(&ctx.dirs)?;
     let source = Source::new(&ctx.dirs);
     match command {

@@ -8,7 +8,7 @@ use crate::keeper::control;
 use crate::{config, state, Error, Result};
 
 /// Runs `dmgr kill`.
-pub fn run(ctx: &Context, args: &KillArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &KillArgs) -> Result<u8> {
     let signal: Signal = args.signal.parse().map_err(Error::Usage)?;
     let loaded = config::load_named(&ctx.dirs, &args.names.names)?;
     let mut failures = Failures::default();

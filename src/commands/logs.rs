@@ -15,7 +15,7 @@ use crate::watch::{Follower, Replaced, Waker};
 use crate::{config, logfile, state, Result};
 
 /// Runs `dmgr logs`.
-pub fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
     let loaded = config::load_named(&ctx.dirs, &args.names.names)?;
     let mut logs: Vec<(String, PathBuf)> = Vec::new();
     for name in &args.names.names {

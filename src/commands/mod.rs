@@ -25,7 +25,7 @@ use crate::Result;
 
 /// What every command needs: the directories and how to print.
 #[derive(Debug, Clone)]
-pub struct Context {
+pub(crate) struct Context {
     /// The config and run directories of this call.
     pub dirs: Dirs,
     /// `-q`: print nothing on success.
@@ -34,7 +34,7 @@ pub struct Context {
 
 impl Context {
     /// Prints a success line unless `-q` was given.
-    pub fn say(&self, line: &str) {
+    pub(crate) fn say(&self, line: &str) {
         if !self.quiet {
             crate::output::print_line(line);
         }
@@ -42,7 +42,7 @@ impl Context {
 }
 
 /// Runs the parsed command line.
-pub fn dispatch(cli: Cli) -> Result<u8> {
+pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
     style::set_choice(cli.color);
     crate::files::raise_fd_limit();
     if let Command::Completions(args) = &cli.command {

@@ -10,7 +10,7 @@ use crate::keeper::{self, control};
 use crate::{config, state, Error, Result};
 
 /// Runs `dmgr reload`.
-pub fn run(ctx: &Context, args: &NamesArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &NamesArgs) -> Result<u8> {
     let loaded = config::load_named(&ctx.dirs, &args.names)?;
     let mut failures = Failures::default();
     for daemon in resolve(ctx, &loaded, &args.names)? {

@@ -11,7 +11,7 @@ use crate::keeper::control::{self, Begun, Started};
 use crate::{state, Error, Result};
 
 /// Runs `dmgr restart`.
-pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
     let loaded = config::load(&ctx.dirs)?;
     let targets: Vec<&Daemon> = if args.all {
         loaded

@@ -11,7 +11,7 @@ use crate::{config, state, Result};
 
 /// Runs `dmgr rotate`. Only the keeper is asked, so a daemon whose file is invalid or
 /// gone (an orphan) is rotated too; `--all` covers every keeper in the run directory.
-pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
     let loaded = config::load(&ctx.dirs)?;
     let names: Vec<String> = if args.all {
         let mut names: Vec<String> = loaded.daemons.iter().map(|d| d.name.clone()).collect();

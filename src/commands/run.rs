@@ -9,7 +9,7 @@ use crate::keeper::{self, control};
 use crate::{config, Result};
 
 /// Runs `dmgr run`.
-pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
     let loaded = config::load_named(&ctx.dirs, std::slice::from_ref(&args.name))?;
     let daemon = resolve(ctx, &loaded, std::slice::from_ref(&args.name))?[0];
     let (lock, pidfile) = control::claim_for_foreground(&ctx.dirs, daemon)?;

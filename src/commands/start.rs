@@ -9,7 +9,7 @@ use crate::keeper::control::{self, Begun, Started};
 use crate::{Error, Result};
 
 /// Runs `dmgr start`.
-pub fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
     let loaded = config::load(&ctx.dirs)?;
     let mut failures = Failures::default();
     let targets: Vec<&Daemon> = if args.target.all {

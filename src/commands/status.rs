@@ -22,7 +22,7 @@ const NOT_RUNNING: u8 = 3;
 const UNKNOWN: u8 = 4;
 
 /// Runs `dmgr status`.
-pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     let loaded = match config::load_named(&ctx.dirs, &args.names.names) {
         Ok(loaded) => loaded,
         // LSB's "status unknown": nothing can be said of any daemon.

@@ -10,7 +10,7 @@ use crate::state;
 use crate::{Error, Result};
 
 /// Runs `dmgr stop`.
-pub fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
+pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
     // A config directory that is gone or cannot be read must not keep anything from
     // being stopped: the run directory's records say what runs.
     let loaded = match config::load(&ctx.dirs) {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 pub const MAX_SHOWN: usize = 100;
 
 /// How much of a value from a file a message quotes (see [`quote`]).
-pub const QUOTE_CHARS: usize = 64;
+pub(super) const QUOTE_CHARS: usize = 64;
 
 /// How serious a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -90,7 +90,7 @@ impl fmt::Display for Diagnostic {
 /// Turns byte offsets into 1-based lines and 1-based columns counted in characters,
 /// returned in the order asked. The offsets are sorted first and the source is read
 /// once, up to the last of them: linear in the source, whatever their number.
-pub fn line_cols(source: &str, offsets: &[usize]) -> Vec<(usize, usize)> {
+pub(super) fn line_cols(source: &str, offsets: &[usize]) -> Vec<(usize, usize)> {
     let mut order: Vec<usize> = (0..offsets.len()).collect();
     order.sort_by_key(|&i| offsets[i]);
     let mut out = vec![(1, 1); offsets.len()];
@@ -117,14 +117,14 @@ pub fn line_cols(source: &str, offsets: &[usize]) -> Vec<(usize, usize)> {
 }
 
 /// The line and column of one offset (see [`line_cols`]).
-pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+pub(super) fn line_col(source: &str, offset: usize) -> (usize, usize) {
     line_cols(source, &[offset])[0]
 }
 
 /// A value from a file as a message quotes it: at most [`QUOTE_CHARS`] characters,
 /// then `...`. A message about a megabyte-long key must not be a megabyte long.
 /// Control characters are left for the printer to escape (`output::escape`).
-pub fn quote(text: &str) -> String {
+pub(super) fn quote(text: &str) -> String {
     match text.char_indices().nth(QUOTE_CHARS) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text.to_string(),

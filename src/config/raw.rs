@@ -54,13 +54,13 @@ pub const KEYS: &[&str] = &[
 pub const READY_KEYS: &[&str] = &["tcp", "file", "exec", "http"];
 
 /// The keys of the `health` table: a file says nothing about liveness.
-pub const HEALTH_KEYS: &[&str] = &["tcp", "exec", "http"];
+pub(crate) const HEALTH_KEYS: &[&str] = &["tcp", "exec", "http"];
 
 /// Files larger than this are refused unread: a daemon file is a few hundred bytes.
-pub const MAX_FILE_SIZE: u64 = 1 << 20;
+pub(super) const MAX_FILE_SIZE: u64 = 1 << 20;
 
 /// A parsed daemon file: the top-level table, and the syntax errors met on the way.
-pub struct RawFile<'i> {
+pub(super) struct RawFile<'i> {
     /// The top-level keys and values (empty when the file is mostly errors).
     pub table: DeTable<'i>,
     /// Syntax errors, each with the span it applies to: at most
@@ -78,7 +78,7 @@ pub struct RawFile<'i> {
 /// grammar and decoders counts them, keeping only the first few; a file with more
 /// than [`MAX_SHOWN`] of them is reported from that pass alone, and its keys are not
 /// looked at.
-pub fn parse(source: &str) -> RawFile<'_> {
+pub(super) fn parse(source: &str) -> RawFile<'_> {
     // Below this size even a file of nothing but errors costs the recovering parser
     // little, and a daemon file is a few hundred bytes: no first pass for it.
     const FIRST_PASS_FROM: usize = 16 << 10;
@@ -218,7 +218,7 @@ fn describe(error: &toml_parser::ParseError) -> String {
 }
 
 /// The TOML type of a value as a user would name it ("a string", "an integer").
-pub fn type_name(value: &DeValue<'_>) -> &'static str {
+pub(super) fn type_name(value: &DeValue<'_>) -> &'static str {
     match value {
         DeValue::String(_) => "a string",
         DeValue::Integer(_) => "an integer",
@@ -231,7 +231,7 @@ pub fn type_name(value: &DeValue<'_>) -> &'static str {
 }
 
 /// A spanned value of the table.
-pub type Value<'i> = Spanned<DeValue<'i>>;
+pub(super) type Value<'i> = Spanned<DeValue<'i>>;
 
 fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or(message).trim().to_string()

@@ -10,11 +10,11 @@
 const MAX_WORD: usize = 64 + 21;
 
 /// The most edit distances one [`Suggester`] works out; past it, it suggests nothing.
-pub const BUDGET: usize = 20_000;
+pub(super) const BUDGET: usize = 20_000;
 
 /// Suggests the nearest of a fixed set of names, for many words in a row.
 #[derive(Debug, Clone)]
-pub struct Suggester<'k> {
+pub(super) struct Suggester<'k> {
     /// The names with their length in characters, sorted by length (then by the order
     /// they were given in, which breaks ties between equally near names).
     names: Vec<(usize, &'k str)>,
@@ -23,7 +23,7 @@ pub struct Suggester<'k> {
 
 impl<'k> Suggester<'k> {
     /// A suggester over `names`.
-    pub fn new(names: &[&'k str]) -> Self {
+    pub(super) fn new(names: &[&'k str]) -> Self {
         let mut names: Vec<(usize, &'k str)> =
             names.iter().map(|n| (n.chars().count(), *n)).collect();
         names.sort_by_key(|(len, _)| *len);
@@ -35,7 +35,7 @@ impl<'k> Suggester<'k> {
 
     /// The nearest name to `word`: at most a third of its length in edits (at least
     /// one; a transposition counts as one), the first given among equally near ones.
-    pub fn nearest(&mut self, word: &str) -> Option<&'k str> {
+    pub(super) fn nearest(&mut self, word: &str) -> Option<&'k str> {
         let len = word.chars().count();
         if len > MAX_WORD {
             return None;

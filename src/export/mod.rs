@@ -8,10 +8,9 @@
 //! fails until every key in [`crate::config::KEYS`] has one. What a target cannot
 //! express becomes a [`Lost`] note, written as a comment naming the key.
 
-pub mod nomad;
-pub mod systemd;
+pub(crate) mod nomad;
+pub(crate) mod systemd;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use crate::keeper::policy;
 /// Where the definitions come from: what the exported text depends on besides the
 /// daemons themselves.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub(crate) struct Source {
     /// The config and run directories the daemons were loaded with (for the default
     /// pidfile and log paths).
     pub dirs: Dirs,
@@ -32,7 +31,7 @@ pub struct Source {
 
 impl Source {
     /// The source for this process: its `PATH` and the given directories.
-    pub fn new(dirs: &Dirs) -> Source {
+    pub(crate) fn new(dirs: &Dirs) -> Source {
         Source {
             dirs: dirs.clone(),
             path: std::env::var("PATH").ok(),
@@ -42,7 +41,7 @@ impl Source {
 
 /// A key the target cannot express, and what changes because of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lost {
+pub(crate) struct Lost {
     /// The key as written in the daemon file (`ready`, `env.NAME`).
     pub key: String,
     /// What the target does instead, as a sentence without a final full stop.
@@ -51,7 +50,7 @@ pub struct Lost {
 
 impl Lost {
     /// A note for `key`.
-    pub fn new(key: impl Into<String>, what: impl Into<String>) -> Lost {
+    pub(crate) fn new(key: impl Into<String>, what: impl Into<String>) -> Lost {
         Lost {
             key: key.into(),
             what: what.into(),
@@ -59,15 +58,17 @@ impl Lost {
     }
 
     /// The note as one comment line's text: `KEY: WHAT`.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!("{}: {}", self.key, self.what)
     }
 }
 
 /// How one key, or a group of keys that map together, becomes part of a target's
 /// output: `map` is the target's function for those keys.
-pub struct Mapping<F> {
-    /// The keys of the daemon file this entry maps.
+pub(crate) struct Mapping<F> {
+    /// The keys of the daemon file this entry maps: read by the coverage tests
+    /// (`every_key_has_a_mapping`), which fail until a new key has an entry.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub keys: &'static [&'static str],
     /// The target's function that maps them.
     pub map: F,
@@ -76,14 +77,19 @@ pub struct Mapping<F> {
 /// The program a daemon's command runs, absolute as dmgr's keeper would resolve it at
 /// start (the daemon's own `PATH`, else the inherited one unless `clear_env`), and a
 /// note when it cannot be found now.
-pub fn program(daemon: &Daemon, source: &Source) -> (PathBuf, Option<Lost>) {
+pub(crate) fn program(daemon: &Daemon, source: &Source) -> (PathBuf, Option<Lost>) {
     resolve(&daemon.process.command[0], "command", daemon, source)
 }
 
 /// Resolves `name`, the program of the daemon's `key` (`command`, `stop_command`,
 /// `reload_command`), as the keeper would: with the daemon's `PATH`, or the one
 /// export ran with unless `clear_env`; a note when it is not found.
-pub fn resolve(name: &str, key: &str, daemon: &Daemon, source: &Source) -> (PathBuf, Option<Lost>) {
+pub(crate) fn resolve(
+    name: &str,
+    key: &str,
+    daemon: &Daemon,
+    source: &Source,
+) -> (PathBuf, Option<Lost>) {
     let path = daemon
         .process
         .env
@@ -110,7 +116,7 @@ pub fn resolve(name: &str, key: &str, daemon: &Daemon, source: &Source) -> (Path
 /// short of the "quick" limit, each delay as the keeper's backoff computes it. A target
 /// that counts restarts within a window (systemd's `StartLimitIntervalSec=`, Nomad's
 /// `restart.interval`) gives up when dmgr would with this window.
-pub fn restart_window(daemon: &Daemon) -> Duration {
+pub(crate) fn restart_window(daemon: &Daemon) -> Duration {
     let runs =
         policy::RESET_AFTER.saturating_mul(daemon.supervision.max_restarts.saturating_add(1));
     (1..=daemon.supervision.max_restarts).fold(runs, |total, quick_failures| {
@@ -122,7 +128,7 @@ pub fn restart_window(daemon: &Daemon) -> Duration {
 }
 
 /// The note on what a target with a fixed restart delay loses of dmgr's backoff.
-pub fn backoff_lost(daemon: &Daemon, fixed: &str) -> Option<Lost> {
+pub(crate) fn backoff_lost(daemon: &Daemon, fixed: &str) -> Option<Lost> {
     (daemon.supervision.restart != RestartPolicy::No && daemon.supervision.max_restarts > 1).then(|| {
         Lost::new(
             "restart_delay",
@@ -137,7 +143,7 @@ pub fn backoff_lost(daemon: &Daemon, fixed: &str) -> Option<Lost> {
 
 /// A duration as both systemd and Go's `time.ParseDuration` read it, exactly:
 /// `"10s"`, `"500ms"`, `"0s"`.
-pub fn format_duration(duration: Duration) -> String {
+pub(crate) fn format_duration(duration: Duration) -> String {
     if duration.subsec_nanos() == 0 {
         format!("{}s", duration.as_secs())
     } else if duration.subsec_nanos().is_multiple_of(1_000_000) {
@@ -150,7 +156,7 @@ pub fn format_duration(duration: Duration) -> String {
 /// The pidfile the daemon file sets, if any: for `type = "forking"` the program's
 /// own file, otherwise the file the keeper locks when it is not the default
 /// `RUN_DIR/NAME.pid`.
-pub fn written_pidfile<'d>(daemon: &'d Daemon, dirs: &Dirs) -> Option<&'d Path> {
+pub(crate) fn written_pidfile<'d>(daemon: &'d Daemon, dirs: &Dirs) -> Option<&'d Path> {
     daemon
         .forking_pidfile
         .as_deref()
@@ -159,7 +165,9 @@ pub fn written_pidfile<'d>(daemon: &'d Daemon, dirs: &Dirs) -> Option<&'d Path> 
 
 /// Checks that `mappings` map every key the parser knows exactly once, and no other:
 /// the message says what to add to `table` (a target's file) for a new key.
-pub fn check_coverage<F>(mappings: &[Mapping<F>], table: &str) -> Result<(), String> {
+#[cfg(test)]
+pub(crate) fn check_coverage<F>(mappings: &[Mapping<F>], table: &str) -> Result<(), String> {
+    use std::collections::BTreeSet;
     let mut covered: Vec<&str> = mappings
         .iter()
         .flat_map(|m| m.keys.iter().copied())
@@ -189,7 +197,7 @@ pub fn check_coverage<F>(mappings: &[Mapping<F>], table: &str) -> Result<(), Str
 
 /// Writes `text` to `path` through a temporary file beside it, so that a reader (or
 /// systemd) never sees half a file; the file is readable by all (mode 0644).
-pub fn write_file(path: &Path, text: &str) -> crate::Result<()> {
+pub(crate) fn write_file(path: &Path, text: &str) -> crate::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let fail = |path: &Path| {
         let path = path.to_path_buf();
@@ -215,7 +223,7 @@ pub fn write_file(path: &Path, text: &str) -> crate::Result<()> {
 
 /// Text for a comment or a one-line value: control characters become spaces, and a
 /// trailing backslash (which would join the next line in a unit file) goes.
-pub fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     let line: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -229,7 +237,7 @@ pub(crate) mod tests_support {
     use super::*;
 
     /// A temporary config directory holding daemon files.
-    pub struct Files {
+    pub(crate) struct Files {
         /// Keeps the directory alive.
         pub tmp: tempfile::TempDir,
         /// Its directories.
@@ -238,7 +246,7 @@ pub(crate) mod tests_support {
 
     impl Files {
         /// An empty config directory in a new temporary directory.
-        pub fn new() -> Files {
+        pub(crate) fn new() -> Files {
             let tmp = tempfile::tempdir().unwrap();
             let dirs = Dirs {
                 config_dir: tmp.path().join("daemons.d"),
@@ -250,7 +258,7 @@ pub(crate) mod tests_support {
         }
 
         /// Loads `NAME.toml` with `text` as dmgr would, panicking on a problem.
-        pub fn daemon(&self, name: &str, text: &str) -> Daemon {
+        pub(crate) fn daemon(&self, name: &str, text: &str) -> Daemon {
             let file = self.dirs.config_dir.join(format!("{name}.toml"));
             std::fs::write(&file, text).unwrap();
             crate::config::load_file(&self.dirs, &file)
@@ -258,7 +266,7 @@ pub(crate) mod tests_support {
         }
 
         /// The source for these files, with `PATH` of this process.
-        pub fn source(&self) -> Source {
+        pub(crate) fn source(&self) -> Source {
             Source::new(&self.dirs)
         }
     }

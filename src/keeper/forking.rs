@@ -153,9 +153,16 @@ impl Keeper {
         self.record.daemon = Some(id);
         self.record.started_at_ms = Some(state::now_ms().saturating_sub(millis(since.elapsed())));
         let mut started = self.event(Kind::Started).pid(id.pid);
-        started.message = Some(match self.cgroup_note.take() {
-            Some(note) => format!("left behind by the command (type = \"forking\"); {note}"),
+        let found = match &self.daemon.forking_pidfile {
+            Some(path) => format!(
+                "named by its pidfile {} (type = \"forking\")",
+                crate::output::show_path(path)
+            ),
             None => "left behind by the command (type = \"forking\")".to_string(),
+        };
+        started.message = Some(match self.cgroup_note.take() {
+            Some(note) => format!("{found}; {note}"),
+            None => found,
         });
         self.record_event(started);
         self.save();

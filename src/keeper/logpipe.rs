@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 /// One log file the keeper appends to.
 #[derive(Debug)]
-pub struct LogSink {
+pub(super) struct LogSink {
     path: PathBuf,
     file: Option<File>,
     size: u64,
@@ -37,7 +37,7 @@ pub struct LogSink {
 
 impl LogSink {
     /// Opens (creating) the log at `path` for appending.
-    pub fn open(
+    pub(super) fn open(
         path: &Path,
         max_size: u64,
         keep: u32,
@@ -61,7 +61,7 @@ impl LogSink {
     }
 
     /// Appends the daemon's output, stamping and rotating line by line.
-    pub fn write_output(&mut self, mut data: &[u8]) {
+    pub(super) fn write_output(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             let end = data
                 .iter()
@@ -106,7 +106,7 @@ impl LogSink {
     /// A run of the daemon is over. With `log_timestamps`, a last line it left
     /// unfinished is ended, so that the next run's first line starts with its own
     /// time; without, the file keeps exactly the bytes the daemon wrote.
-    pub fn end_run(&mut self) {
+    pub(super) fn end_run(&mut self) {
         if self.timestamps && !self.at_line_start {
             self.write_output_raw(b"\n");
         }
@@ -120,7 +120,7 @@ impl LogSink {
 
     /// Rotates now, or at the end of the current line if one is half written, so that
     /// `dmgr rotate` never splits a line.
-    pub fn rotate(&mut self) {
+    pub(super) fn rotate(&mut self) {
         if self.at_line_start {
             self.rotate_now();
         } else {
@@ -157,7 +157,7 @@ impl LogSink {
     }
 
     /// The first write error, if any.
-    pub fn error(&self) -> Option<&str> {
+    pub(super) fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
 

@@ -125,6 +125,7 @@ pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
         foreground: false,
         probe: None,
         env_file_digest: None,
+        definition: None,
     }
 }
 

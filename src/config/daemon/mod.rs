@@ -15,7 +15,7 @@
 mod builder;
 mod load;
 mod production;
-pub use production::{NICE_RANGE, OOM_SCORE_ADJ_RANGE};
+use production::{NICE_RANGE, OOM_SCORE_ADJ_RANGE};
 #[cfg(test)]
 mod tests;
 mod values;
@@ -345,7 +345,7 @@ pub(crate) mod tests_support {
     use super::*;
 
     /// A daemon with every key at its default, running `sleep 1`.
-    pub fn minimal(name: &str) -> Daemon {
+    pub(crate) fn minimal(name: &str) -> Daemon {
         Daemon {
             name: name.to_string(),
             file: PathBuf::from(format!("/nonexistent/{name}.toml")),

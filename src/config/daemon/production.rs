@@ -17,15 +17,15 @@ use crate::config::raw::Value;
 use crate::config::suggest;
 
 /// The smallest `memory_max`: no daemon runs in less.
-pub const MIN_MEMORY_MAX: u64 = 1 << 20;
+pub(super) const MIN_MEMORY_MAX: u64 = 1 << 20;
 /// The shortest `health_interval`: a check is a process, and one every few
 /// milliseconds would cost more than the daemon it watches.
-pub const MIN_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const MIN_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The bounds of `nice`: setpriority(2)'s range on Linux.
-pub const NICE_RANGE: (i32, i32) = (-20, 19);
+pub(super) const NICE_RANGE: (i32, i32) = (-20, 19);
 /// The bounds of `oom_score_adj`: the kernel's `OOM_SCORE_ADJ_MIN` and `_MAX`.
-pub const OOM_SCORE_ADJ_RANGE: (i32, i32) = (-1000, 1000);
+pub(super) const OOM_SCORE_ADJ_RANGE: (i32, i32) = (-1000, 1000);
 
 impl Builder<'_> {
     /// `env_file`: a path or an array of paths, each relative to the directory of

@@ -10,7 +10,7 @@ use super::{Group, Job, Task};
 impl Job {
     /// The job as HCL, formatted by hcl-rs, with what Nomad cannot express as comments
     /// above each task.
-    pub fn to_hcl(&self) -> String {
+    pub(crate) fn to_hcl(&self) -> String {
         let body = hcl::Body::builder().add_block(self.hcl_block()).build();
         let mut formatter = hcl::format::Formatter::builder()
             .compact_arrays(true)

@@ -9,7 +9,7 @@ use super::{Group, Job, Task};
 impl Job {
     /// The job as the HTTP API's JSON: `{"Job": {...}}`, keys as the API spells them,
     /// durations in nanoseconds. JSON holds no comments: [`Job::lost`] has them.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let groups: Vec<Value> = self.groups.iter().map(Group::to_json).collect();
         json!({
             "Job": {

@@ -9,7 +9,7 @@ use crate::config::{Daemon, DaemonType, ReadyCheck, RestartPolicy};
 
 /// Every key of a daemon file and how it becomes task fields. A key added to the
 /// daemon file gets an entry here; `every_key_has_a_mapping` fails until it does.
-pub const MAPPINGS: &[Mapping] = &[
+pub(crate) const MAPPINGS: &[Mapping] = &[
     Mapping {
         keys: &["command"],
         map: command,

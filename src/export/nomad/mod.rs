@@ -23,15 +23,15 @@ use super::{backoff_lost, program, restart_window, written_pidfile};
 use super::{Lost, Source};
 use crate::config::{Daemon, RestartPolicy};
 
-pub use mappings::MAPPINGS;
+pub(crate) use mappings::MAPPINGS;
 
 /// What `resources.memory` is when no key sets it: Nomad's own default, written out
 /// so that the limit raw_exec enforces is visible in the job.
-pub const DEFAULT_MEMORY_MB: u64 = 300;
+pub(crate) const DEFAULT_MEMORY_MB: u64 = 300;
 
 /// The longest `kill_timeout` a Nomad client allows unless its `max_kill_timeout` is
 /// raised.
-pub const MAX_KILL_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const MAX_KILL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often and how long a service check probes a `ready` address.
 const CHECK_INTERVAL: Duration = Duration::from_secs(10);
@@ -39,7 +39,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One Nomad job.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Job {
+pub(crate) struct Job {
     /// The job's name and ID.
     pub name: String,
     /// The config directory the daemons came from (for the header comment).
@@ -50,7 +50,7 @@ pub struct Job {
 
 /// A task group: one daemon, or the daemons joined by `after`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Group {
+pub(crate) struct Group {
     /// The group's name: its first daemon's.
     pub name: String,
     /// 1, or 0 when no daemon of the group is `autostart`.
@@ -66,7 +66,7 @@ pub struct Group {
 
 /// A `raw_exec` task: one daemon.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Task {
+pub(crate) struct Task {
     /// The daemon's name.
     pub name: String,
     /// `config.command`: the absolute program.
@@ -105,7 +105,7 @@ pub struct Task {
 
 /// The `restart` block.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Restart {
+pub(crate) struct Restart {
     /// Restarts allowed within `interval`.
     pub attempts: u32,
     /// The wait before each restart.
@@ -118,7 +118,7 @@ pub struct Restart {
 
 /// The `logs` block.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Logs {
+pub(crate) struct Logs {
     /// Rotated files kept.
     pub max_files: u32,
     /// Size at which a file rotates, in MB (Nomad's unit: MiB).
@@ -127,7 +127,7 @@ pub struct Logs {
 
 /// The `resources` block.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Resources {
+pub(crate) struct Resources {
     /// `memory`: the reservation, and the limit raw_exec enforces.
     pub memory_mb: u64,
     /// `memory_max`: the hard limit where memory oversubscription is on.
@@ -138,7 +138,7 @@ pub struct Resources {
 
 /// A `service` block registered with Nomad's own service discovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Service {
+pub(crate) struct Service {
     /// The service name (RFC 1123: letters, digits and `-`).
     pub name: String,
     /// The label of the group's port it runs on.
@@ -151,7 +151,7 @@ pub struct Service {
 
 /// A service `check`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
+pub(crate) struct Check {
     /// `"tcp"` or `"http"`.
     pub kind: &'static str,
     /// The HTTP path, for `"http"`.
@@ -164,7 +164,7 @@ pub struct Check {
 
 /// A static port of a group's `network` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Port {
+pub(crate) struct Port {
     /// The label services refer to it by.
     pub label: String,
     /// The port number.
@@ -174,7 +174,7 @@ pub struct Port {
 /// Where a daemon lands in the job: what the mapping of `after` and `autostart` needs
 /// to know about the rest of its group.
 #[derive(Debug, Clone, Default)]
-pub struct Placement {
+pub(crate) struct Placement {
     /// Every daemon of the group.
     pub members: BTreeSet<String>,
     /// The group's prestart sidecars: daemons others in the group start after.
@@ -184,10 +184,10 @@ pub struct Placement {
 }
 
 /// How one key, or a group of keys that map together, becomes this target's output.
-pub type Mapping = super::Mapping<fn(&Daemon, &Source, &Placement, &mut Task)>;
+pub(crate) type Mapping = super::Mapping<fn(&Daemon, &Source, &Placement, &mut Task)>;
 
 /// Builds the job `name` from `daemons`.
-pub fn job(name: &str, daemons: &[&Daemon], source: &Source) -> Job {
+pub(crate) fn job(name: &str, daemons: &[&Daemon], source: &Source) -> Job {
     let mut groups: Vec<Group> = plan(daemons)
         .into_iter()
         .map(|(members, placement)| {
@@ -224,7 +224,7 @@ pub fn job(name: &str, daemons: &[&Daemon], source: &Source) -> Job {
 }
 
 /// One daemon's task, every key mapped.
-pub fn task(daemon: &Daemon, source: &Source, placement: &Placement) -> Task {
+pub(crate) fn task(daemon: &Daemon, source: &Source, placement: &Placement) -> Task {
     let mut task = Task {
         name: daemon.name.clone(),
         resources: Resources {
@@ -317,7 +317,7 @@ fn plan<'a>(daemons: &[&'a Daemon]) -> Vec<(Vec<&'a Daemon>, Placement)> {
 
 impl Job {
     /// Every task's notes, as `(task, note)`.
-    pub fn lost(&self) -> Vec<(&str, &Lost)> {
+    pub(crate) fn lost(&self) -> Vec<(&str, &Lost)> {
         self.groups
             .iter()
             .flat_map(|g| g.tasks.iter())

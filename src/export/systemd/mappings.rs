@@ -11,7 +11,7 @@ use super::{environment_assignment, exec_line, path, unit_name, value, Mapping, 
 /// Every key of a daemon file and how it becomes unit lines, in the order the lines
 /// appear. A key added to the daemon file gets an entry here;
 /// `every_key_has_a_mapping` fails until it does.
-pub const MAPPINGS: &[Mapping] = &[
+pub(crate) const MAPPINGS: &[Mapping] = &[
     Mapping {
         keys: &["description"],
         map: description,

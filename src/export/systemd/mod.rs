@@ -21,20 +21,20 @@ use crate::config::Daemon;
 // The mappings call these as `super::NAME`, as when they lived in this file.
 use super::{backoff_lost, program, resolve, restart_window, written_pidfile};
 
-pub use mappings::MAPPINGS;
-pub use quote::{environment_assignment, exec_line, path, value};
+pub(crate) use mappings::MAPPINGS;
+pub(crate) use quote::{environment_assignment, exec_line, path, value};
 
 /// The name of the target that wants every exported autostart daemon.
-pub const TARGET: &str = "dmgr.target";
+pub(crate) const TARGET: &str = "dmgr.target";
 
 /// The unit name of daemon `name`.
-pub fn unit_name(name: &str) -> String {
+pub(crate) fn unit_name(name: &str) -> String {
     format!("dmgr-{name}.service")
 }
 
 /// A unit being built: the lines of each section, and what systemd cannot express.
 #[derive(Debug, Default)]
-pub struct Unit {
+pub(crate) struct Unit {
     /// `[Unit]` lines.
     pub unit: Vec<String>,
     /// `[Service]` lines.
@@ -46,10 +46,10 @@ pub struct Unit {
 }
 
 /// How one key, or a group of keys that map together, becomes this target's output.
-pub type Mapping = super::Mapping<fn(&Daemon, &Source, &mut Unit)>;
+pub(crate) type Mapping = super::Mapping<fn(&Daemon, &Source, &mut Unit)>;
 
 /// The text of `dmgr-NAME.service` for `daemon`.
-pub fn service(daemon: &Daemon, source: &Source) -> String {
+pub(crate) fn service(daemon: &Daemon, source: &Source) -> String {
     let mut unit = Unit::default();
     for mapping in MAPPINGS {
         (mapping.map)(daemon, source, &mut unit);
@@ -82,7 +82,7 @@ pub fn service(daemon: &Daemon, source: &Source) -> String {
 
 /// The text of `dmgr.target`: it wants every autostart daemon of `daemons`, so starting
 /// it starts them and, as each unit is `PartOf=` it, stopping it stops them all.
-pub fn target(daemons: &[&Daemon], source: &Source) -> String {
+pub(crate) fn target(daemons: &[&Daemon], source: &Source) -> String {
     let config_dir = source.dirs.config_dir.display().to_string();
     let wanted: Vec<String> = daemons
         .iter()

@@ -8,7 +8,7 @@ use super::comment;
 /// An argv as the words of an `Exec*=` line: `%` and `$` doubled, a word with spaces,
 /// quotes, backslashes or control characters (or an empty one, or a lone `;`)
 /// double-quoted with C escapes.
-pub fn exec_line(argv: &[String]) -> String {
+pub(crate) fn exec_line(argv: &[String]) -> String {
     let words: Vec<String> = argv
         .iter()
         .map(|word| {
@@ -30,7 +30,7 @@ pub fn exec_line(argv: &[String]) -> String {
 
 /// One `KEY=VALUE` for `Environment=`, quoted whole: `%` doubled, C escapes inside
 /// the quotes; `$` is not special there.
-pub fn environment_assignment(key: &str, val: &str) -> String {
+pub(crate) fn environment_assignment(key: &str, val: &str) -> String {
     format!(
         "\"{}\"",
         c_escape(&format!("{key}={val}").replace('%', "%%"))
@@ -39,13 +39,13 @@ pub fn environment_assignment(key: &str, val: &str) -> String {
 
 /// A path as the value of a setting that takes one (`WorkingDirectory=`, `PIDFile=`,
 /// `append:`): `%` doubled.
-pub fn path(path: &Path) -> String {
+pub(crate) fn path(path: &Path) -> String {
     value(&path.display().to_string())
 }
 
 /// Free text as the value of a setting: `%` doubled, on one line, and no trailing
 /// backslash that would join the next line to it.
-pub fn value(text: &str) -> String {
+pub(crate) fn value(text: &str) -> String {
     comment(text).replace('%', "%%")
 }
 
