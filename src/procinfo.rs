@@ -87,6 +87,31 @@ impl Stat {
     }
 }
 
+/// The memory of process `pid` in bytes: its proportional set size (`Pss` of
+/// `/proc/PID/smaps_rollup`, Linux 4.14: a page shared by `n` processes counts `1/n`
+/// for each, so a sum over processes counts shared memory once), else its resident
+/// set size; `None` if it is gone.
+pub fn proportional_memory(pid: i32) -> Option<u64> {
+    if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
+        if let Some(bytes) = pss_of(&text) {
+            return Some(bytes);
+        }
+    }
+    Stat::read(pid).map(|stat| stat.rss_bytes())
+}
+
+/// The `Pss:` line of `smaps_rollup`, in bytes.
+fn pss_of(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Pss:"))?;
+    let kib: u64 = line["Pss:".len()..]
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 fn page_size() -> u64 {
     static PAGE_SIZE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *PAGE_SIZE.get_or_init(|| {
@@ -205,6 +230,13 @@ fn pids() -> impl Iterator<Item = i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pss_is_read_from_smaps_rollup() {
+        let text = "55d0-7ffd ---p 00000000 00:00 0  [rollup]\nRss:  2048 kB\nPss:  1536 kB\nPss_Anon: 1000 kB\n";
+        assert_eq!(pss_of(text), Some(1536 * 1024));
+        assert_eq!(pss_of("Rss: 1 kB\n"), None);
+    }
 
     #[test]
     fn stat_parses_names_with_spaces_and_parens() {

@@ -246,6 +246,10 @@ pub struct StateRecord {
     /// True when the keeper is `dmgr run`, in the foreground.
     #[serde(default)]
     pub foreground: bool,
+    /// The digest of the `env_file` files the daemon was started with (see
+    /// `config::env_file::Loaded::digest`); `apply` restarts it when they changed.
+    #[serde(default)]
+    pub env_file_digest: Option<u64>,
     /// The probe process that runs (a `ready` check), leader of its own process group.
     #[serde(default)]
     pub probe: Option<ProcId>,

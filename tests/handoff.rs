@@ -37,6 +37,10 @@ stop_timeout = "40s"
 reload_signal = "USR1"
 after = ["forker"]
 type = "simple"
+env_file = ["-/etc/dmgr-test/every.env", "every.env"]
+limits = { nofile = 65536, core = "unlimited", memlock = "64MiB", cpu = "1h" }
+nice = 5
+oom_score_adj = -100
 "#;
 
 const FORKER: &str = r#"
@@ -200,9 +204,20 @@ fn an_exported_unit_maps_every_key() {
         ("Wants", "dmgr-forker.service"),
         ("PartOf", "dmgr.target"),
         ("WantedBy", "dmgr.target"),
+        ("LimitNOFILE", "65536"),
+        ("LimitCORE", "infinity"),
+        ("LimitMEMLOCK", "67108864"),
+        ("LimitCPU", "3600"),
+        ("Nice", "5"),
+        ("OOMScoreAdjust", "-100"),
     ] {
         assert_eq!(values(unit, key), [want], "{key}= in\n{unit}");
     }
+    let every_env = env.config_dir().join("every.env");
+    assert_eq!(
+        values(unit, "EnvironmentFile"),
+        ["-/etc/dmgr-test/every.env", every_env.to_str().unwrap()]
+    );
     let reload = exec_words(values(unit, "ExecReload")[0]);
     assert!(reload[0].ends_with("/kill") && reload[0].starts_with('/'));
     assert_eq!(reload[1..], ["-s", "USR1", "$MAINPID"]);

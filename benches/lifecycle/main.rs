@@ -46,6 +46,7 @@ mod rounds;
 mod runit;
 mod ssd;
 mod sys;
+mod watched;
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -65,6 +66,7 @@ use large::*;
 use log::*;
 use report::*;
 use rounds::*;
+use watched::*;
 
 /// The line `yes` repeats for the log throughput test.
 pub(crate) const PAYLOAD_LINE: &str =
@@ -229,6 +231,9 @@ fn run() -> Result<bool, String> {
         let figures = bench_n(&opts, n, idle, &sleep, ssd.as_deref(), runit.as_ref().ok())?;
         print_figures(&figures);
         all.push(figures);
+    }
+    if opts.idle_secs > 0 {
+        print_watched(&bench_watched(&opts, opts.idle_secs));
     }
     let log = if opts.only_lifecycle {
         LogFigures::default()

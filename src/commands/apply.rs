@@ -62,7 +62,24 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
             Some(record) if record.foreground => unchanged += 1,
             Some(record) => {
                 let names = |keys: Vec<&str>| keys.into_iter().map(String::from).collect();
-                let process: Vec<String> = names(record.process.changed(&daemon.process));
+                let mut process: Vec<String> = names(record.process.changed(&daemon.process));
+                if process.is_empty() && !daemon.process.env_file.is_empty() {
+                    // The files are read at each start: what they hold now against
+                    // what the running process was started with.
+                    match config::env_file::load(&daemon.process.env_file) {
+                        Ok(now) if Some(now.digest) != record.env_file_digest => {
+                            process.push("env_file content".into())
+                        }
+                        Ok(_) => {}
+                        Err(reason) => {
+                            failures.fail(Error::daemon(
+                                &daemon.name,
+                                format!("left running as it is: {reason}"),
+                            ));
+                            continue;
+                        }
+                    }
+                }
                 let supervision: Vec<String> =
                     names(record.supervision.changed(&daemon.supervision));
                 if !process.is_empty() {

@@ -10,6 +10,8 @@
 mod daemon;
 mod diagnostic;
 mod discover;
+pub mod env_file;
+pub mod limits;
 mod raw;
 mod suggest;
 pub mod units;

@@ -39,10 +39,22 @@ pub const KEYS: &[&str] = &[
     "stop_command",
     "after",
     "type",
+    "env_file",
+    "limits",
+    "nice",
+    "oom_score_adj",
+    "memory_max",
+    "health",
+    "health_interval",
+    "health_timeout",
+    "health_failures",
 ];
 
 /// The keys of the `ready` table.
 pub const READY_KEYS: &[&str] = &["tcp", "file", "exec", "http"];
+
+/// The keys of the `health` table: a file says nothing about liveness.
+pub(crate) const HEALTH_KEYS: &[&str] = &["tcp", "exec", "http"];
 
 /// Files larger than this are refused unread: a daemon file is a few hundred bytes.
 pub(super) const MAX_FILE_SIZE: u64 = 1 << 20;

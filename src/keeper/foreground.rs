@@ -108,6 +108,7 @@ pub fn run_foreground(
         let start = Stat::read(pid).map_or(0, |s| s.start);
         record.daemon = Some(ProcId { pid, start });
         record.started_at_ms = Some(state::now_ms());
+        record.env_file_digest = launch.env_file_digest;
         record.status = Status::Running;
         let _ = pidfile.write_pid(pid);
         let _ = state_file.write(&record);
@@ -339,5 +340,6 @@ fn on_terminal<'a>(
         stderr: None,
         new_session: false,
         keep_stdin: false,
+        resources: Some(&launch.resources),
     }
 }

@@ -31,11 +31,15 @@ pub(super) struct Pipe {
     pub(super) sink: LogSink,
 }
 
-/// Everything prepared once for exec'ing the command.
+/// Everything prepared for exec'ing the command, at each start.
 pub(super) struct Launch {
     pub(super) program: std::path::PathBuf,
     pub(super) env: Vec<(OsString, OsString)>,
     pub(super) credentials: Option<sys::Credentials>,
+    /// `limits`, `nice` and `oom_score_adj`, checked.
+    pub(super) resources: super::resources::Resources,
+    /// The digest of the `env_file` files read for this start.
+    pub(super) env_file_digest: Option<u64>,
 }
 
 impl Keeper {
@@ -155,7 +159,9 @@ impl Keeper {
         let tracked = tracked::Tracked::new(record.keeper, cgroup);
         // Opened under the pidfile lock: this keeper owns the history's compaction.
         let events = History::open(&dirs.events_file(&daemon.name));
+        let watches = super::liveness::Watches::of(&daemon.supervision);
         Ok(Keeper {
+            watches,
             events,
             cgroup_note: None,
             probe: None,
@@ -215,11 +221,24 @@ impl Keeper {
             stderr: Some(self.err.as_ref().unwrap_or(&self.out).write.as_fd()),
             new_session,
             keep_stdin: false,
+            resources: Some(&self.launch.resources),
         }
     }
 
     /// Starts (or restarts) the daemon's process.
     pub(super) fn spawn(&mut self) {
+        // A restart reads `env_file` again, as every start does (the first was read
+        // by `Keeper::new`); a file that now fails fails this run.
+        if self.record.started_at_ms.is_some() {
+            match Launch::prepare(&self.daemon) {
+                Ok(launch) => self.launch = launch,
+                Err(reason) => {
+                    let next = self.fail_run(reason);
+                    self.drain(next);
+                    return;
+                }
+            }
+        }
         let now = Instant::now();
         let options = self.spawn_options(
             &self.launch.program,
@@ -309,6 +328,7 @@ impl Keeper {
             let _ = pidfile.write_pid(pid);
         }
         self.record.daemon = Some(child.id);
+        self.record.env_file_digest = self.launch.env_file_digest;
         self.record.started_at_ms = Some(state::now_ms());
         self.record.status = Status::Starting;
         self.record.next_restart_ms = None;
@@ -321,21 +341,17 @@ impl Launch {
     pub(super) fn prepare(daemon: &Daemon) -> std::result::Result<Launch, String> {
         // The inherited environment as bytes: a variable that is not UTF-8 is passed
         // on as it is (std::env::vars would panic on it).
+        // What the daemon file sets: `env_file` in order, then `env`, which wins.
+        let (set, env_file_digest) = set_variables(daemon)?;
         let mut env: Vec<(OsString, OsString)> = if daemon.process.clear_env {
             Vec::new()
         } else {
             std::env::vars_os()
-                .filter(|(k, _)| {
-                    k.to_str()
-                        .is_none_or(|k| !daemon.process.env.contains_key(k))
-                })
+                .filter(|(k, _)| k.to_str().is_none_or(|k| !set.contains_key(k)))
                 .collect()
         };
         env.extend(
-            daemon
-                .process
-                .env
-                .iter()
+            set.iter()
                 .map(|(k, v)| (OsString::from(k), OsString::from(v))),
         );
         let credentials = credentials_for(daemon)?;
@@ -349,7 +365,7 @@ impl Launch {
                     ("HOME", user.dir.display().to_string()),
                 ];
                 for (key, value) in own {
-                    if !daemon.process.env.contains_key(key) {
+                    if !set.contains_key(key) {
                         env.retain(|(k, _)| k != key);
                         env.push((key.into(), value.into()));
                     }
@@ -375,12 +391,37 @@ impl Launch {
         let name = &daemon.process.command[0];
         let program = sys::resolve_program(name, path_of(&env))
             .ok_or_else(|| format!("cannot exec {name}: not found in PATH"))?;
+        let resources = super::resources::Resources::prepare(&daemon.process)?;
         Ok(Launch {
             program,
             env,
             credentials,
+            resources,
+            env_file_digest,
         })
     }
+}
+
+/// The variables the daemon file sets, `env_file` read now and then `env` on top,
+/// and the digest of the files read (`None` without `env_file`).
+fn set_variables(
+    daemon: &Daemon,
+) -> std::result::Result<(std::collections::BTreeMap<String, String>, Option<u64>), String> {
+    let mut set = std::collections::BTreeMap::new();
+    let mut digest = None;
+    if !daemon.process.env_file.is_empty() {
+        let loaded = crate::config::env_file::load(&daemon.process.env_file)?;
+        set.extend(loaded.vars);
+        digest = Some(loaded.digest);
+    }
+    set.extend(
+        daemon
+            .process
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    Ok((set, digest))
 }
 
 pub(super) fn credentials_for(

@@ -68,14 +68,18 @@ pub mod cgroup;
 pub mod control;
 mod foreground;
 mod forking;
+pub mod health;
 mod launch;
 mod leftovers;
+mod liveness;
 mod logpipe;
 mod machine;
+pub mod memory;
 mod notify;
 pub mod policy;
 pub mod probe;
 mod record;
+pub mod resources;
 pub mod sys;
 mod tracked;
 
@@ -171,6 +175,8 @@ struct Keeper {
     probe: Option<Probe>,
     /// The keeper forks its children without exec'ing first: see [`sys::spawn_gated`].
     single: sys::SingleThreaded,
+    /// The liveness check and memory ceiling of a daemon that is up.
+    watches: liveness::Watches,
 }
 
 impl Keeper {
@@ -229,7 +235,14 @@ impl Keeper {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.phase.deadline(self.probe.map(|p| p.deadline))
+        let probe = self.probe.map(|p| p.deadline);
+        let mut deadline = self.phase.deadline(probe);
+        // A health probe runs while the daemon is up, when the phase itself has no
+        // timer; and so do the watches' own.
+        for other in [probe, self.watches.deadline()].into_iter().flatten() {
+            deadline = Some(deadline.map_or(other, |d| d.min(other)));
+        }
+        deadline
     }
 
     fn pump_logs(&mut self) {
@@ -295,8 +308,13 @@ impl Keeper {
                     if self.child.is_some_and(|c| c.id.pid == pid && !c.exited) {
                         self.on_daemon_exit(status);
                     } else if let Some(result) = self.probe_exited(pid, status) {
-                        if let Some(ok) = result {
-                            self.on_probe_result(ok);
+                        match result {
+                            Some(ok) => self.on_probe_result(ok),
+                            // Killed at its deadline: a failed health check, if it was one.
+                            None if matches!(self.phase, Phase::Up(None)) => {
+                                self.on_health_result(None)
+                            }
+                            None => {}
                         }
                     } else if let Phase::StopCommand { pid: command, .. } = self.phase {
                         if command == Some(pid) {
@@ -407,6 +425,7 @@ impl Keeper {
     fn drain(&mut self, next: Next) {
         // A probe's answer means nothing now; it must not outlive what it checked.
         self.kill_probe();
+        self.pause_watches();
         self.tracked.begin_drain();
         let escalation = if self.tracked.tree_is_empty() {
             Escalation::Nothing
@@ -495,6 +514,7 @@ impl Keeper {
             return;
         }
         self.kill_probe();
+        self.pause_watches();
         let mut stopping = self.event(Kind::Stopping);
         stopping.pid = main.map(|m| m.id.pid);
         if let (StopStep::StopCommand, Some(argv), Some(main)) =
@@ -538,6 +558,7 @@ impl Keeper {
 
     fn on_timers(&mut self) {
         let now = Instant::now();
+        self.on_watch_timers(now);
         if self.probe.is_some_and(|p| now >= p.deadline) {
             self.kill_probe();
         }
@@ -604,6 +625,10 @@ impl Keeper {
 
     /// A readiness probe ended: ready, or another attempt after [`probe::PROBE_INTERVAL`].
     fn on_probe_result(&mut self, ok: bool) {
+        if matches!(self.phase, Phase::Up(None)) {
+            self.on_health_result(Some(ok));
+            return;
+        }
         let Phase::Up(Some(starting)) = &mut self.phase else {
             return;
         };
@@ -617,6 +642,7 @@ impl Keeper {
     /// The daemon is past `start_wait` and ready.
     fn on_up(&mut self) {
         self.phase = Phase::Up(None);
+        self.resume_watches(Instant::now());
         self.record.status = Status::Running;
         self.save();
         if let Some(child) = self.child {

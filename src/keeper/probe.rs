@@ -92,6 +92,8 @@ impl Keeper {
                 stderr: None,
                 new_session: true,
                 keep_stdin: false,
+                // The keeper's own internal check, not the daemon's process.
+                resources: None,
             }
         };
         let gated = sys::spawn_gated(&self.single, &options).ok()?;

@@ -37,6 +37,7 @@ impl Keeper {
         self.record.stop_signal = self.daemon.supervision.stop_signal;
         self.record.stop_timeout_ms = millis(self.daemon.supervision.stop_timeout);
         self.record.supervision = self.daemon.supervision.clone();
+        self.rebuild_watches();
         let message = match changed.is_empty() {
             true => "no supervision key changed".to_string(),
             false => format!("took over {}", changed.join(", ")),
@@ -129,6 +130,7 @@ pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
         daemon_pidfile: daemon.forking_pidfile.clone(),
         foreground: false,
         probe: None,
+        env_file_digest: None,
         definition: None,
     }
 }

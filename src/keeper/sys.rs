@@ -18,6 +18,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::resources::Resources;
 use crate::procinfo::ProcId;
 
 /// Starts `exe args...` as a detached keeper with the classic double fork: the child
@@ -146,6 +147,8 @@ pub struct SpawnOptions<'a> {
     pub new_session: bool,
     /// Whether stdin stays as it is (`dmgr run`) instead of `/dev/null`.
     pub keep_stdin: bool,
+    /// Resource limits, nice value and OOM score to set, checked beforehand.
+    pub resources: Option<&'a Resources>,
 }
 
 /// A daemon process that has been forked and set up, and waits at its start gate:
@@ -190,12 +193,18 @@ pub enum SpawnStep {
     SetUp = 7,
     /// Recording the new process (the caller's step between fork and gate).
     Record = 8,
+    /// setrlimit(2) of `limits`.
+    Setrlimit = 9,
+    /// setpriority(2) of `nice`.
+    Setpriority = 10,
+    /// The write of `oom_score_adj`.
+    OomScoreAdj = 11,
 }
 
 impl SpawnStep {
     /// The step the child reported by `byte`; anything else counts as set-up.
     fn from_byte(byte: u8) -> SpawnStep {
-        const ALL: [SpawnStep; 9] = [
+        const ALL: [SpawnStep; 12] = [
             SpawnStep::Setsid,
             SpawnStep::Dup2,
             SpawnStep::Chdir,
@@ -205,6 +214,9 @@ impl SpawnStep {
             SpawnStep::Exec,
             SpawnStep::SetUp,
             SpawnStep::Record,
+            SpawnStep::Setrlimit,
+            SpawnStep::Setpriority,
+            SpawnStep::OomScoreAdj,
         ];
         ALL.get(usize::from(byte))
             .copied()
@@ -223,6 +235,9 @@ impl SpawnStep {
             SpawnStep::Exec => "exec",
             SpawnStep::SetUp => "set up",
             SpawnStep::Record => "record",
+            SpawnStep::Setrlimit => "setrlimit",
+            SpawnStep::Setpriority => "setpriority",
+            SpawnStep::OomScoreAdj => "oom_score_adj",
         }
     }
 }
@@ -332,6 +347,7 @@ pub fn spawn_gated(
         cwd: &cwd,
         umask: options.umask as libc::mode_t,
         credentials: options.credentials,
+        resources: options.resources,
         gate: gate_read.as_raw_fd(),
         report: report_write.as_raw_fd(),
         parent_ends: [gate_write.as_raw_fd(), report_read.as_raw_fd()],
@@ -409,6 +425,7 @@ struct ChildPlan<'a> {
     cwd: &'a CStr,
     umask: libc::mode_t,
     credentials: Option<&'a Credentials>,
+    resources: Option<&'a Resources>,
     gate: RawFd,
     report: RawFd,
     /// The keeper's ends of the two pipes: the child must not hold them, or the
@@ -427,6 +444,10 @@ struct ChildPlan<'a> {
 unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
     // SAFETY: every call below is async-signal-safe and works on descriptors and
     // buffers prepared before the fork; `fail` writes fixed-size bytes and _exits.
+    // setgroups(2), setrlimit(2) and setpriority(2) are not on POSIX's list, but glibc
+    // implements each as a bare system call, with no lock and no allocation. The
+    // limits are read from a Vec filled before the fork (reading allocates nothing),
+    // the oom_score_adj text is a fixed array and its path a static C string.
     unsafe {
         let fail = |step: u8| -> ! {
             let errno = *libc::__errno_location();
@@ -452,6 +473,34 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             fail(SpawnStep::Chdir as u8);
         }
         libc::umask(plan.umask);
+        // Limits, priority and OOM score while still privileged: raising a hard limit,
+        // a negative nice and a lower oom_score_adj all need root's capabilities.
+        if let Some(resources) = plan.resources {
+            for &(resource, value) in &resources.limits {
+                let limit = libc::rlimit {
+                    rlim_cur: value,
+                    rlim_max: value,
+                };
+                if libc::setrlimit(resource, &limit) == -1 {
+                    fail(SpawnStep::Setrlimit as u8);
+                }
+            }
+            if let Some(nice) = resources.nice {
+                if libc::setpriority(libc::PRIO_PROCESS, 0, nice) == -1 {
+                    fail(SpawnStep::Setpriority as u8);
+                }
+            }
+            if let Some((text, len)) = &resources.oom_score_adj {
+                let fd = libc::open(
+                    c"/proc/self/oom_score_adj".as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                );
+                if fd == -1 || libc::write(fd, text.as_ptr().cast(), *len) != *len as isize {
+                    fail(SpawnStep::OomScoreAdj as u8);
+                }
+                libc::close(fd);
+            }
+        }
         if let Some(creds) = plan.credentials {
             // Supplementary groups and the gid while still root, the uid last.
             if libc::setgroups(creds.groups.len() as _, creds.groups.as_ptr()) == -1 {

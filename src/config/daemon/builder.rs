@@ -10,7 +10,7 @@ use toml::de::{DeTable, DeValue};
 use super::*;
 use crate::config::diagnostic::{self, quote, Diagnostic, Severity, MAX_SHOWN};
 use crate::config::discover::Dirs;
-use crate::config::raw::{self, KEYS};
+use crate::config::raw::{self, HEALTH_KEYS, KEYS};
 use crate::config::suggest;
 use crate::config::units::Signal;
 use crate::config::Invalid;
@@ -281,6 +281,41 @@ impl<'a> Builder<'a> {
             self.error(v.span(), "`reload_signal` and `reload_command` exclude each other: `reload` runs the command instead of sending the signal; keep one");
         }
         let after = self.after(get("after"), &name);
+        let memory_max = self.memory_max(get("memory_max"));
+        let health = get("health").and_then(|v| self.check_table(v, "health", HEALTH_KEYS));
+        let health_interval = self
+            .duration(get("health_interval"))
+            .unwrap_or(defaults.health_interval);
+        let health_timeout = self
+            .duration(get("health_timeout"))
+            .unwrap_or(defaults.health_timeout);
+        let health_failures = self
+            .uint(
+                get("health_failures"),
+                MAX_RESTARTS,
+                "that many failed checks in a row would never make the daemon unhealthy",
+            )
+            .unwrap_or(defaults.health_failures);
+        self.check_health_timing(
+            get("health"),
+            [
+                get("health_interval"),
+                get("health_timeout"),
+                get("health_failures"),
+            ],
+            health_interval,
+            health_timeout,
+            health_failures,
+        );
+        let env_file = self.env_file(get("env_file"));
+        let limits = self.limits(get("limits"));
+        let nice = self.int_in(get("nice"), "nice", NICE_RANGE, "-20 runs first, 19 last");
+        let oom_score_adj = self.int_in(
+            get("oom_score_adj"),
+            "oom_score_adj",
+            OOM_SCORE_ADJ_RANGE,
+            "-1000 is never killed for memory, 1000 first",
+        );
         self.check_own_paths(
             &table,
             forking_pidfile.as_deref().unwrap_or(&pidfile),
@@ -306,6 +341,10 @@ impl<'a> Builder<'a> {
                 umask,
                 log,
                 stderr_log,
+                env_file,
+                limits,
+                nice,
+                oom_score_adj,
             },
             supervision: Supervision {
                 restart,
@@ -319,6 +358,11 @@ impl<'a> Builder<'a> {
                 reload_signal,
                 reload_command,
                 stop_command,
+                memory_max,
+                health,
+                health_interval,
+                health_timeout,
+                health_failures,
             },
             logs: LogSpec {
                 log_max_size,

@@ -153,7 +153,7 @@ pub(super) fn invalid(file: &Path, diagnostics: Vec<Diagnostic>) -> Invalid {
 
 /// Run as root, a file or directory that another user could write would let that user
 /// run commands as root: refuse it (SPEC promise 9).
-pub(super) fn unsafe_owner(meta: &std::fs::Metadata, path: &Path) -> Option<String> {
+pub(in crate::config) fn unsafe_owner(meta: &std::fs::Metadata, path: &Path) -> Option<String> {
     if crate::files::euid() != 0 {
         return None;
     }

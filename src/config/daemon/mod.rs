@@ -14,15 +14,19 @@
 
 mod builder;
 mod load;
+mod production;
+use production::{NICE_RANGE, OOM_SCORE_ADJ_RANGE};
 #[cfg(test)]
 mod tests;
 mod values;
 
 pub use load::load_bytes;
+pub(super) use load::unsafe_owner;
 pub(super) use load::{
     config_dir_problem, file_id, file_names, is_same_path, load_dir, load_file, rotation_of,
     LoadedFile, Places,
 };
+pub(super) use values::is_env_name;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,6 +34,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::env_file::EnvFile;
+use crate::config::limits::Limits;
 use crate::config::units::{self, Signal, Size};
 // The submodules share their helpers through this module.
 use builder::*;
@@ -130,6 +136,18 @@ key_group! {
         /// A separate log for stderr (absolute).
         #[serde(with = "crate::state::path_bytes::option")]
         pub stderr_log: Option<PathBuf>,
+        /// Files of variables read at each start, in order, before `env` (which wins).
+        #[serde(default)]
+        pub env_file: Vec<EnvFile>,
+        /// Resource limits, soft and hard alike.
+        #[serde(default)]
+        pub limits: Limits,
+        /// The scheduling priority, -20..19.
+        #[serde(default)]
+        pub nice: Option<i32>,
+        /// The daemon's `/proc/PID/oom_score_adj`, -1000..1000.
+        #[serde(default)]
+        pub oom_score_adj: Option<i32>,
     }
 }
 
@@ -147,6 +165,10 @@ impl Default for ProcessSpec {
             umask: 0o022,
             log: PathBuf::new(),
             stderr_log: None,
+            env_file: Vec::new(),
+            limits: Limits::new(),
+            nice: None,
+            oom_score_adj: None,
         }
     }
 }
@@ -184,6 +206,22 @@ key_group! {
         /// Run by a requested stop before the stop signal goes to what is left.
         #[serde(default)]
         pub stop_command: Option<Vec<String>>,
+        /// Above this much memory (all the daemon's processes together) the keeper
+        /// records `memory-exceeded` and restarts the daemon.
+        #[serde(default)]
+        pub memory_max: Option<Size>,
+        /// The liveness check run every `health_interval` once the daemon is up.
+        #[serde(default)]
+        pub health: Option<ReadyCheck>,
+        /// How often the liveness check runs.
+        #[serde(rename = "health_interval_ms", with = "units::millis", default = "default_health_interval")]
+        pub health_interval: Duration,
+        /// How long one liveness check may take.
+        #[serde(rename = "health_timeout_ms", with = "units::millis", default = "default_health_timeout")]
+        pub health_timeout: Duration,
+        /// Failed checks in a row that make the daemon unhealthy.
+        #[serde(default = "default_health_failures")]
+        pub health_failures: u32,
     }
 }
 
@@ -201,8 +239,25 @@ impl Default for Supervision {
             reload_signal: Signal(nix::sys::signal::Signal::SIGHUP),
             reload_command: None,
             stop_command: None,
+            memory_max: None,
+            health: None,
+            health_interval: default_health_interval(),
+            health_timeout: default_health_timeout(),
+            health_failures: default_health_failures(),
         }
     }
+}
+
+fn default_health_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_health_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_health_failures() -> u32 {
+    3
 }
 
 key_group! {

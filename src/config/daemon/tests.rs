@@ -56,6 +56,8 @@ fn every_key_is_a_field_of_exactly_one_group() {
         "start_wait",
         "ready_timeout",
         "stop_timeout",
+        "health_interval",
+        "health_timeout",
     ];
     assert_eq!(
         serde_names(&Supervision::default()),

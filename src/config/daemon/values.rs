@@ -105,31 +105,36 @@ impl Builder<'_> {
         }
     }
 
-    pub(super) fn log_size(&mut self, value: Option<&Value<'_>>) -> Option<Size> {
-        let value = value?;
-        let size = match value.get_ref() {
+    /// A size: a string like `"10MiB"` or a number of bytes.
+    pub(super) fn size(&mut self, value: &Value<'_>, example: &str) -> Option<Size> {
+        match value.get_ref() {
             DeValue::String(s) => match s.parse::<Size>() {
-                Ok(size) => size,
+                Ok(size) => Some(size),
                 Err(message) => {
                     self.error(value.span(), message);
-                    return None;
+                    None
                 }
             },
             DeValue::Integer(_) => {
                 let number = self.integer(value)?;
                 match u64::try_from(number) {
-                    Ok(n) => Size(n),
+                    Ok(n) => Some(Size(n)),
                     Err(_) => {
                         self.error(value.span(), format!("a size cannot be {number}"));
-                        return None;
+                        None
                     }
                 }
             }
             _ => {
-                self.expected(value, "a size like \"10MiB\"");
-                return None;
+                self.expected(value, &format!("a size like \"{example}\""));
+                None
             }
-        };
+        }
+    }
+
+    pub(super) fn log_size(&mut self, value: Option<&Value<'_>>) -> Option<Size> {
+        let value = value?;
+        let size = self.size(value, "10MiB")?;
         if size.0 != 0 && !(MIN_LOG_SIZE..=MAX_LOG_SIZE).contains(&size.0) {
             let why = if size.0 < MIN_LOG_SIZE {
                 "a smaller log would rotate at nearly every line"
@@ -496,30 +501,41 @@ impl Builder<'_> {
     }
 
     pub(super) fn ready(&mut self, value: &Value<'_>) -> Option<ReadyCheck> {
+        self.check_table(value, "ready", READY_KEYS)
+    }
+
+    /// A check table (`ready`, `health`) with exactly one of `keys`.
+    pub(super) fn check_table(
+        &mut self,
+        value: &Value<'_>,
+        name: &str,
+        keys: &[&str],
+    ) -> Option<ReadyCheck> {
         let DeValue::Table(table) = value.get_ref() else {
             self.expected(value, "a table like { tcp = \"127.0.0.1:8080\" }");
             return None;
         };
         for (key, _) in table.iter() {
             let key_name: &str = key.get_ref();
-            if !READY_KEYS.contains(&key_name) {
-                let hint = suggest::nearest(key_name, READY_KEYS)
+            if !keys.contains(&key_name) {
+                let hint = suggest::nearest(key_name, keys)
                     .map_or(String::new(), |k| format!(", did you mean `{k}`?"));
                 self.error(
                     key.span(),
-                    format!("unknown key `ready.{}`{hint}", quote(key_name)),
+                    format!("unknown key `{name}.{}`{hint}", quote(key_name)),
                 );
             }
         }
-        let present: Vec<&str> = READY_KEYS
+        let present: Vec<&str> = keys
             .iter()
             .copied()
             .filter(|k| table.get(*k).is_some())
             .collect();
         if present.len() != 1 {
+            let listed: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
             self.error(
                 value.span(),
-                "`ready` takes exactly one of `tcp`, `file`, `exec` or `http`",
+                format!("`{name}` takes exactly one of {}", listed.join(", ")),
             );
             return None;
         }
@@ -597,7 +613,7 @@ impl Builder<'_> {
 
 /// Returns true if and only if `name` is a portable environment variable name,
 /// `[A-Za-z_][A-Za-z0-9_]*`, as systemd's `Environment=` requires.
-pub(super) fn is_env_name(name: &str) -> bool {
+pub(in crate::config) fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

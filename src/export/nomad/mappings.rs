@@ -39,6 +39,27 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         map: umask,
     },
     Mapping {
+        keys: &["env_file"],
+        map: env_file,
+    },
+    Mapping {
+        keys: &["limits", "nice", "oom_score_adj"],
+        map: resources,
+    },
+    Mapping {
+        keys: &["memory_max"],
+        map: memory_max,
+    },
+    Mapping {
+        keys: &[
+            "health",
+            "health_interval",
+            "health_timeout",
+            "health_failures",
+        ],
+        map: health,
+    },
+    Mapping {
         keys: &["type", "pidfile"],
         map: kind_and_pidfile,
     },
@@ -136,6 +157,36 @@ fn user_and_group(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
         task.lost.push(Lost::new(
             format!("group = {group:?}"),
             "Nomad has no group setting: the task runs with the user's primary group",
+        ));
+    }
+}
+
+fn env_file(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
+    for file in &d.process.env_file {
+        task.lost.push(Lost::new(
+            format!("env_file = {:?}", file.as_written()),
+            "a raw_exec task reads no environment file: copy its variables into env, or add a template block with env = true",
+        ));
+    }
+}
+
+fn resources(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
+    for (resource, limit) in &d.process.limits {
+        task.lost.push(Lost::new(
+            format!("limits.{resource} = {}", limit.show(*resource)),
+            "Nomad sets no resource limit: the task inherits the Nomad client's",
+        ));
+    }
+    if let Some(nice) = d.process.nice {
+        task.lost.push(Lost::new(
+            format!("nice = {nice}"),
+            "Nomad has no nice setting: the task runs at the Nomad client's priority",
+        ));
+    }
+    if let Some(adj) = d.process.oom_score_adj {
+        task.lost.push(Lost::new(
+            format!("oom_score_adj = {adj}"),
+            "Nomad has no OOM score setting for raw_exec",
         ));
     }
 }
@@ -260,31 +311,7 @@ fn ready(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
     };
     match check {
         ReadyCheck::Tcp(_) | ReadyCheck::Http(_) => {
-            let (address, kind, path) = match check {
-                ReadyCheck::Http(url) => match crate::config::url::HttpUrl::parse(url) {
-                    Ok(url) => (url.address(), "http", Some(url.path)),
-                    Err(_) => return,
-                },
-                ReadyCheck::Tcp(address) => (address.clone(), "tcp", None),
-                _ => return,
-            };
-            let (host, port) = split_address(&address);
-            let label = port_label(&d.name);
-            task.ports.push(Port {
-                label: label.clone(),
-                value: port,
-            });
-            task.services.push(Service {
-                name: service_name(&d.name),
-                port: label,
-                address: (!matches!(host.as_str(), "" | "0.0.0.0" | "::" | "*")).then_some(host),
-                checks: vec![Check {
-                    kind,
-                    path,
-                    interval: CHECK_INTERVAL,
-                    timeout: CHECK_TIMEOUT,
-                }],
-            });
+            service_check(d, check, CHECK_INTERVAL, CHECK_TIMEOUT, task)
         }
         ReadyCheck::File(file) => task.lost.push(Lost::new(
             format!("ready = {{ file = {:?} }}", file.display().to_string()),
@@ -302,6 +329,87 @@ fn ready(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
         ),
         "Nomad starts nothing after the check passes and gives up on nothing when it does not",
     ));
+}
+
+/// A `service` with one tcp or http check for `check` (`ready` or `health`); the
+/// service of an earlier check of the same daemon gets this one too.
+fn service_check(
+    d: &Daemon,
+    check: &ReadyCheck,
+    interval: std::time::Duration,
+    timeout: std::time::Duration,
+    task: &mut Task,
+) {
+    let (address, kind, path) = match check {
+        ReadyCheck::Http(url) => match crate::config::url::HttpUrl::parse(url) {
+            Ok(url) => (url.address(), "http", Some(url.path)),
+            Err(_) => return,
+        },
+        ReadyCheck::Tcp(address) => (address.clone(), "tcp", None),
+        _ => return,
+    };
+    let (host, port) = split_address(&address);
+    let label = port_label(&d.name);
+    let check = Check {
+        kind,
+        path,
+        interval,
+        timeout,
+    };
+    if let Some(at) = task.ports.iter().position(|p| p.label == label) {
+        // `ready` made the service: the same port gets this check too; another port
+        // would need a second label, and the check is left as a comment.
+        if task.ports[at].value == port {
+            if let Some(service) = task.services.iter_mut().find(|s| s.port == label) {
+                service.checks.push(check);
+            }
+        } else {
+            task.lost.push(Lost::new(
+                format!("health on port {port}"),
+                "the service already checks the port of `ready`; one service, one port",
+            ));
+        }
+        return;
+    }
+    task.ports.push(Port {
+        label: label.clone(),
+        value: port,
+    });
+    task.services.push(Service {
+        name: service_name(&d.name),
+        port: label,
+        address: (!matches!(host.as_str(), "" | "0.0.0.0" | "::" | "*")).then_some(host),
+        checks: vec![check],
+    });
+}
+
+fn memory_max(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
+    if let Some(max) = d.supervision.memory_max {
+        task.resources.memory_max_mb = Some(max.0.div_ceil(1 << 20));
+        task.lost.push(Lost::new(
+            format!("memory_max = \"{max}\""),
+            "Nomad enforces resources.memory_max as a hard limit (with memory oversubscription on), where dmgr restarts the daemon in order",
+        ));
+    }
+}
+
+fn health(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
+    let Some(check) = &d.supervision.health else {
+        return;
+    };
+    match check {
+        ReadyCheck::Tcp(_) | ReadyCheck::Http(_) => service_check(
+            d,
+            check,
+            d.supervision.health_interval,
+            d.supervision.health_timeout,
+            task,
+        ),
+        _ => task.lost.push(Lost::new(
+            "health = { exec = ... }",
+            "Nomad's own service checks are tcp and http only (script checks need Consul)",
+        )),
+    }
 }
 
 fn stop(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {

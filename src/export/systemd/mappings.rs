@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::super::{format_duration, Lost, Source};
+use crate::config::limits::Limit;
 use crate::config::{Daemon, DaemonType, ReadyCheck, RestartPolicy};
 
 use super::{environment_assignment, exec_line, path, unit_name, value, Mapping, Unit, TARGET};
@@ -50,6 +51,27 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
     Mapping {
         keys: &["umask"],
         map: umask,
+    },
+    Mapping {
+        keys: &["env_file"],
+        map: env_file,
+    },
+    Mapping {
+        keys: &["limits", "nice", "oom_score_adj"],
+        map: resources,
+    },
+    Mapping {
+        keys: &["memory_max"],
+        map: memory_max,
+    },
+    Mapping {
+        keys: &[
+            "health",
+            "health_interval",
+            "health_timeout",
+            "health_failures",
+        ],
+        map: health,
     },
     Mapping {
         keys: &["restart", "restart_delay", "max_restarts"],
@@ -219,6 +241,65 @@ fn user_and_group(d: &Daemon, _: &Source, unit: &mut Unit) {
     }
 }
 
+fn env_file(d: &Daemon, _: &Source, unit: &mut Unit) {
+    // Both read the same syntax; systemd's `-` makes a file optional as dmgr's does.
+    // It is read before Environment= there too, which wins as `env` does.
+    for file in &d.process.env_file {
+        let dash = if file.optional { "-" } else { "" };
+        unit.service
+            .push(format!("EnvironmentFile={dash}{}", path(&file.path)));
+    }
+}
+
+fn resources(d: &Daemon, _: &Source, unit: &mut Unit) {
+    for (resource, limit) in &d.process.limits {
+        let value = match limit {
+            Limit::Unlimited => "infinity".to_string(),
+            Limit::Value(n) => n.to_string(),
+        };
+        unit.service
+            .push(format!("{}={value}", resource.systemd_name()));
+    }
+    if let Some(nice) = d.process.nice {
+        unit.service.push(format!("Nice={nice}"));
+    }
+    if let Some(adj) = d.process.oom_score_adj {
+        unit.service.push(format!("OOMScoreAdjust={adj}"));
+    }
+}
+
+fn memory_max(d: &Daemon, _: &Source, unit: &mut Unit) {
+    let Some(max) = d.supervision.memory_max else {
+        return;
+    };
+    unit.service.push(format!("MemoryMax={}", max.0));
+    unit.lost.push(Lost::new(
+        format!("memory_max = \"{max}\""),
+        "systemd's MemoryMax= has the kernel's OOM killer end the daemon at the limit (then Restart= applies), where dmgr stops it in order",
+    ));
+}
+
+/// A check table as written in a daemon file, for a comment.
+fn written(check: &ReadyCheck) -> String {
+    match check {
+        ReadyCheck::Tcp(address) => format!("{{ tcp = {address:?} }}"),
+        ReadyCheck::File(file) => format!("{{ file = {:?} }}", file.display().to_string()),
+        ReadyCheck::Exec(argv) => format!("{{ exec = {argv:?} }}"),
+        ReadyCheck::Http(url) => format!("{{ http = {url:?} }}"),
+    }
+}
+
+fn health(d: &Daemon, _: &Source, unit: &mut Unit) {
+    let Some(check) = &d.supervision.health else {
+        return;
+    };
+    let written = written(check);
+    unit.lost.push(Lost::new(
+        format!("health = {written}"),
+        "systemd has no liveness check (a daemon that speaks sd_notify can use WatchdogSec=)",
+    ));
+}
+
 fn umask(d: &Daemon, _: &Source, unit: &mut Unit) {
     unit.service.push(format!("UMask={:04o}", d.process.umask));
 }
@@ -273,12 +354,7 @@ fn ready(d: &Daemon, _: &Source, unit: &mut Unit) {
     let Some(check) = &d.supervision.ready else {
         return;
     };
-    let written = match check {
-        ReadyCheck::Tcp(address) => format!("{{ tcp = {address:?} }}"),
-        ReadyCheck::File(file) => format!("{{ file = {:?} }}", file.display().to_string()),
-        ReadyCheck::Exec(argv) => format!("{{ exec = {argv:?} }}"),
-        ReadyCheck::Http(url) => format!("{{ http = {url:?} }}"),
-    };
+    let written = written(check);
     unit.lost.push(Lost::new(
         format!("ready = {written}"),
         format!(

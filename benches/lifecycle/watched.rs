@@ -1,0 +1,74 @@
+//! Keepers that watch their daemon (issue 14): the idle CPU of keepers with a 10 s
+//! `health` check and with `memory_max`, beside plain keepers measured in the same
+//! run. Plain keepers sleep with no timeout (0 ticks); the others wake for each check
+//! or sample, and this says what that costs.
+
+use super::*;
+
+/// How many daemons of each kind.
+const WATCHED: usize = 10;
+
+/// One kind of keeper and its idle CPU.
+pub(crate) struct Watched {
+    pub(crate) kind: &'static str,
+    pub(crate) idle: Result<Idle, String>,
+}
+
+/// Starts [`WATCHED`] daemons of each kind, measures their keepers' idle CPU over
+/// `secs`, and stops them.
+pub(crate) fn bench_watched(opts: &Options, secs: u64) -> Vec<Watched> {
+    let kinds: [(&str, &str); 3] = [
+        ("plain", ""),
+        (
+            "health exec every 10s",
+            "health = { exec = [\"true\"] }\nhealth_interval = \"10s\"\n",
+        ),
+        ("memory_max (sampled every 2s)", "memory_max = \"1GiB\"\n"),
+    ];
+    kinds
+        .iter()
+        .map(|(kind, extra)| Watched {
+            kind,
+            idle: measure(opts, kind, extra, secs),
+        })
+        .collect()
+}
+
+fn measure(opts: &Options, kind: &str, extra: &str, secs: u64) -> Result<Idle, String> {
+    let scope = guard::Scope::new(&format!("{}watched-", temp_tag()))
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let root = scope.path().to_path_buf();
+    let config = root.join("daemons.d");
+    fs::create_dir_all(&config).map_err(|e| format!("{}: {e}", config.display()))?;
+    for i in 0..WATCHED {
+        let file = config.join(format!("{}.toml", daemon_name(i)));
+        let text = format!("command = [\"sleep\", \"{SLEEP_SECS}\"]\nstart_wait = \"0s\"\n{extra}");
+        fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    let dmgr = Dmgr::new(&opts.bin, &config, &root.join("run"), &root.join("stderr"));
+    scope.track_dmgr(&opts.bin, &config, &dmgr.run);
+    eprintln!("watched keepers: {kind}");
+    dmgr.timed(&["-q", "start", "--all"], 0)?;
+    let idle = idle_cpu(&dmgr.run, secs);
+    let _ = dmgr.run_untimed(&["-q", "stop", "--all"]);
+    idle
+}
+
+/// Prints the kinds side by side.
+pub(crate) fn print_watched(watched: &[Watched]) {
+    println!("\nwatching keepers, {WATCHED} of each kind, idle CPU in the same run:");
+    for w in watched {
+        match &w.idle {
+            Ok(idle) => println!(
+                "  {:<32} {:>4} ticks over {} s ({} of {} keepers woke; {} ticks = 1 s)",
+                w.kind,
+                idle.ticks,
+                idle.secs,
+                idle.busy_keepers,
+                idle.keepers,
+                idle.clock_ticks_per_sec
+            ),
+            Err(e) => println!("  {:<32} failed: {e}", w.kind),
+        }
+    }
+}

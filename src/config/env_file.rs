@@ -1,0 +1,602 @@
+//! `env_file`: files of `KEY=VALUE` lines read at each start of a daemon, before its
+//! `env` (which wins), in the syntax of systemd's `EnvironmentFile=` (systemd's
+//! `src/basic/env-file.c`), so that the files people already have work unchanged:
+//!
+//! - blank lines are skipped; a line whose first non-blank character is `#` or `;`
+//!   is a comment (there are no comments after a value: `A=b # c` is `b # c`);
+//! - blanks around the key and `=` and before the value are dropped, and an unquoted
+//!   value loses its trailing blanks; `export KEY=VALUE` is `KEY=VALUE`;
+//! - `'...'` is taken as it is; in `"..."` a backslash escapes `"`, `\`, `` ` `` and
+//!   `$`, and is kept before any other character; outside quotes a backslash makes
+//!   the next character literal; a backslash at the end of a line, quoted or not,
+//!   joins the next line to it (continuation);
+//! - quoted and unquoted parts next to each other join (`A="x"'y'z` is `xyz`);
+//! - no `$VAR` expansion, as `EnvironmentFile=` does none.
+//!
+//! Where systemd logs a line and skips it, dmgr refuses the file with the line and
+//! column, in `check` and at `start`: a line without `=`, a name that is not a
+//! variable name, a quote left open at the end of the file, a NUL byte, text that is
+//! not UTF-8. This module parses and reads; the keeper calls [`load`] at each start.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::diagnostic::{self, quote, Diagnostic, Severity, MAX_SHOWN};
+use crate::output::show_path;
+
+/// The largest environment file dmgr reads: such a file is a few hundred bytes.
+pub const MAX_ENV_FILE_SIZE: u64 = 1 << 20;
+
+/// One entry of `env_file`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvFile {
+    /// The file (absolute).
+    #[serde(with = "crate::state::path_bytes")]
+    pub path: PathBuf,
+    /// Whether it was written with a leading `-`: a missing file is then skipped.
+    pub optional: bool,
+}
+
+impl EnvFile {
+    /// The entry as written in the daemon file: the path, with `-` before it if the
+    /// file may be missing (as systemd's `EnvironmentFile=` writes it too).
+    pub fn as_written(&self) -> String {
+        let dash = if self.optional { "-" } else { "" };
+        format!("{dash}{}", self.path.display())
+    }
+}
+
+/// A syntax error at a byte offset of an environment file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// Where it is, in bytes from the start of the file.
+    pub offset: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The variables of every file of `env_file`, in order (a later one overrides an
+/// earlier one of the same name), and a digest of what was read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// `(name, value)` in file order.
+    pub vars: Vec<(String, String)>,
+    /// A digest of the files' paths and contents (and which optional files were
+    /// missing): `apply` restarts a daemon whose digest changed since it started.
+    pub digest: u64,
+}
+
+/// Parses the text of an environment file into its assignments, in order, or every
+/// syntax error in it (at most [`MAX_SHOWN`] + 1).
+pub fn parse(text: &str) -> Result<Vec<(String, String)>, Vec<SyntaxError>> {
+    let mut parser = Parser::default();
+    for (at, c) in text.char_indices() {
+        parser.step(at, c);
+    }
+    parser.end(text.len());
+    if parser.errors.is_empty() {
+        Ok(parser.vars)
+    } else {
+        Err(parser.errors)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum State {
+    #[default]
+    PreKey,
+    Key,
+    PreValue,
+    Value,
+    ValueEscape,
+    Single,
+    Double,
+    DoubleEscape,
+    Comment,
+}
+
+#[derive(Default)]
+struct Parser {
+    state: State,
+    key: String,
+    key_at: usize,
+    /// Where the key's trailing blanks begin, if it has some.
+    key_blank: Option<usize>,
+    value: String,
+    /// Where the unquoted value's trailing blanks begin, if it has some.
+    value_blank: Option<usize>,
+    /// Where the quote that is open began.
+    quote_at: usize,
+    vars: Vec<(String, String)>,
+    errors: Vec<SyntaxError>,
+}
+
+/// What systemd counts as a line end and as blank.
+fn is_newline(c: char) -> bool {
+    c == '\n' || c == '\r'
+}
+
+fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t') || is_newline(c)
+}
+
+impl Parser {
+    fn step(&mut self, at: usize, c: char) {
+        if c == '\0' {
+            self.error(
+                at,
+                "a NUL byte is not allowed in an environment file".into(),
+            );
+        }
+        match self.state {
+            State::PreKey => {
+                if c == '#' || c == ';' {
+                    self.state = State::Comment;
+                } else if !is_blank(c) {
+                    self.state = State::Key;
+                    self.key_at = at;
+                    self.key_blank = None;
+                    self.key.push(c);
+                }
+            }
+            State::Key => {
+                if is_newline(c) {
+                    let key = self.key.trim_end().to_string();
+                    self.error(
+                        self.key_at,
+                        format!(
+                            "`{}` has no `=`: write KEY=VALUE, or start the line with # to make it a comment",
+                            quote(&key)
+                        ),
+                    );
+                    self.key.clear();
+                    self.state = State::PreKey;
+                } else if c == '=' {
+                    self.state = State::PreValue;
+                    self.value_blank = None;
+                } else {
+                    if !is_blank(c) {
+                        self.key_blank = None;
+                    } else if self.key_blank.is_none() {
+                        self.key_blank = Some(self.key.len());
+                    }
+                    self.key.push(c);
+                }
+            }
+            State::PreValue => {
+                if is_newline(c) {
+                    self.push();
+                } else if c == '\'' {
+                    self.state = State::Single;
+                    self.quote_at = at;
+                } else if c == '"' {
+                    self.state = State::Double;
+                    self.quote_at = at;
+                } else if c == '\\' {
+                    self.state = State::ValueEscape;
+                } else if !is_blank(c) {
+                    self.state = State::Value;
+                    self.value.push(c);
+                }
+            }
+            State::Value => {
+                if is_newline(c) {
+                    self.chomp();
+                    self.push();
+                } else if c == '\\' {
+                    self.state = State::ValueEscape;
+                    self.value_blank = None;
+                } else {
+                    if !is_blank(c) {
+                        self.value_blank = None;
+                    } else if self.value_blank.is_none() {
+                        self.value_blank = Some(self.value.len());
+                    }
+                    self.value.push(c);
+                }
+            }
+            State::ValueEscape => {
+                self.state = State::Value;
+                // A backslash before a line end joins the lines.
+                if !is_newline(c) {
+                    self.value.push(c);
+                }
+            }
+            State::Single => {
+                if c == '\'' {
+                    self.state = State::PreValue;
+                } else {
+                    self.value.push(c);
+                }
+            }
+            State::Double => {
+                if c == '"' {
+                    self.state = State::PreValue;
+                } else if c == '\\' {
+                    self.state = State::DoubleEscape;
+                } else {
+                    self.value.push(c);
+                }
+            }
+            State::DoubleEscape => {
+                self.state = State::Double;
+                if matches!(c, '"' | '\\' | '`' | '$') {
+                    self.value.push(c);
+                } else if c != '\n' {
+                    // As a shell does: the backslash stays before other characters.
+                    self.value.push('\\');
+                    self.value.push(c);
+                }
+            }
+            State::Comment => {
+                if is_newline(c) {
+                    self.state = State::PreKey;
+                }
+            }
+        }
+    }
+
+    fn end(&mut self, len: usize) {
+        match self.state {
+            State::Single | State::Double | State::DoubleEscape => {
+                let which = if self.state == State::Single {
+                    "single"
+                } else {
+                    "double"
+                };
+                self.error(
+                    self.quote_at,
+                    format!("this {which} quote is not closed before the end of the file"),
+                );
+            }
+            State::Key => {
+                self.step(len, '\n');
+            }
+            State::Value | State::ValueEscape => {
+                self.chomp();
+                self.push();
+            }
+            State::PreValue => self.push(),
+            State::PreKey | State::Comment => {}
+        }
+    }
+
+    /// Drops the unquoted value's trailing blanks.
+    fn chomp(&mut self) {
+        if let Some(at) = self.value_blank.take() {
+            self.value.truncate(at);
+        }
+    }
+
+    /// Ends one assignment at a line end (or the end of the file).
+    fn push(&mut self) {
+        self.state = State::PreKey;
+        if let Some(at) = self.key_blank.take() {
+            self.key.truncate(at);
+        }
+        let mut key = std::mem::take(&mut self.key);
+        let value = std::mem::take(&mut self.value);
+        let mut key_at = self.key_at;
+        if let Some(rest) = key.strip_prefix("export") {
+            if rest.starts_with([' ', '\t']) {
+                let name = rest.trim_start();
+                key_at += key.len() - name.len();
+                key = name.to_string();
+            }
+        }
+        if !super::daemon::is_env_name(&key) {
+            self.error(
+                key_at,
+                format!(
+                    "`{}` is not a valid variable name: letters, digits and `_`, not starting with a digit",
+                    quote(&key)
+                ),
+            );
+            return;
+        }
+        self.vars.push((key, value));
+    }
+
+    fn error(&mut self, offset: usize, message: String) {
+        if self.errors.len() <= MAX_SHOWN {
+            self.errors.push(SyntaxError { offset, message });
+        }
+    }
+}
+
+/// What reading one file of `env_file` found.
+enum Read {
+    /// An optional file that does not exist.
+    Absent,
+    /// Its text.
+    Text(String),
+}
+
+/// Why a file of `env_file` cannot be used, as diagnostics against that file.
+struct Unusable(Vec<Diagnostic>);
+
+/// Reads one file: refused as the daemon files are when dmgr runs as root and
+/// another user could write it, and as large or not UTF-8. `warnings` gets what
+/// `check` warns about.
+fn read(file: &EnvFile, warnings: &mut Vec<Diagnostic>) -> Result<Read, Unusable> {
+    let path = &file.path;
+    let whole = |message: String| Unusable(vec![Diagnostic::file(path, message)]);
+    let (handle, meta) = match crate::files::open_regular(path) {
+        Ok(opened) => opened,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && file.optional => {
+            return Ok(Read::Absent)
+        }
+        Err(e) => return Err(whole(format!("cannot read: {}", os_reason(&e)))),
+    };
+    if let Some(problem) = super::daemon::unsafe_owner(&meta, path) {
+        return Err(whole(problem));
+    }
+    if crate::files::euid() == 0 && meta.mode() & 0o004 != 0 {
+        warnings.push(Diagnostic {
+            file: path.clone(),
+            location: (1, 1),
+            severity: Severity::Warning,
+            message: format!(
+                "readable by every user, and an environment file often holds secrets; run `chmod o-r {}`",
+                show_path(path)
+            ),
+        });
+    }
+    if meta.len() > MAX_ENV_FILE_SIZE {
+        return Err(whole(format!(
+            "too large ({} bytes); an environment file is at most 1 MiB",
+            meta.len()
+        )));
+    }
+    let bytes = crate::files::read_to_end(&handle, meta.len() as usize + 1)
+        .map_err(|e| whole(format!("cannot read: {}", os_reason(&e))))?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Read::Text(text)),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let valid = std::str::from_utf8(&e.as_bytes()[..at]).unwrap_or_default();
+            Err(Unusable(vec![Diagnostic::located(
+                path,
+                diagnostic::line_col(valid, at),
+                "not valid UTF-8; an environment file is UTF-8 text",
+            )]))
+        }
+    }
+}
+
+/// The diagnostics of a file's syntax errors, located in its text.
+fn located(path: &Path, text: &str, errors: &[SyntaxError]) -> Vec<Diagnostic> {
+    let offsets: Vec<usize> = errors.iter().map(|e| e.offset).collect();
+    let places = diagnostic::line_cols(text, &offsets);
+    let mut out: Vec<Diagnostic> = errors
+        .iter()
+        .zip(places)
+        .take(MAX_SHOWN)
+        .map(|(e, at)| Diagnostic::located(path, at, e.message.clone()))
+        .collect();
+    if errors.len() > MAX_SHOWN {
+        out.push(Diagnostic::file(
+            path,
+            format!(
+                "more problems not shown (at most {MAX_SHOWN} a file); fix the ones above first"
+            ),
+        ));
+    }
+    out
+}
+
+/// Reads every file of `files` in order, as the keeper does at each start: the
+/// variables and their digest, or why the daemon cannot start, naming the file
+/// (`ENVFILE:LINE:COL: message` for a syntax error).
+pub fn load(files: &[EnvFile]) -> Result<Loaded, String> {
+    let mut loaded = Loaded::default();
+    let mut digest = Digest::new();
+    for file in files {
+        digest.add(file.path.as_os_str().as_bytes());
+        match read(file, &mut Vec::new()) {
+            Ok(Read::Absent) => digest.add(b"\0absent"),
+            Ok(Read::Text(text)) => {
+                digest.add(b"\0present\0");
+                digest.add(text.as_bytes());
+                match parse(&text) {
+                    Ok(vars) => loaded.vars.extend(vars),
+                    Err(errors) => {
+                        return Err(describe(&located(&file.path, &text, &errors)));
+                    }
+                }
+            }
+            Err(Unusable(problems)) => return Err(describe(&problems)),
+        }
+    }
+    loaded.digest = digest.finish();
+    Ok(loaded)
+}
+
+fn describe(problems: &[Diagnostic]) -> String {
+    let lines: Vec<String> = problems.iter().map(|p| format!("env_file {p}")).collect();
+    lines.join("\n")
+}
+
+/// What `check` says about the files of `files`: their syntax errors and the files
+/// dmgr refuses, as errors; a required file that is missing or unreadable now, and
+/// (as root) one that every user can read, as warnings, since a start may be run by
+/// another user or after the file is put in place.
+pub fn check(files: &[EnvFile]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for file in files {
+        match read(file, &mut out) {
+            Ok(Read::Absent) => {}
+            Ok(Read::Text(text)) => {
+                if let Err(errors) = parse(&text) {
+                    out.extend(located(&file.path, &text, &errors));
+                }
+            }
+            Err(Unusable(problems)) => {
+                for mut problem in problems {
+                    if problem.message.starts_with("cannot read") {
+                        problem.severity = Severity::Warning;
+                        problem.message
+                            .push_str("; `start` fails until it can be read (write `-` before the path if the file may be missing)");
+                    }
+                    out.push(problem);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The digest of what [`load`] would read now, or `None` if it would fail.
+pub fn digest(files: &[EnvFile]) -> Option<u64> {
+    load(files).ok().map(|loaded| loaded.digest)
+}
+
+/// FNV-1a, 64 bits: stable across Rust releases and dmgr builds (std's hasher is
+/// not), so a digest a keeper recorded compares with one computed by a newer `dmgr`.
+struct Digest(u64);
+
+impl Digest {
+    fn new() -> Digest {
+        Digest(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn add(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The OS reason without Rust's " (os error N)" suffix.
+fn os_reason(err: &std::io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(text: &str) -> Vec<(String, String)> {
+        parse(text).unwrap_or_else(|e| panic!("{text:?}: {e:?}"))
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn comments_blank_lines_and_export_are_read_as_systemd_reads_them() {
+        let text = "# a comment\n\n  ; another\nA=1\nexport B=two\n  C = spaced out  \nD=\n";
+        assert_eq!(
+            vars(text),
+            pairs(&[("A", "1"), ("B", "two"), ("C", "spaced out"), ("D", "")])
+        );
+        // No comment after a value, as in systemd.
+        assert_eq!(vars("A=b # c"), pairs(&[("A", "b # c")]));
+        // `export` alone is a name, and `exported=1` is not an export.
+        assert_eq!(
+            vars("export=1\nexported=2"),
+            pairs(&[("export", "1"), ("exported", "2")])
+        );
+    }
+
+    #[test]
+    fn quotes_follow_systemd_rules() {
+        assert_eq!(vars(r#"A='$x \n "q"'"#), pairs(&[("A", r#"$x \n "q""#)]));
+        assert_eq!(
+            vars(r#"A="a \"b\" \\ \$x \` \n""#),
+            pairs(&[("A", r#"a "b" \ $x ` \n"#)])
+        );
+        assert_eq!(vars(r#"A="x"'y'z"#), pairs(&[("A", "xyz")]));
+        assert_eq!(vars("A=\"  kept  \"  \n"), pairs(&[("A", "  kept  ")]));
+        // A quote inside an unquoted value is literal.
+        assert_eq!(vars(r#"A=it's"#), pairs(&[("A", "it's")]));
+        // Multi-line quoted values keep their line ends.
+        assert_eq!(vars("A=\"one\ntwo\""), pairs(&[("A", "one\ntwo")]));
+    }
+
+    #[test]
+    fn backslashes_escape_and_continue_lines() {
+        assert_eq!(
+            vars("A=one\\\ntwo\nB=x"),
+            pairs(&[("A", "onetwo"), ("B", "x")])
+        );
+        assert_eq!(vars("A=\"one \\\ntwo\""), pairs(&[("A", "one two")]));
+        assert_eq!(vars(r"A=a\ b\\c"), pairs(&[("A", r"a b\c")]));
+        assert_eq!(vars("A=trailing\\ \n"), pairs(&[("A", "trailing ")]));
+    }
+
+    #[test]
+    fn later_assignments_come_later_and_crlf_is_a_line_end() {
+        assert_eq!(vars("A=1\r\nA=2\r\n"), pairs(&[("A", "1"), ("A", "2")]));
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let errors = parse("A=1\nnot an assignment\nexport 9X=1\nB='open").unwrap_err();
+        let offsets: Vec<usize> = errors.iter().map(|e| e.offset).collect();
+        assert_eq!(offsets, [4, 29, 36], "{errors:?}");
+        assert!(errors[0].message.contains("has no `=`"), "{errors:?}");
+        assert!(errors[1]
+            .message
+            .contains("`9X` is not a valid variable name"));
+        assert!(errors[2].message.contains("single quote is not closed"));
+        assert!(parse("A=\0").is_err());
+    }
+
+    #[test]
+    fn load_reads_in_order_skips_missing_optional_files_and_names_missing_required_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.env");
+        std::fs::write(&a, "A=1\nB=from-a\n").unwrap();
+        let b = dir.path().join("b.env");
+        std::fs::write(&b, "B=from-b\n").unwrap();
+        let missing = dir.path().join("missing.env");
+        let entry = |path: &Path, optional| EnvFile {
+            path: path.to_path_buf(),
+            optional,
+        };
+        let files = [entry(&a, false), entry(&missing, true), entry(&b, false)];
+        let loaded = load(&files).unwrap();
+        assert_eq!(
+            loaded.vars,
+            pairs(&[("A", "1"), ("B", "from-a"), ("B", "from-b")])
+        );
+        let err = load(&[entry(&missing, false)]).unwrap_err();
+        assert!(
+            err.contains("missing.env") && err.contains("No such file"),
+            "{err}"
+        );
+        // The digest follows the content and the optional file's presence.
+        let before = loaded.digest;
+        std::fs::write(&b, "B=changed\n").unwrap();
+        assert_ne!(digest(&files), Some(before));
+        std::fs::write(&b, "B=from-b\n").unwrap();
+        assert_eq!(digest(&files), Some(before));
+        std::fs::write(&missing, "").unwrap();
+        assert_ne!(digest(&files), Some(before));
+        // A syntax error names the file, line and column.
+        std::fs::write(&a, "A=1\n  oops\n").unwrap();
+        let err = load(&files).unwrap_err();
+        assert!(err.ends_with("a.env:2:3: `oops` has no `=`: write KEY=VALUE, or start the line with # to make it a comment"), "{err}");
+        let errors: Vec<Diagnostic> = check(&files)
+            .into_iter()
+            .filter(Diagnostic::is_error)
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].location, (2, 3));
+    }
+}

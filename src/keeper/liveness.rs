@@ -1,0 +1,206 @@
+//! The keeper's watch over a daemon that is up: the liveness check (`health`, see
+//! [`health::HealthWatch`]) and the memory ceiling (`memory_max`, see
+//! [`memory::MemoryWatch`]). Both are timers the loop waits for in poll(2), never a
+//! blocking call: a health check is a probe process (see [`super::probe`]), a memory
+//! sample a few reads of `/proc`. A daemon with neither has no timer, and its keeper
+//! sleeps with no timeout. Both begin once the daemon is up (past `start_wait` and
+//! `ready`) and pause while it stops or waits in backoff.
+//!
+//! Either verdict (`unhealthy`, `memory-exceeded`) is recorded as an event and ends
+//! the run as a failure: the normal stop sequence (`stop_signal`, then SIGKILL after
+//! `stop_timeout`), then the restart policy and its backoff decide what follows.
+
+use std::time::Instant;
+
+use super::health::{self, HealthWatch};
+use super::memory::{self, MemoryWatch, Usage};
+use super::Keeper;
+use crate::config::units::Size;
+use crate::config::Supervision;
+use crate::events::Kind;
+
+/// The watches of one daemon, built from its supervision keys.
+#[derive(Debug, Default)]
+pub(super) struct Watches {
+    pub(super) health: Option<HealthWatch>,
+    pub(super) memory: Option<MemoryWatch>,
+}
+
+impl Watches {
+    /// The watches `s` asks for, paused.
+    pub(super) fn of(s: &Supervision) -> Watches {
+        Watches {
+            health: s
+                .health
+                .as_ref()
+                .map(|_| HealthWatch::new(s.health_interval, s.health_timeout, s.health_failures)),
+            memory: s
+                .memory_max
+                .map(|max| MemoryWatch::new(max.0, memory::SAMPLE_INTERVAL)),
+        }
+    }
+
+    /// The next time one of them needs the keeper awake.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        let health = self.health.as_ref().and_then(HealthWatch::poll_timeout);
+        let memory = self.memory.as_ref().and_then(MemoryWatch::poll_timeout);
+        match (health, memory) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl Keeper {
+    /// The daemon is up: the checks begin.
+    pub(super) fn resume_watches(&mut self, now: Instant) {
+        if let Some(h) = &mut self.watches.health {
+            h.resume(now);
+        }
+        if let Some(m) = &mut self.watches.memory {
+            m.resume(now);
+        }
+    }
+
+    /// The daemon stops, exited or waits in backoff: no checks until it is up again.
+    pub(super) fn pause_watches(&mut self) {
+        if let Some(h) = &mut self.watches.health {
+            h.pause();
+        }
+        if let Some(m) = &mut self.watches.memory {
+            m.pause();
+        }
+    }
+
+    /// `apply` handed over new supervision keys: the watches follow them, running at
+    /// once if the daemon is up.
+    pub(super) fn rebuild_watches(&mut self) {
+        self.watches = Watches::of(&self.daemon.supervision);
+        if matches!(self.phase, super::machine::Phase::Up(None)) {
+            self.resume_watches(Instant::now());
+        }
+    }
+
+    /// Runs what is due of the checks at `now`.
+    pub(super) fn on_watch_timers(&mut self, now: Instant) {
+        if !matches!(self.phase, super::machine::Phase::Up(None)) {
+            return;
+        }
+        let due = self.watches.memory.as_ref().is_some_and(|m| m.is_due(now));
+        if due {
+            let usage = self.memory_usage();
+            let exceeded = self
+                .watches
+                .memory
+                .as_mut()
+                .and_then(|m| m.on_sample(now, usage));
+            if let Some(exceeded) = exceeded {
+                let message = format!(
+                    "{} in use, above memory_max {} ({} process{})",
+                    Size(exceeded.used),
+                    Size(exceeded.max),
+                    usage.processes,
+                    if usage.processes == 1 { "" } else { "es" }
+                );
+                self.end_run_for(Kind::MemoryExceeded, message);
+                return;
+            }
+        }
+        let action = self.watches.health.as_mut().and_then(|h| h.on_timer(now));
+        match action {
+            Some(health::Action::StartProbe) => {
+                let Some(check) = self.daemon.supervision.health.clone() else {
+                    return;
+                };
+                let deadline = now + self.daemon.supervision.health_timeout;
+                if let Some(ok) = self.start_probe(&check, deadline) {
+                    self.on_health_result(Some(ok));
+                }
+            }
+            Some(health::Action::KillProbe) => self.kill_probe(),
+            None => {}
+        }
+    }
+
+    /// A health probe ended: `Some(passed)`, or `None` when it was killed at its
+    /// deadline. Ignored unless a health check runs (a readiness probe's end is not).
+    pub(super) fn on_health_result(&mut self, passed: Option<bool>) {
+        let result = match passed {
+            Some(true) => Ok(()),
+            Some(false) => Err(self.health_failure()),
+            None => Err(format!(
+                "no answer within health_timeout ({})",
+                crate::config::units::format_duration(self.daemon.supervision.health_timeout)
+            )),
+        };
+        let verdict = self
+            .watches
+            .health
+            .as_mut()
+            .and_then(|h| h.on_result(Instant::now(), result));
+        if let Some(unhealthy) = verdict {
+            let message = format!(
+                "{} failed checks in a row, the last: {}",
+                unhealthy.streak, unhealthy.reason
+            );
+            self.end_run_for(Kind::Unhealthy, message);
+        }
+    }
+
+    /// Why a check that ended failed, in words for the event.
+    fn health_failure(&self) -> String {
+        match &self.daemon.supervision.health {
+            Some(crate::config::ReadyCheck::Tcp(address)) => format!("cannot connect to {address}"),
+            Some(crate::config::ReadyCheck::Http(url)) => {
+                format!("GET {url} did not answer 2xx or 3xx")
+            }
+            Some(crate::config::ReadyCheck::Exec(argv)) => {
+                format!(
+                    "{} exited non-zero",
+                    argv.first().map_or("", String::as_str)
+                )
+            }
+            _ => "failed".to_string(),
+        }
+    }
+
+    /// The memory the daemon's processes use now: the cgroup's `memory.current` where
+    /// the keeper made a cgroup with the memory controller, else the sum of their
+    /// proportional set sizes (the probe left out).
+    fn memory_usage(&self) -> Usage {
+        if let Some(cgroup) = self.tracked.cgroup.as_ref() {
+            if let Some(memory) = memory::CgroupMemory::open(cgroup.path()) {
+                if let Ok(bytes) = memory.current() {
+                    return Usage {
+                        bytes,
+                        processes: cgroup.members().len(),
+                    };
+                }
+            }
+        }
+        let probe = self.probe.map(|p| p.id.pid);
+        let pids: Vec<i32> = self
+            .tracked
+            .live()
+            .into_iter()
+            .map(|id| id.pid)
+            .filter(|&pid| Some(pid) != probe)
+            .collect();
+        memory::usage_of(&pids)
+    }
+
+    /// Records `kind` with `message` and ends the run as a failure: the stop sequence,
+    /// then the restart policy.
+    fn end_run_for(&mut self, kind: Kind, message: String) {
+        let pid = self.child.map(|c| c.id.pid);
+        let mut event = self.event(kind).message(message.clone());
+        event.pid = pid;
+        self.record_event(event);
+        let ran = self
+            .child
+            .map_or(std::time::Duration::ZERO, |c| c.started.elapsed());
+        self.record.error = Some(format!("{}: {message}", kind.as_str()));
+        let next = self.decide(false, ran);
+        self.drain(next);
+    }
+}

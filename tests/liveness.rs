@@ -1,0 +1,143 @@
+//! Issue 14, items 3 and 4: `memory_max` and `health` against real processes. Each
+//! verdict is an event in `dmgr events` and a restart with a new PID; a healthy daemon
+//! is never restarted; a hung probe is killed at `health_timeout`.
+
+use std::fs;
+use std::time::Duration;
+
+use crate::support::{installed, is_alive, wait_until, TestEnv};
+
+/// A daemon that allocates 200 MB under `memory_max = "64MiB"` is restarted within a
+/// few seconds, with a `memory-exceeded` event that gives the figure.
+#[test]
+fn a_daemon_above_memory_max_is_restarted_with_a_memory_exceeded_event() {
+    let Some(python) = installed("python3", "memory_max") else {
+        return;
+    };
+    let env = TestEnv::new().daemon(
+        "hog",
+        &format!(
+            "command = [\"{}\", \"-c\", \"import time; b = b'x' * (200 << 20); time.sleep(1000)\"]\nstart_wait = \"50ms\"\nrestart_delay = \"100ms\"\nmemory_max = \"64MiB\"\n",
+            python.display()
+        ),
+    );
+    env.dmgr(&["start", "hog"]).success();
+    let first = env.pid("hog").unwrap();
+    let second = env.wait_for_restart("hog", first);
+    assert_ne!(first, second);
+    let events = env.events("hog");
+    let line = events
+        .lines()
+        .find(|l| l.contains("memory-exceeded"))
+        .unwrap_or_else(|| panic!("no memory-exceeded event in:\n{events}"));
+    assert!(line.contains("above memory_max 64MiB"), "{line}");
+    assert!(events.contains("restarting"), "{events}");
+    env.dmgr(&["stop", "hog"]).success();
+    assert!(!is_alive(second));
+}
+
+/// A healthy daemon is checked and never restarted; once its check fails
+/// `health_failures` times in a row, the keeper records `unhealthy` with the last
+/// reason and restarts it.
+#[test]
+fn a_failing_exec_health_check_restarts_the_daemon_and_a_passing_one_never_does() {
+    let env = TestEnv::new();
+    let count = env.root().join("checks");
+    let flag = env.root().join("broken");
+    env.write(
+        "web",
+        &format!(
+            "command = \"sleep 1000\"\nstart_wait = \"50ms\"\nrestart_delay = \"100ms\"\nhealth = {{ exec = [\"sh\", \"-c\", \"echo x >> {}; test ! -e {}\"] }}\nhealth_interval = \"1s\"\nhealth_timeout = \"2s\"\nhealth_failures = 2\n",
+            count.display(),
+            flag.display()
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let first = env.pid("web").unwrap();
+    let checks = || fs::read_to_string(&count).map_or(0, |t| t.lines().count());
+    wait_until("three checks passed", Duration::from_secs(15), || {
+        checks() >= 3
+    });
+    assert_eq!(
+        env.pid("web"),
+        Some(first),
+        "a healthy daemon was restarted"
+    );
+    assert!(!env.events("web").contains("unhealthy"));
+
+    fs::write(&flag, "").unwrap();
+    let second = env.wait_for_restart("web", first);
+    let events = env.events("web");
+    let line = events
+        .lines()
+        .find(|l| l.contains("unhealthy"))
+        .unwrap_or_else(|| panic!("no unhealthy event in:\n{events}"));
+    assert!(line.contains("2 failed checks in a row"), "{line}");
+    assert!(line.contains("sh exited non-zero"), "{line}");
+    fs::remove_file(&flag).unwrap();
+    env.dmgr(&["stop", "web"]).success();
+    assert!(!is_alive(second));
+}
+
+/// A probe that hangs is killed at `health_timeout`, counts as failed, and none is
+/// left once the daemon is stopped.
+#[test]
+fn a_hung_health_probe_is_killed_at_its_timeout_and_none_is_left_after_stop() {
+    let env = TestEnv::new();
+    let pids = env.root().join("probes");
+    env.write(
+        "web",
+        &format!(
+            "command = \"sleep 1000\"\nstart_wait = \"50ms\"\nrestart_delay = \"100ms\"\nhealth = {{ exec = [\"sh\", \"-c\", \"echo $$ >> {}; exec sleep 1001\"] }}\nhealth_interval = \"1s\"\nhealth_timeout = \"300ms\"\nhealth_failures = 2\n",
+            pids.display()
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let first = env.pid("web").unwrap();
+    let probes = || -> Vec<i32> {
+        fs::read_to_string(&pids)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    wait_until("the first probe runs", Duration::from_secs(10), || {
+        !probes().is_empty()
+    });
+    let hung = probes()[0];
+    env.track(hung);
+    wait_until(
+        "the hung probe is killed at health_timeout",
+        Duration::from_secs(5),
+        || !is_alive(hung),
+    );
+    let second = env.wait_for_restart("web", first);
+    let events = env.events("web");
+    assert!(
+        events.contains("no answer within health_timeout (300ms)"),
+        "{events}"
+    );
+    env.dmgr(&["stop", "web"]).success();
+    for pid in probes() {
+        assert!(!is_alive(pid), "probe {pid} outlived the stop");
+    }
+    assert!(!is_alive(second));
+}
+
+/// `check` knows the new keys: `health` takes no `file`, and the timing keys are
+/// bounded.
+#[test]
+fn check_locates_bad_health_and_memory_max() {
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = \"sleep 1\"\nhealth = { file = \"x\" }\nhealth_interval = \"10ms\"\nhealth_failures = 0\nmemory_max = \"1KiB\"\n",
+    );
+    let f = env.config_dir().join("web.toml");
+    let f = f.display();
+    env.dmgr(&["check"])
+        .code(2)
+        .stderr_has(&format!("{f}:2:12: unknown key `health.file`"))
+        .stderr_has(&format!("{f}:3:19: `health_interval` must be at least 1s"))
+        .stderr_has(&format!("{f}:4:19: `health_failures` must be at least 1"))
+        .stderr_has(&format!("{f}:5:14: `memory_max` is 1KiB"));
+}
