@@ -80,6 +80,7 @@ pub mod policy;
 pub mod probe;
 mod record;
 pub mod resources;
+mod spawn_step;
 pub mod sys;
 mod tracked;
 

@@ -1,0 +1,132 @@
+//! Unit tests of the state record.
+
+use super::*;
+
+/// A record as the dmgr before the grouped definition types wrote it (signals by
+/// number, copies of the keys), taken from a real keeper: it still decodes, so
+/// `list` shows the daemon, `stop` stops it and `apply` sees nothing changed.
+#[test]
+fn record_written_by_the_previous_dmgr_still_reads() {
+    const OLD: &str = r#"{"name":"web","keeper":{"pid":860,"start":2148816},"daemon":null,"status":"stopped","started_at_ms":1796218095134,"restarts":0,"last_exit":{"code":null,"signal":"TERM","at_ms":1796218100887,"ran_ms":5764},"history":[{"code":null,"signal":"TERM","at_ms":1796218100887,"ran_ms":5764}],"next_restart_ms":null,"error":null,"log_error":null,"pidfile":"/tmp/layoutcompat.D3oK/r/web.pid","log":"/tmp/layoutcompat.D3oK/r/log/web.log","stderr_log":null,"command":["sleep","300"],"stop_signal":15,"stop_timeout_ms":3000,"process":{"command":["sleep","300"],"env":{},"clear_env":false,"working_dir":"/","user":null,"group":null,"umask":18,"log":"/tmp/layoutcompat.D3oK/r/log/web.log","stderr_log":null},"supervision":{"restart":"on-failure","restart_delay_ms":1000,"max_restarts":10,"start_wait_ms":500,"ready":null,"ready_timeout_ms":30000,"stop_signal":15,"stop_timeout_ms":3000,"reload_signal":1,"reload_command":null,"stop_command":null},"output_pipes":[],"boot_id":"9509e5df-d24e-4576-b4df-e907432ed046","reason":"stopped-by-request","cgroup":null,"daemon_pidfile":null,"foreground":false,"sum":"5929c77aef5f8a36"}"#;
+    let Decoded::Record(record) = decode(OLD.as_bytes()) else {
+        panic!("the old record does not decode");
+    };
+    let term = Signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(record.stop_signal, term);
+    assert_eq!(record.stop_timeout_ms, 3000);
+    assert_eq!(record.supervision.stop_signal, term);
+    assert_eq!(record.supervision.stop_timeout, Duration::from_secs(3));
+    assert_eq!(record.supervision.restart_delay, Duration::from_secs(1));
+    assert_eq!(record.process.command, ["sleep", "300"]);
+    let mut daemon = crate::config::tests_support::minimal("web");
+    daemon.process.command = vec!["sleep".into(), "300".into()];
+    daemon.process.log = record.process.log.clone();
+    daemon.supervision.stop_timeout = Duration::from_secs(3);
+    assert_eq!(record.process.changed(&daemon.process), Vec::<&str>::new());
+    assert_eq!(
+        record.supervision.changed(&daemon.supervision),
+        Vec::<&str>::new()
+    );
+}
+
+/// `list --json` prints each status as the word the table shows.
+#[test]
+fn each_status_serialises_as_its_word_and_parses_back() {
+    for status in Status::ALL {
+        let json = serde_json::to_value(status).unwrap();
+        assert_eq!(json, status.as_str());
+        assert_eq!(status.as_str().parse(), Ok(status));
+    }
+    assert_eq!("up".parse::<Status>(), Err(()));
+}
+
+#[test]
+fn signals_are_written_by_name() {
+    let record = serde_json::to_value(Supervision::default()).unwrap();
+    assert_eq!(record["stop_signal"], "TERM");
+    assert_eq!(record["reload_signal"], "HUP");
+    assert_eq!(record["stop_timeout_ms"], 10_000);
+    let back: Supervision = serde_json::from_value(record).unwrap();
+    assert_eq!(back, Supervision::default());
+}
+
+fn identity(mtime_ns: i64, ctime_ns: i64, taken_ns: i64) -> FileIdentity {
+    FileIdentity {
+        dev: 1,
+        ino: 2,
+        size: 3,
+        mtime_ns,
+        ctime_ns,
+        taken_ns,
+    }
+}
+
+/// git's racy rule: a file changed within the timestamps' granularity of the moment
+/// its identity was taken could change again with the same times, so its identity
+/// proves nothing; one changed earlier is trusted.
+#[test]
+fn an_identity_taken_within_the_granularity_of_the_last_change_is_not_trusted() {
+    let g = TIMESTAMP_GRANULARITY_NS;
+    let t = 1_800_000_000_000_000_000;
+    assert!(identity(t - g - 1, t - g - 1, t).is_trusted());
+    assert!(!identity(t - g, t - g - 1, t).is_trusted());
+    assert!(
+        !identity(t - g - 1, t - g, t).is_trusted(),
+        "ctime counts too"
+    );
+    assert!(!identity(t, t, t).is_trusted());
+    // A time in the future (clock set back, another host's clock) is not trusted.
+    assert!(!identity(t + 5 * g, t + 5 * g, t).is_trusted());
+}
+
+#[test]
+fn any_change_of_device_inode_size_or_times_is_another_file() {
+    let old = identity(10, 20, 1_000_000_000);
+    let later = FileIdentity {
+        taken_ns: 9_000_000_000,
+        ..old
+    };
+    assert!(old.is_same_file(&later), "when it was taken does not count");
+    for changed in [
+        FileIdentity { dev: 9, ..later },
+        FileIdentity { ino: 9, ..later },
+        FileIdentity { size: 9, ..later },
+        FileIdentity {
+            mtime_ns: 11,
+            ..later
+        },
+        FileIdentity {
+            ctime_ns: 21,
+            ..later
+        },
+    ] {
+        assert!(!old.is_same_file(&changed), "{changed:?}");
+    }
+}
+
+#[test]
+fn the_identity_of_a_file_follows_its_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("web.toml");
+    std::fs::write(&path, "command = \"a\"\n").unwrap();
+    let first = FileIdentity::of(&path).unwrap();
+    assert_eq!(first.size, 14);
+    assert!(first.taken_ns >= first.ctime_ns - TIMESTAMP_GRANULARITY_NS);
+    std::fs::write(&path, "command = \"bb\"\n").unwrap();
+    assert!(!first.is_same_file(&FileIdentity::of(&path).unwrap()));
+    assert!(FileIdentity::of(&dir.path().join("none.toml")).is_none());
+}
+
+#[test]
+fn torn_records_are_detected_and_longer_old_tails_ignored() {
+    assert!(matches!(
+        decode(b"{\"a\":1,\"sum\":\"0000000000000000\"}"),
+        Decoded::Torn
+    ));
+    assert!(matches!(decode(b"{\"na"), Decoded::Torn));
+    let body = b"{\"name\":1";
+    let mut good = body.to_vec();
+    good.extend_from_slice(format!(",\"sum\":\"{:016x}\"}}\nold tail", fnv1a(body)).as_bytes());
+    // Checksummed, but not a StateRecord: invalid, not torn.
+    assert!(matches!(decode(&good), Decoded::Invalid));
+}
