@@ -141,3 +141,44 @@ fn check_locates_bad_health_and_memory_max() {
         .stderr_has(&format!("{f}:4:19: `health_failures` must be at least 1"))
         .stderr_has(&format!("{f}:5:14: `memory_max` is 1KiB"));
 }
+
+/// Issue 14 item 5: a daemon in a failure streak shows it in `list` and `status`, the
+/// memory against its ceiling is in `status`, and `--json` carries the same facts.
+#[test]
+fn list_and_status_show_a_failure_streak_and_the_memory_against_the_ceiling() {
+    let env = TestEnv::new();
+    let flag = env.root().join("broken");
+    env.write(
+        "web",
+        &format!(
+            "command = \"sleep 1000\"\nstart_wait = \"50ms\"\nhealth = {{ exec = [\"test\", \"!\", \"-e\", \"{}\"] }}\nhealth_interval = \"1s\"\nhealth_failures = 1000\nmemory_max = \"1GiB\"\n",
+            flag.display()
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    wait_until("a check passed", Duration::from_secs(15), || {
+        env.entry("web")["health"]["failures_in_row"] == 0
+    });
+    let entry = env.entry("web");
+    assert_eq!(entry["status"], "running");
+    assert!(entry["health"]["last_error"].is_null(), "{entry}");
+    assert_eq!(entry["memory"]["max_bytes"], 1u64 << 30, "{entry}");
+    assert!(entry["memory"]["used_bytes"].as_u64() > Some(0), "{entry}");
+    env.dmgr(&["list"]).success().stdout_has("running");
+
+    fs::write(&flag, "").unwrap();
+    wait_until("two checks failed", Duration::from_secs(15), || {
+        env.entry("web")["health"]["failures_in_row"].as_u64() >= Some(2)
+    });
+    env.dmgr(&["list"])
+        .success()
+        .stdout_has("running (failing ");
+    env.dmgr(&["status", "web"])
+        .success()
+        .stdout_has("health:")
+        .stdout_has("failed: test exited non-zero")
+        .stdout_has("of 1000 failures in a row")
+        .stdout_has("memory max:");
+    env.dmgr(&["stop", "web"]).success();
+    assert!(env.entry("web")["health"].is_null());
+}

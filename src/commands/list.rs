@@ -281,6 +281,17 @@ fn status_cell(entry: &ListEntry) -> String {
             format!("{} ({how})", entry.status)
         }
         (_, Status::Running) if !entry.supervised => "running (no keeper)".into(),
+        (_, Status::Running) => match (&entry.health, &entry.memory) {
+            (Some(h), _) if h.failures_in_row > 0 => format!(
+                "running (failing {}/{})",
+                h.failures_in_row, h.failures_allowed
+            ),
+            (_, Some(m)) if m.is_near() => format!(
+                "running (memory {}%)",
+                m.used_bytes.saturating_mul(100) / m.max_bytes.max(1)
+            ),
+            _ => "running".into(),
+        },
         _ => entry.status.to_string(),
     }
 }

@@ -188,6 +188,33 @@ fn render(e: &StatusEntry) -> String {
     if let Some(mem) = l.memory_bytes {
         field("memory", format_bytes(mem));
     }
+    if let Some(m) = &l.memory {
+        field(
+            "memory max",
+            format!(
+                "{} of {} ({}%) in all its processes, {} ago",
+                format_bytes(m.used_bytes),
+                format_bytes(m.max_bytes),
+                m.used_bytes.saturating_mul(100) / m.max_bytes.max(1),
+                ago(m.at_ms)
+            ),
+        );
+    }
+    if let Some(h) = &l.health {
+        let last = match &h.last_error {
+            None => "passed".to_string(),
+            Some(why) => format!("failed: {why}"),
+        };
+        field(
+            "health",
+            format!(
+                "{last} {} ago; {} of {} failures in a row",
+                ago(h.last_at_ms),
+                h.failures_in_row,
+                h.failures_allowed
+            ),
+        );
+    }
     if let Some(error) = &l.error {
         field("error", error.clone());
     }
@@ -254,4 +281,12 @@ fn render(e: &StatusEntry) -> String {
         }
     }
     out
+}
+
+/// How long ago `at_ms` (ms since the epoch) was, as `3.2s`.
+fn ago(at_ms: u64) -> String {
+    format!(
+        "{:.1}s",
+        state::now_ms().saturating_sub(at_ms) as f64 / 1000.0
+    )
 }

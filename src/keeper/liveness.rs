@@ -18,6 +18,7 @@ use super::Keeper;
 use crate::config::units::Size;
 use crate::config::Supervision;
 use crate::events::Kind;
+use crate::state;
 
 /// The watches of one daemon, built from its supervision keys.
 #[derive(Debug, Default)]
@@ -64,6 +65,7 @@ impl Keeper {
 
     /// The daemon stops, exited or waits in backoff: no checks until it is up again.
     pub(super) fn pause_watches(&mut self) {
+        self.record.watch = state::Watch::default();
         if let Some(h) = &mut self.watches.health {
             h.pause();
         }
@@ -94,6 +96,7 @@ impl Keeper {
                 .memory
                 .as_mut()
                 .and_then(|m| m.on_sample(now, usage));
+            self.note_memory(usage.bytes);
             if let Some(exceeded) = exceeded {
                 let message = format!(
                     "{} in use, above memory_max {} ({} process{})",
@@ -133,17 +136,49 @@ impl Keeper {
                 crate::config::units::format_duration(self.daemon.supervision.health_timeout)
             )),
         };
+        let last_error = result.as_ref().err().cloned();
         let verdict = self
             .watches
             .health
             .as_mut()
             .and_then(|h| h.on_result(Instant::now(), result));
+        if let Some(h) = &self.watches.health {
+            self.record.watch.health = Some(state::HealthSeen {
+                failures_in_row: verdict.as_ref().map_or(h.streak(), |u| u.streak),
+                failures_allowed: self.daemon.supervision.health_failures,
+                last_at_ms: state::now_ms(),
+                last_error,
+            });
+            self.save();
+        }
         if let Some(unhealthy) = verdict {
             let message = format!(
                 "{} failed checks in a row, the last: {}",
                 unhealthy.streak, unhealthy.reason
             );
             self.end_run_for(Kind::Unhealthy, message);
+        }
+    }
+
+    /// Records a memory sample for `list` and `status` when it moved by 1 % of the
+    /// ceiling or more since the last one recorded: most samples write nothing.
+    fn note_memory(&mut self, used: u64) {
+        let Some(max) = self.daemon.supervision.memory_max.map(|m| m.0) else {
+            return;
+        };
+        let moved = self
+            .record
+            .watch
+            .memory
+            .as_ref()
+            .is_none_or(|m| m.used_bytes.abs_diff(used).saturating_mul(100) >= max);
+        if moved {
+            self.record.watch.memory = Some(state::MemorySeen {
+                used_bytes: used,
+                max_bytes: max,
+                at_ms: state::now_ms(),
+            });
+            self.save();
         }
     }
 

@@ -58,6 +58,7 @@ impl Keeper {
         self.record.status = status;
         self.record.reason = Some(reason);
         self.record.daemon = None;
+        self.record.watch = state::Watch::default();
         self.record.next_restart_ms = None;
         self.record.error = error.clone();
         // Everything is gone: nothing is left for `stop` or `start` to look for,
@@ -131,6 +132,7 @@ pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
         foreground: false,
         probe: None,
         env_file_digest: None,
+        watch: Default::default(),
         definition: None,
     }
 }

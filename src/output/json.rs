@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::config::Daemon;
-use crate::state::{ExitRecord, Observed, Reason, Status};
+use crate::state::{ExitRecord, HealthSeen, MemorySeen, Observed, Reason, Status};
 
 /// One daemon in `list --json`.
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +34,10 @@ pub struct ListEntry {
     /// Why it is not running (or runs without a keeper), or null: one of
     /// stopped-by-request, exited, gave-up, start-failed, host-restarted, keeper-lost.
     pub reason: Option<Reason>,
+    /// The liveness check's last outcome while it runs under a keeper, or null.
+    pub health: Option<HealthSeen>,
+    /// The memory against `memory_max` while it runs under a keeper, or null.
+    pub memory: Option<MemorySeen>,
 }
 
 impl ListEntry {
@@ -41,6 +45,10 @@ impl ListEntry {
     pub fn new(name: &str, daemon: Option<&Daemon>, observed: &Observed) -> ListEntry {
         let record = observed.record.as_ref();
         let pid = observed.daemon.map(|p| p.pid);
+        // Only a keeper that lives keeps them up to date.
+        let watch = record
+            .filter(|_| observed.keeper.is_some() && observed.status == Status::Running)
+            .map(|r| &r.watch);
         let command = daemon
             .map(|d| d.process.command.clone())
             .or_else(|| record.map(|r| r.command.clone()))
@@ -62,6 +70,8 @@ impl ListEntry {
             description: daemon.and_then(|d| d.description.clone()),
             supervised: observed.keeper.is_some() || pid.is_none(),
             reason: observed.reason,
+            health: watch.and_then(|w| w.health.clone()),
+            memory: watch.and_then(|w| w.memory.clone()),
         }
     }
 }

@@ -180,6 +180,48 @@ impl ExitRecord {
     }
 }
 
+/// What the keeper's watches (issue 14) saw last, for `list` and `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watch {
+    /// The liveness check, once one ended in this run.
+    #[serde(default)]
+    pub health: Option<HealthSeen>,
+    /// The memory ceiling's last sample.
+    #[serde(default)]
+    pub memory: Option<MemorySeen>,
+}
+
+/// The liveness check's last outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthSeen {
+    /// Checks failed in a row (0 after a pass).
+    pub failures_in_row: u32,
+    /// `health_failures`: the streak that restarts the daemon.
+    pub failures_allowed: u32,
+    /// When the last check ended (ms since the epoch).
+    pub last_at_ms: u64,
+    /// Why the last check failed, or null when it passed.
+    pub last_error: Option<String>,
+}
+
+/// The memory ceiling's last sample.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemorySeen {
+    /// What the daemon's processes used together, in bytes.
+    pub used_bytes: u64,
+    /// `memory_max`, in bytes.
+    pub max_bytes: u64,
+    /// When it was sampled (ms since the epoch).
+    pub at_ms: u64,
+}
+
+impl MemorySeen {
+    /// True when the daemon uses 90 % of its ceiling or more.
+    pub fn is_near(&self) -> bool {
+        self.used_bytes.saturating_mul(10) >= self.max_bytes.saturating_mul(9)
+    }
+}
+
 /// What a keeper records about its daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateRecord {
@@ -253,6 +295,10 @@ pub struct StateRecord {
     /// The probe process that runs (a `ready` check), leader of its own process group.
     #[serde(default)]
     pub probe: Option<ProcId>,
+    /// What the keeper's liveness check and memory ceiling saw last while the daemon
+    /// is up; empty otherwise.
+    #[serde(default)]
+    pub watch: Watch,
     /// The definition file as the keeper loaded it, so that `list` can skip reading
     /// a file that has not changed since (issue 15). `None` in older records, and
     /// then `list` reads the file.
