@@ -286,10 +286,7 @@ fn status_cell(entry: &ListEntry) -> String {
                 "running (failing {}/{})",
                 h.failures_in_row, h.failures_allowed
             ),
-            (_, Some(m)) if m.is_near() => format!(
-                "running (memory {}%)",
-                m.used_bytes.saturating_mul(100) / m.max_bytes.max(1)
-            ),
+            (_, Some(m)) if m.is_near() => format!("running (memory {}%)", m.percent()),
             _ => "running".into(),
         },
         _ => entry.status.to_string(),

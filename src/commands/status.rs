@@ -195,7 +195,7 @@ fn render(e: &StatusEntry) -> String {
                 "{} of {} ({}%) in all its processes, {} ago",
                 format_bytes(m.used_bytes),
                 format_bytes(m.max_bytes),
-                m.used_bytes.saturating_mul(100) / m.max_bytes.max(1),
+                m.percent(),
                 ago(m.at_ms)
             ),
         );
@@ -283,10 +283,7 @@ fn render(e: &StatusEntry) -> String {
     out
 }
 
-/// How long ago `at_ms` (ms since the epoch) was, as `3.2s`.
+/// How long ago `at_ms` (ms since the epoch) was, as `uptime` is written (`42s`).
 fn ago(at_ms: u64) -> String {
-    format!(
-        "{:.1}s",
-        state::now_ms().saturating_sub(at_ms) as f64 / 1000.0
-    )
+    format_uptime(state::now_ms().saturating_sub(at_ms) / 1000)
 }

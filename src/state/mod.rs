@@ -216,9 +216,14 @@ pub struct MemorySeen {
 }
 
 impl MemorySeen {
+    /// The share of the ceiling in use, in whole percent.
+    pub fn percent(&self) -> u64 {
+        self.used_bytes.saturating_mul(100) / self.max_bytes.max(1)
+    }
+
     /// True when the daemon uses 90 % of its ceiling or more.
     pub fn is_near(&self) -> bool {
-        self.used_bytes.saturating_mul(10) >= self.max_bytes.saturating_mul(9)
+        self.percent() >= 90
     }
 }
 
