@@ -12,16 +12,17 @@ use clap::Parser;
 static NOTE_CLOSED_STDOUT: extern "C" fn() = dmgr::output::note_closed_stdout;
 
 fn main() -> ExitCode {
-    // A keeper is started by dmgr itself with a fixed argv, and then lives for as long
-    // as its daemon: parsing that argv by hand spares every keeper the memory that
-    // clap's full command tree leaves behind.
+    // The launcher of keepers is started by dmgr itself with a fixed argv, and its
+    // keepers live for as long as their daemons: parsing that argv by hand spares
+    // every keeper the memory that clap's full command tree leaves behind.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // A tcp or http probe of a keeper: connect, answer with the exit status.
     if let Some(code) = dmgr::keeper::probe::run_internal(&args) {
         return ExitCode::from(code);
     }
-    let result = match dmgr::keeper::argv::KeeperArgv::parse(args) {
-        Some(keeper) => dmgr::keeper::run(&keeper.dirs, &keeper.name, Some(keeper.notify_fd)),
+    let argv0 = args.first().cloned().unwrap_or_else(|| "dmgr".into());
+    let result = match dmgr::keeper::argv::LauncherArgv::parse(args) {
+        Some(launcher) => dmgr::keeper::launcher::run(argv0, launcher),
         None => dmgr::run(dmgr::cli::Cli::parse()),
     };
     match result {

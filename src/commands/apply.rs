@@ -173,7 +173,7 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
                 _ => {}
             }
         }
-        control::await_starts(pending, |name, result| {
+        control::await_starts(&ctx.dirs, pending, |name, result| {
             if let Some(action) = action_of(name) {
                 report(ctx, &mut failures, action, result.map(drop));
             }

@@ -48,7 +48,7 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
                 Err(err) => failures.fail(err),
             }
         }
-        control::await_starts(pending, |name, result| {
+        control::await_starts(&ctx.dirs, pending, |name, result| {
             report(ctx, &mut failures, name, result)
         });
     }

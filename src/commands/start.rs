@@ -51,7 +51,7 @@ pub(super) fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
                 }
             }
         }
-        control::await_starts(pending, |name, result| match result {
+        control::await_starts(&ctx.dirs, pending, |name, result| match result {
             Ok(started) => {
                 failures.ok();
                 ctx.say(&describe(name, started));

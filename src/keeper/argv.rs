@@ -1,8 +1,11 @@
-//! The keeper's command line, built by `dmgr start` and parsed by the keeper, here in
-//! one place: `dmgr --config-dir C --run-dir R __keeper --name N --log-dir L
-//! --notify-fd F`. It is no clap subcommand: nobody types it, clap's command tree
-//! would stay resident in every keeper, and `dmgr`'s own start-up (a raised open-file
-//! limit) must not reach the daemons.
+//! The launcher's command line, built by `dmgr start` and parsed by the launcher, and
+//! the keeper's title, which each keeper shows in ps(1), here in one place. The
+//! launcher's is `dmgr --config-dir C --run-dir R __launch --log-dir L` and then
+//! `--name N --notify-fd F` for each daemon; a keeper's is `dmgr --config-dir C
+//! --run-dir R __keeper --name N --log-dir L --notify-fd F`. Neither is a clap
+//! subcommand: nobody types them, clap's command tree would stay resident in every
+//! keeper, and `dmgr`'s own start-up (a raised open-file limit) must not reach the
+//! daemons.
 
 use std::ffi::OsString;
 use std::os::fd::RawFd;
@@ -13,7 +16,7 @@ use crate::config::Dirs;
 /// The word that marks a keeper's argv.
 const KEEPER: &str = "__keeper";
 
-/// What a keeper is started with.
+/// What a keeper is: the title it shows in ps(1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeeperArgv {
     /// The directories of the `dmgr start` that spawned it.
@@ -25,7 +28,7 @@ pub struct KeeperArgv {
 }
 
 impl KeeperArgv {
-    /// The arguments after argv\[0\].
+    /// The title's words after argv\[0\].
     pub fn to_args(&self) -> Vec<OsString> {
         vec![
             "--config-dir".into(),
@@ -41,33 +44,79 @@ impl KeeperArgv {
             self.notify_fd.to_string().into(),
         ]
     }
+}
 
-    /// Recognises exactly what [`KeeperArgv::to_args`] builds, after any argv\[0\];
+/// The word that marks the launcher's argv.
+const LAUNCH: &str = "__launch";
+
+/// What the launcher is started with: the keepers to fork, each a daemon's name and
+/// the write end of its notify pipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LauncherArgv {
+    /// The directories of the `dmgr start` that spawned it.
+    pub dirs: Dirs,
+    /// Each daemon to keep, with its notify fd.
+    pub keepers: Vec<(String, RawFd)>,
+}
+
+impl LauncherArgv {
+    /// The arguments after argv\[0\]: `--config-dir C --run-dir R __launch --log-dir L`
+    /// and then `--name N --notify-fd F` for each keeper. For one keeper that is as
+    /// long as the keeper's own title ([`KeeperArgv::to_args`]), for more it is
+    /// longer: each keeper's title fits in the argument area it inherits.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "--config-dir".into(),
+            self.dirs.config_dir.clone().into(),
+            "--run-dir".into(),
+            self.dirs.run_dir.clone().into(),
+            LAUNCH.into(),
+            "--log-dir".into(),
+            self.dirs.log_dir.clone().into(),
+        ];
+        for (name, fd) in &self.keepers {
+            args.extend(["--name".into(), name.into(), "--notify-fd".into()]);
+            args.push(fd.to_string().into());
+        }
+        args
+    }
+
+    /// Recognises exactly what [`LauncherArgv::to_args`] builds, after any argv\[0\];
     /// anything else is `None` (and goes to clap as usual).
-    pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<KeeperArgv> {
+    pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<LauncherArgv> {
         let args: Vec<OsString> = args.into_iter().collect();
-        let [_, c, config_dir, r, run_dir, k, n, name, l, log_dir, f, fd] = &args[..] else {
+        let [_, c, config_dir, r, run_dir, k, l, log_dir, rest @ ..] = &args[..] else {
             return None;
         };
         let flags = [
             (c, "--config-dir"),
             (r, "--run-dir"),
-            (k, KEEPER),
-            (n, "--name"),
+            (k, LAUNCH),
             (l, "--log-dir"),
-            (f, "--notify-fd"),
         ];
         if !flags.iter().all(|(arg, want)| arg.to_str() == Some(want)) {
             return None;
         }
-        Some(KeeperArgv {
+        if rest.is_empty() || rest.len() % 4 != 0 {
+            return None;
+        }
+        let keepers = rest
+            .chunks(4)
+            .map(|k| match k {
+                [n, name, f, fd] if n == "--name" && f == "--notify-fd" => Some((
+                    name.to_str()?.to_string(),
+                    fd.to_str()?.parse().ok().filter(|fd| *fd > 2)?,
+                )),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(LauncherArgv {
             dirs: Dirs {
                 config_dir: PathBuf::from(config_dir),
                 run_dir: PathBuf::from(run_dir),
                 log_dir: PathBuf::from(log_dir),
             },
-            name: name.to_str()?.to_string(),
-            notify_fd: fd.to_str()?.parse().ok().filter(|fd| *fd > 2)?,
+            keepers,
         })
     }
 }
@@ -80,31 +129,53 @@ mod tests {
         text.split(' ').map(OsString::from).collect()
     }
 
+    fn dirs() -> Dirs {
+        Dirs {
+            config_dir: "/c d".into(),
+            run_dir: "/r".into(),
+            log_dir: "/l".into(),
+        }
+    }
+
     #[test]
-    fn what_start_builds_the_keeper_parses() {
-        let built = KeeperArgv {
-            dirs: Dirs {
-                config_dir: "/c d".into(),
-                run_dir: "/r".into(),
-                log_dir: "/l".into(),
-            },
-            name: "web".into(),
-            notify_fd: 5,
+    fn what_start_builds_the_launcher_parses() {
+        let built = LauncherArgv {
+            dirs: dirs(),
+            keepers: vec![("web".into(), 5), ("db".into(), 7)],
         };
         let args = std::iter::once(OsString::from("dmgr")).chain(built.to_args());
-        assert_eq!(KeeperArgv::parse(args), Some(built));
+        assert_eq!(LauncherArgv::parse(args), Some(built));
+    }
+
+    /// Each keeper's title must fit where the launcher's argv was.
+    #[test]
+    fn a_keeper_title_is_no_longer_than_the_launcher_argv() {
+        let length = |args: Vec<OsString>| args.iter().map(|a| a.len() + 1).sum::<usize>();
+        let keeper = KeeperArgv {
+            dirs: dirs(),
+            name: "web".into(),
+            notify_fd: 1234,
+        };
+        let one = LauncherArgv {
+            dirs: dirs(),
+            keepers: vec![("web".into(), 1234)],
+        };
+        assert_eq!(length(keeper.to_args()), length(one.to_args()));
     }
 
     #[test]
     fn nothing_else_parses() {
-        assert_eq!(KeeperArgv::parse(argv("dmgr start web")), None);
-        let bad_fd =
-            "dmgr --config-dir /c --run-dir /r __keeper --name web --log-dir /l --notify-fd";
+        assert_eq!(LauncherArgv::parse(argv("dmgr start web")), None);
+        let base = "dmgr --config-dir /c --run-dir /r __launch --log-dir /l";
+        assert_eq!(LauncherArgv::parse(argv(base)), None);
         for fd in ["x", "1", "-4"] {
-            assert_eq!(KeeperArgv::parse(argv(&format!("{bad_fd} {fd}"))), None);
+            let args = argv(&format!("{base} --name web --notify-fd {fd}"));
+            assert_eq!(LauncherArgv::parse(args), None);
         }
+        let cut = argv(&format!("{base} --name web --notify-fd 5 --name db"));
+        assert_eq!(LauncherArgv::parse(cut), None);
         let swapped =
-            "dmgr --run-dir /c --config-dir /r __keeper --name web --log-dir /l --notify-fd 5";
-        assert_eq!(KeeperArgv::parse(argv(swapped)), None);
+            "dmgr --run-dir /c --config-dir /r __launch --log-dir /l --name web --notify-fd 5";
+        assert_eq!(LauncherArgv::parse(argv(swapped)), None);
     }
 }

@@ -6,15 +6,16 @@
 //! for the first to finish, then finds the daemon running and succeeds.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
-use super::argv::KeeperArgv;
+use super::argv::LauncherArgv;
 use super::leftovers::{
     clear_leftovers, left_behind, remove_cgroup, signal_stop, stop_unsupervised, wait_until, GRACE,
 };
@@ -68,6 +69,8 @@ pub struct Pending {
     name: String,
     log: PathBuf,
     pipe: File,
+    /// The pipe's write end, for the keeper, until the launcher has it.
+    notify: Option<OwnedFd>,
     deadline: Instant,
     _lock: Option<OperationLock>,
 }
@@ -77,12 +80,12 @@ pub struct Pending {
 pub enum Begun {
     /// Nothing to wait for.
     Done(Started),
-    /// A keeper was spawned; [`await_starts`] collects its report.
+    /// A keeper is to be made: [`await_starts`] launches it and collects its report.
     Waiting(Pending),
 }
 
-/// Spawns a keeper for `daemon` unless it runs. `lock` is the daemon's operation lock,
-/// held until the keeper reports (`None` when the caller holds it).
+/// Prepares a keeper for `daemon` unless it runs. `lock` is the daemon's operation
+/// lock, held until the keeper reports (`None` when the caller holds it).
 pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) -> Result<Begun> {
     let observed = state::observe(dirs, &daemon.name, Some(&daemon.pidfile));
     if let Some(process) = observed.daemon {
@@ -111,24 +114,11 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
     }
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| Error::daemon(&daemon.name, format!("cannot create a pipe: {e}")))?;
-    let exe = std::env::current_exe().map_err(|source| Error::Io {
-        action: "find the dmgr executable",
-        path: "/proc/self/exe".into(),
-        source,
-    })?;
-    let args = KeeperArgv {
-        dirs: dirs.clone(),
-        name: daemon.name.clone(),
-        notify_fd: write.as_raw_fd(),
-    }
-    .to_args();
-    sys::spawn_keeper(&exe, &args, write.as_fd())
-        .map_err(|e| Error::daemon(&daemon.name, format!("cannot start a keeper: {e}")))?;
-    drop(write);
     Ok(Begun::Waiting(Pending {
         name: daemon.name.clone(),
         log: daemon.process.log.clone(),
         pipe: File::from(read),
+        notify: Some(write),
         deadline: Instant::now()
             + daemon.supervision.start_wait
             + daemon.supervision.ready_timeout
@@ -173,9 +163,24 @@ pub fn claim_for_foreground(
     }
 }
 
-/// Waits for the reports of spawned keepers, all at once in one poll(2), and hands
-/// each outcome to `done` as it arrives.
-pub fn await_starts(mut pending: Vec<Pending>, mut done: impl FnMut(&str, Result<Started>)) {
+/// Makes the keepers of `pending` with one launcher (see [`super::launcher`]), waits
+/// for their reports, all at once in one poll(2), and hands each outcome to `done` as
+/// it arrives.
+pub fn await_starts(
+    dirs: &Dirs,
+    mut pending: Vec<Pending>,
+    mut done: impl FnMut(&str, Result<Started>),
+) {
+    let mut launcher = match launch(dirs, &mut pending) {
+        Ok(launcher) => launcher,
+        Err(e) => {
+            for p in pending {
+                let reason = format!("cannot start a keeper: {e}");
+                done(&p.name, Err(failure(&p.name, &p.log, &reason)));
+            }
+            return;
+        }
+    };
     while !pending.is_empty() {
         let now = Instant::now();
         let (late, waiting): (Vec<Pending>, Vec<Pending>) =
@@ -230,6 +235,33 @@ pub fn await_starts(mut pending: Vec<Pending>, mut done: impl FnMut(&str, Result
         }
         pending = still;
     }
+    if let Some(launcher) = &mut launcher {
+        // It exits once every keeper is made, long before most of them report.
+        let _ = launcher.wait();
+    }
+}
+
+/// Execs the launcher of every keeper in `pending`, handing it their notify pipes'
+/// write ends (ours are closed once it has them); `None` when there is nothing to
+/// launch.
+fn launch(dirs: &Dirs, pending: &mut [Pending]) -> std::io::Result<Option<Child>> {
+    let notify: Vec<(String, OwnedFd)> = pending
+        .iter_mut()
+        .filter_map(|p| Some((p.name.clone(), p.notify.take()?)))
+        .collect();
+    if notify.is_empty() {
+        return Ok(None);
+    }
+    let exe = std::env::current_exe()?;
+    let args = LauncherArgv {
+        dirs: dirs.clone(),
+        keepers: notify
+            .iter()
+            .map(|(name, fd)| (name.clone(), fd.as_raw_fd()))
+            .collect(),
+    };
+    let fds: Vec<RawFd> = notify.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
+    sys::spawn_launcher(&exe, &args.to_args(), &fds).map(Some)
 }
 
 fn outcome(name: &str, log: &Path, report: Option<Report>) -> Result<Started> {

@@ -70,6 +70,7 @@ mod foreground;
 mod forking;
 pub mod health;
 mod launch;
+pub mod launcher;
 mod leftovers;
 mod liveness;
 mod logpipe;
@@ -86,7 +87,8 @@ mod tracked;
 
 pub use foreground::{run_command, run_foreground};
 
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::fs::File;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -113,12 +115,9 @@ use record::{describe_wait, exit_record, initial_record, record_failure};
 
 /// Runs the keeper of `args.name` until its daemon is stopped or given up on.
 ///
-/// A plain function of its inputs (the directories, the daemon's name, the fd to
-/// report on), so that a launcher that forks keepers could call it without an exec.
-pub fn run(dirs: &Dirs, name: &str, notify_fd: Option<RawFd>) -> Result<u8> {
-    let notify = notify_fd.and_then(sys::take_inherited_fd);
-    let keep: Vec<i32> = notify.iter().map(AsRawFd::as_raw_fd).collect();
-    sys::close_inherited_fds(&keep);
+/// A plain function of its inputs (the directories, the daemon's name, the pipe to
+/// report on), which [`launcher`] calls in each keeper it forks, with no exec.
+pub fn run(dirs: &Dirs, name: &str, notify: Option<File>) -> Result<u8> {
     let mut reporter = Reporter::new(notify);
     // A keeper outlives the shell that started it: it must not keep that shell's
     // directory busy, nor create files with whatever umask the shell had.

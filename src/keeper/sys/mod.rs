@@ -14,105 +14,17 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use super::resources::Resources;
 pub use super::spawn_step::{SpawnError, SpawnStep};
+pub use detach::{
+    close_inherited_fds, fork_detached, set_process_title, spawn_launcher, take_inherited_fd,
+    Forked,
+};
+
+mod detach;
 use crate::procinfo::ProcId;
-
-/// Starts `exe args...` as a detached keeper with the classic double fork: the child
-/// calls setsid(2) and forks again; the grandchild, no session leader and so never
-/// able to acquire a controlling terminal, execs the keeper while the child exits at
-/// once. Standard streams are `/dev/null`. `notify` stays open across the exec.
-///
-/// Returns once the keeper has been exec'd (or exec failed) and the middle process
-/// has been reaped.
-pub fn spawn_keeper(exe: &Path, args: &[OsString], notify: BorrowedFd<'_>) -> io::Result<()> {
-    let notify_fd = notify.as_raw_fd();
-    let limit = crate::files::original_fd_limit().map(|(soft, hard)| libc::rlimit {
-        rlim_cur: soft as libc::rlim_t,
-        rlim_max: hard as libc::rlim_t,
-    });
-    let mut command = Command::new(exe);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: the closure only calls setsid(2), fork(2), _exit(2), fcntl(2) and
-    // setrlimit(2), all async-signal-safe, on values captured by copy before the fork. The middle
-    // process leaves with `_exit`, skipping atexit handlers and Rust destructors that
-    // belong to the parent. fork(2) in the child of a multi-threaded parent is safe
-    // here because the child is single-threaded and glibc re-initialised its fork
-    // locks in it; the grandchild returns into std, which only execs.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setsid() == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            match libc::fork() {
-                -1 => return Err(io::Error::last_os_error()),
-                0 => {}
-                _ => libc::_exit(0),
-            }
-            // The notify pipe was opened close-on-exec; the keeper must inherit it.
-            if libc::fcntl(notify_fd, libc::F_SETFD, 0) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            // The caller's open-file limit, which `dmgr` raised for itself.
-            if let Some(limit) = &limit {
-                libc::setrlimit(libc::RLIMIT_NOFILE, limit);
-            }
-            Ok(())
-        });
-    }
-    let mut middle = command.spawn()?;
-    middle.wait()?;
-    Ok(())
-}
-
-/// Takes ownership of the notify fd the keeper was started with; `None` if it is not
-/// an open descriptor. Marks it close-on-exec so the daemon never inherits it.
-pub fn take_inherited_fd(fd: RawFd) -> Option<File> {
-    if fd <= 2 {
-        return None;
-    }
-    // SAFETY: fcntl(F_GETFD) only queries the descriptor table; an invalid number
-    // gives EBADF and no effect.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-        return None;
-    }
-    // SAFETY: the fd is open (checked above) and nothing else in this freshly exec'd
-    // process owns it: the keeper is the only code that knows its number, from argv.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    set_cloexec(owned.as_raw_fd());
-    Some(File::from(owned))
-}
-
-/// Closes every descriptor above 2 except those in `keep`: whatever the caller of
-/// `dmgr start` leaked without close-on-exec must not live on in the keeper.
-pub fn close_inherited_fds(keep: &[RawFd]) {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    let fds: Vec<RawFd> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd > 2 && !keep.contains(fd))
-        .collect();
-    for fd in fds {
-        // SAFETY: the keeper has just been exec'd and is single-threaded; nothing in it
-        // owns these inherited descriptors (the read_dir fd is already closed, and a
-        // stale number only yields EBADF).
-        unsafe { libc::close(fd) };
-    }
-}
-
-fn set_cloexec(fd: RawFd) {
-    // SAFETY: fcntl(F_SETFD) on a descriptor we own changes only its flags.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-}
 
 /// Credentials to drop to before exec.
 #[derive(Debug, Clone)]

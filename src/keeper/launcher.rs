@@ -1,0 +1,74 @@
+//! The launcher: the one fresh process that a `dmgr start` execs to make all the
+//! keepers it asks for (issue 15). It is single-threaded by construction (a fresh
+//! exec that starts no thread), so it may fork and let each child run the keeper's
+//! ordinary Rust code with no exec of its own: one exec per `start` instead of one per
+//! daemon, and every keeper shares the launcher's relocated pages copy-on-write
+//! instead of dirtying a copy of its own.
+//!
+//! Each keeper is detached with the classic double fork ([`sys::fork_detached`]),
+//! closes every notify pipe but its own, takes the title `dmgr ... __keeper --name
+//! NAME ...` in ps(1) and runs [`super::run`]. A fork that fails is reported on that
+//! daemon's pipe, as the keeper would report a failed start. The launcher exits once
+//! every keeper is made; `dmgr start` reaps it.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+
+use super::argv::{KeeperArgv, LauncherArgv};
+use super::notify::{Report, Reporter};
+use super::sys;
+use crate::Result;
+
+/// Runs the launcher of `args`, whose argv\[0\] was `argv0`. Returns in the launcher
+/// once every keeper is made, and in each keeper once it is done.
+pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
+    let mut pipes: Vec<(String, Option<File>)> = args
+        .keepers
+        .iter()
+        .map(|(name, fd)| (name.clone(), sys::take_inherited_fd(*fd)))
+        .collect();
+    let keep: Vec<i32> = pipes
+        .iter()
+        .filter_map(|(_, pipe)| pipe.as_ref().map(AsRawFd::as_raw_fd))
+        .collect();
+    sys::close_inherited_fds(&keep);
+    let Some(single) = sys::SingleThreaded::check() else {
+        for (_, pipe) in pipes {
+            let reason = "cannot start a keeper: the launcher runs more than one thread";
+            Reporter::new(pipe).send(&Report::Failed {
+                reason: reason.into(),
+            });
+        }
+        return Ok(1);
+    };
+    for index in 0..pipes.len() {
+        match sys::fork_detached(&single) {
+            Ok(sys::Forked::Detached) => {
+                // This process is the keeper of `pipes[index]` only: the other pipes
+                // belong to their own keepers.
+                let (name, pipe) = pipes.swap_remove(index);
+                drop(pipes);
+                let fd = pipe.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+                let title = KeeperArgv {
+                    dirs: args.dirs.clone(),
+                    name: name.clone(),
+                    notify_fd: fd,
+                };
+                let words: Vec<OsString> = std::iter::once(argv0).chain(title.to_args()).collect();
+                sys::set_process_title(&single, &words);
+                return super::run(&args.dirs, &name, pipe);
+            }
+            Ok(sys::Forked::Parent) => {
+                // The keeper has its own copy; ours would keep `start` from seeing
+                // end-of-file should the keeper die without a report.
+                pipes[index].1 = None;
+            }
+            Err(e) => {
+                let reason = format!("cannot start a keeper: {e}");
+                Reporter::new(pipes[index].1.take()).send(&Report::Failed { reason });
+            }
+        }
+    }
+    Ok(0)
+}

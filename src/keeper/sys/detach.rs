@@ -1,0 +1,213 @@
+//! How keepers come to be: `dmgr start` execs one launcher (a fresh, single-threaded
+//! `dmgr`), and the launcher detaches one keeper per daemon with the classic double
+//! fork, each then running the keeper's Rust code without an exec of its own (see
+//! `keeper::launcher`). Also the fd hygiene of a process that inherits descriptors,
+//! and the keeper's name in ps(1).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use super::SingleThreaded;
+
+/// Starts `exe args...` as the launcher, a direct child of the caller with its
+/// standard streams on `/dev/null`, in a session of its own (a ^C at the terminal of
+/// `dmgr start` cannot cut it short halfway), with the open-file limit `dmgr` found
+/// at start-up, and with the descriptors `inherit` (opened close-on-exec) kept open
+/// across the exec. The caller reaps the returned child.
+pub fn spawn_launcher(exe: &Path, args: &[OsString], inherit: &[RawFd]) -> io::Result<Child> {
+    let limit = crate::files::original_fd_limit().map(|(soft, hard)| libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    });
+    let inherit = inherit.to_vec();
+    let mut command = Command::new(exe);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: the closure runs in the forked child of a possibly multi-threaded
+    // process and calls only setsid(2), fcntl(2) and setrlimit(2), which are
+    // async-signal-safe, on values moved in before the fork (`inherit` is only read,
+    // never allocated or freed, in the child).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            for &fd in &inherit {
+                // The notify pipes were opened close-on-exec; the launcher must
+                // inherit them.
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            // The caller's open-file limit, which `dmgr` raised for itself.
+            if let Some(limit) = &limit {
+                libc::setrlimit(libc::RLIMIT_NOFILE, limit);
+            }
+            Ok(())
+        });
+    }
+    command.spawn()
+}
+
+/// Which side of [`fork_detached`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// The caller: the detached process exists and the middle one has been reaped.
+    Parent,
+    /// The detached grandchild: not a session leader (so it can never acquire a
+    /// controlling terminal), re-parented to init or the nearest subreaper.
+    Detached,
+}
+
+/// The classic double fork: the child calls setsid(2) and forks again, the middle
+/// process exits at once, and the grandchild returns [`Forked::Detached`] to run on.
+/// The caller's side returns once the middle process has been reaped; an error there
+/// means no detached process was made.
+pub fn fork_detached(_single: &SingleThreaded) -> io::Result<Forked> {
+    // SAFETY: fork(2) in a single-threaded process (the witness `_single`): no other
+    // thread can hold a lock or be mid-allocation, so both the middle process and
+    // the grandchild may go on running ordinary Rust code. The middle process makes
+    // only setsid(2), fork(2) and _exit(2) calls and never returns.
+    let middle = unsafe { libc::fork() };
+    match middle {
+        -1 => return Err(io::Error::last_os_error()),
+        0 => {
+            // SAFETY: as above; `_exit` skips the destructors and atexit handlers
+            // that belong to the launcher.
+            unsafe {
+                if libc::setsid() == -1 {
+                    libc::_exit(errno_code());
+                }
+                match libc::fork() {
+                    -1 => libc::_exit(errno_code()),
+                    0 => return Ok(Forked::Detached),
+                    _ => libc::_exit(0),
+                }
+            }
+        }
+        _ => {}
+    }
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(middle), None)
+        .map_err(io::Error::from)?;
+    match status {
+        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(Forked::Parent),
+        nix::sys::wait::WaitStatus::Exited(_, code) => Err(io::Error::from_raw_os_error(code)),
+        other => Err(io::Error::other(format!(
+            "the middle process ended as {other:?}"
+        ))),
+    }
+}
+
+/// errno, squeezed into an exit status (1-255) for the middle process to report.
+fn errno_code() -> i32 {
+    io::Error::last_os_error()
+        .raw_os_error()
+        .filter(|e| (1..=255).contains(e))
+        .unwrap_or(255)
+}
+
+/// Rewrites what ps(1) and `/proc/self/cmdline` show as this process's command line,
+/// in place in the argument area the kernel set up at exec, padded with NULs (which
+/// ps drops). `args` longer than the area are cut short. Returns false where the area
+/// cannot be found.
+pub fn set_process_title(_single: &SingleThreaded, args: &[OsString]) -> bool {
+    let Some((start, end)) = argument_area() else {
+        return false;
+    };
+    let Some(len) = end.checked_sub(start).filter(|&len| len > 0) else {
+        return false;
+    };
+    let mut title: Vec<u8> = Vec::with_capacity(len);
+    for arg in args {
+        title.extend_from_slice(arg.as_bytes());
+        title.push(0);
+    }
+    title.resize(len, 0);
+    // The area must end in a NUL, or the kernel reads on into the environment.
+    title[len - 1] = 0;
+    // SAFETY: [start, end) is this process's argument area (`arg_start`/`arg_end` of
+    // /proc/self/stat): the strings of argv, which the kernel copied onto the
+    // process's stack at exec and which stay mapped and writable for its whole life.
+    // No Rust reference points into it: std and glibc keep only raw `argv` pointers,
+    // which still point at NUL-terminated bytes inside the area afterwards (it ends
+    // in a NUL), and argv[0] keeps its place. The witness `_single` rules out another
+    // thread reading them meanwhile.
+    unsafe {
+        std::ptr::copy_nonoverlapping(title.as_ptr(), start as *mut u8, len);
+    }
+    true
+}
+
+/// `arg_start` and `arg_end` of `/proc/self/stat` (fields 48 and 49, Linux 3.5).
+fn argument_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold anything.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ').skip(48 - 3);
+    let start = fields.next()?.parse().ok()?;
+    let end = fields.next()?.parse().ok()?;
+    Some((start, end))
+}
+
+/// Takes ownership of the inherited descriptor `fd`; `None` if it is not an open
+/// descriptor. Marks it close-on-exec so the daemon never inherits it.
+pub fn take_inherited_fd(fd: RawFd) -> Option<File> {
+    if fd <= 2 {
+        return None;
+    }
+    // SAFETY: fcntl(F_GETFD) only queries the descriptor table; an invalid number
+    // gives EBADF and no effect.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return None;
+    }
+    // SAFETY: the fd is open (checked above) and nothing else in this freshly exec'd
+    // process owns it: only the launcher knows its number, from argv, and it takes
+    // each number once.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_cloexec(owned.as_raw_fd());
+    Some(File::from(owned))
+}
+
+/// Closes every descriptor above 2 except those in `keep`: whatever the caller of
+/// `dmgr start` leaked without close-on-exec must not live on in the keepers.
+pub fn close_inherited_fds(keep: &[RawFd]) {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<RawFd> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2 && !keep.contains(fd))
+        .collect();
+    for fd in fds {
+        // SAFETY: the launcher has just been exec'd and is single-threaded; nothing in
+        // it owns these inherited descriptors (the read_dir fd is already closed, and
+        // a stale number only yields EBADF).
+        unsafe { libc::close(fd) };
+    }
+}
+
+fn set_cloexec(fd: RawFd) {
+    // SAFETY: fcntl(F_SETFD) on a descriptor we own changes only its flags.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_argument_area_of_this_process_holds_its_argv() {
+        let (start, end) = argument_area().expect("arg_start and arg_end in /proc/self/stat");
+        let cmdline = std::fs::read("/proc/self/cmdline").unwrap();
+        assert_eq!(end - start, cmdline.len());
+    }
+}
