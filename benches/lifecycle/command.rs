@@ -26,8 +26,8 @@ impl Dmgr {
             .arg("--run-dir")
             .arg(&self.run)
             .args(args)
-            .env_remove("DMGR_CONFIG_DIR")
-            .env_remove("DMGR_RUN_DIR");
+            .env_clear()
+            .envs(login_env());
         cmd
     }
 

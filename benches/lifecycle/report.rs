@@ -269,9 +269,9 @@ pub(crate) fn budgets(all: &[Figures], log: &LogFigures) -> Vec<Budget> {
     };
     let mut out = Vec::new();
     for f in &checked {
-        out.extend(ratio_budget(f, Metric::DmgrStart, 1.3, "start --all"));
-        out.extend(ratio_budget(f, Metric::DmgrList, 1.4, "list"));
-        out.extend(ratio_budget(f, Metric::DmgrStop, 5.0, "stop --all"));
+        out.extend(ratio_budget(f, Metric::DmgrStart, 1.2, "start --all"));
+        out.extend(ratio_budget(f, Metric::DmgrList, 1.2, "list"));
+        out.extend(ratio_budget(f, Metric::DmgrStop, 3.0, "stop --all"));
         if let Some(pss) = f.memory.as_ref().and_then(|m| median_u64(&m.pss_kb)) {
             out.push(Budget {
                 what: format!("N = {}: keeper PSS", f.n),
@@ -312,7 +312,7 @@ pub(crate) fn budgets(all: &[Figures], log: &LogFigures) -> Vec<Budget> {
 }
 
 pub(crate) fn print_budgets(budgets: &[Budget]) {
-    println!("== budgets of issue 7 ==");
+    println!("== budgets of issue 15 ==");
     for b in budgets {
         let verdict = if b.met {
             "met".to_string()

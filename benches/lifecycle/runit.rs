@@ -92,6 +92,8 @@ impl Supervisors {
             .map_err(|e| format!("runsvdir's stderr: {e}"))?;
         let runsvdir = Command::new(&runit.runsvdir)
             .arg(&scan)
+            .env_clear()
+            .envs(login_env())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(stderr))

@@ -166,6 +166,7 @@ impl Keeper {
             cgroup_note: None,
             probe: None,
             single,
+            log_buffer: Vec::with_capacity(16 * 1024),
             tracked,
             state_file,
             dirs,

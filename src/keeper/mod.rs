@@ -175,6 +175,9 @@ struct Keeper {
     probe: Option<Probe>,
     /// The keeper forks its children without exec'ing first: see [`sys::spawn_gated`].
     single: sys::SingleThreaded,
+    /// Where the log pipes are read into: 16 KiB allocated once and never initialised,
+    /// so that only what the kernel writes into it costs memory.
+    log_buffer: Vec<u8>,
     /// The liveness check and memory ceiling of a daemon that is up.
     watches: liveness::Watches,
 }
@@ -246,12 +249,12 @@ impl Keeper {
     }
 
     fn pump_logs(&mut self) {
-        let mut buffer = [0u8; 16 * 1024];
+        let buffer = &mut self.log_buffer;
         for pipe in std::iter::once(&mut self.out).chain(self.err.as_mut()) {
             loop {
-                match nix::unistd::read(&pipe.read, &mut buffer) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => pipe.sink.write_output(&buffer[..n]),
+                match sys::read_spare(pipe.read.as_fd(), buffer) {
+                    Ok([]) | Err(_) => break,
+                    Ok(read) => pipe.sink.write_output(read),
                 }
             }
         }

@@ -510,6 +510,22 @@ pub fn release_free_memory() {
     }
 }
 
+/// Reads from `fd` into `buffer`'s spare capacity, which need not be initialised (so
+/// only the pages the kernel writes are ever touched), and returns what was read.
+pub fn read_spare<'a>(fd: BorrowedFd<'_>, buffer: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
+    buffer.clear();
+    let spare = buffer.spare_capacity_mut();
+    // SAFETY: read(2) writes at most `spare.len()` bytes into `spare`, memory this
+    // function holds exclusively through `buffer`.
+    let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel initialised the first `n` bytes, `n <= capacity`.
+    unsafe { buffer.set_len(n as usize) };
+    Ok(buffer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
