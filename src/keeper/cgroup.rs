@@ -109,8 +109,15 @@ fn is_disabled(value: Option<&std::ffi::OsStr>) -> bool {
     value.is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// The directory of the calling process's cgroup on the cgroup2 mount.
-fn own_cgroup_dir() -> Option<PathBuf> {
+/// The directory of the calling process's cgroup on the cgroup2 mount, looked up once
+/// per process: the launcher looks it up before it forks, and its keepers, which stay
+/// in its cgroup, inherit the answer.
+pub(super) fn own_cgroup_dir() -> Option<PathBuf> {
+    static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(look_up_own_cgroup_dir).clone()
+}
+
+fn look_up_own_cgroup_dir() -> Option<PathBuf> {
     let mount = cgroup2_mount()?;
     let own = fs::read_to_string("/proc/self/cgroup").ok()?;
     // The unified hierarchy's line is `0::/PATH`.

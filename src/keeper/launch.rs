@@ -49,6 +49,7 @@ impl Keeper {
         daemon: Daemon,
         identity: Option<state::FileIdentity>,
         mut reporter: Reporter,
+        single: sys::SingleThreaded,
     ) -> std::result::Result<Keeper, Reporter> {
         macro_rules! fail {
             ($($arg:tt)*) => {{
@@ -56,9 +57,6 @@ impl Keeper {
                 return Err(reporter);
             }};
         }
-        let Some(single) = sys::SingleThreaded::check() else {
-            fail!("the keeper runs more than one thread");
-        };
         let _ = nix::sys::prctl::set_child_subreaper(true);
         let mut mask = SigSet::empty();
         for signal in [

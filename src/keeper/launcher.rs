@@ -42,6 +42,11 @@ pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
         }
         return Ok(1);
     };
+    // What every keeper would look up the same way: looked up once here, and
+    // inherited by each fork.
+    let _ = crate::procinfo::boot_id();
+    let _ = super::cgroup::own_cgroup_dir();
+    let _ = super::resources::effective_capabilities();
     for index in 0..pipes.len() {
         match sys::fork_detached(&single) {
             Ok(sys::Forked::Detached) => {
@@ -57,7 +62,7 @@ pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
                 };
                 let words: Vec<OsString> = std::iter::once(argv0).chain(title.to_args()).collect();
                 sys::set_process_title(&single, &words);
-                return super::run(&args.dirs, &name, pipe);
+                return super::run(&args.dirs, &name, pipe, single);
             }
             Ok(sys::Forked::Parent) => {
                 // The keeper has its own copy; ours would keep `start` from seeing

@@ -117,7 +117,12 @@ use record::{describe_wait, exit_record, initial_record, record_failure};
 ///
 /// A plain function of its inputs (the directories, the daemon's name, the pipe to
 /// report on), which [`launcher`] calls in each keeper it forks, with no exec.
-pub fn run(dirs: &Dirs, name: &str, notify: Option<File>) -> Result<u8> {
+pub fn run(
+    dirs: &Dirs,
+    name: &str,
+    notify: Option<File>,
+    single: sys::SingleThreaded,
+) -> Result<u8> {
     let mut reporter = Reporter::new(notify);
     // A keeper outlives the shell that started it: it must not keep that shell's
     // directory busy, nor create files with whatever umask the shell had.
@@ -141,7 +146,7 @@ pub fn run(dirs: &Dirs, name: &str, notify: Option<File>) -> Result<u8> {
             return Ok(1);
         }
     };
-    match Keeper::new(dirs.clone(), daemon, identity, reporter) {
+    match Keeper::new(dirs.clone(), daemon, identity, reporter, single) {
         Ok(mut keeper) => {
             keeper.run();
             Ok(0)
