@@ -224,7 +224,10 @@ mod tests {
         fs::create_dir(&dir).unwrap();
         fs::write(parent.path().join("cgroup.controllers"), "hugetlb\n").unwrap();
         let refused = enable_memory(&dir).unwrap_err();
-        assert!(refused.contains("memory controller is not available"), "{refused}");
+        assert!(
+            refused.contains("memory controller is not available"),
+            "{refused}"
+        );
         assert!(refused.contains("hugetlb"), "{refused}");
 
         fs::write(parent.path().join("cgroup.controllers"), "cpu memory\n").unwrap();

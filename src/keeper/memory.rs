@@ -80,8 +80,7 @@ impl MemoryEvents {
         let mut events = MemoryEvents::default();
         for line in text.lines() {
             let mut words = line.split_whitespace();
-            let (Some(name), Some(Ok(count))) = (words.next(), words.next().map(str::parse))
-            else {
+            let (Some(name), Some(Ok(count))) = (words.next(), words.next().map(str::parse)) else {
                 continue;
             };
             match name {
@@ -244,10 +243,13 @@ impl CgroupMemory {
 
     /// What the cgroup's processes use: `memory.current` less the page cache the
     /// kernel reclaims first (`inactive_file` in `memory.stat`), the working set as
-    /// the kubelet and `docker stats` count it. Over `memory.high` the kernel takes
-    /// back cache by itself; what it cannot take back is what the ceiling is about.
+    /// the kubelet and `docker stats` count it, plus what of it is in swap
+    /// (`memory.swap.current`, where the kernel has it). Over `memory.high` the kernel
+    /// takes back cache, and with swap it pushes out the rest, by itself: what is left
+    /// and what it pushed out is what the ceiling is about.
     pub fn usage(&self) -> io::Result<Usage> {
         let current = self.current()?;
+        let swapped = read_number(&self.dir.join("memory.swap.current")).unwrap_or(0);
         let stat = fs::read_to_string(self.dir.join("memory.stat")).unwrap_or_default();
         let inactive_file = stat
             .lines()
@@ -257,7 +259,9 @@ impl CgroupMemory {
         let processes = fs::read_to_string(self.dir.join("cgroup.procs"))
             .map_or(0, |text| text.lines().count());
         Ok(Usage {
-            bytes: current.saturating_sub(inactive_file),
+            bytes: current
+                .saturating_sub(inactive_file)
+                .saturating_add(swapped),
             processes,
         })
     }
@@ -265,9 +269,10 @@ impl CgroupMemory {
 
 /// The number in the file `path`.
 fn read_number(path: &Path) -> io::Result<u64> {
-    fs::read_to_string(path)?.trim().parse().map_err(|_| {
-        io::Error::other(format!("{} is not a number", path.display()))
-    })
+    fs::read_to_string(path)?
+        .trim()
+        .parse()
+        .map_err(|_| io::Error::other(format!("{} is not a number", path.display())))
 }
 
 #[cfg(test)]
@@ -379,7 +384,10 @@ mod tests {
         assert!(!watch.on_events(high), "already seen");
         // Over memory.high, but the kernel took the cache back: nothing to report.
         assert_eq!(watch.on_sample(start, below), None);
-        let oom = MemoryEvents { oom_kill: 1, ..high };
+        let oom = MemoryEvents {
+            oom_kill: 1,
+            ..high
+        };
         assert!(watch.on_events(oom));
         let above = Usage {
             bytes: 65 << 20,
@@ -405,14 +413,17 @@ mod tests {
         }));
     }
 
-    /// The cgroup's usage is memory.current less the inactive page cache, and the
+    /// The cgroup's usage is memory.current less the inactive page cache plus swap, and the
     /// ceiling goes to memory.high as plain files (here in a stand-in directory).
     #[test]
     fn a_cgroup_usage_leaves_out_inactive_file_cache_and_the_ceiling_is_memory_high() {
         let dir = tempfile::tempdir().unwrap();
         let write = |f: &str, text: &str| fs::write(dir.path().join(f), text).unwrap();
         write("memory.current", "1000000\n");
-        write("memory.stat", "anon 500000\nfile 450000\ninactive_file 400000\n");
+        write(
+            "memory.stat",
+            "anon 500000\nfile 450000\ninactive_file 400000\n",
+        );
         write("cgroup.procs", "12\n13\n");
         write("memory.high", "max\n");
         let memory = CgroupMemory::open(dir.path()).unwrap();
@@ -423,6 +434,8 @@ mod tests {
                 processes: 2
             }
         );
+        write("memory.swap.current", "5\n");
+        assert_eq!(memory.usage().unwrap().bytes, 600005);
         memory.set_high(Some(64 << 20)).unwrap();
         let high = fs::read_to_string(dir.path().join("memory.high")).unwrap();
         assert_eq!(high, format!("{}\n", 64 << 20));

@@ -160,7 +160,10 @@ mod tests {
 
         // Over memory.high, and the kernel could not take it back.
         write("memory.current", &format!("{}\n", 80 << 20));
-        write("memory.stat", &format!("anon {}\ninactive_file {}\n", 70 << 20, 10 << 20));
+        write(
+            "memory.stat",
+            &format!("anon {}\ninactive_file {}\n", 70 << 20, 10 << 20),
+        );
         write("memory.events", "low 0\nhigh 1\nmax 0\noom 0\noom_kill 0\n");
         assert!(readable_within(watcher.as_fd(), Duration::from_secs(10)));
         let measured = watcher.on_wake(&mut watch, Instant::now()).unwrap();
