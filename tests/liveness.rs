@@ -1,8 +1,11 @@
 //! Issue 14, items 3 and 4: `memory_max` and `health` against real processes. Each
 //! verdict is an event in `dmgr events` and a restart with a new PID; a healthy daemon
-//! is never restarted; a hung probe is killed at `health_timeout`.
+//! is never restarted; a hung probe is killed at `health_timeout`. `memory_max` is the
+//! cgroup's `memory.high`, watched through the kernel's events, where the daemon's
+//! cgroup can have the memory controller, and sampled elsewhere.
 
 use std::fs;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::support::{installed, is_alive, wait_until, TestEnv};
@@ -32,6 +35,138 @@ fn a_daemon_above_memory_max_is_restarted_with_a_memory_exceeded_event() {
         .unwrap_or_else(|| panic!("no memory-exceeded event in:\n{events}"));
     assert!(line.contains("above memory_max 64MiB"), "{line}");
     assert!(events.contains("restarting"), "{events}");
+    env.dmgr(&["stop", "hog"]).success();
+    assert!(!is_alive(second));
+}
+
+/// Why a keeper started by this test cannot give its daemon's cgroup the memory
+/// controller, found from outside the way the man page gives it; `None` where it can:
+/// cgroup2 is mounted, the keeper's cgroup (this process's: keepers inherit it) has the
+/// memory controller and can hand it to a child (it is the root cgroup, which alone
+/// may do so with processes of its own), and it is writable.
+fn memory_controller_unavailable() -> Option<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mount = info.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let point = before.split_whitespace().nth(4)?;
+        (after.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(point))
+    });
+    let Some(mount) = mount else {
+        return Some("no cgroup2 file system is mounted".into());
+    };
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let Some(path) = own.lines().find_map(|l| l.strip_prefix("0::")) else {
+        return Some("this process is in no cgroup v2".into());
+    };
+    let dir = mount.join(path.trim().trim_start_matches('/'));
+    let controllers = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    if !controllers.split_whitespace().any(|c| c == "memory") {
+        return Some(format!(
+            "the memory controller is not available in {} (cgroup.controllers: {})",
+            dir.display(),
+            controllers.trim()
+        ));
+    }
+    // Only non-root cgroups have a cgroup.type.
+    if dir.join("cgroup.type").exists() {
+        return Some(format!(
+            "{} is not the root cgroup and has processes of its own (this test's), so it \
+             cannot give the memory controller to a child",
+            dir.display()
+        ));
+    }
+    if nix::unistd::access(&dir, nix::unistd::AccessFlags::W_OK).is_err() {
+        return Some(format!("{} is not writable", dir.display()));
+    }
+    None
+}
+
+/// `list --json` and `status` say how the keeper watches `memory_max`: the kernel's
+/// events of the daemon's cgroup where it can have the memory controller, else
+/// sampling, with the reason; without cgroups (`DMGR_NO_CGROUP=1`) always sampling.
+#[test]
+fn the_memory_watch_is_the_kernels_events_where_the_cgroup_allows_else_sampled_with_why() {
+    let toml = "command = \"sleep 1000\"\nstart_wait = \"50ms\"\nmemory_max = \"1GiB\"\n";
+    let measured = |env: &TestEnv| {
+        wait_until("a first measurement", Duration::from_secs(15), || {
+            env.entry("web")["memory"].is_object()
+        });
+        env.entry("web")["memory"].clone()
+    };
+    let env = TestEnv::new().daemon("web", toml);
+    env.dmgr(&["start", "web"]).success();
+    let memory = measured(&env);
+    let status = env.dmgr(&["status", "web"]).success();
+    match memory_controller_unavailable() {
+        None => {
+            assert_eq!(memory["mechanism"], "cgroup-events", "{memory}");
+            assert!(memory["sampling_reason"].is_null(), "{memory}");
+            status.stdout_has("memory via: the cgroup's memory.high");
+        }
+        Some(why) => {
+            eprintln!("memory_max is sampled here: {why}");
+            assert_eq!(memory["mechanism"], "sampled", "{memory}");
+            let reason = memory["sampling_reason"].as_str().unwrap_or_default();
+            assert!(!reason.is_empty(), "{memory}");
+            status.stdout_has(&format!("memory via: sampled every 2s: {reason}"));
+        }
+    }
+    env.dmgr(&["stop", "web"]).success();
+
+    let plain = TestEnv::new().without_cgroups().daemon("web", toml);
+    plain.dmgr(&["start", "web"]).success();
+    let memory = measured(&plain);
+    assert_eq!(memory["mechanism"], "sampled", "{memory}");
+    assert_eq!(
+        memory["sampling_reason"], "the daemon has no cgroup v2 of its own",
+        "{memory}"
+    );
+    plain.dmgr(&["stop", "web"]).success();
+}
+
+/// Where the daemon's cgroup can have the memory controller, `memory_max` is its
+/// `memory.high` (`memory.max` stays at no limit) and the keeper has no timer for it:
+/// a daemon that allocates 200 MB a second after it came up, past the first
+/// measurement, is restarted on the kernel's `high` event, with the same
+/// `memory-exceeded` event as the sampled path.
+#[test]
+fn with_the_memory_controller_a_daemon_over_memory_max_is_restarted_on_a_kernel_event() {
+    if let Some(why) = memory_controller_unavailable() {
+        eprintln!(
+            "with_the_memory_controller_a_daemon_over_memory_max_is_restarted_on_a_kernel_event: \
+             skipped: {why}"
+        );
+        return;
+    }
+    let Some(python) = installed("python3", "memory_max through memory.events") else {
+        return;
+    };
+    let env = TestEnv::new().daemon(
+        "hog",
+        &format!(
+            "command = [\"{}\", \"-c\", \"import time; time.sleep(1); b = b'x' * (200 << 20); time.sleep(1000)\"]\nstart_wait = \"50ms\"\nrestart_delay = \"100ms\"\nmemory_max = \"64MiB\"\n",
+            python.display()
+        ),
+    );
+    env.dmgr(&["start", "hog"]).success();
+    let first = env.pid("hog").unwrap();
+    let cgroup = env
+        .state("hog")
+        .and_then(|s| s["cgroup"].as_str().map(PathBuf::from));
+    let cgroup = cgroup.expect("the daemon has a cgroup");
+    let read = |file: &str| fs::read_to_string(cgroup.join(file)).unwrap_or_default();
+    assert_eq!(read("memory.high").trim(), (64u64 << 20).to_string());
+    assert_eq!(read("memory.max").trim(), "max");
+    let second = env.wait_for_restart("hog", first);
+    assert_ne!(first, second);
+    let events = env.events("hog");
+    let line = events
+        .lines()
+        .find(|l| l.contains("memory-exceeded"))
+        .unwrap_or_else(|| panic!("no memory-exceeded event in:\n{events}"));
+    assert!(line.contains("above memory_max 64MiB"), "{line}");
+    assert!(events.contains("restarting"), "{events}");
+    assert_eq!(env.entry("hog")["memory"]["mechanism"], "cgroup-events");
     env.dmgr(&["stop", "hog"]).success();
     assert!(!is_alive(second));
 }

@@ -1,7 +1,9 @@
 //! Keepers that watch their daemon (issue 14): the idle CPU of keepers with a 10 s
 //! `health` check and with `memory_max`, beside plain keepers measured in the same
 //! run. Plain keepers sleep with no timeout (0 ticks); the others wake for each check
-//! or sample, and this says what that costs.
+//! or sample, and this says what that costs. `memory_max` is sampled every 2 s, or
+//! left to the cgroup's `memory.events` (no timer) where the memory controller is
+//! available; the row says which the keepers used.
 
 use super::*;
 
@@ -10,7 +12,7 @@ const WATCHED: usize = 10;
 
 /// One kind of keeper and its idle CPU.
 pub(crate) struct Watched {
-    pub(crate) kind: &'static str,
+    pub(crate) kind: String,
     pub(crate) idle: Result<Idle, String>,
 }
 
@@ -23,18 +25,32 @@ pub(crate) fn bench_watched(opts: &Options, secs: u64) -> Vec<Watched> {
             "health exec every 10s",
             "health = { exec = [\"true\"] }\nhealth_interval = \"10s\"\n",
         ),
-        ("memory_max (sampled every 2s)", "memory_max = \"1GiB\"\n"),
+        ("memory_max", "memory_max = \"1GiB\"\n"),
     ];
     kinds
         .iter()
-        .map(|(kind, extra)| Watched {
-            kind,
-            idle: measure(opts, kind, extra, secs),
+        .map(|(kind, extra)| {
+            let (idle, how) = match measure(opts, kind, extra, secs) {
+                Ok((idle, how)) => (Ok(idle), how),
+                Err(e) => (Err(e), Vec::new()),
+            };
+            let kind = match how.as_slice() {
+                [] => kind.to_string(),
+                how => format!("{kind} ({})", how.join(", ")),
+            };
+            Watched { kind, idle }
         })
         .collect()
 }
 
-fn measure(opts: &Options, kind: &str, extra: &str, secs: u64) -> Result<Idle, String> {
+/// The keepers' idle CPU, and how they watched `memory_max` (`list --json`'s
+/// `memory.mechanism`, each one once), if they did.
+fn measure(
+    opts: &Options,
+    kind: &str,
+    extra: &str,
+    secs: u64,
+) -> Result<(Idle, Vec<String>), String> {
     let scope = guard::Scope::new(&format!("{}watched-", temp_tag()))
         .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let root = scope.path().to_path_buf();
@@ -50,8 +66,26 @@ fn measure(opts: &Options, kind: &str, extra: &str, secs: u64) -> Result<Idle, S
     eprintln!("watched keepers: {kind}");
     dmgr.timed(&["-q", "start", "--all"], 0)?;
     let idle = idle_cpu(&dmgr.run, secs);
+    let how = dmgr
+        .run_untimed(&["list", "--json"])
+        .map(|out| mechanisms(&out))
+        .unwrap_or_default();
     let _ = dmgr.run_untimed(&["-q", "stop", "--all"]);
-    idle
+    Ok((idle?, how))
+}
+
+/// The distinct `memory.mechanism` values of a `list --json` output.
+fn mechanisms(list_json: &str) -> Vec<String> {
+    let value: serde_json::Value = serde_json::from_str(list_json).unwrap_or_default();
+    let mut found: Vec<String> = value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["memory"]["mechanism"].as_str().map(str::to_string))
+        .collect();
+    found.sort();
+    found.dedup();
+    found
 }
 
 /// Prints the kinds side by side.

@@ -9,7 +9,7 @@ use crate::cli::StatusArgs;
 use crate::config;
 use crate::output::json::{rfc3339_ms, LastExit, ListEntry, StatusEntry};
 use crate::output::{self, escape, format_bytes, format_uptime, Style};
-use crate::state::{self, Reason, Status};
+use crate::state::{self, MemoryMechanism, Reason, Status};
 use crate::{events, logfile, Result};
 
 /// How many of the newest events `status` shows.
@@ -199,6 +199,15 @@ fn render(e: &StatusEntry) -> String {
                 ago(m.at_ms)
             ),
         );
+        let every = config::units::format_duration(crate::keeper::memory::SAMPLE_INTERVAL);
+        let how = match (m.mechanism, &m.sampling_reason) {
+            (MemoryMechanism::CgroupEvents, _) => {
+                "the cgroup's memory.high, measured on its memory.events".to_string()
+            }
+            (MemoryMechanism::Sampled, Some(why)) => format!("sampled every {every}: {why}"),
+            (MemoryMechanism::Sampled, None) => format!("sampled every {every}"),
+        };
+        field("memory via", how);
     }
     if let Some(h) = &l.health {
         let last = match &h.last_error {

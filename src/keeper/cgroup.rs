@@ -104,6 +104,51 @@ impl Cgroup {
     }
 }
 
+/// Makes the memory controller's files (`memory.high`, `memory.events`) appear in the
+/// cgroup `dir`: where they are missing, writes `+memory` to the parent's
+/// `cgroup.subtree_control`. That works where the parent has the controller and no
+/// processes of its own, or is the root cgroup (cgroup v2 gives domain controllers only
+/// to the children of a cgroup without processes); the error says which it was not.
+/// A controller enabled this way stays enabled: other children of the parent get it too.
+pub fn enable_memory(dir: &Path) -> Result<(), String> {
+    let has_files = || dir.join("memory.high").is_file() && dir.join("memory.events").is_file();
+    if has_files() {
+        return Ok(());
+    }
+    let parent = dir.parent().unwrap_or(dir);
+    let controllers = fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
+    if !controllers.split_whitespace().any(|c| c == "memory") {
+        let listed = match controllers.trim() {
+            "" => "none",
+            some => some,
+        };
+        return Err(format!(
+            "the memory controller is not available in {} (its cgroup.controllers: {listed})",
+            parent.display()
+        ));
+    }
+    if let Err(e) = fs::write(parent.join("cgroup.subtree_control"), "+memory\n") {
+        let why = match e.raw_os_error() {
+            Some(libc::EBUSY) => {
+                " (it has processes of its own, the keeper among them, and is not the root cgroup)"
+            }
+            _ => "",
+        };
+        return Err(format!(
+            "cannot enable the memory controller below {}: {e}{why}",
+            parent.display()
+        ));
+    }
+    if has_files() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} has no memory.high or memory.events",
+            dir.display()
+        ))
+    }
+}
+
 /// Returns true if and only if the value of [`DISABLE_VAR`] turns cgroups off.
 fn is_disabled(value: Option<&std::ffi::OsStr>) -> bool {
     value.is_some_and(|v| !v.is_empty() && v != "0")
@@ -174,5 +219,35 @@ mod tests {
         assert!(!gone.is_populated());
         assert!(gone.members().is_empty());
         assert!(Cgroup::open(&dir.path().join("none")).is_none());
+    }
+
+    /// A cgroup that has the memory files needs nothing; one whose parent lacks the
+    /// controller is refused with the parent's list; one whose parent has it gets
+    /// `+memory` written to the parent (stand-in directories, regular files).
+    #[test]
+    fn the_memory_controller_is_enabled_through_the_parent_or_refused_with_why() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("dmgr-web-42");
+        fs::create_dir(&dir).unwrap();
+        fs::write(parent.path().join("cgroup.controllers"), "hugetlb\n").unwrap();
+        let refused = enable_memory(&dir).unwrap_err();
+        assert!(
+            refused.contains("memory controller is not available"),
+            "{refused}"
+        );
+        assert!(refused.contains("hugetlb"), "{refused}");
+
+        fs::write(parent.path().join("cgroup.controllers"), "cpu memory\n").unwrap();
+        fs::write(parent.path().join("cgroup.subtree_control"), "").unwrap();
+        // The kernel would make the files now; a plain directory does not.
+        let missing = enable_memory(&dir).unwrap_err();
+        assert!(missing.contains("no memory.high"), "{missing}");
+        let control = fs::read_to_string(parent.path().join("cgroup.subtree_control")).unwrap();
+        assert_eq!(control, "+memory\n");
+
+        fs::write(dir.join("memory.high"), "max\n").unwrap();
+        fs::write(dir.join("memory.events"), "high 0\n").unwrap();
+        fs::remove_file(parent.path().join("cgroup.controllers")).unwrap();
+        assert_eq!(enable_memory(&dir), Ok(()));
     }
 }

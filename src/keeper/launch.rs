@@ -157,7 +157,8 @@ impl Keeper {
         let tracked = tracked::Tracked::new(record.keeper, cgroup);
         // Opened under the pidfile lock: this keeper owns the history's compaction.
         let events = History::open(&dirs.events_file(&daemon.name));
-        let watches = super::liveness::Watches::of(&daemon.supervision);
+        let cgroup_dir = tracked.cgroup.as_ref().map(|c| c.path());
+        let watches = super::liveness::Watches::of(&daemon.supervision, cgroup_dir);
         Ok(Keeper {
             watches,
             events,
@@ -302,6 +303,7 @@ impl Keeper {
             cgroup.remove();
             self.tracked.cgroup = None;
             self.record.cgroup = None;
+            self.watch_without_cgroup();
             self.cgroup_note = Some(format!(
                 "cannot use the cgroup {path} ({e}); going on without"
             ));

@@ -1,8 +1,10 @@
 //! The keeper's watch over a daemon that is up: the liveness check (`health`, see
 //! [`health::HealthWatch`]) and the memory ceiling (`memory_max`, see
-//! [`memory::MemoryWatch`]). Both are timers the loop waits for in poll(2), never a
-//! blocking call: a health check is a probe process (see [`super::probe`]), a memory
-//! sample a few reads of `/proc`. A daemon with neither has no timer, and its keeper
+//! [`memory::MemoryWatch`]). Neither is ever a blocking call in the loop: a health
+//! check is a timer and a probe process (see [`super::probe`]); the memory ceiling is
+//! either the kernel's `memory.events`, one more fd in poll(2), where the daemon's
+//! cgroup has the memory controller (see [`super::memory_events`]), or else a timer
+//! and a few reads of `/proc`. A daemon with neither has no timer, and its keeper
 //! sleeps with no timeout. Both begin once the daemon is up (past `start_wait` and
 //! `ready`) and pause while it stops or waits in backoff.
 //!
@@ -10,10 +12,12 @@
 //! the run as a failure: the normal stop sequence (`stop_signal`, then SIGKILL after
 //! `stop_timeout`), then the restart policy and its backoff decide what follows.
 
+use std::path::Path;
 use std::time::Instant;
 
 use super::health::{self, HealthWatch};
-use super::memory::{self, MemoryWatch, Usage};
+use super::memory::{self, Exceeded, MemoryWatch, Usage};
+use super::memory_events::MemoryEventsWatcher;
 use super::Keeper;
 use crate::config::units::Size;
 use crate::config::Supervision;
@@ -25,19 +29,43 @@ use crate::state;
 pub(super) struct Watches {
     pub(super) health: Option<HealthWatch>,
     pub(super) memory: Option<MemoryWatch>,
+    /// The kernel's memory events, where they drive `memory` (no timer then).
+    pub(super) memory_events: Option<MemoryEventsWatcher>,
+    /// Why `memory` is sampled instead, where it is.
+    sampling_reason: Option<String>,
 }
 
 impl Watches {
-    /// The watches `s` asks for, paused.
-    pub(super) fn of(s: &Supervision) -> Watches {
-        Watches {
-            health: s
-                .health
-                .as_ref()
-                .map(|_| HealthWatch::new(s.health_interval, s.health_timeout, s.health_failures)),
-            memory: s
-                .memory_max
-                .map(|max| MemoryWatch::new(max.0, memory::SAMPLE_INTERVAL)),
+    /// The watches `s` asks for, paused; the memory ceiling through the kernel's
+    /// events of the daemon's cgroup `cgroup` where it can be, else sampled.
+    pub(super) fn of(s: &Supervision, cgroup: Option<&Path>) -> Watches {
+        let health = s
+            .health
+            .as_ref()
+            .map(|_| HealthWatch::new(s.health_interval, s.health_timeout, s.health_failures));
+        let Some(max) = s.memory_max.map(|m| m.0) else {
+            return Watches {
+                health,
+                ..Watches::default()
+            };
+        };
+        let events = match cgroup {
+            Some(dir) => MemoryEventsWatcher::set_up(dir, max),
+            None => Err("the daemon has no cgroup v2 of its own".to_string()),
+        };
+        match events {
+            Ok(watcher) => Watches {
+                health,
+                memory: Some(MemoryWatch::on_kernel_events(max)),
+                memory_events: Some(watcher),
+                sampling_reason: None,
+            },
+            Err(why) => Watches {
+                health,
+                memory: Some(MemoryWatch::new(max, memory::SAMPLE_INTERVAL)),
+                memory_events: None,
+                sampling_reason: Some(why),
+            },
         }
     }
 
@@ -60,6 +88,9 @@ impl Keeper {
         }
         if let Some(m) = &mut self.watches.memory {
             m.resume(now);
+            if let Some(events) = &self.watches.memory_events {
+                events.rearm(m);
+            }
         }
     }
 
@@ -75,11 +106,27 @@ impl Keeper {
     }
 
     /// `apply` handed over new supervision keys: the watches follow them, running at
-    /// once if the daemon is up.
+    /// once if the daemon is up. A ceiling no longer enforced through `memory.high`
+    /// is taken away from it.
     pub(super) fn rebuild_watches(&mut self) {
-        self.watches = Watches::of(&self.daemon.supervision);
+        let cgroup = self.tracked.cgroup.as_ref().map(|c| c.path());
+        let old = std::mem::replace(
+            &mut self.watches,
+            Watches::of(&self.daemon.supervision, cgroup),
+        );
+        if let (Some(old), None) = (old.memory_events, &self.watches.memory_events) {
+            old.lift();
+        }
         if matches!(self.phase, super::machine::Phase::Up(None)) {
             self.resume_watches(Instant::now());
+        }
+    }
+
+    /// The daemon's cgroup is gone (the kernel refused to move its process there):
+    /// the memory ceiling is sampled from now on.
+    pub(super) fn watch_without_cgroup(&mut self) {
+        if self.watches.memory_events.is_some() {
+            self.watches = Watches::of(&self.daemon.supervision, None);
         }
     }
 
@@ -96,16 +143,7 @@ impl Keeper {
                 .memory
                 .as_mut()
                 .and_then(|m| m.on_sample(now, usage));
-            self.note_memory(usage.bytes);
-            if let Some(exceeded) = exceeded {
-                let message = format!(
-                    "{} in use, above memory_max {} ({} process{})",
-                    Size(exceeded.used),
-                    Size(exceeded.max),
-                    usage.processes,
-                    if usage.processes == 1 { "" } else { "es" }
-                );
-                self.end_run_for(Kind::MemoryExceeded, message);
+            if self.on_memory_measured(usage, exceeded) {
                 return;
             }
         }
@@ -123,6 +161,36 @@ impl Keeper {
             Some(health::Action::KillProbe) => self.kill_probe(),
             None => {}
         }
+    }
+
+    /// The kernel changed the cgroup's `memory.events`: measures if a counter grew.
+    pub(super) fn on_memory_events(&mut self) {
+        let (Some(events), Some(watch)) =
+            (&self.watches.memory_events, self.watches.memory.as_mut())
+        else {
+            return;
+        };
+        if let Some(measured) = events.on_wake(watch, Instant::now()) {
+            self.on_memory_measured(measured.usage, measured.exceeded);
+        }
+    }
+
+    /// Records a measurement and, above the ceiling, ends the run for it; returns
+    /// true if and only if it did.
+    fn on_memory_measured(&mut self, usage: Usage, exceeded: Option<Exceeded>) -> bool {
+        self.note_memory(usage.bytes);
+        let Some(exceeded) = exceeded else {
+            return false;
+        };
+        let message = format!(
+            "{} in use, above memory_max {} ({} process{})",
+            Size(exceeded.used),
+            Size(exceeded.max),
+            usage.processes,
+            if usage.processes == 1 { "" } else { "es" }
+        );
+        self.end_run_for(Kind::MemoryExceeded, message);
+        true
     }
 
     /// A health probe ended: `Some(passed)`, or `None` when it was killed at its
@@ -177,6 +245,11 @@ impl Keeper {
                 used_bytes: used,
                 max_bytes: max,
                 at_ms: state::now_ms(),
+                mechanism: match self.watches.memory_events {
+                    Some(_) => state::MemoryMechanism::CgroupEvents,
+                    None => state::MemoryMechanism::Sampled,
+                },
+                sampling_reason: self.watches.sampling_reason.clone(),
             });
             self.save();
         }
@@ -199,18 +272,14 @@ impl Keeper {
         }
     }
 
-    /// The memory the daemon's processes use now: the cgroup's `memory.current` where
-    /// the keeper made a cgroup with the memory controller, else the sum of their
-    /// proportional set sizes (the probe left out).
+    /// The memory the daemon's processes use now: the cgroup's (see
+    /// [`memory::CgroupMemory::usage`]) where the keeper made a cgroup with the memory
+    /// controller, else the sum of their proportional set sizes (the probe left out).
     fn memory_usage(&self) -> Usage {
-        if let Some(cgroup) = self.tracked.cgroup.as_ref() {
-            if let Some(memory) = memory::CgroupMemory::open(cgroup.path()) {
-                if let Ok(bytes) = memory.current() {
-                    return Usage {
-                        bytes,
-                        processes: cgroup.members().len(),
-                    };
-                }
+        let cgroup = self.tracked.cgroup.as_ref();
+        if let Some(memory) = cgroup.and_then(|c| memory::CgroupMemory::open(c.path())) {
+            if let Ok(usage) = memory.usage() {
+                return usage;
             }
         }
         let probe = self.probe.map(|p| p.id.pid);

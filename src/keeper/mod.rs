@@ -25,8 +25,10 @@
 //!    its own process group, see [`probe`]) reports `ok PID` on the notify pipe, or
 //!    `err REASON` if the command failed to exec, died or never became ready;
 //! 6. loops in poll(2) on the signalfd and the log pipes with a timeout only while a
-//!    timer is due (start_wait, readiness probes, backoff, stop timeout): an idle
-//!    keeper sleeps with no timeout and uses no CPU;
+//!    timer is due (start_wait, readiness probes, backoff, stop timeout, health
+//!    checks, sampled `memory_max`), and on the cgroup's `memory.events` where the
+//!    kernel enforces `memory_max`: an idle keeper sleeps with no timeout and uses
+//!    no CPU;
 //! 7. on SIGCHLD reaps every child; when the daemon exits it drains the pipes (so the
 //!    last words before a crash reach the log), stops everything the daemon left (see
 //!    below), removes a forking daemon's own pidfile if it still names the dead
@@ -76,6 +78,7 @@ mod liveness;
 mod logpipe;
 mod machine;
 pub mod memory;
+pub mod memory_events;
 mod notify;
 pub mod policy;
 pub mod probe;
@@ -225,6 +228,11 @@ impl Keeper {
         if let Some(err) = &self.err {
             fds.push(PollFd::new(err.read.as_fd(), PollFlags::POLLIN));
         }
+        // Last: the kernel's memory events, where they replace sampling (`liveness`).
+        let logs = fds.len();
+        if let Some(events) = &self.watches.memory_events {
+            fds.push(PollFd::new(events.as_fd(), PollFlags::POLLIN));
+        }
         match nix::poll::poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => return,
@@ -234,11 +242,14 @@ impl Keeper {
             .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
-        if ready.get(1).copied().unwrap_or(false) || ready.get(2).copied().unwrap_or(false) {
+        if ready[1..logs].contains(&true) {
             self.pump_logs();
         }
         if ready[0] {
             self.on_signals();
+        }
+        if ready.get(logs).copied().unwrap_or(false) {
+            self.on_memory_events();
         }
     }
 

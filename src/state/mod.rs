@@ -17,6 +17,9 @@ use crate::config::units::Signal;
 use crate::config::{Dirs, ProcessSpec, Supervision};
 use crate::procinfo::{self, ProcId, Stat};
 
+mod watch;
+pub use watch::{HealthSeen, MemoryMechanism, MemorySeen, Watch};
+
 /// Paths in the record as the bytes they are: a path that is valid UTF-8 is a JSON
 /// string as before, any other an array of its bytes. serde's own `PathBuf` refuses
 /// to serialise a path that is not UTF-8, and a record that cannot be written loses
@@ -177,53 +180,6 @@ impl ExitRecord {
             (Some(code), None) => format!("exit {code}"),
             (None, None) => "unknown".to_string(),
         }
-    }
-}
-
-/// What the keeper's watches (issue 14) saw last, for `list` and `status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Watch {
-    /// The liveness check, once one ended in this run.
-    #[serde(default)]
-    pub health: Option<HealthSeen>,
-    /// The memory ceiling's last sample.
-    #[serde(default)]
-    pub memory: Option<MemorySeen>,
-}
-
-/// The liveness check's last outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HealthSeen {
-    /// Checks failed in a row (0 after a pass).
-    pub failures_in_row: u32,
-    /// `health_failures`: the streak that restarts the daemon.
-    pub failures_allowed: u32,
-    /// When the last check ended (ms since the epoch).
-    pub last_at_ms: u64,
-    /// Why the last check failed, or null when it passed.
-    pub last_error: Option<String>,
-}
-
-/// The memory ceiling's last sample.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemorySeen {
-    /// What the daemon's processes used together, in bytes.
-    pub used_bytes: u64,
-    /// `memory_max`, in bytes.
-    pub max_bytes: u64,
-    /// When it was sampled (ms since the epoch).
-    pub at_ms: u64,
-}
-
-impl MemorySeen {
-    /// The share of the ceiling in use, in whole percent.
-    pub fn percent(&self) -> u64 {
-        self.used_bytes.saturating_mul(100) / self.max_bytes.max(1)
-    }
-
-    /// True when the daemon uses 90 % of its ceiling or more.
-    pub fn is_near(&self) -> bool {
-        self.percent() >= 90
     }
 }
 
