@@ -28,6 +28,66 @@ fn start_returns_after_exec_and_prints_pid() {
     assert_eq!(entry["pid"], pid);
 }
 
+/// Each keeper of one `start --all` (all forked by one launcher, issue 15) names its
+/// daemon in ps(1), is detached by a double fork (no session leader, not the
+/// launcher's child, not in the caller's session) and keeps no other daemon's pipe.
+#[test]
+fn every_keeper_of_one_start_shows_its_name_and_is_detached() {
+    let names = ["alpha", "beta", "gamma"];
+    let mut env = TestEnv::new();
+    for name in names {
+        env = env.daemon(name, "command = \"sleep 1000\"\nstart_wait = \"0s\"\n");
+    }
+    env.dmgr(&["start", "--all"]).success();
+    let own_session = stat(std::process::id() as i32).unwrap().session;
+    let mut fds = Vec::new();
+    for name in names {
+        let keeper = env.keeper_pid(name).expect("a keeper");
+        let cmdline = std::fs::read(format!("/proc/{keeper}/cmdline")).unwrap();
+        let words: Vec<String> = cmdline
+            .split(|&b| b == 0)
+            .filter(|w| !w.is_empty())
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        let config = env.config_dir().display().to_string();
+        let tail: Vec<&str> = words.iter().skip(1).take(7).map(String::as_str).collect();
+        assert_eq!(
+            tail,
+            [
+                "--config-dir",
+                &config,
+                "--run-dir",
+                &env.run_dir().display().to_string(),
+                "__keeper",
+                "--name",
+                name
+            ],
+            "ps shows the keeper of {name} as {words:?}"
+        );
+        let keeper_stat = stat(keeper).unwrap();
+        assert_ne!(
+            keeper_stat.session, keeper,
+            "{name}'s keeper is no session leader"
+        );
+        assert_ne!(
+            keeper_stat.session, own_session,
+            "{name}'s keeper left the caller's session"
+        );
+        fds.push(
+            std::fs::read_dir(format!("/proc/{keeper}/fd"))
+                .unwrap()
+                .count(),
+        );
+    }
+    // A keeper that kept the other keepers' notify pipes would hold more descriptors
+    // than the ones forked after it.
+    assert!(
+        fds.windows(2).all(|w| w[0] == w[1]),
+        "the keepers hold {fds:?} descriptors"
+    );
+    env.dmgr(&["stop", "--all"]).success();
+}
+
 /// Promise 1: an exec failure is reported precisely and leaves nothing behind.
 #[test]
 fn start_of_missing_program_fails_cleanly_and_leaves_nothing() {
