@@ -7,8 +7,10 @@
 //! a call lives in one **keeper** process per running daemon (`keeper`):
 //!
 //! ```text
-//!   dmgr start web ──fork──▶ child ──setsid, fork──▶ grandchild ──exec──▶ dmgr __keeper
-//!        ▲                    (exits at once)                                │
+//!   dmgr start web db ──fork, exec──▶ dmgr __launch (one per start, exits once done)
+//!        ▲                              │ for each daemon:
+//!        │                              └─fork──▶ child ──setsid, fork──▶ grandchild
+//!        │                                        (exits at once)    = keeper of web
 //!        └──── notify pipe: "ok PID" or "err REASON" ◀──────────────────────┤
 //!                                                         holds flock(web.pid)
 //!                                                         spawns web in its own session,
@@ -16,6 +18,10 @@
 //!                                                         restarts it by policy,
 //!                                                         stops it on SIGTERM
 //! ```
+//!
+//! The launcher is a fresh exec, and so single-threaded: its forks run the keeper's
+//! Rust code with no exec of their own (`keeper::launcher`), and each keeper takes the
+//! title `dmgr ... __keeper --name web ...` in ps(1).
 //!
 //! The keeper holds an exclusive `flock` on the daemon's pidfile for its whole life
 //! and keeps a small JSON state record beside it (`state`) and an event history of

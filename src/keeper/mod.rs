@@ -2,10 +2,13 @@
 //!
 //! # Theory of operation
 //!
-//! `dmgr start` (see [`control`]) double-forks and execs `dmgr __keeper --name NAME`
-//! ([`argv`]) with a notify pipe (`notify`). The keeper, fresh and single-threaded:
+//! `dmgr start` (see [`control`]) execs one launcher, `dmgr __launch` ([`argv`]), with
+//! a notify pipe (`notify`) per daemon; the launcher ([`launcher`]), fresh and
+//! single-threaded, closes every inherited fd but those pipes and detaches one keeper
+//! per daemon with a double fork, which closes the other daemons' pipes, takes the
+//! title `dmgr ... __keeper --name NAME ...` and, with no exec:
 //!
-//! 1. closes every inherited fd but the notify pipe, makes itself a child subreaper
+//! 1. makes itself a child subreaper
 //!    (so every descendant of the daemon is reaped by it, never by PID 1), blocks the
 //!    signals it handles and reads them from a signalfd;
 //! 2. loads the daemon's file, locks its pidfile in the run directory (held until the

@@ -1,13 +1,15 @@
 //! Every `unsafe` call of dmgr: fork, setsid, exec set-up, fd hygiene and pidfd
 //! signalling. The rest of the code sees a small safe API with spawn options as plain
-//! data.
+//! data. `detach` makes the launcher and, by double forks, the keepers.
 //!
-//! Both spawns go through `std::process::Command`, which does the fork, reports exec
-//! errors through its own close-on-exec pipe, and resets the signal mask and SIGPIPE
-//! in the child. Our `pre_exec` closures add what it lacks. They run in the forked
-//! child of a possibly multi-threaded process, so they make only async-signal-safe
-//! calls (signal-safety(7)): raw `libc` calls on data prepared before the fork, no
-//! allocation, no locks, no Rust I/O.
+//! Two kinds of child are made here. The launcher is spawned through
+//! `std::process::Command` from a possibly multi-threaded `dmgr`, so its `pre_exec`
+//! closure makes only async-signal-safe calls (signal-safety(7)): raw `libc` calls
+//! on data prepared before the fork, no allocation, no locks, no Rust I/O. The keepers
+//! and the daemons' and probes' processes are forked by single-threaded processes (the
+//! launcher, a keeper), which a [`SingleThreaded`] witness proves; a keeper then runs
+//! ordinary Rust code, while a daemon's process still makes only async-signal-safe
+//! calls on memory prepared before the fork, until its exec.
 
 use std::ffi::{CStr, CString, OsString};
 use std::fs::File;
