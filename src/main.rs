@@ -11,6 +11,14 @@ use clap::Parser;
 #[link_section = ".init_array"]
 static NOTE_CLOSED_STDOUT: extern "C" fn() = dmgr::output::note_closed_stdout;
 
+/// The command line as users type it. A function of its own, never inlined, so that
+/// clap's large frame is not part of `main`'s, which stays on the stack of every
+/// keeper for its whole life.
+#[inline(never)]
+fn run_cli() -> dmgr::Result<u8> {
+    dmgr::run(dmgr::cli::Cli::parse())
+}
+
 fn main() -> ExitCode {
     // The launcher of keepers is started by dmgr itself with a fixed argv, and its
     // keepers live for as long as their daemons: parsing that argv by hand spares
@@ -23,7 +31,7 @@ fn main() -> ExitCode {
     let argv0 = args.first().cloned().unwrap_or_else(|| "dmgr".into());
     let result = match dmgr::keeper::argv::LauncherArgv::parse(args) {
         Some(launcher) => dmgr::keeper::launcher::run(argv0, launcher),
-        None => dmgr::run(dmgr::cli::Cli::parse()),
+        None => run_cli(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -129,6 +129,26 @@ pub fn run(
     notify: Option<File>,
     single: sys::SingleThreaded,
 ) -> Result<u8> {
+    match set_up(dirs, name, notify, single) {
+        Some(mut keeper) => {
+            keeper.run();
+            Ok(0)
+        }
+        None => Ok(1),
+    }
+}
+
+/// Loads the daemon's file and sets the keeper up; `None` once a failure has been
+/// reported. Never inlined, and the keeper boxed: the parse and the set-up run in a
+/// frame of their own, which is gone before the keeper idles (its stack pages are
+/// then given back, see [`sys::release_free_memory`]).
+#[inline(never)]
+fn set_up(
+    dirs: &Dirs,
+    name: &str,
+    notify: Option<File>,
+    single: sys::SingleThreaded,
+) -> Option<Box<Keeper>> {
     let mut reporter = Reporter::new(notify);
     // A keeper outlives the shell that started it: it must not keep that shell's
     // directory busy, nor create files with whatever umask the shell had.
@@ -149,17 +169,14 @@ pub fn run(
                 .collect();
             let reason = format!("invalid file:\n{}", problems.join("\n"));
             reporter.send(&Report::Failed { reason });
-            return Ok(1);
+            return None;
         }
     };
     match Keeper::new(dirs.clone(), daemon, identity, reporter, single) {
-        Ok(mut keeper) => {
-            keeper.run();
-            Ok(0)
-        }
+        Ok(keeper) => Some(Box::new(keeper)),
         Err(mut reporter) => {
             reporter.close();
-            Ok(1)
+            None
         }
     }
 }
