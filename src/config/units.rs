@@ -208,17 +208,31 @@ impl serde::Serialize for Signal {
 
 impl<'de> serde::Deserialize<'de> for Signal {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            Name(String),
-            Number(i64),
+        /// Reads either form in place; a derived untagged enum would buffer the value
+        /// and copy the name (three signals in every record `list` reads).
+        struct Form;
+
+        impl serde::de::Visitor<'_> for Form {
+            type Value = Signal;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a signal name or number")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Signal, E> {
+                name.parse().map_err(E::custom)
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Signal, E> {
+                Signal::from_number(i128::from(number)).map_err(E::custom)
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Signal, E> {
+                Signal::from_number(i128::from(number)).map_err(E::custom)
+            }
         }
-        match Form::deserialize(deserializer)? {
-            Form::Name(name) => name.parse(),
-            Form::Number(number) => Signal::from_number(i128::from(number)),
-        }
-        .map_err(serde::de::Error::custom)
+
+        deserializer.deserialize_any(Form)
     }
 }
 

@@ -1,8 +1,9 @@
 //! The keeper's state record (`RUN_DIR/NAME.state`, JSON) and how readers turn it into
 //! the truth about a daemon without taking any lock.
 //!
-//! Only the keeper writes the record while it lives; it replaces the file atomically
-//! (write, then rename), so readers see the old or the new record, never half of one.
+//! Only the keeper writes the record while it lives; it rewrites the file in place
+//! (see [`StateFile`]), and the checksum that ends each record tells a reader that
+//! caught a write half done to read again, so readers act on whole records only.
 //! When the keeper is gone (it exited, or was SIGKILLed), `stop` may write a final
 //! record. Readers trust the record only while the recorded identities (PID plus start
 //! time) still match live processes: that is what makes `list` truthful after a keeper
@@ -29,26 +30,62 @@ pub mod path_bytes {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
     use std::path::{Path, PathBuf};
 
+    use serde::de::{Error, SeqAccess, Visitor};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    #[derive(Serialize, Deserialize)]
+    /// How a path is written: text, or the bytes of one that is not UTF-8.
+    #[derive(Serialize)]
     #[serde(untagged)]
     enum Form<'a> {
-        Text(std::borrow::Cow<'a, str>),
-        Bytes(Vec<u8>),
+        Text(&'a str),
+        Bytes(&'a [u8]),
     }
 
     fn form(path: &Path) -> Form<'_> {
         match path.to_str() {
-            Some(text) => Form::Text(text.into()),
-            None => Form::Bytes(path.as_os_str().as_bytes().to_vec()),
+            Some(text) => Form::Text(text),
+            None => Form::Bytes(path.as_os_str().as_bytes()),
         }
     }
 
-    fn path(form: Form<'_>) -> PathBuf {
-        match form {
-            Form::Text(text) => PathBuf::from(text.into_owned()),
-            Form::Bytes(bytes) => PathBuf::from(OsString::from_vec(bytes)),
+    /// Reads either form straight into a path. (A derived untagged enum would buffer
+    /// each value and copy it once more: `list` reads several paths a record.)
+    struct PathVisitor;
+
+    impl<'de> Visitor<'de> for PathVisitor {
+        type Value = PathBuf;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a path: a string, or an array of its bytes")
+        }
+
+        fn visit_str<E: Error>(self, text: &str) -> Result<PathBuf, E> {
+            Ok(PathBuf::from(text))
+        }
+
+        fn visit_string<E: Error>(self, text: String) -> Result<PathBuf, E> {
+            Ok(PathBuf::from(text))
+        }
+
+        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<PathBuf, E> {
+            Ok(PathBuf::from(OsString::from_vec(bytes.to_vec())))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PathBuf, A::Error> {
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(byte) = seq.next_element::<u8>()? {
+                bytes.push(byte);
+            }
+            Ok(PathBuf::from(OsString::from_vec(bytes)))
+        }
+    }
+
+    /// A path read by [`PathVisitor`], for `Option`.
+    struct Read(PathBuf);
+
+    impl<'de> Deserialize<'de> for Read {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Read, D::Error> {
+            deserializer.deserialize_any(PathVisitor).map(Read)
         }
     }
 
@@ -59,7 +96,7 @@ pub mod path_bytes {
 
     /// Deserialises a path.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
-        Form::deserialize(deserializer).map(path)
+        deserializer.deserialize_any(PathVisitor)
     }
 
     /// The same for an optional path.
@@ -78,7 +115,7 @@ pub mod path_bytes {
         pub fn deserialize<'de, D: Deserializer<'de>>(
             deserializer: D,
         ) -> Result<Option<PathBuf>, D::Error> {
-            Option::<Form<'_>>::deserialize(deserializer).map(|f| f.map(path))
+            Option::<Read>::deserialize(deserializer).map(|read| read.map(|Read(path)| path))
         }
     }
 }
@@ -456,19 +493,34 @@ enum Decoded {
 /// truncated away.
 fn decode(bytes: &[u8]) -> Decoded {
     const KEY: &[u8] = b",\"sum\":\"";
-    let Some(at) = bytes.windows(KEY.len()).position(|w| w == KEY) else {
-        return Decoded::Torn;
+    // The key, the 16 digits, then `"}`.
+    const TAIL: usize = KEY.len() + 16 + 2;
+    let checked = |at: usize| {
+        let (body, rest) = bytes.split_at(at);
+        let sum = rest.get(KEY.len()..KEY.len() + 16)?;
+        let ok = sum == format!("{:016x}", fnv1a(body)).as_bytes()
+            && rest.get(KEY.len() + 16..TAIL) == Some(b"\"}".as_slice());
+        ok.then_some(at + TAIL)
     };
-    let (body, rest) = bytes.split_at(at);
-    let Some(sum) = rest.get(KEY.len()..KEY.len() + 16) else {
-        return Decoded::Torn;
+    // Most reads find the record alone in the file, its key a fixed distance from the
+    // end; a file with an older record's tail after it is searched from the start.
+    let at_end = bytes
+        .trim_ascii_end()
+        .len()
+        .checked_sub(TAIL)
+        .filter(|&at| bytes[at..].starts_with(KEY));
+    let end = match at_end.and_then(checked) {
+        Some(end) => end,
+        None => match bytes.windows(KEY.len()).position(|w| w == KEY) {
+            Some(at) => match checked(at) {
+                Some(end) => end,
+                None => return Decoded::Torn,
+            },
+            None => return Decoded::Torn,
+        },
     };
-    if sum != format!("{:016x}", fnv1a(body)).as_bytes() {
-        return Decoded::Torn;
-    }
-    let mut json = body.to_vec();
-    json.push(b'}');
-    match serde_json::from_slice(&json) {
+    // The object as it stands, `sum` and all: the record's fields ignore unknown keys.
+    match serde_json::from_slice(&bytes[..end]) {
         Ok(record) => Decoded::Record(Box::new(record)),
         Err(_) => Decoded::Invalid,
     }

@@ -29,6 +29,30 @@ fn record_written_by_the_previous_dmgr_still_reads() {
     );
 }
 
+/// A record rewritten in place over a longer one reads as the new record, though the
+/// old one's tail (which ends in a checksum of its own) is still in the file; a path
+/// that is not UTF-8 reads back as the same bytes.
+#[test]
+fn a_record_over_a_longer_old_one_reads_as_written() {
+    use std::os::unix::ffi::OsStringExt;
+    const OLD: &str = r#"{"name":"web","keeper":{"pid":860,"start":2148816},"daemon":null,"status":"stopped","started_at_ms":null,"restarts":0,"last_exit":null,"history":[],"next_restart_ms":null,"error":null,"log_error":null,"pidfile":"/r/web.pid","log":"/r/log/web.log","stderr_log":null,"command":["sleep","300"],"stop_signal":"TERM","stop_timeout_ms":3000,"process":{"command":["sleep","300"],"env":{},"clear_env":false,"working_dir":"/","user":null,"group":null,"umask":18,"log":"/r/log/web.log","stderr_log":null},"supervision":{"restart":"on-failure","restart_delay_ms":1000,"max_restarts":10,"start_wait_ms":500,"ready":null,"ready_timeout_ms":30000,"stop_signal":"TERM","stop_timeout_ms":3000,"reload_signal":"HUP","reload_command":null,"stop_command":null},"sum":"0"}"#;
+    let mut record: StateRecord = serde_json::from_str(OLD).unwrap();
+    record.error = Some("a long message that makes the older record longer".repeat(4));
+    let older = encode(&record).unwrap();
+    record.error = None;
+    record.pidfile = PathBuf::from(std::ffi::OsString::from_vec(b"/r/\xffweb.pid".to_vec()));
+    let newer = encode(&record).unwrap();
+    assert!(newer.len() < older.len());
+    let mut file = newer.clone();
+    file.extend_from_slice(&older[newer.len()..]);
+    for bytes in [&newer, &file] {
+        let Decoded::Record(read) = decode(bytes) else {
+            panic!("does not decode: {}", String::from_utf8_lossy(bytes));
+        };
+        assert_eq!(*read, record);
+    }
+}
+
 /// `list --json` prints each status as the word the table shows.
 #[test]
 fn each_status_serialises_as_its_word_and_parses_back() {
