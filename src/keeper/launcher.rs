@@ -51,9 +51,12 @@ pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
         match sys::fork_detached(&single) {
             Ok(sys::Forked::Detached) => {
                 // This process is the keeper of `pipes[index]` only: the other pipes
-                // belong to their own keepers.
-                let (name, pipe) = pipes.swap_remove(index);
-                drop(pipes);
+                // belong to their own keepers. They are closed, but the list is not
+                // freed: freeing it would write to (and so copy) every heap page it
+                // lies in, pages this keeper otherwise shares with all the others.
+                let name = pipes[index].0.clone();
+                let pipe = pipes[index].1.take();
+                sys::close_all_and_leak(pipes, |(_, other)| other.as_ref());
                 let fd = pipe.as_ref().map_or(-1, AsRawFd::as_raw_fd);
                 let title = KeeperArgv {
                     dirs: args.dirs.clone(),

@@ -195,6 +195,21 @@ pub fn close_inherited_fds(keep: &[RawFd]) {
     }
 }
 
+/// Closes the file of each item of `items` that has one, then forgets the items
+/// without freeing their memory. A keeper just forked from the launcher calls it on
+/// the launcher's list of the other keepers' pipes: a free would write to each heap
+/// page the list lies in, and every page written is copied into this keeper alone.
+pub fn close_all_and_leak<T>(items: Vec<T>, file: impl Fn(&T) -> Option<&File>) {
+    for item in &items {
+        if let Some(file) = file(item) {
+            // SAFETY: `items` owns this descriptor and is forgotten below, unused
+            // after this loop: no `File` can close or use the number again.
+            unsafe { libc::close(file.as_raw_fd()) };
+        }
+    }
+    std::mem::forget(items);
+}
+
 fn set_cloexec(fd: RawFd) {
     // SAFETY: fcntl(F_SETFD) on a descriptor we own changes only its flags.
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
