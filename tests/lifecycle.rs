@@ -64,6 +64,14 @@ fn every_keeper_of_one_start_shows_its_name_and_is_detached() {
             ],
             "ps shows the keeper of {name} as {words:?}"
         );
+        // Nothing of the launcher's longer argv (every other keeper's name) is left
+        // after the title: argv0, then `--config-dir C --run-dir R __keeper --name N
+        // --log-dir L --notify-fd F`.
+        assert_eq!(
+            words.len(),
+            12,
+            "ps shows the keeper of {name} as {words:?}"
+        );
         let keeper_stat = stat(keeper).unwrap();
         assert_ne!(
             keeper_stat.session, keeper,

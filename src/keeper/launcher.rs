@@ -47,6 +47,20 @@ pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
     let _ = crate::procinfo::boot_id();
     let _ = super::cgroup::own_cgroup_dir();
     let _ = super::resources::effective_capabilities();
+    // Every keeper's title fits in the first `prefix` bytes of the argument area (the
+    // longest name with the widest descriptor number makes the longest title); the
+    // rest, which names the other keepers, is blanked once here, in pages every keeper
+    // then shares rather than copies.
+    let longest = args.keepers.iter().max_by_key(|(name, _)| name.len());
+    let widest = args.keepers.iter().map(|&(_, fd)| fd).max();
+    let prefix = match (longest, widest) {
+        (Some((name, _)), Some(fd)) => title(&argv0, &args, name, fd)
+            .iter()
+            .map(|word| word.len() + 1)
+            .sum(),
+        _ => 0,
+    };
+    sys::blank_argument_area_from(&single, prefix);
     for index in 0..pipes.len() {
         match sys::fork_detached(&single) {
             Ok(sys::Forked::Detached) => {
@@ -58,13 +72,7 @@ pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
                 let pipe = pipes[index].1.take();
                 sys::close_all_and_leak(pipes, |(_, other)| other.as_ref());
                 let fd = pipe.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-                let title = KeeperArgv {
-                    dirs: args.dirs.clone(),
-                    name: name.clone(),
-                    notify_fd: fd,
-                };
-                let words: Vec<OsString> = std::iter::once(argv0).chain(title.to_args()).collect();
-                sys::set_process_title(&single, &words);
+                sys::set_process_title(&single, &title(&argv0, &args, &name, fd), prefix);
                 return super::run(&args.dirs, &name, pipe, single);
             }
             Ok(sys::Forked::Parent) => {
@@ -79,4 +87,16 @@ pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// The words ps(1) shows for the keeper of `name` with notify descriptor `fd`.
+fn title(argv0: &OsString, args: &LauncherArgv, name: &str, fd: i32) -> Vec<OsString> {
+    let keeper = KeeperArgv {
+        dirs: args.dirs.clone(),
+        name: name.to_string(),
+        notify_fd: fd,
+    };
+    std::iter::once(argv0.clone())
+        .chain(keeper.to_args())
+        .collect()
 }
