@@ -26,6 +26,14 @@ fn a_daemon_above_memory_max_is_restarted_with_a_memory_exceeded_event() {
     );
     env.dmgr(&["start", "hog"]).success();
     let first = env.pid("hog").unwrap();
+    let second = restarted_for_memory(&env, first);
+    env.dmgr(&["stop", "hog"]).success();
+    assert!(!is_alive(second));
+}
+
+/// Waits until `hog`, whose process was `first`, runs again, and checks that its keeper
+/// recorded `memory-exceeded` with the ceiling, then a restart; returns the new PID.
+fn restarted_for_memory(env: &TestEnv, first: i32) -> i32 {
     let second = env.wait_for_restart("hog", first);
     assert_ne!(first, second);
     let events = env.events("hog");
@@ -35,8 +43,7 @@ fn a_daemon_above_memory_max_is_restarted_with_a_memory_exceeded_event() {
         .unwrap_or_else(|| panic!("no memory-exceeded event in:\n{events}"));
     assert!(line.contains("above memory_max 64MiB"), "{line}");
     assert!(events.contains("restarting"), "{events}");
-    env.dmgr(&["stop", "hog"]).success();
-    assert!(!is_alive(second));
+    second
 }
 
 /// Why a keeper started by this test cannot give its daemon's cgroup the memory
@@ -157,15 +164,7 @@ fn with_the_memory_controller_a_daemon_over_memory_max_is_restarted_on_a_kernel_
     let read = |file: &str| fs::read_to_string(cgroup.join(file)).unwrap_or_default();
     assert_eq!(read("memory.high").trim(), (64u64 << 20).to_string());
     assert_eq!(read("memory.max").trim(), "max");
-    let second = env.wait_for_restart("hog", first);
-    assert_ne!(first, second);
-    let events = env.events("hog");
-    let line = events
-        .lines()
-        .find(|l| l.contains("memory-exceeded"))
-        .unwrap_or_else(|| panic!("no memory-exceeded event in:\n{events}"));
-    assert!(line.contains("above memory_max 64MiB"), "{line}");
-    assert!(events.contains("restarting"), "{events}");
+    let second = restarted_for_memory(&env, first);
     assert_eq!(env.entry("hog")["memory"]["mechanism"], "cgroup-events");
     env.dmgr(&["stop", "hog"]).success();
     assert!(!is_alive(second));
