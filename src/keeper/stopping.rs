@@ -1,0 +1,153 @@
+//! The stopping phase of the keeper: the drain that stops everything the daemon
+//! started, with `stop_signal` and then SIGKILL, a `stop` request (through
+//! `stop_command` where there is one), and what follows once all of it is gone: the
+//! end, or a restart after the backoff.
+
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+
+use super::machine::{self, DrainStep, Escalation, Next, Phase, StopStep};
+use super::{millis, Keeper};
+use crate::events::Kind;
+use crate::procinfo::Stat;
+use crate::state::{self, Reason, Status};
+
+impl Keeper {
+    /// Stops everything the daemon started (the daemon itself may still run): sends
+    /// `stop_signal` now and SIGKILL after `stop_timeout`; carries on with `next` once
+    /// all of it is gone.
+    pub(super) fn drain(&mut self, next: Next) {
+        // A probe's answer means nothing now; it must not outlive what it checked.
+        self.kill_probe();
+        self.pause_watches();
+        self.tracked.begin_drain();
+        let escalation = if self.tracked.tree_is_empty() {
+            Escalation::Nothing
+        } else {
+            self.signal_all(self.daemon.supervision.stop_signal.0);
+            Escalation::stop_sent(Instant::now(), &self.daemon.supervision)
+        };
+        if next.is_stop() {
+            self.record.status = Status::Stopping;
+        }
+        self.phase = Phase::Draining { escalation, next };
+        self.save();
+    }
+
+    /// Returns the final status once the keeper's work is done. While a drain waits,
+    /// processes that showed up since it began get what the others got.
+    pub(super) fn finished(&mut self) -> Option<(Status, Option<String>, Reason)> {
+        let Phase::Draining { escalation, next } = &self.phase else {
+            return None;
+        };
+        let main_runs = self.child.is_some_and(|c| !c.exited);
+        let tree_empty = !main_runs && self.tracked.tree_is_empty();
+        let now = Instant::now();
+        let s = &self.daemon.supervision;
+        let next = match machine::drain_step(*escalation, next, now, s, main_runs, tree_empty) {
+            DrainStep::Wait => return None,
+            DrainStep::Signal { kill, escalation } => {
+                let signal = if kill {
+                    Signal::SIGKILL
+                } else {
+                    s.stop_signal.0
+                };
+                let group = self.live_group();
+                self.tracked.signal(signal, group);
+                if let Phase::Draining { escalation: e, .. } = &mut self.phase {
+                    *e = escalation;
+                }
+                return None;
+            }
+            DrainStep::Done(next) => next,
+        };
+        match next {
+            Next::Finish {
+                status,
+                error,
+                reason,
+            } => Some((status, error, reason)),
+            Next::Restart(delay) => {
+                let mut restarting = self.event(Kind::Restarting);
+                restarting.delay_ms = Some(millis(delay));
+                restarting.message = Some(match &self.record.error {
+                    Some(why) => format!("restart {}: {why}", self.tally.restarts),
+                    None => format!("restart {}", self.tally.restarts),
+                });
+                self.record_event(restarting);
+                self.phase = Phase::Backoff {
+                    until: Instant::now() + delay,
+                };
+                self.record.status = Status::Backoff;
+                self.record.restarts = self.tally.restarts;
+                self.record.next_restart_ms = Some(state::now_ms() + millis(delay));
+                self.save();
+                None
+            }
+        }
+    }
+
+    /// The main process's group, while the main process is our unreaped child: that
+    /// pins the group's ID, so a signal to it cannot reach an unrelated group. Read
+    /// afresh: a forking daemon may call setsid(2) after we adopted it.
+    pub(super) fn live_group(&self) -> Option<i32> {
+        let child = self.child.filter(|c| !c.exited)?;
+        Stat::read(child.id.pid).map(|s| s.pgrp)
+    }
+
+    /// Sends `signal` to everything the daemon started (see [`super::tracked`]).
+    pub(super) fn signal_all(&mut self, signal: Signal) {
+        let group = self.live_group();
+        self.tracked.signal(signal, group);
+    }
+
+    pub(super) fn stop(&mut self) {
+        let main = self.child.filter(|c| c.adopted && !c.exited);
+        let step = machine::on_stop(&self.phase, &self.daemon.supervision, main.is_some());
+        if step == StopStep::Ignore {
+            return;
+        }
+        self.kill_probe();
+        self.pause_watches();
+        let mut stopping = self.event(Kind::Stopping);
+        stopping.pid = main.map(|m| m.id.pid);
+        if let (StopStep::StopCommand, Some(argv), Some(main)) =
+            (step, self.daemon.supervision.stop_command.clone(), main)
+        {
+            match self.spawn_command(&argv, main.id.pid) {
+                Ok(pid) => {
+                    self.record_event(
+                        stopping.message(format!("stop_command running (pid {pid})")),
+                    );
+                    self.phase = Phase::stop_command(pid, Instant::now(), &self.daemon.supervision);
+                    self.record.status = Status::Stopping;
+                    self.save();
+                    return;
+                }
+                Err(reason) => {
+                    stopping = stopping.message(format!("cannot run stop_command: {reason}"));
+                }
+            }
+        }
+        self.record_event(stopping.signal(self.daemon.supervision.stop_signal.to_string()));
+        match &mut self.phase {
+            Phase::Draining { next, .. } => {
+                *next = Next::stopped();
+                self.record.status = Status::Stopping;
+                self.save();
+            }
+            _ => self.drain(Next::stopped()),
+        }
+    }
+
+    /// `stop_command` ended: once the daemon has ended too, whatever is left gets the
+    /// usual signals; until then the keeper waits for it, within `stop_timeout`.
+    pub(super) fn on_stop_command_exit(&mut self) {
+        if self.child.is_none_or(|c| c.exited) {
+            self.drain(Next::stopped());
+        } else if let Phase::StopCommand { pid, .. } = &mut self.phase {
+            *pid = None;
+        }
+    }
+}
