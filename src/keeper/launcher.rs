@@ -60,7 +60,10 @@ pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
             .sum(),
         _ => 0,
     };
-    sys::blank_argument_area_from(&single, prefix);
+    let area = sys::ArgumentArea::find();
+    if let Some(area) = area {
+        area.blank_from(&single, prefix);
+    }
     for index in 0..pipes.len() {
         match sys::fork_detached(&single) {
             Ok(sys::Forked::Detached) => {
@@ -72,7 +75,9 @@ pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
                 let pipe = pipes[index].1.take();
                 sys::close_all_and_leak(pipes, |(_, other)| other.as_ref());
                 let fd = pipe.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-                sys::set_process_title(&single, &title(&argv0, &args, &name, fd), prefix);
+                if let Some(area) = area {
+                    area.set_title(&single, &title(&argv0, &args, &name, fd), prefix);
+                }
                 return super::run(&args.dirs, &name, pipe, single);
             }
             Ok(sys::Forked::Parent) => {

@@ -509,15 +509,12 @@ fn decode(bytes: &[u8]) -> Decoded {
         .len()
         .checked_sub(TAIL)
         .filter(|&at| bytes[at..].starts_with(KEY));
-    let end = match at_end.and_then(checked) {
-        Some(end) => end,
-        None => match bytes.windows(KEY.len()).position(|w| w == KEY) {
-            Some(at) => match checked(at) {
-                Some(end) => end,
-                None => return Decoded::Torn,
-            },
-            None => return Decoded::Torn,
-        },
+    let end = at_end.and_then(checked).or_else(|| {
+        let at = bytes.windows(KEY.len()).position(|w| w == KEY)?;
+        checked(at)
+    });
+    let Some(end) = end else {
+        return Decoded::Torn;
     };
     // The object as it stands, `sum` and all: the record's fields ignore unknown keys.
     match serde_json::from_slice(&bytes[..end]) {

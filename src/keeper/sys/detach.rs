@@ -115,65 +115,69 @@ fn errno_code() -> i32 {
         .unwrap_or(255)
 }
 
-/// Rewrites what ps(1) and `/proc/self/cmdline` show as this process's command line,
-/// in place in the argument area the kernel set up at exec: the words of `args`, each
-/// ended by a NUL, then NULs (which ps drops) up to `prefix` bytes from the start.
-/// Bytes past `prefix` are left as they are, so the caller must have blanked them
-/// ([`blank_argument_area_from`]); `args` longer than the area are cut short. Returns
-/// false where the area cannot be found.
-pub fn set_process_title(_single: &SingleThreaded, args: &[OsString], prefix: usize) -> bool {
-    let Some((start, len)) = argument_area() else {
-        return false;
-    };
-    let mut title: Vec<u8> = Vec::with_capacity(prefix.min(len));
-    for arg in args {
-        title.extend_from_slice(arg.as_bytes());
-        title.push(0);
-    }
-    title.resize(title.len().max(prefix).min(len), 0);
-    // The area must end in a NUL, or the kernel reads on into the environment.
-    if title.len() == len {
-        title[len - 1] = 0;
-    }
-    // SAFETY: [start, start + title.len()) lies in this process's argument area
-    // (`arg_start`/`arg_end` of /proc/self/stat): the strings of argv, which the
-    // kernel copied onto the process's stack at exec and which stay mapped and
-    // writable for its whole life. No Rust reference points into it: std and glibc
-    // keep only raw `argv` pointers, which still point at NUL-terminated bytes inside
-    // the area afterwards (it ends in a NUL), and argv[0] keeps its place. The
-    // witness `_single` rules out another thread reading them meanwhile.
-    unsafe {
-        std::ptr::copy_nonoverlapping(title.as_ptr(), start as *mut u8, title.len());
-    }
-    true
+/// The argument area the kernel set up at exec, where ps(1) and `/proc/PID/cmdline`
+/// read a process's command line: `arg_start` and `arg_end` of `/proc/self/stat`
+/// (fields 48 and 49, Linux 3.5). A fork has the same area at the same address, so the
+/// launcher finds it once for every keeper.
+#[derive(Debug, Clone, Copy)]
+pub struct ArgumentArea {
+    start: usize,
+    len: usize,
 }
 
-/// Sets every byte of the argument area from `from` on to NUL. The launcher does it
-/// once before it forks: its argv names every keeper, and a keeper that blanked the
-/// whole area itself would copy each page of it (at N = 1000, about 30 KB a keeper),
-/// where now it writes only the prefix that holds its own title.
-pub fn blank_argument_area_from(_single: &SingleThreaded, from: usize) {
-    let Some((start, len)) = argument_area() else {
-        return;
-    };
-    if from < len {
-        // SAFETY: [start + from, start + len) is part of this process's argument
-        // area, as in `set_process_title`; the area still ends in a NUL afterwards,
-        // and every argv string that starts before `from` now ends at or before it.
-        unsafe { std::ptr::write_bytes((start + from) as *mut u8, 0, len - from) };
+impl ArgumentArea {
+    /// This process's area; `None` where it cannot be read or is empty.
+    pub fn find() -> Option<ArgumentArea> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold anything.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let mut fields = rest.split(' ').skip(48 - 3);
+        let start: usize = fields.next()?.parse().ok()?;
+        let end: usize = fields.next()?.parse().ok()?;
+        let len = end.checked_sub(start).filter(|&len| len > 0)?;
+        Some(ArgumentArea { start, len })
     }
-}
 
-/// The start and length of the argument area: `arg_start` and `arg_end` of
-/// `/proc/self/stat` (fields 48 and 49, Linux 3.5); `None` for an empty one.
-fn argument_area() -> Option<(usize, usize)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold anything.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ').skip(48 - 3);
-    let start: usize = fields.next()?.parse().ok()?;
-    let end: usize = fields.next()?.parse().ok()?;
-    Some((start, end.checked_sub(start).filter(|&len| len > 0)?))
+    /// Sets every byte from `from` on to NUL. The launcher does it once before it
+    /// forks: its argv names every keeper, and a keeper that blanked the whole area
+    /// itself would copy each page of it (at N = 1000, about 30 KB a keeper), where
+    /// now it writes only the prefix that holds its own title.
+    pub fn blank_from(self, _single: &SingleThreaded, from: usize) {
+        if from < self.len {
+            // SAFETY: [start + from, start + len) is part of this process's argument
+            // area, as in `set_title`; the area still ends in a NUL afterwards, and
+            // every argv string that starts before `from` now ends at or before it.
+            unsafe { std::ptr::write_bytes((self.start + from) as *mut u8, 0, self.len - from) };
+        }
+    }
+
+    /// Rewrites the command line in place: the words of `args`, each ended by a NUL,
+    /// then NULs (which ps drops) up to `prefix` bytes from the start. Bytes past
+    /// `prefix` are left as they are, so they must have been blanked
+    /// ([`ArgumentArea::blank_from`]); `args` longer than the area are cut short.
+    pub fn set_title(self, _single: &SingleThreaded, args: &[OsString], prefix: usize) {
+        let len = self.len;
+        let mut title: Vec<u8> = Vec::with_capacity(prefix.min(len));
+        for arg in args {
+            title.extend_from_slice(arg.as_bytes());
+            title.push(0);
+        }
+        title.resize(title.len().max(prefix).min(len), 0);
+        // The area must end in a NUL, or the kernel reads on into the environment.
+        if title.len() == len {
+            title[len - 1] = 0;
+        }
+        // SAFETY: [start, start + title.len()) lies in this process's argument area:
+        // the strings of argv, which the kernel copied onto the process's stack at
+        // exec (a fork has them at the same address) and which stay mapped and
+        // writable for its whole life. No Rust reference points into it: std and
+        // glibc keep only raw `argv` pointers, which still point at NUL-terminated
+        // bytes inside the area afterwards (it ends in a NUL), and argv[0] keeps its
+        // place. The witness `_single` rules out another thread reading them meanwhile.
+        unsafe {
+            std::ptr::copy_nonoverlapping(title.as_ptr(), self.start as *mut u8, title.len());
+        }
+    }
 }
 
 /// Takes ownership of the inherited descriptor `fd`; `None` if it is not an open
@@ -239,8 +243,8 @@ mod tests {
 
     #[test]
     fn the_argument_area_of_this_process_holds_its_argv() {
-        let (_, len) = argument_area().expect("arg_start and arg_end in /proc/self/stat");
+        let area = ArgumentArea::find().expect("arg_start and arg_end in /proc/self/stat");
         let cmdline = std::fs::read("/proc/self/cmdline").unwrap();
-        assert_eq!(len, cmdline.len());
+        assert_eq!(area.len, cmdline.len());
     }
 }

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use super::resources::Resources;
 pub use super::spawn_step::{SpawnError, SpawnStep};
 pub use detach::{
-    blank_argument_area_from, close_all_and_leak, close_inherited_fds, fork_detached,
-    set_process_title, spawn_launcher, take_inherited_fd, Forked,
+    close_all_and_leak, close_inherited_fds, fork_detached, spawn_launcher, take_inherited_fd,
+    ArgumentArea, Forked,
 };
 
 mod detach;
