@@ -22,3 +22,4 @@ mod probes;
 mod production;
 mod programs;
 mod supervision;
+mod trust;
