@@ -287,3 +287,90 @@ fn as_root_directories_below_one_another_user_can_write_are_refused() {
     env.dmgr(&["start", "web"]).success();
     env.dmgr(&["stop", "web"]).success();
 }
+
+/// Finding 2: an `env_file` in a directory the daemon's user owns, swapped by that
+/// user for a symlink to a file of root's, was followed by the root keeper: its
+/// `KEY=VALUE` lines reached the daemon and its other lines were quoted in the error,
+/// which the world-readable state record and event history keep. As root the file's
+/// directory must be root's alone, the file is opened with `O_NOFOLLOW`, and an error
+/// quotes no line of the file.
+#[test]
+fn as_root_an_env_file_in_a_directory_its_user_can_write_is_refused_and_never_quoted() {
+    if skip_unless_root("as_root_an_env_file_in_a_directory_its_user_can_write") {
+        return;
+    }
+    let mark = marker("env-swap");
+    let env = TestEnv::new().daemon(
+        "web",
+        &format!(
+            "command = [\"sh\", \"-c\", \"echo \\\"GREETING=$GREETING SECRET=$ROOT_SECRET\\\"; sleep 1000; true\", \"{mark}\"]\n\
+             start_wait = \"100ms\"\nuser = \"nobody\"\nenv_file = \"../app/web.env\"\n"
+        ),
+    );
+    open_to_nobody(&env);
+    let app = env.root().join("app");
+    std::fs::create_dir(&app).unwrap();
+    let file = app.join("web.env");
+    std::fs::write(&file, "GREETING=hello\n").unwrap();
+    chmod(&file, 0o600);
+    std::os::unix::fs::chown(&app, Some(NOBODY), Some(NOBODY)).unwrap();
+    let secret = env.root().join("secret");
+    std::fs::write(
+        &secret,
+        "ROOT_SECRET=hunter2\nroot:$6$salt$shadowhash:19000::\n",
+    )
+    .unwrap();
+    chmod(&secret, 0o600);
+    let swapped = Command::new("sh")
+        .args(["-c", "rm -f \"$0\" && ln -s ../secret \"$0\""])
+        .arg(&file)
+        .uid_nobody()
+        .status()
+        .unwrap();
+    assert!(swapped.success());
+    let leaks = |text: &str| text.contains("hunter2") || text.contains("shadowhash");
+    let run_files = || {
+        ["web.state", "web.events"]
+            .iter()
+            .map(|f| std::fs::read_to_string(env.run_dir().join(f)).unwrap_or_default())
+            .collect::<String>()
+    };
+
+    let start = env.dmgr(&["start", "web"]).code(1).stderr_has(&format!(
+        "refused: its directory {} cannot be trusted: it is owned by uid 65534",
+        app.display()
+    ));
+    assert!(!leaks(&start.stderr()), "{}", start.stderr());
+    let check = env
+        .dmgr(&["check"])
+        .code(2)
+        .stderr_has("refused: its directory");
+    assert!(!leaks(&check.stderr()));
+    assert!(processes_with(&mark).is_empty());
+
+    // Root's directory again, but the symlink is still there: not followed.
+    std::os::unix::fs::chown(&app, Some(0), Some(0)).unwrap();
+    let start = env.dmgr(&["start", "web"]).code(1).stderr_has("symlink");
+    assert!(!leaks(&start.stderr()));
+
+    // A file whose lines are not assignments: the error gives the place, no content.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::copy(&secret, &file).unwrap();
+    let start = env
+        .dmgr(&["start", "web"])
+        .code(1)
+        .stderr_has("web.env:2:1: this line has no `=`");
+    assert!(!leaks(&start.stderr()), "{}", start.stderr());
+    assert!(
+        !leaks(&run_files()),
+        "the run directory keeps the file's lines"
+    );
+    assert!(processes_with(&mark).is_empty());
+
+    std::fs::write(&file, "GREETING=hello\n").unwrap();
+    env.dmgr(&["start", "web"]).success();
+    wait_until("the daemon wrote its line", Duration::from_secs(10), || {
+        env.log("web").contains("GREETING=hello SECRET=\n")
+    });
+    env.dmgr(&["stop", "web"]).success();
+}
