@@ -52,6 +52,9 @@ pub enum Kind {
     MemoryExceeded,
     /// Its log could not be written.
     LogError,
+    /// Its state record could not be written (the previous one stays), or can be
+    /// again.
+    RecordError,
 }
 
 impl Kind {
@@ -71,6 +74,7 @@ impl Kind {
             Kind::Unhealthy => "unhealthy",
             Kind::MemoryExceeded => "memory-exceeded",
             Kind::LogError => "log-error",
+            Kind::RecordError => "record-error",
         }
     }
 }

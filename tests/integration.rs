@@ -21,5 +21,6 @@ mod output;
 mod probes;
 mod production;
 mod programs;
+mod records;
 mod supervision;
 mod trust;

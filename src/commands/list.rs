@@ -53,7 +53,9 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
                 e.restarts.to_string(),
                 e.memory_bytes.map_or("-".into(), format_bytes),
                 output::escape(match (e.status, &e.command) {
-                    (Status::Invalid, _) => e.error.as_deref().unwrap_or_default(),
+                    (Status::Invalid | Status::Unknown, _) => {
+                        e.error.as_deref().unwrap_or_default()
+                    }
                     (_, Some(command)) => command,
                     _ => "",
                 })
@@ -128,7 +130,10 @@ fn add_orphans(ctx: &Context, entries: &mut Vec<ListEntry>, has_file: impl Fn(&s
             continue;
         }
         let observed = state::observe(&ctx.dirs, &name, None);
-        if observed.daemon.is_some() || observed.keeper.is_some() {
+        if observed.status == Status::Unknown {
+            // Whether it runs or not, someone should look.
+            entries.push(ListEntry::new(&name, None, &observed));
+        } else if observed.daemon.is_some() || observed.keeper.is_some() {
             let mut e = ListEntry::new(&name, None, &observed);
             e.status = Status::Orphaned;
             entries.push(e);

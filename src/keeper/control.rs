@@ -17,7 +17,8 @@ use nix::sys::signal::Signal;
 
 use super::argv::LauncherArgv;
 use super::leftovers::{
-    clear_leftovers, left_behind, remove_cgroup, signal_stop, stop_unsupervised, wait_until, GRACE,
+    clear_leftovers, left_behind, remove_cgroup, signal_stop, stop_derived_cgroup,
+    stop_unsupervised, wait_until, GRACE,
 };
 use super::notify::Report;
 use super::sys;
@@ -48,7 +49,7 @@ pub enum Started {
 }
 
 /// What `stop` found or did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stopped {
     /// It was running and is now gone.
     Now,
@@ -56,6 +57,9 @@ pub enum Stopped {
     Already,
     /// Nothing was running, and a stale pidfile was removed.
     RemovedStale,
+    /// Its record could not be used (why), no keeper held its lock and nothing of it
+    /// was found; the record was removed.
+    Unknown(String),
 }
 
 /// Takes the daemon's operation lock, waiting for any concurrent start or stop.
@@ -112,7 +116,7 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         return Ok(Begun::Done(Started::Pending));
     }
     if observed.keeper.is_none() {
-        clear_leftovers(dirs, &observed);
+        clear_leftovers(dirs, &daemon.name, &observed);
     }
     if pidfile::is_locked(&daemon.pidfile) {
         return Err(Error::daemon(
@@ -165,7 +169,7 @@ pub fn claim_for_foreground(
             ),
         ));
     }
-    clear_leftovers(dirs, &observed);
+    clear_leftovers(dirs, &daemon.name, &observed);
     match pidfile::LockedPidfile::try_lock(&daemon.pidfile) {
         Ok(locked) => Ok((lock, locked)),
         Err(pidfile::LockError::Held) => {
@@ -394,19 +398,25 @@ fn ask_keeper_to_stop<'a>(
         stopping.acted = true;
         return stopping;
     }
-    let (Some(keeper), Some(record)) = (observed.keeper, &observed.record) else {
+    let Some(keeper) = observed.keeper else {
         return stopping;
+    };
+    // Without a usable record, the keeper is the dmgr holding the pidfile lock (see
+    // `state::observe`), and the file, if there is one, says how long it may take.
+    let supervision = match (&observed.record, daemon) {
+        (Some(record), _) => record.supervision.clone(),
+        (None, Some(daemon)) => daemon.supervision.clone(),
+        (None, None) => crate::config::Supervision::default(),
     };
     stopping.acted = true;
     // With a stop_command, the keeper may wait stop_timeout for it and the daemon to
     // end, then stop_timeout for the signals.
-    let rounds = if record.supervision.stop_command.is_some() {
+    let rounds = if supervision.stop_command.is_some() {
         2
     } else {
         1
     };
-    stopping.deadline =
-        Instant::now() + Duration::from_millis(record.stop_timeout_ms) * rounds + GRACE;
+    stopping.deadline = Instant::now() + supervision.stop_timeout * rounds + GRACE;
     let signalled = sys::ProcessHandle::open(keeper).and_then(|handle| {
         let sent = match &handle {
             Some(h) => h.signal(Signal::SIGTERM)?,
@@ -496,6 +506,14 @@ fn finish_stop(
     let pidfile = daemon.map(|d| d.pidfile.as_path());
     let mut acted = acted;
     let observed = state::observe(dirs, name, pidfile);
+    if let (Status::Unknown, None) = (observed.status, observed.keeper) {
+        return finish_unknown(dirs, name, pidfile, &observed, acted);
+    }
+    // A record lost with its keeper: what ran is still in its cgroup.
+    if observed.record.is_none() && observed.keeper.is_none() && stop_derived_cgroup(dirs, name)? {
+        acted = true;
+        events::append(&dirs.events_file(name), &Event::now(name, Kind::Stopped));
+    }
     // Its keeper and main process may both be dead while processes it started live on.
     let leftovers = observed.keeper.is_none()
         && observed.daemon.is_none()
@@ -569,6 +587,55 @@ fn finish_stop(
         Stopped::Now
     } else {
         Stopped::Already
+    })
+}
+
+/// Stops a daemon whose record cannot be used and that no keeper holds (any more):
+/// nothing names its processes but its cgroup, which the keeper names after the
+/// daemon and the run directory (see [`super::cgroup::Cgroup::derived`]); then the
+/// unusable record is removed, under the pidfile lock, so that the next `start`
+/// begins afresh rather than trip over it again.
+fn finish_unknown(
+    dirs: &Dirs,
+    name: &str,
+    pidfile: Option<&Path>,
+    observed: &state::Observed,
+    acted: bool,
+) -> Result<Stopped> {
+    let problem = observed.problem.clone().unwrap_or_default();
+    let lock = pidfile.map_or_else(|| dirs.pidfile(name), Path::to_path_buf);
+    if pidfile::is_locked(&lock) {
+        return Err(Error::daemon(
+            name,
+            format!(
+                "{problem}, and its pidfile {} is locked by a process that is no keeper of this user ({}); nothing was stopped",
+                lock.display(),
+                holders(&lock)
+            ),
+        ));
+    }
+    let stopped = stop_derived_cgroup(dirs, name)?;
+    let removed = while_no_keeper(&lock, || {
+        let _ = std::fs::remove_file(dirs.state_file(name));
+    });
+    if removed.is_none() {
+        return Err(Error::daemon(
+            name,
+            format!("{problem}; a keeper started meanwhile, run `dmgr stop {name}` again"),
+        ));
+    }
+    let event = Event::now(name, Kind::Stopped).message(format!(
+        "{problem}: removed it{}",
+        if stopped {
+            " after stopping its cgroup"
+        } else {
+            ""
+        }
+    ));
+    events::append(&dirs.events_file(name), &event);
+    Ok(match acted || stopped {
+        true => Stopped::Now,
+        false => Stopped::Unknown(problem),
     })
 }
 

@@ -24,6 +24,9 @@ use crate::pidfile::{LockError, LockedPidfile};
 use crate::procinfo::{ProcId, Stat};
 use crate::state::{self, Status};
 
+/// How soon a restart that could not be recorded (a full run disk) is tried again.
+const RECORD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One log pipe: the read end the keeper polls, the write end handed to each run.
 pub(super) struct Pipe {
     pub(super) read: OwnedFd,
@@ -153,7 +156,7 @@ impl Keeper {
             }
         };
         // On record before it exists: see `Cgroup::planned`.
-        record.cgroup = cgroup::Cgroup::planned(&daemon.name, std::process::id());
+        record.cgroup = cgroup::Cgroup::planned(&daemon.name, &dirs.run_dir);
         let cgroup = record.cgroup.as_deref().and_then(|path| {
             let _ = state_file.write(&record);
             cgroup::Cgroup::create(path)
@@ -165,6 +168,7 @@ impl Keeper {
         let cgroup_dir = tracked.cgroup.as_ref().map(|c| c.path());
         let watches = super::liveness::Watches::of(&daemon.supervision, cgroup_dir);
         Ok(Keeper {
+            record_trouble: None,
             watches,
             events,
             cgroup_note: None,
@@ -290,6 +294,15 @@ impl Keeper {
                 self.record.daemon = None;
                 if let Some(pidfile) = &mut self.pidfile {
                     pidfile.clear();
+                }
+                if e.step == sys::SpawnStep::Record && !self.reporter.is_pending() {
+                    // No copy runs that no record names; but the daemon did not fail
+                    // either: try again soon, without counting it (issue 22).
+                    self.phase = Phase::Backoff {
+                        until: now + RECORD_RETRY,
+                    };
+                    self.record.status = Status::Backoff;
+                    return;
                 }
                 let next = self.fail_run(reason);
                 self.drain(next);

@@ -20,8 +20,13 @@ pub(super) const GRACE: Duration = Duration::from_secs(10);
 /// Stops what a dead keeper's daemon left behind before a new keeper takes over: the
 /// new keeper's record replaces this one, after which nothing would know those
 /// processes were the daemon's.
-pub(super) fn clear_leftovers(dirs: &Dirs, observed: &state::Observed) {
+pub(super) fn clear_leftovers(dirs: &Dirs, name: &str, observed: &state::Observed) {
     let Some(record) = &observed.record else {
+        // A record that is lost or cannot be used names nothing; the cgroup can still
+        // be found, and what runs in it is a copy that a new keeper must not double.
+        if observed.keeper.is_none() {
+            let _ = stop_derived_cgroup(dirs, name);
+        }
         return;
     };
     if !record.is_this_boot() {
@@ -41,6 +46,57 @@ pub(super) fn clear_leftovers(dirs: &Dirs, observed: &state::Observed) {
         cgroup.remove();
     }
     remove_daemon_pidfile(record);
+}
+
+/// Stops every process in the cgroup of the daemon `name`, found from its name and
+/// the run directory alone (see [`super::cgroup::Cgroup::find`]), for a daemon whose
+/// record cannot be used: `stop_signal` is unknown, so SIGTERM, then SIGKILL to the
+/// whole cgroup after the default `stop_timeout`; then removes the cgroup. Returns
+/// whether any process was there, or an error if some survived SIGKILL.
+pub(super) fn stop_derived_cgroup(dirs: &Dirs, name: &str) -> Result<bool, crate::Error> {
+    let Some(cgroup) = super::cgroup::Cgroup::find(name, &dirs.run_dir) else {
+        return Ok(false);
+    };
+    let members = || -> Vec<ProcId> {
+        cgroup
+            .members()
+            .into_iter()
+            .filter_map(ProcId::of)
+            .collect()
+    };
+    let found = members();
+    if !found.is_empty() {
+        let mut event = Event::now(name, Kind::Stopping).signal("TERM");
+        event.message = Some(format!(
+            "{} processes in its cgroup {}, found without its state record",
+            found.len(),
+            cgroup.path().display()
+        ));
+        events::append(&dirs.events_file(name), &event);
+        for process in &found {
+            let _ = sys::signal_process(*process, Signal::SIGTERM);
+            let _ = sys::signal_process(*process, Signal::SIGCONT);
+        }
+        let timeout = crate::config::Supervision::default().stop_timeout;
+        if !wait_until(timeout, || !cgroup.is_populated()) {
+            if !cgroup.kill() {
+                for process in members() {
+                    let _ = sys::signal_process(process, Signal::SIGKILL);
+                }
+            }
+            if !wait_until(GRACE, || !cgroup.is_populated()) {
+                return Err(crate::Error::daemon(
+                    name,
+                    format!(
+                        "processes in its cgroup {} survived SIGKILL",
+                        cgroup.path().display()
+                    ),
+                ));
+            }
+        }
+    }
+    cgroup.remove();
+    Ok(!found.is_empty())
 }
 
 /// Removes what a finished daemon without a keeper leaves on disk: its cgroup, and a

@@ -209,6 +209,8 @@ struct Keeper {
     log_buffer: Vec<u8>,
     /// The liveness check and memory ceiling of a daemon that is up.
     watches: liveness::Watches,
+    /// Failed writes of the state record since the last one that worked.
+    record_trouble: Option<record::RecordTrouble>,
 }
 
 impl Keeper {
