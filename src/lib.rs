@@ -55,6 +55,7 @@ pub mod output;
 pub(crate) mod pidfile;
 pub mod procinfo;
 pub mod state;
+pub(crate) mod trusted_dir;
 pub(crate) mod watch;
 
 pub use error::{Error, Result};
