@@ -11,6 +11,7 @@
 //! file they write, the compaction an exclusive one, and an appender that finds the
 //! path renamed under it writes again to the new file: no line is lost to a compaction.
 
+use std::borrow::Borrow;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -334,13 +335,41 @@ pub(crate) fn read(path: &Path) -> Vec<(String, Event)> {
         .collect()
 }
 
-/// The last `n` events of the histories at `paths`, merged by time, oldest first.
+/// The last `n` events of the histories at `paths`, oldest first: each history in the
+/// order it was written, several merged by time (see [`merge`]).
 pub(crate) fn merged(paths: &[PathBuf], n: usize) -> Vec<(String, Event)> {
-    let mut all: Vec<(String, Event)> = paths.iter().flat_map(|p| read(p)).collect();
-    // Stable: the events of one daemon keep their order within a millisecond.
-    all.sort_by(|a, b| a.1.time.cmp(&b.1.time));
+    let mut all = merge(paths.iter().map(|p| read(p)).collect());
     let skip = all.len().saturating_sub(n);
     all.split_off(skip)
+}
+
+/// Merges histories, each in the order its events were appended, into one: at each
+/// step the earliest of the histories' next events comes first (the first history's
+/// on a tie). A history is never reordered: its file order is the order things
+/// happened, while its times follow the wall clock, which may be stepped back (an
+/// event written after another may carry an earlier time); timestamps are for people
+/// and for interleaving daemons, not for ordering one daemon's history.
+pub(crate) fn merge<T: Borrow<Event>>(histories: Vec<Vec<(String, T)>>) -> Vec<(String, T)> {
+    let total = histories.iter().map(Vec::len).sum();
+    let mut merged = Vec::with_capacity(total);
+    let mut heads: Vec<std::vec::IntoIter<(String, T)>> =
+        histories.into_iter().map(Vec::into_iter).collect();
+    let mut next: Vec<Option<(String, T)>> = heads.iter_mut().map(Iterator::next).collect();
+    loop {
+        let earliest = next
+            .iter()
+            .enumerate()
+            .filter_map(|(index, head)| Some((index, head.as_ref()?.1.borrow().time.as_str())))
+            // `min_by` keeps the first of equal elements: ties go to the earlier history.
+            .min_by(|a, b| a.1.cmp(b.1))
+            .map(|(index, _)| index);
+        let Some(index) = earliest else {
+            return merged;
+        };
+        if let Some(event) = std::mem::replace(&mut next[index], heads[index].next()) {
+            merged.push(event);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -387,6 +416,52 @@ mod tests {
         assert_eq!(events[BOUND + 1].1.event, Kind::Signalled);
         // A new writer counts what is there.
         assert_eq!(History::open(&path).lines, BOUND + 2);
+    }
+
+    /// Issue 22, finding 12: the wall clock stepped back between two events; the
+    /// history keeps the order they were written in, and a merge with another daemon
+    /// interleaves by time without reordering either.
+    #[test]
+    fn a_clock_stepped_back_never_reorders_one_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.events"), dir.path().join("b.events"));
+        let at = |daemon: &str, kind: Kind, time: &str| Event {
+            time: time.to_string(),
+            ..Event::now(daemon, kind)
+        };
+        let mut ha = History::open(&a);
+        ha.append(&at("a", Kind::Started, "2026-01-01T12:00:00.000Z"));
+        // The clock went back an hour here.
+        ha.append(&at("a", Kind::Exited, "2026-01-01T11:00:00.000Z"));
+        ha.append(&at("a", Kind::Restarting, "2026-01-01T11:00:01.000Z"));
+        let mut hb = History::open(&b);
+        hb.append(&at("b", Kind::Started, "2026-01-01T11:30:00.000Z"));
+        hb.append(&at("b", Kind::Stopped, "2026-01-01T12:30:00.000Z"));
+        let kinds = |events: &[(String, Event)]| -> Vec<String> {
+            events
+                .iter()
+                .map(|(_, e)| format!("{} {}", e.daemon, e.event.as_str()))
+                .collect()
+        };
+        assert_eq!(
+            kinds(&merged(std::slice::from_ref(&a), 10)),
+            ["a started", "a exited", "a restarting"]
+        );
+        let both = merged(&[a, b], 10);
+        assert_eq!(
+            kinds(&both),
+            [
+                "b started",
+                "a started",
+                "a exited",
+                "a restarting",
+                "b stopped"
+            ]
+        );
+        assert_eq!(
+            kinds(&merge(vec![Vec::new(), Vec::new()])),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod handoff;
 mod hostile;
 mod hostile_cli;
 mod hostile_config;
+mod interruptions;
 mod lifecycle;
 mod liveness;
 mod logs;
