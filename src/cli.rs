@@ -135,7 +135,8 @@ pub enum Command {
     /// Rotate daemons' logs now, restarting nothing.
     ///
     /// The keeper rotates at once, or at the end of the line the daemon is writing, so
-    /// no line is split. For cron or a logrotate postrotate hook.
+    /// no line is split; an empty log is left as it is. For cron or a logrotate
+    /// postrotate hook.
     ///
     /// Example: dmgr rotate --all
     Rotate(TargetArgs),

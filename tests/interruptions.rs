@@ -98,3 +98,36 @@ fn events_keep_their_written_order_when_the_clock_steps_back() {
         .collect();
     assert_eq!(shown, ["started", "stopping", "exited", "stopped"]);
 }
+
+/// Finding 9 of the smaller ones: `dmgr rotate` of an empty log pushed the oldest kept
+/// file out for an empty one. Now it does nothing, and says so.
+#[test]
+fn rotating_an_empty_log_does_nothing() {
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = [\"sleep\", \"1000\"]\nstart_wait = \"0s\"\nlog_keep = 2\n",
+    );
+    env.dmgr(&["start", "web"]).success();
+    let log = env.run_dir().join("log/web.log");
+    let rotated = |index: u32| std::path::PathBuf::from(format!("{}.{index}", log.display()));
+    std::fs::write(rotated(1), "newer\n").unwrap();
+    std::fs::write(rotated(2), "older\n").unwrap();
+    for _ in 0..3 {
+        env.dmgr(&["rotate", "web"])
+            .success()
+            .stdout_has("web: the log is empty; nothing to rotate");
+    }
+    // The keeper itself leaves an empty log alone, whoever asks it to rotate.
+    let keeper = env.keeper_pid("web").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(keeper),
+        nix::sys::signal::Signal::SIGUSR2,
+    )
+    .unwrap();
+    env.dmgr(&["rotate", "--all"]).success();
+    // A stop makes the keeper handle every signal it was sent before it exits.
+    env.dmgr(&["stop", "web"]).success();
+    assert_eq!(std::fs::read_to_string(rotated(1)).unwrap(), "newer\n");
+    assert_eq!(std::fs::read_to_string(rotated(2)).unwrap(), "older\n");
+    assert!(!rotated(3).exists());
+}

@@ -119,13 +119,27 @@ impl LogSink {
     }
 
     /// Rotates now, or at the end of the current line if one is half written, so that
-    /// `dmgr rotate` never splits a line.
+    /// `dmgr rotate` never splits a line. An empty log is left as it is: rotating it
+    /// would only push the oldest kept file out for an empty one.
     pub(super) fn rotate(&mut self) {
+        if self.is_empty() {
+            return;
+        }
         if self.at_line_start {
             self.rotate_now();
         } else {
             self.rotation_due = true;
         }
+    }
+
+    /// Returns true if and only if the log file holds nothing and nothing waits to go
+    /// into it.
+    fn is_empty(&self) -> bool {
+        let len = match &self.file {
+            Some(file) => file.metadata().map(|m| m.len()),
+            None => fs::metadata(&self.path).map(|m| m.len()),
+        };
+        self.at_line_start && self.buffer.is_empty() && len.map_or(true, |len| len == 0)
     }
 
     fn rotate_now(&mut self) {
@@ -378,6 +392,26 @@ mod tests {
         sink.rotate();
         assert_eq!(read(&numbered(&path, 1)), "third\n");
         assert_eq!(read(&numbered(&path, 2)), "first\nsecond\n");
+    }
+
+    /// Issue 22: `dmgr rotate` of an empty log renamed it over `NAME.log.1`, pushing
+    /// the oldest kept file out for an empty one.
+    #[test]
+    fn rotating_an_empty_log_does_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        fs::write(numbered(&path, 1), "newer\n").unwrap();
+        fs::write(numbered(&path, 2), "older\n").unwrap();
+        let mut sink = LogSink::open(&path, 0, 2, false).unwrap();
+        sink.rotate();
+        sink.rotate();
+        assert_eq!(read(&numbered(&path, 1)), "newer\n");
+        assert_eq!(read(&numbered(&path, 2)), "older\n");
+        assert!(path.exists() && read(&path).is_empty());
+        sink.write_output(b"line\n");
+        sink.rotate();
+        assert_eq!(read(&numbered(&path, 1)), "line\n");
+        assert_eq!(read(&numbered(&path, 2)), "newer\n");
     }
 
     #[test]
