@@ -53,6 +53,8 @@ pub enum Kind {
     MemoryExceeded,
     /// Its log could not be written.
     LogError,
+    /// Its log can be written again; `dropped_lines` lines were dropped whole meanwhile.
+    LogResumed,
 }
 
 impl Kind {
@@ -72,6 +74,7 @@ impl Kind {
             Kind::Unhealthy => "unhealthy",
             Kind::MemoryExceeded => "memory-exceeded",
             Kind::LogError => "log-error",
+            Kind::LogResumed => "log-resumed",
         }
     }
 }
@@ -100,6 +103,10 @@ pub struct Event {
     /// Why, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// For `log-resumed`: how many lines of the daemon's output were dropped whole
+    /// while its log could not be written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_lines: Option<u64>,
 }
 
 impl Event {
@@ -114,6 +121,7 @@ impl Event {
             signal: None,
             delay_ms: None,
             message: None,
+            dropped_lines: None,
         }
     }
 
@@ -185,6 +193,8 @@ pub(crate) struct History {
     file: Option<File>,
     /// Lines in the file, as far as this writer knows.
     lines: usize,
+    /// A write failed part-way and the torn line could not be cut off yet.
+    torn: bool,
 }
 
 impl History {
@@ -197,6 +207,7 @@ impl History {
             path: path.to_path_buf(),
             file,
             lines,
+            torn: false,
         };
         history.compact_if_due();
         history
@@ -211,10 +222,23 @@ impl History {
         let Some(file) = &mut self.file else {
             return;
         };
-        if file.write_all(&event.to_line()).is_err() {
+        if self.torn {
+            self.torn = end_at_line(file).is_err();
+        }
+        let mut line = event.to_line();
+        if self.torn {
+            // The torn line stays (readers skip it), but this one starts a line.
+            line.insert(0, b'\n');
+        }
+        if file.write_all(&line).is_err() {
+            // A full disk, say: cut off what got written, or the next event would be
+            // fused with it. A history that cannot be written loses events, never
+            // its keeper.
+            self.torn = end_at_line(file).is_err();
             self.file = None;
             return;
         }
+        self.torn = false;
         self.lines += 1;
         self.compact_if_due();
     }
@@ -248,10 +272,42 @@ pub(crate) fn append(path: &Path, event: &Event) {
             _ => false,
         };
         if same {
-            let _ = (&file).write_all(&event.to_line());
+            if (&file).write_all(&event.to_line()).is_err() {
+                let _ = end_at_line(&file);
+            }
             return;
         }
     }
+}
+
+/// Cuts off an unfinished last line of `file`, left by a write that failed part-way
+/// (a full disk), so that the next line appended starts a line of its own. Under an
+/// exclusive lock, taken only if no appender holds the file now: it fails rather than
+/// wait. Truncating needs no space.
+fn end_at_line(file: &File) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    fs2::FileExt::try_lock_exclusive(file)?;
+    let result = (|| {
+        let len = file.metadata()?.len();
+        let mut end = len;
+        let mut chunk = [0u8; 512];
+        while end > 0 {
+            let from = end.saturating_sub(chunk.len() as u64);
+            let part = &mut chunk[..(end - from) as usize];
+            file.read_exact_at(part, from)?;
+            if let Some(last) = part.iter().rposition(|&b| b == b'\n') {
+                end = from + last as u64 + 1;
+                break;
+            }
+            end = from;
+        }
+        if end < len {
+            file.set_len(end)?;
+        }
+        Ok(())
+    })();
+    let _ = fs2::FileExt::unlock(file);
+    result
 }
 
 /// Keeps the newest `keep` lines of the history `file` at `path`: copies them into a
@@ -462,6 +518,40 @@ mod tests {
             kinds(&merge(vec![Vec::new(), Vec::new()])),
             Vec::<String>::new()
         );
+    }
+
+    /// Issue 22: on a full disk an event was written part-way, and the next one, once
+    /// space returned, was fused with it; now the torn line is cut off first.
+    #[test]
+    fn a_line_torn_by_a_full_disk_is_cut_off_before_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.events");
+        let mut history = History::open(&path);
+        history.append(&Event::now("web", Kind::Started).pid(1));
+        let torn = b"{\"time\":\"2026-01-01T00:00:00.000Z\",\"daemon\":\"web\",\"ev";
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(torn)
+            .unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        end_at_line(&file).unwrap();
+        history.append(&Event::now("web", Kind::Stopped));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert_eq!(read(&path).len(), 2);
+        // A file that is one torn line is emptied; a whole one is left alone.
+        std::fs::write(&path, &torn[..]).unwrap();
+        end_at_line(&File::options().write(true).read(true).open(&path).unwrap()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+        std::fs::write(&path, b"{}\n").unwrap();
+        end_at_line(&File::options().write(true).read(true).open(&path).unwrap()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}\n");
     }
 
     #[test]

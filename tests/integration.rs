@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod descendants;
+mod disk_full;
 mod events;
 mod fixture;
 mod forking;

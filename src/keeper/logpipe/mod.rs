@@ -2,12 +2,19 @@
 //! log file, optional per-line timestamps and rotation at line boundaries. Nothing
 //! else goes into it: the keeper's own notes are events (`crate::events`).
 //!
-//! The file is opened with `O_APPEND` and never truncated. Rotation renames
-//! `NAME.log.(K-1)` to `NAME.log.K` down to `NAME.log` to `NAME.log.1`, then opens a
-//! fresh `NAME.log`; it happens only at a line boundary, so no line is split across
-//! files, and the keeper owns the pipe, so no line is lost while it rotates.
-//! A log that cannot be written never stops the daemon: the first error is kept for
-//! the state record and output is dropped until writing works again.
+//! The file is opened with `O_APPEND` and never truncated by rotation. Rotation
+//! renames `NAME.log.(K-1)` to `NAME.log.K` down to `NAME.log` to `NAME.log.1`, then
+//! opens a fresh `NAME.log`; it happens only at a line boundary, so no line is split
+//! across files, and the keeper owns the pipe, so no line is lost while it rotates.
+//!
+//! A log that cannot be written (a full disk, a quota) never stops the daemon, and
+//! never holds a line the daemon did not write: a line is written whole or dropped
+//! whole. A write that fails part-way is cut back ([`File::set_len`], which needs no
+//! space) to the start of the line it tore, the rest of that line is dropped as it
+//! arrives, and the next write starts at a line boundary, so no two lines are ever
+//! fused. Dropped lines are counted, and the sink tells its keeper ([`Notice`]) when
+//! writing first fails and, with the count, when a write succeeds again, as
+//! journald reports the messages it suppressed.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -17,11 +24,26 @@ use std::path::{Path, PathBuf};
 use crate::logfile::rotated as numbered;
 use std::time::SystemTime;
 
+/// What a log sink has to tell its keeper, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Notice {
+    /// Writing failed, after it had worked: the reason, with the path.
+    Failed(String),
+    /// A write succeeded again after failures; `dropped` lines were not written.
+    Resumed {
+        /// The lines dropped whole since writing failed.
+        dropped: u64,
+        /// Why writing had failed.
+        error: String,
+    },
+}
+
 /// One log file the keeper appends to.
 #[derive(Debug)]
-pub(super) struct LogSink {
+pub(crate) struct LogSink {
     path: PathBuf,
     file: Option<File>,
+    /// Bytes in the file, as far as this writer knows.
     size: u64,
     max_size: u64,
     keep: u32,
@@ -29,15 +51,29 @@ pub(super) struct LogSink {
     at_line_start: bool,
     /// Bytes of the current line written so far, when it is not ended.
     line_len: u64,
+    /// Where the current line begins in the file (once what is buffered is written).
+    line_start: u64,
+    /// Where the line of the buffer's first byte begins in the file: a write that
+    /// fails before the buffer's first newline is cut back to it.
+    buffer_line_start: u64,
+    /// The current line was dropped: the rest of it is dropped as it arrives.
+    dropping: bool,
     /// `rotate` was asked for in the middle of a line: rotate when it ends.
     rotation_due: bool,
     buffer: Vec<u8>,
+    /// Why writing fails, from the first failure until a write succeeds again.
     error: Option<String>,
+    /// Lines dropped whole since writing failed.
+    dropped: u64,
+    notices: Vec<Notice>,
+    /// Tests only: the size past which the file cannot grow, as on a full disk.
+    #[cfg(test)]
+    disk: Option<u64>,
 }
 
 impl LogSink {
     /// Opens (creating) the log at `path` for appending.
-    pub(super) fn open(
+    pub(crate) fn open(
         path: &Path,
         max_size: u64,
         keep: u32,
@@ -54,20 +90,41 @@ impl LogSink {
             timestamps,
             at_line_start: true,
             line_len: 0,
+            line_start: size,
+            buffer_line_start: size,
+            dropping: false,
             rotation_due: false,
             buffer: Vec::new(),
             error: None,
+            dropped: 0,
+            notices: Vec::new(),
+            #[cfg(test)]
+            disk: None,
         })
     }
 
     /// Appends the daemon's output, stamping and rotating line by line.
-    pub(super) fn write_output(&mut self, mut data: &[u8]) {
+    pub(crate) fn write_output(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             let end = data
                 .iter()
                 .position(|&b| b == b'\n')
                 .map_or(data.len(), |i| i + 1);
             let (segment, rest) = data.split_at(end);
+            data = rest;
+            let ends_line = segment.ends_with(b"\n");
+            if self.dropping {
+                // The rest of a line whose start could not be written: dropped too
+                // (and counted once, when it was dropped).
+                if ends_line {
+                    self.dropping = false;
+                    self.at_line_start = true;
+                    if self.rotation_due {
+                        self.rotate_now();
+                    }
+                }
+                continue;
+            }
             if self.at_line_start {
                 let stamp_len = if self.timestamps { 25 } else { 0 };
                 // What the file holds once the buffer is flushed; a line always goes
@@ -78,15 +135,21 @@ impl LogSink {
                     self.rotate_now();
                 }
                 self.line_len = 0;
+                self.line_start = self.size + self.buffer.len() as u64;
+                if self.buffer.is_empty() {
+                    self.buffer_line_start = self.line_start;
+                }
                 if self.timestamps {
                     self.buffer.extend_from_slice(stamp().as_bytes());
                     self.buffer.push(b' ');
                     self.line_len = stamp_len as u64;
                 }
+            } else if self.buffer.is_empty() {
+                self.buffer_line_start = self.line_start;
             }
             self.buffer.extend_from_slice(segment);
             self.line_len += segment.len() as u64;
-            self.at_line_start = segment.ends_with(b"\n");
+            self.at_line_start = ends_line;
             if self.at_line_start {
                 if self.rotation_due {
                     self.rotate_now();
@@ -98,7 +161,6 @@ impl LogSink {
                 self.rotate_now();
                 self.line_len = 0;
             }
-            data = rest;
         }
         self.flush();
     }
@@ -106,8 +168,12 @@ impl LogSink {
     /// A run of the daemon is over. With `log_timestamps`, a last line it left
     /// unfinished is ended, so that the next run's first line starts with its own
     /// time; without, the file keeps exactly the bytes the daemon wrote.
-    pub(super) fn end_run(&mut self) {
-        if self.timestamps && !self.at_line_start {
+    pub(crate) fn end_run(&mut self) {
+        if self.dropping {
+            // The next run's first line starts a line of its own.
+            self.dropping = !self.timestamps;
+            self.at_line_start = self.timestamps;
+        } else if self.timestamps && !self.at_line_start {
             self.write_output_raw(b"\n");
         }
     }
@@ -121,7 +187,7 @@ impl LogSink {
     /// Rotates now, or at the end of the current line if one is half written, so that
     /// `dmgr rotate` never splits a line. An empty log is left as it is: rotating it
     /// would only push the oldest kept file out for an empty one.
-    pub(super) fn rotate(&mut self) {
+    pub(crate) fn rotate(&mut self) {
         if self.is_empty() {
             return;
         }
@@ -166,15 +232,28 @@ impl LogSink {
                 self.size = file.metadata().map_or(0, |m| m.len());
                 self.file = Some(file);
             }
-            Err(e) => self.fail(&e),
+            Err(e) => {
+                self.size = 0;
+                self.fail(&e);
+            }
         }
+        // A line cut by the size limit goes on at the new file's start.
+        self.line_start = self.size;
+        self.buffer_line_start = self.size;
     }
 
-    /// The first write error, if any.
-    pub(super) fn error(&self) -> Option<&str> {
+    /// Why writing fails now; `None` once a write has succeeded again.
+    pub(crate) fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
 
+    /// What happened since the last call, oldest first.
+    pub(crate) fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// Writes the buffer: every line in it whole, or each line it cannot write dropped
+    /// whole and counted.
     fn flush(&mut self) {
         if self.buffer.is_empty() {
             return;
@@ -182,27 +261,118 @@ impl LogSink {
         if self.file.is_none() {
             // A previous failure closed it: try again, the disk may have room now.
             match open_append(&self.path) {
-                Ok(file) => self.file = Some(file),
-                Err(_) => {
-                    self.buffer.clear();
+                Ok(file) => {
+                    self.size = file.metadata().map_or(0, |m| m.len());
+                    self.file = Some(file);
+                }
+                Err(e) => {
+                    let lost = std::mem::take(&mut self.buffer);
+                    self.drop_lines(&lost);
+                    self.fail(&e);
                     return;
                 }
             }
         }
-        let result = self.file.as_mut().map(|f| f.write_all(&self.buffer));
+        let room = self.room();
+        let Some(file) = &mut self.file else {
+            return;
+        };
+        let (written, result) = write_counted(file, &self.buffer, room);
         match result {
-            Some(Ok(())) => self.size += self.buffer.len() as u64,
-            Some(Err(e)) => self.fail(&e),
-            None => {}
+            Ok(()) => {
+                self.size += self.buffer.len() as u64;
+                self.buffer.clear();
+                self.succeeded();
+            }
+            Err(e) => {
+                // Where the buffer went in the file: at its end, as far as it got.
+                let end = file
+                    .metadata()
+                    .map_or(self.size + written as u64, |m| m.len());
+                let at = end.saturating_sub(written as u64);
+                let boundary = match self.buffer[..written].iter().rposition(|&b| b == b'\n') {
+                    Some(last) => at + last as u64 + 1,
+                    None => self.buffer_line_start.min(at),
+                };
+                if end > boundary {
+                    // A truncate frees space: it cannot fail for want of it.
+                    let _ = file.set_len(boundary);
+                }
+                self.size = boundary;
+                let from = usize::try_from(boundary.saturating_sub(at)).unwrap_or(usize::MAX);
+                let lost = std::mem::take(&mut self.buffer);
+                self.drop_lines(lost.get(from..).unwrap_or_default());
+                self.fail(&e);
+            }
         }
-        self.buffer.clear();
+    }
+
+    /// Counts the lines of `lost`, bytes that were not written, as dropped; the last
+    /// one, if unfinished, is dropped to its end as the rest of it arrives.
+    fn drop_lines(&mut self, lost: &[u8]) {
+        if lost.is_empty() {
+            return;
+        }
+        let ended = lost.iter().filter(|&&b| b == b'\n').count() as u64;
+        let unfinished = !lost.ends_with(b"\n");
+        self.dropped += ended + u64::from(unfinished);
+        self.dropping = unfinished;
+    }
+
+    /// How many bytes the file may still grow by (see [`LogSink::disk`]).
+    #[cfg(not(test))]
+    fn room(&self) -> usize {
+        usize::MAX
+    }
+
+    #[cfg(test)]
+    fn room(&self) -> usize {
+        let len = self
+            .file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len());
+        self.disk
+            .map_or(usize::MAX, |disk| disk.saturating_sub(len) as usize)
+    }
+
+    fn succeeded(&mut self) {
+        if let Some(error) = self.error.take() {
+            let dropped = std::mem::take(&mut self.dropped);
+            self.notices.push(Notice::Resumed { dropped, error });
+        }
     }
 
     fn fail(&mut self, err: &std::io::Error) {
         if self.error.is_none() {
-            self.error = Some(format!("cannot write {}: {err}", self.path.display()));
+            let error = format!("cannot write {}: {err}", self.path.display());
+            self.notices.push(Notice::Failed(error.clone()));
+            self.error = Some(error);
         }
     }
+}
+
+/// Writes all of `bytes` with as many write(2) calls as it takes, and returns how
+/// many bytes were written before an error, if one stopped it. Past `room` bytes a
+/// write fails as on a full disk (tests only: `usize::MAX` otherwise).
+fn write_counted(file: &mut File, bytes: &[u8], room: usize) -> (usize, std::io::Result<()>) {
+    let mut written = 0;
+    while written < bytes.len() {
+        if written >= room {
+            return (
+                written,
+                Err(std::io::Error::from_raw_os_error(libc::ENOSPC)),
+            );
+        }
+        let end = bytes.len().min(room);
+        match file.write(&bytes[written..end]) {
+            Ok(0) => return (written, Err(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (written, Err(e)),
+        }
+    }
+    (written, Ok(()))
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {

@@ -186,3 +186,163 @@ fn a_line_longer_than_a_file_goes_on_in_the_next_file() {
     }
     assert_eq!(files.concat(), format!("{}\nafter\n", "x".repeat(800)));
 }
+
+/// A sink whose file cannot grow past `disk` bytes, as on a disk that is full.
+fn full_at(sink: &mut LogSink, disk: Option<u64>) {
+    sink.disk = disk;
+}
+
+#[test]
+fn a_line_torn_by_a_full_disk_is_cut_back_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("web.log");
+    let mut sink = LogSink::open(&path, 0, 5, false).unwrap();
+    full_at(&mut sink, Some(7));
+    sink.write_output(b"aaaa\nbbbb\n");
+    assert_eq!(read(&path), "aaaa\n", "the torn line is cut back");
+    assert!(sink.error().is_some_and(|e| e.contains("No space left")));
+    // Still full: a new line that only half fits is dropped whole too.
+    sink.write_output(b"cc\n");
+    assert_eq!(read(&path), "aaaa\n");
+    let failed = sink.take_notices();
+    assert!(
+        matches!(&failed[..], [Notice::Failed(e)] if e.contains("web.log")),
+        "{failed:?}"
+    );
+    full_at(&mut sink, None);
+    sink.write_output(b"dddd\n");
+    assert_eq!(read(&path), "aaaa\ndddd\n");
+    assert_eq!(sink.error(), None, "the error clears once a write succeeds");
+    let resumed = sink.take_notices();
+    assert!(
+        matches!(&resumed[..], [Notice::Resumed { dropped: 2, error }] if error.contains("No space left")),
+        "{resumed:?}"
+    );
+}
+
+#[test]
+fn a_line_written_in_pieces_is_dropped_whole_with_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("web.log");
+    let mut sink = LogSink::open(&path, 0, 5, false).unwrap();
+    sink.write_output(b"first\nhel");
+    assert_eq!(read(&path), "first\nhel");
+    full_at(&mut sink, Some(9));
+    sink.write_output(b"lo\nnext\n");
+    assert_eq!(
+        read(&path),
+        "first\n",
+        "the start of the torn line is gone too"
+    );
+    full_at(&mut sink, None);
+    sink.write_output(b"after\n");
+    assert_eq!(read(&path), "first\nafter\n");
+    assert!(matches!(
+        &sink.take_notices()[..],
+        [Notice::Failed(_), Notice::Resumed { dropped: 2, .. }]
+    ));
+}
+
+#[test]
+fn the_rest_of_a_dropped_line_is_dropped_as_it_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("web.log");
+    let mut sink = LogSink::open(&path, 0, 5, false).unwrap();
+    full_at(&mut sink, Some(0));
+    sink.write_output(b"abc");
+    full_at(&mut sink, None);
+    // Space is back, but this is the rest of a line whose start was dropped.
+    sink.write_output(b"def\nghi\n");
+    assert_eq!(
+        read(&path),
+        "ghi\n",
+        "never a line the daemon did not write"
+    );
+    let notices = sink.take_notices();
+    assert!(
+        matches!(
+            &notices[..],
+            [Notice::Failed(_), Notice::Resumed { dropped: 1, .. }]
+        ),
+        "{notices:?}"
+    );
+}
+
+/// Lines fed in random pieces through a disk that fills and frees at random: every
+/// line in the files is one the daemon wrote, whole and in order, and the counts in
+/// the notices add up to the lines missing.
+#[test]
+fn through_a_disk_that_fills_and_frees_every_line_is_whole_and_every_gap_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("web.log");
+    for (max_size, timestamps) in [(0, false), (4096, false), (0, true), (3000, true)] {
+        let _ = fs::remove_dir_all(dir.path());
+        fs::create_dir_all(dir.path()).unwrap();
+        let mut sink = LogSink::open(&path, max_size, 1000, timestamps).unwrap();
+        let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let total = 5000;
+        let text: String = (0..total)
+            .map(|i| format!("line-{i:06}{}\n", "x".repeat((i * 7 % 50) as usize)))
+            .collect();
+        let mut data = text.as_bytes();
+        let mut dropped = 0;
+        while !data.is_empty() {
+            if next() % 20 == 0 {
+                // Fill the disk a few bytes past what is there, or free it.
+                let len = fs::metadata(&path).map_or(0, |m| m.len());
+                let disk = (next() % 2 == 0).then(|| len + next() % 40);
+                full_at(&mut sink, disk);
+            }
+            let take = (1 + next() % 200) as usize;
+            let (piece, rest) = data.split_at(take.min(data.len()));
+            sink.write_output(piece);
+            data = rest;
+            for notice in sink.take_notices() {
+                if let Notice::Resumed { dropped: n, .. } = notice {
+                    dropped += n;
+                }
+            }
+        }
+        full_at(&mut sink, None);
+        sink.write_output(b"end\n");
+        for notice in sink.take_notices() {
+            if let Notice::Resumed { dropped: n, .. } = notice {
+                dropped += n;
+            }
+        }
+        let mut kept = String::new();
+        for index in (1..=1000).rev() {
+            kept.push_str(&read(&numbered(&path, index)));
+        }
+        kept.push_str(&read(&path));
+        let mut expected = text.lines().map(|l| l.to_string());
+        let mut seen = 0;
+        for line in kept.lines() {
+            let line = match timestamps {
+                true => line.split_once(' ').map(|(_, rest)| rest).unwrap_or(line),
+                false => line,
+            };
+            if line == "end" {
+                continue;
+            }
+            assert!(
+                expected.any(|e| e == line),
+                "{line:?} is not a line the daemon wrote, or out of order (max_size {max_size}, timestamps {timestamps})"
+            );
+            seen += 1;
+        }
+        assert!(kept.ends_with("end\n"));
+        assert!(dropped > 0, "the disk never filled");
+        assert_eq!(
+            dropped,
+            total - seen,
+            "max_size {max_size}, timestamps {timestamps}"
+        );
+    }
+}
