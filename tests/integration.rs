@@ -23,4 +23,5 @@ mod output;
 mod probes;
 mod production;
 mod programs;
+mod stopping;
 mod supervision;
