@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod descendants;
+mod disk_full;
 mod events;
 mod fixture;
 mod forking;
@@ -13,6 +14,7 @@ mod handoff;
 mod hostile;
 mod hostile_cli;
 mod hostile_config;
+mod interruptions;
 mod lifecycle;
 mod liveness;
 mod logs;
