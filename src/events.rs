@@ -52,6 +52,14 @@ pub enum Kind {
     MemoryExceeded,
     /// Its log could not be written.
     LogError,
+    /// Another process of the daemon's took over as its main process.
+    MainPidChanged,
+    /// The keeper runs `reload_command`.
+    Reloading,
+    /// A reload is done (`reload_command` exited 0).
+    Reloaded,
+    /// A reload failed (`reload_command` failed, or the daemon was not running).
+    ReloadFailed,
 }
 
 impl Kind {
@@ -71,6 +79,10 @@ impl Kind {
             Kind::Unhealthy => "unhealthy",
             Kind::MemoryExceeded => "memory-exceeded",
             Kind::LogError => "log-error",
+            Kind::MainPidChanged => "main-pid-changed",
+            Kind::Reloading => "reloading",
+            Kind::Reloaded => "reloaded",
+            Kind::ReloadFailed => "reload-failed",
         }
     }
 }
@@ -99,6 +111,12 @@ pub struct Event {
     /// Why, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The number of the request (`dmgr reload`) this event answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<u32>,
+    /// The last lines a command wrote (a failed `reload_command`'s).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
 }
 
 impl Event {
@@ -113,6 +131,8 @@ impl Event {
             signal: None,
             delay_ms: None,
             message: None,
+            request: None,
+            output: Vec::new(),
         }
     }
 
@@ -133,6 +153,22 @@ impl Event {
         self.signal = nix::sys::signal::Signal::try_from(number)
             .ok()
             .map(|s| s.as_str().trim_start_matches("SIG").to_string());
+        self
+    }
+
+    /// Answering the request numbered `request`, if any.
+    pub fn request(mut self, request: Option<u32>) -> Event {
+        self.request = request;
+        self
+    }
+
+    /// With `message` after the message it has, if any (`; ` between).
+    pub fn and_message(mut self, message: impl Into<String>) -> Event {
+        let message = message.into();
+        self.message = Some(match self.message.take() {
+            Some(first) => format!("{first}; {message}"),
+            None => message,
+        });
         self
     }
 
