@@ -384,9 +384,18 @@ pub struct ExportNomadArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// The job's name.
-    #[arg(long, value_name = "NAME", default_value = "dmgr", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    /// The job's name and ID (Nomad refuses an ID with a space in it).
+    #[arg(long, value_name = "NAME", default_value = "dmgr", value_parser = job_id)]
     pub job: String,
+}
+
+/// A Nomad job ID: not empty, and without the space or NUL that Nomad's
+/// `Job.Validate` refuses.
+fn job_id(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains([' ', '\0']) {
+        return Err("a Nomad job ID is not empty and has no space in it".into());
+    }
+    Ok(text.to_string())
 }
 
 /// The subcommands of `dmgr boot`.

@@ -84,6 +84,17 @@ fn export_nomad(
     source: &Source,
 ) -> Result<u8> {
     let job = nomad::job(&args.job, daemons, source);
+    // The mappings keep to Nomad's rules; what breaks one is never written.
+    let broken = nomad::rules::violations(&job);
+    if !broken.is_empty() {
+        return Err(Error::daemon(
+            "export",
+            format!(
+                "the job would fail Nomad's validation:\n{}",
+                broken.join("\n")
+            ),
+        ));
+    }
     let text = if args.json {
         // JSON holds no comments: what Nomad cannot express goes to standard error.
         if !ctx.quiet {
