@@ -21,4 +21,5 @@ mod output;
 mod probes;
 mod production;
 mod programs;
+mod stopping;
 mod supervision;
