@@ -6,7 +6,7 @@ use super::{
     Check, Logs, Mapping, Placement, Port, Restart, Service, Task, CHECK_INTERVAL, CHECK_TIMEOUT,
     DEFAULT_MEMORY_MB,
 };
-use crate::config::{Daemon, DaemonType, ReadyCheck, RestartPolicy};
+use crate::config::{Daemon, DaemonType, KillMode, ReadyCheck, RestartPolicy};
 
 /// Every key of a daemon file and how it becomes task fields. A key added to the
 /// daemon file gets an entry here; `every_key_has_a_mapping` fails until it does.
@@ -432,6 +432,15 @@ fn health(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
 fn stop(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
     task.kill_signal = format!("SIG{}", d.supervision.stop_signal.name());
     task.kill_timeout = d.supervision.stop_timeout.min(MAX_KILL_TIMEOUT);
+    // Nomad's executor signals the task's own process, then kills the process tree
+    // once it has exited or at kill_timeout (drivers/shared/executor, Shutdown):
+    // kill_mode = "mixed".
+    if d.supervision.kill_mode == KillMode::Group {
+        task.lost.push(Lost::new(
+            "kill_mode = \"group\"",
+            "Nomad sends kill_signal to the task's own process alone, and SIGKILLs the rest once it has exited (kill_mode = \"mixed\"), where dmgr signals every process of the daemon",
+        ));
+    }
     if d.supervision.stop_timeout > MAX_KILL_TIMEOUT {
         task.lost.push(Lost::new(
             format!(

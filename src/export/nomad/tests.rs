@@ -368,3 +368,22 @@ fn memory_max_and_env_file_pass_nomads_rules() {
     assert_eq!(t["Templates"][0]["Envvars"], true);
     assert_eq!(t["Templates"][0]["DestPath"], "secrets/env_file.env");
 }
+
+/// Nomad signals the task's own process and kills the rest once it exits: the
+/// behaviour of `kill_mode = "mixed"`, so only `group` gets a note.
+#[test]
+fn kill_mode_group_is_a_note_and_mixed_is_what_nomad_does() {
+    let files = Files::new();
+    let group = files.daemon("a", "command = \"/bin/true\"\n");
+    let mixed = files.daemon("b", "command = \"/bin/true\"\nkill_mode = \"mixed\"\n");
+    let job = job("dmgr", &[&group, &mixed], &files.source());
+    let notes = |task: &str| {
+        job.lost()
+            .into_iter()
+            .filter(|(t, _)| *t == task)
+            .map(|(_, l)| l.key.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(notes("a").contains(&"kill_mode = \"group\"".to_string()));
+    assert!(!notes("b").iter().any(|k| k.starts_with("kill_mode")));
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::super::{format_duration, Lost, Source};
 use crate::config::limits::Limit;
-use crate::config::{Daemon, DaemonType, ReadyCheck, RestartPolicy};
+use crate::config::{Daemon, DaemonType, KillMode, ReadyCheck, RestartPolicy};
 
 use super::{exec_line, path, value, Mapping, Names, Unit};
 
@@ -384,9 +384,15 @@ fn stop(d: &Daemon, _: &Source, unit: &mut Unit) {
         "KillSignal=SIG{}",
         d.supervision.stop_signal.name()
     ));
-    // dmgr's `group` (its default): stop_signal to every process of the daemon, then
-    // SIGKILL to what is left after stop_timeout, as control-group does.
-    unit.service.push("KillMode=control-group".into());
+    // `group`: stop_signal to every process of the daemon, then SIGKILL to what is
+    // left after stop_timeout. `mixed`: stop_signal to the main process alone, and
+    // SIGKILL to what is left once it has exited, or at stop_timeout. systemd's
+    // control-group and mixed do exactly this.
+    let mode = match d.supervision.kill_mode {
+        KillMode::Group => "control-group",
+        KillMode::Mixed => "mixed",
+    };
+    unit.service.push(format!("KillMode={mode}"));
     unit.service.push(format!(
         "TimeoutStopSec={}",
         format_duration(d.supervision.stop_timeout)

@@ -478,3 +478,22 @@ fn every_file_of_an_export_and_what_each_says_it_came_from() {
     assert_eq!(written_from("[Unit]\n"), None);
     assert!(out[2].text.contains("ExecStart=/") && out[2].text.contains(" -p %f\n"));
 }
+
+/// `kill_mode` is KillMode=: `group` is control-group, `mixed` is mixed, which both
+/// behave as dmgr's do.
+#[test]
+fn kill_mode_maps_to_killmode() {
+    let files = Files::new();
+    let d = files.daemon(
+        "pg",
+        "command = \"/bin/true\"\nkill_mode = \"mixed\"\nstop_signal = \"INT\"\n",
+    );
+    let unit = service_text(&d, &files.source());
+    assert_eq!(one(&unit, "KillMode"), "mixed");
+    assert_eq!(one(&unit, "KillSignal"), "SIGINT");
+    let d = files.daemon("web", "command = \"/bin/true\"\nkill_mode = \"group\"\n");
+    assert_eq!(
+        one(&service_text(&d, &files.source()), "KillMode"),
+        "control-group"
+    );
+}
