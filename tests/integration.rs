@@ -17,6 +17,7 @@ mod lifecycle;
 mod liveness;
 mod logs;
 mod man;
+mod metrics;
 mod output;
 mod probes;
 mod production;

@@ -10,6 +10,7 @@ mod export;
 mod kill;
 mod list;
 mod logs;
+mod metrics;
 mod reload;
 mod restart;
 mod rotate;
@@ -63,6 +64,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
         Command::Status(args) => status::run(&ctx, &args),
         Command::Logs(args) => logs::run(&ctx, &args),
         Command::Events(args) => events::run(&ctx, &args),
+        Command::Metrics(args) => metrics::run(&ctx, &args),
         Command::Rotate(args) => rotate::run(&ctx, &args),
         Command::Check => check::run(&ctx),
         Command::Apply(args) => apply::run(&ctx, &args),
