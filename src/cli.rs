@@ -146,6 +146,29 @@ pub enum Command {
     /// Example: dmgr metrics --textfile /var/lib/prometheus/node-exporter/dmgr.prom
     Metrics(MetricsArgs),
 
+    /// Show every daemon on a full screen that follows what happens, with keys to act.
+    ///
+    /// The screen has a title line (the config directory and how many daemons are in
+    /// each status), the table of `list` with a CPU% column (of one core, over every
+    /// process of the daemon: its cgroup where its keeper made one, else every
+    /// descendant of its keeper), the selected daemon's last events (times in UTC) and
+    /// the last lines of its log, and a bottom line for messages. Keys: Up/Down or j/k
+    /// select a daemon (PgUp, PgDn, Home, End too); `s` starts it, `x` stops it after
+    /// asking (`y` confirms), `r` restarts it, `l` reloads it, `o` rotates its logs, each
+    /// by running `dmgr start|stop|restart|reload|rotate NAME` while the screen goes on;
+    /// `/` filters by name, status or command (Enter keeps the filter, Esc cancels, Esc
+    /// again clears it); `?` shows the keys; `q` or Ctrl-C quits.
+    ///
+    /// The screen changes as soon as the run directory, the daemon files or the
+    /// selected log do (inotify); otherwise only CPU, MEM and UPTIME are refreshed,
+    /// every 2 seconds while a daemon runs, so an idle screen costs next to nothing.
+    /// Colours are those of `list` (`--color`, `NO_COLOR`). It needs a terminal of at
+    /// least 80x24, and says so in a smaller one. The terminal is restored however
+    /// `top` ends: `q`, SIGTERM, SIGHUP, SIGINT, or a panic.
+    ///
+    /// Example: dmgr top
+    Top,
+
     /// Rotate daemons' logs now, restarting nothing.
     ///
     /// The keeper rotates at once, or at the end of the line the daemon is writing, so

@@ -57,6 +57,7 @@ pub(crate) mod pidfile;
 pub mod procinfo;
 pub mod state;
 pub(crate) mod survey;
+pub(crate) mod top;
 pub(crate) mod usage;
 pub(crate) mod watch;
 

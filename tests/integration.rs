@@ -23,3 +23,4 @@ mod probes;
 mod production;
 mod programs;
 mod supervision;
+mod top;

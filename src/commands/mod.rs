@@ -18,6 +18,7 @@ mod run;
 mod start;
 mod status;
 mod stop;
+mod top;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Dirs};
@@ -66,6 +67,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
         Command::Events(args) => events::run(&ctx, &args),
         Command::Metrics(args) => metrics::run(&ctx, &args),
         Command::Rotate(args) => rotate::run(&ctx, &args),
+        Command::Top => top::run(&ctx),
         Command::Check => check::run(&ctx),
         Command::Apply(args) => apply::run(&ctx, &args),
         Command::Run(args) => run::run(&ctx, &args),
