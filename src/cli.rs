@@ -132,6 +132,44 @@ pub enum Command {
     /// Example: dmgr events web -n 50
     Events(EventsArgs),
 
+    /// Print every daemon's state as Prometheus metrics (text exposition format 0.0.4).
+    ///
+    /// Metrics: `dmgr_daemon_up`, `dmgr_daemon_ready`, `dmgr_daemon_restarts_total`,
+    /// `dmgr_daemon_start_time_seconds`, `dmgr_daemon_memory_bytes`,
+    /// `dmgr_daemon_memory_max_bytes`, `dmgr_daemon_cpu_seconds_total`,
+    /// `dmgr_daemon_last_exit_code`, `dmgr_daemon_health_failures` and
+    /// `dmgr_daemon_info` (with the labels `status` and `type`), each labelled by
+    /// `daemon`. A fact that does not apply is left out: a stopped daemon has no memory
+    /// or CPU sample, a daemon without `health` no health failures. Memory and CPU
+    /// count every process of the daemon (its cgroup where its keeper made one); see
+    /// METRICS below for alert rules and a daemon definition that serves them.
+    ///
+    /// Example: dmgr metrics --textfile /var/lib/prometheus/node-exporter/dmgr.prom
+    Metrics(MetricsArgs),
+
+    /// Show every daemon on a full screen that follows what happens, with keys to act.
+    ///
+    /// The screen has a title line (the config directory and how many daemons are in
+    /// each status), the table of `list` with a CPU% column (of one core, over every
+    /// process of the daemon: its cgroup where its keeper made one, else every
+    /// descendant of its keeper), the selected daemon's last events (times in UTC) and
+    /// the last lines of its log, and a bottom line for messages. Keys: Up/Down or j/k
+    /// select a daemon (PgUp, PgDn, Home, End too); `s` starts it, `x` stops it after
+    /// asking (`y` confirms), `r` restarts it, `l` reloads it, `o` rotates its logs, each
+    /// by running `dmgr start|stop|restart|reload|rotate NAME` while the screen goes on;
+    /// `/` filters by name, status or command (Enter keeps the filter, Esc cancels, Esc
+    /// again clears it); `?` shows the keys; `q` or Ctrl-C quits.
+    ///
+    /// The screen changes as soon as the run directory, the daemon files or the
+    /// selected log do (inotify); otherwise only CPU, MEM and UPTIME are refreshed,
+    /// every 2 seconds while a daemon runs, so an idle screen costs next to nothing.
+    /// Colours are those of `list` (`--color`, `NO_COLOR`). It needs a terminal of at
+    /// least 80x24, and says so in a smaller one. The terminal is restored however
+    /// `top` ends: `q`, SIGTERM, SIGHUP, SIGINT, or a panic.
+    ///
+    /// Example: dmgr top
+    Top,
+
     /// Rotate daemons' logs now, restarting nothing.
     ///
     /// The keeper rotates at once, or at the end of the line the daemon is writing, so
@@ -311,6 +349,24 @@ pub struct EventsArgs {
     /// Example: dmgr events web --json | jq -r 'select(.event == "exited") | .time'
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write the metrics to PATH for node_exporter's textfile collector, atomically (a
+    /// temporary file in the same directory, flushed, renamed over PATH), and exit.
+    /// Run it from cron or a loop; node_exporter reads `*.prom` files.
+    #[arg(long, value_name = "PATH", conflicts_with = "serve")]
+    pub textfile: Option<PathBuf>,
+
+    /// Serve the metrics over HTTP at `http://ADDR/metrics` until killed, one request
+    /// at a time, made afresh for each request. Any other path is answered 404; a
+    /// request head longer than 8 KiB, or not received within 5 s, is refused.
+    ///
+    /// Example: dmgr metrics --serve 127.0.0.1:9101
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
 }
 
 /// Arguments of `apply`.
