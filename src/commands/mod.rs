@@ -10,6 +10,7 @@ mod export;
 mod kill;
 mod list;
 mod logs;
+mod metrics;
 mod reload;
 mod restart;
 mod rotate;
@@ -17,6 +18,7 @@ mod run;
 mod start;
 mod status;
 mod stop;
+mod top;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Dirs};
@@ -70,7 +72,9 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
         Command::Status(args) => status::run(&ctx, &args),
         Command::Logs(args) => logs::run(&ctx, &args),
         Command::Events(args) => events::run(&ctx, &args),
+        Command::Metrics(args) => metrics::run(&ctx, &args),
         Command::Rotate(args) => rotate::run(&ctx, &args),
+        Command::Top => top::run(&ctx),
         Command::Check => check::run(&ctx),
         Command::Apply(args) => apply::run(&ctx, &args),
         Command::Run(args) => run::run(&ctx, &args),

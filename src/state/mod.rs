@@ -335,6 +335,8 @@ pub enum Reason {
     HostRestarted,
     /// Its keeper vanished (killed) without recording an end.
     KeeperLost,
+    /// A signal from outside dmgr stopped it (not `dmgr stop`): `apply` starts it again.
+    OutsideStop,
 }
 
 impl Reason {
@@ -347,6 +349,7 @@ impl Reason {
             Reason::StartFailed => "start-failed",
             Reason::HostRestarted => "host-restarted",
             Reason::KeeperLost => "keeper-lost",
+            Reason::OutsideStop => "outside-stop",
         }
     }
 
@@ -356,6 +359,7 @@ impl Reason {
         match self {
             Reason::HostRestarted => Some("host restarted"),
             Reason::KeeperLost => Some("keeper lost"),
+            Reason::OutsideStop => Some("outside stop"),
             _ => None,
         }
     }
@@ -374,6 +378,9 @@ impl Reason {
             }
             Reason::KeeperLost => {
                 "its keeper vanished (killed?) without recording how the daemon ended"
+            }
+            Reason::OutsideStop => {
+                "a signal from outside dmgr stopped it, not `dmgr stop`; `apply` starts it again"
             }
         }
     }
