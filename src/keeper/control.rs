@@ -18,7 +18,7 @@ use nix::sys::signal::Signal;
 use super::argv::LauncherArgv;
 pub use super::ask::{reload, signal_daemon, signal_keeper, Reloaded};
 use super::leftovers::{
-    clear_leftovers, left_behind, remove_cgroup, signal_stop, stop_derived_cgroup,
+    clear_leftovers, finish_unknown, left_behind, remove_cgroup, signal_stop, stop_derived_cgroup,
     stop_unsupervised, wait_until, GRACE,
 };
 use super::notify::Report;
@@ -89,18 +89,6 @@ pub enum Begun {
     Waiting(Pending),
 }
 
-/// The processes that hold the lock on `path`, for an error message.
-fn holders(path: &Path) -> String {
-    let holders: Vec<String> = pidfile::lock_holders(path)
-        .into_iter()
-        .map(pidfile::describe_holder)
-        .collect();
-    match holders.is_empty() {
-        true => "holder unknown".into(),
-        false => holders.join(", "),
-    }
-}
-
 /// Prepares a keeper for `daemon` unless it runs. `lock` is the daemon's operation
 /// lock, held until the keeper reports (`None` when the caller holds it).
 pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) -> Result<Begun> {
@@ -125,7 +113,7 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
             format!(
                 "cannot start: its pidfile {} is locked by a process that is no keeper of this run directory ({})",
                 daemon.pidfile.display(),
-                holders(&daemon.pidfile)
+                pidfile::describe_holders(&daemon.pidfile)
             ),
         ));
     }
@@ -592,62 +580,13 @@ fn finish_stop(
     })
 }
 
-/// Stops a daemon whose record cannot be used and that no keeper holds (any more):
-/// nothing names its processes but its cgroup, which the keeper names after the
-/// daemon and the run directory (see [`super::cgroup::Cgroup::derived`]); then the
-/// unusable record is removed, under the pidfile lock, so that the next `start`
-/// begins afresh rather than trip over it again.
-fn finish_unknown(
-    dirs: &Dirs,
-    name: &str,
-    pidfile: Option<&Path>,
-    observed: &state::Observed,
-    acted: bool,
-) -> Result<Stopped> {
-    let problem = observed.problem.clone().unwrap_or_default();
-    let lock = pidfile.map_or_else(|| dirs.pidfile(name), Path::to_path_buf);
-    if pidfile::is_locked(&lock) {
-        return Err(Error::daemon(
-            name,
-            format!(
-                "{problem}, and its pidfile {} is locked by a process that is no keeper of this user ({}); nothing was stopped",
-                lock.display(),
-                holders(&lock)
-            ),
-        ));
-    }
-    let stopped = stop_derived_cgroup(dirs, name)?;
-    let removed = while_no_keeper(&lock, || {
-        let _ = std::fs::remove_file(dirs.state_file(name));
-    });
-    if removed.is_none() {
-        return Err(Error::daemon(
-            name,
-            format!("{problem}; a keeper started meanwhile, run `dmgr stop {name}` again"),
-        ));
-    }
-    let event = Event::now(name, Kind::Stopped).message(format!(
-        "{problem}: removed it{}",
-        if stopped {
-            " after stopping its cgroup"
-        } else {
-            ""
-        }
-    ));
-    events::append(&dirs.events_file(name), &event);
-    Ok(match acted || stopped {
-        true => Stopped::Now,
-        false => Stopped::Unknown(problem),
-    })
-}
-
 /// Runs `write` (of the record of a daemon whose keeper is gone) holding the daemon's
 /// pidfile lock, then removes the pidfile. Every keeper takes that lock before it
 /// writes a record, so a keeper starting meanwhile (one whose `dmgr start` was killed
 /// runs without the operation lock) never has its record overwritten: it finds the
 /// lock taken and gives up, or `write` is skipped because it holds the lock. Returns
 /// whether a (stale) pidfile was there, or `None` when a keeper holds the lock.
-fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
+pub(super) fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
     let existed = lock.exists();
     let locked = pidfile::LockedPidfile::try_lock(lock).ok()?;
     write();

@@ -88,11 +88,7 @@ impl Keeper {
             Err(LockError::Held) => fail!(
                 "pidfile {} is locked by another process ({})",
                 daemon.pidfile.display(),
-                crate::pidfile::lock_holders(&daemon.pidfile)
-                    .into_iter()
-                    .map(crate::pidfile::describe_holder)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::pidfile::describe_holders(&daemon.pidfile)
             ),
             Err(LockError::Io(e)) => fail!("{e}"),
         };

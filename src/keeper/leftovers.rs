@@ -1,11 +1,14 @@
 //! A daemon whose keeper is gone (SIGKILLed, or lost with a crash): what it left
-//! behind, found by identity from its state record, and how `stop` and `start` stop
-//! it without being its parent. Used by [`control`](super::control) only.
+//! behind, found by identity from its state record (or, when the record is lost or
+//! cannot be used, in the cgroup named after the daemon), and how `stop` and `start`
+//! stop it without being its parent. Used by [`control`](super::control) only.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use super::control::{while_no_keeper, Stopped};
 use super::sys;
 use crate::config::{units, Dirs};
 use crate::events::{self, Event, Kind};
@@ -46,6 +49,55 @@ pub(super) fn clear_leftovers(dirs: &Dirs, name: &str, observed: &state::Observe
         cgroup.remove();
     }
     remove_daemon_pidfile(record);
+}
+
+/// Stops a daemon whose record cannot be used and that no keeper holds (any more):
+/// nothing names its processes but its cgroup, which the keeper names after the
+/// daemon and the run directory (see [`super::cgroup::Cgroup::derived`]); then the
+/// unusable record is removed, under the pidfile lock, so that the next `start`
+/// begins afresh rather than trip over it again.
+pub(super) fn finish_unknown(
+    dirs: &Dirs,
+    name: &str,
+    pidfile: Option<&Path>,
+    observed: &state::Observed,
+    acted: bool,
+) -> crate::Result<Stopped> {
+    let problem = observed.problem.clone().unwrap_or_default();
+    let lock = pidfile.map_or_else(|| dirs.pidfile(name), Path::to_path_buf);
+    if pidfile::is_locked(&lock) {
+        return Err(crate::Error::daemon(
+            name,
+            format!(
+                "{problem}, and its pidfile {} is locked by a process that is no keeper of this user ({}); nothing was stopped",
+                lock.display(),
+                pidfile::describe_holders(&lock)
+            ),
+        ));
+    }
+    let stopped = stop_derived_cgroup(dirs, name)?;
+    let removed = while_no_keeper(&lock, || {
+        let _ = std::fs::remove_file(dirs.state_file(name));
+    });
+    if removed.is_none() {
+        return Err(crate::Error::daemon(
+            name,
+            format!("{problem}; a keeper started meanwhile, run `dmgr stop {name}` again"),
+        ));
+    }
+    let event = Event::now(name, Kind::Stopped).message(format!(
+        "{problem}: removed it{}",
+        if stopped {
+            " after stopping its cgroup"
+        } else {
+            ""
+        }
+    ));
+    events::append(&dirs.events_file(name), &event);
+    Ok(match acted || stopped {
+        true => Stopped::Now,
+        false => Stopped::Unknown(problem),
+    })
 }
 
 /// Stops every process in the cgroup of the daemon `name`, found from its name and
