@@ -2,9 +2,13 @@
 //! of an empty log, starts interrupted by a keeper's death, and a keeper's death that
 //! leaves its daemon running and logging.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
-use crate::support::TestEnv;
+use crate::support::{
+    is_alive, marker, processes_with, session_members, sigkill, wait_until, Run, TestEnv,
+};
 
 /// The events of `names` as `dmgr events --json` prints them.
 fn events_json(env: &TestEnv, names: &[&str]) -> Vec<Value> {
@@ -130,4 +134,83 @@ fn rotating_an_empty_log_does_nothing() {
     assert_eq!(std::fs::read_to_string(rotated(1)).unwrap(), "newer\n");
     assert_eq!(std::fs::read_to_string(rotated(2)).unwrap(), "older\n");
     assert!(!rotated(3).exists());
+}
+
+/// Finding 8: a keeper killed while `start` waits for `ready`. `start` exits 1, and
+/// the `start` that made the keeper stops what it left: the daemon, and the pidfile
+/// (promise 1: a failed start leaves neither). The record says the start failed.
+#[test]
+fn a_keeper_killed_while_start_waits_for_ready_leaves_nothing_behind() {
+    let mark = marker("readywait");
+    let env = TestEnv::new().daemon(
+        "web",
+        &format!(
+            "command = [\"sh\", \"-c\", \"sleep 1000 & sleep 1000; true\", \"{mark}\"]\n\
+             ready = {{ file = \"never\" }}\nready_timeout = \"60s\"\nstart_wait = \"0s\"\n"
+        ),
+    );
+    let start = env.command(&["start", "web"]).spawn().unwrap();
+    wait_until(
+        "the daemon runs, not yet ready",
+        Duration::from_secs(10),
+        || {
+            env.pid("web")
+                .is_some_and(|pid| is_alive(pid) && session_members(&[pid]).len() >= 2)
+        },
+    );
+    let pid = env.pid("web").unwrap();
+    let keeper = env.keeper_pid("web").unwrap();
+    sigkill(keeper).unwrap();
+    let out = Run::try_wait(start, Duration::from_secs(30)).expect("start returns");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("its keeper died before the daemon was up; stopped what it left"),
+        "{stderr}"
+    );
+    assert!(processes_with(&mark).is_empty(), "the daemon runs on");
+    assert!(
+        session_members(&[pid]).is_empty(),
+        "what the daemon started runs on"
+    );
+    assert!(!env.pidfile("web").exists(), "the pidfile is left behind");
+    let entry = env.entry("web");
+    assert_eq!(entry["status"], "failed", "{entry}");
+}
+
+/// The same for a keeper that hangs (here SIGSTOPped) instead of dying: past
+/// `start_wait` + `ready_timeout` and a grace of 10 s, `start` kills it and stops what
+/// it left.
+#[test]
+fn a_keeper_that_hangs_while_start_waits_is_killed_and_its_daemon_stopped() {
+    let mark = marker("readyhang");
+    let env = TestEnv::new().daemon(
+        "web",
+        &format!(
+            "command = [\"sh\", \"-c\", \"sleep 1000; true\", \"{mark}\"]\n\
+             ready = {{ file = \"never\" }}\nready_timeout = \"1s\"\nstart_wait = \"0s\"\n"
+        ),
+    );
+    let start = env.command(&["start", "web"]).spawn().unwrap();
+    wait_until(
+        "the daemon runs, not yet ready",
+        Duration::from_secs(10),
+        || env.pid("web").is_some_and(is_alive),
+    );
+    let keeper = env.keeper_pid("web").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(keeper),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let out = Run::try_wait(start, Duration::from_secs(40)).expect("start returns");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("its keeper did not report in time; stopped what it left"),
+        "{stderr}"
+    );
+    assert!(!is_alive(keeper), "the hung keeper lives on");
+    assert!(processes_with(&mark).is_empty(), "the daemon runs on");
+    assert!(!env.pidfile("web").exists(), "the pidfile is left behind");
 }

@@ -75,6 +75,7 @@ pub mod control;
 mod foreground;
 mod forking;
 pub mod health;
+mod interrupted;
 mod launch;
 pub mod launcher;
 mod leftovers;
