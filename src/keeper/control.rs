@@ -73,6 +73,7 @@ pub fn lock(dirs: &Dirs, name: &str) -> Result<OperationLock> {
 pub struct Pending {
     name: String,
     log: PathBuf,
+    pidfile: PathBuf,
     pipe: File,
     /// The pipe's write end, for the keeper, until the launcher has it.
     notify: Option<OwnedFd>,
@@ -122,6 +123,7 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
     Ok(Begun::Waiting(Pending {
         name: daemon.name.clone(),
         log: daemon.process.log.clone(),
+        pidfile: daemon.pidfile.clone(),
         pipe: File::from(read),
         notify: Some(write),
         deadline: Instant::now()
@@ -192,14 +194,9 @@ pub fn await_starts(
             pending.into_iter().partition(|p| p.deadline <= now);
         pending = waiting;
         for p in late {
-            done(
-                &p.name,
-                Err(failure(
-                    &p.name,
-                    &p.log,
-                    "the keeper did not report in time",
-                )),
-            );
+            let why = "its keeper did not report in time";
+            let reason = super::interrupted::clean_up(dirs, &p.name, &p.pidfile, why);
+            done(&p.name, Err(failure(&p.name, &p.log, &reason)));
         }
         let Some(deadline) = pending.iter().map(|p| p.deadline).min() else {
             break;
@@ -232,7 +229,10 @@ pub fn await_starts(
         let mut still = Vec::with_capacity(pending.len());
         for (p, is_ready) in pending.into_iter().zip(ready) {
             if is_ready {
-                let report = super::notify::read_report(p.pipe);
+                let report = super::notify::read_report(p.pipe).ok_or_else(|| {
+                    let why = "its keeper died before the daemon was up";
+                    super::interrupted::clean_up(dirs, &p.name, &p.pidfile, why)
+                });
                 done(&p.name, outcome(&p.name, &p.log, report));
             } else {
                 still.push(p);
@@ -269,11 +269,12 @@ fn launch(dirs: &Dirs, pending: &mut [Pending]) -> std::io::Result<Option<Child>
     sys::spawn_launcher(&exe, &args.to_args(), &fds).map(Some)
 }
 
-fn outcome(name: &str, log: &Path, report: Option<Report>) -> Result<Started> {
+/// What a keeper's report (or, when it sent none, what its `start` found and
+/// cleaned up) means for `start`.
+fn outcome(name: &str, log: &Path, report: std::result::Result<Report, String>) -> Result<Started> {
     match report {
-        Some(Report::Started { pid }) => Ok(Started::Now(pid)),
-        Some(Report::Failed { reason }) => Err(failure(name, log, &reason)),
-        None => Err(failure(name, log, "the keeper exited without reporting")),
+        Ok(Report::Started { pid }) => Ok(Started::Now(pid)),
+        Ok(Report::Failed { reason }) | Err(reason) => Err(failure(name, log, &reason)),
     }
 }
 

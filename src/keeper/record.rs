@@ -181,6 +181,7 @@ pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
         daemon_pidfile: daemon.forking_pidfile.clone(),
         foreground: false,
         probe: None,
+        holder: None,
         env_file_digest: None,
         watch: Default::default(),
         definition: None,

@@ -208,6 +208,10 @@ pub struct StateRecord {
     /// The probe process that runs (a `ready` check), leader of its own process group.
     #[serde(default)]
     pub probe: Option<ProcId>,
+    /// The keeper's holder (its parent, see `keeper::holder`): once the keeper is gone,
+    /// every process of the daemon is the holder's descendant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<ProcId>,
     /// What the keeper's liveness check and memory ceiling saw last while the daemon
     /// is up; empty otherwise.
     #[serde(default)]
