@@ -162,7 +162,12 @@ pub enum Command {
     /// Refuses while the daemon runs. While it runs, it holds the daemon's pidfile lock
     /// and state record as a keeper would: `list` shows it, `start` starts no second
     /// copy, `stop` stops it. Exits with the command's exit status (128 + N when killed
-    /// by signal N).
+    /// by signal N). A `type = "forking"` daemon is supervised as a keeper would: once
+    /// its command exits 0, `run` waits for the process its pidfile names (or the one it
+    /// left), forwards signals to it and exits as it does; its output reaches the
+    /// terminal only where the daemon still writes there (for logs on the terminal,
+    /// run it in the foreground instead: nginx -g 'daemon off;', redis-server
+    /// --daemonize no).
     ///
     /// Example: dmgr run web
     Run(RunArgs),
