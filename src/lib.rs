@@ -54,6 +54,7 @@ pub mod manpage;
 pub mod output;
 pub(crate) mod pidfile;
 pub mod procinfo;
+pub(crate) mod session;
 pub mod state;
 pub(crate) mod watch;
 

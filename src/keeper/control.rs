@@ -172,6 +172,9 @@ pub fn await_starts(
     mut pending: Vec<Pending>,
     mut done: impl FnMut(&str, Result<Started>),
 ) {
+    if !pending.is_empty() {
+        crate::session::warn_if_in_scope();
+    }
     let mut launcher = match launch(dirs, &mut pending) {
         Ok(launcher) => launcher,
         Err(e) => {
