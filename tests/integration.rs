@@ -6,6 +6,7 @@ mod support;
 mod config;
 mod descendants;
 mod events;
+mod first_hour;
 mod fixture;
 mod forking;
 mod fuzz;

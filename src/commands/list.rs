@@ -1,5 +1,6 @@
-//! `dmgr list [--json]`: every daemon in one table: those defined in the config
-//! directory, running orphans whose file was removed, and files that fail to load.
+//! `dmgr list [NAME...] [--json]`: every daemon in one table (or the ones named): those
+//! defined in the config directory, running orphans whose file was removed, and files
+//! that fail to load.
 //! Reads files, state records and `/proc` only: it takes no lock and never waits.
 //!
 //! When every daemon file is as its running keeper loaded it, the keepers' records
@@ -8,7 +9,7 @@
 //! could show anything else, it loads the whole directory as before; see
 //! [`entries_from_records`].
 
-use super::Context;
+use super::{unknown, Context};
 use crate::cli::ListArgs;
 use crate::config;
 use crate::output::json::ListEntry;
@@ -35,6 +36,23 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     if problem.is_some() && entries.is_empty() {
         return problem.map_or(Ok(0), Err);
     }
+    // `list NAME...`: those daemons alone, in the order of the table.
+    let entries = match args.names.is_empty() {
+        true => entries,
+        false => {
+            if let Some(name) = args
+                .names
+                .iter()
+                .find(|n| !entries.iter().any(|e| &e.name == *n))
+            {
+                return Err(unknown(ctx, name));
+            }
+            entries
+                .into_iter()
+                .filter(|e| args.names.contains(&e.name))
+                .collect()
+        }
+    };
     if args.json {
         let text = serde_json::to_string_pretty(&entries).unwrap_or_default();
         output::print_raw(&format!("{text}\n"))?;
@@ -269,7 +287,11 @@ fn is_sound_order(names: &[String], after: &[Vec<String>]) -> bool {
 fn status_cell(entry: &ListEntry) -> String {
     let words = entry.reason.and_then(state::Reason::short);
     if let (Some(words), Status::Stopped | Status::Failed) = (words, entry.status) {
-        return format!("{} ({words})", entry.status);
+        return match entry.left_behind.len() {
+            0 => format!("{} ({words})", entry.status),
+            1 => format!("{} ({words}, 1 process left)", entry.status),
+            n => format!("{} ({words}, {n} processes left)", entry.status),
+        };
     }
     match (&entry.last_exit, entry.status) {
         (Some(exit), Status::Failed | Status::Backoff) => {

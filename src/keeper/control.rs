@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -18,8 +18,9 @@ use nix::sys::signal::Signal;
 use super::argv::LauncherArgv;
 pub use super::ask::{reload, signal_daemon, signal_keeper, Reloaded};
 use super::leftovers::{
-    clear_leftovers, left_behind, remove_cgroup, signal_stop, stop_unsupervised, wait_until, GRACE,
+    clear_leftovers, remove_cgroup, signal_stop, stop_unsupervised, wait_until, GRACE,
 };
+use super::log_mark::LogMark;
 use super::notify::Report;
 use super::sys;
 use crate::config::{Daemon, Dirs};
@@ -59,6 +60,12 @@ pub enum Stopped {
     RemovedStale,
 }
 
+/// The processes of a daemon whose keeper is gone that are still running, by
+/// identity (see `leftovers`): what `stop` would stop.
+pub fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
+    super::leftovers::left_behind(record)
+}
+
 /// Takes the daemon's operation lock, waiting for any concurrent start or stop.
 pub fn lock(dirs: &Dirs, name: &str) -> Result<OperationLock> {
     OperationLock::acquire(&dirs.op_lock_file(name))
@@ -68,7 +75,8 @@ pub fn lock(dirs: &Dirs, name: &str) -> Result<OperationLock> {
 #[derive(Debug)]
 pub struct Pending {
     name: String,
-    log: PathBuf,
+    /// The log as it was before the start: a failure shows what came after.
+    log: LogMark,
     pipe: File,
     /// The pipe's write end, for the keeper, until the launcher has it.
     notify: Option<OwnedFd>,
@@ -117,7 +125,7 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         .map_err(|e| Error::daemon(&daemon.name, format!("cannot create a pipe: {e}")))?;
     Ok(Begun::Waiting(Pending {
         name: daemon.name.clone(),
-        log: daemon.process.log.clone(),
+        log: LogMark::now(&daemon.process.log),
         pipe: File::from(read),
         notify: Some(write),
         deadline: Instant::now()
@@ -268,7 +276,7 @@ fn launch(dirs: &Dirs, pending: &mut [Pending]) -> std::io::Result<Option<Child>
     sys::spawn_launcher(&exe, &args.to_args(), &fds).map(Some)
 }
 
-fn outcome(name: &str, log: &Path, report: Option<Report>) -> Result<Started> {
+fn outcome(name: &str, log: &LogMark, report: Option<Report>) -> Result<Started> {
     match report {
         Some(Report::Started { pid }) => Ok(Started::Now(pid)),
         Some(Report::Failed { reason }) => Err(failure(name, log, &reason)),
@@ -276,11 +284,11 @@ fn outcome(name: &str, log: &Path, report: Option<Report>) -> Result<Started> {
     }
 }
 
-fn failure(name: &str, log: &Path, reason: &str) -> Error {
+fn failure(name: &str, log: &LogMark, reason: &str) -> Error {
     Error::Daemon {
         name: name.to_string(),
         message: format!("cannot start: {reason}"),
-        log_tail: crate::logfile::tail(log, TAIL_LINES),
+        log_tail: log.tail(TAIL_LINES),
     }
 }
 
