@@ -40,6 +40,9 @@ pub struct ListEntry {
     pub health: Option<HealthSeen>,
     /// The memory against `memory_max` while it runs under a keeper, or null.
     pub memory: Option<MemorySeen>,
+    /// The PIDs of the daemon's processes that outlived both its keeper and its main
+    /// process (orphaned workers that may still serve); `dmgr stop` stops them.
+    pub left_behind: Vec<i32>,
 }
 
 impl ListEntry {
@@ -76,6 +79,16 @@ impl ListEntry {
             reason: observed.reason,
             health: watch.and_then(|w| w.health.clone()),
             memory: watch.and_then(|w| w.memory.clone()),
+            // Looked for only where keeper and main process are both gone unasked.
+            left_behind: record
+                .filter(|_| observed.reason == Some(Reason::KeeperLost) && pid.is_none())
+                .map(|r| {
+                    crate::keeper::control::left_behind(r)
+                        .into_iter()
+                        .map(|p| p.pid)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
