@@ -124,9 +124,10 @@ pub enum Command {
     ///
     /// Each keeper records its daemon's events in `RUN_DIR/NAME.events`, one JSON object
     /// a line, keeping at least the newest 1000; the daemon's log holds only what the
-    /// daemon wrote. Without names, every daemon's events are shown; several daemons'
-    /// events are merged by time, oldest first. Each line is the time, the daemon, the
-    /// event and its details.
+    /// daemon wrote. Without names, every daemon's events are shown, oldest first: each
+    /// daemon's in the order its keeper recorded them (a wall clock stepped back never
+    /// reorders them), several daemons' interleaved by time. Each line is the time, the
+    /// daemon, the event and its details.
     ///
     /// Example: dmgr events web -n 50
     Events(EventsArgs),
@@ -172,7 +173,8 @@ pub enum Command {
     /// Rotate daemons' logs now, restarting nothing.
     ///
     /// The keeper rotates at once, or at the end of the line the daemon is writing, so
-    /// no line is split. For cron or a logrotate postrotate hook.
+    /// no line is split; an empty log is left as it is. For cron or a logrotate
+    /// postrotate hook.
     ///
     /// Example: dmgr rotate --all
     Rotate(TargetArgs),

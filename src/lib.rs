@@ -58,6 +58,7 @@ pub mod procinfo;
 pub mod state;
 pub(crate) mod survey;
 pub(crate) mod top;
+pub(crate) mod trusted_dir;
 pub(crate) mod usage;
 pub(crate) mod watch;
 

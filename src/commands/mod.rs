@@ -51,6 +51,13 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
         return completions::run(args);
     }
     let dirs = config::discover(cli.config_dir.as_deref(), cli.run_dir.as_deref())?;
+    // Before anything in the run directory is read: see `Dirs::check_run_dir`.
+    if !matches!(
+        cli.command,
+        Command::Check | Command::Export(_) | Command::Boot(_)
+    ) {
+        dirs.check_run_dir()?;
+    }
     let ctx = Context {
         dirs,
         quiet: cli.quiet,

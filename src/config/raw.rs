@@ -34,6 +34,7 @@ pub const KEYS: &[&str] = &[
     "ready_timeout",
     "stop_signal",
     "stop_timeout",
+    "kill_mode",
     "reload_signal",
     "reload_command",
     "stop_command",

@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 
 use super::launch::{path_of, with_mainpid, Launch};
 use super::{exit_record, initial_record, sys};
-use crate::config::{Daemon, Dirs};
+use crate::config::{Daemon, Dirs, KillMode};
 use crate::events::{Event, History, Kind};
 use crate::pidfile::{LockedPidfile, OperationLock};
 use crate::procinfo::{ProcId, Stat};
@@ -212,7 +212,7 @@ pub fn run_foreground(
 
 /// Stops what the daemon left behind when it ended (its orphans, reparented to `dmgr
 /// run`, a child subreaper): `stop_signal` and SIGCONT to each by identity, SIGKILL
-/// after `stop_timeout`, and returns once none is left (or, should some survive
+/// after `stop_timeout` (at once with `kill_mode = "mixed"`), and returns once none is left (or, should some survive
 /// SIGKILL, after a grace).
 fn stop_leftovers(signals: &SignalFd, daemon: &Daemon) {
     let me = std::process::id() as i32;
@@ -236,10 +236,16 @@ fn stop_leftovers(signals: &SignalFd, daemon: &Daemon) {
     if crate::procinfo::children_of(me).is_empty() {
         return;
     }
-    signal_all(&[daemon.supervision.stop_signal.0, Signal::SIGCONT]);
+    // `kill_mode = "mixed"`: the main process has exited, what it left gets SIGKILL.
+    let mixed = daemon.supervision.kill_mode == KillMode::Mixed;
+    if mixed {
+        signal_all(&[Signal::SIGKILL]);
+    } else {
+        signal_all(&[daemon.supervision.stop_signal.0, Signal::SIGCONT]);
+    }
     let kill_at = Instant::now() + daemon.supervision.stop_timeout;
     let give_up = kill_at + Duration::from_secs(10);
-    let mut killed = false;
+    let mut killed = mixed;
     loop {
         reap();
         let now = Instant::now();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::forking;
 use super::probe::PROBE_INTERVAL;
-use crate::config::{DaemonType, Supervision};
+use crate::config::{DaemonType, KillMode, Supervision};
 use crate::procinfo::ProcId;
 use crate::state::{Reason, Status};
 
@@ -311,6 +311,37 @@ pub(super) fn on_stop(phase: &Phase, s: &Supervision, main_runs: bool) -> StopSt
     }
 }
 
+/// What a drain sends when it begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FirstSignal {
+    /// Nothing is left to signal.
+    Nothing,
+    /// `stop_signal` to every process of the daemon (`kill_mode = "group"`).
+    StopAll,
+    /// `stop_signal` to the main process alone (`kill_mode = "mixed"`).
+    StopMain,
+    /// SIGKILL to what is left (`kill_mode = "mixed"` with the main process gone).
+    KillAll,
+}
+
+/// How a drain that begins at `now` starts: `main_runs` tells whether the main process
+/// is unreaped, `tree_empty` whether nothing of the daemon's is left (the main process
+/// included). With `kill_mode = "mixed"` only the main process gets `stop_signal`, and
+/// what it leaves gets SIGKILL, as systemd's `KillMode=mixed` does.
+pub(super) fn drain_begins(
+    now: Instant,
+    s: &Supervision,
+    main_runs: bool,
+    tree_empty: bool,
+) -> (FirstSignal, Escalation) {
+    match s.kill_mode {
+        _ if tree_empty && !main_runs => (FirstSignal::Nothing, Escalation::Nothing),
+        KillMode::Group => (FirstSignal::StopAll, Escalation::stop_sent(now, s)),
+        KillMode::Mixed if main_runs => (FirstSignal::StopMain, Escalation::stop_sent(now, s)),
+        KillMode::Mixed => (FirstSignal::KillAll, Escalation::Killed),
+    }
+}
+
 /// What a drain does when the loop looks at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum DrainStep {
@@ -341,6 +372,9 @@ pub(super) fn drain_step(
     }
     let (kill, escalation) = match escalation {
         Escalation::Killed => (true, Escalation::Killed),
+        // The main process is gone: under `kill_mode = "mixed"` what it left gets
+        // SIGKILL now, not stop_signal.
+        _ if s.kill_mode == KillMode::Mixed => (true, Escalation::Killed),
         Escalation::Stop { .. } => (false, escalation),
         // Something showed up after a drain that found nothing: it gets the stop
         // signal, and its own stop_timeout.
@@ -502,6 +536,69 @@ mod tests {
         let done = drain_step(*escalation, next, now, &s, false, true);
         assert_eq!(done, DrainStep::Done(Next::stopped()));
         assert_eq!(on_stop(&phase, &s, false), StopStep::Ignore);
+    }
+
+    /// `kill_mode = "group"`: a drain sends `stop_signal` to every process of the
+    /// daemon, whether the main process runs or not.
+    #[test]
+    fn kill_mode_group_sends_stop_signal_to_every_process() {
+        let t0 = Instant::now();
+        let s = supervision();
+        let stop = Escalation::stop_sent(t0, &s);
+        assert_eq!(
+            drain_begins(t0, &s, true, false),
+            (FirstSignal::StopAll, stop)
+        );
+        assert_eq!(
+            drain_begins(t0, &s, false, false),
+            (FirstSignal::StopAll, stop)
+        );
+        let nothing = (FirstSignal::Nothing, Escalation::Nothing);
+        assert_eq!(drain_begins(t0, &s, false, true), nothing);
+    }
+
+    /// `kill_mode = "mixed"` (SPEC): `stop_signal` goes to the main process alone, and
+    /// what is left once it has exited, or at `stop_timeout`, gets SIGKILL.
+    #[test]
+    fn kill_mode_mixed_signals_the_main_process_and_kills_what_it_leaves() {
+        let t0 = Instant::now();
+        let s = Supervision {
+            kill_mode: KillMode::Mixed,
+            ..supervision()
+        };
+        let stop = Escalation::stop_sent(t0, &s);
+        assert_eq!(
+            drain_begins(t0, &s, true, false),
+            (FirstSignal::StopMain, stop)
+        );
+        let next = Next::stopped();
+        let now = t0 + ms(100);
+        // While the main process runs, its workers are left to it.
+        assert_eq!(
+            drain_step(stop, &next, now, &s, true, false),
+            DrainStep::Wait
+        );
+        // Once it is gone, what is left is killed at once, not after stop_timeout.
+        let killed = DrainStep::Signal {
+            kill: true,
+            escalation: Escalation::Killed,
+        };
+        assert_eq!(drain_step(stop, &next, now, &s, false, false), killed);
+        assert_eq!(
+            drain_step(stop, &next, now, &s, false, true),
+            DrainStep::Done(Next::stopped())
+        );
+        // At stop_timeout, SIGKILL to everything, the main process included.
+        let phase = Phase::Draining {
+            escalation: stop,
+            next,
+        };
+        assert_eq!(on_timer(&phase, t0 + ms(2000), &s, false), Tick::Kill);
+        // A drain after the main process died (a crash, a restart) kills what is left.
+        assert_eq!(
+            drain_begins(t0, &s, false, false),
+            (FirstSignal::KillAll, Escalation::Killed)
+        );
     }
 
     /// A process that shows up after a drain found nothing gets `stop_signal` and a

@@ -6,8 +6,9 @@
 use std::time::Instant;
 
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
-use super::machine::{self, DrainStep, Escalation, Next, Phase, StopStep};
+use super::machine::{self, DrainStep, Escalation, FirstSignal, Next, Phase, StopStep};
 use super::{millis, Keeper};
 use crate::events::Kind;
 use crate::procinfo::Stat;
@@ -22,12 +23,28 @@ impl Keeper {
         self.kill_probe();
         self.pause_watches();
         self.tracked.begin_drain();
-        let escalation = if self.tracked.tree_is_empty() {
-            Escalation::Nothing
-        } else {
-            self.signal_all(self.daemon.supervision.stop_signal.0);
-            Escalation::stop_sent(Instant::now(), &self.daemon.supervision)
-        };
+        let main = self.child.filter(|c| !c.exited);
+        let (first, escalation) = machine::drain_begins(
+            Instant::now(),
+            &self.daemon.supervision,
+            main.is_some(),
+            self.tracked.tree_is_empty(),
+        );
+        let stop_signal = self.daemon.supervision.stop_signal.0;
+        match (first, main) {
+            (FirstSignal::Nothing, _) => {}
+            (FirstSignal::StopAll, _) => self.signal_all(stop_signal),
+            (FirstSignal::StopMain, Some(main)) => {
+                // Our unreaped child: its PID cannot have been reused. SIGCONT after,
+                // as for the group: a stopped process acts on it only once continued.
+                for signal in [stop_signal, Signal::SIGCONT] {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(main.id.pid), signal);
+                }
+            }
+            (FirstSignal::StopMain, None) | (FirstSignal::KillAll, _) => {
+                self.kill_what_is_left("the main process is gone");
+            }
+        }
         if next.is_stop() {
             self.record.status = Status::Stopping;
         }
@@ -45,9 +62,18 @@ impl Keeper {
         let tree_empty = !main_runs && self.tracked.tree_is_empty();
         let now = Instant::now();
         let s = &self.daemon.supervision;
-        let next = match machine::drain_step(*escalation, next, now, s, main_runs, tree_empty) {
+        let before = *escalation;
+        let next = match machine::drain_step(before, next, now, s, main_runs, tree_empty) {
             DrainStep::Wait => return None,
             DrainStep::Signal { kill, escalation } => {
+                if kill && before != Escalation::Killed {
+                    // `kill_mode = "mixed"`: the main process has exited.
+                    self.kill_what_is_left("the main process exited");
+                    if let Phase::Draining { escalation: e, .. } = &mut self.phase {
+                        *e = escalation;
+                    }
+                    return None;
+                }
                 let signal = if kill {
                     Signal::SIGKILL
                 } else {
@@ -94,6 +120,18 @@ impl Keeper {
     pub(super) fn live_group(&self) -> Option<i32> {
         let child = self.child.filter(|c| !c.exited)?;
         Stat::read(child.id.pid).map(|s| s.pgrp)
+    }
+
+    /// `kill_mode = "mixed"`: SIGKILL to every process of the daemon that is left, with
+    /// a `killed` event saying `why` when there is one.
+    fn kill_what_is_left(&mut self, why: &str) {
+        if !self.tracked.live().is_empty() {
+            let killed = self.event(Kind::Killed).signal("KILL");
+            self.record_event(killed.message(format!(
+                "kill_mode = \"mixed\": {why}; SIGKILL to what is left"
+            )));
+        }
+        self.signal_all(Signal::SIGKILL);
     }
 
     /// Sends `signal` to everything the daemon started (see [`super::tracked`]).

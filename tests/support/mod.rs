@@ -7,6 +7,7 @@
 
 mod cleanup;
 mod env;
+mod namespace;
 pub mod procfs;
 mod record;
 mod run;
@@ -16,6 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub use env::TestEnv;
+pub use namespace::{in_private_mount_namespace, PrivateTmpfs};
 pub use procfs::{
     copies_of, group_members, is_alive, processes_with, session_members, stat, ProcId,
 };

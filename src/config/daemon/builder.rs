@@ -272,6 +272,9 @@ impl<'a> Builder<'a> {
         let stop_timeout = self
             .duration(get("stop_timeout"))
             .unwrap_or(defaults.stop_timeout);
+        let kill_mode = self
+            .kill_mode(get("kill_mode"))
+            .unwrap_or(defaults.kill_mode);
         let reload_signal = self
             .signal(get("reload_signal"), |s| s.check_reload().map(|()| None))
             .unwrap_or(defaults.reload_signal);
@@ -354,6 +357,7 @@ impl<'a> Builder<'a> {
                 ready,
                 ready_timeout,
                 stop_signal,
+                kill_mode,
                 stop_timeout,
                 reload_signal,
                 reload_command,

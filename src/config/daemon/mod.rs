@@ -193,8 +193,11 @@ key_group! {
         /// How long `start` waits for `ready`.
         #[serde(rename = "ready_timeout_ms", with = "units::millis")]
         pub ready_timeout: Duration,
-        /// Sent to the process group by `stop`.
+        /// Sent by `stop` to the daemon's processes, as `kill_mode` says.
         pub stop_signal: Signal,
+        /// Which processes get `stop_signal`: all of the daemon's, or the main one.
+        #[serde(default)]
+        pub kill_mode: KillMode,
         /// How long after `stop_signal` before SIGKILL.
         #[serde(rename = "stop_timeout_ms", with = "units::millis")]
         pub stop_timeout: Duration,
@@ -235,6 +238,7 @@ impl Default for Supervision {
             ready: None,
             ready_timeout: Duration::from_secs(30),
             stop_signal: Signal(nix::sys::signal::Signal::SIGTERM),
+            kill_mode: KillMode::Group,
             stop_timeout: Duration::from_secs(10),
             reload_signal: Signal(nix::sys::signal::Signal::SIGHUP),
             reload_command: None,
@@ -294,6 +298,29 @@ pub enum RestartPolicy {
     OnFailure,
     /// After any exit.
     Always,
+}
+
+/// Which of the daemon's processes a stop sends `stop_signal` to (systemd's
+/// `KillMode=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KillMode {
+    /// Every process of the daemon (systemd's `control-group`).
+    #[default]
+    Group,
+    /// The main process alone; what is left once it has exited, or at
+    /// `stop_timeout`, gets SIGKILL (systemd's `mixed`).
+    Mixed,
+}
+
+impl KillMode {
+    /// The word the file uses for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KillMode::Group => "group",
+            KillMode::Mixed => "mixed",
+        }
+    }
 }
 
 /// How the command runs.

@@ -154,6 +154,20 @@ fn only_command_is_required_and_defaults_fill_the_rest() {
     assert!(d.process.log.ends_with("run/log/web.log"));
 }
 
+/// `kill_mode` is `"group"` unless the file says `"mixed"`; anything else is refused
+/// with both choices and what they mean.
+#[test]
+fn kill_mode_is_group_or_mixed() {
+    let d = load_text("command = \"a\"\n").unwrap();
+    assert_eq!(d.supervision.kill_mode, KillMode::Group);
+    let d = load_text("command = \"a\"\nkill_mode = \"group\"\n").unwrap();
+    assert_eq!(d.supervision.kill_mode, KillMode::Group);
+    let wrong = problem("kill_mode = \"control-group\"");
+    assert!(wrong.contains("expected \"group\""), "{wrong}");
+    assert!(wrong.contains("\"mixed\""), "{wrong}");
+    assert!(problem("kill_mode = 1").contains("expected \"group\""));
+}
+
 #[test]
 fn an_http_ready_check_is_validated() {
     let d = load_text("command = \"a\"\nready = { http = \"http://127.0.0.1:8080/up\" }\n");
@@ -190,6 +204,7 @@ ready = { tcp = "127.0.0.1:8080" }
 ready_timeout = "5s"
 stop_signal = "INT"
 stop_timeout = "2m"
+kill_mode = "mixed"
 reload_signal = "USR1"
 stop_command = ["./bin/server", "--shutdown"]
 after = ["db"]
@@ -220,6 +235,7 @@ type = "forking"
     );
     assert_eq!(d.supervision.stop_timeout, Duration::from_secs(120));
     assert_eq!(d.supervision.stop_signal.name(), "INT");
+    assert_eq!(d.supervision.kill_mode, KillMode::Mixed);
     assert_eq!(d.after, ["db"]);
     assert_eq!(d.kind, DaemonType::Forking);
     assert_eq!(

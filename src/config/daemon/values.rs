@@ -488,6 +488,21 @@ impl Builder<'_> {
         }
     }
 
+    pub(super) fn kill_mode(&mut self, value: Option<&Value<'_>>) -> Option<KillMode> {
+        let value = value?;
+        match value.get_ref() {
+            DeValue::String(s) if s == "group" => Some(KillMode::Group),
+            DeValue::String(s) if s == "mixed" => Some(KillMode::Mixed),
+            _ => {
+                self.error(
+                    value.span(),
+                    "expected \"group\" (stop_signal to every process of the daemon) or \"mixed\" (stop_signal to the main process, SIGKILL to what is left once it exited)",
+                );
+                None
+            }
+        }
+    }
+
     pub(super) fn kind(&mut self, value: Option<&Value<'_>>) -> Option<DaemonType> {
         let value = value?;
         match value.get_ref() {

@@ -92,7 +92,7 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         map: ready,
     },
     Mapping {
-        keys: &["stop_signal", "stop_timeout"],
+        keys: &["stop_signal", "stop_timeout", "kill_mode"],
         map: stop,
     },
     Mapping {
