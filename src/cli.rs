@@ -398,9 +398,14 @@ pub struct CompletionsArgs {
 pub enum ExportCommand {
     /// Write a systemd unit `dmgr-NAME.service` per daemon and a `dmgr.target`.
     ///
-    /// Without -o, every file is printed to standard output under a `==> FILE <==` line.
-    /// Install the units with `-o /etc/systemd/system` (or `~/.config/systemd/user`), then
-    /// `systemctl daemon-reload` and `systemctl enable --now dmgr.target`.
+    /// The names are those of the default config directory; another directory's units
+    /// are `dmgr.ESCAPED-PATH-NAME.service` and `dmgr.ESCAPED-PATH.target`, so that two
+    /// directories never collide. The target wants every autostart daemon of the
+    /// directory, whichever daemons are exported. Without -o, every file is printed to
+    /// standard output under a `==> FILE <==` line. Install the units with
+    /// `-o /etc/systemd/system` (or `--user -o ~/.config/systemd/user`), then
+    /// `systemctl daemon-reload` and `systemctl enable --now dmgr.target`; they conflict
+    /// with the unit of `dmgr boot install`, so the daemons run under one of the two.
     ///
     /// Example: dmgr export systemd web worker -o ./units
     Systemd(ExportSystemdArgs),
@@ -423,8 +428,15 @@ pub struct ExportSystemdArgs {
     pub target: TargetArgs,
 
     /// Write the unit files into DIR (created if missing) instead of standard output.
+    /// A file there that `export systemd` did not write, or wrote from another config
+    /// directory, is never overwritten: then nothing is written.
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+
+    /// Units for a user's systemd manager (`~/.config/systemd/user`): the target is
+    /// wanted by `default.target`, and `user` and `group` are left out.
+    #[arg(long)]
+    pub user: bool,
 }
 
 /// Arguments of `export nomad`.
@@ -442,9 +454,18 @@ pub struct ExportNomadArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// The job's name.
-    #[arg(long, value_name = "NAME", default_value = "dmgr", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    /// The job's name and ID (Nomad refuses an ID with a space in it).
+    #[arg(long, value_name = "NAME", default_value = "dmgr", value_parser = job_id)]
     pub job: String,
+}
+
+/// A Nomad job ID: not empty, and without the space or NUL that Nomad's
+/// `Job.Validate` refuses.
+fn job_id(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains([' ', '\0']) {
+        return Err("a Nomad job ID is not empty and has no space in it".into());
+    }
+    Ok(text.to_string())
 }
 
 /// The subcommands of `dmgr boot`.

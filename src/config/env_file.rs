@@ -72,16 +72,18 @@ pub struct Loaded {
 /// Parses the text of an environment file into its assignments, in order, or every
 /// syntax error in it (at most [`MAX_SHOWN`] + 1).
 pub fn parse(text: &str) -> Result<Vec<(String, String)>, Vec<SyntaxError>> {
-    let mut parser = Parser::default();
-    for (at, c) in text.char_indices() {
-        parser.step(at, c);
-    }
-    parser.end(text.len());
+    let parser = Parser::run(text);
     if parser.errors.is_empty() {
         Ok(parser.vars)
     } else {
         Err(parser.errors)
     }
+}
+
+/// The names `text` assigns with an `export ` prefix, lines systemd skips ("Ignoring
+/// invalid environment assignment"): `export systemd` converts such a file.
+pub fn exported_names(text: &str) -> Vec<String> {
+    Parser::run(text).exported
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,6 +113,8 @@ struct Parser {
     /// Where the quote that is open began.
     quote_at: usize,
     vars: Vec<(String, String)>,
+    /// The names given with an `export ` prefix.
+    exported: Vec<String>,
     errors: Vec<SyntaxError>,
 }
 
@@ -124,6 +128,15 @@ fn is_blank(c: char) -> bool {
 }
 
 impl Parser {
+    fn run(text: &str) -> Parser {
+        let mut parser = Parser::default();
+        for (at, c) in text.char_indices() {
+            parser.step(at, c);
+        }
+        parser.end(text.len());
+        parser
+    }
+
     fn step(&mut self, at: usize, c: char) {
         if c == '\0' {
             self.error(
@@ -285,6 +298,7 @@ impl Parser {
                 let name = rest.trim_start();
                 key_at += key.len() - name.len();
                 key = name.to_string();
+                self.exported.push(key.clone());
             }
         }
         if !super::daemon::is_env_name(&key) {
@@ -561,6 +575,8 @@ mod tests {
         );
         // No comment after a value, as in systemd.
         assert_eq!(vars("A=b # c"), pairs(&[("A", "b # c")]));
+        assert_eq!(exported_names(text), ["B"]);
+        assert!(exported_names("A=\"export B=1\"\n").is_empty());
         // `export` alone is a name, and `exported=1` is not an export.
         assert_eq!(
             vars("export=1\nexported=2"),

@@ -16,12 +16,13 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
 use super::argv::LauncherArgv;
+pub use super::ask::{reload, signal_daemon, signal_keeper, Reloaded};
 use super::leftovers::{
     clear_leftovers, left_behind, remove_cgroup, signal_stop, stop_unsupervised, wait_until, GRACE,
 };
 use super::notify::Report;
 use super::sys;
-use crate::config::{units, Daemon, Dirs};
+use crate::config::{Daemon, Dirs};
 use crate::events::{self, Event, Kind};
 use crate::pidfile::{self, OperationLock};
 use crate::procinfo::{self, ProcId};
@@ -408,8 +409,9 @@ fn ask_keeper_to_stop<'a>(
     stopping.deadline =
         Instant::now() + Duration::from_millis(record.stop_timeout_ms) * rounds + GRACE;
     let signalled = sys::ProcessHandle::open(keeper).and_then(|handle| {
+        // Marked as `dmgr stop`'s: any other SIGTERM is an outside stop.
         let sent = match &handle {
-            Some(h) => h.signal(Signal::SIGTERM)?,
+            Some(h) => super::request::send_stop(h)?,
             None => false,
         };
         Ok(handle.filter(|_| sent))
@@ -584,48 +586,4 @@ fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
     write();
     locked.remove();
     Some(existed)
-}
-
-/// Sends `signal` to the daemon's main process, identity-checked, and records a
-/// `signalled` event saying it was `by` (`dmgr kill`); `Ok(None)` if it is not running.
-pub fn signal_daemon(
-    dirs: &Dirs,
-    name: &str,
-    daemon: Option<&Daemon>,
-    signal: units::Signal,
-    by: &str,
-) -> Result<Option<i32>> {
-    let observed = state::observe(dirs, name, daemon.map(|d| d.pidfile.as_path()));
-    let Some(process) = observed.daemon else {
-        return Ok(None);
-    };
-    // Timed before the signal: what the daemon does about it comes after.
-    let event = Event::now(name, Kind::Signalled).pid(process.pid);
-    match sys::signal_process(process, signal.0) {
-        Ok(true) => {
-            let event = event.signal(signal.to_string()).message(by);
-            events::append(&dirs.events_file(name), &event);
-            Ok(Some(process.pid))
-        }
-        Ok(false) => Ok(None),
-        Err(e) => Err(Error::daemon(
-            name,
-            format!("cannot signal pid {}: {e}", process.pid),
-        )),
-    }
-}
-
-/// Asks the keeper of `name` to do something by signal (rotate logs, take over
-/// changed keys); returns false when no keeper runs.
-pub fn signal_keeper(dirs: &Dirs, name: &str, signal: Signal) -> Result<bool> {
-    let observed = state::observe(dirs, name, None);
-    let Some(keeper) = observed.keeper else {
-        return Ok(false);
-    };
-    sys::signal_process(keeper, signal).map_err(|e| {
-        Error::daemon(
-            name,
-            format!("cannot signal its keeper (pid {}): {e}", keeper.pid),
-        )
-    })
 }

@@ -70,6 +70,8 @@ impl Keeper {
         ] {
             mask.add(signal);
         }
+        // And the signal `dmgr reload` asks with (see `request`).
+        let mask = sys::with_request_signal(&mask);
         if let Err(e) = mask.thread_block() {
             fail!("cannot block signals: {e}");
         }
@@ -166,6 +168,9 @@ impl Keeper {
         let watches = super::liveness::Watches::of(&daemon.supervision, cgroup_dir);
         Ok(Keeper {
             watches,
+            reload: None,
+            captures: Vec::new(),
+            stopped_by: None,
             events,
             cgroup_note: None,
             probe: None,
@@ -190,18 +195,29 @@ impl Keeper {
         })
     }
 
-    /// Starts `argv` (`stop_command`) like a probe, with `MAINPID` set to `main`.
+    /// Starts `argv` (`stop_command`, `reload_command`) with the daemon's user,
+    /// directory and environment and `MAINPID` set to `main`, in a session of its own,
+    /// in the daemon's tree (our child) and its cgroup where there is one, so that what
+    /// it starts is the daemon's. Its output goes to `output`, or else to the logs.
     pub(super) fn spawn_command(
-        &self,
+        &mut self,
         argv: &[String],
         main: i32,
+        output: Option<std::os::fd::BorrowedFd<'_>>,
     ) -> std::result::Result<i32, String> {
         let env = with_mainpid(&self.launch.env, main);
         let program = sys::resolve_program(&argv[0], path_of(&env))
             .ok_or_else(|| format!("{}: not found in PATH", argv[0]))?;
-        let options = self.spawn_options(&program, argv, &env, false);
-        let gated = sys::spawn_gated(&self.single, &options).map_err(|e| e.to_string())?;
+        let gated = {
+            let mut options = self.spawn_options(&program, argv, &env, true);
+            if output.is_some() {
+                options.stdout = output;
+                options.stderr = output;
+            }
+            sys::spawn_gated(&self.single, &options).map_err(|e| e.to_string())?
+        };
         let pid = gated.pid();
+        self.join_cgroup(pid);
         gated.release().map_err(|e| e.to_string())?;
         Ok(pid)
     }

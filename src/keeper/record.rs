@@ -49,6 +49,10 @@ impl Keeper {
     pub(super) fn finish(&mut self, status: Status, error: Option<String>, reason: Reason) {
         self.pump_logs();
         match (&error, status) {
+            // Stopped by a signal from outside: who sent it is in the message.
+            (Some(why), _) if reason == Reason::OutsideStop => {
+                self.record_event(self.event(Kind::Stopped).message(why.clone()))
+            }
             (Some(why), _) => self.record_event(self.event(Kind::GaveUp).message(why.clone())),
             (None, Status::Stopped) if reason == Reason::StoppedByRequest => {
                 self.record_event(self.event(Kind::Stopped))
@@ -76,7 +80,13 @@ impl Keeper {
             pidfile.remove();
         }
         if self.reporter.is_pending() {
-            let reason = error.unwrap_or_else(|| "stopped before it was up".to_string());
+            let reason = match error {
+                Some(why) if reason == Reason::OutsideStop => {
+                    format!("stopped before it was up, by {why}")
+                }
+                Some(why) => why,
+                None => "stopped before it was up".to_string(),
+            };
             self.reporter.send(&Report::Failed { reason });
         }
     }

@@ -420,6 +420,8 @@ pub enum Reason {
     HostRestarted,
     /// Its keeper vanished (killed) without recording an end.
     KeeperLost,
+    /// A signal from outside dmgr stopped it (not `dmgr stop`): `apply` starts it again.
+    OutsideStop,
 }
 
 impl Reason {
@@ -432,6 +434,7 @@ impl Reason {
             Reason::StartFailed => "start-failed",
             Reason::HostRestarted => "host-restarted",
             Reason::KeeperLost => "keeper-lost",
+            Reason::OutsideStop => "outside-stop",
         }
     }
 
@@ -441,6 +444,7 @@ impl Reason {
         match self {
             Reason::HostRestarted => Some("host restarted"),
             Reason::KeeperLost => Some("keeper lost"),
+            Reason::OutsideStop => Some("outside stop"),
             _ => None,
         }
     }
@@ -459,6 +463,9 @@ impl Reason {
             }
             Reason::KeeperLost => {
                 "its keeper vanished (killed?) without recording how the daemon ended"
+            }
+            Reason::OutsideStop => {
+                "a signal from outside dmgr stopped it, not `dmgr stop`; `apply` starts it again"
             }
         }
     }
