@@ -282,7 +282,11 @@ fn launch(dirs: &Dirs, pending: &mut [Pending]) -> std::io::Result<Option<Child>
 
 /// What a keeper's report (or, when it sent none, what its `start` found and
 /// cleaned up) means for `start`.
-fn outcome(name: &str, log: &LogMark, report: std::result::Result<Report, String>) -> Result<Started> {
+fn outcome(
+    name: &str,
+    log: &LogMark,
+    report: std::result::Result<Report, String>,
+) -> Result<Started> {
     match report {
         Ok(Report::Started { pid }) => Ok(Started::Now(pid)),
         Ok(Report::Failed { reason }) | Err(reason) => Err(failure(name, log, &reason)),
