@@ -352,6 +352,7 @@ mod tests {
             memory_bytes: None,
             stale_pidfile: None,
             reason: None,
+            problem: None,
         };
         let mut entry = ListEntry::new(name, None, &observed);
         entry.pid = pid;
