@@ -51,11 +51,16 @@ pub(crate) mod files;
 pub mod keeper;
 pub mod logfile;
 pub mod manpage;
+pub(crate) mod metrics;
 pub mod output;
 pub(crate) mod pidfile;
 pub mod procinfo;
 pub(crate) mod session;
 pub mod state;
+pub(crate) mod survey;
+pub(crate) mod top;
+pub(crate) mod trusted_dir;
+pub(crate) mod usage;
 pub(crate) mod watch;
 
 pub use error::{Error, Result};

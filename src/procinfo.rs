@@ -48,6 +48,8 @@ pub struct Stat {
     pub start: u64,
     /// Resident set size in pages.
     pub rss_pages: u64,
+    /// CPU time used so far, user and system, in clock ticks (fields 14 and 15).
+    pub cpu_ticks: u64,
 }
 
 impl Stat {
@@ -73,6 +75,8 @@ impl Stat {
             session: fields.get(3)?.parse().ok()?,
             start: fields.get(19)?.parse().ok()?,
             rss_pages: fields.get(21)?.parse().ok()?,
+            cpu_ticks: fields.get(11)?.parse::<u64>().ok()?
+                + fields.get(12)?.parse::<u64>().ok()?,
         })
     }
 
@@ -110,6 +114,19 @@ fn pss_of(text: &str) -> Option<u64> {
         .parse()
         .ok()?;
     Some(kib * 1024)
+}
+
+/// Clock ticks a second, the unit of [`Stat::cpu_ticks`] (`sysconf(_SC_CLK_TCK)`).
+pub fn clock_ticks_per_second() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .and_then(|v| u64::try_from(v).ok())
+            .filter(|&v| v > 0)
+            .unwrap_or(100)
+    })
 }
 
 fn page_size() -> u64 {
@@ -308,6 +325,7 @@ mod tests {
         assert_eq!(stat.session, 42);
         assert_eq!(stat.start, 123456);
         assert_eq!(stat.rss_pages, 50);
+        assert_eq!(stat.cpu_ticks, 3, "utime 1 plus stime 2");
     }
 
     /// A shell and the sleep it started in the background are both found below us.

@@ -72,16 +72,18 @@ pub struct Loaded {
 /// Parses the text of an environment file into its assignments, in order, or every
 /// syntax error in it (at most [`MAX_SHOWN`] + 1).
 pub fn parse(text: &str) -> Result<Vec<(String, String)>, Vec<SyntaxError>> {
-    let mut parser = Parser::default();
-    for (at, c) in text.char_indices() {
-        parser.step(at, c);
-    }
-    parser.end(text.len());
+    let parser = Parser::run(text);
     if parser.errors.is_empty() {
         Ok(parser.vars)
     } else {
         Err(parser.errors)
     }
+}
+
+/// The names `text` assigns with an `export ` prefix, lines systemd skips ("Ignoring
+/// invalid environment assignment"): `export systemd` converts such a file.
+pub fn exported_names(text: &str) -> Vec<String> {
+    Parser::run(text).exported
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,6 +113,8 @@ struct Parser {
     /// Where the quote that is open began.
     quote_at: usize,
     vars: Vec<(String, String)>,
+    /// The names given with an `export ` prefix.
+    exported: Vec<String>,
     errors: Vec<SyntaxError>,
 }
 
@@ -124,6 +128,15 @@ fn is_blank(c: char) -> bool {
 }
 
 impl Parser {
+    fn run(text: &str) -> Parser {
+        let mut parser = Parser::default();
+        for (at, c) in text.char_indices() {
+            parser.step(at, c);
+        }
+        parser.end(text.len());
+        parser
+    }
+
     fn step(&mut self, at: usize, c: char) {
         if c == '\0' {
             self.error(
@@ -144,13 +157,13 @@ impl Parser {
             }
             State::Key => {
                 if is_newline(c) {
-                    let key = self.key.trim_end().to_string();
+                    // The line is not quoted: an environment file holds secrets, and
+                    // the error reaches the state record and the event history, which
+                    // every user may read (issue 22, finding 2).
                     self.error(
                         self.key_at,
-                        format!(
-                            "`{}` has no `=`: write KEY=VALUE, or start the line with # to make it a comment",
-                            quote(&key)
-                        ),
+                        "this line has no `=`: write KEY=VALUE, or start the line with # to make it a comment"
+                            .into(),
                     );
                     self.key.clear();
                     self.state = State::PreKey;
@@ -285,6 +298,7 @@ impl Parser {
                 let name = rest.trim_start();
                 key_at += key.len() - name.len();
                 key = name.to_string();
+                self.exported.push(key.clone());
             }
         }
         if !super::daemon::is_env_name(&key) {
@@ -319,17 +333,18 @@ enum Read {
 struct Unusable(Vec<Diagnostic>);
 
 /// Reads one file: refused as the daemon files are when dmgr runs as root and
-/// another user could write it, and as large or not UTF-8. `warnings` gets what
-/// `check` warns about.
+/// another user could write it or its directory (see [`open`]), and as large or not
+/// UTF-8. `warnings` gets what `check` warns about.
 fn read(file: &EnvFile, warnings: &mut Vec<Diagnostic>) -> Result<Read, Unusable> {
     let path = &file.path;
     let whole = |message: String| Unusable(vec![Diagnostic::file(path, message)]);
-    let (handle, meta) = match crate::files::open_regular(path) {
+    let (handle, meta) = match open(path) {
         Ok(opened) => opened,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && file.optional => {
+        Err(Unopened::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && file.optional => {
             return Ok(Read::Absent)
         }
-        Err(e) => return Err(whole(format!("cannot read: {}", os_reason(&e)))),
+        Err(Unopened::Io(e)) => return Err(whole(format!("cannot read: {}", os_reason(&e)))),
+        Err(Unopened::Refused(why)) => return Err(whole(format!("refused: {why}"))),
     };
     if let Some(problem) = super::daemon::unsafe_owner(&meta, path) {
         return Err(whole(problem));
@@ -365,6 +380,53 @@ fn read(file: &EnvFile, warnings: &mut Vec<Diagnostic>) -> Result<Read, Unusable
             )]))
         }
     }
+}
+
+/// Why a file of `env_file` could not be opened.
+enum Unopened {
+    /// The OS said no (a missing file among them).
+    Io(std::io::Error),
+    /// dmgr refuses it, and why.
+    Refused(String),
+}
+
+/// Opens a file of `env_file` for reading. As root, the file is opened relative to
+/// its directory, checked as a run directory is (it and every directory above it
+/// root's alone, see [`crate::trusted_dir`]), with `O_NOFOLLOW`: where the daemon's
+/// user could write the directory, they could swap the file for a symlink to a file
+/// of root's, and the root keeper would put its lines in the daemon's environment
+/// (issue 22, finding 2). Other users read their files as before: nothing they
+/// could be tricked into reading is not theirs to read anyway.
+fn open(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), Unopened> {
+    use crate::trusted_dir::{LastLink, TrustedDir};
+    if crate::files::euid() != 0 {
+        return crate::files::open_regular(path).map_err(Unopened::Io);
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Unopened::Refused("it names no file in a directory".into()));
+    };
+    let dir = match TrustedDir::open(dir, false, LastLink::Follow) {
+        Ok(dir) => dir,
+        Err(crate::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Unopened::Io(source))
+        }
+        Err(crate::Error::Io { source, .. }) => {
+            return Err(Unopened::Refused(format!(
+                "its directory {} cannot be trusted: {source}",
+                show_path(dir)
+            )))
+        }
+        Err(other) => return Err(Unopened::Refused(other.to_string())),
+    };
+    let file = dir
+        .open_file(name, nix::fcntl::OFlag::O_RDONLY, 0)
+        .map_err(|e| match e.raw_os_error() {
+            Some(_) => Unopened::Io(e),
+            // dmgr's own refusals: a symlink, not a regular file.
+            None => Unopened::Refused(e.to_string()),
+        })?;
+    let meta = file.metadata().map_err(Unopened::Io)?;
+    Ok((file, meta))
 }
 
 /// The diagnostics of a file's syntax errors, located in its text.
@@ -415,9 +477,16 @@ pub fn load(files: &[EnvFile]) -> Result<Loaded, String> {
     Ok(loaded)
 }
 
+/// The first of `problems`, for a failed start: the reason is kept in the state
+/// record and the event history, so it stays one line; `check` shows them all.
 fn describe(problems: &[Diagnostic]) -> String {
-    let lines: Vec<String> = problems.iter().map(|p| format!("env_file {p}")).collect();
-    lines.join("\n")
+    let Some(first) = problems.first() else {
+        return "env_file: cannot be read".into();
+    };
+    match problems.len() - 1 {
+        0 => format!("env_file {first}"),
+        more => format!("env_file {first} (and {more} more; `dmgr check` lists them)"),
+    }
 }
 
 /// What `check` says about the files of `files`: their syntax errors and the files
@@ -506,6 +575,8 @@ mod tests {
         );
         // No comment after a value, as in systemd.
         assert_eq!(vars("A=b # c"), pairs(&[("A", "b # c")]));
+        assert_eq!(exported_names(text), ["B"]);
+        assert!(exported_names("A=\"export B=1\"\n").is_empty());
         // `export` alone is a name, and `exported=1` is not an export.
         assert_eq!(
             vars("export=1\nexported=2"),
@@ -591,7 +662,8 @@ mod tests {
         // A syntax error names the file, line and column.
         std::fs::write(&a, "A=1\n  oops\n").unwrap();
         let err = load(&files).unwrap_err();
-        assert!(err.ends_with("a.env:2:3: `oops` has no `=`: write KEY=VALUE, or start the line with # to make it a comment"), "{err}");
+        assert!(err.ends_with("a.env:2:3: this line has no `=`: write KEY=VALUE, or start the line with # to make it a comment"), "{err}");
+        assert!(!err.contains("oops"), "the line is quoted: {err}");
         let errors: Vec<Diagnostic> = check(&files)
             .into_iter()
             .filter(Diagnostic::is_error)

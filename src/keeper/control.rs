@@ -93,6 +93,18 @@ pub enum Begun {
     Waiting(Pending),
 }
 
+/// The processes that hold the lock on `path`, for an error message.
+fn holders(path: &Path) -> String {
+    let holders: Vec<String> = pidfile::lock_holders(path)
+        .into_iter()
+        .map(pidfile::describe_holder)
+        .collect();
+    match holders.is_empty() {
+        true => "holder unknown".into(),
+        false => holders.join(", "),
+    }
+}
+
 /// Prepares a keeper for `daemon` unless it runs. `lock` is the daemon's operation
 /// lock, held until the keeper reports (`None` when the caller holds it).
 pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) -> Result<Begun> {
@@ -115,9 +127,9 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         return Err(Error::daemon(
             &daemon.name,
             format!(
-                "cannot start: its pidfile {} is locked by a process that is no keeper of this run directory (pid {})",
+                "cannot start: its pidfile {} is locked by a process that is no keeper of this run directory ({})",
                 daemon.pidfile.display(),
-                pidfile::read_pid(&daemon.pidfile).map_or("unknown".into(), |p| p.to_string())
+                holders(&daemon.pidfile)
             ),
         ));
     }

@@ -83,8 +83,13 @@ impl Keeper {
         let pidfile = match LockedPidfile::try_lock(&daemon.pidfile) {
             Ok(locked) => locked,
             Err(LockError::Held) => fail!(
-                "pidfile {} is locked by another process",
-                daemon.pidfile.display()
+                "pidfile {} is locked by another process ({})",
+                daemon.pidfile.display(),
+                crate::pidfile::lock_holders(&daemon.pidfile)
+                    .into_iter()
+                    .map(crate::pidfile::describe_holder)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Err(LockError::Io(e)) => fail!("{e}"),
         };

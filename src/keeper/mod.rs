@@ -129,6 +129,7 @@ use crate::Result;
 use policy::{Decision, Policy, RunEnd, Tally};
 
 use launch::{Launch, Pipe};
+use logpipe::Notice;
 use machine::{Child, ExitStep, Next, Phase};
 use notify::{Report, Reporter};
 use probe::{Probe, PROBE_INTERVAL};
@@ -324,16 +325,44 @@ impl Keeper {
                 }
             }
         }
+        self.take_log_notices();
+    }
+
+    /// Records what the log sinks saw since the last look: writing failed (a
+    /// `log-error` event, and the error in the record for `status`), or works again
+    /// (a `log-resumed` event with the count of lines dropped meanwhile, and the error
+    /// cleared once no log fails).
+    fn take_log_notices(&mut self) {
+        let mut notices = self.out.sink.take_notices();
+        if let Some(err) = &mut self.err {
+            notices.extend(err.sink.take_notices());
+        }
+        if notices.is_empty() {
+            return;
+        }
+        for notice in notices {
+            let event = match notice {
+                Notice::Failed(error) => self.event(Kind::LogError).message(error),
+                Notice::Resumed { dropped, error } => {
+                    let mut event = self.event(Kind::LogResumed).message(format!(
+                        "{dropped} line{} dropped whole: {error}",
+                        if dropped == 1 { "" } else { "s" }
+                    ));
+                    event.dropped_lines = Some(dropped);
+                    event
+                }
+            };
+            self.record_event(event);
+        }
         let error = self
             .out
             .sink
             .error()
-            .or(self.err.as_ref().and_then(|p| p.sink.error()));
-        if let (Some(error), None) = (error, &self.record.log_error) {
-            let error = error.to_string();
-            self.record.log_error = Some(error.clone());
+            .or(self.err.as_ref().and_then(|p| p.sink.error()))
+            .map(str::to_string);
+        if error != self.record.log_error {
+            self.record.log_error = error;
             self.save();
-            self.record_event(self.event(Kind::LogError).message(error));
         }
     }
 

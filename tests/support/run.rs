@@ -75,6 +75,18 @@ impl Run {
         &self.output.stdout
     }
 
+    /// Asserts that standard output lacks `text`.
+    #[track_caller]
+    pub fn stdout_lacks(self, text: &str) -> Run {
+        assert!(
+            !self.stdout().contains(text),
+            "dmgr {}: stdout has {text:?}:\n{}",
+            self.args,
+            self.stdout()
+        );
+        self
+    }
+
     /// Asserts that standard error lacks `text`.
     #[track_caller]
     pub fn stderr_lacks(self, text: &str) -> Run {
