@@ -38,7 +38,8 @@ pub struct Cli {
     /// When to colour output: `auto` (the default) colours only a terminal, and a
     /// non-empty `NO_COLOR` in the environment turns that off; `always` and `never`
     /// override both. `list` and `status` show running in green, starting, stopping
-    /// and backoff in yellow, failed and invalid in red and orphaned in magenta.
+    /// and backoff in yellow, failed and invalid in red and orphaned and unknown in
+    /// magenta.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
@@ -109,13 +110,20 @@ pub enum Command {
     ///
     /// With names, only those daemons (an unknown name is an error, exit 2).
     ///
+    /// A daemon whose state record cannot be used (a symlink, a hard link, torn or
+    /// edited, another daemon's) is `unknown`, with the reason in the COMMAND column
+    /// and in `error`: dmgr says it cannot tell rather than guess `stopped`. Its PID
+    /// is shown where the dmgr process holding its pidfile lock has it as a child.
+    ///
     /// Example: dmgr list --json | jq '.[] | select(.status != "running")'
     List(ListArgs),
 
     /// Show the details and last log lines of daemons; of every daemon without a name.
     ///
     /// Exit status follows LSB: 0 running, 1 dead but a pidfile or failure record
-    /// remains, 3 not running, 4 no such daemon; with several daemons, the highest.
+    /// remains, 3 not running, 4 no such daemon or (LSB's "status unknown") one whose
+    /// state record cannot be used and that is not seen running; with several
+    /// daemons, the highest.
     ///
     /// Example: dmgr status web -n 20
     Status(StatusArgs),

@@ -119,7 +119,11 @@ fn add_orphans(dirs: &Dirs, facts: &mut Vec<Fact>, has_file: impl Fn(&str) -> bo
             continue;
         }
         let observed = state::observe(dirs, &name, None);
-        if observed.daemon.is_some() || observed.keeper.is_some() {
+        if observed.status == Status::Unknown {
+            // Whether it runs or not, someone should look.
+            let entry = ListEntry::new(&name, None, &observed);
+            facts.push(Fact { entry, observed });
+        } else if observed.daemon.is_some() || observed.keeper.is_some() {
             let mut entry = ListEntry::new(&name, None, &observed);
             entry.status = Status::Orphaned;
             facts.push(Fact { entry, observed });

@@ -26,6 +26,7 @@ mod output;
 mod probes;
 mod production;
 mod programs;
+mod records;
 mod reload;
 mod stopping;
 mod supervision;

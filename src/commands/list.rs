@@ -57,7 +57,9 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
                 e.restarts.to_string(),
                 e.memory_bytes.map_or("-".into(), format_bytes),
                 output::escape(match (e.status, &e.command) {
-                    (Status::Invalid, _) => e.error.as_deref().unwrap_or_default(),
+                    (Status::Invalid | Status::Unknown, _) => {
+                        e.error.as_deref().unwrap_or_default()
+                    }
                     (_, Some(command)) => command,
                     _ => "",
                 })

@@ -120,7 +120,7 @@ fn every_name(ctx: &Context) -> Vec<String> {
 /// that act only through the keeper or the record (`stop`, `rotate`) reach it without a
 /// valid file, so a broken file never keeps a running daemon from being stopped.
 fn known_without_file(ctx: &Context, loaded: &Loaded, name: &str) -> bool {
-    loaded.invalid(name).is_some() || state::read(&ctx.dirs.state_file(name)).is_some()
+    loaded.invalid(name).is_some() || state::has_record(&ctx.dirs, name)
 }
 
 /// The error for a name that is not a daemon, with the nearest known name.

@@ -135,7 +135,7 @@ fn status_color(status: Status) -> Option<Color> {
         Status::Running => Some(Color::Green),
         Status::Starting | Status::Stopping | Status::Backoff => Some(Color::Yellow),
         Status::Failed | Status::Invalid => Some(Color::Red),
-        Status::Orphaned => Some(Color::Magenta),
+        Status::Orphaned | Status::Unknown => Some(Color::Magenta),
         Status::Stopped => None,
     }
 }
@@ -162,7 +162,7 @@ fn list<'a>(s: &Screenful<'a>) -> Table<'a> {
                 status = status.style(Style::new().fg(color));
             }
             let command = match (e.status, &e.command) {
-                (Status::Invalid, _) => e.error.clone().unwrap_or_default(),
+                (Status::Invalid | Status::Unknown, _) => e.error.clone().unwrap_or_default(),
                 (_, Some(command)) => command.clone(),
                 _ => String::new(),
             };
