@@ -733,6 +733,54 @@ fn boot_install_without_systemd_prints_what_to_install_by_hand() {
     assert!(regular_files(&unit_dir).is_empty());
 }
 
+/// Issue 24, finding 8: `export systemd -o DIR` never overwrites a file it did not
+/// write, nor one it wrote from another config directory (then it writes nothing);
+/// its own files it writes again, and the target keeps every autostart daemon when
+/// only one is exported.
+#[test]
+fn export_never_overwrites_a_file_it_did_not_write() {
+    let env = TestEnv::new()
+        .daemon("web", "command = \"/bin/sleep 100\"\n")
+        .daemon("db", "command = \"/bin/sleep 100\"\n");
+    let dir = env.root().join("units");
+    let out = dir.to_str().unwrap();
+    env.dmgr(&["export", "systemd", "--all", "-o", out])
+        .success();
+    env.dmgr(&["export", "systemd", "web", "-o", out])
+        .success()
+        .stdout_has(&unit_of(&env, "web"));
+    let target = fs::read_to_string(dir.join(unit_of(&env, ""))).unwrap();
+    assert_eq!(
+        values(&target, "Wants"),
+        [format!("{} {}", unit_of(&env, "db"), unit_of(&env, "web"))]
+    );
+
+    let mine = dir.join(unit_of(&env, "web"));
+    fs::write(&mine, "[Service]\nExecStart=/bin/true\n").unwrap();
+    fs::remove_file(dir.join(unit_of(&env, "db"))).unwrap();
+    env.dmgr(&["export", "systemd", "--all", "-o", out])
+        .code(1)
+        .stderr_has("was not written by `dmgr export systemd`; nothing was written");
+    assert_eq!(
+        fs::read_to_string(&mine).unwrap(),
+        "[Service]\nExecStart=/bin/true\n"
+    );
+    assert!(!dir.join(unit_of(&env, "db")).exists());
+
+    // A file written from another directory under the same name is refused too.
+    let other = TestEnv::new().daemon("web", "command = \"/bin/sleep 100\"\n");
+    fs::remove_file(&mine).unwrap();
+    other
+        .dmgr(&["export", "systemd", "web", "-o", out])
+        .success();
+    let theirs = dir.join(unit_of(&other, "web"));
+    let text = fs::read_to_string(&theirs).unwrap();
+    fs::write(&mine, &text).unwrap();
+    env.dmgr(&["export", "systemd", "web", "-o", out])
+        .code(1)
+        .stderr_has("another config directory");
+}
+
 /// Issue 23: `boot install --unit-dir DIR` where systemd does not run (an image being
 /// built, as the man page offers it for) writes the unit and enables it as `systemctl
 /// enable` would, by a relative link in the target's `.wants` directory; and the
@@ -798,52 +846,4 @@ fn boot_install_with_a_unit_dir_enables_the_unit_offline_and_sysvinit_status_fol
     env.dmgr(&["start", "web"]).success();
     assert_eq!(status(), Some(0), "status while web runs");
     env.dmgr(&["stop", "web"]).success();
-}
-
-/// Issue 24, finding 8: `export systemd -o DIR` never overwrites a file it did not
-/// write, nor one it wrote from another config directory (then it writes nothing);
-/// its own files it writes again, and the target keeps every autostart daemon when
-/// only one is exported.
-#[test]
-fn export_never_overwrites_a_file_it_did_not_write() {
-    let env = TestEnv::new()
-        .daemon("web", "command = \"/bin/sleep 100\"\n")
-        .daemon("db", "command = \"/bin/sleep 100\"\n");
-    let dir = env.root().join("units");
-    let out = dir.to_str().unwrap();
-    env.dmgr(&["export", "systemd", "--all", "-o", out])
-        .success();
-    env.dmgr(&["export", "systemd", "web", "-o", out])
-        .success()
-        .stdout_has(&unit_of(&env, "web"));
-    let target = fs::read_to_string(dir.join(unit_of(&env, ""))).unwrap();
-    assert_eq!(
-        values(&target, "Wants"),
-        [format!("{} {}", unit_of(&env, "db"), unit_of(&env, "web"))]
-    );
-
-    let mine = dir.join(unit_of(&env, "web"));
-    fs::write(&mine, "[Service]\nExecStart=/bin/true\n").unwrap();
-    fs::remove_file(dir.join(unit_of(&env, "db"))).unwrap();
-    env.dmgr(&["export", "systemd", "--all", "-o", out])
-        .code(1)
-        .stderr_has("was not written by `dmgr export systemd`; nothing was written");
-    assert_eq!(
-        fs::read_to_string(&mine).unwrap(),
-        "[Service]\nExecStart=/bin/true\n"
-    );
-    assert!(!dir.join(unit_of(&env, "db")).exists());
-
-    // A file written from another directory under the same name is refused too.
-    let other = TestEnv::new().daemon("web", "command = \"/bin/sleep 100\"\n");
-    fs::remove_file(&mine).unwrap();
-    other
-        .dmgr(&["export", "systemd", "web", "-o", out])
-        .success();
-    let theirs = dir.join(unit_of(&other, "web"));
-    let text = fs::read_to_string(&theirs).unwrap();
-    fs::write(&mine, &text).unwrap();
-    env.dmgr(&["export", "systemd", "web", "-o", out])
-        .code(1)
-        .stderr_has("another config directory");
 }
