@@ -108,12 +108,12 @@ pub enum Command {
 
     /// Show every daemon in a table: defined, orphaned and invalid ones.
     ///
+    /// With names, only those daemons (an unknown name is an error, exit 2).
+    ///
     /// A daemon whose state record cannot be used (a symlink, a hard link, torn or
     /// edited, another daemon's) is `unknown`, with the reason in the COMMAND column
     /// and in `error`: dmgr says it cannot tell rather than guess `stopped`. Its PID
     /// is shown where the dmgr process holding its pidfile lock has it as a child.
-    ///
-    /// With names, only those daemons (an unknown name is an error, exit 2).
     ///
     /// Example: dmgr list --json | jq '.[] | select(.status != "running")'
     List(ListArgs),
@@ -122,8 +122,8 @@ pub enum Command {
     ///
     /// Exit status follows LSB: 0 running, 1 dead but a pidfile or failure record
     /// remains, 3 not running, 4 no such daemon or (LSB's "status unknown") one whose
-    /// state record cannot be used and that is not seen running; with several daemons,
-    /// the highest.
+    /// state record cannot be used and that is not seen running; with several
+    /// daemons, the highest.
     ///
     /// Example: dmgr status web -n 20
     Status(StatusArgs),

@@ -34,10 +34,10 @@ pub(crate) fn warning(unit: &str) -> String {
 }
 
 /// Prints [`warning`] to standard error, once per process, if this process runs in a
-/// scope.
-pub(crate) fn warn_if_in_scope() {
+/// scope and `starting` (keepers are about to be made).
+pub(crate) fn warn_if_in_scope(starting: bool) {
     static WARNED: AtomicBool = AtomicBool::new(false);
-    if WARNED.swap(true, Ordering::Relaxed) {
+    if !starting || WARNED.swap(true, Ordering::Relaxed) {
         return;
     }
     let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {

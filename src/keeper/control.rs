@@ -18,7 +18,7 @@ use nix::sys::signal::Signal;
 use super::argv::LauncherArgv;
 pub use super::ask::{reload, signal_daemon, signal_keeper, Reloaded};
 use super::leftovers::{
-    clear_leftovers, finish_unknown, remove_cgroup, signal_stop, stop_derived_cgroup,
+    clear_leftovers, finish_unknown, left_behind, remove_cgroup, signal_stop, stop_derived_cgroup,
     stop_unsupervised, wait_until, GRACE,
 };
 use super::log_mark::LogMark;
@@ -62,12 +62,6 @@ pub enum Stopped {
     /// Its record could not be used (why), no keeper held its lock and nothing of it
     /// was found; the record was removed.
     Unknown(String),
-}
-
-/// The processes of a daemon whose keeper is gone that are still running, by
-/// identity (see `leftovers`): what `stop` would stop.
-pub fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
-    super::leftovers::left_behind(record)
 }
 
 /// Takes the daemon's operation lock, waiting for any concurrent start or stop.
@@ -186,9 +180,7 @@ pub fn await_starts(
     mut pending: Vec<Pending>,
     mut done: impl FnMut(&str, Result<Started>),
 ) {
-    if !pending.is_empty() {
-        crate::session::warn_if_in_scope();
-    }
+    crate::session::warn_if_in_scope(!pending.is_empty());
     let mut launcher = match launch(dirs, &mut pending) {
         Ok(launcher) => launcher,
         Err(e) => {
@@ -282,11 +274,7 @@ fn launch(dirs: &Dirs, pending: &mut [Pending]) -> std::io::Result<Option<Child>
 
 /// What a keeper's report (or, when it sent none, what its `start` found and
 /// cleaned up) means for `start`.
-fn outcome(
-    name: &str,
-    log: &LogMark,
-    report: std::result::Result<Report, String>,
-) -> Result<Started> {
+fn outcome(name: &str, log: &LogMark, report: Result<Report, String>) -> Result<Started> {
     match report {
         Ok(Report::Started { pid }) => Ok(Started::Now(pid)),
         Ok(Report::Failed { reason }) | Err(reason) => Err(failure(name, log, &reason)),

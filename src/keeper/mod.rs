@@ -140,6 +140,12 @@ use notify::{Report, Reporter};
 use probe::{Probe, PROBE_INTERVAL};
 use record::{describe_wait, exit_record, initial_record, record_failure};
 
+/// The processes of a daemon whose keeper is gone that are still running, by
+/// identity (see `leftovers`): what `stop` would stop.
+pub fn processes_left(record: &state::StateRecord) -> Vec<crate::procinfo::ProcId> {
+    leftovers::left_behind(record)
+}
+
 /// Runs the keeper of `args.name` until its daemon is stopped or given up on.
 ///
 /// A plain function of its inputs (the directories, the daemon's name, the pipe to

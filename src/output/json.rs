@@ -83,7 +83,7 @@ impl ListEntry {
             left_behind: record
                 .filter(|_| observed.reason == Some(Reason::KeeperLost) && pid.is_none())
                 .map(|r| {
-                    crate::keeper::control::left_behind(r)
+                    crate::keeper::processes_left(r)
                         .into_iter()
                         .map(|p| p.pid)
                         .collect()
