@@ -31,7 +31,9 @@ pub struct Cli {
     )]
     pub config_dir: Option<PathBuf>,
 
-    /// Keep pidfiles, keeper state and default logs in DIR.
+    /// Keep pidfiles, keeper state and default logs in DIR. A run directory belongs
+    /// to the config directory that first started a daemon there; another config
+    /// directory is refused (see FILES).
     #[arg(long, global = true, env = "DMGR_RUN_DIR", value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
 

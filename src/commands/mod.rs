@@ -51,12 +51,15 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
         return completions::run(args);
     }
     let dirs = config::discover(cli.config_dir.as_deref(), cli.run_dir.as_deref())?;
-    // Before anything in the run directory is read: see `Dirs::check_run_dir`.
-    if !matches!(
-        cli.command,
-        Command::Check | Command::Export(_) | Command::Boot(_)
-    ) {
-        dirs.check_run_dir()?;
+    // Before anything in the run directory is read: see `Dirs::check_run_dir`. The
+    // commands that start keepers claim it for this config directory.
+    match &cli.command {
+        Command::Check | Command::Export(_) | Command::Boot(_) | Command::Completions(_) => {}
+        Command::Apply(args) if args.dry_run => dirs.check_run_dir()?,
+        Command::Start(_) | Command::Restart(_) | Command::Run(_) | Command::Apply(_) => {
+            dirs.claim_run_dir()?
+        }
+        _ => dirs.check_run_dir()?,
     }
     let ctx = Context {
         dirs,

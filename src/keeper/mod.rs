@@ -356,6 +356,19 @@ impl Keeper {
         if notices.is_empty() {
             return;
         }
+        // The record first: whoever reads the event then finds the record saying so
+        // (a record is written through a temporary file and fsync, which takes a
+        // while).
+        let error = self
+            .out
+            .sink
+            .error()
+            .or(self.err.as_ref().and_then(|p| p.sink.error()))
+            .map(str::to_string);
+        if error != self.record.log_error {
+            self.record.log_error = error;
+            self.save();
+        }
         for notice in notices {
             let event = match notice {
                 Notice::Failed(error) => self.event(Kind::LogError).message(error),
@@ -368,16 +381,6 @@ impl Keeper {
                 }
             };
             self.record_event(event);
-        }
-        let error = self
-            .out
-            .sink
-            .error()
-            .or(self.err.as_ref().and_then(|p| p.sink.error()))
-            .map(str::to_string);
-        if error != self.record.log_error {
-            self.record.log_error = error;
-            self.save();
         }
     }
 

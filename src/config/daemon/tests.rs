@@ -568,11 +568,15 @@ fn the_directory_skips_hidden_and_editor_files_and_keeps_bad_ones_apart() {
             .iter()
             .map(|i| i.name.as_str())
             .collect::<Vec<_>>(),
-        ["bad\\xff", "broken"]
+        ["bad\\xff", "broken", "sub"]
     );
     assert!(loaded.invalid[0].diagnostics[0]
         .message
         .contains("not valid UTF-8"));
+    // Issue 22: a `*.toml` directory is no daemon removed but an invalid file.
+    assert!(loaded.invalid[2].diagnostics[0]
+        .message
+        .contains("it is a directory"));
     // Issue 16: a missing directory is an error, as it is for `check`.
     let missing = Dirs {
         config_dir: tmp.path().join("none"),
