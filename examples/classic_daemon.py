@@ -78,6 +78,9 @@ def main():
         raise SystemExit(1)
 
     sys.stdout.write("Daemon started with pid {}\n".format(os.getpid()))
+    # Its own shutdown (SIGTERM raises SystemExit, and atexit runs): a line that only
+    # a graceful stop writes, where SIGKILL writes none.
+    atexit.register(lambda: print("Daemon stopped with pid {}".format(os.getpid()), flush=True))
     while True:
         sys.stdout.write("Daemon Alive! {}\n".format(time.ctime()))
         sys.stdout.flush()

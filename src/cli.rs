@@ -38,7 +38,8 @@ pub struct Cli {
     /// When to colour output: `auto` (the default) colours only a terminal, and a
     /// non-empty `NO_COLOR` in the environment turns that off; `always` and `never`
     /// override both. `list` and `status` show running in green, starting, stopping
-    /// and backoff in yellow, failed and invalid in red and orphaned in magenta.
+    /// and backoff in yellow, failed and invalid in red and orphaned and unknown in
+    /// magenta.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
@@ -104,13 +105,19 @@ pub enum Command {
 
     /// Show every daemon in a table: defined, orphaned and invalid ones.
     ///
+    /// A daemon whose state record cannot be used (a symlink, a hard link, torn or
+    /// edited, another daemon's) is `unknown`, with the reason in the COMMAND column
+    /// and in `error`: dmgr says it cannot tell rather than guess `stopped`. Its PID
+    /// is shown where the dmgr process holding its pidfile lock has it as a child.
+    ///
     /// Example: dmgr list --json | jq '.[] | select(.status != "running")'
     List(ListArgs),
 
     /// Show the details and last log lines of daemons.
     ///
     /// Exit status follows LSB: 0 running, 1 dead but a pidfile or failure record
-    /// remains, 3 not running, 4 no such daemon.
+    /// remains, 3 not running, 4 no such daemon or (LSB's "status unknown") one whose
+    /// state record cannot be used and that is not seen running.
     ///
     /// Example: dmgr status web -n 20
     Status(StatusArgs),
@@ -131,6 +138,44 @@ pub enum Command {
     ///
     /// Example: dmgr events web -n 50
     Events(EventsArgs),
+
+    /// Print every daemon's state as Prometheus metrics (text exposition format 0.0.4).
+    ///
+    /// Metrics: `dmgr_daemon_up`, `dmgr_daemon_ready`, `dmgr_daemon_restarts_total`,
+    /// `dmgr_daemon_start_time_seconds`, `dmgr_daemon_memory_bytes`,
+    /// `dmgr_daemon_memory_max_bytes`, `dmgr_daemon_cpu_seconds_total`,
+    /// `dmgr_daemon_last_exit_code`, `dmgr_daemon_health_failures` and
+    /// `dmgr_daemon_info` (with the labels `status` and `type`), each labelled by
+    /// `daemon`. A fact that does not apply is left out: a stopped daemon has no memory
+    /// or CPU sample, a daemon without `health` no health failures. Memory and CPU
+    /// count every process of the daemon (its cgroup where its keeper made one); see
+    /// METRICS below for alert rules and a daemon definition that serves them.
+    ///
+    /// Example: dmgr metrics --textfile /var/lib/prometheus/node-exporter/dmgr.prom
+    Metrics(MetricsArgs),
+
+    /// Show every daemon on a full screen that follows what happens, with keys to act.
+    ///
+    /// The screen has a title line (the config directory and how many daemons are in
+    /// each status), the table of `list` with a CPU% column (of one core, over every
+    /// process of the daemon: its cgroup where its keeper made one, else every
+    /// descendant of its keeper), the selected daemon's last events (times in UTC) and
+    /// the last lines of its log, and a bottom line for messages. Keys: Up/Down or j/k
+    /// select a daemon (PgUp, PgDn, Home, End too); `s` starts it, `x` stops it after
+    /// asking (`y` confirms), `r` restarts it, `l` reloads it, `o` rotates its logs, each
+    /// by running `dmgr start|stop|restart|reload|rotate NAME` while the screen goes on;
+    /// `/` filters by name, status or command (Enter keeps the filter, Esc cancels, Esc
+    /// again clears it); `?` shows the keys; `q` or Ctrl-C quits.
+    ///
+    /// The screen changes as soon as the run directory, the daemon files or the
+    /// selected log do (inotify); otherwise only CPU, MEM and UPTIME are refreshed,
+    /// every 2 seconds while a daemon runs, so an idle screen costs next to nothing.
+    /// Colours are those of `list` (`--color`, `NO_COLOR`). It needs a terminal of at
+    /// least 80x24, and says so in a smaller one. The terminal is restored however
+    /// `top` ends: `q`, SIGTERM, SIGHUP, SIGINT, or a panic.
+    ///
+    /// Example: dmgr top
+    Top,
 
     /// Rotate daemons' logs now, restarting nothing.
     ///
@@ -313,6 +358,24 @@ pub struct EventsArgs {
     pub json: bool,
 }
 
+/// Arguments of `metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write the metrics to PATH for node_exporter's textfile collector, atomically (a
+    /// temporary file in the same directory, flushed, renamed over PATH), and exit.
+    /// Run it from cron or a loop; node_exporter reads `*.prom` files.
+    #[arg(long, value_name = "PATH", conflicts_with = "serve")]
+    pub textfile: Option<PathBuf>,
+
+    /// Serve the metrics over HTTP at `http://ADDR/metrics` until killed, one request
+    /// at a time, made afresh for each request. Any other path is answered 404; a
+    /// request head longer than 8 KiB, or not received within 5 s, is refused.
+    ///
+    /// Example: dmgr metrics --serve 127.0.0.1:9101
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
+}
+
 /// Arguments of `apply`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -342,9 +405,14 @@ pub struct CompletionsArgs {
 pub enum ExportCommand {
     /// Write a systemd unit `dmgr-NAME.service` per daemon and a `dmgr.target`.
     ///
-    /// Without -o, every file is printed to standard output under a `==> FILE <==` line.
-    /// Install the units with `-o /etc/systemd/system` (or `~/.config/systemd/user`), then
-    /// `systemctl daemon-reload` and `systemctl enable --now dmgr.target`.
+    /// The names are those of the default config directory; another directory's units
+    /// are `dmgr.ESCAPED-PATH-NAME.service` and `dmgr.ESCAPED-PATH.target`, so that two
+    /// directories never collide. The target wants every autostart daemon of the
+    /// directory, whichever daemons are exported. Without -o, every file is printed to
+    /// standard output under a `==> FILE <==` line. Install the units with
+    /// `-o /etc/systemd/system` (or `--user -o ~/.config/systemd/user`), then
+    /// `systemctl daemon-reload` and `systemctl enable --now dmgr.target`; they conflict
+    /// with the unit of `dmgr boot install`, so the daemons run under one of the two.
     ///
     /// Example: dmgr export systemd web worker -o ./units
     Systemd(ExportSystemdArgs),
@@ -367,8 +435,15 @@ pub struct ExportSystemdArgs {
     pub target: TargetArgs,
 
     /// Write the unit files into DIR (created if missing) instead of standard output.
+    /// A file there that `export systemd` did not write, or wrote from another config
+    /// directory, is never overwritten: then nothing is written.
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+
+    /// Units for a user's systemd manager (`~/.config/systemd/user`): the target is
+    /// wanted by `default.target`, and `user` and `group` are left out.
+    #[arg(long)]
+    pub user: bool,
 }
 
 /// Arguments of `export nomad`.
@@ -386,9 +461,18 @@ pub struct ExportNomadArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// The job's name.
-    #[arg(long, value_name = "NAME", default_value = "dmgr", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    /// The job's name and ID (Nomad refuses an ID with a space in it).
+    #[arg(long, value_name = "NAME", default_value = "dmgr", value_parser = job_id)]
     pub job: String,
+}
+
+/// A Nomad job ID: not empty, and without the space or NUL that Nomad's
+/// `Job.Validate` refuses.
+fn job_id(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains([' ', '\0']) {
+        return Err("a Nomad job ID is not empty and has no space in it".into());
+    }
+    Ok(text.to_string())
 }
 
 /// The subcommands of `dmgr boot`.

@@ -55,6 +55,17 @@ pub enum Kind {
     LogError,
     /// Its log can be written again; `dropped_lines` lines were dropped whole meanwhile.
     LogResumed,
+    /// Another process of the daemon's took over as its main process.
+    MainPidChanged,
+    /// The keeper runs `reload_command`.
+    Reloading,
+    /// A reload is done (`reload_command` exited 0).
+    Reloaded,
+    /// A reload failed (`reload_command` failed, or the daemon was not running).
+    ReloadFailed,
+    /// Its state record could not be written (the previous one stays), or can be
+    /// again.
+    RecordError,
 }
 
 impl Kind {
@@ -75,6 +86,11 @@ impl Kind {
             Kind::MemoryExceeded => "memory-exceeded",
             Kind::LogError => "log-error",
             Kind::LogResumed => "log-resumed",
+            Kind::MainPidChanged => "main-pid-changed",
+            Kind::Reloading => "reloading",
+            Kind::Reloaded => "reloaded",
+            Kind::ReloadFailed => "reload-failed",
+            Kind::RecordError => "record-error",
         }
     }
 }
@@ -107,6 +123,12 @@ pub struct Event {
     /// while its log could not be written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped_lines: Option<u64>,
+    /// The number of the request (`dmgr reload`) this event answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<u32>,
+    /// The last lines a command wrote (a failed `reload_command`'s).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
 }
 
 impl Event {
@@ -122,6 +144,8 @@ impl Event {
             delay_ms: None,
             message: None,
             dropped_lines: None,
+            request: None,
+            output: Vec::new(),
         }
     }
 
@@ -142,6 +166,22 @@ impl Event {
         self.signal = nix::sys::signal::Signal::try_from(number)
             .ok()
             .map(|s| s.as_str().trim_start_matches("SIG").to_string());
+        self
+    }
+
+    /// Answering the request numbered `request`, if any.
+    pub fn request(mut self, request: Option<u32>) -> Event {
+        self.request = request;
+        self
+    }
+
+    /// With `message` after the message it has, if any (`; ` between).
+    pub fn and_message(mut self, message: impl Into<String>) -> Event {
+        let message = message.into();
+        self.message = Some(match self.message.take() {
+            Some(first) => format!("{first}; {message}"),
+            None => message,
+        });
         self
     }
 

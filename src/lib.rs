@@ -55,10 +55,15 @@ pub(crate) mod files;
 pub mod keeper;
 pub mod logfile;
 pub mod manpage;
+pub(crate) mod metrics;
 pub mod output;
 pub(crate) mod pidfile;
 pub mod procinfo;
 pub mod state;
+pub(crate) mod survey;
+pub(crate) mod top;
+pub(crate) mod trusted_dir;
+pub(crate) mod usage;
 pub(crate) mod watch;
 
 pub use error::{Error, Result};

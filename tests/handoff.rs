@@ -63,6 +63,17 @@ fn regular_files(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The unit name `export systemd` gives daemon `name` of `env` (`PREFIX-NAME.service`),
+/// or with `name` empty the target.
+fn unit_of(env: &TestEnv, name: &str) -> String {
+    let prefix = dmgr::boot::unit_prefix(&env.config_dir(), false);
+    if name.is_empty() {
+        format!("{prefix}.target")
+    } else {
+        format!("{prefix}-{name}.service")
+    }
+}
+
 /// The value of every `KEY=` line of a unit.
 fn values<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
     let prefix = format!("{key}=");
@@ -119,16 +130,21 @@ fn exported_units_pass_systemd_analyze_verify() {
     env.dmgr(&["export", "systemd", "--all", "-o", dir.to_str().unwrap()])
         .success()
         .stdout_has("wrote ");
-    assert_eq!(
-        regular_files(&dir),
-        [
-            "dmgr-every.service",
-            "dmgr-forker.service",
-            "dmgr-plain.service",
-            "dmgr.target"
-        ]
-    );
-    let files: Vec<PathBuf> = regular_files(&dir).iter().map(|f| dir.join(f)).collect();
+    let mut expected = vec![
+        "dmgr-logdir@.service".to_string(),
+        unit_of(&env, "every").replace(".service", ".env"),
+        unit_of(&env, "every"),
+        unit_of(&env, "forker"),
+        unit_of(&env, "plain"),
+        unit_of(&env, ""),
+    ];
+    expected.sort();
+    assert_eq!(regular_files(&dir), expected);
+    let files: Vec<PathBuf> = regular_files(&dir)
+        .iter()
+        .filter(|f| !f.ends_with(".env"))
+        .map(|f| dir.join(f))
+        .collect();
     let Some(complaints) = verify_complaints(&files) else {
         eprintln!("note: systemd-analyze is not installed (.ci/run installs it); verify skipped");
         return;
@@ -157,13 +173,17 @@ fn an_exported_unit_maps_every_key() {
         .dmgr(&["export", "systemd", "every", "forker"])
         .success()
         .stdout();
-    let unit = out
-        .split("==> dmgr-every.service <==\n")
-        .nth(1)
-        .and_then(|rest| rest.split("==> ").next())
-        .expect("a header line per file");
-    assert!(out.contains("==> dmgr-forker.service <==\n"));
-    assert!(out.contains("==> dmgr.target <==\n"));
+    let section = |name: &str| {
+        out.split(&format!("==> {name} <==\n"))
+            .nth(1)
+            .and_then(|rest| rest.split("==> ").next())
+            .unwrap_or_else(|| panic!("no {name} in\n{out}"))
+            .to_string()
+    };
+    let unit_text = section(&unit_of(&env, "every"));
+    let unit = unit_text.as_str();
+    assert!(out.contains(&format!("==> {} <==\n", unit_of(&env, "forker"))));
+    assert!(out.contains(&format!("==> {} <==\n", unit_of(&env, ""))));
     let exec = exec_words(values(unit, "ExecStart")[0]);
     assert_eq!(
         exec,
@@ -177,14 +197,18 @@ fn an_exported_unit_maps_every_key() {
     );
     assert_eq!(values(unit, "Description"), ["every key, 100%% \"quoted\""]);
     assert_eq!(values(unit, "WorkingDirectory"), ["/tmp"]);
+    // With an env_file, env is in a file named after it, so that it wins as in dmgr.
+    assert!(values(unit, "Environment").is_empty());
+    let generated = section(&unit_of(&env, "every").replace(".service", ".env"));
     assert_eq!(
-        values(unit, "Environment"),
+        dmgr::config::env_file::parse(&generated).unwrap(),
         [
-            "\"DOLLAR=$PATH\"",
-            "\"GREETING=hello world\"",
-            "\"PORT=8080\"",
-            "\"RATIO=50%%\""
+            ("DOLLAR", "$PATH"),
+            ("GREETING", "hello world"),
+            ("PORT", "8080"),
+            ("RATIO", "50%")
         ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
     );
     for (key, want) in [
         ("User", "daemon"),
@@ -195,15 +219,14 @@ fn an_exported_unit_maps_every_key() {
         ("RestartSec", "2s"),
         ("StartLimitBurst", "4"),
         ("KillSignal", "SIGINT"),
-        ("KillMode", "mixed"),
+        ("KillMode", "control-group"),
         ("TimeoutStopSec", "40s"),
         ("StandardOutput", "append:/var/log/dmgr-test/every.log"),
         ("StandardError", "append:/var/log/dmgr-test/every.err"),
-        ("LogsDirectory", "dmgr-test"),
-        ("After", "dmgr-forker.service"),
-        ("Wants", "dmgr-forker.service"),
-        ("PartOf", "dmgr.target"),
-        ("WantedBy", "dmgr.target"),
+        ("Requires", "dmgr-logdir@var-log-dmgr\\x2dtest.service"),
+        ("Wants", &unit_of(&env, "forker")),
+        ("PartOf", &unit_of(&env, "")),
+        ("WantedBy", &unit_of(&env, "")),
         ("LimitNOFILE", "65536"),
         ("LimitCORE", "infinity"),
         ("LimitMEMLOCK", "67108864"),
@@ -213,10 +236,24 @@ fn an_exported_unit_maps_every_key() {
     ] {
         assert_eq!(values(unit, key), [want], "{key}= in\n{unit}");
     }
+    assert!(values(unit, "LogsDirectory").is_empty());
+    assert_eq!(
+        values(unit, "After"),
+        [
+            unit_of(&env, "forker"),
+            "dmgr-logdir@var-log-dmgr\\x2dtest.service".to_string()
+        ]
+    );
     let every_env = env.config_dir().join("every.env");
+    let generated =
+        Path::new("/etc/systemd/system").join(unit_of(&env, "every").replace(".service", ".env"));
     assert_eq!(
         values(unit, "EnvironmentFile"),
-        ["-/etc/dmgr-test/every.env", every_env.to_str().unwrap()]
+        [
+            "-/etc/dmgr-test/every.env",
+            every_env.to_str().unwrap(),
+            generated.to_str().unwrap()
+        ]
     );
     let reload = exec_words(values(unit, "ExecReload")[0]);
     assert!(reload[0].ends_with("/kill") && reload[0].starts_with('/'));
@@ -228,22 +265,19 @@ fn an_exported_unit_maps_every_key() {
         "# - log_timestamps = true",
         "# - clear_env = false",
         "# - restart_delay",
-        "# - stop_signal = \"INT\"",
+        "# - stop_timeout = 40s: a stop that needs SIGKILL",
     ] {
         assert!(unit.contains(lost), "{lost} not in\n{unit}");
     }
-    let forker = out
-        .split("==> dmgr-forker.service <==\n")
-        .nth(1)
-        .and_then(|rest| rest.split("==> ").next())
-        .unwrap();
+    let forker_text = section(&unit_of(&env, "forker"));
+    let forker = forker_text.as_str();
     assert_eq!(values(forker, "Type")[0], "forking");
     let pidfile = env.root().join("forker.pid");
     assert_eq!(values(forker, "PIDFile")[0], pidfile.to_str().unwrap());
     assert_eq!(values(forker, "Restart")[0], "no");
     assert!(values(forker, "WantedBy").is_empty());
-    let target = out.split("==> dmgr.target <==\n").nth(1).unwrap();
-    assert_eq!(values(target, "Wants"), ["dmgr-every.service"]);
+    let target = section(&unit_of(&env, ""));
+    assert_eq!(values(&target, "Wants"), [unit_of(&env, "every")]);
 }
 
 /// The repository's own daemons.d, exported to systemd and Nomad (HCL and JSON) and
@@ -275,13 +309,19 @@ fn the_repository_daemons_round_trip_through_systemd_and_nomad() {
     };
 
     let units = export(&["export", "systemd", "--all"]);
+    let prefix = dmgr::boot::unit_prefix(&config_dir, false);
     for d in &loaded.daemons {
         let unit = units
-            .split(&format!("==> dmgr-{}.service <==\n", d.name))
+            .split(&format!("==> {prefix}-{}.service <==\n", d.name))
             .nth(1)
             .and_then(|rest| rest.split("==> ").next())
             .unwrap();
-        let exec = exec_words(values(unit, "ExecStart")[0]);
+        let mut exec = exec_words(values(unit, "ExecStart")[0]);
+        if d.kind == dmgr::config::DaemonType::Forking {
+            // Under sh, which waits until systemd adopted the daemon: sh -c SCRIPT PIDFILE.
+            assert_eq!(exec[..2], ["/bin/sh", "-c"], "{}", d.name);
+            exec.drain(..4);
+        }
         assert!(exec[0].starts_with('/'), "{}", d.name);
         assert_eq!(
             Path::new(&exec[0]).file_name(),
@@ -298,11 +338,16 @@ fn the_repository_daemons_round_trip_through_systemd_and_nomad() {
         );
         let stop = format!("{}s", d.supervision.stop_timeout.as_secs());
         assert_eq!(values(unit, "TimeoutStopSec"), [stop.as_str()]);
-        let after: Vec<String> = d
+        let mut after: Vec<String> = d
             .after
             .iter()
-            .map(|a| format!("dmgr-{a}.service"))
+            .map(|a| format!("{prefix}-{a}.service"))
             .collect();
+        let log_dir = d.process.log.parent().unwrap();
+        after.push(format!(
+            "dmgr-logdir@{}.service",
+            dmgr::boot::escape_path(log_dir)
+        ));
         assert_eq!(values(unit, "After"), after);
         let log = format!("append:{}", d.process.log.display());
         assert_eq!(values(unit, "StandardOutput"), [log.as_str()]);
@@ -689,4 +734,52 @@ fn boot_install_without_systemd_prints_what_to_install_by_hand() {
     );
     assert!(out.contains("#!/sbin/openrc-run\n") && out.contains("### BEGIN INIT INFO\n"));
     assert!(regular_files(&unit_dir).is_empty());
+}
+
+/// Issue 24, finding 8: `export systemd -o DIR` never overwrites a file it did not
+/// write, nor one it wrote from another config directory (then it writes nothing);
+/// its own files it writes again, and the target keeps every autostart daemon when
+/// only one is exported.
+#[test]
+fn export_never_overwrites_a_file_it_did_not_write() {
+    let env = TestEnv::new()
+        .daemon("web", "command = \"/bin/sleep 100\"\n")
+        .daemon("db", "command = \"/bin/sleep 100\"\n");
+    let dir = env.root().join("units");
+    let out = dir.to_str().unwrap();
+    env.dmgr(&["export", "systemd", "--all", "-o", out])
+        .success();
+    env.dmgr(&["export", "systemd", "web", "-o", out])
+        .success()
+        .stdout_has(&unit_of(&env, "web"));
+    let target = fs::read_to_string(dir.join(unit_of(&env, ""))).unwrap();
+    assert_eq!(
+        values(&target, "Wants"),
+        [format!("{} {}", unit_of(&env, "db"), unit_of(&env, "web"))]
+    );
+
+    let mine = dir.join(unit_of(&env, "web"));
+    fs::write(&mine, "[Service]\nExecStart=/bin/true\n").unwrap();
+    fs::remove_file(dir.join(unit_of(&env, "db"))).unwrap();
+    env.dmgr(&["export", "systemd", "--all", "-o", out])
+        .code(1)
+        .stderr_has("was not written by `dmgr export systemd`; nothing was written");
+    assert_eq!(
+        fs::read_to_string(&mine).unwrap(),
+        "[Service]\nExecStart=/bin/true\n"
+    );
+    assert!(!dir.join(unit_of(&env, "db")).exists());
+
+    // A file written from another directory under the same name is refused too.
+    let other = TestEnv::new().daemon("web", "command = \"/bin/sleep 100\"\n");
+    fs::remove_file(&mine).unwrap();
+    other
+        .dmgr(&["export", "systemd", "web", "-o", out])
+        .success();
+    let theirs = dir.join(unit_of(&other, "web"));
+    let text = fs::read_to_string(&theirs).unwrap();
+    fs::write(&mine, &text).unwrap();
+    env.dmgr(&["export", "systemd", "web", "-o", out])
+        .code(1)
+        .stderr_has("another config directory");
 }

@@ -18,7 +18,9 @@ fn hung_probe(mark: &str, ready_timeout: &str) -> String {
 }
 
 /// Starts `dmgr start web` in the background and waits until the state record names a
-/// running probe; returns the start and the probe's PID.
+/// running probe and the probe runs its command (the record names it first, while it
+/// waits at its start gate: a keeper killed then leaves no probe); returns the start
+/// and the probe's PID.
 fn start_until_probing(env: &TestEnv) -> (KillOnDrop, i32) {
     let start = KillOnDrop(
         env.command(&["start", "web"])
@@ -34,6 +36,15 @@ fn start_until_probing(env: &TestEnv) -> (KillOnDrop, i32) {
     });
     let probe = probe.unwrap_or_default() as i32;
     env.track(probe);
+    // Until it execs, the forked probe shows its keeper's title.
+    wait_until(
+        "the probe runs its command",
+        Duration::from_secs(10),
+        || {
+            std::fs::read(format!("/proc/{probe}/cmdline"))
+                .is_ok_and(|c| !String::from_utf8_lossy(&c).contains("__keeper"))
+        },
+    );
     (start, probe)
 }
 

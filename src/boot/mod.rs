@@ -131,12 +131,23 @@ pub fn default_config_dir(user: bool) -> Option<PathBuf> {
 /// `dmgr.ESCAPED-PATH.service` (the path escaped as `systemd-escape --path` does) for
 /// any other, so that each directory gets a unit of its own.
 pub fn unit_name(config_dir: &Path, user: bool) -> String {
+    format!("{}.service", unit_prefix(config_dir, user))
+}
+
+/// The first part of every unit name dmgr gives `config_dir`'s units: `dmgr` for the
+/// default directory, else `dmgr.ESCAPED-PATH`. The boot unit is `PREFIX.service`;
+/// `export systemd` writes `PREFIX.target` and `PREFIX-NAME.service`, so the units of
+/// two config directories never collide, and each can name the other's
+/// (`Conflicts=`). A path too long for a unit name (255 bytes, with room for a
+/// daemon's name of 64) is replaced by a hash of it.
+pub fn unit_prefix(config_dir: &Path, user: bool) -> String {
     if default_config_dir(user).as_deref() == Some(config_dir) {
-        return "dmgr.service".into();
+        return "dmgr".into();
     }
-    let name = format!("dmgr.{}.service", escape_path(config_dir));
-    if name.len() <= 255 {
-        return name;
+    let prefix = format!("dmgr.{}", escape_path(config_dir));
+    // `PREFIX-NAME.service` with the longest name still fits.
+    if prefix.len() + 1 + 64 + ".service".len() <= 255 {
+        return prefix;
     }
     // systemd's limit on unit names; a hash keeps very long paths apart.
     let hash = config_dir
@@ -146,7 +157,7 @@ pub fn unit_name(config_dir: &Path, user: bool) -> String {
         .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
         });
-    format!("dmgr.{hash:016x}.service")
+    format!("dmgr.{hash:016x}")
 }
 
 /// A path escaped as `systemd-escape --path` does: `/` between components becomes

@@ -16,7 +16,7 @@ pub(super) fn run(ctx: &Context, command: &ExportCommand) -> Result<u8> {
     match command {
         ExportCommand::Systemd(args) => {
             let daemons = select(ctx, &loaded, &args.target)?;
-            export_systemd(ctx, args, &daemons, &source)
+            export_systemd(ctx, args, &loaded, &daemons)
         }
         ExportCommand::Nomad(args) => {
             let daemons = select(ctx, &loaded, &args.target)?;
@@ -45,36 +45,132 @@ fn select<'a>(ctx: &Context, loaded: &'a Loaded, target: &TargetArgs) -> Result<
 fn export_systemd(
     ctx: &Context,
     args: &ExportSystemdArgs,
+    loaded: &Loaded,
     daemons: &[&Daemon],
-    source: &Source,
 ) -> Result<u8> {
-    let mut files: Vec<(String, String)> = daemons
-        .iter()
-        .map(|d| (systemd::unit_name(&d.name), systemd::service(d, source)))
-        .collect();
-    files.push((
-        systemd::TARGET.to_string(),
-        systemd::target(daemons, source),
-    ));
+    let mut source = Source::new(&ctx.dirs);
+    source.user = args.user;
+    source.unit_dir = match &args.output {
+        Some(dir) => std::path::absolute(dir).map_err(|source| Error::Io {
+            action: "find",
+            path: dir.clone(),
+            source,
+        })?,
+        None => systemd_unit_dir(args.user)?,
+    };
+    // The target wants every autostart daemon of the directory, exported now or not.
+    let all: Vec<&Daemon> = loaded.daemons.iter().collect();
+    if !loaded.invalid.is_empty() {
+        warn(&format!(
+            "{} file(s) fail to load; the target leaves them out (`dmgr check` lists the problems)",
+            loaded.invalid.len()
+        ));
+    }
+    let files = systemd::files(daemons, &all, &source);
+    warn_of_boot_unit(&source);
     let Some(dir) = &args.output else {
         let shown: Vec<String> = files
             .iter()
-            .map(|(name, text)| format!("==> {name} <==\n{text}"))
+            .map(|f| format!("==> {} <==\n{}", f.name, f.text))
             .collect();
         crate::output::print_raw(&shown.join("\n"))?;
         return Ok(0);
     };
+    // Nothing is written unless every file may be: one dmgr did not write, or wrote
+    // for another config directory, stays as it is.
+    for file in &files {
+        refuse_foreign(&source, &dir.join(&file.name))?;
+    }
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         action: "create the directory",
         path: dir.clone(),
         source,
     })?;
-    for (name, text) in &files {
-        let path = dir.join(name);
-        write_file(&path, text)?;
+    for file in &files {
+        let path = dir.join(&file.name);
+        write_file(&path, &file.text)?;
         ctx.say(&format!("wrote {}", path.display()));
     }
     Ok(0)
+}
+
+/// The directory units are installed in by default: the system's, or the user's
+/// (`${XDG_CONFIG_HOME:-~/.config}/systemd/user`).
+fn systemd_unit_dir(user: bool) -> Result<std::path::PathBuf> {
+    if !user {
+        return Ok(crate::export::SYSTEM_UNIT_DIR.into());
+    }
+    crate::boot::Placement::new(std::path::Path::new("/"), true, None).map(|p| p.unit_dir)
+}
+
+/// Refuses to overwrite `path` unless `export systemd` wrote it from this config
+/// directory (or it is the template every directory shares).
+fn refuse_foreign(source: &Source, path: &std::path::Path) -> Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let config_dir = &source.dirs.config_dir;
+    match systemd::written_from(&text) {
+        None => Err(Error::daemon(
+            "export",
+            format!(
+                "{} exists and was not written by `dmgr export systemd`; nothing was written: move it away, or export into another directory with -o",
+                path.display()
+            ),
+        )),
+        Some(Some(from)) if from != *config_dir && from.parent() != Some(config_dir.as_path()) => {
+            Err(Error::daemon(
+                "export",
+                format!(
+                    "{} was written from {}, another config directory; nothing was written: export into another directory with -o",
+                    path.display(),
+                    from.display()
+                ),
+            ))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Warns when the boot unit of this config directory is installed: it runs the same
+/// daemons, and with both enabled systemd starts only one of them (`Conflicts=`).
+fn warn_of_boot_unit(source: &Source) {
+    let Ok(placement) = crate::boot::Placement::new(&source.dirs.config_dir, source.user, None)
+    else {
+        return;
+    };
+    let unit = placement.path();
+    let ours = std::fs::read_to_string(&unit)
+        .ok()
+        .and_then(|text| crate::boot::parse_installed(&text));
+    if ours.is_none() {
+        return;
+    }
+    let enabled = if placement.is_enabled() {
+        "enabled"
+    } else {
+        "not enabled"
+    };
+    warn(&format!(
+        "{} ({enabled}) runs these daemons at boot with dmgr; the exported units conflict with it, so systemd runs one or the other: `dmgr boot uninstall{}` before enabling {}",
+        unit.display(),
+        if source.user { " --user" } else { "" },
+        systemd::Names::of(source).target()
+    ));
+}
+
+/// A warning on standard error that does not fail the command.
+fn warn(message: &str) {
+    let style = crate::output::Style::for_stderr();
+    eprintln!("{} {message}", style.hint("dmgr: warning:"));
 }
 
 fn export_nomad(
@@ -84,6 +180,17 @@ fn export_nomad(
     source: &Source,
 ) -> Result<u8> {
     let job = nomad::job(&args.job, daemons, source);
+    // The mappings keep to Nomad's rules; what breaks one is never written.
+    let broken = nomad::rules::violations(&job);
+    if !broken.is_empty() {
+        return Err(Error::daemon(
+            "export",
+            format!(
+                "the job would fail Nomad's validation:\n{}",
+                broken.join("\n")
+            ),
+        ));
+    }
     let text = if args.json {
         // JSON holds no comments: what Nomad cannot express goes to standard error.
         if !ctx.quiet {

@@ -27,17 +27,28 @@ pub(crate) struct Source {
     /// `PATH` of the exporting process, to make a daemon's command absolute as dmgr
     /// would find it at start (`None` when unset).
     pub path: Option<String>,
+    /// For systemd: units of a user's manager rather than the system's.
+    pub user: bool,
+    /// For systemd: the directory the units are installed in, where the files they
+    /// name (generated environment files) are too.
+    pub unit_dir: PathBuf,
 }
 
 impl Source {
-    /// The source for this process: its `PATH` and the given directories.
+    /// The source for this process: its `PATH` and the given directories, for the
+    /// system's systemd manager and its unit directory.
     pub(crate) fn new(dirs: &Dirs) -> Source {
         Source {
             dirs: dirs.clone(),
             path: std::env::var("PATH").ok(),
+            user: false,
+            unit_dir: PathBuf::from(SYSTEM_UNIT_DIR),
         }
     }
 }
+
+/// Where the system's manager reads units an administrator installs.
+pub(crate) const SYSTEM_UNIT_DIR: &str = "/etc/systemd/system";
 
 /// A key the target cannot express, and what changes because of it.
 #[derive(Debug, Clone, PartialEq, Eq)]

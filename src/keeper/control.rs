@@ -16,12 +16,14 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
 use super::argv::LauncherArgv;
+pub use super::ask::{reload, signal_daemon, signal_keeper, Reloaded};
 use super::leftovers::{
-    clear_leftovers, left_behind, remove_cgroup, signal_stop, stop_unsupervised, wait_until, GRACE,
+    clear_leftovers, finish_unknown, left_behind, remove_cgroup, signal_stop, stop_derived_cgroup,
+    stop_unsupervised, wait_until, GRACE,
 };
 use super::notify::Report;
 use super::sys;
-use crate::config::{units, Daemon, Dirs};
+use crate::config::{Daemon, Dirs};
 use crate::events::{self, Event, Kind};
 use crate::pidfile::{self, OperationLock};
 use crate::procinfo::{self, ProcId};
@@ -48,7 +50,7 @@ pub enum Started {
 }
 
 /// What `stop` found or did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stopped {
     /// It was running and is now gone.
     Now,
@@ -56,6 +58,9 @@ pub enum Stopped {
     Already,
     /// Nothing was running, and a stale pidfile was removed.
     RemovedStale,
+    /// Its record could not be used (why), no keeper held its lock and nothing of it
+    /// was found; the record was removed.
+    Unknown(String),
 }
 
 /// Takes the daemon's operation lock, waiting for any concurrent start or stop.
@@ -101,15 +106,15 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         return Ok(Begun::Done(Started::Pending));
     }
     if observed.keeper.is_none() {
-        clear_leftovers(dirs, &observed);
+        clear_leftovers(dirs, &daemon.name, &observed);
     }
     if pidfile::is_locked(&daemon.pidfile) {
         return Err(Error::daemon(
             &daemon.name,
             format!(
-                "cannot start: its pidfile {} is locked by a process that is no keeper of this run directory (pid {})",
+                "cannot start: its pidfile {} is locked by a process that is no keeper of this run directory ({})",
                 daemon.pidfile.display(),
-                pidfile::read_pid(&daemon.pidfile).map_or("unknown".into(), |p| p.to_string())
+                pidfile::describe_holders(&daemon.pidfile)
             ),
         ));
     }
@@ -155,7 +160,7 @@ pub fn claim_for_foreground(
             ),
         ));
     }
-    clear_leftovers(dirs, &observed);
+    clear_leftovers(dirs, &daemon.name, &observed);
     match pidfile::LockedPidfile::try_lock(&daemon.pidfile) {
         Ok(locked) => Ok((lock, locked)),
         Err(pidfile::LockError::Held) => {
@@ -383,22 +388,29 @@ fn ask_keeper_to_stop<'a>(
         stopping.acted = true;
         return stopping;
     }
-    let (Some(keeper), Some(record)) = (observed.keeper, &observed.record) else {
+    let Some(keeper) = observed.keeper else {
         return stopping;
+    };
+    // Without a usable record, the keeper is the dmgr holding the pidfile lock (see
+    // `state::observe`), and the file, if there is one, says how long it may take.
+    let supervision = match (&observed.record, daemon) {
+        (Some(record), _) => record.supervision.clone(),
+        (None, Some(daemon)) => daemon.supervision.clone(),
+        (None, None) => crate::config::Supervision::default(),
     };
     stopping.acted = true;
     // With a stop_command, the keeper may wait stop_timeout for it and the daemon to
     // end, then stop_timeout for the signals.
-    let rounds = if record.supervision.stop_command.is_some() {
+    let rounds = if supervision.stop_command.is_some() {
         2
     } else {
         1
     };
-    stopping.deadline =
-        Instant::now() + Duration::from_millis(record.stop_timeout_ms) * rounds + GRACE;
+    stopping.deadline = Instant::now() + supervision.stop_timeout * rounds + GRACE;
     let signalled = sys::ProcessHandle::open(keeper).and_then(|handle| {
+        // Marked as `dmgr stop`'s: any other SIGTERM is an outside stop.
         let sent = match &handle {
-            Some(h) => h.signal(Signal::SIGTERM)?,
+            Some(h) => super::request::send_stop(h)?,
             None => false,
         };
         Ok(handle.filter(|_| sent))
@@ -485,6 +497,14 @@ fn finish_stop(
     let pidfile = daemon.map(|d| d.pidfile.as_path());
     let mut acted = acted;
     let observed = state::observe(dirs, name, pidfile);
+    if let (Status::Unknown, None) = (observed.status, observed.keeper) {
+        return finish_unknown(dirs, name, pidfile, &observed, acted);
+    }
+    // A record lost with its keeper: what ran is still in its cgroup.
+    if observed.record.is_none() && observed.keeper.is_none() && stop_derived_cgroup(dirs, name)? {
+        acted = true;
+        events::append(&dirs.events_file(name), &Event::now(name, Kind::Stopped));
+    }
     // Its keeper and main process may both be dead while processes it started live on.
     let leftovers = observed.keeper.is_none()
         && observed.daemon.is_none()
@@ -567,54 +587,10 @@ fn finish_stop(
 /// runs without the operation lock) never has its record overwritten: it finds the
 /// lock taken and gives up, or `write` is skipped because it holds the lock. Returns
 /// whether a (stale) pidfile was there, or `None` when a keeper holds the lock.
-fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
+pub(super) fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
     let existed = lock.exists();
     let locked = pidfile::LockedPidfile::try_lock(lock).ok()?;
     write();
     locked.remove();
     Some(existed)
-}
-
-/// Sends `signal` to the daemon's main process, identity-checked, and records a
-/// `signalled` event saying it was `by` (`dmgr kill`); `Ok(None)` if it is not running.
-pub fn signal_daemon(
-    dirs: &Dirs,
-    name: &str,
-    daemon: Option<&Daemon>,
-    signal: units::Signal,
-    by: &str,
-) -> Result<Option<i32>> {
-    let observed = state::observe(dirs, name, daemon.map(|d| d.pidfile.as_path()));
-    let Some(process) = observed.daemon else {
-        return Ok(None);
-    };
-    // Timed before the signal: what the daemon does about it comes after.
-    let event = Event::now(name, Kind::Signalled).pid(process.pid);
-    match sys::signal_process(process, signal.0) {
-        Ok(true) => {
-            let event = event.signal(signal.to_string()).message(by);
-            events::append(&dirs.events_file(name), &event);
-            Ok(Some(process.pid))
-        }
-        Ok(false) => Ok(None),
-        Err(e) => Err(Error::daemon(
-            name,
-            format!("cannot signal pid {}: {e}", process.pid),
-        )),
-    }
-}
-
-/// Asks the keeper of `name` to do something by signal (rotate logs, take over
-/// changed keys); returns false when no keeper runs.
-pub fn signal_keeper(dirs: &Dirs, name: &str, signal: Signal) -> Result<bool> {
-    let observed = state::observe(dirs, name, None);
-    let Some(keeper) = observed.keeper else {
-        return Ok(false);
-    };
-    sys::signal_process(keeper, signal).map_err(|e| {
-        Error::daemon(
-            name,
-            format!("cannot signal its keeper (pid {}): {e}", keeper.pid),
-        )
-    })
 }

@@ -25,6 +25,9 @@ use crate::pidfile::{LockError, LockedPidfile};
 use crate::procinfo::{ProcId, Stat};
 use crate::state::{self, Status};
 
+/// How soon a restart that could not be recorded (a full run disk) is tried again.
+const RECORD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One log pipe: the read end the keeper polls, the write end handed to each run.
 pub(super) struct Pipe {
     pub(super) read: OwnedFd,
@@ -77,6 +80,8 @@ impl Keeper {
         ] {
             mask.add(signal);
         }
+        // And the signal `dmgr reload` asks with (see `request`).
+        let mask = sys::with_request_signal(&mask);
         if let Err(e) = mask.thread_block() {
             fail!("cannot block signals: {e}");
         }
@@ -88,8 +93,9 @@ impl Keeper {
         let pidfile = match LockedPidfile::try_lock(&daemon.pidfile) {
             Ok(locked) => locked,
             Err(LockError::Held) => fail!(
-                "pidfile {} is locked by another process",
-                daemon.pidfile.display()
+                "pidfile {} is locked by another process ({})",
+                daemon.pidfile.display(),
+                crate::pidfile::describe_holders(&daemon.pidfile)
             ),
             Err(LockError::Io(e)) => fail!("{e}"),
         };
@@ -182,7 +188,7 @@ impl Keeper {
             }
         };
         // On record before it exists: see `Cgroup::planned`.
-        record.cgroup = cgroup::Cgroup::planned(&daemon.name, std::process::id());
+        record.cgroup = cgroup::Cgroup::planned(&daemon.name, &dirs.run_dir);
         let cgroup = record.cgroup.as_deref().and_then(|path| {
             let _ = state_file.write(&record);
             cgroup::Cgroup::create(path)
@@ -194,7 +200,11 @@ impl Keeper {
         let cgroup_dir = tracked.cgroup.as_ref().map(|c| c.path());
         let watches = super::liveness::Watches::of(&daemon.supervision, cgroup_dir);
         Ok(Keeper {
+            record_trouble: None,
             watches,
+            reload: None,
+            captures: Vec::new(),
+            stopped_by: None,
             events,
             cgroup_note: None,
             probe: None,
@@ -219,18 +229,29 @@ impl Keeper {
         })
     }
 
-    /// Starts `argv` (`stop_command`) like a probe, with `MAINPID` set to `main`.
+    /// Starts `argv` (`stop_command`, `reload_command`) with the daemon's user,
+    /// directory and environment and `MAINPID` set to `main`, in a session of its own,
+    /// in the daemon's tree (our child) and its cgroup where there is one, so that what
+    /// it starts is the daemon's. Its output goes to `output`, or else to the logs.
     pub(super) fn spawn_command(
-        &self,
+        &mut self,
         argv: &[String],
         main: i32,
+        output: Option<std::os::fd::BorrowedFd<'_>>,
     ) -> std::result::Result<i32, String> {
         let env = with_mainpid(&self.launch.env, main);
         let program = sys::resolve_program(&argv[0], path_of(&env))
             .ok_or_else(|| format!("{}: not found in PATH", argv[0]))?;
-        let options = self.spawn_options(&program, argv, &env, false);
-        let gated = sys::spawn_gated(&self.single, &options).map_err(|e| e.to_string())?;
+        let gated = {
+            let mut options = self.spawn_options(&program, argv, &env, true);
+            if output.is_some() {
+                options.stdout = output;
+                options.stderr = output;
+            }
+            sys::spawn_gated(&self.single, &options).map_err(|e| e.to_string())?
+        };
         let pid = gated.pid();
+        self.join_cgroup(pid);
         gated.release().map_err(|e| e.to_string())?;
         Ok(pid)
     }
@@ -319,6 +340,15 @@ impl Keeper {
                 self.record.daemon = None;
                 if let Some(pidfile) = &mut self.pidfile {
                     pidfile.clear();
+                }
+                if e.step == sys::SpawnStep::Record && !self.reporter.is_pending() {
+                    // No copy runs that no record names; but the daemon did not fail
+                    // either: try again soon, without counting it (issue 22).
+                    self.phase = Phase::Backoff {
+                        until: now + RECORD_RETRY,
+                    };
+                    self.record.status = Status::Backoff;
+                    return;
                 }
                 let next = self.fail_run(reason);
                 self.drain(next);

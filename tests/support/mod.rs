@@ -102,6 +102,18 @@ pub fn installed(program: &str, test: &str) -> Option<PathBuf> {
     found
 }
 
+/// The path of `program` as [`installed`] finds it, for a test that `.ci/run` installs
+/// the program for: where it is missing the test says it is skipped and passes, but
+/// under CI (the `CI` variable set) it fails, so that a missing install step is seen.
+#[track_caller]
+pub fn required(program: &str, test: &str) -> Option<PathBuf> {
+    let found = installed(program, test);
+    if found.is_none() && std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{test}: {program} is not installed, and CI must run this test (see .ci/run)");
+    }
+    found
+}
+
 /// A tmpfs mounted at `dir` with mount `options` (`"size=16k,mode=0755"`), unmounted
 /// when the guard goes; `None` where it cannot be mounted (not root, no `mount`), and
 /// the test says it skipped.

@@ -86,6 +86,13 @@ impl Group {
             }
             group = group.add_block(network.build());
         }
+        if let Some(size) = self.ephemeral_disk_mb {
+            group = group.add_block(
+                hcl::Block::builder("ephemeral_disk")
+                    .add_attribute(("size", size))
+                    .build(),
+            );
+        }
         if self.no_reschedule {
             group = group.add_block(
                 hcl::Block::builder("reschedule")
@@ -154,6 +161,15 @@ impl Task {
             resources = resources.add_attribute(("memory_max", max));
         }
         task = task.add_block(resources.build());
+        for template in &self.templates {
+            task = task.add_block(
+                hcl::Block::builder("template")
+                    .add_attribute(("data", template.data.as_str()))
+                    .add_attribute(("destination", template.destination.as_str()))
+                    .add_attribute(("env", template.env))
+                    .build(),
+            );
+        }
         for service in &self.services {
             let mut block = hcl::Block::builder("service")
                 .add_attribute(("name", service.name.as_str()))

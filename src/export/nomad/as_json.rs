@@ -38,6 +38,9 @@ impl Group {
                 .collect();
             group["Networks"] = json!([{ "ReservedPorts": ports }]);
         }
+        if let Some(size) = self.ephemeral_disk_mb {
+            group["EphemeralDisk"] = json!({ "SizeMB": size });
+        }
         if self.no_reschedule {
             group["ReschedulePolicy"] = json!({"Attempts": 0, "Unlimited": false});
         }
@@ -81,6 +84,21 @@ impl Task {
         }
         if !self.meta.is_empty() {
             task["Meta"] = json!(self.meta);
+        }
+        if !self.templates.is_empty() {
+            let templates: Vec<Value> = self
+                .templates
+                .iter()
+                .map(|t| {
+                    json!({
+                        "EmbeddedTmpl": t.data,
+                        "DestPath": t.destination,
+                        "Envvars": t.env,
+                        "ChangeMode": "restart",
+                    })
+                })
+                .collect();
+            task["Templates"] = json!(templates);
         }
         if self.sidecar {
             task["Lifecycle"] = json!({"Hook": "prestart", "Sidecar": true});

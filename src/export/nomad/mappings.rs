@@ -1,11 +1,12 @@
 //! [`MAPPINGS`]: each key of a daemon file and the fields of a [`Task`] it becomes.
 
 use super::super::{format_duration, Lost, Source};
+use super::rules::{MAX_KILL_TIMEOUT, MIN_MEMORY_MB};
 use super::{
     Check, Logs, Mapping, Placement, Port, Restart, Service, Task, CHECK_INTERVAL, CHECK_TIMEOUT,
-    MAX_KILL_TIMEOUT,
+    DEFAULT_MEMORY_MB,
 };
-use crate::config::{Daemon, DaemonType, ReadyCheck, RestartPolicy};
+use crate::config::{Daemon, DaemonType, KillMode, ReadyCheck, RestartPolicy};
 
 /// Every key of a daemon file and how it becomes task fields. A key added to the
 /// daemon file gets an entry here; `every_key_has_a_mapping` fails until it does.
@@ -162,12 +163,12 @@ fn user_and_group(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
 }
 
 fn env_file(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    for file in &d.process.env_file {
-        task.lost.push(Lost::new(
-            format!("env_file = {:?}", file.as_written()),
-            "a raw_exec task reads no environment file: copy its variables into env, or add a template block with env = true",
-        ));
+    if d.process.env_file.is_empty() {
+        return;
     }
+    let (template, lost) = super::template::env_file(d);
+    task.templates.extend(template);
+    task.lost.extend(lost);
 }
 
 fn resources(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
@@ -384,13 +385,29 @@ fn service_check(
 }
 
 fn memory_max(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
-    if let Some(max) = d.supervision.memory_max {
-        task.resources.memory_max_mb = Some(max.0.div_ceil(1 << 20));
+    let Some(max) = d.supervision.memory_max else {
+        return;
+    };
+    const MIB: u64 = 1 << 20;
+    let written = max.0.div_ceil(MIB);
+    // Nomad's rules: memory at least its minimum, memory_max at least memory.
+    let limit = written.max(MIN_MEMORY_MB);
+    task.resources.memory_mb = DEFAULT_MEMORY_MB.min(limit);
+    task.resources.memory_max_mb = Some(limit);
+    task.resources.note = Some(format!(
+        "memory_max = \"{max}\": dmgr restarts {} over it; Nomad reserves memory and kills the task over memory_max where the cluster has memory oversubscription on, else over memory",
+        d.name
+    ));
+    if limit != written {
         task.lost.push(Lost::new(
             format!("memory_max = \"{max}\""),
-            "Nomad enforces resources.memory_max as a hard limit (with memory oversubscription on), where dmgr restarts the daemon in order",
+            format!("Nomad asks for at least {MIN_MEMORY_MB} MB: memory_max is {MIN_MEMORY_MB}"),
         ));
     }
+    task.lost.push(Lost::new(
+        format!("memory_max = \"{max}\""),
+        "Nomad enforces resources.memory_max as a hard limit (with memory oversubscription on), where dmgr restarts the daemon in order",
+    ));
 }
 
 fn health(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
@@ -414,7 +431,16 @@ fn health(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
 
 fn stop(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
     task.kill_signal = format!("SIG{}", d.supervision.stop_signal.name());
-    task.kill_timeout = d.supervision.stop_timeout;
+    task.kill_timeout = d.supervision.stop_timeout.min(MAX_KILL_TIMEOUT);
+    // Nomad's executor signals the task's own process, then kills the process tree
+    // once it has exited or at kill_timeout (drivers/shared/executor, Shutdown):
+    // kill_mode = "mixed".
+    if d.supervision.kill_mode == KillMode::Group {
+        task.lost.push(Lost::new(
+            "kill_mode = \"group\"",
+            "Nomad sends kill_signal to the task's own process alone, and SIGKILLs the rest once it has exited (kill_mode = \"mixed\"), where dmgr signals every process of the daemon",
+        ));
+    }
     if d.supervision.stop_timeout > MAX_KILL_TIMEOUT {
         task.lost.push(Lost::new(
             format!(
@@ -422,7 +448,7 @@ fn stop(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
                 format_duration(d.supervision.stop_timeout)
             ),
             format!(
-                "a Nomad client cuts kill_timeout to its max_kill_timeout ({}s unless raised)",
+                "kill_timeout is the Nomad client's max_kill_timeout ({}s), which cuts a longer one: raise max_kill_timeout in the client's config, then kill_timeout here",
                 MAX_KILL_TIMEOUT.as_secs()
             ),
         ));

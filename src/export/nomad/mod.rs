@@ -12,6 +12,8 @@
 mod as_hcl;
 mod as_json;
 mod mappings;
+pub(crate) mod rules;
+mod template;
 #[cfg(test)]
 mod tests;
 
@@ -28,10 +30,6 @@ pub(crate) use mappings::MAPPINGS;
 /// What `resources.memory` is when no key sets it: Nomad's own default, written out
 /// so that the limit raw_exec enforces is visible in the job.
 pub(crate) const DEFAULT_MEMORY_MB: u64 = 300;
-
-/// The longest `kill_timeout` a Nomad client allows unless its `max_kill_timeout` is
-/// raised.
-pub(crate) const MAX_KILL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often and how long a service check probes a `ready` address.
 const CHECK_INTERVAL: Duration = Duration::from_secs(10);
@@ -60,6 +58,9 @@ pub(crate) struct Group {
     pub no_reschedule: bool,
     /// Static ports the group's checks use.
     pub ports: Vec<Port>,
+    /// `ephemeral_disk.size` in MB, where Nomad's default is too small for the
+    /// tasks' logs (see [`rules::disk_for`]).
+    pub ephemeral_disk_mb: Option<u64>,
     /// The tasks, in start order.
     pub tasks: Vec<Task>,
 }
@@ -95,6 +96,8 @@ pub(crate) struct Task {
     pub resources: Resources,
     /// `service` blocks.
     pub services: Vec<Service>,
+    /// `template` blocks.
+    pub templates: Vec<Template>,
     /// Static ports this task's checks need, gathered into the group's `network`.
     pub ports: Vec<Port>,
     /// Whether the daemon is `autostart` (the group's `count` follows its tasks).
@@ -134,6 +137,17 @@ pub(crate) struct Resources {
     pub memory_max_mb: Option<u64>,
     /// A comment written above the block.
     pub note: Option<String>,
+}
+
+/// A `template` block whose text is written into the job (`data`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Template {
+    /// The template's text (Go template syntax).
+    pub data: String,
+    /// Where it is rendered, relative to the task directory.
+    pub destination: String,
+    /// Whether the rendered file is read into the task's environment.
+    pub env: bool,
 }
 
 /// A `service` block registered with Nomad's own service discovery.
@@ -211,6 +225,7 @@ pub(crate) fn job(name: &str, daemons: &[&Daemon], source: &Source) -> Job {
                     .iter()
                     .all(|d| d.supervision.restart == RestartPolicy::No),
                 ports,
+                ephemeral_disk_mb: rules::disk_for(&tasks),
                 tasks,
             }
         })
@@ -231,7 +246,7 @@ pub(crate) fn task(daemon: &Daemon, source: &Source, placement: &Placement) -> T
             memory_mb: DEFAULT_MEMORY_MB,
             memory_max_mb: None,
             note: Some(format!(
-                "dmgr sets no memory limit, but raw_exec enforces this one (Nomad's default): set what {} needs",
+                "dmgr sets no memory limit (no memory_max), but raw_exec enforces this one (Nomad's default): set what {} needs",
                 daemon.name
             )),
         },
@@ -239,6 +254,14 @@ pub(crate) fn task(daemon: &Daemon, source: &Source, placement: &Placement) -> T
     };
     for mapping in MAPPINGS {
         (mapping.map)(daemon, source, placement, &mut task);
+    }
+    if task.name == "alloc" {
+        // Nomad names the shared allocation directory `alloc` (Task.Validate).
+        task.name = "alloc-daemon".into();
+        task.lost.push(Lost::new(
+            "name",
+            "Nomad refuses a task named alloc: the task is alloc-daemon",
+        ));
     }
     task
 }

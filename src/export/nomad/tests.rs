@@ -81,7 +81,8 @@ pidfile = "/run/web.pid"
     assert_eq!(attr(task, "driver"), hcl::Value::from("raw_exec"));
     assert_eq!(attr(task, "user"), hcl::Value::from("www-data"));
     assert_eq!(attr(task, "kill_signal"), hcl::Value::from("SIGINT"));
-    assert_eq!(attr(task, "kill_timeout"), hcl::Value::from("45s"));
+    // Cut to the client's max_kill_timeout (rules::MAX_KILL_TIMEOUT), with a note.
+    assert_eq!(attr(task, "kill_timeout"), hcl::Value::from("30s"));
     let config = block(task, "config", None);
     assert_eq!(attr(config, "command"), hcl::Value::from("/bin/sh"));
     let args: Vec<hcl::Value> = d.process.command[1..]
@@ -130,12 +131,12 @@ pidfile = "/run/web.pid"
         "# - restart_delay: dmgr doubles the delay",
         "# - start_wait = 250ms:",
         "# - ready_timeout = 7s:",
-        "# - stop_timeout = 45s: a Nomad client cuts kill_timeout to its max_kill_timeout",
+        "# - stop_timeout = 45s: kill_timeout is the Nomad client's max_kill_timeout (30s)",
         "# - reload_signal = \"USR2\": send it with `nomad alloc signal -s SIGUSR2 ALLOC web.api`",
         "# - type = \"forking\": Nomad supervises the command's own process",
         "# - pidfile = \"/run/web.pid\": Nomad uses no pidfile",
         "# - command: Nomad replaces ${...}",
-        "# dmgr sets no memory limit, but raw_exec enforces this one",
+        "# dmgr sets no memory limit (no memory_max), but raw_exec enforces this one",
     ] {
         assert!(text.contains(note), "{note} not in:\n{text}");
     }
@@ -163,7 +164,7 @@ pidfile = "/run/web.pid"
     assert_eq!(t["Env"], json!({"PORT": "8080", "MODE": "prod"}));
     assert_eq!(t["Meta"], json!({"description": "the web server"}));
     assert_eq!(t["KillSignal"], "SIGINT");
-    assert_eq!(t["KillTimeout"], 45_000_000_000_u64);
+    assert_eq!(t["KillTimeout"], 30_000_000_000_u64);
     assert_eq!(
         t["RestartPolicy"],
         json!({"Attempts": 4, "Delay": 2_000_000_000_u64, "Interval": 330_000_000_000_u64, "Mode": "fail"})
@@ -321,4 +322,68 @@ fn ready_checks_nomad_cannot_run_are_comments() {
     assert!(task_of(&body, "f", "f")
         .blocks()
         .all(|b| b.identifier() != "service"));
+}
+
+/// Issue 24: `memory_max` and an `env_file` export as a job that keeps to Nomad's
+/// rules: memory_max at least memory, and the file's variables in a template with
+/// `env = true` (with `env` winning as it does in dmgr), in HCL and JSON alike.
+#[test]
+fn memory_max_and_env_file_pass_nomads_rules() {
+    let files = Files::new();
+    let env_path = files.tmp.path().join("web.env");
+    std::fs::write(&env_path, "export EXPORTED=value1\nFROM_ENV=file-loses\n").unwrap();
+    let d = files.daemon(
+        "web",
+        &format!(
+            "command = \"/bin/true\"\nmemory_max = \"64MiB\"\nenv_file = {:?}\nenv = {{ FROM_ENV = \"env-wins\" }}\n",
+            env_path.display().to_string()
+        ),
+    );
+    let job = job("dmgr", &[&d], &files.source());
+    assert_eq!(rules::violations(&job), Vec::<String>::new());
+    let body = parsed(&job);
+    let task = task_of(&body, "web", "web");
+    let resources = block(task, "resources", None);
+    assert_eq!(attr(resources, "memory"), hcl::Value::from(64));
+    assert_eq!(attr(resources, "memory_max"), hcl::Value::from(64));
+    let template = block(task, "template", None);
+    assert_eq!(attr(template, "env"), hcl::Value::from(true));
+    assert_eq!(
+        attr(template, "destination"),
+        hcl::Value::from("secrets/env_file.env")
+    );
+    assert_eq!(
+        attr(template, "data"),
+        hcl::Value::from("EXPORTED=\"value1\"\nFROM_ENV=\"file-loses\"\nFROM_ENV=\"env-wins\"\n")
+    );
+    let text = job.to_hcl();
+    assert!(!text.contains("dmgr sets no memory limit"), "{text}");
+    assert!(
+        text.contains("# memory_max = \"64MiB\": dmgr restarts web over it"),
+        "{text}"
+    );
+    let json = job.to_json();
+    let t = &json["Job"]["TaskGroups"][0]["Tasks"][0];
+    assert_eq!(t["Resources"], json!({"MemoryMB": 64, "MemoryMaxMB": 64}));
+    assert_eq!(t["Templates"][0]["Envvars"], true);
+    assert_eq!(t["Templates"][0]["DestPath"], "secrets/env_file.env");
+}
+
+/// Nomad signals the task's own process and kills the rest once it exits: the
+/// behaviour of `kill_mode = "mixed"`, so only `group` gets a note.
+#[test]
+fn kill_mode_group_is_a_note_and_mixed_is_what_nomad_does() {
+    let files = Files::new();
+    let group = files.daemon("a", "command = \"/bin/true\"\n");
+    let mixed = files.daemon("b", "command = \"/bin/true\"\nkill_mode = \"mixed\"\n");
+    let job = job("dmgr", &[&group, &mixed], &files.source());
+    let notes = |task: &str| {
+        job.lost()
+            .into_iter()
+            .filter(|(t, _)| *t == task)
+            .map(|(_, l)| l.key.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(notes("a").contains(&"kill_mode = \"group\"".to_string()));
+    assert!(!notes("b").iter().any(|k| k.starts_with("kill_mode")));
 }

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use super::super::{format_duration, Lost, Source};
 use crate::config::limits::Limit;
-use crate::config::{Daemon, DaemonType, ReadyCheck, RestartPolicy};
+use crate::config::{Daemon, DaemonType, KillMode, ReadyCheck, RestartPolicy};
 
-use super::{environment_assignment, exec_line, path, unit_name, value, Mapping, Unit, TARGET};
+use super::{exec_line, path, value, Mapping, Names, Unit};
 
 /// Every key of a daemon file and how it becomes unit lines, in the order the lines
 /// appear. A key added to the daemon file gets an entry here;
@@ -37,8 +37,8 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         map: working_dir,
     },
     Mapping {
-        keys: &["env"],
-        map: env,
+        keys: &["env", "env_file"],
+        map: super::environment::map,
     },
     Mapping {
         keys: &["clear_env"],
@@ -51,10 +51,6 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
     Mapping {
         keys: &["umask"],
         map: umask,
-    },
-    Mapping {
-        keys: &["env_file"],
-        map: env_file,
     },
     Mapping {
         keys: &["limits", "nice", "oom_score_adj"],
@@ -119,10 +115,11 @@ fn description(d: &Daemon, _: &Source, unit: &mut Unit) {
     unit.unit.push(format!("Description={}", value(&text)));
 }
 
-fn after(d: &Daemon, _: &Source, unit: &mut Unit) {
+fn after(d: &Daemon, source: &Source, unit: &mut Unit) {
+    let names = Names::of(source);
     for dep in &d.after {
-        unit.unit.push(format!("After={}", unit_name(dep)));
-        unit.unit.push(format!("Wants={}", unit_name(dep)));
+        unit.unit.push(format!("After={}", names.service(dep)));
+        unit.unit.push(format!("Wants={}", names.service(dep)));
     }
 }
 
@@ -136,7 +133,7 @@ fn kind_and_pidfile(d: &Daemon, source: &Source, unit: &mut Unit) {
                     format!("pidfile = {}", pidfile.display()),
                     format!(
                         "systemd writes no pidfile; `systemctl show -p MainPID {}` gives the PID",
-                        unit_name(&d.name)
+                        Names::of(source).service(&d.name)
                     ),
                 ));
             }
@@ -147,7 +144,7 @@ fn kind_and_pidfile(d: &Daemon, source: &Source, unit: &mut Unit) {
                 Some(pidfile) => unit.service.push(format!("PIDFile={}", path(pidfile))),
                 None => unit.lost.push(Lost::new(
                     "pidfile",
-                    "not set: systemd guesses the process the command leaves behind (GuessMainPID=yes), as dmgr adopts it",
+                    "not set: systemd guesses the process the command leaves behind (GuessMainPID=yes) as the command exits, and may take a double fork's middle process for it where dmgr waits start_wait for the one process left: set pidfile",
                 )),
             }
         }
@@ -158,9 +155,38 @@ fn command(d: &Daemon, source: &Source, unit: &mut Unit) {
     let (program, lost) = super::program(d, source);
     let mut argv = vec![program.display().to_string()];
     argv.extend(d.process.command[1..].iter().cloned());
-    unit.service.push(format!("ExecStart={}", exec_line(&argv)));
     unit.lost.extend(lost);
+    let pidfile = super::written_pidfile(d, &source.dirs).filter(|_| d.kind == DaemonType::Forking);
+    let Some(pidfile) = pidfile else {
+        unit.service.push(format!("ExecStart={}", exec_line(&argv)));
+        return;
+    };
+    // systemd 252 reads PIDFile= as soon as the command exits; a double fork's middle
+    // process may still be alive then, and a main process that is not systemd's
+    // child is one it does not wait for: `systemctl stop` SIGKILLs it at once
+    // (issue 24). As dmgr adopts the process its pidfile names only once it is the
+    // keeper's child, the command runs under sh, which waits for that.
+    let mut words = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        FORKING_WAIT.to_string(),
+        pidfile.display().to_string(),
+    ];
+    words.extend(argv);
+    unit.service
+        .push(format!("ExecStart={}", exec_line(&words)));
+    unit.lost.push(Lost::new(
+        "type = \"forking\"",
+        "the command runs under /bin/sh, which exits once the process PIDFile= names is systemd's own child (the double fork's middle process gone): systemd 252 does not wait for a main process it did not adopt, and SIGKILLs it at `systemctl stop`",
+    ));
 }
+
+/// The shell script a forking daemon's command runs under: `$0` is the pidfile, the
+/// rest the command. It runs the command, and once the command exited 0 waits until
+/// the pidfile names a process whose parent is systemd (`$PPID`, the manager that
+/// started this shell and adopts orphans) in this unit's cgroup; systemd's
+/// `TimeoutStartSec=` ends a wait that lasts.
+const FORKING_WAIT: &str = r#"pidfile=$0; "$@" || exit; while :; do pid=$(cat "$pidfile" 2>/dev/null); case $pid in ''|*[!0-9]*) ;; *) grep -q "^PPid:[[:space:]]*$PPID\$" "/proc/$pid/status" 2>/dev/null && [ "$(cat "/proc/$pid/cgroup" 2>/dev/null)" = "$(cat /proc/$$/cgroup)" ] && exit 0 ;; esac; sleep 0.1; done"#;
 
 fn reload(d: &Daemon, source: &Source, unit: &mut Unit) {
     if let Some(argv) = &d.supervision.reload_command {
@@ -215,14 +241,6 @@ fn working_dir(d: &Daemon, _: &Source, unit: &mut Unit) {
         .push(format!("WorkingDirectory={}", path(&d.process.working_dir)));
 }
 
-fn env(d: &Daemon, _: &Source, unit: &mut Unit) {
-    // `check` admits only names of letters, digits and `_`, as systemd does.
-    for (key, val) in &d.process.env {
-        unit.service
-            .push(format!("Environment={}", environment_assignment(key, val)));
-    }
-}
-
 fn clear_env(d: &Daemon, _: &Source, unit: &mut Unit) {
     if !d.process.clear_env {
         unit.lost.push(Lost::new(
@@ -232,22 +250,19 @@ fn clear_env(d: &Daemon, _: &Source, unit: &mut Unit) {
     }
 }
 
-fn user_and_group(d: &Daemon, _: &Source, unit: &mut Unit) {
+fn user_and_group(d: &Daemon, source: &Source, unit: &mut Unit) {
+    if source.user && (d.process.user.is_some() || d.process.group.is_some()) {
+        unit.lost.push(Lost::new(
+            "user, group",
+            "a user's manager runs every unit as that user: User= and Group= are left out",
+        ));
+        return;
+    }
     if let Some(user) = &d.process.user {
         unit.service.push(format!("User={}", value(user)));
     }
     if let Some(group) = &d.process.group {
         unit.service.push(format!("Group={}", value(group)));
-    }
-}
-
-fn env_file(d: &Daemon, _: &Source, unit: &mut Unit) {
-    // Both read the same syntax; systemd's `-` makes a file optional as dmgr's does.
-    // It is read before Environment= there too, which wins as `env` does.
-    for file in &d.process.env_file {
-        let dash = if file.optional { "-" } else { "" };
-        unit.service
-            .push(format!("EnvironmentFile={dash}{}", path(&file.path)));
     }
 }
 
@@ -369,14 +384,22 @@ fn stop(d: &Daemon, _: &Source, unit: &mut Unit) {
         "KillSignal=SIG{}",
         d.supervision.stop_signal.name()
     ));
-    unit.service.push("KillMode=mixed".into());
+    // `group`: stop_signal to every process of the daemon, then SIGKILL to what is
+    // left after stop_timeout. `mixed`: stop_signal to the main process alone, and
+    // SIGKILL to what is left once it has exited, or at stop_timeout. systemd's
+    // control-group and mixed do exactly this.
+    let mode = match d.supervision.kill_mode {
+        KillMode::Group => "control-group",
+        KillMode::Mixed => "mixed",
+    };
+    unit.service.push(format!("KillMode={mode}"));
     unit.service.push(format!(
         "TimeoutStopSec={}",
         format_duration(d.supervision.stop_timeout)
     ));
     unit.lost.push(Lost::new(
-        format!("stop_signal = {:?}", d.supervision.stop_signal.name()),
-        "systemd sends it to the main process only (KillMode=mixed), where dmgr sends it to the daemon's process group; what is left gets SIGKILL after TimeoutStopSec= in both",
+        format!("stop_timeout = {}", format_duration(d.supervision.stop_timeout)),
+        "a stop that needs SIGKILL leaves the unit failed (Result: timeout), and a daemon that exits non-zero on its stop_signal leaves it failed (Result: exit-code; SuccessExitStatus= can allow the code), where dmgr records both as stopped",
     ));
 }
 
@@ -386,21 +409,20 @@ fn logs(d: &Daemon, _: &Source, unit: &mut Unit) {
         .push(format!("StandardOutput=append:{}", path(&d.process.log)));
     unit.service
         .push(format!("StandardError=append:{}", path(stderr)));
-    // systemd opens the files but creates no directory: under /var/log it can.
-    let mut dirs: Vec<String> = [d.process.log.as_path(), stderr.as_path()]
+    // systemd opens the files as root, before it drops to User=, as dmgr's keeper
+    // does; it makes no directory for them, so dmgr-logdir@ does, as the keeper
+    // would. No LogsDirectory=: with User= it would give a directory other daemons
+    // share (and every log in it) to this daemon's user.
+    let mut dirs: Vec<&std::path::Path> = [d.process.log.as_path(), stderr.as_path()]
         .iter()
-        .filter_map(|file| file.parent()?.strip_prefix("/var/log").ok())
-        // A space-separated list: a name with a space in it is left out.
-        .filter(|rel| {
-            let text = rel.to_string_lossy();
-            !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control())
-        })
-        .map(path)
+        .filter_map(|file| file.parent())
         .collect();
     dirs.dedup();
-    if !dirs.is_empty() {
-        unit.service
-            .push(format!("LogsDirectory={}", dirs.join(" ")));
+    for dir in dirs {
+        let instance = format!("dmgr-logdir@{}.service", crate::boot::escape_path(dir));
+        unit.unit.push(format!("Requires={instance}"));
+        unit.unit.push(format!("After={instance}"));
+        unit.uses_logdir = true;
     }
 }
 
@@ -422,15 +444,18 @@ fn log_timestamps(d: &Daemon, _: &Source, unit: &mut Unit) {
     }
 }
 
-fn autostart(d: &Daemon, _: &Source, unit: &mut Unit) {
+fn autostart(d: &Daemon, source: &Source, unit: &mut Unit) {
+    let names = Names::of(source);
     if d.autostart {
-        unit.install.push(format!("WantedBy={TARGET}"));
+        unit.install.push(format!("WantedBy={}", names.target()));
     } else {
         unit.lost.push(Lost::new(
             "autostart = false",
             format!(
-                "{TARGET} does not want it; start it with `systemctl start {}`",
-                unit_name(&d.name)
+                "{} does not want it; start it with `systemctl{} start {}`",
+                names.target(),
+                if source.user { " --user" } else { "" },
+                names.service(&d.name)
             ),
         ));
     }

@@ -426,7 +426,6 @@ fn write_counted(file: &mut File, bytes: &[u8], room: usize) -> (usize, std::io:
 
 fn open_append(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
         check_dir(dir)?;
     }
     crate::files::open_planted_safe(
@@ -435,34 +434,21 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     )
 }
 
-/// As root, refuses a log directory that a user other than root owns or that group or
-/// others may write to, sticky or not: whoever can write there can swap the log for a
-/// hard link to a file of root's, a FIFO, or a file of their own between two
-/// rotations (logrotate refuses such directories for the same reason). The directory
-/// is checked where a symlink to it leads, since that is where the files go.
+/// Creates the log directory if it is missing and, as root, refuses one that a user
+/// other than root owns or that group or others may write to, sticky or not, and one
+/// below a directory that is not root's alone (see [`crate::trusted_dir`]): whoever
+/// can write there can swap the log for a hard link to a file of root's, a FIFO, or a
+/// file of their own between two rotations (logrotate refuses such directories for
+/// the same reason), and whoever can write a directory above it can swap the log
+/// directory itself for a symlink to `/var/log` (issue 22, finding 4). A symlink to
+/// the directory is followed where only root could have made it.
 fn check_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
     if crate::files::euid() != 0 {
-        return Ok(());
+        return fs::create_dir_all(dir);
     }
-    let meta = fs::metadata(dir)?;
-    let why = if meta.uid() != 0 {
-        format!(
-            "its directory {} is owned by uid {}, not root; give it to root \
-             (`chown root`) or log elsewhere",
-            dir.display(),
-            meta.uid()
-        )
-    } else if meta.mode() & 0o022 != 0 {
-        format!(
-            "its directory {} is writable by group or others; run `chmod go-w` on it \
-             or log elsewhere",
-            dir.display()
-        )
-    } else {
-        return Ok(());
-    };
-    Err(std::io::Error::other(why))
+    crate::trusted_dir::TrustedDir::open(dir, true, crate::trusted_dir::LastLink::Follow)
+        .map(drop)
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 fn stamp() -> String {

@@ -26,7 +26,9 @@ pub use detach::{
 };
 
 mod detach;
+mod queue;
 use crate::procinfo::ProcId;
+pub use queue::{request_signal, with_request_signal};
 
 /// Credentials to drop to before exec.
 #[derive(Debug, Clone)]
