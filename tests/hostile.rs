@@ -408,7 +408,8 @@ fn random_sigkills_break_no_invariant() {
     // the process left behind, which joins them, carries it.
     const KINDS: u64 = 4;
     let marks: Vec<String> = (0..KINDS).map(|i| marker(&format!("chaos{i}"))).collect();
-    let env = TestEnv::new();
+    // Issue 22's logs-and-interruptions faults bring daemons of their own.
+    let (env, mut faults) = crate::chaos_interruptions::Faults::new();
     let scripts = [
         "sleep 1000; true",
         "trap '' TERM; while :; do sleep 1; done",
@@ -537,6 +538,7 @@ fn random_sigkills_break_no_invariant() {
                 );
             }
         }
+        faults.round(&env, next(), &format!("round {round} (seed {seed})"));
     }
     // list agrees with /proc.
     for entry in env.list() {
@@ -545,6 +547,7 @@ fn random_sigkills_break_no_invariant() {
         }
     }
     env.dmgr(&["stop", "--all"]).success();
+    faults.finish(&env, rounds);
     for mark in &marks {
         assert!(
             processes_with(mark).is_empty(),

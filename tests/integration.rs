@@ -3,6 +3,7 @@
 
 mod support;
 
+mod chaos_interruptions;
 mod config;
 mod descendants;
 mod disk_full;
