@@ -783,3 +783,50 @@ fn export_never_overwrites_a_file_it_did_not_write() {
         .code(1)
         .stderr_has("another config directory");
 }
+
+/// Issue 24: what systemd sets for `dmgr start`'s own unit (its invocation, journal
+/// stream, notify socket, socket activation, watchdog) never reaches a daemon, unless
+/// its file sets it; the rest of the environment does.
+#[test]
+fn a_daemon_inherits_no_variable_of_the_manager_above_dmgr() {
+    let env = TestEnv::new()
+        .daemon("plain", "command = \"sleep 100\"\nstart_wait = \"50ms\"\n")
+        .daemon(
+            "set",
+            "command = \"sleep 100\"\nstart_wait = \"50ms\"\nenv = { LISTEN_FDS = \"3\" }\n",
+        );
+    let vars: Vec<(&str, &OsStr)> = [
+        "INVOCATION_ID",
+        "JOURNAL_STREAM",
+        "SYSTEMD_EXEC_PID",
+        "MANAGERPID",
+        "NOTIFY_SOCKET",
+        "LISTEN_PID",
+        "LISTEN_FDS",
+        "LISTEN_FDNAMES",
+        "WATCHDOG_PID",
+        "WATCHDOG_USEC",
+    ]
+    .iter()
+    .map(|k| (*k, OsStr::new("from-systemd")))
+    .chain([("KEPT_FROM_CALLER", OsStr::new("yes"))])
+    .collect();
+    env.dmgr_env(&["start", "plain", "set"], &vars).success();
+    let environ = |name: &str| {
+        let pid = env.pid(name).unwrap();
+        let bytes = fs::read(format!("/proc/{pid}/environ")).unwrap();
+        String::from_utf8_lossy(&bytes)
+            .split('\0')
+            .map(str::to_string)
+            .collect::<Vec<String>>()
+    };
+    let plain = environ("plain");
+    assert!(plain.contains(&"KEPT_FROM_CALLER=yes".to_string()));
+    assert!(
+        !plain.iter().any(|v| v.ends_with("=from-systemd")),
+        "{plain:?}"
+    );
+    let set = environ("set");
+    assert!(set.contains(&"LISTEN_FDS=3".to_string()), "{set:?}");
+    assert!(!set.iter().any(|v| v.ends_with("=from-systemd")), "{set:?}");
+}

@@ -338,6 +338,23 @@ impl Keeper {
     }
 }
 
+/// What systemd (or another manager above dmgr) sets for the process it started:
+/// they describe `dmgr start`'s unit and its journal stream, socket, watchdog and
+/// notify socket, not the daemon's, which would answer or log to a manager that does
+/// not supervise it. A daemon never inherits them; `env` or `env_file` may set them.
+pub(crate) const MANAGER_VARIABLES: &[&str] = &[
+    "INVOCATION_ID",
+    "JOURNAL_STREAM",
+    "SYSTEMD_EXEC_PID",
+    "MANAGERPID",
+    "NOTIFY_SOCKET",
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+];
+
 impl Launch {
     pub(super) fn prepare(daemon: &Daemon) -> std::result::Result<Launch, String> {
         // The inherited environment as bytes: a variable that is not UTF-8 is passed
@@ -348,7 +365,10 @@ impl Launch {
             Vec::new()
         } else {
             std::env::vars_os()
-                .filter(|(k, _)| k.to_str().is_none_or(|k| !set.contains_key(k)))
+                .filter(|(k, _)| {
+                    k.to_str()
+                        .is_none_or(|k| !set.contains_key(k) && !MANAGER_VARIABLES.contains(&k))
+                })
                 .collect()
         };
         env.extend(
