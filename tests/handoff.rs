@@ -830,3 +830,118 @@ fn a_daemon_inherits_no_variable_of_the_manager_above_dmgr() {
     assert!(set.contains(&"LISTEN_FDS=3".to_string()), "{set:?}");
     assert!(!set.iter().any(|v| v.ends_with("=from-systemd")), "{set:?}");
 }
+
+/// Issue 24, finding 9: `start` says which daemon it still waits for, so that at
+/// boot the journal names the one that holds the start up.
+#[test]
+fn start_says_which_daemon_it_still_waits_for() {
+    let env = TestEnv::new()
+        .daemon("quick", "command = \"sleep 100\"\nstart_wait = \"50ms\"\n")
+        .daemon("slow", "command = \"sleep 100\"\nstart_wait = \"5500ms\"\n");
+    let run = env
+        .dmgr(&["start", "--all"])
+        .success()
+        .stderr_has("dmgr: still waiting after 5s for slow (at most ");
+    assert!(!run.stderr().contains("quick ("), "{}", run.stderr());
+    env.dmgr(&["stop", "--all"]).success();
+}
+
+/// Issue 24, finding 9: `stop --all` prints each daemon's result as its stop ends,
+/// not once the slowest of its level is done, so that a stop cut short by systemd
+/// still leaves a line for each daemon that did stop.
+#[test]
+fn stop_all_says_each_result_as_it_comes() {
+    let env = TestEnv::new()
+        .daemon("quick", "command = \"sleep 100\"\nstart_wait = \"50ms\"\n")
+        .daemon(
+            "stubborn",
+            "command = [\"/bin/sh\", \"-c\", \"trap '' TERM; sleep 100\"]\nstart_wait = \"50ms\"\nstop_timeout = \"4s\"\n",
+        );
+    env.dmgr(&["start", "--all"]).success();
+    let began = std::time::Instant::now();
+    let (_stop, lines) = env.follow(&["stop", "--all"]);
+    let first = lines
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(first, "quick: stopped");
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(3),
+        "quick's line came after {:?}",
+        began.elapsed()
+    );
+    let second = lines
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(second, "stubborn: stopped");
+    assert!(began.elapsed() >= std::time::Duration::from_secs(4));
+}
+
+/// Issue 24, finding 9: after a daemon with a long `ready_timeout` is added, `boot
+/// status`, `check` and `apply` say that the installed unit's TimeoutStartSec= no
+/// longer fits, naming the slow daemon.
+#[test]
+fn a_stale_start_timeout_of_the_boot_unit_is_noticed() {
+    let env = TestEnv::new().daemon("web", "command = \"sleep 1\"\n");
+    let unit_dir = env.root().join("units");
+    let vars = [
+        ("DMGR_SYSTEMCTL", OsStr::new("true")),
+        ("DMGR_SYSTEMD_UNIT_DIR", unit_dir.as_os_str()),
+    ];
+    env.dmgr_env(&["boot", "install"], &vars).success();
+    env.dmgr_env(&["boot", "status"], &vars)
+        .success()
+        .stdout_lacks("warning");
+    env.dmgr_env(&["check"], &vars)
+        .success()
+        .stderr_lacks("TimeoutStartSec");
+    env.write(
+        "slow",
+        "command = \"sleep 1\"\nready = { tcp = \"127.0.0.1:1\" }\nready_timeout = \"150s\"\n",
+    );
+    env.dmgr_env(&["boot", "status"], &vars)
+        .success()
+        .stdout_has("warning: its TimeoutStartSec= (")
+        .stdout_has("slow 2m 30s 500ms");
+    env.dmgr_env(&["check"], &vars)
+        .success()
+        .stderr_has("its TimeoutStartSec= (")
+        .stdout_has("(1 warning)");
+    env.dmgr_env(&["apply", "--dry-run"], &vars)
+        .success()
+        .stderr_has("run `dmgr boot install` again");
+}
+
+/// Issue 24, finding 9: `boot install --user` where no user manager runs says how to
+/// get one (linger) and leaves no unit written but not enabled.
+#[test]
+fn boot_install_user_without_a_user_manager_hints_at_linger_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let config_dir = home.join(".config/dmgr/daemons.d");
+    fs::create_dir_all(&config_dir).unwrap();
+    fs::write(config_dir.join("web.toml"), "command = \"sleep 1\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dmgr"))
+        .args(["boot", "install", "--user"])
+        .arg("--config-dir")
+        .arg(&config_dir)
+        .arg("--run-dir")
+        .arg(tmp.path().join("run"))
+        .env("HOME", &home)
+        .env("XDG_RUNTIME_DIR", tmp.path().join("no-runtime"))
+        .env("DMGR_SYSTEMCTL", "true")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("DMGR_SYSTEMD_UNIT_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no systemd user manager runs for"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: `loginctl enable-linger "),
+        "{stderr}"
+    );
+    assert!(!home.join(".config/systemd").exists());
+}

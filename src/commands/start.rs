@@ -11,6 +11,7 @@ use crate::{Error, Result};
 /// Runs `dmgr start`.
 pub(super) fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
     let loaded = config::load(&ctx.dirs)?;
+    super::warn_of_stale_boot_unit(ctx, &loaded);
     let mut failures = Failures::default();
     let targets: Vec<&Daemon> = if args.target.all {
         for invalid in &loaded.invalid {
@@ -51,16 +52,21 @@ pub(super) fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
                 }
             }
         }
-        control::await_starts(&ctx.dirs, pending, |name, result| match result {
-            Ok(started) => {
-                failures.ok();
-                ctx.say(&describe(name, started));
-            }
-            Err(err) => {
-                failed.push(name.to_string());
-                failures.fail(err);
-            }
-        });
+        control::await_starts(
+            &ctx.dirs,
+            pending,
+            |name, result| match result {
+                Ok(started) => {
+                    failures.ok();
+                    ctx.say(&describe(name, started));
+                }
+                Err(err) => {
+                    failed.push(name.to_string());
+                    failures.fail(err);
+                }
+            },
+            super::say_waiting(ctx),
+        );
     }
     failures.finish()
 }

@@ -75,6 +75,18 @@ pub struct Pending {
     _lock: Option<OperationLock>,
 }
 
+/// How often [`await_starts`] says which daemons it still waits for: at boot its
+/// lines in the journal name the daemon that holds the start up.
+pub const NOTE_EVERY: Duration = Duration::from_secs(5);
+
+/// The daemons [`await_starts`] still waits for.
+pub struct Waiting<'a> {
+    /// How long it has waited.
+    pub since: Duration,
+    /// Each daemon, and the most it waits for it still.
+    pub names: &'a [(&'a str, Duration)],
+}
+
 /// What [`begin_start`] did.
 #[derive(Debug)]
 pub enum Begun {
@@ -170,7 +182,10 @@ pub fn await_starts(
     dirs: &Dirs,
     mut pending: Vec<Pending>,
     mut done: impl FnMut(&str, Result<Started>),
+    mut still_waiting: impl FnMut(&Waiting<'_>),
 ) {
+    let began = Instant::now();
+    let mut next_note = began + NOTE_EVERY;
     let mut launcher = match launch(dirs, &mut pending) {
         Ok(launcher) => launcher,
         Err(e) => {
@@ -199,6 +214,18 @@ pub fn await_starts(
         let Some(deadline) = pending.iter().map(|p| p.deadline).min() else {
             break;
         };
+        if now >= next_note {
+            let names: Vec<(&str, Duration)> = pending
+                .iter()
+                .map(|p| (p.name.as_str(), p.deadline.saturating_duration_since(now)))
+                .collect();
+            still_waiting(&Waiting {
+                since: now - began,
+                names: &names,
+            });
+            next_note = now + NOTE_EVERY;
+        }
+        let deadline = deadline.min(next_note);
         let ms = deadline
             .saturating_duration_since(now)
             .as_millis()
@@ -295,9 +322,11 @@ struct Stopping<'a> {
 
 /// Stops many daemons at once: asks every keeper to stop from this one thread, waits
 /// for all of them in one poll(2) on their pidfds (readable once a keeper has exited,
-/// after it closed its pidfile lock), then finishes each. Each target is a name, its
-/// definition if it has one, and its operation lock (`None` when the caller holds it).
-/// `done` gets each outcome.
+/// after it closed its pidfile lock), and finishes each as its keeper exits, so that
+/// `done` gets each outcome as it comes (at boot, each line reaches the journal when
+/// it happens, also when systemd's stop timeout cuts the rest short). Each target is a
+/// name, its definition if it has one, and its operation lock (`None` when the caller
+/// holds it).
 pub fn stop_many<'a>(
     dirs: &Dirs,
     targets: Vec<(String, Option<&'a Daemon>, Option<OperationLock>)>,
@@ -307,37 +336,39 @@ pub fn stop_many<'a>(
         .into_iter()
         .map(|(name, daemon, lock)| ask_keeper_to_stop(dirs, name, daemon, lock))
         .collect();
-    wait_for_keepers(&mut all);
-    // What is left is quick unless a keeper was gone and its daemon runs on: those
-    // are stopped in parallel threads, each bounded by its own stop_timeout.
-    let outlived: Vec<bool> = all
-        .iter()
-        .map(|s| {
-            s.error.is_none()
-                && state::observe(dirs, &s.name, s.daemon.map(|d| d.pidfile.as_path())).is_running()
-        })
-        .collect();
-    let mut results: Vec<Option<Result<Stopped>>> = all
-        .iter_mut()
-        .zip(&outlived)
-        .map(|(s, &slow)| match s.error.take() {
-            Some(err) => Some(Err(err)),
-            None if !slow => Some(finish_stop(
-                dirs,
-                &s.name,
-                s.daemon,
-                s.acted,
-                s.signalled_at,
-            )),
-            None => None,
-        })
-        .collect();
+    let mut reported = vec![false; all.len()];
+    // What is left once a keeper is gone is quick unless its daemon runs on: those
+    // are stopped at the end in parallel threads, each bounded by its own
+    // stop_timeout.
+    let mut finish = |s: &mut Stopping<'a>, reported: &mut bool| {
+        let result = match s.error.take() {
+            Some(err) => Err(err),
+            None => {
+                let outlived = state::observe(dirs, &s.name, s.daemon.map(|d| d.pidfile.as_path()))
+                    .is_running();
+                if outlived {
+                    return;
+                }
+                finish_stop(dirs, &s.name, s.daemon, s.acted, s.signalled_at)
+            }
+        };
+        *reported = true;
+        done(&s.name, result);
+    };
+    for (s, reported) in all.iter_mut().zip(reported.iter_mut()) {
+        if s.keeper.is_none() {
+            finish(s, reported);
+        }
+    }
+    wait_for_keepers(&mut all, |s, i| finish(s, &mut reported[i]));
+    let mut results: Vec<Option<Result<Stopped>>> = all.iter().map(|_| None).collect();
     std::thread::scope(|scope| {
         let handles: Vec<_> = all
             .iter()
             .zip(results.iter_mut())
-            .filter(|(_, r)| r.is_none())
-            .map(|(s, r)| {
+            .zip(&reported)
+            .filter(|(_, &r)| !r)
+            .map(|((s, r), _)| {
                 (
                     scope.spawn(|| finish_stop(dirs, &s.name, s.daemon, s.acted, s.signalled_at)),
                     r,
@@ -353,7 +384,9 @@ pub fn stop_many<'a>(
         }
     });
     for (s, result) in all.iter().zip(results) {
-        done(&s.name, result.unwrap_or(Ok(Stopped::Already)));
+        if let Some(result) = result {
+            done(&s.name, result);
+        }
     }
 }
 
@@ -412,24 +445,31 @@ fn ask_keeper_to_stop<'a>(
     stopping
 }
 
-/// Waits until every signalled keeper has exited; a keeper still there at its
-/// deadline is stuck, gets SIGKILL, and its daemon is stopped by `finish_stop`.
-fn wait_for_keepers(all: &mut [Stopping<'_>]) {
+/// Waits until every signalled keeper has exited, calling `gone` with each (and its
+/// index) as it does; a keeper still there at its deadline is stuck, gets SIGKILL,
+/// and its daemon is stopped by `finish_stop`.
+fn wait_for_keepers<'a>(all: &mut [Stopping<'a>], mut gone: impl FnMut(&mut Stopping<'a>, usize)) {
     loop {
         let now = Instant::now();
-        for s in all.iter_mut().filter(|s| s.deadline <= now) {
+        for (i, s) in all
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, s)| s.deadline <= now)
+        {
             if let Some(keeper) = s.keeper.take() {
                 let _ = keeper.signal(Signal::SIGKILL);
                 wait_until(GRACE, || !keeper.id().is_alive());
+                gone(s, i);
             }
         }
         // Without pidfds (old kernels) look at /proc every 10 ms instead.
-        for s in all.iter_mut() {
+        for (i, s) in all.iter_mut().enumerate() {
             if s.keeper
                 .as_ref()
                 .is_some_and(|k| k.pidfd().is_none() && !k.id().is_alive())
             {
                 s.keeper = None;
+                gone(s, i);
             }
         }
         let waiting: Vec<usize> = (0..all.len())
@@ -469,6 +509,7 @@ fn wait_for_keepers(all: &mut [Stopping<'_>]) {
         drop(fds);
         for i in exited {
             all[i].keeper = None;
+            gone(&mut all[i], i);
         }
     }
 }

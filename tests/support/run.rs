@@ -87,6 +87,18 @@ impl Run {
         self
     }
 
+    /// Asserts that standard output lacks `text`.
+    #[track_caller]
+    pub fn stdout_lacks(self, text: &str) -> Run {
+        assert!(
+            !self.stdout().contains(text),
+            "dmgr {}: stdout has {text:?}:\n{}",
+            self.args,
+            self.stdout()
+        );
+        self
+    }
+
     /// The exit code.
     pub fn exit_code(&self) -> Option<i32> {
         self.output.status.code()
