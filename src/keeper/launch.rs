@@ -148,12 +148,16 @@ impl Keeper {
             }
         };
         // On record before it exists: see `Cgroup::planned`.
-        record.cgroup = cgroup::Cgroup::planned(&daemon.name, std::process::id());
-        let cgroup = record.cgroup.as_deref().and_then(|path| {
+        let planned = cgroup::Cgroup::planned(&daemon.name, std::process::id());
+        record.cgroup = planned.as_ref().ok().cloned();
+        let cgroup = planned.and_then(|path| {
             let _ = state_file.write(&record);
-            cgroup::Cgroup::create(path)
+            cgroup::Cgroup::create(&path)
         });
-        record.cgroup = cgroup.as_ref().map(|c| c.path().to_path_buf());
+        record.cgroup = cgroup.as_ref().ok().map(|c| c.path().to_path_buf());
+        // Why not, for `status`: the keeper tracks the processes as a subreaper.
+        record.no_cgroup = cgroup.as_ref().err().cloned();
+        let cgroup = cgroup.ok();
         let tracked = tracked::Tracked::new(record.keeper, cgroup);
         // Opened under the pidfile lock: this keeper owns the history's compaction.
         let events = History::open(&dirs.events_file(&daemon.name));
@@ -304,6 +308,7 @@ impl Keeper {
             self.tracked.cgroup = None;
             self.record.cgroup = None;
             self.watch_without_cgroup();
+            self.record.no_cgroup = Some(format!("cannot use the cgroup {path}: {e}"));
             self.cgroup_note = Some(format!(
                 "cannot use the cgroup {path} ({e}); going on without"
             ));

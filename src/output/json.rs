@@ -119,6 +119,9 @@ pub struct StatusEntry {
     pub lock_file: Option<String>,
     /// The daemon's cgroup, where the keeper made one, or null.
     pub cgroup: Option<String>,
+    /// Why a running daemon has no cgroup of its own (its processes are tracked as
+    /// its keeper's descendants), or null.
+    pub no_cgroup: Option<String>,
     /// True when `dmgr run` runs the daemon in the foreground.
     pub foreground: bool,
     /// The config file, or null for an orphan.

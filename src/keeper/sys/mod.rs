@@ -26,6 +26,7 @@ pub use detach::{
 };
 
 mod detach;
+pub mod xattr;
 use crate::procinfo::ProcId;
 
 /// Credentials to drop to before exec.
