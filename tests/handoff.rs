@@ -945,3 +945,55 @@ fn boot_install_user_without_a_user_manager_hints_at_linger_and_writes_nothing()
     );
     assert!(!home.join(".config/systemd").exists());
 }
+
+/// Issue 24, finding 6: a daemon that systemd runs under its exported unit is not
+/// started a second time by `dmgr start`, and `list` shows it running under systemd
+/// (a stand-in `systemctl show` answers for the unit found in the unit directory).
+#[test]
+fn a_daemon_systemd_runs_is_neither_started_twice_nor_listed_as_stopped() {
+    let env = TestEnv::new().daemon("web", "command = \"sleep 100\"\n");
+    let unit_dir = env.root().join("units");
+    env.dmgr(&["export", "systemd", "web", "-o", unit_dir.to_str().unwrap()])
+        .success();
+    let mut copy = Command::new("sleep").arg("100").spawn().unwrap();
+    env.track(copy.id() as i32);
+    let unit = unit_of(&env, "web");
+    let script = env.root().join("systemctl");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in show) printf '%s\\n' 'Id={unit}' ActiveState=active MainPID={} ExecMainStartTimestampMonotonic=0 ;; esac\n",
+            copy.id()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let vars = [
+        ("DMGR_SYSTEMCTL", script.as_os_str()),
+        ("DMGR_SYSTEMD_UNIT_DIR", unit_dir.as_os_str()),
+    ];
+    env.dmgr_env(&["start", "web"], &vars)
+        .code(1)
+        .stderr_has(&format!(
+            "web: runs under systemd as {unit} (active, pid {}); not started a second time",
+            copy.id()
+        ))
+        .stderr_has(&format!("hint: `systemctl stop {unit}`"));
+    assert_eq!(env.pid("web"), None);
+    env.dmgr_env(&["list"], &vars)
+        .success()
+        .stdout_has("running (systemd)");
+    let json = env.dmgr_env(&["list", "--json"], &vars).success().stdout();
+    let entries: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(entries[0]["status"], "running");
+    assert_eq!(entries[0]["pid"], copy.id());
+    assert_eq!(entries[0]["systemd_unit"], unit.as_str());
+    assert_eq!(entries[0]["supervised"], false);
+    // Without the unit file, nobody is asked: dmgr starts it.
+    fs::remove_file(unit_dir.join(&unit)).unwrap();
+    env.dmgr_env(&["list"], &vars)
+        .success()
+        .stdout_lacks("systemd");
+    let _ = copy.kill();
+    let _ = copy.wait();
+}

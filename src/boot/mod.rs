@@ -7,6 +7,7 @@
 //! The unit runs `dmgr start --all` as a `Type=oneshot` service that stays active
 //! (`RemainAfterExit=yes`), so that at shutdown systemd runs its `ExecStop=`,
 //! `dmgr stop --all`, while the network is still up.
+mod copies;
 mod host;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use crate::config::{self, Daemon, DaemonType, Dirs};
 use crate::Error;
 
+pub use copies::{is_user_scope, running_under_systemd, SystemdCopy};
 pub use host::{
     init_name, is_lingering, missing_user_manager, run_systemctl, systemctl, systemctl_args,
     systemd_is_init, this_binary, upgrade_risk, user_name,

@@ -35,6 +35,8 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     if problem.is_some() && entries.is_empty() {
         return problem.map_or(Ok(0), Err);
     }
+    let mut entries = entries;
+    add_systemd_copies(ctx, &mut entries);
     if args.json {
         let text = serde_json::to_string_pretty(&entries).unwrap_or_default();
         output::print_raw(&format!("{text}\n"))?;
@@ -74,6 +76,37 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     };
     output::print_raw(&table::build(&header, rows, &[2, 3, 4, 5], paint))?;
     problem.map_or(Ok(0), Err)
+}
+
+/// Marks the daemons dmgr does not run that systemd runs under their exported units:
+/// running, with systemd's main PID, and the unit (issue 24: `list` said stopped).
+fn add_systemd_copies(ctx: &Context, entries: &mut [ListEntry]) {
+    let idle: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.pid.is_none() && !matches!(e.status, Status::Invalid | Status::Orphaned))
+        .map(|e| e.name.as_str())
+        .collect();
+    if idle.is_empty() {
+        return;
+    }
+    let copies = crate::boot::running_under_systemd(&ctx.dirs.config_dir, &idle);
+    for e in entries.iter_mut() {
+        let Some(copy) = copies.get(&e.name) else {
+            continue;
+        };
+        e.status = Status::Running;
+        e.pid = copy.pid;
+        e.uptime_secs = copy.uptime.map(|d| d.as_secs());
+        e.memory_bytes = copy
+            .pid
+            .and_then(crate::procinfo::Stat::read)
+            .map(|s| s.rss_bytes());
+        e.supervised = false;
+        e.reason = None;
+        e.last_exit = None;
+        e.error = None;
+        e.systemd_unit = Some(copy.unit.clone());
+    }
 }
 
 /// The facts of every daemon, sorted by name.
@@ -280,6 +313,7 @@ fn status_cell(entry: &ListEntry) -> String {
             };
             format!("{} ({how})", entry.status)
         }
+        (_, Status::Running) if entry.systemd_unit.is_some() => "running (systemd)".into(),
         (_, Status::Running) if !entry.supervised => "running (no keeper)".into(),
         (_, Status::Running) => match (&entry.health, &entry.memory) {
             (Some(h), _) if h.failures_in_row > 0 => format!(

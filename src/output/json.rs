@@ -38,6 +38,9 @@ pub struct ListEntry {
     pub health: Option<HealthSeen>,
     /// The memory against `memory_max` while it runs under a keeper, or null.
     pub memory: Option<MemorySeen>,
+    /// The unit of `dmgr export systemd` that runs the daemon, when systemd runs it
+    /// rather than dmgr (`status` is then `running`, `supervised` false), or null.
+    pub systemd_unit: Option<String>,
 }
 
 impl ListEntry {
@@ -72,6 +75,7 @@ impl ListEntry {
             reason: observed.reason,
             health: watch.and_then(|w| w.health.clone()),
             memory: watch.and_then(|w| w.memory.clone()),
+            systemd_unit: None,
         }
     }
 }
