@@ -23,3 +23,4 @@ mod production;
 mod programs;
 mod stopping;
 mod supervision;
+mod systemd_host;
