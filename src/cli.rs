@@ -38,7 +38,8 @@ pub struct Cli {
     /// When to colour output: `auto` (the default) colours only a terminal, and a
     /// non-empty `NO_COLOR` in the environment turns that off; `always` and `never`
     /// override both. `list` and `status` show running in green, starting, stopping
-    /// and backoff in yellow, failed and invalid in red and orphaned in magenta.
+    /// and backoff in yellow, failed and invalid in red and orphaned and unknown in
+    /// magenta.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
@@ -104,13 +105,19 @@ pub enum Command {
 
     /// Show every daemon in a table: defined, orphaned and invalid ones.
     ///
+    /// A daemon whose state record cannot be used (a symlink, a hard link, torn or
+    /// edited, another daemon's) is `unknown`, with the reason in the COMMAND column
+    /// and in `error`: dmgr says it cannot tell rather than guess `stopped`. Its PID
+    /// is shown where the dmgr process holding its pidfile lock has it as a child.
+    ///
     /// Example: dmgr list --json | jq '.[] | select(.status != "running")'
     List(ListArgs),
 
     /// Show the details and last log lines of daemons.
     ///
     /// Exit status follows LSB: 0 running, 1 dead but a pidfile or failure record
-    /// remains, 3 not running, 4 no such daemon.
+    /// remains, 3 not running, 4 no such daemon or (LSB's "status unknown") one whose
+    /// state record cannot be used and that is not seen running.
     ///
     /// Example: dmgr status web -n 20
     Status(StatusArgs),
@@ -124,17 +131,57 @@ pub enum Command {
     ///
     /// Each keeper records its daemon's events in `RUN_DIR/NAME.events`, one JSON object
     /// a line, keeping at least the newest 1000; the daemon's log holds only what the
-    /// daemon wrote. Without names, every daemon's events are shown; several daemons'
-    /// events are merged by time, oldest first. Each line is the time, the daemon, the
-    /// event and its details.
+    /// daemon wrote. Without names, every daemon's events are shown, oldest first: each
+    /// daemon's in the order its keeper recorded them (a wall clock stepped back never
+    /// reorders them), several daemons' interleaved by time. Each line is the time, the
+    /// daemon, the event and its details.
     ///
     /// Example: dmgr events web -n 50
     Events(EventsArgs),
 
+    /// Print every daemon's state as Prometheus metrics (text exposition format 0.0.4).
+    ///
+    /// Metrics: `dmgr_daemon_up`, `dmgr_daemon_ready`, `dmgr_daemon_restarts_total`,
+    /// `dmgr_daemon_start_time_seconds`, `dmgr_daemon_memory_bytes`,
+    /// `dmgr_daemon_memory_max_bytes`, `dmgr_daemon_cpu_seconds_total`,
+    /// `dmgr_daemon_last_exit_code`, `dmgr_daemon_health_failures` and
+    /// `dmgr_daemon_info` (with the labels `status` and `type`), each labelled by
+    /// `daemon`. A fact that does not apply is left out: a stopped daemon has no memory
+    /// or CPU sample, a daemon without `health` no health failures. Memory and CPU
+    /// count every process of the daemon (its cgroup where its keeper made one); see
+    /// METRICS below for alert rules and a daemon definition that serves them.
+    ///
+    /// Example: dmgr metrics --textfile /var/lib/prometheus/node-exporter/dmgr.prom
+    Metrics(MetricsArgs),
+
+    /// Show every daemon on a full screen that follows what happens, with keys to act.
+    ///
+    /// The screen has a title line (the config directory and how many daemons are in
+    /// each status), the table of `list` with a CPU% column (of one core, over every
+    /// process of the daemon: its cgroup where its keeper made one, else every
+    /// descendant of its keeper), the selected daemon's last events (times in UTC) and
+    /// the last lines of its log, and a bottom line for messages. Keys: Up/Down or j/k
+    /// select a daemon (PgUp, PgDn, Home, End too); `s` starts it, `x` stops it after
+    /// asking (`y` confirms), `r` restarts it, `l` reloads it, `o` rotates its logs, each
+    /// by running `dmgr start|stop|restart|reload|rotate NAME` while the screen goes on;
+    /// `/` filters by name, status or command (Enter keeps the filter, Esc cancels, Esc
+    /// again clears it); `?` shows the keys; `q` or Ctrl-C quits.
+    ///
+    /// The screen changes as soon as the run directory, the daemon files or the
+    /// selected log do (inotify); otherwise only CPU, MEM and UPTIME are refreshed,
+    /// every 2 seconds while a daemon runs, so an idle screen costs next to nothing.
+    /// Colours are those of `list` (`--color`, `NO_COLOR`). It needs a terminal of at
+    /// least 80x24, and says so in a smaller one. The terminal is restored however
+    /// `top` ends: `q`, SIGTERM, SIGHUP, SIGINT, or a panic.
+    ///
+    /// Example: dmgr top
+    Top,
+
     /// Rotate daemons' logs now, restarting nothing.
     ///
     /// The keeper rotates at once, or at the end of the line the daemon is writing, so
-    /// no line is split. For cron or a logrotate postrotate hook.
+    /// no line is split; an empty log is left as it is. For cron or a logrotate
+    /// postrotate hook.
     ///
     /// Example: dmgr rotate --all
     Rotate(TargetArgs),
@@ -309,6 +356,24 @@ pub struct EventsArgs {
     /// Example: dmgr events web --json | jq -r 'select(.event == "exited") | .time'
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write the metrics to PATH for node_exporter's textfile collector, atomically (a
+    /// temporary file in the same directory, flushed, renamed over PATH), and exit.
+    /// Run it from cron or a loop; node_exporter reads `*.prom` files.
+    #[arg(long, value_name = "PATH", conflicts_with = "serve")]
+    pub textfile: Option<PathBuf>,
+
+    /// Serve the metrics over HTTP at `http://ADDR/metrics` until killed, one request
+    /// at a time, made afresh for each request. Any other path is answered 404; a
+    /// request head longer than 8 KiB, or not received within 5 s, is refused.
+    ///
+    /// Example: dmgr metrics --serve 127.0.0.1:9101
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
 }
 
 /// Arguments of `apply`.

@@ -32,6 +32,18 @@ pub enum Error {
         hint: String,
     },
 
+    /// The run directory cannot be used: others could write it, or it belongs to
+    /// another config directory.
+    #[error("run directory {} {reason}", crate::output::show_path(.path))]
+    RunDir {
+        /// The run directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// What to do about it.
+        hint: String,
+    },
+
     /// A name that is not a daemon in the config directory.
     #[error("{name}: no such daemon in {}", crate::output::show_path(.config_dir))]
     UnknownDaemon {
@@ -102,6 +114,7 @@ impl Error {
             | Error::ConfigDir { .. }
             | Error::UnknownDaemon { .. } => 2,
             Error::Io { .. }
+            | Error::RunDir { .. }
             | Error::Daemon { .. }
             | Error::Running { .. }
             | Error::Partial { .. } => 1,
@@ -122,7 +135,7 @@ impl Error {
             Error::Config { .. } => {
                 Some("fix the files above; `dmgr check` lists every problem".into())
             }
-            Error::ConfigDir { hint, .. } => Some(hint.clone()),
+            Error::ConfigDir { hint, .. } | Error::RunDir { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }

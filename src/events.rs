@@ -11,6 +11,7 @@
 //! file they write, the compaction an exclusive one, and an appender that finds the
 //! path renamed under it writes again to the new file: no line is lost to a compaction.
 
+use std::borrow::Borrow;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -52,6 +53,19 @@ pub enum Kind {
     MemoryExceeded,
     /// Its log could not be written.
     LogError,
+    /// Its log can be written again; `dropped_lines` lines were dropped whole meanwhile.
+    LogResumed,
+    /// Another process of the daemon's took over as its main process.
+    MainPidChanged,
+    /// The keeper runs `reload_command`.
+    Reloading,
+    /// A reload is done (`reload_command` exited 0).
+    Reloaded,
+    /// A reload failed (`reload_command` failed, or the daemon was not running).
+    ReloadFailed,
+    /// Its state record could not be written (the previous one stays), or can be
+    /// again.
+    RecordError,
 }
 
 impl Kind {
@@ -71,6 +85,12 @@ impl Kind {
             Kind::Unhealthy => "unhealthy",
             Kind::MemoryExceeded => "memory-exceeded",
             Kind::LogError => "log-error",
+            Kind::LogResumed => "log-resumed",
+            Kind::MainPidChanged => "main-pid-changed",
+            Kind::Reloading => "reloading",
+            Kind::Reloaded => "reloaded",
+            Kind::ReloadFailed => "reload-failed",
+            Kind::RecordError => "record-error",
         }
     }
 }
@@ -99,6 +119,16 @@ pub struct Event {
     /// Why, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// For `log-resumed`: how many lines of the daemon's output were dropped whole
+    /// while its log could not be written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_lines: Option<u64>,
+    /// The number of the request (`dmgr reload`) this event answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<u32>,
+    /// The last lines a command wrote (a failed `reload_command`'s).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
 }
 
 impl Event {
@@ -113,6 +143,9 @@ impl Event {
             signal: None,
             delay_ms: None,
             message: None,
+            dropped_lines: None,
+            request: None,
+            output: Vec::new(),
         }
     }
 
@@ -133,6 +166,22 @@ impl Event {
         self.signal = nix::sys::signal::Signal::try_from(number)
             .ok()
             .map(|s| s.as_str().trim_start_matches("SIG").to_string());
+        self
+    }
+
+    /// Answering the request numbered `request`, if any.
+    pub fn request(mut self, request: Option<u32>) -> Event {
+        self.request = request;
+        self
+    }
+
+    /// With `message` after the message it has, if any (`; ` between).
+    pub fn and_message(mut self, message: impl Into<String>) -> Event {
+        let message = message.into();
+        self.message = Some(match self.message.take() {
+            Some(first) => format!("{first}; {message}"),
+            None => message,
+        });
         self
     }
 
@@ -184,6 +233,8 @@ pub(crate) struct History {
     file: Option<File>,
     /// Lines in the file, as far as this writer knows.
     lines: usize,
+    /// A write failed part-way and the torn line could not be cut off yet.
+    torn: bool,
 }
 
 impl History {
@@ -196,6 +247,7 @@ impl History {
             path: path.to_path_buf(),
             file,
             lines,
+            torn: false,
         };
         history.compact_if_due();
         history
@@ -210,10 +262,23 @@ impl History {
         let Some(file) = &mut self.file else {
             return;
         };
-        if file.write_all(&event.to_line()).is_err() {
+        if self.torn {
+            self.torn = end_at_line(file).is_err();
+        }
+        let mut line = event.to_line();
+        if self.torn {
+            // The torn line stays (readers skip it), but this one starts a line.
+            line.insert(0, b'\n');
+        }
+        if file.write_all(&line).is_err() {
+            // A full disk, say: cut off what got written, or the next event would be
+            // fused with it. A history that cannot be written loses events, never
+            // its keeper.
+            self.torn = end_at_line(file).is_err();
             self.file = None;
             return;
         }
+        self.torn = false;
         self.lines += 1;
         self.compact_if_due();
     }
@@ -247,10 +312,42 @@ pub(crate) fn append(path: &Path, event: &Event) {
             _ => false,
         };
         if same {
-            let _ = (&file).write_all(&event.to_line());
+            if (&file).write_all(&event.to_line()).is_err() {
+                let _ = end_at_line(&file);
+            }
             return;
         }
     }
+}
+
+/// Cuts off an unfinished last line of `file`, left by a write that failed part-way
+/// (a full disk), so that the next line appended starts a line of its own. Under an
+/// exclusive lock, taken only if no appender holds the file now: it fails rather than
+/// wait. Truncating needs no space.
+fn end_at_line(file: &File) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    fs2::FileExt::try_lock_exclusive(file)?;
+    let result = (|| {
+        let len = file.metadata()?.len();
+        let mut end = len;
+        let mut chunk = [0u8; 512];
+        while end > 0 {
+            let from = end.saturating_sub(chunk.len() as u64);
+            let part = &mut chunk[..(end - from) as usize];
+            file.read_exact_at(part, from)?;
+            if let Some(last) = part.iter().rposition(|&b| b == b'\n') {
+                end = from + last as u64 + 1;
+                break;
+            }
+            end = from;
+        }
+        if end < len {
+            file.set_len(end)?;
+        }
+        Ok(())
+    })();
+    let _ = fs2::FileExt::unlock(file);
+    result
 }
 
 /// Keeps the newest `keep` lines of the history `file` at `path`: copies them into a
@@ -334,13 +431,41 @@ pub(crate) fn read(path: &Path) -> Vec<(String, Event)> {
         .collect()
 }
 
-/// The last `n` events of the histories at `paths`, merged by time, oldest first.
+/// The last `n` events of the histories at `paths`, oldest first: each history in the
+/// order it was written, several merged by time (see [`merge`]).
 pub(crate) fn merged(paths: &[PathBuf], n: usize) -> Vec<(String, Event)> {
-    let mut all: Vec<(String, Event)> = paths.iter().flat_map(|p| read(p)).collect();
-    // Stable: the events of one daemon keep their order within a millisecond.
-    all.sort_by(|a, b| a.1.time.cmp(&b.1.time));
+    let mut all = merge(paths.iter().map(|p| read(p)).collect());
     let skip = all.len().saturating_sub(n);
     all.split_off(skip)
+}
+
+/// Merges histories, each in the order its events were appended, into one: at each
+/// step the earliest of the histories' next events comes first (the first history's
+/// on a tie). A history is never reordered: its file order is the order things
+/// happened, while its times follow the wall clock, which may be stepped back (an
+/// event written after another may carry an earlier time); timestamps are for people
+/// and for interleaving daemons, not for ordering one daemon's history.
+pub(crate) fn merge<T: Borrow<Event>>(histories: Vec<Vec<(String, T)>>) -> Vec<(String, T)> {
+    let total = histories.iter().map(Vec::len).sum();
+    let mut merged = Vec::with_capacity(total);
+    let mut heads: Vec<std::vec::IntoIter<(String, T)>> =
+        histories.into_iter().map(Vec::into_iter).collect();
+    let mut next: Vec<Option<(String, T)>> = heads.iter_mut().map(Iterator::next).collect();
+    loop {
+        let earliest = next
+            .iter()
+            .enumerate()
+            .filter_map(|(index, head)| Some((index, head.as_ref()?.1.borrow().time.as_str())))
+            // `min_by` keeps the first of equal elements: ties go to the earlier history.
+            .min_by(|a, b| a.1.cmp(b.1))
+            .map(|(index, _)| index);
+        let Some(index) = earliest else {
+            return merged;
+        };
+        if let Some(event) = std::mem::replace(&mut next[index], heads[index].next()) {
+            merged.push(event);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -387,6 +512,86 @@ mod tests {
         assert_eq!(events[BOUND + 1].1.event, Kind::Signalled);
         // A new writer counts what is there.
         assert_eq!(History::open(&path).lines, BOUND + 2);
+    }
+
+    /// Issue 22, finding 12: the wall clock stepped back between two events; the
+    /// history keeps the order they were written in, and a merge with another daemon
+    /// interleaves by time without reordering either.
+    #[test]
+    fn a_clock_stepped_back_never_reorders_one_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.events"), dir.path().join("b.events"));
+        let at = |daemon: &str, kind: Kind, time: &str| Event {
+            time: time.to_string(),
+            ..Event::now(daemon, kind)
+        };
+        let mut ha = History::open(&a);
+        ha.append(&at("a", Kind::Started, "2026-01-01T12:00:00.000Z"));
+        // The clock went back an hour here.
+        ha.append(&at("a", Kind::Exited, "2026-01-01T11:00:00.000Z"));
+        ha.append(&at("a", Kind::Restarting, "2026-01-01T11:00:01.000Z"));
+        let mut hb = History::open(&b);
+        hb.append(&at("b", Kind::Started, "2026-01-01T11:30:00.000Z"));
+        hb.append(&at("b", Kind::Stopped, "2026-01-01T12:30:00.000Z"));
+        let kinds = |events: &[(String, Event)]| -> Vec<String> {
+            events
+                .iter()
+                .map(|(_, e)| format!("{} {}", e.daemon, e.event.as_str()))
+                .collect()
+        };
+        assert_eq!(
+            kinds(&merged(std::slice::from_ref(&a), 10)),
+            ["a started", "a exited", "a restarting"]
+        );
+        let both = merged(&[a, b], 10);
+        assert_eq!(
+            kinds(&both),
+            [
+                "b started",
+                "a started",
+                "a exited",
+                "a restarting",
+                "b stopped"
+            ]
+        );
+        assert_eq!(
+            kinds(&merge(vec![Vec::new(), Vec::new()])),
+            Vec::<String>::new()
+        );
+    }
+
+    /// Issue 22: on a full disk an event was written part-way, and the next one, once
+    /// space returned, was fused with it; now the torn line is cut off first.
+    #[test]
+    fn a_line_torn_by_a_full_disk_is_cut_off_before_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.events");
+        let mut history = History::open(&path);
+        history.append(&Event::now("web", Kind::Started).pid(1));
+        let torn = b"{\"time\":\"2026-01-01T00:00:00.000Z\",\"daemon\":\"web\",\"ev";
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(torn)
+            .unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        end_at_line(&file).unwrap();
+        history.append(&Event::now("web", Kind::Stopped));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert_eq!(read(&path).len(), 2);
+        // A file that is one torn line is emptied; a whole one is left alone.
+        std::fs::write(&path, &torn[..]).unwrap();
+        end_at_line(&File::options().write(true).read(true).open(&path).unwrap()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+        std::fs::write(&path, b"{}\n").unwrap();
+        end_at_line(&File::options().write(true).read(true).open(&path).unwrap()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}\n");
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub(crate) fn open_planted_safe(
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .map_err(|err| match err.raw_os_error() {
-            Some(libc::ELOOP) => io::Error::other("it is a symlink, which dmgr refuses to follow"),
+            Some(libc::ELOOP) => io::Error::other(SYMLINK_REFUSED),
             Some(libc::ENXIO) => io::Error::other(NOT_REGULAR),
             _ => err,
         })?;
@@ -126,7 +126,11 @@ pub(crate) fn open_planted_safe(
     Ok(file)
 }
 
-const NOT_REGULAR: &str = "it is not a regular file; remove it";
+/// Why a file that is not a regular one is refused.
+pub(crate) const NOT_REGULAR: &str = "it is not a regular file; remove it";
+
+/// Why a symlink where dmgr opens a file is refused.
+pub(crate) const SYMLINK_REFUSED: &str = "it is a symlink, which dmgr refuses to follow";
 
 #[cfg(test)]
 mod tests {

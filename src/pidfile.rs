@@ -13,17 +13,34 @@
 //! Files are opened with `O_NOFOLLOW` and `O_CLOEXEC`: a symlink planted where a
 //! pidfile goes is refused, and no lock fd leaks into a daemon.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use std::os::unix::fs::PermissionsExt;
+
+use nix::fcntl::OFlag;
+
+use crate::trusted_dir::{LastLink, TrustedDir};
 use crate::Error;
+
+/// How long a lock held by a process of another user is waited for before the
+/// operation fails naming it. A process of our own user is a `dmgr` at work (or our
+/// own doing) and is waited for as long as it holds the lock: each `start` and `stop`
+/// ends within its daemon's timeouts.
+const FOREIGN_PATIENCE: Duration = Duration::from_secs(5);
+
+/// How long a lock whose holder cannot be found (no `/proc/locks`) is waited for.
+const UNKNOWN_PATIENCE: Duration = Duration::from_secs(60);
 
 /// A pidfile this process holds the exclusive lock on.
 #[derive(Debug)]
 pub struct LockedPidfile {
     file: File,
+    dir: TrustedDir,
+    name: OsString,
     path: PathBuf,
 }
 
@@ -39,12 +56,13 @@ pub enum LockError {
 impl LockedPidfile {
     /// Opens (creating) and locks the pidfile without waiting.
     pub fn try_lock(path: &Path) -> Result<LockedPidfile, LockError> {
-        create_parent(path).map_err(LockError::Io)?;
+        let (dir, name) = open_parent(path).map_err(LockError::Io)?;
         // A successor may unlink and recreate the file between our open and our lock;
         // a handful of tries is plenty, as each retry means another process made
         // progress.
         for _ in 0..8 {
-            let file = create_nofollow(path, "open the pidfile").map_err(LockError::Io)?;
+            let file =
+                create_in(&dir, &name, path, 0o644, "open the pidfile").map_err(LockError::Io)?;
             match fs2::FileExt::try_lock_exclusive(&file) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(LockError::Held),
@@ -56,9 +74,11 @@ impl LockedPidfile {
                     }))
                 }
             }
-            if is_same_file(&file, path) {
+            if dir.holds(&name, &file) {
                 return Ok(LockedPidfile {
                     file,
+                    dir,
+                    name,
                     path: path.to_path_buf(),
                 });
             }
@@ -91,8 +111,8 @@ impl LockedPidfile {
 
     /// Unlinks the pidfile, then releases the lock by closing it, in that order.
     pub fn remove(self) {
-        if is_same_file(&self.file, &self.path) {
-            let _ = fs::remove_file(&self.path);
+        if self.dir.holds(&self.name, &self.file) {
+            let _ = self.dir.remove(&self.name);
         }
         drop(self.file);
     }
@@ -129,6 +149,79 @@ pub(crate) fn is_locked(path: &Path) -> bool {
     fs2::FileExt::try_lock_shared(&file).is_err()
 }
 
+/// The processes that hold a lock on the file at `path` now, as `/proc/locks` shows
+/// them (waiters left out), without taking any lock: readers may ask.
+pub(crate) fn lock_holders(path: &Path) -> Vec<i32> {
+    match open_nofollow(path) {
+        Ok(file) => holders_of(&file),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The holders of locks on the open `file`, from `/proc/locks`.
+fn holders_of(file: &File) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = file.metadata() else {
+        return Vec::new();
+    };
+    let wanted = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(meta.dev()),
+        libc::minor(meta.dev()),
+        meta.ino()
+    );
+    let Ok(table) = std::fs::read_to_string("/proc/locks") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<i32> = table
+        .lines()
+        .filter_map(|line| {
+            // `1: FLOCK  ADVISORY  WRITE 1234 00:2a:56789 0 EOF`; a waiter has `->`
+            // before its type.
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.get(1) == Some(&"->") || fields.get(5) != Some(&wanted.as_str()) {
+                return None;
+            }
+            fields.get(4)?.parse().ok().filter(|&pid: &i32| pid > 0)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// The processes that hold the lock on `path`, for an error message: `pid 1234
+/// (sleep, uid 65534)`, or `holder unknown`.
+pub(crate) fn describe_holders(path: &Path) -> String {
+    let holders: Vec<String> = lock_holders(path)
+        .into_iter()
+        .map(describe_holder)
+        .collect();
+    match holders.is_empty() {
+        true => "holder unknown".into(),
+        false => holders.join(", "),
+    }
+}
+
+/// `pid 1234 (sleep, uid 65534)`: a lock holder, for an error message.
+pub(crate) fn describe_holder(pid: i32) -> String {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let comm = crate::output::escape(comm.trim_end()).into_owned();
+    match owner_of(pid) {
+        Some(uid) if !comm.is_empty() => format!("pid {pid} ({comm}, uid {uid})"),
+        Some(uid) => format!("pid {pid} (uid {uid})"),
+        None => format!("pid {pid}"),
+    }
+}
+
+/// The user that owns the process `pid`, if it lives.
+fn owner_of(pid: i32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|m| m.uid())
+}
+
 /// Removes a pidfile that no live keeper holds; returns true if one was removed.
 /// Callers hold the daemon's [`OperationLock`].
 pub(crate) fn remove_stale(path: &Path) -> bool {
@@ -149,77 +242,79 @@ pub struct OperationLock {
 }
 
 impl OperationLock {
-    /// Takes the lock, waiting for a concurrent operation on the same daemon.
+    /// Takes the lock, waiting for a concurrent operation on the same daemon. A lock
+    /// held by a process of another user (who could open the file) is waited for
+    /// [`FOREIGN_PATIENCE`] only; the error names that process, so that nobody can
+    /// make `start` or `stop` hang (issue 22, finding 1).
     pub fn acquire(path: &Path) -> Result<OperationLock, Error> {
-        create_parent(path)?;
-        let file = create_nofollow(path, "open the operation lock")?;
-        fs2::FileExt::lock_exclusive(&file).map_err(|source| Error::Io {
-            action: "lock",
+        let (dir, name) = open_parent(path)?;
+        // Only its user needs the file: another user who can open it can lock it.
+        let file = create_in(&dir, &name, path, 0o600, "open the operation lock")?;
+        // One an older dmgr made readable by everyone is closed to them now.
+        if file
+            .metadata()
+            .is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+        {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
+        let began = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match fs2::FileExt::try_lock_exclusive(&file) {
+                Ok(()) => return Ok(OperationLock { _file: file }),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        action: "lock",
+                        path: path.to_path_buf(),
+                        source,
+                    })
+                }
+            }
+            let holders = holders_of(&file);
+            let me = crate::files::euid();
+            let foreign = holders
+                .iter()
+                .copied()
+                .find(|&pid| owner_of(pid).is_some_and(|uid| uid != me));
+            let patience = match (foreign, holders.is_empty()) {
+                (Some(_), _) => FOREIGN_PATIENCE,
+                (None, true) => UNKNOWN_PATIENCE,
+                (None, false) => Duration::MAX,
+            };
+            if began.elapsed() >= patience {
+                let who = match foreign {
+                    Some(pid) => describe_holder(pid),
+                    None => "a process that /proc/locks does not show".to_string(),
+                };
+                return Err(Error::Io {
+                    action: "lock",
+                    path: path.to_path_buf(),
+                    source: io::Error::other(format!(
+                        "held for {}s by {who}, which is no dmgr of this user; stop that process",
+                        began.elapsed().as_secs()
+                    )),
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The trusted directory that holds `path` (created if missing) and the file's name
+/// in it.
+fn open_parent(path: &Path) -> Result<(TrustedDir, OsString), Error> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::Io {
+            action: "use",
             path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(OperationLock { _file: file })
-    }
-}
-
-/// Creates the directory that will hold `path` (see [`secure_dir`]).
-pub(crate) fn create_parent(path: &Path) -> Result<(), Error> {
-    match path.parent() {
-        Some(dir) => secure_dir(dir),
-        None => Ok(()),
-    }
-}
-
-/// Creates `dir` (and its parents) with mode 0755 if it is missing, then checks that
-/// it is a real directory, not a symlink, owned by us, and, when we are root, owned
-/// by root and not writable by group or others: otherwise another user could plant
-/// or swap the files dmgr creates in it.
-pub(crate) fn secure_dir(dir: &Path) -> Result<(), Error> {
-    let refuse = |why: String| Error::Io {
-        action: "use the directory",
-        path: dir.to_path_buf(),
-        source: io::Error::other(why),
+            source: io::Error::other("it names no file in a directory"),
+        });
     };
-    if fs::symlink_metadata(dir).is_err() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)
-            .map_err(|source| Error::Io {
-                action: "create the directory",
-                path: dir.to_path_buf(),
-                source,
-            })?;
-    }
-    let meta = fs::symlink_metadata(dir).map_err(|source| Error::Io {
-        action: "inspect the directory",
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    if meta.file_type().is_symlink() {
-        return Err(refuse(
-            "it is a symlink, which dmgr refuses to follow".into(),
-        ));
-    }
-    if !meta.is_dir() {
-        return Err(refuse("it is not a directory".into()));
-    }
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(refuse(format!(
-            "it is owned by uid {}, not by uid {me}; remove it or pass another --run-dir",
-            meta.uid()
-        )));
-    }
-    if me == 0 && meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
-        return Err(refuse(
-            "it is writable by group or others; run `chmod go-w` on it".into(),
-        ));
-    }
-    Ok(())
+    let dir = TrustedDir::open(dir, true, LastLink::Refuse)?;
+    Ok((dir, name.to_os_string()))
 }
-
-use std::os::unix::fs::DirBuilderExt;
 
 fn open_nofollow(path: &Path) -> Result<File, Error> {
     let mut options = OpenOptions::new();
@@ -231,29 +326,29 @@ fn open_nofollow(path: &Path) -> Result<File, Error> {
     })
 }
 
-/// Opens (creating) a pidfile or lock for writing; `action` names which in the error
-/// ("open the operation lock"), so that a read-only run directory is reported as
-/// what it stops.
-fn create_nofollow(path: &Path, action: &'static str) -> Result<File, Error> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).mode(0o644);
-    crate::files::open_planted_safe(&mut options, path).map_err(|source| Error::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn is_same_file(file: &File, path: &Path) -> bool {
-    match (file.metadata(), fs::symlink_metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
+/// Opens (creating, with `mode`) a pidfile or lock `name` in `dir` for writing;
+/// `action` names which in the error ("open the operation lock"), so that a read-only
+/// run directory is reported as what it stops.
+fn create_in(
+    dir: &TrustedDir,
+    name: &OsStr,
+    path: &Path,
+    mode: u32,
+    action: &'static str,
+) -> Result<File, Error> {
+    dir.open_file(name, OFlag::O_RDWR | OFlag::O_CREAT, mode)
+        .map_err(|source| Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::fs;
 
     #[test]
     fn lock_is_exclusive_and_removal_unlinks_before_release() {
@@ -267,6 +362,7 @@ mod tests {
             Err(LockError::Held)
         ));
         assert!(is_locked(&path));
+        assert_eq!(lock_holders(&path), [std::process::id() as i32]);
         held.remove();
         assert!(!path.exists());
         assert!(LockedPidfile::try_lock(&path).is_ok());
@@ -293,9 +389,8 @@ mod tests {
         fs::create_dir(&real).unwrap();
         let link = dir.path().join("run");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        assert!(secure_dir(&link).is_err());
         assert!(LockedPidfile::try_lock(&link.join("web.pid")).is_err());
-        assert!(secure_dir(&dir.path().join("new/run")).is_ok());
+        assert!(LockedPidfile::try_lock(&dir.path().join("new/run/web.pid")).is_ok());
     }
 
     #[test]

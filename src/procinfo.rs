@@ -48,6 +48,8 @@ pub struct Stat {
     pub start: u64,
     /// Resident set size in pages.
     pub rss_pages: u64,
+    /// CPU time used so far, user and system, in clock ticks (fields 14 and 15).
+    pub cpu_ticks: u64,
 }
 
 impl Stat {
@@ -73,6 +75,8 @@ impl Stat {
             session: fields.get(3)?.parse().ok()?,
             start: fields.get(19)?.parse().ok()?,
             rss_pages: fields.get(21)?.parse().ok()?,
+            cpu_ticks: fields.get(11)?.parse::<u64>().ok()?
+                + fields.get(12)?.parse::<u64>().ok()?,
         })
     }
 
@@ -110,6 +114,19 @@ fn pss_of(text: &str) -> Option<u64> {
         .parse()
         .ok()?;
     Some(kib * 1024)
+}
+
+/// Clock ticks a second, the unit of [`Stat::cpu_ticks`] (`sysconf(_SC_CLK_TCK)`).
+pub fn clock_ticks_per_second() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .and_then(|v| u64::try_from(v).ok())
+            .filter(|&v| v > 0)
+            .unwrap_or(100)
+    })
 }
 
 fn page_size() -> u64 {
@@ -219,6 +236,53 @@ pub fn boot_id() -> Option<&'static str> {
         .as_deref()
 }
 
+/// Returns true if and only if process `pid` blocks signal number `signal` (its
+/// `SigBlk` mask in `/proc/PID/status`): a keeper blocks the signals it reads from its
+/// signalfd, so one that does not block the request signal would die of it.
+pub fn blocks_signal(pid: i32, signal: i32) -> bool {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    mask_has(&text, "SigBlk:", signal)
+}
+
+/// Whether the hexadecimal signal mask on the `field` line of `status` text has
+/// `signal` (bit `signal - 1`).
+fn mask_has(status: &str, field: &str, signal: i32) -> bool {
+    let Some(mask) = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+    else {
+        return false;
+    };
+    (1..=64).contains(&signal) && mask & (1 << (signal - 1)) != 0
+}
+
+/// The command line of `pid`, its arguments joined by spaces (at most `max` bytes,
+/// cut at a character boundary); `None` if it is gone or has none (a kernel thread).
+pub fn command_line(pid: i32, max: usize) -> Option<String> {
+    let bytes = crate::files::read(Path::new(&format!("/proc/{pid}/cmdline"))).ok()?;
+    let words: Vec<String> = bytes
+        .split(|&b| b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    let mut line = words.join(" ");
+    if line.is_empty() {
+        return None;
+    }
+    if line.len() > max {
+        let mut cut = max;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push_str("...");
+    }
+    Some(line)
+}
+
 /// The PIDs `/proc` lists now (none if it cannot be read).
 fn pids() -> impl Iterator<Item = i32> {
     fs::read_dir("/proc")
@@ -230,6 +294,19 @@ fn pids() -> impl Iterator<Item = i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blocked_signal_is_read_from_the_status_mask() {
+        let status = "Name:\tdmgr\nSigBlk:\t0000000000014003\nSigCgt:\t0\n";
+        assert!(mask_has(status, "SigBlk:", 1) && mask_has(status, "SigBlk:", 2));
+        assert!(!mask_has(status, "SigBlk:", 3));
+        assert!(mask_has(status, "SigBlk:", 15) && mask_has(status, "SigBlk:", 17));
+        assert!(!mask_has(status, "SigBlk:", 0) && !mask_has(status, "SigBlk:", 65));
+        assert!(!mask_has("Name: x\n", "SigBlk:", 1));
+        let me = std::process::id() as i32;
+        assert!(command_line(me, 4096).is_some_and(|c| !c.is_empty()));
+        assert!(command_line(me, 3).is_some_and(|c| c.len() <= 6));
+    }
 
     #[test]
     fn pss_is_read_from_smaps_rollup() {
@@ -248,6 +325,7 @@ mod tests {
         assert_eq!(stat.session, 42);
         assert_eq!(stat.start, 123456);
         assert_eq!(stat.rss_pages, 50);
+        assert_eq!(stat.cpu_ticks, 3, "utime 1 plus stime 2");
     }
 
     /// A shell and the sleep it started in the background are both found below us.

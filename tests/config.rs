@@ -181,6 +181,8 @@ fn broken_file_of_a_running_daemon_is_invalid_everywhere_and_still_stops() {
     assert_eq!(status[0]["pid"], pid);
     assert!(status[0]["error"].as_str().unwrap().contains("nosuch"));
     env.dmgr(&["run", "web"]).code(2).stderr_has("nosuch");
+    // An empty log is not rotated: write one first.
+    std::fs::write(env.run_dir().join("log/web.log"), "a line\n").unwrap();
     env.dmgr(&["rotate", "web"])
         .success()
         .stdout_has("web: rotated");

@@ -72,3 +72,67 @@ fn kill_mode_group_signals_every_process() {
     );
     assert!(processes_with(&mark).is_empty(), "something was left");
 }
+
+/// Issue 23, point 5: a `stop_command` that fails at once is an event with its exit
+/// status, and the signals follow at once, not after `stop_timeout`.
+#[test]
+fn a_failing_stop_command_is_an_event_and_the_signals_follow_at_once() {
+    let mark = marker("failing-stop-command");
+    let env = TestEnv::new().daemon(
+        "cache",
+        &format!(
+            "command = [\"sh\", \"-c\", \"sleep 1000; true\", \"{mark}\"]\nstart_wait = \"100ms\"\nstop_timeout = \"20s\"\nstop_command = [\"sh\", \"-c\", \"echo no such server >&2; exit 1\"]\n"
+        ),
+    );
+    env.dmgr(&["start", "cache"]).success();
+    let began = Instant::now();
+    env.dmgr(&["stop", "cache"]).success();
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "the stop took {:?} of its 20s stop_timeout",
+        began.elapsed()
+    );
+    assert!(processes_with(&mark).is_empty(), "the daemon was left");
+    let json = env.dmgr(&["events", "--json", "cache"]).success().stdout();
+    let failed = json
+        .lines()
+        .find(|l| l.contains("stop_command ended"))
+        .unwrap_or_else(|| panic!("no event for the failed stop_command:\n{json}"));
+    assert!(failed.contains("\"exit_code\":1"), "{failed}");
+    assert!(failed.contains("exit 1"), "{failed}");
+}
+
+/// Issue 23, point 6: a SIGTERM that another process sends the keeper stops the
+/// daemon, but is no `dmgr stop`: the record names the sender and is not "stopped by
+/// request", and `apply` starts the daemon again. A `dmgr stop` still is one.
+#[test]
+fn an_outside_sigterm_is_not_a_stop_by_request_and_apply_starts_it_again() {
+    let (env, _) = crate::support::sleeper_env("web");
+    env.dmgr(&["start", "web"]).success();
+    let keeper = env.keeper_pid("web").expect("a keeper");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(keeper),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_until("the keeper is gone", Duration::from_secs(10), || {
+        !env.pidfile_is_locked("web") && env.entry("web")["status"] == "stopped"
+    });
+    let record = std::fs::read_to_string(env.run_dir().join("web.state")).unwrap();
+    assert!(!record.contains("stopped-by-request"), "{record}");
+    assert!(record.contains("outside-stop"), "{record}");
+    let me = std::process::id();
+    assert!(
+        record.contains(&format!("SIGTERM from pid {me}")),
+        "{record}"
+    );
+    env.dmgr(&["status", "web"])
+        .stdout_has("a signal from outside dmgr stopped it");
+    assert!(env.events("web").contains("not `dmgr stop`"));
+    env.dmgr(&["apply"]).success().stdout_has("web: started");
+    assert_eq!(env.entry("web")["status"], "running");
+    env.dmgr(&["stop", "web"]).success();
+    let record = std::fs::read_to_string(env.run_dir().join("web.state")).unwrap();
+    assert!(record.contains("stopped-by-request"), "{record}");
+    env.dmgr(&["apply"]).success().stdout_has("left stopped");
+}

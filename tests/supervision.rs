@@ -542,8 +542,8 @@ fn hanging_stop_command_is_killed_and_the_signals_follow() {
     let pid = env.pid("web").unwrap();
     env.dmgr(&["reload", "web"])
         .code(1)
-        .stderr_has("exited 3")
-        .stdout_has("nope");
+        .stderr_has("reload failed: reload_command exited 3")
+        .stderr_has("its last output lines:\n  | nope");
     let started = Instant::now();
     env.dmgr(&["stop", "web"]).success();
     assert!(started.elapsed() >= Duration::from_millis(500));

@@ -51,6 +51,20 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
         let observed = state::observe(&ctx.dirs, &daemon.name, Some(&daemon.pidfile));
         let record = observed.record.as_ref();
         match record {
+            // Nothing can be concluded from a record that cannot be used: whether it
+            // was stopped by request, what it was started with (issue 22).
+            _ if observed.status == state::Status::Unknown => failures.fail(Error::daemon(
+                &daemon.name,
+                format!(
+                    "left as it is: {}; `dmgr stop {}` then `dmgr start {}` settles it",
+                    observed
+                        .problem
+                        .as_deref()
+                        .unwrap_or("its state record cannot be used"),
+                    daemon.name,
+                    daemon.name
+                ),
+            )),
             _ if observed.daemon.is_none() && observed.keeper.is_none() => match observed.reason {
                 _ if !daemon.autostart => unchanged += 1,
                 Some(Reason::StoppedByRequest) => plan.push(Action::LeaveStopped(daemon)),
@@ -98,7 +112,20 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
         if loaded.daemon(&name).is_some() || loaded.invalid(&name).is_some() {
             continue;
         }
-        if state::observe(&ctx.dirs, &name, None).is_running() {
+        let observed = state::observe(&ctx.dirs, &name, None);
+        if observed.status == state::Status::Unknown {
+            // Whose it is cannot be told: it may not be this directory's at all.
+            failures.fail(Error::daemon(
+                &name,
+                format!(
+                    "left as it is: {}, and it has no file here; `dmgr stop {name}` stops it",
+                    observed
+                        .problem
+                        .as_deref()
+                        .unwrap_or("its state record cannot be used")
+                ),
+            ));
+        } else if observed.is_running() {
             plan.push(Action::Stop(name));
         }
     }

@@ -1,7 +1,7 @@
 //! `dmgr events [NAME...] [-n N] [-f] [--json]`: the keepers' event history, oldest
-//! first, several daemons merged by time; with `-f` every new event as it is recorded.
-//! The text form escapes what came from files and processes (messages, names); `--json`
-//! prints the lines as they are stored.
+//! first, each daemon's in the order it was written, several daemons merged by time;
+//! with `-f` every new event as it is recorded. The text form escapes what came from
+//! files and processes (messages, names); `--json` prints the lines as they are stored.
 
 use std::path::PathBuf;
 
@@ -55,16 +55,23 @@ pub(super) fn run(ctx: &Context, args: &EventsArgs) -> Result<u8> {
     }
     let waker = Waker::watching(paths.iter());
     loop {
-        let mut new: Vec<(String, Event)> = followers
-            .iter_mut()
-            .flat_map(Follower::new_lines)
-            .filter_map(|line| {
-                let line = String::from_utf8_lossy(&line).into_owned();
-                let event = serde_json::from_str(&line).ok()?;
-                Some((line, event))
-            })
-            .collect();
-        new.sort_by(|a, b| a.1.time.cmp(&b.1.time));
+        // Each daemon's new events in the order they were written, merged by time.
+        let new = events::merge(
+            followers
+                .iter_mut()
+                .map(|follower| {
+                    follower
+                        .new_lines()
+                        .into_iter()
+                        .filter_map(|line| {
+                            let line = String::from_utf8_lossy(&line).into_owned();
+                            let event: Event = serde_json::from_str(&line).ok()?;
+                            Some((line, event))
+                        })
+                        .collect()
+                })
+                .collect(),
+        );
         if !new.is_empty() && output::print_raw(&show(&new)).is_err() {
             return Ok(0);
         }

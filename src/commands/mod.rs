@@ -10,6 +10,7 @@ mod export;
 mod kill;
 mod list;
 mod logs;
+mod metrics;
 mod reload;
 mod restart;
 mod rotate;
@@ -17,6 +18,7 @@ mod run;
 mod start;
 mod status;
 mod stop;
+mod top;
 
 use std::time::Duration;
 
@@ -51,6 +53,13 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
         return completions::run(args);
     }
     let dirs = config::discover(cli.config_dir.as_deref(), cli.run_dir.as_deref())?;
+    // Before anything in the run directory is read: see `Dirs::check_run_dir`.
+    if !matches!(
+        cli.command,
+        Command::Check | Command::Export(_) | Command::Boot(_)
+    ) {
+        dirs.check_run_dir()?;
+    }
     let ctx = Context {
         dirs,
         quiet: cli.quiet,
@@ -65,7 +74,9 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
         Command::Status(args) => status::run(&ctx, &args),
         Command::Logs(args) => logs::run(&ctx, &args),
         Command::Events(args) => events::run(&ctx, &args),
+        Command::Metrics(args) => metrics::run(&ctx, &args),
         Command::Rotate(args) => rotate::run(&ctx, &args),
+        Command::Top => top::run(&ctx),
         Command::Check => check::run(&ctx),
         Command::Apply(args) => apply::run(&ctx, &args),
         Command::Run(args) => run::run(&ctx, &args),
@@ -101,7 +112,7 @@ fn resolve<'a>(ctx: &Context, loaded: &'a Loaded, names: &[String]) -> Result<Ve
 /// that act only through the keeper or the record (`stop`, `rotate`) reach it without a
 /// valid file, so a broken file never keeps a running daemon from being stopped.
 fn known_without_file(ctx: &Context, loaded: &Loaded, name: &str) -> bool {
-    loaded.invalid(name).is_some() || state::read(&ctx.dirs.state_file(name)).is_some()
+    loaded.invalid(name).is_some() || state::has_record(&ctx.dirs, name)
 }
 
 /// The error for a name that is not a daemon, with the nearest known name.

@@ -1,6 +1,6 @@
 //! `dmgr rotate NAME... | --all`: rotate logs now, restarting nothing. The keeper owns
 //! the log, so it rotates on SIGUSR2 at the next line boundary; with no keeper there is
-//! no writer and nothing to rotate.
+//! no writer and nothing to rotate, and an empty log is left as it is.
 
 use nix::sys::signal::Signal;
 
@@ -32,6 +32,13 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
     };
     let mut failures = Failures::default();
     for name in names {
+        if logs_are_empty(ctx, &name) {
+            failures.ok();
+            if !args.all {
+                ctx.say(&format!("{name}: the log is empty; nothing to rotate"));
+            }
+            continue;
+        }
         match control::signal_keeper(&ctx.dirs, &name, Signal::SIGUSR2) {
             Ok(true) => {
                 failures.ok();
@@ -47,4 +54,16 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
         }
     }
     failures.finish()
+}
+
+/// Returns true if and only if the daemon's keeper has logs and each is empty or
+/// missing: the keeper would leave them as they are (an empty log is never rotated).
+fn logs_are_empty(ctx: &Context, name: &str) -> bool {
+    let observed = state::observe(&ctx.dirs, name, None);
+    let (Some(record), Some(_)) = (observed.record, observed.keeper) else {
+        return false;
+    };
+    std::iter::once(&record.log)
+        .chain(record.stderr_log.as_ref())
+        .all(|log| std::fs::metadata(log).map_or(true, |m| m.len() == 0))
 }

@@ -37,7 +37,8 @@ pub(super) fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         let daemon = loaded.daemon(name);
         let invalid = loaded.invalid(name);
         let observed = state::observe(&ctx.dirs, name, daemon.map(|d| d.pidfile.as_path()));
-        if daemon.is_none() && invalid.is_none() && observed.record.is_none() {
+        let has_record = observed.record.is_some() || observed.status == Status::Unknown;
+        if daemon.is_none() && invalid.is_none() && !has_record {
             output::print_error(&unknown(ctx, name));
             code = code.max(UNKNOWN);
             continue;
@@ -46,11 +47,13 @@ pub(super) fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         if let Some(invalid) = invalid {
             list.status = Status::Invalid;
             list.error = invalid.diagnostics.first().map(|d| d.short());
-        } else if daemon.is_none() && observed.is_running() {
+        } else if daemon.is_none() && observed.is_running() && observed.status != Status::Unknown {
             list.status = Status::Orphaned;
         }
         code = code.max(match observed.status {
             _ if observed.is_running() => RUNNING,
+            // LSB's "status unknown": its record cannot be used.
+            Status::Unknown => UNKNOWN,
             Status::Failed => DEAD_WITH_TRACES,
             _ if observed.stale_pidfile.is_some() => DEAD_WITH_TRACES,
             _ => NOT_RUNNING,

@@ -13,15 +13,17 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::Signal;
 
 use super::argv::LauncherArgv;
+pub use super::ask::{reload, signal_daemon, signal_keeper, Reloaded};
 use super::leftovers::{
-    clear_leftovers, left_behind, remove_cgroup, signal_stop, stop_unsupervised, wait_until, GRACE,
+    clear_leftovers, finish_unknown, left_behind, remove_cgroup, stop_derived_cgroup,
+    stop_unsupervised, GRACE,
 };
 use super::notify::Report;
+pub use super::stop_many::stop_many;
 use super::sys;
-use crate::config::{units, Daemon, Dirs};
+use crate::config::{Daemon, Dirs};
 use crate::events::{self, Event, Kind};
 use crate::pidfile::{self, OperationLock};
 use crate::procinfo::{self, ProcId};
@@ -48,7 +50,7 @@ pub enum Started {
 }
 
 /// What `stop` found or did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stopped {
     /// It was running and is now gone.
     Now,
@@ -56,6 +58,9 @@ pub enum Stopped {
     Already,
     /// Nothing was running, and a stale pidfile was removed.
     RemovedStale,
+    /// Its record could not be used (why), no keeper held its lock and nothing of it
+    /// was found; the record was removed.
+    Unknown(String),
 }
 
 /// Takes the daemon's operation lock, waiting for any concurrent start or stop.
@@ -68,6 +73,7 @@ pub fn lock(dirs: &Dirs, name: &str) -> Result<OperationLock> {
 pub struct Pending {
     name: String,
     log: PathBuf,
+    pidfile: PathBuf,
     pipe: File,
     /// The pipe's write end, for the keeper, until the launcher has it.
     notify: Option<OwnedFd>,
@@ -112,15 +118,15 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         return Ok(Begun::Done(Started::Pending));
     }
     if observed.keeper.is_none() {
-        clear_leftovers(dirs, &observed);
+        clear_leftovers(dirs, &daemon.name, &observed);
     }
     if pidfile::is_locked(&daemon.pidfile) {
         return Err(Error::daemon(
             &daemon.name,
             format!(
-                "cannot start: its pidfile {} is locked by a process that is no keeper of this run directory (pid {})",
+                "cannot start: its pidfile {} is locked by a process that is no keeper of this run directory ({})",
                 daemon.pidfile.display(),
-                pidfile::read_pid(&daemon.pidfile).map_or("unknown".into(), |p| p.to_string())
+                pidfile::describe_holders(&daemon.pidfile)
             ),
         ));
     }
@@ -129,6 +135,7 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
     Ok(Begun::Waiting(Pending {
         name: daemon.name.clone(),
         log: daemon.process.log.clone(),
+        pidfile: daemon.pidfile.clone(),
         pipe: File::from(read),
         notify: Some(write),
         deadline: Instant::now()
@@ -165,7 +172,7 @@ pub fn claim_for_foreground(
             ),
         ));
     }
-    clear_leftovers(dirs, &observed);
+    clear_leftovers(dirs, &daemon.name, &observed);
     match pidfile::LockedPidfile::try_lock(&daemon.pidfile) {
         Ok(locked) => Ok((lock, locked)),
         Err(pidfile::LockError::Held) => {
@@ -202,14 +209,9 @@ pub fn await_starts(
             pending.into_iter().partition(|p| p.deadline <= now);
         pending = waiting;
         for p in late {
-            done(
-                &p.name,
-                Err(failure(
-                    &p.name,
-                    &p.log,
-                    "the keeper did not report in time",
-                )),
-            );
+            let why = "its keeper did not report in time";
+            let reason = super::interrupted::clean_up(dirs, &p.name, &p.pidfile, why);
+            done(&p.name, Err(failure(&p.name, &p.log, &reason)));
         }
         let Some(deadline) = pending.iter().map(|p| p.deadline).min() else {
             break;
@@ -254,7 +256,10 @@ pub fn await_starts(
         let mut still = Vec::with_capacity(pending.len());
         for (p, is_ready) in pending.into_iter().zip(ready) {
             if is_ready {
-                let report = super::notify::read_report(p.pipe);
+                let report = super::notify::read_report(p.pipe).ok_or_else(|| {
+                    let why = "its keeper died before the daemon was up";
+                    super::interrupted::clean_up(dirs, &p.name, &p.pidfile, why)
+                });
                 done(&p.name, outcome(&p.name, &p.log, report));
             } else {
                 still.push(p);
@@ -294,11 +299,12 @@ fn launch(dirs: &Dirs, pending: &mut [Pending]) -> std::io::Result<Option<Child>
     sys::spawn_launcher(&exe, &args.to_args(), &fds).map(Some)
 }
 
-fn outcome(name: &str, log: &Path, report: Option<Report>) -> Result<Started> {
+/// What a keeper's report (or, when it sent none, what its `start` found and
+/// cleaned up) means for `start`.
+fn outcome(name: &str, log: &Path, report: std::result::Result<Report, String>) -> Result<Started> {
     match report {
-        Some(Report::Started { pid }) => Ok(Started::Now(pid)),
-        Some(Report::Failed { reason }) => Err(failure(name, log, &reason)),
-        None => Err(failure(name, log, "the keeper exited without reporting")),
+        Ok(Report::Started { pid }) => Ok(Started::Now(pid)),
+        Ok(Report::Failed { reason }) | Err(reason) => Err(failure(name, log, &reason)),
     }
 }
 
@@ -310,215 +316,8 @@ fn failure(name: &str, log: &Path, reason: &str) -> Error {
     }
 }
 
-/// One daemon on its way down.
-struct Stopping<'a> {
-    name: String,
-    daemon: Option<&'a Daemon>,
-    _lock: Option<OperationLock>,
-    keeper: Option<sys::ProcessHandle>,
-    deadline: Instant,
-    acted: bool,
-    error: Option<Error>,
-    /// When a daemon without a keeper was sent its stop signal.
-    signalled_at: Option<Instant>,
-}
-
-/// Stops many daemons at once: asks every keeper to stop from this one thread, waits
-/// for all of them in one poll(2) on their pidfds (readable once a keeper has exited,
-/// after it closed its pidfile lock), and finishes each as its keeper exits, so that
-/// `done` gets each outcome as it comes (at boot, each line reaches the journal when
-/// it happens, also when systemd's stop timeout cuts the rest short). Each target is a
-/// name, its definition if it has one, and its operation lock (`None` when the caller
-/// holds it).
-pub fn stop_many<'a>(
-    dirs: &Dirs,
-    targets: Vec<(String, Option<&'a Daemon>, Option<OperationLock>)>,
-    mut done: impl FnMut(&str, Result<Stopped>),
-) {
-    let mut all: Vec<Stopping<'a>> = targets
-        .into_iter()
-        .map(|(name, daemon, lock)| ask_keeper_to_stop(dirs, name, daemon, lock))
-        .collect();
-    let mut reported = vec![false; all.len()];
-    // What is left once a keeper is gone is quick unless its daemon runs on: those
-    // are stopped at the end in parallel threads, each bounded by its own
-    // stop_timeout.
-    let mut finish = |s: &mut Stopping<'a>, reported: &mut bool| {
-        let result = match s.error.take() {
-            Some(err) => Err(err),
-            None => {
-                let outlived = state::observe(dirs, &s.name, s.daemon.map(|d| d.pidfile.as_path()))
-                    .is_running();
-                if outlived {
-                    return;
-                }
-                finish_stop(dirs, &s.name, s.daemon, s.acted, s.signalled_at)
-            }
-        };
-        *reported = true;
-        done(&s.name, result);
-    };
-    for (s, reported) in all.iter_mut().zip(reported.iter_mut()) {
-        if s.keeper.is_none() {
-            finish(s, reported);
-        }
-    }
-    wait_for_keepers(&mut all, |s, i| finish(s, &mut reported[i]));
-    let mut results: Vec<Option<Result<Stopped>>> = all.iter().map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = all
-            .iter()
-            .zip(results.iter_mut())
-            .zip(&reported)
-            .filter(|(_, &r)| !r)
-            .map(|((s, r), _)| {
-                (
-                    scope.spawn(|| finish_stop(dirs, &s.name, s.daemon, s.acted, s.signalled_at)),
-                    r,
-                )
-            })
-            .collect();
-        for (handle, slot) in handles {
-            *slot = Some(
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::daemon("dmgr", "a stop thread panicked"))),
-            );
-        }
-    });
-    for (s, result) in all.iter().zip(results) {
-        if let Some(result) = result {
-            done(&s.name, result);
-        }
-    }
-}
-
-fn ask_keeper_to_stop<'a>(
-    dirs: &Dirs,
-    name: String,
-    daemon: Option<&'a Daemon>,
-    lock: Option<OperationLock>,
-) -> Stopping<'a> {
-    let observed = state::observe(dirs, &name, daemon.map(|d| d.pidfile.as_path()));
-    let mut stopping = Stopping {
-        name,
-        daemon,
-        _lock: lock,
-        keeper: None,
-        deadline: Instant::now(),
-        acted: false,
-        error: None,
-        signalled_at: None,
-    };
-    if let (None, Some(_), Some(record)) = (observed.keeper, observed.daemon, &observed.record) {
-        // Its keeper is gone: signal it now, so its stop_timeout runs alongside the
-        // others' rather than after them.
-        signal_stop(dirs, record, record.stop_signal);
-        stopping.signalled_at = Some(Instant::now());
-        stopping.acted = true;
-        return stopping;
-    }
-    let (Some(keeper), Some(record)) = (observed.keeper, &observed.record) else {
-        return stopping;
-    };
-    stopping.acted = true;
-    // With a stop_command, the keeper may wait stop_timeout for it and the daemon to
-    // end, then stop_timeout for the signals.
-    let rounds = if record.supervision.stop_command.is_some() {
-        2
-    } else {
-        1
-    };
-    stopping.deadline =
-        Instant::now() + Duration::from_millis(record.stop_timeout_ms) * rounds + GRACE;
-    let signalled = sys::ProcessHandle::open(keeper).and_then(|handle| {
-        let sent = match &handle {
-            Some(h) => h.signal(Signal::SIGTERM)?,
-            None => false,
-        };
-        Ok(handle.filter(|_| sent))
-    });
-    match signalled {
-        Ok(handle) => stopping.keeper = handle,
-        Err(e) => {
-            let message = format!("cannot signal its keeper (pid {}): {e}", keeper.pid);
-            stopping.error = Some(Error::daemon(&stopping.name, message));
-        }
-    }
-    stopping
-}
-
-/// Waits until every signalled keeper has exited, calling `gone` with each (and its
-/// index) as it does; a keeper still there at its deadline is stuck, gets SIGKILL,
-/// and its daemon is stopped by `finish_stop`.
-fn wait_for_keepers<'a>(all: &mut [Stopping<'a>], mut gone: impl FnMut(&mut Stopping<'a>, usize)) {
-    loop {
-        let now = Instant::now();
-        for (i, s) in all
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, s)| s.deadline <= now)
-        {
-            if let Some(keeper) = s.keeper.take() {
-                let _ = keeper.signal(Signal::SIGKILL);
-                wait_until(GRACE, || !keeper.id().is_alive());
-                gone(s, i);
-            }
-        }
-        // Without pidfds (old kernels) look at /proc every 10 ms instead.
-        for (i, s) in all.iter_mut().enumerate() {
-            if s.keeper
-                .as_ref()
-                .is_some_and(|k| k.pidfd().is_none() && !k.id().is_alive())
-            {
-                s.keeper = None;
-                gone(s, i);
-            }
-        }
-        let waiting: Vec<usize> = (0..all.len())
-            .filter(|&i| all[i].keeper.is_some())
-            .collect();
-        let Some(deadline) = waiting.iter().map(|&i| all[i].deadline).min() else {
-            return;
-        };
-        let mut wait = deadline.saturating_duration_since(now);
-        if waiting
-            .iter()
-            .any(|&i| all[i].keeper.as_ref().is_some_and(|k| k.pidfd().is_none()))
-        {
-            wait = wait.min(Duration::from_millis(10));
-        }
-        let polled: Vec<usize> = waiting
-            .iter()
-            .copied()
-            .filter(|&i| all[i].keeper.as_ref().is_some_and(|k| k.pidfd().is_some()))
-            .collect();
-        let mut fds: Vec<PollFd> = polled
-            .iter()
-            .filter_map(|&i| all[i].keeper.as_ref().and_then(|k| k.pidfd()))
-            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
-            .collect();
-        let ms = i32::try_from(wait.as_millis().saturating_add(1)).unwrap_or(i32::MAX);
-        let _ = nix::poll::poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        );
-        let exited: Vec<usize> = polled
-            .iter()
-            .zip(&fds)
-            .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(&i, _)| i)
-            .collect();
-        drop(fds);
-        for i in exited {
-            all[i].keeper = None;
-            gone(&mut all[i], i);
-        }
-    }
-}
-
 /// After the keeper is gone: stop a daemon that outlived it, and clean up.
-fn finish_stop(
+pub(super) fn finish_stop(
     dirs: &Dirs,
     name: &str,
     daemon: Option<&Daemon>,
@@ -528,6 +327,14 @@ fn finish_stop(
     let pidfile = daemon.map(|d| d.pidfile.as_path());
     let mut acted = acted;
     let observed = state::observe(dirs, name, pidfile);
+    if let (Status::Unknown, None) = (observed.status, observed.keeper) {
+        return finish_unknown(dirs, name, pidfile, &observed, acted);
+    }
+    // A record lost with its keeper: what ran is still in its cgroup.
+    if observed.record.is_none() && observed.keeper.is_none() && stop_derived_cgroup(dirs, name)? {
+        acted = true;
+        events::append(&dirs.events_file(name), &Event::now(name, Kind::Stopped));
+    }
     // Its keeper and main process may both be dead while processes it started live on.
     let leftovers = observed.keeper.is_none()
         && observed.daemon.is_none()
@@ -610,54 +417,10 @@ fn finish_stop(
 /// runs without the operation lock) never has its record overwritten: it finds the
 /// lock taken and gives up, or `write` is skipped because it holds the lock. Returns
 /// whether a (stale) pidfile was there, or `None` when a keeper holds the lock.
-fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
+pub(super) fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
     let existed = lock.exists();
     let locked = pidfile::LockedPidfile::try_lock(lock).ok()?;
     write();
     locked.remove();
     Some(existed)
-}
-
-/// Sends `signal` to the daemon's main process, identity-checked, and records a
-/// `signalled` event saying it was `by` (`dmgr kill`); `Ok(None)` if it is not running.
-pub fn signal_daemon(
-    dirs: &Dirs,
-    name: &str,
-    daemon: Option<&Daemon>,
-    signal: units::Signal,
-    by: &str,
-) -> Result<Option<i32>> {
-    let observed = state::observe(dirs, name, daemon.map(|d| d.pidfile.as_path()));
-    let Some(process) = observed.daemon else {
-        return Ok(None);
-    };
-    // Timed before the signal: what the daemon does about it comes after.
-    let event = Event::now(name, Kind::Signalled).pid(process.pid);
-    match sys::signal_process(process, signal.0) {
-        Ok(true) => {
-            let event = event.signal(signal.to_string()).message(by);
-            events::append(&dirs.events_file(name), &event);
-            Ok(Some(process.pid))
-        }
-        Ok(false) => Ok(None),
-        Err(e) => Err(Error::daemon(
-            name,
-            format!("cannot signal pid {}: {e}", process.pid),
-        )),
-    }
-}
-
-/// Asks the keeper of `name` to do something by signal (rotate logs, take over
-/// changed keys); returns false when no keeper runs.
-pub fn signal_keeper(dirs: &Dirs, name: &str, signal: Signal) -> Result<bool> {
-    let observed = state::observe(dirs, name, None);
-    let Some(keeper) = observed.keeper else {
-        return Ok(false);
-    };
-    sys::signal_process(keeper, signal).map_err(|e| {
-        Error::daemon(
-            name,
-            format!("cannot signal its keeper (pid {}): {e}", keeper.pid),
-        )
-    })
 }

@@ -12,6 +12,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use super::holder::{self, Handoff};
 use super::logpipe::LogSink;
 use super::machine::{Child, Phase};
 use super::notify::{Report, Reporter};
@@ -23,6 +24,9 @@ use crate::events::{History, Kind};
 use crate::pidfile::{LockError, LockedPidfile};
 use crate::procinfo::{ProcId, Stat};
 use crate::state::{self, Status};
+
+/// How soon a restart that could not be recorded (a full run disk) is tried again.
+const RECORD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One log pipe: the read end the keeper polls, the write end handed to each run.
 pub(super) struct Pipe {
@@ -50,6 +54,7 @@ impl Keeper {
         identity: Option<state::FileIdentity>,
         mut reporter: Reporter,
         single: sys::SingleThreaded,
+        handoff: Option<Handoff>,
     ) -> std::result::Result<Keeper, Reporter> {
         macro_rules! fail {
             ($($arg:tt)*) => {{
@@ -57,6 +62,11 @@ impl Keeper {
                 return Err(reporter);
             }};
         }
+        // Looked up first: should the holder die, we would be re-parented.
+        let holder_pid = handoff
+            .as_ref()
+            .map(|_| nix::unistd::getppid().as_raw())
+            .filter(|&pid| pid > 1);
         let _ = nix::sys::prctl::set_child_subreaper(true);
         let mut mask = SigSet::empty();
         for signal in [
@@ -70,6 +80,8 @@ impl Keeper {
         ] {
             mask.add(signal);
         }
+        // And the signal `dmgr reload` asks with (see `request`).
+        let mask = sys::with_request_signal(&mask);
         if let Err(e) = mask.thread_block() {
             fail!("cannot block signals: {e}");
         }
@@ -81,8 +93,9 @@ impl Keeper {
         let pidfile = match LockedPidfile::try_lock(&daemon.pidfile) {
             Ok(locked) => locked,
             Err(LockError::Held) => fail!(
-                "pidfile {} is locked by another process",
-                daemon.pidfile.display()
+                "pidfile {} is locked by another process ({})",
+                daemon.pidfile.display(),
+                crate::pidfile::describe_holders(&daemon.pidfile)
             ),
             Err(LockError::Io(e)) => fail!("{e}"),
         };
@@ -94,7 +107,14 @@ impl Keeper {
                 fail!("{reason}");
             }
         };
-        let open_pipe = |path: &std::path::Path| -> std::result::Result<Pipe, String> {
+        // The holder's pipes, which outlive this keeper; else pipes of our own.
+        let (mut out_pipe, mut err_pipe, settings) = match handoff {
+            Some(h) => (Some(h.out), Some(h.err), Some(h.settings)),
+            None => (None, None, None),
+        };
+        let open_pipe = |path: &std::path::Path,
+                         made: Option<(OwnedFd, OwnedFd)>|
+         -> std::result::Result<Pipe, String> {
             let sink = LogSink::open(
                 path,
                 daemon.logs.log_max_size.0,
@@ -102,8 +122,11 @@ impl Keeper {
                 daemon.logs.log_timestamps,
             )
             .map_err(|e| format!("cannot open the log {}: {e}", path.display()))?;
-            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-                .map_err(|e| format!("cannot create a pipe: {e}"))?;
+            let (read, write) = match made {
+                Some(pipe) => pipe,
+                None => nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                    .map_err(|e| format!("cannot create a pipe: {e}"))?,
+            };
             let flags = nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_GETFL).unwrap_or(0);
             let _ = nix::fcntl::fcntl(
                 &read,
@@ -111,7 +134,7 @@ impl Keeper {
             );
             Ok(Pipe { read, write, sink })
         };
-        let out = match open_pipe(&daemon.process.log) {
+        let out = match open_pipe(&daemon.process.log, out_pipe.take()) {
             Ok(pipe) => pipe,
             Err(reason) => {
                 record_failure(&dirs, &daemon, &reason);
@@ -123,7 +146,7 @@ impl Keeper {
             .process
             .stderr_log
             .as_deref()
-            .map(open_pipe)
+            .map(|path| open_pipe(path, err_pipe.take()))
             .transpose()
         {
             Ok(pipe) => pipe,
@@ -133,7 +156,24 @@ impl Keeper {
                 fail!("{reason}");
             }
         };
+        // Without `stderr_log`, the holder's second pipe has no use.
+        drop(err_pipe);
+        if let Some(settings) = settings {
+            settings.tell(&holder::Settings {
+                name: daemon.name.clone(),
+                events: dirs.events_file(&daemon.name),
+                log: daemon.process.log.clone(),
+                stderr_log: daemon.process.stderr_log.clone(),
+                max_size: daemon.logs.log_max_size.0,
+                keep: daemon.logs.log_keep,
+                timestamps: daemon.logs.log_timestamps,
+            });
+        }
         let mut record = initial_record(&daemon);
+        // Our parent, while it is the holder that made us (see `holder`).
+        if let Some(holder) = holder_pid.and_then(ProcId::of) {
+            record.holder = Some(holder);
+        }
         record.definition = identity.map(|file| state::Definition::new(file, &daemon));
         record.output_pipes = std::iter::once(&out)
             .chain(err.as_ref())
@@ -148,7 +188,7 @@ impl Keeper {
             }
         };
         // On record before it exists: see `Cgroup::planned`.
-        let planned = cgroup::Cgroup::planned(&daemon.name, std::process::id());
+        let planned = cgroup::Cgroup::planned(&daemon.name, &dirs.run_dir);
         record.cgroup = planned.as_ref().ok().cloned();
         let cgroup = planned.and_then(|path| {
             let _ = state_file.write(&record);
@@ -164,7 +204,11 @@ impl Keeper {
         let cgroup_dir = tracked.cgroup.as_ref().map(|c| c.path());
         let watches = super::liveness::Watches::of(&daemon.supervision, cgroup_dir);
         Ok(Keeper {
+            record_trouble: None,
             watches,
+            reload: None,
+            captures: Vec::new(),
+            stopped_by: None,
             events,
             cgroup_note: None,
             probe: None,
@@ -189,18 +233,29 @@ impl Keeper {
         })
     }
 
-    /// Starts `argv` (`stop_command`) like a probe, with `MAINPID` set to `main`.
+    /// Starts `argv` (`stop_command`, `reload_command`) with the daemon's user,
+    /// directory and environment and `MAINPID` set to `main`, in a session of its own,
+    /// in the daemon's tree (our child) and its cgroup where there is one, so that what
+    /// it starts is the daemon's. Its output goes to `output`, or else to the logs.
     pub(super) fn spawn_command(
-        &self,
+        &mut self,
         argv: &[String],
         main: i32,
+        output: Option<std::os::fd::BorrowedFd<'_>>,
     ) -> std::result::Result<i32, String> {
         let env = with_mainpid(&self.launch.env, main);
         let program = sys::resolve_program(&argv[0], path_of(&env))
             .ok_or_else(|| format!("{}: not found in PATH", argv[0]))?;
-        let options = self.spawn_options(&program, argv, &env, false);
-        let gated = sys::spawn_gated(&self.single, &options).map_err(|e| e.to_string())?;
+        let gated = {
+            let mut options = self.spawn_options(&program, argv, &env, true);
+            if output.is_some() {
+                options.stdout = output;
+                options.stderr = output;
+            }
+            sys::spawn_gated(&self.single, &options).map_err(|e| e.to_string())?
+        };
         let pid = gated.pid();
+        self.join_cgroup(pid);
         gated.release().map_err(|e| e.to_string())?;
         Ok(pid)
     }
@@ -289,6 +344,15 @@ impl Keeper {
                 self.record.daemon = None;
                 if let Some(pidfile) = &mut self.pidfile {
                     pidfile.clear();
+                }
+                if e.step == sys::SpawnStep::Record && !self.reporter.is_pending() {
+                    // No copy runs that no record names; but the daemon did not fail
+                    // either: try again soon, without counting it (issue 22).
+                    self.phase = Phase::Backoff {
+                        until: now + RECORD_RETRY,
+                    };
+                    self.record.status = Status::Backoff;
+                    return;
                 }
                 let next = self.fail_run(reason);
                 self.drain(next);

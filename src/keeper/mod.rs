@@ -5,8 +5,10 @@
 //! `dmgr start` (see [`control`]) execs one launcher, `dmgr __launch` ([`argv`]), with
 //! a notify pipe (`notify`) per daemon; the launcher ([`launcher`]), fresh and
 //! single-threaded, closes every inherited fd but those pipes and detaches one keeper
-//! per daemon with a double fork, which closes the other daemons' pipes, takes the
-//! title `dmgr ... __keeper --name NAME ...` and, with no exec:
+//! per daemon with a double fork whose middle process stays as its holder (`holder`:
+//! it makes the output pipes and keeps them, and the daemon's processes, should the
+//! keeper die). The keeper closes the other daemons' pipes, takes the title `dmgr ...
+//! __keeper --name NAME ...` and, with no exec:
 //!
 //! 1. makes itself a child subreaper
 //!    (so every descendant of the daemon is reaped by it, never by PID 1), blocks the
@@ -19,7 +21,8 @@
 //!    gate; the keeper moves it into the cgroup, writes the PID to the pidfile and the
 //!    state record, and only then opens the gate for the exec. A keeper killed at any
 //!    moment therefore never leaves behind a daemon that no record names. stdout and
-//!    stderr go into pipes that only the keeper reads;
+//!    stderr go into pipes that the keeper reads (its holder keeps them open too, and
+//!    reads them only once the keeper is gone);
 //! 4. for `type = "forking"`, waits for the command to exit 0, then adopts the daemon
 //!    it left behind: the process its own `pidfile` names, once that is a child of
 //!    the keeper, or else the one child left, once it has been the only one for
@@ -32,15 +35,21 @@
 //!    checks, sampled `memory_max`), and on the cgroup's `memory.events` where the
 //!    kernel enforces `memory_max`: an idle keeper sleeps with no timeout and uses
 //!    no CPU;
-//! 7. on SIGCHLD reaps every child; when the daemon exits it drains the pipes (so the
-//!    last words before a crash reach the log), stops everything the daemon left (see
-//!    below), removes a forking daemon's own pidfile if it still names the dead
+//! 7. on SIGCHLD reaps every child; when a forking daemon's main process exits it
+//!    reads the daemon's pidfile again and follows it to a process of the daemon's
+//!    own that took over (`handover`); when the daemon exits it drains the pipes (so
+//!    the last words before a crash reach the log), stops everything the daemon left
+//!    (see below), removes a forking daemon's own pidfile if it still names the dead
 //!    process, and asks `policy` whether to restart;
 //! 8. on SIGTERM, SIGINT or SIGQUIT enters a stopping phase (from then on it never
 //!    respawns), kills a running probe's group, runs `stop_command` if there is one,
 //!    stops everything the daemon started,
 //!    writes the final state record, unlinks the pidfile and exits, which releases
-//!    the lock: `dmgr stop` waits on exactly that.
+//!    the lock: `dmgr stop` waits on exactly that. Only a SIGTERM that `dmgr stop`
+//!    marked (`request`) is a stop by request; any other is recorded as an outside
+//!    stop, with its sender, and `apply` starts such a daemon again;
+//! 9. on the request signal of `dmgr reload` sends `reload_signal`, or runs
+//!    `reload_command` in the daemon's tree, and answers with an event (`reloading`).
 //!
 //! Stopping "everything the daemon started" (`tracked`) means `stop_signal` to the
 //! main process's group and to every other process of the keeper's tree and the
@@ -64,17 +73,23 @@
 //! runs readiness checks (and the liveness checks to come) as processes; `forking`
 //! adopts what a `type = "forking"` command leaves; `tracked` finds and signals
 //! everything the daemon started; `record` writes the state record and the end;
-//! `stopping` drains what the daemon started and ends or restarts it; `policy`
+//! `stopping` drains what the daemon started and ends or restarts it; `timers` acts
+//! on due timers; `handover` follows a new main process; `reloading` and `request`
+//! carry out and answer `dmgr reload`; `policy`
 //! decides restarts; `logpipe` writes the log; `foreground` is `dmgr run`.
-//! On the CLI side, `control` starts and stops keepers, `leftovers` deals with a
-//! daemon whose keeper is gone.
+//! On the CLI side, `control` starts and stops keepers (`stop_many` stops many at once), `ask` signals and reloads,
+//! `leftovers` deals with a daemon whose keeper is gone.
 
 pub mod argv;
+mod ask;
 pub mod cgroup;
 pub mod control;
 mod foreground;
 mod forking;
+mod handover;
 pub mod health;
+mod holder;
+mod interrupted;
 mod launch;
 pub mod launcher;
 mod leftovers;
@@ -87,10 +102,14 @@ mod notify;
 pub mod policy;
 pub mod probe;
 mod record;
+mod reloading;
+pub(crate) mod request;
 pub mod resources;
 mod spawn_step;
+mod stop_many;
 mod stopping;
 pub mod sys;
+mod timers;
 mod tracked;
 
 pub use foreground::{run_command, run_foreground};
@@ -115,7 +134,8 @@ use crate::Result;
 use policy::{Decision, Policy, RunEnd, Tally};
 
 use launch::{Launch, Pipe};
-use machine::{Child, Escalation, ExitStep, Next, Phase, StartStep, Tick};
+use logpipe::Notice;
+use machine::{Child, ExitStep, Next, Phase};
 use notify::{Report, Reporter};
 use probe::{Probe, PROBE_INTERVAL};
 use record::{describe_wait, exit_record, initial_record, record_failure};
@@ -123,14 +143,16 @@ use record::{describe_wait, exit_record, initial_record, record_failure};
 /// Runs the keeper of `args.name` until its daemon is stopped or given up on.
 ///
 /// A plain function of its inputs (the directories, the daemon's name, the pipe to
-/// report on), which [`launcher`] calls in each keeper it forks, with no exec.
-pub fn run(
+/// report on, the pipes its [`holder`] made), which the holder calls in the keeper it
+/// forks, with no exec.
+pub(crate) fn run(
     dirs: &Dirs,
     name: &str,
     notify: Option<File>,
     single: sys::SingleThreaded,
+    handoff: Option<holder::Handoff>,
 ) -> Result<u8> {
-    match set_up(dirs, name, notify, single) {
+    match set_up(dirs, name, notify, single, handoff) {
         Some(mut keeper) => {
             keeper.run();
             Ok(0)
@@ -149,6 +171,7 @@ fn set_up(
     name: &str,
     notify: Option<File>,
     single: sys::SingleThreaded,
+    handoff: Option<holder::Handoff>,
 ) -> Option<Box<Keeper>> {
     let mut reporter = Reporter::new(notify);
     // A keeper outlives the shell that started it: it must not keep that shell's
@@ -173,7 +196,7 @@ fn set_up(
             return None;
         }
     };
-    match Keeper::new(dirs.clone(), daemon, identity, reporter, single) {
+    match Keeper::new(dirs.clone(), daemon, identity, reporter, single, handoff) {
         Ok(keeper) => Some(Box::new(keeper)),
         Err(mut reporter) => {
             reporter.close();
@@ -209,6 +232,14 @@ struct Keeper {
     log_buffer: Vec<u8>,
     /// The liveness check and memory ceiling of a daemon that is up.
     watches: liveness::Watches,
+    /// The `reload_command` that runs, if one does (see [`reloading`]).
+    reload: Option<reloading::Reload>,
+    /// The output pipes of commands the keeper ran, read until they close.
+    captures: Vec<reloading::Capture>,
+    /// Who stopped the daemon when it was not `dmgr stop` (an outside stop).
+    stopped_by: Option<String>,
+    /// Failed writes of the state record since the last one that worked.
+    record_trouble: Option<record::RecordTrouble>,
 }
 
 impl Keeper {
@@ -249,10 +280,15 @@ impl Keeper {
         if let Some(err) = &self.err {
             fds.push(PollFd::new(err.read.as_fd(), PollFlags::POLLIN));
         }
-        // Last: the kernel's memory events, where they replace sampling (`liveness`).
+        // Then the kernel's memory events, where they replace sampling (`liveness`).
         let logs = fds.len();
         if let Some(events) = &self.watches.memory_events {
             fds.push(PollFd::new(events.as_fd(), PollFlags::POLLIN));
+        }
+        // Last: the output of commands the keeper ran.
+        let captures = fds.len();
+        for capture in self.captures.iter().filter(|c| c.is_open()) {
+            fds.push(PollFd::new(capture.read.as_fd(), PollFlags::POLLIN));
         }
         match nix::poll::poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -269,7 +305,10 @@ impl Keeper {
         if ready[0] {
             self.on_signals();
         }
-        if ready.get(logs).copied().unwrap_or(false) {
+        if ready[captures..].contains(&true) {
+            self.pump_captures();
+        }
+        if self.watches.memory_events.is_some() && ready.get(logs).copied().unwrap_or(false) {
             self.on_memory_events();
         }
     }
@@ -279,7 +318,8 @@ impl Keeper {
         let mut deadline = self.phase.deadline(probe);
         // A health probe runs while the daemon is up, when the phase itself has no
         // timer; and so do the watches' own.
-        for other in [probe, self.watches.deadline()].into_iter().flatten() {
+        let others = [probe, self.watches.deadline(), self.reload_deadline()];
+        for other in others.into_iter().flatten() {
             deadline = Some(deadline.map_or(other, |d| d.min(other)));
         }
         deadline
@@ -295,16 +335,43 @@ impl Keeper {
                 }
             }
         }
+        self.take_log_notices();
+    }
+
+    /// Records what the log sinks saw since the last look: writing failed (a
+    /// `log-error` event, and the error in the record for `status`), or works again
+    /// (a `log-resumed` event with the count of lines dropped meanwhile, and the error
+    /// cleared once no log fails).
+    fn take_log_notices(&mut self) {
+        let mut notices = self.out.sink.take_notices();
+        if let Some(err) = &mut self.err {
+            notices.extend(err.sink.take_notices());
+        }
+        if notices.is_empty() {
+            return;
+        }
+        for notice in notices {
+            let event = match notice {
+                Notice::Failed(error) => self.event(Kind::LogError).message(error),
+                Notice::Resumed { dropped, error } => {
+                    let mut event = self
+                        .event(Kind::LogResumed)
+                        .message(logpipe::LogSink::resumed_message(dropped, &error));
+                    event.dropped_lines = Some(dropped);
+                    event
+                }
+            };
+            self.record_event(event);
+        }
         let error = self
             .out
             .sink
             .error()
-            .or(self.err.as_ref().and_then(|p| p.sink.error()));
-        if let (Some(error), None) = (error, &self.record.log_error) {
-            let error = error.to_string();
-            self.record.log_error = Some(error.clone());
+            .or(self.err.as_ref().and_then(|p| p.sink.error()))
+            .map(str::to_string);
+        if error != self.record.log_error {
+            self.record.log_error = error;
             self.save();
-            self.record_event(self.event(Kind::LogError).message(error));
         }
     }
 
@@ -320,9 +387,15 @@ impl Keeper {
 
     fn on_signals(&mut self) {
         while let Ok(Some(info)) = self.signals.read_signal() {
+            if info.ssi_signo as i32 == sys::request_signal() {
+                self.on_request(&info);
+                continue;
+            }
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGCHLD) => self.reap(),
-                Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => self.stop(),
+                Ok(signal @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) => {
+                    self.on_stop_signal(signal, &info)
+                }
                 Ok(Signal::SIGUSR1) => self.take_over_supervision_keys(),
                 Ok(Signal::SIGUSR2) => {
                     self.out.sink.rotate();
@@ -345,22 +418,7 @@ impl Keeper {
                     let Some(pid) = status.pid().map(Pid::as_raw) else {
                         continue;
                     };
-                    if self.child.is_some_and(|c| c.id.pid == pid && !c.exited) {
-                        self.on_daemon_exit(status);
-                    } else if let Some(result) = self.probe_exited(pid, status) {
-                        match result {
-                            Some(ok) => self.on_probe_result(ok),
-                            // Killed at its deadline: a failed health check, if it was one.
-                            None if matches!(self.phase, Phase::Up(None)) => {
-                                self.on_health_result(None)
-                            }
-                            None => {}
-                        }
-                    } else if let Phase::StopCommand { pid: command, .. } = self.phase {
-                        if command == Some(pid) {
-                            self.on_stop_command_exit();
-                        }
-                    }
+                    self.on_child_exit(pid, status);
                 }
             }
         }
@@ -370,24 +428,65 @@ impl Keeper {
         }
     }
 
+    /// The child `pid` ended with `status`: the daemon, a probe, a command the keeper
+    /// ran, or an orphan of the daemon's (nothing to do: a drain looks at what is left).
+    fn on_child_exit(&mut self, pid: i32, status: WaitStatus) {
+        if self.child.is_some_and(|c| c.id.pid == pid && !c.exited) {
+            return self.on_daemon_exit(status);
+        }
+        if self.reload_command_exited(pid, status) {
+            return;
+        }
+        if let Some(result) = self.probe_exited(pid, status) {
+            match result {
+                Some(ok) => self.on_probe_result(ok),
+                // Killed at its deadline: a failed health check, if it was one.
+                None if matches!(self.phase, Phase::Up(None)) => self.on_health_result(None),
+                None => {}
+            }
+            return;
+        }
+        if matches!(self.phase, Phase::StopCommand { pid: Some(command), .. } if command == pid) {
+            self.on_stop_command_exit(status);
+        }
+    }
+
     fn on_daemon_exit(&mut self, status: WaitStatus) {
         if self.child.is_some_and(|c| !c.adopted) {
             self.on_command_exit(status);
             return;
         }
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        child.exited = true;
+        // Another process of the daemon's may have taken over (`handover`).
+        let note = match self.hand_over(status) {
+            handover::Outcome::Done => return,
+            handover::Outcome::Ended(note) => note,
+        };
+        self.on_daemon_end(status, note);
+    }
+
+    /// The daemon's main process has ended with `status` and no other took over
+    /// (`note` says why not, where a hand-over was tried): record the exit, and stop
+    /// what is left before the restart policy's verdict.
+    fn on_daemon_end(&mut self, status: WaitStatus, note: Option<String>) {
         // Whatever the daemon wrote before it died is already in the pipe.
         self.pump_logs();
         self.out.sink.end_run();
         if let Some(err) = &mut self.err {
             err.sink.end_run();
         }
-        let Some(child) = self.child.as_mut() else {
+        let Some(child) = self.child else {
             return;
         };
-        child.exited = true;
         let (pid, ran) = (child.id.pid, child.started.elapsed());
         let exit = exit_record(status, ran);
         let mut message = format!("after {}", config::units::format_duration(round_ms(ran)));
+        if let Some(note) = note {
+            message = format!("{message}; {note}");
+        }
         if let Some(removed) = self.remove_forking_pidfile(pid) {
             message = format!("{message}; {removed}");
         }
@@ -456,103 +555,6 @@ impl Keeper {
                 )),
                 reason: Reason::GaveUp,
             },
-        }
-    }
-
-    fn on_timers(&mut self) {
-        let now = Instant::now();
-        self.on_watch_timers(now);
-        if self.probe.is_some_and(|p| now >= p.deadline) {
-            self.kill_probe();
-        }
-        let tick = machine::on_timer(
-            &self.phase,
-            now,
-            &self.daemon.supervision,
-            self.probe.is_some(),
-        );
-        match tick {
-            Tick::Nothing | Tick::Start(StartStep::Wait) => {}
-            Tick::Look => self.look_for_daemon(now),
-            Tick::Spawn => self.spawn(),
-            Tick::StopCommandOver { pid } => {
-                if let Some(pid) = pid {
-                    let timeout =
-                        config::units::format_duration(self.daemon.supervision.stop_timeout);
-                    // Our unreaped child: its PID cannot have been reused.
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-                    let killed = self.event(Kind::Killed).pid(pid).signal("KILL");
-                    self.record_event(
-                        killed.message(format!("stop_command still running after {timeout}")),
-                    );
-                }
-                self.drain(Next::stopped());
-            }
-            Tick::Kill => {
-                // Look first: what is gone needs nothing, and is no event.
-                if !self.tracked.live().is_empty() {
-                    let killed = self.event(Kind::Killed).signal("KILL").message(format!(
-                        "still running {} after {}",
-                        config::units::format_duration(self.daemon.supervision.stop_timeout),
-                        self.daemon.supervision.stop_signal
-                    ));
-                    self.record_event(killed);
-                }
-                let group = self.live_group();
-                self.tracked.signal(Signal::SIGKILL, group);
-                if let Phase::Draining { escalation, .. } = &mut self.phase {
-                    *escalation = Escalation::Killed;
-                }
-            }
-            Tick::Start(StartStep::Up) => self.on_up(),
-            Tick::Start(StartStep::NotReady) => {
-                self.kill_probe();
-                let reason = format!(
-                    "not ready within ready_timeout ({})",
-                    config::units::format_duration(self.daemon.supervision.ready_timeout)
-                );
-                let next = self.fail_run(reason);
-                // The daemon is still up: drain sends it stop_signal, then SIGKILL.
-                self.drain(next);
-            }
-            Tick::Start(StartStep::Probe { deadline }) => {
-                let Some(check) = self.daemon.supervision.ready.clone() else {
-                    return;
-                };
-                if let Some(ok) = self.start_probe(&check, deadline) {
-                    self.on_probe_result(ok);
-                }
-            }
-        }
-    }
-
-    /// A readiness probe ended: ready, or another attempt after [`probe::PROBE_INTERVAL`].
-    fn on_probe_result(&mut self, ok: bool) {
-        if matches!(self.phase, Phase::Up(None)) {
-            self.on_health_result(Some(ok));
-            return;
-        }
-        let Phase::Up(Some(starting)) = &mut self.phase else {
-            return;
-        };
-        if ok {
-            self.on_up();
-        } else {
-            machine::probe_failed(starting, Instant::now());
-        }
-    }
-
-    /// The daemon is past `start_wait` and ready.
-    fn on_up(&mut self) {
-        self.phase = Phase::Up(None);
-        self.resume_watches(Instant::now());
-        self.record.status = Status::Running;
-        self.save();
-        if let Some(child) = self.child {
-            if self.daemon.supervision.ready.is_some() {
-                self.record_event(self.event(Kind::Ready).pid(child.id.pid));
-            }
-            self.reporter.send(&Report::Started { pid: child.id.pid });
         }
     }
 }

@@ -6,12 +6,15 @@
 use std::time::Instant;
 
 use nix::sys::signal::Signal;
+use nix::sys::signalfd::siginfo;
+use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 use super::machine::{self, DrainStep, Escalation, FirstSignal, Next, Phase, StopStep};
-use super::{millis, Keeper};
+use super::request::Request;
+use super::{describe_wait, millis, Keeper};
 use crate::events::Kind;
-use crate::procinfo::Stat;
+use crate::procinfo::{self, Stat};
 use crate::state::{self, Reason, Status};
 
 impl Keeper {
@@ -89,6 +92,15 @@ impl Keeper {
             DrainStep::Done(next) => next,
         };
         match next {
+            // Stopped, but not by `dmgr stop`: `apply` starts it again.
+            Next::Finish {
+                reason: Reason::StoppedByRequest,
+                ..
+            } if self.stopped_by.is_some() => Some((
+                Status::Stopped,
+                self.stopped_by.clone(),
+                Reason::OutsideStop,
+            )),
             Next::Finish {
                 status,
                 error,
@@ -119,7 +131,12 @@ impl Keeper {
     /// afresh: a forking daemon may call setsid(2) after we adopted it.
     pub(super) fn live_group(&self) -> Option<i32> {
         let child = self.child.filter(|c| !c.exited)?;
-        Stat::read(child.id.pid).map(|s| s.pgrp)
+        // Never the keeper's own group (a main process taken over from a command that
+        // did not leave it): a signal to it would reach the keeper.
+        let own = nix::unistd::getpgrp().as_raw();
+        Stat::read(child.id.pid)
+            .map(|s| s.pgrp)
+            .filter(|&group| group != own)
     }
 
     /// `kill_mode = "mixed"`: SIGKILL to every process of the daemon that is left, with
@@ -141,6 +158,8 @@ impl Keeper {
     }
 
     pub(super) fn stop(&mut self) {
+        // A stop while the keeper waits for a successor: the main process's exit stands.
+        self.give_up_hand_over();
         let main = self.child.filter(|c| c.adopted && !c.exited);
         let step = machine::on_stop(&self.phase, &self.daemon.supervision, main.is_some());
         if step == StopStep::Ignore {
@@ -150,21 +169,21 @@ impl Keeper {
         self.pause_watches();
         let mut stopping = self.event(Kind::Stopping);
         stopping.pid = main.map(|m| m.id.pid);
+        stopping.message = self.stopped_by.clone();
         if let (StopStep::StopCommand, Some(argv), Some(main)) =
             (step, self.daemon.supervision.stop_command.clone(), main)
         {
-            match self.spawn_command(&argv, main.id.pid) {
+            match self.spawn_command(&argv, main.id.pid, None) {
                 Ok(pid) => {
-                    self.record_event(
-                        stopping.message(format!("stop_command running (pid {pid})")),
-                    );
+                    let running = format!("stop_command running (pid {pid})");
+                    self.record_event(stopping.and_message(running));
                     self.phase = Phase::stop_command(pid, Instant::now(), &self.daemon.supervision);
                     self.record.status = Status::Stopping;
                     self.save();
                     return;
                 }
                 Err(reason) => {
-                    stopping = stopping.message(format!("cannot run stop_command: {reason}"));
+                    stopping = stopping.and_message(format!("cannot run stop_command: {reason}"));
                 }
             }
         }
@@ -179,9 +198,45 @@ impl Keeper {
         }
     }
 
-    /// `stop_command` ended: once the daemon has ended too, whatever is left gets the
-    /// usual signals; until then the keeper waits for it, within `stop_timeout`.
-    pub(super) fn on_stop_command_exit(&mut self) {
+    /// SIGTERM, SIGINT or SIGQUIT arrived. Only `dmgr stop`'s, marked as its request
+    /// (see [`super::request`]), is a stop by request; any other is an outside stop (a
+    /// login session's end, `kill`, `systemctl stop` of a scope), recorded with its
+    /// sender, which `apply` starts again. The daemon is stopped either way.
+    pub(super) fn on_stop_signal(&mut self, signal: Signal, info: &siginfo) {
+        if matches!(Request::of(info), Some((Request::Stop, _))) {
+            // `dmgr stop` asks too: whoever began the stop, it is a requested one now.
+            self.stopped_by = None;
+        } else if !self.phase.is_stopping() && self.stopped_by.is_none() {
+            let sender = info.ssi_pid as i32;
+            let who = match procinfo::command_line(sender, 200) {
+                _ if sender <= 0 => "the kernel".to_string(),
+                Some(command) => format!("pid {sender} ({command})"),
+                None => format!("pid {sender}, gone since"),
+            };
+            let name = signal.as_str().trim_start_matches("SIG");
+            self.stopped_by = Some(format!("SIG{name} from {who}, not `dmgr stop`"));
+        }
+        self.stop();
+    }
+
+    /// `stop_command` ended with `status`. A failure is an event, and the signals
+    /// follow at once; after a success, once the daemon has ended too, whatever is left
+    /// gets the usual signals, and until then the keeper waits for it, within
+    /// `stop_timeout`.
+    pub(super) fn on_stop_command_exit(&mut self, status: WaitStatus) {
+        if !matches!(status, WaitStatus::Exited(_, 0)) {
+            let mut failed = self.event(Kind::Stopping).message(format!(
+                "stop_command ended ({}); {} to what is left now",
+                describe_wait(status),
+                self.daemon.supervision.stop_signal
+            ));
+            if let WaitStatus::Exited(_, code) = status {
+                failed.exit_code = Some(code);
+            }
+            self.record_event(failed.signal(self.daemon.supervision.stop_signal.to_string()));
+            self.drain(Next::stopped());
+            return;
+        }
         if self.child.is_none_or(|c| c.exited) {
             self.drain(Next::stopped());
         } else if let Phase::StopCommand { pid, .. } = &mut self.phase {

@@ -11,7 +11,8 @@ use crate::state::{ExitRecord, HealthSeen, MemorySeen, Observed, Reason, Status}
 pub struct ListEntry {
     /// The daemon name.
     pub name: String,
-    /// One of running, starting, backoff, stopping, stopped, failed, orphaned, invalid.
+    /// One of running, starting, backoff, stopping, stopped, failed, orphaned, invalid,
+    /// unknown.
     pub status: Status,
     /// The daemon's main PID, or null.
     pub pid: Option<i32>,
@@ -25,7 +26,8 @@ pub struct ListEntry {
     pub command: Option<String>,
     /// How the last run ended, or null.
     pub last_exit: Option<LastExit>,
-    /// Why the file is invalid or the last start failed, or null.
+    /// Why the file is invalid, the last start failed, or the state record cannot be
+    /// used (status unknown), or null.
     pub error: Option<String>,
     /// The `description` key, or null.
     pub description: Option<String>,
@@ -69,7 +71,9 @@ impl ListEntry {
             last_exit: record
                 .and_then(|r| r.last_exit.as_ref())
                 .map(LastExit::from),
-            error: record.and_then(|r| r.error.clone()),
+            error: record
+                .and_then(|r| r.error.clone())
+                .or_else(|| observed.problem.clone()),
             description: daemon.and_then(|d| d.description.clone()),
             supervised: observed.keeper.is_some() || pid.is_none(),
             reason: observed.reason,

@@ -24,6 +24,8 @@ pub struct TestEnv {
     pub(super) cgroups: Mutex<BTreeSet<PathBuf>>,
     /// Whether keepers may use cgroups (`DMGR_NO_CGROUP` unset).
     cgroups_allowed: bool,
+    /// The process whose mount namespace `dmgr` runs in (through `nsenter`), if not ours.
+    namespace: Option<i32>,
 }
 
 impl TestEnv {
@@ -50,6 +52,7 @@ impl TestEnv {
             run,
             cgroups: Mutex::new(BTreeSet::new()),
             cgroups_allowed: true,
+            namespace: None,
         }
     }
 
@@ -58,6 +61,14 @@ impl TestEnv {
     #[must_use]
     pub fn without_cgroups(mut self) -> TestEnv {
         self.cgroups_allowed = false;
+        self
+    }
+
+    /// `dmgr` runs, and so starts its keepers, in the mount namespace of the process
+    /// `pid` (a [`PrivateTmpfs`](super::PrivateTmpfs)'s), through `nsenter`.
+    #[must_use]
+    pub fn in_namespace_of(mut self, pid: i32) -> TestEnv {
+        self.namespace = Some(pid);
         self
     }
 
@@ -170,7 +181,16 @@ impl TestEnv {
     }
 
     fn command_of(&self, program: &Path, config_dir: &OsStr, args: &[&str]) -> Command {
-        let mut command = Command::new(program);
+        let mut command = match self.namespace {
+            None => Command::new(program),
+            Some(pid) => {
+                let mut nsenter = Command::new("nsenter");
+                nsenter
+                    .args(["-t", &pid.to_string(), "-m", "--"])
+                    .arg(program);
+                nsenter
+            }
+        };
         command
             .arg("--config-dir")
             .arg(config_dir)

@@ -7,6 +7,7 @@
 
 mod cleanup;
 mod env;
+mod namespace;
 pub mod procfs;
 mod record;
 mod run;
@@ -16,6 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub use env::TestEnv;
+pub use namespace::{in_private_mount_namespace, PrivateTmpfs};
 pub use procfs::{
     copies_of, group_members, is_alive, processes_with, session_members, stat, ProcId,
 };
@@ -96,6 +98,18 @@ pub fn installed(program: &str, test: &str) -> Option<PathBuf> {
     });
     if found.is_none() {
         eprintln!("{test}: skipped: {program} is not installed");
+    }
+    found
+}
+
+/// The path of `program` as [`installed`] finds it, for a test that `.ci/run` installs
+/// the program for: where it is missing the test says it is skipped and passes, but
+/// under CI (the `CI` variable set) it fails, so that a missing install step is seen.
+#[track_caller]
+pub fn required(program: &str, test: &str) -> Option<PathBuf> {
+    let found = installed(program, test);
+    if found.is_none() && std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{test}: {program} is not installed, and CI must run this test (see .ci/run)");
     }
     found
 }

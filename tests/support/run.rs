@@ -75,18 +75,6 @@ impl Run {
         &self.output.stdout
     }
 
-    /// Asserts that standard error lacks `text`.
-    #[track_caller]
-    pub fn stderr_lacks(self, text: &str) -> Run {
-        assert!(
-            !self.stderr().contains(text),
-            "dmgr {}: stderr has {text:?}:\n{}",
-            self.args,
-            self.stderr()
-        );
-        self
-    }
-
     /// Asserts that standard output lacks `text`.
     #[track_caller]
     pub fn stdout_lacks(self, text: &str) -> Run {
@@ -95,6 +83,18 @@ impl Run {
             "dmgr {}: stdout has {text:?}:\n{}",
             self.args,
             self.stdout()
+        );
+        self
+    }
+
+    /// Asserts that standard error lacks `text`.
+    #[track_caller]
+    pub fn stderr_lacks(self, text: &str) -> Run {
+        assert!(
+            !self.stderr().contains(text),
+            "dmgr {}: stderr has {text:?}:\n{}",
+            self.args,
+            self.stderr()
         );
         self
     }

@@ -1,0 +1,35 @@
+//! `dmgr metrics [--textfile PATH | --serve ADDR]`: every daemon's state as Prometheus
+//! text exposition, printed, written atomically for node_exporter's textfile
+//! collector, or served at `GET /metrics` (see `crate::metrics`).
+
+use std::net::TcpListener;
+
+use super::Context;
+use crate::cli::MetricsArgs;
+use crate::{metrics, output, Error, Result};
+
+/// Runs `dmgr metrics`.
+pub(super) fn run(ctx: &Context, args: &MetricsArgs) -> Result<u8> {
+    if let Some(addr) = &args.serve {
+        let listener = TcpListener::bind(addr.as_str()).map_err(|e| {
+            let why = if e.kind() == std::io::ErrorKind::InvalidInput {
+                format!("`{addr}` is not HOST:PORT, such as 127.0.0.1:9101")
+            } else {
+                format!("cannot listen on {addr}: {e}")
+            };
+            Error::Usage(format!("--serve: {why}"))
+        })?;
+        let shown = listener
+            .local_addr()
+            .map_or_else(|_| addr.clone(), |a| a.to_string());
+        ctx.say(&format!("serving metrics on http://{shown}/metrics"));
+        metrics::serve::serve(&listener, || metrics::render(&ctx.dirs));
+        return Ok(0);
+    }
+    let text = metrics::render(&ctx.dirs)?;
+    match &args.textfile {
+        Some(path) => metrics::textfile::write(path, &text)?,
+        None => output::print_raw(&text)?,
+    }
+    Ok(0)
+}
