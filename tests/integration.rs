@@ -7,6 +7,7 @@ mod config;
 mod descendants;
 mod disk_full;
 mod events;
+mod first_hour;
 mod fixture;
 mod forking;
 mod fuzz;

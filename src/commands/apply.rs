@@ -260,7 +260,15 @@ fn report(ctx: &Context, failures: &mut Failures, action: &Action<'_>, result: R
 
 fn describe(action: &Action<'_>, planned: bool) -> String {
     let (name, verb, why) = match action {
-        Action::Start(d, why) => (d.name.as_str(), ["started", "start"], why.clone()),
+        Action::Start(d, why) => (
+            d.name.as_str(),
+            ["started", "start"],
+            match (why.as_str(), planned) {
+                ("new", _) => why.clone(),
+                (_, true) => format!("down: {why}"),
+                (_, false) => format!("was down: {why}"),
+            },
+        ),
         Action::LeaveStopped(d) => (
             d.name.as_str(),
             ["left stopped", "leave stopped"],
@@ -306,15 +314,22 @@ fn why_start(observed: &state::Observed) -> String {
     let Some(record) = &observed.record else {
         return "new".to_string();
     };
-    let why = match observed.reason {
+    match observed.reason {
         Some(Reason::HostRestarted) => "the host restarted".to_string(),
         Some(Reason::KeeperLost) => "its keeper was lost".to_string(),
         Some(Reason::GaveUp) => "its keeper gave up on it".to_string(),
         Some(Reason::StartFailed) => "its last start failed".to_string(),
+        Some(Reason::OutsideStop) => match &record.error {
+            Some(who) => format!("stopped by {who}"),
+            None => "stopped by a signal from outside dmgr".to_string(),
+        },
         _ => match &record.last_exit {
-            Some(exit) => format!("it exited ({})", exit.describe()),
+            Some(exit) => match (exit.code, &exit.signal) {
+                (_, Some(signal)) => format!("it was killed by SIG{signal}"),
+                (Some(code), None) => format!("it exited {code}"),
+                (None, None) => "it ended".to_string(),
+            },
             None => "it is not running".to_string(),
         },
-    };
-    format!("not running: {why}")
+    }
 }

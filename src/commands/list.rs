@@ -1,9 +1,10 @@
-//! `dmgr list [--json]`: every daemon in one table: those defined in the config
-//! directory, running orphans whose file was removed, and files that fail to load.
+//! `dmgr list [NAME...] [--json]`: every daemon in one table (or the ones named): those
+//! defined in the config directory, running orphans whose file was removed, and files
+//! that fail to load.
 //! Reads files, state records and `/proc` only: it takes no lock and never waits.
 //! What it shows is `crate::survey`'s, which `top` and `metrics` share.
 
-use super::Context;
+use super::{unknown, Context};
 use crate::cli::ListArgs;
 use crate::output::json::ListEntry;
 use crate::output::{self, format_bytes, format_uptime, table, Style};
@@ -17,10 +18,28 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     // for `check`; what the run directory says still runs is listed all the same.
     let survey = survey::survey(&ctx.dirs)?;
     let problem = survey.problem;
-    let mut entries: Vec<ListEntry> = survey.facts.into_iter().map(|f| f.entry).collect();
+    let entries: Vec<ListEntry> = survey.facts.into_iter().map(|f| f.entry).collect();
     if problem.is_some() && entries.is_empty() {
         return problem.map_or(Ok(0), Err);
     }
+    // `list NAME...`: those daemons alone, in the order of the table.
+    let entries = match args.names.is_empty() {
+        true => entries,
+        false => {
+            if let Some(name) = args
+                .names
+                .iter()
+                .find(|n| !entries.iter().any(|e| &e.name == *n))
+            {
+                return Err(unknown(ctx, name));
+            }
+            entries
+                .into_iter()
+                .filter(|e| args.names.contains(&e.name))
+                .collect()
+        }
+    };
+    let mut entries = entries;
     add_systemd_copies(ctx, &mut entries);
     if args.json {
         let text = serde_json::to_string_pretty(&entries).unwrap_or_default();

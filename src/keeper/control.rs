@@ -17,9 +17,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use super::argv::LauncherArgv;
 pub use super::ask::{reload, signal_daemon, signal_keeper, Reloaded};
 use super::leftovers::{
-    clear_leftovers, finish_unknown, left_behind, remove_cgroup, stop_derived_cgroup,
-    stop_unsupervised, GRACE,
+    clear_leftovers, finish_unknown, remove_cgroup, stop_derived_cgroup, stop_unsupervised, GRACE,
 };
+use super::log_mark::LogMark;
 use super::notify::Report;
 pub use super::stop_many::stop_many;
 use super::sys;
@@ -63,6 +63,12 @@ pub enum Stopped {
     Unknown(String),
 }
 
+/// The processes of a daemon whose keeper is gone that are still running, by
+/// identity (see `leftovers`): what `stop` would stop.
+pub fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
+    super::leftovers::left_behind(record)
+}
+
 /// Takes the daemon's operation lock, waiting for any concurrent start or stop.
 pub fn lock(dirs: &Dirs, name: &str) -> Result<OperationLock> {
     OperationLock::acquire(&dirs.op_lock_file(name))
@@ -72,7 +78,8 @@ pub fn lock(dirs: &Dirs, name: &str) -> Result<OperationLock> {
 #[derive(Debug)]
 pub struct Pending {
     name: String,
-    log: PathBuf,
+    /// The log as it was before the start: a failure shows what came after.
+    log: LogMark,
     pidfile: PathBuf,
     pipe: File,
     /// The pipe's write end, for the keeper, until the launcher has it.
@@ -134,7 +141,7 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         .map_err(|e| Error::daemon(&daemon.name, format!("cannot create a pipe: {e}")))?;
     Ok(Begun::Waiting(Pending {
         name: daemon.name.clone(),
-        log: daemon.process.log.clone(),
+        log: LogMark::now(&daemon.process.log),
         pidfile: daemon.pidfile.clone(),
         pipe: File::from(read),
         notify: Some(write),
@@ -191,6 +198,9 @@ pub fn await_starts(
     mut done: impl FnMut(&str, Result<Started>),
     mut still_waiting: impl FnMut(&Waiting<'_>),
 ) {
+    if !pending.is_empty() {
+        crate::session::warn_if_in_scope();
+    }
     let began = Instant::now();
     let mut next_note = began + NOTE_EVERY;
     let mut launcher = match launch(dirs, &mut pending) {
@@ -301,18 +311,22 @@ fn launch(dirs: &Dirs, pending: &mut [Pending]) -> std::io::Result<Option<Child>
 
 /// What a keeper's report (or, when it sent none, what its `start` found and
 /// cleaned up) means for `start`.
-fn outcome(name: &str, log: &Path, report: std::result::Result<Report, String>) -> Result<Started> {
+fn outcome(
+    name: &str,
+    log: &LogMark,
+    report: std::result::Result<Report, String>,
+) -> Result<Started> {
     match report {
         Ok(Report::Started { pid }) => Ok(Started::Now(pid)),
         Ok(Report::Failed { reason }) | Err(reason) => Err(failure(name, log, &reason)),
     }
 }
 
-fn failure(name: &str, log: &Path, reason: &str) -> Error {
+fn failure(name: &str, log: &LogMark, reason: &str) -> Error {
     Error::Daemon {
         name: name.to_string(),
         message: format!("cannot start: {reason}"),
-        log_tail: crate::logfile::tail(log, TAIL_LINES),
+        log_tail: log.tail(TAIL_LINES),
     }
 }
 

@@ -94,6 +94,7 @@ mod launch;
 pub mod launcher;
 mod leftovers;
 mod liveness;
+mod log_mark;
 mod logpipe;
 mod machine;
 pub mod memory;

@@ -43,6 +43,9 @@ pub struct ListEntry {
     /// The unit of `dmgr export systemd` that runs the daemon, when systemd runs it
     /// rather than dmgr (`status` is then `running`, `supervised` false), or null.
     pub systemd_unit: Option<String>,
+    /// The PIDs of the daemon's processes that outlived both its keeper and its main
+    /// process (orphaned workers that may still serve); `dmgr stop` stops them.
+    pub left_behind: Vec<i32>,
 }
 
 impl ListEntry {
@@ -80,6 +83,16 @@ impl ListEntry {
             health: watch.and_then(|w| w.health.clone()),
             memory: watch.and_then(|w| w.memory.clone()),
             systemd_unit: None,
+            // Looked for only where keeper and main process are both gone unasked.
+            left_behind: record
+                .filter(|_| observed.reason == Some(Reason::KeeperLost) && pid.is_none())
+                .map(|r| {
+                    crate::keeper::control::left_behind(r)
+                        .into_iter()
+                        .map(|p| p.pid)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
