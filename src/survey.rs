@@ -284,6 +284,7 @@ pub(crate) fn status_cell(entry: &ListEntry) -> String {
             };
             format!("{} ({how})", entry.status)
         }
+        (_, Status::Running) if entry.systemd_unit.is_some() => "running (systemd)".into(),
         (_, Status::Running) if !entry.supervised => "running (no keeper)".into(),
         (_, Status::Running) => match (&entry.health, &entry.memory) {
             (Some(h), _) if h.failures_in_row > 0 => format!(

@@ -31,5 +31,6 @@ mod records;
 mod reload;
 mod stopping;
 mod supervision;
+mod systemd_host;
 mod top;
 mod trust;

@@ -38,6 +38,7 @@ enum Action<'a> {
 /// Runs `dmgr apply`.
 pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
     let loaded = config::load(&ctx.dirs)?;
+    super::warn_of_stale_boot_unit(ctx, &loaded);
     let mut failures = Failures::default();
     for invalid in &loaded.invalid {
         failures.fail(Error::Config {
@@ -200,11 +201,16 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
                 _ => {}
             }
         }
-        control::await_starts(&ctx.dirs, pending, |name, result| {
-            if let Some(action) = action_of(name) {
-                report(ctx, &mut failures, action, result.map(drop));
-            }
-        });
+        control::await_starts(
+            &ctx.dirs,
+            pending,
+            |name, result| {
+                if let Some(action) = action_of(name) {
+                    report(ctx, &mut failures, action, result.map(drop));
+                }
+            },
+            super::say_waiting(ctx),
+        );
         for (daemon, _lock) in updates {
             let result = update_live(ctx, daemon);
             if let Some(action) = action_of(&daemon.name) {

@@ -61,6 +61,7 @@ pub(super) fn run(ctx: &Context) -> Result<u8> {
         )));
     }
     let count = loaded.daemons.len();
+    let warnings = warnings + super::warn_of_stale_boot_unit(ctx, &loaded);
     let warned = match warnings {
         0 => String::new(),
         n => format!(" ({n} warning{})", plural(n)),

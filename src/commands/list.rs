@@ -39,6 +39,8 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
                 .collect()
         }
     };
+    let mut entries = entries;
+    add_systemd_copies(ctx, &mut entries);
     if args.json {
         let text = serde_json::to_string_pretty(&entries).unwrap_or_default();
         output::print_raw(&format!("{text}\n"))?;
@@ -80,4 +82,43 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     };
     output::print_raw(&table::build(&header, rows, &[2, 3, 4, 5], paint))?;
     problem.map_or(Ok(0), Err)
+}
+
+/// Marks the daemons dmgr does not run that systemd runs under their exported units:
+/// running, with systemd's main PID, and the unit (issue 24: `list` said stopped).
+/// `list` asks systemd (`boot::running_under_systemd`); `top` and `metrics`, which
+/// refresh on a timer, do not.
+fn add_systemd_copies(ctx: &Context, entries: &mut [ListEntry]) {
+    let idle: Vec<&str> = entries
+        .iter()
+        .filter(|e| {
+            e.pid.is_none()
+                && !matches!(
+                    e.status,
+                    Status::Invalid | Status::Orphaned | Status::Unknown
+                )
+        })
+        .map(|e| e.name.as_str())
+        .collect();
+    if idle.is_empty() {
+        return;
+    }
+    let copies = crate::boot::running_under_systemd(&ctx.dirs.config_dir, &idle);
+    for e in entries.iter_mut() {
+        let Some(copy) = copies.get(&e.name) else {
+            continue;
+        };
+        e.status = Status::Running;
+        e.pid = copy.pid;
+        e.uptime_secs = copy.uptime.map(|d| d.as_secs());
+        e.memory_bytes = copy
+            .pid
+            .and_then(crate::procinfo::Stat::read)
+            .map(|s| s.rss_bytes());
+        e.supervised = false;
+        e.reason = None;
+        e.last_exit = None;
+        e.error = None;
+        e.systemd_unit = Some(copy.unit.clone());
+    }
 }

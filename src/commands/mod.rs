@@ -20,6 +20,8 @@ mod status;
 mod stop;
 mod top;
 
+use std::time::Duration;
+
 use crate::cli::{Cli, Command};
 use crate::config::{self, Dirs};
 use crate::output::style;
@@ -159,6 +161,47 @@ fn unknown(ctx: &Context, name: &str) -> Error {
 
 /// Cuts levels of the `after` order into batches that fit the open-file limit: the
 /// daemons of one batch are handled together, batches one after another.
+/// Warns on standard error where the installed boot unit of this config directory no
+/// longer fits `loaded`'s daemons (`boot::stale_timeouts`): `check`, `apply` and
+/// `start` say so, as `boot status` does. Returns how many warnings it printed.
+fn warn_of_stale_boot_unit(ctx: &Context, loaded: &Loaded) -> usize {
+    let unit_dir = std::env::var_os("DMGR_SYSTEMD_UNIT_DIR")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
+    let stale =
+        crate::boot::stale_timeouts(&ctx.dirs.config_dir, unit_dir.as_deref(), &loaded.daemons);
+    let style = crate::output::Style::for_stderr();
+    for why in &stale {
+        eprintln!("{} {why}", style.hint("dmgr: warning:"));
+    }
+    stale.len()
+}
+
+/// Says on standard error which daemons a start still waits for (every
+/// `control::NOTE_EVERY`), unless `--quiet`.
+fn say_waiting(ctx: &Context) -> impl FnMut(&crate::keeper::control::Waiting<'_>) + '_ {
+    move |waiting| {
+        if ctx.quiet {
+            return;
+        }
+        let names: Vec<String> = waiting
+            .names
+            .iter()
+            .map(|(name, left)| {
+                format!(
+                    "{name} (at most {} more)",
+                    crate::config::units::format_duration(Duration::from_secs(left.as_secs()))
+                )
+            })
+            .collect();
+        eprintln!(
+            "dmgr: still waiting after {}s for {}",
+            waiting.since.as_secs(),
+            names.join(", ")
+        );
+    }
+}
+
 fn batches(levels: Vec<Vec<&Daemon>>) -> Vec<Vec<&Daemon>> {
     let size = crate::files::batch_size();
     levels

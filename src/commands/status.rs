@@ -84,6 +84,9 @@ pub(super) fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
                 .filter(|_| observed.keeper.is_some() || observed.is_running())
                 .and_then(|r| r.cgroup.as_ref())
                 .map(|p| output::show_path(p).into_owned()),
+            no_cgroup: record
+                .filter(|_| observed.keeper.is_some() || observed.is_running())
+                .and_then(|r| r.no_cgroup.clone()),
             foreground: record.is_some_and(|r| r.foreground) && observed.keeper.is_some(),
             log: log.as_ref().map(|p| output::show_path(p).into_owned()),
             stderr_log: stderr_log
@@ -268,6 +271,11 @@ fn render(e: &StatusEntry) -> String {
     }
     if let Some(cgroup) = &e.cgroup {
         field("cgroup", cgroup.clone());
+    } else if let Some(why) = &e.no_cgroup {
+        field(
+            "cgroup",
+            format!("none ({why}); the keeper tracks its processes as their subreaper"),
+        );
     }
     if let Some(stale) = &e.stale_pidfile {
         field(

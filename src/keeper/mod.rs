@@ -77,7 +77,7 @@
 //! on due timers; `handover` follows a new main process; `reloading` and `request`
 //! carry out and answer `dmgr reload`; `policy`
 //! decides restarts; `logpipe` writes the log; `foreground` is `dmgr run`.
-//! On the CLI side, `control` starts and stops keepers, `ask` signals and reloads,
+//! On the CLI side, `control` starts and stops keepers (`stop_many` stops many at once), `ask` signals and reloads,
 //! `leftovers` deals with a daemon whose keeper is gone.
 
 pub mod argv;
@@ -107,6 +107,7 @@ mod reloading;
 pub(crate) mod request;
 pub mod resources;
 mod spawn_step;
+mod stop_many;
 mod stopping;
 pub mod sys;
 mod timers;
