@@ -63,6 +63,9 @@ pub enum Kind {
     Reloaded,
     /// A reload failed (`reload_command` failed, or the daemon was not running).
     ReloadFailed,
+    /// Its state record could not be written (the previous one stays), or can be
+    /// again.
+    RecordError,
 }
 
 impl Kind {
@@ -87,6 +90,7 @@ impl Kind {
             Kind::Reloading => "reloading",
             Kind::Reloaded => "reloaded",
             Kind::ReloadFailed => "reload-failed",
+            Kind::RecordError => "record-error",
         }
     }
 }

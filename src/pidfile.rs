@@ -190,6 +190,19 @@ fn holders_of(file: &File) -> Vec<i32> {
     pids
 }
 
+/// The processes that hold the lock on `path`, for an error message: `pid 1234
+/// (sleep, uid 65534)`, or `holder unknown`.
+pub(crate) fn describe_holders(path: &Path) -> String {
+    let holders: Vec<String> = lock_holders(path)
+        .into_iter()
+        .map(describe_holder)
+        .collect();
+    match holders.is_empty() {
+        true => "holder unknown".into(),
+        false => holders.join(", "),
+    }
+}
+
 /// `pid 1234 (sleep, uid 65534)`: a lock holder, for an error message.
 pub(crate) fn describe_holder(pid: i32) -> String {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();

@@ -119,7 +119,11 @@ fn add_orphans(dirs: &Dirs, facts: &mut Vec<Fact>, has_file: impl Fn(&str) -> bo
             continue;
         }
         let observed = state::observe(dirs, &name, None);
-        if observed.daemon.is_some() || observed.keeper.is_some() {
+        if observed.status == Status::Unknown {
+            // Whether it runs or not, someone should look.
+            let entry = ListEntry::new(&name, None, &observed);
+            facts.push(Fact { entry, observed });
+        } else if observed.daemon.is_some() || observed.keeper.is_some() {
             let mut entry = ListEntry::new(&name, None, &observed);
             entry.status = Status::Orphaned;
             facts.push(Fact { entry, observed });
@@ -265,7 +269,11 @@ fn is_sound_order(names: &[String], after: &[Vec<String>]) -> bool {
 pub(crate) fn status_cell(entry: &ListEntry) -> String {
     let words = entry.reason.and_then(state::Reason::short);
     if let (Some(words), Status::Stopped | Status::Failed) = (words, entry.status) {
-        return format!("{} ({words})", entry.status);
+        return match entry.left_behind.len() {
+            0 => format!("{} ({words})", entry.status),
+            1 => format!("{} ({words}, 1 process left)", entry.status),
+            n => format!("{} ({words}, {n} processes left)", entry.status),
+        };
     }
     match (&entry.last_exit, entry.status) {
         (Some(exit), Status::Failed | Status::Backoff) => {

@@ -211,6 +211,17 @@ impl TrustedDir {
             .map_err(io::Error::from)
     }
 
+    /// Renames the entry `from` to `to`, replacing `to` (never following it).
+    pub(crate) fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        nix::fcntl::renameat(&self.fd, from, &self.fd, to).map_err(io::Error::from)
+    }
+
+    /// Makes the directory's entries durable (fsync(2) of the directory), so that a
+    /// rename survives a crash of the host.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        nix::unistd::fsync(&self.fd).map_err(io::Error::from)
+    }
+
     /// Removes the entry `name` (a file or a symlink, never what it points to).
     pub(crate) fn remove(&self, name: &OsStr) -> io::Result<()> {
         nix::unistd::unlinkat(&self.fd, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
@@ -332,8 +343,11 @@ mod tests {
             .open_file(OsStr::new("x"), OFlag::O_RDWR | OFlag::O_CREAT, 0o644)
             .unwrap();
         assert!(trusted.holds(OsStr::new("x"), &file));
-        trusted.remove(OsStr::new("x")).unwrap();
-        assert!(!run.join("x").exists());
+        trusted.rename(OsStr::new("x"), OsStr::new("y")).unwrap();
+        assert!(run.join("y").is_file());
+        trusted.sync().unwrap();
+        trusted.remove(OsStr::new("y")).unwrap();
+        assert!(!run.join("y").exists());
         assert!(TrustedDir::open(&dir.path().join("missing"), false, LastLink::Refuse).is_err());
     }
 

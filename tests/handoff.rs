@@ -714,10 +714,7 @@ fn boot_install_without_systemd_prints_what_to_install_by_hand() {
     let env = TestEnv::new().daemon("web", "command = \"sleep 1\"\n");
     let unit_dir = env.root().join("units");
     let run = env
-        .dmgr_env(
-            &["boot", "install"],
-            &[("DMGR_SYSTEMD_UNIT_DIR", unit_dir.as_os_str())],
-        )
+        .dmgr_env(&["boot", "install"], &[])
         .code(1)
         .stderr_has("systemd is not the init system here");
     let out = run.stdout();
@@ -782,4 +779,71 @@ fn export_never_overwrites_a_file_it_did_not_write() {
     env.dmgr(&["export", "systemd", "web", "-o", out])
         .code(1)
         .stderr_has("another config directory");
+}
+
+/// Issue 23: `boot install --unit-dir DIR` where systemd does not run (an image being
+/// built, as the man page offers it for) writes the unit and enables it as `systemctl
+/// enable` would, by a relative link in the target's `.wants` directory; and the
+/// printed sysvinit script's `status` exits 3 while nothing runs, 0 while a daemon does
+/// (LSB).
+#[test]
+fn boot_install_with_a_unit_dir_enables_the_unit_offline_and_sysvinit_status_follows_lsb() {
+    if Path::new("/run/systemd/system").is_dir() {
+        eprintln!("note: systemd is the init system here; the offline path is not reachable");
+        return;
+    }
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = [\"sleep\", \"1000\"]\nstart_wait = \"100ms\"\n",
+    );
+    let unit_dir = env.root().join("image/etc/systemd/system");
+    let out = env
+        .dmgr_env(
+            &["boot", "install", "--unit-dir", unit_dir.to_str().unwrap()],
+            &[],
+        )
+        .success()
+        .stdout();
+    let units = regular_files(&unit_dir);
+    assert_eq!(units.len(), 1, "{out}");
+    let name = units[0].clone();
+    let link = unit_dir.join("multi-user.target.wants").join(&name);
+    assert_eq!(
+        fs::read_link(&link).unwrap(),
+        Path::new(&format!("../{name}")),
+        "{out}"
+    );
+    assert!(fs::read_to_string(&link).unwrap().contains("start --all"));
+    env.dmgr_env(
+        &["boot", "status", "--unit-dir", unit_dir.to_str().unwrap()],
+        &[],
+    )
+    .success()
+    .stdout_has("enabled");
+
+    let out = env
+        .dmgr_env(&["boot", "install", "--dry-run"], &[])
+        .stdout();
+    let script: String = out
+        .lines()
+        .skip_while(|l| !l.starts_with("# sysvinit"))
+        .take_while(|l| *l != "esac")
+        .chain(["esac"])
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = env.root().join("dmgr-init");
+    fs::write(&path, script).unwrap();
+    let status = || {
+        std::process::Command::new("sh")
+            .arg(&path)
+            .arg("status")
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(status(), Some(3), "status of nothing running");
+    env.dmgr(&["start", "web"]).success();
+    assert_eq!(status(), Some(0), "status while web runs");
+    env.dmgr(&["stop", "web"]).success();
 }

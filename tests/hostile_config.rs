@@ -187,12 +187,14 @@ fn a_state_record_that_cannot_be_written_starts_nothing() {
     let mark = marker("norecord");
     let env = TestEnv::new();
     std::fs::create_dir(env.run_dir()).unwrap();
-    let Some(_unmount) = mount_tmpfs(&env.run_dir(), "size=4k,mode=0755") else {
+    // A record is written whole through a temporary file renamed over it: room for
+    // two at once.
+    let Some(_unmount) = mount_tmpfs(&env.run_dir(), "size=64k,mode=0755") else {
         return;
     };
     let filler = env.run_dir().join("filler");
     // Fill the file system: the record's first write finds no room.
-    let _ = std::fs::write(&filler, vec![b'x'; 64 << 10]);
+    let _ = std::fs::write(&filler, vec![b'x'; 128 << 10]);
     env.write(
         "web",
         &format!(

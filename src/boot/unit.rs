@@ -239,7 +239,9 @@ stop() {{
     start) {command} start --all ;;
     stop) {command} stop --all ;;
     restart|force-reload) {command} stop --all; {command} start --all ;;
-    status) {command} list ;;
+    status) {command} list || exit 4
+        # LSB: 0 while any daemon runs, 3 when none does.
+        {command} list --json | grep -q '"status": "running"' || exit 3 ;;
     *) echo "usage: $0 start|stop|restart|status" >&2; exit 3 ;;
 esac
 "#

@@ -50,6 +50,20 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
         let observed = state::observe(&ctx.dirs, &daemon.name, Some(&daemon.pidfile));
         let record = observed.record.as_ref();
         match record {
+            // Nothing can be concluded from a record that cannot be used: whether it
+            // was stopped by request, what it was started with (issue 22).
+            _ if observed.status == state::Status::Unknown => failures.fail(Error::daemon(
+                &daemon.name,
+                format!(
+                    "left as it is: {}; `dmgr stop {}` then `dmgr start {}` settles it",
+                    observed
+                        .problem
+                        .as_deref()
+                        .unwrap_or("its state record cannot be used"),
+                    daemon.name,
+                    daemon.name
+                ),
+            )),
             _ if observed.daemon.is_none() && observed.keeper.is_none() => match observed.reason {
                 _ if !daemon.autostart => unchanged += 1,
                 Some(Reason::StoppedByRequest) => plan.push(Action::LeaveStopped(daemon)),
@@ -97,7 +111,20 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
         if loaded.daemon(&name).is_some() || loaded.invalid(&name).is_some() {
             continue;
         }
-        if state::observe(&ctx.dirs, &name, None).is_running() {
+        let observed = state::observe(&ctx.dirs, &name, None);
+        if observed.status == state::Status::Unknown {
+            // Whose it is cannot be told: it may not be this directory's at all.
+            failures.fail(Error::daemon(
+                &name,
+                format!(
+                    "left as it is: {}, and it has no file here; `dmgr stop {name}` stops it",
+                    observed
+                        .problem
+                        .as_deref()
+                        .unwrap_or("its state record cannot be used")
+                ),
+            ));
+        } else if observed.is_running() {
             plan.push(Action::Stop(name));
         }
     }
@@ -227,7 +254,15 @@ fn report(ctx: &Context, failures: &mut Failures, action: &Action<'_>, result: R
 
 fn describe(action: &Action<'_>, planned: bool) -> String {
     let (name, verb, why) = match action {
-        Action::Start(d, why) => (d.name.as_str(), ["started", "start"], why.clone()),
+        Action::Start(d, why) => (
+            d.name.as_str(),
+            ["started", "start"],
+            match (why.as_str(), planned) {
+                ("new", _) => why.clone(),
+                (_, true) => format!("down: {why}"),
+                (_, false) => format!("was down: {why}"),
+            },
+        ),
         Action::LeaveStopped(d) => (
             d.name.as_str(),
             ["left stopped", "leave stopped"],
@@ -273,15 +308,22 @@ fn why_start(observed: &state::Observed) -> String {
     let Some(record) = &observed.record else {
         return "new".to_string();
     };
-    let why = match observed.reason {
+    match observed.reason {
         Some(Reason::HostRestarted) => "the host restarted".to_string(),
         Some(Reason::KeeperLost) => "its keeper was lost".to_string(),
         Some(Reason::GaveUp) => "its keeper gave up on it".to_string(),
         Some(Reason::StartFailed) => "its last start failed".to_string(),
+        Some(Reason::OutsideStop) => match &record.error {
+            Some(who) => format!("stopped by {who}"),
+            None => "stopped by a signal from outside dmgr".to_string(),
+        },
         _ => match &record.last_exit {
-            Some(exit) => format!("it exited ({})", exit.describe()),
+            Some(exit) => match (exit.code, &exit.signal) {
+                (_, Some(signal)) => format!("it was killed by SIG{signal}"),
+                (Some(code), None) => format!("it exited {code}"),
+                (None, None) => "it ended".to_string(),
+            },
             None => "it is not running".to_string(),
         },
-    };
-    format!("not running: {why}")
+    }
 }

@@ -71,6 +71,12 @@ fn install(ctx: &Context, args: &BootChangeArgs) -> Result<u8> {
         return Ok(0);
     }
     let Some(systemctl) = systemctl else {
+        if scope.unit_dir.is_some() {
+            // An image being built (the man page offers --unit-dir for that): no
+            // systemd runs here to ask, so the unit is enabled as `systemctl enable`
+            // would, by its link in the target's `.wants` directory.
+            return install_offline(ctx, &placement, &text);
+        }
         crate::output::print_raw(&not_systemd_text(
             &placement,
             &binary,
@@ -119,6 +125,36 @@ fn install(ctx: &Context, args: &BootChangeArgs) -> Result<u8> {
             boot::user_name()
         ));
     }
+    Ok(0)
+}
+
+/// `boot install --unit-dir DIR` where systemd is not running: writes the unit and
+/// its enable link (relative, so that it holds wherever DIR is mounted).
+fn install_offline(ctx: &Context, placement: &Placement, text: &str) -> Result<u8> {
+    refuse_foreign(placement)?;
+    let link = placement.enable_link();
+    let wants = link.parent().unwrap_or(&placement.unit_dir).to_path_buf();
+    std::fs::create_dir_all(&wants).map_err(|source| Error::Io {
+        action: "create the unit directory",
+        path: wants.clone(),
+        source,
+    })?;
+    write_file(&placement.path(), text)?;
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(format!("../{}", placement.name), &link).map_err(|source| {
+        Error::Io {
+            action: "create the enable link",
+            path: link.clone(),
+            source,
+        }
+    })?;
+    ctx.say(&format!(
+        "{}: installed {} and enabled it ({}): systemd does not run here, so nothing was reloaded; a system booted with this unit directory starts the autostart daemons of {}",
+        placement.name,
+        placement.path().display(),
+        link.display(),
+        ctx.dirs.config_dir.display()
+    ));
     Ok(0)
 }
 

@@ -15,7 +15,7 @@ pub(super) fn run(ctx: &Context, args: &KillArgs) -> Result<u8> {
     for name in &args.names.names {
         let daemon = match resolve(ctx, &loaded, std::slice::from_ref(name)) {
             Ok(found) => Some(found[0]),
-            Err(_) if state::read(&ctx.dirs.state_file(name)).is_some() => None,
+            Err(_) if state::has_record(&ctx.dirs, name) => None,
             Err(err) => return Err(err),
         };
         match control::signal_daemon(&ctx.dirs, name, daemon, signal, "dmgr kill") {

@@ -1,9 +1,10 @@
-//! `dmgr list [--json]`: every daemon in one table: those defined in the config
-//! directory, running orphans whose file was removed, and files that fail to load.
+//! `dmgr list [NAME...] [--json]`: every daemon in one table (or the ones named): those
+//! defined in the config directory, running orphans whose file was removed, and files
+//! that fail to load.
 //! Reads files, state records and `/proc` only: it takes no lock and never waits.
 //! What it shows is `crate::survey`'s, which `top` and `metrics` share.
 
-use super::Context;
+use super::{unknown, Context};
 use crate::cli::ListArgs;
 use crate::output::json::ListEntry;
 use crate::output::{self, format_bytes, format_uptime, table, Style};
@@ -21,6 +22,23 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     if problem.is_some() && entries.is_empty() {
         return problem.map_or(Ok(0), Err);
     }
+    // `list NAME...`: those daemons alone, in the order of the table.
+    let entries = match args.names.is_empty() {
+        true => entries,
+        false => {
+            if let Some(name) = args
+                .names
+                .iter()
+                .find(|n| !entries.iter().any(|e| &e.name == *n))
+            {
+                return Err(unknown(ctx, name));
+            }
+            entries
+                .into_iter()
+                .filter(|e| args.names.contains(&e.name))
+                .collect()
+        }
+    };
     if args.json {
         let text = serde_json::to_string_pretty(&entries).unwrap_or_default();
         output::print_raw(&format!("{text}\n"))?;
@@ -39,7 +57,9 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
                 e.restarts.to_string(),
                 e.memory_bytes.map_or("-".into(), format_bytes),
                 output::escape(match (e.status, &e.command) {
-                    (Status::Invalid, _) => e.error.as_deref().unwrap_or_default(),
+                    (Status::Invalid | Status::Unknown, _) => {
+                        e.error.as_deref().unwrap_or_default()
+                    }
                     (_, Some(command)) => command,
                     _ => "",
                 })

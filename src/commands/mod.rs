@@ -106,15 +106,38 @@ fn resolve<'a>(ctx: &Context, loaded: &'a Loaded, names: &[String]) -> Result<Ve
     Ok(daemons)
 }
 
+/// Every daemon name this config and run directory know: the files in the config
+/// directory (valid or not) and the state records of the run directory, sorted.
+fn every_name(ctx: &Context) -> Vec<String> {
+    let mut all = config::names(&ctx.dirs);
+    all.extend(state::recorded_names(&ctx.dirs));
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
 /// Returns true if and only if `name` has an invalid file or a state record: commands
 /// that act only through the keeper or the record (`stop`, `rotate`) reach it without a
 /// valid file, so a broken file never keeps a running daemon from being stopped.
 fn known_without_file(ctx: &Context, loaded: &Loaded, name: &str) -> bool {
-    loaded.invalid(name).is_some() || state::read(&ctx.dirs.state_file(name)).is_some()
+    loaded.invalid(name).is_some() || state::has_record(&ctx.dirs, name)
 }
 
 /// The error for a name that is not a daemon, with the nearest known name.
 fn unknown(ctx: &Context, name: &str) -> Error {
+    let all = config::names(&ctx.dirs);
+    // `web.toml` or `daemons.d/web.toml`, typed for `web`: the stem is the name.
+    let stem = std::path::Path::new(name)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|_| name.ends_with(".toml"));
+    if let Some(stem) = stem.filter(|s| all.iter().any(|n| n == s)) {
+        return Error::UnknownDaemon {
+            name: name.to_string(),
+            config_dir: ctx.dirs.config_dir.clone(),
+            suggestion: Some(stem.to_string()),
+        };
+    }
     if !config::is_valid_name(name) {
         // `../x` or `a b` could never be a daemon: say so, rather than that it is not
         // one in this directory.
@@ -122,7 +145,6 @@ fn unknown(ctx: &Context, name: &str) -> Error {
             "`{name}` is not a valid daemon name: a name is letters, digits, `_`, `.` and `-`, starting with a letter or digit, at most 64 characters"
         ));
     }
-    let all = config::names(&ctx.dirs);
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     let suggestion = config::nearest(name, &all).map(str::to_string);
     Error::UnknownDaemon {

@@ -53,6 +53,12 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
             failures.ok();
             ctx.say(&format!("{name}: not running (removed a stale pidfile)"));
         }
+        Ok(Stopped::Unknown(problem)) => {
+            failures.ok();
+            ctx.say(&format!(
+                "{name}: nothing of it found running ({problem}; no keeper held its lock and its cgroup was empty or absent); removed the record"
+            ));
+        }
         Err(err) => failures.fail(err),
     };
     let lock = |name: &str| control::lock(&ctx.dirs, name);

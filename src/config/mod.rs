@@ -11,6 +11,7 @@ mod daemon;
 mod diagnostic;
 mod discover;
 pub mod env_file;
+pub mod host;
 pub mod limits;
 mod raw;
 mod suggest;

@@ -2,8 +2,8 @@
 //! daemon starts stays in it, whatever it does with sessions, process groups or
 //! double forks, so a stop finds and kills them all (`cgroup.kill`, Linux 5.14).
 //!
-//! The keeper creates `dmgr-NAME-KEEPERPID` beside itself, under its own cgroup on
-//! the cgroup2 mount (`/sys/fs/cgroup` on a pure v2 host, `/sys/fs/cgroup/unified` on a
+//! The keeper creates `dmgr-NAME-RUNHASH` (see [`Cgroup::name_for`]) beside itself,
+//! under its own cgroup on the cgroup2 mount (`/sys/fs/cgroup` on a pure v2 host, `/sys/fs/cgroup/unified` on a
 //! hybrid one), and moves the daemon's process into it while that process waits at
 //! its start gate. That needs write access to the keeper's cgroup: root, or a
 //! delegated subtree. Where it fails, nothing is created and the keeper tracks the
@@ -25,15 +25,46 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// Where the cgroup for the daemon `name` of the keeper `keeper_pid` goes: beside
-    /// the calling process's own cgroup; `None` where cgroup v2 is missing or turned
-    /// off. The keeper records this path before it creates the cgroup, so that a
-    /// keeper killed in between leaves no cgroup that no record names.
-    pub fn planned(name: &str, keeper_pid: u32) -> Option<PathBuf> {
+    /// Where the cgroup for the daemon `name` of the run directory `run_dir` goes:
+    /// beside the calling process's own cgroup; `None` where cgroup v2 is missing or
+    /// turned off. The keeper records this path before it creates the cgroup, so that
+    /// a keeper killed in between leaves no cgroup that no record names.
+    pub fn planned(name: &str, run_dir: &Path) -> Option<PathBuf> {
         if is_disabled(std::env::var_os(DISABLE_VAR).as_deref()) {
             return None;
         }
-        Some(own_cgroup_dir()?.join(format!("dmgr-{name}-{keeper_pid}")))
+        Some(own_cgroup_dir()?.join(Cgroup::name_for(name, run_dir)))
+    }
+
+    /// The cgroup's directory name, `dmgr-NAME-HASH`: the daemon's name and a digest
+    /// of its run directory's path, so that it can be found again from those two
+    /// alone when the state record that names it is lost or unusable (issue 22): a
+    /// cgroup is never leaked, nor a daemon left running in one. Two run directories
+    /// never share one; one daemon's keepers, one after another, reuse it.
+    pub fn name_for(name: &str, run_dir: &Path) -> String {
+        use std::os::unix::ffi::OsStrExt;
+        let digest = run_dir
+            .as_os_str()
+            .as_bytes()
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, &b| {
+                (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        format!("dmgr-{name}-{digest:016x}")
+    }
+
+    /// Finds the cgroup of the daemon `name` of `run_dir` without its record: where
+    /// this process would make it, or else anywhere on the cgroup2 mount (a `stop` run
+    /// from another login session is in another cgroup than the `start` was).
+    pub fn find(name: &str, run_dir: &Path) -> Option<Cgroup> {
+        let wanted = Cgroup::name_for(name, run_dir);
+        if let Some(cgroup) = own_cgroup_dir().and_then(|dir| Cgroup::open(&dir.join(&wanted))) {
+            return Some(cgroup);
+        }
+        let found = dmgr_cgroups()
+            .iter()
+            .find(|p| p.file_name() == Some(wanted.as_ref()))?;
+        Cgroup::open(found)
     }
 
     /// Creates the cgroup at `path` (from [`Cgroup::planned`]); `None` where that
@@ -149,6 +180,44 @@ pub fn enable_memory(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// Every `dmgr-*` directory on the cgroup2 mount, looked for once per process (`stop
+/// --all` may look for many daemons' cgroups): at most 12 levels deep, at most
+/// 100,000 directories.
+fn dmgr_cgroups() -> &'static [PathBuf] {
+    static FOUND: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(|| {
+        let mut found = Vec::new();
+        let Some(mount) = cgroup2_mount() else {
+            return found;
+        };
+        let mut level = vec![mount];
+        let mut seen = 0;
+        for _ in 0..12 {
+            let mut next = Vec::new();
+            for dir in &level {
+                let Ok(entries) = fs::read_dir(dir) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    seen += 1;
+                    if seen > 100_000 {
+                        return found;
+                    }
+                    if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        continue;
+                    }
+                    if entry.file_name().as_encoded_bytes().starts_with(b"dmgr-") {
+                        found.push(entry.path());
+                    }
+                    next.push(entry.path());
+                }
+            }
+            level = next;
+        }
+        found
+    })
+}
+
 /// Returns true if and only if the value of [`DISABLE_VAR`] turns cgroups off.
 fn is_disabled(value: Option<&std::ffi::OsStr>) -> bool {
     value.is_some_and(|v| !v.is_empty() && v != "0")
@@ -199,6 +268,20 @@ mod tests {
         assert!(is_disabled(Some("1".as_ref())) && is_disabled(Some("yes".as_ref())));
         assert!(!is_disabled(None) && !is_disabled(Some("".as_ref())));
         assert!(!is_disabled(Some("0".as_ref())));
+    }
+
+    /// A daemon's cgroup is named after it and its run directory, so it can be found
+    /// from those alone; two run directories never share one.
+    #[test]
+    fn the_name_is_derived_from_the_daemon_and_its_run_directory() {
+        let a = Cgroup::name_for("web", Path::new("/run/dmgr"));
+        assert_eq!(a, Cgroup::name_for("web", Path::new("/run/dmgr")));
+        assert!(
+            a.starts_with("dmgr-web-") && a.len() == "dmgr-web-".len() + 16,
+            "{a}"
+        );
+        assert_ne!(a, Cgroup::name_for("web", Path::new("/srv/app/.dmgr")));
+        assert_ne!(a, Cgroup::name_for("db", Path::new("/run/dmgr")));
     }
 
     /// Outside a cgroup file system the directory is created, found wanting (no

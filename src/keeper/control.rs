@@ -18,8 +18,10 @@ use nix::sys::signal::Signal;
 use super::argv::LauncherArgv;
 pub use super::ask::{reload, signal_daemon, signal_keeper, Reloaded};
 use super::leftovers::{
-    clear_leftovers, left_behind, remove_cgroup, signal_stop, stop_unsupervised, wait_until, GRACE,
+    clear_leftovers, finish_unknown, remove_cgroup, signal_stop, stop_derived_cgroup,
+    stop_unsupervised, wait_until, GRACE,
 };
+use super::log_mark::LogMark;
 use super::notify::Report;
 use super::sys;
 use crate::config::{Daemon, Dirs};
@@ -49,7 +51,7 @@ pub enum Started {
 }
 
 /// What `stop` found or did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stopped {
     /// It was running and is now gone.
     Now,
@@ -57,6 +59,15 @@ pub enum Stopped {
     Already,
     /// Nothing was running, and a stale pidfile was removed.
     RemovedStale,
+    /// Its record could not be used (why), no keeper held its lock and nothing of it
+    /// was found; the record was removed.
+    Unknown(String),
+}
+
+/// The processes of a daemon whose keeper is gone that are still running, by
+/// identity (see `leftovers`): what `stop` would stop.
+pub fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
+    super::leftovers::left_behind(record)
 }
 
 /// Takes the daemon's operation lock, waiting for any concurrent start or stop.
@@ -68,7 +79,9 @@ pub fn lock(dirs: &Dirs, name: &str) -> Result<OperationLock> {
 #[derive(Debug)]
 pub struct Pending {
     name: String,
-    log: PathBuf,
+    /// The log as it was before the start: a failure shows what came after.
+    log: LogMark,
+    pidfile: PathBuf,
     pipe: File,
     /// The pipe's write end, for the keeper, until the launcher has it.
     notify: Option<OwnedFd>,
@@ -83,18 +96,6 @@ pub enum Begun {
     Done(Started),
     /// A keeper is to be made: [`await_starts`] launches it and collects its report.
     Waiting(Pending),
-}
-
-/// The processes that hold the lock on `path`, for an error message.
-fn holders(path: &Path) -> String {
-    let holders: Vec<String> = pidfile::lock_holders(path)
-        .into_iter()
-        .map(pidfile::describe_holder)
-        .collect();
-    match holders.is_empty() {
-        true => "holder unknown".into(),
-        false => holders.join(", "),
-    }
 }
 
 /// Prepares a keeper for `daemon` unless it runs. `lock` is the daemon's operation
@@ -113,7 +114,7 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         return Ok(Begun::Done(Started::Pending));
     }
     if observed.keeper.is_none() {
-        clear_leftovers(dirs, &observed);
+        clear_leftovers(dirs, &daemon.name, &observed);
     }
     if pidfile::is_locked(&daemon.pidfile) {
         return Err(Error::daemon(
@@ -121,7 +122,7 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
             format!(
                 "cannot start: its pidfile {} is locked by a process that is no keeper of this run directory ({})",
                 daemon.pidfile.display(),
-                holders(&daemon.pidfile)
+                pidfile::describe_holders(&daemon.pidfile)
             ),
         ));
     }
@@ -129,7 +130,8 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         .map_err(|e| Error::daemon(&daemon.name, format!("cannot create a pipe: {e}")))?;
     Ok(Begun::Waiting(Pending {
         name: daemon.name.clone(),
-        log: daemon.process.log.clone(),
+        log: LogMark::now(&daemon.process.log),
+        pidfile: daemon.pidfile.clone(),
         pipe: File::from(read),
         notify: Some(write),
         deadline: Instant::now()
@@ -166,7 +168,7 @@ pub fn claim_for_foreground(
             ),
         ));
     }
-    clear_leftovers(dirs, &observed);
+    clear_leftovers(dirs, &daemon.name, &observed);
     match pidfile::LockedPidfile::try_lock(&daemon.pidfile) {
         Ok(locked) => Ok((lock, locked)),
         Err(pidfile::LockError::Held) => {
@@ -184,6 +186,9 @@ pub fn await_starts(
     mut pending: Vec<Pending>,
     mut done: impl FnMut(&str, Result<Started>),
 ) {
+    if !pending.is_empty() {
+        crate::session::warn_if_in_scope();
+    }
     let mut launcher = match launch(dirs, &mut pending) {
         Ok(launcher) => launcher,
         Err(e) => {
@@ -200,14 +205,9 @@ pub fn await_starts(
             pending.into_iter().partition(|p| p.deadline <= now);
         pending = waiting;
         for p in late {
-            done(
-                &p.name,
-                Err(failure(
-                    &p.name,
-                    &p.log,
-                    "the keeper did not report in time",
-                )),
-            );
+            let why = "its keeper did not report in time";
+            let reason = super::interrupted::clean_up(dirs, &p.name, &p.pidfile, why);
+            done(&p.name, Err(failure(&p.name, &p.log, &reason)));
         }
         let Some(deadline) = pending.iter().map(|p| p.deadline).min() else {
             break;
@@ -240,7 +240,10 @@ pub fn await_starts(
         let mut still = Vec::with_capacity(pending.len());
         for (p, is_ready) in pending.into_iter().zip(ready) {
             if is_ready {
-                let report = super::notify::read_report(p.pipe);
+                let report = super::notify::read_report(p.pipe).ok_or_else(|| {
+                    let why = "its keeper died before the daemon was up";
+                    super::interrupted::clean_up(dirs, &p.name, &p.pidfile, why)
+                });
                 done(&p.name, outcome(&p.name, &p.log, report));
             } else {
                 still.push(p);
@@ -277,19 +280,24 @@ fn launch(dirs: &Dirs, pending: &mut [Pending]) -> std::io::Result<Option<Child>
     sys::spawn_launcher(&exe, &args.to_args(), &fds).map(Some)
 }
 
-fn outcome(name: &str, log: &Path, report: Option<Report>) -> Result<Started> {
+/// What a keeper's report (or, when it sent none, what its `start` found and
+/// cleaned up) means for `start`.
+fn outcome(
+    name: &str,
+    log: &LogMark,
+    report: std::result::Result<Report, String>,
+) -> Result<Started> {
     match report {
-        Some(Report::Started { pid }) => Ok(Started::Now(pid)),
-        Some(Report::Failed { reason }) => Err(failure(name, log, &reason)),
-        None => Err(failure(name, log, "the keeper exited without reporting")),
+        Ok(Report::Started { pid }) => Ok(Started::Now(pid)),
+        Ok(Report::Failed { reason }) | Err(reason) => Err(failure(name, log, &reason)),
     }
 }
 
-fn failure(name: &str, log: &Path, reason: &str) -> Error {
+fn failure(name: &str, log: &LogMark, reason: &str) -> Error {
     Error::Daemon {
         name: name.to_string(),
         message: format!("cannot start: {reason}"),
-        log_tail: crate::logfile::tail(log, TAIL_LINES),
+        log_tail: log.tail(TAIL_LINES),
     }
 }
 
@@ -395,19 +403,25 @@ fn ask_keeper_to_stop<'a>(
         stopping.acted = true;
         return stopping;
     }
-    let (Some(keeper), Some(record)) = (observed.keeper, &observed.record) else {
+    let Some(keeper) = observed.keeper else {
         return stopping;
+    };
+    // Without a usable record, the keeper is the dmgr holding the pidfile lock (see
+    // `state::observe`), and the file, if there is one, says how long it may take.
+    let supervision = match (&observed.record, daemon) {
+        (Some(record), _) => record.supervision.clone(),
+        (None, Some(daemon)) => daemon.supervision.clone(),
+        (None, None) => crate::config::Supervision::default(),
     };
     stopping.acted = true;
     // With a stop_command, the keeper may wait stop_timeout for it and the daemon to
     // end, then stop_timeout for the signals.
-    let rounds = if record.supervision.stop_command.is_some() {
+    let rounds = if supervision.stop_command.is_some() {
         2
     } else {
         1
     };
-    stopping.deadline =
-        Instant::now() + Duration::from_millis(record.stop_timeout_ms) * rounds + GRACE;
+    stopping.deadline = Instant::now() + supervision.stop_timeout * rounds + GRACE;
     let signalled = sys::ProcessHandle::open(keeper).and_then(|handle| {
         // Marked as `dmgr stop`'s: any other SIGTERM is an outside stop.
         let sent = match &handle {
@@ -498,6 +512,14 @@ fn finish_stop(
     let pidfile = daemon.map(|d| d.pidfile.as_path());
     let mut acted = acted;
     let observed = state::observe(dirs, name, pidfile);
+    if let (Status::Unknown, None) = (observed.status, observed.keeper) {
+        return finish_unknown(dirs, name, pidfile, &observed, acted);
+    }
+    // A record lost with its keeper: what ran is still in its cgroup.
+    if observed.record.is_none() && observed.keeper.is_none() && stop_derived_cgroup(dirs, name)? {
+        acted = true;
+        events::append(&dirs.events_file(name), &Event::now(name, Kind::Stopped));
+    }
     // Its keeper and main process may both be dead while processes it started live on.
     let leftovers = observed.keeper.is_none()
         && observed.daemon.is_none()
@@ -580,7 +602,7 @@ fn finish_stop(
 /// runs without the operation lock) never has its record overwritten: it finds the
 /// lock taken and gives up, or `write` is skipped because it holds the lock. Returns
 /// whether a (stale) pidfile was there, or `None` when a keeper holds the lock.
-fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
+pub(super) fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
     let existed = lock.exists();
     let locked = pidfile::LockedPidfile::try_lock(lock).ok()?;
     write();

@@ -12,6 +12,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use super::holder::{self, Handoff};
 use super::logpipe::LogSink;
 use super::machine::{Child, Phase};
 use super::notify::{Report, Reporter};
@@ -23,6 +24,9 @@ use crate::events::{History, Kind};
 use crate::pidfile::{LockError, LockedPidfile};
 use crate::procinfo::{ProcId, Stat};
 use crate::state::{self, Status};
+
+/// How soon a restart that could not be recorded (a full run disk) is tried again.
+const RECORD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One log pipe: the read end the keeper polls, the write end handed to each run.
 pub(super) struct Pipe {
@@ -50,6 +54,7 @@ impl Keeper {
         identity: Option<state::FileIdentity>,
         mut reporter: Reporter,
         single: sys::SingleThreaded,
+        handoff: Option<Handoff>,
     ) -> std::result::Result<Keeper, Reporter> {
         macro_rules! fail {
             ($($arg:tt)*) => {{
@@ -57,6 +62,11 @@ impl Keeper {
                 return Err(reporter);
             }};
         }
+        // Looked up first: should the holder die, we would be re-parented.
+        let holder_pid = handoff
+            .as_ref()
+            .map(|_| nix::unistd::getppid().as_raw())
+            .filter(|&pid| pid > 1);
         let _ = nix::sys::prctl::set_child_subreaper(true);
         let mut mask = SigSet::empty();
         for signal in [
@@ -85,11 +95,7 @@ impl Keeper {
             Err(LockError::Held) => fail!(
                 "pidfile {} is locked by another process ({})",
                 daemon.pidfile.display(),
-                crate::pidfile::lock_holders(&daemon.pidfile)
-                    .into_iter()
-                    .map(crate::pidfile::describe_holder)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::pidfile::describe_holders(&daemon.pidfile)
             ),
             Err(LockError::Io(e)) => fail!("{e}"),
         };
@@ -101,7 +107,14 @@ impl Keeper {
                 fail!("{reason}");
             }
         };
-        let open_pipe = |path: &std::path::Path| -> std::result::Result<Pipe, String> {
+        // The holder's pipes, which outlive this keeper; else pipes of our own.
+        let (mut out_pipe, mut err_pipe, settings) = match handoff {
+            Some(h) => (Some(h.out), Some(h.err), Some(h.settings)),
+            None => (None, None, None),
+        };
+        let open_pipe = |path: &std::path::Path,
+                         made: Option<(OwnedFd, OwnedFd)>|
+         -> std::result::Result<Pipe, String> {
             let sink = LogSink::open(
                 path,
                 daemon.logs.log_max_size.0,
@@ -109,8 +122,11 @@ impl Keeper {
                 daemon.logs.log_timestamps,
             )
             .map_err(|e| format!("cannot open the log {}: {e}", path.display()))?;
-            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-                .map_err(|e| format!("cannot create a pipe: {e}"))?;
+            let (read, write) = match made {
+                Some(pipe) => pipe,
+                None => nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                    .map_err(|e| format!("cannot create a pipe: {e}"))?,
+            };
             let flags = nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_GETFL).unwrap_or(0);
             let _ = nix::fcntl::fcntl(
                 &read,
@@ -118,7 +134,7 @@ impl Keeper {
             );
             Ok(Pipe { read, write, sink })
         };
-        let out = match open_pipe(&daemon.process.log) {
+        let out = match open_pipe(&daemon.process.log, out_pipe.take()) {
             Ok(pipe) => pipe,
             Err(reason) => {
                 record_failure(&dirs, &daemon, &reason);
@@ -130,7 +146,7 @@ impl Keeper {
             .process
             .stderr_log
             .as_deref()
-            .map(open_pipe)
+            .map(|path| open_pipe(path, err_pipe.take()))
             .transpose()
         {
             Ok(pipe) => pipe,
@@ -140,7 +156,24 @@ impl Keeper {
                 fail!("{reason}");
             }
         };
+        // Without `stderr_log`, the holder's second pipe has no use.
+        drop(err_pipe);
+        if let Some(settings) = settings {
+            settings.tell(&holder::Settings {
+                name: daemon.name.clone(),
+                events: dirs.events_file(&daemon.name),
+                log: daemon.process.log.clone(),
+                stderr_log: daemon.process.stderr_log.clone(),
+                max_size: daemon.logs.log_max_size.0,
+                keep: daemon.logs.log_keep,
+                timestamps: daemon.logs.log_timestamps,
+            });
+        }
         let mut record = initial_record(&daemon);
+        // Our parent, while it is the holder that made us (see `holder`).
+        if let Some(holder) = holder_pid.and_then(ProcId::of) {
+            record.holder = Some(holder);
+        }
         record.definition = identity.map(|file| state::Definition::new(file, &daemon));
         record.output_pipes = std::iter::once(&out)
             .chain(err.as_ref())
@@ -155,7 +188,7 @@ impl Keeper {
             }
         };
         // On record before it exists: see `Cgroup::planned`.
-        record.cgroup = cgroup::Cgroup::planned(&daemon.name, std::process::id());
+        record.cgroup = cgroup::Cgroup::planned(&daemon.name, &dirs.run_dir);
         let cgroup = record.cgroup.as_deref().and_then(|path| {
             let _ = state_file.write(&record);
             cgroup::Cgroup::create(path)
@@ -167,6 +200,7 @@ impl Keeper {
         let cgroup_dir = tracked.cgroup.as_ref().map(|c| c.path());
         let watches = super::liveness::Watches::of(&daemon.supervision, cgroup_dir);
         Ok(Keeper {
+            record_trouble: None,
             watches,
             reload: None,
             captures: Vec::new(),
@@ -306,6 +340,15 @@ impl Keeper {
                 self.record.daemon = None;
                 if let Some(pidfile) = &mut self.pidfile {
                     pidfile.clear();
+                }
+                if e.step == sys::SpawnStep::Record && !self.reporter.is_pending() {
+                    // No copy runs that no record names; but the daemon did not fail
+                    // either: try again soon, without counting it (issue 22).
+                    self.phase = Phase::Backoff {
+                        until: now + RECORD_RETRY,
+                    };
+                    self.record.status = Status::Backoff;
+                    return;
                 }
                 let next = self.fail_run(reason);
                 self.drain(next);

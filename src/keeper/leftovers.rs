@@ -1,11 +1,14 @@
 //! A daemon whose keeper is gone (SIGKILLed, or lost with a crash): what it left
-//! behind, found by identity from its state record, and how `stop` and `start` stop
-//! it without being its parent. Used by [`control`](super::control) only.
+//! behind, found by identity from its state record (or, when the record is lost or
+//! cannot be used, in the cgroup named after the daemon), and how `stop` and `start`
+//! stop it without being its parent. Used by [`control`](super::control) only.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use super::control::{while_no_keeper, Stopped};
 use super::sys;
 use crate::config::{units, Dirs};
 use crate::events::{self, Event, Kind};
@@ -20,8 +23,13 @@ pub(super) const GRACE: Duration = Duration::from_secs(10);
 /// Stops what a dead keeper's daemon left behind before a new keeper takes over: the
 /// new keeper's record replaces this one, after which nothing would know those
 /// processes were the daemon's.
-pub(super) fn clear_leftovers(dirs: &Dirs, observed: &state::Observed) {
+pub(super) fn clear_leftovers(dirs: &Dirs, name: &str, observed: &state::Observed) {
     let Some(record) = &observed.record else {
+        // A record that is lost or cannot be used names nothing; the cgroup can still
+        // be found, and what runs in it is a copy that a new keeper must not double.
+        if observed.keeper.is_none() {
+            let _ = stop_derived_cgroup(dirs, name);
+        }
         return;
     };
     if !record.is_this_boot() {
@@ -33,6 +41,7 @@ pub(super) fn clear_leftovers(dirs: &Dirs, observed: &state::Observed) {
         let stopped = stopped.message("what the daemon of a dead keeper left behind");
         events::append(&dirs.events_file(&record.name), &stopped);
     }
+    wait_for_holder(record);
     if let Some(cgroup) = record
         .cgroup
         .as_deref()
@@ -41,6 +50,106 @@ pub(super) fn clear_leftovers(dirs: &Dirs, observed: &state::Observed) {
         cgroup.remove();
     }
     remove_daemon_pidfile(record);
+}
+
+/// Stops a daemon whose record cannot be used and that no keeper holds (any more):
+/// nothing names its processes but its cgroup, which the keeper names after the
+/// daemon and the run directory (see [`super::cgroup::Cgroup::derived`]); then the
+/// unusable record is removed, under the pidfile lock, so that the next `start`
+/// begins afresh rather than trip over it again.
+pub(super) fn finish_unknown(
+    dirs: &Dirs,
+    name: &str,
+    pidfile: Option<&Path>,
+    observed: &state::Observed,
+    acted: bool,
+) -> crate::Result<Stopped> {
+    let problem = observed.problem.clone().unwrap_or_default();
+    let lock = pidfile.map_or_else(|| dirs.pidfile(name), Path::to_path_buf);
+    if pidfile::is_locked(&lock) {
+        return Err(crate::Error::daemon(
+            name,
+            format!(
+                "{problem}, and its pidfile {} is locked by a process that is no keeper of this user ({}); nothing was stopped",
+                lock.display(),
+                pidfile::describe_holders(&lock)
+            ),
+        ));
+    }
+    let stopped = stop_derived_cgroup(dirs, name)?;
+    let removed = while_no_keeper(&lock, || {
+        let _ = std::fs::remove_file(dirs.state_file(name));
+    });
+    if removed.is_none() {
+        return Err(crate::Error::daemon(
+            name,
+            format!("{problem}; a keeper started meanwhile, run `dmgr stop {name}` again"),
+        ));
+    }
+    let event = Event::now(name, Kind::Stopped).message(format!(
+        "{problem}: removed it{}",
+        if stopped {
+            " after stopping its cgroup"
+        } else {
+            ""
+        }
+    ));
+    events::append(&dirs.events_file(name), &event);
+    Ok(match acted || stopped {
+        true => Stopped::Now,
+        false => Stopped::Unknown(problem),
+    })
+}
+
+/// Stops every process in the cgroup of the daemon `name`, found from its name and
+/// the run directory alone (see [`super::cgroup::Cgroup::find`]), for a daemon whose
+/// record cannot be used: `stop_signal` is unknown, so SIGTERM, then SIGKILL to the
+/// whole cgroup after the default `stop_timeout`; then removes the cgroup. Returns
+/// whether any process was there, or an error if some survived SIGKILL.
+pub(super) fn stop_derived_cgroup(dirs: &Dirs, name: &str) -> Result<bool, crate::Error> {
+    let Some(cgroup) = super::cgroup::Cgroup::find(name, &dirs.run_dir) else {
+        return Ok(false);
+    };
+    let members = || -> Vec<ProcId> {
+        cgroup
+            .members()
+            .into_iter()
+            .filter_map(ProcId::of)
+            .collect()
+    };
+    let found = members();
+    if !found.is_empty() {
+        let mut event = Event::now(name, Kind::Stopping).signal("TERM");
+        event.message = Some(format!(
+            "{} processes in its cgroup {}, found without its state record",
+            found.len(),
+            cgroup.path().display()
+        ));
+        events::append(&dirs.events_file(name), &event);
+        for process in &found {
+            let _ = sys::signal_process(*process, Signal::SIGTERM);
+            let _ = sys::signal_process(*process, Signal::SIGCONT);
+        }
+        let timeout = crate::config::Supervision::default().stop_timeout;
+        if !wait_until(timeout, || !cgroup.is_populated()) {
+            if !cgroup.kill() {
+                for process in members() {
+                    let _ = sys::signal_process(process, Signal::SIGKILL);
+                }
+            }
+            if !wait_until(GRACE, || !cgroup.is_populated()) {
+                return Err(crate::Error::daemon(
+                    name,
+                    format!(
+                        "processes in its cgroup {} survived SIGKILL",
+                        cgroup.path().display()
+                    ),
+                ));
+            }
+        }
+    }
+    cgroup.remove();
+    Ok(!found.is_empty())
 }
 
 /// Removes what a finished daemon without a keeper leaves on disk: its cgroup, and a
@@ -83,6 +192,16 @@ pub(super) fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
     if let Some(probe) = record.probe.filter(|p| p.is_alive() && !found.contains(p)) {
         found.push(probe);
     }
+    // Every descendant of the keeper's holder is one of the daemon's: a subreaper, it
+    // inherited the keeper's whole tree, whatever the processes did with their output
+    // or sessions (a forking daemon not adopted yet, too).
+    if let Some(holder) = record.holder.filter(ProcId::is_alive) {
+        for id in procinfo::descendants(holder.pid) {
+            if !found.contains(&id) && id != record.keeper {
+                found.push(id);
+            }
+        }
+    }
     // Every process in the daemon's cgroup is one of its own, whatever it did with
     // its output: only the keeper put a process there.
     if let Some(cgroup) = record
@@ -122,6 +241,16 @@ pub(super) fn stop_unsupervised(
         events::append(&dirs.events_file(&record.name), &killed);
         targets.signal(Signal::SIGKILL);
         wait_until(GRACE, || targets.are_gone());
+    }
+    wait_for_holder(record);
+}
+
+/// Waits (within [`GRACE`]) until the keeper's holder has written the last of the
+/// daemon's output and exited, as it does once the daemon's processes are gone: the
+/// log is whole when `stop` returns, and a new keeper never writes it alongside.
+pub(super) fn wait_for_holder(record: &state::StateRecord) {
+    if let Some(holder) = record.holder.filter(|_| record.is_this_boot()) {
+        wait_until(GRACE, || !holder.is_alive());
     }
 }
 

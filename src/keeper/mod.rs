@@ -5,8 +5,10 @@
 //! `dmgr start` (see [`control`]) execs one launcher, `dmgr __launch` ([`argv`]), with
 //! a notify pipe (`notify`) per daemon; the launcher ([`launcher`]), fresh and
 //! single-threaded, closes every inherited fd but those pipes and detaches one keeper
-//! per daemon with a double fork, which closes the other daemons' pipes, takes the
-//! title `dmgr ... __keeper --name NAME ...` and, with no exec:
+//! per daemon with a double fork whose middle process stays as its holder (`holder`:
+//! it makes the output pipes and keeps them, and the daemon's processes, should the
+//! keeper die). The keeper closes the other daemons' pipes, takes the title `dmgr ...
+//! __keeper --name NAME ...` and, with no exec:
 //!
 //! 1. makes itself a child subreaper
 //!    (so every descendant of the daemon is reaped by it, never by PID 1), blocks the
@@ -19,7 +21,8 @@
 //!    gate; the keeper moves it into the cgroup, writes the PID to the pidfile and the
 //!    state record, and only then opens the gate for the exec. A keeper killed at any
 //!    moment therefore never leaves behind a daemon that no record names. stdout and
-//!    stderr go into pipes that only the keeper reads;
+//!    stderr go into pipes that the keeper reads (its holder keeps them open too, and
+//!    reads them only once the keeper is gone);
 //! 4. for `type = "forking"`, waits for the command to exit 0, then adopts the daemon
 //!    it left behind: the process its own `pidfile` names, once that is a child of
 //!    the keeper, or else the one child left, once it has been the only one for
@@ -85,10 +88,13 @@ mod foreground;
 mod forking;
 mod handover;
 pub mod health;
+mod holder;
+mod interrupted;
 mod launch;
 pub mod launcher;
 mod leftovers;
 mod liveness;
+mod log_mark;
 mod logpipe;
 mod machine;
 pub mod memory;
@@ -137,14 +143,16 @@ use record::{describe_wait, exit_record, initial_record, record_failure};
 /// Runs the keeper of `args.name` until its daemon is stopped or given up on.
 ///
 /// A plain function of its inputs (the directories, the daemon's name, the pipe to
-/// report on), which [`launcher`] calls in each keeper it forks, with no exec.
-pub fn run(
+/// report on, the pipes its [`holder`] made), which the holder calls in the keeper it
+/// forks, with no exec.
+pub(crate) fn run(
     dirs: &Dirs,
     name: &str,
     notify: Option<File>,
     single: sys::SingleThreaded,
+    handoff: Option<holder::Handoff>,
 ) -> Result<u8> {
-    match set_up(dirs, name, notify, single) {
+    match set_up(dirs, name, notify, single, handoff) {
         Some(mut keeper) => {
             keeper.run();
             Ok(0)
@@ -163,6 +171,7 @@ fn set_up(
     name: &str,
     notify: Option<File>,
     single: sys::SingleThreaded,
+    handoff: Option<holder::Handoff>,
 ) -> Option<Box<Keeper>> {
     let mut reporter = Reporter::new(notify);
     // A keeper outlives the shell that started it: it must not keep that shell's
@@ -187,7 +196,7 @@ fn set_up(
             return None;
         }
     };
-    match Keeper::new(dirs.clone(), daemon, identity, reporter, single) {
+    match Keeper::new(dirs.clone(), daemon, identity, reporter, single, handoff) {
         Ok(keeper) => Some(Box::new(keeper)),
         Err(mut reporter) => {
             reporter.close();
@@ -229,6 +238,8 @@ struct Keeper {
     captures: Vec<reloading::Capture>,
     /// Who stopped the daemon when it was not `dmgr stop` (an outside stop).
     stopped_by: Option<String>,
+    /// Failed writes of the state record since the last one that worked.
+    record_trouble: Option<record::RecordTrouble>,
 }
 
 impl Keeper {
@@ -343,10 +354,9 @@ impl Keeper {
             let event = match notice {
                 Notice::Failed(error) => self.event(Kind::LogError).message(error),
                 Notice::Resumed { dropped, error } => {
-                    let mut event = self.event(Kind::LogResumed).message(format!(
-                        "{dropped} line{} dropped whole: {error}",
-                        if dropped == 1 { "" } else { "s" }
-                    ));
+                    let mut event = self
+                        .event(Kind::LogResumed)
+                        .message(logpipe::LogSink::resumed_message(dropped, &error));
                     event.dropped_lines = Some(dropped);
                     event
                 }

@@ -96,16 +96,56 @@ impl Keeper {
         let _ = self.try_save();
     }
 
-    /// Writes the record; a failure is noted in the log and returned.
+    /// Writes the record, whole or not at all (see [`state::StateFile`]). A failure
+    /// leaves the previous record in place and is returned; the first of a run of
+    /// failures is a `record-error` event (which may not reach a full disk either),
+    /// and so is the first write that works again, with how many failed meanwhile.
+    /// Nothing else follows from a failed write: the daemon is neither stopped nor
+    /// restarted for it (issue 22, finding 3).
     pub(super) fn try_save(&mut self) -> std::result::Result<(), String> {
-        self.state_file.write(&self.record).map_err(|e| {
-            let reason = format!(
-                "cannot write the state record {}: {e}",
-                self.dirs.state_file(&self.daemon.name).display()
-            );
-            reason
-        })
+        match self.state_file.write(&self.record) {
+            Ok(()) => {
+                if let Some(trouble) = self.record_trouble.take() {
+                    let again = self.event(Kind::RecordError).message(format!(
+                        "the state record is written again, after {} writes failed since {}",
+                        trouble.failures,
+                        crate::output::json::rfc3339_ms(trouble.since_ms)
+                    ));
+                    self.record_event(again);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!(
+                    "cannot write the state record {}: {e}",
+                    self.dirs.state_file(&self.daemon.name).display()
+                );
+                match &mut self.record_trouble {
+                    Some(trouble) => trouble.failures += 1,
+                    None => {
+                        self.record_trouble = Some(RecordTrouble {
+                            since_ms: state::now_ms(),
+                            failures: 1,
+                        });
+                        let event = self.event(Kind::RecordError).message(format!(
+                            "{reason}; the previous record stays, and the keeper goes on"
+                        ));
+                        self.record_event(event);
+                    }
+                }
+                Err(reason)
+            }
+        }
     }
+}
+
+/// A run of failed writes of the state record.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RecordTrouble {
+    /// When the first failed (ms since the epoch).
+    since_ms: u64,
+    /// How many failed.
+    failures: u32,
 }
 
 /// The state record a keeper starts from.
@@ -141,6 +181,7 @@ pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
         daemon_pidfile: daemon.forking_pidfile.clone(),
         foreground: false,
         probe: None,
+        holder: None,
         env_file_digest: None,
         watch: Default::default(),
         definition: None,

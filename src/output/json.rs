@@ -11,7 +11,8 @@ use crate::state::{ExitRecord, HealthSeen, MemorySeen, Observed, Reason, Status}
 pub struct ListEntry {
     /// The daemon name.
     pub name: String,
-    /// One of running, starting, backoff, stopping, stopped, failed, orphaned, invalid.
+    /// One of running, starting, backoff, stopping, stopped, failed, orphaned, invalid,
+    /// unknown.
     pub status: Status,
     /// The daemon's main PID, or null.
     pub pid: Option<i32>,
@@ -25,7 +26,8 @@ pub struct ListEntry {
     pub command: Option<String>,
     /// How the last run ended, or null.
     pub last_exit: Option<LastExit>,
-    /// Why the file is invalid or the last start failed, or null.
+    /// Why the file is invalid, the last start failed, or the state record cannot be
+    /// used (status unknown), or null.
     pub error: Option<String>,
     /// The `description` key, or null.
     pub description: Option<String>,
@@ -38,6 +40,9 @@ pub struct ListEntry {
     pub health: Option<HealthSeen>,
     /// The memory against `memory_max` while it runs under a keeper, or null.
     pub memory: Option<MemorySeen>,
+    /// The PIDs of the daemon's processes that outlived both its keeper and its main
+    /// process (orphaned workers that may still serve); `dmgr stop` stops them.
+    pub left_behind: Vec<i32>,
 }
 
 impl ListEntry {
@@ -66,12 +71,24 @@ impl ListEntry {
             last_exit: record
                 .and_then(|r| r.last_exit.as_ref())
                 .map(LastExit::from),
-            error: record.and_then(|r| r.error.clone()),
+            error: record
+                .and_then(|r| r.error.clone())
+                .or_else(|| observed.problem.clone()),
             description: daemon.and_then(|d| d.description.clone()),
             supervised: observed.keeper.is_some() || pid.is_none(),
             reason: observed.reason,
             health: watch.and_then(|w| w.health.clone()),
             memory: watch.and_then(|w| w.memory.clone()),
+            // Looked for only where keeper and main process are both gone unasked.
+            left_behind: record
+                .filter(|_| observed.reason == Some(Reason::KeeperLost) && pid.is_none())
+                .map(|r| {
+                    crate::keeper::control::left_behind(r)
+                        .into_iter()
+                        .map(|p| p.pid)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }

@@ -73,13 +73,15 @@ impl Style {
     }
 
     /// `text` in the colour of the status word `status`: green for running, yellow
-    /// for the transitional states, red for failed and invalid, magenta for orphaned,
+    /// for the transitional states, red for failed and invalid, magenta for orphaned and unknown,
     /// plain for stopped (as pm2's table and `systemctl status` do).
     pub fn status(self, status: Status, text: &str) -> String {
         let code = match status {
             Status::Running => "32",
             Status::Starting | Status::Stopping | Status::Backoff => "33",
             Status::Failed | Status::Invalid => "31",
+            // Magenta as orphaned: dmgr cannot vouch for it, someone should look.
+            Status::Unknown => "35",
             Status::Orphaned => "35",
             Status::Stopped => return text.to_string(),
         };

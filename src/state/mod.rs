@@ -1,124 +1,34 @@
 //! The keeper's state record (`RUN_DIR/NAME.state`, JSON) and how readers turn it into
 //! the truth about a daemon without taking any lock.
 //!
-//! Only the keeper writes the record while it lives; it rewrites the file in place
-//! (see [`StateFile`]), and the checksum that ends each record tells a reader that
-//! caught a write half done to read again, so readers act on whole records only.
-//! When the keeper is gone (it exited, or was SIGKILLed), `stop` may write a final
-//! record. Readers trust the record only while the recorded identities (PID plus start
-//! time) still match live processes: that is what makes `list` truthful after a keeper
-//! is killed and immune to PID reuse.
+//! Only the keeper writes the record while it lives, each time whole, through a
+//! temporary file renamed over the record (see [`StateFile`]); when the keeper is gone
+//! (it exited, or was SIGKILLed), `stop` may write a final record. Readers open it
+//! without following a symlink and check that it is whole and its daemon's own
+//! ([`read_checked`]); they trust it only while the recorded identities (PID plus
+//! start time) still match live processes: that is what makes `list` truthful after
+//! a keeper is killed and immune to PID reuse ([`observe`]). A record that cannot be
+//! used makes the daemon `unknown`, never "stopped".
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::units::Signal;
 use crate::config::{Dirs, ProcessSpec, Supervision};
-use crate::procinfo::{self, ProcId, Stat};
+use crate::procinfo::{self, ProcId};
 
+mod observe;
+pub mod path_bytes;
+mod record_file;
 mod watch;
+
+pub use observe::{observe, Observed};
+#[cfg(test)]
+use record_file::{decode, encode, fnv1a, Decoded};
+pub use record_file::{read, read_checked, write, Reading, StateFile};
 pub use watch::{HealthSeen, MemoryMechanism, MemorySeen, Watch};
-
-/// Paths in the record as the bytes they are: a path that is valid UTF-8 is a JSON
-/// string as before, any other an array of its bytes. serde's own `PathBuf` refuses
-/// to serialise a path that is not UTF-8, and a record that cannot be written loses
-/// the daemon (issue 16: a run directory whose name is not UTF-8).
-pub mod path_bytes {
-    use std::ffi::OsString;
-    use std::os::unix::ffi::{OsStrExt, OsStringExt};
-    use std::path::{Path, PathBuf};
-
-    use serde::de::{Error, SeqAccess, Visitor};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    /// How a path is written: text, or the bytes of one that is not UTF-8.
-    #[derive(Serialize)]
-    #[serde(untagged)]
-    enum Form<'a> {
-        Text(&'a str),
-        Bytes(&'a [u8]),
-    }
-
-    fn form(path: &Path) -> Form<'_> {
-        match path.to_str() {
-            Some(text) => Form::Text(text),
-            None => Form::Bytes(path.as_os_str().as_bytes()),
-        }
-    }
-
-    /// Reads either form straight into a path. (A derived untagged enum would buffer
-    /// each value and copy it once more: `list` reads several paths a record.)
-    struct PathVisitor;
-
-    impl<'de> Visitor<'de> for PathVisitor {
-        type Value = PathBuf;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a path: a string, or an array of its bytes")
-        }
-
-        fn visit_str<E: Error>(self, text: &str) -> Result<PathBuf, E> {
-            Ok(PathBuf::from(text))
-        }
-
-        fn visit_string<E: Error>(self, text: String) -> Result<PathBuf, E> {
-            Ok(PathBuf::from(text))
-        }
-
-        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<PathBuf, E> {
-            Ok(PathBuf::from(OsString::from_vec(bytes.to_vec())))
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PathBuf, A::Error> {
-            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-            while let Some(byte) = seq.next_element::<u8>()? {
-                bytes.push(byte);
-            }
-            Ok(PathBuf::from(OsString::from_vec(bytes)))
-        }
-    }
-
-    /// A path read by [`PathVisitor`], for `Option`.
-    struct Read(PathBuf);
-
-    impl<'de> Deserialize<'de> for Read {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Read, D::Error> {
-            deserializer.deserialize_any(PathVisitor).map(Read)
-        }
-    }
-
-    /// Serialises a path.
-    pub fn serialize<S: Serializer>(value: &Path, serializer: S) -> Result<S::Ok, S::Error> {
-        form(value).serialize(serializer)
-    }
-
-    /// Deserialises a path.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
-        deserializer.deserialize_any(PathVisitor)
-    }
-
-    /// The same for an optional path.
-    pub mod option {
-        use super::*;
-
-        /// Serialises an optional path.
-        pub fn serialize<S: Serializer>(
-            value: &Option<PathBuf>,
-            serializer: S,
-        ) -> Result<S::Ok, S::Error> {
-            value.as_deref().map(form).serialize(serializer)
-        }
-
-        /// Deserialises an optional path.
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> Result<Option<PathBuf>, D::Error> {
-            Option::<Read>::deserialize(deserializer).map(|read| read.map(|Read(path)| path))
-        }
-    }
-}
 
 /// How many exits the crash history keeps.
 pub const HISTORY_LEN: usize = 10;
@@ -143,11 +53,14 @@ pub enum Status {
     Orphaned,
     /// Its file does not load.
     Invalid,
+    /// Its state record cannot be used (a symlink, another file's hard link, torn,
+    /// garbled, another daemon's): dmgr cannot tell, and says so rather than guess.
+    Unknown,
 }
 
 impl Status {
     /// Every status, in the order SPEC lists them.
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Running,
         Status::Starting,
         Status::Backoff,
@@ -156,6 +69,7 @@ impl Status {
         Status::Failed,
         Status::Orphaned,
         Status::Invalid,
+        Status::Unknown,
     ];
 
     /// The word `list` prints.
@@ -169,6 +83,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Orphaned => "orphaned",
             Status::Invalid => "invalid",
+            Status::Unknown => "unknown",
         }
     }
 }
@@ -293,6 +208,10 @@ pub struct StateRecord {
     /// The probe process that runs (a `ready` check), leader of its own process group.
     #[serde(default)]
     pub probe: Option<ProcId>,
+    /// The keeper's holder (its parent, see `keeper::holder`): once the keeper is gone,
+    /// every process of the daemon is the holder's descendant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<ProcId>,
     /// What the keeper's liveness check and memory ceiling saw last while the daemon
     /// is up; empty otherwise.
     #[serde(default)]
@@ -471,118 +390,6 @@ impl Reason {
     }
 }
 
-/// Reads a state record; `None` when there is none or it does not parse.
-///
-/// The keeper rewrites its record in place (see [`StateFile`]), so a read may catch a
-/// write half done; the checksum line tells, and the read is retried.
-pub fn read(path: &Path) -> Option<StateRecord> {
-    for _ in 0..100 {
-        let bytes = crate::files::read(path).ok()?;
-        match decode(&bytes) {
-            Decoded::Record(record) => return Some(*record),
-            Decoded::Torn => std::thread::yield_now(),
-            Decoded::Invalid => return None,
-        }
-    }
-    None
-}
-
-enum Decoded {
-    Record(Box<StateRecord>),
-    Torn,
-    Invalid,
-}
-
-/// The record is one JSON object whose last key, `sum`, is a checksum of every byte
-/// before it: `{...,"sum":"0123456789abcdef"}`. The sequence `,"sum":"` cannot occur
-/// earlier (a quote inside a JSON string is escaped, and no record field is named
-/// `sum`). Anything after the object is the tail of a longer, older record not yet
-/// truncated away.
-fn decode(bytes: &[u8]) -> Decoded {
-    const KEY: &[u8] = b",\"sum\":\"";
-    // The key, the 16 digits, then `"}`.
-    const TAIL: usize = KEY.len() + 16 + 2;
-    let checked = |at: usize| {
-        let (body, rest) = bytes.split_at(at);
-        let sum = rest.get(KEY.len()..KEY.len() + 16)?;
-        let ok = sum == format!("{:016x}", fnv1a(body)).as_bytes()
-            && rest.get(KEY.len() + 16..TAIL) == Some(b"\"}".as_slice());
-        ok.then_some(at + TAIL)
-    };
-    // Most reads find the record alone in the file, its key a fixed distance from the
-    // end; a file with an older record's tail after it is searched from the start.
-    let at_end = bytes
-        .trim_ascii_end()
-        .len()
-        .checked_sub(TAIL)
-        .filter(|&at| bytes[at..].starts_with(KEY));
-    let end = at_end.and_then(checked).or_else(|| {
-        let at = bytes.windows(KEY.len()).position(|w| w == KEY)?;
-        checked(at)
-    });
-    let Some(end) = end else {
-        return Decoded::Torn;
-    };
-    // The object as it stands, `sum` and all: the record's fields ignore unknown keys.
-    match serde_json::from_slice(&bytes[..end]) {
-        Ok(record) => Decoded::Record(Box::new(record)),
-        Err(_) => Decoded::Invalid,
-    }
-}
-
-fn encode(record: &StateRecord) -> std::io::Result<Vec<u8>> {
-    let mut bytes = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-    bytes.pop(); // the closing brace; `sum` goes before it
-    let sum = fnv1a(&bytes);
-    bytes.extend_from_slice(format!(",\"sum\":\"{sum:016x}\"}}\n").as_bytes());
-    Ok(bytes)
-}
-
-/// FNV-1a, 64 bits: enough to tell a torn read from a whole one.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// A state record file held open by its one writer, rewritten in place: after the
-/// first write no directory entry changes, so hundreds of keepers saving at once do not
-/// contend for the run directory's lock.
-#[derive(Debug)]
-pub struct StateFile {
-    file: std::fs::File,
-}
-
-impl StateFile {
-    /// Opens (creating) the record at `path`, refusing a symlink.
-    pub fn open(path: &Path) -> std::io::Result<StateFile> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = crate::files::open_planted_safe(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o644),
-            path,
-        )?;
-        Ok(StateFile { file })
-    }
-
-    /// Replaces the record.
-    pub fn write(&mut self, record: &StateRecord) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let bytes = encode(record)?;
-        self.file.write_all_at(&bytes, 0)?;
-        self.file.set_len(bytes.len() as u64)
-    }
-}
-
-/// Writes a state record (for `stop` of a daemon whose keeper is gone).
-pub fn write(path: &Path, record: &StateRecord) -> std::io::Result<()> {
-    StateFile::open(path)?.write(record)
-}
-
 /// Milliseconds since the Unix epoch now.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -590,90 +397,9 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The truth about one daemon, worked out from its record and `/proc`.
-#[derive(Debug, Clone)]
-pub struct Observed {
-    /// The status to show.
-    pub status: Status,
-    /// The record, if any.
-    pub record: Option<StateRecord>,
-    /// The live keeper, if any.
-    pub keeper: Option<ProcId>,
-    /// The live daemon process, if any.
-    pub daemon: Option<ProcId>,
-    /// Its resident memory.
-    pub memory_bytes: Option<u64>,
-    /// A pidfile that no live keeper or daemon backs (reported as stale).
-    pub stale_pidfile: Option<PathBuf>,
-    /// Why it is not running, or runs without a keeper.
-    pub reason: Option<Reason>,
-}
-
-impl Observed {
-    /// How long the daemon process has been up.
-    pub fn uptime(&self) -> Option<Duration> {
-        let started = self.record.as_ref()?.started_at_ms?;
-        self.daemon?;
-        Some(Duration::from_millis(now_ms().saturating_sub(started)))
-    }
-
-    /// Returns true if and only if a daemon process is alive.
-    pub fn is_running(&self) -> bool {
-        self.daemon.is_some()
-    }
-
-    /// Returns true if and only if the daemon runs but no keeper looks after it.
-    pub fn is_unsupervised(&self) -> bool {
-        self.daemon.is_some() && self.keeper.is_none()
-    }
-}
-
-/// Observes the daemon `name`; `pidfile` is the configured pidfile when the file is
-/// known (the record names it otherwise). Takes no lock and changes nothing.
-pub fn observe(dirs: &Dirs, name: &str, pidfile: Option<&Path>) -> Observed {
-    let record = read(&dirs.state_file(name));
-    // Start times count from boot: the identities of an earlier boot may match
-    // unrelated processes of this one, so such a record is history only.
-    let earlier_boot = record.as_ref().is_some_and(|r| !r.is_this_boot());
-    let live = record.as_ref().filter(|_| !earlier_boot);
-    // One read of the daemon's /proc stat tells most: whether it is the process
-    // recorded, its memory, and, through its parent PID, whether its keeper lives (a
-    // live process's parent cannot be a recycled PID: orphans are reparented when their
-    // parent exits). Only without a live daemon is the keeper looked up itself.
-    let daemon_stat = live
-        .and_then(|r| r.daemon)
-        .and_then(|id| Stat::read(id.pid).filter(|s| s.start == id.start && !s.is_dead()));
-    let daemon = daemon_stat.and(live.and_then(|r| r.daemon));
-    let keeper = live.map(|r| r.keeper).filter(|k| match daemon_stat {
-        Some(stat) => stat.ppid == k.pid,
-        None => k.is_alive(),
-    });
-    let ended = |r: &StateRecord| matches!(r.status, Status::Stopped | Status::Failed);
-    let (status, reason) = match (&record, keeper, daemon) {
-        (None, _, _) => (Status::Stopped, None),
-        (Some(_), _, _) if earlier_boot => (Status::Stopped, Some(Reason::HostRestarted)),
-        (Some(r), Some(_), _) => (r.status, r.reason.filter(|_| ended(r))),
-        // The keeper died without recording an end: nobody saw how it ended.
-        (Some(r), None, Some(_)) => (Status::Running, (!ended(r)).then_some(Reason::KeeperLost)),
-        (Some(r), None, None) if ended(r) => (r.status, r.reason),
-        (Some(_), None, None) => (Status::Failed, Some(Reason::KeeperLost)),
-    };
-    let pidfile = pidfile
-        .map(Path::to_path_buf)
-        .or_else(|| record.as_ref().map(|r| r.pidfile.clone()));
-    let stale_pidfile = match (keeper, daemon, pidfile) {
-        (None, None, Some(path)) if path.exists() => Some(path),
-        _ => None,
-    };
-    Observed {
-        status,
-        record,
-        keeper,
-        daemon,
-        memory_bytes: daemon_stat.map(|s| s.rss_bytes()),
-        stale_pidfile,
-        reason,
-    }
+/// Returns true if and only if the daemon `name` has a state record, usable or not.
+pub fn has_record(dirs: &Dirs, name: &str) -> bool {
+    !matches!(read_checked(&dirs.state_file(name), name), Reading::Absent)
 }
 
 /// The names of every daemon with a state record in the run directory.

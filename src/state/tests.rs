@@ -1,5 +1,7 @@
 //! Unit tests of the state record.
 
+use std::time::Duration;
+
 use super::*;
 
 /// A record as the dmgr before the grouped definition types wrote it (signals by
@@ -152,5 +154,84 @@ fn torn_records_are_detected_and_longer_old_tails_ignored() {
     let mut good = body.to_vec();
     good.extend_from_slice(format!(",\"sum\":\"{:016x}\"}}\nold tail", fnv1a(body)).as_bytes());
     // Checksummed, but not a StateRecord: invalid, not torn.
-    assert!(matches!(decode(&good), Decoded::Invalid));
+    assert!(matches!(decode(&good), Decoded::Invalid(_)));
+}
+
+/// A record for the tests below, of the daemon `name`.
+fn sample(name: &str) -> StateRecord {
+    const OLD: &str = r#"{"name":"web","keeper":{"pid":860,"start":2148816},"daemon":null,"status":"stopped","started_at_ms":null,"restarts":0,"last_exit":null,"history":[],"next_restart_ms":null,"error":null,"log_error":null,"pidfile":"/r/web.pid","log":"/r/log/web.log","stderr_log":null,"command":["sleep","300"],"stop_signal":"TERM","stop_timeout_ms":3000,"process":{"command":["sleep","300"],"env":{},"clear_env":false,"working_dir":"/","user":null,"group":null,"umask":18,"log":"/r/log/web.log","stderr_log":null},"supervision":{"restart":"on-failure","restart_delay_ms":1000,"max_restarts":10,"start_wait_ms":500,"ready":null,"ready_timeout_ms":30000,"stop_signal":"TERM","stop_timeout_ms":3000,"reload_signal":"HUP","reload_command":null,"stop_command":null}}"#;
+    let mut record: StateRecord = serde_json::from_str(OLD).unwrap();
+    record.name = name.to_string();
+    record
+}
+
+fn unknown(reading: Reading) -> String {
+    match reading {
+        Reading::Unknown(why) => why,
+        other => panic!("not unknown: {other:?}"),
+    }
+}
+
+/// Issue 22, findings 6 and 7: a record that is truncated, garbled, a symlink, a hard
+/// link or another daemon's is `unknown` with the reason, never "no record".
+#[test]
+fn a_record_that_is_not_whole_or_not_its_own_is_unknown_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(format!("{name}.state"));
+    assert!(matches!(read_checked(&path("web"), "web"), Reading::Absent));
+    write(&path("web"), &sample("web")).unwrap();
+    write(&path("db"), &sample("db")).unwrap();
+    assert_eq!(read(&path("web")).unwrap().name, "web");
+
+    let whole = std::fs::read(path("web")).unwrap();
+    std::fs::write(path("web"), &whole[..whole.len() / 2]).unwrap();
+    assert!(unknown(read_checked(&path("web"), "web")).contains("checksum"));
+    std::fs::write(path("web"), "").unwrap();
+    assert!(unknown(read_checked(&path("web"), "web")).contains("checksum"));
+
+    std::fs::remove_file(path("web")).unwrap();
+    std::os::unix::fs::symlink(path("db"), path("web")).unwrap();
+    assert!(unknown(read_checked(&path("web"), "web")).contains("symlink"));
+
+    std::fs::remove_file(path("web")).unwrap();
+    std::fs::hard_link(path("db"), path("web")).unwrap();
+    assert!(unknown(read_checked(&path("web"), "web")).contains("2 hard links"));
+
+    std::fs::remove_file(path("web")).unwrap();
+    std::fs::copy(path("db"), path("web")).unwrap();
+    assert!(unknown(read_checked(&path("web"), "web")).contains("another daemon, `db`"));
+    assert!(read(&path("web")).is_none());
+}
+
+/// Issue 22, finding 3: a write that fails leaves the previous record whole, and no
+/// temporary file behind; one that works replaces it (and the symlink planted in its
+/// place, never what that points to).
+#[test]
+fn a_failed_write_leaves_the_previous_record_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("web.state");
+    let mut file = StateFile::open(&path).unwrap();
+    let mut record = sample("web");
+    file.write(&record).unwrap();
+    // The temporary file's name taken by a directory: its write fails.
+    std::fs::create_dir(dir.path().join(".web.state.tmp")).unwrap();
+    record.restarts = 7;
+    assert!(file.write(&record).is_err());
+    assert_eq!(read(&path).unwrap().restarts, 0);
+    std::fs::remove_dir(dir.path().join(".web.state.tmp")).unwrap();
+    file.write(&record).unwrap();
+    assert_eq!(read(&path).unwrap().restarts, 7);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["web.state"], "a temporary file was left");
+
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    file.write(&record).unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_eq!(read(&path).unwrap().restarts, 7);
 }

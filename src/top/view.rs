@@ -138,7 +138,7 @@ fn status_color(status: Status) -> Option<Color> {
         Status::Running => Some(Color::Green),
         Status::Starting | Status::Stopping | Status::Backoff => Some(Color::Yellow),
         Status::Failed | Status::Invalid => Some(Color::Red),
-        Status::Orphaned => Some(Color::Magenta),
+        Status::Orphaned | Status::Unknown => Some(Color::Magenta),
         Status::Stopped => None,
     }
 }
@@ -165,7 +165,7 @@ fn list<'a>(s: &Screenful<'a>) -> Table<'a> {
                 status = status.style(Style::new().fg(color));
             }
             let command = match (e.status, &e.command) {
-                (Status::Invalid, _) => e.error.clone().unwrap_or_default(),
+                (Status::Invalid | Status::Unknown, _) => e.error.clone().unwrap_or_default(),
                 (_, Some(command)) => command.clone(),
                 _ => String::new(),
             };
@@ -352,6 +352,7 @@ mod tests {
             memory_bytes: None,
             stale_pidfile: None,
             reason: None,
+            problem: None,
         };
         let mut entry = ListEntry::new(name, None, &observed);
         entry.pid = pid;

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use super::resources::Resources;
 pub use super::spawn_step::{SpawnError, SpawnStep};
 pub use detach::{
-    close_all_and_leak, close_inherited_fds, fork_detached, spawn_launcher, take_inherited_fd,
+    close_all_and_leak, close_inherited_fds, exit_now, fork, spawn_launcher, take_inherited_fd,
     ArgumentArea, Forked,
 };
 
