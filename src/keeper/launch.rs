@@ -157,7 +157,7 @@ impl Keeper {
         record.cgroup = cgroup::Cgroup::planned(&daemon.name, &dirs.run_dir);
         let cgroup = record.cgroup.as_deref().and_then(|path| {
             let _ = state_file.write(&record);
-            cgroup::Cgroup::create(path)
+            super::leftovers::take_cgroup(&dirs, &daemon, path)
         });
         record.cgroup = cgroup.as_ref().map(|c| c.path().to_path_buf());
         let tracked = tracked::Tracked::new(record.keeper, cgroup);
