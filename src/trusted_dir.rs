@@ -216,6 +216,12 @@ impl TrustedDir {
         nix::fcntl::renameat(&self.fd, from, &self.fd, to).map_err(io::Error::from)
     }
 
+    /// Gives the file `from` the second name `to`; fails (`AlreadyExists`) if `to`
+    /// exists.
+    pub(crate) fn link(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        nix::unistd::linkat(&self.fd, from, &self.fd, to, AtFlags::empty()).map_err(io::Error::from)
+    }
+
     /// Makes the directory's entries durable (fsync(2) of the directory), so that a
     /// rename survives a crash of the host.
     pub(crate) fn sync(&self) -> io::Result<()> {

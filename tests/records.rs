@@ -385,3 +385,38 @@ impl Drop for StopInside<'_> {
         }
     }
 }
+
+/// Finding 9's smaller one: a daemon file replaced by a directory was taken for a
+/// daemon removed, so `list` called the running daemon orphaned and `apply` stopped
+/// it. A `*.toml` directory is an invalid file now: listed as such, with why, and its
+/// running daemon left as it is by `apply` (which reports the file), stopped by `stop`.
+#[test]
+fn a_daemon_file_replaced_by_a_directory_is_invalid_not_removed() {
+    let mark = marker("file-dir");
+    let env = TestEnv::new().daemon("web", &sleeper(&mark));
+    env.dmgr(&["start", "web"]).success();
+    let pid = env.pid("web").unwrap();
+    let file = env.config_dir().join("web.toml");
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let entry = env.entry("web");
+    assert_eq!(entry["status"], "invalid", "{entry}");
+    assert!(
+        entry["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("it is a directory, not a daemon file"),
+        "{entry}"
+    );
+    env.dmgr(&["check"])
+        .code(2)
+        .stderr_has("web.toml:1:1: it is a directory");
+    env.dmgr(&["apply"]).code(1).stderr_has("it is a directory");
+    assert!(
+        is_alive(pid),
+        "apply stopped the daemon of a file made a directory"
+    );
+    assert_eq!(env.pid("web"), Some(pid));
+    env.dmgr(&["stop", "web"]).success();
+    assert!(processes_with(&mark).is_empty());
+}

@@ -374,3 +374,43 @@ fn as_root_an_env_file_in_a_directory_its_user_can_write_is_refused_and_never_qu
     });
     env.dmgr(&["stop", "web"]).success();
 }
+
+/// Finding 11: two config directories sharing one run directory (a global
+/// `DMGR_RUN_DIR`) took each other's daemons for orphans: B's `apply` stopped A's
+/// daemon ("stopped (file removed)") and B's `list` called it orphaned. The run
+/// directory now belongs to the config directory that first started a keeper there,
+/// and every call of another is refused before it reads or stops anything.
+#[test]
+fn a_run_directory_belongs_to_one_config_directory() {
+    let mark = marker("shared-run-dir");
+    let env = TestEnv::new().daemon("web", &sleeper(&mark));
+    env.dmgr(&["start", "web"]).success();
+    let web = env.pid("web").unwrap();
+    let other = env.root().join("other.d");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("db.toml"), "command = \"sleep 1000\"\n").unwrap();
+    for args in [
+        &["apply"][..],
+        &["list"],
+        &["stop", "--all"],
+        &["start", "--all"],
+        &["status", "web"],
+    ] {
+        let run = env.run(env.command_in(other.as_os_str(), args), args);
+        run.code(1)
+            .stderr_has(&format!(
+                "belongs to the config directory {}, not to {}",
+                env.config_dir().display(),
+                other.display()
+            ))
+            .stderr_has("hint: give this config directory a run directory of its own");
+        assert!(
+            is_alive(web),
+            "{args:?} stopped the other directory's daemon"
+        );
+    }
+    assert_eq!(env.entry("web")["status"], "running");
+    env.dmgr(&["apply"]).success();
+    assert_eq!(env.pid("web"), Some(web));
+    env.dmgr(&["stop", "web"]).success();
+}

@@ -82,7 +82,7 @@ pub(super) fn run(ctx: &Context, args: &EventsArgs) -> Result<u8> {
 /// `TIME  NAME  EVENT  DETAILS`, escaped.
 fn render(event: &Event, width: usize) -> String {
     let line = format!(
-        "{}  {:<width$}  {:<15}  {}",
+        "{}  {:<width$}  {:<16}  {}",
         event.time,
         event.daemon,
         event.event.as_str(),

@@ -1,4 +1,4 @@
-//! `dmgr logs NAME... [-n N] [-f]`: the last lines of daemons' logs, and with `-f`
+//! `dmgr logs NAME... | --all [-n N] [-f]`: the last lines of daemons' logs, and with `-f`
 //! every new line as it is written, across rotation and restarts, until interrupted.
 //! With several names each line carries a `name |` prefix.
 //!
@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use super::{resolve, Context};
+use super::{every_name, resolve, Context};
 use crate::cli::LogsArgs;
 use crate::output::{self, style, Style};
 use crate::watch::{Follower, Replaced, Waker};
@@ -16,9 +16,13 @@ use crate::{config, logfile, state, Result};
 
 /// Runs `dmgr logs`.
 pub(super) fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
-    let loaded = config::load_named(&ctx.dirs, &args.names.names)?;
+    let names = match args.target.all {
+        true => every_name(ctx),
+        false => args.target.names.clone(),
+    };
+    let loaded = config::load_named(&ctx.dirs, &names)?;
     let mut logs: Vec<(String, PathBuf)> = Vec::new();
-    for name in &args.names.names {
+    for name in &names {
         let (log, stderr_log) = match resolve(ctx, &loaded, std::slice::from_ref(name)) {
             Ok(found) => (
                 found[0].process.log.clone(),

@@ -13,7 +13,6 @@
 use std::env;
 use std::path::{Path, PathBuf};
 
-use crate::trusted_dir::{LastLink, TrustedDir};
 use crate::Error;
 
 /// The system config directory, used by root.
@@ -53,34 +52,6 @@ impl Dirs {
     /// The lock that serialises `start`, `stop` and `restart` of `name`.
     pub fn op_lock_file(&self, name: &str) -> PathBuf {
         self.run_dir.join(format!("{name}.lock"))
-    }
-
-    /// Checks the run directory, if there is one yet, before anything in it is read:
-    /// as root, it and every directory above it must be root's alone (see
-    /// [`crate::trusted_dir`]), or a record planted there by another user would be
-    /// acted on (issue 22, finding 1).
-    pub fn check_run_dir(&self) -> Result<(), Error> {
-        if std::fs::symlink_metadata(&self.run_dir).is_err() {
-            return Ok(());
-        }
-        TrustedDir::open(&self.run_dir, false, LastLink::Refuse)
-            .map(drop)
-            .map_err(|err| Error::RunDir {
-                path: self.run_dir.clone(),
-                reason: match err {
-                    Error::Io { source, .. } => format!("cannot be used: {source}"),
-                    other => other.to_string(),
-                },
-                hint: format!(
-                    "nothing in it was read; give dmgr a directory that only {} can write \
-                     (--run-dir DIR or DMGR_RUN_DIR)",
-                    if crate::files::euid() == 0 {
-                        "root"
-                    } else {
-                        "you"
-                    }
-                ),
-            })
     }
 }
 

@@ -11,8 +11,10 @@ mod daemon;
 mod diagnostic;
 mod discover;
 pub mod env_file;
+pub mod host;
 pub mod limits;
 mod raw;
+mod run_dir;
 mod suggest;
 pub mod units;
 pub mod url;
@@ -28,6 +30,7 @@ pub use diagnostic::{Diagnostic, Severity, MAX_SHOWN};
 pub use discover::{discover, Dirs};
 pub use discover::{SYSTEM_CONFIG_DIR, SYSTEM_LOG_DIR, SYSTEM_RUN_DIR};
 pub use raw::{KEYS, READY_KEYS};
+pub use run_dir::OWNER_FILE;
 pub use suggest::nearest;
 pub use validate::{start_order, stop_order};
 

@@ -188,12 +188,16 @@ impl Keeper {
             }
         };
         // On record before it exists: see `Cgroup::planned`.
-        record.cgroup = cgroup::Cgroup::planned(&daemon.name, &dirs.run_dir);
-        let cgroup = record.cgroup.as_deref().and_then(|path| {
+        let planned = cgroup::Cgroup::planned(&daemon.name, &dirs.run_dir);
+        record.cgroup = planned.as_ref().ok().cloned();
+        let cgroup = planned.and_then(|path| {
             let _ = state_file.write(&record);
-            cgroup::Cgroup::create(path)
+            cgroup::Cgroup::create(&path)
         });
-        record.cgroup = cgroup.as_ref().map(|c| c.path().to_path_buf());
+        record.cgroup = cgroup.as_ref().ok().map(|c| c.path().to_path_buf());
+        // Why not, for `status`: the keeper tracks the processes as a subreaper.
+        record.no_cgroup = cgroup.as_ref().err().cloned();
+        let cgroup = cgroup.ok();
         let tracked = tracked::Tracked::new(record.keeper, cgroup);
         // Opened under the pidfile lock: this keeper owns the history's compaction.
         let events = History::open(&dirs.events_file(&daemon.name));
@@ -368,6 +372,7 @@ impl Keeper {
             self.tracked.cgroup = None;
             self.record.cgroup = None;
             self.watch_without_cgroup();
+            self.record.no_cgroup = Some(format!("cannot use the cgroup {path}: {e}"));
             self.cgroup_note = Some(format!(
                 "cannot use the cgroup {path} ({e}); going on without"
             ));
@@ -402,6 +407,23 @@ impl Keeper {
     }
 }
 
+/// What systemd (or another manager above dmgr) sets for the process it started:
+/// they describe `dmgr start`'s unit and its journal stream, socket, watchdog and
+/// notify socket, not the daemon's, which would answer or log to a manager that does
+/// not supervise it. A daemon never inherits them; `env` or `env_file` may set them.
+pub(crate) const MANAGER_VARIABLES: &[&str] = &[
+    "INVOCATION_ID",
+    "JOURNAL_STREAM",
+    "SYSTEMD_EXEC_PID",
+    "MANAGERPID",
+    "NOTIFY_SOCKET",
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+];
+
 impl Launch {
     pub(super) fn prepare(daemon: &Daemon) -> std::result::Result<Launch, String> {
         // The inherited environment as bytes: a variable that is not UTF-8 is passed
@@ -412,7 +434,10 @@ impl Launch {
             Vec::new()
         } else {
             std::env::vars_os()
-                .filter(|(k, _)| k.to_str().is_none_or(|k| !set.contains_key(k)))
+                .filter(|(k, _)| {
+                    k.to_str()
+                        .is_none_or(|k| !set.contains_key(k) && !MANAGER_VARIABLES.contains(&k))
+                })
                 .collect()
         };
         env.extend(

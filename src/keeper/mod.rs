@@ -77,7 +77,7 @@
 //! on due timers; `handover` follows a new main process; `reloading` and `request`
 //! carry out and answer `dmgr reload`; `policy`
 //! decides restarts; `logpipe` writes the log; `foreground` is `dmgr run`.
-//! On the CLI side, `control` starts and stops keepers, `ask` signals and reloads,
+//! On the CLI side, `control` starts and stops keepers (`stop_many` stops many at once), `ask` signals and reloads,
 //! `leftovers` deals with a daemon whose keeper is gone.
 
 pub mod argv;
@@ -94,6 +94,7 @@ mod launch;
 pub mod launcher;
 mod leftovers;
 mod liveness;
+mod log_mark;
 mod logpipe;
 mod machine;
 pub mod memory;
@@ -106,6 +107,7 @@ mod reloading;
 pub(crate) mod request;
 pub mod resources;
 mod spawn_step;
+mod stop_many;
 mod stopping;
 pub mod sys;
 mod timers;
@@ -138,6 +140,12 @@ use machine::{Child, ExitStep, Next, Phase};
 use notify::{Report, Reporter};
 use probe::{Probe, PROBE_INTERVAL};
 use record::{describe_wait, exit_record, initial_record, record_failure};
+
+/// The processes of a daemon whose keeper is gone that are still running, by
+/// identity (see `leftovers`): what `stop` would stop.
+pub fn processes_left(record: &state::StateRecord) -> Vec<crate::procinfo::ProcId> {
+    leftovers::left_behind(record)
+}
 
 /// Runs the keeper of `args.name` until its daemon is stopped or given up on.
 ///
@@ -349,6 +357,19 @@ impl Keeper {
         if notices.is_empty() {
             return;
         }
+        // The record first: whoever reads the event then finds the record saying so
+        // (a record is written through a temporary file and fsync, which takes a
+        // while).
+        let error = self
+            .out
+            .sink
+            .error()
+            .or(self.err.as_ref().and_then(|p| p.sink.error()))
+            .map(str::to_string);
+        if error != self.record.log_error {
+            self.record.log_error = error;
+            self.save();
+        }
         for notice in notices {
             let event = match notice {
                 Notice::Failed(error) => self.event(Kind::LogError).message(error),
@@ -361,16 +382,6 @@ impl Keeper {
                 }
             };
             self.record_event(event);
-        }
-        let error = self
-            .out
-            .sink
-            .error()
-            .or(self.err.as_ref().and_then(|p| p.sink.error()))
-            .map(str::to_string);
-        if error != self.record.log_error {
-            self.record.log_error = error;
-            self.save();
         }
     }
 

@@ -178,6 +178,7 @@ pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
         boot_id: procinfo::boot_id().map(str::to_string),
         reason: None,
         cgroup: None,
+        no_cgroup: None,
         daemon_pidfile: daemon.forking_pidfile.clone(),
         foreground: false,
         probe: None,

@@ -195,6 +195,10 @@ pub struct StateRecord {
     /// The cgroup the keeper put the daemon in, where it could create one.
     #[serde(default, with = "path_bytes::option")]
     pub cgroup: Option<PathBuf>,
+    /// Why the daemon has no cgroup of its own (see `keeper::cgroup`): its processes
+    /// are then tracked as the keeper's descendants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_cgroup: Option<String>,
     /// For `type = "forking"`: the pidfile the daemon writes itself.
     #[serde(default, with = "path_bytes::option")]
     pub daemon_pidfile: Option<PathBuf>,

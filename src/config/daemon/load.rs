@@ -107,11 +107,23 @@ pub(in crate::config) fn load_dir(dirs: &Dirs) -> Result<Loaded, crate::Error> {
     let canonical = std::fs::canonicalize(&dirs.config_dir).ok();
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        if !is_daemon_file(&file_name) || entry.file_type().is_ok_and(|t| t.is_dir()) {
+        if !is_daemon_file(&file_name) {
             continue;
         }
         let path = entry.path();
+        // A daemon's file replaced by a directory is not a daemon removed: its running
+        // daemon must not become an orphan that `apply` stops (issue 22).
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         let result = match (&dir_problem, file_name.to_str()) {
+            (_, Some(_)) if is_dir => Err(invalid(
+                &path,
+                vec![Diagnostic::file(
+                    &path,
+                    "it is a directory, not a daemon file; put the daemon's file back, or \
+                     remove the directory (a daemon still running is stopped with `dmgr \
+                     stop`)",
+                )],
+            )),
             (Some(problem), _) => Err(invalid(
                 &path,
                 vec![Diagnostic::file(&path, problem.clone())],

@@ -147,25 +147,15 @@ fn only_command_is_required_and_defaults_fill_the_rest() {
     assert_eq!(d.supervision.start_wait, Duration::from_millis(500));
     assert_eq!(d.supervision.stop_signal.name(), "TERM");
     assert_eq!(d.supervision.reload_signal.name(), "HUP");
+    let mixed = load_text("command = \"a\"\nkill_mode = \"mixed\"\n").unwrap();
+    let modes = [d.supervision.kill_mode, mixed.supervision.kill_mode];
+    assert_eq!(modes, [KillMode::Group, KillMode::Mixed]);
+    assert!(problem("kill_mode = \"group \"").contains("expected \"group\" (stop_signal"));
     assert_eq!(d.logs.log_max_size, Size(10 << 20));
     assert_eq!(d.logs.log_keep, 5);
     assert!(d.autostart && !d.process.clear_env && !d.logs.log_timestamps);
     assert!(d.pidfile.ends_with("run/web.pid"));
     assert!(d.process.log.ends_with("run/log/web.log"));
-}
-
-/// `kill_mode` is `"group"` unless the file says `"mixed"`; anything else is refused
-/// with both choices and what they mean.
-#[test]
-fn kill_mode_is_group_or_mixed() {
-    let d = load_text("command = \"a\"\n").unwrap();
-    assert_eq!(d.supervision.kill_mode, KillMode::Group);
-    let d = load_text("command = \"a\"\nkill_mode = \"group\"\n").unwrap();
-    assert_eq!(d.supervision.kill_mode, KillMode::Group);
-    let wrong = problem("kill_mode = \"control-group\"");
-    assert!(wrong.contains("expected \"group\""), "{wrong}");
-    assert!(wrong.contains("\"mixed\""), "{wrong}");
-    assert!(problem("kill_mode = 1").contains("expected \"group\""));
 }
 
 #[test]
@@ -204,7 +194,6 @@ ready = { tcp = "127.0.0.1:8080" }
 ready_timeout = "5s"
 stop_signal = "INT"
 stop_timeout = "2m"
-kill_mode = "mixed"
 reload_signal = "USR1"
 stop_command = ["./bin/server", "--shutdown"]
 after = ["db"]
@@ -235,7 +224,6 @@ type = "forking"
     );
     assert_eq!(d.supervision.stop_timeout, Duration::from_secs(120));
     assert_eq!(d.supervision.stop_signal.name(), "INT");
-    assert_eq!(d.supervision.kill_mode, KillMode::Mixed);
     assert_eq!(d.after, ["db"]);
     assert_eq!(d.kind, DaemonType::Forking);
     assert_eq!(
@@ -580,11 +568,15 @@ fn the_directory_skips_hidden_and_editor_files_and_keeps_bad_ones_apart() {
             .iter()
             .map(|i| i.name.as_str())
             .collect::<Vec<_>>(),
-        ["bad\\xff", "broken"]
+        ["bad\\xff", "broken", "sub"]
     );
     assert!(loaded.invalid[0].diagnostics[0]
         .message
         .contains("not valid UTF-8"));
+    // Issue 22: a `*.toml` directory is no daemon removed but an invalid file.
+    assert!(loaded.invalid[2].diagnostics[0]
+        .message
+        .contains("it is a directory"));
     // Issue 16: a missing directory is an error, as it is for `check`.
     let missing = Dirs {
         config_dir: tmp.path().join("none"),

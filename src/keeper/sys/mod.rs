@@ -27,6 +27,7 @@ pub use detach::{
 
 mod detach;
 mod queue;
+pub mod xattr;
 use crate::procinfo::ProcId;
 pub use queue::{request_signal, with_request_signal};
 
