@@ -568,8 +568,25 @@ fn random_sigkills_break_no_invariant() {
     let cgroups: Vec<_> = env.cgroups().into_iter().filter(|c| c.exists()).collect();
     assert!(cgroups.is_empty(), "stop --all left cgroups: {cgroups:?}");
     // Nor any process of any daemon's session: each daemon's PID is its session ID.
-    let sessions: Vec<i32> = env.seen().iter().map(|p| p.pid).collect();
-    let left = crate::support::session_members(&sessions);
+    // Not a session whose ID now leads another process: the PID was reused (PIDs wrap
+    // at 32768 here, a long run sees many, and other tests run alongside), and that
+    // session is someone else's.
+    let sessions: Vec<i32> = env
+        .seen()
+        .iter()
+        .filter(|p| stat(p.pid).is_none_or(|s| s.start == p.start))
+        .map(|p| p.pid)
+        .collect();
+    // Nor a dmgr of another test's environment, in a session whose ID was ours once.
+    let root = env.root().as_os_str().as_encoded_bytes().to_vec();
+    let left: Vec<i32> = crate::support::session_members(&sessions)
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let names_a_dir = |dir: &[u8]| cmdline.windows(dir.len()).any(|w| w == dir);
+            !names_a_dir(b"--config-dir") || names_a_dir(&root)
+        })
+        .collect();
     assert!(
         left.is_empty(),
         "stop --all left processes of daemon sessions: {}",
