@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::units::Signal;
 use crate::config::{Dirs, ProcessSpec, Supervision};
 use crate::procinfo::{self, ProcId};
+use crate::text::path_bytes;
 
 mod observe;
-pub mod path_bytes;
 mod record_file;
 mod watch;
 
