@@ -521,7 +521,8 @@ fn boot_install_dry_run_shows_the_system_unit() {
         env.run_dir().display()
     );
     for line in [
-        "Type=oneshot".to_string(),
+        "Type=notify".to_string(),
+        "NotifyAccess=main".to_string(),
         "RemainAfterExit=yes".to_string(),
         "After=network-online.target".to_string(),
         "Wants=network-online.target".to_string(),
