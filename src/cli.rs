@@ -72,6 +72,9 @@ pub enum Command {
     ///
     /// Returns once each command has been exec'd, has stayed up `start_wait` and has
     /// passed its `ready` check. Starting a running daemon succeeds and changes nothing.
+    /// Where `NOTIFY_SOCKET` is set (a `Type=notify` unit such as the one `boot
+    /// install` writes), `start --all` then sends `READY=1` and a `STATUS=` line to it,
+    /// as sd_notify(3) does, and waits up to 5 s for the manager to take them in.
     ///
     /// Example: dmgr start web worker
     Start(StartArgs),

@@ -51,6 +51,15 @@ autostart = false
 restart = "no"
 "#;
 
+const NOTIFIER: &str = r#"
+command = "/bin/sleep 1000"
+type = "notify"
+watchdog = "30s"
+watchdog_signal = "QUIT"
+notify_access = "all"
+ready = { log = 'ready\d+' }
+"#;
+
 fn regular_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .into_iter()
@@ -125,6 +134,7 @@ fn exported_units_pass_systemd_analyze_verify() {
     let env = TestEnv::new()
         .daemon("every", EVERY_KEY)
         .daemon("forker", FORKER)
+        .daemon("notifier", NOTIFIER)
         .daemon("plain", "command = \"sleep 100\"\n");
     let dir = env.root().join("units");
     env.dmgr(&["export", "systemd", "--all", "-o", dir.to_str().unwrap()])
@@ -135,6 +145,7 @@ fn exported_units_pass_systemd_analyze_verify() {
         unit_of(&env, "every").replace(".service", ".env"),
         unit_of(&env, "every"),
         unit_of(&env, "forker"),
+        unit_of(&env, "notifier"),
         unit_of(&env, "plain"),
         unit_of(&env, ""),
     ];
@@ -510,7 +521,8 @@ fn boot_install_dry_run_shows_the_system_unit() {
         env.run_dir().display()
     );
     for line in [
-        "Type=oneshot".to_string(),
+        "Type=notify".to_string(),
+        "NotifyAccess=main".to_string(),
         "RemainAfterExit=yes".to_string(),
         "After=network-online.target".to_string(),
         "Wants=network-online.target".to_string(),
