@@ -49,6 +49,14 @@ pub const KEYS: &[&str] = &[
     "health_interval",
     "health_timeout",
     "health_failures",
+    "instances",
+    "schedule",
+    "catch_up",
+    "restart_schedule",
+    "pre_start",
+    "post_stop",
+    "on_failure",
+    "hook_timeout",
 ];
 
 /// The keys of the `ready` table.

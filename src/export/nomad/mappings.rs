@@ -108,6 +108,25 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         keys: &["after"],
         map: after,
     },
+    Mapping {
+        keys: &["instances"],
+        map: super::jobs::instances,
+    },
+    Mapping {
+        keys: &["schedule"],
+        map: super::jobs::oneshot,
+    },
+    Mapping {
+        keys: &[
+            "catch_up",
+            "restart_schedule",
+            "pre_start",
+            "post_stop",
+            "on_failure",
+            "hook_timeout",
+        ],
+        map: super::jobs::notes,
+    },
 ];
 
 fn command(d: &Daemon, source: &Source, _: &Placement, task: &mut Task) {

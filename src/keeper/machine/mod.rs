@@ -146,7 +146,11 @@ impl Phase {
                 since: now,
                 next_look: now,
             }),
-            DaemonType::Simple => Phase::Up(Some(Starting::new(now, now + s.ready_timeout, s))),
+            // A oneshot never gets here until the keeper runs oneshots (see
+            // `Daemon::keeper_lacks`).
+            DaemonType::Simple | DaemonType::Oneshot => {
+                Phase::Up(Some(Starting::new(now, now + s.ready_timeout, s)))
+            }
         }
     }
 
