@@ -63,6 +63,7 @@ pub mod schedule;
 pub(crate) mod session;
 pub mod state;
 pub(crate) mod survey;
+pub mod text;
 pub(crate) mod top;
 pub(crate) mod trusted_dir;
 pub(crate) mod usage;
