@@ -59,6 +59,7 @@ pub(crate) mod metrics;
 pub mod output;
 pub(crate) mod pidfile;
 pub mod procinfo;
+pub mod schedule;
 pub(crate) mod session;
 pub mod state;
 pub(crate) mod survey;

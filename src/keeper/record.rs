@@ -18,7 +18,7 @@ impl Keeper {
     /// running process alone.
     pub(super) fn take_over_supervision_keys(&mut self) {
         let identity = state::FileIdentity::of(&self.daemon.file);
-        let Ok(fresh) = config::load_file(&self.dirs, &self.daemon.file) else {
+        let Ok(fresh) = config::load_daemon(&self.dirs, &self.daemon.name) else {
             let skipped = self.event(Kind::Updated);
             self.record_event(skipped.message("nothing taken over: the file does not load"));
             return;

@@ -146,8 +146,9 @@ impl Phase {
                 since: now,
                 next_look: now,
             }),
-            // A notify daemon never gets this far yet: `Launch::prepare` refuses it.
-            DaemonType::Simple | DaemonType::Notify => {
+            // Neither a notify daemon nor a oneshot gets this far yet: the keeper refuses
+            // them until it runs them (see `Daemon::keeper_lacks`).
+            DaemonType::Simple | DaemonType::Notify | DaemonType::Oneshot => {
                 Phase::Up(Some(Starting::new(now, now + s.ready_timeout, s)))
             }
         }
