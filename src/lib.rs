@@ -34,7 +34,7 @@
 //! (PID plus start time, `procinfo`) still match. Writers (`start`, `stop`, `restart`)
 //! serialise per daemon on a separate operation lock, so concurrent starts of one
 //! daemon yield exactly one copy. All `unsafe` code (fork, exec, signals, setsid) is in
-//! `keeper::sys`.
+//! `sys`.
 //!
 //! Modules: `cli` (clap types), `error`, `config`, `pidfile`, `state`, `procinfo`,
 //! `keeper`, `commands` (one file per subcommand), `output` (colour, tables, JSON),
@@ -62,6 +62,7 @@ pub mod procinfo;
 pub(crate) mod session;
 pub mod state;
 pub(crate) mod survey;
+pub mod sys;
 pub mod text;
 pub(crate) mod top;
 pub(crate) mod trusted_dir;

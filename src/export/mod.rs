@@ -111,7 +111,7 @@ pub(crate) fn resolve(
         } else {
             source.path.as_deref()
         });
-    match crate::keeper::sys::resolve_program(name, path) {
+    match crate::config::resolve_program(name, path) {
         Some(found) => (found, None),
         None => (
             PathBuf::from(name),

@@ -8,10 +8,10 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::request::{self, Answer};
-use super::sys;
 use crate::config::{units, Daemon, Dirs};
 use crate::events::{self, Event, Kind};
 use crate::state;
+use crate::sys;
 use crate::{Error, Result};
 
 /// How much longer than `stop_timeout` (which bounds `reload_command`) `dmgr reload`

@@ -22,7 +22,7 @@
 //! Where it creates none, the keeper tracks the daemon's processes as a child
 //! subreaper instead, and `status` says why. `DMGR_NO_CGROUP=1` in the environment of
 //! `dmgr start` turns cgroups off. Safe code only, but for one attribute read in
-//! [`super::sys::xattr`]: the kernel interface is plain files.
+//! [`crate::sys::xattr`]: the kernel interface is plain files.
 
 use std::fs;
 use std::io;
@@ -246,7 +246,7 @@ fn unit_name(dir: &Path) -> String {
 fn is_delegated(dir: &Path) -> bool {
     ["user.delegate", "trusted.delegate"]
         .iter()
-        .any(|name| super::sys::xattr::get(dir, name).as_deref() == Some(b"1".as_slice()))
+        .any(|name| crate::sys::xattr::get(dir, name).as_deref() == Some(b"1".as_slice()))
 }
 
 /// Returns true if and only if systemd is the init system (as sd_booted(3) decides).

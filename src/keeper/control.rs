@@ -23,12 +23,12 @@ use super::leftovers::{
 use super::log_mark::LogMark;
 use super::notify::Report;
 pub use super::stop_many::stop_many;
-use super::sys;
 use crate::config::{Daemon, Dirs};
 use crate::events::{self, Event, Kind};
 use crate::pidfile::{self, OperationLock};
 use crate::procinfo::{self, ProcId};
 use crate::state::{self, Status};
+use crate::sys;
 use crate::{Error, Result};
 
 /// How many log lines a failed start shows.

@@ -450,7 +450,7 @@ pub fn run_command(
 ) -> std::result::Result<WaitStatus, String> {
     let launch = Launch::prepare(daemon)?;
     let env = with_mainpid(&launch.env, main);
-    let program = sys::resolve_program(&argv[0], path_of(&env))
+    let program = crate::config::resolve_program(&argv[0], path_of(&env))
         .ok_or_else(|| format!("cannot exec {}: not found in PATH", argv[0]))?;
     let options = on_terminal(daemon, &launch, &program, argv, &env);
     let single = sys::SingleThreaded::check().ok_or("dmgr runs more than one thread")?;

@@ -46,9 +46,9 @@ use serde::{Deserialize, Serialize};
 
 use super::logpipe::{LogSink, Notice};
 use super::notify::{Report, Reporter};
-use super::sys;
 use crate::config::Dirs;
 use crate::events::{self, Event, Kind};
+use crate::sys;
 use crate::Result;
 
 /// How the holder's and the keeper's titles are set, once each knows which it is.

@@ -9,11 +9,11 @@ use std::path::Path;
 use nix::sys::signal::Signal;
 
 use super::leftovers::{left_behind, remove_cgroup, stop_unsupervised, wait_until, GRACE};
-use super::sys;
 use crate::config::Dirs;
 use crate::events::{self, Event, Kind};
 use crate::pidfile;
 use crate::state::{self, Reason, Status};
+use crate::sys;
 
 /// Stops what the keeper of `name` left when it failed to report its start, and
 /// records the failed start; `why` says what happened to the keeper. Returns the

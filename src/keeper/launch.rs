@@ -18,12 +18,13 @@ use super::machine::{Child, Phase};
 use super::notify::{Report, Reporter};
 use super::policy::Tally;
 use super::Keeper;
-use super::{cgroup, initial_record, record_failure, sys, tracked};
+use super::{cgroup, initial_record, record_failure, tracked};
 use crate::config::{Daemon, DaemonType, Dirs};
 use crate::events::{History, Kind};
 use crate::pidfile::{LockError, LockedPidfile};
 use crate::procinfo::{ProcId, Stat};
 use crate::state::{self, Status};
+use crate::sys;
 
 /// How soon a restart that could not be recorded (a full run disk) is tried again.
 const RECORD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -41,7 +42,7 @@ pub(super) struct Launch {
     pub(super) env: Vec<(OsString, OsString)>,
     pub(super) credentials: Option<sys::Credentials>,
     /// `limits`, `nice` and `oom_score_adj`, checked.
-    pub(super) resources: super::resources::Resources,
+    pub(super) resources: sys::Resources,
     /// The digest of the `env_file` files read for this start.
     pub(super) env_file_digest: Option<u64>,
 }
@@ -244,7 +245,7 @@ impl Keeper {
         output: Option<std::os::fd::BorrowedFd<'_>>,
     ) -> std::result::Result<i32, String> {
         let env = with_mainpid(&self.launch.env, main);
-        let program = sys::resolve_program(&argv[0], path_of(&env))
+        let program = crate::config::resolve_program(&argv[0], path_of(&env))
             .ok_or_else(|| format!("{}: not found in PATH", argv[0]))?;
         let gated = {
             let mut options = self.spawn_options(&program, argv, &env, true);
@@ -479,9 +480,9 @@ impl Launch {
             }
         }
         let name = &daemon.process.command[0];
-        let program = sys::resolve_program(name, path_of(&env))
+        let program = crate::config::resolve_program(name, path_of(&env))
             .ok_or_else(|| format!("cannot exec {name}: not found in PATH"))?;
-        let resources = super::resources::Resources::prepare(&daemon.process)?;
+        let resources = super::resources::prepare(&daemon.process)?;
         Ok(Launch {
             program,
             env,

@@ -19,7 +19,7 @@ use std::os::fd::AsRawFd;
 
 use super::argv::{KeeperArgv, LauncherArgv};
 use super::notify::{Report, Reporter};
-use super::sys;
+use crate::sys;
 use crate::Result;
 
 /// Runs the launcher of `args`, whose argv\[0\] was `argv0`. Returns in the launcher

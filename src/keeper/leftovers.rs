@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::control::{while_no_keeper, Stopped};
-use super::sys;
 use crate::config::{units, Dirs};
 use crate::events::{self, Event, Kind};
 use crate::pidfile;
 use crate::procinfo::{self, ProcId, Stat};
 use crate::state;
+use crate::sys;
 
 /// Extra time granted to a keeper beyond the daemon's own timeouts, and to processes
 /// after SIGKILL to be gone.

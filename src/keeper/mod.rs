@@ -106,10 +106,8 @@ mod record;
 mod reloading;
 pub(crate) mod request;
 pub mod resources;
-mod spawn_step;
 mod stop_many;
 mod stopping;
-pub mod sys;
 mod timers;
 mod tracked;
 
@@ -130,6 +128,7 @@ use crate::config::{self, Daemon, Dirs};
 use crate::events::{Event, History, Kind};
 use crate::pidfile::LockedPidfile;
 use crate::state::{self, Reason, StateRecord, Status};
+use crate::sys;
 use crate::Result;
 
 use policy::{Decision, Policy, RunEnd, Tally};

@@ -66,9 +66,9 @@ impl Keeper {
             ReadyCheck::Tcp(address) => (exe.to_path_buf(), internal("tcp", address), false),
             ReadyCheck::Http(url) => (exe.to_path_buf(), internal("http", url), false),
             ReadyCheck::Exec(argv) => {
-                let program = argv
-                    .first()
-                    .and_then(|name| sys::resolve_program(name, path_of(&self.launch.env)));
+                let program = argv.first().and_then(|name| {
+                    crate::config::resolve_program(name, path_of(&self.launch.env))
+                });
                 (program?, argv.clone(), true)
             }
         };

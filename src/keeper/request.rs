@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::sys;
 use crate::events::{Event, Kind};
 use crate::procinfo::{self, ProcId};
+use crate::sys;
 use crate::watch::{Follower, Replaced, Waker};
 
 /// What `dmgr` asks a keeper for.

@@ -11,10 +11,10 @@ use nix::sys::signal::Signal;
 
 use super::control::{finish_stop, Stopped};
 use super::leftovers::{signal_stop, wait_until, GRACE};
-use super::sys;
 use crate::config::{Daemon, Dirs};
 use crate::pidfile::OperationLock;
 use crate::state;
+use crate::sys;
 use crate::{Error, Result};
 
 /// One daemon on its way down.

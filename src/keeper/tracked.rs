@@ -17,8 +17,8 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::cgroup::Cgroup;
-use super::sys;
 use crate::procinfo::{self, ProcId, Stat};
+use crate::sys;
 
 /// The daemon's processes, as seen from its keeper.
 #[derive(Debug)]

@@ -196,7 +196,7 @@ fn reload(d: &Daemon, source: &Source, unit: &mut Unit) {
         unit.service.push(format!("ExecReload={line}"));
         return;
     }
-    let kill = crate::keeper::sys::resolve_program("kill", source.path.as_deref())
+    let kill = crate::config::resolve_program("kill", source.path.as_deref())
         .unwrap_or_else(|| PathBuf::from("/bin/kill"));
     let argv = [
         kill.display().to_string(),

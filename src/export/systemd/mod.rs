@@ -224,7 +224,7 @@ pub(crate) fn target(daemons: &[&Daemon], source: &Source) -> File {
 /// files before it would make `LogsDirectory=`, and `LogsDirectory=` with `User=`
 /// would give a directory other daemons share to that one user.
 pub(crate) fn logdir_template(source: &Source) -> File {
-    let mkdir = crate::keeper::sys::resolve_program("mkdir", source.path.as_deref())
+    let mkdir = crate::config::resolve_program("mkdir", source.path.as_deref())
         .unwrap_or_else(|| PathBuf::from("/bin/mkdir"));
     let mut text = format!(
         "{MARKER} (dmgr {}), the same for every config directory.\n",
