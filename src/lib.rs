@@ -45,6 +45,7 @@
 #![warn(unreachable_pub)]
 
 pub mod boot;
+pub(crate) mod cgroup;
 pub mod cli;
 pub(crate) mod commands;
 pub mod config;
@@ -55,6 +56,7 @@ pub(crate) mod files;
 pub mod keeper;
 pub mod logfile;
 pub mod manpage;
+pub(crate) mod memory;
 pub(crate) mod metrics;
 pub mod output;
 pub(crate) mod pidfile;

@@ -14,8 +14,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::keeper::cgroup::Cgroup;
-use crate::keeper::memory::{self, CgroupMemory};
+use crate::cgroup::Cgroup;
+use crate::memory::{self, CgroupMemory};
 use crate::procinfo::{self, Stat};
 use crate::state::Observed;
 

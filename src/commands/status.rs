@@ -223,7 +223,7 @@ fn render(e: &StatusEntry) -> String {
                 ago(m.at_ms)
             ),
         );
-        let every = config::units::format_duration(crate::keeper::memory::SAMPLE_INTERVAL);
+        let every = config::units::format_duration(crate::keeper::core::memory::SAMPLE_INTERVAL);
         let how = match (m.mechanism, &m.sampling_reason) {
             (MemoryMechanism::CgroupEvents, _) => {
                 "the cgroup's memory.high, measured on its memory.events".to_string()

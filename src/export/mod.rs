@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{Daemon, Dirs, RestartPolicy};
-use crate::keeper::policy;
+use crate::keeper::core::policy;
 
 /// Where the definitions come from: what the exported text depends on besides the
 /// daemons themselves.

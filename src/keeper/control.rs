@@ -289,7 +289,7 @@ fn launch(dirs: &Dirs, pending: &mut [Pending]) -> std::io::Result<Option<Child>
     }
     // In a unit that delegated its cgroup (the boot unit), the launcher and keepers
     // live in its keepers' leaf, beside the daemons' cgroups.
-    super::cgroup::enter_keepers_leaf();
+    crate::cgroup::enter_keepers_leaf();
     let exe = std::env::current_exe()?;
     let args = LauncherArgv {
         dirs: dirs.clone(),

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use nix::sys::wait::WaitStatus;
 
-use super::machine::{Child, Phase, Starting};
+use super::core::machine::{Child, Phase, Starting};
 use super::{describe_wait, millis, Keeper, PROBE_INTERVAL};
 use crate::config;
 use crate::events::Kind;

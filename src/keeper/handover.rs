@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::wait::WaitStatus;
 
-use super::machine::{Child, Phase};
+use super::core::machine::{Child, Phase};
 use super::{describe_wait, Keeper};
 use crate::events::Kind;
 use crate::procinfo::{ProcId, Stat};
@@ -117,7 +117,7 @@ pub(super) struct Waiting {
     pub(super) status: WaitStatus,
     pub(super) since: Instant,
     pub(super) next_look: Instant,
-    pub(super) starting: Option<super::machine::Starting>,
+    pub(super) starting: Option<super::core::machine::Starting>,
 }
 
 impl Waiting {
@@ -156,7 +156,7 @@ pub(super) enum Outcome {
 /// The keeper's view of its processes, for [`decide`].
 struct Tree<'a> {
     keeper: i32,
-    cgroup: Option<&'a super::cgroup::Cgroup>,
+    cgroup: Option<&'a crate::cgroup::Cgroup>,
 }
 
 impl Processes for Tree<'_> {

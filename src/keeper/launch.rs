@@ -12,13 +12,14 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use super::core::machine::{Child, Phase};
+use super::core::policy::Tally;
 use super::holder::{self, Handoff};
 use super::logpipe::LogSink;
-use super::machine::{Child, Phase};
 use super::notify::{Report, Reporter};
-use super::policy::Tally;
 use super::Keeper;
-use super::{cgroup, initial_record, record_failure, tracked};
+use super::{initial_record, record_failure, tracked};
+use crate::cgroup;
 use crate::config::{Daemon, DaemonType, Dirs};
 use crate::events::{History, Kind};
 use crate::pidfile::{LockError, LockedPidfile};

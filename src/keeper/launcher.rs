@@ -47,7 +47,7 @@ pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
     // What every keeper would look up the same way: looked up once here, and
     // inherited by each fork.
     let _ = crate::procinfo::boot_id();
-    let _ = super::cgroup::own_cgroup_dir();
+    let _ = crate::cgroup::own_cgroup_dir();
     let _ = super::resources::effective_capabilities();
     // Every keeper's title fits in the first `prefix` bytes of the argument area (the
     // longest name with the widest descriptor number makes the longest title); the

@@ -45,7 +45,7 @@ pub(super) fn clear_leftovers(dirs: &Dirs, name: &str, observed: &state::Observe
     if let Some(cgroup) = record
         .cgroup
         .as_deref()
-        .and_then(super::cgroup::Cgroup::open)
+        .and_then(crate::cgroup::Cgroup::open)
     {
         cgroup.remove();
     }
@@ -54,7 +54,7 @@ pub(super) fn clear_leftovers(dirs: &Dirs, name: &str, observed: &state::Observe
 
 /// Stops a daemon whose record cannot be used and that no keeper holds (any more):
 /// nothing names its processes but its cgroup, which the keeper names after the
-/// daemon and the run directory (see [`super::cgroup::Cgroup::derived`]); then the
+/// daemon and the run directory (see [`crate::cgroup::Cgroup::derived`]); then the
 /// unusable record is removed, under the pidfile lock, so that the next `start`
 /// begins afresh rather than trip over it again.
 pub(super) fn finish_unknown(
@@ -102,12 +102,12 @@ pub(super) fn finish_unknown(
 }
 
 /// Stops every process in the cgroup of the daemon `name`, found from its name and
-/// the run directory alone (see [`super::cgroup::Cgroup::find`]), for a daemon whose
+/// the run directory alone (see [`crate::cgroup::Cgroup::find`]), for a daemon whose
 /// record cannot be used: `stop_signal` is unknown, so SIGTERM, then SIGKILL to the
 /// whole cgroup after the default `stop_timeout`; then removes the cgroup. Returns
 /// whether any process was there, or an error if some survived SIGKILL.
 pub(super) fn stop_derived_cgroup(dirs: &Dirs, name: &str) -> Result<bool, crate::Error> {
-    let Some(cgroup) = super::cgroup::Cgroup::find(name, &dirs.run_dir) else {
+    let Some(cgroup) = crate::cgroup::Cgroup::find(name, &dirs.run_dir) else {
         return Ok(false);
     };
     let members = || -> Vec<ProcId> {
@@ -159,7 +159,7 @@ pub(super) fn remove_cgroup(record: &mut state::StateRecord) {
         .cgroup
         .take()
         .as_deref()
-        .and_then(super::cgroup::Cgroup::open)
+        .and_then(crate::cgroup::Cgroup::open)
     {
         cgroup.remove();
     }
@@ -207,7 +207,7 @@ pub(super) fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
     if let Some(cgroup) = record
         .cgroup
         .as_deref()
-        .and_then(super::cgroup::Cgroup::open)
+        .and_then(crate::cgroup::Cgroup::open)
     {
         for id in cgroup.members().into_iter().filter_map(ProcId::of) {
             if !found.contains(&id) {
@@ -337,7 +337,7 @@ impl<'a> Unsupervised<'a> {
                 .record
                 .cgroup
                 .as_deref()
-                .and_then(super::cgroup::Cgroup::open)
+                .and_then(crate::cgroup::Cgroup::open)
             {
                 cgroup.kill();
             }

@@ -15,13 +15,14 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::health::{self, HealthWatch};
-use super::memory::{self, Exceeded, MemoryWatch, Usage};
+use super::core::health::{self, HealthWatch};
+use super::core::memory::{self, Exceeded, MemoryWatch};
 use super::memory_events::MemoryEventsWatcher;
 use super::Keeper;
 use crate::config::units::Size;
 use crate::config::Supervision;
 use crate::events::Kind;
+use crate::memory::{self as measure, Usage};
 use crate::state;
 
 /// The watches of one daemon, built from its supervision keys.
@@ -117,7 +118,7 @@ impl Keeper {
         if let (Some(old), None) = (old.memory_events, &self.watches.memory_events) {
             old.lift();
         }
-        if matches!(self.phase, super::machine::Phase::Up(None)) {
+        if matches!(self.phase, super::core::machine::Phase::Up(None)) {
             self.resume_watches(Instant::now());
         }
     }
@@ -132,7 +133,7 @@ impl Keeper {
 
     /// Runs what is due of the checks at `now`.
     pub(super) fn on_watch_timers(&mut self, now: Instant) {
-        if !matches!(self.phase, super::machine::Phase::Up(None)) {
+        if !matches!(self.phase, super::core::machine::Phase::Up(None)) {
             return;
         }
         let due = self.watches.memory.as_ref().is_some_and(|m| m.is_due(now));
@@ -273,11 +274,11 @@ impl Keeper {
     }
 
     /// The memory the daemon's processes use now: the cgroup's (see
-    /// [`memory::CgroupMemory::usage`]) where the keeper made a cgroup with the memory
+    /// [`measure::CgroupMemory::usage`]) where the keeper made a cgroup with the memory
     /// controller, else the sum of their proportional set sizes (the probe left out).
     fn memory_usage(&self) -> Usage {
         let cgroup = self.tracked.cgroup.as_ref();
-        if let Some(memory) = cgroup.and_then(|c| memory::CgroupMemory::open(c.path())) {
+        if let Some(memory) = cgroup.and_then(|c| measure::CgroupMemory::open(c.path())) {
             if let Ok(usage) = memory.usage() {
                 return usage;
             }
@@ -290,7 +291,7 @@ impl Keeper {
             .map(|id| id.pid)
             .filter(|&pid| Some(pid) != probe)
             .collect();
-        memory::usage_of(&pids)
+        measure::usage_of(&pids)
     }
 
     /// Records `kind` with `message` and ends the run as a failure: the stop sequence,

@@ -19,23 +19,24 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use super::cgroup;
-use super::memory::{CgroupMemory, Exceeded, MemoryWatch, Usage};
+use super::core::memory::{Exceeded, MemoryWatch};
+use crate::cgroup;
+use crate::memory::{CgroupMemory, Usage};
 
 /// The inotify watch on one cgroup's `memory.events`, with the ceiling in place.
 #[derive(Debug)]
-pub struct MemoryEventsWatcher {
+pub(crate) struct MemoryEventsWatcher {
     inotify: Inotify,
     memory: CgroupMemory,
 }
 
 /// A measurement made on a wake-up, and its verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Measured {
+pub(crate) struct Measured {
     /// What the cgroup uses (see [`CgroupMemory::usage`]).
-    pub usage: Usage,
+    pub(crate) usage: Usage,
     /// The ceiling crossed, if it was.
-    pub exceeded: Option<Exceeded>,
+    pub(crate) exceeded: Option<Exceeded>,
 }
 
 impl MemoryEventsWatcher {
@@ -43,7 +44,7 @@ impl MemoryEventsWatcher {
     /// and watches its `memory.events`; the error says why that cannot be, for the
     /// record of a keeper that samples instead. The watch comes first, so that a
     /// failure leaves `memory.high` as it was.
-    pub fn set_up(dir: &Path, max: u64) -> Result<MemoryEventsWatcher, String> {
+    pub(crate) fn set_up(dir: &Path, max: u64) -> Result<MemoryEventsWatcher, String> {
         cgroup::enable_memory(dir)?;
         let memory = CgroupMemory::open(dir)
             .ok_or_else(|| format!("{} has no memory.current", dir.display()))?;
@@ -62,19 +63,14 @@ impl MemoryEventsWatcher {
         Ok(MemoryEventsWatcher { inotify, memory })
     }
 
-    /// The cgroup's memory files.
-    pub fn memory(&self) -> &CgroupMemory {
-        &self.memory
-    }
-
     /// Takes the ceiling away again (`memory.high` back to `max`): `memory_max` was
     /// removed from the file, or can no longer be enforced this way.
-    pub fn lift(&self) {
+    pub(crate) fn lift(&self) {
         let _ = self.memory.set_high(None);
     }
 
     /// Reads the counters as the daemon comes up: the baseline of its run.
-    pub fn rearm(&self, watch: &mut MemoryWatch) {
+    pub(crate) fn rearm(&self, watch: &mut MemoryWatch) {
         if let Ok(events) = self.memory.events() {
             watch.on_events(events);
         }
@@ -84,7 +80,7 @@ impl MemoryEventsWatcher {
     /// poll(2) would wake at once again), reads `memory.events` and, where a counter
     /// grew since the last look of this run, measures the cgroup's usage at `now`
     /// and lets `watch` judge it.
-    pub fn on_wake(&self, watch: &mut MemoryWatch, now: Instant) -> Option<Measured> {
+    pub(crate) fn on_wake(&self, watch: &mut MemoryWatch, now: Instant) -> Option<Measured> {
         loop {
             match self.inotify.read_events() {
                 Ok(events) if !events.is_empty() => {}

@@ -82,12 +82,11 @@
 
 pub mod argv;
 mod ask;
-pub mod cgroup;
 pub mod control;
+pub(crate) mod core;
 mod foreground;
 mod forking;
 mod handover;
-pub mod health;
 mod holder;
 mod interrupted;
 mod launch;
@@ -96,11 +95,8 @@ mod leftovers;
 mod liveness;
 mod log_mark;
 mod logpipe;
-mod machine;
-pub mod memory;
 pub mod memory_events;
 mod notify;
-pub mod policy;
 pub mod probe;
 mod record;
 mod reloading;
@@ -131,11 +127,11 @@ use crate::state::{self, Reason, StateRecord, Status};
 use crate::sys;
 use crate::Result;
 
-use policy::{Decision, Policy, RunEnd, Tally};
+use self::core::policy::{self, Decision, Policy, RunEnd, Tally};
 
+use self::core::machine::{self, Child, ExitStep, Next, Phase};
 use launch::{Launch, Pipe};
 use logpipe::Notice;
-use machine::{Child, ExitStep, Next, Phase};
 use notify::{Report, Reporter};
 use probe::{Probe, PROBE_INTERVAL};
 use record::{describe_wait, exit_record, initial_record, record_failure};

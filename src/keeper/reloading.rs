@@ -18,7 +18,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
-use super::machine::Phase;
+use super::core::machine::Phase;
 use super::request::Request;
 use super::{describe_wait, sys, Keeper};
 use crate::config::units::format_duration;

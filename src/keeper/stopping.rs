@@ -10,7 +10,7 @@ use nix::sys::signalfd::siginfo;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
-use super::machine::{self, DrainStep, Escalation, FirstSignal, Next, Phase, StopStep};
+use super::core::machine::{self, DrainStep, Escalation, FirstSignal, Next, Phase, StopStep};
 use super::request::Request;
 use super::{describe_wait, millis, Keeper};
 use crate::events::Kind;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::machine::{self, Escalation, Next, Phase, StartStep, Tick};
+use super::core::machine::{self, Escalation, Next, Phase, StartStep, Tick};
 use super::notify::Report;
 use super::Keeper;
 use crate::config;

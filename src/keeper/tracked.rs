@@ -16,7 +16,7 @@
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::cgroup::Cgroup;
+use crate::cgroup::Cgroup;
 use crate::procinfo::{self, ProcId, Stat};
 use crate::sys;
 

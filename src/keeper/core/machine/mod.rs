@@ -8,40 +8,40 @@
 
 use std::time::{Duration, Instant};
 
-use super::forking;
-use super::handover;
-use super::probe::PROBE_INTERVAL;
 use crate::config::{DaemonType, KillMode, Supervision};
+use crate::keeper::forking;
+use crate::keeper::handover;
+use crate::keeper::probe::PROBE_INTERVAL;
 use crate::procinfo::ProcId;
 use crate::state::{Reason, Status};
 
 /// The process being supervised: the daemon, or for a forking daemon the command
 /// that daemonizes until the process it leaves behind is adopted.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Child {
-    pub(super) id: ProcId,
+pub(in crate::keeper) struct Child {
+    pub(in crate::keeper) id: ProcId,
     /// For a forking daemon, false while this is the command, not the daemon.
-    pub(super) adopted: bool,
-    pub(super) started: Instant,
+    pub(in crate::keeper) adopted: bool,
+    pub(in crate::keeper) started: Instant,
     /// Set once it has been reaped.
-    pub(super) exited: bool,
+    pub(in crate::keeper) exited: bool,
 }
 
 /// The start-up window of one run: `start_wait`, then readiness probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Starting {
+pub(in crate::keeper) struct Starting {
     /// When `start_wait` is over.
-    pub(super) settle_at: Instant,
+    pub(in crate::keeper) settle_at: Instant,
     /// When the start fails if the daemon is not ready.
-    pub(super) ready_by: Instant,
+    pub(in crate::keeper) ready_by: Instant,
     /// When the next readiness probe is due.
-    pub(super) next_probe: Instant,
+    pub(in crate::keeper) next_probe: Instant,
 }
 
 impl Starting {
     /// The window of a run whose process stands since `since`, with `ready_by` the
     /// latest the readiness check may pass (at least `start_wait` after `since`).
-    pub(super) fn new(since: Instant, ready_by: Instant, s: &Supervision) -> Starting {
+    pub(in crate::keeper) fn new(since: Instant, ready_by: Instant, s: &Supervision) -> Starting {
         let settle_at = since + s.start_wait;
         Starting {
             settle_at,
@@ -53,7 +53,7 @@ impl Starting {
 
 /// What follows once everything the daemon started is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Next {
+pub(in crate::keeper) enum Next {
     /// Start again after the delay.
     Restart(Duration),
     /// The keeper's work is done.
@@ -66,7 +66,7 @@ pub(super) enum Next {
 
 impl Next {
     /// The end of a requested stop.
-    pub(super) fn stopped() -> Next {
+    pub(in crate::keeper) fn stopped() -> Next {
         Next::Finish {
             status: Status::Stopped,
             error: None,
@@ -75,7 +75,7 @@ impl Next {
     }
 
     /// A start that failed before the daemon was up.
-    pub(super) fn start_failed(error: String) -> Next {
+    pub(in crate::keeper) fn start_failed(error: String) -> Next {
         Next::Finish {
             status: Status::Failed,
             error: Some(error),
@@ -84,7 +84,7 @@ impl Next {
     }
 
     /// Returns true if and only if this is the end of a requested stop.
-    pub(super) fn is_stop(&self) -> bool {
+    pub(in crate::keeper) fn is_stop(&self) -> bool {
         matches!(
             self,
             Next::Finish {
@@ -97,7 +97,7 @@ impl Next {
 
 /// How far a drain has gone in signalling what is left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Escalation {
+pub(in crate::keeper) enum Escalation {
     /// Nothing was left to signal when the drain began.
     Nothing,
     /// `stop_signal` was sent; SIGKILL follows at `kill_at`.
@@ -108,7 +108,7 @@ pub(super) enum Escalation {
 
 impl Escalation {
     /// `stop_signal` sent at `now`: the one place that adds `stop_timeout` to it.
-    pub(super) fn stop_sent(now: Instant, s: &Supervision) -> Escalation {
+    pub(in crate::keeper) fn stop_sent(now: Instant, s: &Supervision) -> Escalation {
         Escalation::Stop {
             kill_at: now + s.stop_timeout,
         }
@@ -118,7 +118,7 @@ impl Escalation {
 /// Where the keeper is with its daemon. Every "where are we" fact is here: a stop is
 /// under way if and only if the phase says so ([`Phase::is_stopping`]).
 #[derive(Debug, Clone)]
-pub(super) enum Phase {
+pub(in crate::keeper) enum Phase {
     /// `type = "forking"`: the command runs or has exited; no daemon is adopted yet.
     Adopting(forking::Adopting),
     /// The daemon runs; `Some` while it is still starting.
@@ -137,7 +137,7 @@ pub(super) enum Phase {
 
 impl Phase {
     /// The phase right after a process of the daemon was spawned at `now`.
-    pub(super) fn spawned(kind: DaemonType, now: Instant, s: &Supervision) -> Phase {
+    pub(in crate::keeper) fn spawned(kind: DaemonType, now: Instant, s: &Supervision) -> Phase {
         match kind {
             DaemonType::Forking => Phase::Adopting(forking::Adopting {
                 ready_by: now + s.ready_timeout,
@@ -151,7 +151,7 @@ impl Phase {
     }
 
     /// A requested stop has begun.
-    pub(super) fn stop_command(pid: i32, now: Instant, s: &Supervision) -> Phase {
+    pub(in crate::keeper) fn stop_command(pid: i32, now: Instant, s: &Supervision) -> Phase {
         Phase::StopCommand {
             pid: Some(pid),
             until: now + s.stop_timeout,
@@ -159,7 +159,7 @@ impl Phase {
     }
 
     /// Returns true if and only if a requested stop is under way.
-    pub(super) fn is_stopping(&self) -> bool {
+    pub(in crate::keeper) fn is_stopping(&self) -> bool {
         match self {
             Phase::StopCommand { .. } => true,
             Phase::Draining { next, .. } => next.is_stop(),
@@ -170,7 +170,7 @@ impl Phase {
     /// When the loop must wake up next for this phase (`probe`: the deadline of the
     /// probe that runs, if one does); `None` when only a signal or output can change
     /// anything, so that an idle keeper sleeps without a timeout.
-    pub(super) fn deadline(&self, probe: Option<Instant>) -> Option<Instant> {
+    pub(in crate::keeper) fn deadline(&self, probe: Option<Instant>) -> Option<Instant> {
         match self {
             Phase::Adopting(a) if a.exited => Some(a.next_look.min(a.ready_by)),
             Phase::Adopting(a) => Some(a.ready_by),
@@ -192,7 +192,7 @@ impl Phase {
 
 /// What a due timer asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Tick {
+pub(in crate::keeper) enum Tick {
     /// Nothing is due.
     Nothing,
     /// The backoff is over: start the daemon.
@@ -212,7 +212,7 @@ pub(super) enum Tick {
 
 /// A step of the start-up window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum StartStep {
+pub(in crate::keeper) enum StartStep {
     /// `start_wait` is not over, a probe runs, or the next one is not due yet.
     Wait,
     /// Past `start_wait` and ready (or no check): the daemon is up.
@@ -224,7 +224,12 @@ pub(super) enum StartStep {
 }
 
 /// What is due at `now` in `phase`; `probe_running` tells whether a probe runs.
-pub(super) fn on_timer(phase: &Phase, now: Instant, s: &Supervision, probe_running: bool) -> Tick {
+pub(in crate::keeper) fn on_timer(
+    phase: &Phase,
+    now: Instant,
+    s: &Supervision,
+    probe_running: bool,
+) -> Tick {
     match phase {
         Phase::Adopting(_) => Tick::Look,
         Phase::HandingOver(w) if now >= w.next_look => Tick::LookForSuccessor,
@@ -241,7 +246,7 @@ pub(super) fn on_timer(phase: &Phase, now: Instant, s: &Supervision, probe_runni
 
 /// The start-up step at `now`: `start_wait` first, then a readiness probe every
 /// [`PROBE_INTERVAL`] until one passes or `ready_timeout` is over.
-pub(super) fn start_step(
+pub(in crate::keeper) fn start_step(
     starting: &Starting,
     now: Instant,
     s: &Supervision,
@@ -265,13 +270,13 @@ pub(super) fn start_step(
 }
 
 /// A readiness probe failed at `now`: the next one is due [`PROBE_INTERVAL`] later.
-pub(super) fn probe_failed(starting: &mut Starting, now: Instant) {
+pub(in crate::keeper) fn probe_failed(starting: &mut Starting, now: Instant) {
     starting.next_probe = now + PROBE_INTERVAL;
 }
 
 /// What the daemon's exit means in `phase`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum ExitStep {
+pub(in crate::keeper) enum ExitStep {
     /// A drain or a `stop_command` already decided what follows: the exit it caused
     /// is not judged again.
     Decided,
@@ -286,7 +291,7 @@ pub(super) enum ExitStep {
 
 /// What the daemon's exit means in `phase`; `reporting` tells whether `dmgr start`
 /// still waits for the outcome of the first start.
-pub(super) fn on_exit(phase: &Phase, reporting: bool) -> ExitStep {
+pub(in crate::keeper) fn on_exit(phase: &Phase, reporting: bool) -> ExitStep {
     match phase {
         Phase::Draining { .. } | Phase::StopCommand { pid: Some(_), .. } => ExitStep::Decided,
         Phase::StopCommand { pid: None, .. } => ExitStep::DrainStopped,
@@ -297,7 +302,7 @@ pub(super) fn on_exit(phase: &Phase, reporting: bool) -> ExitStep {
 
 /// What a request to stop does in `phase`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum StopStep {
+pub(in crate::keeper) enum StopStep {
     /// A stop is under way already.
     Ignore,
     /// Run `stop_command` first.
@@ -310,7 +315,7 @@ pub(super) enum StopStep {
 
 /// What a stop asked for in `phase` does; `main_runs` tells whether the daemon's main
 /// process (adopted, for forking) runs, for `stop_command` to act on.
-pub(super) fn on_stop(phase: &Phase, s: &Supervision, main_runs: bool) -> StopStep {
+pub(in crate::keeper) fn on_stop(phase: &Phase, s: &Supervision, main_runs: bool) -> StopStep {
     match phase {
         _ if phase.is_stopping() => StopStep::Ignore,
         Phase::Up(_) if s.stop_command.is_some() && main_runs => StopStep::StopCommand,
@@ -321,7 +326,7 @@ pub(super) fn on_stop(phase: &Phase, s: &Supervision, main_runs: bool) -> StopSt
 
 /// What a drain sends when it begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum FirstSignal {
+pub(in crate::keeper) enum FirstSignal {
     /// Nothing is left to signal.
     Nothing,
     /// `stop_signal` to every process of the daemon (`kill_mode = "group"`).
@@ -336,7 +341,7 @@ pub(super) enum FirstSignal {
 /// is unreaped, `tree_empty` whether nothing of the daemon's is left (the main process
 /// included). With `kill_mode = "mixed"` only the main process gets `stop_signal`, and
 /// what it leaves gets SIGKILL, as systemd's `KillMode=mixed` does.
-pub(super) fn drain_begins(
+pub(in crate::keeper) fn drain_begins(
     now: Instant,
     s: &Supervision,
     main_runs: bool,
@@ -352,7 +357,7 @@ pub(super) fn drain_begins(
 
 /// What a drain does when the loop looks at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum DrainStep {
+pub(in crate::keeper) enum DrainStep {
     /// The daemon's main process is still to be reaped; wait for its exit.
     Wait,
     /// Processes are left: send them what the others got (`kill`: SIGKILL, else
@@ -364,7 +369,7 @@ pub(super) enum DrainStep {
 
 /// A drain in `escalation`, looked at `now`: `main_runs` tells whether the main
 /// process is unreaped, `tree_empty` whether anything of the daemon's is left.
-pub(super) fn drain_step(
+pub(in crate::keeper) fn drain_step(
     escalation: Escalation,
     next: &Next,
     now: Instant,

@@ -29,11 +29,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// The variable that turns cgroups off when set to anything but empty or `0`.
-pub const DISABLE_VAR: &str = "DMGR_NO_CGROUP";
+pub(crate) const DISABLE_VAR: &str = "DMGR_NO_CGROUP";
 
 /// One daemon's cgroup, by path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cgroup {
+pub(crate) struct Cgroup {
     path: PathBuf,
 }
 
@@ -42,7 +42,7 @@ impl Cgroup {
     /// the module's documentation), or why it gets none. The keeper records this path
     /// before it creates the cgroup, so that a keeper killed in between leaves no
     /// cgroup that no record names.
-    pub fn planned(name: &str, run_dir: &Path) -> Result<PathBuf, String> {
+    pub(crate) fn planned(name: &str, run_dir: &Path) -> Result<PathBuf, String> {
         if is_disabled(std::env::var_os(DISABLE_VAR).as_deref()) {
             return Err(format!("{DISABLE_VAR} is set"));
         }
@@ -56,7 +56,7 @@ impl Cgroup {
     /// alone when the state record that names it is lost or unusable (issue 22): a
     /// cgroup is never leaked, nor a daemon left running in one. Two run directories
     /// never share one; one daemon's keepers, one after another, reuse it.
-    pub fn name_for(name: &str, run_dir: &Path) -> String {
+    pub(crate) fn name_for(name: &str, run_dir: &Path) -> String {
         use std::os::unix::ffi::OsStrExt;
         let digest = run_dir
             .as_os_str()
@@ -71,7 +71,7 @@ impl Cgroup {
     /// Finds the cgroup of the daemon `name` of `run_dir` without its record: where
     /// this process would make it, or else anywhere on the cgroup2 mount (a `stop` run
     /// from another login session is in another cgroup than the `start` was).
-    pub fn find(name: &str, run_dir: &Path) -> Option<Cgroup> {
+    pub(crate) fn find(name: &str, run_dir: &Path) -> Option<Cgroup> {
         let wanted = Cgroup::name_for(name, run_dir);
         if let Some(cgroup) = own_cgroup_dir().and_then(|dir| Cgroup::open(&dir.join(&wanted))) {
             return Some(cgroup);
@@ -84,7 +84,7 @@ impl Cgroup {
 
     /// Creates the cgroup at `path` (from [`Cgroup::planned`]), or says why it cannot
     /// (no write access, or not a cgroup file system).
-    pub fn create(path: &Path) -> Result<Cgroup, String> {
+    pub(crate) fn create(path: &Path) -> Result<Cgroup, String> {
         let cgroup = Cgroup {
             path: path.to_path_buf(),
         };
@@ -103,24 +103,24 @@ impl Cgroup {
     }
 
     /// The cgroup at `path` (from a state record), if it still exists.
-    pub fn open(path: &Path) -> Option<Cgroup> {
+    pub(crate) fn open(path: &Path) -> Option<Cgroup> {
         path.join("cgroup.procs").is_file().then(|| Cgroup {
             path: path.to_path_buf(),
         })
     }
 
     /// Its directory.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Moves the process `pid` into the cgroup.
-    pub fn add(&self, pid: i32) -> io::Result<()> {
+    pub(crate) fn add(&self, pid: i32) -> io::Result<()> {
         fs::write(self.path.join("cgroup.procs"), format!("{pid}\n"))
     }
 
     /// The PIDs in the cgroup now (zombies may be among them).
-    pub fn members(&self) -> Vec<i32> {
+    pub(crate) fn members(&self) -> Vec<i32> {
         fs::read_to_string(self.path.join("cgroup.procs"))
             .map(|text| text.lines().filter_map(|l| l.trim().parse().ok()).collect())
             .unwrap_or_default()
@@ -128,7 +128,7 @@ impl Cgroup {
 
     /// Returns true if and only if a live process is in the cgroup (`populated 1` in
     /// `cgroup.events`; a zombie does not count).
-    pub fn is_populated(&self) -> bool {
+    pub(crate) fn is_populated(&self) -> bool {
         match fs::read_to_string(self.path.join("cgroup.events")) {
             Ok(events) => events.lines().any(|l| l.trim() == "populated 1"),
             // No events file (the cgroup is gone): nothing can be in it.
@@ -139,13 +139,13 @@ impl Cgroup {
     /// SIGKILLs every process in the cgroup at once, new forks included; returns false
     /// where the kernel has no `cgroup.kill` (before 5.14), and the caller must signal
     /// the members one by one.
-    pub fn kill(&self) -> bool {
+    pub(crate) fn kill(&self) -> bool {
         fs::write(self.path.join("cgroup.kill"), "1\n").is_ok()
     }
 
     /// Removes the cgroup; it must be empty (a populated one stays, and the error is
     /// ignored: the next `stop` or `start` tries again from the state record).
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         let _ = fs::remove_dir(&self.path);
     }
 }
@@ -156,7 +156,7 @@ impl Cgroup {
 /// processes of its own, or is the root cgroup (cgroup v2 gives domain controllers only
 /// to the children of a cgroup without processes); the error says which it was not.
 /// A controller enabled this way stays enabled: other children of the parent get it too.
-pub fn enable_memory(dir: &Path) -> Result<(), String> {
+pub(crate) fn enable_memory(dir: &Path) -> Result<(), String> {
     let has_files = || dir.join("memory.high").is_file() && dir.join("memory.events").is_file();
     if has_files() {
         return Ok(());
@@ -197,7 +197,7 @@ pub fn enable_memory(dir: &Path) -> Result<(), String> {
 
 /// The name of the leaf cgroup of a delegated unit that the launcher and the keepers
 /// live in, beside the daemons' cgroups.
-pub const KEEPERS_LEAF: &str = "keepers";
+pub(crate) const KEEPERS_LEAF: &str = "keepers";
 
 /// Where the daemons' cgroups go for a process whose cgroup is `own`: `own` itself
 /// where systemd does not manage the tree (`under_systemd` false); under systemd,
@@ -259,7 +259,7 @@ fn systemd_is_init() -> bool {
 /// starts `ExecReload=` and `ExecStop=`): the launcher and keepers it starts then live
 /// in the leaf, beside the daemons' cgroups. Does nothing elsewhere. Called by the CLI
 /// before it starts a launcher.
-pub fn enter_keepers_leaf() {
+pub(crate) fn enter_keepers_leaf() {
     if !systemd_is_init() || is_disabled(std::env::var_os(DISABLE_VAR).as_deref()) {
         return;
     }

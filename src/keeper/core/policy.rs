@@ -7,46 +7,46 @@ use std::time::Duration;
 use crate::config::RestartPolicy;
 
 /// A run longer than this is not a quick failure, and resets the backoff.
-pub const RESET_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const RESET_AFTER: Duration = Duration::from_secs(60);
 /// The longest restart delay.
-pub const MAX_DELAY: Duration = Duration::from_secs(60);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(60);
 /// The delays after the first double from at least this, so that a `restart_delay`
 /// of `"0"` still backs off: 0, 20 ms, 40 ms, ... instead of a restart loop as fast
 /// as the daemon can fail (issue 16: 1,381 restarts of `false` in 4 s).
-pub const BACKOFF_FLOOR: Duration = Duration::from_millis(10);
+pub(crate) const BACKOFF_FLOOR: Duration = Duration::from_millis(10);
 
 /// The supervision settings the policy needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// When to restart.
-    pub restart: RestartPolicy,
+    pub(crate) restart: RestartPolicy,
     /// The first delay.
-    pub restart_delay: Duration,
+    pub(crate) restart_delay: Duration,
     /// Quick failures in a row before giving up.
-    pub max_restarts: u32,
+    pub(crate) max_restarts: u32,
 }
 
 /// What the keeper counts across runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Restarts so far.
-    pub restarts: u32,
+    pub(crate) restarts: u32,
     /// Quick failures in a row.
-    pub quick_failures: u32,
+    pub(crate) quick_failures: u32,
 }
 
 /// How a run ended, as the policy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunEnd {
+pub(crate) struct RunEnd {
     /// Exit code 0.
-    pub success: bool,
+    pub(crate) success: bool,
     /// How long it ran.
-    pub ran: Duration,
+    pub(crate) ran: Duration,
 }
 
 /// What to do after a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Start again after this delay.
     Restart(Duration),
     /// Done: no restart is due. `failed` when the run ended in failure.
@@ -59,7 +59,7 @@ pub enum Decision {
 }
 
 /// Decides what follows the end of a run, and updates the tally.
-pub fn on_exit(policy: &Policy, tally: &mut Tally, end: RunEnd) -> Decision {
+pub(crate) fn on_exit(policy: &Policy, tally: &mut Tally, end: RunEnd) -> Decision {
     let due = match policy.restart {
         RestartPolicy::No => false,
         RestartPolicy::OnFailure => !end.success,
@@ -85,7 +85,7 @@ pub fn on_exit(policy: &Policy, tally: &mut Tally, end: RunEnd) -> Decision {
 /// The delay before the next start: the first delay, then for each quick failure
 /// after the first that delay (or [`BACKOFF_FLOOR`] if it is shorter) doubled, at
 /// most [`MAX_DELAY`] (but never less than the configured delay).
-pub fn delay_for(first: Duration, quick_failures: u32) -> Duration {
+pub(crate) fn delay_for(first: Duration, quick_failures: u32) -> Duration {
     if quick_failures <= 1 {
         return first;
     }

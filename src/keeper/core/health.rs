@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// What the keeper must do for the check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Start a probe now.
     StartProbe,
     /// Kill the running probe (its process group): it exceeded `timeout`.
@@ -27,20 +27,11 @@ pub enum Action {
 
 /// The daemon failed `failures` checks in a row: record `unhealthy`, restart it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unhealthy {
+pub(crate) struct Unhealthy {
     /// How many checks failed in a row.
-    pub streak: u32,
+    pub(crate) streak: u32,
     /// Why the last one failed.
-    pub reason: String,
-}
-
-/// The last check's outcome, for `status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LastCheck {
-    /// When it ended.
-    pub at: Instant,
-    /// `Ok`, or why it failed.
-    pub result: Result<(), String>,
+    pub(crate) reason: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,32 +48,30 @@ enum Phase {
 
 /// One daemon's liveness check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthWatch {
+pub(crate) struct HealthWatch {
     interval: Duration,
     timeout: Duration,
     failures: u32,
     streak: u32,
     phase: Phase,
-    last: Option<LastCheck>,
 }
 
 impl HealthWatch {
     /// A check every `interval`, each bounded by `timeout`, unhealthy after
     /// `failures` (at least 1) in a row; paused until [`HealthWatch::resume`].
-    pub fn new(interval: Duration, timeout: Duration, failures: u32) -> HealthWatch {
+    pub(crate) fn new(interval: Duration, timeout: Duration, failures: u32) -> HealthWatch {
         HealthWatch {
             interval,
             timeout,
             failures: failures.max(1),
             streak: 0,
             phase: Phase::Paused,
-            last: None,
         }
     }
 
     /// The daemon is ready: the first check is due one `interval` from `now`, with a
     /// fresh streak. A probe still running (or being killed) is left to finish.
-    pub fn resume(&mut self, now: Instant) {
+    pub(crate) fn resume(&mut self, now: Instant) {
         self.streak = 0;
         if self.phase == Phase::Paused {
             self.phase = Phase::Waiting {
@@ -93,12 +82,12 @@ impl HealthWatch {
 
     /// No more checks until [`HealthWatch::resume`]. The keeper kills a probe that
     /// still runs with the rest of the daemon's processes.
-    pub fn pause(&mut self) {
+    pub(crate) fn pause(&mut self) {
         self.phase = Phase::Paused;
     }
 
     /// When the keeper must wake for this check; `None` when nothing is due.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Waiting { next_at } => Some(next_at),
             Phase::Probing { deadline } => Some(deadline),
@@ -107,17 +96,12 @@ impl HealthWatch {
     }
 
     /// The number of failed checks in a row so far.
-    pub fn streak(&self) -> u32 {
+    pub(crate) fn streak(&self) -> u32 {
         self.streak
     }
 
-    /// The last check's outcome, if one ended.
-    pub fn last(&self) -> Option<&LastCheck> {
-        self.last.as_ref()
-    }
-
     /// A timer fired at `now`: what to do, if anything.
-    pub fn on_timer(&mut self, now: Instant) -> Option<Action> {
+    pub(crate) fn on_timer(&mut self, now: Instant) -> Option<Action> {
         match self.phase {
             Phase::Waiting { next_at } if now >= next_at => {
                 self.phase = Phase::Probing {
@@ -136,7 +120,11 @@ impl HealthWatch {
     /// The probe ended at `now` with `result` (a killed probe always counts as failed
     /// for its timeout). Returns the verdict once the streak reaches `failures`, and
     /// pauses; else schedules the next check.
-    pub fn on_result(&mut self, now: Instant, result: Result<(), String>) -> Option<Unhealthy> {
+    pub(crate) fn on_result(
+        &mut self,
+        now: Instant,
+        result: Result<(), String>,
+    ) -> Option<Unhealthy> {
         let result = match self.phase {
             Phase::Killed => Err(format!(
                 "no answer within health_timeout ({})",
@@ -146,10 +134,6 @@ impl HealthWatch {
             // A probe of an earlier run, ended after a pause: it says nothing now.
             Phase::Paused | Phase::Waiting { .. } => return None,
         };
-        self.last = Some(LastCheck {
-            at: now,
-            result: result.clone(),
-        });
         match result {
             Ok(()) => {
                 self.streak = 0;
@@ -233,7 +217,6 @@ mod tests {
             }]
         );
         assert_eq!(w.poll_timeout(), None);
-        assert_eq!(w.last().unwrap().result, Err("exit 2".to_string()));
         w.resume(now);
         assert_eq!(w.streak(), 0);
         assert_eq!(w.poll_timeout(), Some(now + INTERVAL));
@@ -257,12 +240,6 @@ mod tests {
         // Killed by SIGKILL, whatever its exit said: a failure for its timeout.
         assert_eq!(w.on_result(reaped, Ok(())), None);
         assert_eq!(w.streak(), 1);
-        let last = w.last().unwrap();
-        assert_eq!(last.at, reaped);
-        assert_eq!(
-            last.result,
-            Err("no answer within health_timeout (5s)".to_string())
-        );
         assert_eq!(w.poll_timeout(), Some(reaped + INTERVAL));
     }
 
@@ -277,6 +254,23 @@ mod tests {
         assert_eq!(w.poll_timeout(), None);
         assert_eq!(w.on_result(t0 + INTERVAL, Err("refused".into())), None);
         assert_eq!(w.streak(), 0);
-        assert_eq!(w.last(), None);
+    }
+
+    /// A probe killed at `health_timeout` fails for that, whatever its exit said.
+    #[test]
+    fn a_killed_probe_fails_for_its_timeout() {
+        let mut w = HealthWatch::new(INTERVAL, TIMEOUT, 1);
+        let t0 = Instant::now();
+        w.resume(t0);
+        assert_eq!(w.on_timer(t0 + INTERVAL), Some(Action::StartProbe));
+        assert_eq!(w.on_timer(t0 + INTERVAL + TIMEOUT), Some(Action::KillProbe));
+        let verdict = w.on_result(t0 + INTERVAL + TIMEOUT, Ok(()));
+        assert_eq!(
+            verdict,
+            Some(Unhealthy {
+                streak: 1,
+                reason: "no answer within health_timeout (5s)".into()
+            })
+        );
     }
 }
