@@ -21,10 +21,10 @@
 //! ```
 //!
 //! The launcher is a fresh exec, and so single-threaded: its forks run the keeper's
-//! Rust code with no exec of their own (`keeper::launcher`), and each keeper takes the
+//! Rust code with no exec of their own (`launcher`), and each keeper takes the
 //! title `dmgr ... __keeper --name web ...` in ps(1). The middle process of the
 //! double fork stays as the keeper's holder (`dmgr ... __holder --name web ...`,
-//! `keeper::holder`): asleep while the keeper lives, it keeps the daemon logging and
+//! `launcher::holder`): asleep while the keeper lives, it keeps the daemon logging and
 //! its processes in reach should the keeper die.
 //!
 //! The keeper holds an exclusive `flock` on the daemon's pidfile for its whole life
@@ -47,6 +47,7 @@
 pub mod boot;
 pub(crate) mod cgroup;
 pub mod cli;
+pub(crate) mod client;
 pub(crate) mod commands;
 pub mod config;
 pub mod error;
@@ -54,6 +55,7 @@ pub(crate) mod events;
 pub(crate) mod export;
 pub(crate) mod files;
 pub mod keeper;
+pub(crate) mod launcher;
 pub mod logfile;
 pub mod manpage;
 pub(crate) mod memory;
@@ -76,4 +78,17 @@ pub use error::{Error, Result};
 /// Runs one parsed command line and returns the exit code for success paths.
 pub fn run(cli: cli::Cli) -> Result<u8> {
     commands::dispatch(cli)
+}
+
+/// Runs the processes that dmgr starts of itself and nobody types, whose command lines
+/// are parsed by hand (see `launcher::argv`): a keeper's tcp or http probe (`dmgr
+/// __probe ...`) and the launcher of keepers (`dmgr ... __launch ...`), which returns
+/// in each keeper once that keeper is done. `None` for any other command line.
+pub fn run_internal(args: Vec<std::ffi::OsString>) -> Option<Result<u8>> {
+    if let Some(code) = keeper::probe::run_internal(&args) {
+        return Some(Ok(code));
+    }
+    let argv0 = args.first().cloned().unwrap_or_else(|| "dmgr".into());
+    let launcher = launcher::argv::LauncherArgv::parse(args)?;
+    Some(launcher::run(argv0, launcher))
 }

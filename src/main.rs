@@ -24,15 +24,8 @@ fn main() -> ExitCode {
     // keepers live for as long as their daemons: parsing that argv by hand spares
     // every keeper the memory that clap's full command tree leaves behind.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    // A tcp or http probe of a keeper: connect, answer with the exit status.
-    if let Some(code) = dmgr::keeper::probe::run_internal(&args) {
-        return ExitCode::from(code);
-    }
-    let argv0 = args.first().cloned().unwrap_or_else(|| "dmgr".into());
-    let result = match dmgr::keeper::argv::LauncherArgv::parse(args) {
-        Some(launcher) => dmgr::keeper::launcher::run(argv0, launcher),
-        None => run_cli(),
-    };
+    // A keeper's probe, or the launcher of keepers (which returns in each keeper).
+    let result = dmgr::run_internal(args).unwrap_or_else(run_cli);
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

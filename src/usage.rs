@@ -8,7 +8,7 @@
 //! that have exited too, so it only grows. Without a cgroup it is the sum of
 //! `/proc/PID/stat`'s user and system time over the processes alive now, which drops
 //! when one of them exits. Memory is what the keeper counts against `memory_max`
-//! (`keeper::memory`): the cgroup's working set where the memory controller is
+//! (`memory`): the cgroup's working set where the memory controller is
 //! there, else the sum of the processes' proportional set sizes.
 
 use std::path::Path;

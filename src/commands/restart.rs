@@ -6,8 +6,8 @@
 
 use super::{batches, lock_all, resolve, Context, Failures};
 use crate::cli::TargetArgs;
+use crate::client::{self, Begun, Started};
 use crate::config::{self, Daemon};
-use crate::keeper::control::{self, Begun, Started};
 use crate::{state, Error, Result};
 
 /// Runs `dmgr restart`.
@@ -33,7 +33,7 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
             .iter()
             .map(|(d, _)| (d.name.clone(), Some(*d), None))
             .collect();
-        control::stop_many(&ctx.dirs, stops, |name, result| match result {
+        client::stop_many(&ctx.dirs, stops, |name, result| match result {
             Ok(_) => stopped.push(name.to_string()),
             Err(err) => failures.fail(err),
         });
@@ -42,13 +42,13 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
             if !stopped.contains(&daemon.name) {
                 continue;
             }
-            match control::begin_start(&ctx.dirs, daemon, Some(lock)) {
+            match client::begin_start(&ctx.dirs, daemon, Some(lock)) {
                 Ok(Begun::Done(started)) => report(ctx, &mut failures, &daemon.name, Ok(started)),
                 Ok(Begun::Waiting(p)) => pending.push(p),
                 Err(err) => failures.fail(err),
             }
         }
-        control::await_starts(
+        client::await_starts(
             &ctx.dirs,
             pending,
             |name, result| report(ctx, &mut failures, name, result),

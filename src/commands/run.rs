@@ -5,13 +5,13 @@
 
 use super::{resolve, Context};
 use crate::cli::RunArgs;
-use crate::keeper::{self, control};
+use crate::client;
 use crate::{config, Result};
 
 /// Runs `dmgr run`.
 pub(super) fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
     let loaded = config::load_named(&ctx.dirs, std::slice::from_ref(&args.name))?;
     let daemon = resolve(ctx, &loaded, std::slice::from_ref(&args.name))?[0];
-    let (lock, pidfile) = control::claim_for_foreground(&ctx.dirs, daemon)?;
-    keeper::run_foreground(&ctx.dirs, daemon, lock, pidfile)
+    let (lock, pidfile) = client::claim_for_foreground(&ctx.dirs, daemon)?;
+    client::run_foreground(&ctx.dirs, daemon, lock, pidfile)
 }

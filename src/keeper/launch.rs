@@ -14,14 +14,14 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::core::machine::{Child, Phase};
 use super::core::policy::Tally;
-use super::holder::{self, Handoff};
 use super::logpipe::LogSink;
-use super::notify::{Report, Reporter};
+use super::report::{Report, Reporter};
 use super::Keeper;
 use super::{initial_record, record_failure, tracked};
 use crate::cgroup;
 use crate::config::{Daemon, DaemonType, Dirs};
 use crate::events::{History, Kind};
+use crate::launcher::holder::{self, Handoff};
 use crate::pidfile::{LockError, LockedPidfile};
 use crate::procinfo::{ProcId, Stat};
 use crate::state::{self, Status};
@@ -38,14 +38,14 @@ pub(super) struct Pipe {
 }
 
 /// Everything prepared for exec'ing the command, at each start.
-pub(super) struct Launch {
-    pub(super) program: std::path::PathBuf,
-    pub(super) env: Vec<(OsString, OsString)>,
-    pub(super) credentials: Option<sys::Credentials>,
+pub(crate) struct Launch {
+    pub(crate) program: std::path::PathBuf,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) credentials: Option<sys::Credentials>,
     /// `limits`, `nice` and `oom_score_adj`, checked.
-    pub(super) resources: sys::Resources,
+    pub(crate) resources: sys::Resources,
     /// The digest of the `env_file` files read for this start.
-    pub(super) env_file_digest: Option<u64>,
+    pub(crate) env_file_digest: Option<u64>,
 }
 
 impl Keeper {
@@ -172,7 +172,7 @@ impl Keeper {
             });
         }
         let mut record = initial_record(&daemon);
-        // Our parent, while it is the holder that made us (see `holder`).
+        // Our parent, while it is the holder that made us (see `launcher::holder`).
         if let Some(holder) = holder_pid.and_then(ProcId::of) {
             record.holder = Some(holder);
         }
@@ -427,7 +427,7 @@ pub(crate) const MANAGER_VARIABLES: &[&str] = &[
 ];
 
 impl Launch {
-    pub(super) fn prepare(daemon: &Daemon) -> std::result::Result<Launch, String> {
+    pub(crate) fn prepare(daemon: &Daemon) -> std::result::Result<Launch, String> {
         // The inherited environment as bytes: a variable that is not UTF-8 is passed
         // on as it is (std::env::vars would panic on it).
         // What the daemon file sets: `env_file` in order, then `env`, which wins.
@@ -574,7 +574,7 @@ pub(super) fn credentials_for(
     }))
 }
 
-pub(super) fn path_of(env: &[(OsString, OsString)]) -> Option<&str> {
+pub(crate) fn path_of(env: &[(OsString, OsString)]) -> Option<&str> {
     env.iter()
         .find(|(k, _)| k == "PATH")
         .and_then(|(_, v)| v.to_str())
@@ -589,7 +589,7 @@ fn os_reason(err: &std::io::Error) -> String {
 }
 
 /// `env` with `MAINPID` set to `main`, for `stop_command` and `reload_command`.
-pub(super) fn with_mainpid(env: &[(OsString, OsString)], main: i32) -> Vec<(OsString, OsString)> {
+pub(crate) fn with_mainpid(env: &[(OsString, OsString)], main: i32) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = env
         .iter()
         .filter(|(k, _)| k != "MAINPID")

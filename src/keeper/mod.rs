@@ -2,10 +2,10 @@
 //!
 //! # Theory of operation
 //!
-//! `dmgr start` (see [`control`]) execs one launcher, `dmgr __launch` ([`argv`]), with
-//! a notify pipe (`notify`) per daemon; the launcher ([`launcher`]), fresh and
+//! `dmgr start` (see `client`) execs one launcher, `dmgr __launch`, with a pipe per
+//! daemon for the keeper's report (`report`); the launcher (`crate::launcher`), fresh and
 //! single-threaded, closes every inherited fd but those pipes and detaches one keeper
-//! per daemon with a double fork whose middle process stays as its holder (`holder`:
+//! per daemon with a double fork whose middle process stays as its holder (`launcher::holder`:
 //! it makes the output pipes and keeps them, and the daemon's processes, should the
 //! keeper die). The keeper closes the other daemons' pipes, takes the title `dmgr ...
 //! __keeper --name NAME ...` and, with no exec:
@@ -76,38 +76,25 @@
 //! `stopping` drains what the daemon started and ends or restarts it; `timers` acts
 //! on due timers; `handover` follows a new main process; `reloading` and `request`
 //! carry out and answer `dmgr reload`; `policy`
-//! decides restarts; `logpipe` writes the log; `foreground` is `dmgr run`.
-//! On the CLI side, `control` starts and stops keepers (`stop_many` stops many at once), `ask` signals and reloads,
-//! `leftovers` deals with a daemon whose keeper is gone.
+//! decides restarts; `logpipe` writes the log. The CLI's side of all this (start and
+//! stop a keeper, signal it, `dmgr run`, a dead keeper's leftovers) is `crate::client`.
 
-pub mod argv;
-mod ask;
-pub mod control;
 pub(crate) mod core;
-mod foreground;
 mod forking;
 mod handover;
-mod holder;
-mod interrupted;
-mod launch;
-pub mod launcher;
-mod leftovers;
+pub(crate) mod launch;
 mod liveness;
-mod log_mark;
-mod logpipe;
+pub(crate) mod logpipe;
 pub mod memory_events;
-mod notify;
 pub mod probe;
 mod record;
 mod reloading;
+pub(crate) mod report;
 pub(crate) mod request;
 pub mod resources;
-mod stop_many;
 mod stopping;
 mod timers;
 mod tracked;
-
-pub use foreground::{run_command, run_foreground};
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -132,27 +119,22 @@ use self::core::policy::{self, Decision, Policy, RunEnd, Tally};
 use self::core::machine::{self, Child, ExitStep, Next, Phase};
 use launch::{Launch, Pipe};
 use logpipe::Notice;
-use notify::{Report, Reporter};
-use probe::{Probe, PROBE_INTERVAL};
-use record::{describe_wait, exit_record, initial_record, record_failure};
-
-/// The processes of a daemon whose keeper is gone that are still running, by
-/// identity (see `leftovers`): what `stop` would stop.
-pub fn processes_left(record: &state::StateRecord) -> Vec<crate::procinfo::ProcId> {
-    leftovers::left_behind(record)
-}
+use probe::Probe;
+pub(crate) use probe::PROBE_INTERVAL;
+pub(crate) use record::{describe_wait, exit_record, initial_record, record_failure};
+use report::{Report, Reporter};
 
 /// Runs the keeper of `args.name` until its daemon is stopped or given up on.
 ///
 /// A plain function of its inputs (the directories, the daemon's name, the pipe to
-/// report on, the pipes its [`holder`] made), which the holder calls in the keeper it
+/// report on, the pipes its [`crate::launcher::holder`] made), which the holder calls in the keeper it
 /// forks, with no exec.
 pub(crate) fn run(
     dirs: &Dirs,
     name: &str,
     notify: Option<File>,
     single: sys::SingleThreaded,
-    handoff: Option<holder::Handoff>,
+    handoff: Option<crate::launcher::holder::Handoff>,
 ) -> Result<u8> {
     match set_up(dirs, name, notify, single, handoff) {
         Some(mut keeper) => {
@@ -173,7 +155,7 @@ fn set_up(
     name: &str,
     notify: Option<File>,
     single: sys::SingleThreaded,
-    handoff: Option<holder::Handoff>,
+    handoff: Option<crate::launcher::holder::Handoff>,
 ) -> Option<Box<Keeper>> {
     let mut reporter = Reporter::new(notify);
     // A keeper outlives the shell that started it: it must not keep that shell's

@@ -27,7 +27,7 @@ use crate::config::ReadyCheck;
 use crate::procinfo::{ProcId, Stat};
 
 /// How often a failing readiness probe is retried.
-pub(super) const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// The longest one connection attempt of a tcp or http probe may take; a probe whose
 /// deadline is nearer gets that instead.
 const ATTEMPT: Duration = Duration::from_secs(1);

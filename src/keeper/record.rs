@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use nix::sys::wait::WaitStatus;
 
-use super::notify::Report;
+use super::report::Report;
 use super::{millis, Keeper};
 use crate::config::{self, Daemon, Dirs};
 use crate::events::{Event, History, Kind};
@@ -149,7 +149,7 @@ pub(super) struct RecordTrouble {
 }
 
 /// The state record a keeper starts from.
-pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
+pub(crate) fn initial_record(daemon: &Daemon) -> StateRecord {
     let me = ProcId::of(std::process::id() as i32).unwrap_or(ProcId {
         pid: std::process::id() as i32,
         start: 0,
@@ -191,7 +191,7 @@ pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
 
 /// Leaves a `failed` record when a start fails before the daemon ever ran. Called only
 /// while holding the pidfile lock, so it never overwrites a live keeper's record.
-pub(super) fn record_failure(dirs: &Dirs, daemon: &Daemon, reason: &str) {
+pub(crate) fn record_failure(dirs: &Dirs, daemon: &Daemon, reason: &str) {
     let mut record = initial_record(daemon);
     record.status = Status::Failed;
     record.reason = Some(Reason::StartFailed);
@@ -202,7 +202,7 @@ pub(super) fn record_failure(dirs: &Dirs, daemon: &Daemon, reason: &str) {
 }
 
 /// How a run that lasted `ran` ended, from its wait status.
-pub(super) fn exit_record(status: WaitStatus, ran: Duration) -> ExitRecord {
+pub(crate) fn exit_record(status: WaitStatus, ran: Duration) -> ExitRecord {
     ExitRecord {
         code: match status {
             WaitStatus::Exited(_, code) => Some(code),
@@ -220,6 +220,6 @@ pub(super) fn exit_record(status: WaitStatus, ran: Duration) -> ExitRecord {
 }
 
 /// `exit 1` or `signal KILL`, for the log.
-pub(super) fn describe_wait(status: WaitStatus) -> String {
+pub(crate) fn describe_wait(status: WaitStatus) -> String {
     exit_record(status, Duration::ZERO).describe()
 }

@@ -114,7 +114,7 @@ fn nix_resource(resource: Resource) -> NixResource {
 /// The effective capability set of this process (`CapEff` in /proc/self/status), read
 /// once per process (the launcher reads it before it forks its keepers, which never
 /// change their own credentials).
-pub(super) fn effective_capabilities() -> u64 {
+pub(crate) fn effective_capabilities() -> u64 {
     static CAPS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *CAPS.get_or_init(read_effective_capabilities)
 }

@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::core::machine::{self, Escalation, Next, Phase, StartStep, Tick};
-use super::notify::Report;
+use super::report::Report;
 use super::Keeper;
 use crate::config;
 use crate::events::Kind;

@@ -195,7 +195,7 @@ pub struct StateRecord {
     /// The cgroup the keeper put the daemon in, where it could create one.
     #[serde(default, with = "path_bytes::option")]
     pub cgroup: Option<PathBuf>,
-    /// Why the daemon has no cgroup of its own (see `keeper::cgroup`): its processes
+    /// Why the daemon has no cgroup of its own (see `cgroup`): its processes
     /// are then tracked as the keeper's descendants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_cgroup: Option<String>,
@@ -212,7 +212,7 @@ pub struct StateRecord {
     /// The probe process that runs (a `ready` check), leader of its own process group.
     #[serde(default)]
     pub probe: Option<ProcId>,
-    /// The keeper's holder (its parent, see `keeper::holder`): once the keeper is gone,
+    /// The keeper's holder (its parent, see `launcher::holder`): once the keeper is gone,
     /// every process of the daemon is the holder's descendant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder: Option<ProcId>,

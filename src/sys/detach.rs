@@ -1,8 +1,8 @@
 //! How keepers come to be: `dmgr start` execs one launcher (a fresh, single-threaded
 //! `dmgr`), and the launcher forks one holder per daemon, which forks its keeper (the
 //! classic double fork, its middle process staying on as the holder), each then
-//! running Rust code without an exec of its own (see `keeper::launcher` and
-//! `keeper::holder`). Also the fd hygiene of a process that inherits descriptors,
+//! running Rust code without an exec of its own (see `launcher` and
+//! `launcher::holder`). Also the fd hygiene of a process that inherits descriptors,
 //! and the keeper's name in ps(1).
 
 use std::ffi::OsString;
@@ -70,7 +70,7 @@ pub enum Forked {
 
 /// fork(2) in a single-threaded process (the launcher, a keeper's holder), whose child
 /// then runs on in ordinary Rust code: the launcher's child becomes a keeper's holder,
-/// and the holder's child the keeper (see `keeper::holder`).
+/// and the holder's child the keeper (see `launcher::holder`).
 pub fn fork(_single: &SingleThreaded) -> io::Result<Forked> {
     // SAFETY: fork(2) in a single-threaded process (the witness `_single`): no other
     // thread can hold a lock or be mid-allocation, so the child may go on running

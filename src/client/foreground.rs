@@ -16,13 +16,14 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::launch::{path_of, with_mainpid, Launch};
-use super::{exit_record, initial_record, sys};
 use crate::config::{Daemon, DaemonType, Dirs, KillMode};
 use crate::events::{Event, History, Kind};
+use crate::keeper::launch::{path_of, with_mainpid, Launch};
+use crate::keeper::{exit_record, initial_record, PROBE_INTERVAL};
 use crate::pidfile::{LockedPidfile, OperationLock};
 use crate::procinfo::{ProcId, Stat};
 use crate::state::{self, Reason, Status};
+use crate::sys;
 use crate::{Error, Result};
 
 /// Runs `daemon` in the foreground for `dmgr run`: no new session (so Ctrl-C reaches
@@ -31,7 +32,7 @@ use crate::{Error, Result};
 /// (128 + N for death by signal N). The caller has checked that the daemon is not
 /// running and holds its operation lock (released once the record names the process)
 /// and its pidfile lock (held until the end).
-pub fn run_foreground(
+pub(crate) fn run_foreground(
     dirs: &Dirs,
     daemon: &Daemon,
     lock: OperationLock,
@@ -177,7 +178,7 @@ pub fn run_foreground(
                 Ok(status @ WaitStatus::Exited(..)) if forking && main.as_raw() == pid => {
                     break Ended::NotAdopted(format!(
                         "the command ended ({}) instead of exiting 0 once the daemon was up",
-                        super::describe_wait(status)
+                        crate::keeper::describe_wait(status)
                     ));
                 }
                 Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
@@ -332,7 +333,7 @@ impl Adopting {
         if now < self.next_look {
             return Look::NotYet;
         }
-        self.next_look = now + super::PROBE_INTERVAL;
+        self.next_look = now + PROBE_INTERVAL;
         let me = std::process::id() as i32;
         let children: Vec<ProcId> = crate::procinfo::children_of(me)
             .into_iter()
@@ -442,7 +443,7 @@ fn stop_leftovers(signals: &SignalFd, daemon: &Daemon) {
 /// Runs `argv` (`reload_command`) in the daemon's environment with `MAINPID` set to
 /// `main`, its output to the terminal, killed after `timeout`; returns its exit
 /// status or why it failed.
-pub fn run_command(
+pub(crate) fn run_command(
     daemon: &Daemon,
     argv: &[String],
     main: i32,

@@ -20,7 +20,7 @@ const ANSWER_GRACE: Duration = Duration::from_secs(5);
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reloaded {
+pub(crate) enum Reloaded {
     /// `reload_signal` went to the daemon's main process `pid`.
     Signalled {
         /// The main process.
@@ -40,7 +40,7 @@ pub enum Reloaded {
 /// be asked (`dmgr run` runs it, or its keeper predates requests) the signal is sent,
 /// or the command run, from here; a daemon whose keeper is gone gets its signal but
 /// not its command, which would run outside the daemon's tree.
-pub fn reload(dirs: &Dirs, daemon: &Daemon) -> Result<Reloaded> {
+pub(crate) fn reload(dirs: &Dirs, daemon: &Daemon) -> Result<Reloaded> {
     let name = &daemon.name;
     let observed = state::observe(dirs, name, Some(&daemon.pidfile));
     let Some(main) = observed.daemon else {
@@ -150,7 +150,7 @@ fn run_here(dirs: &Dirs, daemon: &Daemon, argv: &[String], main: i32) -> Result<
 
 /// Sends `signal` to the daemon's main process, identity-checked, and records a
 /// `signalled` event saying it was `by` (`dmgr kill`); `Ok(None)` if it is not running.
-pub fn signal_daemon(
+pub(crate) fn signal_daemon(
     dirs: &Dirs,
     name: &str,
     daemon: Option<&Daemon>,
@@ -179,7 +179,7 @@ pub fn signal_daemon(
 
 /// Asks the keeper of `name` to do something by signal (rotate logs, take over
 /// changed keys); returns false when no keeper runs.
-pub fn signal_keeper(dirs: &Dirs, name: &str, signal: Signal) -> Result<bool> {
+pub(crate) fn signal_keeper(dirs: &Dirs, name: &str, signal: Signal) -> Result<bool> {
     let observed = state::observe(dirs, name, None);
     let Some(keeper) = observed.keeper else {
         return Ok(false);

@@ -6,25 +6,28 @@
 //! instead of dirtying a copy of its own.
 //!
 //! Each keeper is detached with the classic double fork, whose middle process stays as
-//! the keeper's holder ([`super::holder`]): the launcher forks the holder, which
+//! the keeper's holder ([`holder`]): the launcher forks the holder, which
 //! closes every notify pipe but its own, calls setsid(2), forks the keeper and takes
 //! the title `dmgr ... __holder --name NAME ...`; the keeper takes `dmgr ... __keeper
-//! --name NAME ...` and runs [`super::run`]. A fork that fails is reported on that
+//! --name NAME ...` and runs [`crate::keeper::run`]. A fork that fails is reported on that
 //! daemon's pipe, as the keeper would report a failed start. The launcher exits once
 //! every holder is made; `dmgr start` reaps it.
+
+pub(crate) mod argv;
+pub(crate) mod holder;
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
-use super::argv::{KeeperArgv, LauncherArgv};
-use super::notify::{Report, Reporter};
+use crate::keeper::report::{Report, Reporter};
 use crate::sys;
 use crate::Result;
+use argv::{KeeperArgv, LauncherArgv};
 
 /// Runs the launcher of `args`, whose argv\[0\] was `argv0`. Returns in the launcher
 /// once every keeper is made, and in each keeper once it is done.
-pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
+pub(crate) fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
     let mut pipes: Vec<(String, Option<File>)> = args
         .keepers
         .iter()
@@ -48,7 +51,7 @@ pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
     // inherited by each fork.
     let _ = crate::procinfo::boot_id();
     let _ = crate::cgroup::own_cgroup_dir();
-    let _ = super::resources::effective_capabilities();
+    let _ = crate::keeper::resources::effective_capabilities();
     // Every keeper's title fits in the first `prefix` bytes of the argument area (the
     // longest name with the widest descriptor number makes the longest title); the
     // rest, which names the other keepers, is blanked once here, in pages every keeper
@@ -78,12 +81,12 @@ pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
                 let pipe = pipes[index].1.take();
                 sys::close_all_and_leak(pipes, |(_, other)| other.as_ref());
                 let fd = pipe.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-                let titles = super::holder::Titles {
+                let titles = holder::Titles {
                     area,
                     prefix,
                     keeper: title(&argv0, &args, &name, fd),
                 };
-                return super::holder::run(&args.dirs, &name, pipe, single, titles);
+                return holder::run(&args.dirs, &name, pipe, single, titles);
             }
             Ok(sys::Forked::Parent(_)) => {
                 // The keeper has its own copy; ours would keep `start` from seeing

@@ -2,7 +2,7 @@
 //! `ready`, say) or hung past every timeout. The `start` that made it, still holding
 //! the daemon's operation lock, stops what that keeper left (the daemon, whatever it
 //! started, the pidfile), so a failed start leaves nothing behind (promise 1). Used by
-//! [`control`](super::control) only.
+//! [`start`](super::start) only.
 
 use std::path::Path;
 

@@ -47,21 +47,21 @@ impl Report {
 
 /// The keeper's end: the notify pipe, until the start's outcome is reported.
 #[derive(Debug)]
-pub(super) struct Reporter(Option<File>);
+pub(crate) struct Reporter(Option<File>);
 
 impl Reporter {
     /// The end of `pipe`, or a reporter with nobody to tell.
-    pub(super) fn new(pipe: Option<File>) -> Reporter {
+    pub(crate) fn new(pipe: Option<File>) -> Reporter {
         Reporter(pipe)
     }
 
     /// Returns true if and only if the start's outcome has not been reported yet.
-    pub(super) fn is_pending(&self) -> bool {
+    pub(crate) fn is_pending(&self) -> bool {
         self.0.is_some()
     }
 
     /// Reports `report` and closes the pipe; later reports go nowhere.
-    pub(super) fn send(&mut self, report: &Report) {
+    pub(crate) fn send(&mut self, report: &Report) {
         if let Some(mut pipe) = self.0.take() {
             // The CLI may have gone (interrupted); nobody else needs to know.
             let _ = pipe.write_all(report.encode().as_bytes());
@@ -69,7 +69,7 @@ impl Reporter {
     }
 
     /// Closes the pipe without a report.
-    pub(super) fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.0 = None;
     }
 }

@@ -44,10 +44,10 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use super::logpipe::{LogSink, Notice};
-use super::notify::{Report, Reporter};
 use crate::config::Dirs;
 use crate::events::{self, Event, Kind};
+use crate::keeper::logpipe::{LogSink, Notice};
+use crate::keeper::report::{Report, Reporter};
 use crate::sys;
 use crate::Result;
 
@@ -136,7 +136,7 @@ pub(crate) struct Settings {
 }
 
 /// Runs in the launcher's child for daemon `name`: becomes its holder, forks its
-/// keeper (which runs [`super::run`] and returns its result here) and holds.
+/// keeper (which runs [`crate::keeper::run`] and returns its result here) and holds.
 pub(super) fn run(
     dirs: &Dirs,
     name: &str,
@@ -169,7 +169,7 @@ pub(super) fn run(
                 err,
                 settings: SettingsPipe(settings_write),
             };
-            super::run(dirs, name, notify, single, Some(handoff))
+            crate::keeper::run(dirs, name, notify, single, Some(handoff))
         }
         Ok(sys::Forked::Parent(keeper)) => {
             // Only the keeper reports, and only its death may end `start`'s wait.

@@ -18,18 +18,18 @@ const KEEPER: &str = "__keeper";
 
 /// What a keeper is: the title it shows in ps(1).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeeperArgv {
+pub(crate) struct KeeperArgv {
     /// The directories of the `dmgr start` that spawned it.
-    pub dirs: Dirs,
+    pub(crate) dirs: Dirs,
     /// The daemon's name: its file is `dirs.config_dir/NAME.toml`.
-    pub name: String,
+    pub(crate) name: String,
     /// The write end of the notify pipe.
-    pub notify_fd: RawFd,
+    pub(crate) notify_fd: RawFd,
 }
 
 impl KeeperArgv {
     /// The title's words after argv\[0\].
-    pub fn to_args(&self) -> Vec<OsString> {
+    pub(crate) fn to_args(&self) -> Vec<OsString> {
         vec![
             "--config-dir".into(),
             self.dirs.config_dir.clone().into(),
@@ -52,11 +52,11 @@ const LAUNCH: &str = "__launch";
 /// What the launcher is started with: the keepers to fork, each a daemon's name and
 /// the write end of its notify pipe.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LauncherArgv {
+pub(crate) struct LauncherArgv {
     /// The directories of the `dmgr start` that spawned it.
-    pub dirs: Dirs,
+    pub(crate) dirs: Dirs,
     /// Each daemon to keep, with its notify fd.
-    pub keepers: Vec<(String, RawFd)>,
+    pub(crate) keepers: Vec<(String, RawFd)>,
 }
 
 impl LauncherArgv {
@@ -64,7 +64,7 @@ impl LauncherArgv {
     /// and then `--name N --notify-fd F` for each keeper. For one keeper that is as
     /// long as the keeper's own title ([`KeeperArgv::to_args`]), for more it is
     /// longer: each keeper's title fits in the argument area it inherits.
-    pub fn to_args(&self) -> Vec<OsString> {
+    pub(crate) fn to_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
             "--config-dir".into(),
             self.dirs.config_dir.clone().into(),
@@ -83,7 +83,7 @@ impl LauncherArgv {
 
     /// Recognises exactly what [`LauncherArgv::to_args`] builds, after any argv\[0\];
     /// anything else is `None` (and goes to clap as usual).
-    pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<LauncherArgv> {
+    pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Option<LauncherArgv> {
         let args: Vec<OsString> = args.into_iter().collect();
         let [_, c, config_dir, r, run_dir, k, l, log_dir, rest @ ..] = &args[..] else {
             return None;

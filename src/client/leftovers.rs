@@ -1,14 +1,14 @@
 //! A daemon whose keeper is gone (SIGKILLed, or lost with a crash): what it left
 //! behind, found by identity from its state record (or, when the record is lost or
 //! cannot be used, in the cgroup named after the daemon), and how `stop` and `start`
-//! stop it without being its parent. Used by [`control`](super::control) only.
+//! stop it without being its parent. Used by [`start`](super::start) and [`stop`](super::stop) only.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::control::{while_no_keeper, Stopped};
+use super::stop::{while_no_keeper, Stopped};
 use crate::config::{units, Dirs};
 use crate::events::{self, Event, Kind};
 use crate::pidfile;

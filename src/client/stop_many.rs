@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
-use super::control::{finish_stop, Stopped};
 use super::leftovers::{signal_stop, wait_until, GRACE};
+use super::stop::{finish_stop, Stopped};
 use crate::config::{Daemon, Dirs};
 use crate::pidfile::OperationLock;
 use crate::state;
@@ -37,7 +37,7 @@ struct Stopping<'a> {
 /// it happens, also when systemd's stop timeout cuts the rest short). Each target is a
 /// name, its definition if it has one, and its operation lock (`None` when the caller
 /// holds it).
-pub fn stop_many<'a>(
+pub(crate) fn stop_many<'a>(
     dirs: &Dirs,
     targets: Vec<(String, Option<&'a Daemon>, Option<OperationLock>)>,
     mut done: impl FnMut(&str, Result<Stopped>),

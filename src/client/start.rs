@@ -1,33 +1,22 @@
-//! The command-line side of the keeper: start a keeper and wait for its report, ask a
-//! keeper to stop and wait until it has, and stop a daemon whose keeper was killed.
-//!
-//! Every operation here that changes a daemon runs under that daemon's
-//! [`OperationLock`], so two `dmgr start web` never race each other: the second waits
-//! for the first to finish, then finds the daemon running and succeeds.
+//! `dmgr start`'s side of a keeper: launch keepers, wait for their reports, and clean
+//! up after a keeper that never reported; and `dmgr run`'s claim on a daemon.
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use super::argv::LauncherArgv;
-pub use super::ask::{reload, signal_daemon, signal_keeper, Reloaded};
-use super::leftovers::{
-    clear_leftovers, finish_unknown, left_behind, remove_cgroup, stop_derived_cgroup,
-    stop_unsupervised, GRACE,
-};
+use super::leftovers::{clear_leftovers, GRACE};
 use super::log_mark::LogMark;
-use super::notify::Report;
-pub use super::stop_many::stop_many;
 use crate::config::{Daemon, Dirs};
-use crate::events::{self, Event, Kind};
+use crate::keeper::report::{self, Report};
+use crate::launcher::argv::LauncherArgv;
 use crate::pidfile::{self, OperationLock};
-use crate::procinfo::{self, ProcId};
-use crate::state::{self, Status};
+use crate::state;
 use crate::sys;
 use crate::{Error, Result};
 
@@ -36,7 +25,7 @@ const TAIL_LINES: usize = 10;
 
 /// What `start` found or did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Started {
+pub(crate) enum Started {
     /// A new keeper started the daemon.
     Now(i32),
     /// It was already running (`supervised` false when its keeper is gone).
@@ -50,28 +39,14 @@ pub enum Started {
     Pending,
 }
 
-/// What `stop` found or did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stopped {
-    /// It was running and is now gone.
-    Now,
-    /// Nothing was running.
-    Already,
-    /// Nothing was running, and a stale pidfile was removed.
-    RemovedStale,
-    /// Its record could not be used (why), no keeper held its lock and nothing of it
-    /// was found; the record was removed.
-    Unknown(String),
-}
-
 /// Takes the daemon's operation lock, waiting for any concurrent start or stop.
-pub fn lock(dirs: &Dirs, name: &str) -> Result<OperationLock> {
+pub(crate) fn lock(dirs: &Dirs, name: &str) -> Result<OperationLock> {
     OperationLock::acquire(&dirs.op_lock_file(name))
 }
 
 /// A keeper that was spawned and has not reported yet.
 #[derive(Debug)]
-pub struct Pending {
+pub(crate) struct Pending {
     name: String,
     /// The log as it was before the start: a failure shows what came after.
     log: LogMark,
@@ -85,19 +60,19 @@ pub struct Pending {
 
 /// How often [`await_starts`] says which daemons it still waits for: at boot its
 /// lines in the journal name the daemon that holds the start up.
-pub const NOTE_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const NOTE_EVERY: Duration = Duration::from_secs(5);
 
 /// The daemons [`await_starts`] still waits for.
-pub struct Waiting<'a> {
+pub(crate) struct Waiting<'a> {
     /// How long it has waited.
-    pub since: Duration,
+    pub(crate) since: Duration,
     /// Each daemon, and the most it waits for it still.
-    pub names: &'a [(&'a str, Duration)],
+    pub(crate) names: &'a [(&'a str, Duration)],
 }
 
 /// What [`begin_start`] did.
 #[derive(Debug)]
-pub enum Begun {
+pub(crate) enum Begun {
     /// Nothing to wait for.
     Done(Started),
     /// A keeper is to be made: [`await_starts`] launches it and collects its report.
@@ -106,7 +81,11 @@ pub enum Begun {
 
 /// Prepares a keeper for `daemon` unless it runs. `lock` is the daemon's operation
 /// lock, held until the keeper reports (`None` when the caller holds it).
-pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) -> Result<Begun> {
+pub(crate) fn begin_start(
+    dirs: &Dirs,
+    daemon: &Daemon,
+    lock: Option<OperationLock>,
+) -> Result<Begun> {
     let observed = state::observe(dirs, &daemon.name, Some(&daemon.pidfile));
     if let Some(process) = observed.daemon {
         return Ok(Begun::Done(Started::Already {
@@ -152,7 +131,7 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
 /// once the record names the new process) and its pidfile lock (held while it runs).
 /// Refuses while the daemon runs, under a keeper, without one, or under another
 /// `dmgr run`; stops what a dead keeper's daemon left behind, as `start` does.
-pub fn claim_for_foreground(
+pub(crate) fn claim_for_foreground(
     dirs: &Dirs,
     daemon: &Daemon,
 ) -> Result<(OperationLock, pidfile::LockedPidfile)> {
@@ -184,10 +163,10 @@ pub fn claim_for_foreground(
     }
 }
 
-/// Makes the keepers of `pending` with one launcher (see [`super::launcher`]), waits
+/// Makes the keepers of `pending` with one launcher (see [`crate::launcher`]), waits
 /// for their reports, all at once in one poll(2), and hands each outcome to `done` as
 /// it arrives.
-pub fn await_starts(
+pub(crate) fn await_starts(
     dirs: &Dirs,
     mut pending: Vec<Pending>,
     mut done: impl FnMut(&str, Result<Started>),
@@ -259,7 +238,7 @@ pub fn await_starts(
         let mut still = Vec::with_capacity(pending.len());
         for (p, is_ready) in pending.into_iter().zip(ready) {
             if is_ready {
-                let report = super::notify::read_report(p.pipe).ok_or_else(|| {
+                let report = report::read_report(p.pipe).ok_or_else(|| {
                     let why = "its keeper died before the daemon was up";
                     super::interrupted::clean_up(dirs, &p.name, &p.pidfile, why)
                 });
@@ -317,113 +296,4 @@ fn failure(name: &str, log: &LogMark, reason: &str) -> Error {
         message: format!("cannot start: {reason}"),
         log_tail: log.tail(TAIL_LINES),
     }
-}
-
-/// After the keeper is gone: stop a daemon that outlived it, and clean up.
-pub(super) fn finish_stop(
-    dirs: &Dirs,
-    name: &str,
-    daemon: Option<&Daemon>,
-    acted: bool,
-    signalled_at: Option<Instant>,
-) -> Result<Stopped> {
-    let pidfile = daemon.map(|d| d.pidfile.as_path());
-    let mut acted = acted;
-    let observed = state::observe(dirs, name, pidfile);
-    if let (Status::Unknown, None) = (observed.status, observed.keeper) {
-        return finish_unknown(dirs, name, pidfile, &observed, acted);
-    }
-    // A record lost with its keeper: what ran is still in its cgroup.
-    if observed.record.is_none() && observed.keeper.is_none() && stop_derived_cgroup(dirs, name)? {
-        acted = true;
-        events::append(&dirs.events_file(name), &Event::now(name, Kind::Stopped));
-    }
-    // Its keeper and main process may both be dead while processes it started live on.
-    let leftovers = observed.keeper.is_none()
-        && observed.daemon.is_none()
-        && observed
-            .record
-            .as_ref()
-            .is_some_and(|r| !left_behind(r).is_empty());
-    let unsupervised = observed.keeper.is_none()
-        && (observed.daemon.is_some() || signalled_at.is_some() || leftovers);
-    if let (true, Some(mut record)) = (unsupervised, observed.record.clone()) {
-        // Its keeper is gone, so the record and the pidfile are ours to finish.
-        acted = true;
-        stop_unsupervised(dirs, &record, signalled_at);
-        let main_alive = record.daemon.is_some_and(|p| p.is_alive());
-        if main_alive || !left_behind(&record).is_empty() {
-            return Err(Error::daemon(
-                name,
-                "processes of the daemon survived SIGKILL",
-            ));
-        }
-        record.status = Status::Stopped;
-        record.reason = Some(state::Reason::StoppedByRequest);
-        record.daemon = None;
-        record.output_pipes.clear();
-        remove_cgroup(&mut record);
-        events::append(&dirs.events_file(name), &Event::now(name, Kind::Stopped));
-        let lock = pidfile.unwrap_or(&record.pidfile).to_path_buf();
-        while_no_keeper(&lock, || {
-            let _ = state::write(&dirs.state_file(name), &record);
-        });
-    } else if let Some(mut record) = observed
-        .record
-        .clone()
-        .filter(|r| observed.keeper.is_none() && r.reason != Some(state::Reason::StoppedByRequest))
-    {
-        // Not running, but asked to stop: `apply` leaves it stopped from now on.
-        record.status = match record.status {
-            Status::Failed => Status::Failed,
-            _ => Status::Stopped,
-        };
-        record.reason = Some(state::Reason::StoppedByRequest);
-        if record.is_this_boot() {
-            remove_cgroup(&mut record);
-        }
-        record.daemon = None;
-        if !record.is_this_boot() {
-            // A record of an earlier boot becomes one of this boot, naming no live
-            // process: its identities could match unrelated processes now. Its keeper
-            // is this `dmgr stop`, which is about to exit.
-            record.boot_id = procinfo::boot_id().map(str::to_string);
-            let me = std::process::id() as i32;
-            record.keeper = ProcId::of(me).unwrap_or(ProcId { pid: me, start: 0 });
-            record.output_pipes.clear();
-            record.cgroup = None;
-        }
-        let lock = pidfile.unwrap_or(&record.pidfile).to_path_buf();
-        let removed = while_no_keeper(&lock, || {
-            let _ = state::write(&dirs.state_file(name), &record);
-        });
-        if removed == Some(true) && !acted {
-            return Ok(Stopped::RemovedStale);
-        }
-    }
-    let after = state::observe(dirs, name, pidfile);
-    if let Some(stale) = &after.stale_pidfile {
-        if pidfile::remove_stale(stale) && !acted {
-            return Ok(Stopped::RemovedStale);
-        }
-    }
-    Ok(if acted {
-        Stopped::Now
-    } else {
-        Stopped::Already
-    })
-}
-
-/// Runs `write` (of the record of a daemon whose keeper is gone) holding the daemon's
-/// pidfile lock, then removes the pidfile. Every keeper takes that lock before it
-/// writes a record, so a keeper starting meanwhile (one whose `dmgr start` was killed
-/// runs without the operation lock) never has its record overwritten: it finds the
-/// lock taken and gives up, or `write` is skipped because it holds the lock. Returns
-/// whether a (stale) pidfile was there, or `None` when a keeper holds the lock.
-pub(super) fn while_no_keeper(lock: &Path, write: impl FnOnce()) -> Option<bool> {
-    let existed = lock.exists();
-    let locked = pidfile::LockedPidfile::try_lock(lock).ok()?;
-    write();
-    locked.remove();
-    Some(existed)
 }
