@@ -54,6 +54,7 @@ pub mod error;
 pub(crate) mod events;
 pub(crate) mod export;
 pub(crate) mod files;
+pub(crate) mod follow;
 pub mod keeper;
 pub(crate) mod launcher;
 pub mod logfile;
@@ -62,6 +63,7 @@ pub(crate) mod memory;
 pub(crate) mod metrics;
 pub mod output;
 pub(crate) mod pidfile;
+pub(crate) mod probe;
 pub mod procinfo;
 pub(crate) mod session;
 pub mod state;
@@ -71,7 +73,6 @@ pub mod text;
 pub(crate) mod top;
 pub(crate) mod trusted_dir;
 pub(crate) mod usage;
-pub(crate) mod watch;
 
 pub use error::{Error, Result};
 
@@ -85,7 +86,7 @@ pub fn run(cli: cli::Cli) -> Result<u8> {
 /// __probe ...`) and the launcher of keepers (`dmgr ... __launch ...`), which returns
 /// in each keeper once that keeper is done. `None` for any other command line.
 pub fn run_internal(args: Vec<std::ffi::OsString>) -> Option<Result<u8>> {
-    if let Some(code) = keeper::probe::run_internal(&args) {
+    if let Some(code) = probe::run_internal(&args) {
         return Some(Ok(code));
     }
     let argv0 = args.first().cloned().unwrap_or_else(|| "dmgr".into());

@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 
 use crate::config::{Daemon, DaemonType, Dirs, KillMode};
 use crate::events::{Event, History, Kind};
-use crate::keeper::launch::{path_of, with_mainpid, Launch};
+use crate::keeper::exec_plan::{path_of, with_mainpid, ExecPlan};
 use crate::keeper::{exit_record, initial_record, PROBE_INTERVAL};
 use crate::pidfile::{LockedPidfile, OperationLock};
 use crate::procinfo::{ProcId, Stat};
@@ -57,7 +57,7 @@ pub(crate) fn run_foreground(
         record.daemon = None;
         let _ = state_file.write(record);
     };
-    let launch = match Launch::prepare(daemon) {
+    let launch = match ExecPlan::prepare(daemon) {
         Ok(launch) => launch,
         Err(m) => {
             finish(
@@ -449,7 +449,7 @@ pub(crate) fn run_command(
     main: i32,
     timeout: Duration,
 ) -> std::result::Result<WaitStatus, String> {
-    let launch = Launch::prepare(daemon)?;
+    let launch = ExecPlan::prepare(daemon)?;
     let env = with_mainpid(&launch.env, main);
     let program = crate::config::resolve_program(&argv[0], path_of(&env))
         .ok_or_else(|| format!("cannot exec {}: not found in PATH", argv[0]))?;
@@ -498,7 +498,7 @@ pub(crate) fn run_command(
 /// session with its output on the caller's terminal, stdin from `/dev/null`.
 fn on_terminal<'a>(
     daemon: &'a Daemon,
-    launch: &'a Launch,
+    launch: &'a ExecPlan,
     program: &'a std::path::Path,
     argv: &'a [String],
     env: &'a [(std::ffi::OsString, std::ffi::OsString)],

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::events::{Event, Kind};
+use crate::follow::{Follower, Replaced, Waker};
 use crate::keeper::request::{Request, MAX_NUMBER};
 use crate::procinfo::{self, ProcId};
 use crate::sys;
-use crate::watch::{Follower, Replaced, Waker};
 
 /// A request number that no other `dmgr` running now is likely to pick: from our PID
 /// and the clock.

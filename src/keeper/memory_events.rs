@@ -9,7 +9,7 @@
 //! `memory.max` the kernel's OOM killer would kill one of the daemon's processes
 //! behind the keeper's back, with no `memory-exceeded` event and no stop sequence.
 //! The decision stays in [`MemoryWatch`]; this module owns the descriptor and the
-//! reads. Where any step fails, the keeper samples instead (`keeper::liveness`).
+//! reads. Where any step fails, the keeper samples instead (`keeper::checks`).
 //! Safe code only: nix wraps inotify.
 
 use std::os::fd::{AsFd, BorrowedFd};

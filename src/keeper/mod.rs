@@ -67,23 +67,24 @@
 //! # Layout
 //!
 //! This file is the loop: it turns poll(2) wake-ups, signals and reaped children into
-//! calls of the pure decisions in `machine` (phase, timers, exits, stops, drains)
-//! and carries out what they return. `launch` sets the keeper up and spawns processes
-//! through the start gate of `sys::spawn_gated` (all `unsafe` is in [`sys`]); `probe`
+//! calls of the pure decisions in `core` (phase, timers, exits, stops, drains)
+//! and carries out what they return. `setup` sets the keeper up, `exec_plan` prepares
+//! each exec and `spawn` starts processes through the start gate of
+//! `sys::spawn_gated` (all `unsafe` is in [`sys`]); `probe`
 //! runs readiness checks (and the liveness checks to come) as processes; `forking`
 //! adopts what a `type = "forking"` command leaves; `tracked` finds and signals
 //! everything the daemon started; `record` writes the state record and the end;
 //! `stopping` drains what the daemon started and ends or restarts it; `timers` acts
 //! on due timers; `handover` follows a new main process; `reloading` and `request`
-//! carry out and answer `dmgr reload`; `policy`
-//! decides restarts; `logpipe` writes the log. The CLI's side of all this (start and
+//! carry out and answer `dmgr reload`; `checks` runs the liveness check and memory
+//! ceiling; `core::policy` decides restarts; `logpipe` writes the log. The CLI's side of all this (start and
 //! stop a keeper, signal it, `dmgr run`, a dead keeper's leftovers) is `crate::client`.
 
+mod checks;
 pub(crate) mod core;
+pub(crate) mod exec_plan;
 mod forking;
 mod handover;
-pub(crate) mod launch;
-mod liveness;
 pub(crate) mod logpipe;
 pub mod memory_events;
 pub mod probe;
@@ -92,6 +93,8 @@ mod reloading;
 pub(crate) mod report;
 pub(crate) mod request;
 pub mod resources;
+mod setup;
+mod spawn;
 mod stopping;
 mod timers;
 mod tracked;
@@ -117,12 +120,13 @@ use crate::Result;
 use self::core::policy::{self, Decision, Policy, RunEnd, Tally};
 
 use self::core::machine::{self, Child, ExitStep, Next, Phase};
-use launch::{Launch, Pipe};
+use exec_plan::ExecPlan;
 use logpipe::Notice;
 use probe::Probe;
 pub(crate) use probe::PROBE_INTERVAL;
 pub(crate) use record::{describe_wait, exit_record, initial_record, record_failure};
 use report::{Report, Reporter};
+use setup::Pipe;
 
 /// Runs the keeper of `args.name` until its daemon is stopped or given up on.
 ///
@@ -202,7 +206,7 @@ struct Keeper {
     phase: Phase,
     child: Option<Child>,
     reporter: Reporter,
-    launch: Launch,
+    launch: ExecPlan,
     tracked: tracked::Tracked,
     events: History,
     /// Why the daemon runs without a cgroup, for the next `started` event.
@@ -215,7 +219,7 @@ struct Keeper {
     /// so that only what the kernel writes into it costs memory.
     log_buffer: Vec<u8>,
     /// The liveness check and memory ceiling of a daemon that is up.
-    watches: liveness::Watches,
+    checks: checks::Checks,
     /// The `reload_command` that runs, if one does (see [`reloading`]).
     reload: Option<reloading::Reload>,
     /// The output pipes of commands the keeper ran, read until they close.
@@ -264,9 +268,9 @@ impl Keeper {
         if let Some(err) = &self.err {
             fds.push(PollFd::new(err.read.as_fd(), PollFlags::POLLIN));
         }
-        // Then the kernel's memory events, where they replace sampling (`liveness`).
+        // Then the kernel's memory events, where they replace sampling (`checks`).
         let logs = fds.len();
-        if let Some(events) = &self.watches.memory_events {
+        if let Some(events) = &self.checks.memory_events {
             fds.push(PollFd::new(events.as_fd(), PollFlags::POLLIN));
         }
         // Last: the output of commands the keeper ran.
@@ -292,7 +296,7 @@ impl Keeper {
         if ready[captures..].contains(&true) {
             self.pump_captures();
         }
-        if self.watches.memory_events.is_some() && ready.get(logs).copied().unwrap_or(false) {
+        if self.checks.memory_events.is_some() && ready.get(logs).copied().unwrap_or(false) {
             self.on_memory_events();
         }
     }
@@ -302,7 +306,7 @@ impl Keeper {
         let mut deadline = self.phase.deadline(probe);
         // A health probe runs while the daemon is up, when the phase itself has no
         // timer; and so do the watches' own.
-        let others = [probe, self.watches.deadline(), self.reload_deadline()];
+        let others = [probe, self.checks.deadline(), self.reload_deadline()];
         for other in others.into_iter().flatten() {
             deadline = Some(deadline.map_or(other, |d| d.min(other)));
         }

@@ -4,15 +4,13 @@
 //!
 //! An `exec` check runs the given command with the daemon's environment, user and
 //! directory; a `tcp` or `http` check runs this binary again as `dmgr __probe tcp
-//! ADDRESS MS` (or `http URL MS`), which resolves, connects and, for http, reads the
-//! status line with plain blocking calls, out of the loop. Each probe process gets a
+//! ADDRESS MS` (or `http URL MS`, see [`crate::probe`]), which resolves, connects and,
+//! for http, reads the status line with plain blocking calls, out of the loop. Each probe process gets a
 //! session and process group of its own, is on the state record while it runs (so
 //! that what a dead keeper left behind includes it), and its whole group is killed
 //! with SIGKILL at its deadline, at `ready_timeout` and when a stop begins.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -20,19 +18,14 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
-use super::launch::path_of;
+use super::exec_plan::path_of;
 use super::{sys, Keeper};
-use crate::config::url::HttpUrl;
 use crate::config::ReadyCheck;
+use crate::probe::{ATTEMPT, INTERNAL};
 use crate::procinfo::{ProcId, Stat};
 
 /// How often a failing readiness probe is retried.
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(100);
-/// The longest one connection attempt of a tcp or http probe may take; a probe whose
-/// deadline is nearer gets that instead.
-const ATTEMPT: Duration = Duration::from_secs(1);
-/// The first argument of the internal probe process.
-const INTERNAL: &str = "__probe";
 
 /// A probe process that runs.
 #[derive(Debug, Clone, Copy)]
@@ -138,105 +131,5 @@ impl Keeper {
         self.record.probe = None;
         self.save();
         Some((!probe.killed).then_some(matches!(status, WaitStatus::Exited(_, 0))))
-    }
-}
-
-/// The internal probe process: `dmgr __probe tcp ADDRESS MS` or `dmgr __probe http URL
-/// MS`. Returns its exit code (0 passed, 1 failed), or `None` for any other argv.
-pub fn run_internal(args: &[OsString]) -> Option<u8> {
-    let [_, first, kind, target, ms] = args else {
-        return None;
-    };
-    if first.to_str() != Some(INTERNAL) {
-        return None;
-    }
-    let timeout = Duration::from_millis(ms.to_str()?.parse().ok()?);
-    let passed = match (kind.to_str()?, target.to_str()?) {
-        ("tcp", address) => connect(address, timeout).is_some(),
-        ("http", url) => HttpUrl::parse(url).is_ok_and(|url| http_passes(&url, timeout)),
-        _ => return None,
-    };
-    Some(u8::from(!passed))
-}
-
-/// A connection to any address `address` resolves to, within `timeout` each.
-fn connect(address: &str, timeout: Duration) -> Option<TcpStream> {
-    address
-        .to_socket_addrs()
-        .ok()?
-        .find_map(|a| TcpStream::connect_timeout(&a, timeout).ok())
-}
-
-/// Returns true if and only if a GET of `url` answers with a 2xx or 3xx status.
-fn http_passes(url: &HttpUrl, timeout: Duration) -> bool {
-    let Some(mut stream) = connect(&url.address(), timeout) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
-    let host = match url.port {
-        80 => url.host.clone(),
-        port => format!("{}:{port}", url.host),
-    };
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: dmgr-probe\r\nConnection: close\r\n\r\n",
-        url.path
-    );
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut head = Vec::new();
-    let mut buffer = [0u8; 512];
-    while !head.contains(&b'\n') && head.len() < 4096 {
-        match stream.read(&mut buffer) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => head.extend_from_slice(&buffer[..n]),
-        }
-    }
-    status_passes(&head)
-}
-
-/// Returns true if and only if `head` starts with an HTTP status line of 2xx or 3xx.
-fn status_passes(head: &[u8]) -> bool {
-    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let mut words = line.split(|&b| b == b' ');
-    let version = words.next().unwrap_or_default();
-    let code = words
-        .next()
-        .and_then(|c| std::str::from_utf8(c).ok()?.trim().parse::<u16>().ok());
-    version.starts_with(b"HTTP/") && code.is_some_and(|c| (200..400).contains(&c))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn two_and_three_hundreds_pass() {
-        assert!(status_passes(b"HTTP/1.1 200 OK\r\n"));
-        assert!(status_passes(b"HTTP/1.0 302 Found\r\nLocation: /\r\n"));
-        assert!(!status_passes(b"HTTP/1.1 404 Not Found\r\n"));
-        assert!(!status_passes(b"HTTP/1.1 503 Busy\r\n"));
-        assert!(!status_passes(b"SSH-2.0-OpenSSH\r\n"));
-        assert!(!status_passes(b""));
-    }
-
-    #[test]
-    fn the_internal_argv_is_recognised_and_nothing_else() {
-        let argv = |s: &str| s.split(' ').map(OsString::from).collect::<Vec<_>>();
-        assert_eq!(run_internal(&argv("dmgr __probe udp x 5")), None);
-        assert_eq!(run_internal(&argv("dmgr start web")), None);
-        assert_eq!(run_internal(&argv("dmgr __probe tcp 127.0.0.1:1 x")), None);
-        // Port 1 on loopback refuses at once.
-        assert_eq!(
-            run_internal(&argv("dmgr __probe tcp 127.0.0.1:1 500")),
-            Some(1)
-        );
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        assert_eq!(
-            run_internal(&argv(&format!("dmgr __probe tcp {address} 500"))),
-            Some(0)
-        );
     }
 }

@@ -62,7 +62,7 @@ impl Keeper {
         self.record.status = status;
         self.record.reason = Some(reason);
         self.record.daemon = None;
-        self.record.watch = state::Watch::default();
+        self.record.checks = state::ChecksSeen::default();
         self.record.next_restart_ms = None;
         self.record.error = error.clone();
         // Everything is gone: nothing is left for `stop` or `start` to look for,
@@ -184,7 +184,7 @@ pub(crate) fn initial_record(daemon: &Daemon) -> StateRecord {
         probe: None,
         holder: None,
         env_file_digest: None,
-        watch: Default::default(),
+        checks: Default::default(),
         definition: None,
     }
 }

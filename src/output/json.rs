@@ -56,7 +56,7 @@ impl ListEntry {
         // Only a keeper that lives keeps them up to date.
         let watch = record
             .filter(|_| observed.keeper.is_some() && observed.status == Status::Running)
-            .map(|r| &r.watch);
+            .map(|r| &r.checks);
         let command = daemon
             .map(|d| d.process.command.clone())
             .or_else(|| record.map(|r| r.command.clone()))

@@ -20,15 +20,15 @@ use crate::config::{Dirs, ProcessSpec, Supervision};
 use crate::procinfo::{self, ProcId};
 use crate::text::path_bytes;
 
+mod checks;
 mod observe;
 mod record_file;
-mod watch;
 
+pub use checks::{ChecksSeen, HealthSeen, MemoryMechanism, MemorySeen};
 pub use observe::{observe, Observed};
 #[cfg(test)]
 use record_file::{decode, encode, fnv1a, Decoded};
 pub use record_file::{read, read_checked, write, Reading, StateFile};
-pub use watch::{HealthSeen, MemoryMechanism, MemorySeen, Watch};
 
 /// How many exits the crash history keeps.
 pub const HISTORY_LEN: usize = 10;
@@ -218,8 +218,8 @@ pub struct StateRecord {
     pub holder: Option<ProcId>,
     /// What the keeper's liveness check and memory ceiling saw last while the daemon
     /// is up; empty otherwise.
-    #[serde(default)]
-    pub watch: Watch,
+    #[serde(default, rename = "watch")]
+    pub checks: ChecksSeen,
     /// The definition file as the keeper loaded it, so that `list` can skip reading
     /// a file that has not changed since (issue 15). `None` in older records, and
     /// then `list` reads the file.

@@ -2,7 +2,7 @@
 //! machine with the clock passed in: when to start a probe, when to kill a hung one,
 //! and when a streak of failures makes the daemon unhealthy. The keeper's loop runs
 //! the probe (a TCP connect, an HTTP GET or a command in its own process group) and
-//! feeds the result back (`keeper::liveness`); nothing here blocks or touches a
+//! feeds the result back (`keeper::checks`); nothing here blocks or touches a
 //! process. The rules it keeps:
 //!
 //! - checks begin once the daemon is ready ([`HealthWatch::resume`]) and stop while it

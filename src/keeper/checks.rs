@@ -1,4 +1,4 @@
-//! The keeper's watch over a daemon that is up: the liveness check (`health`, see
+//! The keeper's checks of a daemon that is up: the liveness check (`health`, see
 //! [`health::HealthWatch`]) and the memory ceiling (`memory_max`, see
 //! [`memory::MemoryWatch`]). Neither is ever a blocking call in the loop: a health
 //! check is a timer and a probe process (see [`super::probe`]); the memory ceiling is
@@ -25,9 +25,9 @@ use crate::events::Kind;
 use crate::memory::{self as measure, Usage};
 use crate::state;
 
-/// The watches of one daemon, built from its supervision keys.
+/// The checks of one daemon, built from its supervision keys.
 #[derive(Debug, Default)]
-pub(super) struct Watches {
+pub(super) struct Checks {
     pub(super) health: Option<HealthWatch>,
     pub(super) memory: Option<MemoryWatch>,
     /// The kernel's memory events, where they drive `memory` (no timer then).
@@ -36,18 +36,18 @@ pub(super) struct Watches {
     sampling_reason: Option<String>,
 }
 
-impl Watches {
+impl Checks {
     /// The watches `s` asks for, paused; the memory ceiling through the kernel's
     /// events of the daemon's cgroup `cgroup` where it can be, else sampled.
-    pub(super) fn of(s: &Supervision, cgroup: Option<&Path>) -> Watches {
+    pub(super) fn of(s: &Supervision, cgroup: Option<&Path>) -> Checks {
         let health = s
             .health
             .as_ref()
             .map(|_| HealthWatch::new(s.health_interval, s.health_timeout, s.health_failures));
         let Some(max) = s.memory_max.map(|m| m.0) else {
-            return Watches {
+            return Checks {
                 health,
-                ..Watches::default()
+                ..Checks::default()
             };
         };
         let events = match cgroup {
@@ -55,13 +55,13 @@ impl Watches {
             None => Err("the daemon has no cgroup v2 of its own".to_string()),
         };
         match events {
-            Ok(watcher) => Watches {
+            Ok(watcher) => Checks {
                 health,
                 memory: Some(MemoryWatch::on_kernel_events(max)),
                 memory_events: Some(watcher),
                 sampling_reason: None,
             },
-            Err(why) => Watches {
+            Err(why) => Checks {
                 health,
                 memory: Some(MemoryWatch::new(max, memory::SAMPLE_INTERVAL)),
                 memory_events: None,
@@ -84,12 +84,12 @@ impl Watches {
 impl Keeper {
     /// The daemon is up: the checks begin.
     pub(super) fn resume_watches(&mut self, now: Instant) {
-        if let Some(h) = &mut self.watches.health {
+        if let Some(h) = &mut self.checks.health {
             h.resume(now);
         }
-        if let Some(m) = &mut self.watches.memory {
+        if let Some(m) = &mut self.checks.memory {
             m.resume(now);
-            if let Some(events) = &self.watches.memory_events {
+            if let Some(events) = &self.checks.memory_events {
                 events.rearm(m);
             }
         }
@@ -97,11 +97,11 @@ impl Keeper {
 
     /// The daemon stops, exited or waits in backoff: no checks until it is up again.
     pub(super) fn pause_watches(&mut self) {
-        self.record.watch = state::Watch::default();
-        if let Some(h) = &mut self.watches.health {
+        self.record.checks = state::ChecksSeen::default();
+        if let Some(h) = &mut self.checks.health {
             h.pause();
         }
-        if let Some(m) = &mut self.watches.memory {
+        if let Some(m) = &mut self.checks.memory {
             m.pause();
         }
     }
@@ -112,10 +112,10 @@ impl Keeper {
     pub(super) fn rebuild_watches(&mut self) {
         let cgroup = self.tracked.cgroup.as_ref().map(|c| c.path());
         let old = std::mem::replace(
-            &mut self.watches,
-            Watches::of(&self.daemon.supervision, cgroup),
+            &mut self.checks,
+            Checks::of(&self.daemon.supervision, cgroup),
         );
-        if let (Some(old), None) = (old.memory_events, &self.watches.memory_events) {
+        if let (Some(old), None) = (old.memory_events, &self.checks.memory_events) {
             old.lift();
         }
         if matches!(self.phase, super::core::machine::Phase::Up(None)) {
@@ -126,8 +126,8 @@ impl Keeper {
     /// The daemon's cgroup is gone (the kernel refused to move its process there):
     /// the memory ceiling is sampled from now on.
     pub(super) fn watch_without_cgroup(&mut self) {
-        if self.watches.memory_events.is_some() {
-            self.watches = Watches::of(&self.daemon.supervision, None);
+        if self.checks.memory_events.is_some() {
+            self.checks = Checks::of(&self.daemon.supervision, None);
         }
     }
 
@@ -136,11 +136,11 @@ impl Keeper {
         if !matches!(self.phase, super::core::machine::Phase::Up(None)) {
             return;
         }
-        let due = self.watches.memory.as_ref().is_some_and(|m| m.is_due(now));
+        let due = self.checks.memory.as_ref().is_some_and(|m| m.is_due(now));
         if due {
             let usage = self.memory_usage();
             let exceeded = self
-                .watches
+                .checks
                 .memory
                 .as_mut()
                 .and_then(|m| m.on_sample(now, usage));
@@ -148,7 +148,7 @@ impl Keeper {
                 return;
             }
         }
-        let action = self.watches.health.as_mut().and_then(|h| h.on_timer(now));
+        let action = self.checks.health.as_mut().and_then(|h| h.on_timer(now));
         match action {
             Some(health::Action::StartProbe) => {
                 let Some(check) = self.daemon.supervision.health.clone() else {
@@ -166,8 +166,7 @@ impl Keeper {
 
     /// The kernel changed the cgroup's `memory.events`: measures if a counter grew.
     pub(super) fn on_memory_events(&mut self) {
-        let (Some(events), Some(watch)) =
-            (&self.watches.memory_events, self.watches.memory.as_mut())
+        let (Some(events), Some(watch)) = (&self.checks.memory_events, self.checks.memory.as_mut())
         else {
             return;
         };
@@ -207,12 +206,12 @@ impl Keeper {
         };
         let last_error = result.as_ref().err().cloned();
         let verdict = self
-            .watches
+            .checks
             .health
             .as_mut()
             .and_then(|h| h.on_result(Instant::now(), result));
-        if let Some(h) = &self.watches.health {
-            self.record.watch.health = Some(state::HealthSeen {
+        if let Some(h) = &self.checks.health {
+            self.record.checks.health = Some(state::HealthSeen {
                 failures_in_row: verdict.as_ref().map_or(h.streak(), |u| u.streak),
                 failures_allowed: self.daemon.supervision.health_failures,
                 last_at_ms: state::now_ms(),
@@ -237,20 +236,20 @@ impl Keeper {
         };
         let moved = self
             .record
-            .watch
+            .checks
             .memory
             .as_ref()
             .is_none_or(|m| m.used_bytes.abs_diff(used).saturating_mul(100) >= max);
         if moved {
-            self.record.watch.memory = Some(state::MemorySeen {
+            self.record.checks.memory = Some(state::MemorySeen {
                 used_bytes: used,
                 max_bytes: max,
                 at_ms: state::now_ms(),
-                mechanism: match self.watches.memory_events {
+                mechanism: match self.checks.memory_events {
                     Some(_) => state::MemoryMechanism::CgroupEvents,
                     None => state::MemoryMechanism::Sampled,
                 },
-                sampling_reason: self.watches.sampling_reason.clone(),
+                sampling_reason: self.checks.sampling_reason.clone(),
             });
             self.save();
         }

@@ -1,11 +1,11 @@
-//! What a keeper's watches (issue 14) saw last, kept in the state record for `list`
-//! and `status`: the liveness check's streak and the memory against `memory_max`.
+//! What a keeper's checks saw last, kept in the state record for `list` and `status`:
+//! the liveness check's streak and the memory against `memory_max`.
 
 use serde::{Deserialize, Serialize};
 
-/// What the keeper's watches (issue 14) saw last, for `list` and `status`.
+/// What the keeper's checks saw last, for `list` and `status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Watch {
+pub struct ChecksSeen {
     /// The liveness check, once one ended in this run.
     #[serde(default)]
     pub health: Option<HealthSeen>,
