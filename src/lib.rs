@@ -55,26 +55,27 @@ pub(crate) mod events;
 pub(crate) mod export;
 pub(crate) mod files;
 pub(crate) mod follow;
-pub mod keeper;
+pub(crate) mod keeper;
 pub(crate) mod launcher;
 pub mod logfile;
 pub mod manpage;
 pub(crate) mod memory;
 pub(crate) mod metrics;
-pub mod output;
+pub(crate) mod output;
 pub(crate) mod pidfile;
 pub(crate) mod probe;
 pub mod procinfo;
 pub(crate) mod session;
 pub mod state;
 pub(crate) mod survey;
-pub mod sys;
-pub mod text;
+pub(crate) mod sys;
+pub(crate) mod text;
 pub(crate) mod top;
 pub(crate) mod trusted_dir;
 pub(crate) mod usage;
 
 pub use error::{Error, Result};
+pub use output::{note_closed_stdout, print_error};
 
 /// Runs one parsed command line and returns the exit code for success paths.
 pub fn run(cli: cli::Cli) -> Result<u8> {

@@ -9,7 +9,7 @@ use clap::Parser;
 // function in `.init_array` runs before std's start-up (see ld.so(8)).
 #[used]
 #[link_section = ".init_array"]
-static NOTE_CLOSED_STDOUT: extern "C" fn() = dmgr::output::note_closed_stdout;
+static NOTE_CLOSED_STDOUT: extern "C" fn() = dmgr::note_closed_stdout;
 
 /// The command line as users type it. A function of its own, never inlined, so that
 /// clap's large frame is not part of `main`'s, which stays on the stack of every
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             if !err.is_reported() {
-                dmgr::output::print_error(&err);
+                dmgr::print_error(&err);
             }
             ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(1))
         }

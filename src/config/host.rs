@@ -11,7 +11,7 @@ use super::diagnostic::{line_col, Severity};
 use super::{raw, Daemon, Diagnostic};
 
 /// The warnings about `daemon` on this host, located at the keys they concern.
-pub fn problems(daemon: &Daemon) -> Vec<Diagnostic> {
+pub(crate) fn problems(daemon: &Daemon) -> Vec<Diagnostic> {
     let mut found: Vec<(&str, String)> = Vec::new();
     let process = &daemon.process;
     if let Some(name) = &process.user {
@@ -122,7 +122,7 @@ fn unresolved(program: &str, path: Option<&str>) -> Option<String> {
 }
 
 /// Resolves `program` the way execvp(3) would, with the daemon's `PATH`.
-pub fn resolve_program(program: &str, path_var: Option<&str>) -> Option<PathBuf> {
+pub(crate) fn resolve_program(program: &str, path_var: Option<&str>) -> Option<PathBuf> {
     if program.contains('/') {
         return Some(PathBuf::from(program));
     }

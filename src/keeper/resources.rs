@@ -22,7 +22,7 @@ const CAP_SYS_RESOURCE: u32 = 24;
 /// Checks the daemon's `limits`, `nice` and `oom_score_adj` against what this process
 /// may set and prepares them for [`crate::sys::spawn_gated`]; the error names the key and
 /// what to do.
-pub fn prepare(process: &ProcessSpec) -> Result<Resources, String> {
+pub(crate) fn prepare(process: &ProcessSpec) -> Result<Resources, String> {
     let caps = effective_capabilities();
     let mut out = Resources::default();
     for (&resource, &limit) in &process.limits {
@@ -174,8 +174,10 @@ mod tests {
         );
         let (bytes, len) = prepared.oom_score_adj.unwrap();
         assert_eq!(&bytes[..len], b"500\n");
-        assert!(!prepared.is_empty());
-        assert!(prepare(&ProcessSpec::default()).unwrap().is_empty());
+        assert_eq!(
+            prepare(&ProcessSpec::default()).unwrap(),
+            Resources::default()
+        );
     }
 
     #[test]

@@ -21,7 +21,11 @@ use super::SingleThreaded;
 /// `dmgr start` cannot cut it short halfway), with the open-file limit `dmgr` found
 /// at start-up, and with the descriptors `inherit` (opened close-on-exec) kept open
 /// across the exec. The caller reaps the returned child.
-pub fn spawn_launcher(exe: &Path, args: &[OsString], inherit: &[RawFd]) -> io::Result<Child> {
+pub(crate) fn spawn_launcher(
+    exe: &Path,
+    args: &[OsString],
+    inherit: &[RawFd],
+) -> io::Result<Child> {
     let limit = crate::files::original_fd_limit().map(|(soft, hard)| libc::rlimit {
         rlim_cur: soft as libc::rlim_t,
         rlim_max: hard as libc::rlim_t,
@@ -61,7 +65,7 @@ pub fn spawn_launcher(exe: &Path, args: &[OsString], inherit: &[RawFd]) -> io::R
 
 /// Which side of [`fork`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Forked {
+pub(crate) enum Forked {
     /// The caller, with the child's PID.
     Parent(i32),
     /// The child.
@@ -71,7 +75,7 @@ pub enum Forked {
 /// fork(2) in a single-threaded process (the launcher, a keeper's holder), whose child
 /// then runs on in ordinary Rust code: the launcher's child becomes a keeper's holder,
 /// and the holder's child the keeper (see `launcher::holder`).
-pub fn fork(_single: &SingleThreaded) -> io::Result<Forked> {
+pub(crate) fn fork(_single: &SingleThreaded) -> io::Result<Forked> {
     // SAFETY: fork(2) in a single-threaded process (the witness `_single`): no other
     // thread can hold a lock or be mid-allocation, so the child may go on running
     // ordinary Rust code, as the parent does.
@@ -82,27 +86,19 @@ pub fn fork(_single: &SingleThreaded) -> io::Result<Forked> {
     }
 }
 
-/// Leaves the process at once with `code`, running no destructor and no exit
-/// handler: for a process forked with [`fork`] whose exit must not flush or free what
-/// belongs to its parent.
-pub fn exit_now(code: i32) -> ! {
-    // SAFETY: _exit(2) ends the process; it touches no memory of ours.
-    unsafe { libc::_exit(code) }
-}
-
 /// The argument area the kernel set up at exec, where ps(1) and `/proc/PID/cmdline`
 /// read a process's command line: `arg_start` and `arg_end` of `/proc/self/stat`
 /// (fields 48 and 49, Linux 3.5). A fork has the same area at the same address, so the
 /// launcher finds it once for every keeper.
 #[derive(Debug, Clone, Copy)]
-pub struct ArgumentArea {
+pub(crate) struct ArgumentArea {
     start: usize,
     len: usize,
 }
 
 impl ArgumentArea {
     /// This process's area; `None` where it cannot be read or is empty.
-    pub fn find() -> Option<ArgumentArea> {
+    pub(crate) fn find() -> Option<ArgumentArea> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         // Fields after the command name, which is in parentheses and may hold anything.
         let rest = &stat[stat.rfind(')')? + 2..];
@@ -117,7 +113,7 @@ impl ArgumentArea {
     /// forks: its argv names every keeper, and a keeper that blanked the whole area
     /// itself would copy each page of it (at N = 1000, about 30 KB a keeper), where
     /// now it writes only the prefix that holds its own title.
-    pub fn blank_from(self, _single: &SingleThreaded, from: usize) {
+    pub(crate) fn blank_from(self, _single: &SingleThreaded, from: usize) {
         if from < self.len {
             // SAFETY: [start + from, start + len) is part of this process's argument
             // area, as in `set_title`; the area still ends in a NUL afterwards, and
@@ -130,7 +126,7 @@ impl ArgumentArea {
     /// then NULs (which ps drops) up to `prefix` bytes from the start. Bytes past
     /// `prefix` are left as they are, so they must have been blanked
     /// ([`ArgumentArea::blank_from`]); `args` longer than the area are cut short.
-    pub fn set_title(self, _single: &SingleThreaded, args: &[OsString], prefix: usize) {
+    pub(crate) fn set_title(self, _single: &SingleThreaded, args: &[OsString], prefix: usize) {
         let len = self.len;
         let mut title: Vec<u8> = Vec::with_capacity(prefix.min(len));
         for arg in args {
@@ -157,7 +153,7 @@ impl ArgumentArea {
 
 /// Takes ownership of the inherited descriptor `fd`; `None` if it is not an open
 /// descriptor. Marks it close-on-exec so the daemon never inherits it.
-pub fn take_inherited_fd(fd: RawFd) -> Option<File> {
+pub(crate) fn take_inherited_fd(fd: RawFd) -> Option<File> {
     if fd <= 2 {
         return None;
     }
@@ -176,7 +172,7 @@ pub fn take_inherited_fd(fd: RawFd) -> Option<File> {
 
 /// Closes every descriptor above 2 except those in `keep`: whatever the caller of
 /// `dmgr start` leaked without close-on-exec must not live on in the keepers.
-pub fn close_inherited_fds(keep: &[RawFd]) {
+pub(crate) fn close_inherited_fds(keep: &[RawFd]) {
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
@@ -196,7 +192,7 @@ pub fn close_inherited_fds(keep: &[RawFd]) {
 /// without freeing their memory. A keeper just forked from the launcher calls it on
 /// the launcher's list of the other keepers' pipes: a free would write to each heap
 /// page the list lies in, and every page written is copied into this keeper alone.
-pub fn close_all_and_leak<T>(items: Vec<T>, file: impl Fn(&T) -> Option<&File>) {
+pub(crate) fn close_all_and_leak<T>(items: Vec<T>, file: impl Fn(&T) -> Option<&File>) {
     for item in &items {
         if let Some(file) = file(item) {
             // SAFETY: `items` owns this descriptor and is forgotten below, unused

@@ -14,13 +14,13 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-pub use detach::{
-    close_all_and_leak, close_inherited_fds, exit_now, fork, spawn_launcher, take_inherited_fd,
-    ArgumentArea, Forked,
+pub(crate) use detach::{
+    close_all_and_leak, close_inherited_fds, fork, spawn_launcher, take_inherited_fd, ArgumentArea,
+    Forked,
 };
-pub use queue::{request_signal, with_request_signal};
-pub use spawn::{spawn_gated, Credentials, Gated, Resources, SingleThreaded, SpawnOptions};
-pub use spawn_step::{SpawnError, SpawnStep};
+pub(crate) use queue::{request_signal, with_request_signal};
+pub(crate) use spawn::{spawn_gated, Credentials, Resources, SingleThreaded, SpawnOptions};
+pub(crate) use spawn_step::{SpawnError, SpawnStep};
 
 use crate::procinfo::ProcId;
 
@@ -28,13 +28,13 @@ mod detach;
 mod queue;
 mod spawn;
 mod spawn_step;
-pub mod xattr;
+pub(crate) mod xattr;
 
 /// A handle on one process that cannot be confused with a later process reusing its
 /// PID: a pidfd where the kernel has them (Linux 5.3 and later), else the PID plus its
 /// start time, checked before each use.
 #[derive(Debug)]
-pub struct ProcessHandle {
+pub(crate) struct ProcessHandle {
     id: ProcId,
     pidfd: Option<OwnedFd>,
 }
@@ -42,7 +42,7 @@ pub struct ProcessHandle {
 impl ProcessHandle {
     /// Opens a handle on `target` if it is still that very process (same PID and start
     /// time); `None` if it is gone.
-    pub fn open(target: ProcId) -> io::Result<Option<ProcessHandle>> {
+    pub(crate) fn open(target: ProcId) -> io::Result<Option<ProcessHandle>> {
         // SAFETY: pidfd_open(2) takes a PID and flags and returns a new descriptor or
         // -1; it touches no memory of ours.
         let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, target.pid, 0) };
@@ -67,17 +67,17 @@ impl ProcessHandle {
     }
 
     /// The process's identity.
-    pub fn id(&self) -> ProcId {
+    pub(crate) fn id(&self) -> ProcId {
         self.id
     }
 
     /// The pidfd, readable once the process has exited; `None` on old kernels.
-    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+    pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'_>> {
         self.pidfd.as_ref().map(AsFd::as_fd)
     }
 
     /// Sends `signal`; `Ok(false)` if the process is gone.
-    pub fn signal(&self, signal: nix::sys::signal::Signal) -> io::Result<bool> {
+    pub(crate) fn signal(&self, signal: nix::sys::signal::Signal) -> io::Result<bool> {
         let result = match &self.pidfd {
             Some(pidfd) => {
                 // SAFETY: pidfd_send_signal(2) with a valid pidfd, a signal number, a
@@ -111,7 +111,7 @@ impl ProcessHandle {
 
 /// Sends `signal` to the process `target`, but only if it is still that very process.
 /// Returns `Ok(false)` if it is gone.
-pub fn signal_process(target: ProcId, signal: nix::sys::signal::Signal) -> io::Result<bool> {
+pub(crate) fn signal_process(target: ProcId, signal: nix::sys::signal::Signal) -> io::Result<bool> {
     match ProcessHandle::open(target)? {
         Some(handle) => handle.signal(signal),
         None => Ok(false),
@@ -122,7 +122,7 @@ pub fn signal_process(target: ProcId, signal: nix::sys::signal::Signal) -> io::R
 /// caller's frame. The keeper allocates most of what it ever needs, and makes its
 /// deepest calls (the parse of its file, the first spawn), while it starts, then
 /// idles for days: without this, those pages stay resident in every keeper.
-pub fn release_free_memory() {
+pub(crate) fn release_free_memory() {
     // SAFETY: malloc_trim(3) only walks glibc's own allocator state under its lock and
     // releases free pages; it has no preconditions.
     #[cfg(target_env = "gnu")]
@@ -170,7 +170,7 @@ fn stack_start() -> Option<usize> {
 
 /// Reads from `fd` into `buffer`'s spare capacity, which need not be initialised (so
 /// only the pages the kernel writes are ever touched), and returns what was read.
-pub fn read_spare<'a>(fd: BorrowedFd<'_>, buffer: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
+pub(crate) fn read_spare<'a>(fd: BorrowedFd<'_>, buffer: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
     buffer.clear();
     let spare = buffer.spare_capacity_mut();
     // SAFETY: read(2) writes at most `spare.len()` bytes into `spare`, memory this

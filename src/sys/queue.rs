@@ -14,12 +14,12 @@ use super::ProcessHandle;
 /// counts (glibc keeps the first two for itself). A keeper blocks it for its whole
 /// life; a process that does not (an older keeper, `dmgr run`) would die of it, so the
 /// sender checks first (`procinfo::blocks_signal`).
-pub fn request_signal() -> i32 {
+pub(crate) fn request_signal() -> i32 {
     libc::SIGRTMIN() + 2
 }
 
 /// `mask` with the request signal added.
-pub fn with_request_signal(mask: &SigSet) -> SigSet {
+pub(crate) fn with_request_signal(mask: &SigSet) -> SigSet {
     let mut raw: libc::sigset_t = *mask.as_ref();
     // SAFETY: sigaddset(3) writes into `raw`, a signal set we own, initialised as a
     // copy of a valid one; the signal number is a valid real-time signal.
@@ -86,7 +86,7 @@ fn info(signal: i32, value: i32) -> Info {
 impl ProcessHandle {
     /// Sends `signal` with `value`, as sigqueue(3) does (`SI_QUEUE`, with our PID);
     /// `Ok(false)` if the process is gone.
-    pub fn queue(&self, signal: i32, value: i32) -> io::Result<bool> {
+    pub(crate) fn queue(&self, signal: i32, value: i32) -> io::Result<bool> {
         let info = info(signal, value);
         let rc = match &self.pidfd {
             // SAFETY: pidfd_send_signal(2) with a valid pidfd reads the siginfo at

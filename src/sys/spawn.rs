@@ -14,58 +14,51 @@ use super::{SpawnError, SpawnStep};
 /// What the child sets before exec (`limits`, `nice`, `oom_score_adj`), as plain values
 /// checked beforehand.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Resources {
+pub(crate) struct Resources {
     /// `(resource, value)` for setrlimit(2): soft and hard are the same.
-    pub limits: Vec<(libc::__rlimit_resource_t, libc::rlim_t)>,
+    pub(crate) limits: Vec<(libc::__rlimit_resource_t, libc::rlim_t)>,
     /// The nice value for setpriority(2).
-    pub nice: Option<libc::c_int>,
+    pub(crate) nice: Option<libc::c_int>,
     /// The text written to `/proc/self/oom_score_adj` (`-500\n`), and its length.
-    pub oom_score_adj: Option<([u8; 8], usize)>,
-}
-
-impl Resources {
-    /// Returns true if and only if there is nothing to set.
-    pub fn is_empty(&self) -> bool {
-        self.limits.is_empty() && self.nice.is_none() && self.oom_score_adj.is_none()
-    }
+    pub(crate) oom_score_adj: Option<([u8; 8], usize)>,
 }
 
 /// Credentials to drop to before exec.
 #[derive(Debug, Clone)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// The user ID.
-    pub uid: u32,
+    pub(crate) uid: u32,
     /// The primary group ID.
-    pub gid: u32,
+    pub(crate) gid: u32,
     /// The supplementary groups.
-    pub groups: Vec<libc::gid_t>,
+    pub(crate) groups: Vec<libc::gid_t>,
 }
 
 /// How to start a daemon process, as plain data.
 #[derive(Debug)]
-pub struct SpawnOptions<'a> {
+pub(crate) struct SpawnOptions<'a> {
     /// The absolute path of the program.
-    pub program: &'a Path,
+    pub(crate) program: &'a Path,
     /// argv, including argv\[0\].
-    pub argv: &'a [String],
+    pub(crate) argv: &'a [String],
     /// The whole environment of the new process.
-    pub env: &'a [(OsString, OsString)],
+    pub(crate) env: &'a [(OsString, OsString)],
     /// The working directory.
-    pub working_dir: &'a Path,
+    pub(crate) working_dir: &'a Path,
     /// The umask.
-    pub umask: u32,
+    pub(crate) umask: u32,
     /// Whom to run as, when dropping privileges.
-    pub credentials: Option<&'a Credentials>,
+    pub(crate) credentials: Option<&'a Credentials>,
     /// Where stdout goes; `None` inherits.
-    pub stdout: Option<BorrowedFd<'a>>,
+    pub(crate) stdout: Option<BorrowedFd<'a>>,
     /// Where stderr goes; `None` inherits.
-    pub stderr: Option<BorrowedFd<'a>>,
+    pub(crate) stderr: Option<BorrowedFd<'a>>,
     /// Whether the process gets a session (and process group) of its own.
-    pub new_session: bool,
+    pub(crate) new_session: bool,
     /// Whether stdin stays as it is (`dmgr run`) instead of `/dev/null`.
-    pub keep_stdin: bool,
+    pub(crate) keep_stdin: bool,
     /// Resource limits, nice value and OOM score to set, checked beforehand.
-    pub resources: Option<&'a Resources>,
+    pub(crate) resources: Option<&'a Resources>,
 }
 
 /// A daemon process that has been forked and set up, and waits at its start gate:
@@ -73,7 +66,7 @@ pub struct SpawnOptions<'a> {
 /// first, the gate reads end-of-file and the child exits without ever running the
 /// command, so no daemon runs that the keeper has not recorded.
 #[derive(Debug)]
-pub struct Gated {
+pub(crate) struct Gated {
     pid: i32,
     gate: Option<OwnedFd>,
     report: File,
@@ -89,11 +82,11 @@ const READY: u8 = 0xff;
 /// stays on the thread that checked; a process that starts threads later must not
 /// keep one (the keeper never does; `dmgr run` and `reload` start none).
 #[derive(Debug)]
-pub struct SingleThreaded(std::marker::PhantomData<*const ()>);
+pub(crate) struct SingleThreaded(std::marker::PhantomData<*const ()>);
 
 impl SingleThreaded {
     /// The witness, if `/proc/self/task` lists exactly one thread now.
-    pub fn check() -> Option<SingleThreaded> {
+    pub(crate) fn check() -> Option<SingleThreaded> {
         let threads = std::fs::read_dir("/proc/self/task").ok()?.count();
         (threads == 1).then_some(SingleThreaded(std::marker::PhantomData))
     }
@@ -101,12 +94,12 @@ impl SingleThreaded {
 
 impl Gated {
     /// The child's PID.
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.pid
     }
 
     /// Opens the gate and waits until the child has exec'd (or failed to).
-    pub fn release(mut self) -> Result<(), SpawnError> {
+    pub(crate) fn release(mut self) -> Result<(), SpawnError> {
         if let Some(gate) = self.gate.take() {
             let _ = nix::unistd::write(&gate, b"g");
         }
@@ -122,7 +115,7 @@ impl Gated {
 /// umask, credentials, default dispositions for every signal and an empty mask. The
 /// child then waits at its start gate. Only fds 0-2 survive the exec: everything the
 /// keeper holds is close-on-exec.
-pub fn spawn_gated(
+pub(crate) fn spawn_gated(
     _single: &SingleThreaded,
     options: &SpawnOptions<'_>,
 ) -> Result<Gated, SpawnError> {

@@ -5,17 +5,17 @@ use std::io;
 
 /// Why a child could not exec: the step that failed and its errno.
 #[derive(Debug)]
-pub struct SpawnError {
+pub(crate) struct SpawnError {
     /// What failed.
-    pub step: SpawnStep,
+    pub(crate) step: SpawnStep,
     /// The OS error.
-    pub error: io::Error,
+    pub(crate) error: io::Error,
 }
 
 /// The steps of a spawn that can fail. The child reports its own by the byte
 /// `step as u8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpawnStep {
+pub(crate) enum SpawnStep {
     /// setsid(2) in the child.
     Setsid = 0,
     /// dup2(2) of the standard streams.

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// The value of the extended attribute `name` of `path` (at most 256 bytes), or
 /// `None` when it has none or cannot be read.
-pub fn get(path: &Path, name: &str) -> Option<Vec<u8>> {
+pub(crate) fn get(path: &Path, name: &str) -> Option<Vec<u8>> {
     let path = CString::new(path.as_os_str().as_bytes()).ok()?;
     let name = CString::new(name).ok()?;
     let mut value = vec![0_u8; 256];
