@@ -8,10 +8,11 @@ use std::path::Path;
 
 use nix::sys::signal::Signal;
 
-use super::leftovers::{left_behind, remove_cgroup, stop_unsupervised, wait_until, GRACE};
+use super::leftovers::{remove_cgroup, stop_unsupervised, wait_until, GRACE};
 use crate::config::Dirs;
 use crate::events::{self, Event, Kind};
 use crate::pidfile;
+use crate::state::left_behind;
 use crate::state::{self, Reason, Status};
 use crate::sys;
 

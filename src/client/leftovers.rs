@@ -13,7 +13,7 @@ use crate::config::{units, Dirs};
 use crate::events::{self, Event, Kind};
 use crate::pidfile;
 use crate::procinfo::{self, ProcId, Stat};
-use crate::state;
+use crate::state::{self, left_behind};
 use crate::sys;
 
 /// Extra time granted to a keeper beyond the daemon's own timeouts, and to processes
@@ -175,47 +175,6 @@ fn remove_daemon_pidfile(record: &state::StateRecord) {
     if pidfile::read_pid(path) == Some(main.pid) && !main.is_alive() {
         let _ = std::fs::remove_file(path);
     }
-}
-
-/// The processes a dead keeper's daemons left behind, by identity: those started since
-/// the keeper that still write to the log pipe it gave them (see
-/// [`StateRecord::output_pipes`](state::StateRecord::output_pipes); a keeper that
-/// finished its work clears them, so only a keeper that died makes this scan /proc). Not the members of
-/// the main process's session or group once the main process is dead: that ID may have
-/// been freed and handed to an unrelated session since, every dmgr daemon leads one.
-pub(super) fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
-    if !record.is_this_boot() {
-        return Vec::new();
-    }
-    let mut found = procinfo::pipe_writers(&record.output_pipes, record.keeper.start);
-    // A probe that ran when the keeper died, whatever it did with its output.
-    if let Some(probe) = record.probe.filter(|p| p.is_alive() && !found.contains(p)) {
-        found.push(probe);
-    }
-    // Every descendant of the keeper's holder is one of the daemon's: a subreaper, it
-    // inherited the keeper's whole tree, whatever the processes did with their output
-    // or sessions (a forking daemon not adopted yet, too).
-    if let Some(holder) = record.holder.filter(ProcId::is_alive) {
-        for id in procinfo::descendants(holder.pid) {
-            if !found.contains(&id) && id != record.keeper {
-                found.push(id);
-            }
-        }
-    }
-    // Every process in the daemon's cgroup is one of its own, whatever it did with
-    // its output: only the keeper put a process there.
-    if let Some(cgroup) = record
-        .cgroup
-        .as_deref()
-        .and_then(crate::cgroup::Cgroup::open)
-    {
-        for id in cgroup.members().into_iter().filter_map(ProcId::of) {
-            if !found.contains(&id) {
-                found.push(id);
-            }
-        }
-    }
-    found
 }
 
 /// Stops a daemon whose keeper is gone: `stop_signal`, then SIGKILL after its

@@ -25,9 +25,3 @@ pub(crate) use start::{
 };
 pub(crate) use stop::Stopped;
 pub(crate) use stop_many::stop_many;
-
-/// The processes of a daemon whose keeper is gone that are still running, by
-/// identity (see `leftovers`): what `stop` would stop.
-pub(crate) fn processes_left(record: &crate::state::StateRecord) -> Vec<crate::procinfo::ProcId> {
-    leftovers::left_behind(record)
-}

@@ -4,13 +4,12 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::leftovers::{
-    finish_unknown, left_behind, remove_cgroup, stop_derived_cgroup, stop_unsupervised,
-};
+use super::leftovers::{finish_unknown, remove_cgroup, stop_derived_cgroup, stop_unsupervised};
 use crate::config::{Daemon, Dirs};
 use crate::events::{self, Event, Kind};
 use crate::pidfile;
 use crate::procinfo::{self, ProcId};
+use crate::state::left_behind;
 use crate::state::{self, Status};
 use crate::{Error, Result};
 

@@ -84,6 +84,7 @@ mod checks;
 pub(crate) mod core;
 pub(crate) mod exec_plan;
 mod forking;
+pub(crate) mod handoff;
 mod handover;
 pub(crate) mod logpipe;
 pub(crate) mod memory_events;
@@ -138,7 +139,7 @@ pub(crate) fn run(
     name: &str,
     notify: Option<File>,
     single: sys::SingleThreaded,
-    handoff: Option<crate::launcher::holder::Handoff>,
+    handoff: Option<handoff::Handoff>,
 ) -> Result<u8> {
     match set_up(dirs, name, notify, single, handoff) {
         Some(mut keeper) => {
@@ -159,7 +160,7 @@ fn set_up(
     name: &str,
     notify: Option<File>,
     single: sys::SingleThreaded,
-    handoff: Option<crate::launcher::holder::Handoff>,
+    handoff: Option<handoff::Handoff>,
 ) -> Option<Box<Keeper>> {
     let mut reporter = Reporter::new(notify);
     // A keeper outlives the shell that started it: it must not keep that shell's

@@ -11,6 +11,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use super::core::machine::Phase;
 use super::core::policy::Tally;
 use super::exec_plan::ExecPlan;
+use super::handoff::{self, Handoff};
 use super::logpipe::LogSink;
 use super::report::{Report, Reporter};
 use super::Keeper;
@@ -18,7 +19,6 @@ use super::{initial_record, record_failure, tracked};
 use crate::cgroup;
 use crate::config::{Daemon, Dirs};
 use crate::events::History;
-use crate::launcher::holder::{self, Handoff};
 use crate::pidfile::{LockError, LockedPidfile};
 use crate::procinfo::ProcId;
 use crate::state;
@@ -144,7 +144,7 @@ impl Keeper {
         // Without `stderr_log`, the holder's second pipe has no use.
         drop(err_pipe);
         if let Some(settings) = settings {
-            settings.tell(&holder::Settings {
+            settings.tell(&handoff::Settings {
                 name: daemon.name.clone(),
                 events: dirs.events_file(&daemon.name),
                 log: daemon.process.log.clone(),

@@ -11,7 +11,7 @@
 //!
 //! The launcher forks the holder; the holder calls setsid(2), creates the output
 //! pipes, makes itself a child subreaper and forks the keeper, which uses those pipes
-//! and tells the holder where the logs go (a [`Settings`] message left in a pipe). The
+//! and tells the holder where the logs go (a [`Settings`] message left in a pipe, see `keeper::handoff`). The
 //! holder then only waits for the keeper, asleep in waitpid(2), holding the pipes'
 //! read ends: it costs no CPU, and as a fork that writes almost nothing it shares all
 //! but a few pages with the keepers. When the keeper exits:
@@ -31,9 +31,8 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -42,10 +41,10 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 
 use crate::config::Dirs;
 use crate::events::{self, Event, Kind};
+use crate::keeper::handoff::{Handoff, Settings, SettingsPipe};
 use crate::keeper::logpipe::{LogSink, Notice};
 use crate::keeper::report::{Report, Reporter};
 use crate::sys;
@@ -86,55 +85,6 @@ impl Titles {
     }
 }
 
-/// The output pipes a holder made for its keeper, and the pipe the keeper tells it the
-/// log settings on.
-#[derive(Debug)]
-pub(crate) struct Handoff {
-    /// Standard output's pipe: read end, write end.
-    pub(crate) out: (OwnedFd, OwnedFd),
-    /// Standard error's, used only with `stderr_log`.
-    pub(crate) err: (OwnedFd, OwnedFd),
-    /// Where the keeper tells the holder the settings.
-    pub(crate) settings: SettingsPipe,
-}
-
-/// The write end of the pipe the keeper tells its holder the log settings on.
-#[derive(Debug)]
-pub(crate) struct SettingsPipe(OwnedFd);
-
-impl SettingsPipe {
-    /// Tells the holder where and how to write the logs should this keeper die. The
-    /// message is small and the pipe empty: the write never blocks, and the holder
-    /// reads it only once the keeper has exited.
-    pub(crate) fn tell(self, settings: &Settings) {
-        if let Ok(bytes) = serde_json::to_vec(settings) {
-            let _ = File::from(self.0).write_all(&bytes);
-        }
-    }
-}
-
-/// What the holder needs to write the logs as the keeper did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Settings {
-    /// The daemon's name, for events.
-    pub(crate) name: String,
-    /// Its event history.
-    #[serde(with = "crate::text::path_bytes")]
-    pub(crate) events: PathBuf,
-    /// `log`.
-    #[serde(with = "crate::text::path_bytes")]
-    pub(crate) log: PathBuf,
-    /// `stderr_log`, if any.
-    #[serde(with = "crate::text::path_bytes::option")]
-    pub(crate) stderr_log: Option<PathBuf>,
-    /// `log_max_size` in bytes.
-    pub(crate) max_size: u64,
-    /// `log_keep`.
-    pub(crate) keep: u32,
-    /// `log_timestamps`.
-    pub(crate) timestamps: bool,
-}
-
 /// Runs in the launcher's child for daemon `name`: becomes its holder, forks its
 /// keeper (which runs [`crate::keeper::run`] and returns its result here) and holds.
 pub(super) fn run(
@@ -167,7 +117,7 @@ pub(super) fn run(
             let handoff = Handoff {
                 out,
                 err,
-                settings: SettingsPipe(settings_write),
+                settings: SettingsPipe::new(settings_write),
             };
             crate::keeper::run(dirs, name, notify, single, Some(handoff))
         }

@@ -87,7 +87,7 @@ impl ListEntry {
             left_behind: record
                 .filter(|_| observed.reason == Some(Reason::KeeperLost) && pid.is_none())
                 .map(|r| {
-                    crate::client::processes_left(r)
+                    crate::state::left_behind(r)
                         .into_iter()
                         .map(|p| p.pid)
                         .collect()

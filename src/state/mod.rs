@@ -21,10 +21,12 @@ use crate::procinfo::{self, ProcId};
 use crate::text::path_bytes;
 
 mod checks;
+mod left_behind;
 mod observe;
 mod record_file;
 
 pub use checks::{ChecksSeen, HealthSeen, MemoryMechanism, MemorySeen};
+pub(crate) use left_behind::left_behind;
 pub use observe::{observe, Observed};
 #[cfg(test)]
 use record_file::{decode, encode, fnv1a, Decoded};

@@ -419,7 +419,7 @@ fn logs(d: &Daemon, _: &Source, unit: &mut Unit) {
         .collect();
     dirs.dedup();
     for dir in dirs {
-        let instance = format!("dmgr-logdir@{}.service", crate::boot::escape_path(dir));
+        let instance = format!("dmgr-logdir@{}.service", super::names::escape_path(dir));
         unit.unit.push(format!("Requires={instance}"));
         unit.unit.push(format!("After={instance}"));
         unit.uses_logdir = true;

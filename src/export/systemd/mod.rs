@@ -2,7 +2,7 @@
 //! that wants every autostart daemon of the config directory, the environment files
 //! some units read, and `dmgr-logdir@.service`, which makes a log directory before a
 //! unit that appends to a file in it starts. `PREFIX` is `dmgr` for the default config
-//! directory and `dmgr.ESCAPED-PATH` for any other (`boot::unit_prefix`), so two
+//! directory and `dmgr.ESCAPED-PATH` for any other (`names::unit_prefix`), so two
 //! directories' units never collide, and the boot unit of the same directory,
 //! `PREFIX.service`, is named in `Conflicts=`: one owner at a time.
 //!
@@ -18,6 +18,7 @@
 
 mod environment;
 mod mappings;
+pub(crate) mod names;
 mod quote;
 #[cfg(test)]
 mod tests;
@@ -50,7 +51,7 @@ impl Names {
     /// The names for the config directory and scope of `source`.
     pub(crate) fn of(source: &Source) -> Names {
         Names {
-            prefix: crate::boot::unit_prefix(&source.dirs.config_dir, source.user),
+            prefix: names::unit_prefix(&source.dirs.config_dir, source.user),
         }
     }
 
