@@ -51,6 +51,7 @@ pub(crate) mod client;
 pub(crate) mod commands;
 pub mod config;
 pub mod error;
+pub(crate) mod escalation;
 pub(crate) mod events;
 pub(crate) mod export;
 pub(crate) mod files;

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use nix::sys::signal::Signal;
 
-use super::leftovers::{remove_cgroup, stop_unsupervised, wait_until, GRACE};
+use super::leftovers::{remove_cgroup, stop_unsupervised};
 use crate::config::Dirs;
+use crate::escalation::{wait_until, GRACE};
 use crate::events::{self, Event, Kind};
 use crate::pidfile;
 use crate::state::left_behind;

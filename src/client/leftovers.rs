@@ -10,15 +10,12 @@ use nix::sys::signal::Signal;
 
 use super::stop::{while_no_keeper, Stopped};
 use crate::config::{units, Dirs};
+use crate::escalation::{empty_cgroup, wait_until, GRACE};
 use crate::events::{self, Event, Kind};
 use crate::pidfile;
 use crate::procinfo::{self, ProcId, Stat};
 use crate::state::{self, left_behind};
 use crate::sys;
-
-/// Extra time granted to a keeper beyond the daemon's own timeouts, and to processes
-/// after SIGKILL to be gone.
-pub(super) const GRACE: Duration = Duration::from_secs(10);
 
 /// Stops what a dead keeper's daemon left behind before a new keeper takes over: the
 /// new keeper's record replaces this one, after which nothing would know those
@@ -54,7 +51,7 @@ pub(super) fn clear_leftovers(dirs: &Dirs, name: &str, observed: &state::Observe
 
 /// Stops a daemon whose record cannot be used and that no keeper holds (any more):
 /// nothing names its processes but its cgroup, which the keeper names after the
-/// daemon and the run directory (see [`crate::cgroup::Cgroup::derived`]); then the
+/// daemon and the run directory (see [`crate::cgroup::Cgroup::find`]); then the
 /// unusable record is removed, under the pidfile lock, so that the next `start`
 /// begins afresh rather than trip over it again.
 pub(super) fn finish_unknown(
@@ -103,53 +100,26 @@ pub(super) fn finish_unknown(
 
 /// Stops every process in the cgroup of the daemon `name`, found from its name and
 /// the run directory alone (see [`crate::cgroup::Cgroup::find`]), for a daemon whose
-/// record cannot be used: `stop_signal` is unknown, so SIGTERM, then SIGKILL to the
-/// whole cgroup after the default `stop_timeout`; then removes the cgroup. Returns
-/// whether any process was there, or an error if some survived SIGKILL.
+/// record is lost or cannot be used: `stop_signal` is unknown, so SIGTERM, then
+/// SIGKILL to the whole cgroup after the default `stop_timeout`; then removes the
+/// cgroup. Returns whether any process was there, or an error if some survived
+/// SIGKILL.
 pub(super) fn stop_derived_cgroup(dirs: &Dirs, name: &str) -> Result<bool, crate::Error> {
     let Some(cgroup) = crate::cgroup::Cgroup::find(name, &dirs.run_dir) else {
         return Ok(false);
     };
-    let members = || -> Vec<ProcId> {
-        cgroup
-            .members()
-            .into_iter()
-            .filter_map(ProcId::of)
-            .collect()
-    };
-    let found = members();
-    if !found.is_empty() {
-        let mut event = Event::now(name, Kind::Stopping).signal("TERM");
-        event.message = Some(format!(
-            "{} processes in its cgroup {}, found without its state record",
-            found.len(),
-            cgroup.path().display()
-        ));
-        events::append(&dirs.events_file(name), &event);
-        for process in &found {
-            let _ = sys::signal_process(*process, Signal::SIGTERM);
-            let _ = sys::signal_process(*process, Signal::SIGCONT);
-        }
-        let timeout = crate::config::Supervision::default().stop_timeout;
-        if !wait_until(timeout, || !cgroup.is_populated()) {
-            if !cgroup.kill() {
-                for process in members() {
-                    let _ = sys::signal_process(process, Signal::SIGKILL);
-                }
-            }
-            if !wait_until(GRACE, || !cgroup.is_populated()) {
-                return Err(crate::Error::daemon(
-                    name,
-                    format!(
-                        "processes in its cgroup {} survived SIGKILL",
-                        cgroup.path().display()
-                    ),
-                ));
-            }
-        }
-    }
+    let timeout = crate::config::Supervision::default().stop_timeout;
+    let stopped = empty_cgroup(
+        dirs,
+        name,
+        &cgroup,
+        Signal::SIGTERM,
+        timeout,
+        "found without its state record",
+    )
+    .map_err(|why| crate::Error::daemon(name, why))?;
     cgroup.remove();
-    Ok(!found.is_empty())
+    Ok(stopped > 0)
 }
 
 /// Removes what a finished daemon without a keeper leaves on disk: its cgroup, and a
@@ -319,20 +289,5 @@ impl<'a> Unsupervised<'a> {
                 }
             }
         }
-    }
-}
-
-/// Polls `done` every 10 ms until it holds or `timeout` passes; returns whether it held.
-/// Only for processes that are not ours to wait(2) on.
-pub(super) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }

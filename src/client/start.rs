@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use super::leftovers::{clear_leftovers, GRACE};
+use super::leftovers::clear_leftovers;
 use super::log_mark::LogMark;
 use crate::config::{Daemon, Dirs};
+use crate::escalation::GRACE;
 use crate::keeper::report::{self, Report};
 use crate::launcher::argv::LauncherArgv;
 use crate::pidfile::{self, OperationLock};

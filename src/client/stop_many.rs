@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
-use super::leftovers::{signal_stop, wait_until, GRACE};
+use super::leftovers::signal_stop;
 use super::stop::{finish_stop, Stopped};
 use crate::config::{Daemon, Dirs};
+use crate::escalation::{wait_until, GRACE};
 use crate::pidfile::OperationLock;
 use crate::state;
 use crate::sys;

@@ -162,7 +162,7 @@ pub struct StateFile {
 
 impl StateFile {
     /// Opens the run directory that holds the record at `path` (creating it, and
-    /// checking it as [`TrustedDir::open`] does). Nothing is written yet.
+    /// checking it as `TrustedDir::open` does). Nothing is written yet.
     pub fn open(path: &Path) -> io::Result<StateFile> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(io::Error::other("a state record's path names no file"));
