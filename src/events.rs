@@ -134,8 +134,14 @@ pub(crate) struct Event {
 impl Event {
     /// An event of `daemon` happening now, with no details yet.
     pub(crate) fn now(daemon: &str, event: Kind) -> Event {
+        Event::new(daemon, event).stamped()
+    }
+
+    /// An event of `daemon` with no time yet: the keeper's core decides on events, and
+    /// its loop stamps each with the time as it records it ([`Event::stamped`]).
+    pub(crate) fn new(daemon: &str, event: Kind) -> Event {
         Event {
-            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            time: String::new(),
             daemon: daemon.to_string(),
             event,
             pid: None,
@@ -149,6 +155,12 @@ impl Event {
         }
     }
 
+    /// The event at the time now.
+    pub(crate) fn stamped(mut self) -> Event {
+        self.time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        self
+    }
+
     /// With the process `pid`.
     pub(crate) fn pid(mut self, pid: i32) -> Event {
         self.pid = Some(pid);
@@ -158,14 +170,6 @@ impl Event {
     /// With the signal `signal` (a name without `SIG`).
     pub(crate) fn signal(mut self, signal: impl Into<String>) -> Event {
         self.signal = Some(signal.into());
-        self
-    }
-
-    /// With the signal numbered `number`, by name.
-    pub(crate) fn signal_number(mut self, number: i32) -> Event {
-        self.signal = nix::sys::signal::Signal::try_from(number)
-            .ok()
-            .map(|s| s.as_str().trim_start_matches("SIG").to_string());
         self
     }
 

@@ -2,14 +2,12 @@
 //! the daemon's cgroup, each failure reported to `dmgr start` (see [`super::report`]).
 
 use std::os::fd::OwnedFd;
-use std::time::Instant;
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use super::core::machine::Phase;
-use super::core::policy::Tally;
+use super::core::machine::Machine;
 use super::exec_plan::ExecPlan;
 use super::handoff::{self, Handoff};
 use super::logpipe::LogSink;
@@ -84,8 +82,8 @@ impl Keeper {
             ),
             Err(LockError::Io(e)) => fail!("{e}"),
         };
-        let launch = match ExecPlan::prepare(&daemon) {
-            Ok(launch) => launch,
+        let plan = match ExecPlan::prepare(&daemon) {
+            Ok(plan) => plan,
             Err(reason) => {
                 record_failure(&dirs, &daemon, &reason);
                 pidfile.remove();
@@ -187,16 +185,14 @@ impl Keeper {
         // Opened under the pidfile lock: this keeper owns the history's compaction.
         let events = History::open(&dirs.events_file(&daemon.name));
         let cgroup_dir = tracked.cgroup.as_ref().map(|c| c.path());
-        let checks = super::checks::Checks::of(&daemon.supervision, cgroup_dir);
+        let (memory_events, memory) = super::checks::watch_memory(&daemon.supervision, cgroup_dir);
+        let machine = Machine::new(&daemon, reporter.is_pending(), memory);
         Ok(Keeper {
             record_trouble: None,
-            checks,
-            reload: None,
+            memory_events,
+            machine,
             captures: Vec::new(),
-            stopped_by: None,
             events,
-            cgroup_note: None,
-            probe: None,
             single,
             log_buffer: Vec::with_capacity(16 * 1024),
             tracked,
@@ -208,13 +204,8 @@ impl Keeper {
             out,
             err,
             record,
-            tally: Tally::default(),
-            phase: Phase::Backoff {
-                until: Instant::now(),
-            },
-            child: None,
             reporter,
-            launch,
+            plan,
         })
     }
 }

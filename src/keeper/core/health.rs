@@ -164,7 +164,10 @@ mod tests {
     const TIMEOUT: Duration = Duration::from_secs(5);
 
     fn watch() -> (HealthWatch, Instant) {
-        (HealthWatch::new(INTERVAL, TIMEOUT, 3), Instant::now())
+        (
+            HealthWatch::new(INTERVAL, TIMEOUT, 3),
+            crate::keeper::test_epoch(),
+        )
     }
 
     /// Checks start once the daemon is ready, one interval later.
@@ -260,7 +263,7 @@ mod tests {
     #[test]
     fn a_killed_probe_fails_for_its_timeout() {
         let mut w = HealthWatch::new(INTERVAL, TIMEOUT, 1);
-        let t0 = Instant::now();
+        let t0 = crate::keeper::test_epoch();
         w.resume(t0);
         assert_eq!(w.on_timer(t0 + INTERVAL), Some(Action::StartProbe));
         assert_eq!(w.on_timer(t0 + INTERVAL + TIMEOUT), Some(Action::KillProbe));

@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn the_watch_samples_at_its_interval_and_reports_a_crossing_once() {
-        let start = Instant::now();
+        let start = crate::keeper::test_epoch();
         let mut watch = MemoryWatch::new(64 << 20, SAMPLE_INTERVAL);
         assert_eq!(watch.poll_timeout(), None);
         assert!(!watch.is_due(start + Duration::from_secs(3600)));
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn the_event_driven_watch_measures_only_when_a_counter_grew_and_rearms_per_run() {
-        let start = Instant::now();
+        let start = crate::keeper::test_epoch();
         let mut watch = MemoryWatch::on_kernel_events(64 << 20);
         let left = MemoryEvents {
             high: 7,

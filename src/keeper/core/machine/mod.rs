@@ -1,402 +1,413 @@
-//! The keeper's decisions, apart from its IO: where a run is ([`Phase`]) and, for
-//! each thing that can happen (a timer is due, the daemon exited, a stop is asked for,
-//! a drain looks at what is left), what to do next. Each function here is pure: it
-//! takes the phase, the daemon's supervision keys and the time `now` as arguments and
-//! returns a step for the loop in `keeper/mod.rs` to carry out (signal, spawn, probe,
-//! record). The tests below drive them with a made-up clock and made-up facts, as
-//! `policy.rs` does for the restart policy.
+//! The keeper's state machine: everything a keeper knows and decides about its daemon,
+//! with no IO. The loop in `keeper/mod.rs` turns what happens (a child reaped, a
+//! signal, a timer due, an answer to something it was asked to do) into an [`Input`]
+//! for [`Machine::handle`], reads the time once per wake-up ([`Now`]), and carries out
+//! each [`Effect`] that [`Machine::poll_effect`] hands back: a spawn, a signal, a
+//! probe, a record or event written, a report to `dmgr start`. [`Machine::poll_timeout`]
+//! says when to wake it next, from one table of timers ([`Machine::timers`]); the
+//! record's status is derived from the phase ([`Machine::status`]), never stored.
+//!
+//! What the machine needs to know of the processes around it (the keeper's children,
+//! what a pidfile names, whether anything of the daemon's is left, how much memory it
+//! uses) it reads through [`Facts`], which the loop implements with reads of `/proc`
+//! and the tests with made-up values. Nothing under `keeper/core/` makes a system
+//! call or reads the clock (see the purity test in `keeper/mod.rs`).
+//!
+//! Room for what comes next: a notify message, a socket event and a hook's end are
+//! more [`Input`]s; a watchdog or a schedule one more row of the timer table; a
+//! start-first restart a second generation beside [`Machine::main`], matched by PID in
+//! [`Machine::role_of`] as the probe and the commands the keeper runs are now.
 
+mod checks;
+mod end;
+mod interface;
+mod reload;
+mod start;
+mod steps;
+mod stop;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::config::{DaemonType, KillMode, Supervision};
-use crate::keeper::forking;
-use crate::keeper::handover;
-use crate::keeper::probe::PROBE_INTERVAL;
+pub(crate) use interface::{Command, Effect, Exit, Facts, Input, MemoryMode, Now, TakeOver};
+use steps::{
+    drain_begins, drain_step, on_exit, on_stop, on_timer, probe_failed, DrainStep, ExitStep,
+    FirstSignal, StartStep, StopStep, Tick,
+};
+pub(crate) use steps::{Escalation, Next, Phase, Starting, PROBE_INTERVAL};
+
+use super::health::HealthWatch;
+use super::memory::MemoryWatch;
+use super::policy::Tally;
+use crate::config::{Daemon, DaemonType, Supervision};
+use crate::events::{Event, Kind};
 use crate::procinfo::ProcId;
-use crate::state::{Reason, Status};
+use crate::state::{ChecksSeen, ExitRecord, MemoryMechanism, Reason, StateRecord, Status};
 
-/// The process being supervised: the daemon, or for a forking daemon the command
-/// that daemonizes until the process it leaves behind is adopted.
-#[derive(Debug, Clone, Copy)]
-pub(in crate::keeper) struct Child {
-    pub(in crate::keeper) id: ProcId,
-    /// For a forking daemon, false while this is the command, not the daemon.
-    pub(in crate::keeper) adopted: bool,
-    pub(in crate::keeper) started: Instant,
-    /// Set once it has been reaped.
-    pub(in crate::keeper) exited: bool,
-}
+/// How soon a restart that could not be recorded (a full run disk) is tried again.
+const RECORD_RETRY: Duration = Duration::from_secs(1);
 
-/// The start-up window of one run: `start_wait`, then readiness probes.
+/// The daemon's main process: the daemon, or for a forking daemon the command that
+/// daemonizes until the process it leaves behind is adopted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::keeper) struct Starting {
-    /// When `start_wait` is over.
-    pub(in crate::keeper) settle_at: Instant,
-    /// When the start fails if the daemon is not ready.
-    pub(in crate::keeper) ready_by: Instant,
-    /// When the next readiness probe is due.
-    pub(in crate::keeper) next_probe: Instant,
+pub(crate) struct Child {
+    pub(crate) id: ProcId,
+    /// For a forking daemon, false while this is the command, not the daemon.
+    pub(crate) adopted: bool,
+    pub(crate) started: Instant,
+    /// Set once it has been reaped.
+    pub(crate) exited: bool,
 }
 
-impl Starting {
-    /// The window of a run whose process stands since `since`, with `ready_by` the
-    /// latest the readiness check may pass (at least `start_wait` after `since`).
-    pub(in crate::keeper) fn new(since: Instant, ready_by: Instant, s: &Supervision) -> Starting {
-        let settle_at = since + s.start_wait;
-        Starting {
-            settle_at,
-            ready_by: ready_by.max(settle_at),
-            next_probe: settle_at,
-        }
-    }
+/// A probe that was asked for: `id` once its process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProbeRun {
+    id: Option<ProcId>,
+    deadline: Instant,
+    /// Killed: its end says nothing about the daemon.
+    killed: bool,
 }
 
-/// What follows once everything the daemon started is gone.
+/// A `reload_command` that runs, or a reload being asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::keeper) enum Next {
-    /// Start again after the delay.
-    Restart(Duration),
-    /// The keeper's work is done.
-    Finish {
-        status: Status,
-        error: Option<String>,
-        reason: Reason,
+enum Reloading {
+    /// `reload_signal` is being sent to `pid`.
+    Signal { pid: i32, request: Option<u32> },
+    /// `reload_command` is being started.
+    Starting { request: Option<u32> },
+    /// It runs as `pid`, killed at `deadline`.
+    Running {
+        pid: i32,
+        request: Option<u32>,
+        deadline: Instant,
+        killed: bool,
     },
 }
 
-impl Next {
-    /// The end of a requested stop.
-    pub(in crate::keeper) fn stopped() -> Next {
-        Next::Finish {
-            status: Status::Stopped,
+/// The kinds of timer in the table, in the order they are looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// The liveness check's next probe, or its running probe's deadline.
+    Health,
+    /// The next memory sample.
+    Memory,
+    /// `reload_command`'s deadline.
+    Reload,
+    /// The running probe's deadline.
+    Probe,
+    /// The phase's own: start-up window, adoption, hand-over, backoff, stop.
+    Phase,
+}
+
+/// The keeper's state of its daemon. See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Machine {
+    name: String,
+    kind: DaemonType,
+    s: Supervision,
+    /// The daemon's own pidfile (`type = "forking"`), which it names in messages.
+    forking_pidfile: Option<PathBuf>,
+    phase: Phase,
+    main: Option<Child>,
+    tally: Tally,
+    /// The restarts the record shows: the tally's, as of the last backoff.
+    restarts: u32,
+    started_at_ms: Option<u64>,
+    last_exit: Option<ExitRecord>,
+    history: Vec<ExitRecord>,
+    error: Option<String>,
+    probe: Option<ProbeRun>,
+    health: Option<HealthWatch>,
+    memory: Option<MemoryWatch>,
+    memory_mode: Option<MemoryMode>,
+    seen: ChecksSeen,
+    reload: Option<Reloading>,
+    /// A stop's `stopping` event, while `stop_command` is being started.
+    stopping: Option<Event>,
+    /// Who stopped the daemon when it was not `dmgr stop` (an outside stop).
+    stopped_by: Option<String>,
+    /// Whether `dmgr start` still waits for the outcome of the first start.
+    reporting: bool,
+    /// Why the daemon runs without a cgroup, for the next `started` event.
+    cgroup_note: Option<String>,
+    effects: VecDeque<Effect>,
+    /// The effects of the input being handled, which go before those still queued.
+    new: Vec<Effect>,
+}
+
+impl Machine {
+    /// The machine of `daemon`'s keeper, before its first start; `reporting` when a
+    /// `dmgr start` waits for its report, `memory` how `memory_max` can be watched.
+    pub(crate) fn new(daemon: &Daemon, reporting: bool, memory: Option<MemoryMode>) -> Machine {
+        let mut machine = Machine {
+            name: daemon.name.clone(),
+            kind: daemon.kind,
+            s: daemon.supervision.clone(),
+            forking_pidfile: daemon.forking_pidfile.clone(),
+            phase: Phase::NotStarted,
+            main: None,
+            tally: Tally::default(),
+            restarts: 0,
+            started_at_ms: None,
+            last_exit: None,
+            history: Vec::new(),
             error: None,
-            reason: Reason::StoppedByRequest,
+            probe: None,
+            health: None,
+            memory: None,
+            memory_mode: None,
+            seen: ChecksSeen::default(),
+            reload: None,
+            stopping: None,
+            stopped_by: None,
+            reporting,
+            cgroup_note: None,
+            effects: VecDeque::new(),
+            new: Vec::new(),
+        };
+        machine.build_checks(memory);
+        machine
+    }
+
+    /// Acts on `input` at `now`, reading what it needs through `facts`.
+    pub(crate) fn handle(&mut self, input: Input, now: Now, facts: &impl Facts) {
+        match input {
+            Input::Start { recorded } => self.on_start(recorded),
+            Input::Tick => self.on_tick(now, facts),
+            Input::Forked { id } => self.on_forked(id, now),
+            Input::Spawned => self.on_spawned(now, facts),
+            Input::SpawnFailed { reason, unrecorded } => {
+                self.on_spawn_failed(reason, unrecorded, now, facts)
+            }
+            Input::Reaped { pid, exit, output } => self.on_reaped(pid, exit, output, now, facts),
+            Input::Stop { outside } => self.on_stop(outside, now, facts),
+            Input::Reload { request } => self.on_reload(request),
+            Input::ReloadSignalled { result } => self.on_reload_signalled(result),
+            Input::CommandStarted { command, pid } => match command {
+                Command::Stop => self.on_stop_command_started(pid, now),
+                Command::Reload => self.on_reload_command_started(pid, now),
+            },
+            Input::CommandFailed { command, reason } => match command {
+                Command::Stop => self.on_stop_command_failed(reason, now, facts),
+                Command::Reload => self.on_reload_command_failed(reason),
+            },
+            Input::ProbeStarted { id } => self.on_probe_started(id),
+            Input::ProbeAnswered { passed } => {
+                self.probe = None;
+                self.on_probe_result(Some(passed), now, facts);
+            }
+            Input::TakeOver(change) => self.on_take_over(change, now, facts),
+            Input::MemoryEvents(counters) => self.on_memory_events(counters, now, facts),
+            Input::CgroupLost { note, memory } => {
+                self.cgroup_note = Some(note);
+                if memory.is_some() {
+                    self.build_checks(memory);
+                }
+            }
+        }
+        // Depth first: what this input asks for comes before what was asked before it,
+        // as if each step had been carried out where it was decided.
+        for effect in self.new.drain(..).rev() {
+            self.effects.push_front(effect);
         }
     }
 
-    /// A start that failed before the daemon was up.
-    pub(in crate::keeper) fn start_failed(error: String) -> Next {
-        Next::Finish {
-            status: Status::Failed,
-            error: Some(error),
-            reason: Reason::StartFailed,
-        }
+    /// The next thing to do, if any.
+    pub(crate) fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
     }
 
-    /// Returns true if and only if this is the end of a requested stop.
-    pub(in crate::keeper) fn is_stop(&self) -> bool {
-        matches!(
-            self,
-            Next::Finish {
-                reason: Reason::StoppedByRequest,
+    /// How many effects wait to be carried out.
+    pub(crate) fn pending(&self) -> usize {
+        self.effects.len()
+    }
+
+    /// When the loop must wake the machine next (with [`Input::Tick`]); `None` when only
+    /// a signal or output can change anything, so that an idle keeper sleeps.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.timers().into_iter().filter_map(|(_, at)| at).min()
+    }
+
+    /// The table of timers: each kind and when it is due, if it is set.
+    pub(crate) fn timers(&self) -> [(Timer, Option<Instant>); 5] {
+        let probe = self.probe.filter(|p| !p.killed).map(|p| p.deadline);
+        let reload = match &self.reload {
+            Some(Reloading::Running {
+                deadline,
+                killed: false,
                 ..
-            }
-        )
+            }) => Some(*deadline),
+            _ => None,
+        };
+        [
+            (
+                Timer::Health,
+                self.health.as_ref().and_then(HealthWatch::poll_timeout),
+            ),
+            (
+                Timer::Memory,
+                self.memory.as_ref().and_then(MemoryWatch::poll_timeout),
+            ),
+            (Timer::Reload, reload),
+            (Timer::Probe, probe),
+            (
+                Timer::Phase,
+                self.phase.deadline(self.probe.map(|p| p.deadline)),
+            ),
+        ]
+    }
+
+    /// The status the record shows: a function of the phase.
+    pub(crate) fn status(&self) -> Status {
+        self.phase.status()
+    }
+
+    /// Returns true if and only if the keeper's work is done.
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Finished { .. })
+    }
+
+    /// The daemon's main process while it runs (or, during a hand-over, the one that
+    /// exited, until the keeper knows who took over).
+    pub(crate) fn daemon(&self) -> Option<ProcId> {
+        match &self.phase {
+            Phase::Finished { .. } => None,
+            Phase::HandingOver(w) => Some(w.old),
+            _ => self.main.filter(|c| !c.exited).map(|c| c.id),
+        }
+    }
+
+    /// The process a reaped PID was.
+    pub(crate) fn role_of(&self, pid: i32) -> Role {
+        if self.main.is_some_and(|c| c.id.pid == pid && !c.exited) {
+            return Role::Main;
+        }
+        if matches!(self.reload, Some(Reloading::Running { pid: p, .. }) if p == pid) {
+            return Role::ReloadCommand;
+        }
+        if self
+            .probe
+            .and_then(|p| p.id)
+            .is_some_and(|id| id.pid == pid)
+        {
+            return Role::Probe;
+        }
+        if matches!(self.phase, Phase::StopCommand { pid: Some(p), .. } if p == pid) {
+            return Role::StopCommand;
+        }
+        Role::Other
+    }
+
+    /// Writes what the machine knows into `record`: status, main process, exits,
+    /// restarts, errors, the probe and the checks, the supervision keys.
+    pub(crate) fn write_record(&self, record: &mut StateRecord) {
+        record.status = self.status();
+        record.daemon = self.daemon();
+        record.started_at_ms = self.started_at_ms;
+        record.restarts = self.restarts;
+        record.last_exit = self.last_exit.clone();
+        record.history = self.history.clone();
+        record.error = self.error.clone();
+        record.probe = self.probe.and_then(|p| p.id);
+        record.checks = self.seen.clone();
+        (record.reason, record.next_restart_ms) = match &self.phase {
+            Phase::Finished { reason, .. } => (Some(*reason), None),
+            Phase::Backoff {
+                next_restart_ms, ..
+            } => (None, *next_restart_ms),
+            _ => (None, None),
+        };
+        if record.supervision != self.s {
+            record.supervision = self.s.clone();
+            record.stop_signal = self.s.stop_signal;
+            record.stop_timeout_ms = millis(self.s.stop_timeout);
+        }
+    }
+
+    /// An event of this daemon (the loop stamps its time as it records it).
+    fn event(&self, kind: Kind) -> Event {
+        Event::new(&self.name, kind)
+    }
+
+    fn emit(&mut self, effect: Effect) {
+        self.new.push(effect);
+    }
+
+    fn record(&mut self, event: Event) {
+        self.emit(Effect::Record(event));
+    }
+
+    fn save(&mut self) {
+        self.emit(Effect::SaveRecord);
+    }
+
+    /// The main process, if it runs (for a forking daemon: once adopted).
+    fn main_running(&self) -> Option<Child> {
+        self.main.filter(|c| c.adopted && !c.exited)
+    }
+
+    /// The unreaped main process's PID, whose group a signal to everything reaches.
+    fn unreaped_main(&self) -> Option<i32> {
+        self.main.filter(|c| !c.exited).map(|c| c.id.pid)
+    }
+
+    /// The first start, once the keeper is set up.
+    fn on_start(&mut self, recorded: Result<(), String>) {
+        match recorded {
+            // A daemon that no record names could be neither listed nor stopped:
+            // without a record, nothing starts.
+            Err(reason) => self.finish(Status::Failed, Some(reason), Reason::StartFailed),
+            Ok(()) => self.emit(Effect::SpawnDaemon { again: false }),
+        }
     }
 }
 
-/// How far a drain has gone in signalling what is left.
+/// What a reaped process was to the keeper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::keeper) enum Escalation {
-    /// Nothing was left to signal when the drain began.
-    Nothing,
-    /// `stop_signal` was sent; SIGKILL follows at `kill_at`.
-    Stop { kill_at: Instant },
-    /// SIGKILL was sent; whatever shows up now gets it too.
-    Killed,
-}
-
-impl Escalation {
-    /// `stop_signal` sent at `now`: the one place that adds `stop_timeout` to it.
-    pub(in crate::keeper) fn stop_sent(now: Instant, s: &Supervision) -> Escalation {
-        Escalation::Stop {
-            kill_at: now + s.stop_timeout,
-        }
-    }
-}
-
-/// Where the keeper is with its daemon. Every "where are we" fact is here: a stop is
-/// under way if and only if the phase says so ([`Phase::is_stopping`]).
-#[derive(Debug, Clone)]
-pub(in crate::keeper) enum Phase {
-    /// `type = "forking"`: the command runs or has exited; no daemon is adopted yet.
-    Adopting(forking::Adopting),
-    /// The daemon runs; `Some` while it is still starting.
-    Up(Option<Starting>),
-    /// Its main process exited, and the keeper looks for the process that took over
-    /// (see [`handover`]).
-    HandingOver(handover::Waiting),
-    /// Waiting to (re)start at `until`.
-    Backoff { until: Instant },
-    /// A requested stop runs `stop_command` (`pid`, `None` once it exited) and waits for
-    /// the daemon to end; at `until` the command is killed and the signals follow.
-    StopCommand { pid: Option<i32>, until: Instant },
-    /// Everything the daemon started is being stopped and waited for.
-    Draining { escalation: Escalation, next: Next },
-}
-
-impl Phase {
-    /// The phase right after a process of the daemon was spawned at `now`.
-    pub(in crate::keeper) fn spawned(kind: DaemonType, now: Instant, s: &Supervision) -> Phase {
-        match kind {
-            DaemonType::Forking => Phase::Adopting(forking::Adopting {
-                ready_by: now + s.ready_timeout,
-                exited: false,
-                children: Vec::new(),
-                since: now,
-                next_look: now,
-            }),
-            // A notify daemon never gets this far yet: `Launch::prepare` refuses it.
-            DaemonType::Simple | DaemonType::Notify => {
-                Phase::Up(Some(Starting::new(now, now + s.ready_timeout, s)))
-            }
-        }
-    }
-
-    /// A requested stop has begun.
-    pub(in crate::keeper) fn stop_command(pid: i32, now: Instant, s: &Supervision) -> Phase {
-        Phase::StopCommand {
-            pid: Some(pid),
-            until: now + s.stop_timeout,
-        }
-    }
-
-    /// Returns true if and only if a requested stop is under way.
-    pub(in crate::keeper) fn is_stopping(&self) -> bool {
-        match self {
-            Phase::StopCommand { .. } => true,
-            Phase::Draining { next, .. } => next.is_stop(),
-            _ => false,
-        }
-    }
-
-    /// When the loop must wake up next for this phase (`probe`: the deadline of the
-    /// probe that runs, if one does); `None` when only a signal or output can change
-    /// anything, so that an idle keeper sleeps without a timeout.
-    pub(in crate::keeper) fn deadline(&self, probe: Option<Instant>) -> Option<Instant> {
-        match self {
-            Phase::Adopting(a) if a.exited => Some(a.next_look.min(a.ready_by)),
-            Phase::Adopting(a) => Some(a.ready_by),
-            Phase::Up(Some(s)) => match probe {
-                None => Some(s.settle_at.max(s.next_probe).min(s.ready_by)),
-                Some(probe) => Some(probe.min(s.ready_by)),
-            },
-            Phase::Up(None) => None,
-            Phase::HandingOver(w) => Some(w.next_look),
-            Phase::Backoff { until } => Some(*until),
-            Phase::StopCommand { until, .. } => Some(*until),
-            Phase::Draining { escalation, .. } => match escalation {
-                Escalation::Stop { kill_at } => Some(*kill_at),
-                Escalation::Nothing | Escalation::Killed => None,
-            },
-        }
-    }
-}
-
-/// What a due timer asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::keeper) enum Tick {
-    /// Nothing is due.
-    Nothing,
-    /// The backoff is over: start the daemon.
-    Spawn,
-    /// A forking daemon's command ran or exited: look for the daemon it left.
-    Look,
-    /// Look again for the process that took over from the main process.
-    LookForSuccessor,
-    /// `stop_timeout` passed since the stop began: kill `stop_command` if it still
-    /// runs, and drain.
-    StopCommandOver { pid: Option<i32> },
-    /// `stop_timeout` passed since `stop_signal`: SIGKILL to what is left.
-    Kill,
-    /// A step of the start-up window.
-    Start(StartStep),
-}
-
-/// A step of the start-up window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::keeper) enum StartStep {
-    /// `start_wait` is not over, a probe runs, or the next one is not due yet.
-    Wait,
-    /// Past `start_wait` and ready (or no check): the daemon is up.
-    Up,
-    /// `ready_timeout` passed: the start fails, the daemon is stopped.
-    NotReady,
-    /// Start a readiness probe, due by the given deadline.
-    Probe { deadline: Instant },
-}
-
-/// What is due at `now` in `phase`; `probe_running` tells whether a probe runs.
-pub(in crate::keeper) fn on_timer(
-    phase: &Phase,
-    now: Instant,
-    s: &Supervision,
-    probe_running: bool,
-) -> Tick {
-    match phase {
-        Phase::Adopting(_) => Tick::Look,
-        Phase::HandingOver(w) if now >= w.next_look => Tick::LookForSuccessor,
-        Phase::Backoff { until } if now >= *until => Tick::Spawn,
-        Phase::StopCommand { pid, until } if now >= *until => Tick::StopCommandOver { pid: *pid },
-        Phase::Draining {
-            escalation: Escalation::Stop { kill_at },
-            ..
-        } if now >= *kill_at => Tick::Kill,
-        Phase::Up(Some(starting)) => Tick::Start(start_step(starting, now, s, probe_running)),
-        _ => Tick::Nothing,
-    }
-}
-
-/// The start-up step at `now`: `start_wait` first, then a readiness probe every
-/// [`PROBE_INTERVAL`] until one passes or `ready_timeout` is over.
-pub(in crate::keeper) fn start_step(
-    starting: &Starting,
-    now: Instant,
-    s: &Supervision,
-    probe_running: bool,
-) -> StartStep {
-    if now < starting.settle_at {
-        return StartStep::Wait;
-    }
-    if s.ready.is_none() {
-        return StartStep::Up;
-    }
-    if now >= starting.ready_by {
-        return StartStep::NotReady;
-    }
-    if probe_running || now < starting.next_probe {
-        return StartStep::Wait;
-    }
-    StartStep::Probe {
-        deadline: starting.ready_by,
-    }
-}
-
-/// A readiness probe failed at `now`: the next one is due [`PROBE_INTERVAL`] later.
-pub(in crate::keeper) fn probe_failed(starting: &mut Starting, now: Instant) {
-    starting.next_probe = now + PROBE_INTERVAL;
-}
-
-/// What the daemon's exit means in `phase`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::keeper) enum ExitStep {
-    /// A drain or a `stop_command` already decided what follows: the exit it caused
-    /// is not judged again.
-    Decided,
-    /// `stop_command` is done and the daemon with it: drain what is left, then stop.
-    DrainStopped,
-    /// It died within `start_wait` (or before it was ready) of the start that
-    /// `dmgr start` waits for: that start fails, and nothing restarts it.
-    FailStart,
-    /// Judge it by the restart policy.
-    Judge,
-}
-
-/// What the daemon's exit means in `phase`; `reporting` tells whether `dmgr start`
-/// still waits for the outcome of the first start.
-pub(in crate::keeper) fn on_exit(phase: &Phase, reporting: bool) -> ExitStep {
-    match phase {
-        Phase::Draining { .. } | Phase::StopCommand { pid: Some(_), .. } => ExitStep::Decided,
-        Phase::StopCommand { pid: None, .. } => ExitStep::DrainStopped,
-        Phase::Up(Some(_)) if reporting => ExitStep::FailStart,
-        _ => ExitStep::Judge,
-    }
-}
-
-/// What a request to stop does in `phase`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::keeper) enum StopStep {
-    /// A stop is under way already.
-    Ignore,
-    /// Run `stop_command` first.
+pub(crate) enum Role {
+    /// The daemon's main process (or a forking daemon's command).
+    Main,
+    /// A readiness or liveness probe.
+    Probe,
+    /// `stop_command`.
     StopCommand,
-    /// A drain runs: let it end in a stop rather than whatever it was for.
-    Redirect,
-    /// Drain now (stop_signal, SIGKILL after `stop_timeout`), then stop.
-    Drain,
+    /// `reload_command`.
+    ReloadCommand,
+    /// Something the daemon started: a drain looks at what is left.
+    Other,
 }
 
-/// What a stop asked for in `phase` does; `main_runs` tells whether the daemon's main
-/// process (adopted, for forking) runs, for `stop_command` to act on.
-pub(in crate::keeper) fn on_stop(phase: &Phase, s: &Supervision, main_runs: bool) -> StopStep {
-    match phase {
-        _ if phase.is_stopping() => StopStep::Ignore,
-        Phase::Up(_) if s.stop_command.is_some() && main_runs => StopStep::StopCommand,
-        Phase::Draining { .. } => StopStep::Redirect,
-        _ => StopStep::Drain,
+/// `duration` in whole milliseconds.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `duration` rounded down to whole milliseconds.
+fn round_ms(duration: Duration) -> Duration {
+    Duration::from_millis(millis(duration))
+}
+
+/// The kind of daemon whose spawned process is its main process from the start.
+fn is_adopted_at_spawn(kind: DaemonType) -> bool {
+    kind != DaemonType::Forking
+}
+
+/// What memory a measurement says, for the record: moved by 1 % of the ceiling or
+/// more since the last one recorded.
+fn memory_moved(seen: &ChecksSeen, used: u64, max: u64) -> bool {
+    seen.memory
+        .as_ref()
+        .is_none_or(|m| m.used_bytes.abs_diff(used).saturating_mul(100) >= max)
+}
+
+/// The mechanism `mode` stands for, in the record.
+fn mechanism(mode: &Option<MemoryMode>) -> (MemoryMechanism, Option<String>) {
+    match mode {
+        Some(MemoryMode::Events) => (MemoryMechanism::CgroupEvents, None),
+        Some(MemoryMode::Sampled { reason }) => (MemoryMechanism::Sampled, reason.clone()),
+        None => (MemoryMechanism::Sampled, None),
     }
-}
-
-/// What a drain sends when it begins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::keeper) enum FirstSignal {
-    /// Nothing is left to signal.
-    Nothing,
-    /// `stop_signal` to every process of the daemon (`kill_mode = "group"`).
-    StopAll,
-    /// `stop_signal` to the main process alone (`kill_mode = "mixed"`).
-    StopMain,
-    /// SIGKILL to what is left (`kill_mode = "mixed"` with the main process gone).
-    KillAll,
-}
-
-/// How a drain that begins at `now` starts: `main_runs` tells whether the main process
-/// is unreaped, `tree_empty` whether nothing of the daemon's is left (the main process
-/// included). With `kill_mode = "mixed"` only the main process gets `stop_signal`, and
-/// what it leaves gets SIGKILL, as systemd's `KillMode=mixed` does.
-pub(in crate::keeper) fn drain_begins(
-    now: Instant,
-    s: &Supervision,
-    main_runs: bool,
-    tree_empty: bool,
-) -> (FirstSignal, Escalation) {
-    match s.kill_mode {
-        _ if tree_empty && !main_runs => (FirstSignal::Nothing, Escalation::Nothing),
-        KillMode::Group => (FirstSignal::StopAll, Escalation::stop_sent(now, s)),
-        KillMode::Mixed if main_runs => (FirstSignal::StopMain, Escalation::stop_sent(now, s)),
-        KillMode::Mixed => (FirstSignal::KillAll, Escalation::Killed),
-    }
-}
-
-/// What a drain does when the loop looks at it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::keeper) enum DrainStep {
-    /// The daemon's main process is still to be reaped; wait for its exit.
-    Wait,
-    /// Processes are left: send them what the others got (`kill`: SIGKILL, else
-    /// `stop_signal`), and go on draining with `escalation`.
-    Signal { kill: bool, escalation: Escalation },
-    /// Everything is gone: go on with this.
-    Done(Next),
-}
-
-/// A drain in `escalation`, looked at `now`: `main_runs` tells whether the main
-/// process is unreaped, `tree_empty` whether anything of the daemon's is left.
-pub(in crate::keeper) fn drain_step(
-    escalation: Escalation,
-    next: &Next,
-    now: Instant,
-    s: &Supervision,
-    main_runs: bool,
-    tree_empty: bool,
-) -> DrainStep {
-    if main_runs {
-        return DrainStep::Wait;
-    }
-    if tree_empty {
-        return DrainStep::Done(next.clone());
-    }
-    let (kill, escalation) = match escalation {
-        Escalation::Killed => (true, Escalation::Killed),
-        // The main process is gone: under `kill_mode = "mixed"` what it left gets
-        // SIGKILL now, not stop_signal.
-        _ if s.kill_mode == KillMode::Mixed => (true, Escalation::Killed),
-        Escalation::Stop { .. } => (false, escalation),
-        // Something showed up after a drain that found nothing: it gets the stop
-        // signal, and its own stop_timeout.
-        Escalation::Nothing => (false, Escalation::stop_sent(now, s)),
-    };
-    DrainStep::Signal { kill, escalation }
 }
 
 #[cfg(test)]

@@ -27,13 +27,14 @@ fn draining(next: Next) -> Phase {
     Phase::Draining {
         escalation: Escalation::Nothing,
         next,
+        shown: Status::Running,
     }
 }
 
 /// Promise 1: `start` returns once the process has stayed up `start_wait`.
 #[test]
 fn the_start_gate_opens_after_start_wait() {
-    let t0 = Instant::now();
+    let t0 = crate::keeper::test_epoch();
     let s = supervision();
     let phase = Phase::spawned(DaemonType::Simple, t0, &s);
     assert_eq!(phase.deadline(None), Some(t0 + ms(500)));
@@ -46,7 +47,7 @@ fn the_start_gate_opens_after_start_wait() {
         Tick::Start(StartStep::Up)
     );
     assert!(
-        Phase::Up(None).deadline(None).is_none(),
+        Phase::Running.deadline(None).is_none(),
         "an idle keeper sleeps"
     );
 }
@@ -55,9 +56,9 @@ fn the_start_gate_opens_after_start_wait() {
 /// past `ready_timeout` the start fails.
 #[test]
 fn readiness_is_probed_until_ready_timeout() {
-    let t0 = Instant::now();
+    let t0 = crate::keeper::test_epoch();
     let s = with_ready();
-    let Phase::Up(Some(mut starting)) = Phase::spawned(DaemonType::Simple, t0, &s) else {
+    let Phase::Starting(mut starting) = Phase::spawned(DaemonType::Simple, t0, &s) else {
         panic!("a simple daemon starts up");
     };
     let ready_by = t0 + ms(5000);
@@ -71,7 +72,7 @@ fn readiness_is_probed_until_ready_timeout() {
         start_step(&starting, t0 + ms(600), &s, true),
         StartStep::Wait
     );
-    let phase = Phase::Up(Some(starting));
+    let phase = Phase::Starting(starting);
     assert_eq!(phase.deadline(Some(ready_by)), Some(ready_by));
     probe_failed(&mut starting, t0 + ms(700));
     assert_eq!(
@@ -79,7 +80,7 @@ fn readiness_is_probed_until_ready_timeout() {
         StartStep::Wait
     );
     assert_eq!(start_step(&starting, t0 + ms(800), &s, false), probe);
-    assert_eq!(Phase::Up(Some(starting)).deadline(None), Some(t0 + ms(800)));
+    assert_eq!(Phase::Starting(starting).deadline(None), Some(t0 + ms(800)));
     assert_eq!(
         start_step(&starting, ready_by, &s, true),
         StartStep::NotReady
@@ -90,20 +91,21 @@ fn readiness_is_probed_until_ready_timeout() {
 /// for it; once that start is reported, an exit is judged by the restart policy.
 #[test]
 fn an_early_death_fails_the_start_and_a_later_one_is_judged() {
-    let t0 = Instant::now();
+    let t0 = crate::keeper::test_epoch();
     let phase = Phase::spawned(DaemonType::Simple, t0, &supervision());
     assert_eq!(on_exit(&phase, true), ExitStep::FailStart);
     assert_eq!(on_exit(&phase, false), ExitStep::Judge);
-    assert_eq!(on_exit(&Phase::Up(None), true), ExitStep::Judge);
+    assert_eq!(on_exit(&Phase::Running, true), ExitStep::Judge);
 }
 
 /// A backoff ends in a new start at its end, and nothing before.
 #[test]
 fn a_backoff_ends_in_a_spawn() {
-    let t0 = Instant::now();
+    let t0 = crate::keeper::test_epoch();
     let s = supervision();
     let phase = Phase::Backoff {
         until: t0 + ms(1000),
+        next_restart_ms: None,
     };
     assert_eq!(phase.deadline(None), Some(t0 + ms(1000)));
     assert_eq!(on_timer(&phase, t0 + ms(999), &s, false), Tick::Nothing);
@@ -122,18 +124,22 @@ fn a_backoff_ends_in_a_spawn() {
 /// is done when the main process is reaped and nothing else is left.
 #[test]
 fn a_stop_sends_sigkill_after_stop_timeout() {
-    let t0 = Instant::now();
+    let t0 = crate::keeper::test_epoch();
     let s = supervision();
-    assert_eq!(on_stop(&Phase::Up(None), &s, true), StopStep::Drain);
+    assert_eq!(on_stop(&Phase::Running, &s, true), StopStep::Drain);
     let phase = Phase::Draining {
         escalation: Escalation::stop_sent(t0, &s),
         next: Next::stopped(),
+        shown: Status::Running,
     };
     assert!(phase.is_stopping());
     assert_eq!(phase.deadline(None), Some(t0 + ms(2000)));
     assert_eq!(on_timer(&phase, t0 + ms(1999), &s, false), Tick::Nothing);
     assert_eq!(on_timer(&phase, t0 + ms(2000), &s, false), Tick::Kill);
-    let Phase::Draining { escalation, next } = &phase else {
+    let Phase::Draining {
+        escalation, next, ..
+    } = &phase
+    else {
         unreachable!()
     };
     let now = t0 + ms(100);
@@ -157,7 +163,7 @@ fn a_stop_sends_sigkill_after_stop_timeout() {
 /// daemon, whether the main process runs or not.
 #[test]
 fn kill_mode_group_sends_stop_signal_to_every_process() {
-    let t0 = Instant::now();
+    let t0 = crate::keeper::test_epoch();
     let s = supervision();
     let stop = Escalation::stop_sent(t0, &s);
     assert_eq!(
@@ -176,7 +182,7 @@ fn kill_mode_group_sends_stop_signal_to_every_process() {
 /// what is left once it has exited, or at `stop_timeout`, gets SIGKILL.
 #[test]
 fn kill_mode_mixed_signals_the_main_process_and_kills_what_it_leaves() {
-    let t0 = Instant::now();
+    let t0 = crate::keeper::test_epoch();
     let s = Supervision {
         kill_mode: KillMode::Mixed,
         ..supervision()
@@ -207,6 +213,7 @@ fn kill_mode_mixed_signals_the_main_process_and_kills_what_it_leaves() {
     let phase = Phase::Draining {
         escalation: stop,
         next,
+        shown: Status::Running,
     };
     assert_eq!(on_timer(&phase, t0 + ms(2000), &s, false), Tick::Kill);
     // A drain after the main process died (a crash, a restart) kills what is left.
@@ -220,7 +227,7 @@ fn kill_mode_mixed_signals_the_main_process_and_kills_what_it_leaves() {
 /// `stop_timeout` of its own.
 #[test]
 fn a_latecomer_gets_the_stop_signal_and_its_own_timeout() {
-    let t0 = Instant::now();
+    let t0 = crate::keeper::test_epoch();
     let s = supervision();
     let step = drain_step(Escalation::Nothing, &Next::stopped(), t0, &s, false, false);
     let escalation = Escalation::Stop {
@@ -239,10 +246,11 @@ fn a_latecomer_gets_the_stop_signal_and_its_own_timeout() {
 /// drain for a restart turns that drain into a stop.
 #[test]
 fn a_stop_during_backoff_or_a_restart_drain_ends_stopped() {
-    let t0 = Instant::now();
+    let t0 = crate::keeper::test_epoch();
     let s = supervision();
     let backoff = Phase::Backoff {
         until: t0 + ms(1000),
+        next_restart_ms: None,
     };
     assert!(!backoff.is_stopping());
     assert_eq!(on_stop(&backoff, &s, false), StopStep::Drain);
@@ -255,7 +263,7 @@ fn a_stop_during_backoff_or_a_restart_drain_ends_stopped() {
 /// A stop while the start waits for readiness drains at once; the start fails.
 #[test]
 fn a_stop_during_readiness_drains() {
-    let t0 = Instant::now();
+    let t0 = crate::keeper::test_epoch();
     let s = with_ready();
     let phase = Phase::spawned(DaemonType::Simple, t0, &s);
     assert_eq!(on_stop(&phase, &s, true), StopStep::Drain);
@@ -271,7 +279,7 @@ fn a_stop_during_readiness_drains() {
 /// that follows finds little; if not, the command is killed and the signals follow.
 #[test]
 fn stop_command_is_bounded_by_stop_timeout() {
-    let t0 = Instant::now();
+    let t0 = crate::keeper::test_epoch();
     let s = supervision();
     let phase = Phase::stop_command(42, t0, &s);
     assert!(phase.is_stopping());
@@ -289,7 +297,7 @@ fn stop_command_is_bounded_by_stop_timeout() {
 /// new `stop_timeout` sets the next SIGKILL time.
 #[test]
 fn a_live_update_changes_the_next_deadlines() {
-    let t0 = Instant::now();
+    let t0 = crate::keeper::test_epoch();
     let longer = Supervision {
         stop_timeout: ms(30_000),
         ..supervision()
@@ -304,7 +312,7 @@ fn a_live_update_changes_the_next_deadlines() {
 /// keeper looks for the daemon; once adopted, the daemon gets its own start window.
 #[test]
 fn a_forking_command_is_looked_after_until_adoption() {
-    let t0 = Instant::now();
+    let t0 = crate::keeper::test_epoch();
     let s = supervision();
     let phase = Phase::spawned(DaemonType::Forking, t0, &s);
     assert_eq!(phase.deadline(None), Some(t0 + ms(5000)));

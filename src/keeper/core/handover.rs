@@ -1,9 +1,10 @@
 //! Main-PID hand-over: the daemon's main process exited, and another process of the
 //! daemon's own may have taken its place (nginx's binary upgrade, haproxy `-sf`,
 //! gunicorn's USR2). [`decide`] judges a candidate PID from some source (for `type =
-//! "forking"` the daemon's own `pidfile`, read again; later the notify protocol's
-//! `MAINPID=`) against what the keeper knows of its processes; the keeper adopts, looks
-//! again shortly, or takes the exit for the daemon's end as it always did.
+//! "forking"` the daemon's own `pidfile`, read again; the notify protocol's `MAINPID=`
+//! next) against what the keeper knows of its processes, as facts the shell reads for
+//! it ([`Processes`]); the machine adopts, looks again shortly, or takes the exit for
+//! the daemon's end as it always did.
 //!
 //! A candidate is followed only to a process of the daemon's own (SPEC promise 12):
 //! in its cgroup or a descendant of the keeper, and, since the keeper learns of its
@@ -13,22 +14,18 @@
 
 use std::time::{Duration, Instant};
 
-use nix::sys::wait::WaitStatus;
-
-use super::core::machine::{Child, Phase};
-use super::{describe_wait, Keeper};
-use crate::events::Kind;
-use crate::procinfo::{ProcId, Stat};
+use super::machine::{Exit, Starting};
+use crate::procinfo::ProcId;
 
 /// How long after the main process's exit the keeper waits for the pidfile to name
 /// its successor when it names none yet (haproxy truncates its pidfile before it
 /// tells the old process to finish, and writes the new PID only after its fork).
-pub(super) const GRACE: Duration = Duration::from_secs(2);
+pub(crate) const GRACE: Duration = Duration::from_secs(2);
 /// How often the keeper reads the pidfile again while it waits.
-pub(super) const LOOK_INTERVAL: Duration = Duration::from_millis(50);
+pub(crate) const LOOK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// What the keeper knows of a process a candidate PID names.
-pub(super) trait Processes {
+pub(crate) trait Processes {
     /// The live (not zombie) process `pid`, by identity.
     fn identity(&self, pid: i32) -> Option<ProcId>;
     /// Returns true if and only if `pid` is the daemon's own: in its cgroup, or a
@@ -40,17 +37,17 @@ pub(super) trait Processes {
 
 /// How long the keeper may still wait for a successor to show up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Patience {
+pub(crate) struct Patience {
     /// Within [`GRACE`] of the exit, with processes of the daemon's still running.
-    pub(super) in_grace: bool,
+    pub(crate) in_grace: bool,
     /// A `reload_command` runs: it may be starting the successor (haproxy `-sf`), so
     /// even a pidfile that still names the dead process may change.
-    pub(super) reload_running: bool,
+    pub(crate) reload_running: bool,
 }
 
 /// Why no process took over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum NoSuccessor {
+pub(crate) enum NoSuccessor {
     /// The source names no PID (no pidfile, an empty or unreadable one).
     Nothing,
     /// It still names the process that exited.
@@ -65,7 +62,7 @@ pub(super) enum NoSuccessor {
 
 /// The verdict on a candidate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Verdict {
+pub(crate) enum Verdict {
     /// Supervise this process as the daemon's main process from now on.
     Adopt(ProcId),
     /// Look again shortly: the successor may still name itself.
@@ -76,7 +73,7 @@ pub(super) enum Verdict {
 
 /// Judges `candidate`, the PID some source names as the daemon's main process now
 /// that `old` exited.
-pub(super) fn decide(
+pub(crate) fn decide(
     candidate: Option<i32>,
     old: ProcId,
     processes: &impl Processes,
@@ -109,20 +106,20 @@ pub(super) fn decide(
     Verdict::Adopt(id)
 }
 
-/// A hand-over the keeper waits for: the main process `old` exited with `status` at
+/// A hand-over the keeper waits for: the main process `old` exited with `exit` at
 /// `since`; the phase before it was `starting` (the start-up window, if any).
 #[derive(Debug, Clone)]
-pub(super) struct Waiting {
-    pub(super) old: ProcId,
-    pub(super) status: WaitStatus,
-    pub(super) since: Instant,
-    pub(super) next_look: Instant,
-    pub(super) starting: Option<super::core::machine::Starting>,
+pub(crate) struct Waiting {
+    pub(crate) old: ProcId,
+    pub(crate) exit: Exit,
+    pub(crate) since: Instant,
+    pub(crate) next_look: Instant,
+    pub(crate) starting: Option<Starting>,
 }
 
 impl Waiting {
     /// Returns true if and only if `now` is within [`GRACE`] of the exit.
-    pub(super) fn in_grace(&self, now: Instant) -> bool {
+    pub(crate) fn in_grace(&self, now: Instant) -> bool {
         now < self.since + GRACE
     }
 }
@@ -130,7 +127,7 @@ impl Waiting {
 impl NoSuccessor {
     /// Why the exit stands, for the `exited` event; `source` names where the
     /// candidate came from (`its pidfile /run/x.pid`).
-    pub(super) fn describe(self, source: &str) -> String {
+    pub(crate) fn describe(self, source: &str) -> String {
         match self {
             NoSuccessor::Nothing => format!("{source} names no process"),
             NoSuccessor::SameProcess(pid) => format!("{source} still names pid {pid}"),
@@ -142,150 +139,6 @@ impl NoSuccessor {
                 "{source} names pid {pid}, a process of the daemon's whose parent still runs"
             ),
         }
-    }
-}
-
-/// What [`Keeper::hand_over`] did with the main process's exit.
-pub(super) enum Outcome {
-    /// Another process took over, or the keeper looks again shortly.
-    Done,
-    /// The daemon ended; the note says why no process took over, where that is news.
-    Ended(Option<String>),
-}
-
-/// The keeper's view of its processes, for [`decide`].
-struct Tree<'a> {
-    keeper: i32,
-    cgroup: Option<&'a crate::cgroup::Cgroup>,
-}
-
-impl Processes for Tree<'_> {
-    fn identity(&self, pid: i32) -> Option<ProcId> {
-        ProcId::of(pid)
-    }
-
-    fn is_own(&self, pid: i32) -> bool {
-        if self.cgroup.is_some_and(|c| c.members().contains(&pid)) {
-            return true;
-        }
-        // Up the chain of parents: a descendant of the keeper reaches it.
-        let mut at = pid;
-        for _ in 0..4096 {
-            match Stat::read(at).map(|s| s.ppid) {
-                Some(parent) if parent == self.keeper => return true,
-                Some(parent) if parent > 1 => at = parent,
-                _ => return false,
-            }
-        }
-        false
-    }
-
-    fn is_child(&self, pid: i32) -> bool {
-        Stat::read(pid).is_some_and(|s| s.ppid == self.keeper)
-    }
-}
-
-impl Keeper {
-    /// The adopted main process exited with `status`: for `type = "forking"` with a
-    /// `pidfile`, reads the pidfile again and adopts the process that took over, or
-    /// waits for one to name itself (see [`decide`]).
-    pub(super) fn hand_over(&mut self, status: WaitStatus) -> Outcome {
-        let (Some(_), Phase::Up(starting), Some(child)) =
-            (&self.daemon.forking_pidfile, &self.phase, self.child)
-        else {
-            return Outcome::Ended(None);
-        };
-        let now = Instant::now();
-        let waiting = Waiting {
-            old: child.id,
-            status,
-            since: now,
-            next_look: now + LOOK_INTERVAL,
-            starting: *starting,
-        };
-        self.judge_successor(waiting, now)
-    }
-
-    /// A look again, while the keeper waits for a successor.
-    pub(super) fn look_for_successor(&mut self, now: Instant) {
-        let Phase::HandingOver(waiting) = self.phase.clone() else {
-            return;
-        };
-        if let Outcome::Ended(note) = self.judge_successor(waiting.clone(), now) {
-            self.on_daemon_end(waiting.status, note);
-        }
-    }
-
-    /// A stop or another end cuts the wait for a successor short: the exit stands.
-    pub(super) fn give_up_hand_over(&mut self) {
-        if let Phase::HandingOver(waiting) = self.phase.clone() {
-            self.phase = Phase::Up(waiting.starting);
-            self.on_daemon_end(waiting.status, None);
-        }
-    }
-
-    fn judge_successor(&mut self, mut waiting: Waiting, now: Instant) -> Outcome {
-        let Some(path) = self.daemon.forking_pidfile.clone() else {
-            return Outcome::Ended(None);
-        };
-        let candidate = crate::pidfile::read_pid(&path);
-        let tree = Tree {
-            keeper: self.record.keeper.pid,
-            cgroup: self.tracked.cgroup.as_ref(),
-        };
-        let patience = Patience {
-            in_grace: waiting.in_grace(now) && !self.tracked.tree_is_empty(),
-            reload_running: self.is_reloading(),
-        };
-        let source = format!("its pidfile {}", crate::text::show_path(&path));
-        match decide(candidate, waiting.old, &tree, patience) {
-            Verdict::Adopt(id) => {
-                self.adopt_successor(id, &waiting, &source);
-                Outcome::Done
-            }
-            Verdict::Wait => {
-                waiting.next_look = now + LOOK_INTERVAL;
-                self.phase = Phase::HandingOver(waiting);
-                Outcome::Done
-            }
-            Verdict::Exit(why) => {
-                self.phase = Phase::Up(waiting.starting);
-                Outcome::Ended(match why {
-                    // The usual end of a forking daemon: nothing to add.
-                    NoSuccessor::Nothing | NoSuccessor::SameProcess(_) => None,
-                    _ => Some(why.describe(&source)),
-                })
-            }
-        }
-    }
-
-    /// `id` took over from the main process that exited: supervised from now on, with
-    /// no restart counted; the run goes on (its start-up window too, if any).
-    fn adopt_successor(&mut self, id: ProcId, waiting: &Waiting, source: &str) {
-        let started = self.child.map_or(waiting.since, |c| c.started);
-        self.child = Some(Child {
-            id,
-            adopted: true,
-            started,
-            exited: false,
-        });
-        if let Some(pidfile) = &mut self.pidfile {
-            let _ = pidfile.write_pid(id.pid);
-        }
-        self.record.daemon = Some(id);
-        self.phase = Phase::Up(waiting.starting);
-        self.save();
-        let message = format!(
-            "pid {} ended ({}); {source} names pid {}, which took over",
-            waiting.old.pid,
-            describe_wait(waiting.status),
-            id.pid
-        );
-        self.record_event(
-            self.event(Kind::MainPidChanged)
-                .pid(id.pid)
-                .message(message),
-        );
     }
 }
 
