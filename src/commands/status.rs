@@ -173,7 +173,10 @@ fn render(e: &StatusEntry) -> String {
     if let Some(reason) = l.reason {
         field("reason", reason.explain().to_string());
     }
-    field("restarts", l.restarts.to_string());
+    // Without a usable record the count is not known (`--json` keeps its 0).
+    if l.status != Status::Unknown {
+        field("restarts", l.restarts.to_string());
+    }
     if let Some(exit) = &l.last_exit {
         let how = match (&exit.signal, exit.code) {
             (Some(s), _) => format!("signal {s}"),

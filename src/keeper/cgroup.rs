@@ -27,8 +27,8 @@ pub struct Cgroup {
 impl Cgroup {
     /// Where the cgroup for the daemon `name` of the run directory `run_dir` goes:
     /// beside the calling process's own cgroup; `None` where cgroup v2 is missing or
-    /// turned off. The keeper records this path before it creates the cgroup, so that
-    /// a keeper killed in between leaves no cgroup that no record names.
+    /// turned off. Its name is derived (see [`Cgroup::name_for`]), so a keeper killed
+    /// before it recorded the path leaves no cgroup that cannot be found.
     pub fn planned(name: &str, run_dir: &Path) -> Option<PathBuf> {
         if is_disabled(std::env::var_os(DISABLE_VAR).as_deref()) {
             return None;

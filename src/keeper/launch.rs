@@ -146,19 +146,18 @@ impl Keeper {
             .filter_map(|pipe| nix::sys::stat::fstat(&pipe.write).ok())
             .map(|stat| stat.st_ino)
             .collect();
-        let mut state_file = match state::StateFile::open(&dirs.state_file(&daemon.name)) {
+        let state_file = match state::StateFile::open(&dirs.state_file(&daemon.name)) {
             Ok(file) => file,
             Err(e) => {
                 pidfile.remove();
                 fail!("cannot open the state record: {e}");
             }
         };
-        // On record before it exists: see `Cgroup::planned`.
-        record.cgroup = cgroup::Cgroup::planned(&daemon.name, &dirs.run_dir);
-        let cgroup = record.cgroup.as_deref().and_then(|path| {
-            let _ = state_file.write(&record);
-            super::leftovers::take_cgroup(&dirs, &daemon, path)
-        });
+        // The keeper's first record (see `Keeper::run`) names the cgroup; a keeper
+        // killed before it leaves a cgroup that no record names, but whose name says
+        // whose it is (see `Cgroup::name_for`), so `start` and `stop` still find it.
+        let cgroup = cgroup::Cgroup::planned(&daemon.name, &dirs.run_dir)
+            .and_then(|path| super::leftovers::take_cgroup(&dirs, &daemon, &path));
         record.cgroup = cgroup.as_ref().map(|c| c.path().to_path_buf());
         let tracked = tracked::Tracked::new(record.keeper, cgroup);
         // Opened under the pidfile lock: this keeper owns the history's compaction.
