@@ -72,6 +72,9 @@ pub enum Command {
     ///
     /// Returns once each command has been exec'd, has stayed up `start_wait` and has
     /// passed its `ready` check. Starting a running daemon succeeds and changes nothing.
+    /// Where `NOTIFY_SOCKET` is set (a `Type=notify` unit such as the one `boot
+    /// install` writes), `start --all` then sends `READY=1` and a `STATUS=` line to it,
+    /// as sd_notify(3) does, and waits up to 5 s for the manager to take them in.
     ///
     /// Example: dmgr start web worker
     Start(StartArgs),
@@ -94,11 +97,14 @@ pub enum Command {
 
     /// Send each daemon its `reload_signal` (default HUP), or run its `reload_command`.
     ///
-    /// `reload_command` runs here, in the daemon's environment with `MAINPID` set, its
-    /// output on the terminal; a non-zero exit fails the reload.
+    /// The daemon's keeper does it and answers: `reload_command` runs in the daemon's
+    /// tree, with its environment and `MAINPID` set, and its output goes to the daemon's
+    /// log; a failure (a non-zero exit, or still running at `stop_timeout`) fails the
+    /// reload (exit 1) with the command's last output lines. With --all, every running
+    /// daemon is reloaded and the stopped ones are skipped.
     ///
     /// Example: dmgr reload web
-    Reload(NamesArgs),
+    Reload(TargetArgs),
 
     /// Send a signal to daemons' main processes.
     ///
@@ -106,6 +112,8 @@ pub enum Command {
     Kill(KillArgs),
 
     /// Show every daemon in a table: defined, orphaned and invalid ones.
+    ///
+    /// With names, only those daemons (an unknown name is an error, exit 2).
     ///
     /// A daemon whose state record cannot be used (a symlink, a hard link, torn or
     /// edited, another daemon's) is `unknown`, with the reason in the COMMAND column
@@ -115,16 +123,20 @@ pub enum Command {
     /// Example: dmgr list --json | jq '.[] | select(.status != "running")'
     List(ListArgs),
 
-    /// Show the details and last log lines of daemons.
+    /// Show the details and last log lines of daemons; of every daemon without a name.
     ///
     /// Exit status follows LSB: 0 running, 1 dead but a pidfile or failure record
     /// remains, 3 not running, 4 no such daemon or (LSB's "status unknown") one whose
-    /// state record cannot be used and that is not seen running.
+    /// state record cannot be used and that is not seen running; with several
+    /// daemons, the highest.
     ///
     /// Example: dmgr status web -n 20
     Status(StatusArgs),
 
     /// Print the last lines of daemons' logs, and follow them with -f.
+    ///
+    /// With several daemons (or --all, every daemon with a file or a record), each
+    /// line starts with the daemon's name.
     ///
     /// Example: dmgr logs -f web worker
     Logs(LogsArgs),
@@ -191,7 +203,10 @@ pub enum Command {
     /// Check every file in the config directory and print every problem.
     ///
     /// Problems are printed as `FILE:LINE:COL: message`; the exit status is 2 when
-    /// there is any.
+    /// there is any. Warnings do not fail the check: among them, a `user` or `group`
+    /// that does not exist on this host and a `command`, `stop_command` or
+    /// `reload_command` whose program is not found (in the `PATH` a start from here
+    /// would use), which `start` would fail on here though the file is valid.
     ///
     /// Example: dmgr check
     Check,
@@ -211,7 +226,12 @@ pub enum Command {
     /// Refuses while the daemon runs. While it runs, it holds the daemon's pidfile lock
     /// and state record as a keeper would: `list` shows it, `start` starts no second
     /// copy, `stop` stops it. Exits with the command's exit status (128 + N when killed
-    /// by signal N).
+    /// by signal N). A `type = "forking"` daemon is supervised as a keeper would: once
+    /// its command exits 0, `run` waits for the process its pidfile names (or the one it
+    /// left), forwards signals to it and exits as it does; its output reaches the
+    /// terminal only where the daemon still writes there (for logs on the terminal,
+    /// run it in the foreground instead: nginx -g 'daemon off;', redis-server
+    /// --daemonize no).
     ///
     /// Example: dmgr run web
     Run(RunArgs),
@@ -242,15 +262,16 @@ pub enum Command {
     Boot(BootCommand),
 }
 
-/// Names of daemons, or --all.
+/// Names of daemons, or --all (one of the two, which the usage line shows).
 #[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
 pub struct TargetArgs {
     /// Daemon names (file stems in the config directory).
-    #[arg(value_name = "NAME", required_unless_present = "all")]
+    #[arg(value_name = "NAME")]
     pub names: Vec<String>,
 
     /// Every daemon this command applies to.
-    #[arg(long, conflicts_with = "names")]
+    #[arg(long)]
     pub all: bool,
 }
 
@@ -285,6 +306,10 @@ pub struct KillArgs {
 /// Arguments of `list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Show only these daemons (every daemon when none is named).
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+
     /// Print a JSON array of objects with stable keys instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -293,9 +318,13 @@ pub struct ListArgs {
 /// Arguments of `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The daemons to describe.
-    #[command(flatten)]
-    pub names: NamesArgs,
+    /// The daemons to describe; every daemon when none is named.
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// Every daemon, as with no name.
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
 
     /// Print JSON instead of text.
     #[arg(long)]
@@ -309,9 +338,9 @@ pub struct StatusArgs {
 /// Arguments of `logs`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// The daemons whose logs to print.
+    /// The daemons whose logs to print; --all is every daemon with a log.
     #[command(flatten)]
-    pub names: NamesArgs,
+    pub target: TargetArgs,
 
     /// Keep printing new lines as they are written, across rotation and restarts.
     #[arg(short, long)]
@@ -443,7 +472,8 @@ pub struct ExportSystemdArgs {
     pub output: Option<PathBuf>,
 
     /// Units for a user's systemd manager (`~/.config/systemd/user`): the target is
-    /// wanted by `default.target`, and `user` and `group` are left out.
+    /// wanted by `default.target`, and `user` and `group` are left out. A user other
+    /// than root exporting into that directory gets these without the option.
     #[arg(long)]
     pub user: bool,
 }
@@ -539,6 +569,19 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_lines_show_names_or_all() {
+        let mut cli = Cli::command();
+        for name in ["start", "stop", "restart", "reload", "rotate", "logs"] {
+            let usage = cli
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_usage()
+                .to_string();
+            assert!(usage.contains("<NAME|--all>"), "{name}: {usage}");
+        }
     }
 
     #[test]

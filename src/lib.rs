@@ -9,8 +9,9 @@
 //! ```text
 //!   dmgr start web db ──fork, exec──▶ dmgr __launch (one per start, exits once done)
 //!        ▲                              │ for each daemon:
-//!        │                              └─fork──▶ child ──setsid, fork──▶ grandchild
-//!        │                                        (exits at once)    = keeper of web
+//!        │                              └─fork──▶ holder ──setsid, fork──▶ keeper of web
+//!        │                              (holds the output pipes;           │
+//!        │                               takes over if the keeper dies)    │
 //!        └──── notify pipe: "ok PID" or "err REASON" ◀──────────────────────┤
 //!                                                         holds flock(web.pid)
 //!                                                         spawns web in its own session,
@@ -21,7 +22,10 @@
 //!
 //! The launcher is a fresh exec, and so single-threaded: its forks run the keeper's
 //! Rust code with no exec of their own (`keeper::launcher`), and each keeper takes the
-//! title `dmgr ... __keeper --name web ...` in ps(1).
+//! title `dmgr ... __keeper --name web ...` in ps(1). The middle process of the
+//! double fork stays as the keeper's holder (`dmgr ... __holder --name web ...`,
+//! `keeper::holder`): asleep while the keeper lives, it keeps the daemon logging and
+//! its processes in reach should the keeper die.
 //!
 //! The keeper holds an exclusive `flock` on the daemon's pidfile for its whole life
 //! and keeps a small JSON state record beside it (`state`) and an event history of
@@ -55,8 +59,10 @@ pub(crate) mod metrics;
 pub mod output;
 pub(crate) mod pidfile;
 pub mod procinfo;
+pub(crate) mod session;
 pub mod state;
 pub(crate) mod survey;
+pub mod text;
 pub(crate) mod top;
 pub(crate) mod trusted_dir;
 pub(crate) mod usage;

@@ -269,7 +269,11 @@ fn is_sound_order(names: &[String], after: &[Vec<String>]) -> bool {
 pub(crate) fn status_cell(entry: &ListEntry) -> String {
     let words = entry.reason.and_then(state::Reason::short);
     if let (Some(words), Status::Stopped | Status::Failed) = (words, entry.status) {
-        return format!("{} ({words})", entry.status);
+        return match entry.left_behind.len() {
+            0 => format!("{} ({words})", entry.status),
+            1 => format!("{} ({words}, 1 process left)", entry.status),
+            n => format!("{} ({words}, {n} processes left)", entry.status),
+        };
     }
     match (&entry.last_exit, entry.status) {
         (Some(exit), Status::Failed | Status::Backoff) => {
@@ -280,6 +284,7 @@ pub(crate) fn status_cell(entry: &ListEntry) -> String {
             };
             format!("{} ({how})", entry.status)
         }
+        (_, Status::Running) if entry.systemd_unit.is_some() => "running (systemd)".into(),
         (_, Status::Running) if !entry.supervised => "running (no keeper)".into(),
         (_, Status::Running) => match (&entry.health, &entry.memory) {
             (Some(h), _) if h.failures_in_row > 0 => format!(

@@ -199,3 +199,61 @@ fn double_fork_middle_process_is_not_the_daemon() {
     env.dmgr(&["stop", "web"]).success();
     assert!(processes_with(&mark).is_empty());
 }
+
+/// Issue 23, point 4: `dmgr run` of a forking daemon supervises, in the foreground,
+/// the process the command leaves (named by its pidfile): `list` shows it running
+/// under that PID while `run` waits, and a TERM to `run` stops it; before, `run`
+/// returned 0 at once and the daemon's end followed.
+#[test]
+fn run_supervises_a_forking_daemon_in_the_foreground() {
+    if installed(
+        "python3",
+        "run_supervises_a_forking_daemon_in_the_foreground",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let env = TestEnv::new();
+    let own = env.root().join("classic.pid");
+    env.write(
+        "classic",
+        &format!(
+            "command = [\"{}\", \"--pidfile\", \"{}\", \"--interval\", \"0.2\"]\ntype = \"forking\"\npidfile = \"{}\"\nstart_wait = \"100ms\"\n",
+            classic_daemon().display(),
+            own.display(),
+            own.display()
+        ),
+    );
+    let mut run = env.command(&["run", "classic"]);
+    run.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut run = crate::support::KillOnDrop(run.spawn().unwrap());
+    crate::support::wait_until("run supervises the daemon", Duration::from_secs(10), || {
+        let entry = env.entry("classic");
+        entry["status"] == "running" && entry["pid"].as_i64().map(|p| p as i32) == read_pid(&own)
+    });
+    let pid = read_pid(&own).unwrap();
+    env.track(pid);
+    assert_eq!(
+        stat(pid).unwrap().ppid,
+        run.0.id() as i32,
+        "run adopted the daemon"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        run.0.try_wait().unwrap().is_none(),
+        "run returned while the daemon runs"
+    );
+    assert!(is_alive(pid));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = run.0.wait().unwrap();
+    assert!(!is_alive(pid), "the daemon outlived run");
+    assert!(status.code().is_some(), "{status:?}");
+    assert!(processes_with(&own.display().to_string()).is_empty());
+    assert!(!own.exists(), "the daemon's pidfile is left");
+}

@@ -51,6 +51,15 @@ autostart = false
 restart = "no"
 "#;
 
+const NOTIFIER: &str = r#"
+command = "/bin/sleep 1000"
+type = "notify"
+watchdog = "30s"
+watchdog_signal = "QUIT"
+notify_access = "all"
+ready = { log = 'ready\d+' }
+"#;
+
 fn regular_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .into_iter()
@@ -125,6 +134,7 @@ fn exported_units_pass_systemd_analyze_verify() {
     let env = TestEnv::new()
         .daemon("every", EVERY_KEY)
         .daemon("forker", FORKER)
+        .daemon("notifier", NOTIFIER)
         .daemon("plain", "command = \"sleep 100\"\n");
     let dir = env.root().join("units");
     env.dmgr(&["export", "systemd", "--all", "-o", dir.to_str().unwrap()])
@@ -135,6 +145,7 @@ fn exported_units_pass_systemd_analyze_verify() {
         unit_of(&env, "every").replace(".service", ".env"),
         unit_of(&env, "every"),
         unit_of(&env, "forker"),
+        unit_of(&env, "notifier"),
         unit_of(&env, "plain"),
         unit_of(&env, ""),
     ];
@@ -510,7 +521,8 @@ fn boot_install_dry_run_shows_the_system_unit() {
         env.run_dir().display()
     );
     for line in [
-        "Type=oneshot".to_string(),
+        "Type=notify".to_string(),
+        "NotifyAccess=main".to_string(),
         "RemainAfterExit=yes".to_string(),
         "After=network-online.target".to_string(),
         "Wants=network-online.target".to_string(),
@@ -714,10 +726,7 @@ fn boot_install_without_systemd_prints_what_to_install_by_hand() {
     let env = TestEnv::new().daemon("web", "command = \"sleep 1\"\n");
     let unit_dir = env.root().join("units");
     let run = env
-        .dmgr_env(
-            &["boot", "install"],
-            &[("DMGR_SYSTEMD_UNIT_DIR", unit_dir.as_os_str())],
-        )
+        .dmgr_env(&["boot", "install"], &[])
         .code(1)
         .stderr_has("systemd is not the init system here");
     let out = run.stdout();
@@ -782,4 +791,340 @@ fn export_never_overwrites_a_file_it_did_not_write() {
     env.dmgr(&["export", "systemd", "web", "-o", out])
         .code(1)
         .stderr_has("another config directory");
+}
+
+/// Issue 24: what systemd sets for `dmgr start`'s own unit (its invocation, journal
+/// stream, notify socket, socket activation, watchdog) never reaches a daemon, unless
+/// its file sets it; the rest of the environment does.
+#[test]
+fn a_daemon_inherits_no_variable_of_the_manager_above_dmgr() {
+    let env = TestEnv::new()
+        .daemon("plain", "command = \"sleep 100\"\nstart_wait = \"50ms\"\n")
+        .daemon(
+            "set",
+            "command = \"sleep 100\"\nstart_wait = \"50ms\"\nenv = { LISTEN_FDS = \"3\" }\n",
+        );
+    let vars: Vec<(&str, &OsStr)> = [
+        "INVOCATION_ID",
+        "JOURNAL_STREAM",
+        "SYSTEMD_EXEC_PID",
+        "MANAGERPID",
+        "NOTIFY_SOCKET",
+        "LISTEN_PID",
+        "LISTEN_FDS",
+        "LISTEN_FDNAMES",
+        "WATCHDOG_PID",
+        "WATCHDOG_USEC",
+    ]
+    .iter()
+    .map(|k| (*k, OsStr::new("from-systemd")))
+    .chain([("KEPT_FROM_CALLER", OsStr::new("yes"))])
+    .collect();
+    env.dmgr_env(&["start", "plain", "set"], &vars).success();
+    let environ = |name: &str| {
+        let pid = env.pid(name).unwrap();
+        let bytes = fs::read(format!("/proc/{pid}/environ")).unwrap();
+        String::from_utf8_lossy(&bytes)
+            .split('\0')
+            .map(str::to_string)
+            .collect::<Vec<String>>()
+    };
+    let plain = environ("plain");
+    assert!(plain.contains(&"KEPT_FROM_CALLER=yes".to_string()));
+    assert!(
+        !plain.iter().any(|v| v.ends_with("=from-systemd")),
+        "{plain:?}"
+    );
+    let set = environ("set");
+    assert!(set.contains(&"LISTEN_FDS=3".to_string()), "{set:?}");
+    assert!(!set.iter().any(|v| v.ends_with("=from-systemd")), "{set:?}");
+}
+
+/// Issue 24, finding 9: `start` says which daemon it still waits for, so that at
+/// boot the journal names the one that holds the start up.
+#[test]
+fn start_says_which_daemon_it_still_waits_for() {
+    let env = TestEnv::new()
+        .daemon("quick", "command = \"sleep 100\"\nstart_wait = \"50ms\"\n")
+        .daemon("slow", "command = \"sleep 100\"\nstart_wait = \"5500ms\"\n");
+    let run = env
+        .dmgr(&["start", "--all"])
+        .success()
+        .stderr_has("dmgr: still waiting after 5s for slow (at most ");
+    assert!(!run.stderr().contains("quick ("), "{}", run.stderr());
+    env.dmgr(&["stop", "--all"]).success();
+}
+
+/// Issue 24, finding 9: `stop --all` prints each daemon's result as its stop ends,
+/// not once the slowest of its level is done, so that a stop cut short by systemd
+/// still leaves a line for each daemon that did stop.
+#[test]
+fn stop_all_says_each_result_as_it_comes() {
+    let env = TestEnv::new()
+        .daemon("quick", "command = \"sleep 100\"\nstart_wait = \"50ms\"\n")
+        .daemon(
+            "stubborn",
+            "command = [\"/bin/sh\", \"-c\", \"trap '' TERM; sleep 100\"]\nstart_wait = \"50ms\"\nstop_timeout = \"4s\"\n",
+        );
+    env.dmgr(&["start", "--all"]).success();
+    let began = std::time::Instant::now();
+    let (_stop, lines) = env.follow(&["stop", "--all"]);
+    let first = lines
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(first, "quick: stopped");
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(3),
+        "quick's line came after {:?}",
+        began.elapsed()
+    );
+    let second = lines
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(second, "stubborn: stopped");
+    assert!(began.elapsed() >= std::time::Duration::from_secs(4));
+}
+
+/// Issue 24, finding 9: after a daemon with a long `ready_timeout` is added, `boot
+/// status`, `check` and `apply` say that the installed unit's TimeoutStartSec= no
+/// longer fits, naming the slow daemon.
+#[test]
+fn a_stale_start_timeout_of_the_boot_unit_is_noticed() {
+    let env = TestEnv::new().daemon("web", "command = \"sleep 1\"\n");
+    let unit_dir = env.root().join("units");
+    let vars = [
+        ("DMGR_SYSTEMCTL", OsStr::new("true")),
+        ("DMGR_SYSTEMD_UNIT_DIR", unit_dir.as_os_str()),
+    ];
+    env.dmgr_env(&["boot", "install"], &vars).success();
+    env.dmgr_env(&["boot", "status"], &vars)
+        .success()
+        .stdout_lacks("warning");
+    env.dmgr_env(&["check"], &vars)
+        .success()
+        .stderr_lacks("TimeoutStartSec");
+    env.write(
+        "slow",
+        "command = \"sleep 1\"\nready = { tcp = \"127.0.0.1:1\" }\nready_timeout = \"150s\"\n",
+    );
+    env.dmgr_env(&["boot", "status"], &vars)
+        .success()
+        .stdout_has("warning: its TimeoutStartSec= (")
+        .stdout_has("slow 2m 30s 500ms");
+    env.dmgr_env(&["check"], &vars)
+        .success()
+        .stderr_has("its TimeoutStartSec= (")
+        .stdout_has("(1 warning)");
+    env.dmgr_env(&["apply", "--dry-run"], &vars)
+        .success()
+        .stderr_has("run `dmgr boot install` again");
+}
+
+/// Issue 24, finding 9: `boot install --user` where no user manager runs says how to
+/// get one (linger) and leaves no unit written but not enabled.
+#[test]
+fn boot_install_user_without_a_user_manager_hints_at_linger_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let config_dir = home.join(".config/dmgr/daemons.d");
+    fs::create_dir_all(&config_dir).unwrap();
+    fs::write(config_dir.join("web.toml"), "command = \"sleep 1\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dmgr"))
+        .args(["boot", "install", "--user"])
+        .arg("--config-dir")
+        .arg(&config_dir)
+        .arg("--run-dir")
+        .arg(tmp.path().join("run"))
+        .env("HOME", &home)
+        .env("XDG_RUNTIME_DIR", tmp.path().join("no-runtime"))
+        .env("DMGR_SYSTEMCTL", "true")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("DMGR_SYSTEMD_UNIT_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no systemd user manager runs for"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: `loginctl enable-linger "),
+        "{stderr}"
+    );
+    assert!(!home.join(".config/systemd").exists());
+}
+
+/// Issue 24, finding 6: a daemon that systemd runs under its exported unit is not
+/// started a second time by `dmgr start`, and `list` shows it running under systemd
+/// (a stand-in `systemctl show` answers for the unit found in the unit directory).
+#[test]
+fn a_daemon_systemd_runs_is_neither_started_twice_nor_listed_as_stopped() {
+    let env = TestEnv::new().daemon("web", "command = \"sleep 100\"\n");
+    let unit_dir = env.root().join("units");
+    env.dmgr(&["export", "systemd", "web", "-o", unit_dir.to_str().unwrap()])
+        .success();
+    let mut copy = Command::new("sleep").arg("100").spawn().unwrap();
+    env.track(copy.id() as i32);
+    let unit = unit_of(&env, "web");
+    let script = env.root().join("systemctl");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in show) printf '%s\\n' 'Id={unit}' ActiveState=active MainPID={} ExecMainStartTimestampMonotonic=0 ;; esac\n",
+            copy.id()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let vars = [
+        ("DMGR_SYSTEMCTL", script.as_os_str()),
+        ("DMGR_SYSTEMD_UNIT_DIR", unit_dir.as_os_str()),
+    ];
+    env.dmgr_env(&["start", "web"], &vars)
+        .code(1)
+        .stderr_has(&format!(
+            "web: runs under systemd as {unit} (active, pid {}); not started a second time",
+            copy.id()
+        ))
+        .stderr_has(&format!("hint: `systemctl stop {unit}`"));
+    assert_eq!(env.pid("web"), None);
+    env.dmgr_env(&["list"], &vars)
+        .success()
+        .stdout_has("running (systemd)");
+    let json = env.dmgr_env(&["list", "--json"], &vars).success().stdout();
+    let entries: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(entries[0]["status"], "running");
+    assert_eq!(entries[0]["pid"], copy.id());
+    assert_eq!(entries[0]["systemd_unit"], unit.as_str());
+    assert_eq!(entries[0]["supervised"], false);
+    // Without the unit file, nobody is asked: dmgr starts it.
+    fs::remove_file(unit_dir.join(&unit)).unwrap();
+    env.dmgr_env(&["list"], &vars)
+        .success()
+        .stdout_lacks("systemd");
+    let _ = copy.kill();
+    let _ = copy.wait();
+}
+
+/// Issue 23: `boot install --unit-dir DIR` where systemd does not run (an image being
+/// built, as the man page offers it for) writes the unit and enables it as `systemctl
+/// enable` would, by a relative link in the target's `.wants` directory; and the
+/// printed sysvinit script's `status` exits 3 while nothing runs, 0 while a daemon does
+/// (LSB).
+#[test]
+fn boot_install_with_a_unit_dir_enables_the_unit_offline_and_sysvinit_status_follows_lsb() {
+    if Path::new("/run/systemd/system").is_dir() {
+        eprintln!("note: systemd is the init system here; the offline path is not reachable");
+        return;
+    }
+    let env = TestEnv::new().daemon(
+        "web",
+        "command = [\"sleep\", \"1000\"]\nstart_wait = \"100ms\"\n",
+    );
+    let unit_dir = env.root().join("image/etc/systemd/system");
+    let out = env
+        .dmgr_env(
+            &["boot", "install", "--unit-dir", unit_dir.to_str().unwrap()],
+            &[],
+        )
+        .success()
+        .stdout();
+    let units = regular_files(&unit_dir);
+    assert_eq!(units.len(), 1, "{out}");
+    let name = units[0].clone();
+    let link = unit_dir.join("multi-user.target.wants").join(&name);
+    assert_eq!(
+        fs::read_link(&link).unwrap(),
+        Path::new(&format!("../{name}")),
+        "{out}"
+    );
+    assert!(fs::read_to_string(&link).unwrap().contains("start --all"));
+    env.dmgr_env(
+        &["boot", "status", "--unit-dir", unit_dir.to_str().unwrap()],
+        &[],
+    )
+    .success()
+    .stdout_has("enabled");
+
+    let out = env
+        .dmgr_env(&["boot", "install", "--dry-run"], &[])
+        .stdout();
+    let script: String = out
+        .lines()
+        .skip_while(|l| !l.starts_with("# sysvinit"))
+        .take_while(|l| *l != "esac")
+        .chain(["esac"])
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = env.root().join("dmgr-init");
+    fs::write(&path, script).unwrap();
+    let status = || {
+        std::process::Command::new("sh")
+            .arg(&path)
+            .arg("status")
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(status(), Some(3), "status of nothing running");
+    env.dmgr(&["start", "web"]).success();
+    assert_eq!(status(), Some(0), "status while web runs");
+    env.dmgr(&["stop", "web"]).success();
+}
+
+/// Issue 24, finding 7: a user's export into their own unit directory is for their
+/// manager, `--user` or not: the target is wanted by `default.target`, which a user
+/// manager has, not `multi-user.target`, which it has not.
+#[test]
+fn a_user_export_into_the_user_unit_directory_starts_with_the_user_manager() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run dmgr as another user");
+        return;
+    }
+    let env = TestEnv::new().daemon("web", "command = \"/bin/sleep 100\"\n");
+    let home = env.root().join("home");
+    let unit_dir = home.join(".config/systemd/user");
+    fs::create_dir_all(&unit_dir).unwrap();
+    for dir in [env.root().to_path_buf(), env.config_dir(), home.clone()] {
+        let mode = fs::metadata(&dir).unwrap().permissions().mode();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode | 0o755)).unwrap();
+    }
+    std::os::unix::fs::chown(&unit_dir, Some(65534), Some(65534)).unwrap();
+    let file = env.config_dir().join("web.toml");
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let export = |args: &[&str]| {
+        let mut command = env.command_as(65534, 65534, args);
+        command
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("DMGR_SYSTEMD_UNIT_DIR");
+        command.output().unwrap()
+    };
+    let out = export(&[
+        "export",
+        "systemd",
+        "--all",
+        "-o",
+        unit_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let target = fs::read_to_string(unit_dir.join(unit_of(&env, ""))).unwrap();
+    assert_eq!(values(&target, "WantedBy"), ["default.target"]);
+    // Elsewhere, without --user, the units are the system's.
+    let elsewhere = env.root().join("units");
+    fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::chown(&elsewhere, Some(65534), Some(65534)).unwrap();
+    let out = export(&[
+        "export",
+        "systemd",
+        "--all",
+        "-o",
+        elsewhere.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let target = fs::read_to_string(elsewhere.join(unit_of(&env, ""))).unwrap();
+    assert_eq!(values(&target, "WantedBy"), ["multi-user.target"]);
 }

@@ -416,7 +416,8 @@ fn random_sigkills_break_no_invariant() {
     // the process left behind, which joins them, carries it.
     const KINDS: u64 = 4;
     let marks: Vec<String> = (0..KINDS).map(|i| marker(&format!("chaos{i}"))).collect();
-    let env = TestEnv::new();
+    // Issue 22's logs-and-interruptions faults bring daemons of their own.
+    let (env, mut faults) = crate::chaos_interruptions::Faults::new();
     let scripts = [
         "sleep 1000; true",
         "trap '' TERM; while :; do sleep 1; done",
@@ -549,6 +550,7 @@ fn random_sigkills_break_no_invariant() {
                 );
             }
         }
+        faults.round(&env, next(), &format!("round {round} (seed {seed})"));
     }
     // list agrees with /proc.
     for entry in env.list() {
@@ -557,6 +559,7 @@ fn random_sigkills_break_no_invariant() {
         }
     }
     env.dmgr(&["stop", "--all"]).success();
+    faults.finish(&env, rounds);
     for mark in &marks {
         assert!(
             processes_with(mark).is_empty(),
@@ -567,8 +570,25 @@ fn random_sigkills_break_no_invariant() {
     let cgroups: Vec<_> = env.cgroups().into_iter().filter(|c| c.exists()).collect();
     assert!(cgroups.is_empty(), "stop --all left cgroups: {cgroups:?}");
     // Nor any process of any daemon's session: each daemon's PID is its session ID.
-    let sessions: Vec<i32> = env.seen().iter().map(|p| p.pid).collect();
-    let left = crate::support::session_members(&sessions);
+    // Not a session whose ID now leads another process: the PID was reused (PIDs wrap
+    // at 32768 here, a long run sees many, and other tests run alongside), and that
+    // session is someone else's.
+    let sessions: Vec<i32> = env
+        .seen()
+        .iter()
+        .filter(|p| stat(p.pid).is_none_or(|s| s.start == p.start))
+        .map(|p| p.pid)
+        .collect();
+    // Nor a dmgr of another test's environment, in a session whose ID was ours once.
+    let root = env.root().as_os_str().as_encoded_bytes().to_vec();
+    let left: Vec<i32> = crate::support::session_members(&sessions)
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let names_a_dir = |dir: &[u8]| cmdline.windows(dir.len()).any(|w| w == dir);
+            !names_a_dir(b"--config-dir") || names_a_dir(&root)
+        })
+        .collect();
     assert!(
         left.is_empty(),
         "stop --all left processes of daemon sessions: {}",

@@ -3,10 +3,12 @@
 
 mod support;
 
+mod chaos_interruptions;
 mod config;
 mod descendants;
 mod disk_full;
 mod events;
+mod first_hour;
 mod fixture;
 mod forking;
 mod fuzz;
@@ -21,6 +23,7 @@ mod logs;
 mod main_pid;
 mod man;
 mod metrics;
+mod notify;
 mod output;
 mod probes;
 mod production;
@@ -29,5 +32,6 @@ mod records;
 mod reload;
 mod stopping;
 mod supervision;
+mod systemd_host;
 mod top;
 mod trust;

@@ -2,9 +2,13 @@
 //! of an empty log, starts interrupted by a keeper's death, and a keeper's death that
 //! leaves its daemon running and logging.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
-use crate::support::TestEnv;
+use crate::support::{
+    is_alive, marker, processes_with, session_members, sigkill, wait_until, Run, TestEnv,
+};
 
 /// The events of `names` as `dmgr events --json` prints them.
 fn events_json(env: &TestEnv, names: &[&str]) -> Vec<Value> {
@@ -130,4 +134,245 @@ fn rotating_an_empty_log_does_nothing() {
     assert_eq!(std::fs::read_to_string(rotated(1)).unwrap(), "newer\n");
     assert_eq!(std::fs::read_to_string(rotated(2)).unwrap(), "older\n");
     assert!(!rotated(3).exists());
+}
+
+/// Finding 8: a keeper killed while `start` waits for `ready`. `start` exits 1, and
+/// the `start` that made the keeper stops what it left: the daemon, and the pidfile
+/// (promise 1: a failed start leaves neither). The record says the start failed.
+#[test]
+fn a_keeper_killed_while_start_waits_for_ready_leaves_nothing_behind() {
+    let mark = marker("readywait");
+    let env = TestEnv::new().daemon(
+        "web",
+        &format!(
+            "command = [\"sh\", \"-c\", \"sleep 1000 & sleep 1000; true\", \"{mark}\"]\n\
+             ready = {{ file = \"never\" }}\nready_timeout = \"60s\"\nstart_wait = \"0s\"\n"
+        ),
+    );
+    let start = env.command(&["start", "web"]).spawn().unwrap();
+    wait_until(
+        "the daemon runs, not yet ready",
+        Duration::from_secs(10),
+        || {
+            env.pid("web")
+                .is_some_and(|pid| is_alive(pid) && session_members(&[pid]).len() >= 2)
+        },
+    );
+    let pid = env.pid("web").unwrap();
+    let keeper = env.keeper_pid("web").unwrap();
+    sigkill(keeper).unwrap();
+    let out = Run::try_wait(start, Duration::from_secs(30)).expect("start returns");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("its keeper died before the daemon was up; stopped what it left"),
+        "{stderr}"
+    );
+    assert!(processes_with(&mark).is_empty(), "the daemon runs on");
+    assert!(
+        session_members(&[pid]).is_empty(),
+        "what the daemon started runs on"
+    );
+    assert!(!env.pidfile("web").exists(), "the pidfile is left behind");
+    let entry = env.entry("web");
+    assert_eq!(entry["status"], "failed", "{entry}");
+}
+
+/// The same for a keeper that hangs (here SIGSTOPped) instead of dying: past
+/// `start_wait` + `ready_timeout` and a grace of 10 s, `start` kills it and stops what
+/// it left. `ready_timeout` leaves the test time to stop the keeper before the keeper
+/// itself gives up on readiness, even on a loaded machine.
+#[test]
+fn a_keeper_that_hangs_while_start_waits_is_killed_and_its_daemon_stopped() {
+    let mark = marker("readyhang");
+    let env = TestEnv::new().daemon(
+        "web",
+        &format!(
+            "command = [\"sh\", \"-c\", \"sleep 1000; true\", \"{mark}\"]\n\
+             ready = {{ file = \"never\" }}\nready_timeout = \"5s\"\nstart_wait = \"0s\"\n"
+        ),
+    );
+    let start = env.command(&["start", "web"]).spawn().unwrap();
+    // The daemon's command runs: its process has passed the start gate and exec'd
+    // (before that, a keeper stopped now leaves a gated child that exits by itself).
+    wait_until(
+        "the daemon runs, not yet ready",
+        Duration::from_secs(10),
+        || {
+            env.pid("web")
+                .is_some_and(|pid| is_alive(pid) && processes_with(&mark).contains(&pid))
+        },
+    );
+    let keeper = env.keeper_pid("web").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(keeper),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let out = Run::try_wait(start, Duration::from_secs(40)).expect("start returns");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("its keeper did not report in time; stopped what it left"),
+        "{stderr}"
+    );
+    assert!(!is_alive(keeper), "the hung keeper lives on");
+    assert!(processes_with(&mark).is_empty(), "the daemon runs on");
+    assert!(!env.pidfile("web").exists(), "the pidfile is left behind");
+}
+
+/// The numbers of `line-N` lines in `text`, in order.
+fn numbered_lines(text: &str) -> Vec<u64> {
+    text.lines()
+        .map(|line| {
+            line.strip_prefix("line-")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("a line the daemon never wrote: {line:?}"))
+        })
+        .collect()
+}
+
+/// Finding 9: a keeper killed while its daemon writes output. The daemon died of
+/// SIGPIPE and the lines in the pipe were lost. Now the keeper's holder keeps the
+/// pipe open and writes on to the log: the daemon keeps running and logging, no line
+/// is lost, `start` starts no second copy, and `stop` stops it with every line it
+/// wrote in the log.
+#[test]
+fn a_chatty_daemon_outlives_its_keeper_and_keeps_logging() {
+    let mark = marker("chatty");
+    let env = TestEnv::new().daemon(
+        "web",
+        &format!(
+            "command = [\"sh\", \"-c\", \"i=0; while :; do i=$((i+1)); echo line-$i; sleep 0.005; done\", \"{mark}\"]\nstart_wait = \"50ms\"\n"
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let pid = env.pid("web").unwrap();
+    wait_until("some lines are logged", Duration::from_secs(10), || {
+        env.log("web").lines().count() >= 20
+    });
+    sigkill(env.keeper_pid("web").unwrap()).unwrap();
+    let logged = env.log("web").lines().count();
+    wait_until(
+        "the daemon's lines go on into the log",
+        Duration::from_secs(10),
+        || env.log("web").lines().count() >= logged + 100,
+    );
+    assert!(is_alive(pid), "the daemon died with its keeper");
+    let entry = env.entry("web");
+    assert_eq!(entry["status"], "running", "{entry}");
+    assert_eq!(entry["pid"], pid);
+    env.dmgr(&["start", "web"])
+        .success()
+        .stdout_has("without a keeper");
+    assert_eq!(processes_with(&mark), [pid], "start started a second copy");
+    env.dmgr(&["stop", "web"]).success();
+    assert!(processes_with(&mark).is_empty());
+    let numbers = numbered_lines(&env.log("web"));
+    let expected: Vec<u64> = (1..=numbers.len() as u64).collect();
+    assert!(numbers == expected, "lines were lost: {numbers:?}");
+    let lines = numbers.len();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(env.log("web").lines().count(), lines, "written after stop");
+}
+
+/// A forking daemon that leaves the command's session and closes its output, as
+/// real daemons do, and writes its pidfile a second after the command exits.
+fn slow_forking(env: &TestEnv, mark: &str) -> std::path::PathBuf {
+    let dir = env.root().join("var");
+    std::fs::create_dir_all(&dir).unwrap();
+    let inner = "exec >/dev/null 2>&1 </dev/null; sleep 1; echo $$ > web.pid; sleep 1000; true";
+    env.write(
+        "web",
+        &format!(
+            "type = \"forking\"\ncommand = [\"sh\", \"-c\", \"setsid sh -c '{inner}' {mark} & exit 0\"]\n\
+             working_dir = \"{dir}\"\npidfile = \"{dir}/web.pid\"\nstart_wait = \"100ms\"\nstop_timeout = \"2s\"\n",
+            dir = dir.display()
+        ),
+    );
+    dir.join("web.pid")
+}
+
+/// Waits until the forking daemon's command has exited and its keeper waits for the
+/// pidfile, then SIGKILLs the keeper: the daemon it left runs, not yet adopted.
+fn kill_keeper_during_adoption(env: &TestEnv, mark: &str, pidfile: &std::path::Path) -> i32 {
+    let start = env.command(&["start", "web"]).spawn().unwrap();
+    wait_until(
+        "the command exited, the daemon runs",
+        Duration::from_secs(10),
+        || {
+            processes_with(mark).len() == 1
+                && env
+                    .state("web")
+                    .is_some_and(|s| s["daemon"].is_null() && s["status"] == "starting")
+        },
+    );
+    let daemon = processes_with(mark)[0];
+    assert!(!pidfile.exists(), "too late: the pidfile is there");
+    sigkill(env.keeper_pid("web").unwrap()).unwrap();
+    let out = Run::try_wait(start, Duration::from_secs(30)).expect("start returns");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    daemon
+}
+
+/// Finding 10: a forking daemon without a cgroup, its keeper killed after the command
+/// exited and before the daemon was adopted. Nothing recorded the daemon: `start`
+/// launched a second copy and `stop` left the first running. Now the daemon is the
+/// holder's, which the record names, and the `start` that was waiting stops it.
+#[test]
+fn a_forking_daemon_whose_keeper_dies_during_adoption_is_stopped_by_its_start() {
+    let mark = marker("adopting");
+    let env = TestEnv::new().without_cgroups();
+    let pidfile = slow_forking(&env, &mark);
+    let first = kill_keeper_during_adoption(&env, &mark, &pidfile);
+    assert!(!is_alive(first), "the daemon left during adoption runs on");
+    env.dmgr(&["start", "web"]).success();
+    assert_eq!(processes_with(&mark).len(), 1, "two copies run");
+    env.dmgr(&["stop", "web"]).success();
+    assert!(processes_with(&mark).is_empty(), "stop left a copy running");
+}
+
+/// The same with the waiting `start` killed too: the next `stop` stops the daemon
+/// left during adoption, and the next `start` starts no second copy.
+#[test]
+fn a_forking_daemon_whose_keeper_and_start_die_during_adoption_is_honoured() {
+    let mark = marker("adopting2");
+    let env = TestEnv::new().without_cgroups();
+    let pidfile = slow_forking(&env, &mark);
+    let mut start = env.command(&["start", "web"]).spawn().unwrap();
+    wait_until(
+        "the command exited, the daemon runs",
+        Duration::from_secs(10),
+        || {
+            processes_with(&mark).len() == 1
+                && env
+                    .state("web")
+                    .is_some_and(|s| s["daemon"].is_null() && s["status"] == "starting")
+        },
+    );
+    assert!(!pidfile.exists(), "too late: the pidfile is there");
+    start.kill().unwrap();
+    start.wait().unwrap();
+    sigkill(env.keeper_pid("web").unwrap()).unwrap();
+    let first = processes_with(&mark)[0];
+    env.dmgr(&["start", "web"]).success();
+    assert!(!is_alive(first), "start left the first copy running");
+    assert_eq!(processes_with(&mark).len(), 1, "two copies run");
+    // And once more, stopped by `stop` this time.
+    let mut start = env.command(&["restart", "web"]).spawn().unwrap();
+    wait_until(
+        "the command exited, the daemon runs",
+        Duration::from_secs(10),
+        || {
+            processes_with(&mark).len() == 1
+                && env
+                    .state("web")
+                    .is_some_and(|s| s["daemon"].is_null() && s["status"] == "starting")
+        },
+    );
+    start.kill().unwrap();
+    start.wait().unwrap();
+    sigkill(env.keeper_pid("web").unwrap()).unwrap();
+    env.dmgr(&["stop", "web"]).success();
+    assert!(processes_with(&mark).is_empty(), "stop left a copy running");
 }

@@ -666,13 +666,25 @@ fn list_says_keeper_lost_and_host_restarted() {
         (entry["status"].as_str(), entry["reason"].as_str()),
         (Some("failed"), Some("keeper-lost"))
     );
+    // The shell's `sleep` outlived both: `list` says so (issue 23), `status` names it.
+    let left: Vec<i32> = serde_json::from_value(entry["left_behind"].clone()).unwrap();
+    assert_eq!(left.len(), 1, "{entry}");
+    assert!(is_alive(left[0]), "{entry}");
     env.dmgr(&["list"])
         .success()
-        .stdout_has("failed (keeper lost)");
+        .stdout_has("failed (keeper lost, 1 process left)");
     env.dmgr(&["status", "web"])
         .code(1)
         .stdout_has("reason:")
-        .stdout_has("keeper vanished");
+        .stdout_has("keeper vanished")
+        .stdout_has(&format!("left:       pid {}, still running", left[0]));
+    sigkill(left[0]).unwrap();
+    wait_until("the leftover is dead", Duration::from_secs(5), || {
+        !is_alive(left[0])
+    });
+    env.dmgr(&["list"])
+        .success()
+        .stdout_has("failed (keeper lost) ");
 
     // The same record from another boot, naming a live process (in a session of its
     // own, which the fixture's cleanup kills): it names nothing now.

@@ -64,12 +64,23 @@ fn metrics_of_daemons_in_every_status_pass_promtool() {
             "command = [\"sh\", \"-c\", \"trap '' TERM; while :; do sleep 0.1; done\"]\nstart_wait = \"100ms\"\nstop_timeout = \"60s\"\n",
         )
         .daemon("gone", &sleeper("m-gone"))
+        .daemon("garbled", &sleeper("m-garbled"))
         .daemon("broken", "command = 5\n")
         // Not a daemon name: invalid, and its name needs escaping in a label.
         .daemon("odd\"name\\", "command = [\"true\"]\n");
-    env.dmgr(&["start", "up", "crashed", "flapping", "lingering", "gone"])
-        .success();
+    env.dmgr(&[
+        "start",
+        "up",
+        "crashed",
+        "flapping",
+        "lingering",
+        "gone",
+        "garbled",
+    ])
+    .success();
     env.remove("gone");
+    // A record emptied by hand: dmgr cannot tell, and says `unknown`.
+    std::fs::write(env.run_dir().join("garbled.state"), "").unwrap();
     let starting = KillOnDrop(env.command(&["start", "slow"]).spawn().unwrap());
     wait_until("slow is starting", Duration::from_secs(15), || {
         env.entry("slow")["status"] == "starting"
@@ -83,6 +94,7 @@ fn metrics_of_daemons_in_every_status_pass_promtool() {
         ("slow", "starting"),
         ("lingering", "stopping"),
         ("gone", "orphaned"),
+        ("garbled", "unknown"),
         ("broken", "invalid"),
         ("odd\"name\\", "invalid"),
     ];

@@ -477,7 +477,7 @@ fn apply_leaves_a_daemon_stopped_by_request_stopped() {
     for line in [
         "held: leave stopped (stopped with `dmgr stop`; `dmgr start held` starts it)",
         "changed: restart (changed: command)",
-        "crashed: start (not running: it exited (signal KILL))",
+        "crashed: start (down: it was killed by SIGKILL)",
         "new: start (new)",
         "2 to start, 1 to restart, 0 to update live, 0 to stop, 1 left stopped",
     ] {

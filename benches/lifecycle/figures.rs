@@ -162,6 +162,8 @@ pub(crate) struct Figures {
     pub(crate) runit_rounds: usize,
     pub(crate) times: BTreeMap<Metric, Samples>,
     pub(crate) memory: Option<Memory>,
+    /// The keepers' holders (one per keeper, its parent).
+    pub(crate) holder_memory: Option<Memory>,
     /// runit's `runsv`s with their services up.
     pub(crate) runit_memory: Option<Memory>,
     pub(crate) idle: Option<Idle>,

@@ -283,8 +283,8 @@ fn kill_recorded(run: &Path) -> usize {
 }
 
 /// SIGKILLs every process started after us whose command line mentions `dir`:
-/// dmgr commands, `__floor` and `__ssd` runners, and keepers too if `keepers`
-/// (they carry `--config-dir DIR/...` and `__keeper`).
+/// dmgr commands, `__floor` and `__ssd` runners, and keepers (and their holders) too
+/// if `keepers` (they carry `--config-dir DIR/...` and `__keeper` or `__holder`).
 fn kill_mentioning(dir: &Path, keepers: bool) -> usize {
     let needle = dir.as_os_str().as_bytes();
     if needle.len() < 8 {
@@ -299,7 +299,9 @@ fn kill_mentioning(dir: &Path, keepers: bool) -> usize {
         let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
             continue;
         };
-        let is_keeper = cmdline.split(|&b| b == 0).any(|arg| arg == b"__keeper");
+        let is_keeper = cmdline
+            .split(|&b| b == 0)
+            .any(|arg| arg == b"__keeper" || arg == b"__holder");
         if cmdline.windows(needle.len()).any(|w| w == needle)
             && (keepers || !is_keeper)
             && procfs::stat(pid).is_some_and(|s| s.state != 'Z' && started_by_us(s.start))

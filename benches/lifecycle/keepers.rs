@@ -62,6 +62,31 @@ pub(crate) fn keeper_memory(run: &Path) -> Result<Memory, String> {
     memory_of(&keepers(run))
 }
 
+/// The live holders recorded in a run directory (each keeper's parent, which keeps
+/// the daemon's output pipes open should the keeper die).
+pub(crate) fn holders(run: &Path) -> Vec<ProcId> {
+    let Ok(entries) = fs::read_dir(run) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<ProcId> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "state"))
+        .filter_map(|p| dmgr::state::read(&p)?.holder)
+        .map(|h| ProcId {
+            pid: h.pid,
+            start: h.start,
+        })
+        .filter(|h| h.is_alive())
+        .collect();
+    ids.sort_by_key(|h| h.pid);
+    ids
+}
+
+pub(crate) fn holder_memory(run: &Path) -> Result<Memory, String> {
+    memory_of(&holders(run))
+}
+
 /// The memory of each of `processes` (dmgr's keepers, runit's `runsv`s) from
 /// `/proc/PID/smaps_rollup`, and the breakdown of the median one.
 pub(crate) fn memory_of(keepers: &[ProcId]) -> Result<Memory, String> {

@@ -20,6 +20,10 @@
 //! ratio to its floor, and the budgets of issue 7. `DMGR_BENCH_ONLY=lifecycle` skips
 //! the log throughput and the large inputs (for a quick run on a busy machine).
 //!
+//! At the N of the idle window it leaves `dmgr top` open on N idle daemons for
+//! `DMGR_BENCH_IDLE_SECS` and reports its CPU time beside one `list`'s, and its
+//! resident memory (issue 29; `DMGR_BENCH_ONLY=top` runs this part alone).
+//!
 //! Then it times `check` and `list` on large inputs (issue 16) beside the clean case
 //! of the same size: one 1 MiB file of errors against one clean file, and 10,000
 //! files that name unknown daemons in `after` against 10,000 clean ones. With
@@ -46,6 +50,7 @@ mod rounds;
 mod runit;
 mod ssd;
 mod sys;
+mod top;
 mod watched;
 
 use std::collections::BTreeMap;
@@ -66,6 +71,7 @@ use large::*;
 use log::*;
 use report::*;
 use rounds::*;
+use top::*;
 use watched::*;
 
 /// The line `yes` repeats for the log throughput test.
@@ -129,6 +135,8 @@ struct Options {
     only_large: bool,
     /// Only the lifecycle rounds: no log throughput, no large inputs.
     only_lifecycle: bool,
+    /// Only `dmgr top` on idle daemons.
+    only_top: bool,
 }
 
 impl Options {
@@ -166,13 +174,14 @@ impl Options {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dmgr")));
         let baseline = var("DMGR_BENCH_BASELINE").map(PathBuf::from);
-        let (only_large, only_lifecycle) = match var("DMGR_BENCH_ONLY").as_deref() {
-            None => (false, false),
-            Some("large") => (true, false),
-            Some("lifecycle") => (false, true),
+        let (only_large, only_lifecycle, only_top) = match var("DMGR_BENCH_ONLY").as_deref() {
+            None => (false, false, false),
+            Some("large") => (true, false, false),
+            Some("lifecycle") => (false, true, false),
+            Some("top") => (false, false, true),
             Some(other) => {
                 return Err(format!(
-                    "DMGR_BENCH_ONLY: {other:?} is not `large` or `lifecycle`"
+                    "DMGR_BENCH_ONLY: {other:?} is not `large`, `lifecycle` or `top`"
                 ))
             }
         };
@@ -184,6 +193,7 @@ impl Options {
             baseline,
             only_large,
             only_lifecycle,
+            only_top,
         })
     }
 }
@@ -235,6 +245,12 @@ fn run() -> Result<bool, String> {
         .filter(|&n| n <= 100)
         .max()
         .or_else(|| opts.ns.iter().copied().min());
+    if opts.only_top {
+        let n = idle_n.unwrap_or(100);
+        let top = bench_top(&opts, n, opts.idle_secs.max(1));
+        print_top(&top);
+        return Ok(top.is_ok());
+    }
     let mut all = Vec::new();
     for &n in &opts.ns {
         let idle = (Some(n) == idle_n).then_some(opts.idle_secs);
@@ -244,6 +260,9 @@ fn run() -> Result<bool, String> {
     }
     if opts.idle_secs > 0 {
         print_watched(&bench_watched(&opts, opts.idle_secs));
+        if let Some(n) = idle_n {
+            print_top(&bench_top(&opts, n, opts.idle_secs));
+        }
     }
     let log = if opts.only_lifecycle {
         LogFigures::default()

@@ -123,6 +123,11 @@ pub(crate) fn print_figures(f: &Figures) {
             println!("    {pss:>5} / {dirty:>4}  {name}");
         }
     }
+    if let Some(m) = &f.holder_memory {
+        row("holder PSS (smaps_rollup)", &m.pss_kb);
+        row("holder RSS", &m.rss_kb);
+        row("holder Private_Dirty", &m.private_dirty_kb);
+    }
     if let Some(m) = &f.runit_memory {
         row("runsv PSS (smaps_rollup)", &m.pss_kb);
         row("runsv RSS", &m.rss_kb);
@@ -232,6 +237,9 @@ pub(crate) fn print_summary(all: &[Figures]) {
     });
     memory_row("keeper RSS, median", &|f| {
         median_of(&f.memory, |m| &m.rss_kb)
+    });
+    memory_row("holder PSS, median", &|f| {
+        median_of(&f.holder_memory, |m| &m.pss_kb)
     });
     if all.iter().any(|f| f.runit_memory.is_some()) {
         memory_row("runsv PSS, median", &|f| {

@@ -178,6 +178,10 @@ pub(crate) fn dmgr_round(
             Ok(memory) => figures.memory = Some(memory),
             Err(e) => figures.fail("keeper memory", e),
         }
+        match holder_memory(&dmgr.run) {
+            Ok(memory) => figures.holder_memory = Some(memory),
+            Err(e) => figures.fail("holder memory", e),
+        }
         if let Some(secs) = idle_secs {
             eprintln!("N = {n}: idle CPU over {secs} s");
             match idle_cpu(&dmgr.run, secs) {

@@ -158,3 +158,18 @@ pub fn user_name() -> String {
         .map(|u| u.name)
         .unwrap_or_else(|| nix::unistd::geteuid().to_string())
 }
+
+/// Why no systemd manager of this user runs (`None` when one does): its private
+/// socket, `$XDG_RUNTIME_DIR/systemd/private`, is where `systemctl --user` connects.
+pub fn missing_user_manager() -> Option<String> {
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::geteuid())));
+    let socket = runtime.join("systemd/private");
+    if socket.exists() {
+        None
+    } else {
+        Some(format!("{} does not exist", socket.display()))
+    }
+}

@@ -4,10 +4,13 @@
 //! OpenRC and sysvinit scripts to install by hand. `commands::boot` tells the story;
 //! this module decides the names, paths and texts.
 //!
-//! The unit runs `dmgr start --all` as a `Type=oneshot` service that stays active
+//! The unit runs `dmgr start --all` as a `Type=notify` service that stays active
 //! (`RemainAfterExit=yes`), so that at shutdown systemd runs its `ExecStop=`,
-//! `dmgr stop --all`, while the network is still up.
+//! `dmgr stop --all`, while the network is still up; `start --all` sends `READY=1`
+//! once every daemon it started is up (`ready`), so that `After=` on the unit holds.
+mod copies;
 mod host;
+mod ready;
 #[cfg(test)]
 mod tests;
 mod unit;
@@ -19,10 +22,12 @@ use std::time::Duration;
 use crate::config::{self, Daemon, DaemonType, Dirs};
 use crate::Error;
 
+pub use copies::{is_user_scope, running_under_systemd, SystemdCopy};
 pub use host::{
-    init_name, is_lingering, run_systemctl, systemctl, systemctl_args, systemd_is_init,
-    this_binary, upgrade_risk, user_name,
+    init_name, is_lingering, missing_user_manager, run_systemctl, systemctl, systemctl_args,
+    systemd_is_init, this_binary, upgrade_risk, user_name,
 };
+pub use ready::tell_manager_ready;
 pub use unit::{hand_install, parse_installed, unit_text, Installed};
 
 /// The first line of every unit `boot install` writes: a unit without it is not
@@ -231,9 +236,9 @@ pub fn chain(
 }
 
 /// The longest a daemon's start may take: `start_wait`, and `ready_timeout` when it
-/// waits for readiness or for a forking command to exit.
+/// waits for readiness, for a forking command to exit or for a notify daemon's READY=1.
 fn start_cost(d: &Daemon) -> Duration {
-    let waits = d.supervision.ready.is_some() || d.kind == DaemonType::Forking;
+    let waits = d.supervision.ready.is_some() || d.kind != DaemonType::Simple;
     d.supervision.start_wait
         + if waits {
             d.supervision.ready_timeout
@@ -246,4 +251,76 @@ fn start_cost(d: &Daemon) -> Duration {
 pub fn stop_timeout(daemons: &[Daemon]) -> Duration {
     let all: Vec<&Daemon> = daemons.iter().collect();
     chain(config::stop_order(&all), |d| d.supervision.stop_timeout).0 + STOP_SLACK
+}
+
+/// The slowest start chain of the autostart daemons of `daemons`, as
+/// `TimeoutStartSec=` is computed from it, and the daemons on it (the slowest of
+/// each level).
+pub fn start_timeout(daemons: &[Daemon]) -> (Duration, Vec<&Daemon>) {
+    let autostart: Vec<&Daemon> = daemons.iter().filter(|d| d.autostart).collect();
+    let (total, slowest) = chain(config::start_order(&autostart), start_cost);
+    (total + START_SLACK, slowest)
+}
+
+/// What no longer fits in the installed boot unit of `config_dir` (system or user,
+/// in their usual unit directories or `unit_dir`): a `TimeoutStartSec=` or
+/// `TimeoutStopSec=` shorter than `daemons` need now, each a sentence naming the
+/// daemons that need it and what to do. Empty when no boot unit is installed.
+pub fn stale_timeouts(
+    config_dir: &Path,
+    unit_dir: Option<&Path>,
+    daemons: &[Daemon],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    for user in [false, true] {
+        let Ok(placement) = Placement::new(config_dir, user, unit_dir) else {
+            continue;
+        };
+        // With one unit directory for both scopes, its unit is read once.
+        if seen.contains(&placement.path()) {
+            continue;
+        }
+        seen.push(placement.path());
+        let Some(installed) = std::fs::read_to_string(placement.path())
+            .ok()
+            .and_then(|text| parse_installed(&text))
+        else {
+            continue;
+        };
+        if installed.config_dir.as_deref() != Some(config_dir) {
+            continue;
+        }
+        let again = if user { " --user" } else { "" };
+        let (start, slowest) = start_timeout(daemons);
+        if installed.start_timeout.is_some_and(|t| t < start) {
+            let names: Vec<String> = slowest
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} {}",
+                        d.name,
+                        config::units::format_duration(start_cost(d))
+                    )
+                })
+                .collect();
+            out.push(format!(
+                "{}: its TimeoutStartSec= ({}) is shorter than the slowest start chain now ({}: {}): systemd would stop `start --all` at boot and every daemon it started; run `dmgr boot install{again}` again",
+                placement.name,
+                config::units::format_duration(installed.start_timeout.unwrap_or_default()),
+                config::units::format_duration(start),
+                names.join(", then ")
+            ));
+        }
+        let stop = stop_timeout(daemons);
+        if installed.stop_timeout.is_some_and(|t| t < stop) {
+            out.push(format!(
+                "{}: its TimeoutStopSec= ({}) is shorter than the slowest stop chain now ({}): systemd would kill daemons still stopping at shutdown; run `dmgr boot install{again}` again",
+                placement.name,
+                config::units::format_duration(installed.stop_timeout.unwrap_or_default()),
+                config::units::format_duration(stop)
+            ));
+        }
+    }
+    out
 }

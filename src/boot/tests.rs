@@ -186,3 +186,76 @@ fn init_script_names_need_no_quoting() {
     assert!(text.contains("#!/sbin/openrc-run") && text.contains("### BEGIN INIT INFO"));
     assert!(text.contains("rc-update add dmgr.work-wt_handoff-daemons.d default"));
 }
+
+/// Issue 24, finding 9 and point 2: the boot unit delegates its cgroup to dmgr, has
+/// systemctl reload run `apply`, runs as root's login (HOME, USER), and conflicts with
+/// the exported target of the same directory.
+#[test]
+fn the_unit_delegates_reloads_and_conflicts_with_the_exported_target() {
+    let files = crate::export::tests_support::Files::new();
+    let placement = Placement::new(&files.dirs.config_dir, false, Some(files.tmp.path())).unwrap();
+    let text = unit_text(
+        &placement,
+        Path::new("/usr/bin/dmgr"),
+        &files.dirs,
+        &[],
+        None,
+    );
+    let prefix = unit_prefix(&files.dirs.config_dir, false);
+    for line in [
+        "Delegate=yes".to_string(),
+        "User=root".to_string(),
+        format!("Conflicts={prefix}.target"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+    }
+    let reload = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecReload="))
+        .unwrap();
+    assert!(
+        reload.starts_with("/usr/bin/dmgr --config-dir ") && reload.ends_with(" apply"),
+        "{reload}"
+    );
+    let user = Placement::new(&files.dirs.config_dir, true, Some(files.tmp.path())).unwrap();
+    let text = unit_text(&user, Path::new("/usr/bin/dmgr"), &files.dirs, &[], None);
+    assert!(!text.contains("User="), "{text}");
+    assert!(text.lines().any(|l| l == "Delegate=yes"));
+}
+
+/// `boot status`, `check`, `apply` and `start` read back both timeouts: a daemon
+/// added with a long `ready_timeout` makes the installed TimeoutStartSec= stale.
+#[test]
+fn stale_timeouts_name_the_slow_chain() {
+    let files = crate::export::tests_support::Files::new();
+    let quick = files.daemon("quick", "command = \"x\"\n");
+    let placement = Placement::new(&files.dirs.config_dir, false, Some(files.tmp.path())).unwrap();
+    let text = unit_text(
+        &placement,
+        Path::new("/usr/bin/dmgr"),
+        &files.dirs,
+        std::slice::from_ref(&quick),
+        None,
+    );
+    std::fs::write(placement.path(), &text).unwrap();
+    let installed = parse_installed(&text).unwrap();
+    assert_eq!(
+        installed.start_timeout,
+        Some(start_timeout(std::slice::from_ref(&quick)).0)
+    );
+    let dir = Some(files.tmp.path());
+    assert!(stale_timeouts(&files.dirs.config_dir, dir, std::slice::from_ref(&quick)).is_empty());
+    let slow = files.daemon(
+        "slow",
+        "command = \"x\"\nready = { tcp = \"127.0.0.1:1\" }\nready_timeout = \"150s\"\nstop_timeout = \"90s\"\n",
+    );
+    let stale = stale_timeouts(&files.dirs.config_dir, dir, &[quick, slow]);
+    assert_eq!(stale.len(), 2, "{stale:?}");
+    assert!(stale[0].starts_with(&format!("{}: its TimeoutStartSec= (", placement.name)));
+    assert!(
+        stale[0].contains("(3m 35s 500ms: slow 2m 30s 500ms)"),
+        "{}",
+        stale[0]
+    );
+    assert!(stale[1].contains("TimeoutStopSec="), "{}", stale[1]);
+}

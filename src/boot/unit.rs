@@ -65,10 +65,16 @@ pub fn unit_text(
         value(&config_dir)
     );
     t.push_str(
-        "# Run `dmgr boot install` again after moving dmgr or changing stop_timeout or after.\n",
+        "# Run `dmgr boot install` again after moving dmgr or changing stop_timeout, ready_timeout or after\n# (`dmgr boot status`, `check`, `apply` and `start` say when its timeouts no longer fit).\n",
     );
     t.push_str("\n[Unit]\n");
     let _ = writeln!(t, "Description=dmgr daemons of {}", value(&config_dir));
+    let target = format!("{}.target", placement.name.trim_end_matches(".service"));
+    let _ = writeln!(
+        t,
+        "# `dmgr export systemd` writes {target} for the same daemons: one of the two runs them."
+    );
+    let _ = writeln!(t, "Conflicts={target}");
     if placement.user {
         t.push_str(
             "# A user manager cannot order itself after the system's network-online.target.\n",
@@ -79,13 +85,29 @@ pub fn unit_text(
     if !mounts.is_empty() {
         let _ = writeln!(t, "RequiresMountsFor={}", mounts.join(" "));
     }
-    t.push_str("\n[Service]\nType=oneshot\nRemainAfterExit=yes\n");
+    t.push_str("\n[Service]\n# `start --all` says READY=1 once every daemon it started is up, so that units\n");
+    t.push_str("# After= this one start only then; it stays active after `start --all` exits.\n");
+    t.push_str("Type=notify\nNotifyAccess=main\nRemainAfterExit=yes\n");
+    if !placement.user {
+        // systemd sets HOME, USER, LOGNAME and SHELL only for a unit with User=: the
+        // daemons get them as they would from root's login (a user manager has them).
+        t.push_str(
+            "# HOME, USER, LOGNAME and SHELL as for a login, which daemons pass on.\nUser=root\n",
+        );
+    }
+    t.push_str(
+        "# The keepers move into the leaf cgroup `keepers` of this unit, and each daemon gets a\n",
+    );
+    t.push_str("# cgroup of its own beside it: a subtree systemd leaves to dmgr (and the memory\n");
+    t.push_str("# controller reaches memory_max where the host delegates it).\nDelegate=yes\n");
     if let Some(path) = path_env {
         t.push_str("# The PATH of `dmgr boot install`, so that daemons find their commands as they did then.\n");
         let _ = writeln!(t, "Environment={}", environment_assignment("PATH", path));
     }
     let _ = writeln!(t, "ExecStart={}", with(&["start", "--all"]));
     let _ = writeln!(t, "ExecStop={}", with(&["stop", "--all"]));
+    t.push_str("# `systemctl reload`: start new autostart daemons, restart changed ones, stop removed ones.\n");
+    let _ = writeln!(t, "ExecReload={}", with(&["apply"]));
     t.push_str(
         "# `start --all` exits 1 when some daemon did not start; the others must run on, and a\n",
     );
@@ -129,6 +151,8 @@ pub struct Installed {
     pub run_dir: Option<PathBuf>,
     /// Its `TimeoutStopSec=`.
     pub stop_timeout: Option<Duration>,
+    /// Its `TimeoutStartSec=`.
+    pub start_timeout: Option<Duration>,
 }
 
 /// Reads back a unit `unit_text` wrote; `None` when it is not dmgr's.
@@ -154,6 +178,8 @@ pub fn parse_installed(text: &str) -> Option<Installed> {
             }
         } else if let Some(timeout) = line.strip_prefix("TimeoutStopSec=") {
             installed.stop_timeout = config::units::parse_duration(timeout).ok();
+        } else if let Some(timeout) = line.strip_prefix("TimeoutStartSec=") {
+            installed.start_timeout = config::units::parse_duration(timeout).ok();
         }
     }
     Some(installed)
@@ -239,7 +265,9 @@ stop() {{
     start) {command} start --all ;;
     stop) {command} stop --all ;;
     restart|force-reload) {command} stop --all; {command} start --all ;;
-    status) {command} list ;;
+    status) {command} list || exit 4
+        # LSB: 0 while any daemon runs, 3 when none does.
+        {command} list --json | grep -q '"status": "running"' || exit 3 ;;
     *) echo "usage: $0 start|stop|restart|status" >&2; exit 3 ;;
 esac
 "#

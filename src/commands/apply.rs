@@ -38,6 +38,7 @@ enum Action<'a> {
 /// Runs `dmgr apply`.
 pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
     let loaded = config::load(&ctx.dirs)?;
+    super::warn_of_stale_boot_unit(ctx, &loaded);
     let mut failures = Failures::default();
     for invalid in &loaded.invalid {
         failures.fail(Error::Config {
@@ -200,11 +201,16 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
                 _ => {}
             }
         }
-        control::await_starts(&ctx.dirs, pending, |name, result| {
-            if let Some(action) = action_of(name) {
-                report(ctx, &mut failures, action, result.map(drop));
-            }
-        });
+        control::await_starts(
+            &ctx.dirs,
+            pending,
+            |name, result| {
+                if let Some(action) = action_of(name) {
+                    report(ctx, &mut failures, action, result.map(drop));
+                }
+            },
+            super::say_waiting(ctx),
+        );
         for (daemon, _lock) in updates {
             let result = update_live(ctx, daemon);
             if let Some(action) = action_of(&daemon.name) {
@@ -254,7 +260,15 @@ fn report(ctx: &Context, failures: &mut Failures, action: &Action<'_>, result: R
 
 fn describe(action: &Action<'_>, planned: bool) -> String {
     let (name, verb, why) = match action {
-        Action::Start(d, why) => (d.name.as_str(), ["started", "start"], why.clone()),
+        Action::Start(d, why) => (
+            d.name.as_str(),
+            ["started", "start"],
+            match (why.as_str(), planned) {
+                ("new", _) => why.clone(),
+                (_, true) => format!("down: {why}"),
+                (_, false) => format!("was down: {why}"),
+            },
+        ),
         Action::LeaveStopped(d) => (
             d.name.as_str(),
             ["left stopped", "leave stopped"],
@@ -300,15 +314,22 @@ fn why_start(observed: &state::Observed) -> String {
     let Some(record) = &observed.record else {
         return "new".to_string();
     };
-    let why = match observed.reason {
+    match observed.reason {
         Some(Reason::HostRestarted) => "the host restarted".to_string(),
         Some(Reason::KeeperLost) => "its keeper was lost".to_string(),
         Some(Reason::GaveUp) => "its keeper gave up on it".to_string(),
         Some(Reason::StartFailed) => "its last start failed".to_string(),
+        Some(Reason::OutsideStop) => match &record.error {
+            Some(who) => format!("stopped by {who}"),
+            None => "stopped by a signal from outside dmgr".to_string(),
+        },
         _ => match &record.last_exit {
-            Some(exit) => format!("it exited ({})", exit.describe()),
+            Some(exit) => match (exit.code, &exit.signal) {
+                (_, Some(signal)) => format!("it was killed by SIG{signal}"),
+                (Some(code), None) => format!("it exited {code}"),
+                (None, None) => "it ended".to_string(),
+            },
             None => "it is not running".to_string(),
         },
-    };
-    format!("not running: {why}")
+    }
 }

@@ -71,6 +71,12 @@ fn install(ctx: &Context, args: &BootChangeArgs) -> Result<u8> {
         return Ok(0);
     }
     let Some(systemctl) = systemctl else {
+        if scope.unit_dir.is_some() {
+            // An image being built (the man page offers --unit-dir for that): no
+            // systemd runs here to ask, so the unit is enabled as `systemctl enable`
+            // would, by its link in the target's `.wants` directory.
+            return install_offline(ctx, &placement, &text);
+        }
         crate::output::print_raw(&not_systemd_text(
             &placement,
             &binary,
@@ -92,15 +98,40 @@ fn install(ctx: &Context, args: &BootChangeArgs) -> Result<u8> {
         )));
     }
     refuse_foreign(&placement)?;
+    if scope.user && scope.unit_dir.is_none() {
+        // `systemctl --user` needs the user's manager: without one it fails with
+        // "Failed to connect to bus", and the unit would be written but not enabled.
+        if let Some(missing) = boot::missing_user_manager() {
+            return Err(Error::daemon(
+                "boot",
+                format!(
+                    "no systemd user manager runs for {} ({missing}); nothing was installed\nhint: `loginctl enable-linger {}` starts one now and at every boot; then run `dmgr boot install --user` again",
+                    boot::user_name(),
+                    boot::user_name()
+                ),
+            ));
+        }
+    }
+    warn_of_exported_units(&placement);
     std::fs::create_dir_all(&placement.unit_dir).map_err(|source| Error::Io {
         action: "create the unit directory",
         path: placement.unit_dir.clone(),
         source,
     })?;
+    let existed = unit.exists();
     write_file(&unit, &text)?;
     for call in &calls {
-        boot::run_systemctl(&systemctl, call)
-            .map_err(|err| Error::daemon("boot", format!("wrote {}, but {err}", unit.display())))?;
+        if let Err(err) = boot::run_systemctl(&systemctl, call) {
+            // A unit that is written but not enabled would look installed: take back
+            // one this call wrote.
+            let taken_back = !existed && std::fs::remove_file(&unit).is_ok();
+            let what = if taken_back {
+                format!("{} was not installed", unit.display())
+            } else {
+                format!("wrote {}, but it is not enabled", unit.display())
+            };
+            return Err(Error::daemon("boot", format!("{err}; {what}")));
+        }
     }
     let user = if scope.user { " --user" } else { "" };
     ctx.say(&format!(
@@ -119,6 +150,36 @@ fn install(ctx: &Context, args: &BootChangeArgs) -> Result<u8> {
             boot::user_name()
         ));
     }
+    Ok(0)
+}
+
+/// `boot install --unit-dir DIR` where systemd is not running: writes the unit and
+/// its enable link (relative, so that it holds wherever DIR is mounted).
+fn install_offline(ctx: &Context, placement: &Placement, text: &str) -> Result<u8> {
+    refuse_foreign(placement)?;
+    let link = placement.enable_link();
+    let wants = link.parent().unwrap_or(&placement.unit_dir).to_path_buf();
+    std::fs::create_dir_all(&wants).map_err(|source| Error::Io {
+        action: "create the unit directory",
+        path: wants.clone(),
+        source,
+    })?;
+    write_file(&placement.path(), text)?;
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(format!("../{}", placement.name), &link).map_err(|source| {
+        Error::Io {
+            action: "create the enable link",
+            path: link.clone(),
+            source,
+        }
+    })?;
+    ctx.say(&format!(
+        "{}: installed {} and enabled it ({}): systemd does not run here, so nothing was reloaded; a system booted with this unit directory starts the autostart daemons of {}",
+        placement.name,
+        placement.path().display(),
+        link.display(),
+        ctx.dirs.config_dir.display()
+    ));
     Ok(0)
 }
 
@@ -239,12 +300,14 @@ fn status(ctx: &Context, args: &BootArgs) -> Result<u8> {
                 binary.display()
             ));
         }
-        let needed = boot::stop_timeout(&loaded.daemons);
-        if installed.stop_timeout.is_some_and(|t| t < needed) {
-            out.push_str(&format!(
-                "  warning: its TimeoutStopSec is shorter than the slowest stop chain now ({}): run `dmgr boot install` again\n",
-                crate::export::format_duration(needed)
-            ));
+        for stale in boot::stale_timeouts(
+            &ctx.dirs.config_dir,
+            args.unit_dir.as_deref(),
+            &loaded.daemons,
+        ) {
+            if let Some(why) = stale.strip_prefix(&format!("{}: ", placement.name)) {
+                out.push_str(&format!("  warning: {why}\n"));
+            }
         }
         for other in others(&placement) {
             out.push_str(&format!(
@@ -286,6 +349,24 @@ fn others(placement: &Placement) -> Vec<String> {
         .collect();
     found.sort();
     found
+}
+
+/// Warns when `export systemd` units of the same config directory are installed: with
+/// both enabled, systemd runs the daemons under one of the two (`Conflicts=`).
+fn warn_of_exported_units(placement: &Placement) {
+    let target = format!("{}.target", placement.name.trim_end_matches(".service"));
+    let path = placement.unit_dir.join(&target);
+    let exported = std::fs::read_to_string(&path)
+        .ok()
+        .is_some_and(|text| crate::export::systemd::written_from(&text).is_some());
+    if exported {
+        let user = if placement.user { " --user" } else { "" };
+        warn(&format!(
+            "{} (from `dmgr export systemd`) runs the same daemons; they conflict with {}, so systemd runs one or the other: `systemctl{user} disable {target}` and remove the exported units to leave them to dmgr",
+            path.display(),
+            placement.name
+        ));
+    }
 }
 
 /// Refuses to overwrite or remove a unit file that dmgr did not write.

@@ -1,5 +1,6 @@
 //! `dmgr check`: validate every file in the config directory, and the `env_file`
-//! files of the valid daemons, and print every problem and warning as
+//! files of the valid daemons, warn about users, groups and programs `start` would not
+//! find on this host (`config::host`), and print every problem and warning as
 //! `FILE:LINE:COL: message`, one a line on standard error with nothing before it (for
 //! editors' problem matchers), then a summary; exit 2 when any file is invalid, else
 //! say how many daemons are fine.
@@ -20,12 +21,19 @@ pub(super) fn run(ctx: &Context) -> Result<u8> {
     env_files.sort_by(|a, b| (&a.path, a.optional).cmp(&(&b.path, b.optional)));
     env_files.dedup();
     let env_problems = config::env_file::check(&env_files);
+    // Users, groups and programs that `start` would not find on this host.
+    let host_problems: Vec<Diagnostic> = loaded
+        .daemons
+        .iter()
+        .flat_map(config::host::problems)
+        .collect();
     let mut problems: Vec<&Diagnostic> = loaded
         .invalid
         .iter()
         .flat_map(|i| &i.diagnostics)
         .chain(&loaded.warnings)
         .chain(&env_problems)
+        .chain(&host_problems)
         .collect();
     problems.sort_by(|a, b| (&a.file, a.location).cmp(&(&b.file, b.location)));
     // A file named by several daemons, once required and once optional, is read twice.
@@ -53,6 +61,7 @@ pub(super) fn run(ctx: &Context) -> Result<u8> {
         )));
     }
     let count = loaded.daemons.len();
+    let warnings = warnings + super::warn_of_stale_boot_unit(ctx, &loaded);
     let warned = match warnings {
         0 => String::new(),
         n => format!(" ({n} warning{})", plural(n)),
@@ -60,7 +69,7 @@ pub(super) fn run(ctx: &Context) -> Result<u8> {
     ctx.say(&format!(
         "{count} daemon{} ok in {}{warned}",
         plural(count),
-        output::show_path(&ctx.dirs.config_dir)
+        crate::text::show_path(&ctx.dirs.config_dir)
     ));
     Ok(0)
 }

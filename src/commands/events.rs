@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use super::{unknown, Context};
 use crate::cli::EventsArgs;
 use crate::events::{self, Event};
-use crate::output::{self, escape};
+use crate::output;
+use crate::text::escape;
 use crate::watch::{Follower, Replaced, Waker};
 use crate::{config, state, Result};
 
@@ -82,7 +83,7 @@ pub(super) fn run(ctx: &Context, args: &EventsArgs) -> Result<u8> {
 /// `TIME  NAME  EVENT  DETAILS`, escaped.
 fn render(event: &Event, width: usize) -> String {
     let line = format!(
-        "{}  {:<width$}  {:<15}  {}",
+        "{}  {:<width$}  {:<16}  {}",
         event.time,
         event.daemon,
         event.event.as_str(),

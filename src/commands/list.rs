@@ -1,9 +1,10 @@
-//! `dmgr list [--json]`: every daemon in one table: those defined in the config
-//! directory, running orphans whose file was removed, and files that fail to load.
+//! `dmgr list [NAME...] [--json]`: every daemon in one table (or the ones named): those
+//! defined in the config directory, running orphans whose file was removed, and files
+//! that fail to load.
 //! Reads files, state records and `/proc` only: it takes no lock and never waits.
 //! What it shows is `crate::survey`'s, which `top` and `metrics` share.
 
-use super::Context;
+use super::{unknown, Context};
 use crate::cli::ListArgs;
 use crate::output::json::ListEntry;
 use crate::output::{self, format_bytes, format_uptime, table, Style};
@@ -21,6 +22,25 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     if problem.is_some() && entries.is_empty() {
         return problem.map_or(Ok(0), Err);
     }
+    // `list NAME...`: those daemons alone, in the order of the table.
+    let entries = match args.names.is_empty() {
+        true => entries,
+        false => {
+            if let Some(name) = args
+                .names
+                .iter()
+                .find(|n| !entries.iter().any(|e| &e.name == *n))
+            {
+                return Err(unknown(ctx, name));
+            }
+            entries
+                .into_iter()
+                .filter(|e| args.names.contains(&e.name))
+                .collect()
+        }
+    };
+    let mut entries = entries;
+    add_systemd_copies(ctx, &mut entries);
     if args.json {
         let text = serde_json::to_string_pretty(&entries).unwrap_or_default();
         output::print_raw(&format!("{text}\n"))?;
@@ -32,13 +52,13 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
         .iter()
         .map(|e| {
             vec![
-                output::escape(&e.name).into_owned(),
+                crate::text::escape(&e.name).into_owned(),
                 status_cell(e),
                 e.pid.map_or("-".into(), |p| p.to_string()),
                 e.uptime_secs.map_or("-".into(), format_uptime),
                 e.restarts.to_string(),
                 e.memory_bytes.map_or("-".into(), format_bytes),
-                output::escape(match (e.status, &e.command) {
+                crate::text::escape(match (e.status, &e.command) {
                     (Status::Invalid | Status::Unknown, _) => {
                         e.error.as_deref().unwrap_or_default()
                     }
@@ -62,4 +82,43 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     };
     output::print_raw(&table::build(&header, rows, &[2, 3, 4, 5], paint))?;
     problem.map_or(Ok(0), Err)
+}
+
+/// Marks the daemons dmgr does not run that systemd runs under their exported units:
+/// running, with systemd's main PID, and the unit (issue 24: `list` said stopped).
+/// `list` asks systemd (`boot::running_under_systemd`); `top` and `metrics`, which
+/// refresh on a timer, do not.
+fn add_systemd_copies(ctx: &Context, entries: &mut [ListEntry]) {
+    let idle: Vec<&str> = entries
+        .iter()
+        .filter(|e| {
+            e.pid.is_none()
+                && !matches!(
+                    e.status,
+                    Status::Invalid | Status::Orphaned | Status::Unknown
+                )
+        })
+        .map(|e| e.name.as_str())
+        .collect();
+    if idle.is_empty() {
+        return;
+    }
+    let copies = crate::boot::running_under_systemd(&ctx.dirs.config_dir, &idle);
+    for e in entries.iter_mut() {
+        let Some(copy) = copies.get(&e.name) else {
+            continue;
+        };
+        e.status = Status::Running;
+        e.pid = copy.pid;
+        e.uptime_secs = copy.uptime.map(|d| d.as_secs());
+        e.memory_bytes = copy
+            .pid
+            .and_then(crate::procinfo::Stat::read)
+            .map(|s| s.rss_bytes());
+        e.supervised = false;
+        e.reason = None;
+        e.last_exit = None;
+        e.error = None;
+        e.systemd_unit = Some(copy.unit.clone());
+    }
 }

@@ -1,14 +1,14 @@
-//! `dmgr logs NAME... [-n N] [-f]`: the last lines of daemons' logs, and with `-f`
+//! `dmgr logs NAME... | --all [-n N] [-f]`: the last lines of daemons' logs, and with `-f`
 //! every new line as it is written, across rotation and restarts, until interrupted.
 //! With several names each line carries a `name |` prefix.
 //!
-//! On a terminal each line is escaped (`output::escape`): a daemon's output is not
+//! On a terminal each line is escaped (`text::escape`): a daemon's output is not
 //! dmgr's to send to the operator's terminal raw. Into a pipe or a file, or with
 //! `--raw`, the lines keep the bytes the daemon wrote.
 
 use std::path::PathBuf;
 
-use super::{resolve, Context};
+use super::{every_name, resolve, Context};
 use crate::cli::LogsArgs;
 use crate::output::{self, style, Style};
 use crate::watch::{Follower, Replaced, Waker};
@@ -16,9 +16,13 @@ use crate::{config, logfile, state, Result};
 
 /// Runs `dmgr logs`.
 pub(super) fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
-    let loaded = config::load_named(&ctx.dirs, &args.names.names)?;
+    let names = match args.target.all {
+        true => every_name(ctx),
+        false => args.target.names.clone(),
+    };
+    let loaded = config::load_named(&ctx.dirs, &names)?;
     let mut logs: Vec<(String, PathBuf)> = Vec::new();
-    for name in &args.names.names {
+    for name in &names {
         let (log, stderr_log) = match resolve(ctx, &loaded, std::slice::from_ref(name)) {
             Ok(found) => (
                 found[0].process.log.clone(),
@@ -87,7 +91,7 @@ fn push_line(out: &mut Vec<u8>, prefix: &str, line: &[u8], raw: bool) {
         out.extend_from_slice(line);
     } else {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        out.extend_from_slice(output::escape_bytes(line).as_bytes());
+        out.extend_from_slice(crate::text::escape_bytes(line).as_bytes());
     }
     out.push(b'\n');
 }

@@ -11,13 +11,20 @@ use crate::{metrics, output, Error, Result};
 /// Runs `dmgr metrics`.
 pub(super) fn run(ctx: &Context, args: &MetricsArgs) -> Result<u8> {
     if let Some(addr) = &args.serve {
-        let listener = TcpListener::bind(addr.as_str()).map_err(|e| {
-            let why = if e.kind() == std::io::ErrorKind::InvalidInput {
-                format!("`{addr}` is not HOST:PORT, such as 127.0.0.1:9101")
+        let listener = TcpListener::bind(addr.as_str()).map_err(|source| {
+            // A malformed address is a usage error (exit 2); an address in use or
+            // not allowed is a failure (exit 1).
+            if source.kind() == std::io::ErrorKind::InvalidInput {
+                Error::Usage(format!(
+                    "--serve: `{addr}` is not HOST:PORT, such as 127.0.0.1:9101"
+                ))
             } else {
-                format!("cannot listen on {addr}: {e}")
-            };
-            Error::Usage(format!("--serve: {why}"))
+                Error::Io {
+                    action: "listen on",
+                    path: addr.into(),
+                    source,
+                }
+            }
         })?;
         let shown = listener
             .local_addr()

@@ -20,6 +20,8 @@ mod status;
 mod stop;
 mod top;
 
+use std::time::Duration;
+
 use crate::cli::{Cli, Command};
 use crate::config::{self, Dirs};
 use crate::output::style;
@@ -109,6 +111,16 @@ fn resolve<'a>(ctx: &Context, loaded: &'a Loaded, names: &[String]) -> Result<Ve
     Ok(daemons)
 }
 
+/// Every daemon name this config and run directory know: the files in the config
+/// directory (valid or not) and the state records of the run directory, sorted.
+fn every_name(ctx: &Context) -> Vec<String> {
+    let mut all = config::names(&ctx.dirs);
+    all.extend(state::recorded_names(&ctx.dirs));
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
 /// Returns true if and only if `name` has an invalid file or a state record: commands
 /// that act only through the keeper or the record (`stop`, `rotate`) reach it without a
 /// valid file, so a broken file never keeps a running daemon from being stopped.
@@ -118,6 +130,19 @@ fn known_without_file(ctx: &Context, loaded: &Loaded, name: &str) -> bool {
 
 /// The error for a name that is not a daemon, with the nearest known name.
 fn unknown(ctx: &Context, name: &str) -> Error {
+    let all = config::names(&ctx.dirs);
+    // `web.toml` or `daemons.d/web.toml`, typed for `web`: the stem is the name.
+    let stem = std::path::Path::new(name)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|_| name.ends_with(".toml"));
+    if let Some(stem) = stem.filter(|s| all.iter().any(|n| n == s)) {
+        return Error::UnknownDaemon {
+            name: name.to_string(),
+            config_dir: ctx.dirs.config_dir.clone(),
+            suggestion: Some(stem.to_string()),
+        };
+    }
     if !config::is_valid_name(name) {
         // `../x` or `a b` could never be a daemon: say so, rather than that it is not
         // one in this directory.
@@ -125,7 +150,6 @@ fn unknown(ctx: &Context, name: &str) -> Error {
             "`{name}` is not a valid daemon name: a name is letters, digits, `_`, `.` and `-`, starting with a letter or digit, at most 64 characters"
         ));
     }
-    let all = config::names(&ctx.dirs);
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     let suggestion = config::nearest(name, &all).map(str::to_string);
     Error::UnknownDaemon {
@@ -137,6 +161,47 @@ fn unknown(ctx: &Context, name: &str) -> Error {
 
 /// Cuts levels of the `after` order into batches that fit the open-file limit: the
 /// daemons of one batch are handled together, batches one after another.
+/// Warns on standard error where the installed boot unit of this config directory no
+/// longer fits `loaded`'s daemons (`boot::stale_timeouts`): `check`, `apply` and
+/// `start` say so, as `boot status` does. Returns how many warnings it printed.
+fn warn_of_stale_boot_unit(ctx: &Context, loaded: &Loaded) -> usize {
+    let unit_dir = std::env::var_os("DMGR_SYSTEMD_UNIT_DIR")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
+    let stale =
+        crate::boot::stale_timeouts(&ctx.dirs.config_dir, unit_dir.as_deref(), &loaded.daemons);
+    let style = crate::output::Style::for_stderr();
+    for why in &stale {
+        eprintln!("{} {why}", style.hint("dmgr: warning:"));
+    }
+    stale.len()
+}
+
+/// Says on standard error which daemons a start still waits for (every
+/// `control::NOTE_EVERY`), unless `--quiet`.
+fn say_waiting(ctx: &Context) -> impl FnMut(&crate::keeper::control::Waiting<'_>) + '_ {
+    move |waiting| {
+        if ctx.quiet {
+            return;
+        }
+        let names: Vec<String> = waiting
+            .names
+            .iter()
+            .map(|(name, left)| {
+                format!(
+                    "{name} (at most {} more)",
+                    crate::config::units::format_duration(Duration::from_secs(left.as_secs()))
+                )
+            })
+            .collect();
+        eprintln!(
+            "dmgr: still waiting after {}s for {}",
+            waiting.since.as_secs(),
+            names.join(", ")
+        );
+    }
+}
+
 fn batches(levels: Vec<Vec<&Daemon>>) -> Vec<Vec<&Daemon>> {
     let size = crate::files::batch_size();
     levels

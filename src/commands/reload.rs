@@ -1,18 +1,30 @@
 //! `dmgr reload NAME... | --all`: ask each daemon's keeper to reload it, which sends
 //! its `reload_signal`, or runs its `reload_command` in the daemon's tree with
 //! `MAINPID` set, and answers with the outcome: a failed command fails the reload
-//! (exit 1), with its last output lines.
+//! (exit 1), with its last output lines. `--all` reloads every daemon that runs.
 
 use super::{resolve, Context, Failures};
-use crate::cli::NamesArgs;
+use crate::cli::TargetArgs;
+use crate::config::Daemon;
 use crate::keeper::control::{self, Reloaded};
-use crate::{config, Result};
+use crate::{config, state, Result};
 
 /// Runs `dmgr reload`.
-pub(super) fn run(ctx: &Context, args: &NamesArgs) -> Result<u8> {
-    let loaded = config::load_named(&ctx.dirs, &args.names)?;
+pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
+    let loaded = match args.all {
+        true => config::load(&ctx.dirs)?,
+        false => config::load_named(&ctx.dirs, &args.names)?,
+    };
+    let daemons: Vec<&Daemon> = match args.all {
+        true => loaded
+            .daemons
+            .iter()
+            .filter(|d| state::observe(&ctx.dirs, &d.name, Some(&d.pidfile)).is_running())
+            .collect(),
+        false => resolve(ctx, &loaded, &args.names)?,
+    };
     let mut failures = Failures::default();
-    for daemon in resolve(ctx, &loaded, &args.names)? {
+    for daemon in daemons {
         match control::reload(&ctx.dirs, daemon) {
             Ok(Reloaded::Signalled { pid, signal }) => {
                 failures.ok();

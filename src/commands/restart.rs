@@ -48,9 +48,12 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
                 Err(err) => failures.fail(err),
             }
         }
-        control::await_starts(&ctx.dirs, pending, |name, result| {
-            report(ctx, &mut failures, name, result)
-        });
+        control::await_starts(
+            &ctx.dirs,
+            pending,
+            |name, result| report(ctx, &mut failures, name, result),
+            super::say_waiting(ctx),
+        );
     }
     failures.finish()
 }

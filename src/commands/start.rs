@@ -11,6 +11,7 @@ use crate::{Error, Result};
 /// Runs `dmgr start`.
 pub(super) fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
     let loaded = config::load(&ctx.dirs)?;
+    super::warn_of_stale_boot_unit(ctx, &loaded);
     let mut failures = Failures::default();
     let targets: Vec<&Daemon> = if args.target.all {
         for invalid in &loaded.invalid {
@@ -23,6 +24,10 @@ pub(super) fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
         let named = resolve(ctx, &loaded, &args.target.names)?;
         with_dependencies(&loaded, named)
     };
+    // One owner at a time: a daemon that systemd runs under its exported unit is not
+    // started a second time.
+    let names: Vec<&str> = targets.iter().map(|d| d.name.as_str()).collect();
+    let under_systemd = crate::boot::running_under_systemd(&ctx.dirs.config_dir, &names);
     let mut failed: Vec<String> = Vec::new();
     let batches = batches(config::start_order(&targets));
     for batch in batches {
@@ -36,8 +41,14 @@ pub(super) fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
                     &daemon.name,
                     format!("not started: {dep} did not start"),
                 )),
-                None => control::lock(&ctx.dirs, &daemon.name)
-                    .and_then(|lock| control::begin_start(&ctx.dirs, daemon, Some(lock))),
+                None => match under_systemd.get(&daemon.name) {
+                    Some(copy) => Err(Error::daemon(
+                        &daemon.name,
+                        copy.refusal(crate::boot::is_user_scope()),
+                    )),
+                    None => control::lock(&ctx.dirs, &daemon.name)
+                        .and_then(|lock| control::begin_start(&ctx.dirs, daemon, Some(lock))),
+                },
             };
             match begun {
                 Ok(Begun::Done(started)) => {
@@ -51,18 +62,44 @@ pub(super) fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
                 }
             }
         }
-        control::await_starts(&ctx.dirs, pending, |name, result| match result {
-            Ok(started) => {
-                failures.ok();
-                ctx.say(&describe(name, started));
-            }
-            Err(err) => {
-                failed.push(name.to_string());
-                failures.fail(err);
-            }
-        });
+        control::await_starts(
+            &ctx.dirs,
+            pending,
+            |name, result| match result {
+                Ok(started) => {
+                    failures.ok();
+                    ctx.say(&describe(name, started));
+                }
+                Err(err) => {
+                    failed.push(name.to_string());
+                    failures.fail(err);
+                }
+            },
+            super::say_waiting(ctx),
+        );
+    }
+    if args.target.all {
+        // The boot unit (Type=notify) is ready now: units After= it may start.
+        if let Err(why) = crate::boot::tell_manager_ready(&ready_status(&failures)) {
+            let style = crate::output::Style::for_stderr();
+            eprintln!("{} {why}", style.hint("dmgr: warning:"));
+        }
     }
     failures.finish()
+}
+
+/// The status line `start --all` leaves with its manager (`systemctl status`).
+fn ready_status(failures: &Failures) -> String {
+    let failed = failures.errors.len();
+    let up = failures.total - failed;
+    let daemons = |n: usize| if n == 1 { "daemon" } else { "daemons" };
+    match failed {
+        0 => format!("{up} {} up", daemons(up)),
+        _ => format!(
+            "{up} {} up, {failed} failed to start (`dmgr list` says which)",
+            daemons(up)
+        ),
+    }
 }
 
 /// The named daemons plus, transitively, the daemons they start after.

@@ -1,15 +1,17 @@
-//! `dmgr status NAME... [--json] [-n N]`: the details of daemons and their last log
-//! lines. The exit status follows LSB: 0 running, 1 dead but a pidfile or failure
-//! record remains, 3 not running, 4 no such daemon (the highest of all names given).
+//! `dmgr status [NAME... | --all] [--json] [-n N]`: the details of daemons and their
+//! last log lines; every daemon when none is named, as `systemctl status` shows them
+//! all. The exit status follows LSB: 0 running, 1 dead but a pidfile or failure record
+//! remains, 3 not running, 4 no such daemon (the highest of the daemons shown).
 
 use std::fmt::Write as _;
 
-use super::{unknown, Context};
+use super::{every_name, unknown, Context};
 use crate::cli::StatusArgs;
 use crate::config;
-use crate::output::json::{rfc3339_ms, LastExit, ListEntry, StatusEntry};
-use crate::output::{self, escape, format_bytes, format_uptime, Style};
+use crate::output::json::{LastExit, ListEntry, StatusEntry};
+use crate::output::{self, format_bytes, format_uptime, Style};
 use crate::state::{self, MemoryMechanism, Reason, Status};
+use crate::text::{escape, rfc3339_ms, show_path};
 use crate::{events, logfile, Result};
 
 /// How many of the newest events `status` shows.
@@ -23,7 +25,11 @@ const UNKNOWN: u8 = 4;
 
 /// Runs `dmgr status`.
 pub(super) fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
-    let loaded = match config::load_named(&ctx.dirs, &args.names.names) {
+    let names = match args.names.is_empty() {
+        true => every_name(ctx),
+        false => args.names.clone(),
+    };
+    let loaded = match config::load_named(&ctx.dirs, &names) {
         Ok(loaded) => loaded,
         // LSB's "status unknown": nothing can be said of any daemon.
         Err(err) => {
@@ -33,7 +39,7 @@ pub(super) fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     };
     let mut code = RUNNING;
     let mut entries = Vec::new();
-    for name in &args.names.names {
+    for name in &names {
         let daemon = loaded.daemon(name);
         let invalid = loaded.invalid(name);
         let observed = state::observe(&ctx.dirs, name, daemon.map(|d| d.pidfile.as_path()));
@@ -71,20 +77,21 @@ pub(super) fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             pidfile: daemon
                 .map(|d| d.forking_pidfile.clone().unwrap_or(d.pidfile.clone()))
                 .or(record.map(|r| r.daemon_pidfile.clone().unwrap_or(r.pidfile.clone())))
-                .map(|p| output::show_path(&p).into_owned()),
+                .map(|p| show_path(&p).into_owned()),
             lock_file: daemon
                 .filter(|d| d.forking_pidfile.is_some())
-                .map(|d| output::show_path(&d.pidfile).into_owned()),
+                .map(|d| show_path(&d.pidfile).into_owned()),
             cgroup: record
                 .filter(|_| observed.keeper.is_some() || observed.is_running())
                 .and_then(|r| r.cgroup.as_ref())
-                .map(|p| output::show_path(p).into_owned()),
+                .map(|p| show_path(p).into_owned()),
+            no_cgroup: record
+                .filter(|_| observed.keeper.is_some() || observed.is_running())
+                .and_then(|r| r.no_cgroup.clone()),
             foreground: record.is_some_and(|r| r.foreground) && observed.keeper.is_some(),
-            log: log.as_ref().map(|p| output::show_path(p).into_owned()),
-            stderr_log: stderr_log
-                .as_ref()
-                .map(|p| output::show_path(p).into_owned()),
-            file: daemon.map(|d| output::show_path(&d.file).into_owned()),
+            log: log.as_ref().map(|p| show_path(p).into_owned()),
+            stderr_log: stderr_log.as_ref().map(|p| show_path(p).into_owned()),
+            file: daemon.map(|d| show_path(&d.file).into_owned()),
             next_restart: record
                 .and_then(|r| r.next_restart_ms)
                 .filter(|_| observed.keeper.is_some())
@@ -100,7 +107,7 @@ pub(super) fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             stale_pidfile: observed
                 .stale_pidfile
                 .as_ref()
-                .map(|p| output::show_path(p).into_owned()),
+                .map(|p| show_path(p).into_owned()),
             log_tail: log.map_or(Vec::new(), |l| logfile::tail(&l, args.lines)),
             stderr_tail: stderr_log.map_or(Vec::new(), |l| logfile::tail(&l, args.lines)),
             events: events::merged(&[ctx.dirs.events_file(name)], RECENT_EVENTS)
@@ -172,6 +179,20 @@ fn render(e: &StatusEntry) -> String {
     }
     if let Some(reason) = l.reason {
         field("reason", reason.explain().to_string());
+    }
+    if !l.left_behind.is_empty() {
+        let pids: Vec<String> = l.left_behind.iter().map(i32::to_string).collect();
+        field(
+            "left",
+            format!(
+                "pid {}, still running; `dmgr stop {}` stops them",
+                pids.join(", "),
+                l.name
+            ),
+        );
+    }
+    if let (Some(error), Some(Reason::OutsideStop)) = (&l.error, l.reason) {
+        field("stopped by", error.clone());
     }
     // Without a usable record the count is not known (`--json` keeps its 0).
     if l.status != Status::Unknown {
@@ -252,6 +273,11 @@ fn render(e: &StatusEntry) -> String {
     }
     if let Some(cgroup) = &e.cgroup {
         field("cgroup", cgroup.clone());
+    } else if let Some(why) = &e.no_cgroup {
+        field(
+            "cgroup",
+            format!("none ({why}); the keeper tracks its processes as their subreaper"),
+        );
     }
     if let Some(stale) = &e.stale_pidfile {
         field(

@@ -11,6 +11,7 @@ mod daemon;
 mod diagnostic;
 mod discover;
 pub mod env_file;
+pub mod host;
 pub mod limits;
 mod raw;
 mod run_dir;
@@ -22,8 +23,9 @@ mod validate;
 #[cfg(test)]
 pub(crate) use daemon::tests_support;
 pub use daemon::{
-    is_valid_name, load_bytes, Daemon, DaemonType, KillMode, LogSpec, ProcessSpec, ReadyCheck,
-    RestartPolicy, Supervision, MAX_LOG_KEEP, MAX_LOG_SIZE, MAX_RESTARTS, MIN_LOG_SIZE,
+    compile_log_pattern, is_valid_name, load_bytes, Daemon, DaemonType, KillMode, LogSpec,
+    NotifyAccess, ProcessSpec, ReadyCheck, RestartPolicy, Supervision, MAX_LOG_KEEP, MAX_LOG_SIZE,
+    MAX_RESTARTS, MIN_LOG_SIZE,
 };
 pub use diagnostic::{Diagnostic, Severity, MAX_SHOWN};
 pub use discover::{discover, Dirs};

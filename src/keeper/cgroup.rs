@@ -1,15 +1,28 @@
-//! A cgroup v2 of the daemon's own, where the keeper can create one: every process the
+//! A cgroup v2 of the daemon's own, where the keeper may create one: every process the
 //! daemon starts stays in it, whatever it does with sessions, process groups or
 //! double forks, so a stop finds and kills them all (`cgroup.kill`, Linux 5.14).
 //!
-//! The keeper creates `dmgr-NAME-RUNHASH` (see [`Cgroup::name_for`]) beside itself,
-//! under its own cgroup on the cgroup2 mount (`/sys/fs/cgroup` on a pure v2 host, `/sys/fs/cgroup/unified` on a
-//! hybrid one), and moves the daemon's process into it while that process waits at
-//! its start gate. That needs write access to the keeper's cgroup: root, or a
-//! delegated subtree. Where it fails, nothing is created and the keeper tracks the
-//! daemon's processes as a child subreaper instead. `DMGR_NO_CGROUP=1` in the
-//! environment of `dmgr start` turns cgroups off. Safe code only: the kernel interface
-//! is plain files.
+//! The keeper creates `dmgr-NAME-RUNHASH` (see [`Cgroup::name_for`]) on the cgroup2
+//! mount (`/sys/fs/cgroup` on a pure v2 host, `/sys/fs/cgroup/unified` on a hybrid
+//! one), and moves the daemon's
+//! process into it while that process waits at its start gate. Where it goes:
+//!
+//! - where systemd is not the init system (a container, another init), beside the
+//!   keeper, under its own cgroup, where it has write access;
+//! - under systemd, only inside a subtree systemd delegated (the boot unit's
+//!   `Delegate=yes`, which systemd marks with the `user.delegate` or
+//!   `trusted.delegate` attribute): there `dmgr start` first moves itself into the
+//!   leaf `keepers` of the unit's cgroup ([`enter_keepers_leaf`]), so that the
+//!   launcher and the keepers live there and each daemon's cgroup is its sibling,
+//!   and the unit's cgroup, left with no process of its own, can pass the memory
+//!   controller on to the daemons ([`enable_memory`]). In a unit that delegates
+//!   nothing (a session scope, a service without `Delegate=`) dmgr creates no
+//!   cgroup: that subtree is systemd's (systemd.resource-control(5), "Delegation").
+//!
+//! Where it creates none, the keeper tracks the daemon's processes as a child
+//! subreaper instead, and `status` says why. `DMGR_NO_CGROUP=1` in the environment of
+//! `dmgr start` turns cgroups off. Safe code only, but for one attribute read in
+//! [`super::sys::xattr`]: the kernel interface is plain files.
 
 use std::fs;
 use std::io;
@@ -25,15 +38,17 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// Where the cgroup for the daemon `name` of the run directory `run_dir` goes:
-    /// beside the calling process's own cgroup; `None` where cgroup v2 is missing or
-    /// turned off. Its name is derived (see [`Cgroup::name_for`]), so a keeper killed
-    /// before it recorded the path leaves no cgroup that cannot be found.
-    pub fn planned(name: &str, run_dir: &Path) -> Option<PathBuf> {
+    /// Where the cgroup for the daemon `name` of the run directory `run_dir` goes (see
+    /// the module's documentation), or why it gets none. Its name is derived (see
+    /// [`Cgroup::name_for`]), so a keeper killed before it recorded the path leaves no
+    /// cgroup that cannot be found.
+    pub fn planned(name: &str, run_dir: &Path) -> Result<PathBuf, String> {
         if is_disabled(std::env::var_os(DISABLE_VAR).as_deref()) {
-            return None;
+            return Err(format!("{DISABLE_VAR} is set"));
         }
-        Some(own_cgroup_dir()?.join(Cgroup::name_for(name, run_dir)))
+        let own = own_cgroup_dir().ok_or("no cgroup v2 is mounted here")?;
+        let parent = daemons_parent(&own, systemd_is_init())?;
+        Ok(parent.join(Cgroup::name_for(name, run_dir)))
     }
 
     /// The cgroup's directory name, `dmgr-NAME-HASH`: the daemon's name and a digest
@@ -57,6 +72,13 @@ impl Cgroup {
     /// this process would make it, or else anywhere on the cgroup2 mount (a `stop` run
     /// from another login session is in another cgroup than the `start` was).
     pub fn find(name: &str, run_dir: &Path) -> Option<Cgroup> {
+        if let Some(cgroup) = Cgroup::planned(name, run_dir)
+            .ok()
+            .as_deref()
+            .and_then(Cgroup::open)
+        {
+            return Some(cgroup);
+        }
         let wanted = Cgroup::name_for(name, run_dir);
         if let Some(cgroup) = own_cgroup_dir().and_then(|dir| Cgroup::open(&dir.join(&wanted))) {
             return Some(cgroup);
@@ -67,9 +89,9 @@ impl Cgroup {
         Cgroup::open(found)
     }
 
-    /// Creates the cgroup at `path` (from [`Cgroup::planned`]); `None` where that
-    /// cannot be done (no write access, or not a cgroup file system).
-    pub fn create(path: &Path) -> Option<Cgroup> {
+    /// Creates the cgroup at `path` (from [`Cgroup::planned`]), or says why it cannot
+    /// (no write access, or not a cgroup file system).
+    pub fn create(path: &Path) -> Result<Cgroup, String> {
         let cgroup = Cgroup {
             path: path.to_path_buf(),
         };
@@ -77,14 +99,14 @@ impl Cgroup {
             Ok(()) => {}
             // Left by a killed keeper that had this PID: usable once empty.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !cgroup.is_populated() => {}
-            Err(_) => return None,
+            Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
         }
         // Not a cgroup file system after all, or one without the files we need.
         if !cgroup.path.join("cgroup.procs").is_file() {
             cgroup.remove();
-            return None;
+            return Err(format!("{} is no cgroup", path.display()));
         }
-        Some(cgroup)
+        Ok(cgroup)
     }
 
     /// The cgroup at `path` (from a state record), if it still exists.
@@ -180,6 +202,97 @@ pub fn enable_memory(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// The name of the leaf cgroup of a delegated unit that the launcher and the keepers
+/// live in, beside the daemons' cgroups.
+pub const KEEPERS_LEAF: &str = "keepers";
+
+/// Where the daemons' cgroups go for a process whose cgroup is `own`: `own` itself
+/// where systemd does not manage the tree (`under_systemd` false); under systemd,
+/// inside the delegated unit `own` is in (its cgroup, when `own` is its keepers'
+/// leaf), or nowhere, with why.
+fn daemons_parent(own: &Path, under_systemd: bool) -> Result<PathBuf, String> {
+    if !under_systemd {
+        return Ok(own.to_path_buf());
+    }
+    let Some(unit) = unit_of(own) else {
+        // Not in a unit (a container's own root): nobody else manages it.
+        return Ok(own.to_path_buf());
+    };
+    if !is_delegated(unit) {
+        return Err(format!(
+            "its keeper runs in {}, which systemd manages and did not delegate (no Delegate=yes); dmgr's boot unit delegates one",
+            unit_name(unit)
+        ));
+    }
+    if own.parent() == Some(unit) && own.file_name() == Some(KEEPERS_LEAF.as_ref()) {
+        return Ok(unit.to_path_buf());
+    }
+    Ok(own.to_path_buf())
+}
+
+/// The cgroup of the systemd unit `dir` is in: the nearest of `dir` and its parents
+/// whose name is a service's or a scope's.
+fn unit_of(dir: &Path) -> Option<&Path> {
+    dir.ancestors().find(|d| {
+        d.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".service") || n.ends_with(".scope"))
+    })
+}
+
+/// The unit of the cgroup `dir`, for messages: its name.
+fn unit_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+/// Returns true if and only if systemd delegated the cgroup `dir` (systemd 251 and
+/// later mark it so; an older one, or a cgroup of a unit without `Delegate=`, has no
+/// mark).
+fn is_delegated(dir: &Path) -> bool {
+    ["user.delegate", "trusted.delegate"]
+        .iter()
+        .any(|name| super::sys::xattr::get(dir, name).as_deref() == Some(b"1".as_slice()))
+}
+
+/// Returns true if and only if systemd is the init system (as sd_booted(3) decides).
+fn systemd_is_init() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// Moves the calling process into the [`KEEPERS_LEAF`] of the delegated unit it runs
+/// in, when it runs in the unit's own cgroup or its `.control` cgroup (where systemd
+/// starts `ExecReload=` and `ExecStop=`): the launcher and keepers it starts then live
+/// in the leaf, beside the daemons' cgroups. Does nothing elsewhere. Called by the CLI
+/// before it starts a launcher.
+pub fn enter_keepers_leaf() {
+    if !systemd_is_init() || is_disabled(std::env::var_os(DISABLE_VAR).as_deref()) {
+        return;
+    }
+    let Some(own) = look_up_own_cgroup_dir() else {
+        return;
+    };
+    let Some(unit) = unit_of(&own) else {
+        return;
+    };
+    let at_top = own == unit || (own.parent() == Some(unit) && own.ends_with(".control"));
+    if !at_top || !is_delegated(unit) {
+        return;
+    }
+    let leaf = unit.join(KEEPERS_LEAF);
+    match fs::create_dir(&leaf) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(_) => return,
+    }
+    // The process's own PID moves all of it (a process has one cgroup on v2).
+    let _ = fs::write(
+        leaf.join("cgroup.procs"),
+        format!("{}\n", std::process::id()),
+    );
+}
+
 /// Every `dmgr-*` directory on the cgroup2 mount, looked for once per process (`stop
 /// --all` may look for many daemons' cgroups): at most 12 levels deep, at most
 /// 100,000 directories.
@@ -225,7 +338,8 @@ fn is_disabled(value: Option<&std::ffi::OsStr>) -> bool {
 
 /// The directory of the calling process's cgroup on the cgroup2 mount, looked up once
 /// per process: the launcher looks it up before it forks, and its keepers, which stay
-/// in its cgroup, inherit the answer.
+/// in its cgroup, inherit the answer. (The CLI may move itself before it starts the
+/// launcher, [`enter_keepers_leaf`], which looks it up afresh.)
 pub(super) fn own_cgroup_dir() -> Option<PathBuf> {
     static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
     DIR.get_or_init(look_up_own_cgroup_dir).clone()
@@ -263,6 +377,33 @@ fn cgroup2_mount() -> Option<PathBuf> {
 mod tests {
     use super::*;
 
+    /// Under systemd a cgroup goes only into a delegated unit, beside the keepers'
+    /// leaf; elsewhere beside the keeper (stand-in directories; the attribute cannot
+    /// be set without root, so only the refusal and the non-systemd case run here).
+    #[test]
+    fn cgroups_go_only_where_systemd_delegated() {
+        let root = tempfile::tempdir().unwrap();
+        let scope = root.path().join("user.slice/user-0.slice/session-3.scope");
+        fs::create_dir_all(&scope).unwrap();
+        assert_eq!(daemons_parent(&scope, false), Ok(scope.clone()));
+        let refused = daemons_parent(&scope, true).unwrap_err();
+        assert!(
+            refused.contains("session-3.scope") && refused.contains("Delegate=yes"),
+            "{refused}"
+        );
+        let below = scope.join("payload");
+        fs::create_dir_all(&below).unwrap();
+        assert!(daemons_parent(&below, true)
+            .unwrap_err()
+            .contains("session-3.scope"));
+        // No unit at all: a container's root, which no one else manages.
+        assert_eq!(
+            daemons_parent(root.path(), true),
+            Ok(root.path().to_path_buf())
+        );
+        assert_eq!(unit_of(&below), Some(scope.as_path()));
+    }
+
     #[test]
     fn the_environment_variable_turns_cgroups_off() {
         assert!(is_disabled(Some("1".as_ref())) && is_disabled(Some("yes".as_ref())));
@@ -289,7 +430,7 @@ mod tests {
     #[test]
     fn a_directory_that_is_no_cgroup_is_removed_again() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(Cgroup::create(&dir.path().join("dmgr-web-42")).is_none());
+        assert!(Cgroup::create(&dir.path().join("dmgr-web-42")).is_err());
         assert!(!dir.path().join("dmgr-web-42").exists());
     }
 

@@ -13,15 +13,16 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::Signal;
 
 use super::argv::LauncherArgv;
 pub use super::ask::{reload, signal_daemon, signal_keeper, Reloaded};
 use super::leftovers::{
-    clear_leftovers, finish_unknown, left_behind, remove_cgroup, signal_stop, stop_derived_cgroup,
-    stop_unsupervised, wait_until, GRACE,
+    clear_leftovers, finish_unknown, left_behind, remove_cgroup, stop_derived_cgroup,
+    stop_unsupervised, GRACE,
 };
+use super::log_mark::LogMark;
 use super::notify::Report;
+pub use super::stop_many::stop_many;
 use super::sys;
 use crate::config::{Daemon, Dirs};
 use crate::events::{self, Event, Kind};
@@ -72,12 +73,26 @@ pub fn lock(dirs: &Dirs, name: &str) -> Result<OperationLock> {
 #[derive(Debug)]
 pub struct Pending {
     name: String,
-    log: PathBuf,
+    /// The log as it was before the start: a failure shows what came after.
+    log: LogMark,
+    pidfile: PathBuf,
     pipe: File,
     /// The pipe's write end, for the keeper, until the launcher has it.
     notify: Option<OwnedFd>,
     deadline: Instant,
     _lock: Option<OperationLock>,
+}
+
+/// How often [`await_starts`] says which daemons it still waits for: at boot its
+/// lines in the journal name the daemon that holds the start up.
+pub const NOTE_EVERY: Duration = Duration::from_secs(5);
+
+/// The daemons [`await_starts`] still waits for.
+pub struct Waiting<'a> {
+    /// How long it has waited.
+    pub since: Duration,
+    /// Each daemon, and the most it waits for it still.
+    pub names: &'a [(&'a str, Duration)],
 }
 
 /// What [`begin_start`] did.
@@ -121,7 +136,8 @@ pub fn begin_start(dirs: &Dirs, daemon: &Daemon, lock: Option<OperationLock>) ->
         .map_err(|e| Error::daemon(&daemon.name, format!("cannot create a pipe: {e}")))?;
     Ok(Begun::Waiting(Pending {
         name: daemon.name.clone(),
-        log: daemon.process.log.clone(),
+        log: LogMark::now(&daemon.process.log),
+        pidfile: daemon.pidfile.clone(),
         pipe: File::from(read),
         notify: Some(write),
         deadline: Instant::now()
@@ -175,7 +191,11 @@ pub fn await_starts(
     dirs: &Dirs,
     mut pending: Vec<Pending>,
     mut done: impl FnMut(&str, Result<Started>),
+    mut still_waiting: impl FnMut(&Waiting<'_>),
 ) {
+    crate::session::warn_if_in_scope(!pending.is_empty());
+    let began = Instant::now();
+    let mut next_note = began + NOTE_EVERY;
     let mut launcher = match launch(dirs, &mut pending) {
         Ok(launcher) => launcher,
         Err(e) => {
@@ -192,18 +212,25 @@ pub fn await_starts(
             pending.into_iter().partition(|p| p.deadline <= now);
         pending = waiting;
         for p in late {
-            done(
-                &p.name,
-                Err(failure(
-                    &p.name,
-                    &p.log,
-                    "the keeper did not report in time",
-                )),
-            );
+            let why = "its keeper did not report in time";
+            let reason = super::interrupted::clean_up(dirs, &p.name, &p.pidfile, why);
+            done(&p.name, Err(failure(&p.name, &p.log, &reason)));
         }
         let Some(deadline) = pending.iter().map(|p| p.deadline).min() else {
             break;
         };
+        if now >= next_note {
+            let names: Vec<(&str, Duration)> = pending
+                .iter()
+                .map(|p| (p.name.as_str(), p.deadline.saturating_duration_since(now)))
+                .collect();
+            still_waiting(&Waiting {
+                since: now - began,
+                names: &names,
+            });
+            next_note = now + NOTE_EVERY;
+        }
+        let deadline = deadline.min(next_note);
         let ms = deadline
             .saturating_duration_since(now)
             .as_millis()
@@ -232,7 +259,10 @@ pub fn await_starts(
         let mut still = Vec::with_capacity(pending.len());
         for (p, is_ready) in pending.into_iter().zip(ready) {
             if is_ready {
-                let report = super::notify::read_report(p.pipe);
+                let report = super::notify::read_report(p.pipe).ok_or_else(|| {
+                    let why = "its keeper died before the daemon was up";
+                    super::interrupted::clean_up(dirs, &p.name, &p.pidfile, why)
+                });
                 done(&p.name, outcome(&p.name, &p.log, report));
             } else {
                 still.push(p);
@@ -257,6 +287,9 @@ fn launch(dirs: &Dirs, pending: &mut [Pending]) -> std::io::Result<Option<Child>
     if notify.is_empty() {
         return Ok(None);
     }
+    // In a unit that delegated its cgroup (the boot unit), the launcher and keepers
+    // live in its keepers' leaf, beside the daemons' cgroups.
+    super::cgroup::enter_keepers_leaf();
     let exe = std::env::current_exe()?;
     let args = LauncherArgv {
         dirs: dirs.clone(),
@@ -269,224 +302,25 @@ fn launch(dirs: &Dirs, pending: &mut [Pending]) -> std::io::Result<Option<Child>
     sys::spawn_launcher(&exe, &args.to_args(), &fds).map(Some)
 }
 
-fn outcome(name: &str, log: &Path, report: Option<Report>) -> Result<Started> {
+/// What a keeper's report (or, when it sent none, what its `start` found and
+/// cleaned up) means for `start`.
+fn outcome(name: &str, log: &LogMark, report: Result<Report, String>) -> Result<Started> {
     match report {
-        Some(Report::Started { pid }) => Ok(Started::Now(pid)),
-        Some(Report::Failed { reason }) => Err(failure(name, log, &reason)),
-        None => Err(failure(name, log, "the keeper exited without reporting")),
+        Ok(Report::Started { pid }) => Ok(Started::Now(pid)),
+        Ok(Report::Failed { reason }) | Err(reason) => Err(failure(name, log, &reason)),
     }
 }
 
-fn failure(name: &str, log: &Path, reason: &str) -> Error {
+fn failure(name: &str, log: &LogMark, reason: &str) -> Error {
     Error::Daemon {
         name: name.to_string(),
         message: format!("cannot start: {reason}"),
-        log_tail: crate::logfile::tail(log, TAIL_LINES),
-    }
-}
-
-/// One daemon on its way down.
-struct Stopping<'a> {
-    name: String,
-    daemon: Option<&'a Daemon>,
-    _lock: Option<OperationLock>,
-    keeper: Option<sys::ProcessHandle>,
-    deadline: Instant,
-    acted: bool,
-    error: Option<Error>,
-    /// When a daemon without a keeper was sent its stop signal.
-    signalled_at: Option<Instant>,
-}
-
-/// Stops many daemons at once: asks every keeper to stop from this one thread, waits
-/// for all of them in one poll(2) on their pidfds (readable once a keeper has exited,
-/// after it closed its pidfile lock), then finishes each. Each target is a name, its
-/// definition if it has one, and its operation lock (`None` when the caller holds it).
-/// `done` gets each outcome.
-pub fn stop_many<'a>(
-    dirs: &Dirs,
-    targets: Vec<(String, Option<&'a Daemon>, Option<OperationLock>)>,
-    mut done: impl FnMut(&str, Result<Stopped>),
-) {
-    let mut all: Vec<Stopping<'a>> = targets
-        .into_iter()
-        .map(|(name, daemon, lock)| ask_keeper_to_stop(dirs, name, daemon, lock))
-        .collect();
-    wait_for_keepers(&mut all);
-    // What is left is quick unless a keeper was gone and its daemon runs on: those
-    // are stopped in parallel threads, each bounded by its own stop_timeout.
-    let outlived: Vec<bool> = all
-        .iter()
-        .map(|s| {
-            s.error.is_none()
-                && state::observe(dirs, &s.name, s.daemon.map(|d| d.pidfile.as_path())).is_running()
-        })
-        .collect();
-    let mut results: Vec<Option<Result<Stopped>>> = all
-        .iter_mut()
-        .zip(&outlived)
-        .map(|(s, &slow)| match s.error.take() {
-            Some(err) => Some(Err(err)),
-            None if !slow => Some(finish_stop(
-                dirs,
-                &s.name,
-                s.daemon,
-                s.acted,
-                s.signalled_at,
-            )),
-            None => None,
-        })
-        .collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = all
-            .iter()
-            .zip(results.iter_mut())
-            .filter(|(_, r)| r.is_none())
-            .map(|(s, r)| {
-                (
-                    scope.spawn(|| finish_stop(dirs, &s.name, s.daemon, s.acted, s.signalled_at)),
-                    r,
-                )
-            })
-            .collect();
-        for (handle, slot) in handles {
-            *slot = Some(
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::daemon("dmgr", "a stop thread panicked"))),
-            );
-        }
-    });
-    for (s, result) in all.iter().zip(results) {
-        done(&s.name, result.unwrap_or(Ok(Stopped::Already)));
-    }
-}
-
-fn ask_keeper_to_stop<'a>(
-    dirs: &Dirs,
-    name: String,
-    daemon: Option<&'a Daemon>,
-    lock: Option<OperationLock>,
-) -> Stopping<'a> {
-    let observed = state::observe(dirs, &name, daemon.map(|d| d.pidfile.as_path()));
-    let mut stopping = Stopping {
-        name,
-        daemon,
-        _lock: lock,
-        keeper: None,
-        deadline: Instant::now(),
-        acted: false,
-        error: None,
-        signalled_at: None,
-    };
-    if let (None, Some(_), Some(record)) = (observed.keeper, observed.daemon, &observed.record) {
-        // Its keeper is gone: signal it now, so its stop_timeout runs alongside the
-        // others' rather than after them.
-        signal_stop(dirs, record, record.stop_signal);
-        stopping.signalled_at = Some(Instant::now());
-        stopping.acted = true;
-        return stopping;
-    }
-    let Some(keeper) = observed.keeper else {
-        return stopping;
-    };
-    // Without a usable record, the keeper is the dmgr holding the pidfile lock (see
-    // `state::observe`), and the file, if there is one, says how long it may take.
-    let supervision = match (&observed.record, daemon) {
-        (Some(record), _) => record.supervision.clone(),
-        (None, Some(daemon)) => daemon.supervision.clone(),
-        (None, None) => crate::config::Supervision::default(),
-    };
-    stopping.acted = true;
-    // With a stop_command, the keeper may wait stop_timeout for it and the daemon to
-    // end, then stop_timeout for the signals.
-    let rounds = if supervision.stop_command.is_some() {
-        2
-    } else {
-        1
-    };
-    stopping.deadline = Instant::now() + supervision.stop_timeout * rounds + GRACE;
-    let signalled = sys::ProcessHandle::open(keeper).and_then(|handle| {
-        // Marked as `dmgr stop`'s: any other SIGTERM is an outside stop.
-        let sent = match &handle {
-            Some(h) => super::request::send_stop(h)?,
-            None => false,
-        };
-        Ok(handle.filter(|_| sent))
-    });
-    match signalled {
-        Ok(handle) => stopping.keeper = handle,
-        Err(e) => {
-            let message = format!("cannot signal its keeper (pid {}): {e}", keeper.pid);
-            stopping.error = Some(Error::daemon(&stopping.name, message));
-        }
-    }
-    stopping
-}
-
-/// Waits until every signalled keeper has exited; a keeper still there at its
-/// deadline is stuck, gets SIGKILL, and its daemon is stopped by `finish_stop`.
-fn wait_for_keepers(all: &mut [Stopping<'_>]) {
-    loop {
-        let now = Instant::now();
-        for s in all.iter_mut().filter(|s| s.deadline <= now) {
-            if let Some(keeper) = s.keeper.take() {
-                let _ = keeper.signal(Signal::SIGKILL);
-                wait_until(GRACE, || !keeper.id().is_alive());
-            }
-        }
-        // Without pidfds (old kernels) look at /proc every 10 ms instead.
-        for s in all.iter_mut() {
-            if s.keeper
-                .as_ref()
-                .is_some_and(|k| k.pidfd().is_none() && !k.id().is_alive())
-            {
-                s.keeper = None;
-            }
-        }
-        let waiting: Vec<usize> = (0..all.len())
-            .filter(|&i| all[i].keeper.is_some())
-            .collect();
-        let Some(deadline) = waiting.iter().map(|&i| all[i].deadline).min() else {
-            return;
-        };
-        let mut wait = deadline.saturating_duration_since(now);
-        if waiting
-            .iter()
-            .any(|&i| all[i].keeper.as_ref().is_some_and(|k| k.pidfd().is_none()))
-        {
-            wait = wait.min(Duration::from_millis(10));
-        }
-        let polled: Vec<usize> = waiting
-            .iter()
-            .copied()
-            .filter(|&i| all[i].keeper.as_ref().is_some_and(|k| k.pidfd().is_some()))
-            .collect();
-        let mut fds: Vec<PollFd> = polled
-            .iter()
-            .filter_map(|&i| all[i].keeper.as_ref().and_then(|k| k.pidfd()))
-            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
-            .collect();
-        let ms = i32::try_from(wait.as_millis().saturating_add(1)).unwrap_or(i32::MAX);
-        let _ = nix::poll::poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        );
-        let exited: Vec<usize> = polled
-            .iter()
-            .zip(&fds)
-            .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(&i, _)| i)
-            .collect();
-        drop(fds);
-        for i in exited {
-            all[i].keeper = None;
-        }
+        log_tail: log.tail(TAIL_LINES),
     }
 }
 
 /// After the keeper is gone: stop a daemon that outlived it, and clean up.
-fn finish_stop(
+pub(super) fn finish_stop(
     dirs: &Dirs,
     name: &str,
     daemon: Option<&Daemon>,

@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 
 use super::launch::{path_of, with_mainpid, Launch};
 use super::{exit_record, initial_record, sys};
-use crate::config::{Daemon, Dirs, KillMode};
+use crate::config::{Daemon, DaemonType, Dirs, KillMode};
 use crate::events::{Event, History, Kind};
 use crate::pidfile::{LockedPidfile, OperationLock};
 use crate::procinfo::{ProcId, Stat};
@@ -130,33 +130,81 @@ pub fn run_foreground(
             return Err(fail(message));
         }
     };
-    events.append(
-        &event(Kind::Started)
-            .pid(pid)
-            .message("dmgr run, in the foreground"),
-    );
+    let forking = daemon.kind == DaemonType::Forking;
+    if !forking {
+        events.append(
+            &event(Kind::Started)
+                .pid(pid)
+                .message("dmgr run, in the foreground"),
+        );
+    }
     let started = Instant::now();
-    let child = Pid::from_raw(pid);
+    // The process waited for: the command, then for `type = "forking"` the daemon it
+    // left, looked for until `ready_timeout` while `adopting`.
+    let mut main = Pid::from_raw(pid);
+    let mut adopting: Option<Adopting> = None;
     let mut kill_at: Option<Instant> = None;
-    let status = loop {
-        match nix::sys::wait::waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => break status,
-            Ok(_) => {}
-            Err(e) => {
-                pidfile.remove();
-                return Err(fail(format!("cannot wait for pid {pid}: {e}")));
+    let ended = loop {
+        if let Some(looking) = &mut adopting {
+            match looking.look(daemon) {
+                Look::Found(id) => {
+                    main = Pid::from_raw(id.pid);
+                    adopting = None;
+                    record.daemon = Some(id);
+                    let _ = pidfile.write_pid(id.pid);
+                    let _ = state_file.write(&record);
+                    let found = match &daemon.forking_pidfile {
+                        Some(path) => format!("named by its pidfile {}", path.display()),
+                        None => "left behind by the command".to_string(),
+                    };
+                    let message =
+                        format!("{found} (type = \"forking\"); dmgr run, in the foreground");
+                    events.append(&event(Kind::Started).pid(id.pid).message(message));
+                }
+                Look::NotYet => {}
+                Look::Failed(why) => break Ended::NotAdopted(why),
+            }
+        } else {
+            match nix::sys::wait::waitpid(main, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, 0)) if forking && main.as_raw() == pid => {
+                    if record.reason.is_some() {
+                        break Ended::NotAdopted("stopped before the daemon was found".into());
+                    }
+                    // The command daemonized: what it left is the daemon.
+                    adopting = Some(Adopting::new(started + daemon.supervision.ready_timeout));
+                    continue;
+                }
+                Ok(status @ WaitStatus::Exited(..)) if forking && main.as_raw() == pid => {
+                    break Ended::NotAdopted(format!(
+                        "the command ended ({}) instead of exiting 0 once the daemon was up",
+                        super::describe_wait(status)
+                    ));
+                }
+                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                    break Ended::Exit(status)
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    pidfile.remove();
+                    return Err(fail(format!("cannot wait for pid {main}: {e}")));
+                }
             }
         }
         if kill_at.is_some_and(|at| Instant::now() >= at) {
             // Our unreaped child: its PID cannot have been reused.
-            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(main, Signal::SIGKILL);
             kill_at = None;
             let limit = crate::config::units::format_duration(daemon.supervision.stop_timeout);
-            let killed = event(Kind::Killed).pid(pid).signal("KILL");
+            let killed = event(Kind::Killed).pid(main.as_raw()).signal("KILL");
             events.append(&killed.message(format!("still running {limit} after the stop signal")));
         }
-        // Sleeps until a signal arrives (SIGCHLD, or one to pass on) or SIGKILL is due.
-        let timeout = kill_at.map_or(PollTimeout::NONE, |at| {
+        // Sleeps until a signal arrives (SIGCHLD, or one to pass on), SIGKILL is due,
+        // or it is time to look for a forking daemon again.
+        let wake = [kill_at, adopting.as_ref().map(|a| a.next_look)]
+            .into_iter()
+            .flatten()
+            .min();
+        let timeout = wake.map_or(PollTimeout::NONE, |at| {
             let ms = at.saturating_duration_since(Instant::now()).as_millis() + 1;
             PollTimeout::try_from(i32::try_from(ms).unwrap_or(i32::MAX)).unwrap_or(PollTimeout::MAX)
         });
@@ -167,24 +215,58 @@ pub fn run_foreground(
             )],
             timeout,
         );
+        let mut stop_while_adopting = false;
         while let Ok(Some(info)) = signals.read_signal() {
             let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
                 continue;
             };
             if forwarded.contains(&signal) {
-                let _ = nix::sys::signal::kill(child, signal);
                 let stops = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT];
+                if adopting.is_none() {
+                    let _ = nix::sys::signal::kill(main, signal);
+                } else if stops.contains(&signal) {
+                    stop_while_adopting = true;
+                }
                 if stops.contains(&signal) {
                     if record.reason != Some(Reason::StoppedByRequest) {
                         let name = signal.as_str().trim_start_matches("SIG");
-                        events.append(&event(Kind::Stopping).pid(pid).signal(name));
+                        events.append(&event(Kind::Stopping).pid(main.as_raw()).signal(name));
                     }
                     record.reason = Some(Reason::StoppedByRequest);
                     kill_at = kill_at.or(Some(Instant::now() + daemon.supervision.stop_timeout));
                 }
             }
         }
+        if stop_while_adopting {
+            break Ended::NotAdopted("stopped before the daemon was found".into());
+        }
     };
+    let status = match ended {
+        Ended::Exit(status) => status,
+        Ended::NotAdopted(why) => {
+            stop_leftovers(&signals, daemon);
+            let message = format!("type = \"forking\": {why}");
+            events.append(&event(Kind::GaveUp).message(message.clone()));
+            let stopped = record.reason == Some(Reason::StoppedByRequest);
+            let (word, reason) = match stopped {
+                true => (Status::Stopped, Reason::StoppedByRequest),
+                false => (Status::Failed, Reason::StartFailed),
+            };
+            finish(
+                &mut state_file,
+                &mut record,
+                word,
+                reason,
+                Some(message.clone()),
+            );
+            pidfile.remove();
+            if stopped {
+                return Ok(130);
+            }
+            return Err(fail(format!("cannot start: {message}")));
+        }
+    };
+    let pid = main.as_raw();
     let exit = exit_record(status, started.elapsed());
     stop_leftovers(&signals, daemon);
     let mut exited = event(Kind::Exited).pid(pid);
@@ -208,6 +290,91 @@ pub fn run_foreground(
         (None, WaitStatus::Signaled(_, signal, _)) => 128u8.saturating_add(signal as u8),
         _ => 1,
     })
+}
+
+/// How the wait in the foreground ended.
+enum Ended {
+    /// The daemon's process ended so.
+    Exit(WaitStatus),
+    /// `type = "forking"`: no daemon to supervise, for this reason.
+    NotAdopted(String),
+}
+
+/// `dmgr run` of a `type = "forking"` daemon: the command exited 0, and the daemon it
+/// left (handed to `dmgr run`, a child subreaper) is looked for as a keeper does: the
+/// process its own pidfile names once it is our child, or without a pidfile the one
+/// child left once it has been the only one for `start_wait`.
+struct Adopting {
+    until: Instant,
+    next_look: Instant,
+    /// The only child at the last look, and since when.
+    only: Option<(ProcId, Instant)>,
+}
+
+/// What a look found.
+enum Look {
+    Found(ProcId),
+    NotYet,
+    Failed(String),
+}
+
+impl Adopting {
+    fn new(until: Instant) -> Adopting {
+        Adopting {
+            until,
+            next_look: Instant::now(),
+            only: None,
+        }
+    }
+
+    fn look(&mut self, daemon: &Daemon) -> Look {
+        let now = Instant::now();
+        if now < self.next_look {
+            return Look::NotYet;
+        }
+        self.next_look = now + super::PROBE_INTERVAL;
+        let me = std::process::id() as i32;
+        let children: Vec<ProcId> = crate::procinfo::children_of(me)
+            .into_iter()
+            .filter_map(ProcId::of)
+            .collect();
+        let found = match &daemon.forking_pidfile {
+            Some(path) => crate::pidfile::read_pid(path)
+                .and_then(|pid| children.iter().copied().find(|c| c.pid == pid)),
+            None => match children[..] {
+                [only] => match self.only {
+                    Some((seen, since)) if seen == only => {
+                        (now >= since + daemon.supervision.start_wait).then_some(only)
+                    }
+                    _ => {
+                        self.only = Some((only, now));
+                        None
+                    }
+                },
+                _ => {
+                    self.only = None;
+                    None
+                }
+            },
+        };
+        match found {
+            Some(id) => Look::Found(id),
+            None if children.is_empty() => {
+                Look::Failed("the command exited 0 but left no process behind".into())
+            }
+            None if now >= self.until => Look::Failed(match &daemon.forking_pidfile {
+                Some(path) => format!(
+                    "pidfile {} named no process the command left within ready_timeout",
+                    path.display()
+                ),
+                None => {
+                    "no single process was left by the command within ready_timeout; set `pidfile`"
+                        .into()
+                }
+            }),
+            None => Look::NotYet,
+        }
+    }
 }
 
 /// Stops what the daemon left behind when it ended (its orphans, reparented to `dmgr

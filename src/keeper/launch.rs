@@ -12,6 +12,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use super::holder::{self, Handoff};
 use super::logpipe::LogSink;
 use super::machine::{Child, Phase};
 use super::notify::{Report, Reporter};
@@ -53,6 +54,7 @@ impl Keeper {
         identity: Option<state::FileIdentity>,
         mut reporter: Reporter,
         single: sys::SingleThreaded,
+        handoff: Option<Handoff>,
     ) -> std::result::Result<Keeper, Reporter> {
         macro_rules! fail {
             ($($arg:tt)*) => {{
@@ -60,6 +62,11 @@ impl Keeper {
                 return Err(reporter);
             }};
         }
+        // Looked up first: should the holder die, we would be re-parented.
+        let holder_pid = handoff
+            .as_ref()
+            .map(|_| nix::unistd::getppid().as_raw())
+            .filter(|&pid| pid > 1);
         let _ = nix::sys::prctl::set_child_subreaper(true);
         let mut mask = SigSet::empty();
         for signal in [
@@ -100,7 +107,14 @@ impl Keeper {
                 fail!("{reason}");
             }
         };
-        let open_pipe = |path: &std::path::Path| -> std::result::Result<Pipe, String> {
+        // The holder's pipes, which outlive this keeper; else pipes of our own.
+        let (mut out_pipe, mut err_pipe, settings) = match handoff {
+            Some(h) => (Some(h.out), Some(h.err), Some(h.settings)),
+            None => (None, None, None),
+        };
+        let open_pipe = |path: &std::path::Path,
+                         made: Option<(OwnedFd, OwnedFd)>|
+         -> std::result::Result<Pipe, String> {
             let sink = LogSink::open(
                 path,
                 daemon.logs.log_max_size.0,
@@ -108,8 +122,11 @@ impl Keeper {
                 daemon.logs.log_timestamps,
             )
             .map_err(|e| format!("cannot open the log {}: {e}", path.display()))?;
-            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-                .map_err(|e| format!("cannot create a pipe: {e}"))?;
+            let (read, write) = match made {
+                Some(pipe) => pipe,
+                None => nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                    .map_err(|e| format!("cannot create a pipe: {e}"))?,
+            };
             let flags = nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_GETFL).unwrap_or(0);
             let _ = nix::fcntl::fcntl(
                 &read,
@@ -117,7 +134,7 @@ impl Keeper {
             );
             Ok(Pipe { read, write, sink })
         };
-        let out = match open_pipe(&daemon.process.log) {
+        let out = match open_pipe(&daemon.process.log, out_pipe.take()) {
             Ok(pipe) => pipe,
             Err(reason) => {
                 record_failure(&dirs, &daemon, &reason);
@@ -129,7 +146,7 @@ impl Keeper {
             .process
             .stderr_log
             .as_deref()
-            .map(open_pipe)
+            .map(|path| open_pipe(path, err_pipe.take()))
             .transpose()
         {
             Ok(pipe) => pipe,
@@ -139,7 +156,24 @@ impl Keeper {
                 fail!("{reason}");
             }
         };
+        // Without `stderr_log`, the holder's second pipe has no use.
+        drop(err_pipe);
+        if let Some(settings) = settings {
+            settings.tell(&holder::Settings {
+                name: daemon.name.clone(),
+                events: dirs.events_file(&daemon.name),
+                log: daemon.process.log.clone(),
+                stderr_log: daemon.process.stderr_log.clone(),
+                max_size: daemon.logs.log_max_size.0,
+                keep: daemon.logs.log_keep,
+                timestamps: daemon.logs.log_timestamps,
+            });
+        }
         let mut record = initial_record(&daemon);
+        // Our parent, while it is the holder that made us (see `holder`).
+        if let Some(holder) = holder_pid.and_then(ProcId::of) {
+            record.holder = Some(holder);
+        }
         record.definition = identity.map(|file| state::Definition::new(file, &daemon));
         record.output_pipes = std::iter::once(&out)
             .chain(err.as_ref())
@@ -158,7 +192,10 @@ impl Keeper {
         // whose it is (see `Cgroup::name_for`), so `start` and `stop` still find it.
         let cgroup = cgroup::Cgroup::planned(&daemon.name, &dirs.run_dir)
             .and_then(|path| super::leftovers::take_cgroup(&dirs, &daemon, &path));
-        record.cgroup = cgroup.as_ref().map(|c| c.path().to_path_buf());
+        record.cgroup = cgroup.as_ref().ok().map(|c| c.path().to_path_buf());
+        // Why not, for `status`: the keeper tracks the processes as a subreaper.
+        record.no_cgroup = cgroup.as_ref().err().cloned();
+        let cgroup = cgroup.ok();
         let tracked = tracked::Tracked::new(record.keeper, cgroup);
         // Opened under the pidfile lock: this keeper owns the history's compaction.
         let events = History::open(&dirs.events_file(&daemon.name));
@@ -333,6 +370,7 @@ impl Keeper {
             self.tracked.cgroup = None;
             self.record.cgroup = None;
             self.watch_without_cgroup();
+            self.record.no_cgroup = Some(format!("cannot use the cgroup {path}: {e}"));
             self.cgroup_note = Some(format!(
                 "cannot use the cgroup {path} ({e}); going on without"
             ));
@@ -367,8 +405,44 @@ impl Keeper {
     }
 }
 
+/// What systemd (or another manager above dmgr) sets for the process it started:
+/// they describe `dmgr start`'s unit and its journal stream, socket, watchdog and
+/// notify socket, not the daemon's, which would answer or log to a manager that does
+/// not supervise it. A daemon never inherits them; `env` or `env_file` may set them.
+pub(crate) const MANAGER_VARIABLES: &[&str] = &[
+    "INVOCATION_ID",
+    "JOURNAL_STREAM",
+    "SYSTEMD_EXEC_PID",
+    "MANAGERPID",
+    "NOTIFY_SOCKET",
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+];
+
+/// What the file asks for that the keeper does not do yet: the notify protocol and the
+/// readiness forms the daemon reports itself arrive in the keeper's core next.
+fn not_yet_kept(daemon: &Daemon) -> Option<&'static str> {
+    use crate::config::ReadyCheck;
+    if daemon.kind == DaemonType::Notify {
+        return Some("type = \"notify\"");
+    }
+    match daemon.supervision.ready {
+        Some(ReadyCheck::Log(_)) => Some("ready = { log = ... }"),
+        Some(ReadyCheck::Fd(_)) => Some("ready = { fd = ... }"),
+        _ => None,
+    }
+}
+
 impl Launch {
     pub(super) fn prepare(daemon: &Daemon) -> std::result::Result<Launch, String> {
+        if let Some(what) = not_yet_kept(daemon) {
+            return Err(format!(
+                "{what} is not kept by this version of dmgr's keeper yet; `dmgr check` accepts the file, and `dmgr export` writes it for systemd"
+            ));
+        }
         // The inherited environment as bytes: a variable that is not UTF-8 is passed
         // on as it is (std::env::vars would panic on it).
         // What the daemon file sets: `env_file` in order, then `env`, which wins.
@@ -377,7 +451,10 @@ impl Launch {
             Vec::new()
         } else {
             std::env::vars_os()
-                .filter(|(k, _)| k.to_str().is_none_or(|k| !set.contains_key(k)))
+                .filter(|(k, _)| {
+                    k.to_str()
+                        .is_none_or(|k| !set.contains_key(k) && !MANAGER_VARIABLES.contains(&k))
+                })
                 .collect()
         };
         env.extend(

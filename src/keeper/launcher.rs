@@ -5,11 +5,13 @@
 //! daemon, and every keeper shares the launcher's relocated pages copy-on-write
 //! instead of dirtying a copy of its own.
 //!
-//! Each keeper is detached with the classic double fork ([`sys::fork_detached`]),
-//! closes every notify pipe but its own, takes the title `dmgr ... __keeper --name
-//! NAME ...` in ps(1) and runs [`super::run`]. A fork that fails is reported on that
+//! Each keeper is detached with the classic double fork, whose middle process stays as
+//! the keeper's holder ([`super::holder`]): the launcher forks the holder, which
+//! closes every notify pipe but its own, calls setsid(2), forks the keeper and takes
+//! the title `dmgr ... __holder --name NAME ...`; the keeper takes `dmgr ... __keeper
+//! --name NAME ...` and runs [`super::run`]. A fork that fails is reported on that
 //! daemon's pipe, as the keeper would report a failed start. The launcher exits once
-//! every keeper is made; `dmgr start` reaps it.
+//! every holder is made; `dmgr start` reaps it.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -65,24 +67,28 @@ pub fn run(argv0: OsString, args: LauncherArgv) -> Result<u8> {
         area.blank_from(&single, prefix);
     }
     for index in 0..pipes.len() {
-        match sys::fork_detached(&single) {
-            Ok(sys::Forked::Detached) => {
-                // This process is the keeper of `pipes[index]` only: the other pipes
-                // belong to their own keepers. They are closed, but the list is not
-                // freed: freeing it would write to (and so copy) every heap page it
-                // lies in, pages this keeper otherwise shares with all the others.
+        match sys::fork(&single) {
+            Ok(sys::Forked::Child) => {
+                // This process is the holder of `pipes[index]`'s daemon, and forks its
+                // keeper: the other pipes belong to their own keepers. They are
+                // closed, but the list is not freed: freeing it would write to (and so
+                // copy) every heap page it lies in, pages this keeper otherwise shares
+                // with all the others.
                 let name = pipes[index].0.clone();
                 let pipe = pipes[index].1.take();
                 sys::close_all_and_leak(pipes, |(_, other)| other.as_ref());
                 let fd = pipe.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-                if let Some(area) = area {
-                    area.set_title(&single, &title(&argv0, &args, &name, fd), prefix);
-                }
-                return super::run(&args.dirs, &name, pipe, single);
+                let titles = super::holder::Titles {
+                    area,
+                    prefix,
+                    keeper: title(&argv0, &args, &name, fd),
+                };
+                return super::holder::run(&args.dirs, &name, pipe, single, titles);
             }
-            Ok(sys::Forked::Parent) => {
+            Ok(sys::Forked::Parent(_)) => {
                 // The keeper has its own copy; ours would keep `start` from seeing
-                // end-of-file should the keeper die without a report.
+                // end-of-file should the keeper die without a report. The holder is
+                // not waited for: it lives as long as its keeper, and longer.
                 pipes[index].1 = None;
             }
             Err(e) => {

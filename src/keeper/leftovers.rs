@@ -41,6 +41,7 @@ pub(super) fn clear_leftovers(dirs: &Dirs, name: &str, observed: &state::Observe
         let stopped = stopped.message("what the daemon of a dead keeper left behind");
         events::append(&dirs.events_file(&record.name), &stopped);
     }
+    wait_for_holder(record);
     if let Some(cgroup) = record
         .cgroup
         .as_deref()
@@ -51,6 +52,7 @@ pub(super) fn clear_leftovers(dirs: &Dirs, name: &str, observed: &state::Observe
     // One that a keeper killed before its first record made, where this process
     // would make it: empty (whatever ran in it was the keeper's own), or now stopped.
     if let Some(cgroup) = super::cgroup::Cgroup::planned(name, &dirs.run_dir)
+        .ok()
         .as_deref()
         .and_then(super::cgroup::Cgroup::open)
     {
@@ -141,7 +143,7 @@ pub(super) fn take_cgroup(
     dirs: &Dirs,
     daemon: &crate::config::Daemon,
     path: &Path,
-) -> Option<super::cgroup::Cgroup> {
+) -> Result<super::cgroup::Cgroup, String> {
     if let Some(left) = super::cgroup::Cgroup::open(path).filter(|c| c.is_populated()) {
         let s = &daemon.supervision;
         let why = "left in its cgroup by an earlier keeper";
@@ -248,6 +250,16 @@ pub(super) fn left_behind(record: &state::StateRecord) -> Vec<ProcId> {
     if let Some(probe) = record.probe.filter(|p| p.is_alive() && !found.contains(p)) {
         found.push(probe);
     }
+    // Every descendant of the keeper's holder is one of the daemon's: a subreaper, it
+    // inherited the keeper's whole tree, whatever the processes did with their output
+    // or sessions (a forking daemon not adopted yet, too).
+    if let Some(holder) = record.holder.filter(ProcId::is_alive) {
+        for id in procinfo::descendants(holder.pid) {
+            if !found.contains(&id) && id != record.keeper {
+                found.push(id);
+            }
+        }
+    }
     // Every process in the daemon's cgroup is one of its own, whatever it did with
     // its output: only the keeper put a process there.
     if let Some(cgroup) = record
@@ -287,6 +299,16 @@ pub(super) fn stop_unsupervised(
         events::append(&dirs.events_file(&record.name), &killed);
         targets.signal(Signal::SIGKILL);
         wait_until(GRACE, || targets.are_gone());
+    }
+    wait_for_holder(record);
+}
+
+/// Waits (within [`GRACE`]) until the keeper's holder has written the last of the
+/// daemon's output and exited, as it does once the daemon's processes are gone: the
+/// log is whole when `stop` returns, and a new keeper never writes it alongside.
+pub(super) fn wait_for_holder(record: &state::StateRecord) {
+    if let Some(holder) = record.holder.filter(|_| record.is_this_boot()) {
+        wait_until(GRACE, || !holder.is_alive());
     }
 }
 

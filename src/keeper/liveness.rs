@@ -184,7 +184,7 @@ impl Keeper {
         };
         let message = format!(
             "{} in use, above memory_max {} ({} process{})",
-            Size(exceeded.used),
+            in_unit_of(exceeded.used, Size(exceeded.max)),
             Size(exceeded.max),
             usage.processes,
             if usage.processes == 1 { "" } else { "es" }
@@ -306,5 +306,38 @@ impl Keeper {
         self.record.error = Some(format!("{}: {message}", kind.as_str()));
         let next = self.decide(false, ran);
         self.drain(next);
+    }
+}
+
+/// `bytes` in the unit `max` is written in (`64MiB`: MiB), to one decimal where it is
+/// not whole, so that the two read side by side: `148.7MiB in use, above memory_max
+/// 64MiB`.
+fn in_unit_of(bytes: u64, max: Size) -> String {
+    let shown = max.to_string();
+    let unit = shown.trim_start_matches(|c: char| c.is_ascii_digit());
+    let scale: u64 = match unit {
+        "TiB" => 1 << 40,
+        "GiB" => 1 << 30,
+        "MiB" => 1 << 20,
+        "KiB" => 1 << 10,
+        _ => return Size(bytes).to_string(),
+    };
+    match bytes.is_multiple_of(scale) {
+        true => format!("{}{unit}", bytes / scale),
+        false => format!("{:.1}{unit}", bytes as f64 / scale as f64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 23: the memory event gave `152228KiB in use, above memory_max 64MiB`.
+    #[test]
+    fn the_usage_is_written_in_the_unit_of_memory_max() {
+        assert_eq!(in_unit_of(152228 << 10, Size(64 << 20)), "148.7MiB");
+        assert_eq!(in_unit_of(128 << 20, Size(64 << 20)), "128MiB");
+        assert_eq!(in_unit_of(3 << 30, Size(2 << 30)), "3GiB");
+        assert_eq!(in_unit_of(1500, Size(1000)), "1500B");
     }
 }

@@ -5,8 +5,10 @@
 //! `dmgr start` (see [`control`]) execs one launcher, `dmgr __launch` ([`argv`]), with
 //! a notify pipe (`notify`) per daemon; the launcher ([`launcher`]), fresh and
 //! single-threaded, closes every inherited fd but those pipes and detaches one keeper
-//! per daemon with a double fork, which closes the other daemons' pipes, takes the
-//! title `dmgr ... __keeper --name NAME ...` and, with no exec:
+//! per daemon with a double fork whose middle process stays as its holder (`holder`:
+//! it makes the output pipes and keeps them, and the daemon's processes, should the
+//! keeper die). The keeper closes the other daemons' pipes, takes the title `dmgr ...
+//! __keeper --name NAME ...` and, with no exec:
 //!
 //! 1. makes itself a child subreaper
 //!    (so every descendant of the daemon is reaped by it, never by PID 1), blocks the
@@ -19,7 +21,8 @@
 //!    gate; the keeper moves it into the cgroup, writes the PID to the pidfile and the
 //!    state record, and only then opens the gate for the exec. A keeper killed at any
 //!    moment therefore never leaves behind a daemon that no record names. stdout and
-//!    stderr go into pipes that only the keeper reads;
+//!    stderr go into pipes that the keeper reads (its holder keeps them open too, and
+//!    reads them only once the keeper is gone);
 //! 4. for `type = "forking"`, waits for the command to exit 0, then adopts the daemon
 //!    it left behind: the process its own `pidfile` names, once that is a child of
 //!    the keeper, or else the one child left, once it has been the only one for
@@ -74,7 +77,7 @@
 //! on due timers; `handover` follows a new main process; `reloading` and `request`
 //! carry out and answer `dmgr reload`; `policy`
 //! decides restarts; `logpipe` writes the log; `foreground` is `dmgr run`.
-//! On the CLI side, `control` starts and stops keepers, `ask` signals and reloads,
+//! On the CLI side, `control` starts and stops keepers (`stop_many` stops many at once), `ask` signals and reloads,
 //! `leftovers` deals with a daemon whose keeper is gone.
 
 pub mod argv;
@@ -85,10 +88,13 @@ mod foreground;
 mod forking;
 mod handover;
 pub mod health;
+mod holder;
+mod interrupted;
 mod launch;
 pub mod launcher;
 mod leftovers;
 mod liveness;
+mod log_mark;
 mod logpipe;
 mod machine;
 pub mod memory;
@@ -100,7 +106,12 @@ mod record;
 mod reloading;
 pub(crate) mod request;
 pub mod resources;
+// Read and judged here; the keeper's core acts on it once the notify protocol is
+// wired into it (issue 26's second half), until then only the tests use it.
+#[allow(dead_code)]
+pub(crate) mod sd_notify;
 mod spawn_step;
+mod stop_many;
 mod stopping;
 pub mod sys;
 mod timers;
@@ -134,17 +145,25 @@ use notify::{Report, Reporter};
 use probe::{Probe, PROBE_INTERVAL};
 use record::{describe_wait, exit_record, initial_record, record_failure};
 
+/// The processes of a daemon whose keeper is gone that are still running, by
+/// identity (see `leftovers`): what `stop` would stop.
+pub fn processes_left(record: &state::StateRecord) -> Vec<crate::procinfo::ProcId> {
+    leftovers::left_behind(record)
+}
+
 /// Runs the keeper of `args.name` until its daemon is stopped or given up on.
 ///
 /// A plain function of its inputs (the directories, the daemon's name, the pipe to
-/// report on), which [`launcher`] calls in each keeper it forks, with no exec.
-pub fn run(
+/// report on, the pipes its [`holder`] made), which the holder calls in the keeper it
+/// forks, with no exec.
+pub(crate) fn run(
     dirs: &Dirs,
     name: &str,
     notify: Option<File>,
     single: sys::SingleThreaded,
+    handoff: Option<holder::Handoff>,
 ) -> Result<u8> {
-    match set_up(dirs, name, notify, single) {
+    match set_up(dirs, name, notify, single, handoff) {
         Some(mut keeper) => {
             keeper.run();
             Ok(0)
@@ -163,6 +182,7 @@ fn set_up(
     name: &str,
     notify: Option<File>,
     single: sys::SingleThreaded,
+    handoff: Option<holder::Handoff>,
 ) -> Option<Box<Keeper>> {
     let mut reporter = Reporter::new(notify);
     // A keeper outlives the shell that started it: it must not keep that shell's
@@ -187,7 +207,7 @@ fn set_up(
             return None;
         }
     };
-    match Keeper::new(dirs.clone(), daemon, identity, reporter, single) {
+    match Keeper::new(dirs.clone(), daemon, identity, reporter, single, handoff) {
         Ok(keeper) => Some(Box::new(keeper)),
         Err(mut reporter) => {
             reporter.close();
@@ -358,10 +378,9 @@ impl Keeper {
             let event = match notice {
                 Notice::Failed(error) => self.event(Kind::LogError).message(error),
                 Notice::Resumed { dropped, error } => {
-                    let mut event = self.event(Kind::LogResumed).message(format!(
-                        "{dropped} line{} dropped whole: {error}",
-                        if dropped == 1 { "" } else { "s" }
-                    ));
+                    let mut event = self
+                        .event(Kind::LogResumed)
+                        .message(logpipe::LogSink::resumed_message(dropped, &error));
                     event.dropped_lines = Some(dropped);
                     event
                 }

@@ -109,7 +109,7 @@ impl Keeper {
                     let again = self.event(Kind::RecordError).message(format!(
                         "the state record is written again, after {} writes failed since {}",
                         trouble.failures,
-                        crate::output::json::rfc3339_ms(trouble.since_ms)
+                        crate::text::rfc3339_ms(trouble.since_ms)
                     ));
                     self.record_event(again);
                 }
@@ -178,9 +178,11 @@ pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
         boot_id: procinfo::boot_id().map(str::to_string),
         reason: None,
         cgroup: None,
+        no_cgroup: None,
         daemon_pidfile: daemon.forking_pidfile.clone(),
         foreground: false,
         probe: None,
+        holder: None,
         env_file_digest: None,
         watch: Default::default(),
         definition: None,

@@ -217,6 +217,11 @@ impl Keeper {
             })
             .unwrap_or_default();
         self.captures.retain(|c| !c.closed);
+        // The main process may have changed with the reload (haproxy `-sf`): settled
+        // first, so that the answer names the one that runs now.
+        if matches!(self.phase, Phase::HandingOver(_)) {
+            self.look_for_successor(Instant::now());
+        }
         let main = self.child.filter(|c| !c.exited).map(|c| c.id.pid);
         let mut event = match status {
             WaitStatus::Exited(_, 0) => self
@@ -249,10 +254,6 @@ impl Keeper {
         };
         event.pid = main;
         self.record_event(event.request(reload.request));
-        // The main process may have changed with the reload (haproxy `-sf`).
-        if matches!(self.phase, Phase::HandingOver(_)) {
-            self.look_for_successor(Instant::now());
-        }
         true
     }
 

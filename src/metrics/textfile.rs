@@ -25,7 +25,7 @@ pub(crate) fn write(path: &Path, text: &str) -> Result<()> {
     let file_name = path.file_name().ok_or_else(|| {
         Error::Usage(format!(
             "--textfile {}: name a file, such as /var/lib/node_exporter/textfile/dmgr.prom",
-            crate::output::show_path(path)
+            crate::text::show_path(path)
         ))
     })?;
     let dir = match path.parent() {
@@ -44,7 +44,7 @@ pub(crate) fn write(path: &Path, text: &str) -> Result<()> {
         .create_new(true)
         .mode(0o644)
         .open(&temp)
-        .map_err(io("create", &temp))?;
+        .map_err(io("create a temporary file in", &dir))?;
     let written = file
         .write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
@@ -82,6 +82,11 @@ mod tests {
     fn a_missing_directory_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let err = write(&dir.path().join("no/dmgr.prom"), "a 1\n").unwrap_err();
-        assert!(err.to_string().contains("cannot create"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("cannot create a temporary file in")
+                && err.to_string().contains("/no"),
+            "{err}"
+        );
     }
 }

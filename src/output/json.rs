@@ -40,6 +40,12 @@ pub struct ListEntry {
     pub health: Option<HealthSeen>,
     /// The memory against `memory_max` while it runs under a keeper, or null.
     pub memory: Option<MemorySeen>,
+    /// The unit of `dmgr export systemd` that runs the daemon, when systemd runs it
+    /// rather than dmgr (`status` is then `running`, `supervised` false), or null.
+    pub systemd_unit: Option<String>,
+    /// The PIDs of the daemon's processes that outlived both its keeper and its main
+    /// process (orphaned workers that may still serve); `dmgr stop` stops them.
+    pub left_behind: Vec<i32>,
 }
 
 impl ListEntry {
@@ -76,6 +82,17 @@ impl ListEntry {
             reason: observed.reason,
             health: watch.and_then(|w| w.health.clone()),
             memory: watch.and_then(|w| w.memory.clone()),
+            systemd_unit: None,
+            // Looked for only where keeper and main process are both gone unasked.
+            left_behind: record
+                .filter(|_| observed.reason == Some(Reason::KeeperLost) && pid.is_none())
+                .map(|r| {
+                    crate::keeper::processes_left(r)
+                        .into_iter()
+                        .map(|p| p.pid)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -98,7 +115,7 @@ impl From<&ExitRecord> for LastExit {
         LastExit {
             code: exit.code,
             signal: exit.signal.clone(),
-            at: rfc3339_ms(exit.at_ms),
+            at: crate::text::rfc3339_ms(exit.at_ms),
             ran_secs: exit.ran_ms as f64 / 1000.0,
         }
     }
@@ -123,6 +140,9 @@ pub struct StatusEntry {
     pub lock_file: Option<String>,
     /// The daemon's cgroup, where the keeper made one, or null.
     pub cgroup: Option<String>,
+    /// Why a running daemon has no cgroup of its own (its processes are tracked as
+    /// its keeper's descendants), or null.
+    pub no_cgroup: Option<String>,
     /// True when `dmgr run` runs the daemon in the foreground.
     pub foreground: bool,
     /// The config file, or null for an orphan.
@@ -143,10 +163,4 @@ pub struct StatusEntry {
     pub stderr_tail: Vec<String>,
     /// The last five events, oldest first, as `dmgr events --json` prints them.
     pub events: Vec<crate::events::Event>,
-}
-
-/// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.
-pub fn rfc3339_ms(ms: u64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_millis(time).to_string()
 }

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::units::Signal;
 use crate::config::{Dirs, ProcessSpec, Supervision};
 use crate::procinfo::{self, ProcId};
+use crate::text::path_bytes;
 
 mod observe;
-pub mod path_bytes;
 mod record_file;
 mod watch;
 
@@ -195,6 +195,10 @@ pub struct StateRecord {
     /// The cgroup the keeper put the daemon in, where it could create one.
     #[serde(default, with = "path_bytes::option")]
     pub cgroup: Option<PathBuf>,
+    /// Why the daemon has no cgroup of its own (see `keeper::cgroup`): its processes
+    /// are then tracked as the keeper's descendants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_cgroup: Option<String>,
     /// For `type = "forking"`: the pidfile the daemon writes itself.
     #[serde(default, with = "path_bytes::option")]
     pub daemon_pidfile: Option<PathBuf>,
@@ -208,6 +212,10 @@ pub struct StateRecord {
     /// The probe process that runs (a `ready` check), leader of its own process group.
     #[serde(default)]
     pub probe: Option<ProcId>,
+    /// The keeper's holder (its parent, see `keeper::holder`): once the keeper is gone,
+    /// every process of the daemon is the holder's descendant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<ProcId>,
     /// What the keeper's liveness check and memory ceiling saw last while the daemon
     /// is up; empty otherwise.
     #[serde(default)]

@@ -80,7 +80,7 @@ pub fn read_checked(path: &Path, name: &str) -> Reading {
             Decoded::Record(record) => {
                 return Reading::Unknown(format!(
                     "is the record of another daemon, `{}`",
-                    crate::output::escape(&record.name)
+                    crate::text::escape(&record.name)
                 ))
             }
             Decoded::Torn => std::thread::yield_now(),

@@ -6,7 +6,9 @@
 //! inotify changes of the run directory, the config directory and the selected
 //! daemon's log, signals, and the ends of operations all arrive there, so nothing is
 //! polled. A change is let settle for [`SETTLE`], then the list is surveyed again
-//! (or the log and events read again) and the screen redrawn. Otherwise, while a
+//! (or the log and events read again) and the screen redrawn; surveys are at least
+//! [`SURVEY_GAP`] apart, so that daemons whose keepers write their records often
+//! (a health check every second on each of a hundred daemons) cost a bounded amount. Otherwise, while a
 //! daemon runs, only the CPU and MEM columns are refreshed every [`REFRESH`] from
 //! `/proc`; a main process gone or a keeper lost found then also surveys again.
 //! Operations run this very binary as `dmgr VERB NAME` on a thread, so the screen
@@ -38,6 +40,8 @@ use wake::{Wake, Watcher};
 pub(crate) const REFRESH: Duration = Duration::from_secs(2);
 /// How long a burst of changes is let settle before the screen follows it.
 const SETTLE: Duration = Duration::from_millis(50);
+/// The least time between two surveys of the list after changes.
+const SURVEY_GAP: Duration = Duration::from_millis(500);
 /// How many log lines are kept for the log pane.
 const LOG_LINES: usize = 100;
 
@@ -84,6 +88,36 @@ pub(crate) struct Detail {
     pub log_lines: Vec<String>,
 }
 
+/// Changes seen and not yet followed: what to read again, and when.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// When to read.
+    at: Instant,
+    /// Survey the list again.
+    list: bool,
+    /// Read the selected daemon's log and events again.
+    log: bool,
+}
+
+impl Pending {
+    /// `pending` with the changes `list` and `log` added: due once they settle, and
+    /// for a survey, no sooner than [`SURVEY_GAP`] after `last_survey`.
+    fn add(pending: Option<Pending>, list: bool, log: bool, last_survey: Instant) -> Pending {
+        let mut at = Instant::now() + SETTLE;
+        if list {
+            at = at.max(last_survey + SURVEY_GAP);
+        }
+        match pending {
+            Some(p) => Pending {
+                at: p.at.max(at),
+                list: p.list || list,
+                log: p.log || log,
+            },
+            None => Pending { at, list, log },
+        }
+    }
+}
+
 /// The CPU time seen at the last refresh, per daemon.
 #[derive(Default)]
 struct Sampler {
@@ -114,14 +148,20 @@ impl Sampler {
             let Some(used) = usage::cpu_time(observed).map(|t| t.used) else {
                 continue;
             };
-            let name = row.fact.entry.name.clone();
-            row.cpu = match self.last.insert(name, (main, used, now)) {
-                Some((was, before, at)) if was == main && now > at => {
+            let name = &row.fact.entry.name;
+            match self.last.get(name) {
+                // Too soon after the last sample for a figure worth showing (a
+                // survey right after a refresh): keep the last one.
+                Some(&(was, _, at)) if was == main && now - at < REFRESH / 4 => {}
+                Some(&(was, before, at)) if was == main => {
                     let busy = used.saturating_sub(before).as_secs_f64();
-                    Some(busy * 100.0 / (now - at).as_secs_f64())
+                    row.cpu = Some(busy * 100.0 / (now - at).as_secs_f64());
+                    self.last.insert(name.clone(), (main, used, now));
                 }
-                _ => row.cpu,
-            };
+                _ => {
+                    self.last.insert(name.clone(), (main, used, now));
+                }
+            }
         }
         gone
     }
@@ -134,7 +174,7 @@ pub(crate) fn run(dirs: &Dirs, color: bool) -> Result<u8> {
         path: "/proc/self/exe".into(),
         source,
     })?;
-    let place = crate::output::show_path(&dirs.config_dir).into_owned();
+    let place = crate::text::show_path(&dirs.config_dir).into_owned();
     let mut rows = survey_rows(dirs, &[])?;
     let (tx, rx) = wake::start();
     let mut watcher = Watcher::start(&tx, dirs);
@@ -152,7 +192,8 @@ pub(crate) fn run(dirs: &Dirs, color: bool) -> Result<u8> {
     let mut busy: Vec<(Verb, String)> = Vec::new();
     // The first CPU figures need two samples: the second comes soon.
     let mut next_refresh = Instant::now() + REFRESH / 4;
-    let mut settle: Option<(Instant, bool, bool)> = None;
+    let mut pending: Option<Pending> = None;
+    let mut last_survey = Instant::now();
     let mut reselect = true;
     loop {
         let shown: Vec<usize> = (0..rows.len())
@@ -201,9 +242,9 @@ pub(crate) fn run(dirs: &Dirs, color: bool) -> Result<u8> {
         // end of a settling burst.
         let anything_runs = rows.iter().any(|r| r.fact.observed.daemon.is_some());
         let wait_refresh = anything_runs || !watcher.sees_everything();
-        let deadline = match (settle, wait_refresh) {
-            (Some((at, ..)), true) => Some(at.min(next_refresh)),
-            (Some((at, ..)), false) => Some(at),
+        let deadline = match (pending, wait_refresh) {
+            (Some(p), true) => Some(p.at.min(next_refresh)),
+            (Some(p), false) => Some(p.at),
             (None, true) => Some(next_refresh),
             (None, false) => None,
         };
@@ -245,40 +286,42 @@ pub(crate) fn run(dirs: &Dirs, color: bool) -> Result<u8> {
                 app.say(text, !ok);
                 // What the operation changed may not all have reached the files yet
                 // (a rotation, a reload): look at both once it settles.
-                settle = Some((Instant::now() + SETTLE, true, true));
+                pending = Some(Pending::add(pending, true, true, last_survey));
             }
             Ok(Wake::Changed(changes)) => {
                 let touched = watcher.touched(&changes);
                 if touched.list || touched.log {
-                    let (at, list, log) = settle.unwrap_or((Instant::now() + SETTLE, false, false));
-                    settle = Some((at, list || touched.list, log || touched.log));
+                    pending = Some(Pending::add(
+                        pending,
+                        touched.list,
+                        touched.log,
+                        last_survey,
+                    ));
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
         }
         let now = Instant::now();
-        if let Some((at, list, log)) = settle {
-            if now >= at {
-                settle = None;
-                if list {
-                    rows = survey_rows(dirs, &rows).unwrap_or(rows);
-                    sampler.refresh(&mut rows);
-                    watcher.watch_dirs();
-                }
-                if list || log {
-                    reselect = true;
-                }
-            }
-        }
-        if wait_refresh && now >= next_refresh {
+        let due = pending.filter(|p| now >= p.at);
+        let refresh = wait_refresh && now >= next_refresh;
+        let mut survey = due.is_some_and(|p| p.list);
+        if refresh {
             next_refresh = now + REFRESH;
-            let stale = sampler.refresh(&mut rows) || !watcher.sees_everything();
-            if stale {
-                rows = survey_rows(dirs, &rows).unwrap_or(rows);
-                sampler.refresh(&mut rows);
-                watcher.watch_dirs();
-                reselect = true;
+            survey |= sampler.refresh(&mut rows) || !watcher.sees_everything();
+        }
+        if let Some(p) = due {
+            pending = None;
+            reselect |= p.list || p.log;
+        }
+        if survey {
+            match survey_rows(dirs, &rows) {
+                Ok(fresh) => rows = fresh,
+                Err(err) => app.say(err.to_string(), true),
             }
+            sampler.refresh(&mut rows);
+            watcher.watch_dirs();
+            last_survey = Instant::now();
+            reselect = true;
         }
     }
     drop(screen);
@@ -344,4 +387,28 @@ fn log_path(dirs: &Dirs, fact: &Fact) -> Option<PathBuf> {
         .daemon(name)
         .map(|d| d.process.log.clone())
         .or_else(|| Some(dirs.log_dir.join(format!("{name}.log"))).filter(|p| Path::exists(p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A change is followed once it settles, and a survey of the list no sooner than
+    /// SURVEY_GAP after the last one: a keeper that writes its record every few
+    /// milliseconds cannot make top survey more often.
+    #[test]
+    fn changes_settle_and_surveys_are_spaced() {
+        let long_ago = Instant::now() - Duration::from_secs(10);
+        let log_only = Pending::add(None, false, true, Instant::now());
+        assert!(log_only.at <= Instant::now() + SETTLE);
+        assert!(log_only.log && !log_only.list);
+
+        let just_surveyed = Instant::now();
+        let list = Pending::add(Some(log_only), true, false, just_surveyed);
+        assert!(list.at >= just_surveyed + SURVEY_GAP);
+        assert!(list.list && list.log);
+
+        let settled = Pending::add(None, true, false, long_ago);
+        assert!(settled.at <= Instant::now() + SETTLE);
+    }
 }

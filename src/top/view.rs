@@ -15,8 +15,9 @@ use ratatui::Frame;
 
 use super::app::{App, Mode};
 use super::{Detail, Row};
-use crate::output::{escape, format_bytes, format_uptime};
+use crate::output::{format_bytes, format_uptime};
 use crate::state::Status;
+use crate::text::escape;
 
 /// The smallest terminal `top` draws in.
 pub(crate) const MIN_WIDTH: u16 = 80;
@@ -56,7 +57,10 @@ pub(crate) fn draw(frame: &mut Frame, s: &Screenful, state: &mut TableState) -> 
     let wanted = s.shown.len() as u16 + 1;
     let table_height = wanted.clamp(3, (body - 8).max(3));
     let rest = body - table_height;
-    let events_height = (EVENTS_SHOWN as u16 + 1).min(rest / 2);
+    // The events pane takes what its events need (at most EVENTS_SHOWN), the log the
+    // rest.
+    let events_wanted = s.detail.events.len().clamp(1, EVENTS_SHOWN) as u16 + 1;
+    let events_height = events_wanted.min(rest / 2);
     let [top, table, events, log, bottom] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(table_height),
@@ -253,7 +257,7 @@ fn log_pane<'a>(s: &Screenful<'a>, height: u16) -> Paragraph<'a> {
     let Some(log) = &d.log else {
         return Paragraph::new("");
     };
-    let mut lines = vec![rule(&format!("log {}", crate::output::show_path(log)), 200)];
+    let mut lines = vec![rule(&format!("log {}", crate::text::show_path(log)), 200)];
     let room = usize::from(height.saturating_sub(1));
     if d.log_lines.is_empty() {
         lines.push(Line::from("  nothing logged yet"));
@@ -329,4 +333,118 @@ fn help(frame: &mut Frame, area: Rect) {
         Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(" dmgr top: keys ")),
         popup,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::json::ListEntry;
+    use crate::state::Observed;
+    use crate::survey::Fact;
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    fn row(name: &str, status: Status, pid: Option<i32>) -> Row {
+        let observed = Observed {
+            status,
+            record: None,
+            keeper: None,
+            daemon: None,
+            memory_bytes: None,
+            stale_pidfile: None,
+            reason: None,
+            problem: None,
+        };
+        let mut entry = ListEntry::new(name, None, &observed);
+        entry.pid = pid;
+        entry.command = Some(format!("{name} --serve"));
+        Row {
+            status: status.to_string(),
+            fact: Fact { entry, observed },
+            cpu: pid.map(|_| 12.5),
+            started_ms: None,
+        }
+    }
+
+    fn render(width: u16, height: u16, rows: &[Row], app: &App) -> String {
+        let detail = Detail {
+            name: Some("api".into()),
+            events: Vec::new(),
+            log: Some("/run/api.log".into()),
+            log_lines: vec!["listening on :80\x1b[2J".into()],
+        };
+        let shown: Vec<usize> = (0..rows.len()).collect();
+        let screenful = Screenful {
+            place: "/etc/dmgr/daemons.d",
+            rows,
+            shown: &shown,
+            selected: Some(0),
+            app,
+            detail: &detail,
+            color: false,
+            busy: &[],
+        };
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        let mut state = TableState::default();
+        terminal
+            .draw(|frame| {
+                draw(frame, &screenful, &mut state);
+            })
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        let mut text = String::new();
+        for y in 0..height {
+            for x in 0..width {
+                text.push_str(buffer[(x, y)].symbol());
+            }
+            text.push('\n');
+        }
+        text
+    }
+
+    /// At 80x24 every part of the screen is there, and a log line's escape sequence
+    /// is shown escaped, never sent.
+    #[test]
+    fn an_80x24_screen_has_the_table_the_panes_and_the_keys() {
+        let rows = [
+            row("api", Status::Running, Some(4242)),
+            row("db", Status::Failed, None),
+        ];
+        let screen = render(80, 24, &rows, &App::new());
+        let lines: Vec<&str> = screen.lines().collect();
+        assert!(
+            lines[0].starts_with("dmgr top  /etc/dmgr/daemons.d  2 daemons: 1 running, 1 failed")
+        );
+        assert!(
+            lines[1].starts_with("NAME STATUS      PID UPTIME RESTARTS  CPU%   MEM COMMAND"),
+            "{screen}"
+        );
+        assert!(
+            lines[2].starts_with("api  running    4242      -        0  12.5     - api --serve"),
+            "{screen}"
+        );
+        assert!(
+            lines[3].starts_with("db   failed        -      -        0     -     - db --serve"),
+            "{screen}"
+        );
+        assert!(screen.contains("── events of api (UTC) ──"), "{screen}");
+        assert!(screen.contains("── log /run/api.log ──"), "{screen}");
+        assert!(screen.contains("listening on :80\\e[2J"), "{screen}");
+        assert!(lines[23].starts_with("q quit  s start  x stop"), "{screen}");
+    }
+
+    #[test]
+    fn a_smaller_terminal_is_told_what_top_needs() {
+        let rows = [row("api", Status::Running, Some(1))];
+        for (width, height) in [(79, 24), (80, 23), (40, 10)] {
+            let screen = render(width, height, &rows, &App::new());
+            assert!(
+                screen.contains(&format!(
+                    "This terminal is {width}x{height}; dmgr top needs"
+                )),
+                "{screen}"
+            );
+            assert!(!screen.contains("NAME"), "{screen}");
+        }
+    }
 }

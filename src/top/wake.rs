@@ -92,15 +92,8 @@ pub(crate) fn act(tx: &Sender<Wake>, exe: &Path, dirs: &Dirs, verb: Verb, name: 
     std::thread::spawn(move || {
         let (ok, said) = match command.output() {
             Ok(out) => {
-                let text = [out.stderr, out.stdout].concat();
-                let said = String::from_utf8_lossy(&text)
-                    .lines()
-                    .map(str::trim)
-                    .rfind(|l| !l.is_empty() && !l.starts_with("hint:"))
-                    .unwrap_or_default()
-                    .trim_start_matches("dmgr: ")
-                    .to_string();
-                (out.status.success(), said)
+                let ok = out.status.success();
+                (ok, what_it_said(ok, &out.stdout, &out.stderr))
             }
             Err(e) => (false, format!("cannot run dmgr {}: {e}", verb.command())),
         };
@@ -111,6 +104,28 @@ pub(crate) fn act(tx: &Sender<Wake>, exe: &Path, dirs: &Dirs, verb: Verb, name: 
             said,
         });
     });
+}
+
+/// The line that tells how `dmgr VERB NAME` went: on failure the first error line
+/// (`dmgr: web: cannot start: ...`; the log lines and hint that may follow are for a
+/// terminal, not a one-line message), else the last line it printed.
+fn what_it_said(ok: bool, stdout: &[u8], stderr: &[u8]) -> String {
+    let lines = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+    };
+    let (out, err) = (lines(stdout), lines(stderr));
+    let error = err.iter().find(|l| l.starts_with("dmgr: "));
+    let line = match (ok, error) {
+        (false, Some(error)) => Some(error),
+        _ => out.last().or(err.last()),
+    };
+    line.map_or_else(String::new, |l| {
+        l.strip_prefix("dmgr: ").unwrap_or(l).to_string()
+    })
 }
 
 /// What a batch of changes touched.
@@ -264,4 +279,23 @@ fn is_run_file(name: &OsStr) -> bool {
 fn is_daemon_file(name: &OsStr) -> bool {
     let name = name.as_bytes();
     name.ends_with(b".toml") && !name.starts_with(b".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_told_by_its_error_line_and_a_success_by_its_last_line() {
+        let stderr = b"dmgr: web: cannot start: exited 1 within start_wait\n  | Traceback...\n  | boom\nhint: see dmgr logs web\n";
+        assert_eq!(
+            what_it_said(false, b"", stderr),
+            "web: cannot start: exited 1 within start_wait"
+        );
+        assert_eq!(
+            what_it_said(true, b"web: restarted (pid 42)\n", b""),
+            "web: restarted (pid 42)"
+        );
+        assert_eq!(what_it_said(false, b"", b""), "");
+    }
 }

@@ -89,7 +89,9 @@ pub fn sleeper_env(name: &str) -> (TestEnv, String) {
 }
 
 /// The path of `program` on `PATH`, or `None` (and a line saying the test is skipped
-/// and why) when it is not installed.
+/// and why) when it is not installed. Where `CI` is set, a missing program fails the
+/// test instead: `.ci/run` installs every program a test needs.
+#[track_caller]
 pub fn installed(program: &str, test: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
@@ -97,6 +99,10 @@ pub fn installed(program: &str, test: &str) -> Option<PathBuf> {
             .find(|candidate| candidate.is_file())
     });
     if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: {program} is not installed, and CI is set: .ci/run installs it"
+        );
         eprintln!("{test}: skipped: {program} is not installed");
     }
     found

@@ -215,7 +215,8 @@ impl<'a> Builder<'a> {
         let user = self.name_string(get("user"), "user");
         let group = self.name_string(get("group"), "group");
         let umask = self.umask(get("umask")).unwrap_or(process_defaults.umask);
-        let kind = self.kind(get("type")).unwrap_or(DaemonType::Simple);
+        let kind_read = self.kind(get("type"));
+        let kind = kind_read.unwrap_or(DaemonType::Simple);
         let pidfile = self.written_path(get("pidfile"), "pidfile", &name);
         self.places.pidfile = get("pidfile").map(|v| v.span().start);
         let log = self.written_path(get("log"), "log", &name);
@@ -310,6 +311,12 @@ impl<'a> Builder<'a> {
             health_timeout,
             health_failures,
         );
+        let notify = self.notify_keys(
+            kind == DaemonType::Notify || (get("type").is_some() && kind_read.is_none()),
+            get("watchdog"),
+            get("watchdog_signal"),
+            get("notify_access"),
+        );
         let env_file = self.env_file(get("env_file"));
         let limits = self.limits(get("limits"));
         let nice = self.int_in(get("nice"), "nice", NICE_RANGE, "-20 runs first, 19 last");
@@ -348,6 +355,7 @@ impl<'a> Builder<'a> {
                 limits,
                 nice,
                 oom_score_adj,
+                watchdog: notify.watchdog,
             },
             supervision: Supervision {
                 restart,
@@ -367,6 +375,8 @@ impl<'a> Builder<'a> {
                 health_interval,
                 health_timeout,
                 health_failures,
+                watchdog_signal: notify.watchdog_signal,
+                notify_access: notify.notify_access,
             },
             logs: LogSpec {
                 log_max_size,

@@ -48,7 +48,7 @@ fn every_key_is_a_field_of_exactly_one_group() {
     };
     assert_eq!(
         serde_names(&ProcessSpec::default()),
-        sorted(ProcessSpec::KEYS, &[])
+        sorted(ProcessSpec::KEYS, &["watchdog"])
     );
     assert_eq!(serde_names(&LogSpec::default()), sorted(LogSpec::KEYS, &[]));
     let durations = [
@@ -107,7 +107,7 @@ fn dirs(root: &Path) -> Dirs {
 }
 
 /// Loads `text` as `daemons.d/web.toml` of a fresh directory.
-fn load_full(text: &str) -> (tempfile::TempDir, Result<LoadedFile, Invalid>) {
+pub(super) fn load_full(text: &str) -> (tempfile::TempDir, Result<LoadedFile, Invalid>) {
     let tmp = tempfile::tempdir().unwrap();
     let dirs = dirs(tmp.path());
     std::fs::create_dir_all(&dirs.config_dir).unwrap();
@@ -117,11 +117,11 @@ fn load_full(text: &str) -> (tempfile::TempDir, Result<LoadedFile, Invalid>) {
     (tmp, loaded)
 }
 
-fn load_text(text: &str) -> Result<Daemon, Invalid> {
+pub(super) fn load_text(text: &str) -> Result<Daemon, Invalid> {
     load_full(text).1.map(|loaded| loaded.daemon)
 }
 
-fn problems(text: &str) -> Vec<String> {
+pub(super) fn problems(text: &str) -> Vec<String> {
     let Err(invalid) = load_text(text) else {
         panic!("should be invalid: {text:?}");
     };
@@ -129,7 +129,7 @@ fn problems(text: &str) -> Vec<String> {
 }
 
 /// The one problem of a file with `command = "a"` and `extra`, without its place.
-fn problem(extra: &str) -> String {
+pub(super) fn problem(extra: &str) -> String {
     let found = problems(&format!("command = \"a\"\n{extra}\n"));
     assert_eq!(found.len(), 1, "{found:?}");
     found[0]
@@ -147,25 +147,15 @@ fn only_command_is_required_and_defaults_fill_the_rest() {
     assert_eq!(d.supervision.start_wait, Duration::from_millis(500));
     assert_eq!(d.supervision.stop_signal.name(), "TERM");
     assert_eq!(d.supervision.reload_signal.name(), "HUP");
+    let mixed = load_text("command = \"a\"\nkill_mode = \"mixed\"\n").unwrap();
+    let modes = [d.supervision.kill_mode, mixed.supervision.kill_mode];
+    assert_eq!(modes, [KillMode::Group, KillMode::Mixed]);
+    assert!(problem("kill_mode = \"group \"").contains("expected \"group\" (stop_signal"));
     assert_eq!(d.logs.log_max_size, Size(10 << 20));
     assert_eq!(d.logs.log_keep, 5);
     assert!(d.autostart && !d.process.clear_env && !d.logs.log_timestamps);
     assert!(d.pidfile.ends_with("run/web.pid"));
     assert!(d.process.log.ends_with("run/log/web.log"));
-}
-
-/// `kill_mode` is `"group"` unless the file says `"mixed"`; anything else is refused
-/// with both choices and what they mean.
-#[test]
-fn kill_mode_is_group_or_mixed() {
-    let d = load_text("command = \"a\"\n").unwrap();
-    assert_eq!(d.supervision.kill_mode, KillMode::Group);
-    let d = load_text("command = \"a\"\nkill_mode = \"group\"\n").unwrap();
-    assert_eq!(d.supervision.kill_mode, KillMode::Group);
-    let wrong = problem("kill_mode = \"control-group\"");
-    assert!(wrong.contains("expected \"group\""), "{wrong}");
-    assert!(wrong.contains("\"mixed\""), "{wrong}");
-    assert!(problem("kill_mode = 1").contains("expected \"group\""));
 }
 
 #[test]
@@ -204,7 +194,6 @@ ready = { tcp = "127.0.0.1:8080" }
 ready_timeout = "5s"
 stop_signal = "INT"
 stop_timeout = "2m"
-kill_mode = "mixed"
 reload_signal = "USR1"
 stop_command = ["./bin/server", "--shutdown"]
 after = ["db"]
@@ -235,7 +224,6 @@ type = "forking"
     );
     assert_eq!(d.supervision.stop_timeout, Duration::from_secs(120));
     assert_eq!(d.supervision.stop_signal.name(), "INT");
-    assert_eq!(d.supervision.kill_mode, KillMode::Mixed);
     assert_eq!(d.after, ["db"]);
     assert_eq!(d.kind, DaemonType::Forking);
     assert_eq!(

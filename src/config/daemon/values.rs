@@ -13,7 +13,7 @@ use crate::config::discover::Dirs;
 use crate::config::raw::{self, Value, READY_KEYS};
 use crate::config::suggest;
 use crate::config::units::{self, Signal, Size};
-use crate::output::show_path;
+use crate::text::show_path;
 
 impl Builder<'_> {
     pub(super) fn expected(&mut self, value: &Value<'_>, what: &str) {
@@ -508,8 +508,12 @@ impl Builder<'_> {
         match value.get_ref() {
             DeValue::String(s) if s == "simple" => Some(DaemonType::Simple),
             DeValue::String(s) if s == "forking" => Some(DaemonType::Forking),
+            DeValue::String(s) if s == "notify" => Some(DaemonType::Notify),
             _ => {
-                self.error(value.span(), "expected \"simple\" or \"forking\"");
+                self.error(
+                    value.span(),
+                    "expected \"simple\", \"forking\" or \"notify\"",
+                );
                 None
             }
         }
@@ -573,6 +577,8 @@ impl Builder<'_> {
                 }
             }
             "file" => self.path(table.get("file")).map(ReadyCheck::File),
+            "log" => self.log_pattern(table.get("log")?),
+            "fd" => self.ready_fd(table.get("fd")?),
             "http" => {
                 let item = table.get("http")?;
                 let url = self.string(Some(item))?;

@@ -103,6 +103,36 @@ impl LogSink {
         })
     }
 
+    /// Opens the log at `path` as [`LogSink::open`] does, to go on with the line its
+    /// last writer left unfinished (a holder taking over from its dead keeper): what
+    /// comes next is that line's rest, neither stamped nor cut from it.
+    pub(crate) fn open_continuing(
+        path: &Path,
+        max_size: u64,
+        keep: u32,
+        timestamps: bool,
+    ) -> std::io::Result<LogSink> {
+        let mut sink = LogSink::open(path, max_size, keep, timestamps)?;
+        // The sink's own file is opened for appending only.
+        let start = crate::files::open_regular(path)
+            .and_then(|(file, _)| last_line_start(&file, sink.size));
+        if let Ok(start) = start {
+            if start < sink.size {
+                sink.at_line_start = false;
+                sink.line_start = start;
+                sink.buffer_line_start = start;
+                sink.line_len = sink.size - start;
+            }
+        }
+        Ok(sink)
+    }
+
+    /// The words of a `log-resumed` event.
+    pub(crate) fn resumed_message(dropped: u64, error: &str) -> String {
+        let s = if dropped == 1 { "" } else { "s" };
+        format!("{dropped} line{s} dropped whole: {error}")
+    }
+
     /// Appends the daemon's output, stamping and rotating line by line.
     pub(crate) fn write_output(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
@@ -350,6 +380,25 @@ impl LogSink {
             self.error = Some(error);
         }
     }
+}
+
+/// Where the last line of `file`, `len` bytes long, begins: `len` when it ends in a
+/// newline (or is empty), else just after the last newline before it.
+fn last_line_start(file: &File, len: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut end = len;
+    let mut chunk = [0u8; 512];
+    while end > 0 {
+        let from = end.saturating_sub(chunk.len() as u64);
+        let part = &mut chunk[..(end - from) as usize];
+        file.read_exact_at(part, from)?;
+        if let Some(last) = part.iter().rposition(|&b| b == b'\n') {
+            let start = from + last as u64 + 1;
+            return Ok(start);
+        }
+        end = from;
+    }
+    Ok(0)
 }
 
 /// Writes all of `bytes` with as many write(2) calls as it takes, and returns how

@@ -346,3 +346,31 @@ fn through_a_disk_that_fills_and_frees_every_line_is_whole_and_every_gap_counted
         );
     }
 }
+
+/// A holder taking over from its dead keeper goes on with the line the keeper left
+/// unfinished: no stamp in the middle of it, and a full disk drops all of it.
+#[test]
+fn a_sink_opened_to_continue_goes_on_with_the_unfinished_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("web.log");
+    fs::write(
+        &path,
+        "2026-01-01T00:00:00.000Z whole\n2026-01-01T00:00:01.000Z hal",
+    )
+    .unwrap();
+    let mut sink = LogSink::open_continuing(&path, 0, 5, true).unwrap();
+    sink.write_output(b"f\nnext\n");
+    let text = read(&path);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[1], "2026-01-01T00:00:01.000Z half", "{text}");
+    assert!(lines[2].ends_with("Z next"), "{text}");
+    fs::write(&path, "whole\nhal").unwrap();
+    let mut sink = LogSink::open_continuing(&path, 0, 5, false).unwrap();
+    full_at(&mut sink, Some(11));
+    sink.write_output(b"f and more\nnext\n");
+    assert_eq!(
+        read(&path),
+        "whole\n",
+        "the unfinished line is dropped whole"
+    );
+}

@@ -146,7 +146,10 @@ impl Phase {
                 since: now,
                 next_look: now,
             }),
-            DaemonType::Simple => Phase::Up(Some(Starting::new(now, now + s.ready_timeout, s))),
+            // A notify daemon never gets this far yet: `Launch::prepare` refuses it.
+            DaemonType::Simple | DaemonType::Notify => {
+                Phase::Up(Some(Starting::new(now, now + s.ready_timeout, s)))
+            }
         }
     }
 

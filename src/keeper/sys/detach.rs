@@ -1,7 +1,8 @@
 //! How keepers come to be: `dmgr start` execs one launcher (a fresh, single-threaded
-//! `dmgr`), and the launcher detaches one keeper per daemon with the classic double
-//! fork, each then running the keeper's Rust code without an exec of its own (see
-//! `keeper::launcher`). Also the fd hygiene of a process that inherits descriptors,
+//! `dmgr`), and the launcher forks one holder per daemon, which forks its keeper (the
+//! classic double fork, its middle process staying on as the holder), each then
+//! running Rust code without an exec of its own (see `keeper::launcher` and
+//! `keeper::holder`). Also the fd hygiene of a process that inherits descriptors,
 //! and the keeper's name in ps(1).
 
 use std::ffi::OsString;
@@ -58,61 +59,35 @@ pub fn spawn_launcher(exe: &Path, args: &[OsString], inherit: &[RawFd]) -> io::R
     command.spawn()
 }
 
-/// Which side of [`fork_detached`] returned.
+/// Which side of [`fork`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forked {
-    /// The caller: the detached process exists and the middle one has been reaped.
-    Parent,
-    /// The detached grandchild: not a session leader (so it can never acquire a
-    /// controlling terminal), re-parented to init or the nearest subreaper.
-    Detached,
+    /// The caller, with the child's PID.
+    Parent(i32),
+    /// The child.
+    Child,
 }
 
-/// The classic double fork: the child calls setsid(2) and forks again, the middle
-/// process exits at once, and the grandchild returns [`Forked::Detached`] to run on.
-/// The caller's side returns once the middle process has been reaped; an error there
-/// means no detached process was made.
-pub fn fork_detached(_single: &SingleThreaded) -> io::Result<Forked> {
+/// fork(2) in a single-threaded process (the launcher, a keeper's holder), whose child
+/// then runs on in ordinary Rust code: the launcher's child becomes a keeper's holder,
+/// and the holder's child the keeper (see `keeper::holder`).
+pub fn fork(_single: &SingleThreaded) -> io::Result<Forked> {
     // SAFETY: fork(2) in a single-threaded process (the witness `_single`): no other
-    // thread can hold a lock or be mid-allocation, so both the middle process and
-    // the grandchild may go on running ordinary Rust code. The middle process makes
-    // only setsid(2), fork(2) and _exit(2) calls and never returns.
-    let middle = unsafe { libc::fork() };
-    match middle {
-        -1 => return Err(io::Error::last_os_error()),
-        0 => {
-            // SAFETY: as above; `_exit` skips the destructors and atexit handlers
-            // that belong to the launcher.
-            unsafe {
-                if libc::setsid() == -1 {
-                    libc::_exit(errno_code());
-                }
-                match libc::fork() {
-                    -1 => libc::_exit(errno_code()),
-                    0 => return Ok(Forked::Detached),
-                    _ => libc::_exit(0),
-                }
-            }
-        }
-        _ => {}
-    }
-    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(middle), None)
-        .map_err(io::Error::from)?;
-    match status {
-        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(Forked::Parent),
-        nix::sys::wait::WaitStatus::Exited(_, code) => Err(io::Error::from_raw_os_error(code)),
-        other => Err(io::Error::other(format!(
-            "the middle process ended as {other:?}"
-        ))),
+    // thread can hold a lock or be mid-allocation, so the child may go on running
+    // ordinary Rust code, as the parent does.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
     }
 }
 
-/// errno, squeezed into an exit status (1-255) for the middle process to report.
-fn errno_code() -> i32 {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .filter(|e| (1..=255).contains(e))
-        .unwrap_or(255)
+/// Leaves the process at once with `code`, running no destructor and no exit
+/// handler: for a process forked with [`fork`] whose exit must not flush or free what
+/// belongs to its parent.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) ends the process; it touches no memory of ours.
+    unsafe { libc::_exit(code) }
 }
 
 /// The argument area the kernel set up at exec, where ps(1) and `/proc/PID/cmdline`

@@ -21,13 +21,16 @@ use std::path::{Path, PathBuf};
 use super::resources::Resources;
 pub use super::spawn_step::{SpawnError, SpawnStep};
 pub use detach::{
-    close_all_and_leak, close_inherited_fds, fork_detached, spawn_launcher, take_inherited_fd,
+    close_all_and_leak, close_inherited_fds, exit_now, fork, spawn_launcher, take_inherited_fd,
     ArgumentArea, Forked,
 };
 
 mod detach;
+mod notify_socket;
 mod queue;
+pub mod xattr;
 use crate::procinfo::ProcId;
+pub use notify_socket::{abstract_name, Datagram, NotifyAddress, NotifySocket};
 pub use queue::{request_signal, with_request_signal};
 
 /// Credentials to drop to before exec.
