@@ -92,8 +92,14 @@ pub enum Command {
 
     /// Stop then start daemons, always with their files as they are now.
     ///
-    /// Example: dmgr restart web
-    Restart(TargetArgs),
+    /// The name of a daemon with `instances` means every copy; `NAME@N` is one. With
+    /// --rolling, one daemon at a time: each is stopped, started and ready (its
+    /// `start_wait` and `ready` check passed) before the next is stopped, so that of
+    /// the copies of a daemon at most one is down at any moment; the first that fails
+    /// to come back ends the restart (exit 1) and leaves the rest running as they were.
+    ///
+    /// Example: dmgr restart web --rolling
+    Restart(RestartArgs),
 
     /// Send each daemon its `reload_signal` (default HUP), or run its `reload_command`.
     ///
@@ -266,7 +272,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct TargetArgs {
-    /// Daemon names (file stems in the config directory).
+    /// Daemon names (file stems in the config directory; a daemon with `instances`
+    /// means every copy, `NAME@N` one).
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
 
@@ -281,6 +288,18 @@ pub struct StartArgs {
     /// The daemons to start.
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+/// Arguments of `restart`.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// The daemons to restart.
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// One at a time, each ready before the next is stopped.
+    #[arg(long)]
+    pub rolling: bool,
 }
 
 /// One or more daemon names.

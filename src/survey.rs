@@ -82,15 +82,27 @@ fn facts(dirs: &Dirs, loaded: &Loaded, mut seen: Seen) -> Vec<Fact> {
             Fact { entry, observed }
         })
         .collect();
+    let recorded = state::recorded_names(dirs);
     for invalid in &loaded.invalid {
-        let observed = seen.observe(dirs, &invalid.name, None);
-        let mut entry = ListEntry::new(&invalid.name, None, &observed);
-        entry.status = Status::Invalid;
-        entry.error = invalid.diagnostics.first().map(|d| d.short());
-        facts.push(Fact { entry, observed });
+        // The copies of a daemon with `instances` that still have a record are shown
+        // too, each with what runs of it: the file's problem does not hide them.
+        let copies = recorded.iter().filter(|name| {
+            config::split_instance_name(name).is_some_and(|(base, _)| base == invalid.name)
+        });
+        for name in std::iter::once(&invalid.name).chain(copies) {
+            let observed = seen.observe(dirs, name, None);
+            if *name != invalid.name && observed.record.is_none() {
+                continue;
+            }
+            let mut entry = ListEntry::new(name, None, &observed);
+            entry.status = Status::Invalid;
+            entry.error = invalid.diagnostics.first().map(|d| d.short());
+            facts.push(Fact { entry, observed });
+        }
     }
     add_orphans(dirs, &mut facts, |name| {
-        loaded.daemon(name).is_some() || loaded.invalid(name).is_some()
+        let base = config::split_instance_name(name).map_or(name, |(base, _)| base);
+        loaded.daemon(name).is_some() || loaded.invalid(base).is_some()
     });
     facts
 }
@@ -129,7 +141,16 @@ fn add_orphans(dirs: &Dirs, facts: &mut Vec<Fact>, has_file: impl Fn(&str) -> bo
             facts.push(Fact { entry, observed });
         }
     }
-    facts.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
+    facts.sort_by(|a, b| sort_key(&a.entry.name).cmp(&sort_key(&b.entry.name)));
+}
+
+/// The order of the list: by name, the copies of a daemon with `instances` together
+/// and by number (`web@2` before `web@10`).
+pub(crate) fn sort_key(name: &str) -> (&str, u32, &str) {
+    match config::split_instance_name(name) {
+        Some((base, number)) => (base, number, name),
+        None => (name, 0, name),
+    }
 }
 
 /// The facts of [`facts`] without reading any daemon file, or `None` when that could

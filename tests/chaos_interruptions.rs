@@ -42,11 +42,14 @@ impl Faults {
             "working_dir = \"{}\"\nrestart = \"always\"\nrestart_delay = \"10ms\"\nstart_wait = \"20ms\"\nstop_timeout = \"300ms\"\n",
             var.display()
         );
-        // Ready 300 ms after it starts (its file is removed first).
+        // Ready 300 ms after it starts (its file is removed first), once `x0.go` exists:
+        // the test takes that away while it waits for the window between the spawn and
+        // ready, which a loaded machine would otherwise miss.
+        std::fs::write(var.join("x0.go"), "").unwrap();
         env.write(
             "x0",
             &format!(
-                "command = [\"sh\", \"-c\", \"rm -f x0.ready; sleep 0.3; touch x0.ready; sleep 1000; true\", \"{}\"]\n\
+                "command = [\"sh\", \"-c\", \"rm -f x0.ready; sleep 0.3; while [ ! -e x0.go ]; do sleep 0.02; done; touch x0.ready; sleep 1000; true\", \"{}\"]\n\
                  ready = {{ file = \"{}/x0.ready\" }}\n{common}",
                 marks[0],
                 var.display()
@@ -147,18 +150,22 @@ impl Faults {
     /// Finding 8: the keeper of `x0` killed while `start` waits for `ready`. The start
     /// fails and leaves neither a daemon nor a pidfile.
     fn kill_keeper_while_start_waits(&mut self, env: &TestEnv, context: &str) {
+        let go = env.root().join("var/x0.go");
+        let _ = std::fs::remove_file(&go);
         let (start, seen) = Self::start_until(env, "x0", || {
             env.state("x0")
                 .is_some_and(|s| s["status"] == "starting" && !s["daemon"].is_null())
                 && !copies_of(&self.marks[0]).is_empty()
         });
         let Some(keeper) = env.keeper_pid("x0").filter(|_| seen) else {
+            std::fs::write(&go, "").unwrap();
             let _ = Run::try_wait(start, Duration::from_secs(30));
             return;
         };
         env.track(keeper);
         let _ = sigkill(keeper);
         let out = Run::try_wait(start, Duration::from_secs(30)).expect("start returns");
+        std::fs::write(&go, "").unwrap();
         // The daemon may have become ready just before the kill.
         if out.status.code() == Some(1) {
             self.injected[1] += 1;

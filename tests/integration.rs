@@ -16,6 +16,7 @@ mod handoff;
 mod hostile;
 mod hostile_cli;
 mod hostile_config;
+mod instances;
 mod interruptions;
 mod lifecycle;
 mod liveness;

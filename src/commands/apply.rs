@@ -32,7 +32,8 @@ enum Action<'a> {
     LeaveStopped(&'a Daemon),
     Restart(&'a Daemon, Vec<String>),
     Update(&'a Daemon, Vec<String>),
-    Stop(String),
+    /// Stop an orphan, and why it is one.
+    Stop(String, String),
 }
 
 /// Runs `dmgr apply`.
@@ -109,7 +110,7 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
         }
     }
     for name in state::recorded_names(&ctx.dirs) {
-        if loaded.daemon(&name).is_some() || loaded.invalid(&name).is_some() {
+        if loaded.daemon(&name).is_some() || loaded.invalid(super::base_of(&name)).is_some() {
             continue;
         }
         let observed = state::observe(&ctx.dirs, &name, None);
@@ -126,7 +127,8 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
                 ),
             ));
         } else if observed.is_running() {
-            plan.push(Action::Stop(name));
+            let why = orphan_reason(&loaded, &name);
+            plan.push(Action::Stop(name, why));
         }
     }
 
@@ -144,7 +146,7 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
     // Orphans first, together.
     let mut orphans = Vec::new();
     for action in &plan {
-        if let Action::Stop(name) = action {
+        if let Action::Stop(name, _) = action {
             match client::lock(&ctx.dirs, name) {
                 Ok(lock) => orphans.push((name.clone(), None, Some(lock))),
                 Err(err) => failures.fail(err),
@@ -152,10 +154,11 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
         }
     }
     client::stop_many(&ctx.dirs, orphans, |name, result| {
+        let why = orphan_reason(&loaded, name);
         report(
             ctx,
             &mut failures,
-            &Action::Stop(name.to_string()),
+            &Action::Stop(name.to_string(), why),
             result.map(drop),
         )
     });
@@ -165,7 +168,7 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
         .iter()
         .filter_map(|a| match a {
             Action::Start(d, _) | Action::Restart(d, _) | Action::Update(d, _) => Some(*d),
-            Action::Stop(_) | Action::LeaveStopped(_) => None,
+            Action::Stop(..) | Action::LeaveStopped(_) => None,
         })
         .collect();
     let action_of = |name: &str| {
@@ -287,11 +290,7 @@ fn describe(action: &Action<'_>, planned: bool) -> String {
             ["updated live", "update live, keeping the process"],
             format!("changed: {}", keys.join(", ")),
         ),
-        Action::Stop(name) => (
-            name.as_str(),
-            ["stopped", "stop"],
-            "file removed".to_string(),
-        ),
+        Action::Stop(name, why) => (name.as_str(), ["stopped", "stop"], why.clone()),
     };
     format!("{name}: {} ({why})", verb[usize::from(planned)])
 }
@@ -304,9 +303,22 @@ fn summary(plan: &[Action<'_>], unchanged: usize, planned: bool) -> String {
         count(|a| matches!(a, Action::Start(..))),
         count(|a| matches!(a, Action::Restart(..))),
         count(|a| matches!(a, Action::Update(..))),
-        count(|a| matches!(a, Action::Stop(_))),
+        count(|a| matches!(a, Action::Stop(..))),
         count(|a| matches!(a, Action::LeaveStopped(_))),
     )
+}
+
+/// Why a running daemon is an orphan, in words for the plan: its file is gone, or it
+/// is a copy its file no longer asks for.
+fn orphan_reason(loaded: &config::Loaded, name: &str) -> String {
+    let Some((base, _)) = config::split_instance_name(name) else {
+        return "file removed".to_string();
+    };
+    match loaded.named(base).first().and_then(|d| d.instance.as_ref()) {
+        Some(i) => format!("instances = {} in {base}.toml", i.count),
+        None if loaded.daemon(base).is_some() => format!("{base}.toml no longer sets instances"),
+        None => "file removed".to_string(),
+    }
 }
 
 /// Why `apply` starts a daemon that does not run, in words for its plan.

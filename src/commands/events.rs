@@ -23,15 +23,24 @@ pub(super) fn run(ctx: &Context, args: &EventsArgs) -> Result<u8> {
         all
     } else {
         let defined = config::names(&ctx.dirs);
+        let mut names = Vec::new();
         for name in &args.names {
+            // A daemon with `instances` has no history of its own: its copies do.
+            let copies = super::recorded_copies(ctx, name);
+            if !copies.is_empty() && !ctx.dirs.events_file(name).exists() {
+                names.extend(copies);
+                continue;
+            }
             let known = defined.contains(name)
                 || ctx.dirs.state_file(name).exists()
                 || ctx.dirs.events_file(name).exists();
-            if !known || !config::is_valid_name(name) {
+            let valid = config::is_valid_name(name) || config::split_instance_name(name).is_some();
+            if !known || !valid {
                 return Err(unknown(ctx, name));
             }
+            names.push(name.clone());
         }
-        args.names.clone()
+        names
     };
     let paths: Vec<PathBuf> = names.iter().map(|n| ctx.dirs.events_file(n)).collect();
     let width = names.iter().map(String::len).max().unwrap_or(0);

@@ -188,36 +188,56 @@ fn export_nomad(
     daemons: &[&Daemon],
     source: &Source,
 ) -> Result<u8> {
-    let job = nomad::job(&args.job, daemons, source);
-    // The mappings keep to Nomad's rules; what breaks one is never written.
-    let broken = nomad::rules::violations(&job);
-    if !broken.is_empty() {
-        return Err(Error::daemon(
-            "export",
-            format!(
-                "the job would fail Nomad's validation:\n{}",
-                broken.join("\n")
-            ),
-        ));
-    }
-    let text = if args.json {
-        // JSON holds no comments: what Nomad cannot express goes to standard error.
-        if !ctx.quiet {
-            for (task, lost) in job.lost() {
-                eprintln!("dmgr: note: {task}: {}", lost.line());
-            }
+    // A daemon with `schedule` is a periodic batch job of its own, beside the one
+    // service job of the rest.
+    let jobs = nomad::jobs(&args.job, daemons, source);
+    let mut texts = Vec::new();
+    for job in &jobs {
+        // The mappings keep to Nomad's rules; what breaks one is never written.
+        let broken = nomad::rules::violations(job);
+        if !broken.is_empty() {
+            return Err(Error::daemon(
+                "export",
+                format!(
+                    "the job would fail Nomad's validation:\n{}",
+                    broken.join("\n")
+                ),
+            ));
         }
-        let mut text = serde_json::to_string_pretty(&job.to_json()).unwrap_or_default();
-        text.push('\n');
-        text
-    } else {
-        job.to_hcl()
-    };
+        let text = if args.json {
+            // JSON holds no comments: what Nomad cannot express goes to standard error.
+            if !ctx.quiet {
+                for (task, lost) in job.lost() {
+                    eprintln!("dmgr: note: {task}: {}", lost.line());
+                }
+            }
+            let mut text = serde_json::to_string_pretty(&job.to_json()).unwrap_or_default();
+            text.push('\n');
+            text
+        } else {
+            job.to_hcl()
+        };
+        texts.push((job.name.clone(), text));
+    }
     match &args.output {
-        None => crate::output::print_raw(&text)?,
+        None => {
+            let all: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
+            crate::output::print_raw(&all.join("\n"))?
+        }
         Some(path) => {
-            write_file(path, &text)?;
-            ctx.say(&format!("wrote {}", path.display()));
+            // The first job is FILE; each periodic job a file of its own beside it,
+            // named after the job (Nomad reads one job a file).
+            for (at, (name, text)) in texts.iter().enumerate() {
+                let target = match at {
+                    0 => path.clone(),
+                    _ => path.with_file_name(format!(
+                        "{name}.nomad.{}",
+                        if args.json { "json" } else { "hcl" }
+                    )),
+                };
+                write_file(&target, text)?;
+                ctx.say(&format!("wrote {}", target.display()));
+            }
         }
     }
     Ok(0)

@@ -26,16 +26,19 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     let entries = match args.names.is_empty() {
         true => entries,
         false => {
+            // `web` also lists the copies of a daemon with `instances`.
+            let is_named =
+                |e: &ListEntry, n: &String| e.name == *n || super::base_of(&e.name) == n.as_str();
             if let Some(name) = args
                 .names
                 .iter()
-                .find(|n| !entries.iter().any(|e| &e.name == *n))
+                .find(|n| !entries.iter().any(|e| is_named(e, n)))
             {
                 return Err(unknown(ctx, name));
             }
             entries
                 .into_iter()
-                .filter(|e| args.names.contains(&e.name))
+                .filter(|e| args.names.iter().any(|n| is_named(e, n)))
                 .collect()
         }
     };

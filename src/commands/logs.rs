@@ -23,21 +23,33 @@ pub(super) fn run(ctx: &Context, args: &LogsArgs) -> Result<u8> {
     let loaded = config::load_named(&ctx.dirs, &names)?;
     let mut logs: Vec<(String, PathBuf)> = Vec::new();
     for name in &names {
-        let (log, stderr_log) = match resolve(ctx, &loaded, std::slice::from_ref(name)) {
-            Ok(found) => (
-                found[0].process.log.clone(),
-                found[0].process.stderr_log.clone(),
-            ),
-            Err(err) => match state::read(&ctx.dirs.state_file(name)) {
-                Some(record) => (record.log, record.stderr_log),
-                None => return Err(err),
-            },
-        };
-        let path = match stderr_log {
-            Some(path) if args.stderr => path,
-            _ => log,
-        };
-        logs.push((name.clone(), path));
+        // A daemon with `instances` is each of its copies, named.
+        let found: Vec<(String, PathBuf, Option<PathBuf>)> =
+            match resolve(ctx, &loaded, std::slice::from_ref(name)) {
+                Ok(found) => found
+                    .iter()
+                    .map(|d| {
+                        (
+                            d.name.clone(),
+                            d.process.log.clone(),
+                            d.process.stderr_log.clone(),
+                        )
+                    })
+                    .collect(),
+                Err(err) => match state::read(&ctx.dirs.state_file(name)) {
+                    Some(record) => vec![(name.clone(), record.log, record.stderr_log)],
+                    None => return Err(err),
+                },
+            };
+        for (name, log, stderr_log) in found {
+            let path = match stderr_log {
+                Some(path) if args.stderr => path,
+                _ => log,
+            };
+            if !logs.iter().any(|(n, _)| *n == name) {
+                logs.push((name, path));
+            }
+        }
     }
     let style = Style::for_stdout();
     let raw = args.raw || !style::stdout_is_terminal();

@@ -93,14 +93,19 @@ use crate::config::{Daemon, Loaded};
 use crate::{state, Error};
 
 /// Looks up each named daemon; an unknown name or an invalid file is an error (exit 2).
+/// The name of a daemon with `instances` means every copy (`web` is `web@1` ...
+/// `web@N`), and `web@2` one of them.
 fn resolve<'a>(ctx: &Context, loaded: &'a Loaded, names: &[String]) -> Result<Vec<&'a Daemon>> {
     let mut daemons = Vec::new();
     for name in names {
-        if let Some(daemon) = loaded.daemon(name) {
-            if !daemons.iter().any(|d: &&Daemon| d.name == daemon.name) {
-                daemons.push(daemon);
+        let found = loaded.named(name);
+        if !found.is_empty() {
+            for daemon in found {
+                if !daemons.iter().any(|d: &&Daemon| d.name == daemon.name) {
+                    daemons.push(daemon);
+                }
             }
-        } else if let Some(invalid) = loaded.invalid(name) {
+        } else if let Some(invalid) = loaded.invalid(base_of(name)) {
             return Err(Error::Config {
                 diagnostics: invalid.diagnostics.clone(),
             });
@@ -109,6 +114,26 @@ fn resolve<'a>(ctx: &Context, loaded: &'a Loaded, names: &[String]) -> Result<Ve
         }
     }
     Ok(daemons)
+}
+
+/// The name of the file that defines `name`: `web` for the copy `web@2`, else `name`.
+fn base_of(name: &str) -> &str {
+    config::split_instance_name(name).map_or(name, |(base, _)| base)
+}
+
+/// The copies of `base` that the run directory has records of (running or not),
+/// in the order of their numbers: what `NAME` means to `stop` and `events` beside
+/// the copies its file defines now.
+fn recorded_copies(ctx: &Context, base: &str) -> Vec<String> {
+    let mut copies: Vec<(u32, String)> = state::recorded_names(&ctx.dirs)
+        .into_iter()
+        .filter_map(|name| {
+            let (b, n) = config::split_instance_name(&name)?;
+            (b == base).then_some(n).map(|n| (n, name.clone()))
+        })
+        .collect();
+    copies.sort_unstable();
+    copies.into_iter().map(|(_, name)| name).collect()
 }
 
 /// Every daemon name this config and run directory know: the files in the config
@@ -125,7 +150,7 @@ fn every_name(ctx: &Context) -> Vec<String> {
 /// that act only through the keeper or the record (`stop`, `rotate`) reach it without a
 /// valid file, so a broken file never keeps a running daemon from being stopped.
 fn known_without_file(ctx: &Context, loaded: &Loaded, name: &str) -> bool {
-    loaded.invalid(name).is_some() || state::has_record(&ctx.dirs, name)
+    loaded.invalid(base_of(name)).is_some() || state::has_record(&ctx.dirs, name)
 }
 
 /// The error for a name that is not a daemon, with the nearest known name.
@@ -141,6 +166,19 @@ fn unknown(ctx: &Context, name: &str) -> Error {
             name: name.to_string(),
             config_dir: ctx.dirs.config_dir.clone(),
             suggestion: Some(stem.to_string()),
+        };
+    }
+    if let Some((base, number)) = config::split_instance_name(name) {
+        if all.iter().any(|n| n == base) {
+            return Error::Usage(format!(
+                "`{name}` is not a daemon: `{base}` has no copy {number} (its file sets how many with `instances`, and `dmgr list {base}` shows them)"
+            ));
+        }
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        return Error::UnknownDaemon {
+            name: name.to_string(),
+            config_dir: ctx.dirs.config_dir.clone(),
+            suggestion: config::nearest(base, &all).map(str::to_string),
         };
     }
     if !config::is_valid_name(name) {

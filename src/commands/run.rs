@@ -11,7 +11,18 @@ use crate::{config, Result};
 /// Runs `dmgr run`.
 pub(super) fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
     let loaded = config::load_named(&ctx.dirs, std::slice::from_ref(&args.name))?;
-    let daemon = resolve(ctx, &loaded, std::slice::from_ref(&args.name))?[0];
+    let found = resolve(ctx, &loaded, std::slice::from_ref(&args.name))?;
+    let daemon = match found.as_slice() {
+        [one] => *one,
+        copies => {
+            return Err(crate::Error::Usage(format!(
+                "`{}` has {} copies (`instances`); run one of them in the foreground, like `dmgr run {}`",
+                args.name,
+                copies.len(),
+                copies.first().map_or("NAME@1", |d| d.name.as_str())
+            )))
+        }
+    };
     let (lock, pidfile) = client::claim_for_foreground(&ctx.dirs, daemon)?;
     client::run_foreground(&ctx.dirs, daemon, lock, pidfile)
 }

@@ -36,7 +36,12 @@ pub(super) fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
         // is a level of the `after` order, cut to fit the open-file limit.
         let mut pending = Vec::new();
         for daemon in batch {
-            let begun = match daemon.after.iter().find(|d| failed.contains(d)) {
+            let begun = match daemon.after.iter().find(|dep| {
+                // `after = ["web"]` names every copy of `web`.
+                failed
+                    .iter()
+                    .any(|f| f == *dep || super::base_of(f) == dep.as_str())
+            }) {
                 Some(dep) => Err(Error::daemon(
                     &daemon.name,
                     format!("not started: {dep} did not start"),
@@ -108,7 +113,7 @@ fn with_dependencies<'a>(loaded: &'a config::Loaded, named: Vec<&'a Daemon>) -> 
     let mut index = 0;
     while index < all.len() {
         for dep in &all[index].after {
-            if let Some(daemon) = loaded.daemon(dep) {
+            for daemon in loaded.named(dep) {
                 if !all.iter().any(|d| d.name == daemon.name) {
                     all.push(daemon);
                 }

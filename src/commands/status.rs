@@ -37,11 +37,31 @@ pub(super) fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             return Ok(UNKNOWN);
         }
     };
+    // A daemon with `instances` is shown as its copies.
+    let mut expanded: Vec<String> = Vec::new();
+    for name in names {
+        let copies: Vec<String> = match loaded.daemon(&name) {
+            Some(_) => Vec::new(),
+            None => loaded.named(&name).iter().map(|d| d.name.clone()).collect(),
+        };
+        for name in if copies.is_empty() {
+            vec![name]
+        } else {
+            copies
+        } {
+            if !expanded.contains(&name) {
+                expanded.push(name);
+            }
+        }
+    }
+    let names = expanded;
     let mut code = RUNNING;
     let mut entries = Vec::new();
     for name in &names {
         let daemon = loaded.daemon(name);
-        let invalid = loaded.invalid(name);
+        let invalid = loaded
+            .invalid(name)
+            .or_else(|| loaded.invalid(super::base_of(name)));
         let observed = state::observe(&ctx.dirs, name, daemon.map(|d| d.pidfile.as_path()));
         let has_record = observed.record.is_some() || observed.status == Status::Unknown;
         if daemon.is_none() && invalid.is_none() && !has_record {
@@ -194,7 +214,10 @@ fn render(e: &StatusEntry) -> String {
     if let (Some(error), Some(Reason::OutsideStop)) = (&l.error, l.reason) {
         field("stopped by", error.clone());
     }
-    field("restarts", l.restarts.to_string());
+    // Without a usable record the count is not known (`--json` keeps its 0).
+    if l.status != Status::Unknown {
+        field("restarts", l.restarts.to_string());
+    }
     if let Some(exit) = &l.last_exit {
         let how = match (&exit.signal, exit.code) {
             (Some(s), _) => format!("signal {s}"),

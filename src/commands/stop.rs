@@ -28,12 +28,20 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
         let mut daemons = Vec::new();
         let mut orphans = Vec::new();
         for name in &args.names {
+            // `web` also means the copies its file no longer defines (`instances`
+            // lowered, or the file removed) that still have a record.
+            let gone_copies: Vec<String> = super::recorded_copies(ctx, name)
+                .into_iter()
+                .filter(|copy| loaded.daemon(copy).is_none() && !orphans.contains(copy))
+                .collect();
             match resolve(ctx, &loaded, std::slice::from_ref(name)) {
                 Ok(mut found) => daemons.append(&mut found),
                 // Stopped from its record alone (with none, there is nothing to stop).
                 Err(_) if known_without_file(ctx, &loaded, name) => orphans.push(name.clone()),
+                Err(_) if !gone_copies.is_empty() => {}
                 Err(err) => return Err(err),
             }
+            orphans.extend(gone_copies);
         }
         (daemons, orphans)
     };

@@ -23,9 +23,10 @@ mod validate;
 #[cfg(test)]
 pub(crate) use daemon::tests_support;
 pub use daemon::{
-    compile_log_pattern, is_valid_name, load_bytes, Daemon, DaemonType, KillMode, LogSpec,
-    NotifyAccess, ProcessSpec, ReadyCheck, RestartPolicy, Supervision, MAX_LOG_KEEP, MAX_LOG_SIZE,
-    MAX_RESTARTS, MIN_LOG_SIZE,
+    compile_log_pattern, instance_name, is_valid_name, load_bytes, split_instance_name, Daemon,
+    DaemonType, Instance, KillMode, LogSpec, NotifyAccess, ProcessSpec, ReadyCheck, RestartPolicy,
+    Supervision, MAX_INSTANCES, MAX_LOG_KEEP, MAX_LOG_SIZE, MAX_RESTARTS, MIN_LOG_SIZE,
+    PLACEHOLDER,
 };
 pub use diagnostic::{Diagnostic, Severity, MAX_SHOWN};
 pub use discover::{discover, Dirs};
@@ -74,6 +75,24 @@ impl Loaded {
         self.daemons.get(at)
     }
 
+    /// Returns the daemons `name` means in a command: the daemon of that name, or
+    /// every copy of a daemon with `instances` (`web` for `web@1` ... `web@N`), in
+    /// the order of their numbers; empty when there is none.
+    pub fn named(&self, name: &str) -> Vec<&Daemon> {
+        if let Some(daemon) = self.daemon(name) {
+            return vec![daemon];
+        }
+        let prefix = format!("{name}@");
+        let from = self.daemons.partition_point(|d| d.name < prefix);
+        let mut copies: Vec<&Daemon> = self.daemons[from..]
+            .iter()
+            .take_while(|d| d.name.starts_with(&prefix))
+            .filter(|d| d.answers_to(name))
+            .collect();
+        copies.sort_by_key(|d| d.instance.as_ref().map_or(0, |i| i.number));
+        copies
+    }
+
     /// Returns the invalid file with this name.
     pub fn invalid(&self, name: &str) -> Option<&Invalid> {
         let at = self
@@ -83,15 +102,17 @@ impl Loaded {
         self.invalid.get(at)
     }
 
-    /// Returns every name in the directory, valid or not, sorted.
+    /// Returns every name in the directory, valid or not, sorted: the daemons, the
+    /// copies of those with `instances` and the names of their sets.
     pub fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self
             .daemons
             .iter()
-            .map(|d| d.name.as_str())
+            .flat_map(|d| [d.name.as_str(), d.base_name()])
             .chain(self.invalid.iter().map(|i| i.name.as_str()))
             .collect();
         names.sort_unstable();
+        names.dedup();
         names
     }
 }
@@ -116,13 +137,15 @@ pub fn load_named(dirs: &Dirs, names: &[String]) -> Result<Loaded, crate::Error>
     }
     let mut loaded = Loaded::default();
     for name in names {
-        if !daemon::is_valid_name(name)
-            || loaded.daemon(name).is_some()
-            || loaded.invalid(name).is_some()
+        // `web@2` is a copy defined by `web.toml`.
+        let base = split_instance_name(name).map_or(name.as_str(), |(base, _)| base);
+        if !daemon::is_valid_name(base)
+            || !loaded.named(base).is_empty()
+            || loaded.invalid(base).is_some()
         {
             continue;
         }
-        let file = dirs.config_dir.join(format!("{name}.toml"));
+        let file = file_of(dirs, base);
         // As `load` does: a directory is no daemon file, anything else is tried (and
         // is invalid if it cannot be read).
         match std::fs::symlink_metadata(&file) {
@@ -132,10 +155,12 @@ pub fn load_named(dirs: &Dirs, names: &[String]) -> Result<Loaded, crate::Error>
         }
         match daemon::load_file(dirs, &file) {
             Ok(d) => {
-                let at = loaded.daemons.partition_point(|x| x.name < d.daemon.name);
+                for daemon in d.daemons() {
+                    let at = loaded.daemons.partition_point(|x| x.name < daemon.name);
+                    loaded.places.insert(daemon.name.clone(), d.places.clone());
+                    loaded.daemons.insert(at, daemon);
+                }
                 loaded.warnings.extend(d.warnings);
-                loaded.places.insert(d.daemon.name.clone(), d.places);
-                loaded.daemons.insert(at, d.daemon);
             }
             Err(bad) => {
                 let at = loaded.invalid.partition_point(|x| x.name < bad.name);
@@ -167,7 +192,53 @@ pub fn names(dirs: &Dirs) -> Vec<String> {
     daemon::file_names(dirs)
 }
 
-/// Loads one file as a daemon named after its stem (used by the keeper).
+/// Loads one file as a daemon named after its stem; for a file with `instances`, the
+/// template of its copies (`{instance}` as written).
 pub fn load_file(dirs: &Dirs, file: &Path) -> Result<Daemon, Invalid> {
     daemon::load_file(dirs, file).map(|loaded| loaded.daemon)
+}
+
+/// How many copies the file of `name` asks for (`instances`), or `None` for a file
+/// without `instances`, or that is missing or invalid.
+pub fn instances_of(dirs: &Dirs, name: &str) -> Option<u32> {
+    daemon::load_file(dirs, &file_of(dirs, name))
+        .ok()?
+        .instances
+}
+
+/// The file that defines the daemon `name`: `NAME.toml`, or for a copy `web@2` the
+/// file of its set, `web.toml`.
+pub fn file_of(dirs: &Dirs, name: &str) -> PathBuf {
+    let base = split_instance_name(name).map_or(name, |(base, _)| base);
+    dirs.config_dir.join(format!("{base}.toml"))
+}
+
+/// Loads the daemon `name` alone, as its keeper does: `NAME.toml`, or for a copy
+/// `web@2` that copy of `web.toml`. A copy the file no longer defines (its
+/// `instances` is smaller, or gone) is an error naming the file.
+pub fn load_daemon(dirs: &Dirs, name: &str) -> Result<Daemon, Invalid> {
+    let file = file_of(dirs, name);
+    let loaded = daemon::load_file(dirs, &file)?;
+    loaded
+        .daemons()
+        .into_iter()
+        .find(|d| d.name == name)
+        .ok_or_else(|| Invalid {
+            name: name.to_string(),
+            file: file.clone(),
+            diagnostics: vec![Diagnostic::file(
+                &file,
+                match loaded.instances {
+                    Some(n) => format!(
+                        "defines {n} cop{} of `{}` (`instances = {n}`), and no `{name}`",
+                        if n == 1 { "y" } else { "ies" },
+                        loaded.daemon.name
+                    ),
+                    None => format!(
+                        "defines one daemon, `{}`, without `instances`, and no `{name}`",
+                        loaded.daemon.name
+                    ),
+                },
+            )],
+        })
 }

@@ -52,6 +52,14 @@ pub const KEYS: &[&str] = &[
     "watchdog",
     "watchdog_signal",
     "notify_access",
+    "instances",
+    "schedule",
+    "catch_up",
+    "restart_schedule",
+    "pre_start",
+    "post_stop",
+    "on_failure",
+    "hook_timeout",
 ];
 
 /// The keys of the `ready` table.

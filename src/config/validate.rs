@@ -47,10 +47,12 @@ pub(super) fn check_across_files(loaded: &mut Loaded, dirs: &Dirs) {
         let path = cycle.join(" -> ");
         for pair in cycle.windows(2) {
             let (name, next) = (&pair[0], &pair[1]);
-            let at = loaded
-                .daemon(name)
-                .and_then(|d| d.after.iter().position(|a| a == next))
-                .and_then(|i| places(name).after.get(i).copied())
+            let first = loaded.named(name).first().copied();
+            let at = first
+                .and_then(|d| {
+                    let i = d.after.iter().position(|a| a == next)?;
+                    places(&d.name).after.get(i).copied()
+                })
                 .unwrap_or((1, 1));
             problems
                 .entry(name.clone())
@@ -61,22 +63,38 @@ pub(super) fn check_across_files(loaded: &mut Loaded, dirs: &Dirs) {
     if problems.is_empty() {
         return;
     }
+    // A problem of one copy of a daemon with `instances` is its file's: every copy
+    // goes, and the file is reported once, under the name of the set.
+    let is_bad =
+        |d: &Daemon| problems.contains_key(&d.name) || problems.contains_key(d.base_name());
     let (bad, good): (Vec<Daemon>, Vec<Daemon>) = std::mem::take(&mut loaded.daemons)
         .into_iter()
-        .partition(|d| problems.contains_key(&d.name));
+        .partition(is_bad);
     loaded.daemons = good;
     for daemon in bad {
-        let mut diagnostics: Vec<Diagnostic> = problems[&daemon.name]
+        let name = daemon.base_name();
+        let mut diagnostics: Vec<Diagnostic> = [daemon.name.as_str(), name]
             .iter()
+            .flat_map(|n| problems.get(*n).into_iter().flatten())
             .map(|(at, m)| Diagnostic::located(&daemon.file, *at, m.clone()))
             .collect();
-        diagnostics.sort_by_key(|d| d.location);
         loaded.warnings.retain(|w| w.file != daemon.file);
-        loaded.invalid.push(Invalid {
-            name: daemon.name.clone(),
-            file: daemon.file.clone(),
-            diagnostics,
-        });
+        match loaded.invalid.iter_mut().find(|i| i.name == name) {
+            Some(entry) => entry.diagnostics.append(&mut diagnostics),
+            None => loaded.invalid.push(Invalid {
+                name: name.to_string(),
+                file: daemon.file.clone(),
+                diagnostics,
+            }),
+        }
+    }
+    for entry in &mut loaded.invalid {
+        entry
+            .diagnostics
+            .sort_by(|a, b| (a.location, &a.message).cmp(&(b.location, &b.message)));
+        entry
+            .diagnostics
+            .dedup_by(|a, b| a.location == b.location && a.message == b.message);
     }
     loaded.invalid.sort_by(|a, b| a.name.cmp(&b.name));
 }
@@ -256,9 +274,11 @@ fn shared_files(loaded: &Loaded, dirs: &Dirs) -> Vec<(String, (usize, usize), St
 
 /// Every cycle of `after` edges, each as a path that ends where it starts.
 fn cycles(daemons: &[Daemon]) -> Vec<Vec<String>> {
+    // The copies of a daemon with `instances` share one file and one `after`: they
+    // are one node, named as `after` names them.
     let edges: BTreeMap<&str, &[String]> = daemons
         .iter()
-        .map(|d| (d.name.as_str(), d.after.as_slice()))
+        .map(|d| (d.base_name(), d.after.as_slice()))
         .collect();
     let mut state: BTreeMap<&str, u8> = BTreeMap::new(); // 1 on the path, 2 done
     let mut found = Vec::new();
@@ -301,18 +321,20 @@ fn cycles(daemons: &[Daemon]) -> Vec<Vec<String>> {
 /// daemons within one level can start in parallel. Only dependencies inside the given
 /// set count; a cycle (already reported by `check_across_files`) ends up in the last level.
 pub fn start_order<'a>(daemons: &[&'a Daemon]) -> Vec<Vec<&'a Daemon>> {
-    let names: BTreeSet<&str> = daemons.iter().map(|d| d.name.as_str()).collect();
     let mut placed: BTreeSet<&str> = BTreeSet::new();
     let mut left: Vec<&'a Daemon> = daemons.to_vec();
     left.sort_by(|a, b| a.name.cmp(&b.name));
+    // `after = ["web"]` waits for every copy of `web` in the set.
+    let is_waiting = |dep: &str, placed: &BTreeSet<&str>| {
+        daemons
+            .iter()
+            .any(|d| d.answers_to(dep) && !placed.contains(d.name.as_str()))
+    };
     let mut levels = Vec::new();
     while !left.is_empty() {
-        let (ready, waiting): (Vec<&'a Daemon>, Vec<&'a Daemon>) =
-            left.into_iter().partition(|d| {
-                d.after
-                    .iter()
-                    .all(|dep| !names.contains(dep.as_str()) || placed.contains(dep.as_str()))
-            });
+        let (ready, waiting): (Vec<&'a Daemon>, Vec<&'a Daemon>) = left
+            .into_iter()
+            .partition(|d| d.after.iter().all(|dep| !is_waiting(dep, &placed)));
         if ready.is_empty() {
             levels.push(waiting);
             break;

@@ -77,6 +77,11 @@ impl ExecPlan {
             set.iter()
                 .map(|(k, v)| (OsString::from(k), OsString::from(v))),
         );
+        // A copy's number and count (`instances`), whatever the environment says.
+        for (key, value) in daemon.dmgr_variables() {
+            env.retain(|(k, _)| k != key);
+            env.push((key.into(), value.into()));
+        }
         let credentials = credentials_for(daemon)?;
         if let (Some(_), Some(name)) = (&credentials, &daemon.process.user) {
             // As login(1) and systemd's User= do: the user's own identity variables,

@@ -169,11 +169,16 @@ fn set_up(
     let _ = std::env::set_current_dir("/");
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
 
-    let file = dirs.config_dir.join(format!("{name}.toml"));
+    let file = config::file_of(dirs, name);
     // Taken before the read, so that no write after it can leave the identity as
     // recorded: `list` trusts the record's definition only while the file matches.
     let identity = state::FileIdentity::of(&file);
-    let daemon = match config::load_file(dirs, &file) {
+    let daemon = match config::load_daemon(dirs, name) {
+        Ok(daemon) if daemon.keeper_lacks().is_some() => {
+            let reason = daemon.keeper_lacks().unwrap_or_default();
+            reporter.send(&Report::Failed { reason });
+            return None;
+        }
         Ok(daemon) => daemon,
         Err(invalid) => {
             let problems: Vec<String> = invalid

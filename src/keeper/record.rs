@@ -18,7 +18,7 @@ impl Keeper {
     /// the running process alone.
     pub(super) fn take_over_supervision_keys(&mut self, now: Now) {
         let identity = state::FileIdentity::of(&self.daemon.file);
-        let Ok(fresh) = config::load_file(&self.dirs, &self.daemon.file) else {
+        let Ok(fresh) = config::load_daemon(&self.dirs, &self.daemon.name) else {
             return self.feed(Input::TakeOver(None), now);
         };
         // The record describes the file as it is now only while the running process

@@ -46,6 +46,8 @@ pub(crate) struct ListEntry {
     /// The PIDs of the daemon's processes that outlived both its keeper and its main
     /// process (orphaned workers that may still serve); `dmgr stop` stops them.
     pub(crate) left_behind: Vec<i32>,
+    /// For a copy of a daemon with `instances` (`web@2`): its number, or null.
+    pub(crate) instance: Option<u32>,
 }
 
 impl ListEntry {
@@ -93,6 +95,9 @@ impl ListEntry {
                         .collect()
                 })
                 .unwrap_or_default(),
+            instance: daemon
+                .and_then(|d| d.instance.as_ref().map(|i| i.number))
+                .or_else(|| crate::config::split_instance_name(name).map(|(_, n)| n)),
         }
     }
 }

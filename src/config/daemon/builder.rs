@@ -45,6 +45,8 @@ pub(super) struct Builder<'a> {
     /// Problems counted but not kept (past the first [`MAX_SHOWN`] in file order).
     pub(super) hidden: usize,
     pub(super) places: PlaceOffsets,
+    /// The file's `instances`, once read (see `jobs`).
+    pub(super) instances: Option<u32>,
 }
 
 impl<'a> Builder<'a> {
@@ -148,6 +150,7 @@ impl<'a> Builder<'a> {
                     daemon,
                     places,
                     warnings: diagnostics,
+                    instances: self.instances,
                 })
             }
             _ => {
@@ -205,6 +208,12 @@ impl<'a> Builder<'a> {
             }
         };
         let description = self.string(get("description"));
+        self.instances = self.instances(get("instances"));
+        // The copies' default files hold their own names: `web@2.log`.
+        let path_name = match self.instances {
+            Some(_) => format!("{name}@{}", instances::PLACEHOLDER),
+            None => name.clone(),
+        };
         let working_dir = self
             .path(get("working_dir"))
             .unwrap_or(process_defaults.working_dir);
@@ -226,15 +235,24 @@ impl<'a> Builder<'a> {
         // With type = "forking", `pidfile` is the program's own file; dmgr's lock and
         // PID record stay at the default.
         let (pidfile, forking_pidfile) = match (kind, pidfile) {
-            (DaemonType::Forking, Some(own)) => (self.dirs.pidfile(&name), Some(own)),
-            (_, set) => (set.unwrap_or_else(|| self.dirs.pidfile(&name)), None),
+            (DaemonType::Forking, Some(own)) => (self.dirs.pidfile(&path_name), Some(own)),
+            (_, set) => (set.unwrap_or_else(|| self.dirs.pidfile(&path_name)), None),
         };
         if forking_pidfile.as_ref() == Some(&pidfile) {
             if let Some(v) = get("pidfile") {
                 self.error(v.span(), "with type = \"forking\", `pidfile` is the daemon's own file, and this is the file dmgr locks itself; leave `pidfile` out or name the file the program writes");
             }
         }
-        let log = log.unwrap_or_else(|| self.dirs.log_dir.join(format!("{name}.log")));
+        self.check_placeholders(
+            get,
+            self.instances,
+            [
+                ("pidfile", forking_pidfile.as_deref().or(Some(&pidfile))),
+                ("log", log.as_deref()),
+                ("stderr_log", stderr_log.as_deref()),
+            ],
+        );
+        let log = log.unwrap_or_else(|| self.dirs.log_dir.join(format!("{path_name}.log")));
         let log_max_size = self
             .log_size(get("log_max_size"))
             .unwrap_or(log_defaults.log_max_size);
@@ -317,6 +335,7 @@ impl<'a> Builder<'a> {
             get("watchdog_signal"),
             get("notify_access"),
         );
+        let jobs = self.jobs(get, kind, restart);
         let env_file = self.env_file(get("env_file"));
         let limits = self.limits(get("limits"));
         let nice = self.int_in(get("nice"), "nice", NICE_RANGE, "-20 runs first, 19 last");
@@ -341,6 +360,7 @@ impl<'a> Builder<'a> {
             autostart,
             after,
             kind,
+            instance: None,
             process: ProcessSpec {
                 command: command?,
                 env,
@@ -377,6 +397,13 @@ impl<'a> Builder<'a> {
                 health_failures,
                 watchdog_signal: notify.watchdog_signal,
                 notify_access: notify.notify_access,
+                schedule: jobs.schedule,
+                catch_up: jobs.catch_up,
+                restart_schedule: jobs.restart_schedule,
+                pre_start: jobs.pre_start,
+                post_stop: jobs.post_stop,
+                on_failure: jobs.on_failure,
+                hook_timeout: jobs.hook_timeout,
             },
             logs: LogSpec {
                 log_max_size,

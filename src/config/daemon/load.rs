@@ -61,9 +61,23 @@ pub(in crate::config) struct Places {
 
 /// One file that loaded: the daemon, where its keys are, and what `check` warns about.
 pub(in crate::config) struct LoadedFile {
+    /// The daemon as the file defines it; with `instances`, the template of its
+    /// copies, `{instance}` left as written (see [`LoadedFile::daemons`]).
     pub daemon: Daemon,
     pub places: Places,
     pub warnings: Vec<Diagnostic>,
+    /// The file's `instances`.
+    pub instances: Option<u32>,
+}
+
+impl LoadedFile {
+    /// The daemons the file defines: the daemon, or its copies `NAME@1` ... `NAME@N`.
+    pub(in crate::config) fn daemons(&self) -> Vec<Daemon> {
+        match self.instances {
+            Some(count) => super::instances::expand(&self.daemon, count),
+            None => vec![self.daemon.clone()],
+        }
+    }
 }
 
 /// Why the config directory as a whole cannot be used, or `None` when it can.
@@ -141,9 +155,13 @@ pub(in crate::config) fn load_dir(dirs: &Dirs) -> Result<Loaded, crate::Error> {
         };
         match result {
             Ok(file) => {
+                for daemon in file.daemons() {
+                    loaded
+                        .places
+                        .insert(daemon.name.clone(), file.places.clone());
+                    loaded.daemons.push(daemon);
+                }
                 loaded.warnings.extend(file.warnings);
-                loaded.places.insert(file.daemon.name.clone(), file.places);
-                loaded.daemons.push(file.daemon);
             }
             Err(bad) => loaded.invalid.push(bad),
         }
@@ -260,6 +278,12 @@ pub(super) fn stem(file: &Path) -> String {
 }
 
 pub(super) fn invalid_name_message(name: &str) -> String {
+    if let Some((base, _)) = name.split_once('@').filter(|(b, _)| is_valid_name(b)) {
+        return format!(
+            "`{}` is not a valid daemon name: `@` is kept for the copies of a daemon with `instances`; to run several copies, name the file `{base}.toml` and set `instances = N` in it (the copies are `{base}@1` ... `{base}@N`)",
+            quote(name)
+        );
+    }
     format!(
         "`{}` is not a valid daemon name: use letters, digits, `_`, `.` and `-`, starting with a letter or digit, at most 64 characters",
         quote(name)
@@ -304,6 +328,7 @@ impl Source<'_> {
             problems: Vec::new(),
             hidden: 0,
             places: PlaceOffsets::default(),
+            instances: None,
         };
         let daemon = builder.build(name);
         builder.finish(daemon)

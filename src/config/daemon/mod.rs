@@ -13,6 +13,8 @@
 //! parsers in `values`).
 
 mod builder;
+mod instances;
+mod jobs;
 mod load;
 mod notify;
 #[cfg(test)]
@@ -23,6 +25,7 @@ use production::{NICE_RANGE, OOM_SCORE_ADJ_RANGE};
 mod tests;
 mod values;
 
+pub use instances::{instance_name, split_instance_name, Instance, MAX_INSTANCES, PLACEHOLDER};
 pub use load::load_bytes;
 pub(super) use load::unsafe_owner;
 pub(super) use load::{
@@ -97,8 +100,10 @@ pub struct Daemon {
     pub autostart: bool,
     /// Daemons to start before this one.
     pub after: Vec<String>,
-    /// `simple`, `forking` or `notify`.
+    /// `simple`, `forking`, `notify` or `oneshot`.
     pub kind: DaemonType,
+    /// For a copy of a daemon with `instances`: which copy, of how many.
+    pub instance: Option<Instance>,
     /// What the process is: a change restarts it on `apply`.
     pub process: ProcessSpec,
     /// How the keeper looks after it: a change is handed to the running keeper.
@@ -109,8 +114,14 @@ pub struct Daemon {
 
 impl Daemon {
     /// The keys held directly on [`Daemon`] (the rest are in its groups).
-    pub const IDENTITY_KEYS: &'static [&'static str] =
-        &["description", "pidfile", "autostart", "after", "type"];
+    pub const IDENTITY_KEYS: &'static [&'static str] = &[
+        "description",
+        "pidfile",
+        "autostart",
+        "after",
+        "type",
+        "instances",
+    ];
 }
 
 key_group! {
@@ -241,6 +252,27 @@ key_group! {
         /// Which of the daemon's processes are believed on its notify socket.
         #[serde(default)]
         pub notify_access: NotifyAccess,
+        /// `type = "oneshot"`: the times to run the command at.
+        #[serde(default)]
+        pub schedule: Option<crate::schedule::Cron>,
+        /// With `schedule`: a time missed while the keeper was not there runs once.
+        #[serde(default)]
+        pub catch_up: bool,
+        /// The times to restart a long-running daemon at.
+        #[serde(default)]
+        pub restart_schedule: Option<crate::schedule::Cron>,
+        /// Run before every start; a failure stops the start.
+        #[serde(default)]
+        pub pre_start: Option<Vec<String>>,
+        /// Run after every end of the daemon, a crash included.
+        #[serde(default)]
+        pub post_stop: Option<Vec<String>>,
+        /// Run when the keeper gives up, and on `unhealthy`, `memory-exceeded`.
+        #[serde(default)]
+        pub on_failure: Option<Vec<String>>,
+        /// How long a hook may run before its process group is killed.
+        #[serde(rename = "hook_timeout_ms", with = "units::millis", default = "jobs::default_hook_timeout")]
+        pub hook_timeout: Duration,
     }
 }
 
@@ -266,6 +298,13 @@ impl Default for Supervision {
             health_failures: default_health_failures(),
             watchdog_signal: default_watchdog_signal(),
             notify_access: NotifyAccess::Main,
+            schedule: None,
+            catch_up: false,
+            restart_schedule: None,
+            pre_start: None,
+            post_stop: None,
+            on_failure: None,
+            hook_timeout: jobs::default_hook_timeout(),
         }
     }
 }
@@ -356,6 +395,8 @@ pub enum DaemonType {
     /// The command is the daemon, and reports its readiness, status, reloads and
     /// watchdog pings over the notify protocol (sd_notify(3)).
     Notify,
+    /// The command runs to completion (a migration, a backup); exit 0 is success.
+    Oneshot,
 }
 
 impl DaemonType {
@@ -365,6 +406,7 @@ impl DaemonType {
             DaemonType::Simple => "simple",
             DaemonType::Forking => "forking",
             DaemonType::Notify => "notify",
+            DaemonType::Oneshot => "oneshot",
         }
     }
 }
@@ -446,6 +488,7 @@ pub(crate) mod tests_support {
             autostart: true,
             after: Vec::new(),
             kind: DaemonType::Simple,
+            instance: None,
             process: ProcessSpec {
                 command: vec!["sleep".into(), "1".into()],
                 log: PathBuf::from(format!("/nonexistent/{name}.log")),

@@ -58,6 +58,7 @@ fn every_key_is_a_field_of_exactly_one_group() {
         "stop_timeout",
         "health_interval",
         "health_timeout",
+        "hook_timeout",
     ];
     assert_eq!(
         serde_names(&Supervision::default()),

@@ -509,10 +509,11 @@ impl Builder<'_> {
             DeValue::String(s) if s == "simple" => Some(DaemonType::Simple),
             DeValue::String(s) if s == "forking" => Some(DaemonType::Forking),
             DeValue::String(s) if s == "notify" => Some(DaemonType::Notify),
+            DeValue::String(s) if s == "oneshot" => Some(DaemonType::Oneshot),
             _ => {
                 self.error(
                     value.span(),
-                    "expected \"simple\", \"forking\" or \"notify\"",
+                    "expected \"simple\", \"forking\", \"notify\" or \"oneshot\"",
                 );
                 None
             }
@@ -562,7 +563,7 @@ impl Builder<'_> {
             "tcp" => {
                 let item = table.get("tcp")?;
                 let address = self.string(Some(item))?;
-                match check_address(&address) {
+                match check_address(&self.stand_in(&address)) {
                     Ok(()) => Some(ReadyCheck::Tcp(address)),
                     Err(why) => {
                         self.error(
@@ -582,7 +583,7 @@ impl Builder<'_> {
             "http" => {
                 let item = table.get("http")?;
                 let url = self.string(Some(item))?;
-                match crate::config::url::HttpUrl::parse(&url) {
+                match crate::config::url::HttpUrl::parse(&self.stand_in(&url)) {
                     Ok(_) => Some(ReadyCheck::Http(url)),
                     Err(why) => {
                         self.error(
@@ -617,6 +618,13 @@ impl Builder<'_> {
                 DeValue::String(s) if s == own => {
                     self.error(item.span(), "a daemon cannot start after itself")
                 }
+                DeValue::String(s) if split_instance_name(s).is_some() => self.error(
+                    item.span(),
+                    format!(
+                        "`after` names a daemon, not one of its copies: `{}` waits for every copy",
+                        split_instance_name(s).map_or("", |(base, _)| base)
+                    ),
+                ),
                 DeValue::String(s) if !is_valid_name(s) => self.error(
                     item.span(),
                     format!("`{}` is not a valid daemon name", quote(s)),

@@ -60,8 +60,17 @@ impl Job {
     fn hcl_block(&self) -> hcl::Block {
         let mut job = hcl::Block::builder("job")
             .add_label(self.name.as_str())
-            .add_attribute(("type", "service"))
+            .add_attribute(("type", self.kind()))
             .add_attribute(("datacenters", vec!["*"]));
+        if let Some(periodic) = &self.periodic {
+            job = job.add_block(
+                hcl::Block::builder("periodic")
+                    .add_attribute(("crons", periodic.crons.clone()))
+                    .add_attribute(("time_zone", periodic.time_zone.as_str()))
+                    .add_attribute(("prohibit_overlap", true))
+                    .build(),
+            );
+        }
         for group in &self.groups {
             job = job.add_block(group.hcl_block());
         }
@@ -137,6 +146,14 @@ impl Task {
                 hcl::Block::builder("lifecycle")
                     .add_attribute(("hook", "prestart"))
                     .add_attribute(("sidecar", true))
+                    .build(),
+            );
+        }
+        if let Some(hook) = self.hook {
+            task = task.add_block(
+                hcl::Block::builder("lifecycle")
+                    .add_attribute(("hook", hook))
+                    .add_attribute(("sidecar", false))
                     .build(),
             );
         }

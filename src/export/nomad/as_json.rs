@@ -11,15 +11,25 @@ impl Job {
     /// durations in nanoseconds. JSON holds no comments: [`Job::lost`] has them.
     pub(crate) fn to_json(&self) -> Value {
         let groups: Vec<Value> = self.groups.iter().map(Group::to_json).collect();
-        json!({
+        let mut job = json!({
             "Job": {
                 "ID": self.name,
                 "Name": self.name,
-                "Type": "service",
+                "Type": self.kind(),
                 "Datacenters": ["*"],
                 "TaskGroups": groups,
             }
-        })
+        });
+        if let Some(periodic) = &self.periodic {
+            job["Job"]["Periodic"] = json!({
+                "Enabled": true,
+                "SpecType": "cron",
+                "Specs": periodic.crons,
+                "TimeZone": periodic.time_zone,
+                "ProhibitOverlap": true,
+            });
+        }
+        job
     }
 }
 
@@ -102,6 +112,9 @@ impl Task {
         }
         if self.sidecar {
             task["Lifecycle"] = json!({"Hook": "prestart", "Sidecar": true});
+        }
+        if let Some(hook) = self.hook {
+            task["Lifecycle"] = json!({"Hook": hook, "Sidecar": false});
         }
         if !self.services.is_empty() {
             let services: Vec<Value> = self

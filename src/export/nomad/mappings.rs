@@ -112,6 +112,25 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         keys: &["after"],
         map: after,
     },
+    Mapping {
+        keys: &["instances"],
+        map: super::jobs::instances,
+    },
+    Mapping {
+        keys: &["schedule"],
+        map: super::jobs::oneshot,
+    },
+    Mapping {
+        keys: &[
+            "catch_up",
+            "restart_schedule",
+            "pre_start",
+            "post_stop",
+            "on_failure",
+            "hook_timeout",
+        ],
+        map: super::jobs::notes,
+    },
 ];
 
 fn command(d: &Daemon, source: &Source, _: &Placement, task: &mut Task) {
@@ -215,7 +234,8 @@ fn kind_and_pidfile(d: &Daemon, source: &Source, _: &Placement, task: &mut Task)
             "type = \"notify\"",
             "Nomad has no notify socket (NOTIFY_SOCKET is unset): the daemon's READY=1, STATUS=, RELOADING=1 and MAINPID= go nowhere, and the task counts as running once it is started",
         )),
-        DaemonType::Simple => {}
+        // A oneshot is mapped in `super::jobs`.
+        DaemonType::Simple | DaemonType::Oneshot => {}
     }
     if let Some(pidfile) = super::written_pidfile(d, &source.dirs) {
         task.lost.push(Lost::new(

@@ -11,6 +11,7 @@
 
 mod as_hcl;
 mod as_json;
+mod jobs;
 mod mappings;
 pub(crate) mod rules;
 mod template;
@@ -25,6 +26,7 @@ use super::{backoff_lost, program, restart_window, written_pidfile};
 use super::{Lost, Source};
 use crate::config::{Daemon, RestartPolicy};
 
+pub(crate) use jobs::jobs;
 pub(crate) use mappings::MAPPINGS;
 
 /// What `resources.memory` is when no key sets it: Nomad's own default, written out
@@ -44,6 +46,28 @@ pub(crate) struct Job {
     pub config_dir: String,
     /// The task groups, sorted by name.
     pub groups: Vec<Group>,
+    /// `periodic`, for the batch job of a daemon with `schedule`; `None` for a
+    /// service job.
+    pub periodic: Option<Periodic>,
+}
+
+/// The `periodic` block of a batch job: a daemon's `schedule`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Periodic {
+    /// `crons`: the five fields.
+    pub crons: Vec<String>,
+    /// `time_zone`: the host's, as dmgr reads the schedule in it.
+    pub time_zone: String,
+}
+
+impl Job {
+    /// `type`: `batch` for a periodic job, else `service`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self.periodic {
+            Some(_) => "batch",
+            None => "service",
+        }
+    }
 }
 
 /// A task group: one daemon, or the daemons joined by `after`.
@@ -88,6 +112,9 @@ pub(crate) struct Task {
     pub kill_timeout: Duration,
     /// `lifecycle { hook = "prestart", sidecar = true }`.
     pub sidecar: bool,
+    /// `lifecycle { hook = HOOK }` of a task that runs to completion (a oneshot
+    /// before others, a `pre_start` or `post_stop` hook): `prestart` or `poststop`.
+    pub hook: Option<&'static str>,
     /// `restart`.
     pub restart: Restart,
     /// `logs`.
@@ -218,9 +245,13 @@ pub(crate) fn job(name: &str, daemons: &[&Daemon], source: &Source) -> Job {
                     ports.push(port.clone());
                 }
             }
+            let copies = members[0].instance.as_ref().map_or(1, |i| i.count);
+            let mut tasks = tasks;
+            jobs::add_hook_tasks(&members, source, &mut tasks);
             Group {
                 name: members[0].name.clone(),
-                count: u32::from(!placement.autostart.is_empty()),
+                // The copies of a daemon with `instances` are the group's count.
+                count: copies * u32::from(!placement.autostart.is_empty()),
                 no_reschedule: members
                     .iter()
                     .all(|d| d.supervision.restart == RestartPolicy::No),
@@ -235,6 +266,7 @@ pub(crate) fn job(name: &str, daemons: &[&Daemon], source: &Source) -> Job {
         name: name.to_string(),
         config_dir: source.dirs.config_dir.display().to_string(),
         groups,
+        periodic: None,
     }
 }
 
@@ -273,12 +305,19 @@ fn plan<'a>(daemons: &[&'a Daemon]) -> Vec<(Vec<&'a Daemon>, Placement)> {
     let mut component: BTreeMap<&str, usize> = BTreeMap::new();
     let mut next = 0;
     for d in daemons {
+        // A daemon with `instances` is a group of its own (its copies are its
+        // count), never joined to others by `after`.
+        let is_set = |name: &str| {
+            daemons
+                .iter()
+                .any(|x| x.name == name && x.instance.is_some())
+        };
         let linked: Vec<&str> = std::iter::once(d.name.as_str())
             .chain(
                 d.after
                     .iter()
                     .map(String::as_str)
-                    .filter(|a| names.contains(a)),
+                    .filter(|a| names.contains(a) && d.instance.is_none() && !is_set(a)),
             )
             .collect();
         let ids: BTreeSet<usize> = linked

@@ -109,6 +109,22 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         keys: &["autostart"],
         map: autostart,
     },
+    Mapping {
+        keys: &["instances"],
+        map: super::jobs::instances,
+    },
+    Mapping {
+        keys: &["schedule", "catch_up"],
+        map: super::jobs::schedule,
+    },
+    Mapping {
+        keys: &["restart_schedule"],
+        map: super::jobs::restart_schedule,
+    },
+    Mapping {
+        keys: &["pre_start", "post_stop", "on_failure", "hook_timeout"],
+        map: super::jobs::hooks,
+    },
 ];
 
 fn description(d: &Daemon, _: &Source, unit: &mut Unit) {
@@ -122,14 +138,32 @@ fn description(d: &Daemon, _: &Source, unit: &mut Unit) {
 fn after(d: &Daemon, source: &Source, unit: &mut Unit) {
     let names = Names::of(source);
     for dep in &d.after {
-        unit.unit.push(format!("After={}", names.service(dep)));
-        unit.unit.push(format!("Wants={}", names.service(dep)));
+        // A daemon with `instances` is its copies, each an instance of its template.
+        let units: Vec<String> = match crate::config::instances_of(&source.dirs, dep) {
+            Some(n) => (1..=n)
+                .map(|i| names.service(&crate::config::instance_name(dep, i)))
+                .collect(),
+            None => vec![names.service(dep)],
+        };
+        for unit_name in units {
+            unit.unit.push(format!("After={unit_name}"));
+            unit.unit.push(format!("Wants={unit_name}"));
+        }
     }
 }
 
 fn kind_and_pidfile(d: &Daemon, source: &Source, unit: &mut Unit) {
     let pidfile = super::written_pidfile(d, &source.dirs);
     match d.kind {
+        DaemonType::Oneshot => {
+            unit.service.push("Type=oneshot".into());
+            // Unscheduled, it stays active once it succeeded, as `done` in dmgr, so
+            // that a unit After= and Wants= it does not run it again; a timer's
+            // service must go inactive to be started again.
+            if d.supervision.schedule.is_none() {
+                unit.service.push("RemainAfterExit=yes".into());
+            }
+        }
         DaemonType::Simple => {
             unit.service.push("Type=exec".into());
             if let Some(pidfile) = pidfile {
@@ -461,7 +495,9 @@ fn log_timestamps(d: &Daemon, _: &Source, unit: &mut Unit) {
 
 fn autostart(d: &Daemon, source: &Source, unit: &mut Unit) {
     let names = Names::of(source);
-    if d.autostart {
+    if d.autostart && d.supervision.schedule.is_some() {
+        // Its timer is wanted instead: starting the target must not run the job.
+    } else if d.autostart {
         unit.install.push(format!("WantedBy={}", names.target()));
     } else {
         unit.lost.push(Lost::new(

@@ -17,6 +17,7 @@
 //! line of its own.
 
 mod environment;
+pub(crate) mod jobs;
 mod mappings;
 pub(crate) mod names;
 mod notify;
@@ -119,8 +120,17 @@ pub(crate) type Mapping = super::Mapping<fn(&Daemon, &Source, &mut Unit)>;
 pub(crate) fn files(selected: &[&Daemon], all: &[&Daemon], source: &Source) -> Vec<File> {
     let mut out = Vec::new();
     let mut logdir = false;
+    let mut templates: Vec<&str> = Vec::new();
     for daemon in selected {
-        let (unit, rest) = service(daemon, source);
+        let (unit, rest) = match &daemon.instance {
+            // The copies of a daemon with `instances` are one template unit.
+            Some(i) if templates.contains(&i.base.as_str()) => continue,
+            Some(i) => {
+                templates.push(&i.base);
+                template(daemon, source)
+            }
+            None => service(daemon, source),
+        };
         logdir |= unit.text.contains("dmgr-logdir@");
         out.push(unit);
         out.extend(rest);
@@ -134,6 +144,30 @@ pub(crate) fn files(selected: &[&Daemon], all: &[&Daemon], source: &Source) -> V
 
 /// The unit of `daemon`, and the files it reads that export writes beside it.
 pub(crate) fn service(daemon: &Daemon, source: &Source) -> (File, Vec<File>) {
+    let name = Names::of(source).service(&daemon.name);
+    unit_file(daemon, source, name)
+}
+
+/// The template unit `PREFIX-NAME@.service` of `copy`'s daemon with `instances`:
+/// the file's definition with `{instance}` as `%i`, so that `PREFIX-NAME@2.service`
+/// is the copy `NAME@2`.
+pub(crate) fn template(copy: &Daemon, source: &Source) -> (File, Vec<File>) {
+    let mut daemon = crate::config::load_file(&source.dirs, &copy.file).unwrap_or_else(|_| {
+        // The file changed since it was loaded: the copy is what there is.
+        copy.clone()
+    });
+    daemon.instance = copy.instance.clone();
+    let base = copy.base_name().to_string();
+    daemon.name = base.clone();
+    let (mut unit, mut rest) = unit_file(&daemon, source, Names::of(source).template(&base));
+    unit.text = jobs::as_template(&unit.text);
+    for file in &mut rest {
+        file.text = jobs::as_template(&file.text);
+    }
+    (unit, rest)
+}
+
+fn unit_file(daemon: &Daemon, source: &Source, name: String) -> (File, Vec<File>) {
     let names = Names::of(source);
     let mut unit = Unit::default();
     for mapping in MAPPINGS {
@@ -145,7 +179,6 @@ pub(crate) fn service(daemon: &Daemon, source: &Source) -> (File, Vec<File>) {
     unit.unit.push(format!("PartOf={}", names.target()));
     unit.unit.push(format!("Conflicts={}", names.boot()));
     unit.unit.push(format!("Before={}", names.boot()));
-    let name = names.service(&daemon.name);
     let mut text = header(&daemon.file, &name);
     if !unit.lost.is_empty() {
         text.push_str("#\n# What systemd does not do as dmgr did:\n");
@@ -188,7 +221,7 @@ pub(crate) fn target(daemons: &[&Daemon], source: &Source) -> File {
     let wanted: Vec<String> = daemons
         .iter()
         .filter(|d| d.autostart)
-        .map(|d| names.service(&d.name))
+        .map(|d| names.wanted(d))
         .collect();
     let name = names.target();
     let mut text = header(&source.dirs.config_dir, &name);

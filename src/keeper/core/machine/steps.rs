@@ -145,8 +145,9 @@ impl Phase {
     pub(crate) fn spawned(kind: DaemonType, now: Instant, s: &Supervision) -> Phase {
         match kind {
             DaemonType::Forking => Phase::Adopting(Adopting::new(now, s)),
-            // A notify daemon never gets this far yet: `ExecPlan::prepare` refuses it.
-            DaemonType::Simple | DaemonType::Notify => {
+            // Neither a notify daemon nor a oneshot gets this far yet: the keeper refuses
+            // them until it runs them (see `Daemon::keeper_lacks`).
+            DaemonType::Simple | DaemonType::Notify | DaemonType::Oneshot => {
                 Phase::Starting(Starting::new(now, now + s.ready_timeout, s))
             }
         }
