@@ -472,7 +472,8 @@ pub struct ExportSystemdArgs {
     pub output: Option<PathBuf>,
 
     /// Units for a user's systemd manager (`~/.config/systemd/user`): the target is
-    /// wanted by `default.target`, and `user` and `group` are left out.
+    /// wanted by `default.target`, and `user` and `group` are left out. A user other
+    /// than root exporting into that directory gets these without the option.
     #[arg(long)]
     pub user: bool,
 }

@@ -22,7 +22,7 @@ pub enum Error {
     },
 
     /// The config directory is missing, not a directory, or cannot be read.
-    #[error("config directory {} {reason}", crate::output::show_path(.path))]
+    #[error("config directory {} {reason}", crate::text::show_path(.path))]
     ConfigDir {
         /// The directory.
         path: PathBuf,
@@ -34,7 +34,7 @@ pub enum Error {
 
     /// The run directory cannot be used: others could write it, or it belongs to
     /// another config directory.
-    #[error("run directory {} {reason}", crate::output::show_path(.path))]
+    #[error("run directory {} {reason}", crate::text::show_path(.path))]
     RunDir {
         /// The run directory.
         path: PathBuf,
@@ -45,7 +45,7 @@ pub enum Error {
     },
 
     /// A name that is not a daemon in the config directory.
-    #[error("{name}: no such daemon in {}", crate::output::show_path(.config_dir))]
+    #[error("{name}: no such daemon in {}", crate::text::show_path(.config_dir))]
     UnknownDaemon {
         /// The name as typed.
         name: String,
@@ -56,7 +56,7 @@ pub enum Error {
     },
 
     /// A file system operation failed.
-    #[error("cannot {action} {}: {source}", crate::output::show_path(.path))]
+    #[error("cannot {action} {}: {source}", crate::text::show_path(.path))]
     Io {
         /// What dmgr was doing, as a verb phrase ("create the run directory").
         action: &'static str,
@@ -130,7 +130,7 @@ impl Error {
             } => Some(format!("did you mean `{near}`?")),
             Error::UnknownDaemon { config_dir, .. } => Some(format!(
                 "daemons are the *.toml files in {}; `dmgr list` shows them",
-                crate::output::show_path(config_dir)
+                crate::text::show_path(config_dir)
             )),
             Error::Config { .. } => {
                 Some("fix the files above; `dmgr check` lists every problem".into())

@@ -62,6 +62,7 @@ pub mod procinfo;
 pub(crate) mod session;
 pub mod state;
 pub(crate) mod survey;
+pub mod text;
 pub(crate) mod top;
 pub(crate) mod trusted_dir;
 pub(crate) mod usage;

@@ -206,7 +206,7 @@ pub(crate) fn describe_holders(path: &Path) -> String {
 /// `pid 1234 (sleep, uid 65534)`: a lock holder, for an error message.
 pub(crate) fn describe_holder(pid: i32) -> String {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    let comm = crate::output::escape(comm.trim_end()).into_owned();
+    let comm = crate::text::escape(comm.trim_end()).into_owned();
     match owner_of(pid) {
         Some(uid) if !comm.is_empty() => format!("pid {pid} ({comm}, uid {uid})"),
         Some(uid) => format!("pid {pid} (uid {uid})"),

@@ -69,7 +69,7 @@ pub(super) fn run(ctx: &Context) -> Result<u8> {
     ctx.say(&format!(
         "{count} daemon{} ok in {}{warned}",
         plural(count),
-        output::show_path(&ctx.dirs.config_dir)
+        crate::text::show_path(&ctx.dirs.config_dir)
     ));
     Ok(0)
 }

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use super::{unknown, Context};
 use crate::cli::EventsArgs;
 use crate::events::{self, Event};
-use crate::output::{self, escape};
+use crate::output;
+use crate::text::escape;
 use crate::watch::{Follower, Replaced, Waker};
 use crate::{config, state, Result};
 

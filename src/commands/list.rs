@@ -52,13 +52,13 @@ pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
         .iter()
         .map(|e| {
             vec![
-                output::escape(&e.name).into_owned(),
+                crate::text::escape(&e.name).into_owned(),
                 status_cell(e),
                 e.pid.map_or("-".into(), |p| p.to_string()),
                 e.uptime_secs.map_or("-".into(), format_uptime),
                 e.restarts.to_string(),
                 e.memory_bytes.map_or("-".into(), format_bytes),
-                output::escape(match (e.status, &e.command) {
+                crate::text::escape(match (e.status, &e.command) {
                     (Status::Invalid | Status::Unknown, _) => {
                         e.error.as_deref().unwrap_or_default()
                     }

@@ -2,7 +2,7 @@
 //! every new line as it is written, across rotation and restarts, until interrupted.
 //! With several names each line carries a `name |` prefix.
 //!
-//! On a terminal each line is escaped (`output::escape`): a daemon's output is not
+//! On a terminal each line is escaped (`text::escape`): a daemon's output is not
 //! dmgr's to send to the operator's terminal raw. Into a pipe or a file, or with
 //! `--raw`, the lines keep the bytes the daemon wrote.
 
@@ -91,7 +91,7 @@ fn push_line(out: &mut Vec<u8>, prefix: &str, line: &[u8], raw: bool) {
         out.extend_from_slice(line);
     } else {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        out.extend_from_slice(output::escape_bytes(line).as_bytes());
+        out.extend_from_slice(crate::text::escape_bytes(line).as_bytes());
     }
     out.push(b'\n');
 }

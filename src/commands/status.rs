@@ -8,9 +8,10 @@ use std::fmt::Write as _;
 use super::{every_name, unknown, Context};
 use crate::cli::StatusArgs;
 use crate::config;
-use crate::output::json::{rfc3339_ms, LastExit, ListEntry, StatusEntry};
-use crate::output::{self, escape, format_bytes, format_uptime, Style};
+use crate::output::json::{LastExit, ListEntry, StatusEntry};
+use crate::output::{self, format_bytes, format_uptime, Style};
 use crate::state::{self, MemoryMechanism, Reason, Status};
+use crate::text::{escape, rfc3339_ms, show_path};
 use crate::{events, logfile, Result};
 
 /// How many of the newest events `status` shows.
@@ -76,23 +77,21 @@ pub(super) fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             pidfile: daemon
                 .map(|d| d.forking_pidfile.clone().unwrap_or(d.pidfile.clone()))
                 .or(record.map(|r| r.daemon_pidfile.clone().unwrap_or(r.pidfile.clone())))
-                .map(|p| output::show_path(&p).into_owned()),
+                .map(|p| show_path(&p).into_owned()),
             lock_file: daemon
                 .filter(|d| d.forking_pidfile.is_some())
-                .map(|d| output::show_path(&d.pidfile).into_owned()),
+                .map(|d| show_path(&d.pidfile).into_owned()),
             cgroup: record
                 .filter(|_| observed.keeper.is_some() || observed.is_running())
                 .and_then(|r| r.cgroup.as_ref())
-                .map(|p| output::show_path(p).into_owned()),
+                .map(|p| show_path(p).into_owned()),
             no_cgroup: record
                 .filter(|_| observed.keeper.is_some() || observed.is_running())
                 .and_then(|r| r.no_cgroup.clone()),
             foreground: record.is_some_and(|r| r.foreground) && observed.keeper.is_some(),
-            log: log.as_ref().map(|p| output::show_path(p).into_owned()),
-            stderr_log: stderr_log
-                .as_ref()
-                .map(|p| output::show_path(p).into_owned()),
-            file: daemon.map(|d| output::show_path(&d.file).into_owned()),
+            log: log.as_ref().map(|p| show_path(p).into_owned()),
+            stderr_log: stderr_log.as_ref().map(|p| show_path(p).into_owned()),
+            file: daemon.map(|d| show_path(&d.file).into_owned()),
             next_restart: record
                 .and_then(|r| r.next_restart_ms)
                 .filter(|_| observed.keeper.is_some())
@@ -108,7 +107,7 @@ pub(super) fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             stale_pidfile: observed
                 .stale_pidfile
                 .as_ref()
-                .map(|p| output::show_path(p).into_owned()),
+                .map(|p| show_path(p).into_owned()),
             log_tail: log.map_or(Vec::new(), |l| logfile::tail(&l, args.lines)),
             stderr_tail: stderr_log.map_or(Vec::new(), |l| logfile::tail(&l, args.lines)),
             events: events::merged(&[ctx.dirs.events_file(name)], RECENT_EVENTS)

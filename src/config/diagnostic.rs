@@ -80,7 +80,7 @@ impl fmt::Display for Diagnostic {
         write!(
             f,
             "{}:{line}:{col}: {}{}",
-            crate::output::show_path(&self.file),
+            crate::text::show_path(&self.file),
             self.prefix(),
             self.message
         )
@@ -123,7 +123,7 @@ pub(super) fn line_col(source: &str, offset: usize) -> (usize, usize) {
 
 /// A value from a file as a message quotes it: at most [`QUOTE_CHARS`] characters,
 /// then `...`. A message about a megabyte-long key must not be a megabyte long.
-/// Control characters are left for the printer to escape (`output::escape`).
+/// Control characters are left for the printer to escape (`text::escape`).
 pub(super) fn quote(text: &str) -> String {
     match text.char_indices().nth(QUOTE_CHARS) {
         Some((cut, _)) => format!("{}...", &text[..cut]),

@@ -39,7 +39,7 @@ impl Dirs {
         self.run_dir.join(format!("{name}.state"))
     }
 
-    /// The event history of `name` (see [`crate::events`]).
+    /// The event history of `name` (see `crate::events`).
     pub fn events_file(&self, name: &str) -> PathBuf {
         self.run_dir.join(format!("{name}.events"))
     }

@@ -103,7 +103,7 @@ fn path_of(daemon: &Daemon) -> Option<String> {
 fn unresolved(program: &str, path: Option<&str>) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     if program.contains('/') {
-        let shown = crate::output::show_path(Path::new(program));
+        let shown = crate::text::show_path(Path::new(program));
         return match std::fs::metadata(program) {
             Err(_) => Some(format!("{shown} does not exist")),
             Ok(m) if !m.is_file() || m.permissions().mode() & 0o111 == 0 => {

@@ -118,15 +118,15 @@ impl Dirs {
                 "belongs to the config directory {}, not to {}: two config directories \
                  sharing a run directory would take each other's daemons for orphans and \
                  stop them",
-                crate::output::show_path(owner),
-                crate::output::show_path(&self.owner())
+                crate::text::show_path(owner),
+                crate::text::show_path(&self.owner())
             ),
             hint: format!(
                 "give this config directory a run directory of its own: pass --run-dir, \
                  or unset DMGR_RUN_DIR for the default, which is one per config directory; \
                  if {} is gone for good, remove {}",
-                crate::output::show_path(owner),
-                crate::output::show_path(&self.run_dir.join(OWNER_FILE))
+                crate::text::show_path(owner),
+                crate::text::show_path(&self.run_dir.join(OWNER_FILE))
             ),
         }
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::daemon::{file_id, rotation_of, Places};
 use super::suggest::Suggester;
 use super::{Daemon, Diagnostic, Dirs, Invalid, Loaded};
-use crate::output::show_path;
+use crate::text::show_path;
 
 /// Moves daemons whose `after` names an unknown daemon, that lie on a cycle of
 /// `after`, or that share a file with another daemon, to `invalid`, each problem

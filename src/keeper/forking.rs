@@ -156,7 +156,7 @@ impl Keeper {
         let found = match &self.daemon.forking_pidfile {
             Some(path) => format!(
                 "named by its pidfile {} (type = \"forking\")",
-                crate::output::show_path(path)
+                crate::text::show_path(path)
             ),
             None => "left behind by the command (type = \"forking\")".to_string(),
         };

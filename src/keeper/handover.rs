@@ -237,7 +237,7 @@ impl Keeper {
             in_grace: waiting.in_grace(now) && !self.tracked.tree_is_empty(),
             reload_running: self.is_reloading(),
         };
-        let source = format!("its pidfile {}", crate::output::show_path(&path));
+        let source = format!("its pidfile {}", crate::text::show_path(&path));
         match decide(candidate, waiting.old, &tree, patience) {
             Verdict::Adopt(id) => {
                 self.adopt_successor(id, &waiting, &source);

@@ -119,13 +119,13 @@ pub(crate) struct Settings {
     /// The daemon's name, for events.
     pub(crate) name: String,
     /// Its event history.
-    #[serde(with = "crate::state::path_bytes")]
+    #[serde(with = "crate::text::path_bytes")]
     pub(crate) events: PathBuf,
     /// `log`.
-    #[serde(with = "crate::state::path_bytes")]
+    #[serde(with = "crate::text::path_bytes")]
     pub(crate) log: PathBuf,
     /// `stderr_log`, if any.
-    #[serde(with = "crate::state::path_bytes::option")]
+    #[serde(with = "crate::text::path_bytes::option")]
     pub(crate) stderr_log: Option<PathBuf>,
     /// `log_max_size` in bytes.
     pub(crate) max_size: u64,

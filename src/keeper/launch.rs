@@ -192,7 +192,7 @@ impl Keeper {
         record.cgroup = planned.as_ref().ok().cloned();
         let cgroup = planned.and_then(|path| {
             let _ = state_file.write(&record);
-            cgroup::Cgroup::create(&path)
+            super::leftovers::take_cgroup(&dirs, &daemon, &path)
         });
         record.cgroup = cgroup.as_ref().ok().map(|c| c.path().to_path_buf());
         // Why not, for `status`: the keeper tracks the processes as a subreaper.

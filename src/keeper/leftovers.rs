@@ -54,7 +54,7 @@ pub(super) fn clear_leftovers(dirs: &Dirs, name: &str, observed: &state::Observe
 
 /// Stops a daemon whose record cannot be used and that no keeper holds (any more):
 /// nothing names its processes but its cgroup, which the keeper names after the
-/// daemon and the run directory (see [`super::cgroup::Cgroup::derived`]); then the
+/// daemon and the run directory (see [`super::cgroup::Cgroup::find`]); then the
 /// unusable record is removed, under the pidfile lock, so that the next `start`
 /// begins afresh rather than trip over it again.
 pub(super) fn finish_unknown(
@@ -103,13 +103,65 @@ pub(super) fn finish_unknown(
 
 /// Stops every process in the cgroup of the daemon `name`, found from its name and
 /// the run directory alone (see [`super::cgroup::Cgroup::find`]), for a daemon whose
-/// record cannot be used: `stop_signal` is unknown, so SIGTERM, then SIGKILL to the
-/// whole cgroup after the default `stop_timeout`; then removes the cgroup. Returns
-/// whether any process was there, or an error if some survived SIGKILL.
+/// record is lost or cannot be used: `stop_signal` is unknown, so SIGTERM, then
+/// SIGKILL to the whole cgroup after the default `stop_timeout`; then removes the
+/// cgroup. Returns whether any process was there, or an error if some survived
+/// SIGKILL.
 pub(super) fn stop_derived_cgroup(dirs: &Dirs, name: &str) -> Result<bool, crate::Error> {
     let Some(cgroup) = super::cgroup::Cgroup::find(name, &dirs.run_dir) else {
         return Ok(false);
     };
+    let timeout = crate::config::Supervision::default().stop_timeout;
+    let stopped = empty_cgroup(
+        dirs,
+        name,
+        &cgroup,
+        Signal::SIGTERM,
+        timeout,
+        "found without its state record",
+    )
+    .map_err(|why| crate::Error::daemon(name, why))?;
+    cgroup.remove();
+    Ok(stopped > 0)
+}
+
+/// The daemon's cgroup at `path` for a new keeper of it: created, or, where an
+/// earlier keeper of the same daemon left processes in it (it was killed, and its
+/// record lost), emptied first with the daemon's `stop_signal` and `stop_timeout`.
+/// Only keepers of this daemon put processes there, so whatever runs in it is a copy
+/// of this daemon that nothing else would stop: a new copy never runs beside it.
+pub(super) fn take_cgroup(
+    dirs: &Dirs,
+    daemon: &crate::config::Daemon,
+    path: &Path,
+) -> Result<super::cgroup::Cgroup, String> {
+    if let Some(left) = super::cgroup::Cgroup::open(path).filter(|c| c.is_populated()) {
+        let s = &daemon.supervision;
+        let why = "left in its cgroup by an earlier keeper";
+        let _ = empty_cgroup(
+            dirs,
+            &daemon.name,
+            &left,
+            s.stop_signal.0,
+            s.stop_timeout,
+            why,
+        );
+    }
+    super::cgroup::Cgroup::create(path)
+}
+
+/// Sends `signal` (and SIGCONT) to every process in `cgroup`, then SIGKILL to the
+/// whole cgroup if some are still there after `timeout`, with a `stopping` event that
+/// says `why` they were found. Returns how many processes there were, or why some
+/// survived SIGKILL.
+fn empty_cgroup(
+    dirs: &Dirs,
+    name: &str,
+    cgroup: &super::cgroup::Cgroup,
+    signal: Signal,
+    timeout: Duration,
+    why: &str,
+) -> Result<usize, String> {
     let members = || -> Vec<ProcId> {
         cgroup
             .members()
@@ -118,38 +170,35 @@ pub(super) fn stop_derived_cgroup(dirs: &Dirs, name: &str) -> Result<bool, crate
             .collect()
     };
     let found = members();
-    if !found.is_empty() {
-        let mut event = Event::now(name, Kind::Stopping).signal("TERM");
-        event.message = Some(format!(
-            "{} processes in its cgroup {}, found without its state record",
-            found.len(),
-            cgroup.path().display()
-        ));
-        events::append(&dirs.events_file(name), &event);
-        for process in &found {
-            let _ = sys::signal_process(*process, Signal::SIGTERM);
-            let _ = sys::signal_process(*process, Signal::SIGCONT);
+    if found.is_empty() {
+        return Ok(0);
+    }
+    let signal_name = signal.as_str().trim_start_matches("SIG");
+    let mut event = Event::now(name, Kind::Stopping).signal(signal_name);
+    event.message = Some(format!(
+        "{} processes in its cgroup {}, {why}",
+        found.len(),
+        cgroup.path().display()
+    ));
+    events::append(&dirs.events_file(name), &event);
+    for process in &found {
+        let _ = sys::signal_process(*process, signal);
+        let _ = sys::signal_process(*process, Signal::SIGCONT);
+    }
+    if !wait_until(timeout, || !cgroup.is_populated()) {
+        if !cgroup.kill() {
+            for process in members() {
+                let _ = sys::signal_process(process, Signal::SIGKILL);
+            }
         }
-        let timeout = crate::config::Supervision::default().stop_timeout;
-        if !wait_until(timeout, || !cgroup.is_populated()) {
-            if !cgroup.kill() {
-                for process in members() {
-                    let _ = sys::signal_process(process, Signal::SIGKILL);
-                }
-            }
-            if !wait_until(GRACE, || !cgroup.is_populated()) {
-                return Err(crate::Error::daemon(
-                    name,
-                    format!(
-                        "processes in its cgroup {} survived SIGKILL",
-                        cgroup.path().display()
-                    ),
-                ));
-            }
+        if !wait_until(GRACE, || !cgroup.is_populated()) {
+            return Err(format!(
+                "processes in its cgroup {} survived SIGKILL",
+                cgroup.path().display()
+            ));
         }
     }
-    cgroup.remove();
-    Ok(!found.is_empty())
+    Ok(found.len())
 }
 
 /// Removes what a finished daemon without a keeper leaves on disk: its cgroup, and a

@@ -109,7 +109,7 @@ impl Keeper {
                     let again = self.event(Kind::RecordError).message(format!(
                         "the state record is written again, after {} writes failed since {}",
                         trouble.failures,
-                        crate::output::json::rfc3339_ms(trouble.since_ms)
+                        crate::text::rfc3339_ms(trouble.since_ms)
                     ));
                     self.record_event(again);
                 }

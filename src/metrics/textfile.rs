@@ -25,7 +25,7 @@ pub(crate) fn write(path: &Path, text: &str) -> Result<()> {
     let file_name = path.file_name().ok_or_else(|| {
         Error::Usage(format!(
             "--textfile {}: name a file, such as /var/lib/node_exporter/textfile/dmgr.prom",
-            crate::output::show_path(path)
+            crate::text::show_path(path)
         ))
     })?;
     let dir = match path.parent() {

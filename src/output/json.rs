@@ -115,7 +115,7 @@ impl From<&ExitRecord> for LastExit {
         LastExit {
             code: exit.code,
             signal: exit.signal.clone(),
-            at: rfc3339_ms(exit.at_ms),
+            at: crate::text::rfc3339_ms(exit.at_ms),
             ran_secs: exit.ran_ms as f64 / 1000.0,
         }
     }
@@ -163,10 +163,4 @@ pub struct StatusEntry {
     pub stderr_tail: Vec<String>,
     /// The last five events, oldest first, as `dmgr events --json` prints them.
     pub events: Vec<crate::events::Event>,
-}
-
-/// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.
-pub fn rfc3339_ms(ms: u64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_millis(time).to_string()
 }

@@ -1,8 +1,7 @@
 //! Everything printed: colour decisions (`style`), tables (`table`), the stable JSON
-//! shapes (`json`), the escaping of what came from files and processes (`escape`) and
-//! error reports. Results go to standard output, errors and hints to standard error.
+//! shapes (`json`) and error reports, each line escaped by [`crate::text::escape`].
+//! Results go to standard output, errors and hints to standard error.
 
-pub mod escape;
 pub mod json;
 pub mod style;
 pub mod table;
@@ -11,18 +10,9 @@ use std::io::{self, Write};
 
 use crate::Error;
 
-pub use escape::{escape, escape_bytes, escape_os};
 pub use style::Style;
 
-/// A path as dmgr shows it: as it is when it is UTF-8, else with each byte that is
-/// not shown as `\xNN` (`Path::display` would put U+FFFD there, and two different
-/// paths would look the same). Control characters are escaped when printed.
-pub fn show_path(path: &std::path::Path) -> std::borrow::Cow<'_, str> {
-    match path.to_str() {
-        Some(text) => std::borrow::Cow::Borrowed(text),
-        None => std::borrow::Cow::Owned(escape_os(path.as_os_str())),
-    }
-}
+use crate::text::escape;
 
 /// Whether standard output was closed when the process started.
 static STDOUT_WAS_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -7,7 +7,7 @@
 //! without following a symlink and check that it is whole and its daemon's own
 //! ([`read_checked`]); they trust it only while the recorded identities (PID plus
 //! start time) still match live processes: that is what makes `list` truthful after
-//! a keeper is killed and immune to PID reuse ([`observe`]). A record that cannot be
+//! a keeper is killed and immune to PID reuse ([`observe()`]). A record that cannot be
 //! used makes the daemon `unknown`, never "stopped".
 
 use std::path::{Path, PathBuf};
@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::units::Signal;
 use crate::config::{Dirs, ProcessSpec, Supervision};
 use crate::procinfo::{self, ProcId};
+use crate::text::path_bytes;
 
 mod observe;
-pub mod path_bytes;
 mod record_file;
 mod watch;
 

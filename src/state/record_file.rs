@@ -80,7 +80,7 @@ pub fn read_checked(path: &Path, name: &str) -> Reading {
             Decoded::Record(record) => {
                 return Reading::Unknown(format!(
                     "is the record of another daemon, `{}`",
-                    crate::output::escape(&record.name)
+                    crate::text::escape(&record.name)
                 ))
             }
             Decoded::Torn => std::thread::yield_now(),
@@ -162,7 +162,7 @@ pub struct StateFile {
 
 impl StateFile {
     /// Opens the run directory that holds the record at `path` (creating it, and
-    /// checking it as [`TrustedDir::open`] does). Nothing is written yet.
+    /// checking it as `TrustedDir::open` does). Nothing is written yet.
     pub fn open(path: &Path) -> io::Result<StateFile> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(io::Error::other("a state record's path names no file"));

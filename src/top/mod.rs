@@ -174,7 +174,7 @@ pub(crate) fn run(dirs: &Dirs, color: bool) -> Result<u8> {
         path: "/proc/self/exe".into(),
         source,
     })?;
-    let place = crate::output::show_path(&dirs.config_dir).into_owned();
+    let place = crate::text::show_path(&dirs.config_dir).into_owned();
     let mut rows = survey_rows(dirs, &[])?;
     let (tx, rx) = wake::start();
     let mut watcher = Watcher::start(&tx, dirs);

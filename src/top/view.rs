@@ -15,8 +15,9 @@ use ratatui::Frame;
 
 use super::app::{App, Mode};
 use super::{Detail, Row};
-use crate::output::{escape, format_bytes, format_uptime};
+use crate::output::{format_bytes, format_uptime};
 use crate::state::Status;
+use crate::text::escape;
 
 /// The smallest terminal `top` draws in.
 pub(crate) const MIN_WIDTH: u16 = 80;
@@ -256,7 +257,7 @@ fn log_pane<'a>(s: &Screenful<'a>, height: u16) -> Paragraph<'a> {
     let Some(log) = &d.log else {
         return Paragraph::new("");
     };
-    let mut lines = vec![rule(&format!("log {}", crate::output::show_path(log)), 200)];
+    let mut lines = vec![rule(&format!("log {}", crate::text::show_path(log)), 200)];
     let room = usize::from(height.saturating_sub(1));
     if d.log_lines.is_empty() {
         lines.push(Line::from("  nothing logged yet"));

@@ -25,7 +25,7 @@ pub struct TestEnv {
     /// Whether keepers may use cgroups (`DMGR_NO_CGROUP` unset).
     cgroups_allowed: bool,
     /// The process whose mount namespace `dmgr` runs in (through `nsenter`), if not ours.
-    namespace: Option<i32>,
+    namespace: Option<ProcId>,
 }
 
 impl TestEnv {
@@ -68,7 +68,10 @@ impl TestEnv {
     /// `pid` (a [`PrivateTmpfs`](super::PrivateTmpfs)'s), through `nsenter`.
     #[must_use]
     pub fn in_namespace_of(mut self, pid: i32) -> TestEnv {
-        self.namespace = Some(pid);
+        self.namespace = super::procfs::stat(pid).map(|s| ProcId {
+            pid,
+            start: s.start,
+        });
         self
     }
 
@@ -181,7 +184,13 @@ impl TestEnv {
     }
 
     fn command_of(&self, program: &Path, config_dir: &OsStr, args: &[&str]) -> Command {
-        let mut command = match self.namespace {
+        // Once the namespace's holder is gone (a test that panicked drops it first),
+        // `dmgr` runs in ours: what it must reach (the run directory, the processes)
+        // is the same from both; only the namespace's own mounts are not.
+        let namespace = self.namespace.filter(|p| {
+            super::procfs::stat(p.pid).is_some_and(|s| s.start == p.start && !s.is_dead())
+        });
+        let mut command = match namespace.map(|p| p.pid) {
             None => Command::new(program),
             Some(pid) => {
                 let mut nsenter = Command::new("nsenter");

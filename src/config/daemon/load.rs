@@ -10,7 +10,7 @@ use crate::config::diagnostic::{self, quote, Diagnostic};
 use crate::config::discover::Dirs;
 use crate::config::raw;
 use crate::config::{Invalid, Loaded};
-use crate::output::show_path;
+use crate::text::show_path;
 
 /// Returns true if and only if the directory entry `file_name` is a daemon file:
 /// `*.toml`, not hidden, not an editor leftover.
@@ -157,7 +157,7 @@ pub(super) fn invalid(file: &Path, diagnostics: Vec<Diagnostic>) -> Invalid {
     Invalid {
         name: file
             .file_stem()
-            .map_or(String::new(), crate::output::escape_os),
+            .map_or(String::new(), crate::text::escape_os),
         file: file.to_path_buf(),
         diagnostics,
     }

@@ -125,7 +125,7 @@ key_group! {
         /// Whether the environment is exactly `env`.
         pub clear_env: bool,
         /// The daemon's working directory (absolute).
-        #[serde(with = "crate::state::path_bytes")]
+        #[serde(with = "crate::text::path_bytes")]
         pub working_dir: PathBuf,
         /// The user to run as (root only).
         pub user: Option<String>,
@@ -135,10 +135,10 @@ key_group! {
         pub umask: u32,
         /// The log for stdout, and stderr unless `stderr_log` is set (absolute): its
         /// descriptors are the process's, so a new path needs a new process.
-        #[serde(with = "crate::state::path_bytes")]
+        #[serde(with = "crate::text::path_bytes")]
         pub log: PathBuf,
         /// A separate log for stderr (absolute).
-        #[serde(with = "crate::state::path_bytes::option")]
+        #[serde(with = "crate::text::path_bytes::option")]
         pub stderr_log: Option<PathBuf>,
         /// Files of variables read at each start, in order, before `env` (which wins).
         #[serde(default)]
@@ -398,7 +398,7 @@ pub enum ReadyCheck {
     /// A TCP connection to `host:port` succeeds.
     Tcp(String),
     /// The file exists (absolute path).
-    File(#[serde(with = "crate::state::path_bytes")] PathBuf),
+    File(#[serde(with = "crate::text::path_bytes")] PathBuf),
     /// The command exits 0.
     Exec(Vec<String>),
     /// A GET of `http://host:port/path` answers 2xx or 3xx.

@@ -13,7 +13,7 @@ use crate::config::discover::Dirs;
 use crate::config::raw::{self, Value, READY_KEYS};
 use crate::config::suggest;
 use crate::config::units::{self, Signal, Size};
-use crate::output::show_path;
+use crate::text::show_path;
 
 impl Builder<'_> {
     pub(super) fn expected(&mut self, value: &Value<'_>, what: &str) {

@@ -29,7 +29,7 @@ mod parse;
 pub use parse::{exported_names, parse, SyntaxError};
 
 use super::diagnostic::{self, Diagnostic, Severity, MAX_SHOWN};
-use crate::output::show_path;
+use crate::text::show_path;
 
 /// The largest environment file dmgr reads: such a file is a few hundred bytes.
 pub const MAX_ENV_FILE_SIZE: u64 = 1 << 20;
@@ -38,7 +38,7 @@ pub const MAX_ENV_FILE_SIZE: u64 = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvFile {
     /// The file (absolute).
-    #[serde(with = "crate::state::path_bytes")]
+    #[serde(with = "crate::text::path_bytes")]
     pub path: PathBuf,
     /// Whether it was written with a leading `-`: a missing file is then skipped.
     pub optional: bool,
