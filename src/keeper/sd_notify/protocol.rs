@@ -163,6 +163,24 @@ impl Protocol {
         steps
     }
 
+    /// A `reload_command` that `dmgr reload` ran (after [`Protocol::on_reload_request`])
+    /// ended at `now`: its failure is the reload's; after its success the daemon has
+    /// [`RELOADING_GRACE`] from now to say `RELOADING=1`, unless it said it already.
+    pub(crate) fn on_reload_command_end(&mut self, success: bool, now: Instant) -> Vec<Step> {
+        let Some(reload) = &mut self.reload else {
+            return Vec::new();
+        };
+        if !success {
+            let request = reload.request;
+            self.reload = None;
+            return vec![Step::ReloadFailed(request, "reload_command failed".into())];
+        }
+        if !reload.begun {
+            reload.until = now + RELOADING_GRACE;
+        }
+        Vec::new()
+    }
+
     /// What the believed message `n` means at `now`, in systemd's order: the main
     /// PID first, then the status, the error, more time, readiness, reloading,
     /// stopping and the watchdog.

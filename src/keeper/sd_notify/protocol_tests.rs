@@ -244,3 +244,28 @@ fn errno_is_kept_for_a_failed_start() {
     assert_eq!(errno_words(2), "ERRNO=2 (No such file or directory)");
     assert_eq!(errno_words(99999), "ERRNO=99999");
 }
+
+#[test]
+fn a_reload_command_fails_the_reload_or_gives_the_daemon_its_grace_from_its_end() {
+    let (mut p, t) = plain();
+    p.on_message(&msg("READY=1"), t);
+    // haproxy -c first, which takes a while; then the signal.
+    p.on_reload_request(Some(1), t);
+    assert_eq!(p.on_reload_command_end(true, t + secs(5)), []);
+    assert_eq!(p.deadline(), Some(t + secs(5) + RELOADING_GRACE));
+    assert_eq!(
+        p.on_message(&msg("RELOADING=1"), t + secs(6)),
+        [Step::Reloading(Some(1))]
+    );
+    assert_eq!(
+        p.on_message(&msg("READY=1"), t + secs(6)),
+        [Step::Reloaded(Some(1))]
+    );
+    // The command itself failed (a broken config): the reload did.
+    p.on_reload_request(Some(2), t + secs(10));
+    assert_eq!(
+        p.on_reload_command_end(false, t + secs(11)),
+        [Step::ReloadFailed(Some(2), "reload_command failed".into())]
+    );
+    assert_eq!(p.deadline(), None);
+}
