@@ -13,7 +13,9 @@
 //!   after a reboot, and hand-over both ways; with the boot unit alone, every daemon
 //!   back after a reboot, `Delegate=yes`, each daemon in a cgroup of its own below
 //!   the unit (as `systemd-cgls` shows), no variable of the unit in a daemon, and
-//!   `boot status` warning of a stale `TimeoutStartSec=`.
+//!   `boot status` warning of a stale `TimeoutStartSec=`;
+//! - issue 26: the boot unit is `Type=notify`, and a unit ordered `After=` it starts
+//!   only once every daemon is ready (`start --all` sends `READY=1` then).
 //!
 //! The host is booted once for the whole suite. It runs where `DMGR_SYSTEMD_HOST=1`
 //! or `CI` is set (`.ci/run` runs it on its own, with its output); elsewhere it says
@@ -73,6 +75,10 @@ fn systemd_host_suite() {
     step(
         "boot unit: every daemon after a reboot, Delegate=yes, a cgroup each, stale TimeoutStartSec= noticed",
         &boot_unit_delegates_and_notices_stale_timeouts,
+    );
+    step(
+        "boot unit Type=notify: a unit After= it starts only once every daemon is ready",
+        &a_unit_after_the_boot_unit_starts_once_every_daemon_is_ready,
     );
     eprintln!(
         "systemd host: suite passed in {:.1}s",
@@ -578,4 +584,40 @@ fn boot_unit_delegates_and_notices_stale_timeouts(host: &Host) {
         );
     }
     assert_eq!(copies(host).iter().map(|(_, n)| n).sum::<usize>(), 0);
+}
+
+/// Issue 26: the boot unit is `Type=notify` (`start --all` sends `READY=1` once every
+/// daemon it started is up), so that a unit ordered `After=` it, here one that looks
+/// for the file a slow daemon's readiness check waits for, runs only once that
+/// daemon is ready; systemd shows `start --all`'s status line.
+fn a_unit_after_the_boot_unit_starts_once_every_daemon_is_ready(host: &Host) {
+    host.write(
+        "/etc/dmgr/daemons.d/slowready.toml",
+        "command = [\"/bin/sh\", \"-c\", \"sleep 3; touch /run/boot-slowready; exec sleep 1007\"]\nready = { file = \"/run/boot-slowready\" }\nready_timeout = \"20s\"\n",
+    );
+    host.write(
+        "/etc/systemd/system/after-dmgr.service",
+        "[Unit]\nAfter=dmgr.service\nRequires=dmgr.service\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'if [ -e /run/boot-slowready ]; then echo ready; else echo early; fi > /run/after-dmgr.seen'\n[Install]\nWantedBy=multi-user.target\n",
+    );
+    host.ok("dmgr boot install >/dev/null && systemctl enable after-dmgr.service 2>/dev/null");
+    assert_eq!(
+        host.ok("systemctl show -p Type dmgr.service").trim(),
+        "Type=notify"
+    );
+    assert_eq!(
+        host.ok("systemctl show -p NotifyAccess dmgr.service")
+            .trim(),
+        "NotifyAccess=main"
+    );
+    host.reboot();
+    assert_eq!(host.ok("cat /run/after-dmgr.seen").trim(), "ready");
+    assert_eq!(host.ok("systemctl is-active dmgr.service").trim(), "active");
+    let daemons = host.ok("ls /etc/dmgr/daemons.d/*.toml | wc -l");
+    let up = match daemons.trim() {
+        "1" => "1 daemon up".to_string(),
+        n => format!("{n} daemons up"),
+    };
+    let status = host.ok("systemctl show -p StatusText dmgr.service");
+    assert_eq!(status.trim(), format!("StatusText={up}"), "{status}");
+    host.ok("systemctl disable after-dmgr.service 2>/dev/null; rm /etc/systemd/system/after-dmgr.service /etc/dmgr/daemons.d/slowready.toml; systemctl daemon-reload; systemctl stop dmgr.service");
 }

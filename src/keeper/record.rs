@@ -186,6 +186,7 @@ pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
         env_file_digest: None,
         watch: Default::default(),
         definition: None,
+        notify: Default::default(),
     }
 }
 
