@@ -295,3 +295,63 @@ fn exported_templates_timers_and_hooks_pass_systemd_analyze_verify() {
         "systemd-analyze verify: {text}"
     );
 }
+
+/// `after = ["web"]` waits for every copy of `web`, and `start` of the dependent
+/// starts them first.
+#[test]
+fn after_a_daemon_with_instances_waits_for_every_copy() {
+    let env = TestEnv::new()
+        .daemon(
+            "web",
+            "command = [\"sleep\", \"1000\"]\ninstances = 2\nstart_wait = \"200ms\"\n",
+        )
+        .daemon(
+            "proxy",
+            "command = [\"sleep\", \"1000\"]\nafter = [\"web\"]\nstart_wait = \"0s\"\n",
+        );
+    let run = env.dmgr(&["start", "proxy"]).success();
+    let stdout = run.stdout();
+    let at = |name: &str| {
+        stdout
+            .find(&format!("{name}: started"))
+            .unwrap_or_else(|| panic!("{name} in {stdout}"))
+    };
+    assert!(
+        at("web@1") < at("proxy") && at("web@2") < at("proxy"),
+        "{stdout}"
+    );
+    let started = |name: &str| env.record(name).unwrap().started_at_ms.unwrap();
+    assert!(started("proxy") >= started("web@1").max(started("web@2")));
+}
+
+/// A copy the file no longer asks for still runs until `apply` or `stop NAME`, which
+/// stops it with the others; a copy of a file that turned invalid stays listed, with
+/// what runs of it.
+#[test]
+fn copies_the_file_no_longer_defines_are_still_reached() {
+    let env = TestEnv::new().daemon(
+        "worker",
+        "command = [\"sleep\", \"1000\"]\ninstances = 3\nstart_wait = \"0s\"\n",
+    );
+    env.dmgr(&["start", "worker"]).success();
+    env.write("worker", "command = [\"sleep\", \"1000\"]\ninstances = 1\n");
+    let third = env.pid("worker@3").unwrap();
+    assert_eq!(env.entry("worker@3")["status"], "orphaned");
+    env.write("worker", "command = [\"sleep\", \"1000\"]\ninstances = 0\n");
+    let list = env.list();
+    let copy = list.iter().find(|e| e["name"] == "worker@2").unwrap();
+    assert_eq!(copy["status"], "invalid");
+    assert!(copy["pid"].is_i64());
+    env.write("worker", "command = [\"sleep\", \"1000\"]\ninstances = 1\n");
+    let run = env.dmgr(&["stop", "worker"]).success();
+    for n in 1..=3 {
+        assert!(
+            run.stdout().contains(&format!("worker@{n}: stopped")),
+            "{}",
+            run.stdout()
+        );
+    }
+    wait_until("worker@3 is gone", Duration::from_secs(5), || {
+        !is_alive(third)
+    });
+}
