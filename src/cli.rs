@@ -72,6 +72,9 @@ pub enum Command {
     ///
     /// Returns once each command has been exec'd, has stayed up `start_wait` and has
     /// passed its `ready` check. Starting a running daemon succeeds and changes nothing.
+    /// Where `NOTIFY_SOCKET` is set (a `Type=notify` unit such as the one `boot
+    /// install` writes), `start --all` then sends `READY=1` and a `STATUS=` line to it,
+    /// as sd_notify(3) does, and waits up to 5 s for the manager to take them in.
     ///
     /// Example: dmgr start web worker
     Start(StartArgs),
@@ -488,7 +491,8 @@ pub struct ExportSystemdArgs {
     pub output: Option<PathBuf>,
 
     /// Units for a user's systemd manager (`~/.config/systemd/user`): the target is
-    /// wanted by `default.target`, and `user` and `group` are left out.
+    /// wanted by `default.target`, and `user` and `group` are left out. A user other
+    /// than root exporting into that directory gets these without the option.
     #[arg(long)]
     pub user: bool,
 }

@@ -51,6 +51,15 @@ autostart = false
 restart = "no"
 "#;
 
+const NOTIFIER: &str = r#"
+command = "/bin/sleep 1000"
+type = "notify"
+watchdog = "30s"
+watchdog_signal = "QUIT"
+notify_access = "all"
+ready = { log = 'ready\d+' }
+"#;
+
 fn regular_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .into_iter()
@@ -125,6 +134,7 @@ fn exported_units_pass_systemd_analyze_verify() {
     let env = TestEnv::new()
         .daemon("every", EVERY_KEY)
         .daemon("forker", FORKER)
+        .daemon("notifier", NOTIFIER)
         .daemon("plain", "command = \"sleep 100\"\n");
     let dir = env.root().join("units");
     env.dmgr(&["export", "systemd", "--all", "-o", dir.to_str().unwrap()])
@@ -135,6 +145,7 @@ fn exported_units_pass_systemd_analyze_verify() {
         unit_of(&env, "every").replace(".service", ".env"),
         unit_of(&env, "every"),
         unit_of(&env, "forker"),
+        unit_of(&env, "notifier"),
         unit_of(&env, "plain"),
         unit_of(&env, ""),
     ];
@@ -510,7 +521,8 @@ fn boot_install_dry_run_shows_the_system_unit() {
         env.run_dir().display()
     );
     for line in [
-        "Type=oneshot".to_string(),
+        "Type=notify".to_string(),
+        "NotifyAccess=main".to_string(),
         "RemainAfterExit=yes".to_string(),
         "After=network-online.target".to_string(),
         "Wants=network-online.target".to_string(),
@@ -1060,4 +1072,59 @@ fn boot_install_with_a_unit_dir_enables_the_unit_offline_and_sysvinit_status_fol
     env.dmgr(&["start", "web"]).success();
     assert_eq!(status(), Some(0), "status while web runs");
     env.dmgr(&["stop", "web"]).success();
+}
+
+/// Issue 24, finding 7: a user's export into their own unit directory is for their
+/// manager, `--user` or not: the target is wanted by `default.target`, which a user
+/// manager has, not `multi-user.target`, which it has not.
+#[test]
+fn a_user_export_into_the_user_unit_directory_starts_with_the_user_manager() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run dmgr as another user");
+        return;
+    }
+    let env = TestEnv::new().daemon("web", "command = \"/bin/sleep 100\"\n");
+    let home = env.root().join("home");
+    let unit_dir = home.join(".config/systemd/user");
+    fs::create_dir_all(&unit_dir).unwrap();
+    for dir in [env.root().to_path_buf(), env.config_dir(), home.clone()] {
+        let mode = fs::metadata(&dir).unwrap().permissions().mode();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode | 0o755)).unwrap();
+    }
+    std::os::unix::fs::chown(&unit_dir, Some(65534), Some(65534)).unwrap();
+    let file = env.config_dir().join("web.toml");
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let export = |args: &[&str]| {
+        let mut command = env.command_as(65534, 65534, args);
+        command
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("DMGR_SYSTEMD_UNIT_DIR");
+        command.output().unwrap()
+    };
+    let out = export(&[
+        "export",
+        "systemd",
+        "--all",
+        "-o",
+        unit_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let target = fs::read_to_string(unit_dir.join(unit_of(&env, ""))).unwrap();
+    assert_eq!(values(&target, "WantedBy"), ["default.target"]);
+    // Elsewhere, without --user, the units are the system's.
+    let elsewhere = env.root().join("units");
+    fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::chown(&elsewhere, Some(65534), Some(65534)).unwrap();
+    let out = export(&[
+        "export",
+        "systemd",
+        "--all",
+        "-o",
+        elsewhere.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let target = fs::read_to_string(elsewhere.join(unit_of(&env, ""))).unwrap();
+    assert_eq!(values(&target, "WantedBy"), ["multi-user.target"]);
 }

@@ -24,6 +24,7 @@ mod logs;
 mod main_pid;
 mod man;
 mod metrics;
+mod notify;
 mod output;
 mod probes;
 mod production;

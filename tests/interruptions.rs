@@ -193,11 +193,15 @@ fn a_keeper_that_hangs_while_start_waits_is_killed_and_its_daemon_stopped() {
         ),
     );
     let start = env.command(&["start", "web"]).spawn().unwrap();
-    // Its command runs (past the start gate, which a stopped keeper would not open).
+    // The daemon's command runs: its process has passed the start gate and exec'd
+    // (before that, a keeper stopped now leaves a gated child that exits by itself).
     wait_until(
         "the daemon runs, not yet ready",
         Duration::from_secs(10),
-        || env.pid("web").is_some_and(is_alive) && processes_with(&mark).len() == 1,
+        || {
+            env.pid("web")
+                .is_some_and(|pid| is_alive(pid) && processes_with(&mark).contains(&pid))
+        },
     );
     let keeper = env.keeper_pid("web").unwrap();
     nix::sys::signal::kill(

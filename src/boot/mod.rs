@@ -4,11 +4,13 @@
 //! OpenRC and sysvinit scripts to install by hand. `commands::boot` tells the story;
 //! this module decides the names, paths and texts.
 //!
-//! The unit runs `dmgr start --all` as a `Type=oneshot` service that stays active
+//! The unit runs `dmgr start --all` as a `Type=notify` service that stays active
 //! (`RemainAfterExit=yes`), so that at shutdown systemd runs its `ExecStop=`,
-//! `dmgr stop --all`, while the network is still up.
+//! `dmgr stop --all`, while the network is still up; `start --all` sends `READY=1`
+//! once every daemon it started is up (`ready`), so that `After=` on the unit holds.
 mod copies;
 mod host;
+mod ready;
 #[cfg(test)]
 mod tests;
 mod unit;
@@ -25,6 +27,7 @@ pub use host::{
     init_name, is_lingering, missing_user_manager, run_systemctl, systemctl, systemctl_args,
     systemd_is_init, this_binary, upgrade_risk, user_name,
 };
+pub use ready::tell_manager_ready;
 pub use unit::{hand_install, parse_installed, unit_text, Installed};
 
 /// The first line of every unit `boot install` writes: a unit without it is not
@@ -233,9 +236,9 @@ pub fn chain(
 }
 
 /// The longest a daemon's start may take: `start_wait`, and `ready_timeout` when it
-/// waits for readiness or for a forking command to exit.
+/// waits for readiness, for a forking command to exit or for a notify daemon's READY=1.
 fn start_cost(d: &Daemon) -> Duration {
-    let waits = d.supervision.ready.is_some() || d.kind == DaemonType::Forking;
+    let waits = d.supervision.ready.is_some() || d.kind != DaemonType::Simple;
     d.supervision.start_wait
         + if waits {
             d.supervision.ready_timeout

@@ -85,7 +85,9 @@ pub fn unit_text(
     if !mounts.is_empty() {
         let _ = writeln!(t, "RequiresMountsFor={}", mounts.join(" "));
     }
-    t.push_str("\n[Service]\nType=oneshot\nRemainAfterExit=yes\n");
+    t.push_str("\n[Service]\n# `start --all` says READY=1 once every daemon it started is up, so that units\n");
+    t.push_str("# After= this one start only then; it stays active after `start --all` exits.\n");
+    t.push_str("Type=notify\nNotifyAccess=main\nRemainAfterExit=yes\n");
     if !placement.user {
         // systemd sets HOME, USER, LOGNAME and SHELL only for a unit with User=: the
         // daemons get them as they would from root's login (a user manager has them).

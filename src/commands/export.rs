@@ -49,7 +49,16 @@ fn export_systemd(
     daemons: &[&Daemon],
 ) -> Result<u8> {
     let mut source = Source::new(&ctx.dirs);
-    source.user = args.user;
+    // Units written into a user's own unit directory are the user manager's, --user
+    // or not (issue 24: a user export wanted multi-user.target and never started).
+    let user_dir = systemd_unit_dir(true).ok();
+    let into_user_dir = |dir: &std::path::Path| {
+        user_dir
+            .as_deref()
+            .is_some_and(|u| std::path::absolute(dir).is_ok_and(|d| d == u))
+    };
+    source.user = args.user
+        || (!nix::unistd::geteuid().is_root() && args.output.as_deref().is_some_and(into_user_dir));
     source.unit_dir = match &args.output {
         Some(dir) => std::path::absolute(dir).map_err(|source| Error::Io {
             action: "find",

@@ -83,7 +83,28 @@ pub(super) fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
             super::say_waiting(ctx),
         );
     }
+    if args.target.all {
+        // The boot unit (Type=notify) is ready now: units After= it may start.
+        if let Err(why) = crate::boot::tell_manager_ready(&ready_status(&failures)) {
+            let style = crate::output::Style::for_stderr();
+            eprintln!("{} {why}", style.hint("dmgr: warning:"));
+        }
+    }
     failures.finish()
+}
+
+/// The status line `start --all` leaves with its manager (`systemctl status`).
+fn ready_status(failures: &Failures) -> String {
+    let failed = failures.errors.len();
+    let up = failures.total - failed;
+    let daemons = |n: usize| if n == 1 { "daemon" } else { "daemons" };
+    match failed {
+        0 => format!("{up} {} up", daemons(up)),
+        _ => format!(
+            "{up} {} up, {failed} failed to start (`dmgr list` says which)",
+            daemons(up)
+        ),
+    }
 }
 
 /// The named daemons plus, transitively, the daemons they start after.

@@ -23,9 +23,10 @@ mod validate;
 #[cfg(test)]
 pub(crate) use daemon::tests_support;
 pub use daemon::{
-    instance_name, is_valid_name, load_bytes, split_instance_name, Daemon, DaemonType, Instance,
-    KillMode, LogSpec, ProcessSpec, ReadyCheck, RestartPolicy, Supervision, MAX_INSTANCES,
-    MAX_LOG_KEEP, MAX_LOG_SIZE, MAX_RESTARTS, MIN_LOG_SIZE, PLACEHOLDER,
+    compile_log_pattern, instance_name, is_valid_name, load_bytes, split_instance_name, Daemon,
+    DaemonType, Instance, KillMode, LogSpec, NotifyAccess, ProcessSpec, ReadyCheck, RestartPolicy,
+    Supervision, MAX_INSTANCES, MAX_LOG_KEEP, MAX_LOG_SIZE, MAX_RESTARTS, MIN_LOG_SIZE,
+    PLACEHOLDER,
 };
 pub use diagnostic::{Diagnostic, Severity, MAX_SHOWN};
 pub use discover::{discover, Dirs};

@@ -49,6 +49,9 @@ pub const KEYS: &[&str] = &[
     "health_interval",
     "health_timeout",
     "health_failures",
+    "watchdog",
+    "watchdog_signal",
+    "notify_access",
     "instances",
     "schedule",
     "catch_up",
@@ -60,7 +63,7 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// The keys of the `ready` table.
-pub const READY_KEYS: &[&str] = &["tcp", "file", "exec", "http"];
+pub const READY_KEYS: &[&str] = &["tcp", "file", "exec", "http", "log", "fd"];
 
 /// The keys of the `health` table: a file says nothing about liveness.
 pub(crate) const HEALTH_KEYS: &[&str] = &["tcp", "exec", "http"];

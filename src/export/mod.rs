@@ -32,6 +32,10 @@ pub(crate) struct Source {
     /// For systemd: the directory the units are installed in, where the files they
     /// name (generated environment files) are too.
     pub unit_dir: PathBuf,
+    /// For systemd: the version of this host's systemd, which decides whether a
+    /// notify daemon's unit can be `Type=notify-reload` (253 and later); `None` when
+    /// there is no systemd here.
+    pub systemd_version: Option<u32>,
 }
 
 impl Source {
@@ -43,6 +47,7 @@ impl Source {
             path: std::env::var("PATH").ok(),
             user: false,
             unit_dir: PathBuf::from(SYSTEM_UNIT_DIR),
+            systemd_version: systemd::local_version(),
         }
     }
 }

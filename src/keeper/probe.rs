@@ -63,6 +63,8 @@ impl Keeper {
         // Every probe writes to the keeper's own /dev/null.
         let (program, argv, daemon_side) = match check {
             ReadyCheck::File(path) => return Some(path.exists()),
+            // Never probed: `Launch::prepare` refuses them until the keeper reads them.
+            ReadyCheck::Log(_) | ReadyCheck::Fd(_) => return Some(false),
             ReadyCheck::Tcp(address) => (exe.to_path_buf(), internal("tcp", address), false),
             ReadyCheck::Http(url) => (exe.to_path_buf(), internal("http", url), false),
             ReadyCheck::Exec(argv) => {

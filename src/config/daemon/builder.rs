@@ -224,7 +224,8 @@ impl<'a> Builder<'a> {
         let user = self.name_string(get("user"), "user");
         let group = self.name_string(get("group"), "group");
         let umask = self.umask(get("umask")).unwrap_or(process_defaults.umask);
-        let kind = self.kind(get("type")).unwrap_or(DaemonType::Simple);
+        let kind_read = self.kind(get("type"));
+        let kind = kind_read.unwrap_or(DaemonType::Simple);
         let pidfile = self.written_path(get("pidfile"), "pidfile", &name);
         self.places.pidfile = get("pidfile").map(|v| v.span().start);
         let log = self.written_path(get("log"), "log", &name);
@@ -328,6 +329,12 @@ impl<'a> Builder<'a> {
             health_timeout,
             health_failures,
         );
+        let notify = self.notify_keys(
+            kind == DaemonType::Notify || (get("type").is_some() && kind_read.is_none()),
+            get("watchdog"),
+            get("watchdog_signal"),
+            get("notify_access"),
+        );
         let jobs = self.jobs(get, kind, restart);
         let env_file = self.env_file(get("env_file"));
         let limits = self.limits(get("limits"));
@@ -368,6 +375,7 @@ impl<'a> Builder<'a> {
                 limits,
                 nice,
                 oom_score_adj,
+                watchdog: notify.watchdog,
             },
             supervision: Supervision {
                 restart,
@@ -387,6 +395,8 @@ impl<'a> Builder<'a> {
                 health_interval,
                 health_timeout,
                 health_failures,
+                watchdog_signal: notify.watchdog_signal,
+                notify_access: notify.notify_access,
                 schedule: jobs.schedule,
                 catch_up: jobs.catch_up,
                 restart_schedule: jobs.restart_schedule,

@@ -73,6 +73,8 @@ fn copy(template: &Daemon, number: u32, count: u32) -> Daemon {
             ReadyCheck::Http(u) => ReadyCheck::Http(text(u)),
             ReadyCheck::File(f) => ReadyCheck::File(path(f)),
             ReadyCheck::Exec(argv) => ReadyCheck::Exec(argv.iter().map(text).collect()),
+            // A pattern and a descriptor number are not among the places SPEC names.
+            ReadyCheck::Log(_) | ReadyCheck::Fd(_) => continue,
         };
     }
     d

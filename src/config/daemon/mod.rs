@@ -16,6 +16,9 @@ mod builder;
 mod instances;
 mod jobs;
 mod load;
+mod notify;
+#[cfg(test)]
+mod notify_tests;
 mod production;
 use production::{NICE_RANGE, OOM_SCORE_ADJ_RANGE};
 #[cfg(test)]
@@ -29,6 +32,7 @@ pub(super) use load::{
     config_dir_problem, file_id, file_names, is_same_path, load_dir, load_file, rotation_of,
     LoadedFile, Places,
 };
+pub use notify::compile_log_pattern;
 pub(super) use values::is_env_name;
 
 use std::collections::BTreeMap;
@@ -96,7 +100,7 @@ pub struct Daemon {
     pub autostart: bool,
     /// Daemons to start before this one.
     pub after: Vec<String>,
-    /// `simple`, `forking` or `oneshot`.
+    /// `simple`, `forking`, `notify` or `oneshot`.
     pub kind: DaemonType,
     /// For a copy of a daemon with `instances`: which copy, of how many.
     pub instance: Option<Instance>,
@@ -159,6 +163,10 @@ key_group! {
         /// The daemon's `/proc/PID/oom_score_adj`, -1000..1000.
         #[serde(default)]
         pub oom_score_adj: Option<i32>,
+        /// `type = "notify"`: how often the daemon must send `WATCHDOG=1` once ready.
+        /// A process key: the daemon learns it from `WATCHDOG_USEC` when it starts.
+        #[serde(rename = "watchdog_ms", with = "units::millis_option", default)]
+        pub watchdog: Option<Duration>,
     }
 }
 
@@ -180,6 +188,7 @@ impl Default for ProcessSpec {
             limits: Limits::new(),
             nice: None,
             oom_score_adj: None,
+            watchdog: None,
         }
     }
 }
@@ -236,6 +245,13 @@ key_group! {
         /// Failed checks in a row that make the daemon unhealthy.
         #[serde(default = "default_health_failures")]
         pub health_failures: u32,
+        /// Sent to the daemon's main process when a watchdog ping is missed, before
+        /// the stop sequence of the restart.
+        #[serde(default = "default_watchdog_signal")]
+        pub watchdog_signal: Signal,
+        /// Which of the daemon's processes are believed on its notify socket.
+        #[serde(default)]
+        pub notify_access: NotifyAccess,
         /// `type = "oneshot"`: the times to run the command at.
         #[serde(default)]
         pub schedule: Option<crate::schedule::Cron>,
@@ -280,6 +296,8 @@ impl Default for Supervision {
             health_interval: default_health_interval(),
             health_timeout: default_health_timeout(),
             health_failures: default_health_failures(),
+            watchdog_signal: default_watchdog_signal(),
+            notify_access: NotifyAccess::Main,
             schedule: None,
             catch_up: false,
             restart_schedule: None,
@@ -301,6 +319,10 @@ fn default_health_timeout() -> Duration {
 
 fn default_health_failures() -> u32 {
     3
+}
+
+fn default_watchdog_signal() -> Signal {
+    Signal(nix::sys::signal::Signal::SIGABRT)
 }
 
 key_group! {
@@ -370,6 +392,9 @@ pub enum DaemonType {
     Simple,
     /// The command daemonizes itself; the process it leaves behind is the daemon.
     Forking,
+    /// The command is the daemon, and reports its readiness, status, reloads and
+    /// watchdog pings over the notify protocol (sd_notify(3)).
+    Notify,
     /// The command runs to completion (a migration, a backup); exit 0 is success.
     Oneshot,
 }
@@ -380,7 +405,30 @@ impl DaemonType {
         match self {
             DaemonType::Simple => "simple",
             DaemonType::Forking => "forking",
+            DaemonType::Notify => "notify",
             DaemonType::Oneshot => "oneshot",
+        }
+    }
+}
+
+/// Which processes a notify daemon's keeper believes on its notify socket (systemd's
+/// `NotifyAccess=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotifyAccess {
+    /// The daemon's main process only.
+    #[default]
+    Main,
+    /// Any process of the daemon: in its cgroup, or a descendant of the keeper.
+    All,
+}
+
+impl NotifyAccess {
+    /// The word the file uses for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyAccess::Main => "main",
+            NotifyAccess::All => "all",
         }
     }
 }
@@ -397,6 +445,12 @@ pub enum ReadyCheck {
     Exec(Vec<String>),
     /// A GET of `http://host:port/path` answers 2xx or 3xx.
     Http(String),
+    /// A line of the daemon's stdout or stderr matches this regular expression
+    /// (checked when the file is loaded).
+    Log(String),
+    /// The daemon writes a newline to this descriptor, a pipe the keeper passes it
+    /// (s6's readiness notification).
+    Fd(i32),
 }
 
 /// Returns true if and only if `name` is a valid daemon name:

@@ -48,7 +48,7 @@ fn every_key_is_a_field_of_exactly_one_group() {
     };
     assert_eq!(
         serde_names(&ProcessSpec::default()),
-        sorted(ProcessSpec::KEYS, &[])
+        sorted(ProcessSpec::KEYS, &["watchdog"])
     );
     assert_eq!(serde_names(&LogSpec::default()), sorted(LogSpec::KEYS, &[]));
     let durations = [
@@ -108,7 +108,7 @@ fn dirs(root: &Path) -> Dirs {
 }
 
 /// Loads `text` as `daemons.d/web.toml` of a fresh directory.
-fn load_full(text: &str) -> (tempfile::TempDir, Result<LoadedFile, Invalid>) {
+pub(super) fn load_full(text: &str) -> (tempfile::TempDir, Result<LoadedFile, Invalid>) {
     let tmp = tempfile::tempdir().unwrap();
     let dirs = dirs(tmp.path());
     std::fs::create_dir_all(&dirs.config_dir).unwrap();
@@ -118,11 +118,11 @@ fn load_full(text: &str) -> (tempfile::TempDir, Result<LoadedFile, Invalid>) {
     (tmp, loaded)
 }
 
-fn load_text(text: &str) -> Result<Daemon, Invalid> {
+pub(super) fn load_text(text: &str) -> Result<Daemon, Invalid> {
     load_full(text).1.map(|loaded| loaded.daemon)
 }
 
-fn problems(text: &str) -> Vec<String> {
+pub(super) fn problems(text: &str) -> Vec<String> {
     let Err(invalid) = load_text(text) else {
         panic!("should be invalid: {text:?}");
     };
@@ -130,7 +130,7 @@ fn problems(text: &str) -> Vec<String> {
 }
 
 /// The one problem of a file with `command = "a"` and `extra`, without its place.
-fn problem(extra: &str) -> String {
+pub(super) fn problem(extra: &str) -> String {
     let found = problems(&format!("command = \"a\"\n{extra}\n"));
     assert_eq!(found.len(), 1, "{found:?}");
     found[0]

@@ -508,11 +508,12 @@ impl Builder<'_> {
         match value.get_ref() {
             DeValue::String(s) if s == "simple" => Some(DaemonType::Simple),
             DeValue::String(s) if s == "forking" => Some(DaemonType::Forking),
+            DeValue::String(s) if s == "notify" => Some(DaemonType::Notify),
             DeValue::String(s) if s == "oneshot" => Some(DaemonType::Oneshot),
             _ => {
                 self.error(
                     value.span(),
-                    "expected \"simple\", \"forking\" or \"oneshot\"",
+                    "expected \"simple\", \"forking\", \"notify\" or \"oneshot\"",
                 );
                 None
             }
@@ -577,6 +578,8 @@ impl Builder<'_> {
                 }
             }
             "file" => self.path(table.get("file")).map(ReadyCheck::File),
+            "log" => self.log_pattern(table.get("log")?),
+            "fd" => self.ready_fd(table.get("fd")?),
             "http" => {
                 let item = table.get("http")?;
                 let url = self.string(Some(item))?;

@@ -105,6 +105,10 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         map: stop_command,
     },
     Mapping {
+        keys: &["watchdog", "watchdog_signal", "notify_access"],
+        map: notify,
+    },
+    Mapping {
         keys: &["after"],
         map: after,
     },
@@ -221,11 +225,17 @@ fn umask(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
 }
 
 fn kind_and_pidfile(d: &Daemon, source: &Source, _: &Placement, task: &mut Task) {
-    if d.kind == DaemonType::Forking {
-        task.lost.push(Lost::new(
+    match d.kind {
+        DaemonType::Forking => task.lost.push(Lost::new(
             "type = \"forking\"",
             "Nomad supervises the command's own process and sees a daemonizing command exit: run the program in the foreground (nginx -g 'daemon off;', redis-server --daemonize no)",
-        ));
+        )),
+        DaemonType::Notify => task.lost.push(Lost::new(
+            "type = \"notify\"",
+            "Nomad has no notify socket (NOTIFY_SOCKET is unset): the daemon's READY=1, STATUS=, RELOADING=1 and MAINPID= go nowhere, and the task counts as running once it is started",
+        )),
+        // A oneshot is mapped in `super::jobs`.
+        DaemonType::Simple | DaemonType::Oneshot => {}
     }
     if let Some(pidfile) = super::written_pidfile(d, &source.dirs) {
         task.lost.push(Lost::new(
@@ -341,6 +351,14 @@ fn ready(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
             format!("ready = {{ exec = {argv:?} }}"),
             "Nomad's own service checks are tcp and http only (script checks need Consul)",
         )),
+        ReadyCheck::Log(pattern) => task.lost.push(Lost::new(
+            format!("ready = {{ log = {pattern:?} }}"),
+            "Nomad does not read the task's output for readiness",
+        )),
+        ReadyCheck::Fd(fd) => task.lost.push(Lost::new(
+            format!("ready = {{ fd = {fd} }}"),
+            "Nomad passes no readiness descriptor: the daemon's write to it fails",
+        )),
     }
     task.lost.push(Lost::new(
         format!(
@@ -427,6 +445,15 @@ fn memory_max(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
         format!("memory_max = \"{max}\""),
         "Nomad enforces resources.memory_max as a hard limit (with memory oversubscription on), where dmgr restarts the daemon in order",
     ));
+}
+
+fn notify(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
+    if let Some(period) = d.process.watchdog {
+        task.lost.push(Lost::new(
+            format!("watchdog = {}", format_duration(period)),
+            "Nomad has no watchdog: a daemon that hangs without exiting is not restarted",
+        ));
+    }
 }
 
 fn health(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {

@@ -90,6 +90,10 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         map: stop_command,
     },
     Mapping {
+        keys: &["watchdog", "watchdog_signal", "notify_access"],
+        map: super::notify::keys,
+    },
+    Mapping {
         keys: &["log", "stderr_log"],
         map: logs,
     },
@@ -182,6 +186,7 @@ fn kind_and_pidfile(d: &Daemon, source: &Source, unit: &mut Unit) {
                 )),
             }
         }
+        DaemonType::Notify => super::notify::kind(d, source, unit),
     }
 }
 
@@ -223,6 +228,14 @@ fn command(d: &Daemon, source: &Source, unit: &mut Unit) {
 const FORKING_WAIT: &str = r#"pidfile=$0; "$@" || exit; while :; do pid=$(cat "$pidfile" 2>/dev/null); case $pid in ''|*[!0-9]*) ;; *) grep -q "^PPid:[[:space:]]*$PPID\$" "/proc/$pid/status" 2>/dev/null && [ "$(cat "/proc/$pid/cgroup" 2>/dev/null)" = "$(cat /proc/$$/cgroup)" ] && exit 0 ;; esac; sleep 0.1; done"#;
 
 fn reload(d: &Daemon, source: &Source, unit: &mut Unit) {
+    if super::notify::uses_notify_reload(d, source) {
+        // systemd sends it to the main process and waits for RELOADING=1 ... READY=1.
+        unit.service.push(format!(
+            "ReloadSignal={}",
+            d.supervision.reload_signal.0.as_str()
+        ));
+        return;
+    }
     if let Some(argv) = &d.supervision.reload_command {
         // systemd sets `$MAINPID` in ExecReload='s environment as dmgr does; the
         // argument vector stays literal (`$` escaped), as dmgr passes it.
@@ -335,6 +348,8 @@ fn written(check: &ReadyCheck) -> String {
         ReadyCheck::File(file) => format!("{{ file = {:?} }}", file.display().to_string()),
         ReadyCheck::Exec(argv) => format!("{{ exec = {argv:?} }}"),
         ReadyCheck::Http(url) => format!("{{ http = {url:?} }}"),
+        ReadyCheck::Log(pattern) => format!("{{ log = {pattern:?} }}"),
+        ReadyCheck::Fd(fd) => format!("{{ fd = {fd} }}"),
     }
 }
 

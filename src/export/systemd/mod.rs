@@ -19,6 +19,7 @@
 mod environment;
 pub(crate) mod jobs;
 mod mappings;
+mod notify;
 mod quote;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ use crate::config::Daemon;
 use super::{backoff_lost, program, resolve, restart_window, written_pidfile};
 
 pub(crate) use mappings::MAPPINGS;
+pub(crate) use notify::local_version;
 pub(crate) use quote::{environment_assignment, exec_line, path, value};
 
 /// The first words of every file `export systemd` writes: a file without them is not

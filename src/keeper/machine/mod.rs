@@ -146,9 +146,9 @@ impl Phase {
                 since: now,
                 next_look: now,
             }),
-            // A oneshot never gets here until the keeper runs oneshots (see
-            // `Daemon::keeper_lacks`).
-            DaemonType::Simple | DaemonType::Oneshot => {
+            // Neither a notify daemon nor a oneshot gets this far yet: the keeper refuses
+            // them until it runs them (see `Daemon::keeper_lacks`).
+            DaemonType::Simple | DaemonType::Notify | DaemonType::Oneshot => {
                 Phase::Up(Some(Starting::new(now, now + s.ready_timeout, s)))
             }
         }

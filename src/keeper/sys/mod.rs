@@ -26,9 +26,11 @@ pub use detach::{
 };
 
 mod detach;
+mod notify_socket;
 mod queue;
 pub mod xattr;
 use crate::procinfo::ProcId;
+pub use notify_socket::{abstract_name, Datagram, NotifyAddress, NotifySocket};
 pub use queue::{request_signal, with_request_signal};
 
 /// Credentials to drop to before exec.
