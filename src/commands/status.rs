@@ -214,7 +214,10 @@ fn render(e: &StatusEntry) -> String {
     if let (Some(error), Some(Reason::OutsideStop)) = (&l.error, l.reason) {
         field("stopped by", error.clone());
     }
-    field("restarts", l.restarts.to_string());
+    // Without a usable record the count is not known (`--json` keeps its 0).
+    if l.status != Status::Unknown {
+        field("restarts", l.restarts.to_string());
+    }
     if let Some(exit) = &l.last_exit {
         let how = match (&exit.signal, exit.code) {
             (Some(s), _) => format!("signal {s}"),

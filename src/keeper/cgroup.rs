@@ -39,9 +39,9 @@ pub struct Cgroup {
 
 impl Cgroup {
     /// Where the cgroup for the daemon `name` of the run directory `run_dir` goes (see
-    /// the module's documentation), or why it gets none. The keeper records this path
-    /// before it creates the cgroup, so that a keeper killed in between leaves no
-    /// cgroup that no record names.
+    /// the module's documentation), or why it gets none. Its name is derived (see
+    /// [`Cgroup::name_for`]), so a keeper killed before it recorded the path leaves no
+    /// cgroup that cannot be found.
     pub fn planned(name: &str, run_dir: &Path) -> Result<PathBuf, String> {
         if is_disabled(std::env::var_os(DISABLE_VAR).as_deref()) {
             return Err(format!("{DISABLE_VAR} is set"));
@@ -72,6 +72,13 @@ impl Cgroup {
     /// this process would make it, or else anywhere on the cgroup2 mount (a `stop` run
     /// from another login session is in another cgroup than the `start` was).
     pub fn find(name: &str, run_dir: &Path) -> Option<Cgroup> {
+        if let Some(cgroup) = Cgroup::planned(name, run_dir)
+            .ok()
+            .as_deref()
+            .and_then(Cgroup::open)
+        {
+            return Some(cgroup);
+        }
         let wanted = Cgroup::name_for(name, run_dir);
         if let Some(cgroup) = own_cgroup_dir().and_then(|dir| Cgroup::open(&dir.join(&wanted))) {
             return Some(cgroup);

@@ -180,20 +180,18 @@ impl Keeper {
             .filter_map(|pipe| nix::sys::stat::fstat(&pipe.write).ok())
             .map(|stat| stat.st_ino)
             .collect();
-        let mut state_file = match state::StateFile::open(&dirs.state_file(&daemon.name)) {
+        let state_file = match state::StateFile::open(&dirs.state_file(&daemon.name)) {
             Ok(file) => file,
             Err(e) => {
                 pidfile.remove();
                 fail!("cannot open the state record: {e}");
             }
         };
-        // On record before it exists: see `Cgroup::planned`.
-        let planned = cgroup::Cgroup::planned(&daemon.name, &dirs.run_dir);
-        record.cgroup = planned.as_ref().ok().cloned();
-        let cgroup = planned.and_then(|path| {
-            let _ = state_file.write(&record);
-            super::leftovers::take_cgroup(&dirs, &daemon, &path)
-        });
+        // The keeper's first record (see `Keeper::run`) names the cgroup; a keeper
+        // killed before it leaves a cgroup that no record names, but whose name says
+        // whose it is (see `Cgroup::name_for`), so `start` and `stop` still find it.
+        let cgroup = cgroup::Cgroup::planned(&daemon.name, &dirs.run_dir)
+            .and_then(|path| super::leftovers::take_cgroup(&dirs, &daemon, &path));
         record.cgroup = cgroup.as_ref().ok().map(|c| c.path().to_path_buf());
         // Why not, for `status`: the keeper tracks the processes as a subreaper.
         record.no_cgroup = cgroup.as_ref().err().cloned();

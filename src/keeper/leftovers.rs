@@ -49,6 +49,15 @@ pub(super) fn clear_leftovers(dirs: &Dirs, name: &str, observed: &state::Observe
     {
         cgroup.remove();
     }
+    // One that a keeper killed before its first record made, where this process
+    // would make it: empty (whatever ran in it was the keeper's own), or now stopped.
+    if let Some(cgroup) = super::cgroup::Cgroup::planned(name, &dirs.run_dir)
+        .ok()
+        .as_deref()
+        .and_then(super::cgroup::Cgroup::open)
+    {
+        cgroup.remove();
+    }
     remove_daemon_pidfile(record);
 }
 

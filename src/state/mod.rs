@@ -2,7 +2,7 @@
 //! the truth about a daemon without taking any lock.
 //!
 //! Only the keeper writes the record while it lives, each time whole, through a
-//! temporary file renamed over the record (see [`StateFile`]); when the keeper is gone
+//! temporary file swapped with the record (see [`StateFile`]); when the keeper is gone
 //! (it exited, or was SIGKILLed), `stop` may write a final record. Readers open it
 //! without following a symlink and check that it is whole and its daemon's own
 //! ([`read_checked`]); they trust it only while the recorded identities (PID plus
