@@ -80,6 +80,10 @@ fn systemd_host_suite() {
         "boot unit Type=notify: a unit After= it starts only once every daemon is ready",
         &a_unit_after_the_boot_unit_starts_once_every_daemon_is_ready,
     );
+    step(
+        "instances as a template whose copies run, and a schedule's timer that fires",
+        &templates_run_and_timers_fire,
+    );
     eprintln!(
         "systemd host: suite passed in {:.1}s",
         began.elapsed().as_secs_f64()
@@ -210,7 +214,7 @@ impl Host {
             "for u in $(systemctl list-units --all --plain --no-legend 'dmgr*' | awk '{print $1}'); do systemctl stop \"$u\"; done; \
              systemctl disable dmgr.service dmgr.target >/dev/null 2>&1 || true; \
              rm -rf /etc/systemd/system/dmgr* /etc/systemd/system/multi-user.target.wants/dmgr* \
-                    /etc/dmgr /srv/handoff /etc/handoff /var/log/dmgr /var/log/handoff-* /run/dmgr /run/handoff-* /run/boot-*; \
+                    /etc/dmgr /srv/jobs /srv/handoff /etc/handoff /var/log/dmgr /var/log/handoff-* /run/dmgr /run/handoff-* /run/boot-*; \
              systemctl daemon-reload; systemctl reset-failed",
         );
         // DMGR_SYSTEMD_HOST_BINARY runs the suite against another build (to see it fail
@@ -620,4 +624,77 @@ fn a_unit_after_the_boot_unit_starts_once_every_daemon_is_ready(host: &Host) {
     let status = host.ok("systemctl show -p StatusText dmgr.service");
     assert_eq!(status.trim(), format!("StatusText={up}"), "{status}");
     host.ok("systemctl disable after-dmgr.service 2>/dev/null; rm /etc/systemd/system/after-dmgr.service /etc/dmgr/daemons.d/slowready.toml; systemctl daemon-reload; systemctl stop dmgr.service");
+}
+
+/// Issue 28: the copies of a daemon with `instances` run under systemd as instances of
+/// the exported template, each with its number (in its command line, `DMGR_INSTANCE`
+/// and its own log), and the timer of a `* * * * *` schedule starts its oneshot.
+fn templates_run_and_timers_fire(host: &Host) {
+    let jobs = "/srv/jobs/daemons.d";
+    let dmgr = format!("dmgr -c {jobs} --run-dir /srv/jobs/run");
+    host.ok(&format!("mkdir -p {jobs} /srv/jobs/log"));
+    host.write(
+        &format!("{jobs}/worker.toml"),
+        "command = [\"/bin/sh\", \"-c\", \"echo worker $DMGR_INSTANCE of $DMGR_INSTANCES; exec sleep 1000\", \"worker-{instance}\"]\ninstances = 3\nlog = \"/srv/jobs/log/worker-{instance}.log\"\n",
+    );
+    host.write(
+        &format!("{jobs}/tick.toml"),
+        "command = [\"/bin/sh\", \"-c\", \"date +%s >> /srv/jobs/ticks\"]\ntype = \"oneshot\"\nschedule = \"* * * * *\"\n",
+    );
+    host.ok(&format!(
+        "{dmgr} export systemd --all -o /etc/systemd/system >/dev/null && systemctl daemon-reload"
+    ));
+    let prefix = dmgr::boot::unit_prefix(Path::new(jobs), false);
+    host.ok(&format!(
+        "systemctl start {}",
+        q(&format!("{prefix}.target"))
+    ));
+    for n in 1..=3 {
+        let unit = format!("{prefix}-worker@{n}.service");
+        host.ok(&format!("systemctl is-active --quiet {}", q(&unit)));
+        let pid = host.ok(&format!("systemctl show -p MainPID --value {}", q(&unit)));
+        let environ = host.ok(&format!("tr '\\0' '\\n' < /proc/{}/environ", pid.trim()));
+        assert!(
+            environ.lines().any(|l| l == format!("DMGR_INSTANCE={n}")),
+            "worker@{n}: {environ}"
+        );
+        // `%i` in ExecStart= became the copy's number.
+        let exec = host.ok(&format!("systemctl show -p ExecStart --value {}", q(&unit)));
+        assert!(exec.contains(&format!("worker-{n} ")), "worker@{n}: {exec}");
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = host.sh(&format!("cat /srv/jobs/log/worker-{n}.log"));
+            if text(&log.stdout).contains(&format!("worker {n} of 3")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "worker@{n}'s log: {log:?}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    // The timer is active and fires within its minute (and a bit).
+    host.ok(&format!(
+        "systemctl is-active --quiet {}",
+        q(&format!("{prefix}-tick.timer"))
+    ));
+    let deadline = Instant::now() + std::time::Duration::from_secs(75);
+    while host.sh("test -s /srv/jobs/ticks").status.code() != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the timer did not fire: {}",
+            host.ok(&format!(
+                "systemctl status --no-pager {} || true",
+                q(&format!("{prefix}-tick.timer"))
+            ))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let result = host.ok(&format!(
+        "systemctl show -p Result --value {}",
+        q(&format!("{prefix}-tick.service"))
+    ));
+    assert_eq!(result.trim(), "success");
+    host.ok(&format!(
+        "systemctl stop {}",
+        q(&format!("{prefix}.target"))
+    ));
 }
