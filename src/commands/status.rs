@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::{every_name, unknown, Context};
 use crate::cli::StatusArgs;
 use crate::config;
-use crate::output::json::{LastExit, ListEntry, StatusEntry};
+use crate::output::json::{LastExit, ListEntry, NotifyDropped, StatusEntry};
 use crate::output::{self, format_bytes, format_uptime, Style};
 use crate::state::{self, MemoryMechanism, Reason, Status};
 use crate::text::{escape, rfc3339_ms, show_path};
@@ -134,6 +134,12 @@ pub(super) fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
                 .into_iter()
                 .map(|(_, event)| event)
                 .collect(),
+            notify_socket: record
+                .filter(|_| observed.keeper.is_some())
+                .and_then(|r| r.notify.socket.clone()),
+            notify_dropped: record
+                .filter(|_| observed.keeper.is_some())
+                .and_then(|r| NotifyDropped::of(&r.notify)),
             list,
         });
     }
@@ -270,6 +276,15 @@ fn render(e: &StatusEntry) -> String {
                 h.failures_allowed
             ),
         );
+    }
+    if let Some(text) = &l.status_text {
+        field("says", text.clone());
+    }
+    if let Some(socket) = &e.notify_socket {
+        let dropped = e.notify_dropped.as_ref().map_or(String::new(), |d| {
+            format!("; messages dropped: {}", d.describe())
+        });
+        field("notify", format!("{socket}{dropped}"));
     }
     if let Some(error) = &l.error {
         field("error", error.clone());

@@ -159,6 +159,7 @@ pub(crate) fn initial_record(daemon: &Daemon) -> StateRecord {
         env_file_digest: None,
         checks: Default::default(),
         definition: None,
+        notify: Default::default(),
     }
 }
 

@@ -48,6 +48,9 @@ pub(crate) struct ListEntry {
     pub(crate) left_behind: Vec<i32>,
     /// For a copy of a daemon with `instances` (`web@2`): its number, or null.
     pub(crate) instance: Option<u32>,
+    /// A notify daemon's own status line (its last `STATUS=`) while its keeper runs
+    /// it, or null.
+    pub(crate) status_text: Option<String>,
 }
 
 impl ListEntry {
@@ -85,6 +88,9 @@ impl ListEntry {
             health: watch.and_then(|w| w.health.clone()),
             memory: watch.and_then(|w| w.memory.clone()),
             systemd_unit: None,
+            status_text: record
+                .filter(|_| observed.keeper.is_some() && pid.is_some())
+                .and_then(|r| r.notify.status_text.clone()),
             // Looked for only where keeper and main process are both gone unasked.
             left_behind: record
                 .filter(|_| observed.reason == Some(Reason::KeeperLost) && pid.is_none())
@@ -168,4 +174,67 @@ pub(crate) struct StatusEntry {
     pub(crate) stderr_tail: Vec<String>,
     /// The last five events, oldest first, as `dmgr events --json` prints them.
     pub(crate) events: Vec<crate::events::Event>,
+    /// A notify daemon's socket (`NOTIFY_SOCKET` as the daemon finds it) while its
+    /// keeper lives, or null.
+    pub(crate) notify_socket: Option<String>,
+    /// What its keeper dropped on that socket while it lives, or null when nothing.
+    pub(crate) notify_dropped: Option<NotifyDropped>,
+}
+
+/// What a notify daemon's keeper dropped on its socket.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct NotifyDropped {
+    /// Messages from senders it does not believe (`notify_access`).
+    pub(crate) refused: u64,
+    /// Malformed lines or datagrams.
+    pub(crate) malformed: u64,
+    /// The last refused sender and why, or null.
+    pub(crate) last_refused: Option<String>,
+}
+
+impl NotifyDropped {
+    /// What `seen` says was dropped; `None` when nothing was.
+    pub(crate) fn of(seen: &crate::state::NotifySeen) -> Option<NotifyDropped> {
+        (seen.refused > 0 || seen.malformed > 0).then(|| NotifyDropped {
+            refused: seen.refused,
+            malformed: seen.malformed,
+            last_refused: seen.last_refused.clone(),
+        })
+    }
+
+    /// In words, for `status`: "2 from senders not believed (last: ...), 1 malformed".
+    pub(crate) fn describe(&self) -> String {
+        let mut words = Vec::new();
+        if self.refused > 0 {
+            let last = self
+                .last_refused
+                .as_ref()
+                .map_or(String::new(), |l| format!(" (last: {l})"));
+            words.push(format!("{} from senders not believed{last}", self.refused));
+        }
+        if self.malformed > 0 {
+            words.push(format!("{} malformed", self.malformed));
+        }
+        words.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_notify_keeper_dropped_is_said_in_words() {
+        let mut seen = crate::state::NotifySeen::default();
+        assert!(NotifyDropped::of(&seen).is_none());
+        seen.refused = 2;
+        seen.last_refused = Some("pid 4711, not a process of the daemon".into());
+        seen.malformed = 1;
+        assert_eq!(
+            NotifyDropped::of(&seen).unwrap().describe(),
+            "2 from senders not believed (last: pid 4711, not a process of the daemon), 1 malformed"
+        );
+        seen.refused = 0;
+        assert_eq!(NotifyDropped::of(&seen).unwrap().describe(), "1 malformed");
+    }
 }

@@ -22,11 +22,13 @@ use crate::text::path_bytes;
 
 mod checks;
 mod left_behind;
+mod notify;
 mod observe;
 mod record_file;
 
 pub use checks::{ChecksSeen, HealthSeen, MemoryMechanism, MemorySeen};
 pub(crate) use left_behind::left_behind;
+pub use notify::NotifySeen;
 pub use observe::{observe, Observed};
 #[cfg(test)]
 use record_file::{decode, encode, fnv1a, Decoded};
@@ -227,6 +229,9 @@ pub struct StateRecord {
     /// then `list` reads the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<Definition>,
+    /// What a notify daemon's keeper heard on its socket; empty for other daemons.
+    #[serde(default, skip_serializing_if = "NotifySeen::is_empty")]
+    pub notify: NotifySeen,
 }
 
 /// What `list` needs of a definition file that it does not read: the file's identity

@@ -159,6 +159,9 @@ pub(crate) fn template(copy: &Daemon, source: &Source) -> (File, Vec<File>) {
     daemon.instance = copy.instance.clone();
     let base = copy.base_name().to_string();
     daemon.name = base.clone();
+    if daemon.description.is_none() {
+        daemon.description = Some(format!("dmgr daemon {base}@{}", crate::config::PLACEHOLDER));
+    }
     let (mut unit, mut rest) = unit_file(&daemon, source, Names::of(source).template(&base));
     unit.text = jobs::as_template(&unit.text);
     for file in &mut rest {
