@@ -26,7 +26,7 @@ pub(crate) const BOUND: usize = 1000;
 /// What happened, as the `event` key names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A process of the daemon was started (or, for `type = "forking"`, adopted).
     Started,
     /// Its `ready` check passed.
@@ -70,7 +70,7 @@ pub enum Kind {
 
 impl Kind {
     /// The name as stored (`gave-up`).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Started => "started",
             Kind::Ready => "ready",
@@ -97,45 +97,51 @@ impl Kind {
 
 /// One event, as one line of the history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
+pub(crate) struct Event {
     /// When, RFC 3339 UTC with milliseconds (these sort as text).
-    pub time: String,
+    pub(crate) time: String,
     /// The daemon's name.
-    pub daemon: String,
+    pub(crate) daemon: String,
     /// What happened.
-    pub event: Kind,
+    pub(crate) event: Kind,
     /// The process concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<i32>,
+    pub(crate) pid: Option<i32>,
     /// How it exited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
+    pub(crate) exit_code: Option<i32>,
     /// A signal by name (`"KILL"`): what killed it, or what was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signal: Option<String>,
+    pub(crate) signal: Option<String>,
     /// How long until the restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delay_ms: Option<u64>,
+    pub(crate) delay_ms: Option<u64>,
     /// Why, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     /// For `log-resumed`: how many lines of the daemon's output were dropped whole
     /// while its log could not be written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dropped_lines: Option<u64>,
+    pub(crate) dropped_lines: Option<u64>,
     /// The number of the request (`dmgr reload`) this event answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<u32>,
+    pub(crate) request: Option<u32>,
     /// The last lines a command wrote (a failed `reload_command`'s).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub output: Vec<String>,
+    pub(crate) output: Vec<String>,
 }
 
 impl Event {
     /// An event of `daemon` happening now, with no details yet.
-    pub fn now(daemon: &str, event: Kind) -> Event {
+    pub(crate) fn now(daemon: &str, event: Kind) -> Event {
+        Event::new(daemon, event).stamped()
+    }
+
+    /// An event of `daemon` with no time yet: the keeper's core decides on events, and
+    /// its loop stamps each with the time as it records it ([`Event::stamped`]).
+    pub(crate) fn new(daemon: &str, event: Kind) -> Event {
         Event {
-            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            time: String::new(),
             daemon: daemon.to_string(),
             event,
             pid: None,
@@ -149,34 +155,32 @@ impl Event {
         }
     }
 
+    /// The event at the time now.
+    pub(crate) fn stamped(mut self) -> Event {
+        self.time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        self
+    }
+
     /// With the process `pid`.
-    pub fn pid(mut self, pid: i32) -> Event {
+    pub(crate) fn pid(mut self, pid: i32) -> Event {
         self.pid = Some(pid);
         self
     }
 
     /// With the signal `signal` (a name without `SIG`).
-    pub fn signal(mut self, signal: impl Into<String>) -> Event {
+    pub(crate) fn signal(mut self, signal: impl Into<String>) -> Event {
         self.signal = Some(signal.into());
         self
     }
 
-    /// With the signal numbered `number`, by name.
-    pub fn signal_number(mut self, number: i32) -> Event {
-        self.signal = nix::sys::signal::Signal::try_from(number)
-            .ok()
-            .map(|s| s.as_str().trim_start_matches("SIG").to_string());
-        self
-    }
-
     /// Answering the request numbered `request`, if any.
-    pub fn request(mut self, request: Option<u32>) -> Event {
+    pub(crate) fn request(mut self, request: Option<u32>) -> Event {
         self.request = request;
         self
     }
 
     /// With `message` after the message it has, if any (`; ` between).
-    pub fn and_message(mut self, message: impl Into<String>) -> Event {
+    pub(crate) fn and_message(mut self, message: impl Into<String>) -> Event {
         let message = message.into();
         self.message = Some(match self.message.take() {
             Some(first) => format!("{first}; {message}"),
@@ -186,7 +190,7 @@ impl Event {
     }
 
     /// With a message.
-    pub fn message(mut self, message: impl Into<String>) -> Event {
+    pub(crate) fn message(mut self, message: impl Into<String>) -> Event {
         self.message = Some(message.into());
         self
     }
@@ -200,7 +204,7 @@ impl Event {
     }
 
     /// The details after the event's name in the text form: `pid 42, signal KILL`.
-    pub fn details(&self) -> String {
+    pub(crate) fn details(&self) -> String {
         let mut parts = Vec::new();
         if let Some(pid) = self.pid {
             parts.push(format!("pid {pid}"));

@@ -21,10 +21,10 @@
 //! ```
 //!
 //! The launcher is a fresh exec, and so single-threaded: its forks run the keeper's
-//! Rust code with no exec of their own (`keeper::launcher`), and each keeper takes the
+//! Rust code with no exec of their own (`launcher`), and each keeper takes the
 //! title `dmgr ... __keeper --name web ...` in ps(1). The middle process of the
 //! double fork stays as the keeper's holder (`dmgr ... __holder --name web ...`,
-//! `keeper::holder`): asleep while the keeper lives, it keeps the daemon logging and
+//! `launcher::holder`): asleep while the keeper lives, it keeps the daemon logging and
 //! its processes in reach should the keeper die.
 //!
 //! The keeper holds an exclusive `flock` on the daemon's pidfile for its whole life
@@ -34,7 +34,7 @@
 //! (PID plus start time, `procinfo`) still match. Writers (`start`, `stop`, `restart`)
 //! serialise per daemon on a separate operation lock, so concurrent starts of one
 //! daemon yield exactly one copy. All `unsafe` code (fork, exec, signals, setsid) is in
-//! `keeper::sys`.
+//! `sys`.
 //!
 //! Modules: `cli` (clap types), `error`, `config`, `pidfile`, `state`, `procinfo`,
 //! `keeper`, `commands` (one file per subcommand), `output` (colour, tables, JSON),
@@ -45,33 +45,54 @@
 #![warn(unreachable_pub)]
 
 pub mod boot;
+pub(crate) mod cgroup;
 pub mod cli;
+pub(crate) mod client;
 pub(crate) mod commands;
 pub mod config;
 pub mod error;
+pub(crate) mod escalation;
 pub(crate) mod events;
 pub(crate) mod export;
 pub(crate) mod files;
-pub mod keeper;
+pub(crate) mod follow;
+pub(crate) mod keeper;
+pub(crate) mod launcher;
 pub mod logfile;
 pub mod manpage;
+pub(crate) mod memory;
 pub(crate) mod metrics;
-pub mod output;
+pub(crate) mod output;
 pub(crate) mod pidfile;
+pub(crate) mod probe;
 pub mod procinfo;
 pub mod schedule;
 pub(crate) mod session;
 pub mod state;
 pub(crate) mod survey;
-pub mod text;
+pub(crate) mod sys;
+pub(crate) mod text;
 pub(crate) mod top;
 pub(crate) mod trusted_dir;
 pub(crate) mod usage;
-pub(crate) mod watch;
 
 pub use error::{Error, Result};
+pub use output::{note_closed_stdout, print_error};
 
 /// Runs one parsed command line and returns the exit code for success paths.
 pub fn run(cli: cli::Cli) -> Result<u8> {
     commands::dispatch(cli)
+}
+
+/// Runs the processes that dmgr starts of itself and nobody types, whose command lines
+/// are parsed by hand (see `launcher::argv`): a keeper's tcp or http probe (`dmgr
+/// __probe ...`) and the launcher of keepers (`dmgr ... __launch ...`), which returns
+/// in each keeper once that keeper is done. `None` for any other command line.
+pub fn run_internal(args: Vec<std::ffi::OsString>) -> Option<Result<u8>> {
+    if let Some(code) = probe::run_internal(&args) {
+        return Some(Ok(code));
+    }
+    let argv0 = args.first().cloned().unwrap_or_else(|| "dmgr".into());
+    let launcher = launcher::argv::LauncherArgv::parse(args)?;
+    Some(launcher::run(argv0, launcher))
 }

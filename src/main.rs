@@ -9,7 +9,7 @@ use clap::Parser;
 // function in `.init_array` runs before std's start-up (see ld.so(8)).
 #[used]
 #[link_section = ".init_array"]
-static NOTE_CLOSED_STDOUT: extern "C" fn() = dmgr::output::note_closed_stdout;
+static NOTE_CLOSED_STDOUT: extern "C" fn() = dmgr::note_closed_stdout;
 
 /// The command line as users type it. A function of its own, never inlined, so that
 /// clap's large frame is not part of `main`'s, which stays on the stack of every
@@ -24,20 +24,13 @@ fn main() -> ExitCode {
     // keepers live for as long as their daemons: parsing that argv by hand spares
     // every keeper the memory that clap's full command tree leaves behind.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    // A tcp or http probe of a keeper: connect, answer with the exit status.
-    if let Some(code) = dmgr::keeper::probe::run_internal(&args) {
-        return ExitCode::from(code);
-    }
-    let argv0 = args.first().cloned().unwrap_or_else(|| "dmgr".into());
-    let result = match dmgr::keeper::argv::LauncherArgv::parse(args) {
-        Some(launcher) => dmgr::keeper::launcher::run(argv0, launcher),
-        None => run_cli(),
-    };
+    // A keeper's probe, or the launcher of keepers (which returns in each keeper).
+    let result = dmgr::run_internal(args).unwrap_or_else(run_cli);
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             if !err.is_reported() {
-                dmgr::output::print_error(&err);
+                dmgr::print_error(&err);
             }
             ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(1))
         }

@@ -37,7 +37,7 @@ const UNKNOWN_PATIENCE: Duration = Duration::from_secs(60);
 
 /// A pidfile this process holds the exclusive lock on.
 #[derive(Debug)]
-pub struct LockedPidfile {
+pub(crate) struct LockedPidfile {
     file: File,
     dir: TrustedDir,
     name: OsString,
@@ -46,7 +46,7 @@ pub struct LockedPidfile {
 
 /// Why a pidfile could not be locked.
 #[derive(Debug)]
-pub enum LockError {
+pub(crate) enum LockError {
     /// Another process holds the lock.
     Held,
     /// The file could not be opened or locked.
@@ -55,7 +55,7 @@ pub enum LockError {
 
 impl LockedPidfile {
     /// Opens (creating) and locks the pidfile without waiting.
-    pub fn try_lock(path: &Path) -> Result<LockedPidfile, LockError> {
+    pub(crate) fn try_lock(path: &Path) -> Result<LockedPidfile, LockError> {
         let (dir, name) = open_parent(path).map_err(LockError::Io)?;
         // A successor may unlink and recreate the file between our open and our lock;
         // a handful of tries is plenty, as each retry means another process made
@@ -87,7 +87,7 @@ impl LockedPidfile {
     }
 
     /// Replaces the content with `pid` and a newline.
-    pub fn write_pid(&mut self, pid: i32) -> Result<(), Error> {
+    pub(crate) fn write_pid(&mut self, pid: i32) -> Result<(), Error> {
         let io_err = |source| Error::Io {
             action: "write the pidfile",
             path: self.path.clone(),
@@ -100,17 +100,12 @@ impl LockedPidfile {
     }
 
     /// Empties the file: the daemon is not running but the keeper still is.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         let _ = self.file.set_len(0);
     }
 
-    /// The pidfile's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Unlinks the pidfile, then releases the lock by closing it, in that order.
-    pub fn remove(self) {
+    pub(crate) fn remove(self) {
         if self.dir.holds(&self.name, &self.file) {
             let _ = self.dir.remove(&self.name);
         }
@@ -237,7 +232,7 @@ pub(crate) fn remove_stale(path: &Path) -> bool {
 /// The per-daemon lock that serialises `start`, `stop` and `restart` of one daemon
 /// (`RUN_DIR/NAME.lock`). Readers never take it.
 #[derive(Debug)]
-pub struct OperationLock {
+pub(crate) struct OperationLock {
     _file: File,
 }
 
@@ -246,7 +241,7 @@ impl OperationLock {
     /// held by a process of another user (who could open the file) is waited for
     /// [`FOREIGN_PATIENCE`] only; the error names that process, so that nobody can
     /// make `start` or `stop` hang (issue 22, finding 1).
-    pub fn acquire(path: &Path) -> Result<OperationLock, Error> {
+    pub(crate) fn acquire(path: &Path) -> Result<OperationLock, Error> {
         let (dir, name) = open_parent(path)?;
         // Only its user needs the file: another user who can open it can lock it.
         let file = create_in(&dir, &name, path, 0o600, "open the operation lock")?;

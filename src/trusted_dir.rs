@@ -216,6 +216,19 @@ impl TrustedDir {
         nix::fcntl::renameat(&self.fd, from, &self.fd, to).map_err(io::Error::from)
     }
 
+    /// Swaps the entries `a` and `b` atomically (renameat2's `RENAME_EXCHANGE`);
+    /// `EINVAL` where the file system cannot, `ENOENT` where one is missing.
+    pub(crate) fn exchange(&self, a: &OsStr, b: &OsStr) -> io::Result<()> {
+        nix::fcntl::renameat2(
+            &self.fd,
+            a,
+            &self.fd,
+            b,
+            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+        )
+        .map_err(io::Error::from)
+    }
+
     /// Gives the file `from` the second name `to`; fails (`AlreadyExists`) if `to`
     /// exists.
     pub(crate) fn link(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {

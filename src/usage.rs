@@ -8,14 +8,14 @@
 //! that have exited too, so it only grows. Without a cgroup it is the sum of
 //! `/proc/PID/stat`'s user and system time over the processes alive now, which drops
 //! when one of them exits. Memory is what the keeper counts against `memory_max`
-//! (`keeper::memory`): the cgroup's working set where the memory controller is
+//! (`memory`): the cgroup's working set where the memory controller is
 //! there, else the sum of the processes' proportional set sizes.
 
 use std::path::Path;
 use std::time::Duration;
 
-use crate::keeper::cgroup::Cgroup;
-use crate::keeper::memory::{self, CgroupMemory};
+use crate::cgroup::Cgroup;
+use crate::memory::{self, CgroupMemory};
 use crate::procinfo::{self, Stat};
 use crate::state::Observed;
 

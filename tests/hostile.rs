@@ -541,10 +541,12 @@ fn random_sigkills_break_no_invariant() {
         for entry in env.list().iter().filter(|_| victim != 4) {
             let changing = entry["status"] == "starting" || entry["status"] == "stopping";
             if let (Some(pid), false) = (entry["pid"].as_i64(), changing) {
+                let name = entry["name"].as_str().unwrap_or_default();
                 assert!(
                     is_alive(pid as i32),
-                    "round {round} (seed {seed}), after dmgr {verb}: list shows dead pid {pid} as {}",
-                    entry["status"]
+                    "round {round} (seed {seed}), after dmgr {verb}{spoilt}: list shows dead pid {pid} as {}; {name}'s events:\n{}",
+                    entry["status"],
+                    env.dmgr(&["events", "-n", "12", name]).stdout()
                 );
             }
         }
@@ -603,7 +605,7 @@ fn random_sigkills_break_no_invariant() {
 
 /// The chaos test's record faults (issue 22): one round in four, the state record of
 /// a random daemon is cut to a random length (nothing, half a record, all but its
-/// last byte) or swapped for a symlink to another daemon's record. Readers must then
+/// last three bytes) or swapped for a symlink to another daemon's record. Readers must then
 /// say `unknown` rather than act on it, `stop` must still stop the daemon (through
 /// its keeper or its cgroup) and `start` must not start a second copy. Returns the
 /// fault, for the round's failure messages (empty when there was none).
@@ -617,10 +619,11 @@ fn spoil_a_record(env: &TestEnv, kinds: u64, next: &mut impl FnMut() -> u64) -> 
         return String::new();
     };
     if next().is_multiple_of(2) {
+        // All but `"}` and the newline: the checksum's end is gone.
         let cut = match next() % 3 {
             0 => 0,
             1 => whole.len() / 2,
-            _ => whole.len().saturating_sub(1),
+            _ => whole.len().saturating_sub(3),
         };
         let _ = std::fs::write(&path, &whole[..cut]);
         format!(", with d{victim}'s record cut to {cut} bytes")

@@ -223,3 +223,135 @@ fn names_with_an_at_sign_are_kept_for_copies() {
         .code(2)
         .stderr_has("`api` has no copy 3");
 }
+
+/// The exported template of a daemon with `instances`, the timer of a `schedule`, the
+/// restart timer and the on-failure unit pass `systemd-analyze verify`, the template
+/// through an instance of it, as systemd loads it.
+#[test]
+fn exported_templates_timers_and_hooks_pass_systemd_analyze_verify() {
+    let test = "exported_templates_timers_and_hooks_pass_systemd_analyze_verify";
+    let Some(analyze) = crate::support::required("systemd-analyze", test) else {
+        return;
+    };
+    let env = TestEnv::new()
+        .daemon(
+            "worker",
+            "command = [\"/bin/sh\", \"-c\", \"exec sleep 1000\", \"worker-{instance}\"]\ninstances = 3\non_failure = [\"/bin/echo\", \"failed\"]\n",
+        )
+        .daemon(
+            "backup",
+            "command = \"/bin/true\"\ntype = \"oneshot\"\nschedule = \"0 4 13 * fri\"\ncatch_up = true\n",
+        )
+        .daemon(
+            "web",
+            "command = \"/bin/sleep 1000\"\nafter = [\"worker\"]\npre_start = [\"/bin/true\"]\npost_stop = [\"/bin/true\"]\nrestart_schedule = \"@daily\"\n",
+        );
+    let dir = env.root().join("units");
+    env.dmgr(&["export", "systemd", "--all", "-o", dir.to_str().unwrap()])
+        .success();
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".env") {
+            continue;
+        }
+        // A template is verified as the instance systemd would load.
+        if let Some(stem) = name.strip_suffix("@.service") {
+            let instance = dir.join(format!("{stem}@1.service"));
+            std::os::unix::fs::symlink(entry.path(), &instance).unwrap();
+            files.push(instance);
+        } else {
+            files.push(entry.path());
+        }
+    }
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for wanted in [
+        "-worker@1.service",
+        "-backup.timer",
+        "-web-restart.timer",
+        "-worker-on-failure@1.service",
+    ] {
+        assert!(
+            names.iter().any(|n| n.ends_with(wanted)),
+            "{wanted} in {names:?}"
+        );
+    }
+    let out = std::process::Command::new(analyze)
+        .args(["verify", "--man=no"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let complaints: Vec<&str> = text.lines().filter(|l| l.contains("dmgr")).collect();
+    assert!(
+        out.status.success() && complaints.is_empty(),
+        "systemd-analyze verify: {text}"
+    );
+}
+
+/// `after = ["web"]` waits for every copy of `web`, and `start` of the dependent
+/// starts them first.
+#[test]
+fn after_a_daemon_with_instances_waits_for_every_copy() {
+    let env = TestEnv::new()
+        .daemon(
+            "web",
+            "command = [\"sleep\", \"1000\"]\ninstances = 2\nstart_wait = \"200ms\"\n",
+        )
+        .daemon(
+            "proxy",
+            "command = [\"sleep\", \"1000\"]\nafter = [\"web\"]\nstart_wait = \"0s\"\n",
+        );
+    let run = env.dmgr(&["start", "proxy"]).success();
+    let stdout = run.stdout();
+    let at = |name: &str| {
+        stdout
+            .find(&format!("{name}: started"))
+            .unwrap_or_else(|| panic!("{name} in {stdout}"))
+    };
+    assert!(
+        at("web@1") < at("proxy") && at("web@2") < at("proxy"),
+        "{stdout}"
+    );
+    let started = |name: &str| env.record(name).unwrap().started_at_ms.unwrap();
+    assert!(started("proxy") >= started("web@1").max(started("web@2")));
+}
+
+/// A copy the file no longer asks for still runs until `apply` or `stop NAME`, which
+/// stops it with the others; a copy of a file that turned invalid stays listed, with
+/// what runs of it.
+#[test]
+fn copies_the_file_no_longer_defines_are_still_reached() {
+    let env = TestEnv::new().daemon(
+        "worker",
+        "command = [\"sleep\", \"1000\"]\ninstances = 3\nstart_wait = \"0s\"\n",
+    );
+    env.dmgr(&["start", "worker"]).success();
+    env.write("worker", "command = [\"sleep\", \"1000\"]\ninstances = 1\n");
+    let third = env.pid("worker@3").unwrap();
+    assert_eq!(env.entry("worker@3")["status"], "orphaned");
+    env.write("worker", "command = [\"sleep\", \"1000\"]\ninstances = 0\n");
+    let list = env.list();
+    let copy = list.iter().find(|e| e["name"] == "worker@2").unwrap();
+    assert_eq!(copy["status"], "invalid");
+    assert!(copy["pid"].is_i64());
+    env.write("worker", "command = [\"sleep\", \"1000\"]\ninstances = 1\n");
+    let run = env.dmgr(&["stop", "worker"]).success();
+    for n in 1..=3 {
+        assert!(
+            run.stdout().contains(&format!("worker@{n}: stopped")),
+            "{}",
+            run.stdout()
+        );
+    }
+    wait_until("worker@3 is gone", Duration::from_secs(5), || {
+        !is_alive(third)
+    });
+}

@@ -320,6 +320,9 @@ fn a_full_run_disk_keeps_the_last_whole_record_and_the_keeper_supervising() {
     let keeper = first.keeper.pid;
     env.track(keeper);
 
+    // The record's temporary file is the previous record, rewritten in place: gone,
+    // the next write needs a page of its own, which the full disk does not have.
+    assert!(ns.run("rm", &[run.join(".web.state.tmp").to_str().unwrap()]));
     let filler = run.join("filler");
     ns.run(
         "sh",

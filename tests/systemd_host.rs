@@ -13,7 +13,9 @@
 //!   after a reboot, and hand-over both ways; with the boot unit alone, every daemon
 //!   back after a reboot, `Delegate=yes`, each daemon in a cgroup of its own below
 //!   the unit (as `systemd-cgls` shows), no variable of the unit in a daemon, and
-//!   `boot status` warning of a stale `TimeoutStartSec=`.
+//!   `boot status` warning of a stale `TimeoutStartSec=`;
+//! - issue 26: the boot unit is `Type=notify`, and a unit ordered `After=` it starts
+//!   only once every daemon is ready (`start --all` sends `READY=1` then).
 //!
 //! The host is booted once for the whole suite. It runs where `DMGR_SYSTEMD_HOST=1`
 //! or `CI` is set (`.ci/run` runs it on its own, with its output); elsewhere it says
@@ -73,6 +75,14 @@ fn systemd_host_suite() {
     step(
         "boot unit: every daemon after a reboot, Delegate=yes, a cgroup each, stale TimeoutStartSec= noticed",
         &boot_unit_delegates_and_notices_stale_timeouts,
+    );
+    step(
+        "boot unit Type=notify: a unit After= it starts only once every daemon is ready",
+        &a_unit_after_the_boot_unit_starts_once_every_daemon_is_ready,
+    );
+    step(
+        "instances as a template whose copies run, and a schedule's timer that fires",
+        &templates_run_and_timers_fire,
     );
     eprintln!(
         "systemd host: suite passed in {:.1}s",
@@ -204,7 +214,7 @@ impl Host {
             "for u in $(systemctl list-units --all --plain --no-legend 'dmgr*' | awk '{print $1}'); do systemctl stop \"$u\"; done; \
              systemctl disable dmgr.service dmgr.target >/dev/null 2>&1 || true; \
              rm -rf /etc/systemd/system/dmgr* /etc/systemd/system/multi-user.target.wants/dmgr* \
-                    /etc/dmgr /srv/handoff /etc/handoff /var/log/dmgr /var/log/handoff-* /run/dmgr /run/handoff-* /run/boot-*; \
+                    /etc/dmgr /srv/jobs /srv/handoff /etc/handoff /var/log/dmgr /var/log/handoff-* /run/dmgr /run/handoff-* /run/boot-*; \
              systemctl daemon-reload; systemctl reset-failed",
         );
         // DMGR_SYSTEMD_HOST_BINARY runs the suite against another build (to see it fail
@@ -578,4 +588,113 @@ fn boot_unit_delegates_and_notices_stale_timeouts(host: &Host) {
         );
     }
     assert_eq!(copies(host).iter().map(|(_, n)| n).sum::<usize>(), 0);
+}
+
+/// Issue 26: the boot unit is `Type=notify` (`start --all` sends `READY=1` once every
+/// daemon it started is up), so that a unit ordered `After=` it, here one that looks
+/// for the file a slow daemon's readiness check waits for, runs only once that
+/// daemon is ready; systemd shows `start --all`'s status line.
+fn a_unit_after_the_boot_unit_starts_once_every_daemon_is_ready(host: &Host) {
+    host.write(
+        "/etc/dmgr/daemons.d/slowready.toml",
+        "command = [\"/bin/sh\", \"-c\", \"sleep 3; touch /run/boot-slowready; exec sleep 1007\"]\nready = { file = \"/run/boot-slowready\" }\nready_timeout = \"20s\"\n",
+    );
+    host.write(
+        "/etc/systemd/system/after-dmgr.service",
+        "[Unit]\nAfter=dmgr.service\nRequires=dmgr.service\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'if [ -e /run/boot-slowready ]; then echo ready; else echo early; fi > /run/after-dmgr.seen'\n[Install]\nWantedBy=multi-user.target\n",
+    );
+    host.ok("dmgr boot install >/dev/null && systemctl enable after-dmgr.service 2>/dev/null");
+    assert_eq!(
+        host.ok("systemctl show -p Type dmgr.service").trim(),
+        "Type=notify"
+    );
+    assert_eq!(
+        host.ok("systemctl show -p NotifyAccess dmgr.service")
+            .trim(),
+        "NotifyAccess=main"
+    );
+    host.reboot();
+    assert_eq!(host.ok("cat /run/after-dmgr.seen").trim(), "ready");
+    assert_eq!(host.ok("systemctl is-active dmgr.service").trim(), "active");
+    let daemons = host.ok("ls /etc/dmgr/daemons.d/*.toml | wc -l");
+    let up = match daemons.trim() {
+        "1" => "1 daemon up".to_string(),
+        n => format!("{n} daemons up"),
+    };
+    let status = host.ok("systemctl show -p StatusText dmgr.service");
+    assert_eq!(status.trim(), format!("StatusText={up}"), "{status}");
+    host.ok("systemctl disable after-dmgr.service 2>/dev/null; rm /etc/systemd/system/after-dmgr.service /etc/dmgr/daemons.d/slowready.toml; systemctl daemon-reload; systemctl stop dmgr.service");
+}
+
+/// Issue 28: the copies of a daemon with `instances` run under systemd as instances of
+/// the exported template, each with its number (in its command line, `DMGR_INSTANCE`
+/// and its own log), and the timer of a `* * * * *` schedule starts its oneshot.
+fn templates_run_and_timers_fire(host: &Host) {
+    let jobs = "/srv/jobs/daemons.d";
+    let dmgr = format!("dmgr -c {jobs} --run-dir /srv/jobs/run");
+    host.ok(&format!("mkdir -p {jobs} /srv/jobs/log"));
+    host.write(
+        &format!("{jobs}/worker.toml"),
+        "command = [\"/bin/sh\", \"-c\", \"echo worker $DMGR_INSTANCE of $DMGR_INSTANCES; exec sleep 1000\", \"worker-{instance}\"]\ninstances = 3\nlog = \"/srv/jobs/log/worker-{instance}.log\"\n",
+    );
+    host.write(
+        &format!("{jobs}/tick.toml"),
+        "command = [\"/bin/sh\", \"-c\", \"date +%s >> /srv/jobs/ticks\"]\ntype = \"oneshot\"\nschedule = \"* * * * *\"\n",
+    );
+    host.ok(&format!(
+        "{dmgr} export systemd --all -o /etc/systemd/system >/dev/null && systemctl daemon-reload"
+    ));
+    let prefix = dmgr::boot::unit_prefix(Path::new(jobs), false);
+    host.ok(&format!(
+        "systemctl start {}",
+        q(&format!("{prefix}.target"))
+    ));
+    for n in 1..=3 {
+        let unit = format!("{prefix}-worker@{n}.service");
+        host.ok(&format!("systemctl is-active --quiet {}", q(&unit)));
+        let pid = host.ok(&format!("systemctl show -p MainPID --value {}", q(&unit)));
+        let environ = host.ok(&format!("tr '\\0' '\\n' < /proc/{}/environ", pid.trim()));
+        assert!(
+            environ.lines().any(|l| l == format!("DMGR_INSTANCE={n}")),
+            "worker@{n}: {environ}"
+        );
+        // `%i` in ExecStart= became the copy's number.
+        let exec = host.ok(&format!("systemctl show -p ExecStart --value {}", q(&unit)));
+        assert!(exec.contains(&format!("worker-{n} ")), "worker@{n}: {exec}");
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = host.sh(&format!("cat /srv/jobs/log/worker-{n}.log"));
+            if text(&log.stdout).contains(&format!("worker {n} of 3")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "worker@{n}'s log: {log:?}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    // The timer is active and fires within its minute (and a bit).
+    host.ok(&format!(
+        "systemctl is-active --quiet {}",
+        q(&format!("{prefix}-tick.timer"))
+    ));
+    let deadline = Instant::now() + std::time::Duration::from_secs(75);
+    while host.sh("test -s /srv/jobs/ticks").status.code() != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the timer did not fire: {}",
+            host.ok(&format!(
+                "systemctl status --no-pager {} || true",
+                q(&format!("{prefix}-tick.timer"))
+            ))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let result = host.ok(&format!(
+        "systemctl show -p Result --value {}",
+        q(&format!("{prefix}-tick.service"))
+    ));
+    assert_eq!(result.trim(), "success");
+    host.ok(&format!(
+        "systemctl stop {}",
+        q(&format!("{prefix}.target"))
+    ));
 }

@@ -26,7 +26,7 @@ pub fn this_binary() -> Result<PathBuf, Error> {
         let found = if argv0.is_absolute() {
             argv0.clone()
         } else if !name.contains('/') {
-            crate::keeper::sys::resolve_program(name, std::env::var("PATH").ok().as_deref())?
+            crate::config::resolve_program(name, std::env::var("PATH").ok().as_deref())?
         } else {
             return None;
         };

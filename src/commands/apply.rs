@@ -15,8 +15,8 @@ use nix::sys::signal::Signal;
 
 use super::{batches, lock_all, Context, Failures};
 use crate::cli::ApplyArgs;
+use crate::client::{self, Begun};
 use crate::config::{self, Daemon};
-use crate::keeper::control::{self, Begun};
 use crate::state::{self, Reason};
 use crate::{Error, Result};
 
@@ -147,13 +147,13 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
     let mut orphans = Vec::new();
     for action in &plan {
         if let Action::Stop(name, _) = action {
-            match control::lock(&ctx.dirs, name) {
+            match client::lock(&ctx.dirs, name) {
                 Ok(lock) => orphans.push((name.clone(), None, Some(lock))),
                 Err(err) => failures.fail(err),
             }
         }
     }
-    control::stop_many(&ctx.dirs, orphans, |name, result| {
+    client::stop_many(&ctx.dirs, orphans, |name, result| {
         let why = orphan_reason(&loaded, name);
         report(
             ctx,
@@ -183,7 +183,7 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
             .map(|(d, _)| (d.name.clone(), Some(*d), None))
             .collect();
         let mut failed: Vec<String> = Vec::new();
-        control::stop_many(&ctx.dirs, restarts, |name, result| {
+        client::stop_many(&ctx.dirs, restarts, |name, result| {
             if let Err(err) = result {
                 failed.push(name.to_string());
                 failures.fail(err);
@@ -195,7 +195,7 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
             match action_of(&daemon.name) {
                 Some(Action::Update(..)) => updates.push((daemon, lock)),
                 Some(action) if !failed.contains(&daemon.name) => {
-                    match control::begin_start(&ctx.dirs, daemon, Some(lock)) {
+                    match client::begin_start(&ctx.dirs, daemon, Some(lock)) {
                         Ok(Begun::Done(_)) => report(ctx, &mut failures, action, Ok(())),
                         Ok(Begun::Waiting(p)) => pending.push(p),
                         Err(err) => failures.fail(err),
@@ -204,7 +204,7 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
                 _ => {}
             }
         }
-        control::await_starts(
+        client::await_starts(
             &ctx.dirs,
             pending,
             |name, result| {
@@ -229,7 +229,7 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
 /// file) and waits until its state record shows it took them.
 fn update_live(ctx: &Context, daemon: &Daemon) -> Result<()> {
     let wanted = &daemon.supervision;
-    if !control::signal_keeper(&ctx.dirs, &daemon.name, Signal::SIGUSR1)? {
+    if !client::signal_keeper(&ctx.dirs, &daemon.name, Signal::SIGUSR1)? {
         return Err(Error::daemon(
             &daemon.name,
             "its keeper is gone; nothing to update",

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use super::{unknown, Context};
 use crate::cli::EventsArgs;
 use crate::events::{self, Event};
+use crate::follow::{Follower, Replaced, Waker};
 use crate::output;
 use crate::text::escape;
-use crate::watch::{Follower, Replaced, Waker};
 use crate::{config, state, Result};
 
 /// Runs `dmgr events`.

@@ -3,8 +3,8 @@
 
 use super::{resolve, Context, Failures};
 use crate::cli::KillArgs;
+use crate::client;
 use crate::config::units::Signal;
-use crate::keeper::control;
 use crate::{config, state, Error, Result};
 
 /// Runs `dmgr kill`.
@@ -18,7 +18,7 @@ pub(super) fn run(ctx: &Context, args: &KillArgs) -> Result<u8> {
             Err(_) if state::has_record(&ctx.dirs, name) => None,
             Err(err) => return Err(err),
         };
-        match control::signal_daemon(&ctx.dirs, name, daemon, signal, "dmgr kill") {
+        match client::signal_daemon(&ctx.dirs, name, daemon, signal, "dmgr kill") {
             Ok(Some(pid)) => {
                 failures.ok();
                 ctx.say(&format!("{name}: sent {signal} to pid {pid}"));

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use super::{every_name, resolve, Context};
 use crate::cli::LogsArgs;
+use crate::follow::{Follower, Replaced, Waker};
 use crate::output::{self, style, Style};
-use crate::watch::{Follower, Replaced, Waker};
 use crate::{config, logfile, state, Result};
 
 /// Runs `dmgr logs`.

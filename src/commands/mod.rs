@@ -216,8 +216,8 @@ fn warn_of_stale_boot_unit(ctx: &Context, loaded: &Loaded) -> usize {
 }
 
 /// Says on standard error which daemons a start still waits for (every
-/// `control::NOTE_EVERY`), unless `--quiet`.
-fn say_waiting(ctx: &Context) -> impl FnMut(&crate::keeper::control::Waiting<'_>) + '_ {
+/// `client::NOTE_EVERY`), unless `--quiet`.
+fn say_waiting(ctx: &Context) -> impl FnMut(&crate::client::Waiting<'_>) + '_ {
     move |waiting| {
         if ctx.quiet {
             return;
@@ -257,7 +257,7 @@ fn lock_all<'a>(
 ) -> Vec<(&'a Daemon, crate::pidfile::OperationLock)> {
     let mut locked = Vec::with_capacity(batch.len());
     for daemon in batch {
-        match crate::keeper::control::lock(&ctx.dirs, &daemon.name) {
+        match crate::client::lock(&ctx.dirs, &daemon.name) {
             Ok(lock) => locked.push((daemon, lock)),
             Err(err) => failures.fail(err),
         }

@@ -5,8 +5,8 @@
 
 use super::{resolve, Context, Failures};
 use crate::cli::TargetArgs;
+use crate::client::{self, Reloaded};
 use crate::config::Daemon;
-use crate::keeper::control::{self, Reloaded};
 use crate::{config, state, Result};
 
 /// Runs `dmgr reload`.
@@ -25,7 +25,7 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
     };
     let mut failures = Failures::default();
     for daemon in daemons {
-        match control::reload(&ctx.dirs, daemon) {
+        match client::reload(&ctx.dirs, daemon) {
             Ok(Reloaded::Signalled { pid, signal }) => {
                 failures.ok();
                 ctx.say(&format!("{}: sent {signal} to pid {pid}", daemon.name));

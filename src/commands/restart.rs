@@ -8,8 +8,8 @@
 
 use super::{batches, lock_all, resolve, Context, Failures};
 use crate::cli::RestartArgs;
+use crate::client::{self, Begun, Started};
 use crate::config::{self, Daemon};
-use crate::keeper::control::{self, Begun, Started};
 use crate::{state, Error, Result};
 
 /// Runs `dmgr restart`.
@@ -40,7 +40,7 @@ pub(super) fn run(ctx: &Context, args: &RestartArgs) -> Result<u8> {
             .iter()
             .map(|(d, _)| (d.name.clone(), Some(*d), None))
             .collect();
-        control::stop_many(&ctx.dirs, stops, |name, result| match result {
+        client::stop_many(&ctx.dirs, stops, |name, result| match result {
             Ok(_) => stopped.push(name.to_string()),
             Err(err) => failures.fail(err),
         });
@@ -49,13 +49,13 @@ pub(super) fn run(ctx: &Context, args: &RestartArgs) -> Result<u8> {
             if !stopped.contains(&daemon.name) {
                 continue;
             }
-            match control::begin_start(&ctx.dirs, daemon, Some(lock)) {
+            match client::begin_start(&ctx.dirs, daemon, Some(lock)) {
                 Ok(Begun::Done(started)) => report(ctx, &mut failures, &daemon.name, Ok(started)),
                 Ok(Begun::Waiting(p)) => pending.push(p),
                 Err(err) => failures.fail(err),
             }
         }
-        control::await_starts(
+        client::await_starts(
             &ctx.dirs,
             pending,
             |name, result| report(ctx, &mut failures, name, result),
@@ -88,7 +88,7 @@ fn rolling(ctx: &Context, targets: &[&Daemon], mut failures: Failures) -> Result
         order.append(&mut level);
     }
     for (at, daemon) in order.iter().enumerate() {
-        let lock = match control::lock(&ctx.dirs, &daemon.name) {
+        let lock = match client::lock(&ctx.dirs, &daemon.name) {
             Ok(lock) => lock,
             Err(err) => {
                 failures.fail(err);
@@ -96,7 +96,7 @@ fn rolling(ctx: &Context, targets: &[&Daemon], mut failures: Failures) -> Result
             }
         };
         let mut ok = true;
-        control::stop_many(
+        client::stop_many(
             &ctx.dirs,
             vec![(daemon.name.clone(), Some(*daemon), None)],
             |_, result| {
@@ -107,9 +107,9 @@ fn rolling(ctx: &Context, targets: &[&Daemon], mut failures: Failures) -> Result
             },
         );
         if ok {
-            match control::begin_start(&ctx.dirs, daemon, Some(lock)) {
+            match client::begin_start(&ctx.dirs, daemon, Some(lock)) {
                 Ok(Begun::Done(started)) => report(ctx, &mut failures, &daemon.name, Ok(started)),
-                Ok(Begun::Waiting(p)) => control::await_starts(
+                Ok(Begun::Waiting(p)) => client::await_starts(
                     &ctx.dirs,
                     vec![p],
                     |name, result| {

@@ -6,7 +6,7 @@ use nix::sys::signal::Signal;
 
 use super::{known_without_file, resolve, Context, Failures};
 use crate::cli::TargetArgs;
-use crate::keeper::control;
+use crate::client;
 use crate::{config, state, Result};
 
 /// Runs `dmgr rotate`. Only the keeper is asked, so a daemon whose file is invalid or
@@ -39,7 +39,7 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
             }
             continue;
         }
-        match control::signal_keeper(&ctx.dirs, &name, Signal::SIGUSR2) {
+        match client::signal_keeper(&ctx.dirs, &name, Signal::SIGUSR2) {
             Ok(true) => {
                 failures.ok();
                 ctx.say(&format!("{name}: rotated"));

@@ -5,7 +5,7 @@
 
 use super::{resolve, Context};
 use crate::cli::RunArgs;
-use crate::keeper::{self, control};
+use crate::client;
 use crate::{config, Result};
 
 /// Runs `dmgr run`.
@@ -23,6 +23,6 @@ pub(super) fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
             )))
         }
     };
-    let (lock, pidfile) = control::claim_for_foreground(&ctx.dirs, daemon)?;
-    keeper::run_foreground(&ctx.dirs, daemon, lock, pidfile)
+    let (lock, pidfile) = client::claim_for_foreground(&ctx.dirs, daemon)?;
+    client::run_foreground(&ctx.dirs, daemon, lock, pidfile)
 }

@@ -4,8 +4,8 @@
 
 use super::{batches, resolve, Context, Failures};
 use crate::cli::StartArgs;
+use crate::client::{self, Begun, Started};
 use crate::config::{self, Daemon};
-use crate::keeper::control::{self, Begun, Started};
 use crate::{Error, Result};
 
 /// Runs `dmgr start`.
@@ -51,8 +51,8 @@ pub(super) fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
                         &daemon.name,
                         copy.refusal(crate::boot::is_user_scope()),
                     )),
-                    None => control::lock(&ctx.dirs, &daemon.name)
-                        .and_then(|lock| control::begin_start(&ctx.dirs, daemon, Some(lock))),
+                    None => client::lock(&ctx.dirs, &daemon.name)
+                        .and_then(|lock| client::begin_start(&ctx.dirs, daemon, Some(lock))),
                 },
             };
             match begun {
@@ -67,7 +67,7 @@ pub(super) fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
                 }
             }
         }
-        control::await_starts(
+        client::await_starts(
             &ctx.dirs,
             pending,
             |name, result| match result {

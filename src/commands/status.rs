@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::{every_name, unknown, Context};
 use crate::cli::StatusArgs;
 use crate::config;
-use crate::output::json::{LastExit, ListEntry, StatusEntry};
+use crate::output::json::{LastExit, ListEntry, NotifyDropped, StatusEntry};
 use crate::output::{self, format_bytes, format_uptime, Style};
 use crate::state::{self, MemoryMechanism, Reason, Status};
 use crate::text::{escape, rfc3339_ms, show_path};
@@ -134,6 +134,12 @@ pub(super) fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
                 .into_iter()
                 .map(|(_, event)| event)
                 .collect(),
+            notify_socket: record
+                .filter(|_| observed.keeper.is_some())
+                .and_then(|r| r.notify.socket.clone()),
+            notify_dropped: record
+                .filter(|_| observed.keeper.is_some())
+                .and_then(|r| NotifyDropped::of(&r.notify)),
             list,
         });
     }
@@ -214,7 +220,10 @@ fn render(e: &StatusEntry) -> String {
     if let (Some(error), Some(Reason::OutsideStop)) = (&l.error, l.reason) {
         field("stopped by", error.clone());
     }
-    field("restarts", l.restarts.to_string());
+    // Without a usable record the count is not known (`--json` keeps its 0).
+    if l.status != Status::Unknown {
+        field("restarts", l.restarts.to_string());
+    }
     if let Some(exit) = &l.last_exit {
         let how = match (&exit.signal, exit.code) {
             (Some(s), _) => format!("signal {s}"),
@@ -243,7 +252,7 @@ fn render(e: &StatusEntry) -> String {
                 ago(m.at_ms)
             ),
         );
-        let every = config::units::format_duration(crate::keeper::memory::SAMPLE_INTERVAL);
+        let every = config::units::format_duration(crate::keeper::core::memory::SAMPLE_INTERVAL);
         let how = match (m.mechanism, &m.sampling_reason) {
             (MemoryMechanism::CgroupEvents, _) => {
                 "the cgroup's memory.high, measured on its memory.events".to_string()
@@ -267,6 +276,15 @@ fn render(e: &StatusEntry) -> String {
                 h.failures_allowed
             ),
         );
+    }
+    if let Some(text) = &l.status_text {
+        field("says", text.clone());
+    }
+    if let Some(socket) = &e.notify_socket {
+        let dropped = e.notify_dropped.as_ref().map_or(String::new(), |d| {
+            format!("; messages dropped: {}", d.describe())
+        });
+        field("notify", format!("{socket}{dropped}"));
     }
     if let Some(error) = &l.error {
         field("error", error.clone());

@@ -4,8 +4,8 @@
 
 use super::{batches, known_without_file, lock_all, resolve, Context, Failures};
 use crate::cli::TargetArgs;
+use crate::client::{self, Stopped};
 use crate::config::{self, Daemon};
-use crate::keeper::control::{self, Stopped};
 use crate::state;
 use crate::{Error, Result};
 
@@ -69,7 +69,7 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
         }
         Err(err) => failures.fail(err),
     };
-    let lock = |name: &str| control::lock(&ctx.dirs, name);
+    let lock = |name: &str| client::lock(&ctx.dirs, name);
     // Orphans have no `after` to honour: they go first, together.
     let mut batch = Vec::new();
     for name in orphans {
@@ -78,7 +78,7 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
             Err(err) => failures.fail(err),
         }
     }
-    control::stop_many(&ctx.dirs, batch, |name, result| {
+    client::stop_many(&ctx.dirs, batch, |name, result| {
         report(&mut failures, name, result)
     });
     let batches = batches(config::stop_order(&daemons));
@@ -87,7 +87,7 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
             .into_iter()
             .map(|(daemon, l)| (daemon.name.clone(), Some(daemon), Some(l)))
             .collect();
-        control::stop_many(&ctx.dirs, batch, |name, result| {
+        client::stop_many(&ctx.dirs, batch, |name, result| {
             report(&mut failures, name, result)
         });
     }

@@ -5,13 +5,13 @@
 //! valid, and the user or program may exist on the host where the daemon will run
 //! (an image being built), but here `start` would fail on it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::diagnostic::{line_col, Severity};
 use super::{raw, Daemon, Diagnostic};
 
 /// The warnings about `daemon` on this host, located at the keys they concern.
-pub fn problems(daemon: &Daemon) -> Vec<Diagnostic> {
+pub(crate) fn problems(daemon: &Daemon) -> Vec<Diagnostic> {
     let mut found: Vec<(&str, String)> = Vec::new();
     let process = &daemon.process;
     if let Some(name) = &process.user {
@@ -112,13 +112,30 @@ fn unresolved(program: &str, path: Option<&str>) -> Option<String> {
             Ok(_) => None,
         };
     }
-    match crate::keeper::sys::resolve_program(program, path) {
+    match resolve_program(program, path) {
         Some(_) => None,
         None => Some(format!(
             "`{program}` is not in PATH ({}): install it, or write its absolute path",
             path.unwrap_or("/usr/local/bin:/usr/bin:/bin")
         )),
     }
+}
+
+/// Resolves `program` the way execvp(3) would, with the daemon's `PATH`.
+pub(crate) fn resolve_program(program: &str, path_var: Option<&str>) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    let path_var = path_var.unwrap_or("/usr/local/bin:/usr/bin:/bin");
+    path_var
+        .split(':')
+        .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]

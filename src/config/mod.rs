@@ -11,7 +11,7 @@ mod daemon;
 mod diagnostic;
 mod discover;
 pub mod env_file;
-pub mod host;
+pub(crate) mod host;
 pub mod limits;
 mod raw;
 mod run_dir;
@@ -31,6 +31,7 @@ pub use daemon::{
 pub use diagnostic::{Diagnostic, Severity, MAX_SHOWN};
 pub use discover::{discover, Dirs};
 pub use discover::{SYSTEM_CONFIG_DIR, SYSTEM_LOG_DIR, SYSTEM_RUN_DIR};
+pub(crate) use host::resolve_program;
 pub use raw::{KEYS, READY_KEYS};
 pub use run_dir::OWNER_FILE;
 pub use suggest::nearest;

@@ -110,6 +110,9 @@ impl fmt::Display for Size {
 pub struct Signal(pub NixSignal);
 
 impl Signal {
+    /// SIGKILL, which ends a stop that `stop_timeout` did not.
+    pub const KILL: Signal = Signal(NixSignal::SIGKILL);
+
     /// The name without the `SIG` prefix, as a user writes it (`TERM`).
     pub fn name(self) -> &'static str {
         let full = self.0.as_str();

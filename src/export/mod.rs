@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{Daemon, Dirs, RestartPolicy};
-use crate::keeper::policy;
+use crate::keeper::core::policy;
 
 /// Where the definitions come from: what the exported text depends on besides the
 /// daemons themselves.
@@ -116,7 +116,7 @@ pub(crate) fn resolve(
         } else {
             source.path.as_deref()
         });
-    match crate::keeper::sys::resolve_program(name, path) {
+    match crate::config::resolve_program(name, path) {
         Some(found) => (found, None),
         None => (
             PathBuf::from(name),

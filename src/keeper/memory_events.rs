@@ -8,34 +8,24 @@
 //! processes, and counts a `high` event. `memory.max` is left alone, at no limit: at
 //! `memory.max` the kernel's OOM killer would kill one of the daemon's processes
 //! behind the keeper's back, with no `memory-exceeded` event and no stop sequence.
-//! The decision stays in [`MemoryWatch`]; this module owns the descriptor and the
-//! reads. Where any step fails, the keeper samples instead (`keeper::liveness`).
+//! The decision stays in the keeper's core (`MemoryWatch`); this module owns the
+//! descriptor and the reads. Where any step fails, the keeper samples instead (`keeper::checks`).
 //! Safe code only: nix wraps inotify.
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use super::cgroup;
-use super::memory::{CgroupMemory, Exceeded, MemoryWatch, Usage};
+use crate::cgroup;
+use crate::memory::{CgroupMemory, MemoryEvents};
 
 /// The inotify watch on one cgroup's `memory.events`, with the ceiling in place.
 #[derive(Debug)]
-pub struct MemoryEventsWatcher {
+pub(crate) struct MemoryEventsWatcher {
     inotify: Inotify,
     memory: CgroupMemory,
-}
-
-/// A measurement made on a wake-up, and its verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Measured {
-    /// What the cgroup uses (see [`CgroupMemory::usage`]).
-    pub usage: Usage,
-    /// The ceiling crossed, if it was.
-    pub exceeded: Option<Exceeded>,
 }
 
 impl MemoryEventsWatcher {
@@ -43,7 +33,7 @@ impl MemoryEventsWatcher {
     /// and watches its `memory.events`; the error says why that cannot be, for the
     /// record of a keeper that samples instead. The watch comes first, so that a
     /// failure leaves `memory.high` as it was.
-    pub fn set_up(dir: &Path, max: u64) -> Result<MemoryEventsWatcher, String> {
+    pub(crate) fn set_up(dir: &Path, max: u64) -> Result<MemoryEventsWatcher, String> {
         cgroup::enable_memory(dir)?;
         let memory = CgroupMemory::open(dir)
             .ok_or_else(|| format!("{} has no memory.current", dir.display()))?;
@@ -62,29 +52,21 @@ impl MemoryEventsWatcher {
         Ok(MemoryEventsWatcher { inotify, memory })
     }
 
-    /// The cgroup's memory files.
-    pub fn memory(&self) -> &CgroupMemory {
-        &self.memory
-    }
-
     /// Takes the ceiling away again (`memory.high` back to `max`): `memory_max` was
     /// removed from the file, or can no longer be enforced this way.
-    pub fn lift(&self) {
+    pub(crate) fn lift(&self) {
         let _ = self.memory.set_high(None);
     }
 
-    /// Reads the counters as the daemon comes up: the baseline of its run.
-    pub fn rearm(&self, watch: &mut MemoryWatch) {
-        if let Ok(events) = self.memory.events() {
-            watch.on_events(events);
-        }
+    /// The counters of `memory.events` now.
+    pub(crate) fn counters(&self) -> Option<MemoryEvents> {
+        self.memory.events().ok()
     }
 
     /// The descriptor was readable: drains the notifications (until none is left, or
-    /// poll(2) would wake at once again), reads `memory.events` and, where a counter
-    /// grew since the last look of this run, measures the cgroup's usage at `now`
-    /// and lets `watch` judge it.
-    pub fn on_wake(&self, watch: &mut MemoryWatch, now: Instant) -> Option<Measured> {
+    /// poll(2) would wake at once again) and reads `memory.events`, for the machine to
+    /// judge whether a counter grew (see [`crate::keeper::core::memory::MemoryWatch`]).
+    pub(crate) fn on_wake(&self) -> Option<MemoryEvents> {
         loop {
             match self.inotify.read_events() {
                 Ok(events) if !events.is_empty() => {}
@@ -92,15 +74,7 @@ impl MemoryEventsWatcher {
                 _ => break,
             }
         }
-        let events = self.memory.events().ok()?;
-        if !watch.on_events(events) {
-            return None;
-        }
-        let usage = self.memory.usage().ok()?;
-        Some(Measured {
-            usage,
-            exceeded: watch.on_sample(now, usage),
-        })
+        self.counters()
     }
 }
 
@@ -118,6 +92,23 @@ mod tests {
     use nix::poll::{PollFd, PollFlags, PollTimeout};
 
     use super::*;
+    use crate::keeper::core::memory::{Exceeded, MemoryWatch};
+    use crate::memory::Usage;
+
+    /// A wake-up as the keeper's machine handles it: the counters, judged by `watch`,
+    /// and where a counter grew, the cgroup's usage measured and judged.
+    fn wake(
+        watcher: &MemoryEventsWatcher,
+        watch: &mut MemoryWatch,
+        dir: &Path,
+    ) -> Option<(Usage, Option<Exceeded>)> {
+        let counters = watcher.on_wake()?;
+        if !watch.on_events(counters) {
+            return None;
+        }
+        let usage = CgroupMemory::open(dir)?.usage().ok()?;
+        Some((usage, watch.on_sample(crate::keeper::test_epoch(), usage)))
+    }
 
     /// Returns true if and only if `fd` becomes readable within `deadline`.
     fn readable_within(fd: BorrowedFd<'_>, deadline: Duration) -> bool {
@@ -154,8 +145,8 @@ mod tests {
         assert_eq!(read("memory.max"), "max\n");
 
         let mut watch = MemoryWatch::on_kernel_events(max);
-        watch.resume(Instant::now());
-        watcher.rearm(&mut watch);
+        watch.resume(crate::keeper::test_epoch());
+        watch.on_events(watcher.counters().unwrap());
         assert!(!readable_within(watcher.as_fd(), Duration::ZERO));
 
         // Over memory.high, and the kernel could not take it back.
@@ -166,19 +157,19 @@ mod tests {
         );
         write("memory.events", "low 0\nhigh 1\nmax 0\noom 0\noom_kill 0\n");
         assert!(readable_within(watcher.as_fd(), Duration::from_secs(10)));
-        let measured = watcher.on_wake(&mut watch, Instant::now()).unwrap();
+        let measured = wake(&watcher, &mut watch, cgroup.path()).unwrap();
         assert_eq!(
             measured,
-            Measured {
-                usage: Usage {
+            (
+                Usage {
                     bytes: 70 << 20,
                     processes: 1
                 },
-                exceeded: Some(Exceeded {
+                Some(Exceeded {
                     used: 70 << 20,
                     max
                 }),
-            }
+            )
         );
         // Drained: poll(2) sleeps again.
         assert!(!readable_within(watcher.as_fd(), Duration::ZERO));
@@ -201,23 +192,23 @@ mod tests {
         // Paused (the daemon is starting or stopping): drained and ignored.
         write("memory.events", "high 3\n");
         assert!(readable_within(watcher.as_fd(), Duration::from_secs(10)));
-        assert_eq!(watcher.on_wake(&mut watch, Instant::now()), None);
+        assert_eq!(wake(&watcher, &mut watch, cgroup.path()), None);
         assert!(!readable_within(watcher.as_fd(), Duration::ZERO));
 
-        watch.resume(Instant::now());
-        watcher.rearm(&mut watch);
+        watch.resume(crate::keeper::test_epoch());
+        watch.on_events(watcher.counters().unwrap());
         write("memory.events", "high 3\n");
         assert!(readable_within(watcher.as_fd(), Duration::from_secs(10)));
-        assert_eq!(watcher.on_wake(&mut watch, Instant::now()), None);
+        assert_eq!(wake(&watcher, &mut watch, cgroup.path()), None);
 
         // Over memory.high in page cache, which the kernel reclaims.
         write("memory.current", &format!("{}\n", 66 << 20));
         write("memory.stat", &format!("inactive_file {}\n", 30 << 20));
         write("memory.events", "high 4\n");
         assert!(readable_within(watcher.as_fd(), Duration::from_secs(10)));
-        let measured = watcher.on_wake(&mut watch, Instant::now()).unwrap();
-        assert_eq!(measured.usage.bytes, 36 << 20);
-        assert_eq!(measured.exceeded, None);
+        let (usage, exceeded) = wake(&watcher, &mut watch, cgroup.path()).unwrap();
+        assert_eq!(usage.bytes, 36 << 20);
+        assert_eq!(exceeded, None);
         assert_eq!(watch.poll_timeout(), None, "no timer");
     }
 

@@ -2,10 +2,10 @@
 //!
 //! # Theory of operation
 //!
-//! `dmgr start` (see [`control`]) execs one launcher, `dmgr __launch` ([`argv`]), with
-//! a notify pipe (`notify`) per daemon; the launcher ([`launcher`]), fresh and
+//! `dmgr start` (see `client`) execs one launcher, `dmgr __launch`, with a pipe per
+//! daemon for the keeper's report (`report`); the launcher (`crate::launcher`), fresh and
 //! single-threaded, closes every inherited fd but those pipes and detaches one keeper
-//! per daemon with a double fork whose middle process stays as its holder (`holder`:
+//! per daemon with a double fork whose middle process stays as its holder (`launcher::holder`:
 //! it makes the output pipes and keeps them, and the daemon's processes, should the
 //! keeper die). The keeper closes the other daemons' pipes, takes the title `dmgr ...
 //! __keeper --name NAME ...` and, with no exec:
@@ -15,7 +15,7 @@
 //!    signals it handles and reads them from a signalfd;
 //! 2. loads the daemon's file, locks its pidfile in the run directory (held until the
 //!    keeper exits), opens the logs and, where it can, creates a cgroup for the
-//!    daemon (see [`cgroup`]);
+//!    daemon (see `crate::cgroup`);
 //! 3. forks the command's process, which sets itself up (session, process group,
 //!    descriptors, directory, umask, credentials, signals) and then waits at a start
 //!    gate; the keeper moves it into the cgroup, writes the PID to the pidfile and the
@@ -37,10 +37,10 @@
 //!    no CPU;
 //! 7. on SIGCHLD reaps every child; when a forking daemon's main process exits it
 //!    reads the daemon's pidfile again and follows it to a process of the daemon's
-//!    own that took over (`handover`); when the daemon exits it drains the pipes (so
-//!    the last words before a crash reach the log), stops everything the daemon left
-//!    (see below), removes a forking daemon's own pidfile if it still names the dead
-//!    process, and asks `policy` whether to restart;
+//!    own that took over (`core::handover`); when the daemon exits it drains the pipes
+//!    (so the last words before a crash reach the log), stops everything the daemon
+//!    left (see below), removes a forking daemon's own pidfile if it still names the
+//!    dead process, and asks `core::policy` whether to restart;
 //! 8. on SIGTERM, SIGINT or SIGQUIT enters a stopping phase (from then on it never
 //!    respawns), kills a running probe's group, runs `stop_command` if there is one,
 //!    stops everything the daemon started,
@@ -66,62 +66,49 @@
 //!
 //! # Layout
 //!
-//! This file is the loop: it turns poll(2) wake-ups, signals and reaped children into
-//! calls of the pure decisions in `machine` (phase, timers, exits, stops, drains)
-//! and carries out what they return. `launch` sets the keeper up and spawns processes
-//! through the start gate of `sys::spawn_gated` (all `unsafe` is in [`sys`]); `probe`
-//! runs readiness checks (and the liveness checks to come) as processes; `forking`
-//! adopts what a `type = "forking"` command leaves; `tracked` finds and signals
-//! everything the daemon started; `record` writes the state record and the end;
-//! `stopping` drains what the daemon started and ends or restarts it; `timers` acts
-//! on due timers; `handover` follows a new main process; `reloading` and `request`
-//! carry out and answer `dmgr reload`; `policy`
-//! decides restarts; `logpipe` writes the log; `foreground` is `dmgr run`.
-//! On the CLI side, `control` starts and stops keepers (`stop_many` stops many at once), `ask` signals and reloads,
-//! `leftovers` deals with a daemon whose keeper is gone.
+//! Every decision and every "where are we" fact is in [`core`]: the [`Machine`]
+//! (phase, main process, restart tally, probe, checks, reload, what `dmgr start` was
+//! told) with the pure steps, the restart policy, the forking adoption, the main-PID
+//! hand-over and the health and memory checks. This file is the loop: it reads the
+//! time once per wake-up, turns poll(2) wake-ups (signals, reaped children, the
+//! kernel's memory events) into [`Input`]s, and hands each [`Effect`] the machine asks
+//! for to the one executor, `execute`. The rest is the IO the executor needs: `setup`
+//! (the keeper's start-up), `exec_plan` (what each exec needs), `spawn` (every process
+//! through the start gate of `sys::spawn_gated`; all `unsafe` is in [`crate::sys`]),
+//! `probe` (readiness and liveness checks as processes), `facts` (what the machine
+//! reads of `/proc`), `tracked` (finding and signalling everything the daemon
+//! started), `record` (the state record, the take-over of supervision keys, the end),
+//! `reloading` (the output of `reload_command`), `checks` (the kernel's memory
+//! events), `logpipe` (the log). The CLI's side of all this (start and stop a keeper,
+//! signal it, `dmgr run`, a dead keeper's leftovers) is `crate::client`.
 
-pub mod argv;
-mod ask;
-pub mod cgroup;
-pub mod control;
-mod foreground;
-mod forking;
-mod handover;
-pub mod health;
-mod holder;
-mod interrupted;
-mod launch;
-pub mod launcher;
-mod leftovers;
-mod liveness;
-mod log_mark;
-mod logpipe;
-mod machine;
-pub mod memory;
-pub mod memory_events;
-mod notify;
-pub mod policy;
-pub mod probe;
+mod checks;
+pub(crate) mod core;
+pub(crate) mod exec_plan;
+mod execute;
+mod facts;
+pub(crate) mod handoff;
+pub(crate) mod logpipe;
+pub(crate) mod memory_events;
+pub(crate) mod probe;
+// Used by the tests until the keeper's core takes `ready = { log }` in (issue 26).
+#[allow(dead_code)]
+mod ready_line;
 mod record;
 mod reloading;
+pub(crate) mod report;
 pub(crate) mod request;
-pub mod resources;
+pub(crate) mod resources;
 // Read and judged here; the keeper's core acts on it once the notify protocol is
 // wired into it (issue 26's second half), until then only the tests use it.
 #[allow(dead_code)]
 pub(crate) mod sd_notify;
-mod spawn_step;
-mod stop_many;
-mod stopping;
-pub mod sys;
-mod timers;
+mod setup;
+mod spawn;
 mod tracked;
-
-pub use foreground::{run_command, run_foreground};
 
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -130,38 +117,33 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use self::core::machine::{Input, Machine, Now};
 use crate::config::{self, Daemon, Dirs};
 use crate::events::{Event, History, Kind};
 use crate::pidfile::LockedPidfile;
-use crate::state::{self, Reason, StateRecord, Status};
+use crate::state::{self, StateRecord};
+use crate::sys;
 use crate::Result;
 
-use policy::{Decision, Policy, RunEnd, Tally};
-
-use launch::{Launch, Pipe};
+pub(crate) use self::core::machine::PROBE_INTERVAL;
+use exec_plan::ExecPlan;
 use logpipe::Notice;
-use machine::{Child, ExitStep, Next, Phase};
-use notify::{Report, Reporter};
-use probe::{Probe, PROBE_INTERVAL};
-use record::{describe_wait, exit_record, initial_record, record_failure};
-
-/// The processes of a daemon whose keeper is gone that are still running, by
-/// identity (see `leftovers`): what `stop` would stop.
-pub fn processes_left(record: &state::StateRecord) -> Vec<crate::procinfo::ProcId> {
-    leftovers::left_behind(record)
-}
+use memory_events::MemoryEventsWatcher;
+pub(crate) use record::{describe_wait, exit_of, exit_record, initial_record, record_failure};
+use report::{Report, Reporter};
+use setup::Pipe;
 
 /// Runs the keeper of `args.name` until its daemon is stopped or given up on.
 ///
 /// A plain function of its inputs (the directories, the daemon's name, the pipe to
-/// report on, the pipes its [`holder`] made), which the holder calls in the keeper it
-/// forks, with no exec.
+/// report on, the pipes its [`crate::launcher::holder`] made), which the holder calls
+/// in the keeper it forks, with no exec.
 pub(crate) fn run(
     dirs: &Dirs,
     name: &str,
     notify: Option<File>,
     single: sys::SingleThreaded,
-    handoff: Option<holder::Handoff>,
+    handoff: Option<handoff::Handoff>,
 ) -> Result<u8> {
     match set_up(dirs, name, notify, single, handoff) {
         Some(mut keeper) => {
@@ -182,7 +164,7 @@ fn set_up(
     name: &str,
     notify: Option<File>,
     single: sys::SingleThreaded,
-    handoff: Option<holder::Handoff>,
+    handoff: Option<handoff::Handoff>,
 ) -> Option<Box<Keeper>> {
     let mut reporter = Reporter::new(notify);
     // A keeper outlives the shell that started it: it must not keep that shell's
@@ -221,39 +203,32 @@ fn set_up(
     }
 }
 
+/// The keeper's IO around its [`Machine`]: the pidfile, the signals, the logs, the
+/// record, the processes it tracks.
 struct Keeper {
     dirs: Dirs,
     daemon: Daemon,
+    machine: Machine,
     pidfile: Option<LockedPidfile>,
     signals: SignalFd,
     out: Pipe,
     err: Option<Pipe>,
     record: StateRecord,
     state_file: state::StateFile,
-    tally: Tally,
-    phase: Phase,
-    child: Option<Child>,
     reporter: Reporter,
-    launch: Launch,
+    /// What the daemon's exec needs, prepared at each start.
+    plan: ExecPlan,
     tracked: tracked::Tracked,
     events: History,
-    /// Why the daemon runs without a cgroup, for the next `started` event.
-    cgroup_note: Option<String>,
-    /// The probe process that runs, if any (see [`probe`]).
-    probe: Option<Probe>,
     /// The keeper forks its children without exec'ing first: see [`sys::spawn_gated`].
     single: sys::SingleThreaded,
     /// Where the log pipes are read into: 16 KiB allocated once and never initialised,
     /// so that only what the kernel writes into it costs memory.
     log_buffer: Vec<u8>,
-    /// The liveness check and memory ceiling of a daemon that is up.
-    watches: liveness::Watches,
-    /// The `reload_command` that runs, if one does (see [`reloading`]).
-    reload: Option<reloading::Reload>,
+    /// The kernel's memory events of the daemon's cgroup, where they drive `memory_max`.
+    memory_events: Option<MemoryEventsWatcher>,
     /// The output pipes of commands the keeper ran, read until they close.
     captures: Vec<reloading::Capture>,
-    /// Who stopped the daemon when it was not `dmgr stop` (an outside stop).
-    stopped_by: Option<String>,
     /// Failed writes of the state record since the last one that worked.
     record_trouble: Option<record::RecordTrouble>,
 }
@@ -261,29 +236,51 @@ struct Keeper {
 impl Keeper {
     fn run(&mut self) {
         // A daemon that no record names could be neither listed nor stopped: without
-        // a record, nothing starts (issue 16).
-        if let Err(reason) = self.try_save() {
-            self.finish(Status::Failed, Some(reason), Reason::StartFailed);
-            return;
-        }
-        self.spawn();
+        // a record, nothing starts.
+        let recorded = self.try_save();
+        self.feed(Input::Start { recorded }, read_clock());
         sys::release_free_memory();
         loop {
-            if let Some((status, error, reason)) = self.finished() {
-                self.finish(status, error, reason);
+            self.feed(Input::Tick, read_clock());
+            if self.machine.is_finished() {
                 return;
             }
             self.wait_for_events();
-            self.on_timers();
         }
     }
 
-    /// Sleeps in poll(2) until a signal, log output or the next timer.
+    /// Hands `input` to the machine at `now`, then carries out what it asks for, in
+    /// order; an effect whose answer is another input has that answered (and carried
+    /// out) first.
+    fn feed(&mut self, input: Input, now: Now) {
+        let before = self.machine.pending();
+        {
+            let seen = facts::Seen {
+                keeper: self.record.keeper.pid,
+                tracked: &self.tracked,
+                pidfile: self.daemon.forking_pidfile.as_deref(),
+                memory_events: self.memory_events.as_ref(),
+            };
+            self.machine.handle(input, now, &seen);
+        }
+        let added = self.machine.pending().saturating_sub(before);
+        for _ in 0..added {
+            match self.machine.poll_effect() {
+                Some(effect) => self.execute(effect, now),
+                None => break,
+            }
+        }
+    }
+
+    /// Sleeps in poll(2) until a signal, log output, a memory event or the machine's
+    /// next timer, and hands the machine what happened.
     fn wait_for_events(&mut self) {
-        let timeout = match self.next_deadline() {
+        let timeout = match self.machine.poll_timeout() {
             None => PollTimeout::NONE,
             Some(at) => {
-                let ms = at.saturating_duration_since(Instant::now()).as_millis();
+                let ms = at
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_millis();
                 // Round up so we never wake a hair early and spin.
                 PollTimeout::try_from(ms.saturating_add(1).min(60_000) as i32)
                     .unwrap_or(PollTimeout::MAX)
@@ -296,9 +293,9 @@ impl Keeper {
         if let Some(err) = &self.err {
             fds.push(PollFd::new(err.read.as_fd(), PollFlags::POLLIN));
         }
-        // Then the kernel's memory events, where they replace sampling (`liveness`).
+        // Then the kernel's memory events, where they replace sampling (`checks`).
         let logs = fds.len();
-        if let Some(events) = &self.watches.memory_events {
+        if let Some(events) = &self.memory_events {
             fds.push(PollFd::new(events.as_fd(), PollFlags::POLLIN));
         }
         // Last: the output of commands the keeper ran.
@@ -315,30 +312,22 @@ impl Keeper {
             .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
+        let now = read_clock();
         if ready[1..logs].contains(&true) {
             self.pump_logs();
         }
         if ready[0] {
-            self.on_signals();
+            self.on_signals(now);
         }
         if ready[captures..].contains(&true) {
             self.pump_captures();
         }
-        if self.watches.memory_events.is_some() && ready.get(logs).copied().unwrap_or(false) {
-            self.on_memory_events();
+        if ready.get(logs).copied().unwrap_or(false) {
+            let counters = self.memory_events.as_ref().and_then(|w| w.on_wake());
+            if let Some(counters) = counters {
+                self.feed(Input::MemoryEvents(counters), now);
+            }
         }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let probe = self.probe.map(|p| p.deadline);
-        let mut deadline = self.phase.deadline(probe);
-        // A health probe runs while the daemon is up, when the phase itself has no
-        // timer; and so do the watches' own.
-        let others = [probe, self.watches.deadline(), self.reload_deadline()];
-        for other in others.into_iter().flatten() {
-            deadline = Some(deadline.map_or(other, |d| d.min(other)));
-        }
-        deadline
     }
 
     fn pump_logs(&mut self) {
@@ -381,10 +370,11 @@ impl Keeper {
         }
         for notice in notices {
             let event = match notice {
-                Notice::Failed(error) => self.event(Kind::LogError).message(error),
+                Notice::Failed(error) => {
+                    Event::new(&self.daemon.name, Kind::LogError).message(error)
+                }
                 Notice::Resumed { dropped, error } => {
-                    let mut event = self
-                        .event(Kind::LogResumed)
+                    let mut event = Event::new(&self.daemon.name, Kind::LogResumed)
                         .message(logpipe::LogSink::resumed_message(dropped, &error));
                     event.dropped_lines = Some(dropped);
                     event
@@ -394,28 +384,34 @@ impl Keeper {
         }
     }
 
-    /// An event of this daemon happening now, for [`Keeper::record_event`].
-    fn event(&self, kind: Kind) -> Event {
-        Event::now(&self.daemon.name, kind)
-    }
-
-    /// Appends `event` to the daemon's event history.
+    /// Appends `event` to the daemon's event history, stamped with the time now.
     fn record_event(&mut self, event: Event) {
-        self.events.append(&event);
+        self.events.append(&event.stamped());
     }
 
-    fn on_signals(&mut self) {
+    fn on_signals(&mut self, now: Now) {
         while let Ok(Some(info)) = self.signals.read_signal() {
             if info.ssi_signo as i32 == sys::request_signal() {
-                self.on_request(&info);
+                if let Some((request::Request::Reload, number)) = request::Request::of(&info) {
+                    self.feed(
+                        Input::Reload {
+                            request: Some(number),
+                        },
+                        now,
+                    );
+                }
                 continue;
             }
             match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGCHLD) => self.reap(),
+                Ok(Signal::SIGCHLD) => self.reap(now),
                 Ok(signal @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) => {
-                    self.on_stop_signal(signal, &info)
+                    let outside = match request::Request::of(&info) {
+                        Some((request::Request::Stop, _)) => None,
+                        _ => Some(outside_stop(signal, info.ssi_pid as i32)),
+                    };
+                    self.feed(Input::Stop { outside }, now);
                 }
-                Ok(Signal::SIGUSR1) => self.take_over_supervision_keys(),
+                Ok(Signal::SIGUSR1) => self.take_over_supervision_keys(now),
                 Ok(Signal::SIGUSR2) => {
                     self.out.sink.rotate();
                     if let Some(err) = &mut self.err {
@@ -427,9 +423,9 @@ impl Keeper {
         }
     }
 
-    /// Reaps every exited child: the daemon (or a forking daemon's command), readiness
-    /// probes, `stop_command`, and orphaned descendants handed to us as subreaper.
-    fn reap(&mut self) {
+    /// Reaps every exited child: the daemon (or a forking daemon's command), probes,
+    /// the commands the keeper ran, and orphaned descendants handed to it as subreaper.
+    fn reap(&mut self, now: Now) {
         loop {
             match nix::sys::wait::waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
@@ -437,151 +433,104 @@ impl Keeper {
                     let Some(pid) = status.pid().map(Pid::as_raw) else {
                         continue;
                     };
-                    self.on_child_exit(pid, status);
+                    let output = self.take_output(pid);
+                    let exit = exit_of(status);
+                    self.feed(Input::Reaped { pid, exit, output }, now);
                 }
             }
         }
-        // An exit may have handed the keeper a forking daemon's process.
-        if matches!(self.phase, Phase::Adopting(_)) {
-            self.look_for_daemon(Instant::now());
-        }
-    }
-
-    /// The child `pid` ended with `status`: the daemon, a probe, a command the keeper
-    /// ran, or an orphan of the daemon's (nothing to do: a drain looks at what is left).
-    fn on_child_exit(&mut self, pid: i32, status: WaitStatus) {
-        if self.child.is_some_and(|c| c.id.pid == pid && !c.exited) {
-            return self.on_daemon_exit(status);
-        }
-        if self.reload_command_exited(pid, status) {
-            return;
-        }
-        if let Some(result) = self.probe_exited(pid, status) {
-            match result {
-                Some(ok) => self.on_probe_result(ok),
-                // Killed at its deadline: a failed health check, if it was one.
-                None if matches!(self.phase, Phase::Up(None)) => self.on_health_result(None),
-                None => {}
-            }
-            return;
-        }
-        if matches!(self.phase, Phase::StopCommand { pid: Some(command), .. } if command == pid) {
-            self.on_stop_command_exit(status);
-        }
-    }
-
-    fn on_daemon_exit(&mut self, status: WaitStatus) {
-        if self.child.is_some_and(|c| !c.adopted) {
-            self.on_command_exit(status);
-            return;
-        }
-        let Some(child) = self.child.as_mut() else {
-            return;
-        };
-        child.exited = true;
-        // Another process of the daemon's may have taken over (`handover`).
-        let note = match self.hand_over(status) {
-            handover::Outcome::Done => return,
-            handover::Outcome::Ended(note) => note,
-        };
-        self.on_daemon_end(status, note);
-    }
-
-    /// The daemon's main process has ended with `status` and no other took over
-    /// (`note` says why not, where a hand-over was tried): record the exit, and stop
-    /// what is left before the restart policy's verdict.
-    fn on_daemon_end(&mut self, status: WaitStatus, note: Option<String>) {
-        // Whatever the daemon wrote before it died is already in the pipe.
-        self.pump_logs();
-        self.out.sink.end_run();
-        if let Some(err) = &mut self.err {
-            err.sink.end_run();
-        }
-        let Some(child) = self.child else {
-            return;
-        };
-        let (pid, ran) = (child.id.pid, child.started.elapsed());
-        let exit = exit_record(status, ran);
-        let mut message = format!("after {}", config::units::format_duration(round_ms(ran)));
-        if let Some(note) = note {
-            message = format!("{message}; {note}");
-        }
-        if let Some(removed) = self.remove_forking_pidfile(pid) {
-            message = format!("{message}; {removed}");
-        }
-        let mut exited = self.event(Kind::Exited).pid(pid).message(message);
-        exited.exit_code = exit.code;
-        exited.signal = exit.signal.clone();
-        self.record_event(exited);
-        if let Some(pidfile) = &mut self.pidfile {
-            pidfile.clear();
-        }
-        self.record.daemon = None;
-        self.record.last_exit = Some(exit.clone());
-        self.record.history.push(exit.clone());
-        let excess = self.record.history.len().saturating_sub(state::HISTORY_LEN);
-        self.record.history.drain(..excess);
-
-        let next = match machine::on_exit(&self.phase, self.reporter.is_pending()) {
-            ExitStep::Decided => {
-                self.save();
-                return;
-            }
-            ExitStep::DrainStopped => Next::stopped(),
-            ExitStep::FailStart => Next::start_failed(format!(
-                "exited within start_wait ({}): {}",
-                config::units::format_duration(self.daemon.supervision.start_wait),
-                exit.describe()
-            )),
-            ExitStep::Judge => self.decide(exit.is_success(), ran),
-        };
-        self.drain(next);
-    }
-
-    /// A run failed before it was up (exec error, readiness timeout): the first start
-    /// fails, and `finish` notes why in the log; a restart counts as a quick failure.
-    fn fail_run(&mut self, reason: String) -> Next {
-        if self.reporter.is_pending() {
-            return Next::start_failed(reason);
-        }
-        // The `restarting` (or `gave-up`) event that follows says why.
-        self.record.error = Some(reason);
-        self.decide(false, Duration::ZERO)
-    }
-
-    fn decide(&mut self, success: bool, ran: Duration) -> Next {
-        let policy = Policy {
-            restart: self.daemon.supervision.restart,
-            restart_delay: self.daemon.supervision.restart_delay,
-            max_restarts: self.daemon.supervision.max_restarts,
-        };
-        match policy::on_exit(&policy, &mut self.tally, RunEnd { success, ran }) {
-            Decision::Restart(delay) => Next::Restart(delay),
-            Decision::Finish { failed } => Next::Finish {
-                status: if failed {
-                    Status::Failed
-                } else {
-                    Status::Stopped
-                },
-                error: None,
-                reason: Reason::Exited,
-            },
-            Decision::GiveUp => Next::Finish {
-                status: Status::Failed,
-                error: Some(format!(
-                    "gave up after {} quick failures in a row",
-                    self.tally.quick_failures
-                )),
-                reason: Reason::GaveUp,
-            },
-        }
     }
 }
 
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+/// Who stopped the daemon with `signal` sent by `sender`, when it was not `dmgr stop`.
+fn outside_stop(signal: Signal, sender: i32) -> String {
+    let who = match crate::procinfo::command_line(sender, 200) {
+        _ if sender <= 0 => "the kernel".to_string(),
+        Some(command) => format!("pid {sender} ({command})"),
+        None => format!("pid {sender}, gone since"),
+    };
+    let name = signal.as_str().trim_start_matches("SIG");
+    format!("SIG{name} from {who}, not `dmgr stop`")
 }
 
-fn round_ms(duration: Duration) -> Duration {
-    Duration::from_millis(millis(duration))
+/// A start of time for the tests of the keeper's core, which read no clock.
+#[cfg(test)]
+pub(crate) fn test_epoch() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// The time of a wake-up, read once.
+fn read_clock() -> Now {
+    Now {
+        at: std::time::Instant::now(),
+        wall_ms: state::now_ms(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    /// What no file under `keeper/core/` may use: the core makes no system call and
+    /// reads no clock, so that its tests can drive it with made-up facts and time.
+    const IMPURE: [&str; 8] = [
+        "nix::",
+        "libc::",
+        "std::fs",
+        "std::process",
+        "std::net",
+        "Instant::now",
+        "SystemTime::now",
+        "unsafe",
+    ];
+
+    /// The forbidden uses in `text`, by line.
+    fn impurities(text: &str) -> Vec<(usize, &'static str)> {
+        let mut found = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for word in IMPURE {
+                if code.contains(word) {
+                    found.push((n + 1, word));
+                }
+            }
+        }
+        found
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// The keeper's core is pure: no file under `keeper/core/` uses `nix::`,
+    /// `std::fs`, `std::process` or the clock (quinn-proto's crate boundary, as a
+    /// module boundary). Its decisions can then be tested with a fake clock, and the
+    /// loop is the only place that does IO.
+    #[test]
+    fn the_keepers_core_does_no_io_and_reads_no_clock() {
+        let core = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/keeper/core");
+        let mut files = Vec::new();
+        rust_files(&core, &mut files);
+        assert!(files.len() >= 8, "the core's files: {files:?}");
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let found = impurities(&text);
+            assert!(found.is_empty(), "{}: {found:?}", file.display());
+        }
+    }
+
+    /// The check itself finds each forbidden use, and ignores comments.
+    #[test]
+    fn the_purity_check_finds_what_it_forbids() {
+        let text = "use nix::unistd::Pid;\nlet t = Instant::now(); // fine: Instant::now\nstd::fs::read(p);\n// std::process in a comment\n";
+        let found = impurities(text);
+        assert_eq!(found, [(1, "nix::"), (2, "Instant::now"), (3, "std::fs")]);
+    }
 }

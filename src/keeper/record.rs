@@ -1,29 +1,26 @@
-//! The keeper's state record and its end: the record a keeper starts from, how a run
-//! ended, taking over changed supervision keys (SIGUSR1), and the final record, events
-//! and report once the keeper's work is done.
+//! The keeper's state record: the record a keeper starts from, how a process ended,
+//! writing it (the machine's facts and the loop's), the take-over of changed
+//! supervision keys (SIGUSR1), and the end once the keeper's work is done.
 
 use std::time::Duration;
 
 use nix::sys::wait::WaitStatus;
 
-use super::notify::Report;
-use super::{millis, Keeper};
+use super::core::machine::{millis, Exit, Input, Now, TakeOver};
+use super::Keeper;
 use crate::config::{self, Daemon, Dirs};
 use crate::events::{Event, History, Kind};
 use crate::procinfo::{self, ProcId};
 use crate::state::{self, ExitRecord, Reason, StateRecord, Status};
 
 impl Keeper {
-    /// SIGUSR1: re-read the file and take over changed supervision keys, leaving the
-    /// running process alone.
-    pub(super) fn take_over_supervision_keys(&mut self) {
+    /// SIGUSR1: re-read the file and hand its supervision keys to the machine, leaving
+    /// the running process alone.
+    pub(super) fn take_over_supervision_keys(&mut self, now: Now) {
         let identity = state::FileIdentity::of(&self.daemon.file);
         let Ok(fresh) = config::load_daemon(&self.dirs, &self.daemon.name) else {
-            let skipped = self.event(Kind::Updated);
-            self.record_event(skipped.message("nothing taken over: the file does not load"));
-            return;
+            return self.feed(Input::TakeOver(None), now);
         };
-        let changed = self.record.supervision.changed(&fresh.supervision);
         // The record describes the file as it is now only while the running process
         // is still the file's: otherwise `list` must read the file.
         self.record.definition = identity
@@ -34,79 +31,55 @@ impl Keeper {
         d.autostart = fresh.autostart;
         d.description = fresh.description;
         d.after = fresh.after;
-        self.record.stop_signal = self.daemon.supervision.stop_signal;
-        self.record.stop_timeout_ms = millis(self.daemon.supervision.stop_timeout);
-        self.record.supervision = self.daemon.supervision.clone();
-        self.rebuild_watches();
-        let message = match changed.is_empty() {
-            true => "no supervision key changed".to_string(),
-            false => format!("took over {}", changed.join(", ")),
+        // The memory ceiling's watch follows the keys; one no longer enforced through
+        // `memory.high` is taken away from it.
+        let cgroup = self.tracked.cgroup.as_ref().map(|c| c.path());
+        let (watcher, memory) = super::checks::watch_memory(&self.daemon.supervision, cgroup);
+        if let (Some(old), None) = (self.memory_events.take(), &watcher) {
+            old.lift();
+        }
+        self.memory_events = watcher;
+        let change = TakeOver {
+            supervision: self.daemon.supervision.clone(),
+            memory,
         };
-        self.record_event(self.event(Kind::Updated).message(message));
-        self.save();
+        self.feed(Input::TakeOver(Some(Box::new(change))), now);
     }
 
-    pub(super) fn finish(&mut self, status: Status, error: Option<String>, reason: Reason) {
-        self.pump_logs();
-        match (&error, status) {
-            // Stopped by a signal from outside: who sent it is in the message.
-            (Some(why), _) if reason == Reason::OutsideStop => {
-                self.record_event(self.event(Kind::Stopped).message(why.clone()))
-            }
-            (Some(why), _) => self.record_event(self.event(Kind::GaveUp).message(why.clone())),
-            (None, Status::Stopped) if reason == Reason::StoppedByRequest => {
-                self.record_event(self.event(Kind::Stopped))
-            }
-            _ => {}
-        }
-        self.record.status = status;
-        self.record.reason = Some(reason);
-        self.record.daemon = None;
-        self.record.watch = state::Watch::default();
-        self.record.next_restart_ms = None;
-        self.record.error = error.clone();
-        // Everything is gone: nothing is left for `stop` or `start` to look for,
-        // which spares them a scan of /proc for every daemon a keeper finished.
+    /// The machine's end: the cgroup goes, the final record is written, and the
+    /// pidfile is unlinked, then its lock released by closing it (never the other way
+    /// round). Everything is gone: nothing is left for `stop` or `start` to look for,
+    /// which spares them a scan of /proc for every daemon a keeper finished.
+    pub(super) fn finish_up(&mut self) {
         self.record.output_pipes.clear();
         if let Some(cgroup) = self.tracked.cgroup.take() {
             cgroup.remove();
         }
         self.record.cgroup = None;
         self.save();
-        // Unlink first, then release the lock by closing: never the other way round.
-        // Both before the report, so that a failed `start` returns with no pidfile
-        // left (promise 1).
         if let Some(pidfile) = self.pidfile.take() {
             pidfile.remove();
         }
-        if self.reporter.is_pending() {
-            let reason = match error {
-                Some(why) if reason == Reason::OutsideStop => {
-                    format!("stopped before it was up, by {why}")
-                }
-                Some(why) => why,
-                None => "stopped before it was up".to_string(),
-            };
-            self.reporter.send(&Report::Failed { reason });
-        }
     }
 
-    /// Writes the record; a failure is noted in the log (see [`Keeper::try_save`]).
+    /// Writes the record; a failure is recorded as an event (see [`Keeper::try_save`]).
     pub(super) fn save(&mut self) {
         let _ = self.try_save();
     }
 
-    /// Writes the record, whole or not at all (see [`state::StateFile`]). A failure
-    /// leaves the previous record in place and is returned; the first of a run of
-    /// failures is a `record-error` event (which may not reach a full disk either),
-    /// and so is the first write that works again, with how many failed meanwhile.
-    /// Nothing else follows from a failed write: the daemon is neither stopped nor
-    /// restarted for it (issue 22, finding 3).
+    /// Writes the record as the machine and the loop know it now, whole or not at all
+    /// (see [`state::StateFile`]). A failure leaves the previous record in place and is
+    /// returned; the first of a run of failures is a `record-error` event (which may not
+    /// reach a full disk either), and so is the first write that works again, with how
+    /// many failed meanwhile. Nothing else follows from a failed write: the daemon is
+    /// neither stopped nor restarted for it, except that a process is never started
+    /// that no record names.
     pub(super) fn try_save(&mut self) -> std::result::Result<(), String> {
+        self.machine.write_record(&mut self.record);
         match self.state_file.write(&self.record) {
             Ok(()) => {
                 if let Some(trouble) = self.record_trouble.take() {
-                    let again = self.event(Kind::RecordError).message(format!(
+                    let again = Event::new(&self.daemon.name, Kind::RecordError).message(format!(
                         "the state record is written again, after {} writes failed since {}",
                         trouble.failures,
                         crate::text::rfc3339_ms(trouble.since_ms)
@@ -127,9 +100,9 @@ impl Keeper {
                             since_ms: state::now_ms(),
                             failures: 1,
                         });
-                        let event = self.event(Kind::RecordError).message(format!(
-                            "{reason}; the previous record stays, and the keeper goes on"
-                        ));
+                        let event = Event::new(&self.daemon.name, Kind::RecordError).message(
+                            format!("{reason}; the previous record stays, and the keeper goes on"),
+                        );
                         self.record_event(event);
                     }
                 }
@@ -149,7 +122,7 @@ pub(super) struct RecordTrouble {
 }
 
 /// The state record a keeper starts from.
-pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
+pub(crate) fn initial_record(daemon: &Daemon) -> StateRecord {
     let me = ProcId::of(std::process::id() as i32).unwrap_or(ProcId {
         pid: std::process::id() as i32,
         start: 0,
@@ -184,14 +157,15 @@ pub(super) fn initial_record(daemon: &Daemon) -> StateRecord {
         probe: None,
         holder: None,
         env_file_digest: None,
-        watch: Default::default(),
+        checks: Default::default(),
         definition: None,
+        notify: Default::default(),
     }
 }
 
 /// Leaves a `failed` record when a start fails before the daemon ever ran. Called only
 /// while holding the pidfile lock, so it never overwrites a live keeper's record.
-pub(super) fn record_failure(dirs: &Dirs, daemon: &Daemon, reason: &str) {
+pub(crate) fn record_failure(dirs: &Dirs, daemon: &Daemon, reason: &str) {
     let mut record = initial_record(daemon);
     record.status = Status::Failed;
     record.reason = Some(Reason::StartFailed);
@@ -201,9 +175,9 @@ pub(super) fn record_failure(dirs: &Dirs, daemon: &Daemon, reason: &str) {
     History::open(&dirs.events_file(&daemon.name)).append(&gave_up);
 }
 
-/// How a run that lasted `ran` ended, from its wait status.
-pub(super) fn exit_record(status: WaitStatus, ran: Duration) -> ExitRecord {
-    ExitRecord {
+/// How a process ended, from its wait status.
+pub(crate) fn exit_of(status: WaitStatus) -> Exit {
+    Exit {
         code: match status {
             WaitStatus::Exited(_, code) => Some(code),
             _ => None,
@@ -214,12 +188,15 @@ pub(super) fn exit_record(status: WaitStatus, ran: Duration) -> ExitRecord {
             }
             _ => None,
         },
-        at_ms: state::now_ms(),
-        ran_ms: millis(ran),
     }
 }
 
-/// `exit 1` or `signal KILL`, for the log.
-pub(super) fn describe_wait(status: WaitStatus) -> String {
-    exit_record(status, Duration::ZERO).describe()
+/// How a run that lasted `ran` ended, from its wait status.
+pub(crate) fn exit_record(status: WaitStatus, ran: Duration) -> ExitRecord {
+    exit_of(status).record(ran, state::now_ms())
+}
+
+/// `exit 1` or `signal KILL`, for messages.
+pub(crate) fn describe_wait(status: WaitStatus) -> String {
+    exit_of(status).describe()
 }

@@ -13,88 +13,72 @@ use nix::sys::resource::{getrlimit, Resource as NixResource, RLIM_INFINITY};
 
 use crate::config::limits::{Limit, Resource};
 use crate::config::ProcessSpec;
+use crate::sys::Resources;
 
 /// `CAP_SYS_NICE` and `CAP_SYS_RESOURCE`, as capabilities(7) numbers them.
 const CAP_SYS_NICE: u32 = 23;
 const CAP_SYS_RESOURCE: u32 = 24;
 
-/// What the child sets before exec, as plain values.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Resources {
-    /// `(resource, value)` for setrlimit(2): soft and hard are the same.
-    pub limits: Vec<(libc::__rlimit_resource_t, libc::rlim_t)>,
-    /// The nice value for setpriority(2).
-    pub nice: Option<libc::c_int>,
-    /// The text written to `/proc/self/oom_score_adj` (`-500\n`), and its length.
-    pub oom_score_adj: Option<([u8; 8], usize)>,
-}
-
-impl Resources {
-    /// Returns true if and only if there is nothing to set.
-    pub fn is_empty(&self) -> bool {
-        self.limits.is_empty() && self.nice.is_none() && self.oom_score_adj.is_none()
-    }
-
-    /// Checks the daemon's `limits`, `nice` and `oom_score_adj` against what this
-    /// process may set and prepares them; the error names the key and what to do.
-    pub fn prepare(process: &ProcessSpec) -> Result<Resources, String> {
-        let caps = effective_capabilities();
-        let mut out = Resources::default();
-        for (&resource, &limit) in &process.limits {
-            let raw = match limit {
-                Limit::Unlimited => RLIM_INFINITY,
-                Limit::Value(n) => n,
-            };
-            let nix_resource = nix_resource(resource);
-            if !has(caps, CAP_SYS_RESOURCE) {
-                let (_, hard) = getrlimit(nix_resource).map_err(|e| {
-                    format!("cannot read the limit `limits.{resource}` starts from: {e}")
-                })?;
-                if raw > hard {
-                    return Err(format!(
+/// Checks the daemon's `limits`, `nice` and `oom_score_adj` against what this process
+/// may set and prepares them for [`crate::sys::spawn_gated`]; the error names the key and
+/// what to do.
+pub(crate) fn prepare(process: &ProcessSpec) -> Result<Resources, String> {
+    let caps = effective_capabilities();
+    let mut out = Resources::default();
+    for (&resource, &limit) in &process.limits {
+        let raw = match limit {
+            Limit::Unlimited => RLIM_INFINITY,
+            Limit::Value(n) => n,
+        };
+        let nix_resource = nix_resource(resource);
+        if !has(caps, CAP_SYS_RESOURCE) {
+            let (_, hard) = getrlimit(nix_resource).map_err(|e| {
+                format!("cannot read the limit `limits.{resource}` starts from: {e}")
+            })?;
+            if raw > hard {
+                return Err(format!(
                         "`limits.{resource}` = {} is above the hard limit {} that dmgr may raise (it runs as uid {} without CAP_SYS_RESOURCE); lower it, or start the daemon as root",
                         limit.show(resource),
                         Limit::from_raw(hard).show(resource),
                         crate::files::euid()
                     ));
-                }
             }
-            if resource == Resource::Nofile {
-                if let Some(max) = nr_open() {
-                    if raw > max {
-                        return Err(format!(
+        }
+        if resource == Resource::Nofile {
+            if let Some(max) = nr_open() {
+                if raw > max {
+                    return Err(format!(
                             "`limits.nofile` = {} is above the kernel's most open files per process, {max} (sysctl fs.nr_open); lower it or raise fs.nr_open",
                             limit.show(resource)
                         ));
-                    }
                 }
             }
-            out.limits
-                .push((nix_resource as libc::__rlimit_resource_t, raw));
         }
-        if let Some(nice) = process.nice {
-            let current = current_nice();
-            if nice < current && !has(caps, CAP_SYS_NICE) {
-                return Err(format!(
+        out.limits
+            .push((nix_resource as libc::__rlimit_resource_t, raw));
+    }
+    if let Some(nice) = process.nice {
+        let current = current_nice();
+        if nice < current && !has(caps, CAP_SYS_NICE) {
+            return Err(format!(
                     "`nice` = {nice} is a higher priority than dmgr's own ({current}), which needs root (CAP_SYS_NICE); write {current} or more, or start the daemon as root"
                 ));
-            }
-            out.nice = Some(nice);
         }
-        if let Some(adj) = process.oom_score_adj {
-            let current = current_oom_score_adj().unwrap_or(0);
-            if adj < current && !has(caps, CAP_SYS_RESOURCE) {
-                return Err(format!(
+        out.nice = Some(nice);
+    }
+    if let Some(adj) = process.oom_score_adj {
+        let current = current_oom_score_adj().unwrap_or(0);
+        if adj < current && !has(caps, CAP_SYS_RESOURCE) {
+            return Err(format!(
                     "`oom_score_adj` = {adj} is below dmgr's own ({current}), which needs root (CAP_SYS_RESOURCE); write {current} or more, or start the daemon as root"
                 ));
-            }
-            let text = format!("{adj}\n");
-            let mut bytes = [0u8; 8];
-            bytes[..text.len()].copy_from_slice(text.as_bytes());
-            out.oom_score_adj = Some((bytes, text.len()));
         }
-        Ok(out)
+        let text = format!("{adj}\n");
+        let mut bytes = [0u8; 8];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        out.oom_score_adj = Some((bytes, text.len()));
     }
+    Ok(out)
 }
 
 impl Limit {
@@ -130,7 +114,7 @@ fn nix_resource(resource: Resource) -> NixResource {
 /// The effective capability set of this process (`CapEff` in /proc/self/status), read
 /// once per process (the launcher reads it before it forks its keepers, which never
 /// change their own credentials).
-pub(super) fn effective_capabilities() -> u64 {
+pub(crate) fn effective_capabilities() -> u64 {
     static CAPS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *CAPS.get_or_init(read_effective_capabilities)
 }
@@ -183,17 +167,17 @@ mod tests {
         process.limits.insert(Resource::Core, Limit::Value(0));
         process.oom_score_adj = Some(500);
         process.nice = Some(current_nice() + 1);
-        let prepared = Resources::prepare(&process).unwrap();
+        let prepared = prepare(&process).unwrap();
         assert_eq!(
             prepared.limits,
             [(NixResource::RLIMIT_CORE as libc::__rlimit_resource_t, 0)]
         );
         let (bytes, len) = prepared.oom_score_adj.unwrap();
         assert_eq!(&bytes[..len], b"500\n");
-        assert!(!prepared.is_empty());
-        assert!(Resources::prepare(&ProcessSpec::default())
-            .unwrap()
-            .is_empty());
+        assert_eq!(
+            prepare(&ProcessSpec::default()).unwrap(),
+            Resources::default()
+        );
     }
 
     #[test]
@@ -211,7 +195,7 @@ mod tests {
         process
             .limits
             .insert(Resource::Nofile, Limit::Value(hard + 1));
-        let err = Resources::prepare(&process).unwrap_err();
+        let err = prepare(&process).unwrap_err();
         assert!(err.starts_with("`limits.nofile` = "), "{err}");
         assert!(err.contains("above the hard limit"), "{err}");
     }
@@ -226,7 +210,7 @@ mod tests {
         process
             .limits
             .insert(Resource::Nofile, Limit::Value(max + 1));
-        let err = Resources::prepare(&process).unwrap_err();
+        let err = prepare(&process).unwrap_err();
         assert!(err.starts_with("`limits.nofile`"), "{err}");
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! While the keeper lives, that is everything: only a process handed one of the
 //! daemon's descriptors by some other route could hold its log pipe from outside the
-//! tree. The log pipes find what is left once a keeper is dead (`control`); scanning
+//! tree. The log pipes find what is left once a keeper is dead (`client::leftovers`); scanning
 //! all of `/proc` for them at the end of every drain cost `stop --all` of 300 daemons
 //! ten times its time and found nothing the tree had not.
 //!
@@ -16,9 +16,9 @@
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::cgroup::Cgroup;
-use super::sys;
+use crate::cgroup::Cgroup;
 use crate::procinfo::{self, ProcId, Stat};
+use crate::sys;
 
 /// The daemon's processes, as seen from its keeper.
 #[derive(Debug)]

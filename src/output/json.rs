@@ -8,57 +8,60 @@ use crate::state::{ExitRecord, HealthSeen, MemorySeen, Observed, Reason, Status}
 
 /// One daemon in `list --json`.
 #[derive(Debug, Clone, Serialize)]
-pub struct ListEntry {
+pub(crate) struct ListEntry {
     /// The daemon name.
-    pub name: String,
+    pub(crate) name: String,
     /// One of running, starting, backoff, stopping, stopped, failed, orphaned, invalid,
     /// unknown.
-    pub status: Status,
+    pub(crate) status: Status,
     /// The daemon's main PID, or null.
-    pub pid: Option<i32>,
+    pub(crate) pid: Option<i32>,
     /// Seconds since the current process started, or null.
-    pub uptime_secs: Option<u64>,
+    pub(crate) uptime_secs: Option<u64>,
     /// Restarts by the current keeper.
-    pub restarts: u32,
+    pub(crate) restarts: u32,
     /// Resident memory of the main process in bytes, or null.
-    pub memory_bytes: Option<u64>,
+    pub(crate) memory_bytes: Option<u64>,
     /// The command as a shell would read it.
-    pub command: Option<String>,
+    pub(crate) command: Option<String>,
     /// How the last run ended, or null.
-    pub last_exit: Option<LastExit>,
+    pub(crate) last_exit: Option<LastExit>,
     /// Why the file is invalid, the last start failed, or the state record cannot be
     /// used (status unknown), or null.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// The `description` key, or null.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// False when the daemon runs but its keeper is gone.
-    pub supervised: bool,
+    pub(crate) supervised: bool,
     /// Why it is not running (or runs without a keeper), or null: one of
     /// stopped-by-request, exited, gave-up, start-failed, host-restarted, keeper-lost.
-    pub reason: Option<Reason>,
+    pub(crate) reason: Option<Reason>,
     /// The liveness check's last outcome while it runs under a keeper, or null.
-    pub health: Option<HealthSeen>,
+    pub(crate) health: Option<HealthSeen>,
     /// The memory against `memory_max` while it runs under a keeper, or null.
-    pub memory: Option<MemorySeen>,
+    pub(crate) memory: Option<MemorySeen>,
     /// The unit of `dmgr export systemd` that runs the daemon, when systemd runs it
     /// rather than dmgr (`status` is then `running`, `supervised` false), or null.
-    pub systemd_unit: Option<String>,
+    pub(crate) systemd_unit: Option<String>,
     /// The PIDs of the daemon's processes that outlived both its keeper and its main
     /// process (orphaned workers that may still serve); `dmgr stop` stops them.
-    pub left_behind: Vec<i32>,
+    pub(crate) left_behind: Vec<i32>,
     /// For a copy of a daemon with `instances` (`web@2`): its number, or null.
-    pub instance: Option<u32>,
+    pub(crate) instance: Option<u32>,
+    /// A notify daemon's own status line (its last `STATUS=`) while its keeper runs
+    /// it, or null.
+    pub(crate) status_text: Option<String>,
 }
 
 impl ListEntry {
     /// The list facts of one daemon.
-    pub fn new(name: &str, daemon: Option<&Daemon>, observed: &Observed) -> ListEntry {
+    pub(crate) fn new(name: &str, daemon: Option<&Daemon>, observed: &Observed) -> ListEntry {
         let record = observed.record.as_ref();
         let pid = observed.daemon.map(|p| p.pid);
         // Only a keeper that lives keeps them up to date.
         let watch = record
             .filter(|_| observed.keeper.is_some() && observed.status == Status::Running)
-            .map(|r| &r.watch);
+            .map(|r| &r.checks);
         let command = daemon
             .map(|d| d.process.command.clone())
             .or_else(|| record.map(|r| r.command.clone()))
@@ -85,11 +88,14 @@ impl ListEntry {
             health: watch.and_then(|w| w.health.clone()),
             memory: watch.and_then(|w| w.memory.clone()),
             systemd_unit: None,
+            status_text: record
+                .filter(|_| observed.keeper.is_some() && pid.is_some())
+                .and_then(|r| r.notify.status_text.clone()),
             // Looked for only where keeper and main process are both gone unasked.
             left_behind: record
                 .filter(|_| observed.reason == Some(Reason::KeeperLost) && pid.is_none())
                 .map(|r| {
-                    crate::keeper::processes_left(r)
+                    crate::state::left_behind(r)
                         .into_iter()
                         .map(|p| p.pid)
                         .collect()
@@ -104,15 +110,15 @@ impl ListEntry {
 
 /// How a run ended.
 #[derive(Debug, Clone, Serialize)]
-pub struct LastExit {
+pub(crate) struct LastExit {
     /// The exit code, or null when a signal killed it.
-    pub code: Option<i32>,
+    pub(crate) code: Option<i32>,
     /// The signal name (`KILL`), or null.
-    pub signal: Option<String>,
+    pub(crate) signal: Option<String>,
     /// When, as RFC 3339 UTC.
-    pub at: String,
+    pub(crate) at: String,
     /// How long the run lasted, in seconds.
-    pub ran_secs: f64,
+    pub(crate) ran_secs: f64,
 }
 
 impl From<&ExitRecord> for LastExit {
@@ -128,44 +134,107 @@ impl From<&ExitRecord> for LastExit {
 
 /// One daemon in `status --json`: everything in [`ListEntry`] plus details.
 #[derive(Debug, Clone, Serialize)]
-pub struct StatusEntry {
+pub(crate) struct StatusEntry {
     /// The list facts.
     #[serde(flatten)]
-    pub list: ListEntry,
+    pub(crate) list: ListEntry,
     /// The keeper's PID, or null.
-    pub keeper_pid: Option<i32>,
+    pub(crate) keeper_pid: Option<i32>,
     /// The pidfile path.
-    pub pidfile: Option<String>,
+    pub(crate) pidfile: Option<String>,
     /// The log path.
-    pub log: Option<String>,
+    pub(crate) log: Option<String>,
     /// The separate stderr log path, or null.
-    pub stderr_log: Option<String>,
+    pub(crate) stderr_log: Option<String>,
     /// For `type = "forking"` with its own `pidfile`: the file dmgr locks in the run
     /// directory (`pidfile` is then the daemon's own), or null.
-    pub lock_file: Option<String>,
+    pub(crate) lock_file: Option<String>,
     /// The daemon's cgroup, where the keeper made one, or null.
-    pub cgroup: Option<String>,
+    pub(crate) cgroup: Option<String>,
     /// Why a running daemon has no cgroup of its own (its processes are tracked as
     /// its keeper's descendants), or null.
-    pub no_cgroup: Option<String>,
+    pub(crate) no_cgroup: Option<String>,
     /// True when `dmgr run` runs the daemon in the foreground.
-    pub foreground: bool,
+    pub(crate) foreground: bool,
     /// The config file, or null for an orphan.
-    pub file: Option<String>,
+    pub(crate) file: Option<String>,
     /// When the next restart is due during backoff (RFC 3339), or null.
-    pub next_restart: Option<String>,
+    pub(crate) next_restart: Option<String>,
     /// Seconds until then, or null.
-    pub next_restart_in_secs: Option<f64>,
+    pub(crate) next_restart_in_secs: Option<f64>,
     /// The last exits, oldest first.
-    pub history: Vec<LastExit>,
+    pub(crate) history: Vec<LastExit>,
     /// A log write problem the keeper noticed, or null.
-    pub log_error: Option<String>,
+    pub(crate) log_error: Option<String>,
     /// A pidfile that nothing backs, or null.
-    pub stale_pidfile: Option<String>,
+    pub(crate) stale_pidfile: Option<String>,
     /// The last log lines.
-    pub log_tail: Vec<String>,
+    pub(crate) log_tail: Vec<String>,
     /// The last lines of the separate stderr log; empty when there is none.
-    pub stderr_tail: Vec<String>,
+    pub(crate) stderr_tail: Vec<String>,
     /// The last five events, oldest first, as `dmgr events --json` prints them.
-    pub events: Vec<crate::events::Event>,
+    pub(crate) events: Vec<crate::events::Event>,
+    /// A notify daemon's socket (`NOTIFY_SOCKET` as the daemon finds it) while its
+    /// keeper lives, or null.
+    pub(crate) notify_socket: Option<String>,
+    /// What its keeper dropped on that socket while it lives, or null when nothing.
+    pub(crate) notify_dropped: Option<NotifyDropped>,
+}
+
+/// What a notify daemon's keeper dropped on its socket.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct NotifyDropped {
+    /// Messages from senders it does not believe (`notify_access`).
+    pub(crate) refused: u64,
+    /// Malformed lines or datagrams.
+    pub(crate) malformed: u64,
+    /// The last refused sender and why, or null.
+    pub(crate) last_refused: Option<String>,
+}
+
+impl NotifyDropped {
+    /// What `seen` says was dropped; `None` when nothing was.
+    pub(crate) fn of(seen: &crate::state::NotifySeen) -> Option<NotifyDropped> {
+        (seen.refused > 0 || seen.malformed > 0).then(|| NotifyDropped {
+            refused: seen.refused,
+            malformed: seen.malformed,
+            last_refused: seen.last_refused.clone(),
+        })
+    }
+
+    /// In words, for `status`: "2 from senders not believed (last: ...), 1 malformed".
+    pub(crate) fn describe(&self) -> String {
+        let mut words = Vec::new();
+        if self.refused > 0 {
+            let last = self
+                .last_refused
+                .as_ref()
+                .map_or(String::new(), |l| format!(" (last: {l})"));
+            words.push(format!("{} from senders not believed{last}", self.refused));
+        }
+        if self.malformed > 0 {
+            words.push(format!("{} malformed", self.malformed));
+        }
+        words.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_notify_keeper_dropped_is_said_in_words() {
+        let mut seen = crate::state::NotifySeen::default();
+        assert!(NotifyDropped::of(&seen).is_none());
+        seen.refused = 2;
+        seen.last_refused = Some("pid 4711, not a process of the daemon".into());
+        seen.malformed = 1;
+        assert_eq!(
+            NotifyDropped::of(&seen).unwrap().describe(),
+            "2 from senders not believed (last: pid 4711, not a process of the daemon), 1 malformed"
+        );
+        seen.refused = 0;
+        assert_eq!(NotifyDropped::of(&seen).unwrap().describe(), "1 malformed");
+    }
 }

@@ -2,15 +2,15 @@
 //! shapes (`json`) and error reports, each line escaped by [`crate::text::escape`].
 //! Results go to standard output, errors and hints to standard error.
 
-pub mod json;
-pub mod style;
-pub mod table;
+pub(crate) mod json;
+pub(crate) mod style;
+pub(crate) mod table;
 
 use std::io::{self, Write};
 
 use crate::Error;
 
-pub use style::Style;
+pub(crate) use style::Style;
 
 use crate::text::escape;
 
@@ -45,25 +45,25 @@ pub fn print_error(err: &Error) {
 }
 
 /// Prints a line to standard error, escaped.
-pub fn print_stderr_line(line: &str) {
+pub(crate) fn print_stderr_line(line: &str) {
     let _ = writeln!(io::stderr().lock(), "{}", escape(line));
 }
 
 /// Prints a line to standard output, escaped, ignoring a closed pipe
 /// (`dmgr list | head`).
-pub fn print_line(line: &str) {
+pub(crate) fn print_line(line: &str) {
     let mut stdout = io::stdout().lock();
     let _ = writeln!(stdout, "{}", escape(line));
 }
 
 /// Writes `text`, which the caller has escaped where it must be, to standard output;
 /// a broken pipe counts as success (ripgrep's rule: `dmgr list | head` is fine).
-pub fn print_raw(text: &str) -> crate::Result<()> {
+pub(crate) fn print_raw(text: &str) -> crate::Result<()> {
     print_bytes(text.as_bytes())
 }
 
 /// Writes bytes to standard output as [`print_raw`] does.
-pub fn print_bytes(bytes: &[u8]) -> crate::Result<()> {
+pub(crate) fn print_bytes(bytes: &[u8]) -> crate::Result<()> {
     let closed = || Error::Io {
         action: "write to",
         path: "standard output".into(),
@@ -88,7 +88,7 @@ pub fn print_bytes(bytes: &[u8]) -> crate::Result<()> {
 }
 
 /// `42s`, `5m12s`, `3h04m`, `2d05h`.
-pub fn format_uptime(secs: u64) -> String {
+pub(crate) fn format_uptime(secs: u64) -> String {
     match secs {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
@@ -98,7 +98,7 @@ pub fn format_uptime(secs: u64) -> String {
 }
 
 /// `812K`, `12.3M`, `1.1G` (binary units).
-pub fn format_bytes(bytes: u64) -> String {
+pub(crate) fn format_bytes(bytes: u64) -> String {
     const UNITS: [(&str, f64); 3] = [("G", 1073741824.0), ("M", 1048576.0), ("K", 1024.0)];
     for (unit, scale) in UNITS {
         let value = bytes as f64 / scale;

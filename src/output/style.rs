@@ -11,30 +11,30 @@ static CHOICE: OnceLock<ColorChoice> = OnceLock::new();
 
 /// Returns true if and only if standard output is a terminal (`dmgr logs` escapes
 /// the daemon's lines only there).
-pub fn stdout_is_terminal() -> bool {
+pub(crate) fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }
 
 /// Records the user's `--color` choice for the rest of the process.
-pub fn set_choice(choice: ColorChoice) {
+pub(crate) fn set_choice(choice: ColorChoice) {
     let _ = CHOICE.set(choice);
 }
 
 /// Whether to colour, and the colours for each kind of text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Style {
+pub(crate) struct Style {
     /// Whether escape codes are written at all.
-    pub color: bool,
+    pub(crate) color: bool,
 }
 
 impl Style {
     /// The style for standard output.
-    pub fn for_stdout() -> Style {
+    pub(crate) fn for_stdout() -> Style {
         Style::decide(std::io::stdout().is_terminal())
     }
 
     /// The style for standard error.
-    pub fn for_stderr() -> Style {
+    pub(crate) fn for_stderr() -> Style {
         Style::decide(std::io::stderr().is_terminal())
     }
 
@@ -57,17 +57,17 @@ impl Style {
     }
 
     /// The `dmgr:` prefix of an error.
-    pub fn error(self, text: &str) -> String {
+    pub(crate) fn error(self, text: &str) -> String {
         self.paint("1;31", text)
     }
 
     /// The `hint:` prefix.
-    pub fn hint(self, text: &str) -> String {
+    pub(crate) fn hint(self, text: &str) -> String {
         self.paint("1;36", text)
     }
 
     /// A daemon name in messages and log prefixes, coloured by its index.
-    pub fn name(self, text: &str, index: usize) -> String {
+    pub(crate) fn name(self, text: &str, index: usize) -> String {
         const CODES: [&str; 6] = ["36", "33", "35", "32", "34", "31"];
         self.paint(CODES[index % CODES.len()], text)
     }
@@ -75,7 +75,7 @@ impl Style {
     /// `text` in the colour of the status word `status`: green for running, yellow
     /// for the transitional states, red for failed and invalid, magenta for orphaned and unknown,
     /// plain for stopped (as pm2's table and `systemctl status` do).
-    pub fn status(self, status: Status, text: &str) -> String {
+    pub(crate) fn status(self, status: Status, text: &str) -> String {
         let code = match status {
             Status::Running => "32",
             Status::Starting | Status::Stopping | Status::Backoff => "33",

@@ -10,7 +10,7 @@ const GAP: usize = 2;
 /// numbers and align right. `paint` may wrap a cell's text in colour: it is called
 /// with the column index and the cell's text after the layout is done, so escape codes
 /// never count towards a column's width.
-pub fn build(
+pub(crate) fn build(
     header: &[&str],
     rows: Vec<Vec<String>>,
     right: &[usize],

@@ -2,7 +2,7 @@
 //! the truth about a daemon without taking any lock.
 //!
 //! Only the keeper writes the record while it lives, each time whole, through a
-//! temporary file renamed over the record (see [`StateFile`]); when the keeper is gone
+//! temporary file swapped with the record (see [`StateFile`]); when the keeper is gone
 //! (it exited, or was SIGKILLed), `stop` may write a final record. Readers open it
 //! without following a symlink and check that it is whole and its daemon's own
 //! ([`read_checked`]); they trust it only while the recorded identities (PID plus
@@ -20,15 +20,19 @@ use crate::config::{Dirs, ProcessSpec, Supervision};
 use crate::procinfo::{self, ProcId};
 use crate::text::path_bytes;
 
+mod checks;
+mod left_behind;
+mod notify;
 mod observe;
 mod record_file;
-mod watch;
 
+pub use checks::{ChecksSeen, HealthSeen, MemoryMechanism, MemorySeen};
+pub(crate) use left_behind::left_behind;
+pub use notify::NotifySeen;
 pub use observe::{observe, Observed};
 #[cfg(test)]
 use record_file::{decode, encode, fnv1a, Decoded};
 pub use record_file::{read, read_checked, write, Reading, StateFile};
-pub use watch::{HealthSeen, MemoryMechanism, MemorySeen, Watch};
 
 /// How many exits the crash history keeps.
 pub const HISTORY_LEN: usize = 10;
@@ -195,7 +199,7 @@ pub struct StateRecord {
     /// The cgroup the keeper put the daemon in, where it could create one.
     #[serde(default, with = "path_bytes::option")]
     pub cgroup: Option<PathBuf>,
-    /// Why the daemon has no cgroup of its own (see `keeper::cgroup`): its processes
+    /// Why the daemon has no cgroup of its own (see `cgroup`): its processes
     /// are then tracked as the keeper's descendants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_cgroup: Option<String>,
@@ -212,19 +216,22 @@ pub struct StateRecord {
     /// The probe process that runs (a `ready` check), leader of its own process group.
     #[serde(default)]
     pub probe: Option<ProcId>,
-    /// The keeper's holder (its parent, see `keeper::holder`): once the keeper is gone,
+    /// The keeper's holder (its parent, see `launcher::holder`): once the keeper is gone,
     /// every process of the daemon is the holder's descendant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder: Option<ProcId>,
     /// What the keeper's liveness check and memory ceiling saw last while the daemon
     /// is up; empty otherwise.
-    #[serde(default)]
-    pub watch: Watch,
+    #[serde(default, rename = "watch")]
+    pub checks: ChecksSeen,
     /// The definition file as the keeper loaded it, so that `list` can skip reading
     /// a file that has not changed since (issue 15). `None` in older records, and
     /// then `list` reads the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<Definition>,
+    /// What a notify daemon's keeper heard on its socket; empty for other daemons.
+    #[serde(default, skip_serializing_if = "NotifySeen::is_empty")]
+    pub notify: NotifySeen,
 }
 
 /// What `list` needs of a definition file that it does not read: the file's identity

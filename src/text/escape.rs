@@ -33,7 +33,7 @@ fn push_escaped(out: &mut String, c: char) {
 }
 
 /// `text` with every control character escaped (see the module documentation).
-pub fn escape(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_escaped) {
         return Cow::Borrowed(text);
     }
@@ -49,7 +49,7 @@ pub fn escape(text: &str) -> Cow<'_, str> {
 }
 
 /// Bytes as text: UTF-8 escaped as [`escape`] does, any other byte as `\xNN`.
-pub fn escape_bytes(bytes: &[u8]) -> String {
+pub(crate) fn escape_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         out.push_str(&escape(chunk.valid()));
@@ -61,7 +61,7 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
 }
 
 /// A file name or path as text (see [`escape_bytes`]).
-pub fn escape_os(text: &OsStr) -> String {
+pub(crate) fn escape_os(text: &OsStr) -> String {
     escape_bytes(text.as_bytes())
 }
 

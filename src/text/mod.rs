@@ -5,14 +5,14 @@
 //! another for it.
 
 mod escape;
-pub mod path_bytes;
+pub(crate) mod path_bytes;
 
-pub use escape::{escape, escape_bytes, escape_os};
+pub(crate) use escape::{escape, escape_bytes, escape_os};
 
 /// A path as dmgr shows it: as it is when it is UTF-8, else with each byte that is
 /// not shown as `\xNN` (`Path::display` would put U+FFFD there, and two different
 /// paths would look the same). Control characters are escaped when printed.
-pub fn show_path(path: &std::path::Path) -> std::borrow::Cow<'_, str> {
+pub(crate) fn show_path(path: &std::path::Path) -> std::borrow::Cow<'_, str> {
     match path.to_str() {
         Some(text) => std::borrow::Cow::Borrowed(text),
         None => std::borrow::Cow::Owned(escape_os(path.as_os_str())),
@@ -20,7 +20,7 @@ pub fn show_path(path: &std::path::Path) -> std::borrow::Cow<'_, str> {
 }
 
 /// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.
-pub fn rfc3339_ms(ms: u64) -> String {
+pub(crate) fn rfc3339_ms(ms: u64) -> String {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_millis(time).to_string()
 }

@@ -67,21 +67,21 @@ impl<'de> Deserialize<'de> for Read {
 }
 
 /// Serialises a path.
-pub fn serialize<S: Serializer>(value: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize<S: Serializer>(value: &Path, serializer: S) -> Result<S::Ok, S::Error> {
     form(value).serialize(serializer)
 }
 
 /// Deserialises a path.
-pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
     deserializer.deserialize_any(PathVisitor)
 }
 
 /// The same for an optional path.
-pub mod option {
+pub(crate) mod option {
     use super::*;
 
     /// Serialises an optional path.
-    pub fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         value: &Option<PathBuf>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -89,7 +89,7 @@ pub mod option {
     }
 
     /// Deserialises an optional path.
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<PathBuf>, D::Error> {
         Option::<Read>::deserialize(deserializer).map(|read| read.map(|Read(path)| path))

@@ -165,9 +165,11 @@ fn list<'a>(s: &Screenful<'a>) -> Table<'a> {
             if let Some(color) = status_color(e.status).filter(|_| s.color) {
                 status = status.style(Style::new().fg(color));
             }
-            let command = match (e.status, &e.command) {
-                (Status::Invalid | Status::Unknown, _) => e.error.clone().unwrap_or_default(),
-                (_, Some(command)) => command.clone(),
+            let command = match (e.status, &e.command, &e.status_text) {
+                (Status::Invalid | Status::Unknown, _, _) => e.error.clone().unwrap_or_default(),
+                // A notify daemon's own status line says more than its command.
+                (_, Some(command), Some(text)) => format!("{text} | {command}"),
+                (_, Some(command), None) => command.clone(),
                 _ => String::new(),
             };
             TableRow::new(vec![

@@ -30,7 +30,7 @@ pub(super) struct NotifyKeys {
 /// Compiles a `ready = { log = "..." }` pattern as the keeper matches it against each
 /// line of the daemon's output (without its line end); `Err` holds the byte offset in
 /// the pattern where the mistake is, when the parser knows it, and what is wrong.
-pub fn compile_log_pattern(pattern: &str) -> Result<regex::Regex, (Option<usize>, String)> {
+pub fn compile_log_pattern(pattern: &str) -> Result<regex::bytes::Regex, (Option<usize>, String)> {
     if let Err(error) = regex_syntax::Parser::new().parse(pattern) {
         let (offset, kind) = match &error {
             regex_syntax::Error::Parse(e) => (e.span().start.offset, e.kind().to_string()),
@@ -40,7 +40,7 @@ pub fn compile_log_pattern(pattern: &str) -> Result<regex::Regex, (Option<usize>
         return Err((Some(offset), kind));
     }
     // What the parser accepts may still be too large once compiled.
-    regex::Regex::new(pattern).map_err(|e| match e {
+    regex::bytes::Regex::new(pattern).map_err(|e| match e {
         regex::Error::CompiledTooBig(limit) => (
             None,
             format!("the pattern compiles to more than {limit} bytes; write a simpler one"),

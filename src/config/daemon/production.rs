@@ -1,8 +1,8 @@
 //! The builder's parsers for the keys a daemon needs in production: `env_file`,
 //! `limits`, `nice`, `oom_score_adj`, `memory_max` and the `health_*` timing (the
 //! `health` table itself is parsed like `ready`). What they mean is the keeper's
-//! (`config::env_file::load`, `keeper::resources`, `keeper::health`,
-//! `keeper::memory`); here they are only checked.
+//! (`config::env_file::load`, `keeper::resources`, `keeper::core::health`,
+//! `keeper::core::memory`); here they are only checked.
 
 use std::path::Path;
 use std::time::Duration;

@@ -161,3 +161,92 @@ pub(super) fn add_hook_tasks(members: &[&Daemon], source: &Source, tasks: &mut V
     }
     tasks.extend(added);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::tests_support::Files;
+    use super::*;
+
+    fn load(files: &Files, name: &str, text: &str) -> crate::config::Loaded {
+        std::fs::write(files.dirs.config_dir.join(format!("{name}.toml")), text).unwrap();
+        crate::config::load(&files.dirs).unwrap()
+    }
+
+    /// The copies of a daemon with `instances` are one group, its count.
+    #[test]
+    fn instances_are_the_groups_count() {
+        let files = Files::new();
+        let loaded = load(
+            &files,
+            "worker",
+            "command = [\"/bin/work\", \"--id\", \"{instance}\"]\ninstances = 3\n",
+        );
+        let all: Vec<&Daemon> = loaded.daemons.iter().collect();
+        let jobs = jobs("dmgr", &all, &files.source());
+        assert_eq!(jobs.len(), 1);
+        let group = &jobs[0].groups[0];
+        assert_eq!((group.name.as_str(), group.count), ("worker", 3));
+        assert_eq!(group.tasks.len(), 1);
+        assert_eq!(group.tasks[0].args, ["--id", "${NOMAD_ALLOC_INDEX}"]);
+        assert_eq!(group.tasks[0].env["DMGR_INSTANCES"], "3");
+        assert!(super::super::rules::violations(&jobs[0]).is_empty());
+    }
+
+    /// A scheduled daemon is a periodic batch job of its own.
+    #[test]
+    fn a_schedule_is_a_periodic_batch_job() {
+        let files = Files::new();
+        let web = files.daemon("web", "command = \"/bin/true\"\n");
+        let backup = files.daemon(
+            "backup",
+            "command = \"/bin/true\"\ntype = \"oneshot\"\nschedule = \"@daily\"\n",
+        );
+        let jobs = jobs("site", &[&web, &backup], &files.source());
+        assert_eq!(jobs.len(), 2);
+        assert_eq!((jobs[0].name.as_str(), jobs[0].kind()), ("site", "service"));
+        assert_eq!(jobs[0].groups.len(), 1);
+        assert_eq!(
+            (jobs[1].name.as_str(), jobs[1].kind()),
+            ("site-backup", "batch")
+        );
+        let periodic = jobs[1].periodic.as_ref().unwrap();
+        assert_eq!(periodic.crons, ["0 0 * * *"]);
+        let hcl = jobs[1].to_hcl();
+        assert!(hcl.contains("prohibit_overlap = true"), "{hcl}");
+        assert_eq!(
+            jobs[1].to_json()["Job"]["Periodic"]["Specs"][0],
+            "0 0 * * *"
+        );
+    }
+
+    /// A oneshot others start after runs to completion first (a prestart task, not a
+    /// sidecar); `pre_start` and `post_stop` are prestart and poststop tasks.
+    #[test]
+    fn oneshots_and_hooks_are_lifecycle_tasks() {
+        let files = Files::new();
+        let migrate = files.daemon("migrate", "command = \"/bin/true\"\ntype = \"oneshot\"\n");
+        let web = files.daemon(
+            "web",
+            "command = \"/bin/true\"\nafter = [\"migrate\"]\npre_start = [\"/bin/echo\", \"pre\"]\npost_stop = [\"/bin/echo\", \"post\"]\n",
+        );
+        let jobs = jobs("site", &[&migrate, &web], &files.source());
+        let tasks = &jobs[0].groups[0].tasks;
+        let find = |name: &str| tasks.iter().find(|t| t.name == name).unwrap();
+        assert_eq!(
+            (find("migrate").hook, find("migrate").sidecar),
+            (Some("prestart"), false)
+        );
+        assert_eq!(find("web-pre-start").hook, Some("prestart"));
+        assert_eq!(find("web-pre-start").args, ["pre"]);
+        assert_eq!(find("web-post-stop").hook, Some("poststop"));
+        assert_eq!(find("web").hook, None);
+        let json = jobs[0].to_json();
+        let lifecycles: Vec<&serde_json::Value> = json["Job"]["TaskGroups"][0]["Tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| &t["Lifecycle"])
+            .collect();
+        assert!(lifecycles.iter().any(|l| l["Hook"] == "poststop"));
+    }
+}

@@ -27,9 +27,15 @@ impl Names {
         format!("{}-{name}-restart.{suffix}", self.prefix)
     }
 
-    /// The unit that runs `on_failure`: `PREFIX-NAME-on-failure.service`.
-    pub(crate) fn on_failure(&self, name: &str) -> String {
-        format!("{}-{name}-on-failure.service", self.prefix)
+    /// The unit that runs `on_failure`: `PREFIX-NAME-on-failure.service`, or for the
+    /// copies of a daemon with `instances` the template `PREFIX-NAME-on-failure@.service`
+    /// (`instance` is then `Some("")` for the template's own name, `Some("{instance}")`
+    /// for the copy's).
+    pub(crate) fn on_failure(&self, name: &str, instance: Option<&str>) -> String {
+        match instance {
+            Some(i) => format!("{}-{name}-on-failure@{i}.service", self.prefix),
+            None => format!("{}-{name}-on-failure.service", self.prefix),
+        }
     }
 
     /// What the target wants for `d`: its timer when it has a `schedule`, else its
@@ -100,7 +106,7 @@ pub(super) fn restart_schedule(d: &Daemon, source: &Source, unit: &mut Unit) {
     let names = Names::of(source);
     let service = names.restarter(&d.name, "service");
     let timer = names.restarter(&d.name, "timer");
-    let systemctl = crate::keeper::sys::resolve_program("systemctl", source.path.as_deref())
+    let systemctl = crate::config::resolve_program("systemctl", source.path.as_deref())
         .unwrap_or_else(|| "/usr/bin/systemctl".into());
     let mut argv = vec![systemctl.display().to_string()];
     if source.user {
@@ -162,6 +168,11 @@ pub(super) fn hooks(d: &Daemon, source: &Source, unit: &mut Unit) {
         return;
     }
     let names = Names::of(source);
+    // A copy's own name: `web@%i` in a template.
+    let own_name = match d.instance {
+        Some(_) => format!("{}@{PLACEHOLDER}", d.name),
+        None => d.name.clone(),
+    };
     let line = |argv: &[String], unit: &mut Unit, key: &str| {
         let (program, lost) = super::super::resolve(&argv[0], key, d, source);
         unit.lost.extend(lost);
@@ -171,7 +182,7 @@ pub(super) fn hooks(d: &Daemon, source: &Source, unit: &mut Unit) {
     };
     unit.service.push(format!(
         "Environment={}",
-        environment_assignment("DMGR_NAME", &d.name)
+        environment_assignment("DMGR_NAME", &own_name)
     ));
     unit.service.push(format!(
         "Environment={}",
@@ -194,8 +205,17 @@ pub(super) fn hooks(d: &Daemon, source: &Source, unit: &mut Unit) {
     let Some(argv) = &s.on_failure else {
         return;
     };
-    let name = names.on_failure(&d.name);
-    unit.unit.push(format!("OnFailure={name}"));
+    let (name, wanted) = match d.instance {
+        Some(_) => (
+            names.on_failure(&d.name, Some("")),
+            names.on_failure(&d.name, Some(PLACEHOLDER)),
+        ),
+        None => (
+            names.on_failure(&d.name, None),
+            names.on_failure(&d.name, None),
+        ),
+    };
+    unit.unit.push(format!("OnFailure={wanted}"));
     let exec = line(argv, unit, "on_failure");
     let mut service = vec![
         "Type=oneshot".to_string(),
@@ -205,7 +225,7 @@ pub(super) fn hooks(d: &Daemon, source: &Source, unit: &mut Unit) {
         format!("UMask={:04o}", d.process.umask),
         format!(
             "Environment={}",
-            environment_assignment("DMGR_NAME", &d.name)
+            environment_assignment("DMGR_NAME", &own_name)
         ),
         format!(
             "Environment={}",
@@ -296,3 +316,7 @@ pub(crate) fn on_calendar(cron: &Cron) -> Vec<String> {
 pub(super) fn as_template(text: &str) -> String {
     text.replace(PLACEHOLDER, "%i")
 }
+
+#[cfg(test)]
+#[path = "jobs_tests.rs"]
+mod tests;

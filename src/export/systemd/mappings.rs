@@ -243,7 +243,7 @@ fn reload(d: &Daemon, source: &Source, unit: &mut Unit) {
         unit.service.push(format!("ExecReload={line}"));
         return;
     }
-    let kill = crate::keeper::sys::resolve_program("kill", source.path.as_deref())
+    let kill = crate::config::resolve_program("kill", source.path.as_deref())
         .unwrap_or_else(|| PathBuf::from("/bin/kill"));
     let argv = [
         kill.display().to_string(),
@@ -468,7 +468,7 @@ fn logs(d: &Daemon, _: &Source, unit: &mut Unit) {
         .collect();
     dirs.dedup();
     for dir in dirs {
-        let instance = format!("dmgr-logdir@{}.service", crate::boot::escape_path(dir));
+        let instance = format!("dmgr-logdir@{}.service", super::names::escape_path(dir));
         unit.unit.push(format!("Requires={instance}"));
         unit.unit.push(format!("After={instance}"));
         unit.uses_logdir = true;

@@ -2,7 +2,7 @@
 //! that wants every autostart daemon of the config directory, the environment files
 //! some units read, and `dmgr-logdir@.service`, which makes a log directory before a
 //! unit that appends to a file in it starts. `PREFIX` is `dmgr` for the default config
-//! directory and `dmgr.ESCAPED-PATH` for any other (`boot::unit_prefix`), so two
+//! directory and `dmgr.ESCAPED-PATH` for any other (`names::unit_prefix`), so two
 //! directories' units never collide, and the boot unit of the same directory,
 //! `PREFIX.service`, is named in `Conflicts=`: one owner at a time.
 //!
@@ -19,6 +19,7 @@
 mod environment;
 pub(crate) mod jobs;
 mod mappings;
+pub(crate) mod names;
 mod notify;
 mod quote;
 #[cfg(test)]
@@ -53,7 +54,7 @@ impl Names {
     /// The names for the config directory and scope of `source`.
     pub(crate) fn of(source: &Source) -> Names {
         Names {
-            prefix: crate::boot::unit_prefix(&source.dirs.config_dir, source.user),
+            prefix: names::unit_prefix(&source.dirs.config_dir, source.user),
         }
     }
 
@@ -158,6 +159,9 @@ pub(crate) fn template(copy: &Daemon, source: &Source) -> (File, Vec<File>) {
     daemon.instance = copy.instance.clone();
     let base = copy.base_name().to_string();
     daemon.name = base.clone();
+    if daemon.description.is_none() {
+        daemon.description = Some(format!("dmgr daemon {base}@{}", crate::config::PLACEHOLDER));
+    }
     let (mut unit, mut rest) = unit_file(&daemon, source, Names::of(source).template(&base));
     unit.text = jobs::as_template(&unit.text);
     for file in &mut rest {
@@ -259,7 +263,7 @@ pub(crate) fn target(daemons: &[&Daemon], source: &Source) -> File {
 /// files before it would make `LogsDirectory=`, and `LogsDirectory=` with `User=`
 /// would give a directory other daemons share to that one user.
 pub(crate) fn logdir_template(source: &Source) -> File {
-    let mkdir = crate::keeper::sys::resolve_program("mkdir", source.path.as_deref())
+    let mkdir = crate::config::resolve_program("mkdir", source.path.as_deref())
         .unwrap_or_else(|| PathBuf::from("/bin/mkdir"));
     let mut text = format!(
         "{MARKER} (dmgr {}), the same for every config directory.\n",

@@ -297,7 +297,7 @@ fn the_default_directory_keeps_the_plain_names_and_others_get_their_path() {
     assert!(other.service("web").ends_with("-daemons.d-web.service"));
     assert_eq!(
         other.boot(),
-        crate::boot::unit_name(&source.dirs.config_dir, false)
+        super::names::unit_name(&source.dirs.config_dir, false)
     );
     source.dirs.config_dir = crate::config::SYSTEM_CONFIG_DIR.into();
     let plain = Names::of(&source);

@@ -7,6 +7,7 @@
 //! ping); this module only reads and judges.
 
 pub(crate) mod message;
+pub(crate) mod protocol;
 pub(crate) mod sender;
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::keeper::sys::{abstract_name, Datagram, NotifyAddress, NotifySocket};
+use crate::sys::{abstract_name, Datagram, NotifyAddress, NotifySocket};
 
 /// Waits (up to 10 s) for a datagram on `socket`.
 fn next(socket: &NotifySocket) -> Datagram {

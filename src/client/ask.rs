@@ -1,0 +1,193 @@
+//! The command-line side of asking a running daemon or its keeper for something other
+//! than a start or a stop: a signal to the daemon (`dmgr kill`), a signal to its keeper
+//! (`dmgr rotate`, `apply`'s hand-over of changed keys), and `dmgr reload`, which the
+//! keeper carries out and answers (see [`super::request`]).
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::request::{self, Answer};
+use crate::config::{units, Daemon, Dirs};
+use crate::events::{self, Event, Kind};
+use crate::state;
+use crate::sys;
+use crate::{Error, Result};
+
+/// How much longer than `stop_timeout` (which bounds `reload_command`) `dmgr reload`
+/// waits for the keeper's answer.
+const ANSWER_GRACE: Duration = Duration::from_secs(5);
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reloaded {
+    /// `reload_signal` went to the daemon's main process `pid`.
+    Signalled {
+        /// The main process.
+        pid: i32,
+        /// The signal's name (`HUP`).
+        signal: String,
+    },
+    /// `reload_command` exited 0; `pid` is the daemon's main process after it.
+    Command {
+        /// The main process, if it runs.
+        pid: Option<i32>,
+    },
+}
+
+/// Reloads `daemon`: asks its keeper, which sends `reload_signal` or runs
+/// `reload_command` in the daemon's tree, and waits for its answer. Where no keeper can
+/// be asked (`dmgr run` runs it, or its keeper predates requests) the signal is sent,
+/// or the command run, from here; a daemon whose keeper is gone gets its signal but
+/// not its command, which would run outside the daemon's tree.
+pub(crate) fn reload(dirs: &Dirs, daemon: &Daemon) -> Result<Reloaded> {
+    let name = &daemon.name;
+    let observed = state::observe(dirs, name, Some(&daemon.pidfile));
+    let Some(main) = observed.daemon else {
+        return Err(Error::daemon(name, "not running; nothing to reload"));
+    };
+    let command = daemon.supervision.reload_command.as_deref();
+    match observed.keeper {
+        Some(keeper) if request::understands_requests(keeper) => {
+            let timeout = daemon.supervision.stop_timeout + ANSWER_GRACE;
+            let answer = request::reload(keeper, &dirs.events_file(name), timeout)
+                .map_err(|e| Error::daemon(name, format!("cannot ask its keeper: {e}")))?;
+            answered(name, command, answer, timeout)
+        }
+        None if command.is_some() && !observed.record.as_ref().is_some_and(|r| r.foreground) => {
+            Err(Error::daemon(
+                name,
+                format!("not reloaded: its keeper is gone, and reload_command would run outside the daemon's tree; `dmgr restart {name}` puts it under a keeper again"),
+            ))
+        }
+        _ => match command {
+            Some(argv) => run_here(dirs, daemon, argv, main.pid),
+            None => {
+                let signal = daemon.supervision.reload_signal;
+                match signal_daemon(dirs, name, Some(daemon), signal, "dmgr reload")? {
+                    Some(pid) => Ok(Reloaded::Signalled {
+                        pid,
+                        signal: signal.to_string(),
+                    }),
+                    None => Err(Error::daemon(name, "not running; nothing to reload")),
+                }
+            }
+        },
+    }
+}
+
+/// What the keeper's answer means for `dmgr reload`.
+fn answered(
+    name: &str,
+    command: Option<&[String]>,
+    answer: Answer,
+    timeout: Duration,
+) -> Result<Reloaded> {
+    let event = match answer {
+        Answer::Event(event) => event,
+        Answer::KeeperGone => {
+            return Err(Error::daemon(
+                name,
+                "not reloaded: its keeper exited before it answered",
+            ))
+        }
+        Answer::TimedOut => {
+            return Err(Error::daemon(
+                name,
+                format!(
+                    "its keeper did not answer within {}; `dmgr events {name}` shows what it did",
+                    units::format_duration(timeout)
+                ),
+            ))
+        }
+    };
+    match event.event {
+        Kind::Signalled => Ok(Reloaded::Signalled {
+            pid: event.pid.unwrap_or(0),
+            signal: event.signal.unwrap_or_default(),
+        }),
+        Kind::Reloaded => Ok(Reloaded::Command { pid: event.pid }),
+        _ => {
+            let shown = command.map(show_argv).unwrap_or_default();
+            let mut message = format!("reload failed: {}", event.message.unwrap_or_default());
+            if !shown.is_empty() {
+                message = format!("{message} ({shown})");
+            }
+            if !event.output.is_empty() {
+                message.push_str("\nits last output lines:");
+                for line in &event.output {
+                    message.push_str("\n  | ");
+                    message.push_str(line);
+                }
+            }
+            Err(Error::daemon(name, message))
+        }
+    }
+}
+
+/// `argv` as a shell would read it back.
+pub(crate) fn show_argv(argv: &[String]) -> String {
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or(argv.join(" "))
+}
+
+/// Runs `reload_command` from this `dmgr`, with its output on the terminal: the
+/// daemon runs under `dmgr run`, or under a keeper that does not read requests.
+fn run_here(dirs: &Dirs, daemon: &Daemon, argv: &[String], main: i32) -> Result<Reloaded> {
+    let shown = show_argv(argv);
+    let fail = |why: String| Error::daemon(&daemon.name, format!("reload_command {shown}: {why}"));
+    let timeout = daemon.supervision.stop_timeout;
+    match super::run_command(daemon, argv, main, timeout).map_err(fail)? {
+        nix::sys::wait::WaitStatus::Exited(_, 0) => {
+            let event = Event::now(&daemon.name, Kind::Reloaded).pid(main);
+            let event = event.message("dmgr reload: reload_command exited 0");
+            events::append(&dirs.events_file(&daemon.name), &event);
+            Ok(Reloaded::Command { pid: Some(main) })
+        }
+        nix::sys::wait::WaitStatus::Exited(_, code) => Err(fail(format!("exited {code}"))),
+        other => Err(fail(format!("ended: {other:?}"))),
+    }
+}
+
+/// Sends `signal` to the daemon's main process, identity-checked, and records a
+/// `signalled` event saying it was `by` (`dmgr kill`); `Ok(None)` if it is not running.
+pub(crate) fn signal_daemon(
+    dirs: &Dirs,
+    name: &str,
+    daemon: Option<&Daemon>,
+    signal: units::Signal,
+    by: &str,
+) -> Result<Option<i32>> {
+    let observed = state::observe(dirs, name, daemon.map(|d| d.pidfile.as_path()));
+    let Some(process) = observed.daemon else {
+        return Ok(None);
+    };
+    // Timed before the signal: what the daemon does about it comes after.
+    let event = Event::now(name, Kind::Signalled).pid(process.pid);
+    match sys::signal_process(process, signal.0) {
+        Ok(true) => {
+            let event = event.signal(signal.to_string()).message(by);
+            events::append(&dirs.events_file(name), &event);
+            Ok(Some(process.pid))
+        }
+        Ok(false) => Ok(None),
+        Err(e) => Err(Error::daemon(
+            name,
+            format!("cannot signal pid {}: {e}", process.pid),
+        )),
+    }
+}
+
+/// Asks the keeper of `name` to do something by signal (rotate logs, take over
+/// changed keys); returns false when no keeper runs.
+pub(crate) fn signal_keeper(dirs: &Dirs, name: &str, signal: Signal) -> Result<bool> {
+    let observed = state::observe(dirs, name, None);
+    let Some(keeper) = observed.keeper else {
+        return Ok(false);
+    };
+    sys::signal_process(keeper, signal).map_err(|e| {
+        Error::daemon(
+            name,
+            format!("cannot signal its keeper (pid {}): {e}", keeper.pid),
+        )
+    })
+}

@@ -1,0 +1,411 @@
+//! The one way dmgr starts a daemon's (or a probe's, or a command's) process: fork in
+//! a single-threaded process, set the child up with async-signal-safe calls only, hold
+//! it at a start gate until the caller has recorded it, then exec.
+
+use std::ffi::{CStr, CString, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::{SpawnError, SpawnStep};
+
+/// What the child sets before exec (`limits`, `nice`, `oom_score_adj`), as plain values
+/// checked beforehand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Resources {
+    /// `(resource, value)` for setrlimit(2): soft and hard are the same.
+    pub(crate) limits: Vec<(libc::__rlimit_resource_t, libc::rlim_t)>,
+    /// The nice value for setpriority(2).
+    pub(crate) nice: Option<libc::c_int>,
+    /// The text written to `/proc/self/oom_score_adj` (`-500\n`), and its length.
+    pub(crate) oom_score_adj: Option<([u8; 8], usize)>,
+}
+
+/// Credentials to drop to before exec.
+#[derive(Debug, Clone)]
+pub(crate) struct Credentials {
+    /// The user ID.
+    pub(crate) uid: u32,
+    /// The primary group ID.
+    pub(crate) gid: u32,
+    /// The supplementary groups.
+    pub(crate) groups: Vec<libc::gid_t>,
+}
+
+/// How to start a daemon process, as plain data.
+#[derive(Debug)]
+pub(crate) struct SpawnOptions<'a> {
+    /// The absolute path of the program.
+    pub(crate) program: &'a Path,
+    /// argv, including argv\[0\].
+    pub(crate) argv: &'a [String],
+    /// The whole environment of the new process.
+    pub(crate) env: &'a [(OsString, OsString)],
+    /// The working directory.
+    pub(crate) working_dir: &'a Path,
+    /// The umask.
+    pub(crate) umask: u32,
+    /// Whom to run as, when dropping privileges.
+    pub(crate) credentials: Option<&'a Credentials>,
+    /// Where stdout goes; `None` inherits.
+    pub(crate) stdout: Option<BorrowedFd<'a>>,
+    /// Where stderr goes; `None` inherits.
+    pub(crate) stderr: Option<BorrowedFd<'a>>,
+    /// Whether the process gets a session (and process group) of its own.
+    pub(crate) new_session: bool,
+    /// Whether stdin stays as it is (`dmgr run`) instead of `/dev/null`.
+    pub(crate) keep_stdin: bool,
+    /// Resource limits, nice value and OOM score to set, checked beforehand.
+    pub(crate) resources: Option<&'a Resources>,
+}
+
+/// A daemon process that has been forked and set up, and waits at its start gate:
+/// it execs the command only once [`Gated::release`] is called. If the keeper dies
+/// first, the gate reads end-of-file and the child exits without ever running the
+/// command, so no daemon runs that the keeper has not recorded.
+#[derive(Debug)]
+pub(crate) struct Gated {
+    pid: i32,
+    gate: Option<OwnedFd>,
+    report: File,
+}
+
+/// The byte the child writes when it is set up and waits at the gate.
+const READY: u8 = 0xff;
+
+/// A witness that the process had a single thread when it was made, required by
+/// [`spawn_gated`]: the child of a fork runs Rust code on memory prepared before it
+/// (no exec between), which is sound only when no other thread could have held a
+/// lock or been mid-allocation at the fork. It is neither `Send` nor `Sync`, so it
+/// stays on the thread that checked; a process that starts threads later must not
+/// keep one (the keeper never does; `dmgr run` and `reload` start none).
+#[derive(Debug)]
+pub(crate) struct SingleThreaded(std::marker::PhantomData<*const ()>);
+
+impl SingleThreaded {
+    /// The witness, if `/proc/self/task` lists exactly one thread now.
+    pub(crate) fn check() -> Option<SingleThreaded> {
+        let threads = std::fs::read_dir("/proc/self/task").ok()?.count();
+        (threads == 1).then_some(SingleThreaded(std::marker::PhantomData))
+    }
+}
+
+impl Gated {
+    /// The child's PID.
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Opens the gate and waits until the child has exec'd (or failed to).
+    pub(crate) fn release(mut self) -> Result<(), SpawnError> {
+        if let Some(gate) = self.gate.take() {
+            let _ = nix::unistd::write(&gate, b"g");
+        }
+        match read_report(&mut self.report) {
+            None => Ok(()),
+            Some(err) => Err(err),
+        }
+    }
+}
+
+/// Forks a daemon process and sets it up: its own session and process group (when
+/// asked), stdin from `/dev/null`, stdout and stderr as given, the working directory,
+/// umask, credentials, default dispositions for every signal and an empty mask. The
+/// child then waits at its start gate. Only fds 0-2 survive the exec: everything the
+/// keeper holds is close-on-exec.
+pub(crate) fn spawn_gated(
+    _single: &SingleThreaded,
+    options: &SpawnOptions<'_>,
+) -> Result<Gated, SpawnError> {
+    let prep = |error: io::Error| SpawnError {
+        step: SpawnStep::SetUp,
+        error,
+    };
+    let cstring = |bytes: &[u8]| {
+        CString::new(bytes)
+            .map_err(|_| prep(io::Error::other("a NUL byte in the command or environment")))
+    };
+    // Everything the child needs is allocated here, before fork(2): the child makes
+    // only async-signal-safe calls on these buffers.
+    let program = cstring(options.program.as_os_str().as_bytes())?;
+    let argv: Vec<CString> = options
+        .argv
+        .iter()
+        .map(|a| cstring(a.as_bytes()))
+        .collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = options
+        .env
+        .iter()
+        .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+        .collect::<Result<_, _>>()?;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    let cwd = cstring(options.working_dir.as_os_str().as_bytes())?;
+    let devnull = File::open("/dev/null").map_err(prep)?;
+    let (gate_read, gate_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| prep(e.into()))?;
+    let (report_read, report_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| prep(e.into()))?;
+    let stdout = options.stdout.map_or(1, |fd| fd.as_raw_fd());
+    let stderr = options.stderr.map_or(2, |fd| fd.as_raw_fd());
+    let child = ChildPlan {
+        new_session: options.new_session,
+        devnull: if options.keep_stdin {
+            0
+        } else {
+            devnull.as_raw_fd()
+        },
+        stdout,
+        stderr,
+        cwd: &cwd,
+        umask: options.umask as libc::mode_t,
+        credentials: options.credentials,
+        resources: options.resources,
+        gate: gate_read.as_raw_fd(),
+        report: report_write.as_raw_fd(),
+        parent_ends: [gate_write.as_raw_fd(), report_read.as_raw_fd()],
+        program: &program,
+        argv: &argv_ptrs,
+        envp: &envp_ptrs,
+    };
+    // SAFETY: fork(2) in a single-threaded process (the witness `_single`); in the child,
+    // `run_child` makes only async-signal-safe calls on memory allocated above and
+    // never returns (it execs or `_exit`s).
+    let pid = unsafe { libc::fork() };
+    if pid == -1 {
+        return Err(prep(io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: see above; we are the child of a single-threaded process.
+        unsafe { run_child(&child) }
+    }
+    drop(gate_read);
+    drop(report_write);
+    let mut report = File::from(report_read);
+    let mut first = [0u8; 1];
+    match read_exact_or_eof(&mut report, &mut first) {
+        Some(()) if first[0] == READY => Ok(Gated {
+            pid,
+            gate: Some(gate_write),
+            report,
+        }),
+        Some(()) => {
+            let mut errno = [0u8; 4];
+            let _ = read_exact_or_eof(&mut report, &mut errno);
+            reap_failed(pid);
+            Err(SpawnError {
+                step: SpawnStep::from_byte(first[0]),
+                error: io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
+            })
+        }
+        None => {
+            reap_failed(pid);
+            Err(prep(io::Error::other(
+                "the child exited before it was set up",
+            )))
+        }
+    }
+}
+
+/// Reaps a child that reported failure and exits at once, so no zombie is left.
+fn reap_failed(pid: i32) {
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+}
+
+fn read_exact_or_eof(file: &mut File, buf: &mut [u8]) -> Option<()> {
+    use std::io::Read;
+    file.read_exact(buf).ok()
+}
+
+/// Reads the child's report after the gate: end-of-file means it exec'd.
+fn read_report(report: &mut File) -> Option<SpawnError> {
+    let mut step = [0u8; 1];
+    read_exact_or_eof(report, &mut step)?;
+    let mut errno = [0u8; 4];
+    let _ = read_exact_or_eof(report, &mut errno);
+    Some(SpawnError {
+        step: SpawnStep::from_byte(step[0]),
+        error: io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
+    })
+}
+
+/// What the child does between fork and exec, as plain data prepared beforehand.
+struct ChildPlan<'a> {
+    new_session: bool,
+    devnull: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+    cwd: &'a CStr,
+    umask: libc::mode_t,
+    credentials: Option<&'a Credentials>,
+    resources: Option<&'a Resources>,
+    gate: RawFd,
+    report: RawFd,
+    /// The keeper's ends of the two pipes: the child must not hold them, or the
+    /// gate would never read end-of-file when the keeper dies.
+    parent_ends: [RawFd; 2],
+    program: &'a CStr,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+}
+
+/// The forked child: set up, wait at the gate, exec. Never returns.
+///
+/// # Safety
+/// Call only in the child of fork(2) of a single-threaded process. Makes only
+/// async-signal-safe calls (signal-safety(7)) and allocates nothing.
+unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
+    // SAFETY: every call below is async-signal-safe and works on descriptors and
+    // buffers prepared before the fork; `fail` writes fixed-size bytes and _exits.
+    // setgroups(2), setrlimit(2) and setpriority(2) are not on POSIX's list, but glibc
+    // implements each as a bare system call, with no lock and no allocation. The
+    // limits are read from a Vec filled before the fork (reading allocates nothing),
+    // the oom_score_adj text is a fixed array and its path a static C string.
+    unsafe {
+        let fail = |step: u8| -> ! {
+            let errno = *libc::__errno_location();
+            let mut message = [0u8; 5];
+            message[0] = step;
+            message[1..].copy_from_slice(&errno.to_ne_bytes());
+            libc::write(plan.report, message.as_ptr().cast(), message.len());
+            libc::_exit(127)
+        };
+        for fd in plan.parent_ends {
+            libc::close(fd);
+        }
+        if plan.new_session && libc::setsid() == -1 {
+            fail(SpawnStep::Setsid as u8);
+        }
+        if libc::dup2(plan.devnull, 0) == -1
+            || libc::dup2(plan.stdout, 1) == -1
+            || libc::dup2(plan.stderr, 2) == -1
+        {
+            fail(SpawnStep::Dup2 as u8);
+        }
+        if libc::chdir(plan.cwd.as_ptr()) == -1 {
+            fail(SpawnStep::Chdir as u8);
+        }
+        libc::umask(plan.umask);
+        // Limits, priority and OOM score while still privileged: raising a hard limit,
+        // a negative nice and a lower oom_score_adj all need root's capabilities.
+        if let Some(resources) = plan.resources {
+            for &(resource, value) in &resources.limits {
+                let limit = libc::rlimit {
+                    rlim_cur: value,
+                    rlim_max: value,
+                };
+                if libc::setrlimit(resource, &limit) == -1 {
+                    fail(SpawnStep::Setrlimit as u8);
+                }
+            }
+            if let Some(nice) = resources.nice {
+                if libc::setpriority(libc::PRIO_PROCESS, 0, nice) == -1 {
+                    fail(SpawnStep::Setpriority as u8);
+                }
+            }
+            if let Some((text, len)) = &resources.oom_score_adj {
+                let fd = libc::open(
+                    c"/proc/self/oom_score_adj".as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                );
+                if fd == -1 || libc::write(fd, text.as_ptr().cast(), *len) != *len as isize {
+                    fail(SpawnStep::OomScoreAdj as u8);
+                }
+                libc::close(fd);
+            }
+        }
+        if let Some(creds) = plan.credentials {
+            // Supplementary groups and the gid while still root, the uid last.
+            if libc::setgroups(creds.groups.len() as _, creds.groups.as_ptr()) == -1 {
+                fail(SpawnStep::Setgroups as u8);
+            }
+            if libc::setgid(creds.gid) == -1 {
+                fail(SpawnStep::Setgid as u8);
+            }
+            if libc::setuid(creds.uid) == -1 {
+                fail(SpawnStep::Setuid as u8);
+            }
+        }
+        reset_signals();
+        libc::write(plan.report, [READY].as_ptr().cast(), 1);
+        let mut go = [0u8; 1];
+        loop {
+            match libc::read(plan.gate, go.as_mut_ptr().cast(), 1) {
+                1 => break,
+                -1 if *libc::__errno_location() == libc::EINTR => continue,
+                // The keeper is gone before it recorded us: never run the command.
+                _ => libc::_exit(126),
+            }
+        }
+        libc::execve(
+            plan.program.as_ptr(),
+            plan.argv.as_ptr(),
+            plan.envp.as_ptr(),
+        );
+        fail(SpawnStep::Exec as u8)
+    }
+}
+
+/// Restores the default disposition of every signal and empties the mask.
+///
+/// Through the raw rt_sigaction(2) system call rather than glibc's sigaction(3): glibc
+/// refuses to touch the two real-time signals it reserves (32 and 33), yet a caller
+/// may have left them ignored, and an ignored disposition survives exec.
+///
+/// # Safety
+/// Async-signal-safe; meant for the child between fork and exec.
+unsafe fn reset_signals() {
+    // An all-zero kernel `struct sigaction` is SIG_DFL with no flags and an empty mask
+    // on every architecture, whatever the field order; 32 bytes covers the largest
+    // layout with an 8-byte signal set.
+    let default = [0u64; 4];
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction(2) reads `default`, a live, fully initialised buffer at
+        // least as large as the kernel's struct sigaction, and writes nothing (null
+        // old-action pointer); 8 is the size of the kernel's signal set. A number the
+        // kernel does not know only returns EINVAL.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+        }
+    }
+    // SAFETY: sigemptyset(3) and sigprocmask(2) are async-signal-safe; `empty` is a
+    // stack value initialised by sigemptyset before use.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spawn_step_round_trips_through_its_byte() {
+        for byte in 0..=8u8 {
+            assert_eq!(SpawnStep::from_byte(byte) as u8, byte);
+        }
+        assert_eq!(SpawnStep::from_byte(READY - 1), SpawnStep::SetUp);
+    }
+
+    #[test]
+    fn a_test_thread_is_not_alone() {
+        // The test harness runs tests on threads of its own.
+        let alone = std::fs::read_dir("/proc/self/task").unwrap().count() == 1;
+        assert_eq!(SingleThreaded::check().is_some(), alone);
+    }
+}
