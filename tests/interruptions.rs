@@ -383,3 +383,95 @@ fn a_forking_daemon_whose_keeper_and_start_die_during_adoption_is_honoured() {
     env.dmgr(&["stop", "web"]).success();
     assert!(processes_with(&mark).is_empty(), "stop left a copy running");
 }
+
+/// A cgroup of the v1 freezer (root only) that holds a process where it is, even
+/// SIGKILLed, as a loaded machine may hold a killed process for a while before the
+/// kernel runs it into its exit; thawed and removed when dropped.
+struct Freezer(std::path::PathBuf);
+
+impl Freezer {
+    /// A new freezer cgroup, or `None` (the test says it skipped) where there is none.
+    fn new(test: &str) -> Option<Freezer> {
+        let dir = std::path::Path::new("/sys/fs/cgroup/freezer").join(marker("freezer"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Some(Freezer(dir)),
+            Err(e) => {
+                eprintln!("{test}: skipped: no cgroup v1 freezer to hold a process in ({e})");
+                None
+            }
+        }
+    }
+
+    /// Moves `pid` into the cgroup and freezes it.
+    fn freeze(&self, pid: i32) {
+        std::fs::write(self.0.join("cgroup.procs"), pid.to_string()).unwrap();
+        std::fs::write(self.0.join("freezer.state"), "FROZEN").unwrap();
+        wait_until("the cgroup is frozen", Duration::from_secs(10), || {
+            std::fs::read_to_string(self.0.join("freezer.state"))
+                .is_ok_and(|s| s.trim() == "FROZEN")
+        });
+    }
+
+    fn thaw(&self) {
+        let _ = std::fs::write(self.0.join("freezer.state"), "THAWED");
+    }
+}
+
+impl Drop for Freezer {
+    fn drop(&mut self) {
+        self.thaw();
+        // Removable once its processes have exited.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::remove_dir(&self.0).is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A keeper SIGKILLed while it waits to restart its daemon, and `start` run before
+/// the kernel has finished the keeper (a frozen cgroup holds it in its death here, as
+/// a loaded machine does for a while): `start` took it for a live keeper, said
+/// "already started; its keeper restarts it after a backoff" and exited 0, and
+/// nothing ever ran the daemon again. Now `start` sees that the keeper is dying,
+/// waits for it to let go of its lock, and starts the daemon.
+#[test]
+fn start_waits_for_a_sigkilled_keeper_to_die_and_starts_the_daemon() {
+    let test = "start_waits_for_a_sigkilled_keeper_to_die_and_starts_the_daemon";
+    let mark = marker("dying-keeper");
+    let env = TestEnv::new();
+    let Some(freezer) = Freezer::new(test) else {
+        return;
+    };
+    env.write(
+        "web",
+        &format!(
+            "command = [\"sh\", \"-c\", \"sleep 1000; true\", \"{mark}\"]\nrestart = \"always\"\nrestart_delay = \"60s\"\nstart_wait = \"100ms\"\n"
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let daemon = env.pid("web").unwrap();
+    sigkill(daemon).unwrap();
+    wait_until("web waits to restart", Duration::from_secs(10), || {
+        env.state("web").is_some_and(|s| s["status"] == "backoff")
+    });
+    let keeper = env.keeper_pid("web").unwrap();
+    env.track(keeper);
+    freezer.freeze(keeper);
+    sigkill(keeper).unwrap();
+    assert!(is_alive(keeper), "the freezer did not hold the keeper");
+    let mut start = env.command(&["start", "web"]).spawn().unwrap();
+    // The keeper is held in its death for a second, or until `start` returns.
+    let held_until = std::time::Instant::now() + Duration::from_secs(1);
+    while start.try_wait().unwrap().is_none() && std::time::Instant::now() < held_until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    freezer.thaw();
+    let out = Run::try_wait(start, Duration::from_secs(30)).expect("start returns");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(said.contains("web: started (pid "), "start said: {said}");
+    assert_eq!(copies_of(&mark).len(), 1, "{said}");
+    assert_eq!(env.entry("web")["status"], "running");
+    env.dmgr(&["stop", "web"]).success();
+    assert!(processes_with(&mark).is_empty(), "stop left a copy running");
+}
