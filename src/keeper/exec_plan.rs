@@ -38,15 +38,10 @@ pub(crate) const MANAGER_VARIABLES: &[&str] = &[
     "WATCHDOG_USEC",
 ];
 
-/// What the file asks for that the keeper does not do yet: the notify protocol and the
-/// readiness forms the daemon reports itself arrive in the keeper's core next.
+/// What the file asks for that the keeper does not do yet: `ready = { fd }`'s pipe.
 fn not_yet_kept(daemon: &Daemon) -> Option<&'static str> {
-    use crate::config::{DaemonType, ReadyCheck};
-    if daemon.kind == DaemonType::Notify {
-        return Some("type = \"notify\"");
-    }
+    use crate::config::ReadyCheck;
     match daemon.supervision.ready {
-        Some(ReadyCheck::Log(_)) => Some("ready = { log = ... }"),
         Some(ReadyCheck::Fd(_)) => Some("ready = { fd = ... }"),
         _ => None,
     }

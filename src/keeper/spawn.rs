@@ -34,12 +34,17 @@ impl Keeper {
                 }
             }
         }
-        let options = self.spawn_options(
-            &self.plan.program,
-            &self.daemon.process.command,
-            &self.plan.env,
-            true,
-        );
+        if let Some(matcher) = &mut self.ready_line {
+            // No half line of the last run counts.
+            matcher.reset();
+        }
+        let env = self.daemon_env();
+        let mut options =
+            self.spawn_options(&self.plan.program, &self.daemon.process.command, &env, true);
+        if self.daemon.process.watchdog.is_some() && self.notify_socket.is_some() {
+            // Set in the child after the fork, so that it names the exec'd process.
+            options.pid_variable = Some("WATCHDOG_PID");
+        }
         let gated = match sys::spawn_gated(&self.single, &options) {
             Ok(gated) => gated,
             Err(e) => {
@@ -87,6 +92,26 @@ impl Keeper {
                 self.feed(failed, now)
             }
         }
+    }
+
+    /// The daemon's environment for a run: the plan's, and for a notify daemon
+    /// `NOTIFY_SOCKET` and, with `watchdog`, `WATCHDOG_USEC` (`WATCHDOG_PID` is set in
+    /// the child).
+    fn daemon_env(&self) -> Vec<(OsString, OsString)> {
+        let mut env = self.plan.env.clone();
+        let Some(socket) = &self.notify_socket else {
+            return env;
+        };
+        let mut set = vec![("NOTIFY_SOCKET", socket.address().env_value())];
+        if let Some(period) = self.daemon.process.watchdog {
+            set.push(("WATCHDOG_USEC", period.as_micros().to_string().into()));
+        }
+        for (key, value) in set {
+            env.retain(|(k, _)| k != key);
+            env.push((key.into(), value));
+        }
+        env.retain(|(k, _)| k != "WATCHDOG_PID");
+        env
     }
 
     /// Why a spawn of the daemon failed, in words.
@@ -173,6 +198,8 @@ impl Keeper {
             new_session,
             keep_stdin: false,
             resources: Some(&self.plan.resources),
+            pid_variable: None,
+            pass_fd: None,
         }
     }
 
