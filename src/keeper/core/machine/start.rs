@@ -87,8 +87,14 @@ impl Machine {
         let tick = match on_timer(&self.phase, now.at, &self.s, self.probe.is_some()) {
             // The daemon's own word (`READY=1`, a line, a newline) comes before any
             // probe; `ready = { log }` and `{ fd }` are that word, never a probe.
-            Tick::Start(StartStep::Up | StartStep::Probe { .. }) if self.awaits_own_word() => {
-                Tick::Start(StartStep::Wait)
+            Tick::Start(StartStep::Up | StartStep::Probe { .. } | StartStep::Wait)
+                if self.awaits_own_word() =>
+            {
+                let late = self.phase.starting().is_some_and(|s| now.at >= s.ready_by);
+                Tick::Start(match late {
+                    true => StartStep::NotReady,
+                    false => StartStep::Wait,
+                })
             }
             Tick::Start(StartStep::Probe { .. })
                 if self.s.ready.as_ref().is_some_and(notify::is_own_word) =>
