@@ -230,6 +230,9 @@ struct Keeper {
     notify_socket: Option<sys::notify_socket::NotifySocket>,
     /// `ready = { log }`'s matcher, over the run's output.
     ready_line: Option<ready_line::ReadyLine>,
+    /// The keeper's end of `ready = { fd }`'s pipe, while the run's start waits for
+    /// its newline.
+    ready_fd: Option<std::os::fd::OwnedFd>,
 }
 
 impl Keeper {
@@ -302,6 +305,11 @@ impl Keeper {
         if let Some(socket) = &self.notify_socket {
             fds.push(PollFd::new(socket.as_fd(), PollFlags::POLLIN));
         }
+        // Then `ready = { fd }`'s pipe.
+        let ready_fd = fds.len();
+        if let Some(fd) = &self.ready_fd {
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+        }
         // Last: the output of commands the keeper ran.
         let captures = fds.len();
         for capture in self.captures.iter().filter(|c| c.is_open()) {
@@ -322,8 +330,11 @@ impl Keeper {
         }
         // Before the children are reaped: a sender that exited at once (`systemd-notify
         // --ready`) is still a zombie of the daemon's tree when it is judged.
-        if self.notify_socket.is_some() && ready[notify..captures].contains(&true) {
+        if self.notify_socket.is_some() && ready[notify..ready_fd].contains(&true) {
             self.read_notify_socket(now);
+        }
+        if self.ready_fd.is_some() && ready[ready_fd..captures].contains(&true) {
+            self.read_ready_fd(now);
         }
         if ready[0] {
             self.on_signals(now);
@@ -364,6 +375,27 @@ impl Keeper {
         self.take_log_notices();
         if matched {
             self.feed(Input::SaidReady, read_clock());
+        }
+    }
+
+    /// Reads `ready = { fd }`'s pipe: a newline is the daemon's word that it is ready
+    /// (s6's readiness notification); the pipe is closed then, or at its end.
+    fn read_ready_fd(&mut self, now: Now) {
+        let Some(fd) = &self.ready_fd else {
+            return;
+        };
+        let mut buffer = [0u8; 512];
+        let (said, ended) = match nix::unistd::read(fd, &mut buffer) {
+            Ok(0) => (false, true),
+            Ok(n) => (buffer[..n].contains(&b'\n'), false),
+            Err(Errno::EAGAIN | Errno::EINTR) => (false, false),
+            Err(_) => (false, true),
+        };
+        if said || ended {
+            self.ready_fd = None;
+        }
+        if said {
+            self.feed(Input::SaidReady, now);
         }
     }
 

@@ -220,6 +220,7 @@ impl Keeper {
             record_trouble: None,
             notify_socket,
             ready_line,
+            ready_fd: None,
             memory_events,
             machine,
             captures: Vec::new(),

@@ -39,8 +39,33 @@ impl Keeper {
             matcher.reset();
         }
         let env = self.daemon_env();
+        // `ready = { fd = N }`: a pipe of this run's, its write end at N in the daemon.
+        self.ready_fd = None;
+        let ready_pipe = match self.daemon.supervision.ready {
+            Some(crate::config::ReadyCheck::Fd(number)) => {
+                // Only the keeper's end is non-blocking: the daemon's is as any pipe.
+                let made = nix::unistd::pipe2(OFlag::O_CLOEXEC).and_then(|(read, write)| {
+                    nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+                    Ok((read, write))
+                });
+                match made {
+                    Ok((read, write)) => Some((read, write, number)),
+                    Err(e) => {
+                        let failed = Input::SpawnFailed {
+                            reason: format!("cannot create the pipe of ready = {{ fd }}: {e}"),
+                            unrecorded: false,
+                        };
+                        return self.feed(failed, now);
+                    }
+                }
+            }
+            _ => None,
+        };
         let mut options =
             self.spawn_options(&self.plan.program, &self.daemon.process.command, &env, true);
+        if let Some((_, write, number)) = &ready_pipe {
+            options.pass_fd = Some((write.as_fd(), *number as std::os::fd::RawFd));
+        }
         if self.daemon.process.watchdog.is_some() && self.notify_socket.is_some() {
             // Set in the child after the fork, so that it names the exec'd process.
             options.pid_variable = Some("WATCHDOG_PID");
@@ -56,6 +81,12 @@ impl Keeper {
                 return self.feed(failed, now);
             }
         };
+        // Only the daemon holds the write end: its end (or the daemon's close) reads
+        // end-of-file.
+        if let Some((read, write, _)) = ready_pipe {
+            drop(write);
+            self.ready_fd = Some(read);
+        }
         // Into the cgroup and on record before it may run the command: should this
         // keeper die now, or the record not be written, the child finds its gate
         // closed and exits, and no copy runs that nobody knows of.
