@@ -269,9 +269,12 @@ impl Machine {
                 }
             }
             Step::Stopping => {
-                let mut stopping = self.event(Kind::Stopping).message(
-                    "the daemon said STOPPING=1: it stops by itself, and is not restarted",
-                );
+                // Its answer to a stop under way is no news of its own.
+                let message = match self.phase.is_stopping() {
+                    true => "the daemon said STOPPING=1",
+                    false => "the daemon said STOPPING=1: it stops by itself, and is not restarted",
+                };
+                let mut stopping = self.event(Kind::Stopping).message(message);
                 stopping.pid = self.daemon().map(|id| id.pid);
                 self.record(stopping);
             }
