@@ -65,6 +65,11 @@ pub(crate) enum Kind {
     /// Its state record could not be written (the previous one stays), or can be
     /// again.
     RecordError,
+    /// A notify daemon's status line (`STATUS=`) changed.
+    Status,
+    /// A notify daemon missed a watchdog ping, or asked for the watchdog's action
+    /// (`WATCHDOG=trigger`).
+    Watchdog,
 }
 
 impl Kind {
@@ -90,6 +95,8 @@ impl Kind {
             Kind::Reloaded => "reloaded",
             Kind::ReloadFailed => "reload-failed",
             Kind::RecordError => "record-error",
+            Kind::Status => "status",
+            Kind::Watchdog => "watchdog",
         }
     }
 }

@@ -26,6 +26,7 @@ mod main_pid;
 mod man;
 mod metrics;
 mod notify;
+mod notify_programs;
 mod output;
 mod probes;
 mod production;

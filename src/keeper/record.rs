@@ -56,6 +56,10 @@ impl Keeper {
             cgroup.remove();
         }
         self.record.cgroup = None;
+        if let Some(socket) = self.notify_socket.take() {
+            socket.remove();
+        }
+        self.record.notify.socket = None;
         self.save();
         if let Some(pidfile) = self.pidfile.take() {
             pidfile.remove();
