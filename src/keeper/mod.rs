@@ -88,6 +88,7 @@ pub(crate) mod exec_plan;
 mod execute;
 mod facts;
 pub(crate) mod handoff;
+mod jobs;
 pub(crate) mod logpipe;
 pub(crate) mod memory_events;
 pub(crate) mod probe;
@@ -177,11 +178,6 @@ fn set_up(
     // recorded: `list` trusts the record's definition only while the file matches.
     let identity = state::FileIdentity::of(&file);
     let daemon = match config::load_daemon(dirs, name) {
-        Ok(daemon) if daemon.keeper_lacks().is_some() => {
-            let reason = daemon.keeper_lacks().unwrap_or_default();
-            reporter.send(&Report::Failed { reason });
-            return None;
-        }
         Ok(daemon) => daemon,
         Err(invalid) => {
             let problems: Vec<String> = invalid
@@ -231,6 +227,8 @@ struct Keeper {
     captures: Vec<reloading::Capture>,
     /// Failed writes of the state record since the last one that worked.
     record_trouble: Option<record::RecordTrouble>,
+    /// The timer on the wall clock of a `schedule` or `restart_schedule`.
+    wall_timer: Option<jobs::WallTimer>,
 }
 
 impl Keeper {
@@ -298,6 +296,14 @@ impl Keeper {
         if let Some(events) = &self.memory_events {
             fds.push(PollFd::new(events.as_fd(), PollFlags::POLLIN));
         }
+        // Then the schedule's timer on the wall clock.
+        let wall = fds.len();
+        if let Some(timer) = &mut self.wall_timer {
+            timer.arm(self.machine.wall_deadline());
+        }
+        if let Some(timer) = &self.wall_timer {
+            fds.push(PollFd::new(timer.as_fd(), PollFlags::POLLIN));
+        }
         // Last: the output of commands the keeper ran.
         let captures = fds.len();
         for capture in self.captures.iter().filter(|c| c.is_open()) {
@@ -322,7 +328,13 @@ impl Keeper {
         if ready[captures..].contains(&true) {
             self.pump_captures();
         }
-        if ready.get(logs).copied().unwrap_or(false) {
+        if ready[wall..captures].contains(&true) {
+            let changed = self.wall_timer.as_mut().is_some_and(|t| t.take());
+            if changed {
+                self.feed(Input::ClockChanged, now);
+            }
+        }
+        if ready.get(logs).copied().unwrap_or(false) && logs < wall {
             let counters = self.memory_events.as_ref().and_then(|w| w.on_wake());
             if let Some(counters) = counters {
                 self.feed(Input::MemoryEvents(counters), now);

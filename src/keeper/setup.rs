@@ -184,8 +184,11 @@ impl Keeper {
         let events = History::open(&dirs.events_file(&daemon.name));
         let cgroup_dir = tracked.cgroup.as_ref().map(|c| c.path());
         let (memory_events, memory) = super::checks::watch_memory(&daemon.supervision, cgroup_dir);
-        let machine = Machine::new(&daemon, reporter.is_pending(), memory);
+        let mut machine = Machine::new(&daemon, reporter.is_pending(), memory);
+        let wall_timer =
+            super::jobs::set_up_schedule(&dirs, &daemon, &mut machine, state::now_ms());
         Ok(Keeper {
+            wall_timer,
             record_trouble: None,
             memory_events,
             machine,

@@ -267,7 +267,12 @@ impl<'a> Builder<'a> {
             .bool(get("log_timestamps"))
             .unwrap_or(log_defaults.log_timestamps);
         let autostart = self.bool(get("autostart")).unwrap_or(true);
-        let restart = self.restart(get("restart")).unwrap_or(defaults.restart);
+        // A oneshot runs once unless it asks to be retried, as systemd's do.
+        let default_restart = match kind {
+            DaemonType::Oneshot => RestartPolicy::No,
+            _ => defaults.restart,
+        };
+        let restart = self.restart(get("restart")).unwrap_or(default_restart);
         let restart_delay = self
             .duration(get("restart_delay"))
             .unwrap_or(defaults.restart_delay);
