@@ -269,3 +269,7 @@ impl Machine {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "hooks_tests.rs"]
+mod tests;

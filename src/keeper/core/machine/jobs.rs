@@ -203,3 +203,7 @@ impl Machine {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "jobs_tests.rs"]
+mod tests;
