@@ -18,6 +18,7 @@ mod hostile_cli;
 mod hostile_config;
 mod instances;
 mod interruptions;
+mod jobs;
 mod lifecycle;
 mod liveness;
 mod logs;
