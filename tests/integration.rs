@@ -19,6 +19,7 @@ mod hostile_cli;
 mod hostile_config;
 mod instances;
 mod interruptions;
+mod jobs;
 mod lifecycle;
 mod liveness;
 mod logs;

@@ -237,7 +237,7 @@ impl Keeper {
     /// Moves the new process `pid` into the daemon's cgroup. If the kernel refuses,
     /// the keeper goes on without cgroups (its tree still holds every process) and
     /// tells the machine, whose next `started` event says so.
-    fn join_cgroup(&mut self, pid: i32, now: Now) {
+    pub(super) fn join_cgroup(&mut self, pid: i32, now: Now) {
         let Some(cgroup) = &self.tracked.cgroup else {
             return;
         };
