@@ -519,5 +519,7 @@ fn on_terminal<'a>(
         new_session: false,
         keep_stdin: false,
         resources: Some(&launch.resources),
+        pid_variable: None,
+        pass_fd: None,
     }
 }

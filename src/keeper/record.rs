@@ -56,6 +56,10 @@ impl Keeper {
             cgroup.remove();
         }
         self.record.cgroup = None;
+        if let Some(socket) = self.notify_socket.take() {
+            socket.remove();
+        }
+        self.record.notify.socket = None;
         self.save();
         if let Some(pidfile) = self.pidfile.take() {
             pidfile.remove();
@@ -156,6 +160,7 @@ pub(crate) fn initial_record(daemon: &Daemon) -> StateRecord {
         holder: None,
         env_file_digest: None,
         checks: Default::default(),
+        next_run_ms: None,
         definition: None,
         notify: Default::default(),
     }

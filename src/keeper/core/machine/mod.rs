@@ -20,7 +20,10 @@
 
 mod checks;
 mod end;
+pub(crate) mod hooks;
 mod interface;
+pub(crate) mod jobs;
+mod notify;
 mod reload;
 mod start;
 mod steps;
@@ -94,10 +97,14 @@ pub(crate) enum Timer {
     Memory,
     /// `reload_command`'s deadline.
     Reload,
+    /// The notify protocol's: a watchdog ping due, a reload's verdict due.
+    Notify,
     /// The running probe's deadline.
     Probe,
     /// The phase's own: start-up window, adoption, hand-over, backoff, stop.
     Phase,
+    /// The running hook's `hook_timeout`.
+    Hook,
 }
 
 /// The keeper's state of its daemon. See the module documentation.
@@ -131,6 +138,19 @@ pub(crate) struct Machine {
     reporting: bool,
     /// Why the daemon runs without a cgroup, for the next `started` event.
     cgroup_note: Option<String>,
+    /// The notify protocol, for a `type = "notify"` daemon.
+    notify: Option<notify::Notify>,
+    /// Whether the daemon wrote `ready = { fd }`'s newline or `ready = { log }`'s line
+    /// in this run.
+    said_ready: bool,
+    /// The hook that runs, if one does.
+    hook: Option<hooks::HookRun>,
+    /// A process of the daemon ran since the last `post_stop`.
+    ran: bool,
+    /// Why the run that ends failed, for `on_failure` (`unhealthy`, ...).
+    failure_cause: Option<String>,
+    /// `schedule` or `restart_schedule`, once the loop set it up.
+    scheduled: Option<jobs::Scheduled>,
     effects: VecDeque<Effect>,
     /// The effects of the input being handled, which go before those still queued.
     new: Vec<Effect>,
@@ -163,6 +183,18 @@ impl Machine {
             stopped_by: None,
             reporting,
             cgroup_note: None,
+            notify: (daemon.kind == DaemonType::Notify).then(|| {
+                notify::Notify::new(
+                    daemon.process.watchdog,
+                    daemon.supervision.ready_timeout,
+                    daemon.supervision.notify_access,
+                )
+            }),
+            said_ready: false,
+            hook: None,
+            ran: false,
+            failure_cause: None,
+            scheduled: None,
             effects: VecDeque::new(),
             new: Vec::new(),
         };
@@ -173,7 +205,7 @@ impl Machine {
     /// Acts on `input` at `now`, reading what it needs through `facts`.
     pub(crate) fn handle(&mut self, input: Input, now: Now, facts: &impl Facts) {
         match input {
-            Input::Start { recorded } => self.on_start(recorded),
+            Input::Start { recorded } => self.on_start(recorded, now),
             Input::Tick => self.on_tick(now, facts),
             Input::Forked { id } => self.on_forked(id, now),
             Input::Spawned => self.on_spawned(now, facts),
@@ -182,15 +214,15 @@ impl Machine {
             }
             Input::Reaped { pid, exit, output } => self.on_reaped(pid, exit, output, now, facts),
             Input::Stop { outside } => self.on_stop(outside, now, facts),
-            Input::Reload { request } => self.on_reload(request),
-            Input::ReloadSignalled { result } => self.on_reload_signalled(result),
+            Input::Reload { request } => self.on_reload(request, now),
+            Input::ReloadSignalled { result } => self.on_reload_signalled(result, now),
             Input::CommandStarted { command, pid } => match command {
                 Command::Stop => self.on_stop_command_started(pid, now),
                 Command::Reload => self.on_reload_command_started(pid, now),
             },
             Input::CommandFailed { command, reason } => match command {
                 Command::Stop => self.on_stop_command_failed(reason, now, facts),
-                Command::Reload => self.on_reload_command_failed(reason),
+                Command::Reload => self.on_reload_command_failed(reason, now),
             },
             Input::ProbeStarted { id } => self.on_probe_started(id),
             Input::ProbeAnswered { passed } => {
@@ -199,12 +231,17 @@ impl Machine {
             }
             Input::TakeOver(change) => self.on_take_over(change, now, facts),
             Input::MemoryEvents(counters) => self.on_memory_events(counters, now, facts),
+            Input::HookStarted { pid } => self.on_hook_started(pid),
+            Input::HookFailed { reason } => self.on_hook_failed(reason, now, facts),
+            Input::ClockChanged => self.on_clock_changed(now),
             Input::CgroupLost { note, memory } => {
                 self.cgroup_note = Some(note);
                 if memory.is_some() {
                     self.build_checks(memory);
                 }
             }
+            Input::Notify { pid, message } => self.on_notify(pid, message, now, facts),
+            Input::SaidReady => self.on_said_ready(now, facts),
         }
         // Depth first: what this input asks for comes before what was asked before it,
         // as if each step had been carried out where it was decided.
@@ -230,7 +267,7 @@ impl Machine {
     }
 
     /// The table of timers: each kind and when it is due, if it is set.
-    pub(crate) fn timers(&self) -> [(Timer, Option<Instant>); 5] {
+    pub(crate) fn timers(&self) -> [(Timer, Option<Instant>); 7] {
         let probe = self.probe.filter(|p| !p.killed).map(|p| p.deadline);
         let reload = match &self.reload {
             Some(Reloading::Running {
@@ -250,12 +287,23 @@ impl Machine {
                 self.memory.as_ref().and_then(MemoryWatch::poll_timeout),
             ),
             (Timer::Reload, reload),
+            (Timer::Notify, self.notify_deadline()),
             (Timer::Probe, probe),
+            (Timer::Phase, self.phase_deadline()),
             (
-                Timer::Phase,
-                self.phase.deadline(self.probe.map(|p| p.deadline)),
+                Timer::Hook,
+                self.hook.filter(|h| !h.killed).map(|h| h.deadline),
             ),
         ]
+    }
+
+    /// The phase's own timer; while a start waits for the daemon's own word
+    /// (`READY=1`, a line, a newline), only its end (`ready_timeout`) is.
+    fn phase_deadline(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Starting(starting) if self.awaits_own_word() => Some(starting.ready_by),
+            phase => phase.deadline(self.probe.map(|p| p.deadline)),
+        }
     }
 
     /// The status the record shows: a function of the phase.
@@ -296,6 +344,9 @@ impl Machine {
         if matches!(self.phase, Phase::StopCommand { pid: Some(p), .. } if p == pid) {
             return Role::StopCommand;
         }
+        if self.hook.is_some_and(|h| h.pid == Some(pid)) {
+            return Role::Hook;
+        }
         Role::Other
     }
 
@@ -311,6 +362,8 @@ impl Machine {
         record.error = self.error.clone();
         record.probe = self.probe.and_then(|p| p.id);
         record.checks = self.seen.clone();
+        self.write_notify(&mut record.notify);
+        record.next_run_ms = self.next_run_ms();
         (record.reason, record.next_restart_ms) = match &self.phase {
             Phase::Finished { reason, .. } => (Some(*reason), None),
             Phase::Backoff {
@@ -350,13 +403,15 @@ impl Machine {
         self.main.filter(|c| !c.exited).map(|c| c.id.pid)
     }
 
-    /// The first start, once the keeper is set up.
-    fn on_start(&mut self, recorded: Result<(), String>) {
+    /// The first start, once the keeper is set up: a scheduled oneshot waits for its
+    /// first time.
+    fn on_start(&mut self, recorded: Result<(), String>, now: Now) {
         match recorded {
             // A daemon that no record names could be neither listed nor stopped:
             // without a record, nothing starts.
             Err(reason) => self.finish(Status::Failed, Some(reason), Reason::StartFailed),
-            Ok(()) => self.emit(Effect::SpawnDaemon { again: false }),
+            Ok(()) if self.runs_on_schedule() => self.start_waiting(),
+            Ok(()) => self.begin_run(false, now),
         }
     }
 }
@@ -372,6 +427,8 @@ pub(crate) enum Role {
     StopCommand,
     /// `reload_command`.
     ReloadCommand,
+    /// A hook.
+    Hook,
     /// Something the daemon started: a drain looks at what is left.
     Other,
 }
