@@ -125,7 +125,7 @@ pub(crate) fn begin_start(
         ));
     }
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-        .map_err(|e| Error::daemon(&daemon.name, format!("cannot create a pipe: {e}")))?;
+        .map_err(|e| Error::cannot(&daemon.name, "create a pipe", e))?;
     Ok(Begun::Waiting(Pending {
         name: daemon.name.clone(),
         log: LogMark::now(&daemon.process.log),
@@ -313,9 +313,10 @@ fn outcome(name: &str, log: &LogMark, report: Result<Report, String>) -> Result<
 }
 
 fn failure(name: &str, log: &LogMark, reason: &str) -> Error {
-    Error::Daemon {
+    Error::Failed {
         name: name.to_string(),
-        message: format!("cannot start: {reason}"),
+        action: "start".to_string(),
+        cause: reason.to_string(),
         log_tail: log.tail(TAIL_LINES),
     }
 }
