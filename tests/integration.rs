@@ -12,6 +12,7 @@ mod first_hour;
 mod fixture;
 mod forking;
 mod fuzz;
+mod golden;
 mod handoff;
 mod hostile;
 mod hostile_cli;

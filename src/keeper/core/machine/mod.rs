@@ -346,8 +346,6 @@ impl Machine {
         };
         if record.supervision != self.s {
             record.supervision = self.s.clone();
-            record.stop_signal = self.s.stop_signal;
-            record.stop_timeout_ms = millis(self.s.stop_timeout);
         }
     }
 
