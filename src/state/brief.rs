@@ -67,6 +67,8 @@ pub(super) struct Brief {
     definition: Option<Definition>,
     #[serde(default)]
     notify: NotifySeen,
+    #[serde(default)]
+    next_run_ms: Option<u64>,
 }
 
 /// The log paths of the record's `process`, which `list` compares with the defaults.
@@ -116,6 +118,7 @@ impl From<Brief> for StateRecord {
             checks: b.checks,
             definition: b.definition,
             notify: b.notify,
+            next_run_ms: b.next_run_ms,
         }
     }
 }
