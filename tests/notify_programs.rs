@@ -3,18 +3,10 @@
 //! HAProxy (`-Ws`). Each is skipped with a reason where the program is missing, and
 //! fails under `CI`, where `.ci/run` installs it.
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{required, wait_until, TestEnv};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use crate::support::{free_port, required, wait_until, TestEnv};
 
 /// The program `name` in PostgreSQL 15's directory (Debian's), or on `PATH`.
 fn postgres_tool(name: &str, test: &str) -> Option<std::path::PathBuf> {
@@ -42,6 +34,8 @@ fn postgres_is_ready_when_it_says_so() {
         eprintln!("{test}: skipped: no postgres user to run PostgreSQL as");
         return;
     };
+    // Reserved until the end of the test, after the environment's cleanup.
+    let port = free_port();
     let env = TestEnv::new();
     let dir = env.root().join("pg");
     std::fs::create_dir(&dir).unwrap();
@@ -64,7 +58,6 @@ fn postgres_is_ready_when_it_says_so() {
     std::os::unix::process::CommandExt::uid(&mut init, user.uid.as_raw());
     std::os::unix::process::CommandExt::gid(&mut init, user.gid.as_raw());
     assert!(init.status().unwrap().success(), "initdb failed");
-    let port = free_port();
     let d = dir.display();
     env.write(
         "pg",
@@ -107,8 +100,9 @@ fn redis_supervised_systemd_is_ready_and_says_its_status() {
     let Some(redis) = required("redis-server", test) else {
         return;
     };
-    let env = TestEnv::new();
+    // Reserved until the end of the test, after the environment's cleanup.
     let port = free_port();
+    let env = TestEnv::new();
     env.write(
         "cache",
         &format!(
@@ -119,7 +113,7 @@ fn redis_supervised_systemd_is_ready_and_says_its_status() {
     );
     env.dmgr(&["start", "cache"]).success();
     // Up at once: its port answers.
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port.number())).is_ok());
     wait_until("redis says it is ready", Duration::from_secs(5), || {
         env.entry("cache")["status_text"] == "Ready to accept connections"
     });
@@ -153,8 +147,9 @@ fn haproxy_ws_reload_reports_the_verdict() {
     let Some(haproxy) = required("haproxy", test) else {
         return;
     };
-    let env = TestEnv::new();
+    // Reserved until the end of the test, after the environment's cleanup.
     let port = free_port();
+    let env = TestEnv::new();
     let conf = env.root().join("haproxy.cfg");
     let write_conf = |version: &str, extra: &str| {
         std::fs::write(
@@ -174,7 +169,7 @@ fn haproxy_ws_reload_reports_the_verdict() {
         ),
     );
     env.dmgr(&["start", "lb"]).success();
-    assert_eq!(http_get(port).as_deref(), Some("hello v1\n"));
+    assert_eq!(http_get(port.number()).as_deref(), Some("hello v1\n"));
     let pid = env.entry("lb")["pid"].clone();
 
     write_conf("v2", "");
@@ -184,7 +179,7 @@ fn haproxy_ws_reload_reports_the_verdict() {
         .stdout_has("the daemon said READY=1");
     assert!(begun.elapsed() < Duration::from_secs(10));
     // Answered once the new workers serve.
-    assert_eq!(http_get(port).as_deref(), Some("hello v2\n"));
+    assert_eq!(http_get(port.number()).as_deref(), Some("hello v2\n"));
     let events = env.events("lb");
     assert!(events.contains("the daemon said RELOADING=1"), "{events}");
 
@@ -193,7 +188,7 @@ fn haproxy_ws_reload_reports_the_verdict() {
         .code(1)
         .stderr_has("reload failed");
     assert_eq!(
-        http_get(port).as_deref(),
+        http_get(port.number()).as_deref(),
         Some("hello v2\n"),
         "the old config serves"
     );
