@@ -67,6 +67,8 @@ pub(super) struct Brief {
     definition: Option<Definition>,
     #[serde(default)]
     notify: NotifySeen,
+    #[serde(default)]
+    next_run_ms: Option<u64>,
 }
 
 /// The log paths of the record's `process`, which `list` compares with the defaults.
@@ -116,6 +118,7 @@ impl From<Brief> for StateRecord {
             checks: b.checks,
             definition: b.definition,
             notify: b.notify,
+            next_run_ms: b.next_run_ms,
         }
     }
 }
@@ -210,6 +213,7 @@ mod tests {
             description: Some("the web server".into()),
         });
         rich.notify.status_text = Some("serving".into());
+        rich.next_run_ms = Some(1796218200000);
         let bytes = encode(&rich).unwrap();
         assert_eq!(brief(&bytes), as_brief(full(&bytes)));
         assert_eq!(full(&bytes), rich);
