@@ -59,13 +59,22 @@ impl Stat {
             return None;
         }
         let bytes = crate::files::read(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
-        Stat::parse(std::str::from_utf8(&bytes).ok()?)
+        Stat::parse_bytes(&bytes)
     }
 
     /// Parses the text of `/proc/PID/stat`. The command name may hold spaces and
     /// parentheses, so fields are counted from the last `)`.
     pub fn parse(text: &str) -> Option<Stat> {
-        let rest = &text[text.rfind(')')? + 1..];
+        Stat::parse_bytes(text.as_bytes())
+    }
+
+    /// [`Stat::parse`] of the file's bytes. The command name need not be UTF-8: the
+    /// kernel cuts it at 15 bytes, which may split a character in two (a daemon
+    /// `/usr/bin/éééééééé` is `ééééééé\xc3`), so only the fields after it are read
+    /// as text.
+    pub fn parse_bytes(bytes: &[u8]) -> Option<Stat> {
+        let name_end = bytes.iter().rposition(|&b| b == b')')?;
+        let rest = std::str::from_utf8(&bytes[name_end + 1..]).ok()?;
         let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
         // `fields[0]` is field 3 of proc(5), so field N is `fields[N - 3]`.
         Some(Stat {
@@ -356,6 +365,27 @@ mod tests {
         assert_eq!(stat.start, 123456);
         assert_eq!(stat.rss_pages, 50);
         assert_eq!(stat.cpu_ticks, 3, "utime 1 plus stime 2");
+    }
+
+    /// The kernel cuts a command name at 15 bytes, in the middle of a character if
+    /// need be: such a process is still read (it was taken for gone, and `list`
+    /// showed its daemon as not running).
+    #[test]
+    fn stat_of_a_process_whose_name_is_cut_inside_a_character_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("éééééééé");
+        std::fs::copy("/bin/sleep", &program).unwrap();
+        let mut child = std::process::Command::new(&program)
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let bytes = std::fs::read(format!("/proc/{pid}/stat")).unwrap();
+        let stat = Stat::read(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(std::str::from_utf8(&bytes).is_err(), "{bytes:?}");
+        assert_eq!(stat.map(|s| s.ppid), Some(std::process::id() as i32));
     }
 
     /// A shell and the sleep it started in the background are both found below us.

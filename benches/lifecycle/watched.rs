@@ -9,6 +9,9 @@
 //! socket and then sleep (a Python sender that execs `sleep`), and ones that ping a
 //! 10 s `watchdog` every 5 s; each row gives the keepers' median PSS too, so a notify
 //! keeper's memory reads beside a plain one's from the same run.
+//!
+//! A scheduled oneshot (issues 28 and 30) too: `true` run `@yearly`, whose keeper
+//! sleeps until the next run, most of a year away; it must cost nothing meanwhile.
 
 use super::*;
 
@@ -42,7 +45,7 @@ fn notify_command(ping_secs: Option<u32>) -> String {
 /// `secs`, and stops them.
 pub(crate) fn bench_watched(opts: &Options, secs: u64) -> Vec<Watched> {
     let sleep = format!("command = [\"sleep\", \"{SLEEP_SECS}\"]\n");
-    let kinds: [(&str, String); 5] = [
+    let kinds: [(&str, String); 6] = [
         ("plain", sleep.clone()),
         (
             "health exec every 10s",
@@ -53,6 +56,10 @@ pub(crate) fn bench_watched(opts: &Options, secs: u64) -> Vec<Watched> {
         (
             "notify, watchdog 10s pinged every 5s",
             format!("{}watchdog = \"10s\"\n", notify_command(Some(5))),
+        ),
+        (
+            "oneshot, schedule between runs",
+            "command = [\"true\"]\ntype = \"oneshot\"\nschedule = \"@yearly\"\n".into(),
         ),
     ];
     kinds
@@ -86,7 +93,11 @@ fn measure(
     fs::create_dir_all(&config).map_err(|e| format!("{}: {e}", config.display()))?;
     for i in 0..WATCHED {
         let file = config.join(format!("{}.toml", daemon_name(i)));
-        let text = format!("{text}start_wait = \"0s\"\n");
+        // A oneshot has no `start_wait`: it has succeeded when it exits 0.
+        let text = match text.contains("type = \"oneshot\"") {
+            true => text.to_string(),
+            false => format!("{text}start_wait = \"0s\"\n"),
+        };
         fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
     }
     let dmgr = Dmgr::new(&opts.bin, &config, &root.join("run"), &root.join("stderr"));

@@ -213,6 +213,7 @@ mod tests {
             description: Some("the web server".into()),
         });
         rich.notify.status_text = Some("serving".into());
+        rich.next_run_ms = Some(1796218200000);
         let bytes = encode(&rich).unwrap();
         assert_eq!(brief(&bytes), as_brief(full(&bytes)));
         assert_eq!(full(&bytes), rich);
