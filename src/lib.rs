@@ -90,6 +90,7 @@ pub(crate) mod output;
 pub(crate) mod pidfile;
 pub(crate) mod probe;
 pub mod procinfo;
+pub mod quick_args;
 pub mod schedule;
 pub(crate) mod session;
 pub mod state;

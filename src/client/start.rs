@@ -13,10 +13,11 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use super::leftovers::clear_leftovers;
 use super::log_mark::LogMark;
 use crate::config::{Daemon, Dirs};
-use crate::escalation::GRACE;
+use crate::escalation::{wait_until, GRACE};
 use crate::keeper::report::{self, Report};
 use crate::launcher::argv::LauncherArgv;
 use crate::pidfile::{self, OperationLock};
+use crate::procinfo;
 use crate::state;
 use crate::sys;
 use crate::{Error, Result};
@@ -99,13 +100,20 @@ pub(crate) fn begin_start(
         }));
     }
     // Under the operation lock the pidfile's lock is the authority on whether a
-    // keeper lives: an exiting keeper releases it before /proc shows it dead.
-    if observed.keeper.is_some() && pidfile::is_locked(&daemon.pidfile) {
-        return Ok(Begun::Done(Started::Pending));
+    // keeper lives: an exiting keeper releases it before /proc shows it dead. One
+    // that was SIGKILLed holds it until the kernel has run it into its exit, which
+    // on a loaded machine takes a while: wait for that rather than report a keeper
+    // that will never start the daemon.
+    if let Some(keeper) = observed.keeper {
+        let unlocked = || !pidfile::is_locked(&daemon.pidfile);
+        let gone = unlocked() || (procinfo::is_dying(keeper) && wait_until(GRACE, unlocked));
+        if !gone {
+            return Ok(Begun::Done(Started::Pending));
+        }
     }
-    if observed.keeper.is_none() {
-        clear_leftovers(dirs, &daemon.name, &observed);
-    }
+    // No keeper holds the lock: what a dead (or dying) keeper's daemon left behind is
+    // nobody's once the new keeper's record replaces the old one.
+    clear_leftovers(dirs, &daemon.name, &observed);
     if pidfile::is_locked(&daemon.pidfile) {
         return Err(Error::daemon(
             &daemon.name,
