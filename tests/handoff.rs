@@ -1081,7 +1081,10 @@ fn boot_install_with_a_unit_dir_enables_the_unit_offline_and_sysvinit_status_fol
 fn a_user_export_into_the_user_unit_directory_starts_with_the_user_manager() {
     use std::os::unix::fs::PermissionsExt;
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to run dmgr as another user");
+        crate::support::skip(
+            "a_user_export_into_the_user_unit_directory_starts_with_the_user_manager",
+            "needs root to run dmgr as another user",
+        );
         return;
     }
     let env = TestEnv::new().daemon("web", "command = \"/bin/sleep 100\"\n");

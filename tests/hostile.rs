@@ -21,7 +21,7 @@ const NOBODY: u32 = 65534;
 #[test]
 fn root_refuses_files_others_could_write() {
     if !is_root() {
-        eprintln!("note: not root; skipped");
+        crate::support::skip("root_refuses_files_others_could_write", "needs root");
         return;
     }
     let env = TestEnv::new()

@@ -213,7 +213,10 @@ fn env_file_is_read_at_every_start_and_apply_restarts_on_a_change() {
 #[test]
 fn as_root_an_env_file_others_can_write_is_refused() {
     if !is_root() {
-        eprintln!("skipped: only root checks the owner and mode of env files");
+        crate::support::skip(
+            "as_root_an_env_file_others_can_write_is_refused",
+            "only root checks the owner and mode of env files",
+        );
         return;
     }
     let env = TestEnv::new().daemon("web", "command = \"sleep 1000\"\nenv_file = \"web.env\"\n");

@@ -164,7 +164,7 @@ impl Pg {
                 .into_iter()
                 .find(|n| nix::unistd::User::from_name(n).ok().flatten().is_some());
             let Some(name) = name else {
-                eprintln!("{test}: skipped: no postgres or nobody user to run PostgreSQL as");
+                crate::support::skip(test, "no postgres or nobody user to run PostgreSQL as");
                 return None;
             };
             let u = nix::unistd::User::from_name(name).unwrap().unwrap();

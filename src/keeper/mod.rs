@@ -563,4 +563,5 @@ fn read_clock() -> Now {
 }
 
 #[cfg(test)]
-mod purity_tests;
+#[path = "purity_tests.rs"]
+mod tests;

@@ -1,5 +1,6 @@
-//! The keeper's core is pure: the check that no file under `keeper/core/` does IO or
-//! reads a clock.
+//! The purity test of the keeper's core: no file under `keeper/core/` makes a system
+//! call or reads the clock. It lives here, outside `core/`, because it names what it
+//! forbids.
 
 use std::path::{Path, PathBuf};
 

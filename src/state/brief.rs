@@ -66,6 +66,8 @@ pub(super) struct Brief {
     #[serde(default)]
     definition: Option<Definition>,
     #[serde(default)]
+    next_run_ms: Option<u64>,
+    #[serde(default)]
     notify: NotifySeen,
     #[serde(default)]
     next_run_ms: Option<u64>,
@@ -117,6 +119,7 @@ impl From<Brief> for StateRecord {
             holder: b.holder,
             checks: b.checks,
             definition: b.definition,
+            next_run_ms: b.next_run_ms,
             notify: b.notify,
             next_run_ms: b.next_run_ms,
         }

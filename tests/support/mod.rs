@@ -122,6 +122,16 @@ pub fn required(program: &str, test: &str) -> Option<PathBuf> {
     found
 }
 
+/// Says that `test` is skipped because `why`, and lets it pass; where `CI` is set
+/// (`.ci/run`, which runs as root with every program installed) a skip fails the test
+/// instead, so that a test CI must run cannot pass without running.
+#[track_caller]
+pub fn skip(test: &str, why: &str) {
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    assert!(!ci, "{test}: cannot run, and CI is set: {why}");
+    eprintln!("{test}: skipped: {why}");
+}
+
 /// A tmpfs mounted at `dir` with mount `options` (`"size=16k,mode=0755"`), unmounted
 /// when the guard goes; `None` where it cannot be mounted (not root, no `mount`), and
 /// the test says it skipped.
@@ -132,7 +142,7 @@ pub fn mount_tmpfs(dir: &Path, options: &str) -> Option<Unmount> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !mounted {
-        eprintln!("note: cannot mount a tmpfs here; skipped");
+        skip(&dir.display().to_string(), "cannot mount a tmpfs here");
         return None;
     }
     Some(Unmount(dir.to_path_buf()))
