@@ -71,6 +71,25 @@ pub(crate) fn run_foreground(
             return Err(fail(format!("cannot start: {m}")));
         }
     };
+    // Held for as long as `dmgr run` runs, as a keeper holds them.
+    let held = match crate::keeper::sockets::HeldSockets::bind(
+        &daemon.process.sockets,
+        launch.credentials.as_ref(),
+    ) {
+        Ok(held) => held,
+        Err(m) => {
+            finish(
+                &mut state_file,
+                &mut record,
+                Status::Failed,
+                Reason::StartFailed,
+                Some(m.clone()),
+            );
+            pidfile.remove();
+            return Err(fail(format!("cannot start: {m}")));
+        }
+    };
+    let held = held.fds();
     let forwarded = [
         Signal::SIGTERM,
         Signal::SIGINT,
@@ -96,6 +115,7 @@ pub(crate) fn run_foreground(
     );
     let options = sys::SpawnOptions {
         keep_stdin: true,
+        sockets: &held,
         ..options
     };
     let single = sys::SingleThreaded::check()
@@ -515,5 +535,6 @@ fn on_terminal<'a>(
         new_session: false,
         keep_stdin: false,
         resources: Some(&launch.resources),
+        sockets: &[],
     }
 }

@@ -52,6 +52,7 @@ pub const KEYS: &[&str] = &[
     "watchdog",
     "watchdog_signal",
     "notify_access",
+    "sockets",
     "instances",
     "schedule",
     "catch_up",

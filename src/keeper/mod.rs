@@ -104,6 +104,7 @@ pub(crate) mod resources;
 #[allow(dead_code)]
 pub(crate) mod sd_notify;
 mod setup;
+pub(crate) mod sockets;
 mod spawn;
 mod tracked;
 
@@ -218,6 +219,8 @@ struct Keeper {
     reporter: Reporter,
     /// What the daemon's exec needs, prepared at each start.
     plan: ExecPlan,
+    /// The daemon's `sockets`, bound at set-up and held until the keeper exits.
+    sockets: sockets::HeldSockets,
     tracked: tracked::Tracked,
     events: History,
     /// The keeper forks its children without exec'ing first: see [`sys::spawn_gated`].

@@ -90,6 +90,19 @@ impl Keeper {
                 fail!("{reason}");
             }
         };
+        // Bound here, as the keeper's user (root can bind a port below 1024 for a
+        // daemon that drops to its `user`), and held for the keeper's life.
+        let sockets = match super::sockets::HeldSockets::bind(
+            &daemon.process.sockets,
+            plan.credentials.as_ref(),
+        ) {
+            Ok(sockets) => sockets,
+            Err(reason) => {
+                record_failure(&dirs, &daemon, &reason);
+                pidfile.remove();
+                fail!("{reason}");
+            }
+        };
         // The holder's pipes, which outlive this keeper; else pipes of our own.
         let (mut out_pipe, mut err_pipe, settings) = match handoff {
             Some(h) => (Some(h.out), Some(h.err), Some(h.settings)),
@@ -204,6 +217,7 @@ impl Keeper {
             record,
             reporter,
             plan,
+            sockets,
         })
     }
 }

@@ -34,12 +34,16 @@ impl Keeper {
                 }
             }
         }
-        let options = self.spawn_options(
-            &self.plan.program,
-            &self.daemon.process.command,
-            &self.plan.env,
-            true,
-        );
+        let sockets = self.sockets.fds();
+        let options = sys::SpawnOptions {
+            sockets: &sockets,
+            ..self.spawn_options(
+                &self.plan.program,
+                &self.daemon.process.command,
+                &self.plan.env,
+                true,
+            )
+        };
         let gated = match sys::spawn_gated(&self.single, &options) {
             Ok(gated) => gated,
             Err(e) => {
@@ -173,6 +177,7 @@ impl Keeper {
             new_session,
             keep_stdin: false,
             resources: Some(&self.plan.resources),
+            sockets: &[],
         }
     }
 

@@ -51,6 +51,27 @@ pub(crate) struct ListEntry {
     /// A notify daemon's own status line (its last `STATUS=`) while its keeper runs
     /// it, or null.
     pub(crate) status_text: Option<String>,
+    /// The sockets its keeper holds (`sockets`), in the order passed (fd 3 first);
+    /// empty when no keeper holds any.
+    pub(crate) sockets: Vec<HeldSocket>,
+}
+
+/// A socket a keeper holds for its daemon.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct HeldSocket {
+    /// Its name in `sockets` (and `LISTEN_FDNAMES`).
+    pub(crate) name: String,
+    /// Its address as the file writes it: `tcp://127.0.0.1:8080`, `unix:/run/web.sock`.
+    pub(crate) address: String,
+    /// The fd the daemon finds it at.
+    pub(crate) fd: usize,
+}
+
+impl HeldSocket {
+    /// `name address (fd N)`, for `status`.
+    pub(crate) fn describe(&self) -> String {
+        format!("{} {} (fd {})", self.name, self.address, self.fd)
+    }
 }
 
 impl ListEntry {
@@ -101,6 +122,20 @@ impl ListEntry {
                         .collect()
                 })
                 .unwrap_or_default(),
+            sockets: record
+                .filter(|_| observed.keeper.is_some())
+                .map_or(Vec::new(), |r| {
+                    r.process
+                        .sockets
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| HeldSocket {
+                            name: s.name.clone(),
+                            address: s.address.to_string(),
+                            fd: crate::config::socket_fd(i),
+                        })
+                        .collect()
+                }),
             instance: daemon
                 .and_then(|d| d.instance.as_ref().map(|i| i.number))
                 .or_else(|| crate::config::split_instance_name(name).map(|(_, n)| n)),

@@ -59,7 +59,19 @@ pub(crate) struct SpawnOptions<'a> {
     pub(crate) keep_stdin: bool,
     /// Resource limits, nice value and OOM score to set, checked beforehand.
     pub(crate) resources: Option<&'a Resources>,
+    /// Held sockets, passed at fds 3, 4, ... in this order; with any, the child sets
+    /// `LISTEN_PID` to its own PID (systemd's socket-activation protocol; the caller
+    /// puts `LISTEN_FDS` and `LISTEN_FDNAMES` in `env`).
+    pub(crate) sockets: &'a [BorrowedFd<'a>],
 }
+
+/// The most sockets a process can be given (see `config::MAX_SOCKETS`).
+const MAX_PASSED: usize = 64;
+
+/// The bytes of `LISTEN_PID=` and room for any PID's digits, NUL-terminated: the child
+/// writes its PID over the zeros, then a NUL.
+const LISTEN_PID: &[u8] = b"LISTEN_PID=00000000000000000000\0";
+const LISTEN_PID_DIGITS_AT: usize = b"LISTEN_PID=".len();
 
 /// A daemon process that has been forked and set up, and waits at its start gate:
 /// it execs the command only once [`Gated::release`] is called. If the keeper dies
@@ -135,15 +147,34 @@ pub(crate) fn spawn_gated(
         .iter()
         .map(|a| cstring(a.as_bytes()))
         .collect::<Result<_, _>>()?;
+    if options.sockets.len() > MAX_PASSED {
+        return Err(prep(io::Error::other(format!(
+            "{} sockets; at most {MAX_PASSED} can be passed",
+            options.sockets.len()
+        ))));
+    }
     let envp: Vec<CString> = options
         .env
         .iter()
+        .filter(|(k, _)| options.sockets.is_empty() || k != "LISTEN_PID")
         .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
         .collect::<Result<_, _>>()?;
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    // `LISTEN_PID=` with room for the digits the child writes in: a buffer of our
+    // own, whose copy in the child is the child's to change.
+    // (The buffer lives to the end of this function, past the fork.)
+    let mut listen_pid_text = LISTEN_PID.to_vec();
+    let listen_pid = listen_pid_text.as_mut_ptr();
+    if !options.sockets.is_empty() {
+        envp_ptrs.push(listen_pid.cast_const().cast());
+    }
     envp_ptrs.push(std::ptr::null());
+    let mut sockets = [-1 as RawFd; MAX_PASSED];
+    for (slot, fd) in sockets.iter_mut().zip(options.sockets) {
+        *slot = fd.as_raw_fd();
+    }
     let cwd = cstring(options.working_dir.as_os_str().as_bytes())?;
     let devnull = File::open("/dev/null").map_err(prep)?;
     let (gate_read, gate_write) =
@@ -171,6 +202,10 @@ pub(crate) fn spawn_gated(
         program: &program,
         argv: &argv_ptrs,
         envp: &envp_ptrs,
+        sockets: &sockets[..options.sockets.len()],
+        // SAFETY: within the buffer: LISTEN_PID is longer than its prefix.
+        listen_pid: (!options.sockets.is_empty())
+            .then(|| unsafe { listen_pid.add(LISTEN_PID_DIGITS_AT) }),
     };
     // SAFETY: fork(2) in a single-threaded process (the witness `_single`); in the child,
     // `run_child` makes only async-signal-safe calls on memory allocated above and
@@ -251,6 +286,11 @@ struct ChildPlan<'a> {
     program: &'a CStr,
     argv: &'a [*const libc::c_char],
     envp: &'a [*const libc::c_char],
+    /// The held sockets, to move to fds 3, 4, ...
+    sockets: &'a [RawFd],
+    /// Where the digits of `LISTEN_PID` go (room for 20 and a NUL), when sockets are
+    /// passed: a buffer `envp` points into.
+    listen_pid: Option<*mut u8>,
 }
 
 /// The forked child: set up, wait at the gate, exec. Never returns.
@@ -266,12 +306,15 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
     // limits are read from a Vec filled before the fork (reading allocates nothing),
     // the oom_score_adj text is a fixed array and its path a static C string.
     unsafe {
+        // The gate and the report move above the sockets' numbers (see below).
+        let report = std::cell::Cell::new(plan.report);
+        let mut gate = plan.gate;
         let fail = |step: u8| -> ! {
             let errno = *libc::__errno_location();
             let mut message = [0u8; 5];
             message[0] = step;
             message[1..].copy_from_slice(&errno.to_ne_bytes());
-            libc::write(plan.report, message.as_ptr().cast(), message.len());
+            libc::write(report.get(), message.as_ptr().cast(), message.len());
             libc::_exit(127)
         };
         for fd in plan.parent_ends {
@@ -285,6 +328,35 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             || libc::dup2(plan.stderr, 2) == -1
         {
             fail(SpawnStep::Dup2 as u8);
+        }
+        if !plan.sockets.is_empty() {
+            // Fds 3 .. 3+n are the sockets' places: whatever of ours is there (the
+            // gate, the report, a socket itself) first moves above them, then each
+            // socket is duplicated into its place, where it survives the exec (dup2
+            // leaves the copy without close-on-exec; the originals close).
+            let above = (3 + plan.sockets.len()) as libc::c_int;
+            let moved_report = libc::fcntl(report.get(), libc::F_DUPFD_CLOEXEC, above);
+            let moved_gate = libc::fcntl(gate, libc::F_DUPFD_CLOEXEC, above);
+            if moved_report == -1 || moved_gate == -1 {
+                fail(SpawnStep::Dup2 as u8);
+            }
+            report.set(moved_report);
+            gate = moved_gate;
+            let mut moved = [-1 as RawFd; MAX_PASSED];
+            for (slot, &fd) in moved.iter_mut().zip(plan.sockets) {
+                *slot = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above);
+                if *slot == -1 {
+                    fail(SpawnStep::Dup2 as u8);
+                }
+            }
+            for (i, &fd) in moved[..plan.sockets.len()].iter().enumerate() {
+                if libc::dup2(fd, 3 + i as libc::c_int) == -1 {
+                    fail(SpawnStep::Dup2 as u8);
+                }
+            }
+        }
+        if let Some(digits) = plan.listen_pid {
+            write_pid(digits, libc::getpid());
         }
         if libc::chdir(plan.cwd.as_ptr()) == -1 {
             fail(SpawnStep::Chdir as u8);
@@ -331,10 +403,10 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             }
         }
         reset_signals();
-        libc::write(plan.report, [READY].as_ptr().cast(), 1);
+        libc::write(report.get(), [READY].as_ptr().cast(), 1);
         let mut go = [0u8; 1];
         loop {
-            match libc::read(plan.gate, go.as_mut_ptr().cast(), 1) {
+            match libc::read(gate, go.as_mut_ptr().cast(), 1) {
                 1 => break,
                 -1 if *libc::__errno_location() == libc::EINTR => continue,
                 // The keeper is gone before it recorded us: never run the command.
@@ -348,6 +420,30 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
         );
         fail(SpawnStep::Exec as u8)
     }
+}
+
+/// Writes `pid` in decimal at `digits`, then a NUL.
+///
+/// # Safety
+/// `digits` points to at least 21 writable bytes. Async-signal-safe: no allocation.
+unsafe fn write_pid(digits: *mut u8, pid: libc::pid_t) {
+    let mut text = [0u8; 20];
+    let mut n = pid.unsigned_abs();
+    let mut len = 0;
+    loop {
+        text[len] = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        // SAFETY: i < len <= 20, within the 21 bytes the caller gives.
+        unsafe { *digits.add(i) = text[len - 1 - i] };
+    }
+    // SAFETY: len <= 20, the last of the 21 bytes.
+    unsafe { *digits.add(len) = 0 };
 }
 
 /// Restores the default disposition of every signal and empties the mask.

@@ -336,6 +336,10 @@ impl<'a> Builder<'a> {
             get("notify_access"),
         );
         let jobs = self.jobs(get, kind, restart);
+        let sockets = self.sockets(get("sockets"));
+        let mut command = command;
+        let mut env = env;
+        self.put_socket_fds(get, &sockets, kind, command.as_mut(), &mut env);
         let env_file = self.env_file(get("env_file"));
         let limits = self.limits(get("limits"));
         let nice = self.int_in(get("nice"), "nice", NICE_RANGE, "-20 runs first, 19 last");
@@ -376,6 +380,7 @@ impl<'a> Builder<'a> {
                 nice,
                 oom_score_adj,
                 watchdog: notify.watchdog,
+                sockets,
             },
             supervision: Supervision {
                 restart,

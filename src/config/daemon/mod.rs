@@ -20,6 +20,9 @@ mod notify;
 #[cfg(test)]
 mod notify_tests;
 mod production;
+mod sockets;
+#[cfg(test)]
+mod sockets_tests;
 use production::{NICE_RANGE, OOM_SCORE_ADJ_RANGE};
 #[cfg(test)]
 mod tests;
@@ -33,6 +36,7 @@ pub(super) use load::{
     LoadedFile, Places,
 };
 pub use notify::compile_log_pattern;
+pub use sockets::{socket_fd, Socket, SocketAddress, FIRST_SOCKET_FD, MAX_SOCKETS};
 pub(super) use values::is_env_name;
 
 use std::collections::BTreeMap;
@@ -167,6 +171,10 @@ key_group! {
         /// A process key: the daemon learns it from `WATCHDOG_USEC` when it starts.
         #[serde(rename = "watchdog_ms", with = "units::millis_option", default)]
         pub watchdog: Option<Duration>,
+        /// Listening sockets the keeper binds and holds, passed at fds 3, 4, ... in
+        /// this order. A change needs a new keeper, which binds them anew.
+        #[serde(default)]
+        pub sockets: Vec<Socket>,
     }
 }
 
@@ -189,6 +197,7 @@ impl Default for ProcessSpec {
             nice: None,
             oom_score_adj: None,
             watchdog: None,
+            sockets: Vec::new(),
         }
     }
 }

@@ -109,6 +109,10 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         map: notify,
     },
     Mapping {
+        keys: &["sockets"],
+        map: sockets,
+    },
+    Mapping {
         keys: &["after"],
         map: after,
     },
@@ -452,6 +456,15 @@ fn notify(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
         task.lost.push(Lost::new(
             format!("watchdog = {}", format_duration(period)),
             "Nomad has no watchdog: a daemon that hangs without exiting is not restarted",
+        ));
+    }
+}
+
+fn sockets(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
+    for socket in &d.process.sockets {
+        task.lost.push(Lost::new(
+            format!("sockets.{} = \"{}\"", socket.name, socket.address),
+            "Nomad has no socket passing: the task binds its own ports, and a restart refuses connections meanwhile",
         ));
     }
 }

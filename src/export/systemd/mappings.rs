@@ -94,6 +94,10 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         map: super::notify::keys,
     },
     Mapping {
+        keys: &["sockets"],
+        map: super::sockets::sockets,
+    },
+    Mapping {
         keys: &["log", "stderr_log"],
         map: logs,
     },
