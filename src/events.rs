@@ -66,6 +66,9 @@ pub(crate) enum Kind {
     /// Its state record could not be written (the previous one stays), or can be
     /// again.
     RecordError,
+    /// A start-first restart's new generation failed to become ready: it was stopped
+    /// and the old one keeps serving.
+    Rollback,
 }
 
 impl Kind {
@@ -91,6 +94,7 @@ impl Kind {
             Kind::Reloaded => "reloaded",
             Kind::ReloadFailed => "reload-failed",
             Kind::RecordError => "record-error",
+            Kind::Rollback => "rollback",
         }
     }
 }

@@ -16,11 +16,18 @@ fn free_port() -> u16 {
 }
 
 /// An HTTP server on the socket at fd 3, answering each request with its uid and PID:
-/// Debian's python3, which any user can run.
-const SERVE_FD3: &str = r#"import os, socket
+/// Debian's python3, which any user can run. On SIGTERM it stops accepting and exits
+/// once the request it serves is answered, as gunicorn and uvicorn do.
+const SERVE_FD3: &str = r#"import os, signal, socket
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
 s = socket.socket(fileno=3)
-while True:
-    c, _ = s.accept()
+s.settimeout(0.05)
+while not stop:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
     c.recv(4096)
     body = ("%d %d" % (os.getuid(), os.getpid())).encode()
     c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
@@ -196,4 +203,115 @@ fn a_connection_made_while_the_daemon_is_down_after_a_crash_waits_and_is_answere
     let body = get(port);
     let new = env.wait_for_restart("web", old);
     assert_eq!(body, format!("0 {new}"));
+}
+
+/// A start-first daemon for the tests: the fd-3 server, ready once `ROOT/broken` is
+/// absent (so that a test can make the next generation fail its check).
+fn start_first(env: &TestEnv, port: u16, extra: &str) {
+    let broken = env.root().join("broken");
+    env.write(
+        "web",
+        &format!(
+            "command = [\"/usr/bin/python3\", \"-c\", '''{SERVE_FD3}''']\nrestart_mode = \"start-first\"\n\
+             start_wait = \"100ms\"\nready = {{ exec = [\"sh\", \"-c\", \"test ! -e {}\"] }}\n\
+             sockets = {{ http = \"tcp://127.0.0.1:{port}\" }}\n{extra}",
+            broken.display()
+        ),
+    );
+}
+
+/// Promise 11: `dmgr restart` of a start-first daemon starts the next generation on the
+/// held socket, stops the old one once the new one is ready, and a client that sends
+/// requests without pause meanwhile sees no failure.
+#[test]
+fn a_start_first_restart_under_load_loses_no_request() {
+    let port = free_port();
+    let env = TestEnv::new();
+    start_first(&env, port, "");
+    env.dmgr(&["start", "web"]).success();
+    let first = env.pid("web").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut sent, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sent += 1;
+                let answer = std::panic::catch_unwind(|| get(port));
+                if let Err(e) = answer {
+                    failed.push(format!("{e:?}"));
+                }
+            }
+            (sent, failed)
+        })
+    };
+    let mut pids = vec![first];
+    for _ in 0..3 {
+        let run = env.dmgr(&["restart", "web"]).success();
+        let pid = env.pid("web").unwrap();
+        assert!(run
+            .stdout()
+            .contains(&format!("web: restarted (pid {pid})")));
+        assert!(!pids.contains(&pid), "{pids:?} {pid}");
+        pids.push(pid);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed) = client.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {failed:?}",
+        failed.len()
+    );
+    assert!(sent > 10, "{sent}");
+    // The keeper is the same: the socket never closed.
+    assert_eq!(get(port), format!("0 {}", pids[3]));
+    let events = env.events("web");
+    assert!(
+        events.contains("generation 3, replaced by generation 4"),
+        "{events}"
+    );
+}
+
+/// A start-first restart whose new generation fails its `ready` check: the new one is
+/// stopped, the old one keeps serving, `restart` exits 1 and the history says
+/// `rollback` with the reason.
+#[test]
+fn a_new_generation_that_fails_ready_rolls_back_and_the_old_one_still_answers() {
+    let port = free_port();
+    let env = TestEnv::new();
+    start_first(&env, port, "ready_timeout = \"1s\"\n");
+    env.dmgr(&["start", "web"]).success();
+    let old = env.pid("web").unwrap();
+    std::fs::write(env.root().join("broken"), "").unwrap();
+    let run = env.dmgr(&["restart", "web"]).code(1);
+    assert!(
+        run.stderr().contains("rolled back: generation 2")
+            && run
+                .stderr()
+                .contains("was not ready within ready_timeout (1s)")
+            && run
+                .stderr()
+                .contains(&format!("generation 1 (pid {old}) keeps serving")),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(env.pid("web"), Some(old));
+    // The failed generation had stop_signal; once it is gone, the old one answers.
+    let events = env.events("web");
+    let failed: i32 = events
+        .lines()
+        .find(|l| l.contains("rollback"))
+        .and_then(|l| l.split("(pid ").nth(1))
+        .and_then(|l| l.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rollback naming a pid in {events}"));
+    wait_until(
+        "the failed generation is gone",
+        Duration::from_secs(10),
+        || !is_alive(failed),
+    );
+    assert_eq!(get(port), format!("0 {old}"));
+    // The failed generation is gone, and the old one is still the one listed.
+    assert_eq!(env.entry("web")["pid"], old);
+    assert_eq!(env.entry("web")["status"], "running");
 }

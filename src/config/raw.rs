@@ -53,6 +53,7 @@ pub const KEYS: &[&str] = &[
     "watchdog_signal",
     "notify_access",
     "sockets",
+    "restart_mode",
     "instances",
     "schedule",
     "catch_up",

@@ -99,6 +99,7 @@ mod reloading;
 pub(crate) mod report;
 pub(crate) mod request;
 pub(crate) mod resources;
+mod restart;
 // Read and judged here; the keeper's core acts on it once the notify protocol is
 // wired into it (issue 26's second half), until then only the tests use it.
 #[allow(dead_code)]
@@ -395,13 +396,15 @@ impl Keeper {
     fn on_signals(&mut self, now: Now) {
         while let Ok(Some(info)) = self.signals.read_signal() {
             if info.ssi_signo as i32 == sys::request_signal() {
-                if let Some((request::Request::Reload, number)) = request::Request::of(&info) {
-                    self.feed(
+                match request::Request::of(&info) {
+                    Some((request::Request::Reload, number)) => self.feed(
                         Input::Reload {
                             request: Some(number),
                         },
                         now,
-                    );
+                    ),
+                    Some((request::Request::Restart, number)) => self.restart(number, now),
+                    _ => {}
                 }
                 continue;
             }

@@ -340,6 +340,8 @@ impl<'a> Builder<'a> {
         let mut command = command;
         let mut env = env;
         self.put_socket_fds(get, &sockets, kind, command.as_mut(), &mut env);
+        let restart_mode = self.restart_mode(get("restart_mode"), &sockets, kind);
+        self.check_ready_of_generations(get("ready"), restart_mode, ready.as_ref());
         let env_file = self.env_file(get("env_file"));
         let limits = self.limits(get("limits"));
         let nice = self.int_in(get("nice"), "nice", NICE_RANGE, "-20 runs first, 19 last");
@@ -409,6 +411,7 @@ impl<'a> Builder<'a> {
                 post_stop: jobs.post_stop,
                 on_failure: jobs.on_failure,
                 hook_timeout: jobs.hook_timeout,
+                restart_mode,
             },
             logs: LogSpec {
                 log_max_size,

@@ -279,6 +279,9 @@ key_group! {
         /// Run when the keeper gives up, and on `unhealthy`, `memory-exceeded`.
         #[serde(default)]
         pub on_failure: Option<Vec<String>>,
+        /// How `restart` and the keeper's own restarts replace a running daemon.
+        #[serde(default)]
+        pub restart_mode: RestartMode,
         /// How long a hook may run before its process group is killed.
         #[serde(rename = "hook_timeout_ms", with = "units::millis", default = "jobs::default_hook_timeout")]
         pub hook_timeout: Duration,
@@ -314,6 +317,7 @@ impl Default for Supervision {
             post_stop: None,
             on_failure: None,
             hook_timeout: jobs::default_hook_timeout(),
+            restart_mode: RestartMode::StopFirst,
         }
     }
 }
@@ -368,6 +372,29 @@ pub enum RestartPolicy {
     OnFailure,
     /// After any exit.
     Always,
+}
+
+/// How a running daemon is replaced (`restart_mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartMode {
+    /// The old process is stopped, then the new one started.
+    #[default]
+    StopFirst,
+    /// The new generation starts on the held sockets beside the old one, which is
+    /// stopped once the new one is ready; a new one that never gets ready is stopped
+    /// and the old one keeps serving.
+    StartFirst,
+}
+
+impl RestartMode {
+    /// The word the file uses for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartMode::StopFirst => "stop-first",
+            RestartMode::StartFirst => "start-first",
+        }
+    }
 }
 
 /// Which of the daemon's processes a stop sends `stop_signal` to (systemd's

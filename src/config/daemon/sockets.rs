@@ -13,7 +13,7 @@ use toml::de::DeValue;
 use super::builder::Builder;
 use super::instances::PLACEHOLDER;
 use super::values::check_address;
-use super::DaemonType;
+use super::{DaemonType, ReadyCheck, RestartMode};
 use crate::config::diagnostic::quote;
 use crate::config::raw::Value;
 
@@ -229,6 +229,65 @@ impl Builder<'_> {
             self.warning(
                 at,
                 "type = \"forking\" with `sockets`: the daemon's process is not the one that was exec'd, so `LISTEN_PID` does not name it and programs that check it (sd_listen_fds) ignore the sockets; pass them with `{fd:NAME}` instead, or use type = \"simple\"",
+            );
+        }
+    }
+}
+
+impl Builder<'_> {
+    /// `restart_mode`: `start-first` needs `sockets` (two generations serve on the
+    /// same sockets) and a daemon whose process the keeper started itself.
+    pub(super) fn restart_mode(
+        &mut self,
+        value: Option<&Value<'_>>,
+        sockets: &[Socket],
+        kind: DaemonType,
+    ) -> RestartMode {
+        let Some(value) = value else {
+            return RestartMode::StopFirst;
+        };
+        let mode = match value.get_ref() {
+            DeValue::String(s) if s == "stop-first" => RestartMode::StopFirst,
+            DeValue::String(s) if s == "start-first" => RestartMode::StartFirst,
+            _ => {
+                self.error(
+                    value.span(),
+                    "expected \"stop-first\" (stop the daemon, then start it) or \"start-first\" (start the new generation on the held sockets, then stop the old one)",
+                );
+                return RestartMode::StopFirst;
+            }
+        };
+        if mode == RestartMode::StartFirst {
+            if sockets.is_empty() {
+                self.error(
+                    value.span(),
+                    "restart_mode = \"start-first\" needs `sockets`: the new generation serves on the sockets the keeper holds while the old one still runs; declare them, or use \"stop-first\"",
+                );
+            } else if matches!(kind, DaemonType::Forking | DaemonType::Oneshot) {
+                self.error(
+                    value.span(),
+                    format!("restart_mode = \"start-first\" is for a daemon the keeper runs itself, not type = \"{}\"", kind.as_str()),
+                );
+            }
+        }
+        mode
+    }
+
+    /// With `start-first`, a `tcp` or `http` readiness check on the held sockets is
+    /// answered by the old generation, which still serves there: warned of.
+    pub(super) fn check_ready_of_generations(
+        &mut self,
+        value: Option<&Value<'_>>,
+        mode: RestartMode,
+        ready: Option<&ReadyCheck>,
+    ) {
+        if mode != RestartMode::StartFirst {
+            return;
+        }
+        if let (Some(value), Some(ReadyCheck::Tcp(_) | ReadyCheck::Http(_))) = (value, ready) {
+            self.warning(
+                value.span(),
+                "with restart_mode = \"start-first\", a tcp or http `ready` check on the held sockets is answered by the old generation while the new one starts: use `ready = { exec }`, `{ file }`, `{ log }` or `{ fd }`, a port of the new process's own, or `start_wait`",
             );
         }
     }

@@ -72,3 +72,37 @@ fn fd_names_without_sockets_and_a_forking_daemon_are_told() {
     assert!(found[0].contains("at most 107"), "{found:?}");
     assert!(Path::new(&long).is_absolute());
 }
+
+#[test]
+fn start_first_needs_sockets_and_warns_of_a_ready_check_the_old_generation_answers() {
+    let d = load_text(
+        "command = \"a\"\nrestart_mode = \"start-first\"\nsockets = { http = \"tcp://127.0.0.1:80\" }\n",
+    )
+    .unwrap();
+    assert_eq!(d.supervision.restart_mode, RestartMode::StartFirst);
+    assert_eq!(
+        load_text("command = \"a\"\n")
+            .unwrap()
+            .supervision
+            .restart_mode,
+        RestartMode::StopFirst
+    );
+    let found = problems("command = \"a\"\nrestart_mode = \"start-first\"\n");
+    assert!(
+        found[0].starts_with("2:16: restart_mode = \"start-first\" needs `sockets`"),
+        "{found:?}"
+    );
+    let found = problems("command = \"a\"\nrestart_mode = \"rolling\"\n");
+    assert!(found[0].contains("expected \"stop-first\""), "{found:?}");
+    let (_tmp, loaded) = load_full(
+        "command = \"a\"\nrestart_mode = \"start-first\"\nready = { tcp = \"127.0.0.1:80\" }\nsockets = { http = \"tcp://127.0.0.1:80\" }\n",
+    );
+    let warnings: Vec<String> = loaded.unwrap().warnings.iter().map(|w| w.short()).collect();
+    assert!(
+        warnings.len() == 1
+            && warnings[0].starts_with(
+                "3:9: warning: with restart_mode = \"start-first\", a tcp or http `ready`"
+            ),
+        "{warnings:?}"
+    );
+}

@@ -109,7 +109,7 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         map: notify,
     },
     Mapping {
-        keys: &["sockets"],
+        keys: &["sockets", "restart_mode"],
         map: sockets,
     },
     Mapping {
@@ -465,6 +465,12 @@ fn sockets(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
         task.lost.push(Lost::new(
             format!("sockets.{} = \"{}\"", socket.name, socket.address),
             "Nomad has no socket passing: the task binds its own ports, and a restart refuses connections meanwhile",
+        ));
+    }
+    if d.supervision.restart_mode == crate::config::RestartMode::StartFirst {
+        task.lost.push(Lost::new(
+            "restart_mode = \"start-first\"",
+            "Nomad stops the old allocation's task before it starts the new one (an update stanza with canaries is the nearest)",
         ));
     }
 }

@@ -98,6 +98,10 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         map: super::sockets::sockets,
     },
     Mapping {
+        keys: &["restart_mode"],
+        map: super::sockets::restart_mode,
+    },
+    Mapping {
         keys: &["log", "stderr_log"],
         map: logs,
     },

@@ -95,6 +95,16 @@ pub(super) fn sockets(d: &Daemon, source: &Source, unit: &mut Unit) {
     unit.service.push(format!("Sockets={socket_unit}"));
 }
 
+/// `restart_mode = "start-first"`: systemd restarts stop-then-start.
+pub(super) fn restart_mode(d: &Daemon, _: &Source, unit: &mut Unit) {
+    if d.supervision.restart_mode == crate::config::RestartMode::StartFirst {
+        unit.lost.push(Lost::new(
+            "restart_mode = \"start-first\"",
+            "systemd stops the old process before it starts the new one; the socket unit holds the sockets meanwhile, so clients wait instead of being refused",
+        ));
+    }
+}
+
 /// `host:port` as systemd takes it: an IP address, a host name resolved now (noted).
 fn resolved(text: &str, lost: &mut Vec<Lost>) -> String {
     let host = text.rsplit_once(':').map_or(text, |(h, _)| h);

@@ -20,6 +20,9 @@
 
 mod checks;
 mod end;
+mod generations;
+#[cfg(test)]
+mod generations_tests;
 mod interface;
 mod reload;
 mod start;
@@ -134,6 +137,8 @@ pub(crate) struct Machine {
     effects: VecDeque<Effect>,
     /// The effects of the input being handled, which go before those still queued.
     new: Vec<Effect>,
+    /// A start-first restart's other generations (see `generations`).
+    gens: generations::Generations,
 }
 
 impl Machine {
@@ -165,6 +170,7 @@ impl Machine {
             cgroup_note: None,
             effects: VecDeque::new(),
             new: Vec::new(),
+            gens: generations::Generations::default(),
         };
         machine.build_checks(memory);
         machine
@@ -199,6 +205,7 @@ impl Machine {
             }
             Input::TakeOver(change) => self.on_take_over(change, now, facts),
             Input::MemoryEvents(counters) => self.on_memory_events(counters, now, facts),
+            Input::Restart { request } => self.on_restart(request),
             Input::CgroupLost { note, memory } => {
                 self.cgroup_note = Some(note);
                 if memory.is_some() {
@@ -226,7 +233,12 @@ impl Machine {
     /// When the loop must wake the machine next (with [`Input::Tick`]); `None` when only
     /// a signal or output can change anything, so that an idle keeper sleeps.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.timers().into_iter().filter_map(|(_, at)| at).min()
+        let generation = self.gens.poll_timeout();
+        self.timers()
+            .into_iter()
+            .filter_map(|(_, at)| at)
+            .chain(generation)
+            .min()
     }
 
     /// The table of timers: each kind and when it is due, if it is set.
@@ -295,6 +307,9 @@ impl Machine {
         }
         if matches!(self.phase, Phase::StopCommand { pid: Some(p), .. } if p == pid) {
             return Role::StopCommand;
+        }
+        if let Some(role) = self.gens.role_of(pid) {
+            return role;
         }
         Role::Other
     }
@@ -376,6 +391,10 @@ pub(crate) enum Role {
     ReloadCommand,
     /// Something the daemon started: a drain looks at what is left.
     Other,
+    /// The old generation, serving while a start-first restart's new one starts.
+    Serving,
+    /// A generation being stopped beside the main process.
+    Retiring,
 }
 
 /// `duration` in whole milliseconds.

@@ -64,6 +64,9 @@ impl Machine {
             };
             return;
         }
+        if self.gens.is_starting_next() {
+            return self.roll_back(format!("could not be started: {reason}"), now, facts);
+        }
         let next = self.fail_run(reason);
         self.drain(next, now, facts);
     }
@@ -77,6 +80,7 @@ impl Machine {
     /// Runs what is due at `now`: the checks, `reload_command`'s deadline, the probe's
     /// deadline, then the phase's own timer.
     pub(super) fn timers_due(&mut self, now: Now, facts: &impl Facts) {
+        self.retiring_due(now);
         self.checks_due(now, facts);
         self.reload_due(now);
         if self.probe.is_some_and(|p| now.at >= p.deadline) {
@@ -129,6 +133,9 @@ impl Machine {
                     "not ready within ready_timeout ({})",
                     format_duration(self.s.ready_timeout)
                 );
+                if self.gens.is_starting_next() {
+                    return self.roll_back(format!("was {reason}"), now, facts);
+                }
                 let next = self.fail_run(reason);
                 // The daemon is still up: the drain sends it stop_signal, then SIGKILL.
                 self.drain(next, now, facts);
@@ -215,6 +222,7 @@ impl Machine {
             self.reporting = false;
             self.emit(Effect::Report(Report::Started { pid: main.id.pid }));
         }
+        self.on_next_generation_up(now);
     }
 
     /// `type = "forking"`: the command ended. Exit 0 means the daemon is up somewhere
