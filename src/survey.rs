@@ -305,6 +305,24 @@ pub(crate) fn status_cell(entry: &ListEntry) -> String {
             };
             format!("{} ({how})", entry.status)
         }
+        (_, Status::Done) => match entry.last_exit_ms {
+            Some(ms) => format!("done ({})", crate::schedule::local_time(ms)),
+            None => "done".into(),
+        },
+        (exit, Status::Waiting) => {
+            let last = match exit {
+                Some(e) if e.code != Some(0) => match (&e.signal, e.code) {
+                    (Some(signal), _) => format!("last run signal {signal}, "),
+                    (None, Some(code)) => format!("last run exit {code}, "),
+                    (None, None) => String::new(),
+                },
+                _ => String::new(),
+            };
+            match entry.next_run_ms {
+                Some(next) => format!("waiting ({last}next {})", crate::schedule::local_time(next)),
+                None => format!("waiting ({last}no next time)"),
+            }
+        }
         (_, Status::Running) if entry.systemd_unit.is_some() => "running (systemd)".into(),
         (_, Status::Running) if !entry.supervised => "running (no keeper)".into(),
         (_, Status::Running) => match (&entry.health, &entry.memory) {

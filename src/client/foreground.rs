@@ -536,5 +536,7 @@ fn on_terminal<'a>(
         keep_stdin: false,
         resources: Some(&launch.resources),
         sockets: &[],
+        pid_variable: None,
+        pass_fd: None,
     }
 }

@@ -38,6 +38,10 @@ pub(crate) enum Started {
     },
     /// Its keeper is alive and will start it again after a backoff.
     Pending,
+    /// A oneshot ran to completion (exit 0) in `ran_ms`.
+    Done { ran_ms: u64 },
+    /// A scheduled oneshot's keeper waits for its next time (ms since the epoch).
+    Waiting { next_ms: u64 },
 }
 
 /// Takes the daemon's operation lock, waiting for any concurrent start or stop.
@@ -120,12 +124,19 @@ pub(crate) fn begin_start(
         pidfile: daemon.pidfile.clone(),
         pipe: File::from(read),
         notify: Some(write),
-        deadline: Instant::now()
-            + daemon.supervision.start_wait
-            + daemon.supervision.ready_timeout
-            + GRACE,
+        deadline: Instant::now() + start_deadline(daemon),
         _lock: lock,
     }))
+}
+
+/// How long `start` waits for the keeper's report: for a oneshot, until it has run
+/// (its end, or its keeper's, closes the pipe; a day bounds a keeper that hangs).
+fn start_deadline(daemon: &Daemon) -> Duration {
+    let s = &daemon.supervision;
+    match daemon.kind {
+        crate::config::DaemonType::Oneshot => Duration::from_secs(24 * 3600),
+        _ => s.start_wait + s.ready_timeout + GRACE,
+    }
 }
 
 /// Takes the daemon for `dmgr run`: its operation lock (for the caller to release
@@ -287,6 +298,8 @@ fn launch(dirs: &Dirs, pending: &mut [Pending]) -> std::io::Result<Option<Child>
 fn outcome(name: &str, log: &LogMark, report: Result<Report, String>) -> Result<Started> {
     match report {
         Ok(Report::Started { pid }) => Ok(Started::Now(pid)),
+        Ok(Report::Done { ran_ms }) => Ok(Started::Done { ran_ms }),
+        Ok(Report::Waiting { next_ms }) => Ok(Started::Waiting { next_ms }),
         Ok(Report::Failed { reason }) | Err(reason) => Err(failure(name, log, &reason)),
     }
 }

@@ -79,6 +79,8 @@ impl Keeper {
                 // The keeper's own internal check, not the daemon's process.
                 resources: None,
                 sockets: &[],
+                pid_variable: None,
+                pass_fd: None,
             }
         };
         let Ok(gated) = sys::spawn_gated(&self.single, &options) else {

@@ -15,7 +15,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::units::Signal;
 use crate::config::{Dirs, ProcessSpec, Supervision};
 use crate::procinfo::{self, ProcId};
 use crate::text::path_bytes;
@@ -57,6 +56,10 @@ pub enum Status {
     Orphaned,
     /// Its file does not load.
     Invalid,
+    /// A `type = "oneshot"` whose last run exited 0.
+    Done,
+    /// A keeper with a `schedule`, between runs (`next_run_ms` says when the next is).
+    Waiting,
     /// Its state record cannot be used (a symlink, another file's hard link, torn,
     /// garbled, another daemon's): dmgr cannot tell, and says so rather than guess.
     Unknown,
@@ -64,7 +67,7 @@ pub enum Status {
 
 impl Status {
     /// Every status, in the order SPEC lists them.
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 11] = [
         Status::Running,
         Status::Starting,
         Status::Backoff,
@@ -73,6 +76,8 @@ impl Status {
         Status::Failed,
         Status::Orphaned,
         Status::Invalid,
+        Status::Done,
+        Status::Waiting,
         Status::Unknown,
     ];
 
@@ -87,6 +92,8 @@ impl Status {
             Status::Failed => "failed",
             Status::Orphaned => "orphaned",
             Status::Invalid => "invalid",
+            Status::Done => "done",
+            Status::Waiting => "waiting",
             Status::Unknown => "unknown",
         }
     }
@@ -175,13 +182,12 @@ pub struct StateRecord {
     pub stderr_log: Option<PathBuf>,
     /// The command, for `list` of orphans.
     pub command: Vec<String>,
-    /// The signal `stop` uses, so an orphan can be stopped without its file.
-    pub stop_signal: Signal,
-    /// The stop timeout in milliseconds, likewise.
-    pub stop_timeout_ms: u64,
     /// The process-affecting keys the daemon was started with.
     pub process: ProcessSpec,
-    /// The supervision keys the keeper uses now.
+    /// The supervision keys the keeper uses now: `stop_signal` and `stop_timeout`
+    /// among them, so that what a dead keeper left can be stopped without its file.
+    /// Records of earlier versions also hold copies of those two at the top
+    /// level, which are ignored.
     pub supervision: Supervision,
     /// The inodes of the pipes the keeper gave the daemon as standard output and error.
     /// Every process that still writes to one was started by this keeper's daemons, and
@@ -229,6 +235,10 @@ pub struct StateRecord {
     /// then `list` reads the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<Definition>,
+    /// With a `schedule`: the next time it runs (ms since the epoch), while its keeper
+    /// waits for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_ms: Option<u64>,
     /// What a notify daemon's keeper heard on its socket; empty for other daemons.
     #[serde(default, skip_serializing_if = "NotifySeen::is_empty")]
     pub notify: NotifySeen,

@@ -85,7 +85,8 @@ pub fn observe(dirs: &Dirs, name: &str, pidfile: Option<&Path>) -> Observed {
         Some(stat) => stat.ppid == k.pid,
         None => k.is_alive(),
     });
-    let ended = |r: &StateRecord| matches!(r.status, Status::Stopped | Status::Failed);
+    let ended =
+        |r: &StateRecord| matches!(r.status, Status::Stopped | Status::Failed | Status::Done);
     let (status, reason) = match (&record, keeper, daemon) {
         (None, _, _) => (Status::Stopped, None),
         (Some(_), _, _) if earlier_boot => (Status::Stopped, Some(Reason::HostRestarted)),

@@ -5,7 +5,7 @@
 use std::ffi::{CStr, CString, OsString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -63,15 +63,19 @@ pub(crate) struct SpawnOptions<'a> {
     /// `LISTEN_PID` to its own PID (systemd's socket-activation protocol; the caller
     /// puts `LISTEN_FDS` and `LISTEN_FDNAMES` in `env`).
     pub(crate) sockets: &'a [BorrowedFd<'a>],
+    /// A variable the child sets to its own PID (`WATCHDOG_PID`), so that it names the
+    /// process that execs the command, which the caller cannot know before the fork.
+    pub(crate) pid_variable: Option<&'a str>,
+    /// A descriptor the command gets at a number of its own (`ready = { fd = N }`'s
+    /// pipe): `(descriptor, number)`; every other beyond 0-2 is closed at exec.
+    pub(crate) pass_fd: Option<(BorrowedFd<'a>, RawFd)>,
 }
 
 /// The most sockets a process can be given (see `config::MAX_SOCKETS`).
 const MAX_PASSED: usize = 64;
 
-/// The bytes of `LISTEN_PID=` and room for any PID's digits, NUL-terminated: the child
-/// writes its PID over the zeros, then a NUL.
-const LISTEN_PID: &[u8] = b"LISTEN_PID=00000000000000000000\0";
-const LISTEN_PID_DIGITS_AT: usize = b"LISTEN_PID=".len();
+/// Room for a PID in decimal and the NUL after it.
+const PID_DIGITS: usize = 12;
 
 /// A daemon process that has been forked and set up, and waits at its start gate:
 /// it execs the command only once [`Gated::release`] is called. If the keeper dies
@@ -162,14 +166,36 @@ pub(crate) fn spawn_gated(
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
-    // `LISTEN_PID=` with room for the digits the child writes in: a buffer of our
-    // own, whose copy in the child is the child's to change.
-    // (The buffer lives to the end of this function, past the fork.)
-    let mut listen_pid_text = LISTEN_PID.to_vec();
-    let listen_pid = listen_pid_text.as_mut_ptr();
-    if !options.sockets.is_empty() {
-        envp_ptrs.push(listen_pid.cast_const().cast());
-    }
+    // `NAME=` and room for the PID the child writes in (zeros: an empty value until
+    // then).
+    let mut pid_variable: Vec<u8> = Vec::new();
+    let pid_slot = match options.pid_variable {
+        Some(name) => {
+            if name.as_bytes().contains(&0) {
+                return Err(prep(io::Error::other("a NUL byte in a variable's name")));
+            }
+            pid_variable.extend_from_slice(name.as_bytes());
+            pid_variable.push(b'=');
+            let at = pid_variable.len();
+            pid_variable.resize(at + PID_DIGITS, 0);
+            envp_ptrs.push(pid_variable.as_ptr().cast());
+            // SAFETY: `at` is within the buffer, which lives (unmoved) until the fork.
+            Some(unsafe { pid_variable.as_mut_ptr().add(at) })
+        }
+        None => None,
+    };
+    // `LISTEN_PID=` and room for the PID the child writes in, likewise.
+    let mut listen_pid_variable: Vec<u8> = b"LISTEN_PID=".to_vec();
+    let listen_pid = match options.sockets.is_empty() {
+        true => None,
+        false => {
+            let at = listen_pid_variable.len();
+            listen_pid_variable.resize(at + PID_DIGITS, 0);
+            envp_ptrs.push(listen_pid_variable.as_ptr().cast());
+            // SAFETY: `at` is within the buffer, which lives (unmoved) until the fork.
+            Some(unsafe { listen_pid_variable.as_mut_ptr().add(at) })
+        }
+    };
     envp_ptrs.push(std::ptr::null());
     let mut sockets = [-1 as RawFd; MAX_PASSED];
     for (slot, fd) in sockets.iter_mut().zip(options.sockets) {
@@ -179,8 +205,21 @@ pub(crate) fn spawn_gated(
     let devnull = File::open("/dev/null").map_err(prep)?;
     let (gate_read, gate_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| prep(e.into()))?;
-    let (report_read, report_write) =
+    let (report_read, mut report_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| prep(e.into()))?;
+    // The child reports an exec failure after it placed the passed descriptor: the
+    // report pipe must not sit at that number.
+    if let Some((_, number)) = options.pass_fd {
+        if report_write.as_raw_fd() == number {
+            let moved = nix::fcntl::fcntl(
+                &report_write,
+                nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(number + 1),
+            )
+            .map_err(|e| prep(e.into()))?;
+            // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+            report_write = unsafe { OwnedFd::from_raw_fd(moved) };
+        }
+    }
     let stdout = options.stdout.map_or(1, |fd| fd.as_raw_fd());
     let stderr = options.stderr.map_or(2, |fd| fd.as_raw_fd());
     let child = ChildPlan {
@@ -198,14 +237,14 @@ pub(crate) fn spawn_gated(
         resources: options.resources,
         gate: gate_read.as_raw_fd(),
         report: report_write.as_raw_fd(),
+        pid_slot,
+        pass_fd: options.pass_fd.map(|(fd, number)| (fd.as_raw_fd(), number)),
         parent_ends: [gate_write.as_raw_fd(), report_read.as_raw_fd()],
         program: &program,
         argv: &argv_ptrs,
         envp: &envp_ptrs,
         sockets: &sockets[..options.sockets.len()],
-        // SAFETY: within the buffer: LISTEN_PID is longer than its prefix.
-        listen_pid: (!options.sockets.is_empty())
-            .then(|| unsafe { listen_pid.add(LISTEN_PID_DIGITS_AT) }),
+        listen_pid,
     };
     // SAFETY: fork(2) in a single-threaded process (the witness `_single`); in the child,
     // `run_child` makes only async-signal-safe calls on memory allocated above and
@@ -280,6 +319,10 @@ struct ChildPlan<'a> {
     resources: Option<&'a Resources>,
     gate: RawFd,
     report: RawFd,
+    /// Where the child writes its PID in decimal (see [`SpawnOptions::pid_variable`]).
+    pid_slot: Option<*mut u8>,
+    /// A descriptor to place at a number of its own before exec.
+    pass_fd: Option<(RawFd, RawFd)>,
     /// The keeper's ends of the two pipes: the child must not hold them, or the
     /// gate would never read end-of-file when the keeper dies.
     parent_ends: [RawFd; 2],
@@ -288,7 +331,7 @@ struct ChildPlan<'a> {
     envp: &'a [*const libc::c_char],
     /// The held sockets, to move to fds 3, 4, ...
     sockets: &'a [RawFd],
-    /// Where the digits of `LISTEN_PID` go (room for 20 and a NUL), when sockets are
+    /// Where the digits of `LISTEN_PID` go ([`PID_DIGITS`] bytes), when sockets are
     /// passed: a buffer `envp` points into.
     listen_pid: Option<*mut u8>,
 }
@@ -309,6 +352,7 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
         // The gate and the report move above the sockets' numbers (see below).
         let report = std::cell::Cell::new(plan.report);
         let mut gate = plan.gate;
+        let mut pass_fd = plan.pass_fd;
         let fail = |step: u8| -> ! {
             let errno = *libc::__errno_location();
             let mut message = [0u8; 5];
@@ -334,7 +378,11 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             // gate, the report, a socket itself) first moves above them, then each
             // socket is duplicated into its place, where it survives the exec (dup2
             // leaves the copy without close-on-exec; the originals close).
-            let above = (3 + plan.sockets.len()) as libc::c_int;
+            // Above the passed descriptor's number too, which it takes at the end.
+            let above = match pass_fd {
+                Some((_, number)) => (3 + plan.sockets.len() as libc::c_int).max(number + 1),
+                None => 3 + plan.sockets.len() as libc::c_int,
+            };
             let moved_report = libc::fcntl(report.get(), libc::F_DUPFD_CLOEXEC, above);
             let moved_gate = libc::fcntl(gate, libc::F_DUPFD_CLOEXEC, above);
             if moved_report == -1 || moved_gate == -1 {
@@ -342,6 +390,13 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             }
             report.set(moved_report);
             gate = moved_gate;
+            if let Some((fd, number)) = pass_fd {
+                let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above);
+                if moved == -1 {
+                    fail(SpawnStep::Dup2 as u8);
+                }
+                pass_fd = Some((moved, number));
+            }
             let mut moved = [-1 as RawFd; MAX_PASSED];
             for (slot, &fd) in moved.iter_mut().zip(plan.sockets) {
                 *slot = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above);
@@ -413,6 +468,20 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
                 _ => libc::_exit(126),
             }
         }
+        if let Some(slot) = plan.pid_slot {
+            write_pid(slot, libc::getpid());
+        }
+        if let Some((fd, number)) = pass_fd {
+            // dup2(2) leaves the copy open across exec; the same number keeps its
+            // descriptor, which only needs its close-on-exec flag cleared.
+            let placed = match fd == number {
+                true => libc::fcntl(fd, libc::F_SETFD, 0),
+                false => libc::dup2(fd, number),
+            };
+            if placed == -1 {
+                fail(SpawnStep::Dup2 as u8);
+            }
+        }
         libc::execve(
             plan.program.as_ptr(),
             plan.argv.as_ptr(),
@@ -422,28 +491,28 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
     }
 }
 
-/// Writes `pid` in decimal at `digits`, then a NUL.
+/// Writes `pid` in decimal at `slot`, followed by a NUL: [`PID_DIGITS`] bytes at most.
 ///
 /// # Safety
-/// `digits` points to at least 21 writable bytes. Async-signal-safe: no allocation.
-unsafe fn write_pid(digits: *mut u8, pid: libc::pid_t) {
-    let mut text = [0u8; 20];
+/// `slot` points at [`PID_DIGITS`] writable bytes. Async-signal-safe: no allocation.
+unsafe fn write_pid(slot: *mut u8, pid: libc::pid_t) {
+    let mut digits = [0u8; PID_DIGITS];
     let mut n = pid.unsigned_abs();
     let mut len = 0;
     loop {
-        text[len] = b'0' + (n % 10) as u8;
+        digits[len] = b'0' + (n % 10) as u8;
         n /= 10;
         len += 1;
-        if n == 0 {
+        if n == 0 || len == PID_DIGITS - 1 {
             break;
         }
     }
     for i in 0..len {
-        // SAFETY: i < len <= 20, within the 21 bytes the caller gives.
-        unsafe { *digits.add(i) = text[len - 1 - i] };
+        // SAFETY: `i` and `len` are below PID_DIGITS, the room at `slot`.
+        unsafe { *slot.add(i) = digits[len - 1 - i] };
     }
-    // SAFETY: len <= 20, the last of the 21 bytes.
-    unsafe { *digits.add(len) = 0 };
+    // SAFETY: as above.
+    unsafe { *slot.add(len) = 0 };
 }
 
 /// Restores the default disposition of every signal and empties the mask.

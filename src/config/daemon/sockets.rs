@@ -13,7 +13,7 @@ use toml::de::DeValue;
 use super::builder::Builder;
 use super::instances::PLACEHOLDER;
 use super::values::check_address;
-use super::{DaemonType, ReadyCheck, RestartMode};
+use super::{DaemonType, Key, ReadyCheck, RestartMode};
 use crate::config::diagnostic::quote;
 use crate::config::raw::Value;
 
@@ -193,14 +193,14 @@ impl Builder<'_> {
     /// the one `LISTEN_PID` names: warned of.
     pub(super) fn put_socket_fds<'v>(
         &mut self,
-        get: impl Fn(&str) -> Option<&'v Value<'v>>,
+        get: impl Fn(Key) -> Option<&'v Value<'v>>,
         sockets: &[Socket],
         kind: DaemonType,
         command: Option<&mut Vec<String>>,
         env: &mut std::collections::BTreeMap<String, String>,
     ) {
         if let Some(argv) = command {
-            let span = get("command").map_or(0..0, |v| v.span());
+            let span = get(Key::Command).map_or(0..0, |v| v.span());
             for arg in argv.iter_mut() {
                 match put_fds(arg, sockets) {
                     Ok(done) => *arg = done,
@@ -208,7 +208,7 @@ impl Builder<'_> {
                 }
             }
         }
-        let env_table = get("env");
+        let env_table = get(Key::Env);
         for (key, value) in env.iter_mut() {
             match put_fds(value, sockets) {
                 Ok(done) => *value = done,
@@ -225,7 +225,9 @@ impl Builder<'_> {
             }
         }
         if kind == DaemonType::Forking && !sockets.is_empty() {
-            let at = get("type").or(get("sockets")).map_or(0..0, |v| v.span());
+            let at = get(Key::Type)
+                .or(get(Key::Sockets))
+                .map_or(0..0, |v| v.span());
             self.warning(
                 at,
                 "type = \"forking\" with `sockets`: the daemon's process is not the one that was exec'd, so `LISTEN_PID` does not name it and programs that check it (sd_listen_fds) ignore the sockets; pass them with `{fd:NAME}` instead, or use type = \"simple\"",

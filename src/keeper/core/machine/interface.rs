@@ -5,11 +5,13 @@ use std::time::{Duration, Instant};
 
 use super::super::adoption::Leftovers;
 use super::super::handover::Processes;
+use super::hooks::Hook;
 use super::millis;
 use crate::config::units::Signal;
 use crate::config::{ReadyCheck, Supervision};
 use crate::events::Event;
 use crate::keeper::report::Report;
+use crate::keeper::sd_notify::message::Notification;
 use crate::memory::{MemoryEvents, Usage};
 use crate::procinfo::ProcId;
 use crate::state::ExitRecord;
@@ -125,6 +127,12 @@ pub(crate) enum Input {
     TakeOver(Option<Box<TakeOver>>),
     /// The kernel changed the cgroup's `memory.events`: the counters now.
     MemoryEvents(MemoryEvents),
+    /// The hook asked for ([`Effect::RunHook`]) runs as `pid`.
+    HookStarted { pid: i32 },
+    /// It could not be started, for `reason`.
+    HookFailed { reason: String },
+    /// The wall clock was set (a schedule's times are worked out again).
+    ClockChanged,
     /// `dmgr restart` asks (its request's number) for a start-first restart.
     Restart { request: Option<u32> },
     /// The daemon's cgroup is gone: `note` goes with the next `started` event, and
@@ -133,6 +141,12 @@ pub(crate) enum Input {
         note: String,
         memory: Option<MemoryMode>,
     },
+    /// A datagram arrived on the notify socket from the process `pid` (0: one with no
+    /// PID in the keeper's namespace), saying `message`.
+    Notify { pid: i32, message: Notification },
+    /// The daemon wrote a newline on `ready = { fd }`'s pipe, or a line that matches
+    /// `ready = { log }`.
+    SaidReady,
 }
 
 /// Supervision keys taken over from the file.
@@ -199,6 +213,17 @@ pub(crate) enum Effect {
     SaveRecord,
     /// Tell `dmgr start` how the start went.
     Report(Report),
+    /// Run `hook`'s `argv` with the daemon's user, environment and directory plus
+    /// `DMGR_NAME`, `DMGR_LOG` and `vars`, its output into the log with a prefix naming
+    /// it; answer [`Input::HookStarted`] or [`Input::HookFailed`].
+    RunHook {
+        hook: Hook,
+        argv: Vec<String>,
+        vars: Vec<(String, String)>,
+    },
+    /// Keep `ms` (since the epoch) in the run directory as the last scheduled time
+    /// accounted for, for `catch_up`.
+    SaveLastRun { ms: u64 },
     /// The end: remove the cgroup, write the final record, remove the pidfile (which
     /// releases its lock), then leave the loop.
     Finish,

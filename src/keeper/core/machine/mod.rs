@@ -23,7 +23,10 @@ mod end;
 mod generations;
 #[cfg(test)]
 mod generations_tests;
+pub(crate) mod hooks;
 mod interface;
+pub(crate) mod jobs;
+mod notify;
 mod reload;
 mod start;
 mod steps;
@@ -97,10 +100,14 @@ pub(crate) enum Timer {
     Memory,
     /// `reload_command`'s deadline.
     Reload,
+    /// The notify protocol's: a watchdog ping due, a reload's verdict due.
+    Notify,
     /// The running probe's deadline.
     Probe,
     /// The phase's own: start-up window, adoption, hand-over, backoff, stop.
     Phase,
+    /// The running hook's `hook_timeout`.
+    Hook,
 }
 
 /// The keeper's state of its daemon. See the module documentation.
@@ -134,6 +141,19 @@ pub(crate) struct Machine {
     reporting: bool,
     /// Why the daemon runs without a cgroup, for the next `started` event.
     cgroup_note: Option<String>,
+    /// The notify protocol, for a `type = "notify"` daemon.
+    notify: Option<notify::Notify>,
+    /// Whether the daemon wrote `ready = { fd }`'s newline or `ready = { log }`'s line
+    /// in this run.
+    said_ready: bool,
+    /// The hook that runs, if one does.
+    hook: Option<hooks::HookRun>,
+    /// A process of the daemon ran since the last `post_stop`.
+    ran: bool,
+    /// Why the run that ends failed, for `on_failure` (`unhealthy`, ...).
+    failure_cause: Option<String>,
+    /// `schedule` or `restart_schedule`, once the loop set it up.
+    scheduled: Option<jobs::Scheduled>,
     effects: VecDeque<Effect>,
     /// The effects of the input being handled, which go before those still queued.
     new: Vec<Effect>,
@@ -168,6 +188,18 @@ impl Machine {
             stopped_by: None,
             reporting,
             cgroup_note: None,
+            notify: (daemon.kind == DaemonType::Notify).then(|| {
+                notify::Notify::new(
+                    daemon.process.watchdog,
+                    daemon.supervision.ready_timeout,
+                    daemon.supervision.notify_access,
+                )
+            }),
+            said_ready: false,
+            hook: None,
+            ran: false,
+            failure_cause: None,
+            scheduled: None,
             effects: VecDeque::new(),
             new: Vec::new(),
             gens: generations::Generations::default(),
@@ -179,7 +211,7 @@ impl Machine {
     /// Acts on `input` at `now`, reading what it needs through `facts`.
     pub(crate) fn handle(&mut self, input: Input, now: Now, facts: &impl Facts) {
         match input {
-            Input::Start { recorded } => self.on_start(recorded),
+            Input::Start { recorded } => self.on_start(recorded, now),
             Input::Tick => self.on_tick(now, facts),
             Input::Forked { id } => self.on_forked(id, now),
             Input::Spawned => self.on_spawned(now, facts),
@@ -188,15 +220,15 @@ impl Machine {
             }
             Input::Reaped { pid, exit, output } => self.on_reaped(pid, exit, output, now, facts),
             Input::Stop { outside } => self.on_stop(outside, now, facts),
-            Input::Reload { request } => self.on_reload(request),
-            Input::ReloadSignalled { result } => self.on_reload_signalled(result),
+            Input::Reload { request } => self.on_reload(request, now),
+            Input::ReloadSignalled { result } => self.on_reload_signalled(result, now),
             Input::CommandStarted { command, pid } => match command {
                 Command::Stop => self.on_stop_command_started(pid, now),
                 Command::Reload => self.on_reload_command_started(pid, now),
             },
             Input::CommandFailed { command, reason } => match command {
                 Command::Stop => self.on_stop_command_failed(reason, now, facts),
-                Command::Reload => self.on_reload_command_failed(reason),
+                Command::Reload => self.on_reload_command_failed(reason, now),
             },
             Input::ProbeStarted { id } => self.on_probe_started(id),
             Input::ProbeAnswered { passed } => {
@@ -205,6 +237,9 @@ impl Machine {
             }
             Input::TakeOver(change) => self.on_take_over(change, now, facts),
             Input::MemoryEvents(counters) => self.on_memory_events(counters, now, facts),
+            Input::HookStarted { pid } => self.on_hook_started(pid),
+            Input::HookFailed { reason } => self.on_hook_failed(reason, now, facts),
+            Input::ClockChanged => self.on_clock_changed(now),
             Input::Restart { request } => self.on_restart(request),
             Input::CgroupLost { note, memory } => {
                 self.cgroup_note = Some(note);
@@ -212,6 +247,8 @@ impl Machine {
                     self.build_checks(memory);
                 }
             }
+            Input::Notify { pid, message } => self.on_notify(pid, message, now, facts),
+            Input::SaidReady => self.on_said_ready(now, facts),
         }
         // Depth first: what this input asks for comes before what was asked before it,
         // as if each step had been carried out where it was decided.
@@ -242,7 +279,7 @@ impl Machine {
     }
 
     /// The table of timers: each kind and when it is due, if it is set.
-    pub(crate) fn timers(&self) -> [(Timer, Option<Instant>); 5] {
+    pub(crate) fn timers(&self) -> [(Timer, Option<Instant>); 7] {
         let probe = self.probe.filter(|p| !p.killed).map(|p| p.deadline);
         let reload = match &self.reload {
             Some(Reloading::Running {
@@ -262,12 +299,23 @@ impl Machine {
                 self.memory.as_ref().and_then(MemoryWatch::poll_timeout),
             ),
             (Timer::Reload, reload),
+            (Timer::Notify, self.notify_deadline()),
             (Timer::Probe, probe),
+            (Timer::Phase, self.phase_deadline()),
             (
-                Timer::Phase,
-                self.phase.deadline(self.probe.map(|p| p.deadline)),
+                Timer::Hook,
+                self.hook.filter(|h| !h.killed).map(|h| h.deadline),
             ),
         ]
+    }
+
+    /// The phase's own timer; while a start waits for the daemon's own word
+    /// (`READY=1`, a line, a newline), only its end (`ready_timeout`) is.
+    fn phase_deadline(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Starting(starting) if self.awaits_own_word() => Some(starting.ready_by),
+            phase => phase.deadline(self.probe.map(|p| p.deadline)),
+        }
     }
 
     /// The status the record shows: a function of the phase.
@@ -308,6 +356,9 @@ impl Machine {
         if matches!(self.phase, Phase::StopCommand { pid: Some(p), .. } if p == pid) {
             return Role::StopCommand;
         }
+        if self.hook.is_some_and(|h| h.pid == Some(pid)) {
+            return Role::Hook;
+        }
         if let Some(role) = self.gens.role_of(pid) {
             return role;
         }
@@ -326,6 +377,8 @@ impl Machine {
         record.error = self.error.clone();
         record.probe = self.probe.and_then(|p| p.id);
         record.checks = self.seen.clone();
+        self.write_notify(&mut record.notify);
+        record.next_run_ms = self.next_run_ms();
         (record.reason, record.next_restart_ms) = match &self.phase {
             Phase::Finished { reason, .. } => (Some(*reason), None),
             Phase::Backoff {
@@ -335,8 +388,6 @@ impl Machine {
         };
         if record.supervision != self.s {
             record.supervision = self.s.clone();
-            record.stop_signal = self.s.stop_signal;
-            record.stop_timeout_ms = millis(self.s.stop_timeout);
         }
     }
 
@@ -367,13 +418,15 @@ impl Machine {
         self.main.filter(|c| !c.exited).map(|c| c.id.pid)
     }
 
-    /// The first start, once the keeper is set up.
-    fn on_start(&mut self, recorded: Result<(), String>) {
+    /// The first start, once the keeper is set up: a scheduled oneshot waits for its
+    /// first time.
+    fn on_start(&mut self, recorded: Result<(), String>, now: Now) {
         match recorded {
             // A daemon that no record names could be neither listed nor stopped:
             // without a record, nothing starts.
             Err(reason) => self.finish(Status::Failed, Some(reason), Reason::StartFailed),
-            Ok(()) => self.emit(Effect::SpawnDaemon { again: false }),
+            Ok(()) if self.runs_on_schedule() => self.start_waiting(),
+            Ok(()) => self.begin_run(false, now),
         }
     }
 }
@@ -389,6 +442,8 @@ pub(crate) enum Role {
     StopCommand,
     /// `reload_command`.
     ReloadCommand,
+    /// A hook.
+    Hook,
     /// Something the daemon started: a drain looks at what is left.
     Other,
     /// The old generation, serving while a start-first restart's new one starts.
