@@ -346,7 +346,8 @@ impl<'a> Builder<'a> {
         let mut env = env;
         self.put_socket_fds(get, &sockets, kind, command.as_mut(), &mut env);
         let restart_mode = self.restart_mode(get(Key::RestartMode), &sockets, kind);
-        self.check_ready_of_generations(get(Key::Ready), restart_mode, ready.as_ref());
+        let passed = Some(sockets.len()).filter(|&n| n > 0);
+        self.check_ready_of_generations(get(Key::Ready), restart_mode, ready.as_ref(), passed);
         let env_file = self.env_file(get(Key::EnvFile));
         let limits = self.limits(get(Key::Limits));
         let nice = self.int_in(

@@ -282,7 +282,22 @@ impl Builder<'_> {
         value: Option<&Value<'_>>,
         mode: RestartMode,
         ready: Option<&ReadyCheck>,
+        sockets: Option<usize>,
     ) {
+        // The sockets take fds 3, 4, ...: a readiness pipe there would replace one.
+        if let (Some(value), Some(ReadyCheck::Fd(n)), Some(sockets)) = (value, ready, sockets) {
+            let taken = FIRST_SOCKET_FD..FIRST_SOCKET_FD + sockets;
+            if usize::try_from(*n).is_ok_and(|n| taken.contains(&n)) {
+                self.error(
+                    value.span(),
+                    format!(
+                        "ready = {{ fd = {n} }} is the fd of a socket of `sockets` (fds {} to {}); choose a number above them",
+                        taken.start,
+                        taken.end - 1
+                    ),
+                );
+            }
+        }
         if mode != RestartMode::StartFirst {
             return;
         }

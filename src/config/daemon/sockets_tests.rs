@@ -92,6 +92,13 @@ fn start_first_needs_sockets_and_warns_of_a_ready_check_the_old_generation_answe
         found[0].starts_with("2:16: restart_mode = \"start-first\" needs `sockets`"),
         "{found:?}"
     );
+    let found = problems(
+        "command = \"a\"\nready = { fd = 4 }\nsockets = { a = \"tcp://127.0.0.1:1\", b = \"tcp://127.0.0.1:2\" }\n",
+    );
+    assert_eq!(
+        found,
+        ["2:9: ready = { fd = 4 } is the fd of a socket of `sockets` (fds 3 to 4); choose a number above them"]
+    );
     let found = problems("command = \"a\"\nrestart_mode = \"rolling\"\n");
     assert!(found[0].contains("expected \"stop-first\""), "{found:?}");
     let (_tmp, loaded) = load_full(
