@@ -103,6 +103,10 @@ pub enum Command {
     /// `start_wait` and `ready` check passed) before the next is stopped, so that of
     /// the copies of a daemon at most one is down at any moment; the first that fails
     /// to come back ends the restart (exit 1) and leaves the rest running as they were.
+    /// A daemon with `restart_mode = "start-first"` is restarted by its keeper on the
+    /// sockets it holds: the new generation starts beside the old one, which is stopped
+    /// once the new one is ready; a new one that fails is stopped and the old one keeps
+    /// serving (exit 1, event `rollback`).
     ///
     /// Example: dmgr restart web --rolling
     Restart(RestartArgs),

@@ -78,6 +78,9 @@ pub(crate) enum Kind {
     Skipped,
     /// A `type = "oneshot"` run exited 0.
     Done,
+    /// A start-first restart's new generation failed to become ready: it was stopped
+    /// and the old one keeps serving.
+    Rollback,
 }
 
 impl Kind {
@@ -109,6 +112,7 @@ impl Kind {
             Kind::Scheduled => "scheduled",
             Kind::Skipped => "skipped",
             Kind::Done => "done",
+            Kind::Rollback => "rollback",
         }
     }
 }

@@ -103,7 +103,8 @@ fn list_entry(name: &str, status: &str, running: bool, command: &str, descriptio
         "left_behind": [],
         "instance": null,
         "status_text": null,
-        "next_run": null
+        "next_run": null,
+        "sockets": []
     })
 }
 

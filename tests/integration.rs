@@ -36,6 +36,7 @@ mod production;
 mod programs;
 mod records;
 mod reload;
+mod sockets;
 mod stopping;
 mod supervision;
 mod systemd_host;

@@ -82,6 +82,71 @@ pub(crate) fn reload(dirs: &Dirs, daemon: &Daemon) -> Result<Reloaded> {
     }
 }
 
+/// Restarts a `restart_mode = "start-first"` daemon in its keeper, on the sockets it
+/// holds: `None` when its keeper cannot do it (none runs, it predates requests, or
+/// `sockets` or the log paths changed since it started: a new keeper must bind them),
+/// and the caller restarts it stop-first; else the new generation's PID once it is up
+/// and the old one is being stopped, or the `rollback`'s reason.
+pub(crate) fn restart_start_first(dirs: &Dirs, daemon: &Daemon) -> Option<Result<i32>> {
+    let name = &daemon.name;
+    if daemon.supervision.restart_mode != crate::config::RestartMode::StartFirst {
+        return None;
+    }
+    let observed = state::observe(dirs, name, Some(&daemon.pidfile));
+    let keeper = observed
+        .keeper
+        .filter(|k| request::understands_requests(*k))?;
+    observed.daemon?;
+    let record = observed.record.as_ref()?;
+    let p = &daemon.process;
+    if record.process.sockets != p.sockets
+        || record.process.log != p.log
+        || record.process.stderr_log != p.stderr_log
+        || record.foreground
+    {
+        return None;
+    }
+    let s = &daemon.supervision;
+    let timeout = s.start_wait.max(s.ready_timeout) + ANSWER_GRACE;
+    let answer = match request::restart(keeper, &dirs.events_file(name), timeout) {
+        Ok(answer) => answer,
+        Err(e) => {
+            return Some(Err(Error::daemon(
+                name,
+                format!("cannot ask its keeper: {e}"),
+            )))
+        }
+    };
+    Some(match answer {
+        Answer::Event(event) if event.event == Kind::Stopping => {
+            // The new generation's PID is in the message's "(pid N)".
+            let new = event
+                .message
+                .as_deref()
+                .and_then(|m| m.split("(pid ").nth(1))
+                .and_then(|m| m.split(')').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            Ok(new)
+        }
+        Answer::Event(event) => Err(Error::daemon(
+            name,
+            format!("rolled back: {}", event.message.unwrap_or_default()),
+        )),
+        Answer::KeeperGone => Err(Error::daemon(
+            name,
+            "not restarted: its keeper exited before it answered",
+        )),
+        Answer::TimedOut => Err(Error::daemon(
+            name,
+            format!(
+                "its keeper did not answer within {}; `dmgr events {name}` shows what it did",
+                units::format_duration(timeout)
+            ),
+        )),
+    })
+}
+
 /// What the keeper's answer means for `dmgr reload`.
 fn answered(
     name: &str,

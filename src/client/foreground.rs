@@ -70,6 +70,25 @@ pub(crate) fn run_foreground(
             return Err(Error::cannot(&daemon.name, "start", m));
         }
     };
+    // Held for as long as `dmgr run` runs, as a keeper holds them.
+    let held = match crate::keeper::sockets::HeldSockets::bind(
+        &daemon.process.sockets,
+        launch.credentials.as_ref(),
+    ) {
+        Ok(held) => held,
+        Err(m) => {
+            finish(
+                &mut state_file,
+                &mut record,
+                Status::Failed,
+                Reason::StartFailed,
+                Some(m.clone()),
+            );
+            pidfile.remove();
+            return Err(Error::cannot(&daemon.name, "start", m));
+        }
+    };
+    let held = held.fds();
     let forwarded = [
         Signal::SIGTERM,
         Signal::SIGINT,
@@ -95,6 +114,7 @@ pub(crate) fn run_foreground(
     );
     let options = sys::SpawnOptions {
         keep_stdin: true,
+        sockets: &held,
         ..options
     };
     let single = sys::SingleThreaded::check()
@@ -519,6 +539,7 @@ fn on_terminal<'a>(
         new_session: false,
         keep_stdin: false,
         resources: Some(&launch.resources),
+        sockets: &[],
         pid_variable: None,
         pass_fd: None,
     }

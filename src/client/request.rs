@@ -59,6 +59,28 @@ const ANSWERS: [Kind; 3] = [Kind::Signalled, Kind::Reloaded, Kind::ReloadFailed]
 /// Asks `keeper` (which must [`understand requests`](understands_requests)) to reload
 /// its daemon and waits for its answer in the history at `events`, at most `timeout`.
 pub(crate) fn reload(keeper: ProcId, events: &Path, timeout: Duration) -> std::io::Result<Answer> {
+    ask(keeper, events, timeout, Request::Reload, &ANSWERS)
+}
+
+/// The events that answer a start-first restart: the old generation's `stopping` (the
+/// new one is up) or a `rollback`.
+pub(crate) const RESTART_ANSWERS: [Kind; 2] = [Kind::Stopping, Kind::Rollback];
+
+/// Asks `keeper` for a start-first restart of its daemon and waits for its answer
+/// ([`RESTART_ANSWERS`]), at most `timeout`.
+pub(crate) fn restart(keeper: ProcId, events: &Path, timeout: Duration) -> std::io::Result<Answer> {
+    ask(keeper, events, timeout, Request::Restart, &RESTART_ANSWERS)
+}
+
+/// Sends `request` to `keeper` and waits for the event among `answers` that carries
+/// its number.
+fn ask(
+    keeper: ProcId,
+    events: &Path,
+    timeout: Duration,
+    request: Request,
+    answers: &[Kind],
+) -> std::io::Result<Answer> {
     let number = new_number();
     // From before the request: the answer cannot be missed.
     let mut follower = Follower::at_end(events.to_path_buf(), Replaced::AfterLastSeen);
@@ -66,7 +88,7 @@ pub(crate) fn reload(keeper: ProcId, events: &Path, timeout: Duration) -> std::i
     let Some(handle) = sys::ProcessHandle::open(keeper)? else {
         return Ok(Answer::KeeperGone);
     };
-    if !handle.queue(sys::request_signal(), Request::Reload.encode(number))? {
+    if !handle.queue(sys::request_signal(), request.encode(number))? {
         return Ok(Answer::KeeperGone);
     }
     let deadline = Instant::now() + timeout;
@@ -75,7 +97,7 @@ pub(crate) fn reload(keeper: ProcId, events: &Path, timeout: Duration) -> std::i
             let Ok(event) = serde_json::from_slice::<Event>(&line) else {
                 continue;
             };
-            if event.request == Some(number) && ANSWERS.contains(&event.event) {
+            if event.request == Some(number) && answers.contains(&event.event) {
                 return Ok(Answer::Event(event));
             }
         }
@@ -84,7 +106,7 @@ pub(crate) fn reload(keeper: ProcId, events: &Path, timeout: Duration) -> std::i
             let answered = follower.new_lines().into_iter().find_map(|line| {
                 serde_json::from_slice::<Event>(&line)
                     .ok()
-                    .filter(|e| e.request == Some(number) && ANSWERS.contains(&e.event))
+                    .filter(|e| e.request == Some(number) && answers.contains(&e.event))
             });
             return Ok(answered.map_or(Answer::KeeperGone, Answer::Event));
         }

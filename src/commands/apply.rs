@@ -82,6 +82,10 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
             Some(record) => {
                 let names = |keys: Vec<&str>| keys.into_iter().map(String::from).collect();
                 let mut process: Vec<String> = names(record.process.changed(&daemon.process));
+                // Held by the keeper for its whole life: only a new keeper binds others.
+                for key in process.iter_mut().filter(|k| *k == "sockets") {
+                    key.push_str(" (held by the keeper: a new keeper binds them)");
+                }
                 if process.is_empty() && !daemon.process.env_file.is_empty() {
                     // The files are read at each start: what they hold now against
                     // what the running process was started with.

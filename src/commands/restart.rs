@@ -29,6 +29,24 @@ pub(super) fn run(ctx: &Context, args: &RestartArgs) -> Result<u8> {
         resolve(ctx, &loaded, &args.names)?
     };
     let mut failures = Failures::default();
+    // A start-first daemon is restarted by its keeper, on the sockets it holds, while
+    // its operation lock keeps others out; the rest stop, then start.
+    let mut targets = targets;
+    targets.retain(|daemon| {
+        let Ok(lock) = client::lock(&ctx.dirs, &daemon.name) else {
+            return true;
+        };
+        let outcome = client::restart_start_first(&ctx.dirs, daemon);
+        drop(lock);
+        match outcome {
+            None => true,
+            Some(result) => {
+                let started = result.map(Started::Now);
+                report(ctx, &mut failures, &daemon.name, started);
+                false
+            }
+        }
+    });
     if args_rolling {
         return rolling(ctx, &targets, failures);
     }

@@ -280,6 +280,10 @@ fn render(e: &StatusEntry) -> String {
     if let Some(text) = &l.status_text {
         field("says", text.clone());
     }
+    if !l.sockets.is_empty() {
+        let held: Vec<String> = l.sockets.iter().map(|s| s.describe()).collect();
+        field("sockets", held.join(", "));
+    }
     if let Some(socket) = &e.notify_socket {
         let dropped = e.notify_dropped.as_ref().map_or(String::new(), |d| {
             format!("; messages dropped: {}", d.describe())

@@ -30,6 +30,7 @@ pub use daemon::{
     Supervision, MAX_INSTANCES, MAX_LOG_KEEP, MAX_LOG_SIZE, MAX_RESTARTS, MIN_LOG_SIZE,
     PLACEHOLDER,
 };
+pub use daemon::{socket_fd, RestartMode, Socket, SocketAddress, FIRST_SOCKET_FD, MAX_SOCKETS};
 pub use diagnostic::{Diagnostic, Severity, MAX_SHOWN};
 pub use discover::{discover, Dirs};
 pub use discover::{SYSTEM_CONFIG_DIR, SYSTEM_LOG_DIR, SYSTEM_RUN_DIR};

@@ -63,6 +63,11 @@ impl ExecPlan {
             env.retain(|(k, _)| k != key);
             env.push((key.into(), value.into()));
         }
+        // The held sockets' names and count (`LISTEN_PID` is the child's to write).
+        for (key, value) in super::sockets::listen_env(&daemon.process.sockets) {
+            env.retain(|(k, _)| *k != key);
+            env.push((key, value));
+        }
         let credentials = credentials_for(daemon)?;
         if let (Some(_), Some(name)) = (&credentials, &daemon.process.user) {
             // As login(1) and systemd's User= do: the user's own identity variables,
@@ -203,11 +208,12 @@ fn os_reason(err: &std::io::Error) -> String {
     }
 }
 
-/// `env` with `MAINPID` set to `main`, for `stop_command` and `reload_command`.
+/// `env` with `MAINPID` set to `main`, for `stop_command` and `reload_command`, which
+/// are given no held socket (so no `LISTEN_*` either).
 pub(crate) fn with_mainpid(env: &[(OsString, OsString)], main: i32) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = env
         .iter()
-        .filter(|(k, _)| k != "MAINPID")
+        .filter(|(k, _)| k != "MAINPID" && !k.to_str().is_some_and(|k| k.starts_with("LISTEN_")))
         .cloned()
         .collect();
     env.push(("MAINPID".into(), main.to_string().into()));

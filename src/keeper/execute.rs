@@ -33,6 +33,12 @@ impl Keeper {
                 let group = main.and_then(|pid| self.live_group(pid));
                 self.tracked.signal(signal.0, group);
             }
+            Effect::SignalGroup { pid, signal } => {
+                // Our unreaped child, the leader of its group: neither can be reused.
+                for signal in [signal.0, NixSignal::SIGCONT] {
+                    let _ = nix::sys::signal::killpg(Pid::from_raw(pid), signal);
+                }
+            }
             Effect::SignalMain { pid, signal } => {
                 // Our unreaped child: its PID cannot have been reused. SIGCONT after,
                 // as for the group: a stopped process acts on it only once continued.

@@ -98,8 +98,10 @@ mod reloading;
 pub(crate) mod report;
 pub(crate) mod request;
 pub(crate) mod resources;
+mod restart;
 pub(crate) mod sd_notify;
 mod setup;
+pub(crate) mod sockets;
 mod spawn;
 mod tracked;
 
@@ -209,6 +211,8 @@ struct Keeper {
     reporter: Reporter,
     /// What the daemon's exec needs, prepared at each start.
     plan: ExecPlan,
+    /// The daemon's `sockets`, bound at set-up and held until the keeper exits.
+    sockets: sockets::HeldSockets,
     tracked: tracked::Tracked,
     events: History,
     /// The keeper forks its children without exec'ing first: see [`sys::spawn_gated`].
@@ -487,13 +491,15 @@ impl Keeper {
     fn on_signals(&mut self, now: Now) {
         while let Ok(Some(info)) = self.signals.read_signal() {
             if info.ssi_signo as i32 == sys::request_signal() {
-                if let Some((request::Request::Reload, number)) = request::Request::of(&info) {
-                    self.feed(
+                match request::Request::of(&info) {
+                    Some((request::Request::Reload, number)) => self.feed(
                         Input::Reload {
                             request: Some(number),
                         },
                         now,
-                    );
+                    ),
+                    Some((request::Request::Restart, number)) => self.restart(number, now),
+                    _ => {}
                 }
                 continue;
             }

@@ -78,6 +78,7 @@ impl Keeper {
                 keep_stdin: false,
                 // The keeper's own internal check, not the daemon's process.
                 resources: None,
+                sockets: &[],
                 pid_variable: None,
                 pass_fd: None,
             }

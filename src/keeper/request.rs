@@ -14,6 +14,9 @@ pub(crate) enum Request {
     Stop,
     /// Reload the daemon (the request signal).
     Reload,
+    /// Restart the daemon start-first, on the sockets the keeper holds (the request
+    /// signal).
+    Restart,
 }
 
 /// The low bits of a request's value say which request it is; the rest its number.
@@ -26,6 +29,7 @@ impl Request {
         match self {
             Request::Stop => 1,
             Request::Reload => 2,
+            Request::Restart => 3,
         }
     }
 
@@ -40,6 +44,7 @@ impl Request {
         let kind = match value & ((1 << KIND_BITS) - 1) {
             1 => Request::Stop,
             2 => Request::Reload,
+            3 => Request::Restart,
             _ => return None,
         };
         Some((kind, value >> KIND_BITS))
@@ -59,7 +64,7 @@ mod tests {
 
     #[test]
     fn a_request_round_trips_through_its_signal_value() {
-        for request in [Request::Stop, Request::Reload] {
+        for request in [Request::Stop, Request::Reload, Request::Restart] {
             for number in [0, 1, 77, MAX_NUMBER] {
                 let value = request.encode(number);
                 assert!(value >= 0);

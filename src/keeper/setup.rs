@@ -90,6 +90,19 @@ impl Keeper {
                 fail!("{reason}");
             }
         };
+        // Bound here, as the keeper's user (root can bind a port below 1024 for a
+        // daemon that drops to its `user`), and held for the keeper's life.
+        let sockets = match super::sockets::HeldSockets::bind(
+            &daemon.process.sockets,
+            plan.credentials.as_ref(),
+        ) {
+            Ok(sockets) => sockets,
+            Err(reason) => {
+                record_failure(&dirs, &daemon, &reason);
+                pidfile.remove();
+                fail!("{reason}");
+            }
+        };
         // A notify daemon's socket, made for it alone (see `sd_notify`).
         let notify_socket = match daemon.kind {
             crate::config::DaemonType::Notify => {
@@ -241,6 +254,7 @@ impl Keeper {
             record,
             reporter,
             plan,
+            sockets,
         })
     }
 }

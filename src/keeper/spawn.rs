@@ -61,8 +61,10 @@ impl Keeper {
             }
             _ => None,
         };
+        let sockets = self.sockets.fds();
         let mut options =
             self.spawn_options(&self.plan.program, &self.daemon.process.command, &env, true);
+        options.sockets = &sockets;
         if let Some((_, write, number)) = &ready_pipe {
             options.pass_fd = Some((write.as_fd(), *number as std::os::fd::RawFd));
         }
@@ -230,6 +232,7 @@ impl Keeper {
             new_session,
             keep_stdin: false,
             resources: Some(&self.plan.resources),
+            sockets: &[],
             pid_variable: None,
             pass_fd: None,
         }

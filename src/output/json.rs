@@ -59,6 +59,27 @@ pub(crate) struct ListEntry {
     /// When the last run ended (ms since the epoch), for the table.
     #[serde(skip)]
     pub(crate) last_exit_ms: Option<u64>,
+    /// The sockets its keeper holds (`sockets`), in the order passed (fd 3 first);
+    /// empty when no keeper holds any.
+    pub(crate) sockets: Vec<HeldSocket>,
+}
+
+/// A socket a keeper holds for its daemon.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct HeldSocket {
+    /// Its name in `sockets` (and `LISTEN_FDNAMES`).
+    pub(crate) name: String,
+    /// Its address as the file writes it: `tcp://127.0.0.1:8080`, `unix:/run/web.sock`.
+    pub(crate) address: String,
+    /// The fd the daemon finds it at.
+    pub(crate) fd: usize,
+}
+
+impl HeldSocket {
+    /// `name address (fd N)`, for `status`.
+    pub(crate) fn describe(&self) -> String {
+        format!("{} {} (fd {})", self.name, self.address, self.fd)
+    }
 }
 
 impl ListEntry {
@@ -109,6 +130,20 @@ impl ListEntry {
                         .collect()
                 })
                 .unwrap_or_default(),
+            sockets: record
+                .filter(|_| observed.keeper.is_some())
+                .map_or(Vec::new(), |r| {
+                    r.process
+                        .sockets
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| HeldSocket {
+                            name: s.name.clone(),
+                            address: s.address.to_string(),
+                            fd: crate::config::socket_fd(i),
+                        })
+                        .collect()
+                }),
             next_run_ms: record
                 .filter(|_| observed.keeper.is_some())
                 .and_then(|r| r.next_run_ms),

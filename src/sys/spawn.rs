@@ -70,6 +70,10 @@ pub(crate) struct SpawnOptions<'a> {
     pub(crate) keep_stdin: bool,
     /// Resource limits, nice value and OOM score to set, checked beforehand.
     pub(crate) resources: Option<&'a Resources>,
+    /// Held sockets, passed at fds 3, 4, ... in this order; with any, the child sets
+    /// `LISTEN_PID` to its own PID (systemd's socket-activation protocol; the caller
+    /// puts `LISTEN_FDS` and `LISTEN_FDNAMES` in `env`).
+    pub(crate) sockets: &'a [BorrowedFd<'a>],
     /// A variable the child sets to its own PID (`WATCHDOG_PID`), so that it names the
     /// process that execs the command, which the caller cannot know before the fork.
     pub(crate) pid_variable: Option<&'a str>,
@@ -77,6 +81,9 @@ pub(crate) struct SpawnOptions<'a> {
     /// pipe): `(descriptor, number)`; every other beyond 0-2 is closed at exec.
     pub(crate) pass_fd: Option<(BorrowedFd<'a>, RawFd)>,
 }
+
+/// The most sockets a process can be given (see `config::MAX_SOCKETS`).
+const MAX_PASSED: usize = 64;
 
 /// Room for a PID in decimal and the NUL after it.
 const PID_DIGITS: usize = 12;
@@ -165,9 +172,16 @@ pub(crate) fn spawn_gated(
         .iter()
         .map(|a| cstring(a.as_bytes()))
         .collect::<Result<_, _>>()?;
+    if options.sockets.len() > MAX_PASSED {
+        return Err(prep(io::Error::other(format!(
+            "{} sockets; at most {MAX_PASSED} can be passed",
+            options.sockets.len()
+        ))));
+    }
     let envp: Vec<CString> = options
         .env
         .iter()
+        .filter(|(k, _)| options.sockets.is_empty() || k != "LISTEN_PID")
         .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
         .collect::<Result<_, _>>()?;
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
@@ -191,7 +205,23 @@ pub(crate) fn spawn_gated(
         }
         None => None,
     };
+    // `LISTEN_PID=` and room for the PID the child writes in, likewise.
+    let mut listen_pid_variable: Vec<u8> = b"LISTEN_PID=".to_vec();
+    let listen_pid = match options.sockets.is_empty() {
+        true => None,
+        false => {
+            let at = listen_pid_variable.len();
+            listen_pid_variable.resize(at + PID_DIGITS, 0);
+            envp_ptrs.push(listen_pid_variable.as_ptr().cast());
+            // SAFETY: `at` is within the buffer, which lives (unmoved) until the fork.
+            Some(unsafe { listen_pid_variable.as_mut_ptr().add(at) })
+        }
+    };
     envp_ptrs.push(std::ptr::null());
+    let mut sockets = [-1 as RawFd; MAX_PASSED];
+    for (slot, fd) in sockets.iter_mut().zip(options.sockets) {
+        *slot = fd.as_raw_fd();
+    }
     let cwd = cstring(options.working_dir.as_os_str().as_bytes())?;
     let devnull = File::open("/dev/null").map_err(prep)?;
     let (gate_read, gate_write) =
@@ -234,6 +264,8 @@ pub(crate) fn spawn_gated(
         program: &program,
         argv: &argv_ptrs,
         envp: &envp_ptrs,
+        sockets: &sockets[..options.sockets.len()],
+        listen_pid,
     };
     // SAFETY: fork(2) in a single-threaded process (the witness `_single`); in the child,
     // `run_child` makes only async-signal-safe calls on memory allocated above and
@@ -353,6 +385,11 @@ struct ChildPlan<'a> {
     program: &'a CStr,
     argv: &'a [*const libc::c_char],
     envp: &'a [*const libc::c_char],
+    /// The held sockets, to move to fds 3, 4, ...
+    sockets: &'a [RawFd],
+    /// Where the digits of `LISTEN_PID` go ([`PID_DIGITS`] bytes), when sockets are
+    /// passed: a buffer `envp` points into.
+    listen_pid: Option<*mut u8>,
 }
 
 /// The forked child: set up, wait at the gate, exec. Never returns.
@@ -368,12 +405,16 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
     // limits are read from a Vec filled before the fork (reading allocates nothing),
     // the oom_score_adj text is a fixed array and its path a static C string.
     unsafe {
+        // The gate and the report move above the sockets' numbers (see below).
+        let report = std::cell::Cell::new(plan.report);
+        let mut gate = plan.gate;
+        let mut pass_fd = plan.pass_fd;
         let fail = |step: u8| -> ! {
             let errno = *libc::__errno_location();
             let mut message = [0u8; 5];
             message[0] = step;
             message[1..].copy_from_slice(&errno.to_ne_bytes());
-            libc::write(plan.report, message.as_ptr().cast(), message.len());
+            libc::write(report.get(), message.as_ptr().cast(), message.len());
             libc::_exit(127)
         };
         for fd in plan.parent_ends {
@@ -387,6 +428,46 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             || libc::dup2(plan.stderr, 2) == -1
         {
             fail(SpawnStep::Dup2 as u8);
+        }
+        if !plan.sockets.is_empty() {
+            // Fds 3 .. 3+n are the sockets' places: whatever of ours is there (the
+            // gate, the report, a socket itself) first moves above them, then each
+            // socket is duplicated into its place, where it survives the exec (dup2
+            // leaves the copy without close-on-exec; the originals close).
+            // Above the passed descriptor's number too, which it takes at the end.
+            let above = match pass_fd {
+                Some((_, number)) => (3 + plan.sockets.len() as libc::c_int).max(number + 1),
+                None => 3 + plan.sockets.len() as libc::c_int,
+            };
+            let moved_report = libc::fcntl(report.get(), libc::F_DUPFD_CLOEXEC, above);
+            let moved_gate = libc::fcntl(gate, libc::F_DUPFD_CLOEXEC, above);
+            if moved_report == -1 || moved_gate == -1 {
+                fail(SpawnStep::Dup2 as u8);
+            }
+            report.set(moved_report);
+            gate = moved_gate;
+            if let Some((fd, number)) = pass_fd {
+                let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above);
+                if moved == -1 {
+                    fail(SpawnStep::Dup2 as u8);
+                }
+                pass_fd = Some((moved, number));
+            }
+            let mut moved = [-1 as RawFd; MAX_PASSED];
+            for (slot, &fd) in moved.iter_mut().zip(plan.sockets) {
+                *slot = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above);
+                if *slot == -1 {
+                    fail(SpawnStep::Dup2 as u8);
+                }
+            }
+            for (i, &fd) in moved[..plan.sockets.len()].iter().enumerate() {
+                if libc::dup2(fd, 3 + i as libc::c_int) == -1 {
+                    fail(SpawnStep::Dup2 as u8);
+                }
+            }
+        }
+        if let Some(digits) = plan.listen_pid {
+            write_pid(digits, libc::getpid());
         }
         if libc::chdir(plan.cwd.as_ptr()) == -1 {
             fail(SpawnStep::Chdir as u8);
@@ -433,10 +514,10 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             }
         }
         reset_signals();
-        libc::write(plan.report, [READY].as_ptr().cast(), 1);
+        libc::write(report.get(), [READY].as_ptr().cast(), 1);
         let mut go = [0u8; 1];
         loop {
-            match libc::read(plan.gate, go.as_mut_ptr().cast(), 1) {
+            match libc::read(gate, go.as_mut_ptr().cast(), 1) {
                 1 => break,
                 -1 if *libc::__errno_location() == libc::EINTR => continue,
                 // The keeper is gone before it recorded us: never run the command.
@@ -446,7 +527,7 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
         if let Some(slot) = plan.pid_slot {
             write_pid(slot, libc::getpid());
         }
-        if let Some((fd, number)) = plan.pass_fd {
+        if let Some((fd, number)) = pass_fd {
             // dup2(2) leaves the copy open across exec; the same number keeps its
             // descriptor, which only needs its close-on-exec flag cleared.
             let placed = match fd == number {

@@ -341,6 +341,13 @@ impl<'a> Builder<'a> {
             get(Key::NotifyAccess),
         );
         let jobs = self.jobs(get, kind, restart);
+        let sockets = self.sockets(get(Key::Sockets));
+        let mut command = command;
+        let mut env = env;
+        self.put_socket_fds(get, &sockets, kind, command.as_mut(), &mut env);
+        let restart_mode = self.restart_mode(get(Key::RestartMode), &sockets, kind);
+        let passed = Some(sockets.len()).filter(|&n| n > 0);
+        self.check_ready_of_generations(get(Key::Ready), restart_mode, ready.as_ref(), passed);
         let env_file = self.env_file(get(Key::EnvFile));
         let limits = self.limits(get(Key::Limits));
         let nice = self.int_in(
@@ -386,6 +393,7 @@ impl<'a> Builder<'a> {
                 nice,
                 oom_score_adj,
                 watchdog: notify.watchdog,
+                sockets,
             },
             supervision: Supervision {
                 restart,
@@ -414,6 +422,7 @@ impl<'a> Builder<'a> {
                 post_stop: jobs.post_stop,
                 on_failure: jobs.on_failure,
                 hook_timeout: jobs.hook_timeout,
+                restart_mode,
             },
             logs: LogSpec {
                 log_max_size,

@@ -66,6 +66,9 @@ fn copy(template: &Daemon, number: u32, count: u32) -> Daemon {
     p.working_dir = path(&p.working_dir);
     p.log = path(&p.log);
     p.stderr_log = p.stderr_log.as_deref().map(path);
+    for socket in &mut p.sockets {
+        socket.address = socket.address.with_instance(&digits);
+    }
     let s = &mut d.supervision;
     for check in [&mut s.ready, &mut s.health].into_iter().flatten() {
         *check = match check {

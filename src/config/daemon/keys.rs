@@ -96,6 +96,8 @@ key_table! {
     Watchdog = "watchdog" in Process,
     WatchdogSignal = "watchdog_signal" in Supervision,
     NotifyAccess = "notify_access" in Supervision,
+    Sockets = "sockets" in Process,
+    RestartMode = "restart_mode" in Supervision,
     Instances = "instances" in Identity,
     Schedule = "schedule" in Supervision,
     CatchUp = "catch_up" in Supervision,

@@ -22,6 +22,9 @@ mod notify;
 mod notify_tests;
 mod paths;
 mod production;
+mod sockets;
+#[cfg(test)]
+mod sockets_tests;
 use production::{NICE_RANGE, OOM_SCORE_ADJ_RANGE};
 #[cfg(test)]
 mod tests;
@@ -39,6 +42,7 @@ pub(super) use load::{
     LoadedFile, Places,
 };
 pub use notify::compile_log_pattern;
+pub use sockets::{socket_fd, Socket, SocketAddress, FIRST_SOCKET_FD, MAX_SOCKETS};
 pub(super) use values::is_env_name;
 
 use std::collections::BTreeMap;
@@ -161,6 +165,10 @@ key_group! {
         /// A process key: the daemon learns it from `WATCHDOG_USEC` when it starts.
         #[serde(rename = "watchdog_ms", with = "units::millis_option", default)]
         pub watchdog: Option<Duration>,
+        /// Listening sockets the keeper binds and holds, passed at fds 3, 4, ... in
+        /// this order. A change needs a new keeper, which binds them anew.
+        #[serde(default)]
+        pub sockets: Vec<Socket>,
     }
 }
 
@@ -183,6 +191,7 @@ impl Default for ProcessSpec {
             nice: None,
             oom_score_adj: None,
             watchdog: None,
+            sockets: Vec::new(),
         }
     }
 }
@@ -264,6 +273,9 @@ key_group! {
         /// Run when the keeper gives up, and on `unhealthy`, `memory-exceeded`.
         #[serde(default)]
         pub on_failure: Option<Vec<String>>,
+        /// How `restart` and the keeper's own restarts replace a running daemon.
+        #[serde(default)]
+        pub restart_mode: RestartMode,
         /// How long a hook may run before its process group is killed.
         #[serde(rename = "hook_timeout_ms", with = "units::millis", default = "jobs::default_hook_timeout")]
         pub hook_timeout: Duration,
@@ -299,6 +311,7 @@ impl Default for Supervision {
             post_stop: None,
             on_failure: None,
             hook_timeout: jobs::default_hook_timeout(),
+            restart_mode: RestartMode::StopFirst,
         }
     }
 }
@@ -353,6 +366,29 @@ pub enum RestartPolicy {
     OnFailure,
     /// After any exit.
     Always,
+}
+
+/// How a running daemon is replaced (`restart_mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartMode {
+    /// The old process is stopped, then the new one started.
+    #[default]
+    StopFirst,
+    /// The new generation starts on the held sockets beside the old one, which is
+    /// stopped once the new one is ready; a new one that never gets ready is stopped
+    /// and the old one keeps serving.
+    StartFirst,
+}
+
+impl RestartMode {
+    /// The word the file uses for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartMode::StopFirst => "stop-first",
+            RestartMode::StartFirst => "start-first",
+        }
+    }
 }
 
 /// Which of the daemon's processes a stop sends `stop_signal` to (systemd's

@@ -110,6 +110,10 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         map: notify,
     },
     Mapping {
+        keys: &[Key::Sockets, Key::RestartMode],
+        map: sockets,
+    },
+    Mapping {
         keys: &[Key::After],
         map: after,
     },
@@ -453,6 +457,21 @@ fn notify(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
         task.lost.push(Lost::new(
             format!("watchdog = {}", format_duration(period)),
             "Nomad has no watchdog: a daemon that hangs without exiting is not restarted",
+        ));
+    }
+}
+
+fn sockets(d: &Daemon, _: &Source, _: &Placement, task: &mut Task) {
+    for socket in &d.process.sockets {
+        task.lost.push(Lost::new(
+            format!("sockets.{} = \"{}\"", socket.name, socket.address),
+            "Nomad has no socket passing: the task binds its own ports, and a restart refuses connections meanwhile",
+        ));
+    }
+    if d.supervision.restart_mode == crate::config::RestartMode::StartFirst {
+        task.lost.push(Lost::new(
+            "restart_mode = \"start-first\"",
+            "Nomad stops the old allocation's task before it starts the new one (an update stanza with canaries is the nearest)",
         ));
     }
 }

@@ -95,6 +95,14 @@ pub(crate) const MAPPINGS: &[Mapping] = &[
         map: super::notify::keys,
     },
     Mapping {
+        keys: &[Key::Sockets],
+        map: super::sockets::sockets,
+    },
+    Mapping {
+        keys: &[Key::RestartMode],
+        map: super::sockets::restart_mode,
+    },
+    Mapping {
         keys: &[Key::Log, Key::StderrLog],
         map: logs,
     },

@@ -22,6 +22,7 @@ mod mappings;
 pub(crate) mod names;
 mod notify;
 mod quote;
+mod sockets;
 #[cfg(test)]
 mod tests;
 

@@ -41,6 +41,7 @@ impl Machine {
             Role::Probe => self.on_probe_exit(&exit, now, facts),
             Role::StopCommand => self.on_stop_command_exit(&exit, now, facts),
             Role::Hook => self.on_hook_exit(&exit, output, now, facts),
+            role @ (Role::Serving | Role::Retiring) => self.on_generation_exit(pid, role, &exit),
             Role::Other => {}
         }
         // An exit may have handed the keeper a forking daemon's process.
@@ -52,6 +53,13 @@ impl Machine {
     /// The main process ended: for a forking daemon's command, see whether it left the
     /// daemon; for the daemon, see whether another process of its own took over.
     fn on_daemon_exit(&mut self, exit: Exit, now: Now, facts: &impl Facts) {
+        if self.gens.is_starting_next() && !self.phase.is_stopping() {
+            if let Some(main) = self.main.as_mut() {
+                main.exited = true;
+            }
+            let why = format!("ended ({}) before it was ready", exit.describe());
+            return self.roll_back(why, now, facts);
+        }
         let Some(main) = self.main.as_mut() else {
             return;
         };

@@ -133,6 +133,8 @@ pub(crate) enum Input {
     HookFailed { reason: String },
     /// The wall clock was set (a schedule's times are worked out again).
     ClockChanged,
+    /// `dmgr restart` asks (its request's number) for a start-first restart.
+    Restart { request: Option<u32> },
     /// The daemon's cgroup is gone: `note` goes with the next `started` event, and
     /// memory is watched as `memory` says from now on.
     CgroupLost {
@@ -186,6 +188,9 @@ pub(crate) enum Effect {
     /// `signal` to every process of the daemon (to the main process's group while the
     /// main process `main` is unreaped, and to each other one by identity).
     SignalAll { signal: Signal, main: Option<i32> },
+    /// `signal`, then SIGCONT, to the process group of `pid`, an unreaped child of the
+    /// keeper that leads it (a generation of a start-first restart).
+    SignalGroup { pid: i32, signal: Signal },
     /// `signal`, then SIGCONT, to the main process `pid` alone.
     SignalMain { pid: i32, signal: Signal },
     /// `reload_signal` to the main process `pid`; answer [`Input::ReloadSignalled`].

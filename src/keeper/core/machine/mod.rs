@@ -20,6 +20,9 @@
 
 mod checks;
 mod end;
+mod generations;
+#[cfg(test)]
+mod generations_tests;
 pub(crate) mod hooks;
 mod interface;
 pub(crate) mod jobs;
@@ -154,6 +157,8 @@ pub(crate) struct Machine {
     effects: VecDeque<Effect>,
     /// The effects of the input being handled, which go before those still queued.
     new: Vec<Effect>,
+    /// A start-first restart's other generations (see `generations`).
+    gens: generations::Generations,
 }
 
 impl Machine {
@@ -197,6 +202,7 @@ impl Machine {
             scheduled: None,
             effects: VecDeque::new(),
             new: Vec::new(),
+            gens: generations::Generations::default(),
         };
         machine.build_checks(memory);
         machine
@@ -234,6 +240,7 @@ impl Machine {
             Input::HookStarted { pid } => self.on_hook_started(pid),
             Input::HookFailed { reason } => self.on_hook_failed(reason, now, facts),
             Input::ClockChanged => self.on_clock_changed(now),
+            Input::Restart { request } => self.on_restart(request),
             Input::CgroupLost { note, memory } => {
                 self.cgroup_note = Some(note);
                 if memory.is_some() {
@@ -263,7 +270,12 @@ impl Machine {
     /// When the loop must wake the machine next (with [`Input::Tick`]); `None` when only
     /// a signal or output can change anything, so that an idle keeper sleeps.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.timers().into_iter().filter_map(|(_, at)| at).min()
+        let generation = self.gens.poll_timeout();
+        self.timers()
+            .into_iter()
+            .filter_map(|(_, at)| at)
+            .chain(generation)
+            .min()
     }
 
     /// The table of timers: each kind and when it is due, if it is set.
@@ -346,6 +358,9 @@ impl Machine {
         }
         if self.hook.is_some_and(|h| h.pid == Some(pid)) {
             return Role::Hook;
+        }
+        if let Some(role) = self.gens.role_of(pid) {
+            return role;
         }
         Role::Other
     }
@@ -431,6 +446,10 @@ pub(crate) enum Role {
     Hook,
     /// Something the daemon started: a drain looks at what is left.
     Other,
+    /// The old generation, serving while a start-first restart's new one starts.
+    Serving,
+    /// A generation being stopped beside the main process.
+    Retiring,
 }
 
 /// `duration` in whole milliseconds.

@@ -66,6 +66,9 @@ impl Machine {
             };
             return;
         }
+        if self.gens.is_starting_next() {
+            return self.roll_back(format!("could not be started: {reason}"), now, facts);
+        }
         let next = self.fail_run(reason);
         self.drain(next, now, facts);
     }
@@ -79,6 +82,7 @@ impl Machine {
     /// Runs what is due at `now`: the checks, `reload_command`'s deadline, the probe's
     /// deadline, then the phase's own timer.
     pub(super) fn timers_due(&mut self, now: Now, facts: &impl Facts) {
+        self.retiring_due(now);
         self.checks_due(now, facts);
         self.reload_due(now);
         self.notify_due(now, facts);
@@ -152,6 +156,9 @@ impl Machine {
                 );
                 if self.awaits_own_word() {
                     reason = format!("{reason}: {}", self.own_word_missing());
+                }
+                if self.gens.is_starting_next() {
+                    return self.roll_back(format!("was {reason}"), now, facts);
                 }
                 let next = self.fail_run(reason);
                 // The daemon is still up: the drain sends it stop_signal, then SIGKILL.
@@ -243,6 +250,7 @@ impl Machine {
             self.reporting = false;
             self.emit(Effect::Report(Report::Started { pid: main.id.pid }));
         }
+        self.on_next_generation_up(now);
     }
 
     /// `type = "forking"`: the command ended. Exit 0 means the daemon is up somewhere

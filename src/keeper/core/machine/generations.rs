@@ -1,0 +1,247 @@
+//! Start-first restarts (`restart_mode = "start-first"`, issue 27): two generations
+//! of the daemon at once, on the sockets the keeper holds. A restart moves the running
+//! main process aside as the serving generation N and starts N+1 as the main process;
+//! once N+1 is up (`start_wait`, `ready`), N gets `stop_signal` and `stop_timeout` to
+//! finish what it serves, then SIGKILL, as a retiring generation. If N+1 dies, cannot
+//! be spawned or misses `ready_timeout`, it is the one that retires and N becomes the
+//! main process again: a `rollback`. Each generation's signals go to its own process
+//! group only, never to every process of the daemon.
+//!
+//! `dmgr restart` asks with a request number; the answer is the event that carries it:
+//! `stopping` (the old generation is being stopped, the new one is up) or `rollback`.
+
+use std::time::Instant;
+
+use super::{Child, Effect, Facts, Machine, Now, Phase, Role};
+use crate::config::units::{format_duration, Signal};
+use crate::config::RestartMode;
+use crate::events::Kind;
+use crate::procinfo::ProcId;
+
+/// The generations beside the main process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Generations {
+    /// The main process's generation, counted from 1 by this keeper.
+    number: u32,
+    /// Generation N, which still serves while N+1 (the main process) starts.
+    serving: Option<Serving>,
+    /// Generations being stopped beside the main process (a restart may follow the
+    /// last before its old generation has finished).
+    retiring: Vec<Retiring>,
+}
+
+/// The old generation while the new one starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Serving {
+    child: Child,
+    started_at_ms: Option<u64>,
+    /// The request of `dmgr restart` to answer, if one asked.
+    request: Option<u32>,
+}
+
+/// A generation being stopped: `stop_signal` was sent to its group, SIGKILL follows at
+/// `kill_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retiring {
+    id: ProcId,
+    number: u32,
+    kill_at: Instant,
+    killed: bool,
+}
+
+impl Generations {
+    /// The retiring generation's SIGKILL, when one is due.
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.retiring
+            .iter()
+            .filter(|r| !r.killed)
+            .map(|r| r.kill_at)
+            .min()
+    }
+
+    /// What `pid` is to the generations, if anything.
+    pub(super) fn role_of(&self, pid: i32) -> Option<Role> {
+        if self.retiring.iter().any(|r| r.id.pid == pid) {
+            return Some(Role::Retiring);
+        }
+        if self.serving.is_some_and(|s| s.child.id.pid == pid) {
+            return Some(Role::Serving);
+        }
+        None
+    }
+
+    /// Returns true if and only if a start-first restart is under way.
+    pub(super) fn is_starting_next(&self) -> bool {
+        self.serving.is_some()
+    }
+}
+
+impl Machine {
+    /// `dmgr restart` asks (with `request`), or the keeper's own restart does (none),
+    /// for a start-first restart. Answered at once with a `rollback` when it cannot be
+    /// done now.
+    pub(super) fn on_restart(&mut self, request: Option<u32>) {
+        let refused = if self.s.restart_mode != RestartMode::StartFirst {
+            Some("restart_mode is not \"start-first\"".to_string())
+        } else if self.gens.serving.is_some() {
+            Some("a start-first restart is under way".to_string())
+        } else if !matches!(self.phase, Phase::Running) {
+            Some(format!("the daemon is not up (status {})", self.status()))
+        } else {
+            None
+        };
+        let Some(old) = self.main.filter(|_| refused.is_none()) else {
+            let why = refused.unwrap_or_else(|| "no daemon runs".into());
+            let event = self.event(Kind::Rollback).request(request);
+            return self.record(event.message(format!("not restarted: {why}")));
+        };
+        let number = self.gens.number.max(1);
+        self.gens.number = number;
+        self.gens.serving = Some(Serving {
+            child: old,
+            started_at_ms: self.started_at_ms,
+            request,
+        });
+        self.main = None;
+        self.pause_checks();
+        let message = format!(
+            "start-first: generation {} starts beside generation {number} (pid {}), which keeps serving",
+            number + 1,
+            old.id.pid
+        );
+        self.record(
+            self.event(Kind::Restarting)
+                .pid(old.id.pid)
+                .message(message),
+        );
+        self.emit(Effect::SpawnDaemon { again: true });
+    }
+
+    /// The new generation is up: the old one gets `stop_signal` to finish what it
+    /// serves, and `dmgr restart` its answer.
+    pub(super) fn on_next_generation_up(&mut self, now: Now) {
+        let Some(serving) = self.gens.serving.take() else {
+            return;
+        };
+        let new = self.main.map_or(0, |m| m.id.pid);
+        let old = self.gens.number;
+        self.gens.number = old + 1;
+        let message = format!(
+            "generation {old}, replaced by generation {} (pid {new}), which is up",
+            old + 1
+        );
+        self.retire(serving.child.id, old, now);
+        let event = self
+            .event(Kind::Stopping)
+            .pid(serving.child.id.pid)
+            .signal(self.s.stop_signal.name())
+            .request(serving.request);
+        self.record(event.message(message));
+    }
+
+    /// The new generation failed (`why`) before it was up: it retires if it still runs,
+    /// and the old one is the main process again.
+    pub(super) fn roll_back(&mut self, why: String, now: Now, facts: &impl Facts) {
+        let Some(serving) = self.gens.serving.take() else {
+            return;
+        };
+        self.kill_probe();
+        let failed = self.main.take();
+        let next = self.gens.number + 1;
+        if let Some(new) = failed.filter(|c| !c.exited) {
+            self.retire(new.id, next, now);
+        }
+        self.main = Some(serving.child);
+        self.started_at_ms = serving.started_at_ms;
+        self.phase = Phase::Running;
+        self.emit(Effect::WritePid {
+            pid: serving.child.id.pid,
+        });
+        self.resume_checks(now, facts);
+        self.save();
+        let new_pid = failed.map_or(String::new(), |c| format!(" (pid {})", c.id.pid));
+        let message = format!(
+            "generation {next}{new_pid} {why}; generation {} (pid {}) keeps serving",
+            self.gens.number, serving.child.id.pid
+        );
+        let mut event = self.event(Kind::Rollback).request(serving.request);
+        if let Some(new) = failed {
+            event = event.pid(new.id.pid);
+        }
+        self.record(event.message(message));
+    }
+
+    /// Sends generation `number`'s group `stop_signal`; SIGKILL after `stop_timeout`.
+    fn retire(&mut self, id: ProcId, number: u32, now: Now) {
+        self.gens.retiring.push(Retiring {
+            id,
+            number,
+            kill_at: now.at + self.s.stop_timeout,
+            killed: false,
+        });
+        self.emit(Effect::SignalGroup {
+            pid: id.pid,
+            signal: self.s.stop_signal,
+        });
+    }
+
+    /// The retiring generation's `stop_timeout` is over: SIGKILL to its group.
+    pub(super) fn retiring_due(&mut self, now: Now) {
+        let mut due = Vec::new();
+        for retiring in &mut self.gens.retiring {
+            if !retiring.killed && now.at >= retiring.kill_at {
+                retiring.killed = true;
+                due.push((retiring.id.pid, retiring.number));
+            }
+        }
+        for (pid, number) in due {
+            self.emit(Effect::SignalGroup {
+                pid,
+                signal: Signal::KILL,
+            });
+            let message = format!(
+                "generation {number} still running {} after {}",
+                format_duration(self.s.stop_timeout),
+                self.s.stop_signal
+            );
+            let event = self.event(Kind::Killed).pid(pid).signal("KILL");
+            self.record(event.message(message));
+        }
+    }
+
+    /// A process of the generations was reaped: the retiring one is gone; the serving
+    /// one died while the next started, which then has nothing to roll back to.
+    pub(super) fn on_generation_exit(&mut self, pid: i32, role: Role, exit: &super::Exit) {
+        let (pid, message) = match role {
+            Role::Retiring => {
+                let Some(at) = self.gens.retiring.iter().position(|r| r.id.pid == pid) else {
+                    return;
+                };
+                let retiring = self.gens.retiring.remove(at);
+                (
+                    retiring.id.pid,
+                    format!("generation {}, replaced", retiring.number),
+                )
+            }
+            _ => {
+                // Nothing to roll back to now; the request is answered when the new
+                // generation is up or fails.
+                let Some(serving) = self.gens.serving.take() else {
+                    return;
+                };
+                (
+                    serving.child.id.pid,
+                    format!(
+                        "generation {} ended while generation {} starts",
+                        self.gens.number,
+                        self.gens.number + 1
+                    ),
+                )
+            }
+        };
+        let mut event = self.event(Kind::Exited).pid(pid).message(message);
+        event.exit_code = exit.code;
+        event.signal = exit.signal.clone();
+        self.record(event);
+    }
+}
