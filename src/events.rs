@@ -70,6 +70,14 @@ pub(crate) enum Kind {
     /// A notify daemon missed a watchdog ping, or asked for the watchdog's action
     /// (`WATCHDOG=trigger`).
     Watchdog,
+    /// A hook (`pre_start`, `post_stop`, `on_failure`) ended: its name and exit status.
+    Hook,
+    /// A run of a `schedule` began (or `restart_schedule` restarts the daemon).
+    Scheduled,
+    /// A scheduled time came while the last run was still going: not started twice.
+    Skipped,
+    /// A `type = "oneshot"` run exited 0.
+    Done,
 }
 
 impl Kind {
@@ -97,6 +105,10 @@ impl Kind {
             Kind::RecordError => "record-error",
             Kind::Status => "status",
             Kind::Watchdog => "watchdog",
+            Kind::Hook => "hook",
+            Kind::Scheduled => "scheduled",
+            Kind::Skipped => "skipped",
+            Kind::Done => "done",
         }
     }
 }

@@ -102,7 +102,8 @@ fn list_entry(name: &str, status: &str, running: bool, command: &str, descriptio
         "systemd_unit": null,
         "left_behind": [],
         "instance": null,
-        "status_text": null
+        "status_text": null,
+        "next_run": null
     })
 }
 

@@ -3,6 +3,8 @@
 
 mod support;
 
+mod architecture;
+
 mod chaos_interruptions;
 mod config;
 mod descendants;
@@ -19,6 +21,7 @@ mod hostile_cli;
 mod hostile_config;
 mod instances;
 mod interruptions;
+mod jobs;
 mod lifecycle;
 mod liveness;
 mod logs;

@@ -13,10 +13,11 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use super::leftovers::clear_leftovers;
 use super::log_mark::LogMark;
 use crate::config::{Daemon, Dirs};
-use crate::escalation::GRACE;
+use crate::escalation::{wait_until, GRACE};
 use crate::keeper::report::{self, Report};
 use crate::launcher::argv::LauncherArgv;
 use crate::pidfile::{self, OperationLock};
+use crate::procinfo;
 use crate::state;
 use crate::sys;
 use crate::{Error, Result};
@@ -38,6 +39,10 @@ pub(crate) enum Started {
     },
     /// Its keeper is alive and will start it again after a backoff.
     Pending,
+    /// A oneshot ran to completion (exit 0) in `ran_ms`.
+    Done { ran_ms: u64 },
+    /// A scheduled oneshot's keeper waits for its next time (ms since the epoch).
+    Waiting { next_ms: u64 },
 }
 
 /// Takes the daemon's operation lock, waiting for any concurrent start or stop.
@@ -95,13 +100,20 @@ pub(crate) fn begin_start(
         }));
     }
     // Under the operation lock the pidfile's lock is the authority on whether a
-    // keeper lives: an exiting keeper releases it before /proc shows it dead.
-    if observed.keeper.is_some() && pidfile::is_locked(&daemon.pidfile) {
-        return Ok(Begun::Done(Started::Pending));
+    // keeper lives: an exiting keeper releases it before /proc shows it dead. One
+    // that was SIGKILLed holds it until the kernel has run it into its exit, which
+    // on a loaded machine takes a while: wait for that rather than report a keeper
+    // that will never start the daemon.
+    if let Some(keeper) = observed.keeper {
+        let unlocked = || !pidfile::is_locked(&daemon.pidfile);
+        let gone = unlocked() || (procinfo::is_dying(keeper) && wait_until(GRACE, unlocked));
+        if !gone {
+            return Ok(Begun::Done(Started::Pending));
+        }
     }
-    if observed.keeper.is_none() {
-        clear_leftovers(dirs, &daemon.name, &observed);
-    }
+    // No keeper holds the lock: what a dead (or dying) keeper's daemon left behind is
+    // nobody's once the new keeper's record replaces the old one.
+    clear_leftovers(dirs, &daemon.name, &observed);
     if pidfile::is_locked(&daemon.pidfile) {
         return Err(Error::daemon(
             &daemon.name,
@@ -113,19 +125,26 @@ pub(crate) fn begin_start(
         ));
     }
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-        .map_err(|e| Error::daemon(&daemon.name, format!("cannot create a pipe: {e}")))?;
+        .map_err(|e| Error::cannot(&daemon.name, "create a pipe", e))?;
     Ok(Begun::Waiting(Pending {
         name: daemon.name.clone(),
         log: LogMark::now(&daemon.process.log),
         pidfile: daemon.pidfile.clone(),
         pipe: File::from(read),
         notify: Some(write),
-        deadline: Instant::now()
-            + daemon.supervision.start_wait
-            + daemon.supervision.ready_timeout
-            + GRACE,
+        deadline: Instant::now() + start_deadline(daemon),
         _lock: lock,
     }))
+}
+
+/// How long `start` waits for the keeper's report: for a oneshot, until it has run
+/// (its end, or its keeper's, closes the pipe; a day bounds a keeper that hangs).
+fn start_deadline(daemon: &Daemon) -> Duration {
+    let s = &daemon.supervision;
+    match daemon.kind {
+        crate::config::DaemonType::Oneshot => Duration::from_secs(24 * 3600),
+        _ => s.start_wait + s.ready_timeout + GRACE,
+    }
 }
 
 /// Takes the daemon for `dmgr run`: its operation lock (for the caller to release
@@ -287,14 +306,17 @@ fn launch(dirs: &Dirs, pending: &mut [Pending]) -> std::io::Result<Option<Child>
 fn outcome(name: &str, log: &LogMark, report: Result<Report, String>) -> Result<Started> {
     match report {
         Ok(Report::Started { pid }) => Ok(Started::Now(pid)),
+        Ok(Report::Done { ran_ms }) => Ok(Started::Done { ran_ms }),
+        Ok(Report::Waiting { next_ms }) => Ok(Started::Waiting { next_ms }),
         Ok(Report::Failed { reason }) | Err(reason) => Err(failure(name, log, &reason)),
     }
 }
 
 fn failure(name: &str, log: &LogMark, reason: &str) -> Error {
-    Error::Daemon {
+    Error::Failed {
         name: name.to_string(),
-        message: format!("cannot start: {reason}"),
+        action: "start".to_string(),
+        cause: reason.to_string(),
         log_tail: log.tail(TAIL_LINES),
     }
 }

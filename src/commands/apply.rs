@@ -68,6 +68,9 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
             )),
             _ if observed.daemon.is_none() && observed.keeper.is_none() => match observed.reason {
                 _ if !daemon.autostart => unchanged += 1,
+                // A oneshot that ran to completion is not run again by `apply`; `start`
+                // runs it again.
+                _ if observed.status == state::Status::Done => unchanged += 1,
                 Some(Reason::StoppedByRequest) => plan.push(Action::LeaveStopped(daemon)),
                 _ => plan.push(Action::Start(daemon, why_start(&observed))),
             },

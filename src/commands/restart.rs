@@ -72,6 +72,10 @@ fn report(ctx: &Context, failures: &mut Failures, name: &str, result: Result<Sta
             ctx.say(&format!("{name}: restarted (pid {pid})"));
         }
         Ok(Started::Pending) => failures.ok(),
+        Ok(started @ (Started::Done { .. } | Started::Waiting { .. })) => {
+            failures.ok();
+            ctx.say(&super::start::describe(name, started));
+        }
         Err(err) => failures.fail(err),
     }
 }

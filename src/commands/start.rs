@@ -44,7 +44,7 @@ pub(super) fn run(ctx: &Context, args: &StartArgs) -> Result<u8> {
             }) {
                 Some(dep) => Err(Error::daemon(
                     &daemon.name,
-                    format!("not started: {dep} did not start"),
+                    format!("not started: {dep} did not start or did not succeed"),
                 )),
                 None => match under_systemd.get(&daemon.name) {
                     Some(copy) => Err(Error::daemon(
@@ -124,8 +124,18 @@ fn with_dependencies<'a>(loaded: &'a config::Loaded, named: Vec<&'a Daemon>) -> 
     all
 }
 
-fn describe(name: &str, started: Started) -> String {
+/// What `start` says of `name` once it `started` so.
+pub(super) fn describe(name: &str, started: Started) -> String {
     match started {
+        Started::Done { ran_ms } => format!(
+            "{name}: done (exit 0 after {})",
+            crate::config::units::format_duration(std::time::Duration::from_millis(ran_ms))
+        ),
+        Started::Waiting { next_ms: 0 } => format!("{name}: waiting (no next time)"),
+        Started::Waiting { next_ms } => format!(
+            "{name}: waiting (next run {})",
+            crate::schedule::local_time(next_ms)
+        ),
         Started::Now(pid) => format!("{name}: started (pid {pid})"),
         Started::Already { pid, supervised: true } => format!("{name}: already running (pid {pid})"),
         Started::Already { pid, supervised: false } => format!(

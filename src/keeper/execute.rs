@@ -73,6 +73,12 @@ impl Keeper {
             Effect::Record(event) => self.record_event(event),
             Effect::SaveRecord => self.save(),
             Effect::Report(report) => self.reporter.send(&report),
+            Effect::RunHook { hook, argv, vars } => self.run_hook(hook, &argv, vars, now),
+            Effect::SaveLastRun { ms } => {
+                let path = super::jobs::last_run_file(&self.dirs, &self.daemon.name);
+                // A failure costs at most a repeated catch-up run: nothing to tell.
+                let _ = super::jobs::write_last_run(&path, ms);
+            }
             Effect::Finish => self.finish_up(),
         }
     }

@@ -90,6 +90,7 @@ mod execute;
 mod facts;
 pub(crate) mod handoff;
 mod heard;
+mod jobs;
 pub(crate) mod logpipe;
 pub(crate) mod memory_events;
 pub(crate) mod probe;
@@ -174,11 +175,6 @@ fn set_up(
     // recorded: `list` trusts the record's definition only while the file matches.
     let identity = state::FileIdentity::of(&file);
     let daemon = match config::load_daemon(dirs, name) {
-        Ok(daemon) if daemon.keeper_lacks().is_some() => {
-            let reason = daemon.keeper_lacks().unwrap_or_default();
-            reporter.send(&Report::Failed { reason });
-            return None;
-        }
         Ok(daemon) => daemon,
         Err(invalid) => {
             let problems: Vec<String> = invalid
@@ -235,6 +231,8 @@ struct Keeper {
     /// The keeper's end of `ready = { fd }`'s pipe, while the run's start waits for
     /// its newline.
     ready_fd: Option<std::os::fd::OwnedFd>,
+    /// The timer on the wall clock of a `schedule` or `restart_schedule`.
+    wall_timer: Option<jobs::WallTimer>,
 }
 
 impl Keeper {
@@ -312,6 +310,14 @@ impl Keeper {
         if let Some(fd) = &self.ready_fd {
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
         }
+        // Then the schedule's timer on the wall clock.
+        let wall = fds.len();
+        if let Some(timer) = &mut self.wall_timer {
+            timer.arm(self.machine.wall_deadline());
+        }
+        if let Some(timer) = &self.wall_timer {
+            fds.push(PollFd::new(timer.as_fd(), PollFlags::POLLIN));
+        }
         // Last: the output of commands the keeper ran.
         let captures = fds.len();
         for capture in self.captures.iter().filter(|c| c.is_open()) {
@@ -335,7 +341,7 @@ impl Keeper {
         if self.notify_socket.is_some() && ready[notify..ready_fd].contains(&true) {
             self.read_notify_socket(now);
         }
-        if self.ready_fd.is_some() && ready[ready_fd..captures].contains(&true) {
+        if self.ready_fd.is_some() && ready[ready_fd..wall].contains(&true) {
             self.read_ready_fd(now);
         }
         if ready[0] {
@@ -344,7 +350,13 @@ impl Keeper {
         if ready[captures..].contains(&true) {
             self.pump_captures();
         }
-        if ready.get(logs).copied().unwrap_or(false) {
+        if ready[wall..captures].contains(&true) {
+            let changed = self.wall_timer.as_mut().is_some_and(|t| t.take());
+            if changed {
+                self.feed(Input::ClockChanged, now);
+            }
+        }
+        if ready.get(logs).copied().unwrap_or(false) && logs < notify {
             let counters = self.memory_events.as_ref().and_then(|w| w.on_wake());
             if let Some(counters) = counters {
                 self.feed(Input::MemoryEvents(counters), now);

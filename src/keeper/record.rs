@@ -160,6 +160,7 @@ pub(crate) fn initial_record(daemon: &Daemon) -> StateRecord {
         holder: None,
         env_file_digest: None,
         checks: Default::default(),
+        next_run_ms: None,
         definition: None,
         notify: Default::default(),
     }

@@ -23,6 +23,10 @@ pub(super) struct Capture {
     tail: Tail,
     /// Every writer closed it; kept only until its command's end is handled.
     closed: bool,
+    /// What goes before each of its lines in the log (a hook's name), if anything.
+    prefix: Option<Vec<u8>>,
+    /// The next byte begins a line.
+    line_start: bool,
 }
 
 impl Capture {
@@ -33,7 +37,29 @@ impl Capture {
             pid: Some(pid),
             tail: Tail::default(),
             closed: false,
+            prefix: None,
+            line_start: true,
         }
+    }
+
+    /// The same, with `prefix` before each of its lines in the log.
+    pub(super) fn with_prefix(mut self, prefix: Vec<u8>) -> Capture {
+        self.prefix = Some(prefix);
+        self
+    }
+
+    /// `read` with the prefix before each line that begins in it.
+    fn prefixed(&mut self, read: &[u8]) -> Option<Vec<u8>> {
+        let prefix = self.prefix.as_ref()?;
+        let mut out = Vec::with_capacity(read.len() + prefix.len() * 2);
+        for &b in read {
+            if self.line_start {
+                out.extend_from_slice(prefix);
+            }
+            out.push(b);
+            self.line_start = b == b'\n';
+        }
+        Some(out)
     }
 
     /// Returns true if and only if the loop should wait for more of it.
@@ -113,7 +139,10 @@ impl Keeper {
             match sys::read_spare(capture.read.as_fd(), buffer) {
                 Ok([]) => {}
                 Ok(read) => {
-                    sink.write_output(read);
+                    match capture.prefixed(read) {
+                        Some(prefixed) => sink.write_output(&prefixed),
+                        None => sink.write_output(read),
+                    }
                     if capture.pid.is_some() {
                         capture.tail.push(read);
                     }

@@ -14,6 +14,11 @@ pub(crate) enum Report {
         /// The daemon's PID, always above 0.
         pid: i32,
     },
+    /// A oneshot ran to completion (exit 0) in `ran_ms`.
+    Done { ran_ms: u64 },
+    /// A scheduled oneshot waits for its next time, `next_ms` (ms since the epoch; 0
+    /// when it has none).
+    Waiting { next_ms: u64 },
     /// The start failed; `reason` may span lines (every problem of an invalid file).
     Failed {
         /// Why, for the user.
@@ -26,6 +31,8 @@ impl Report {
     pub(crate) fn encode(&self) -> String {
         match self {
             Report::Started { pid } => format!("ok {pid}\n"),
+            Report::Done { ran_ms } => format!("done {ran_ms}\n"),
+            Report::Waiting { next_ms } => format!("waiting {next_ms}\n"),
             Report::Failed { reason } => format!("err {reason}\n"),
         }
     }
@@ -37,6 +44,16 @@ impl Report {
         if let Some(pid) = text.strip_prefix("ok ") {
             let pid: i32 = pid.parse().ok()?;
             return (pid > 0).then_some(Report::Started { pid });
+        }
+        if let Some(ms) = text.strip_prefix("done ") {
+            return Some(Report::Done {
+                ran_ms: ms.parse().ok()?,
+            });
+        }
+        if let Some(ms) = text.strip_prefix("waiting ") {
+            return Some(Report::Waiting {
+                next_ms: ms.parse().ok()?,
+            });
         }
         let reason = text.strip_prefix("err ")?;
         Some(Report::Failed {
@@ -93,6 +110,10 @@ mod tests {
                 reason: "invalid file:\nweb.toml:1:1: bad".into(),
             },
             Report::Failed { reason: "".into() },
+            Report::Done { ran_ms: 1234 },
+            Report::Waiting {
+                next_ms: 1_700_000_000_000,
+            },
         ] {
             assert_eq!(Report::decode(&report.encode()), Some(report));
         }

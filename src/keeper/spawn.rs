@@ -149,9 +149,10 @@ impl Keeper {
     fn spawn_reason(&self, e: &sys::SpawnError) -> String {
         let program = self.plan.program.display();
         match e.step {
-            sys::SpawnStep::Exec => format!("cannot exec {program}: {e}"),
             sys::SpawnStep::Record => format!("not started: {}", e.error),
-            _ => format!("cannot start {program}: {e}"),
+            // `exec`'s error alone, the step of any other (`chdir: ...`): `dmgr start`
+            // says `cannot start: /usr/bin/nginx: No such file or directory`.
+            _ => format!("{program}: {e}"),
         }
     }
 
@@ -237,7 +238,7 @@ impl Keeper {
     /// Moves the new process `pid` into the daemon's cgroup. If the kernel refuses,
     /// the keeper goes on without cgroups (its tree still holds every process) and
     /// tells the machine, whose next `started` event says so.
-    fn join_cgroup(&mut self, pid: i32, now: Now) {
+    pub(super) fn join_cgroup(&mut self, pid: i32, now: Now) {
         let Some(cgroup) = &self.tracked.cgroup else {
             return;
         };

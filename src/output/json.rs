@@ -51,6 +51,14 @@ pub(crate) struct ListEntry {
     /// A notify daemon's own status line (its last `STATUS=`) while its keeper runs
     /// it, or null.
     pub(crate) status_text: Option<String>,
+    /// A `schedule`'s next time (RFC 3339 UTC) while its keeper waits for it, or null.
+    pub(crate) next_run: Option<String>,
+    /// The same in ms since the epoch, for the table.
+    #[serde(skip)]
+    pub(crate) next_run_ms: Option<u64>,
+    /// When the last run ended (ms since the epoch), for the table.
+    #[serde(skip)]
+    pub(crate) last_exit_ms: Option<u64>,
 }
 
 impl ListEntry {
@@ -101,6 +109,14 @@ impl ListEntry {
                         .collect()
                 })
                 .unwrap_or_default(),
+            next_run_ms: record
+                .filter(|_| observed.keeper.is_some())
+                .and_then(|r| r.next_run_ms),
+            next_run: record
+                .filter(|_| observed.keeper.is_some())
+                .and_then(|r| r.next_run_ms)
+                .map(crate::text::rfc3339_ms),
+            last_exit_ms: record.and_then(|r| r.last_exit.as_ref()).map(|e| e.at_ms),
             instance: daemon
                 .and_then(|d| d.instance.as_ref().map(|i| i.number))
                 .or_else(|| crate::config::split_instance_name(name).map(|(_, n)| n)),

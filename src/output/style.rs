@@ -77,13 +77,13 @@ impl Style {
     /// plain for stopped (as pm2's table and `systemctl status` do).
     pub(crate) fn status(self, status: Status, text: &str) -> String {
         let code = match status {
-            Status::Running => "32",
+            Status::Running | Status::Done => "32",
             Status::Starting | Status::Stopping | Status::Backoff => "33",
             Status::Failed | Status::Invalid => "31",
             // Magenta as orphaned: dmgr cannot vouch for it, someone should look.
             Status::Unknown => "35",
             Status::Orphaned => "35",
-            Status::Stopped => return text.to_string(),
+            Status::Stopped | Status::Waiting => return text.to_string(),
         };
         self.paint(code, text)
     }

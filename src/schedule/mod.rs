@@ -187,6 +187,17 @@ impl From<Cron> for String {
     }
 }
 
+/// `ms` since the epoch as the host's local time, to the minute (`2026-12-08 03:30
+/// CET`), for what `start`, `list` and `status` say of a schedule's next time.
+pub fn local_time(ms: u64) -> String {
+    let Ok(at) = Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(i64::MAX)) else {
+        return "?".to_string();
+    };
+    at.to_zoned(TimeZone::system())
+        .strftime("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
 /// What a scheduled keeper does when its timer fires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fire {

@@ -19,6 +19,7 @@ use crate::config::{Dirs, ProcessSpec, Supervision};
 use crate::procinfo::{self, ProcId};
 use crate::text::path_bytes;
 
+mod brief;
 mod checks;
 mod left_behind;
 mod notify;
@@ -28,10 +29,10 @@ mod record_file;
 pub use checks::{ChecksSeen, HealthSeen, MemoryMechanism, MemorySeen};
 pub(crate) use left_behind::left_behind;
 pub use notify::NotifySeen;
-pub use observe::{observe, Observed};
+pub use observe::{observe, observe_brief, Observed};
 #[cfg(test)]
 use record_file::{decode, encode, fnv1a, Decoded};
-pub use record_file::{read, read_checked, write, Reading, StateFile};
+pub use record_file::{read, read_brief, read_checked, write, Reading, StateFile};
 
 /// How many exits the crash history keeps.
 pub const HISTORY_LEN: usize = 10;
@@ -56,6 +57,10 @@ pub enum Status {
     Orphaned,
     /// Its file does not load.
     Invalid,
+    /// A `type = "oneshot"` whose last run exited 0.
+    Done,
+    /// A keeper with a `schedule`, between runs (`next_run_ms` says when the next is).
+    Waiting,
     /// Its state record cannot be used (a symlink, another file's hard link, torn,
     /// garbled, another daemon's): dmgr cannot tell, and says so rather than guess.
     Unknown,
@@ -63,7 +68,7 @@ pub enum Status {
 
 impl Status {
     /// Every status, in the order SPEC lists them.
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 11] = [
         Status::Running,
         Status::Starting,
         Status::Backoff,
@@ -72,6 +77,8 @@ impl Status {
         Status::Failed,
         Status::Orphaned,
         Status::Invalid,
+        Status::Done,
+        Status::Waiting,
         Status::Unknown,
     ];
 
@@ -86,6 +93,8 @@ impl Status {
             Status::Failed => "failed",
             Status::Orphaned => "orphaned",
             Status::Invalid => "invalid",
+            Status::Done => "done",
+            Status::Waiting => "waiting",
             Status::Unknown => "unknown",
         }
     }
@@ -227,6 +236,10 @@ pub struct StateRecord {
     /// then `list` reads the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<Definition>,
+    /// With a `schedule`: the next time it runs (ms since the epoch), while its keeper
+    /// waits for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_ms: Option<u64>,
     /// What a notify daemon's keeper heard on its socket; empty for other daemons.
     #[serde(default, skip_serializing_if = "NotifySeen::is_empty")]
     pub notify: NotifySeen,

@@ -136,11 +136,11 @@ fn title<'a>(s: &Screenful<'a>) -> Paragraph<'a> {
 /// The colour of a status word, as `list` paints it (`output::style`).
 fn status_color(status: Status) -> Option<Color> {
     match status {
-        Status::Running => Some(Color::Green),
+        Status::Running | Status::Done => Some(Color::Green),
         Status::Starting | Status::Stopping | Status::Backoff => Some(Color::Yellow),
         Status::Failed | Status::Invalid => Some(Color::Red),
         Status::Orphaned | Status::Unknown => Some(Color::Magenta),
-        Status::Stopped => None,
+        Status::Stopped | Status::Waiting => None,
     }
 }
 

@@ -266,7 +266,12 @@ impl<'a> Builder<'a> {
             .bool(get(Key::LogTimestamps))
             .unwrap_or(log_defaults.log_timestamps);
         let autostart = self.bool(get(Key::Autostart)).unwrap_or(true);
-        let restart = self.restart(get(Key::Restart)).unwrap_or(defaults.restart);
+        // A oneshot runs once unless it asks to be retried, as systemd's do.
+        let default_restart = match kind {
+            DaemonType::Oneshot => RestartPolicy::No,
+            _ => defaults.restart,
+        };
+        let restart = self.restart(get(Key::Restart)).unwrap_or(default_restart);
         let restart_delay = self
             .duration(get(Key::RestartDelay))
             .unwrap_or(defaults.restart_delay);

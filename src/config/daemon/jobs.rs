@@ -167,32 +167,6 @@ impl Builder<'_> {
     }
 }
 
-impl Daemon {
-    /// Why the keeper cannot run this daemon yet, or `None`: oneshots, schedules and
-    /// hooks are checked and exported, and enter the keeper with its state machine
-    /// (issue 28's second half); until then a start says so rather than run them
-    /// wrongly.
-    pub fn keeper_lacks(&self) -> Option<String> {
-        let s = &self.supervision;
-        let key = if self.kind == DaemonType::Oneshot {
-            "type = \"oneshot\""
-        } else if s.restart_schedule.is_some() {
-            Key::RestartSchedule.name()
-        } else if s.pre_start.is_some() {
-            Key::PreStart.name()
-        } else if s.post_stop.is_some() {
-            Key::PostStop.name()
-        } else if s.on_failure.is_some() {
-            Key::OnFailure.name()
-        } else {
-            return None;
-        };
-        Some(format!(
-            "{key} is checked and exported, but this dmgr's keeper does not run it yet; `dmgr export systemd` writes a unit that does"
-        ))
-    }
-}
-
 /// Returns true if and only if a string in `value` holds `{instance}`.
 fn holds_placeholder(value: &DeValue<'_>) -> bool {
     match value {

@@ -70,7 +70,6 @@ hook_timeout = "5s"
     assert_eq!(s.post_stop.as_ref().map(Vec::len), Some(3));
     assert_eq!(s.on_failure.as_ref().map(|a| a[0].as_str()), Some("curl"));
     assert_eq!(s.hook_timeout, Duration::from_secs(5));
-    assert!(d.keeper_lacks().is_some());
     let plain = load("command = \"x\"\nrestart_schedule = \"@daily\"\n").daemon;
     assert_eq!(
         plain

@@ -216,6 +216,7 @@ impl Machine {
             now.at.saturating_duration_since(c.started)
         });
         self.error = Some(format!("{}: {message}", kind.as_str()));
+        self.failure_cause = Some(kind.as_str().to_string());
         let next = self.decide(false, ran);
         self.drain(next, now, facts);
     }

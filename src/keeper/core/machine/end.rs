@@ -40,6 +40,7 @@ impl Machine {
             Role::ReloadCommand => self.on_reload_exit(&exit, output, now, facts),
             Role::Probe => self.on_probe_exit(&exit, now, facts),
             Role::StopCommand => self.on_stop_command_exit(&exit, now, facts),
+            Role::Hook => self.on_hook_exit(&exit, output, now, facts),
             Role::Other => {}
         }
         // An exit may have handed the keeper a forking daemon's process.
@@ -217,6 +218,9 @@ impl Machine {
                 error: None,
                 reason: Reason::Exited,
             },
+            ExitStep::Judge if self.kind == crate::config::DaemonType::Oneshot => {
+                self.oneshot_end(&record, main.id.pid, ran)
+            }
             ExitStep::Judge => self.decide(record.is_success(), ran),
         };
         self.drain(next, now, facts);

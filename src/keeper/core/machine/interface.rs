@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::super::adoption::Leftovers;
 use super::super::handover::Processes;
+use super::hooks::Hook;
 use super::millis;
 use crate::config::units::Signal;
 use crate::config::{ReadyCheck, Supervision};
@@ -126,6 +127,12 @@ pub(crate) enum Input {
     TakeOver(Option<Box<TakeOver>>),
     /// The kernel changed the cgroup's `memory.events`: the counters now.
     MemoryEvents(MemoryEvents),
+    /// The hook asked for ([`Effect::RunHook`]) runs as `pid`.
+    HookStarted { pid: i32 },
+    /// It could not be started, for `reason`.
+    HookFailed { reason: String },
+    /// The wall clock was set (a schedule's times are worked out again).
+    ClockChanged,
     /// The daemon's cgroup is gone: `note` goes with the next `started` event, and
     /// memory is watched as `memory` says from now on.
     CgroupLost {
@@ -201,6 +208,17 @@ pub(crate) enum Effect {
     SaveRecord,
     /// Tell `dmgr start` how the start went.
     Report(Report),
+    /// Run `hook`'s `argv` with the daemon's user, environment and directory plus
+    /// `DMGR_NAME`, `DMGR_LOG` and `vars`, its output into the log with a prefix naming
+    /// it; answer [`Input::HookStarted`] or [`Input::HookFailed`].
+    RunHook {
+        hook: Hook,
+        argv: Vec<String>,
+        vars: Vec<(String, String)>,
+    },
+    /// Keep `ms` (since the epoch) in the run directory as the last scheduled time
+    /// accounted for, for `catch_up`.
+    SaveLastRun { ms: u64 },
     /// The end: remove the cgroup, write the final record, remove the pidfile (which
     /// releases its lock), then leave the loop.
     Finish,

@@ -22,7 +22,9 @@
 
 mod checks;
 mod end;
+pub(crate) mod hooks;
 mod interface;
+pub(crate) mod jobs;
 mod notify;
 mod reload;
 mod start;
@@ -103,6 +105,8 @@ pub(crate) enum Timer {
     Probe,
     /// The phase's own: start-up window, adoption, hand-over, backoff, stop.
     Phase,
+    /// The running hook's `hook_timeout`.
+    Hook,
 }
 
 /// The keeper's state of its daemon. See the module documentation.
@@ -141,6 +145,14 @@ pub(crate) struct Machine {
     /// Whether the daemon wrote `ready = { fd }`'s newline or `ready = { log }`'s line
     /// in this run.
     said_ready: bool,
+    /// The hook that runs, if one does.
+    hook: Option<hooks::HookRun>,
+    /// A process of the daemon ran since the last `post_stop`.
+    ran: bool,
+    /// Why the run that ends failed, for `on_failure` (`unhealthy`, ...).
+    failure_cause: Option<String>,
+    /// `schedule` or `restart_schedule`, once the loop set it up.
+    scheduled: Option<jobs::Scheduled>,
     effects: VecDeque<Effect>,
     /// The effects of the input being handled, which go before those still queued.
     new: Vec<Effect>,
@@ -181,6 +193,10 @@ impl Machine {
                 )
             }),
             said_ready: false,
+            hook: None,
+            ran: false,
+            failure_cause: None,
+            scheduled: None,
             effects: VecDeque::new(),
             new: Vec::new(),
         };
@@ -191,7 +207,7 @@ impl Machine {
     /// Acts on `input` at `now`, reading what it needs through `facts`.
     pub(crate) fn handle(&mut self, input: Input, now: Now, facts: &impl Facts) {
         match input {
-            Input::Start { recorded } => self.on_start(recorded),
+            Input::Start { recorded } => self.on_start(recorded, now),
             Input::Tick => self.on_tick(now, facts),
             Input::Forked { id } => self.on_forked(id, now),
             Input::Spawned => self.on_spawned(now, facts),
@@ -217,6 +233,9 @@ impl Machine {
             }
             Input::TakeOver(change) => self.on_take_over(change, now, facts),
             Input::MemoryEvents(counters) => self.on_memory_events(counters, now, facts),
+            Input::HookStarted { pid } => self.on_hook_started(pid),
+            Input::HookFailed { reason } => self.on_hook_failed(reason, now, facts),
+            Input::ClockChanged => self.on_clock_changed(now),
             Input::CgroupLost { note, memory } => {
                 self.cgroup_note = Some(note);
                 if memory.is_some() {
@@ -250,7 +269,7 @@ impl Machine {
     }
 
     /// The table of timers: each kind and when it is due, if it is set.
-    pub(crate) fn timers(&self) -> [(Timer, Option<Instant>); 6] {
+    pub(crate) fn timers(&self) -> [(Timer, Option<Instant>); 7] {
         let probe = self.probe.filter(|p| !p.killed).map(|p| p.deadline);
         let reload = match &self.reload {
             Some(Reloading::Running {
@@ -273,6 +292,10 @@ impl Machine {
             (Timer::Notify, self.notify_deadline()),
             (Timer::Probe, probe),
             (Timer::Phase, self.phase_deadline()),
+            (
+                Timer::Hook,
+                self.hook.filter(|h| !h.killed).map(|h| h.deadline),
+            ),
         ]
     }
 
@@ -323,6 +346,9 @@ impl Machine {
         if matches!(self.phase, Phase::StopCommand { pid: Some(p), .. } if p == pid) {
             return Role::StopCommand;
         }
+        if self.hook.is_some_and(|h| h.pid == Some(pid)) {
+            return Role::Hook;
+        }
         Role::Other
     }
 
@@ -339,6 +365,7 @@ impl Machine {
         record.probe = self.probe.and_then(|p| p.id);
         record.checks = self.seen.clone();
         self.write_notify(&mut record.notify);
+        record.next_run_ms = self.next_run_ms();
         (record.reason, record.next_restart_ms) = match &self.phase {
             Phase::Finished { reason, .. } => (Some(*reason), None),
             Phase::Backoff {
@@ -378,13 +405,15 @@ impl Machine {
         self.main.filter(|c| !c.exited).map(|c| c.id.pid)
     }
 
-    /// The first start, once the keeper is set up.
-    fn on_start(&mut self, recorded: Result<(), String>) {
+    /// The first start, once the keeper is set up: a scheduled oneshot waits for its
+    /// first time.
+    fn on_start(&mut self, recorded: Result<(), String>, now: Now) {
         match recorded {
             // A daemon that no record names could be neither listed nor stopped:
             // without a record, nothing starts.
             Err(reason) => self.finish(Status::Failed, Some(reason), Reason::StartFailed),
-            Ok(()) => self.emit(Effect::SpawnDaemon { again: false }),
+            Ok(()) if self.runs_on_schedule() => self.start_waiting(),
+            Ok(()) => self.begin_run(false, now),
         }
     }
 }
@@ -400,6 +429,8 @@ pub(crate) enum Role {
     StopCommand,
     /// `reload_command`.
     ReloadCommand,
+    /// A hook.
+    Hook,
     /// Something the daemon started: a drain looks at what is left.
     Other,
 }

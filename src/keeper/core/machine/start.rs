@@ -28,6 +28,7 @@ impl Machine {
         });
         self.started_at_ms = Some(now.wall_ms);
         self.error = None;
+        self.ran = true;
         self.phase = Phase::spawned(self.kind, now.at, &self.s);
         self.notify_on_spawn();
     }
@@ -81,6 +82,8 @@ impl Machine {
         self.checks_due(now, facts);
         self.reload_due(now);
         self.notify_due(now, facts);
+        self.hook_due(now);
+        self.schedule_due(now, facts);
         if self.probe.is_some_and(|p| now.at >= p.deadline) {
             self.kill_probe();
         }
@@ -107,9 +110,7 @@ impl Machine {
             Tick::Nothing | Tick::Start(StartStep::Wait) => {}
             Tick::Look => self.look_for_daemon(now, facts),
             Tick::LookForSuccessor => self.look_for_successor(now, facts),
-            Tick::Spawn => self.emit(Effect::SpawnDaemon {
-                again: self.started_at_ms.is_some(),
-            }),
+            Tick::Spawn => self.begin_run(self.started_at_ms.is_some(), now),
             Tick::StopCommandOver { pid } => {
                 if let Some(pid) = pid {
                     // Our unreaped child, the leader of a session of its own: neither

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::super::adoption::Adopting;
 use super::super::handover::Waiting;
+use super::hooks::{AfterHook, Hook};
 use crate::config::{DaemonType, KillMode, Supervision};
 use crate::state::{Reason, Status};
 
@@ -45,6 +46,8 @@ impl Starting {
 pub(crate) enum Next {
     /// Start again after the delay.
     Restart(Duration),
+    /// A scheduled oneshot's run is over: wait for the next time.
+    Wait,
     /// The keeper's work is done.
     Finish {
         status: Status,
@@ -138,6 +141,10 @@ pub(crate) enum Phase {
     },
     /// The keeper's work is done: the daemon ended with `status`, for `reason`.
     Finished { status: Status, reason: Reason },
+    /// A hook runs (see `hooks`); `after` is what follows once it has ended.
+    Hooking { hook: Hook, after: AfterHook },
+    /// A scheduled oneshot between runs: the schedule's timer wakes the keeper.
+    Waiting,
 }
 
 impl Phase {
@@ -145,9 +152,9 @@ impl Phase {
     pub(crate) fn spawned(kind: DaemonType, now: Instant, s: &Supervision) -> Phase {
         match kind {
             DaemonType::Forking => Phase::Adopting(Adopting::new(now, s)),
-            // Neither a notify daemon nor a oneshot gets this far yet: the keeper refuses
-            // them until it runs them (see `Daemon::keeper_lacks`).
-            DaemonType::Simple | DaemonType::Notify | DaemonType::Oneshot => {
+            // A oneshot has no start-up window: it runs until it exits.
+            DaemonType::Oneshot => Phase::Running,
+            DaemonType::Simple | DaemonType::Notify => {
                 Phase::Starting(Starting::new(now, now + s.ready_timeout, s))
             }
         }
@@ -188,6 +195,8 @@ impl Phase {
             Phase::Draining { next, .. } if next.is_stop() => Status::Stopping,
             Phase::Draining { shown, .. } => *shown,
             Phase::Finished { status, .. } => *status,
+            Phase::Hooking { after, .. } => after.status(),
+            Phase::Waiting => Status::Waiting,
         }
     }
 
@@ -204,6 +213,7 @@ impl Phase {
         match self {
             Phase::StopCommand { .. } => true,
             Phase::Draining { next, .. } => next.is_stop(),
+            Phase::Hooking { after, .. } => after.is_stop(),
             _ => false,
         }
     }
@@ -219,6 +229,8 @@ impl Phase {
                 Some(probe) => Some(probe.min(s.ready_by)),
             },
             Phase::NotStarted | Phase::Running | Phase::Finished { .. } => None,
+            // The hook's own deadline and the schedule's are rows of their own.
+            Phase::Hooking { .. } | Phase::Waiting => None,
             Phase::HandingOver(w) => Some(w.next_look),
             Phase::Backoff { until, .. } => Some(*until),
             Phase::StopCommand { until, .. } => Some(*until),

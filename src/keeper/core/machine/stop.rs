@@ -32,6 +32,9 @@ impl Machine {
     /// Stops the daemon: through `stop_command` where there is one and the daemon runs,
     /// else by the drain.
     fn stop(&mut self, now: Now, facts: &impl Facts) {
+        if self.stop_during_hook() {
+            return;
+        }
         // A stop while the keeper waits for a successor: the main process's exit stands.
         self.give_up_hand_over(now, facts);
         let main = self.main_running();
@@ -201,9 +204,18 @@ impl Machine {
         }
     }
 
-    /// Everything the daemon started is gone: restart after the delay, or finish.
-    fn drain_done(&mut self, next: Next, now: Now) {
+    /// Everything the daemon started is gone: the hooks of a run's end, then a
+    /// restart after the delay, the wait for a schedule's next time, or the end.
+    pub(super) fn drain_done(&mut self, next: Next, now: Now) {
+        if !self.hooks_at_end(&next, now) {
+            self.go_on(next, now);
+        }
+    }
+
+    /// What a run's end was for, once its hooks are done.
+    pub(super) fn go_on(&mut self, next: Next, now: Now) {
         match next {
+            Next::Wait => self.wait_for_schedule(),
             // Stopped, but not by `dmgr stop`: `apply` starts it again.
             Next::Finish {
                 reason: Reason::StoppedByRequest,
@@ -258,13 +270,23 @@ impl Machine {
         // Both before the report, so that a failed `start` returns with no pidfile
         // left (promise 1).
         self.emit(Effect::Finish);
+        if self.reporting && status == Status::Done {
+            self.reporting = false;
+            let ran_ms = self.last_exit.as_ref().map_or(0, |e| e.ran_ms);
+            self.emit(Effect::Report(Report::Done { ran_ms }));
+        }
         if self.reporting {
             self.reporting = false;
+            let last = self.last_exit.as_ref().map(|e| e.describe());
             let reason = match error {
                 Some(why) if reason == Reason::OutsideStop => {
                     format!("stopped before it was up, by {why}")
                 }
                 Some(why) => why,
+                // A oneshot's run that failed, with no retry.
+                None if status == Status::Failed && last.is_some() => {
+                    format!("the run failed ({})", last.unwrap_or_default())
+                }
                 None => "stopped before it was up".to_string(),
             };
             self.emit(Effect::Report(Report::Failed { reason }));
