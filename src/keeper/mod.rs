@@ -32,9 +32,10 @@
 //!    `err REASON` if the command failed to exec, died or never became ready;
 //! 6. loops in poll(2) on the signalfd and the log pipes with a timeout only while a
 //!    timer is due (start_wait, readiness probes, backoff, stop timeout, health
-//!    checks, sampled `memory_max`), and on the cgroup's `memory.events` where the
-//!    kernel enforces `memory_max`: an idle keeper sleeps with no timeout and uses
-//!    no CPU;
+//!    checks, sampled `memory_max`, a notify daemon's watchdog or reload verdict), on
+//!    the cgroup's `memory.events` where the kernel enforces `memory_max`, on a
+//!    notify daemon's socket and on `ready = { fd }`'s pipe (`heard`): an idle keeper
+//!    sleeps with no timeout and uses no CPU;
 //! 7. on SIGCHLD reaps every child; when a forking daemon's main process exits it
 //!    reads the daemon's pidfile again and follows it to a process of the daemon's
 //!    own that took over (`core::handover`); when the daemon exits it drains the pipes
@@ -88,6 +89,7 @@ pub(crate) mod exec_plan;
 mod execute;
 mod facts;
 pub(crate) mod handoff;
+mod heard;
 mod jobs;
 pub(crate) mod logpipe;
 pub(crate) mod memory_events;
@@ -391,54 +393,6 @@ impl Keeper {
         self.take_log_notices();
         if matched {
             self.feed(Input::SaidReady, read_clock());
-        }
-    }
-
-    /// Reads `ready = { fd }`'s pipe: a newline is the daemon's word that it is ready
-    /// (s6's readiness notification); the pipe is closed then, or at its end.
-    fn read_ready_fd(&mut self, now: Now) {
-        let Some(fd) = &self.ready_fd else {
-            return;
-        };
-        let mut buffer = [0u8; 512];
-        let (said, ended) = match nix::unistd::read(fd, &mut buffer) {
-            Ok(0) => (false, true),
-            Ok(n) => (buffer[..n].contains(&b'\n'), false),
-            Err(Errno::EAGAIN | Errno::EINTR) => (false, false),
-            Err(_) => (false, true),
-        };
-        if said || ended {
-            self.ready_fd = None;
-        }
-        if said {
-            self.feed(Input::SaidReady, now);
-        }
-    }
-
-    /// Reads every datagram waiting on the notify socket, parsed, for the machine.
-    fn read_notify_socket(&mut self, now: Now) {
-        // Bounded per wake-up: a sender that floods the socket cannot hold the keeper
-        // away from its signals.
-        for _ in 0..64 {
-            let mut buffer = [0u8; sd_notify::message::MAX_DATAGRAM];
-            let Some(datagram) = self
-                .notify_socket
-                .as_ref()
-                .and_then(|s| s.receive(&mut buffer))
-            else {
-                return;
-            };
-            let message = sd_notify::message::parse(&buffer[..datagram.len], datagram.truncated);
-            self.feed(
-                Input::Notify {
-                    pid: datagram.pid,
-                    message,
-                },
-                now,
-            );
-            // `BARRIER=1`: the sender waits until the descriptor it passed is closed,
-            // once everything before it is handled; dropped here.
-            drop(datagram.fds);
         }
     }
 

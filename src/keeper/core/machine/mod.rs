@@ -13,8 +13,10 @@
 //! and the tests with made-up values. Nothing under `keeper/core/` makes a system
 //! call or reads the clock (see the purity test in `keeper/mod.rs`).
 //!
-//! Room for what comes next: a notify message, a socket event and a hook's end are
-//! more [`Input`]s; a watchdog or a schedule one more row of the timer table; a
+//! What the daemon says of itself (a notify message, `ready = { fd | log }`) is an
+//! [`Input`] too, and the notify protocol's timers (a watchdog, a reload's verdict)
+//! one row of the table (`notify`). Room for what comes next: a socket event and a
+//! hook's end are more [`Input`]s; a schedule one more row of the timer table; a
 //! start-first restart a second generation beside [`Machine::main`], matched by PID in
 //! [`Machine::role_of`] as the probe and the commands the keeper runs are now.
 

@@ -485,3 +485,30 @@ fn a_line_or_a_newline_ends_the_start_without_a_probe() {
         assert!(!rig.m.awaits_log_line());
     }
 }
+
+/// `EXTEND_TIMEOUT_USEC=` during a stop: SIGKILL waits that much longer from now.
+#[test]
+fn extend_timeout_gives_a_stop_more_time() {
+    let mut rig = Rig::new(notify_daemon());
+    rig.ready();
+    rig.feed(Input::Stop { outside: None });
+    let kill_at = rig.now.at + Duration::from_secs(2);
+    assert_eq!(rig.m.poll_timeout(), Some(kill_at));
+    rig.now = rig.now.after(Duration::from_secs(1));
+    let said = rig.says(DAEMON.pid, "STOPPING=1\nEXTEND_TIMEOUT_USEC=10000000");
+    assert_eq!(
+        event(&said, Kind::Stopping).message.as_deref(),
+        Some("the daemon said STOPPING=1"),
+        "an answer to dmgr stop"
+    );
+    assert_eq!(
+        rig.m.poll_timeout(),
+        Some(rig.now.at + Duration::from_secs(10))
+    );
+    assert!(
+        !rig.tick_after(5_000)
+            .iter()
+            .any(|e| matches!(e, Effect::SignalAll { .. })),
+        "no SIGKILL within the time asked for"
+    );
+}
