@@ -10,6 +10,8 @@
 //! trigger               WATCHDOG=trigger
 //! ping:MS:N             N watchdog pings, one every MS milliseconds
 //! pings                 watchdog pings for ever, at half of WATCHDOG_USEC
+//! pings-for:MS          watchdog pings every 50 ms for MS milliseconds, once
+//!                       WATCHDOG_USEC and WATCHDOG_PID say the watchdog is for it
 //! mainpid               spawns a copy of itself running `forever` and names it in
 //!                       MAINPID=, then goes on (a hand-over once this process exits)
 //! send:K=V              any assignment, as written
@@ -82,6 +84,14 @@ fn main() {
                     send(&[NotifyState::Watchdog]);
                     std::thread::sleep(period / 2);
                 });
+            }
+            "pings-for" => {
+                sd_notify::watchdog_enabled().expect("WATCHDOG_USEC and WATCHDOG_PID for this PID");
+                let until = std::time::Instant::now() + ms(rest);
+                while std::time::Instant::now() < until {
+                    send(&[NotifyState::Watchdog]);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
             }
             "mainpid" => {
                 let exe = std::env::current_exe().unwrap();

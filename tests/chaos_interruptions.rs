@@ -20,6 +20,8 @@ pub(crate) struct Faults {
     marks: [String; 3],
     /// How many faults of each kind were injected, for the closing line.
     injected: [u32; 3],
+    /// The daemons' working directory, where a fault puts `x0.hold` and `x1.hold`.
+    var: PathBuf,
 }
 
 impl Faults {
@@ -42,28 +44,27 @@ impl Faults {
             "working_dir = \"{}\"\nrestart = \"always\"\nrestart_delay = \"10ms\"\nstart_wait = \"20ms\"\nstop_timeout = \"300ms\"\n",
             var.display()
         );
-        // Ready 300 ms after it starts (its file is removed first), once `x0.go` exists:
-        // the test takes that away while it waits for the window between the spawn and
-        // ready, which a loaded machine would otherwise miss.
-        std::fs::write(var.join("x0.go"), "").unwrap();
+        // Ready 300 ms after it starts (its file is removed first), or later, once
+        // `x0.hold` is gone: the fault holds it unready for as long as it needs.
         env.write(
             "x0",
             &format!(
-                "command = [\"sh\", \"-c\", \"rm -f x0.ready; sleep 0.3; while [ ! -e x0.go ]; do sleep 0.02; done; touch x0.ready; sleep 1000; true\", \"{}\"]\n\
+                "command = [\"sh\", \"-c\", \"rm -f x0.ready; sleep 0.3; while [ -e x0.hold ]; do sleep 0.02; done; touch x0.ready; sleep 1000; true\", \"{}\"]\n\
                  ready = {{ file = \"{}/x0.ready\" }}\n{common}",
                 marks[0],
                 var.display()
             ),
         );
         // Forks a daemon that leaves the session, closes its output and writes its
-        // pidfile 300 ms after the command exited. Its mark is split in two
+        // pidfile 300 ms after the command exited, or later, once `x1.hold` is gone
+        // (the fault holds it unadopted for as long as it needs). Its mark is split in two
         // arguments, as the chaos test's own forking daemon's, so that only the
         // process left behind carries it.
         let (prefix, suffix) = marks[1].split_at(marks[1].len() - 2);
         env.write(
             "x1",
             &format!(
-                "type = \"forking\"\ncommand = [\"sh\", \"-c\", \"rm -f x1.pid; setsid sh -c 'exec >/dev/null 2>&1 </dev/null; sleep 0.3; echo $$ > x1.pid; sleep 1000; true' \\\"$0$1\\\" & exit 0\", \"{prefix}\", \"{suffix}\"]\n\
+                "type = \"forking\"\ncommand = [\"sh\", \"-c\", \"rm -f x1.pid; setsid sh -c 'exec >/dev/null 2>&1 </dev/null; sleep 0.3; while [ -e x1.hold ]; do sleep 0.02; done; echo $$ > x1.pid; sleep 1000; true' \\\"$0$1\\\" & exit 0\", \"{prefix}\", \"{suffix}\"]\n\
                  pidfile = \"{}/x1.pid\"\n{common}",
                 var.display()
             ),
@@ -87,6 +88,7 @@ impl Faults {
             disk,
             marks,
             injected: [0; 3],
+            var,
         };
         (env, faults)
     }
@@ -128,70 +130,68 @@ impl Faults {
         }
     }
 
-    /// Starts `name` again and waits (at most 2 s) until `ready` holds, as seen by the
-    /// test; returns the running `start` and whether the window was seen.
-    fn start_until(
+    /// Starts `name` again, held (`NAME.hold` exists until the result is dropped), and
+    /// waits until `window` holds, as seen by the test; returns the running `start`
+    /// and the hold. The window is the daemon's to leave only once the hold is gone,
+    /// so a loaded machine cannot make the test miss it: missing it fails.
+    fn start_held(
+        &self,
         env: &TestEnv,
         name: &str,
-        mut ready: impl FnMut() -> bool,
-    ) -> (std::process::Child, bool) {
+        context: &str,
+        mut window: impl FnMut() -> bool,
+    ) -> (std::process::Child, Hold) {
         env.dmgr(&["stop", name]);
+        let hold = Hold::new(self.var.join(format!("{name}.hold")));
         let start = env.command(&["start", name]).spawn().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while std::time::Instant::now() < deadline {
-            if ready() {
-                return (start, true);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        (start, false)
+        crate::support::wait_until(
+            &format!("{context}: the start of {name} is in the fault's window"),
+            Duration::from_secs(30),
+            &mut window,
+        );
+        (start, hold)
     }
 
     /// Finding 8: the keeper of `x0` killed while `start` waits for `ready`. The start
     /// fails and leaves neither a daemon nor a pidfile.
     fn kill_keeper_while_start_waits(&mut self, env: &TestEnv, context: &str) {
-        let go = env.root().join("var/x0.go");
-        let _ = std::fs::remove_file(&go);
-        let (start, seen) = Self::start_until(env, "x0", || {
+        // The command removes its ready file too, but the keeper's first check may
+        // come first on a loaded machine, and find the last run's.
+        let _ = std::fs::remove_file(self.var.join("x0.ready"));
+        let (start, _hold) = self.start_held(env, "x0", context, || {
             env.state("x0")
                 .is_some_and(|s| s["status"] == "starting" && !s["daemon"].is_null())
                 && !copies_of(&self.marks[0]).is_empty()
         });
-        let Some(keeper) = env.keeper_pid("x0").filter(|_| seen) else {
-            std::fs::write(&go, "").unwrap();
-            let _ = Run::try_wait(start, Duration::from_secs(30));
-            return;
-        };
+        let keeper = env.keeper_pid("x0").expect("a keeper while x0 starts");
         env.track(keeper);
         let _ = sigkill(keeper);
         let out = Run::try_wait(start, Duration::from_secs(30)).expect("start returns");
-        std::fs::write(&go, "").unwrap();
-        // The daemon may have become ready just before the kill.
-        if out.status.code() == Some(1) {
-            self.injected[1] += 1;
-            assert!(
-                copies_of(&self.marks[0]).is_empty(),
-                "{context}: a start whose keeper died while it waited for ready left the daemon running"
-            );
-            assert!(
-                !env.pidfile("x0").exists(),
-                "{context}: a start whose keeper died left the pidfile"
-            );
-        }
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{context}: a start whose keeper died while it waited for ready: {out:?}"
+        );
+        self.injected[1] += 1;
+        assert!(
+            copies_of(&self.marks[0]).is_empty(),
+            "{context}: a start whose keeper died while it waited for ready left the daemon running"
+        );
+        assert!(
+            !env.pidfile("x0").exists(),
+            "{context}: a start whose keeper died left the pidfile"
+        );
     }
 
     /// Findings 10 and 8: the keeper of `x1` killed after the command exited, before
     /// the daemon it left was adopted; the start fails and stops that daemon.
     fn kill_keeper_during_adoption(&mut self, env: &TestEnv, context: &str) {
-        let (start, seen) = Self::start_until(env, "x1", || {
+        let (start, _hold) = self.start_held(env, "x1", context, || {
             env.state("x1")
                 .is_some_and(|s| s["status"] == "starting" && s["daemon"].is_null())
                 && copies_of(&self.marks[1]).len() == 1
         });
-        let Some(keeper) = env.keeper_pid("x1").filter(|_| seen) else {
-            let _ = Run::try_wait(start, Duration::from_secs(30));
-            return;
-        };
+        let keeper = env.keeper_pid("x1").expect("a keeper while x1 starts");
         let left = copies_of(&self.marks[1]);
         env.track(keeper);
         for &pid in &left {
@@ -199,13 +199,16 @@ impl Faults {
         }
         let _ = sigkill(keeper);
         let out = Run::try_wait(start, Duration::from_secs(30)).expect("start returns");
-        if out.status.code() == Some(1) {
-            self.injected[2] += 1;
-            assert!(
-                left.iter().all(|&pid| !is_alive(pid)) && copies_of(&self.marks[1]).is_empty(),
-                "{context}: the daemon left during adoption runs on"
-            );
-        }
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{context}: a start whose keeper died during adoption: {out:?}"
+        );
+        self.injected[2] += 1;
+        assert!(
+            left.iter().all(|&pid| !is_alive(pid)) && copies_of(&self.marks[1]).is_empty(),
+            "{context}: the daemon left during adoption runs on"
+        );
     }
 
     /// The log of `x2` and its rotated files, oldest first, as the test reaches them.
@@ -263,5 +266,22 @@ impl Faults {
                 self.injected
             );
         }
+    }
+}
+
+/// A file whose presence holds a daemon of the faults where it is (unready, or not
+/// yet writing its pidfile); removed when dropped.
+struct Hold(PathBuf);
+
+impl Hold {
+    fn new(path: PathBuf) -> Hold {
+        std::fs::write(&path, b"").unwrap();
+        Hold(path)
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }

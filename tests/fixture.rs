@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use std::os::linux::net::SocketAddrExt;
+
 use crate::support::{
-    group_members, sigkill, sleeper_env, wait_until, KillOnDrop, ProcId, TestEnv,
+    ephemeral_range, free_port, free_port_decade, group_members, sigkill, sleeper_env, wait_until,
+    KillOnDrop, Port, ProcId, TestEnv,
 };
 
 /// The fixture itself: a daemon left running by a test is killed when the
@@ -61,5 +64,44 @@ fn test_env_cleanup_spares_a_reused_pid_and_its_session() {
         group_members(leader).len(),
         2,
         "the environment killed a session it never saw"
+    );
+}
+
+/// The fixture itself: a test's server port lies outside the ports the kernel picks
+/// by itself (a `bind(..:0)`, an outgoing connection's source port), where a port
+/// freed and bound again later could be taken meanwhile; no other test (of this run
+/// or another) gets it while it is reserved, nor while something listens on it.
+#[test]
+fn a_reserved_port_is_the_tests_alone_and_not_one_the_kernel_hands_out() {
+    let (low, high) = ephemeral_range();
+    let port = free_port();
+    assert!(
+        !(low..=high).contains(&port.number()),
+        "port {port} lies in the ephemeral range {low}-{high}"
+    );
+    assert!(Port::reserve(port.number()).is_none(), "reserved twice");
+    // Another test binary finds it reserved too.
+    let name = format!("dmgr-test-port-{port}");
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    assert!(
+        std::os::unix::net::UnixListener::bind_addr(&address).is_err(),
+        "port {port} is not reserved"
+    );
+    let (prefix, decade) = free_port_decade(3);
+    let numbers: Vec<u16> = decade.iter().map(Port::number).collect();
+    assert_eq!(numbers, [prefix * 10 + 1, prefix * 10 + 2, prefix * 10 + 3]);
+    assert!(numbers.iter().all(|n| !(low..=high).contains(n)));
+    // Free again once dropped, unless something listens on it.
+    let number = port.number();
+    drop(port);
+    let listener = std::net::TcpListener::bind(("127.0.0.1", number)).unwrap();
+    assert!(
+        Port::reserve(number).is_none(),
+        "a port in use was reserved"
+    );
+    drop(listener);
+    assert!(
+        Port::reserve(number).is_some(),
+        "a port once free stays reserved"
     );
 }

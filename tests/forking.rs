@@ -181,10 +181,15 @@ fn forking_pidfile_that_never_appears_fails_at_ready_timeout() {
 #[test]
 fn double_fork_middle_process_is_not_the_daemon() {
     let mark = crate::support::marker("middle");
+    // The middle process lives until the keeper has reaped the command (whose PID it
+    // is given) and 100 ms more, so the keeper sees it as the one child left; then it
+    // exits. `start_wait` leaves it ample time for that on a loaded machine: a middle
+    // process that outlives `start_wait` is taken for the daemon, as documented (it
+    // lived a fixed 200 ms, which a loaded machine stretched past a 500 ms one).
     let env = TestEnv::new().daemon(
         "web",
         &format!(
-            "command = [\"sh\", \"-c\", \"sh -c 'sh -c \\\"sleep 1000; true\\\" {mark} & sleep 0.2' & exit 0\"]\ntype = \"forking\"\nstart_wait = \"500ms\"\n"
+            "command = [\"sh\", \"-c\", \"sh -c 'sh -c \\\"sleep 1000; true\\\" {mark} & while kill -0 $1 2>/dev/null; do sleep 0.01; done; sleep 0.1' middle $$ & exit 0\"]\ntype = \"forking\"\nstart_wait = \"2s\"\n"
         ),
     );
     let run = env.dmgr(&["start", "web"]).success();

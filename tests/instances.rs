@@ -8,12 +8,6 @@ use serde_json::Value;
 
 use crate::support::{is_alive, wait_until, TestEnv};
 
-/// A port prefix no other test of this run uses: the copies listen on PREFIX1,
-/// PREFIX2, ...
-fn port_prefix() -> u32 {
-    2000 + std::process::id() % 400
-}
-
 /// The PID of each copy of `web` that `list --json` shows running, by copy name.
 fn running_pids(env: &TestEnv) -> Vec<(String, i64)> {
     env.list()
@@ -34,7 +28,9 @@ fn three_copies_each_get_their_number_in_port_and_log() {
     ) else {
         return;
     };
-    let prefix = port_prefix();
+    // The copies listen on PREFIX1, PREFIX2 and PREFIX3, reserved until the end of
+    // the test, after the environment's cleanup.
+    let (prefix, _ports) = crate::support::free_port_decade(3);
     let env = TestEnv::new();
     let logs = env.root().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
@@ -60,7 +56,7 @@ start_wait = "0s"
         );
         let pid = env.pid(&format!("web@{n}")).expect("a pid");
         // The port is the copy's, and it answers.
-        std::net::TcpStream::connect(("127.0.0.1", (prefix * 10 + n) as u16))
+        std::net::TcpStream::connect(("127.0.0.1", prefix * 10 + n as u16))
             .unwrap_or_else(|e| panic!("web@{n} listens on {prefix}{n}: {e}"));
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
         let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();

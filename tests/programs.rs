@@ -6,20 +6,13 @@
 //! saying why, when its program is not installed, and fails instead where `CI` is set
 //! (`.ci/run` installs them all).
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{installed, is_alive, sigkill, stat, wait_until, KillOnDrop, TestEnv};
-
-/// A TCP port nothing listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use crate::support::{
+    free_port, installed, is_alive, sigkill, stat, wait_until, KillOnDrop, Port, TestEnv,
+};
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -44,10 +37,11 @@ fn nginx_daemonizes_reloads_restarts_and_stops() {
     let Some(nginx) = installed("nginx", "nginx_daemonizes_reloads_restarts_and_stops") else {
         return;
     };
+    // Reserved until the end of the test, after the environment's cleanup.
+    let port = free_port();
     let env = TestEnv::new();
     let dir = env.root().join("nginx");
     std::fs::create_dir(&dir).unwrap();
-    let port = free_port();
     let conf = dir.join("nginx.conf");
     let pidfile = dir.join("nginx.pid");
     let d = dir.display();
@@ -110,10 +104,11 @@ fn redis_daemonizes_and_stops_with_its_stop_command() {
     ) else {
         return;
     };
+    // Reserved until the end of the test, after the environment's cleanup.
+    let port = free_port();
     let env = TestEnv::new();
     let dir = env.root().join("redis");
     std::fs::create_dir(&dir).unwrap();
-    let port = free_port();
     let pidfile = dir.join("redis.pid");
     let (server, cli, d) = (server.display(), cli.display(), dir.display());
     env.write(
@@ -145,7 +140,8 @@ struct Pg {
     env: TestEnv,
     dir: std::path::PathBuf,
     data: std::path::PathBuf,
-    port: u16,
+    /// Dropped after `env`, which stops the server.
+    port: Port,
     psql: std::path::PathBuf,
 }
 
@@ -157,6 +153,8 @@ impl Pg {
         let [Some(postgres), Some(initdb), Some(psql), Some(isready)] = tools else {
             return None;
         };
+        // Reserved until the end of the test, after the environment's cleanup.
+        let port = free_port();
         let env = TestEnv::new();
         let dir = env.root().join("pg");
         std::fs::create_dir(&dir).unwrap();
@@ -195,7 +193,6 @@ impl Pg {
             init.env("HOME", &dir);
         }
         assert!(init.status().unwrap().success(), "initdb failed");
-        let port = free_port();
         let (d, data_s) = (dir.display(), data.display());
         env.write(
             "pg",
@@ -421,10 +418,11 @@ fn haproxy_reloaded_with_sf_stays_supervised_under_its_new_pid() {
     let Some(haproxy) = installed("haproxy", test) else {
         return;
     };
+    // Reserved until the end of the test, after the environment's cleanup.
+    let port = free_port();
     let env = TestEnv::new();
     let dir = env.root().join("haproxy");
     std::fs::create_dir(&dir).unwrap();
-    let port = free_port();
     let (conf, pidfile) = (dir.join("haproxy.cfg"), dir.join("haproxy.pid"));
     let write_conf = |version: &str| {
         std::fs::write(
@@ -446,7 +444,7 @@ fn haproxy_reloaded_with_sf_stays_supervised_under_its_new_pid() {
     );
     env.dmgr(&["start", "lb"]).success();
     let old = env.entry("lb")["pid"].as_i64().unwrap() as i32;
-    assert_eq!(http_get(port).as_deref(), Some("hello v1\n"));
+    assert_eq!(http_get(port.number()).as_deref(), Some("hello v1\n"));
 
     write_conf("v2");
     env.dmgr(&["reload", "lb"])
@@ -463,7 +461,7 @@ fn haproxy_reloaded_with_sf_stays_supervised_under_its_new_pid() {
     let new = env.entry("lb")["pid"].as_i64().unwrap() as i32;
     assert_eq!(read_pid(&pidfile), Some(new));
     assert_eq!(env.entry("lb")["restarts"], 0);
-    assert_eq!(http_get(port).as_deref(), Some("hello v2\n"));
+    assert_eq!(http_get(port.number()).as_deref(), Some("hello v2\n"));
     wait_until("the old haproxy is gone", Duration::from_secs(10), || {
         !is_alive(old)
     });
@@ -495,10 +493,11 @@ fn nginx_binary_upgrade_keeps_nginx_supervised_under_the_new_master() {
     let Some(nginx) = installed("nginx", test) else {
         return;
     };
+    // Reserved until the end of the test, after the environment's cleanup.
+    let port = free_port();
     let env = TestEnv::new();
     let dir = env.root().join("nginx");
     std::fs::create_dir(&dir).unwrap();
-    let port = free_port();
     let conf = dir.join("nginx.conf");
     let pidfile = dir.join("nginx.pid");
     let d = dir.display();
@@ -521,7 +520,7 @@ fn nginx_binary_upgrade_keeps_nginx_supervised_under_the_new_master() {
     env.dmgr(&["start", "web"]).success();
     let old = env.entry("web")["pid"].as_i64().unwrap() as i32;
     let old_workers = children(old);
-    let load = Load::start(port, "hello");
+    let load = Load::start(port.number(), "hello");
 
     env.dmgr(&["kill", "-s", "USR2", "web"]).success();
     wait_until(
@@ -569,6 +568,8 @@ fn gunicorn_usr2_upgrade_keeps_gunicorn_supervised_under_the_new_master() {
     let Some(gunicorn) = installed("gunicorn", test) else {
         return;
     };
+    // Reserved until the end of the test, after the environment's cleanup.
+    let port = free_port();
     let env = TestEnv::new();
     let dir = env.root().join("app");
     std::fs::create_dir(&dir).unwrap();
@@ -577,7 +578,6 @@ fn gunicorn_usr2_upgrade_keeps_gunicorn_supervised_under_the_new_master() {
         "def app(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'hello\\n']\n",
     )
     .unwrap();
-    let port = free_port();
     let pidfile = dir.join("gunicorn.pid");
     let d = dir.display();
     env.write(
@@ -591,7 +591,7 @@ fn gunicorn_usr2_upgrade_keeps_gunicorn_supervised_under_the_new_master() {
     );
     env.dmgr(&["start", "app"]).success();
     let old = env.entry("app")["pid"].as_i64().unwrap() as i32;
-    let load = Load::start(port, "hello");
+    let load = Load::start(port.number(), "hello");
 
     env.dmgr(&["kill", "-s", "USR2", "app"]).success();
     let second = dir.join("gunicorn.pid.2");

@@ -49,7 +49,13 @@ pub(crate) fn reload(dirs: &Dirs, daemon: &Daemon) -> Result<Reloaded> {
     let command = daemon.supervision.reload_command.as_deref();
     match observed.keeper {
         Some(keeper) if request::understands_requests(keeper) => {
-            let timeout = daemon.supervision.stop_timeout + ANSWER_GRACE;
+            let mut timeout = daemon.supervision.stop_timeout + ANSWER_GRACE;
+            if daemon.kind == crate::config::DaemonType::Notify {
+                // The daemon's verdict: RELOADING=1 within a grace, READY=1 within
+                // ready_timeout of it (or as long again as it asks for).
+                timeout += crate::keeper::sd_notify::protocol::RELOADING_GRACE
+                    + daemon.supervision.ready_timeout;
+            }
             let answer = request::reload(keeper, &dirs.events_file(name), timeout)
                 .map_err(|e| Error::daemon(name, format!("cannot ask its keeper: {e}")))?;
             answered(name, command, answer, timeout)

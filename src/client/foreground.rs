@@ -515,5 +515,7 @@ fn on_terminal<'a>(
         new_session: false,
         keep_stdin: false,
         resources: Some(&launch.resources),
+        pid_variable: None,
+        pass_fd: None,
     }
 }

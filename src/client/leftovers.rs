@@ -167,13 +167,15 @@ pub(super) fn stop_unsupervised(
     let mut targets = Unsupervised::new(record);
     if signalled_at.is_none() {
         record_stopping(dirs, record, &targets);
-        targets.signal(record.stop_signal.0);
+        targets.signal(record.supervision.stop_signal.0);
     }
-    let timeout = Duration::from_millis(record.stop_timeout_ms)
+    let timeout = record
+        .supervision
+        .stop_timeout
         .saturating_sub(signalled_at.map_or(Duration::ZERO, |at| at.elapsed()));
     if !wait_until(timeout, || targets.are_gone()) {
         let killed = Event::now(&record.name, Kind::Killed).signal("KILL");
-        let limit = Duration::from_millis(record.stop_timeout_ms);
+        let limit = record.supervision.stop_timeout;
         let limit = units::format_duration(limit);
         let killed = killed.message(format!("still running {limit} after the stop signal"));
         events::append(&dirs.events_file(&record.name), &killed);
@@ -201,7 +203,8 @@ pub(super) fn signal_stop(dirs: &Dirs, record: &state::StateRecord, stop_signal:
 
 /// Records the `stopping` event of a daemon whose keeper is gone.
 fn record_stopping(dirs: &Dirs, record: &state::StateRecord, targets: &Unsupervised<'_>) {
-    let mut event = Event::now(&record.name, Kind::Stopping).signal(record.stop_signal.to_string());
+    let mut event =
+        Event::now(&record.name, Kind::Stopping).signal(record.supervision.stop_signal.to_string());
     event.pid = targets.main.map(|m| m.pid);
     let event = event.message("its keeper is gone");
     events::append(&dirs.events_file(&record.name), &event);

@@ -121,7 +121,7 @@ fn ask_keeper_to_stop<'a>(
     if let (None, Some(_), Some(record)) = (observed.keeper, observed.daemon, &observed.record) {
         // Its keeper is gone: signal it now, so its stop_timeout runs alongside the
         // others' rather than after them.
-        signal_stop(dirs, record, record.stop_signal);
+        signal_stop(dirs, record, record.supervision.stop_signal);
         stopping.signalled_at = Some(Instant::now());
         stopping.acted = true;
         return stopping;

@@ -36,7 +36,14 @@ pub(super) fn run(ctx: &Context, args: &TargetArgs) -> Result<u8> {
                 let argv = daemon.supervision.reload_command.as_deref().unwrap_or(&[]);
                 let shown =
                     shlex::try_join(argv.iter().map(String::as_str)).unwrap_or(argv.join(" "));
-                ctx.say(&format!("{}: reloaded ({pid}) with {shown}", daemon.name));
+                match daemon.kind == crate::config::DaemonType::Notify {
+                    // Its own verdict: RELOADING=1, then READY=1.
+                    true => ctx.say(&format!(
+                        "{}: reloaded ({pid}): the daemon said READY=1",
+                        daemon.name
+                    )),
+                    false => ctx.say(&format!("{}: reloaded ({pid}) with {shown}", daemon.name)),
+                }
             }
             Err(err) => failures.fail(err),
         }

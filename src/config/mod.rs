@@ -22,6 +22,8 @@ mod validate;
 
 #[cfg(test)]
 pub(crate) use daemon::tests_support;
+pub(crate) use daemon::Key;
+pub use daemon::KEYS;
 pub use daemon::{
     compile_log_pattern, instance_name, is_valid_name, load_bytes, split_instance_name, Daemon,
     DaemonType, Instance, KillMode, LogSpec, NotifyAccess, ProcessSpec, ReadyCheck, RestartPolicy,
@@ -32,7 +34,7 @@ pub use diagnostic::{Diagnostic, Severity, MAX_SHOWN};
 pub use discover::{discover, Dirs};
 pub use discover::{SYSTEM_CONFIG_DIR, SYSTEM_LOG_DIR, SYSTEM_RUN_DIR};
 pub(crate) use host::resolve_program;
-pub use raw::{KEYS, READY_KEYS};
+pub use raw::READY_KEYS;
 pub use run_dir::OWNER_FILE;
 pub use suggest::nearest;
 pub use validate::{start_order, stop_order};

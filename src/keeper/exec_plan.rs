@@ -38,27 +38,8 @@ pub(crate) const MANAGER_VARIABLES: &[&str] = &[
     "WATCHDOG_USEC",
 ];
 
-/// What the file asks for that the keeper does not do yet: the notify protocol and the
-/// readiness forms the daemon reports itself arrive in the keeper's core next.
-fn not_yet_kept(daemon: &Daemon) -> Option<&'static str> {
-    use crate::config::{DaemonType, ReadyCheck};
-    if daemon.kind == DaemonType::Notify {
-        return Some("type = \"notify\"");
-    }
-    match daemon.supervision.ready {
-        Some(ReadyCheck::Log(_)) => Some("ready = { log = ... }"),
-        Some(ReadyCheck::Fd(_)) => Some("ready = { fd = ... }"),
-        _ => None,
-    }
-}
-
 impl ExecPlan {
     pub(crate) fn prepare(daemon: &Daemon) -> std::result::Result<ExecPlan, String> {
-        if let Some(what) = not_yet_kept(daemon) {
-            return Err(format!(
-                "{what} is not kept by this version of dmgr's keeper yet; `dmgr check` accepts the file, and `dmgr export` writes it for systemd"
-            ));
-        }
         // The inherited environment as bytes: a variable that is not UTF-8 is passed
         // on as it is (std::env::vars would panic on it).
         // What the daemon file sets: `env_file` in order, then `env`, which wins.

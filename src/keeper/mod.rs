@@ -92,17 +92,12 @@ mod jobs;
 pub(crate) mod logpipe;
 pub(crate) mod memory_events;
 pub(crate) mod probe;
-// Used by the tests until the keeper's core takes `ready = { log }` in (issue 26).
-#[allow(dead_code)]
 mod ready_line;
 mod record;
 mod reloading;
 pub(crate) mod report;
 pub(crate) mod request;
 pub(crate) mod resources;
-// Read and judged here; the keeper's core acts on it once the notify protocol is
-// wired into it (issue 26's second half), until then only the tests use it.
-#[allow(dead_code)]
 pub(crate) mod sd_notify;
 mod setup;
 mod spawn;
@@ -229,6 +224,13 @@ struct Keeper {
     record_trouble: Option<record::RecordTrouble>,
     /// The timer on the wall clock of a `schedule` or `restart_schedule`.
     wall_timer: Option<jobs::WallTimer>,
+    /// A notify daemon's socket (`NOTIFY_SOCKET`).
+    notify_socket: Option<sys::notify_socket::NotifySocket>,
+    /// `ready = { log }`'s matcher, over the run's output.
+    ready_line: Option<ready_line::ReadyLine>,
+    /// The keeper's end of `ready = { fd }`'s pipe, while the run's start waits for
+    /// its newline.
+    ready_fd: Option<std::os::fd::OwnedFd>,
 }
 
 impl Keeper {
@@ -296,6 +298,16 @@ impl Keeper {
         if let Some(events) = &self.memory_events {
             fds.push(PollFd::new(events.as_fd(), PollFlags::POLLIN));
         }
+        // Then the notify socket.
+        let notify = fds.len();
+        if let Some(socket) = &self.notify_socket {
+            fds.push(PollFd::new(socket.as_fd(), PollFlags::POLLIN));
+        }
+        // Then `ready = { fd }`'s pipe.
+        let ready_fd = fds.len();
+        if let Some(fd) = &self.ready_fd {
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+        }
         // Then the schedule's timer on the wall clock.
         let wall = fds.len();
         if let Some(timer) = &mut self.wall_timer {
@@ -322,6 +334,14 @@ impl Keeper {
         if ready[1..logs].contains(&true) {
             self.pump_logs();
         }
+        // Before the children are reaped: a sender that exited at once (`systemd-notify
+        // --ready`) is still a zombie of the daemon's tree when it is judged.
+        if self.notify_socket.is_some() && ready[notify..ready_fd].contains(&true) {
+            self.read_notify_socket(now);
+        }
+        if self.ready_fd.is_some() && ready[ready_fd..wall].contains(&true) {
+            self.read_ready_fd(now);
+        }
         if ready[0] {
             self.on_signals(now);
         }
@@ -334,7 +354,7 @@ impl Keeper {
                 self.feed(Input::ClockChanged, now);
             }
         }
-        if ready.get(logs).copied().unwrap_or(false) && logs < wall {
+        if ready.get(logs).copied().unwrap_or(false) && logs < notify {
             let counters = self.memory_events.as_ref().and_then(|w| w.on_wake());
             if let Some(counters) = counters {
                 self.feed(Input::MemoryEvents(counters), now);
@@ -344,15 +364,78 @@ impl Keeper {
 
     fn pump_logs(&mut self) {
         let buffer = &mut self.log_buffer;
-        for pipe in std::iter::once(&mut self.out).chain(self.err.as_mut()) {
+        let mut matcher = self
+            .ready_line
+            .as_mut()
+            .filter(|_| self.machine.awaits_log_line());
+        let mut matched = false;
+        let streams = [ready_line::Stream::Out, ready_line::Stream::Err];
+        let pipes = std::iter::once(&mut self.out).chain(self.err.as_mut());
+        for (pipe, stream) in pipes.zip(streams) {
             loop {
                 match sys::read_spare(pipe.read.as_fd(), buffer) {
                     Ok([]) | Err(_) => break,
-                    Ok(read) => pipe.sink.write_output(read),
+                    Ok(read) => {
+                        pipe.sink.write_output(read);
+                        if let Some(matcher) = matcher.as_mut() {
+                            matched |= matcher.feed(stream, read);
+                        }
+                    }
                 }
             }
         }
         self.take_log_notices();
+        if matched {
+            self.feed(Input::SaidReady, read_clock());
+        }
+    }
+
+    /// Reads `ready = { fd }`'s pipe: a newline is the daemon's word that it is ready
+    /// (s6's readiness notification); the pipe is closed then, or at its end.
+    fn read_ready_fd(&mut self, now: Now) {
+        let Some(fd) = &self.ready_fd else {
+            return;
+        };
+        let mut buffer = [0u8; 512];
+        let (said, ended) = match nix::unistd::read(fd, &mut buffer) {
+            Ok(0) => (false, true),
+            Ok(n) => (buffer[..n].contains(&b'\n'), false),
+            Err(Errno::EAGAIN | Errno::EINTR) => (false, false),
+            Err(_) => (false, true),
+        };
+        if said || ended {
+            self.ready_fd = None;
+        }
+        if said {
+            self.feed(Input::SaidReady, now);
+        }
+    }
+
+    /// Reads every datagram waiting on the notify socket, parsed, for the machine.
+    fn read_notify_socket(&mut self, now: Now) {
+        // Bounded per wake-up: a sender that floods the socket cannot hold the keeper
+        // away from its signals.
+        for _ in 0..64 {
+            let mut buffer = [0u8; sd_notify::message::MAX_DATAGRAM];
+            let Some(datagram) = self
+                .notify_socket
+                .as_ref()
+                .and_then(|s| s.receive(&mut buffer))
+            else {
+                return;
+            };
+            let message = sd_notify::message::parse(&buffer[..datagram.len], datagram.truncated);
+            self.feed(
+                Input::Notify {
+                    pid: datagram.pid,
+                    message,
+                },
+                now,
+            );
+            // `BARRIER=1`: the sender waits until the descriptor it passed is closed,
+            // once everything before it is handled; dropped here.
+            drop(datagram.fds);
+        }
     }
 
     /// Records what the log sinks saw since the last look: writing failed (a

@@ -78,6 +78,8 @@ impl Keeper {
                 keep_stdin: false,
                 // The keeper's own internal check, not the daemon's process.
                 resources: None,
+                pid_variable: None,
+                pass_fd: None,
             }
         };
         let Ok(gated) = sys::spawn_gated(&self.single, &options) else {

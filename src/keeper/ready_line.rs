@@ -62,6 +62,7 @@ impl ReadyLine {
 
     /// The streams ended: returns true if and only if a last line without its line
     /// end matches.
+    #[cfg(test)]
     pub(crate) fn finish(&mut self) -> bool {
         let matched = self
             .partial

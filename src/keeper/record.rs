@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use nix::sys::wait::WaitStatus;
 
-use super::core::machine::{millis, Exit, Input, Now, TakeOver};
+use super::core::machine::{Exit, Input, Now, TakeOver};
 use super::Keeper;
 use crate::config::{self, Daemon, Dirs};
 use crate::events::{Event, History, Kind};
@@ -56,6 +56,10 @@ impl Keeper {
             cgroup.remove();
         }
         self.record.cgroup = None;
+        if let Some(socket) = self.notify_socket.take() {
+            socket.remove();
+        }
+        self.record.notify.socket = None;
         self.save();
         if let Some(pidfile) = self.pidfile.take() {
             pidfile.remove();
@@ -143,8 +147,6 @@ pub(crate) fn initial_record(daemon: &Daemon) -> StateRecord {
         log: daemon.process.log.clone(),
         stderr_log: daemon.process.stderr_log.clone(),
         command: daemon.process.command.clone(),
-        stop_signal: daemon.supervision.stop_signal,
-        stop_timeout_ms: millis(daemon.supervision.stop_timeout),
         process: daemon.process.clone(),
         supervision: daemon.supervision.clone(),
         output_pipes: Vec::new(),

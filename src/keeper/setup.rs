@@ -90,6 +90,28 @@ impl Keeper {
                 fail!("{reason}");
             }
         };
+        // A notify daemon's socket, made for it alone (see `sd_notify`).
+        let notify_socket = match daemon.kind {
+            crate::config::DaemonType::Notify => {
+                let path = super::sd_notify::socket_path(&dirs.run_dir, &daemon.name);
+                let name = &daemon.name;
+                match sys::notify_socket::NotifySocket::bind(&path, || {
+                    sys::notify_socket::abstract_name(name)
+                }) {
+                    Ok(socket) => Some(socket),
+                    Err(e) => {
+                        let reason = format!(
+                            "cannot make the notify socket {}: {e}",
+                            crate::text::show_path(&path)
+                        );
+                        record_failure(&dirs, &daemon, &reason);
+                        pidfile.remove();
+                        fail!("{reason}");
+                    }
+                }
+            }
+            _ => None,
+        };
         // The holder's pipes, which outlive this keeper; else pipes of our own.
         let (mut out_pipe, mut err_pipe, settings) = match handoff {
             Some(h) => (Some(h.out), Some(h.err), Some(h.settings)),
@@ -153,6 +175,9 @@ impl Keeper {
             });
         }
         let mut record = initial_record(&daemon);
+        record.notify.socket = notify_socket
+            .as_ref()
+            .map(|s| s.address().env_value().to_string_lossy().into_owned());
         // Our parent, while it is the holder that made us (see `launcher::holder`).
         if let Some(holder) = holder_pid.and_then(ProcId::of) {
             record.holder = Some(holder);
@@ -187,9 +212,18 @@ impl Keeper {
         let mut machine = Machine::new(&daemon, reporter.is_pending(), memory);
         let wall_timer =
             super::jobs::set_up_schedule(&dirs, &daemon, &mut machine, state::now_ms());
+        let ready_line = match &daemon.supervision.ready {
+            Some(crate::config::ReadyCheck::Log(pattern)) => {
+                super::ready_line::ReadyLine::new(pattern)
+            }
+            _ => None,
+        };
         Ok(Keeper {
             wall_timer,
             record_trouble: None,
+            notify_socket,
+            ready_line,
+            ready_fd: None,
             memory_events,
             machine,
             captures: Vec::new(),

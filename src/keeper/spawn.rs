@@ -34,12 +34,42 @@ impl Keeper {
                 }
             }
         }
-        let options = self.spawn_options(
-            &self.plan.program,
-            &self.daemon.process.command,
-            &self.plan.env,
-            true,
-        );
+        if let Some(matcher) = &mut self.ready_line {
+            // No half line of the last run counts.
+            matcher.reset();
+        }
+        let env = self.daemon_env();
+        // `ready = { fd = N }`: a pipe of this run's, its write end at N in the daemon.
+        self.ready_fd = None;
+        let ready_pipe = match self.daemon.supervision.ready {
+            Some(crate::config::ReadyCheck::Fd(number)) => {
+                // Only the keeper's end is non-blocking: the daemon's is as any pipe.
+                let made = nix::unistd::pipe2(OFlag::O_CLOEXEC).and_then(|(read, write)| {
+                    nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+                    Ok((read, write))
+                });
+                match made {
+                    Ok((read, write)) => Some((read, write, number)),
+                    Err(e) => {
+                        let failed = Input::SpawnFailed {
+                            reason: format!("cannot create the pipe of ready = {{ fd }}: {e}"),
+                            unrecorded: false,
+                        };
+                        return self.feed(failed, now);
+                    }
+                }
+            }
+            _ => None,
+        };
+        let mut options =
+            self.spawn_options(&self.plan.program, &self.daemon.process.command, &env, true);
+        if let Some((_, write, number)) = &ready_pipe {
+            options.pass_fd = Some((write.as_fd(), *number as std::os::fd::RawFd));
+        }
+        if self.daemon.process.watchdog.is_some() && self.notify_socket.is_some() {
+            // Set in the child after the fork, so that it names the exec'd process.
+            options.pid_variable = Some("WATCHDOG_PID");
+        }
         let gated = match sys::spawn_gated(&self.single, &options) {
             Ok(gated) => gated,
             Err(e) => {
@@ -51,6 +81,12 @@ impl Keeper {
                 return self.feed(failed, now);
             }
         };
+        // Only the daemon holds the write end: its end (or the daemon's close) reads
+        // end-of-file.
+        if let Some((read, write, _)) = ready_pipe {
+            drop(write);
+            self.ready_fd = Some(read);
+        }
         // Into the cgroup and on record before it may run the command: should this
         // keeper die now, or the record not be written, the child finds its gate
         // closed and exits, and no copy runs that nobody knows of.
@@ -87,6 +123,26 @@ impl Keeper {
                 self.feed(failed, now)
             }
         }
+    }
+
+    /// The daemon's environment for a run: the plan's, and for a notify daemon
+    /// `NOTIFY_SOCKET` and, with `watchdog`, `WATCHDOG_USEC` (`WATCHDOG_PID` is set in
+    /// the child).
+    fn daemon_env(&self) -> Vec<(OsString, OsString)> {
+        let mut env = self.plan.env.clone();
+        let Some(socket) = &self.notify_socket else {
+            return env;
+        };
+        let mut set = vec![("NOTIFY_SOCKET", socket.address().env_value())];
+        if let Some(period) = self.daemon.process.watchdog {
+            set.push(("WATCHDOG_USEC", period.as_micros().to_string().into()));
+        }
+        for (key, value) in set {
+            env.retain(|(k, _)| k != key);
+            env.push((key.into(), value));
+        }
+        env.retain(|(k, _)| k != "WATCHDOG_PID");
+        env
     }
 
     /// Why a spawn of the daemon failed, in words.
@@ -173,6 +229,8 @@ impl Keeper {
             new_session,
             keep_stdin: false,
             resources: Some(&self.plan.resources),
+            pid_variable: None,
+            pass_fd: None,
         }
     }
 

@@ -26,7 +26,7 @@ impl Kind {
 }
 
 /// The labels of one daemon's sample: `daemon`, and `instance` for a copy of a daemon
-/// with `instances` (issue 28), then any of the family's own.
+/// with `instances`, then any of the family's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Labels {
     /// The daemon's name.

@@ -15,7 +15,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::units::Signal;
 use crate::config::{Dirs, ProcessSpec, Supervision};
 use crate::procinfo::{self, ProcId};
 use crate::text::path_bytes;
@@ -183,13 +182,12 @@ pub struct StateRecord {
     pub stderr_log: Option<PathBuf>,
     /// The command, for `list` of orphans.
     pub command: Vec<String>,
-    /// The signal `stop` uses, so an orphan can be stopped without its file.
-    pub stop_signal: Signal,
-    /// The stop timeout in milliseconds, likewise.
-    pub stop_timeout_ms: u64,
     /// The process-affecting keys the daemon was started with.
     pub process: ProcessSpec,
-    /// The supervision keys the keeper uses now.
+    /// The supervision keys the keeper uses now: `stop_signal` and `stop_timeout`
+    /// among them, so that what a dead keeper left can be stopped without its file.
+    /// Records of earlier versions also hold copies of those two at the top
+    /// level, which are ignored.
     pub supervision: Supervision,
     /// The inodes of the pipes the keeper gave the daemon as standard output and error.
     /// Every process that still writes to one was started by this keeper's daemons, and

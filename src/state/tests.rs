@@ -5,17 +5,16 @@ use std::time::Duration;
 use super::*;
 
 /// A record as the dmgr before the grouped definition types wrote it (signals by
-/// number, copies of the keys), taken from a real keeper: it still decodes, so
-/// `list` shows the daemon, `stop` stops it and `apply` sees nothing changed.
+/// number, top-level copies of `stop_signal` and `stop_timeout`), taken from a real
+/// keeper: it still decodes, so `list` shows the daemon, `stop` stops it with the
+/// stop keys of its `supervision` and `apply` sees nothing changed.
 #[test]
 fn record_written_by_the_previous_dmgr_still_reads() {
     const OLD: &str = r#"{"name":"web","keeper":{"pid":860,"start":2148816},"daemon":null,"status":"stopped","started_at_ms":1796218095134,"restarts":0,"last_exit":{"code":null,"signal":"TERM","at_ms":1796218100887,"ran_ms":5764},"history":[{"code":null,"signal":"TERM","at_ms":1796218100887,"ran_ms":5764}],"next_restart_ms":null,"error":null,"log_error":null,"pidfile":"/tmp/layoutcompat.D3oK/r/web.pid","log":"/tmp/layoutcompat.D3oK/r/log/web.log","stderr_log":null,"command":["sleep","300"],"stop_signal":15,"stop_timeout_ms":3000,"process":{"command":["sleep","300"],"env":{},"clear_env":false,"working_dir":"/","user":null,"group":null,"umask":18,"log":"/tmp/layoutcompat.D3oK/r/log/web.log","stderr_log":null},"supervision":{"restart":"on-failure","restart_delay_ms":1000,"max_restarts":10,"start_wait_ms":500,"ready":null,"ready_timeout_ms":30000,"stop_signal":15,"stop_timeout_ms":3000,"reload_signal":1,"reload_command":null,"stop_command":null},"output_pipes":[],"boot_id":"9509e5df-d24e-4576-b4df-e907432ed046","reason":"stopped-by-request","cgroup":null,"daemon_pidfile":null,"foreground":false,"sum":"5929c77aef5f8a36"}"#;
     let Decoded::Record(record) = decode(OLD.as_bytes()) else {
         panic!("the old record does not decode");
     };
-    let term = Signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(record.stop_signal, term);
-    assert_eq!(record.stop_timeout_ms, 3000);
+    let term = crate::config::units::Signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(record.supervision.stop_signal, term);
     assert_eq!(record.supervision.stop_timeout, Duration::from_secs(3));
     assert_eq!(record.supervision.restart_delay, Duration::from_secs(1));
@@ -29,6 +28,22 @@ fn record_written_by_the_previous_dmgr_still_reads() {
         record.supervision.changed(&daemon.supervision),
         Vec::<&str>::new()
     );
+}
+
+/// The record holds the stop keys once, in its `supervision`: a record of today has
+/// no top-level copy, and one read from a record of the previous version (which has
+/// them) is written back without them, its supervision unchanged.
+#[test]
+fn the_stop_keys_are_recorded_once_in_the_supervision() {
+    const OLD: &str = r#"{"name":"web","keeper":{"pid":860,"start":2148816},"daemon":null,"status":"stopped","started_at_ms":null,"restarts":0,"last_exit":null,"history":[],"next_restart_ms":null,"error":null,"log_error":null,"pidfile":"/r/web.pid","log":"/r/log/web.log","stderr_log":null,"command":["sleep","300"],"stop_signal":"KILL","stop_timeout_ms":9000,"process":{"command":["sleep","300"],"env":{},"clear_env":false,"working_dir":"/","user":null,"group":null,"umask":18,"log":"/r/log/web.log","stderr_log":null},"supervision":{"restart":"on-failure","restart_delay_ms":1000,"max_restarts":10,"start_wait_ms":500,"ready":null,"ready_timeout_ms":30000,"stop_signal":"INT","stop_timeout_ms":3000,"reload_signal":"HUP","reload_command":null,"stop_command":null}}"#;
+    let record: StateRecord = serde_json::from_str(OLD).unwrap();
+    assert_eq!(record.supervision.stop_signal.to_string(), "INT");
+    assert_eq!(record.supervision.stop_timeout, Duration::from_secs(3));
+    let written: serde_json::Value = serde_json::from_slice(&encode(&record).unwrap()).unwrap();
+    assert!(written.get("stop_signal").is_none(), "{written}");
+    assert!(written.get("stop_timeout_ms").is_none(), "{written}");
+    assert_eq!(written["supervision"]["stop_signal"], "INT");
+    assert_eq!(written["supervision"]["stop_timeout_ms"], 3000);
 }
 
 /// A record rewritten in place over a longer one reads as the new record, though the

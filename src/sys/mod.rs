@@ -27,10 +27,7 @@ pub(crate) use spawn_step::{SpawnError, SpawnStep};
 use crate::procinfo::ProcId;
 
 mod detach;
-// The notify socket is bound by the keeper once the notify protocol is wired into its
-// core (issue 26's second half); until then only the tests use it.
-#[allow(dead_code)]
-mod notify_socket;
+pub(crate) mod notify_socket;
 mod queue;
 mod spawn;
 mod spawn_step;

@@ -5,7 +5,7 @@
 use std::ffi::{CStr, CString, OsString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -59,7 +59,16 @@ pub(crate) struct SpawnOptions<'a> {
     pub(crate) keep_stdin: bool,
     /// Resource limits, nice value and OOM score to set, checked beforehand.
     pub(crate) resources: Option<&'a Resources>,
+    /// A variable the child sets to its own PID (`WATCHDOG_PID`), so that it names the
+    /// process that execs the command, which the caller cannot know before the fork.
+    pub(crate) pid_variable: Option<&'a str>,
+    /// A descriptor the command gets at a number of its own (`ready = { fd = N }`'s
+    /// pipe): `(descriptor, number)`; every other beyond 0-2 is closed at exec.
+    pub(crate) pass_fd: Option<(BorrowedFd<'a>, RawFd)>,
 }
+
+/// Room for a PID in decimal and the NUL after it.
+const PID_DIGITS: usize = 12;
 
 /// A daemon process that has been forked and set up, and waits at its start gate:
 /// it execs the command only once [`Gated::release`] is called. If the keeper dies
@@ -143,13 +152,44 @@ pub(crate) fn spawn_gated(
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    // `NAME=` and room for the PID the child writes in (zeros: an empty value until
+    // then).
+    let mut pid_variable: Vec<u8> = Vec::new();
+    let pid_slot = match options.pid_variable {
+        Some(name) => {
+            if name.as_bytes().contains(&0) {
+                return Err(prep(io::Error::other("a NUL byte in a variable's name")));
+            }
+            pid_variable.extend_from_slice(name.as_bytes());
+            pid_variable.push(b'=');
+            let at = pid_variable.len();
+            pid_variable.resize(at + PID_DIGITS, 0);
+            envp_ptrs.push(pid_variable.as_ptr().cast());
+            // SAFETY: `at` is within the buffer, which lives (unmoved) until the fork.
+            Some(unsafe { pid_variable.as_mut_ptr().add(at) })
+        }
+        None => None,
+    };
     envp_ptrs.push(std::ptr::null());
     let cwd = cstring(options.working_dir.as_os_str().as_bytes())?;
     let devnull = File::open("/dev/null").map_err(prep)?;
     let (gate_read, gate_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| prep(e.into()))?;
-    let (report_read, report_write) =
+    let (report_read, mut report_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| prep(e.into()))?;
+    // The child reports an exec failure after it placed the passed descriptor: the
+    // report pipe must not sit at that number.
+    if let Some((_, number)) = options.pass_fd {
+        if report_write.as_raw_fd() == number {
+            let moved = nix::fcntl::fcntl(
+                &report_write,
+                nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(number + 1),
+            )
+            .map_err(|e| prep(e.into()))?;
+            // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+            report_write = unsafe { OwnedFd::from_raw_fd(moved) };
+        }
+    }
     let stdout = options.stdout.map_or(1, |fd| fd.as_raw_fd());
     let stderr = options.stderr.map_or(2, |fd| fd.as_raw_fd());
     let child = ChildPlan {
@@ -167,6 +207,8 @@ pub(crate) fn spawn_gated(
         resources: options.resources,
         gate: gate_read.as_raw_fd(),
         report: report_write.as_raw_fd(),
+        pid_slot,
+        pass_fd: options.pass_fd.map(|(fd, number)| (fd.as_raw_fd(), number)),
         parent_ends: [gate_write.as_raw_fd(), report_read.as_raw_fd()],
         program: &program,
         argv: &argv_ptrs,
@@ -245,6 +287,10 @@ struct ChildPlan<'a> {
     resources: Option<&'a Resources>,
     gate: RawFd,
     report: RawFd,
+    /// Where the child writes its PID in decimal (see [`SpawnOptions::pid_variable`]).
+    pid_slot: Option<*mut u8>,
+    /// A descriptor to place at a number of its own before exec.
+    pass_fd: Option<(RawFd, RawFd)>,
     /// The keeper's ends of the two pipes: the child must not hold them, or the
     /// gate would never read end-of-file when the keeper dies.
     parent_ends: [RawFd; 2],
@@ -341,6 +387,20 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
                 _ => libc::_exit(126),
             }
         }
+        if let Some(slot) = plan.pid_slot {
+            write_pid(slot, libc::getpid());
+        }
+        if let Some((fd, number)) = plan.pass_fd {
+            // dup2(2) leaves the copy open across exec; the same number keeps its
+            // descriptor, which only needs its close-on-exec flag cleared.
+            let placed = match fd == number {
+                true => libc::fcntl(fd, libc::F_SETFD, 0),
+                false => libc::dup2(fd, number),
+            };
+            if placed == -1 {
+                fail(SpawnStep::Dup2 as u8);
+            }
+        }
         libc::execve(
             plan.program.as_ptr(),
             plan.argv.as_ptr(),
@@ -348,6 +408,30 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
         );
         fail(SpawnStep::Exec as u8)
     }
+}
+
+/// Writes `pid` in decimal at `slot`, followed by a NUL: [`PID_DIGITS`] bytes at most.
+///
+/// # Safety
+/// `slot` points at [`PID_DIGITS`] writable bytes. Async-signal-safe: no allocation.
+unsafe fn write_pid(slot: *mut u8, pid: libc::pid_t) {
+    let mut digits = [0u8; PID_DIGITS];
+    let mut n = pid.unsigned_abs();
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+        if n == 0 || len == PID_DIGITS - 1 {
+            break;
+        }
+    }
+    for i in 0..len {
+        // SAFETY: `i` and `len` are below PID_DIGITS, the room at `slot`.
+        unsafe { *slot.add(i) = digits[len - 1 - i] };
+    }
+    // SAFETY: as above.
+    unsafe { *slot.add(len) = 0 };
 }
 
 /// Restores the default disposition of every signal and empties the mask.

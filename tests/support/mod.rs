@@ -8,6 +8,7 @@
 mod cleanup;
 mod env;
 mod namespace;
+mod ports;
 pub mod procfs;
 mod record;
 mod run;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 pub use env::TestEnv;
 pub use namespace::{in_private_mount_namespace, PrivateTmpfs};
+pub use ports::{ephemeral_range, free_port, free_port_decade, Port};
 pub use procfs::{
     copies_of, group_members, is_alive, processes_with, session_members, stat, ProcId,
 };

@@ -10,7 +10,7 @@ use toml::de::{DeTable, DeValue};
 use super::*;
 use crate::config::diagnostic::{self, quote, Diagnostic, Severity, MAX_SHOWN};
 use crate::config::discover::Dirs;
-use crate::config::raw::{self, HEALTH_KEYS, KEYS};
+use crate::config::raw::{self, HEALTH_KEYS};
 use crate::config::suggest;
 use crate::config::units::Signal;
 use crate::config::Invalid;
@@ -179,7 +179,7 @@ impl<'a> Builder<'a> {
         let mut keys: Option<suggest::Suggester<'_>> = None;
         for (key, _) in table.iter() {
             let key_name: &str = key.get_ref();
-            if !KEYS.contains(&key_name) {
+            if Key::named(key_name).is_none() {
                 let hint = keys
                     .get_or_insert_with(|| suggest::Suggester::new(KEYS))
                     .nearest(key_name)
@@ -190,16 +190,13 @@ impl<'a> Builder<'a> {
                 );
             }
         }
-        // Every key looked up here is one of KEYS (checked in debug builds and tests).
-        let get = |key: &str| {
-            debug_assert!(KEYS.contains(&key), "`{key}` is not in KEYS");
-            table.get(key)
-        };
+        // Each key is looked up by its entry in the key table.
+        let get = |key: Key| table.get(key.name());
         let process_defaults = ProcessSpec::default();
         let defaults = Supervision::default();
         let log_defaults = LogSpec::default();
 
-        let command = match get("command") {
+        let command = match get(Key::Command) {
             Some(value) => self.command(value),
             None => {
                 let message = "missing key `command`: the command to run, as a string or an array";
@@ -207,31 +204,33 @@ impl<'a> Builder<'a> {
                 None
             }
         };
-        let description = self.string(get("description"));
-        self.instances = self.instances(get("instances"));
+        let description = self.string(get(Key::Description));
+        self.instances = self.instances(get(Key::Instances));
         // The copies' default files hold their own names: `web@2.log`.
         let path_name = match self.instances {
             Some(_) => format!("{name}@{}", instances::PLACEHOLDER),
             None => name.clone(),
         };
         let working_dir = self
-            .path(get("working_dir"))
+            .path(get(Key::WorkingDir))
             .unwrap_or(process_defaults.working_dir);
-        let env = self.env(get("env"));
+        let env = self.env(get(Key::Env));
         let clear_env = self
-            .bool(get("clear_env"))
+            .bool(get(Key::ClearEnv))
             .unwrap_or(process_defaults.clear_env);
-        let user = self.name_string(get("user"), "user");
-        let group = self.name_string(get("group"), "group");
-        let umask = self.umask(get("umask")).unwrap_or(process_defaults.umask);
-        let kind_read = self.kind(get("type"));
+        let user = self.name_string(get(Key::User), Key::User.name());
+        let group = self.name_string(get(Key::Group), Key::Group.name());
+        let umask = self
+            .umask(get(Key::Umask))
+            .unwrap_or(process_defaults.umask);
+        let kind_read = self.kind(get(Key::Type));
         let kind = kind_read.unwrap_or(DaemonType::Simple);
-        let pidfile = self.written_path(get("pidfile"), "pidfile", &name);
-        self.places.pidfile = get("pidfile").map(|v| v.span().start);
-        let log = self.written_path(get("log"), "log", &name);
-        self.places.log = get("log").map(|v| v.span().start);
-        let stderr_log = self.written_path(get("stderr_log"), "stderr_log", &name);
-        self.places.stderr_log = get("stderr_log").map(|v| v.span().start);
+        let pidfile = self.written_path(get(Key::Pidfile), Key::Pidfile.name(), &name);
+        self.places.pidfile = get(Key::Pidfile).map(|v| v.span().start);
+        let log = self.written_path(get(Key::Log), Key::Log.name(), &name);
+        self.places.log = get(Key::Log).map(|v| v.span().start);
+        let stderr_log = self.written_path(get(Key::StderrLog), Key::StderrLog.name(), &name);
+        self.places.stderr_log = get(Key::StderrLog).map(|v| v.span().start);
         // With type = "forking", `pidfile` is the program's own file; dmgr's lock and
         // PID record stay at the default.
         let (pidfile, forking_pidfile) = match (kind, pidfile) {
@@ -239,7 +238,7 @@ impl<'a> Builder<'a> {
             (_, set) => (set.unwrap_or_else(|| self.dirs.pidfile(&path_name)), None),
         };
         if forking_pidfile.as_ref() == Some(&pidfile) {
-            if let Some(v) = get("pidfile") {
+            if let Some(v) = get(Key::Pidfile) {
                 self.error(v.span(), "with type = \"forking\", `pidfile` is the daemon's own file, and this is the file dmgr locks itself; leave `pidfile` out or name the file the program writes");
             }
         }
@@ -247,106 +246,112 @@ impl<'a> Builder<'a> {
             get,
             self.instances,
             [
-                ("pidfile", forking_pidfile.as_deref().or(Some(&pidfile))),
-                ("log", log.as_deref()),
-                ("stderr_log", stderr_log.as_deref()),
+                (Key::Pidfile, forking_pidfile.as_deref().or(Some(&pidfile))),
+                (Key::Log, log.as_deref()),
+                (Key::StderrLog, stderr_log.as_deref()),
             ],
         );
         let log = log.unwrap_or_else(|| self.dirs.log_dir.join(format!("{path_name}.log")));
         let log_max_size = self
-            .log_size(get("log_max_size"))
+            .log_size(get(Key::LogMaxSize))
             .unwrap_or(log_defaults.log_max_size);
         let log_keep = self
             .uint(
-                get("log_keep"),
+                get(Key::LogKeep),
                 MAX_LOG_KEEP,
                 "rotation renames every kept file, and `dmgr logs` reads back through at most that many",
             )
             .unwrap_or(log_defaults.log_keep);
         let log_timestamps = self
-            .bool(get("log_timestamps"))
+            .bool(get(Key::LogTimestamps))
             .unwrap_or(log_defaults.log_timestamps);
-        let autostart = self.bool(get("autostart")).unwrap_or(true);
+        let autostart = self.bool(get(Key::Autostart)).unwrap_or(true);
         // A oneshot runs once unless it asks to be retried, as systemd's do.
         let default_restart = match kind {
             DaemonType::Oneshot => RestartPolicy::No,
             _ => defaults.restart,
         };
-        let restart = self.restart(get("restart")).unwrap_or(default_restart);
+        let restart = self.restart(get(Key::Restart)).unwrap_or(default_restart);
         let restart_delay = self
-            .duration(get("restart_delay"))
+            .duration(get(Key::RestartDelay))
             .unwrap_or(defaults.restart_delay);
         let max_restarts = self
             .uint(
-                get("max_restarts"),
+                get(Key::MaxRestarts),
                 MAX_RESTARTS,
                 "that many quick failures take almost two years at the 60 s backoff cap",
             )
             .unwrap_or(defaults.max_restarts);
         let start_wait = self
-            .duration(get("start_wait"))
+            .duration(get(Key::StartWait))
             .unwrap_or(defaults.start_wait);
-        let ready = get("ready").and_then(|v| self.ready(v));
+        let ready = get(Key::Ready).and_then(|v| self.ready(v));
         let ready_timeout = self
-            .duration(get("ready_timeout"))
+            .duration(get(Key::ReadyTimeout))
             .unwrap_or(defaults.ready_timeout);
         let stop_signal = self
-            .signal(get("stop_signal"), Signal::check_stop)
+            .signal(get(Key::StopSignal), Signal::check_stop)
             .unwrap_or(defaults.stop_signal);
         let stop_timeout = self
-            .duration(get("stop_timeout"))
+            .duration(get(Key::StopTimeout))
             .unwrap_or(defaults.stop_timeout);
         let kill_mode = self
-            .kill_mode(get("kill_mode"))
+            .kill_mode(get(Key::KillMode))
             .unwrap_or(defaults.kill_mode);
         let reload_signal = self
-            .signal(get("reload_signal"), |s| s.check_reload().map(|()| None))
+            .signal(get(Key::ReloadSignal), |s| s.check_reload().map(|()| None))
             .unwrap_or(defaults.reload_signal);
-        let reload_command = get("reload_command").and_then(|v| self.argv(v));
-        let stop_command = get("stop_command").and_then(|v| self.argv(v));
-        if let (Some(_), Some(v)) = (&reload_command, get("reload_signal")) {
+        let reload_command = get(Key::ReloadCommand).and_then(|v| self.argv(v));
+        let stop_command = get(Key::StopCommand).and_then(|v| self.argv(v));
+        if let (Some(_), Some(v)) = (&reload_command, get(Key::ReloadSignal)) {
             self.error(v.span(), "`reload_signal` and `reload_command` exclude each other: `reload` runs the command instead of sending the signal; keep one");
         }
-        let after = self.after(get("after"), &name);
-        let memory_max = self.memory_max(get("memory_max"));
-        let health = get("health").and_then(|v| self.check_table(v, "health", HEALTH_KEYS));
+        let after = self.after(get(Key::After), &name);
+        let memory_max = self.memory_max(get(Key::MemoryMax));
+        let health =
+            get(Key::Health).and_then(|v| self.check_table(v, Key::Health.name(), HEALTH_KEYS));
         let health_interval = self
-            .duration(get("health_interval"))
+            .duration(get(Key::HealthInterval))
             .unwrap_or(defaults.health_interval);
         let health_timeout = self
-            .duration(get("health_timeout"))
+            .duration(get(Key::HealthTimeout))
             .unwrap_or(defaults.health_timeout);
         let health_failures = self
             .uint(
-                get("health_failures"),
+                get(Key::HealthFailures),
                 MAX_RESTARTS,
                 "that many failed checks in a row would never make the daemon unhealthy",
             )
             .unwrap_or(defaults.health_failures);
         self.check_health_timing(
-            get("health"),
+            get(Key::Health),
             [
-                get("health_interval"),
-                get("health_timeout"),
-                get("health_failures"),
+                get(Key::HealthInterval),
+                get(Key::HealthTimeout),
+                get(Key::HealthFailures),
             ],
             health_interval,
             health_timeout,
             health_failures,
         );
         let notify = self.notify_keys(
-            kind == DaemonType::Notify || (get("type").is_some() && kind_read.is_none()),
-            get("watchdog"),
-            get("watchdog_signal"),
-            get("notify_access"),
+            kind == DaemonType::Notify || (get(Key::Type).is_some() && kind_read.is_none()),
+            get(Key::Watchdog),
+            get(Key::WatchdogSignal),
+            get(Key::NotifyAccess),
         );
         let jobs = self.jobs(get, kind, restart);
-        let env_file = self.env_file(get("env_file"));
-        let limits = self.limits(get("limits"));
-        let nice = self.int_in(get("nice"), "nice", NICE_RANGE, "-20 runs first, 19 last");
+        let env_file = self.env_file(get(Key::EnvFile));
+        let limits = self.limits(get(Key::Limits));
+        let nice = self.int_in(
+            get(Key::Nice),
+            Key::Nice.name(),
+            NICE_RANGE,
+            "-20 runs first, 19 last",
+        );
         let oom_score_adj = self.int_in(
-            get("oom_score_adj"),
-            "oom_score_adj",
+            get(Key::OomScoreAdj),
+            Key::OomScoreAdj.name(),
             OOM_SCORE_ADJ_RANGE,
             "-1000 is never killed for memory, 1000 first",
         );

@@ -1,6 +1,7 @@
-//! The keys of issue 28 as the builder reads them: `instances`, `schedule`,
-//! `catch_up`, `restart_schedule`, the hooks `pre_start`, `post_stop`, `on_failure`
-//! and `hook_timeout`, and the checks between them and `type = "oneshot"`.
+//! The keys of copies, oneshots, schedules and hooks as the builder reads them:
+//! `instances`, `schedule`, `catch_up`, `restart_schedule`, the hooks `pre_start`,
+//! `post_stop`, `on_failure` and `hook_timeout`, and the checks between them and
+//! `type = "oneshot"`.
 
 use std::path::Path;
 
@@ -67,19 +68,19 @@ impl Builder<'_> {
     /// The schedule and hook keys, and how they fit `type` and `restart`.
     pub(super) fn jobs<'v>(
         &mut self,
-        get: impl Fn(&str) -> Option<&'v Value<'v>>,
+        get: impl Fn(Key) -> Option<&'v Value<'v>>,
         kind: DaemonType,
         restart: RestartPolicy,
     ) -> Jobs {
-        let schedule = self.cron(get("schedule"), "schedule");
-        let restart_schedule = self.cron(get("restart_schedule"), "restart_schedule");
-        let catch_up = self.bool(get("catch_up")).unwrap_or(false);
-        let pre_start = get("pre_start").and_then(|v| self.argv(v));
-        let post_stop = get("post_stop").and_then(|v| self.argv(v));
-        let on_failure = get("on_failure").and_then(|v| self.argv(v));
-        let hook_timeout = match self.duration(get("hook_timeout")) {
+        let schedule = self.cron(get(Key::Schedule), Key::Schedule.name());
+        let restart_schedule = self.cron(get(Key::RestartSchedule), Key::RestartSchedule.name());
+        let catch_up = self.bool(get(Key::CatchUp)).unwrap_or(false);
+        let pre_start = get(Key::PreStart).and_then(|v| self.argv(v));
+        let post_stop = get(Key::PostStop).and_then(|v| self.argv(v));
+        let on_failure = get(Key::OnFailure).and_then(|v| self.argv(v));
+        let hook_timeout = match self.duration(get(Key::HookTimeout)) {
             Some(d) if d.is_zero() => {
-                if let Some(v) = get("hook_timeout") {
+                if let Some(v) = get(Key::HookTimeout) {
                     self.error(
                         v.span(),
                         "`hook_timeout` must be more than 0: a hook gets at least a moment to run",
@@ -91,25 +92,25 @@ impl Builder<'_> {
             None => default_hook_timeout(),
         };
         let oneshot = kind == DaemonType::Oneshot;
-        if let (Some(v), false) = (get("schedule"), oneshot) {
+        if let (Some(v), false) = (get(Key::Schedule), oneshot) {
             self.error(v.span(), "`schedule` runs a command to completion at set times, and needs type = \"oneshot\"; to restart a long-running daemon at set times, use `restart_schedule`");
         }
-        if let (Some(v), true) = (get("restart_schedule"), oneshot) {
+        if let (Some(v), true) = (get(Key::RestartSchedule), oneshot) {
             self.error(v.span(), "`restart_schedule` restarts a long-running daemon; a oneshot runs at set times with `schedule`");
         }
-        if let (Some(v), None) = (get("catch_up"), get("schedule")) {
+        if let (Some(v), None) = (get(Key::CatchUp), get(Key::Schedule)) {
             self.error(v.span(), "`catch_up` runs a missed time of `schedule` once the keeper is back; set `schedule`, or leave `catch_up` out");
         }
         if oneshot {
-            if let (Some(v), RestartPolicy::Always) = (get("restart"), restart) {
+            if let (Some(v), RestartPolicy::Always) = (get(Key::Restart), restart) {
                 self.error(v.span(), "restart = \"always\" would run a oneshot again and again; use `schedule` to run it at set times, or \"on-failure\" to retry a failed run");
             }
             for key in [
-                "ready",
-                "ready_timeout",
-                "health",
-                "memory_max",
-                "start_wait",
+                Key::Ready,
+                Key::ReadyTimeout,
+                Key::Health,
+                Key::MemoryMax,
+                Key::StartWait,
             ] {
                 if let Some(v) = get(key) {
                     self.error(v.span(), format!("`{key}` does not apply to type = \"oneshot\": a oneshot has succeeded when it exits 0"));
@@ -131,9 +132,9 @@ impl Builder<'_> {
     /// it, `{instance}` is left as written, which `check` warns about.
     pub(super) fn check_placeholders<'v>(
         &mut self,
-        get: impl Fn(&str) -> Option<&'v Value<'v>>,
+        get: impl Fn(Key) -> Option<&'v Value<'v>>,
         instances: Option<u32>,
-        paths: [(&str, Option<&Path>); 3],
+        paths: [(Key, Option<&Path>); 3],
     ) {
         match instances {
             Some(_) => {
@@ -148,14 +149,14 @@ impl Builder<'_> {
             }
             None => {
                 for key in [
-                    "command",
-                    "env",
-                    "working_dir",
-                    "log",
-                    "stderr_log",
-                    "pidfile",
-                    "ready",
-                    "health",
+                    Key::Command,
+                    Key::Env,
+                    Key::WorkingDir,
+                    Key::Log,
+                    Key::StderrLog,
+                    Key::Pidfile,
+                    Key::Ready,
+                    Key::Health,
                 ] {
                     if let Some(v) = get(key).filter(|v| holds_placeholder(v.get_ref())) {
                         self.warning(v.span(), format!("`{PLACEHOLDER}` is replaced only in a daemon with `instances`; here it stays as written"));

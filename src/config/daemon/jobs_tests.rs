@@ -1,4 +1,4 @@
-//! The keys of issue 28 as `check` sees them.
+//! The keys of copies, oneshots, schedules and hooks as `check` sees them.
 
 use super::super::tests_support;
 use super::*;

@@ -15,10 +15,12 @@
 mod builder;
 mod instances;
 mod jobs;
+mod keys;
 mod load;
 mod notify;
 #[cfg(test)]
 mod notify_tests;
+mod paths;
 mod production;
 use production::{NICE_RANGE, OOM_SCORE_ADJ_RANGE};
 #[cfg(test)]
@@ -26,6 +28,10 @@ mod tests;
 mod values;
 
 pub use instances::{instance_name, split_instance_name, Instance, MAX_INSTANCES, PLACEHOLDER};
+pub(crate) use keys::Key;
+#[cfg(test)]
+use keys::KeyGroup;
+pub use keys::KEYS;
 pub use load::load_bytes;
 pub(super) use load::unsafe_owner;
 pub(super) use load::{
@@ -110,18 +116,6 @@ pub struct Daemon {
     pub supervision: Supervision,
     /// How its logs are rotated and stamped.
     pub logs: LogSpec,
-}
-
-impl Daemon {
-    /// The keys held directly on [`Daemon`] (the rest are in its groups).
-    pub const IDENTITY_KEYS: &'static [&'static str] = &[
-        "description",
-        "pidfile",
-        "autostart",
-        "after",
-        "type",
-        "instances",
-    ];
 }
 
 key_group! {

@@ -132,9 +132,9 @@ impl Builder<'_> {
             notify_access: defaults.notify_access,
         };
         for (key, value) in [
-            ("watchdog", watchdog),
-            ("watchdog_signal", watchdog_signal),
-            ("notify_access", notify_access),
+            (Key::Watchdog, watchdog),
+            (Key::WatchdogSignal, watchdog_signal),
+            (Key::NotifyAccess, notify_access),
         ] {
             if let (Some(value), false) = (value, notify) {
                 self.error(

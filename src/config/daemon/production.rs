@@ -239,9 +239,9 @@ impl Builder<'_> {
         }
         if health.is_none() {
             for (key, v) in [
-                ("health_interval", interval_value),
-                ("health_timeout", timeout_value),
-                ("health_failures", failures_value),
+                (Key::HealthInterval, interval_value),
+                (Key::HealthTimeout, timeout_value),
+                (Key::HealthFailures, failures_value),
             ] {
                 if let Some(v) = v {
                     self.warning(v.span(), format!("`{key}` does nothing without `health`"));

@@ -8,26 +8,50 @@ use serde::Serialize;
 
 use crate::config::diagnostic::{Diagnostic, MAX_SHOWN};
 use crate::config::discover::Dirs;
-use crate::config::raw::KEYS;
 use crate::config::units::Size;
 use crate::config::Invalid;
 
-/// Every key is named once, on a field of its group: the groups' fields together
-/// are exactly the keys a file may hold, and each group's serde names are its keys
-/// (durations as `*_ms` in the record).
+/// Every key is named once, in the key table, with its group: each group's struct
+/// has a field for exactly the table's keys of that group, and each group's serde
+/// names are its keys (durations as `*_ms` in the record).
 #[test]
 fn every_key_is_a_field_of_exactly_one_group() {
-    let mut fields: Vec<&str> = [
-        Daemon::IDENTITY_KEYS,
-        ProcessSpec::KEYS,
-        Supervision::KEYS,
-        LogSpec::KEYS,
-    ]
-    .concat();
-    fields.sort_unstable();
-    let mut keys = KEYS.to_vec();
-    keys.sort_unstable();
-    assert_eq!(fields, keys);
+    let of_group = |group: KeyGroup| {
+        let mut keys: Vec<&str> = Key::ALL
+            .iter()
+            .filter(|k| k.group() == group)
+            .map(|k| k.name())
+            .collect();
+        keys.sort_unstable();
+        keys
+    };
+    let sorted_fields = |fields: &[&'static str]| {
+        let mut fields = fields.to_vec();
+        fields.sort_unstable();
+        fields
+    };
+    assert_eq!(
+        of_group(KeyGroup::Process),
+        sorted_fields(ProcessSpec::KEYS)
+    );
+    assert_eq!(
+        of_group(KeyGroup::Supervision),
+        sorted_fields(Supervision::KEYS)
+    );
+    assert_eq!(of_group(KeyGroup::Logs), sorted_fields(LogSpec::KEYS));
+    // What is held on `Daemon` itself: what identifies and orders it.
+    assert_eq!(
+        of_group(KeyGroup::Identity),
+        [
+            "after",
+            "autostart",
+            "description",
+            "instances",
+            "pidfile",
+            "type"
+        ]
+    );
+    assert_eq!(KEYS.len(), Key::ALL.len());
 
     fn serde_names<T: Serialize>(value: &T) -> Vec<String> {
         match serde_json::to_value(value).unwrap() {

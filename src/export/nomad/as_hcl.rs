@@ -175,6 +175,7 @@ impl Task {
         let mut resources =
             hcl::Block::builder("resources").add_attribute(("memory", self.resources.memory_mb));
         if let Some(max) = self.resources.memory_max_mb {
+            // Nomad's own attribute (in MiB), which shares the name of dmgr's key.
             resources = resources.add_attribute(("memory_max", max));
         }
         task = task.add_block(resources.build());

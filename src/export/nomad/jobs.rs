@@ -1,4 +1,4 @@
-//! Issue 28's keys as Nomad has them: `instances` as the group's `count` (the copies
+//! Copies, oneshots, schedules, hooks in Nomad: `instances` as the group's `count` (the copies
 //! of one file are one group, `{instance}` as `${NOMAD_ALLOC_INDEX}`); `schedule` as
 //! a periodic batch job of its own; a oneshot others start after as a prestart task
 //! that runs to completion; `pre_start` and `post_stop` as prestart and poststop

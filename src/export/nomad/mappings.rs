@@ -6,128 +6,129 @@ use super::{
     Check, Logs, Mapping, Placement, Port, Restart, Service, Task, CHECK_INTERVAL, CHECK_TIMEOUT,
     DEFAULT_MEMORY_MB,
 };
+use crate::config::Key;
 use crate::config::{Daemon, DaemonType, KillMode, ReadyCheck, RestartPolicy};
 
 /// Every key of a daemon file and how it becomes task fields. A key added to the
 /// daemon file gets an entry here; `every_key_has_a_mapping` fails until it does.
 pub(crate) const MAPPINGS: &[Mapping] = &[
     Mapping {
-        keys: &["command"],
+        keys: &[Key::Command],
         map: command,
     },
     Mapping {
-        keys: &["description"],
+        keys: &[Key::Description],
         map: description,
     },
     Mapping {
-        keys: &["working_dir"],
+        keys: &[Key::WorkingDir],
         map: working_dir,
     },
     Mapping {
-        keys: &["env"],
+        keys: &[Key::Env],
         map: env,
     },
     Mapping {
-        keys: &["clear_env"],
+        keys: &[Key::ClearEnv],
         map: clear_env,
     },
     Mapping {
-        keys: &["user", "group"],
+        keys: &[Key::User, Key::Group],
         map: user_and_group,
     },
     Mapping {
-        keys: &["umask"],
+        keys: &[Key::Umask],
         map: umask,
     },
     Mapping {
-        keys: &["env_file"],
+        keys: &[Key::EnvFile],
         map: env_file,
     },
     Mapping {
-        keys: &["limits", "nice", "oom_score_adj"],
+        keys: &[Key::Limits, Key::Nice, Key::OomScoreAdj],
         map: resources,
     },
     Mapping {
-        keys: &["memory_max"],
+        keys: &[Key::MemoryMax],
         map: memory_max,
     },
     Mapping {
         keys: &[
-            "health",
-            "health_interval",
-            "health_timeout",
-            "health_failures",
+            Key::Health,
+            Key::HealthInterval,
+            Key::HealthTimeout,
+            Key::HealthFailures,
         ],
         map: health,
     },
     Mapping {
-        keys: &["type", "pidfile"],
+        keys: &[Key::Type, Key::Pidfile],
         map: kind_and_pidfile,
     },
     Mapping {
-        keys: &["log", "stderr_log"],
+        keys: &[Key::Log, Key::StderrLog],
         map: log_paths,
     },
     Mapping {
-        keys: &["log_max_size", "log_keep"],
+        keys: &[Key::LogMaxSize, Key::LogKeep],
         map: rotation,
     },
     Mapping {
-        keys: &["log_timestamps"],
+        keys: &[Key::LogTimestamps],
         map: log_timestamps,
     },
     Mapping {
-        keys: &["autostart"],
+        keys: &[Key::Autostart],
         map: autostart,
     },
     Mapping {
-        keys: &["restart", "restart_delay", "max_restarts"],
+        keys: &[Key::Restart, Key::RestartDelay, Key::MaxRestarts],
         map: restart,
     },
     Mapping {
-        keys: &["start_wait"],
+        keys: &[Key::StartWait],
         map: start_wait,
     },
     Mapping {
-        keys: &["ready", "ready_timeout"],
+        keys: &[Key::Ready, Key::ReadyTimeout],
         map: ready,
     },
     Mapping {
-        keys: &["stop_signal", "stop_timeout", "kill_mode"],
+        keys: &[Key::StopSignal, Key::StopTimeout, Key::KillMode],
         map: stop,
     },
     Mapping {
-        keys: &["reload_signal", "reload_command"],
+        keys: &[Key::ReloadSignal, Key::ReloadCommand],
         map: reload,
     },
     Mapping {
-        keys: &["stop_command"],
+        keys: &[Key::StopCommand],
         map: stop_command,
     },
     Mapping {
-        keys: &["watchdog", "watchdog_signal", "notify_access"],
+        keys: &[Key::Watchdog, Key::WatchdogSignal, Key::NotifyAccess],
         map: notify,
     },
     Mapping {
-        keys: &["after"],
+        keys: &[Key::After],
         map: after,
     },
     Mapping {
-        keys: &["instances"],
+        keys: &[Key::Instances],
         map: super::jobs::instances,
     },
     Mapping {
-        keys: &["schedule"],
+        keys: &[Key::Schedule],
         map: super::jobs::oneshot,
     },
     Mapping {
         keys: &[
-            "catch_up",
-            "restart_schedule",
-            "pre_start",
-            "post_stop",
-            "on_failure",
-            "hook_timeout",
+            Key::CatchUp,
+            Key::RestartSchedule,
+            Key::PreStart,
+            Key::PostStop,
+            Key::OnFailure,
+            Key::HookTimeout,
         ],
         map: super::jobs::notes,
     },

@@ -1,4 +1,4 @@
-//! Issue 28's keys as systemd has them: `instances` as a template unit
+//! Copies, oneshots, schedules and hooks as systemd has them: `instances` as a template unit
 //! `PREFIX-NAME@.service` (`{instance}` becomes `%i`) whose copies the target wants
 //! by number; `schedule` as a `PREFIX-NAME.timer` (`Persistent=` from `catch_up`);
 //! `restart_schedule` as a timer and a oneshot that restarts the unit; the hooks as

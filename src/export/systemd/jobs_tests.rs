@@ -1,4 +1,4 @@
-//! Issue 28's keys in exported units.
+//! The keys of copies, oneshots, schedules and hooks in exported units.
 
 use super::super::super::tests_support::Files;
 use super::*;

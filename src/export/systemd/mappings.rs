@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::super::{format_duration, Lost, Source};
 use crate::config::limits::Limit;
+use crate::config::Key;
 use crate::config::{Daemon, DaemonType, KillMode, ReadyCheck, RestartPolicy};
 
 use super::{exec_line, path, value, Mapping, Names, Unit};
@@ -13,116 +14,121 @@ use super::{exec_line, path, value, Mapping, Names, Unit};
 /// `every_key_has_a_mapping` fails until it does.
 pub(crate) const MAPPINGS: &[Mapping] = &[
     Mapping {
-        keys: &["description"],
+        keys: &[Key::Description],
         map: description,
     },
     Mapping {
-        keys: &["after"],
+        keys: &[Key::After],
         map: after,
     },
     Mapping {
-        keys: &["type", "pidfile"],
+        keys: &[Key::Type, Key::Pidfile],
         map: kind_and_pidfile,
     },
     Mapping {
-        keys: &["command"],
+        keys: &[Key::Command],
         map: command,
     },
     Mapping {
-        keys: &["reload_signal", "reload_command"],
+        keys: &[Key::ReloadSignal, Key::ReloadCommand],
         map: reload,
     },
     Mapping {
-        keys: &["working_dir"],
+        keys: &[Key::WorkingDir],
         map: working_dir,
     },
     Mapping {
-        keys: &["env", "env_file"],
+        keys: &[Key::Env, Key::EnvFile],
         map: super::environment::map,
     },
     Mapping {
-        keys: &["clear_env"],
+        keys: &[Key::ClearEnv],
         map: clear_env,
     },
     Mapping {
-        keys: &["user", "group"],
+        keys: &[Key::User, Key::Group],
         map: user_and_group,
     },
     Mapping {
-        keys: &["umask"],
+        keys: &[Key::Umask],
         map: umask,
     },
     Mapping {
-        keys: &["limits", "nice", "oom_score_adj"],
+        keys: &[Key::Limits, Key::Nice, Key::OomScoreAdj],
         map: resources,
     },
     Mapping {
-        keys: &["memory_max"],
+        keys: &[Key::MemoryMax],
         map: memory_max,
     },
     Mapping {
         keys: &[
-            "health",
-            "health_interval",
-            "health_timeout",
-            "health_failures",
+            Key::Health,
+            Key::HealthInterval,
+            Key::HealthTimeout,
+            Key::HealthFailures,
         ],
         map: health,
     },
     Mapping {
-        keys: &["restart", "restart_delay", "max_restarts"],
+        keys: &[Key::Restart, Key::RestartDelay, Key::MaxRestarts],
         map: restart,
     },
     Mapping {
-        keys: &["start_wait"],
+        keys: &[Key::StartWait],
         map: start_wait,
     },
     Mapping {
-        keys: &["ready", "ready_timeout"],
+        keys: &[Key::Ready, Key::ReadyTimeout],
         map: ready,
     },
     Mapping {
-        keys: &["stop_signal", "stop_timeout", "kill_mode"],
+        keys: &[Key::StopSignal, Key::StopTimeout, Key::KillMode],
         map: stop,
     },
     Mapping {
-        keys: &["stop_command"],
+        keys: &[Key::StopCommand],
         map: stop_command,
     },
     Mapping {
-        keys: &["watchdog", "watchdog_signal", "notify_access"],
+        keys: &[Key::Watchdog, Key::WatchdogSignal, Key::NotifyAccess],
         map: super::notify::keys,
     },
     Mapping {
-        keys: &["log", "stderr_log"],
+        keys: &[Key::Log, Key::StderrLog],
         map: logs,
     },
     Mapping {
-        keys: &["log_max_size", "log_keep"],
+        keys: &[Key::LogMaxSize, Key::LogKeep],
         map: rotation,
     },
     Mapping {
-        keys: &["log_timestamps"],
+        keys: &[Key::LogTimestamps],
         map: log_timestamps,
     },
     Mapping {
-        keys: &["autostart"],
+        keys: &[Key::Autostart],
         map: autostart,
     },
     Mapping {
-        keys: &["instances"],
+        keys: &[Key::Instances],
         map: super::jobs::instances,
     },
     Mapping {
-        keys: &["schedule", "catch_up"],
+        keys: &[Key::Schedule, Key::CatchUp],
         map: super::jobs::schedule,
     },
     Mapping {
-        keys: &["restart_schedule"],
+        keys: &[Key::RestartSchedule],
         map: super::jobs::restart_schedule,
     },
     Mapping {
-        keys: &["pre_start", "post_stop", "on_failure", "hook_timeout"],
+        keys: &[
+            Key::PreStart,
+            Key::PostStop,
+            Key::OnFailure,
+            Key::HookTimeout,
+        ],
         map: super::jobs::hooks,
     },
 ];

@@ -1,4 +1,4 @@
-//! The decisions of a liveness check (`health`, issue 14 item 4) as a sans-IO state
+//! The decisions of a liveness check (`health`) as a sans-IO state
 //! machine with the clock passed in: when to start a probe, when to kill a hung one,
 //! and when a streak of failures makes the daemon unhealthy. The keeper's loop runs
 //! the probe (a TCP connect, an HTTP GET or a command in its own process group) and

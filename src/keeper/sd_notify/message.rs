@@ -63,6 +63,7 @@ pub(crate) struct Notification {
 
 impl Notification {
     /// Returns true if and only if the datagram said nothing dmgr acts on.
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         *self
             == Notification {

@@ -26,7 +26,7 @@ pub(crate) const RELOADING_GRACE: Duration = Duration::from_secs(2);
 pub(crate) const STATUS_EVENT_EVERY: Duration = Duration::from_secs(60);
 
 /// Which `dmgr reload` asked, when one did (its request number, see `request`).
-pub(crate) type Request = Option<u64>;
+pub(crate) type Request = Option<u32>;
 
 /// What a message or a timer means for the keeper's core.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +67,16 @@ struct Reload {
     begun: bool,
     /// When it fails (or, before `RELOADING=1`, is answered as unconfirmed).
     until: Instant,
+    /// A `reload_command` runs for it: until it ends (or the daemon says
+    /// `RELOADING=1`), no grace runs out.
+    command: bool,
+}
+
+impl Reload {
+    /// When its timer is due, unless it waits for a `reload_command`.
+    fn due(&self) -> Option<Instant> {
+        (!self.command || self.begun).then_some(self.until)
+    }
 }
 
 /// The protocol's state over one run of the daemon.
@@ -131,14 +141,20 @@ impl Protocol {
         self.errno
     }
 
+    /// The watchdog period of this run, if there is one.
+    pub(crate) fn period(&self) -> Option<Duration> {
+        self.period
+    }
+
     /// The daemon's status line in this run.
+    #[cfg(test)]
     pub(crate) fn status(&self) -> Option<&str> {
         self.status.as_deref()
     }
 
     /// When [`Protocol::on_timer`] has something to do: a ping due, a reload's end.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        [self.ping_due, self.reload.map(|r| r.until)]
+        [self.ping_due, self.reload.and_then(|r| r.due())]
             .into_iter()
             .flatten()
             .min()
@@ -147,6 +163,16 @@ impl Protocol {
     /// `dmgr reload` sent the reload signal (request `request`) at `now`: its answer
     /// waits for the daemon's verdict.
     pub(crate) fn on_reload_request(&mut self, request: Request, now: Instant) -> Vec<Step> {
+        self.asked(request, now, false)
+    }
+
+    /// `dmgr reload` (request `request`) started a `reload_command` at `now`: the
+    /// daemon's grace runs from the command's end ([`Protocol::on_reload_command_end`]).
+    pub(crate) fn on_reload_command_start(&mut self, request: Request, now: Instant) -> Vec<Step> {
+        self.asked(request, now, true)
+    }
+
+    fn asked(&mut self, request: Request, now: Instant, command: bool) -> Vec<Step> {
         let mut steps = Vec::new();
         // A reload the daemon did not finish is superseded; its asker gets an answer.
         if let Some(old) = self.reload.take() {
@@ -159,6 +185,7 @@ impl Protocol {
             request,
             begun: false,
             until: now + RELOADING_GRACE,
+            command,
         });
         steps
     }
@@ -175,6 +202,7 @@ impl Protocol {
             self.reload = None;
             return vec![Step::ReloadFailed(request, "reload_command failed".into())];
         }
+        reload.command = false;
         if !reload.begun {
             reload.until = now + RELOADING_GRACE;
         }
@@ -235,6 +263,7 @@ impl Protocol {
                         request: None,
                         begun: true,
                         until: now + self.reload_timeout,
+                        command: false,
                     });
                     steps.push(Step::Reloading(None));
                 }
@@ -279,7 +308,7 @@ impl Protocol {
             self.ping_due = None;
             steps.push(Step::Watchdog { triggered: false });
         }
-        if let Some(reload) = self.reload.filter(|r| r.until <= now) {
+        if let Some(reload) = self.reload.filter(|r| r.due().is_some_and(|at| at <= now)) {
             self.reload = None;
             steps.push(if reload.begun {
                 Step::ReloadFailed(

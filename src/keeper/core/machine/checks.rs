@@ -202,7 +202,13 @@ impl Machine {
 
     /// Records `kind` with `message` and ends the run as a failure: the stop sequence,
     /// then the restart policy.
-    fn end_run_for(&mut self, kind: Kind, message: String, now: Now, facts: &impl Facts) {
+    pub(super) fn end_run_for(
+        &mut self,
+        kind: Kind,
+        message: String,
+        now: Now,
+        facts: &impl Facts,
+    ) {
         let mut event = self.event(kind).message(message.clone());
         event.pid = self.main.map(|c| c.id.pid);
         self.record(event);

@@ -60,7 +60,8 @@ impl Machine {
         }
         main.exited = true;
         let old = main.id;
-        if self.forking_pidfile.is_some() && self.phase.is_up() {
+        let may_hand_over = self.forking_pidfile.is_some() || self.named_main().is_some();
+        if may_hand_over && self.phase.is_up() {
             let waiting = Waiting {
                 old,
                 exit: exit.clone(),
@@ -99,15 +100,21 @@ impl Machine {
 
     /// Reads the daemon's pidfile again and judges what it names (see [`decide`]).
     fn judge_successor(&mut self, mut waiting: Waiting, now: Now, facts: &impl Facts) -> Outcome {
-        let Some(path) = self.forking_pidfile.clone() else {
-            return Outcome::Ended(None);
+        // A forking daemon's own pidfile, read again; or the process a notify daemon
+        // named in `MAINPID=` while its parent still ran.
+        let (candidate, source) = match (&self.forking_pidfile, self.named_main()) {
+            (Some(path), _) => (
+                facts.named_pid(),
+                format!("its pidfile {}", show_path(path)),
+            ),
+            (None, Some(pid)) => (Some(pid), "MAINPID=".to_string()),
+            (None, None) => return Outcome::Ended(None),
         };
         let patience = Patience {
             in_grace: waiting.in_grace(now.at) && !facts.tree_is_empty(),
             reload_running: matches!(self.reload, Some(Reloading::Running { .. })),
         };
-        let source = format!("its pidfile {}", show_path(&path));
-        match decide(facts.named_pid(), waiting.old, facts, patience) {
+        match decide(candidate, waiting.old, facts, patience) {
             Verdict::Adopt(id) => {
                 self.adopt_successor(id, &waiting, &source);
                 Outcome::Done
@@ -164,6 +171,8 @@ impl Machine {
         let Some(main) = self.main else {
             return;
         };
+        // A reload under way fails with the run.
+        self.notify_on_exit(now, facts);
         let ran = now.at.saturating_duration_since(main.started);
         let record = exit.record(ran, now.wall_ms);
         let mut message = format!("after {}", format_duration(round_ms(ran)));
@@ -189,11 +198,26 @@ impl Machine {
                 return;
             }
             ExitStep::DrainStopped => Next::stopped(),
-            ExitStep::FailStart => Next::start_failed(format!(
-                "exited within start_wait ({}): {}",
-                format_duration(self.s.start_wait),
-                record.describe()
-            )),
+            ExitStep::FailStart => {
+                let within = match self.awaits_own_word() {
+                    true => format!("before it was ready ({})", self.own_word_missing()),
+                    false => format!("within start_wait ({})", format_duration(self.s.start_wait)),
+                };
+                let mut why = format!("exited {within}: {}", record.describe());
+                if let Some(errno) = self.said_errno() {
+                    why = format!("{why}; it said {errno}");
+                }
+                Next::start_failed(why)
+            }
+            // `STOPPING=1`: the daemon stopped by itself; nothing restarts it.
+            ExitStep::Judge if self.said_stopping() => Next::Finish {
+                status: match record.is_success() {
+                    true => Status::Stopped,
+                    false => Status::Failed,
+                },
+                error: None,
+                reason: Reason::Exited,
+            },
             ExitStep::Judge if self.kind == crate::config::DaemonType::Oneshot => {
                 self.oneshot_end(&record, main.id.pid, ran)
             }

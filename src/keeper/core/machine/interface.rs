@@ -11,6 +11,7 @@ use crate::config::units::Signal;
 use crate::config::{ReadyCheck, Supervision};
 use crate::events::Event;
 use crate::keeper::report::Report;
+use crate::keeper::sd_notify::message::Notification;
 use crate::memory::{MemoryEvents, Usage};
 use crate::procinfo::ProcId;
 use crate::state::ExitRecord;
@@ -138,6 +139,12 @@ pub(crate) enum Input {
         note: String,
         memory: Option<MemoryMode>,
     },
+    /// A datagram arrived on the notify socket from the process `pid` (0: one with no
+    /// PID in the keeper's namespace), saying `message`.
+    Notify { pid: i32, message: Notification },
+    /// The daemon wrote a newline on `ready = { fd }`'s pipe, or a line that matches
+    /// `ready = { log }`.
+    SaidReady,
 }
 
 /// Supervision keys taken over from the file.

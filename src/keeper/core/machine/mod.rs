@@ -23,6 +23,7 @@ mod end;
 pub(crate) mod hooks;
 mod interface;
 pub(crate) mod jobs;
+mod notify;
 mod reload;
 mod start;
 mod steps;
@@ -96,6 +97,8 @@ pub(crate) enum Timer {
     Memory,
     /// `reload_command`'s deadline.
     Reload,
+    /// The notify protocol's: a watchdog ping due, a reload's verdict due.
+    Notify,
     /// The running probe's deadline.
     Probe,
     /// The phase's own: start-up window, adoption, hand-over, backoff, stop.
@@ -143,6 +146,11 @@ pub(crate) struct Machine {
     failure_cause: Option<String>,
     /// `schedule` or `restart_schedule`, once the loop set it up.
     scheduled: Option<jobs::Scheduled>,
+    /// The notify protocol, for a `type = "notify"` daemon.
+    notify: Option<notify::Notify>,
+    /// Whether the daemon wrote `ready = { fd }`'s newline or `ready = { log }`'s line
+    /// in this run.
+    said_ready: bool,
     effects: VecDeque<Effect>,
     /// The effects of the input being handled, which go before those still queued.
     new: Vec<Effect>,
@@ -175,6 +183,14 @@ impl Machine {
             stopped_by: None,
             reporting,
             cgroup_note: None,
+            notify: (daemon.kind == DaemonType::Notify).then(|| {
+                notify::Notify::new(
+                    daemon.process.watchdog,
+                    daemon.supervision.ready_timeout,
+                    daemon.supervision.notify_access,
+                )
+            }),
+            said_ready: false,
             hook: None,
             ran: false,
             failure_cause: None,
@@ -198,15 +214,15 @@ impl Machine {
             }
             Input::Reaped { pid, exit, output } => self.on_reaped(pid, exit, output, now, facts),
             Input::Stop { outside } => self.on_stop(outside, now, facts),
-            Input::Reload { request } => self.on_reload(request),
-            Input::ReloadSignalled { result } => self.on_reload_signalled(result),
+            Input::Reload { request } => self.on_reload(request, now),
+            Input::ReloadSignalled { result } => self.on_reload_signalled(result, now),
             Input::CommandStarted { command, pid } => match command {
                 Command::Stop => self.on_stop_command_started(pid, now),
                 Command::Reload => self.on_reload_command_started(pid, now),
             },
             Input::CommandFailed { command, reason } => match command {
                 Command::Stop => self.on_stop_command_failed(reason, now, facts),
-                Command::Reload => self.on_reload_command_failed(reason),
+                Command::Reload => self.on_reload_command_failed(reason, now),
             },
             Input::ProbeStarted { id } => self.on_probe_started(id),
             Input::ProbeAnswered { passed } => {
@@ -224,6 +240,8 @@ impl Machine {
                     self.build_checks(memory);
                 }
             }
+            Input::Notify { pid, message } => self.on_notify(pid, message, now, facts),
+            Input::SaidReady => self.on_said_ready(now, facts),
         }
         // Depth first: what this input asks for comes before what was asked before it,
         // as if each step had been carried out where it was decided.
@@ -249,7 +267,7 @@ impl Machine {
     }
 
     /// The table of timers: each kind and when it is due, if it is set.
-    pub(crate) fn timers(&self) -> [(Timer, Option<Instant>); 6] {
+    pub(crate) fn timers(&self) -> [(Timer, Option<Instant>); 7] {
         let probe = self.probe.filter(|p| !p.killed).map(|p| p.deadline);
         let reload = match &self.reload {
             Some(Reloading::Running {
@@ -269,16 +287,23 @@ impl Machine {
                 self.memory.as_ref().and_then(MemoryWatch::poll_timeout),
             ),
             (Timer::Reload, reload),
+            (Timer::Notify, self.notify_deadline()),
             (Timer::Probe, probe),
-            (
-                Timer::Phase,
-                self.phase.deadline(self.probe.map(|p| p.deadline)),
-            ),
+            (Timer::Phase, self.phase_deadline()),
             (
                 Timer::Hook,
                 self.hook.filter(|h| !h.killed).map(|h| h.deadline),
             ),
         ]
+    }
+
+    /// The phase's own timer; while a start waits for the daemon's own word
+    /// (`READY=1`, a line, a newline), only its end (`ready_timeout`) is.
+    fn phase_deadline(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Starting(starting) if self.awaits_own_word() => Some(starting.ready_by),
+            phase => phase.deadline(self.probe.map(|p| p.deadline)),
+        }
     }
 
     /// The status the record shows: a function of the phase.
@@ -338,6 +363,7 @@ impl Machine {
         record.probe = self.probe.and_then(|p| p.id);
         record.checks = self.seen.clone();
         record.next_run_ms = self.next_run_ms();
+        self.write_notify(&mut record.notify);
         (record.reason, record.next_restart_ms) = match &self.phase {
             Phase::Finished { reason, .. } => (Some(*reason), None),
             Phase::Backoff {
@@ -347,8 +373,6 @@ impl Machine {
         };
         if record.supervision != self.s {
             record.supervision = self.s.clone();
-            record.stop_signal = self.s.stop_signal;
-            record.stop_timeout_ms = millis(self.s.stop_timeout);
         }
     }
 

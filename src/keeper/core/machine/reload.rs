@@ -10,7 +10,7 @@ use crate::events::Kind;
 
 impl Machine {
     /// `dmgr reload` asks, with the request's number.
-    pub(super) fn on_reload(&mut self, request: Option<u32>) {
+    pub(super) fn on_reload(&mut self, request: Option<u32>, now: Now) {
         let main = self.main_running().filter(|_| self.phase.is_up());
         let Some(main) = main else {
             let why = match self.phase.is_stopping() {
@@ -33,6 +33,7 @@ impl Machine {
                 });
             }
             Some(argv) => {
+                self.notify_reload_asked(request, true, now);
                 self.reload = Some(Reloading::Starting { request });
                 self.emit(Effect::RunCommand {
                     command: Command::Reload,
@@ -50,11 +51,16 @@ impl Machine {
     }
 
     /// `reload_signal` went to the main process, or could not.
-    pub(super) fn on_reload_signalled(&mut self, result: Result<(), String>) {
+    pub(super) fn on_reload_signalled(&mut self, result: Result<(), String>, now: Now) {
         let Some(Reloading::Signal { pid, request }) = self.reload.take() else {
             return;
         };
         let signal = self.s.reload_signal;
+        // A notify daemon's verdict answers the request, not the signal.
+        let answered = match result.is_ok() && self.notify_reload_asked(request, false, now) {
+            true => None,
+            false => request,
+        };
         let event = match result {
             Ok(()) => self
                 .event(Kind::Signalled)
@@ -66,7 +72,7 @@ impl Machine {
                 .pid(pid)
                 .message(format!("cannot send {signal} to pid {pid}: {e}")),
         };
-        self.record(event.request(request));
+        self.record(event.request(answered));
     }
 
     /// `reload_command` runs as `pid`, until `stop_timeout` from now.
@@ -85,10 +91,11 @@ impl Machine {
     }
 
     /// `reload_command` could not be started.
-    pub(super) fn on_reload_command_failed(&mut self, reason: String) {
+    pub(super) fn on_reload_command_failed(&mut self, reason: String, now: Now) {
         let Some(Reloading::Starting { request }) = self.reload.take() else {
             return;
         };
+        self.notify_reload_command_ended(false, now);
         self.refuse(request, format!("cannot run reload_command: {reason}"));
     }
 
@@ -132,6 +139,14 @@ impl Machine {
         if matches!(self.phase, Phase::HandingOver(_)) {
             self.look_for_successor(now, facts);
         }
+        // A notify daemon's verdict answers a reload_command that worked.
+        if exit.code == Some(0) && self.notify_reload_command_ended(true, now) {
+            let mut ran = self.event(Kind::Reloading).request(request);
+            ran.pid = self.unreaped_main();
+            self.record(ran.message("reload_command exited 0; waiting for the daemon's verdict"));
+            return;
+        }
+        self.notify_reload_command_ended(false, now);
         let mut event = match exit.code {
             Some(0) => self
                 .event(Kind::Reloaded)

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use super::super::adoption::{self, Look};
 use super::{
-    is_adopted_at_spawn, on_timer, probe_failed, Child, Effect, Escalation, Facts, Machine, Next,
-    Now, Phase, ProbeRun, StartStep, Starting, Tick, RECORD_RETRY,
+    is_adopted_at_spawn, notify, on_timer, probe_failed, Child, Effect, Escalation, Facts, Machine,
+    Next, Now, Phase, ProbeRun, StartStep, Starting, Tick, RECORD_RETRY,
 };
 use crate::config::units::{format_duration, Signal};
 use crate::config::ReadyCheck;
@@ -30,6 +30,7 @@ impl Machine {
         self.error = None;
         self.ran = true;
         self.phase = Phase::spawned(self.kind, now.at, &self.s);
+        self.notify_on_spawn();
     }
 
     /// The daemon's process exec'd its command.
@@ -82,10 +83,29 @@ impl Machine {
         self.reload_due(now);
         self.hook_due(now);
         self.schedule_due(now, facts);
+        self.notify_due(now, facts);
         if self.probe.is_some_and(|p| now.at >= p.deadline) {
             self.kill_probe();
         }
-        let tick = on_timer(&self.phase, now.at, &self.s, self.probe.is_some());
+        let tick = match on_timer(&self.phase, now.at, &self.s, self.probe.is_some()) {
+            // The daemon's own word (`READY=1`, a line, a newline) comes before any
+            // probe; `ready = { log }` and `{ fd }` are that word, never a probe.
+            Tick::Start(StartStep::Up | StartStep::Probe { .. } | StartStep::Wait)
+                if self.awaits_own_word() =>
+            {
+                let late = self.phase.starting().is_some_and(|s| now.at >= s.ready_by);
+                Tick::Start(match late {
+                    true => StartStep::NotReady,
+                    false => StartStep::Wait,
+                })
+            }
+            Tick::Start(StartStep::Probe { .. })
+                if self.s.ready.as_ref().is_some_and(notify::is_own_word) =>
+            {
+                Tick::Start(StartStep::Up)
+            }
+            tick => tick,
+        };
         match tick {
             Tick::Nothing | Tick::Start(StartStep::Wait) => {}
             Tick::Look => self.look_for_daemon(now, facts),
@@ -126,10 +146,13 @@ impl Machine {
             Tick::Start(StartStep::Up) => self.on_up(now, facts),
             Tick::Start(StartStep::NotReady) => {
                 self.kill_probe();
-                let reason = format!(
+                let mut reason = format!(
                     "not ready within ready_timeout ({})",
                     format_duration(self.s.ready_timeout)
                 );
+                if self.awaits_own_word() {
+                    reason = format!("{reason}: {}", self.own_word_missing());
+                }
                 let next = self.fail_run(reason);
                 // The daemon is still up: the drain sends it stop_signal, then SIGKILL.
                 self.drain(next, now, facts);
@@ -209,8 +232,12 @@ impl Machine {
         let Some(main) = self.main else {
             return;
         };
-        if self.s.ready.is_some() {
-            self.record(self.event(Kind::Ready).pid(main.id.pid));
+        if self.s.ready.is_some() || self.notify.is_some() {
+            let mut ready = self.event(Kind::Ready).pid(main.id.pid);
+            if self.notify.is_some() {
+                ready = ready.message("the daemon said READY=1");
+            }
+            self.record(ready);
         }
         if self.reporting {
             self.reporting = false;

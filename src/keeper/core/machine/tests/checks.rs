@@ -233,7 +233,10 @@ fn apply_hands_over_supervision_keys_without_a_restart() {
         Some("took over stop_timeout")
     );
     assert!(taken.contains(&Effect::SaveRecord));
-    assert_eq!(rig.record().stop_timeout_ms, 30_000);
+    assert_eq!(
+        rig.record().supervision.stop_timeout,
+        Duration::from_secs(30)
+    );
     assert_eq!(rig.m.status(), Status::Running);
     // The next stop uses it.
     rig.feed(Input::Stop { outside: None });
@@ -246,4 +249,74 @@ fn apply_hands_over_supervision_keys_without_a_restart() {
         event(&broken, Kind::Updated).message.as_deref(),
         Some("nothing taken over: the file does not load")
     );
+}
+
+/// A reload the keeper cannot carry out answers its request with `reload-failed`,
+/// saying why: `reload_signal` could not be sent, the daemon is stopping, or
+/// `reload_command` could not be started.
+#[test]
+fn a_reload_that_cannot_be_done_answers_reload_failed() {
+    let mut rig = Rig::new(daemon());
+    rig.up();
+    rig.feed(Input::Reload { request: Some(1) });
+    let sent = rig.feed(Input::ReloadSignalled {
+        result: Err("Operation not permitted".into()),
+    });
+    let failed = event(&sent, Kind::ReloadFailed);
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("cannot send HUP to pid 100: Operation not permitted")
+    );
+    assert_eq!(failed.request, Some(1));
+
+    let mut daemon = daemon();
+    daemon.supervision.reload_command = Some(vec!["web-ctl".into(), "reload".into()]);
+    let mut rig = Rig::new(daemon);
+    rig.up();
+    rig.feed(Input::Reload { request: Some(2) });
+    let cannot = rig.feed(Input::CommandFailed {
+        command: Command::Reload,
+        reason: "web-ctl: not found in PATH".into(),
+    });
+    let failed = event(&cannot, Kind::ReloadFailed);
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("cannot run reload_command: web-ctl: not found in PATH")
+    );
+    assert_eq!(failed.request, Some(2));
+    assert_eq!(rig.m.status(), Status::Running);
+
+    rig.world.left = true;
+    rig.feed(Input::Stop { outside: None });
+    let stopping = rig.feed(Input::Reload { request: Some(3) });
+    assert_eq!(
+        event(&stopping, Kind::ReloadFailed).message.as_deref(),
+        Some("nothing to reload: it is stopping")
+    );
+    assert!(!stopping
+        .iter()
+        .any(|e| matches!(e, Effect::RunCommand { .. })));
+}
+
+/// With `memory_max` watched by samples, a wake-up from the kernel's memory events
+/// (which only a cgroup's keeper gets) measures nothing: the samples decide.
+#[test]
+fn kernel_memory_events_are_ignored_when_memory_is_sampled() {
+    let mut rig = Rig::with_memory(
+        with_memory_max(),
+        Some(MemoryMode::Sampled { reason: None }),
+    );
+    rig.up();
+    rig.world.usage = Usage {
+        bytes: 200 << 20,
+        processes: 1,
+    };
+    let woken = rig.feed(Input::MemoryEvents(MemoryEvents {
+        high: 1,
+        max: 1,
+        oom: 0,
+        oom_kill: 0,
+    }));
+    assert!(woken.is_empty(), "{woken:?}");
+    assert_eq!(rig.m.status(), Status::Running);
 }

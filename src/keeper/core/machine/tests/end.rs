@@ -201,3 +201,44 @@ fn a_stop_during_a_hand_over_lets_the_exit_stand() {
     let end = rig.feed(Input::Tick);
     assert_eq!(kinds(&end), [Kind::Stopped]);
 }
+
+/// A hand-over within the start-up window: the successor is adopted, the daemon is
+/// still starting (and `dmgr start` still waits), and once the window is over it is up
+/// as the successor.
+#[test]
+fn a_hand_over_within_the_start_window_keeps_the_daemon_starting() {
+    let mut rig = Rig::new(forking());
+    rig.start(DAEMON.pid);
+    rig.world.children = vec![FIRST];
+    rig.world.named = Some(FIRST.pid);
+    rig.reaped(DAEMON.pid, code(0));
+    assert_eq!(rig.m.status(), Status::Starting);
+    rig.now = rig.now.after(Duration::from_millis(100));
+    rig.world.named = Some(NEXT);
+    rig.world.processes = vec![(NEXT, true, true)];
+    let handed = rig.reaped(FIRST.pid, code(0));
+    assert_eq!(kinds(&handed), [Kind::MainPidChanged]);
+    assert!(!handed.iter().any(|e| matches!(e, Effect::Report(_))));
+    assert_eq!(rig.m.status(), Status::Starting);
+    // The window is the first process's: 500 ms from its adoption, not from the
+    // hand-over.
+    assert!(rig.tick_after(399).is_empty());
+    let up = rig.tick_after(1);
+    assert!(up.contains(&Effect::Report(Report::Started { pid: NEXT })));
+    assert_eq!(rig.m.status(), Status::Running);
+}
+
+/// SPEC `restart = "on-failure"` (the default): a clean exit is not a failure; the
+/// daemon is stopped, its record says it exited, and nothing restarts it.
+#[test]
+fn with_restart_on_failure_a_clean_exit_ends_stopped() {
+    let mut rig = Rig::new(daemon());
+    rig.up();
+    rig.reaped(DAEMON.pid, code(0));
+    let end = rig.feed(Input::Tick);
+    assert!(!kinds(&end).contains(&Kind::Restarting));
+    assert!(end.contains(&Effect::Finish));
+    assert_eq!(rig.m.status(), Status::Stopped);
+    assert_eq!(rig.record().reason, Some(Reason::Exited));
+    assert_eq!(rig.m.poll_timeout(), None);
+}

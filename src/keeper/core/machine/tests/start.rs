@@ -260,3 +260,93 @@ fn a_forking_command_that_fails_or_leaves_nothing_fails_the_start() {
     let reason = "type = \"forking\": the command exited 0 but left no process behind".to_string();
     assert!(end.contains(&Effect::Report(Report::Failed { reason })));
 }
+
+/// A stop while a forking daemon's command still runs: its tree is drained, nothing
+/// it leaves is adopted (even a process its pidfile names), and the start that waits
+/// for it fails, saying it was stopped before it was up.
+#[test]
+fn a_stop_during_adoption_adopts_nothing() {
+    let mut rig = Rig::new(forking(true));
+    rig.start(DAEMON.pid);
+    rig.world.left = true;
+    let stop = rig.feed(Input::Stop { outside: None });
+    assert!(stop.contains(&Effect::SignalAll {
+        signal: daemon().supervision.stop_signal,
+        main: Some(DAEMON.pid)
+    }));
+    assert_eq!(rig.m.status(), Status::Stopping);
+    rig.world.children = vec![LEFT];
+    rig.world.named = Some(LEFT.pid);
+    let exit = rig.reaped(DAEMON.pid, code(0));
+    assert!(!exit.contains(&Effect::WritePid { pid: LEFT.pid }));
+    assert!(!kinds(&exit).contains(&Kind::Started));
+    assert_eq!(rig.record().daemon, None);
+    // What the command left gets the stop signal as a latecomer would, and once all
+    // of it is gone the start fails.
+    rig.world.left = false;
+    let end = rig.feed(Input::Tick);
+    let reason = "stopped before it was up".to_string();
+    assert!(end.contains(&Effect::Report(Report::Failed { reason })));
+    assert_eq!(rig.record().reason, Some(Reason::StoppedByRequest));
+}
+
+/// A daemon that runs without the cgroup it was meant to have says why in its next
+/// `started` event: the first one, or the one of the restart after the cgroup was
+/// lost.
+#[test]
+fn a_lost_cgroup_is_named_in_the_next_started_event() {
+    let mut rig = Rig::new(daemon());
+    rig.up();
+    let note = "no cgroup: its directory was removed";
+    let lost = rig.feed(Input::CgroupLost {
+        note: note.into(),
+        memory: None,
+    });
+    assert!(lost.is_empty(), "nothing to do until the next start");
+    rig.reaped(DAEMON.pid, killed_by("KILL"));
+    assert!(kinds(&rig.feed(Input::Tick)).contains(&Kind::Restarting));
+    let spawn = rig.tick_after(1000);
+    assert_eq!(spawn, [Effect::SpawnDaemon { again: true }]);
+    let started = rig.spawned(101);
+    assert_eq!(
+        event(&started, Kind::Started).message.as_deref(),
+        Some(note)
+    );
+    // Only once.
+    rig.reaped(101, killed_by("KILL"));
+    rig.feed(Input::Tick);
+    rig.tick_after(2000);
+    let again = rig.spawned(102);
+    assert_eq!(event(&again, Kind::Started).message, None);
+}
+
+/// A restart whose process cannot be started is counted as a quick failure, and the
+/// record says why (the `restarting` event too) until the next process stands.
+#[test]
+fn a_failed_restart_is_recorded_until_the_next_process_stands() {
+    let mut rig = Rig::new(daemon());
+    rig.up();
+    rig.reaped(DAEMON.pid, killed_by("KILL"));
+    rig.feed(Input::Tick);
+    assert_eq!(rig.tick_after(1000), [Effect::SpawnDaemon { again: true }]);
+    let failed = rig.feed(Input::SpawnFailed {
+        reason: "cannot exec web: No such file or directory".into(),
+        unrecorded: false,
+    });
+    assert!(failed.contains(&Effect::ClearPidfile));
+    let restarting = rig.feed(Input::Tick);
+    assert_eq!(
+        event(&restarting, Kind::Restarting).message.as_deref(),
+        Some("restart 2: cannot exec web: No such file or directory")
+    );
+    assert_eq!(rig.m.status(), Status::Backoff);
+    assert_eq!(
+        rig.record().error.as_deref(),
+        Some("cannot exec web: No such file or directory")
+    );
+    assert_eq!(rig.record().restarts, 2);
+    rig.tick_after(2000);
+    rig.spawned(102);
+    assert_eq!(rig.record().error, None);
+    assert_eq!(rig.m.status(), Status::Starting);
+}

@@ -277,3 +277,26 @@ fn a_stop_before_the_daemon_is_up_fails_its_start() {
     let reason = "stopped before it was up".to_string();
     assert!(end.contains(&Effect::Report(Report::Failed { reason })));
 }
+
+/// `dmgr stop` during an outside stop makes it a requested one: the record says
+/// stopped by request (so `apply` leaves it stopped), and a second stop changes
+/// nothing else: no second `stopping`, no second signal.
+#[test]
+fn dmgr_stop_during_an_outside_stop_makes_it_requested() {
+    let mut rig = Rig::new(daemon());
+    rig.up();
+    rig.world.left = true;
+    let who = "SIGTERM from pid 1 (init), not `dmgr stop`";
+    let first = rig.feed(Input::Stop {
+        outside: Some(who.into()),
+    });
+    assert_eq!(event(&first, Kind::Stopping).message.as_deref(), Some(who));
+    let second = rig.feed(Input::Stop { outside: None });
+    assert!(kinds(&second).is_empty(), "{second:?}");
+    assert!(!second.iter().any(|e| matches!(e, Effect::SignalAll { .. })));
+    rig.reaped(DAEMON.pid, killed_by("TERM"));
+    rig.world.left = false;
+    let end = rig.feed(Input::Tick);
+    assert_eq!(event(&end, Kind::Stopped).message, None);
+    assert_eq!(rig.record().reason, Some(Reason::StoppedByRequest));
+}
