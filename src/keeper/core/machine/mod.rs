@@ -144,6 +144,8 @@ pub(crate) struct Machine {
     ran: bool,
     /// Why the run that ends failed, for `on_failure` (`unhealthy`, ...).
     failure_cause: Option<String>,
+    /// The `gave-up` event was recorded before `on_failure` ran.
+    gave_up_told: bool,
     /// `schedule` or `restart_schedule`, once the loop set it up.
     scheduled: Option<jobs::Scheduled>,
     /// The notify protocol, for a `type = "notify"` daemon.
@@ -194,6 +196,7 @@ impl Machine {
             hook: None,
             ran: false,
             failure_cause: None,
+            gave_up_told: false,
             scheduled: None,
             effects: VecDeque::new(),
             new: Vec::new(),
