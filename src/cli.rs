@@ -112,7 +112,10 @@ pub enum Command {
     /// The daemon's keeper does it and answers: `reload_command` runs in the daemon's
     /// tree, with its environment and `MAINPID` set, and its output goes to the daemon's
     /// log; a failure (a non-zero exit, or still running at `stop_timeout`) fails the
-    /// reload (exit 1) with the command's last output lines. With --all, every running
+    /// reload (exit 1) with the command's last output lines. A `type = "notify"` daemon
+    /// gives its own verdict: reload waits for its RELOADING=1, then READY=1 (exit 0)
+    /// or ERRNO= (exit 1), within `ready_timeout`; one that says nothing within 2 s
+    /// reloads silently, and the signal sent is the answer. With --all, every running
     /// daemon is reloaded and the stopped ones are skipped.
     ///
     /// Example: dmgr reload web

@@ -77,6 +77,20 @@ pub enum Error {
         log_tail: Vec<String>,
     },
 
+    /// What dmgr did for one daemon failed: the action it could not carry out, and
+    /// why (`web: cannot start: /usr/bin/nginx: No such file or directory`).
+    #[error("{name}: cannot {action}: {cause}{}", render_tail(.log_tail))]
+    Failed {
+        /// The daemon.
+        name: String,
+        /// What dmgr could not do, as a verb phrase (`start`, `signal its keeper`).
+        action: String,
+        /// Why not: the OS reason, or what the keeper reported.
+        cause: String,
+        /// The last lines of the daemon's log, shown under the message.
+        log_tail: Vec<String>,
+    },
+
     /// `dmgr run` of a daemon that runs already.
     #[error("{name} is running (pid {pid}); stop it first or use `dmgr logs -f {name}`")]
     Running {
@@ -106,6 +120,16 @@ impl Error {
         }
     }
 
+    /// `name` could not `action` (a verb phrase) because of `cause`.
+    pub fn cannot(name: &str, action: impl Into<String>, cause: impl ToString) -> Self {
+        Error::Failed {
+            name: name.to_string(),
+            action: action.into(),
+            cause: cause.to_string(),
+            log_tail: Vec::new(),
+        }
+    }
+
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -116,6 +140,7 @@ impl Error {
             Error::Io { .. }
             | Error::RunDir { .. }
             | Error::Daemon { .. }
+            | Error::Failed { .. }
             | Error::Running { .. }
             | Error::Partial { .. } => 1,
         }

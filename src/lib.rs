@@ -36,10 +36,34 @@
 //! daemon yield exactly one copy. All `unsafe` code (fork, exec, signals, setsid) is in
 //! `sys`.
 //!
-//! Modules: `cli` (clap types), `error`, `config`, `pidfile`, `state`, `procinfo`,
-//! `keeper`, `commands` (one file per subcommand), `output` (colour, tables, JSON),
-//! `export` (the same definitions as systemd units and a Nomad job) and `boot` (the
-//! unit or init script that runs `start --all` at boot).
+//! # The tree, by process and layer
+//!
+//! - What a user types: `cli` (the clap types, also the help and `man/dmgr.1`, which
+//!   `manpage` renders), `commands` (one file per subcommand, each a short story),
+//!   `error` (the one error type and its exit codes).
+//! - The CLI's side of a keeper: `client` (start keepers and wait for their reports,
+//!   stop, signal, reload, `dmgr run` in the foreground, a dead keeper's leftovers);
+//!   `escalation` (stop signal, wait, SIGKILL for processes that are not our
+//!   children).
+//! - The processes dmgr starts of itself: `launcher` (forks one keeper per daemon, and
+//!   its holder), `keeper` (the loop: wake-ups in, effects out as system calls) with
+//!   `keeper::core` (pure: the `Machine` that owns the keeper's state and decides,
+//!   tested with a fake clock), `probe` (`dmgr __probe`, a tcp or http check).
+//! - Definitions: `config` (where the directories are, the file as written, the
+//!   validated `Daemon` with its one key table, the checks across files), `schedule`
+//!   (the cron keys and their decisions).
+//! - What the keeper and the CLI share on disk and in `/proc`: `state` (the record),
+//!   `events` (the history), `pidfile` (the only code that locks one), `procinfo`,
+//!   `memory`, `usage`, `cgroup`, `session`, `logfile`, `files`, `follow`,
+//!   `trusted_dir`.
+//! - What is shown: `survey` (every daemon's facts, for `list`, `top` and `metrics`),
+//!   `output` (colour, tables, the stable JSON), `top`, `metrics`, and `text`, a leaf
+//!   every module may use (escaping, path display), which keeps the others free of
+//!   cycles.
+//! - What dmgr hands to the host: `export` (systemd units, a Nomad job) and `boot`
+//!   (the unit, or the script, that runs `start --all` at boot and `stop --all` at
+//!   shutdown).
+//! - `sys`: every `unsafe` call, each with its `SAFETY` argument.
 
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
@@ -66,6 +90,7 @@ pub(crate) mod output;
 pub(crate) mod pidfile;
 pub(crate) mod probe;
 pub mod procinfo;
+pub mod quick_args;
 pub mod schedule;
 pub(crate) mod session;
 pub mod state;

@@ -19,13 +19,26 @@ fn run_cli() -> dmgr::Result<u8> {
     dmgr::run(dmgr::cli::Cli::parse())
 }
 
+/// `list` and `status` as typed most often, parsed without building clap's command
+/// (see `quick_args`); `None` for every other command line. Not inlined either, so
+/// that its `Cli` stays out of `main`'s frame.
+#[inline(never)]
+fn run_quick(args: &[std::ffi::OsString]) -> Option<dmgr::Result<u8>> {
+    let cli = dmgr::quick_args::parse(args, |var| std::env::var_os(var))?;
+    Some(dmgr::run(cli))
+}
+
 fn main() -> ExitCode {
     // The launcher of keepers is started by dmgr itself with a fixed argv, and its
     // keepers live for as long as their daemons: parsing that argv by hand spares
     // every keeper the memory that clap's full command tree leaves behind.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    // A keeper's probe, or the launcher of keepers (which returns in each keeper).
-    let result = dmgr::run_internal(args).unwrap_or_else(run_cli);
+    // `list` and `status`; else a keeper's probe, or the launcher of keepers (which
+    // returns in each keeper); else clap.
+    let result = match run_quick(&args) {
+        Some(result) => result,
+        None => dmgr::run_internal(args).unwrap_or_else(run_cli),
+    };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

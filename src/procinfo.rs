@@ -91,6 +91,32 @@ impl Stat {
     }
 }
 
+/// Returns true if and only if process `id` is dying though /proc does not show it
+/// dead yet: SIGKILL is pending (nothing blocks or catches it; a loaded machine may
+/// take a while to run the process into its exit) or it is exiting (`PF_EXITING`,
+/// flag 0x4 of field 9 of `/proc/PID/stat`). It never runs its own code again, but
+/// holds its files (and their locks) and its children until the kernel is done.
+pub fn is_dying(id: ProcId) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{}/stat", id.pid)) else {
+        return false;
+    };
+    if !Stat::parse(&text).is_some_and(|s| s.start == id.start && !s.is_dead()) {
+        return false;
+    }
+    // Field 9, counted from the last `)` as in `Stat::parse`.
+    let flags = text[text.rfind(')').map_or(0, |i| i + 1)..]
+        .split_ascii_whitespace()
+        .nth(9 - 3)
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", id.pid)).unwrap_or_default();
+    flags & PF_EXITING != 0
+        || ["SigPnd:", "ShdPnd:"]
+            .iter()
+            .any(|field| mask_has(&status, field, libc::SIGKILL))
+}
+
 /// The memory of process `pid` in bytes: its proportional set size (`Pss` of
 /// `/proc/PID/smaps_rollup`, Linux 4.14: a page shared by `n` processes counts `1/n`
 /// for each, so a sum over processes counts shared memory once), else its resident
@@ -304,6 +330,10 @@ mod tests {
         assert!(!mask_has(status, "SigBlk:", 0) && !mask_has(status, "SigBlk:", 65));
         assert!(!mask_has("Name: x\n", "SigBlk:", 1));
         let me = std::process::id() as i32;
+        assert!(
+            !is_dying(ProcId::of(me).unwrap()),
+            "a live process is not dying"
+        );
         assert!(command_line(me, 4096).is_some_and(|c| !c.is_empty()));
         assert!(command_line(me, 3).is_some_and(|c| c.len() <= 6));
     }

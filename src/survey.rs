@@ -36,10 +36,26 @@ pub(crate) struct Survey {
     pub problem: Option<Error>,
 }
 
+/// How a daemon is observed: [`state::observe`], or for `list`
+/// [`state::observe_brief`].
+type Observe = fn(&Dirs, &str, Option<&Path>) -> Observed;
+
 /// Surveys the daemons as cheaply as the truth allows: from the keepers' records when
 /// every file is as its keeper loaded it, else from the loaded directory.
 pub(crate) fn survey(dirs: &Dirs) -> Result<Survey> {
-    let mut seen = Seen::default();
+    survey_with(dirs, state::observe)
+}
+
+/// [`survey`] for `list`, which shows no more of each record than
+/// [`state::read_brief`] decodes (issue 30): the facts' records hold no supervision
+/// keys and no history.
+pub(crate) fn survey_brief(dirs: &Dirs) -> Result<Survey> {
+    survey_with(dirs, state::observe_brief)
+}
+
+/// [`survey`], each daemon observed with `observe`.
+fn survey_with(dirs: &Dirs, observe: Observe) -> Result<Survey> {
+    let mut seen = Seen::new(observe);
     if let Some(facts) = facts_from_records(dirs, &mut seen) {
         return Ok(Survey {
             facts,
@@ -57,7 +73,7 @@ pub(crate) fn survey(dirs: &Dirs) -> Result<Survey> {
 /// keys that the records lack, such as `type`).
 pub(crate) fn survey_loaded(dirs: &Dirs) -> Result<(Loaded, Survey)> {
     let (loaded, problem) = load(dirs)?;
-    let facts = facts(dirs, &loaded, Seen::default());
+    let facts = facts(dirs, &loaded, Seen::new(state::observe));
     Ok((loaded, Survey { facts, problem }))
 }
 
@@ -77,7 +93,7 @@ fn facts(dirs: &Dirs, loaded: &Loaded, mut seen: Seen) -> Vec<Fact> {
         .daemons
         .iter()
         .map(|d| {
-            let observed = seen.observe(dirs, &d.name, Some(&d.pidfile));
+            let observed = seen.observed(dirs, &d.name, Some(&d.pidfile));
             let entry = ListEntry::new(&d.name, Some(d), &observed);
             Fact { entry, observed }
         })
@@ -90,7 +106,7 @@ fn facts(dirs: &Dirs, loaded: &Loaded, mut seen: Seen) -> Vec<Fact> {
             config::split_instance_name(name).is_some_and(|(base, _)| base == invalid.name)
         });
         for name in std::iter::once(&invalid.name).chain(copies) {
-            let observed = seen.observe(dirs, name, None);
+            let observed = seen.observed(dirs, name, None);
             if *name != invalid.name && observed.record.is_none() {
                 continue;
             }
@@ -100,7 +116,7 @@ fn facts(dirs: &Dirs, loaded: &Loaded, mut seen: Seen) -> Vec<Fact> {
             facts.push(Fact { entry, observed });
         }
     }
-    add_orphans(dirs, &mut facts, |name| {
+    add_orphans(dirs, &mut facts, seen.observe, |name| {
         let base = config::split_instance_name(name).map_or(name, |(base, _)| base);
         loaded.daemon(name).is_some() || loaded.invalid(base).is_some()
     });
@@ -111,26 +127,43 @@ fn facts(dirs: &Dirs, loaded: &Loaded, mut seen: Seen) -> Vec<Fact> {
 /// load does not read their records and `/proc` again. Only daemons with a live keeper
 /// are kept: what [`state::observe`] makes of those does not depend on the pidfile it
 /// is given (that only names a stale pidfile when nothing runs).
-#[derive(Default)]
-struct Seen(BTreeMap<String, Observed>);
+struct Seen {
+    /// The daemons observed before.
+    before: BTreeMap<String, Observed>,
+    /// How a daemon not observed before is.
+    observe: Observe,
+}
 
 impl Seen {
+    /// None seen yet; each to be observed with `observe`.
+    fn new(observe: Observe) -> Seen {
+        Seen {
+            before: BTreeMap::new(),
+            observe,
+        }
+    }
+
     /// `name` observed, as [`state::observe`] does, or as it was observed before.
-    fn observe(&mut self, dirs: &Dirs, name: &str, pidfile: Option<&Path>) -> Observed {
-        self.0
+    fn observed(&mut self, dirs: &Dirs, name: &str, pidfile: Option<&Path>) -> Observed {
+        self.before
             .remove(name)
-            .unwrap_or_else(|| state::observe(dirs, name, pidfile))
+            .unwrap_or_else(|| (self.observe)(dirs, name, pidfile))
     }
 }
 
 /// Adds the running daemons whose file is gone (`has_file` is false for them), then
 /// sorts the facts by name.
-fn add_orphans(dirs: &Dirs, facts: &mut Vec<Fact>, has_file: impl Fn(&str) -> bool) {
+fn add_orphans(
+    dirs: &Dirs,
+    facts: &mut Vec<Fact>,
+    observe: Observe,
+    has_file: impl Fn(&str) -> bool,
+) {
     for name in state::recorded_names(dirs) {
         if has_file(&name) {
             continue;
         }
-        let observed = state::observe(dirs, &name, None);
+        let observed = observe(dirs, &name, None);
         if observed.status == Status::Unknown {
             // Whether it runs or not, someone should look.
             let entry = ListEntry::new(&name, None, &observed);
@@ -194,7 +227,7 @@ fn facts_from_records(dirs: &Dirs, seen: &mut Seen) -> Option<Vec<Fact>> {
     let mut after = Vec::with_capacity(names.len());
     let mut descriptions = Vec::with_capacity(names.len());
     for name in &names {
-        let now = state::observe(dirs, name, None);
+        let now = (seen.observe)(dirs, name, None);
         if now.keeper.is_none() {
             break;
         }
@@ -216,7 +249,7 @@ fn facts_from_records(dirs: &Dirs, seen: &mut Seen) -> Option<Vec<Fact>> {
         })
     };
     if after.len() < names.len() || !is_sound_order(&names, &after) || !unchanged() {
-        seen.0.extend(names.iter().cloned().zip(observed));
+        seen.before.extend(names.iter().cloned().zip(observed));
         return None;
     }
     let mut facts: Vec<Fact> = names
@@ -231,7 +264,7 @@ fn facts_from_records(dirs: &Dirs, seen: &mut Seen) -> Option<Vec<Fact>> {
             observed,
         })
         .collect();
-    add_orphans(dirs, &mut facts, |name| {
+    add_orphans(dirs, &mut facts, seen.observe, |name| {
         names.binary_search_by(|n| n.as_str().cmp(name)).is_ok()
     });
     Some(facts)

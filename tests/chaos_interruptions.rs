@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::{copies_of, is_alive, marker, sigkill, PrivateTmpfs, Run, TestEnv};
+use crate::support::{copies_of, is_alive, marker, sigkill, Hold, PrivateTmpfs, Run, TestEnv};
 
 /// The chaos test's environment with this half's daemons, and its log disk: a small
 /// tmpfs in a private mount namespace that every `dmgr` of the test runs in (`None`,
@@ -266,22 +266,5 @@ impl Faults {
                 self.injected
             );
         }
-    }
-}
-
-/// A file whose presence holds a daemon of the faults where it is (unready, or not
-/// yet writing its pidfile); removed when dropped.
-struct Hold(PathBuf);
-
-impl Hold {
-    fn new(path: PathBuf) -> Hold {
-        std::fs::write(&path, b"").unwrap();
-        Hold(path)
-    }
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }

@@ -3,6 +3,8 @@
 
 mod support;
 
+mod architecture;
+
 mod chaos_interruptions;
 mod config;
 mod descendants;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    is_alive, marker, processes_with, session_members, sigkill, wait_until, Run, TestEnv,
+    copies_of, is_alive, marker, processes_with, session_members, sigkill, wait_until, Hold, Run,
+    TestEnv,
 };
 
 /// The events of `names` as `dmgr events --json` prints them.
@@ -277,11 +278,14 @@ fn a_chatty_daemon_outlives_its_keeper_and_keeps_logging() {
 }
 
 /// A forking daemon that leaves the command's session and closes its output, as
-/// real daemons do, and writes its pidfile a second after the command exits.
-fn slow_forking(env: &TestEnv, mark: &str) -> std::path::PathBuf {
+/// real daemons do, and writes its pidfile once `web.hold` is gone: while the test
+/// holds it, the command has exited and the keeper waits to adopt the daemon.
+/// Returns the pidfile and the hold.
+fn slow_forking(env: &TestEnv, mark: &str) -> (std::path::PathBuf, Hold) {
     let dir = env.root().join("var");
     std::fs::create_dir_all(&dir).unwrap();
-    let inner = "exec >/dev/null 2>&1 </dev/null; sleep 1; echo $$ > web.pid; sleep 1000; true";
+    let hold = Hold::new(dir.join("web.hold"));
+    let inner = "exec >/dev/null 2>&1 </dev/null; while [ -e web.hold ]; do sleep 0.02; done; echo $$ > web.pid; sleep 1000; true";
     env.write(
         "web",
         &format!(
@@ -290,25 +294,32 @@ fn slow_forking(env: &TestEnv, mark: &str) -> std::path::PathBuf {
             dir = dir.display()
         ),
     );
-    dir.join("web.pid")
+    (dir.join("web.pid"), hold)
 }
 
 /// Waits until the forking daemon's command has exited and its keeper waits for the
-/// pidfile, then SIGKILLs the keeper: the daemon it left runs, not yet adopted.
-fn kill_keeper_during_adoption(env: &TestEnv, mark: &str, pidfile: &std::path::Path) -> i32 {
-    let start = env.command(&["start", "web"]).spawn().unwrap();
+/// pidfile (the daemon held), then returns the daemon.
+fn wait_for_adoption(env: &TestEnv, mark: &str) -> i32 {
     wait_until(
         "the command exited, the daemon runs",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         || {
+            // The held daemon's `sleep`s carry its marker until they exec.
             processes_with(mark).len() == 1
                 && env
                     .state("web")
                     .is_some_and(|s| s["daemon"].is_null() && s["status"] == "starting")
         },
     );
-    let daemon = processes_with(mark)[0];
-    assert!(!pidfile.exists(), "too late: the pidfile is there");
+    copies_of(mark)[0]
+}
+
+/// Starts the held forking daemon, SIGKILLs its keeper while it waits to adopt the
+/// daemon: the daemon it left runs, not yet adopted.
+fn kill_keeper_during_adoption(env: &TestEnv, mark: &str, pidfile: &std::path::Path) -> i32 {
+    let start = env.command(&["start", "web"]).spawn().unwrap();
+    let daemon = wait_for_adoption(env, mark);
+    assert!(!pidfile.exists(), "the held daemon wrote its pidfile");
     sigkill(env.keeper_pid("web").unwrap()).unwrap();
     let out = Run::try_wait(start, Duration::from_secs(30)).expect("start returns");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -323,11 +334,12 @@ fn kill_keeper_during_adoption(env: &TestEnv, mark: &str, pidfile: &std::path::P
 fn a_forking_daemon_whose_keeper_dies_during_adoption_is_stopped_by_its_start() {
     let mark = marker("adopting");
     let env = TestEnv::new().without_cgroups();
-    let pidfile = slow_forking(&env, &mark);
+    let (pidfile, hold) = slow_forking(&env, &mark);
     let first = kill_keeper_during_adoption(&env, &mark, &pidfile);
     assert!(!is_alive(first), "the daemon left during adoption runs on");
+    drop(hold);
     env.dmgr(&["start", "web"]).success();
-    assert_eq!(processes_with(&mark).len(), 1, "two copies run");
+    assert_eq!(copies_of(&mark).len(), 1, "two copies run");
     env.dmgr(&["stop", "web"]).success();
     assert!(processes_with(&mark).is_empty(), "stop left a copy running");
 }
@@ -338,41 +350,128 @@ fn a_forking_daemon_whose_keeper_dies_during_adoption_is_stopped_by_its_start() 
 fn a_forking_daemon_whose_keeper_and_start_die_during_adoption_is_honoured() {
     let mark = marker("adopting2");
     let env = TestEnv::new().without_cgroups();
-    let pidfile = slow_forking(&env, &mark);
+    let (pidfile, hold) = slow_forking(&env, &mark);
     let mut start = env.command(&["start", "web"]).spawn().unwrap();
-    wait_until(
-        "the command exited, the daemon runs",
-        Duration::from_secs(10),
-        || {
-            processes_with(&mark).len() == 1
-                && env
-                    .state("web")
-                    .is_some_and(|s| s["daemon"].is_null() && s["status"] == "starting")
-        },
-    );
-    assert!(!pidfile.exists(), "too late: the pidfile is there");
+    let first = wait_for_adoption(&env, &mark);
+    assert!(!pidfile.exists(), "the held daemon wrote its pidfile");
     start.kill().unwrap();
     start.wait().unwrap();
     sigkill(env.keeper_pid("web").unwrap()).unwrap();
-    let first = processes_with(&mark)[0];
-    env.dmgr(&["start", "web"]).success();
-    assert!(!is_alive(first), "start left the first copy running");
-    assert_eq!(processes_with(&mark).len(), 1, "two copies run");
+    // The next start stops the first copy before its keeper takes over; the new
+    // copy is held too until then, and goes on once the first is gone (or the
+    // start's own deadline draws near: a start that leaves it fails below).
+    let start = env.command(&["start", "web"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while is_alive(first) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(hold);
+    let out = Run::try_wait(start, Duration::from_secs(30)).expect("start returns");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        !is_alive(first),
+        "start left the first copy running: {out:?}"
+    );
+    assert_eq!(copies_of(&mark).len(), 1, "two copies run: {out:?}");
     // And once more, stopped by `stop` this time.
+    let _hold = Hold::new(pidfile.with_file_name("web.hold"));
     let mut start = env.command(&["restart", "web"]).spawn().unwrap();
-    wait_until(
-        "the command exited, the daemon runs",
-        Duration::from_secs(10),
-        || {
-            processes_with(&mark).len() == 1
-                && env
-                    .state("web")
-                    .is_some_and(|s| s["daemon"].is_null() && s["status"] == "starting")
-        },
-    );
+    wait_for_adoption(&env, &mark);
     start.kill().unwrap();
     start.wait().unwrap();
     sigkill(env.keeper_pid("web").unwrap()).unwrap();
+    env.dmgr(&["stop", "web"]).success();
+    assert!(processes_with(&mark).is_empty(), "stop left a copy running");
+}
+
+/// A cgroup of the v1 freezer (root only) that holds a process where it is, even
+/// SIGKILLed, as a loaded machine may hold a killed process for a while before the
+/// kernel runs it into its exit; thawed and removed when dropped.
+struct Freezer(std::path::PathBuf);
+
+impl Freezer {
+    /// A new freezer cgroup, or `None` (the test says it skipped) where there is none.
+    fn new(test: &str) -> Option<Freezer> {
+        let dir = std::path::Path::new("/sys/fs/cgroup/freezer").join(marker("freezer"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Some(Freezer(dir)),
+            Err(e) => {
+                eprintln!("{test}: skipped: no cgroup v1 freezer to hold a process in ({e})");
+                None
+            }
+        }
+    }
+
+    /// Moves `pid` into the cgroup and freezes it.
+    fn freeze(&self, pid: i32) {
+        std::fs::write(self.0.join("cgroup.procs"), pid.to_string()).unwrap();
+        std::fs::write(self.0.join("freezer.state"), "FROZEN").unwrap();
+        wait_until("the cgroup is frozen", Duration::from_secs(10), || {
+            std::fs::read_to_string(self.0.join("freezer.state"))
+                .is_ok_and(|s| s.trim() == "FROZEN")
+        });
+    }
+
+    fn thaw(&self) {
+        let _ = std::fs::write(self.0.join("freezer.state"), "THAWED");
+    }
+}
+
+impl Drop for Freezer {
+    fn drop(&mut self) {
+        self.thaw();
+        // Removable once its processes have exited.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::remove_dir(&self.0).is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A keeper SIGKILLed while it waits to restart its daemon, and `start` run before
+/// the kernel has finished the keeper (a frozen cgroup holds it in its death here, as
+/// a loaded machine does for a while): `start` took it for a live keeper, said
+/// "already started; its keeper restarts it after a backoff" and exited 0, and
+/// nothing ever ran the daemon again. Now `start` sees that the keeper is dying,
+/// waits for it to let go of its lock, and starts the daemon.
+#[test]
+fn start_waits_for_a_sigkilled_keeper_to_die_and_starts_the_daemon() {
+    let test = "start_waits_for_a_sigkilled_keeper_to_die_and_starts_the_daemon";
+    let mark = marker("dying-keeper");
+    let env = TestEnv::new();
+    let Some(freezer) = Freezer::new(test) else {
+        return;
+    };
+    env.write(
+        "web",
+        &format!(
+            "command = [\"sh\", \"-c\", \"sleep 1000; true\", \"{mark}\"]\nrestart = \"always\"\nrestart_delay = \"60s\"\nstart_wait = \"100ms\"\n"
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let daemon = env.pid("web").unwrap();
+    sigkill(daemon).unwrap();
+    wait_until("web waits to restart", Duration::from_secs(10), || {
+        env.state("web").is_some_and(|s| s["status"] == "backoff")
+    });
+    let keeper = env.keeper_pid("web").unwrap();
+    env.track(keeper);
+    freezer.freeze(keeper);
+    sigkill(keeper).unwrap();
+    assert!(is_alive(keeper), "the freezer did not hold the keeper");
+    let mut start = env.command(&["start", "web"]).spawn().unwrap();
+    // The keeper is held in its death for a second, or until `start` returns.
+    let held_until = std::time::Instant::now() + Duration::from_secs(1);
+    while start.try_wait().unwrap().is_none() && std::time::Instant::now() < held_until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    freezer.thaw();
+    let out = Run::try_wait(start, Duration::from_secs(30)).expect("start returns");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(said.contains("web: started (pid "), "start said: {said}");
+    assert_eq!(copies_of(&mark).len(), 1, "{said}");
+    assert_eq!(env.entry("web")["status"], "running");
     env.dmgr(&["stop", "web"]).success();
     assert!(processes_with(&mark).is_empty(), "stop left a copy running");
 }

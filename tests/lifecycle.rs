@@ -100,9 +100,9 @@ fn every_keeper_of_one_start_shows_its_name_and_is_detached() {
 #[test]
 fn start_of_missing_program_fails_cleanly_and_leaves_nothing() {
     let env = TestEnv::new().daemon("web", "command = \"/nonexistent/server --port 1\"\n");
-    env.dmgr(&["start", "web"]).code(1).stderr_has(
-        "web: cannot start: cannot exec /nonexistent/server: No such file or directory",
-    );
+    env.dmgr(&["start", "web"])
+        .code(1)
+        .stderr_has("web: cannot start: /nonexistent/server: No such file or directory");
     assert!(!env.pidfile("web").exists(), "no pidfile may remain");
     let keeper = env.keeper_pid("web").expect("a failure record remains");
     wait_until("the keeper is gone", Duration::from_secs(5), || {

@@ -22,7 +22,9 @@
 //!
 //! At the N of the idle window it leaves `dmgr top` open on N idle daemons for
 //! `DMGR_BENCH_IDLE_SECS` and reports its CPU time beside one `list`'s, and its
-//! resident memory (issue 29; `DMGR_BENCH_ONLY=top` runs this part alone).
+//! resident memory (issue 29; `DMGR_BENCH_ONLY=top` runs this part alone). The
+//! keepers that watch their daemon, and notify keepers, are measured beside plain
+//! ones (`watched`; `DMGR_BENCH_ONLY=watched` runs this part alone).
 //!
 //! Then it times `check` and `list` on large inputs (issue 16) beside the clean case
 //! of the same size: one 1 MiB file of errors against one clean file, and 10,000
@@ -137,6 +139,8 @@ struct Options {
     only_lifecycle: bool,
     /// Only `dmgr top` on idle daemons.
     only_top: bool,
+    /// Only the watching and notify keepers' idle CPU and memory.
+    only_watched: bool,
 }
 
 impl Options {
@@ -174,14 +178,16 @@ impl Options {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dmgr")));
         let baseline = var("DMGR_BENCH_BASELINE").map(PathBuf::from);
-        let (only_large, only_lifecycle, only_top) = match var("DMGR_BENCH_ONLY").as_deref() {
-            None => (false, false, false),
+        let only = var("DMGR_BENCH_ONLY");
+        let only_watched = only.as_deref() == Some("watched");
+        let (only_large, only_lifecycle, only_top) = match only.as_deref() {
+            None | Some("watched") => (false, false, false),
             Some("large") => (true, false, false),
             Some("lifecycle") => (false, true, false),
             Some("top") => (false, false, true),
             Some(other) => {
                 return Err(format!(
-                    "DMGR_BENCH_ONLY: {other:?} is not `large`, `lifecycle` or `top`"
+                    "DMGR_BENCH_ONLY: {other:?} is not `large`, `lifecycle`, `top` or `watched`"
                 ))
             }
         };
@@ -194,6 +200,7 @@ impl Options {
             only_large,
             only_lifecycle,
             only_top,
+            only_watched,
         })
     }
 }
@@ -245,6 +252,10 @@ fn run() -> Result<bool, String> {
         .filter(|&n| n <= 100)
         .max()
         .or_else(|| opts.ns.iter().copied().min());
+    if opts.only_watched {
+        print_watched(&bench_watched(&opts, opts.idle_secs.max(1)));
+        return Ok(true);
+    }
     if opts.only_top {
         let n = idle_n.unwrap_or(100);
         let top = bench_top(&opts, n, opts.idle_secs.max(1));

@@ -3,9 +3,12 @@
 //! run. Plain keepers sleep with no timeout (0 ticks); the others wake for each check
 //! or sample, and this says what that costs. `memory_max` is sampled every 2 s, or
 //! left to the cgroup's `memory.events` (no timer) where the memory controller is
-//! available; the row says which the keepers used. A scheduled oneshot's keeper
-//! (issue 28) waits for its next time on a timer of the wall clock: between runs it
-//! should cost what a plain keeper does.
+//! available; the row says which the keepers used.
+//!
+//! Notify keepers (issue 26) beside them: daemons that say READY=1 on their keeper's
+//! socket and then sleep (a Python sender that execs `sleep`), and ones that ping a
+//! 10 s `watchdog` every 5 s; each row gives the keepers' median PSS too, so a notify
+//! keeper's memory reads beside a plain one's from the same run.
 
 use super::*;
 
@@ -16,35 +19,59 @@ const WATCHED: usize = 10;
 pub(crate) struct Watched {
     pub(crate) kind: String,
     pub(crate) idle: Result<Idle, String>,
+    /// The keepers' median PSS, in KiB.
+    pub(crate) pss_kb: Option<u64>,
+}
+
+/// A notify daemon: READY=1 on `NOTIFY_SOCKET` (a path or an `@` abstract name), then,
+/// with a period, a WATCHDOG=1 every period; else an exec of `sleep`.
+fn notify_command(ping_secs: Option<u32>) -> String {
+    let tail = match ping_secs {
+        Some(secs) => {
+            format!("while True:\n    time.sleep({secs})\n    s.sendto(b'WATCHDOG=1', a)\n")
+        }
+        None => format!("os.execvp('sleep', ['sleep', '{SLEEP_SECS}'])\n"),
+    };
+    let script = format!(
+        "import os, socket, time\na = os.environ['NOTIFY_SOCKET']\na = '\\0' + a[1:] if a.startswith('@') else a\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.sendto(b'READY=1', a)\n{tail}"
+    );
+    format!("command = [\"python3\", \"-c\", {script:?}]\ntype = \"notify\"\n")
 }
 
 /// Starts [`WATCHED`] daemons of each kind, measures their keepers' idle CPU over
 /// `secs`, and stops them.
 pub(crate) fn bench_watched(opts: &Options, secs: u64) -> Vec<Watched> {
-    let kinds: [(&str, &str); 4] = [
-        ("plain", ""),
+    let sleep = format!("command = [\"sleep\", \"{SLEEP_SECS}\"]\n");
+    let kinds: [(&str, String); 6] = [
+        ("plain", sleep.clone()),
         (
             "health exec every 10s",
-            "health = { exec = [\"true\"] }\nhealth_interval = \"10s\"\n",
+            format!("{sleep}health = {{ exec = [\"true\"] }}\nhealth_interval = \"10s\"\n"),
         ),
-        ("memory_max", "memory_max = \"1GiB\"\n"),
+        ("memory_max", format!("{sleep}memory_max = \"1GiB\"\n")),
+        ("notify, READY=1 then idle", notify_command(None)),
+        (
+            "notify, watchdog 10s pinged every 5s",
+            format!("{}watchdog = \"10s\"\n", notify_command(Some(5))),
+        ),
+        // Issue 28: a scheduled oneshot's keeper between runs, on its wall-clock timer.
         (
             "schedule, waiting for New Year",
-            "type = \"oneshot\"\nschedule = \"0 0 1 1 *\"\n",
+            format!("{sleep}type = \"oneshot\"\nschedule = \"0 0 1 1 *\"\n"),
         ),
     ];
     kinds
         .iter()
-        .map(|(kind, extra)| {
-            let (idle, how) = match measure(opts, kind, extra, secs) {
-                Ok((idle, how)) => (Ok(idle), how),
-                Err(e) => (Err(e), Vec::new()),
+        .map(|(kind, text)| {
+            let (idle, how, pss_kb) = match measure(opts, kind, text, secs) {
+                Ok((idle, how, pss)) => (Ok(idle), how, pss),
+                Err(e) => (Err(e), Vec::new(), None),
             };
             let kind = match how.as_slice() {
                 [] => kind.to_string(),
                 how => format!("{kind} ({})", how.join(", ")),
             };
-            Watched { kind, idle }
+            Watched { kind, idle, pss_kb }
         })
         .collect()
 }
@@ -54,9 +81,9 @@ pub(crate) fn bench_watched(opts: &Options, secs: u64) -> Vec<Watched> {
 fn measure(
     opts: &Options,
     kind: &str,
-    extra: &str,
+    text: &str,
     secs: u64,
-) -> Result<(Idle, Vec<String>), String> {
+) -> Result<(Idle, Vec<String>, Option<u64>), String> {
     let scope = guard::Scope::new(&format!("{}watched-", temp_tag()))
         .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let root = scope.path().to_path_buf();
@@ -65,11 +92,10 @@ fn measure(
     for i in 0..WATCHED {
         let file = config.join(format!("{}.toml", daemon_name(i)));
         // A oneshot has no `start_wait`.
-        let wait = match extra.contains("oneshot") {
-            true => "",
-            false => "start_wait = \"0s\"\n",
+        let text = match text.contains("oneshot") {
+            true => text.to_string(),
+            false => format!("{text}start_wait = \"0s\"\n"),
         };
-        let text = format!("command = [\"sleep\", \"{SLEEP_SECS}\"]\n{wait}{extra}");
         fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
     }
     let dmgr = Dmgr::new(&opts.bin, &config, &root.join("run"), &root.join("stderr"));
@@ -77,12 +103,17 @@ fn measure(
     eprintln!("watched keepers: {kind}");
     dmgr.timed(&["-q", "start", "--all"], 0)?;
     let idle = idle_cpu(&dmgr.run, secs);
+    let pss_kb = memory_of(&keepers(&dmgr.run)).ok().map(|m| {
+        let mut pss = m.pss_kb;
+        pss.sort_unstable();
+        pss[pss.len() / 2]
+    });
     let how = dmgr
         .run_untimed(&["list", "--json"])
         .map(|out| mechanisms(&out))
         .unwrap_or_default();
     let _ = dmgr.run_untimed(&["-q", "stop", "--all"]);
-    Ok((idle?, how))
+    Ok((idle?, how, pss_kb))
 }
 
 /// The distinct `memory.mechanism` values of a `list --json` output.
@@ -105,15 +136,16 @@ pub(crate) fn print_watched(watched: &[Watched]) {
     for w in watched {
         match &w.idle {
             Ok(idle) => println!(
-                "  {:<32} {:>4} ticks over {} s ({} of {} keepers woke; {} ticks = 1 s)",
+                "  {:<40} {:>4} ticks over {} s ({} of {} keepers woke; {} ticks = 1 s); median PSS {}",
                 w.kind,
                 idle.ticks,
                 idle.secs,
                 idle.busy_keepers,
                 idle.keepers,
-                idle.clock_ticks_per_sec
+                idle.clock_ticks_per_sec,
+                w.pss_kb.map_or("?".to_string(), |kb| format!("{kb} KiB"))
             ),
-            Err(e) => println!("  {:<32} failed: {e}", w.kind),
+            Err(e) => println!("  {:<40} failed: {e}", w.kind),
         }
     }
 }

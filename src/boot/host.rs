@@ -133,7 +133,7 @@ pub fn run_systemctl(program: &[OsString], args: &[String]) -> Result<(), Error>
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|e| Error::daemon("boot", format!("cannot run `{shown}`: {e}")))?;
+        .map_err(|e| Error::cannot("boot", format!("run `{shown}`"), e))?;
     if out.status.success() {
         return Ok(());
     }

@@ -57,7 +57,7 @@ pub(crate) fn reload(dirs: &Dirs, daemon: &Daemon) -> Result<Reloaded> {
                     + daemon.supervision.ready_timeout;
             }
             let answer = request::reload(keeper, &dirs.events_file(name), timeout)
-                .map_err(|e| Error::daemon(name, format!("cannot ask its keeper: {e}")))?;
+                .map_err(|e| Error::cannot(name, "ask its keeper", e))?;
             answered(name, command, answer, timeout)
         }
         None if command.is_some() && !observed.record.as_ref().is_some_and(|r| r.foreground) => {
@@ -176,9 +176,10 @@ pub(crate) fn signal_daemon(
             Ok(Some(process.pid))
         }
         Ok(false) => Ok(None),
-        Err(e) => Err(Error::daemon(
+        Err(e) => Err(Error::cannot(
             name,
-            format!("cannot signal pid {}: {e}", process.pid),
+            format!("signal pid {}", process.pid),
+            e,
         )),
     }
 }
@@ -190,10 +191,6 @@ pub(crate) fn signal_keeper(dirs: &Dirs, name: &str, signal: Signal) -> Result<b
     let Some(keeper) = observed.keeper else {
         return Ok(false);
     };
-    sys::signal_process(keeper, signal).map_err(|e| {
-        Error::daemon(
-            name,
-            format!("cannot signal its keeper (pid {}): {e}", keeper.pid),
-        )
-    })
+    sys::signal_process(keeper, signal)
+        .map_err(|e| Error::cannot(name, format!("signal its keeper (pid {})", keeper.pid), e))
 }

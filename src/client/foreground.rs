@@ -38,14 +38,13 @@ pub(crate) fn run_foreground(
     lock: OperationLock,
     mut pidfile: LockedPidfile,
 ) -> Result<u8> {
-    let fail = |message: String| Error::daemon(&daemon.name, message);
     // Holding the pidfile lock, `dmgr run` owns the history as a keeper would.
     let mut events = History::open(&dirs.events_file(&daemon.name));
     let event = |kind| Event::now(&daemon.name, kind);
     let mut record = initial_record(daemon);
     record.foreground = true;
     let mut state_file = state::StateFile::open(&dirs.state_file(&daemon.name))
-        .map_err(|e| fail(format!("cannot open the state record: {e}")))?;
+        .map_err(|e| Error::cannot(&daemon.name, "open the state record", e))?;
     let finish = |state_file: &mut state::StateFile,
                   record: &mut state::StateRecord,
                   status,
@@ -68,7 +67,7 @@ pub(crate) fn run_foreground(
                 Some(m.clone()),
             );
             pidfile.remove();
-            return Err(fail(format!("cannot start: {m}")));
+            return Err(Error::cannot(&daemon.name, "start", m));
         }
     };
     let forwarded = [
@@ -84,9 +83,9 @@ pub(crate) fn run_foreground(
         mask.add(signal);
     }
     mask.thread_block()
-        .map_err(|e| fail(format!("cannot block signals: {e}")))?;
+        .map_err(|e| Error::cannot(&daemon.name, "block signals", e))?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| fail(format!("cannot create a signalfd: {e}")))?;
+        .map_err(|e| Error::cannot(&daemon.name, "create a signalfd", e))?;
     let options = on_terminal(
         daemon,
         &launch,
@@ -99,7 +98,7 @@ pub(crate) fn run_foreground(
         ..options
     };
     let single = sys::SingleThreaded::check()
-        .ok_or_else(|| fail("cannot start: dmgr runs more than one thread".to_string()))?;
+        .ok_or_else(|| Error::cannot(&daemon.name, "start", "dmgr runs more than one thread"))?;
     // What the daemon leaves behind is handed to us, not to PID 1, so that its end
     // (a stop included) leaves nothing running (promise 4), as under a keeper.
     let _ = nix::sys::prctl::set_child_subreaper(true);
@@ -119,7 +118,8 @@ pub(crate) fn run_foreground(
     let pid = match spawned {
         Ok(pid) => pid,
         Err(e) => {
-            let message = format!("cannot start {}: {e}", launch.program.display());
+            // As the keeper words it: `exec`'s error alone, the step of any other.
+            let message = format!("{}: {e}", launch.program.display());
             finish(
                 &mut state_file,
                 &mut record,
@@ -128,7 +128,7 @@ pub(crate) fn run_foreground(
                 Some(message.clone()),
             );
             pidfile.remove();
-            return Err(fail(message));
+            return Err(Error::cannot(&daemon.name, "start", message));
         }
     };
     let forking = daemon.kind == DaemonType::Forking;
@@ -187,7 +187,11 @@ pub(crate) fn run_foreground(
                 Ok(_) => {}
                 Err(e) => {
                     pidfile.remove();
-                    return Err(fail(format!("cannot wait for pid {main}: {e}")));
+                    return Err(Error::cannot(
+                        &daemon.name,
+                        format!("wait for pid {main}"),
+                        e,
+                    ));
                 }
             }
         }
@@ -264,7 +268,7 @@ pub(crate) fn run_foreground(
             if stopped {
                 return Ok(130);
             }
-            return Err(fail(format!("cannot start: {message}")));
+            return Err(Error::cannot(&daemon.name, "start", message));
         }
     };
     let pid = main.as_raw();
@@ -452,7 +456,7 @@ pub(crate) fn run_command(
     let launch = ExecPlan::prepare(daemon)?;
     let env = with_mainpid(&launch.env, main);
     let program = crate::config::resolve_program(&argv[0], path_of(&env))
-        .ok_or_else(|| format!("cannot exec {}: not found in PATH", argv[0]))?;
+        .ok_or_else(|| format!("{}: not found in PATH", argv[0]))?;
     let options = on_terminal(daemon, &launch, &program, argv, &env);
     let single = sys::SingleThreaded::check().ok_or("dmgr runs more than one thread")?;
     let gated = sys::spawn_gated(&single, &options)

@@ -13,10 +13,11 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use super::leftovers::clear_leftovers;
 use super::log_mark::LogMark;
 use crate::config::{Daemon, Dirs};
-use crate::escalation::GRACE;
+use crate::escalation::{wait_until, GRACE};
 use crate::keeper::report::{self, Report};
 use crate::launcher::argv::LauncherArgv;
 use crate::pidfile::{self, OperationLock};
+use crate::procinfo;
 use crate::state;
 use crate::sys;
 use crate::{Error, Result};
@@ -99,13 +100,20 @@ pub(crate) fn begin_start(
         }));
     }
     // Under the operation lock the pidfile's lock is the authority on whether a
-    // keeper lives: an exiting keeper releases it before /proc shows it dead.
-    if observed.keeper.is_some() && pidfile::is_locked(&daemon.pidfile) {
-        return Ok(Begun::Done(Started::Pending));
+    // keeper lives: an exiting keeper releases it before /proc shows it dead. One
+    // that was SIGKILLed holds it until the kernel has run it into its exit, which
+    // on a loaded machine takes a while: wait for that rather than report a keeper
+    // that will never start the daemon.
+    if let Some(keeper) = observed.keeper {
+        let unlocked = || !pidfile::is_locked(&daemon.pidfile);
+        let gone = unlocked() || (procinfo::is_dying(keeper) && wait_until(GRACE, unlocked));
+        if !gone {
+            return Ok(Begun::Done(Started::Pending));
+        }
     }
-    if observed.keeper.is_none() {
-        clear_leftovers(dirs, &daemon.name, &observed);
-    }
+    // No keeper holds the lock: what a dead (or dying) keeper's daemon left behind is
+    // nobody's once the new keeper's record replaces the old one.
+    clear_leftovers(dirs, &daemon.name, &observed);
     if pidfile::is_locked(&daemon.pidfile) {
         return Err(Error::daemon(
             &daemon.name,
@@ -117,7 +125,7 @@ pub(crate) fn begin_start(
         ));
     }
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-        .map_err(|e| Error::daemon(&daemon.name, format!("cannot create a pipe: {e}")))?;
+        .map_err(|e| Error::cannot(&daemon.name, "create a pipe", e))?;
     Ok(Begun::Waiting(Pending {
         name: daemon.name.clone(),
         log: LogMark::now(&daemon.process.log),
@@ -305,9 +313,10 @@ fn outcome(name: &str, log: &LogMark, report: Result<Report, String>) -> Result<
 }
 
 fn failure(name: &str, log: &LogMark, reason: &str) -> Error {
-    Error::Daemon {
+    Error::Failed {
         name: name.to_string(),
-        message: format!("cannot start: {reason}"),
+        action: "start".to_string(),
+        cause: reason.to_string(),
         log_tail: log.tail(TAIL_LINES),
     }
 }

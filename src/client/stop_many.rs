@@ -156,8 +156,8 @@ fn ask_keeper_to_stop<'a>(
     match signalled {
         Ok(handle) => stopping.keeper = handle,
         Err(e) => {
-            let message = format!("cannot signal its keeper (pid {}): {e}", keeper.pid);
-            stopping.error = Some(Error::daemon(&stopping.name, message));
+            let action = format!("signal its keeper (pid {})", keeper.pid);
+            stopping.error = Some(Error::cannot(&stopping.name, action, e));
         }
     }
     stopping

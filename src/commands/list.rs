@@ -16,7 +16,7 @@ use crate::Result;
 pub(super) fn run(ctx: &Context, args: &ListArgs) -> Result<u8> {
     // A config directory that is missing or cannot be read is an error (exit 2), as
     // for `check`; what the run directory says still runs is listed all the same.
-    let survey = survey::survey(&ctx.dirs)?;
+    let survey = survey::survey_brief(&ctx.dirs)?;
     let problem = survey.problem;
     let entries: Vec<ListEntry> = survey.facts.into_iter().map(|f| f.entry).collect();
     if problem.is_some() && entries.is_empty() {

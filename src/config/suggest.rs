@@ -58,7 +58,7 @@ impl<'k> Suggester<'k> {
 }
 
 /// The nearest of `known` to `word`, if it is close enough to be a likely typo (see
-/// [`Suggester::nearest`]).
+/// `Suggester::nearest`).
 pub fn nearest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     Suggester::new(known).nearest(word)
 }

@@ -99,7 +99,7 @@ impl ExecPlan {
         }
         let name = &daemon.process.command[0];
         let program = crate::config::resolve_program(name, path_of(&env))
-            .ok_or_else(|| format!("cannot exec {name}: not found in PATH"))?;
+            .ok_or_else(|| format!("{name}: not found in PATH"))?;
         let resources = super::resources::prepare(&daemon.process)?;
         Ok(ExecPlan {
             program,

@@ -210,14 +210,14 @@ impl Keeper {
         let cgroup_dir = tracked.cgroup.as_ref().map(|c| c.path());
         let (memory_events, memory) = super::checks::watch_memory(&daemon.supervision, cgroup_dir);
         let mut machine = Machine::new(&daemon, reporter.is_pending(), memory);
-        let wall_timer =
-            super::jobs::set_up_schedule(&dirs, &daemon, &mut machine, state::now_ms());
         let ready_line = match &daemon.supervision.ready {
             Some(crate::config::ReadyCheck::Log(pattern)) => {
                 super::ready_line::ReadyLine::new(pattern)
             }
             _ => None,
         };
+        let wall_timer =
+            super::jobs::set_up_schedule(&dirs, &daemon, &mut machine, state::now_ms());
         Ok(Keeper {
             wall_timer,
             record_trouble: None,

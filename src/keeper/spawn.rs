@@ -149,9 +149,10 @@ impl Keeper {
     fn spawn_reason(&self, e: &sys::SpawnError) -> String {
         let program = self.plan.program.display();
         match e.step {
-            sys::SpawnStep::Exec => format!("cannot exec {program}: {e}"),
             sys::SpawnStep::Record => format!("not started: {}", e.error),
-            _ => format!("cannot start {program}: {e}"),
+            // `exec`'s error alone, the step of any other (`chdir: ...`): `dmgr start`
+            // says `cannot start: /usr/bin/nginx: No such file or directory`.
+            _ => format!("{program}: {e}"),
         }
     }
 

@@ -1,5 +1,5 @@
 //! The launcher: the one fresh process that a `dmgr start` execs to make all the
-//! keepers it asks for (issue 15). It is single-threaded by construction (a fresh
+//! keepers it asks for. It is single-threaded by construction (a fresh
 //! exec that starts no thread), so it may fork and let each child run the keeper's
 //! ordinary Rust code with no exec of its own: one exec per `start` instead of one per
 //! daemon, and every keeper shares the launcher's relocated pages copy-on-write

@@ -20,8 +20,10 @@ static STDOUT_WAS_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::Ato
 /// Notes whether standard output is closed. The `dmgr` binary calls it before std's
 /// start-up, which reopens a closed standard output as `/dev/null` (so that writes to
 /// it cannot hit a file opened later), and a later look would see a fine descriptor.
+/// So it asks the descriptor table itself: std's `stdout()` is not to be used before
+/// `main`.
 pub extern "C" fn note_closed_stdout() {
-    if nix::fcntl::fcntl(io::stdout(), nix::fcntl::FcntlArg::F_GETFD).is_err() {
+    if !crate::sys::is_open_fd(libc::STDOUT_FILENO) {
         STDOUT_WAS_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
@@ -72,7 +74,7 @@ pub(crate) fn print_bytes(bytes: &[u8]) -> crate::Result<()> {
     // A closed standard output would print nothing and exit 0 (see
     // `note_closed_stdout`): the output was the point, so it is an error.
     if STDOUT_WAS_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
-        || nix::fcntl::fcntl(io::stdout(), nix::fcntl::FcntlArg::F_GETFD).is_err()
+        || !crate::sys::is_open_fd(libc::STDOUT_FILENO)
     {
         return Err(closed());
     }

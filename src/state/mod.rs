@@ -19,6 +19,7 @@ use crate::config::{Dirs, ProcessSpec, Supervision};
 use crate::procinfo::{self, ProcId};
 use crate::text::path_bytes;
 
+mod brief;
 mod checks;
 mod left_behind;
 mod notify;
@@ -28,10 +29,10 @@ mod record_file;
 pub use checks::{ChecksSeen, HealthSeen, MemoryMechanism, MemorySeen};
 pub(crate) use left_behind::left_behind;
 pub use notify::NotifySeen;
-pub use observe::{observe, Observed};
+pub use observe::{observe, observe_brief, Observed};
 #[cfg(test)]
 use record_file::{decode, encode, fnv1a, Decoded};
-pub use record_file::{read, read_checked, write, Reading, StateFile};
+pub use record_file::{read, read_brief, read_checked, write, Reading, StateFile};
 
 /// How many exits the crash history keeps.
 pub const HISTORY_LEN: usize = 10;

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::record_file::{read_checked, Reading};
+use super::record_file::{read_brief, read_checked, Reading};
 use super::{now_ms, Reason, StateRecord, Status};
 use crate::config::Dirs;
 use crate::procinfo::{ProcId, Stat};
@@ -61,7 +61,28 @@ impl Observed {
 /// Observes the daemon `name`; `pidfile` is the configured pidfile when the file is
 /// known (the record names it otherwise). Takes no lock and changes nothing.
 pub fn observe(dirs: &Dirs, name: &str, pidfile: Option<&Path>) -> Observed {
-    let record = match read_checked(&dirs.state_file(name), name) {
+    observe_reading(
+        dirs,
+        name,
+        pidfile,
+        read_checked(&dirs.state_file(name), name),
+    )
+}
+
+/// [`observe`] for `list`, from the record as [`read_brief`] decodes it: the same
+/// truth, but `record` holds no supervision keys and no history.
+pub fn observe_brief(dirs: &Dirs, name: &str, pidfile: Option<&Path>) -> Observed {
+    observe_reading(
+        dirs,
+        name,
+        pidfile,
+        read_brief(&dirs.state_file(name), name),
+    )
+}
+
+/// [`observe`] from what reading the record found.
+fn observe_reading(dirs: &Dirs, name: &str, pidfile: Option<&Path>, reading: Reading) -> Observed {
+    let record = match reading {
         Reading::Absent => None,
         Reading::Record(record) => Some(*record),
         Reading::Unknown(why) => {

@@ -63,6 +63,30 @@ pub fn read(path: &Path) -> Option<StateRecord> {
 /// its own: not a symlink (it is opened with `O_NOFOLLOW`), a regular file with no
 /// other hard link, whole (its checksum), and naming `name`.
 pub fn read_checked(path: &Path, name: &str) -> Reading {
+    read_with(path, name, decode)
+}
+
+/// Reads the state record of `name` as [`read_checked`] does, checks and all, but
+/// decodes only what `list` shows (see [`super::brief`]): the record's `process`
+/// holds only its log paths, its `supervision` is the default and its `history` is
+/// empty. For `list` alone, which shows none of those.
+pub fn read_brief(path: &Path, name: &str) -> Reading {
+    read_with(path, name, decode_brief)
+}
+
+/// [`decode`] into the brief record of [`read_brief`].
+pub(super) fn decode_brief(bytes: &[u8]) -> Decoded {
+    let Some(end) = whole(bytes) else {
+        return Decoded::Torn;
+    };
+    match serde_json::from_slice::<super::brief::Brief>(&bytes[..end]) {
+        Ok(brief) => Decoded::Record(Box::new(brief.into())),
+        Err(e) => Decoded::Invalid(e.to_string()),
+    }
+}
+
+/// [`read_checked`] with `decode` as the decoder of the file's bytes.
+fn read_with(path: &Path, name: &str, decode: impl Fn(&[u8]) -> Decoded) -> Reading {
     for _ in 0..100 {
         let file =
             match crate::files::open_planted_safe(std::fs::OpenOptions::new().read(true), path) {
@@ -110,6 +134,19 @@ pub(super) enum Decoded {
 /// `sum`). Anything after the object is the tail of a longer, older record not yet
 /// truncated away (records of an older dmgr were rewritten in place).
 pub(super) fn decode(bytes: &[u8]) -> Decoded {
+    let Some(end) = whole(bytes) else {
+        return Decoded::Torn;
+    };
+    // The object as it stands, `sum` and all: the record's fields ignore unknown keys.
+    match serde_json::from_slice(&bytes[..end]) {
+        Ok(record) => Decoded::Record(Box::new(record)),
+        Err(e) => Decoded::Invalid(e.to_string()),
+    }
+}
+
+/// Where the whole record in `bytes` ends (after its `"sum":"..."}`), if its checksum
+/// matches; `None` for a torn or edited record (see [`decode`]).
+fn whole(bytes: &[u8]) -> Option<usize> {
     const KEY: &[u8] = b",\"sum\":\"";
     // The key, the 16 digits, then `"}`.
     const TAIL: usize = KEY.len() + 16 + 2;
@@ -127,18 +164,10 @@ pub(super) fn decode(bytes: &[u8]) -> Decoded {
         .len()
         .checked_sub(TAIL)
         .filter(|&at| bytes[at..].starts_with(KEY));
-    let end = at_end.and_then(checked).or_else(|| {
+    at_end.and_then(checked).or_else(|| {
         let at = bytes.windows(KEY.len()).position(|w| w == KEY)?;
         checked(at)
-    });
-    let Some(end) = end else {
-        return Decoded::Torn;
-    };
-    // The object as it stands, `sum` and all: the record's fields ignore unknown keys.
-    match serde_json::from_slice(&bytes[..end]) {
-        Ok(record) => Decoded::Record(Box::new(record)),
-        Err(e) => Decoded::Invalid(e.to_string()),
-    }
+    })
 }
 
 pub(super) fn encode(record: &StateRecord) -> io::Result<Vec<u8>> {

@@ -151,15 +151,22 @@ impl ArgumentArea {
     }
 }
 
+/// Returns true if and only if `fd` is an open descriptor of this process. A raw
+/// query of the descriptor table, with no Rust I/O: safe to call before `main`, while
+/// std is not set up yet.
+pub(crate) fn is_open_fd(fd: RawFd) -> bool {
+    // SAFETY: fcntl(F_GETFD) only queries the descriptor table; an invalid number
+    // gives EBADF and no effect.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
 /// Takes ownership of the inherited descriptor `fd`; `None` if it is not an open
 /// descriptor. Marks it close-on-exec so the daemon never inherits it.
 pub(crate) fn take_inherited_fd(fd: RawFd) -> Option<File> {
     if fd <= 2 {
         return None;
     }
-    // SAFETY: fcntl(F_GETFD) only queries the descriptor table; an invalid number
-    // gives EBADF and no effect.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+    if !is_open_fd(fd) {
         return None;
     }
     // SAFETY: the fd is open (checked above) and nothing else in this freshly exec'd

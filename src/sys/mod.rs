@@ -15,8 +15,8 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 pub(crate) use detach::{
-    close_all_and_leak, close_inherited_fds, fork, spawn_launcher, take_inherited_fd, ArgumentArea,
-    Forked,
+    close_all_and_leak, close_inherited_fds, fork, is_open_fd, spawn_launcher, take_inherited_fd,
+    ArgumentArea, Forked,
 };
 #[allow(unused_imports)]
 pub(crate) use notify_socket::{abstract_name, Datagram, NotifyAddress, NotifySocket};

@@ -8,8 +8,19 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use super::{SpawnError, SpawnStep};
+
+/// How long a spawned process may take to get to its start gate, and from the gate
+/// to its exec. Each is a few system calls, but a working directory or a program on a
+/// hung network file system could block them for ever, and with them the keeper's
+/// loop, which also answers `dmgr stop`: past the bound the process is killed and the
+/// spawn fails.
+const SPAWN_BOUND: Duration = Duration::from_secs(10);
 
 /// What the child sets before exec (`limits`, `nice`, `oom_score_adj`), as plain values
 /// checked beforehand.
@@ -111,6 +122,16 @@ impl Gated {
     pub(crate) fn release(mut self) -> Result<(), SpawnError> {
         if let Some(gate) = self.gate.take() {
             let _ = nix::unistd::write(&gate, b"g");
+        }
+        if !readable_within(&self.report, SPAWN_BOUND) {
+            kill_hung(self.pid);
+            return Err(SpawnError {
+                step: SpawnStep::Exec,
+                error: io::Error::other(format!(
+                    "did not exec within {}s of its start gate, and was killed",
+                    SPAWN_BOUND.as_secs()
+                )),
+            });
         }
         match read_report(&mut self.report) {
             None => Ok(()),
@@ -228,6 +249,13 @@ pub(crate) fn spawn_gated(
     drop(gate_read);
     drop(report_write);
     let mut report = File::from(report_read);
+    if !readable_within(&report, SPAWN_BOUND) {
+        kill_hung(pid);
+        return Err(prep(io::Error::other(format!(
+            "did not get to its start gate within {}s, and was killed",
+            SPAWN_BOUND.as_secs()
+        ))));
+    }
     let mut first = [0u8; 1];
     match read_exact_or_eof(&mut report, &mut first) {
         Some(()) if first[0] == READY => Ok(Gated {
@@ -256,6 +284,34 @@ pub(crate) fn spawn_gated(
 /// Reaps a child that reported failure and exits at once, so no zombie is left.
 fn reap_failed(pid: i32) {
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+}
+
+/// Returns true if and only if `file` (the report pipe) becomes readable, with bytes or
+/// end-of-file, within `bound`.
+fn readable_within(file: &File, bound: Duration) -> bool {
+    use std::os::fd::AsFd;
+    let deadline = Instant::now() + bound;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Rounded up: a wait of 0 ms would spin until the deadline.
+        let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(0) if Instant::now() >= deadline => return false,
+            Ok(0) => continue,
+            Err(Errno::EINTR) => continue,
+            // Readable, or an error the read that follows reports.
+            _ => return true,
+        }
+    }
+}
+
+/// SIGKILL to a child stuck before its exec. Our unreaped child: its PID cannot have
+/// been reused. It is not waited for here (in uninterruptible sleep it would not die
+/// yet): whoever reaps the caller's children reaps it.
+fn kill_hung(pid: i32) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
 }
 
 fn read_exact_or_eof(file: &mut File, buf: &mut [u8]) -> Option<()> {
@@ -484,6 +540,23 @@ mod tests {
             assert_eq!(SpawnStep::from_byte(byte) as u8, byte);
         }
         assert_eq!(SpawnStep::from_byte(READY - 1), SpawnStep::SetUp);
+    }
+
+    /// The wait for a child's report is bounded: a silent pipe gives up at the bound,
+    /// a written one or one whose writer is gone answers at once.
+    #[test]
+    fn the_wait_for_a_report_is_bounded() {
+        use std::io::Write;
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let (read, mut write) = (File::from(read), File::from(write));
+        let start = Instant::now();
+        assert!(!readable_within(&read, Duration::from_millis(50)));
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        write.write_all(b"g").unwrap();
+        assert!(readable_within(&read, Duration::from_secs(60)));
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(write);
+        assert!(readable_within(&File::from(read), Duration::from_secs(60)));
     }
 
     #[test]

@@ -157,3 +157,22 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A file whose presence holds a test's daemon where it is (unready, or not yet
+/// writing its pidfile: its command waits while the file exists), so that the test
+/// acts in that window however slowly the machine runs; removed when dropped.
+pub struct Hold(PathBuf);
+
+impl Hold {
+    /// Creates `path`.
+    pub fn new(path: PathBuf) -> Hold {
+        std::fs::write(&path, b"").unwrap();
+        Hold(path)
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -243,7 +243,7 @@ pub(super) fn load_file_in(
 }
 
 /// Loads a daemon from the bytes of a file at `file` without reading it (the file
-/// need not exist): what [`load_file`] does once it has read them. For tests and the
+/// need not exist): what `load_file` does once it has read them. For tests and the
 /// fuzz harness, which feed the loader a million inputs.
 pub fn load_bytes(dirs: &Dirs, file: &Path, bytes: &[u8]) -> Result<Daemon, Invalid> {
     let name = stem(file);

@@ -167,3 +167,7 @@ pub(super) fn is_own_file(dirs: &Dirs, path: &Path) -> bool {
             .extension()
             .is_some_and(|ext| ext == "lock" || ext == "state" || ext == "events")
 }
+
+#[cfg(test)]
+#[path = "paths_tests.rs"]
+mod tests;

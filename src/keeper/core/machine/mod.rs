@@ -138,6 +138,11 @@ pub(crate) struct Machine {
     reporting: bool,
     /// Why the daemon runs without a cgroup, for the next `started` event.
     cgroup_note: Option<String>,
+    /// The notify protocol, for a `type = "notify"` daemon.
+    notify: Option<notify::Notify>,
+    /// Whether the daemon wrote `ready = { fd }`'s newline or `ready = { log }`'s line
+    /// in this run.
+    said_ready: bool,
     /// The hook that runs, if one does.
     hook: Option<hooks::HookRun>,
     /// A process of the daemon ran since the last `post_stop`.
@@ -148,11 +153,6 @@ pub(crate) struct Machine {
     gave_up_told: bool,
     /// `schedule` or `restart_schedule`, once the loop set it up.
     scheduled: Option<jobs::Scheduled>,
-    /// The notify protocol, for a `type = "notify"` daemon.
-    notify: Option<notify::Notify>,
-    /// Whether the daemon wrote `ready = { fd }`'s newline or `ready = { log }`'s line
-    /// in this run.
-    said_ready: bool,
     effects: VecDeque<Effect>,
     /// The effects of the input being handled, which go before those still queued.
     new: Vec<Effect>,
@@ -365,8 +365,8 @@ impl Machine {
         record.error = self.error.clone();
         record.probe = self.probe.and_then(|p| p.id);
         record.checks = self.seen.clone();
-        record.next_run_ms = self.next_run_ms();
         self.write_notify(&mut record.notify);
+        record.next_run_ms = self.next_run_ms();
         (record.reason, record.next_restart_ms) = match &self.phase {
             Phase::Finished { reason, .. } => (Some(*reason), None),
             Phase::Backoff {

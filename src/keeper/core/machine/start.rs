@@ -81,9 +81,9 @@ impl Machine {
     pub(super) fn timers_due(&mut self, now: Now, facts: &impl Facts) {
         self.checks_due(now, facts);
         self.reload_due(now);
+        self.notify_due(now, facts);
         self.hook_due(now);
         self.schedule_due(now, facts);
-        self.notify_due(now, facts);
         if self.probe.is_some_and(|p| now.at >= p.deadline) {
             self.kill_probe();
         }

@@ -60,7 +60,7 @@ fn a_command_that_cannot_run_fails_the_start() {
     let id = DAEMON;
     rig.feed(Input::Forked { id });
     let failed = rig.feed(Input::SpawnFailed {
-        reason: "cannot exec /bin/nope: No such file or directory".into(),
+        reason: "/bin/nope: No such file or directory".into(),
         unrecorded: false,
     });
     assert!(failed.contains(&Effect::ClearPidfile));
@@ -68,7 +68,7 @@ fn a_command_that_cannot_run_fails_the_start() {
     // The drain finds nothing left, and the start fails with the reason.
     let end = rig.feed(Input::Tick);
     assert_eq!(kinds(&end), [Kind::GaveUp]);
-    let reason = "cannot exec /bin/nope: No such file or directory".to_string();
+    let reason = "/bin/nope: No such file or directory".to_string();
     assert!(end.contains(&Effect::Report(Report::Failed { reason })));
     assert!(rig.m.is_finished());
 }
@@ -330,19 +330,19 @@ fn a_failed_restart_is_recorded_until_the_next_process_stands() {
     rig.feed(Input::Tick);
     assert_eq!(rig.tick_after(1000), [Effect::SpawnDaemon { again: true }]);
     let failed = rig.feed(Input::SpawnFailed {
-        reason: "cannot exec web: No such file or directory".into(),
+        reason: "/usr/bin/web: No such file or directory".into(),
         unrecorded: false,
     });
     assert!(failed.contains(&Effect::ClearPidfile));
     let restarting = rig.feed(Input::Tick);
     assert_eq!(
         event(&restarting, Kind::Restarting).message.as_deref(),
-        Some("restart 2: cannot exec web: No such file or directory")
+        Some("restart 2: /usr/bin/web: No such file or directory")
     );
     assert_eq!(rig.m.status(), Status::Backoff);
     assert_eq!(
         rig.record().error.as_deref(),
-        Some("cannot exec web: No such file or directory")
+        Some("/usr/bin/web: No such file or directory")
     );
     assert_eq!(rig.record().restarts, 2);
     rig.tick_after(2000);
