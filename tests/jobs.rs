@@ -234,5 +234,10 @@ fn catch_up_runs_a_missed_time_once_when_the_keeper_is_back() {
     assert!(events.contains("catch_up: one run for "), "{events}");
     assert_eq!(events.matches("scheduled").count(), 1, "{events}");
     assert_eq!(env.log("backup").matches("backed up").count(), 1);
+    // `status` shows the next time; as systemd's for a service its timer starts, its
+    // code is 3 (not running) between runs.
+    env.dmgr(&["status", "backup"])
+        .code(3)
+        .stdout_has("next run");
     env.dmgr(&["stop", "backup"]).success();
 }

@@ -238,6 +238,13 @@ fn render(e: &StatusEntry) -> String {
     if let (Some(next), Some(secs)) = (&e.next_restart, e.next_restart_in_secs) {
         field("next start", format!("in {secs:.1}s, at {next}"));
     }
+    if let Some(ms) = l.next_run_ms {
+        let at = crate::schedule::local_time(ms);
+        field(
+            "next run",
+            format!("{at} ({})", l.next_run.as_deref().unwrap_or("")),
+        );
+    }
     if let Some(mem) = l.memory_bytes {
         field("memory", format_bytes(mem));
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::{Effect, Exit, Facts, Machine, Next, Now, Phase};
 use crate::config::units::format_duration;
 use crate::events::Kind;
-use crate::state::Status;
+use crate::state::{Reason, Status};
 
 /// Which hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,6 +262,18 @@ impl Machine {
         };
         match (cause, self.s.on_failure.is_some()) {
             (Some(cause), true) => {
+                // The history says why before it says what `on_failure` made of it.
+                if let Next::Finish {
+                    error: Some(why),
+                    reason,
+                    ..
+                } = next
+                {
+                    if *reason != Reason::OutsideStop {
+                        self.record(self.event(Kind::GaveUp).message(why.clone()));
+                        self.gave_up_told = true;
+                    }
+                }
                 self.run_hook(Hook::OnFailure, &cause, AfterHook::Then(next.clone()), now);
                 true
             }

@@ -78,12 +78,15 @@ fn a_failing_pre_start_fails_the_start() {
         .iter()
         .any(|e| matches!(e, Effect::SpawnDaemon { .. })));
     let end = rig.feed(Input::Tick);
-    // The daemon never ran: no post_stop; the failed start is on_failure's.
+    // The daemon never ran: no post_stop; the failed start is on_failure's, and the
+    // history says why before the hook runs, once.
+    assert_eq!(kinds(&end), [Kind::GaveUp]);
     let (hook, vars) = hook_run(&end);
     assert_eq!(hook, Hook::OnFailure);
     assert_eq!(var(&vars, "DMGR_EVENT"), "start-failed");
     // `start` hears of it once the keeper is done (promise 1: nothing left behind).
     let last = hook_ends(&mut rig, code(0), &[]);
+    assert_eq!(kinds(&last), [Kind::Hook]);
     let failed = Report::Failed {
         reason: "pre_start failed (exit 1): nginx: [emerg] unknown directive".into(),
     };

@@ -154,6 +154,8 @@ pub(crate) struct Machine {
     ran: bool,
     /// Why the run that ends failed, for `on_failure` (`unhealthy`, ...).
     failure_cause: Option<String>,
+    /// The `gave-up` event was recorded before `on_failure` ran.
+    gave_up_told: bool,
     /// `schedule` or `restart_schedule`, once the loop set it up.
     scheduled: Option<jobs::Scheduled>,
     effects: VecDeque<Effect>,
@@ -201,6 +203,7 @@ impl Machine {
             hook: None,
             ran: false,
             failure_cause: None,
+            gave_up_told: false,
             scheduled: None,
             effects: VecDeque::new(),
             new: Vec::new(),

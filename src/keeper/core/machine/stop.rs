@@ -257,6 +257,8 @@ impl Machine {
             (Some(why), _) if reason == Reason::OutsideStop => {
                 self.record(self.event(Kind::Stopped).message(why.clone()))
             }
+            // Recorded already, before `on_failure` ran.
+            (Some(_), _) if self.gave_up_told => {}
             (Some(why), _) => self.record(self.event(Kind::GaveUp).message(why.clone())),
             (None, Status::Stopped) if reason == Reason::StoppedByRequest => {
                 self.record(self.event(Kind::Stopped))
