@@ -69,8 +69,6 @@ pub(super) struct Brief {
     next_run_ms: Option<u64>,
     #[serde(default)]
     notify: NotifySeen,
-    #[serde(default)]
-    next_run_ms: Option<u64>,
 }
 
 /// The log paths of the record's `process`, which `list` compares with the defaults.
@@ -121,7 +119,6 @@ impl From<Brief> for StateRecord {
             definition: b.definition,
             next_run_ms: b.next_run_ms,
             notify: b.notify,
-            next_run_ms: b.next_run_ms,
         }
     }
 }
