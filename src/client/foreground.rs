@@ -56,26 +56,17 @@ pub(crate) fn run_foreground(
         record.daemon = None;
         let _ = state_file.write(record);
     };
-    let launch = match ExecPlan::prepare(daemon) {
-        Ok(launch) => launch,
-        Err(m) => {
-            finish(
-                &mut state_file,
-                &mut record,
-                Status::Failed,
-                Reason::StartFailed,
-                Some(m.clone()),
-            );
-            pidfile.remove();
-            return Err(Error::cannot(&daemon.name, "start", m));
-        }
-    };
-    // Held for as long as `dmgr run` runs, as a keeper holds them.
-    let held = match crate::keeper::sockets::HeldSockets::bind(
-        &daemon.process.sockets,
-        launch.credentials.as_ref(),
-    ) {
-        Ok(held) => held,
+    // The plan, and the sockets held for as long as `dmgr run` runs, as a keeper holds
+    // them.
+    let prepared = ExecPlan::prepare(daemon).and_then(|launch| {
+        crate::keeper::sockets::HeldSockets::bind(
+            &daemon.process.sockets,
+            launch.credentials.as_ref(),
+        )
+        .map(|held| (launch, held))
+    });
+    let (launch, held) = match prepared {
+        Ok(prepared) => prepared,
         Err(m) => {
             finish(
                 &mut state_file,

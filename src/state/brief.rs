@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{ChecksSeen, Definition, ExitRecord, NotifySeen, Reason, StateRecord, Status};
-use crate::config::{ProcessSpec, Supervision};
+use crate::config::{ProcessSpec, Socket, Supervision};
 use crate::procinfo::ProcId;
 use crate::text::path_bytes;
 
@@ -71,13 +71,16 @@ pub(super) struct Brief {
     notify: NotifySeen,
 }
 
-/// The log paths of the record's `process`, which `list` compares with the defaults.
+/// The log paths of the record's `process`, which `list` compares with the defaults,
+/// and the sockets its keeper holds, which `list --json` shows.
 #[derive(Deserialize)]
 struct BriefProcess {
     #[serde(with = "path_bytes")]
     log: PathBuf,
     #[serde(with = "path_bytes::option")]
     stderr_log: Option<PathBuf>,
+    #[serde(default)]
+    sockets: Vec<Socket>,
 }
 
 impl From<Brief> for StateRecord {
@@ -87,6 +90,7 @@ impl From<Brief> for StateRecord {
                 command: b.command.clone(),
                 log: b.process.log,
                 stderr_log: b.process.stderr_log,
+                sockets: b.process.sockets,
                 ..ProcessSpec::default()
             },
             supervision: Supervision::default(),
