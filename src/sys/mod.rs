@@ -26,6 +26,7 @@ pub(crate) use spawn_step::{SpawnError, SpawnStep};
 
 use crate::procinfo::ProcId;
 
+mod child_calls;
 mod detach;
 pub(crate) mod notify_socket;
 mod queue;
