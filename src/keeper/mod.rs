@@ -521,7 +521,3 @@ fn read_clock() -> Now {
         wall_ms: state::now_ms(),
     }
 }
-
-#[cfg(test)]
-#[path = "purity_tests.rs"]
-mod tests;

@@ -4,7 +4,7 @@
 //! main-PID hand-over, and the liveness and memory checks. Nothing here makes a system
 //! call or reads the clock: the keeper's loop (`keeper/mod.rs`) passes `now` and the
 //! facts in and carries out what comes back, and the tests drive it all with a made-up
-//! clock (a test in `keeper/purity_tests.rs` keeps it so).
+//! clock (a test in `tests/architecture.rs` keeps it so).
 
 pub(crate) mod adoption;
 pub(crate) mod handover;

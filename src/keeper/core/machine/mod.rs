@@ -11,7 +11,7 @@
 //! what a pidfile names, whether anything of the daemon's is left, how much memory it
 //! uses) it reads through [`Facts`], which the loop implements with reads of `/proc`
 //! and the tests with made-up values. Nothing under `keeper/core/` makes a system
-//! call or reads the clock (see the purity test in `keeper/mod.rs`).
+//! call or reads the clock (see the purity test in `tests/architecture.rs`).
 //!
 //! What the daemon says of itself (a notify message, `ready = { fd | log }`) is an
 //! [`Input`] too, and the notify protocol's timers (a watchdog, a reload's verdict)
