@@ -12,6 +12,8 @@
 //!
 //! A scheduled oneshot (issues 28 and 30) too: `true` run `@yearly`, whose keeper
 //! sleeps until the next run, most of a year away; it must cost nothing meanwhile.
+//! And a keeper holding two sockets (issues 27 and 30), a TCP port on 127.0.0.1 and
+//! a Unix socket, which it binds at start-up and keeps open for its daemon.
 
 use super::*;
 
@@ -45,7 +47,7 @@ fn notify_command(ping_secs: Option<u32>) -> String {
 /// `secs`, and stops them.
 pub(crate) fn bench_watched(opts: &Options, secs: u64) -> Vec<Watched> {
     let sleep = format!("command = [\"sleep\", \"{SLEEP_SECS}\"]\n");
-    let kinds: [(&str, String); 6] = [
+    let kinds: [(&str, String); 7] = [
         ("plain", sleep.clone()),
         (
             "health exec every 10s",
@@ -56,6 +58,10 @@ pub(crate) fn bench_watched(opts: &Options, secs: u64) -> Vec<Watched> {
         (
             "notify, watchdog 10s pinged every 5s",
             format!("{}watchdog = \"10s\"\n", notify_command(Some(5))),
+        ),
+        (
+            "two held sockets (tcp, unix)",
+            format!("{sleep}sockets = {{ http = \"tcp://127.0.0.1:{{port}}\", admin = \"unix:{{dir}}/{{name}}.sock\" }}\n"),
         ),
         (
             "oneshot, schedule between runs",
@@ -92,10 +98,19 @@ fn measure(
     let config = root.join("daemons.d");
     fs::create_dir_all(&config).map_err(|e| format!("{}: {e}", config.display()))?;
     for i in 0..WATCHED {
-        let file = config.join(format!("{}.toml", daemon_name(i)));
+        let name = daemon_name(i);
+        let file = config.join(format!("{name}.toml"));
+        // Each daemon's own sockets.
+        let text = match text.contains("{port}") {
+            true => text
+                .replace("{port}", &free_port()?.to_string())
+                .replace("{dir}", &root.display().to_string())
+                .replace("{name}", &name),
+            false => text.to_string(),
+        };
         // A oneshot has no `start_wait`: it has succeeded when it exits 0.
         let text = match text.contains("type = \"oneshot\"") {
-            true => text.to_string(),
+            true => text,
             false => format!("{text}start_wait = \"0s\"\n"),
         };
         fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -116,6 +131,14 @@ fn measure(
         .unwrap_or_default();
     let _ = dmgr.run_untimed(&["-q", "stop", "--all"]);
     Ok((idle?, how, pss_kb))
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on now.
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free port: {e}"))
 }
 
 /// The distinct `memory.mechanism` values of a `list --json` output.

@@ -14,7 +14,10 @@ impl Keeper {
     /// Carries out `effect`, asked for at `now`.
     pub(super) fn execute(&mut self, effect: Effect, now: Now) {
         match effect {
-            Effect::SpawnDaemon { again } => self.spawn_daemon(again, now),
+            Effect::SpawnDaemon { again } => {
+                self.release_due = true;
+                self.spawn_daemon(again, now)
+            }
             Effect::RunCommand {
                 command,
                 argv,

@@ -10,6 +10,7 @@ use super::{sd_notify, Keeper};
 impl Keeper {
     /// Reads `ready = { fd }`'s pipe: a newline is the daemon's word that it is ready
     /// (s6's readiness notification); the pipe is closed then, or at its end.
+    #[inline(never)]
     pub(super) fn read_ready_fd(&mut self, now: Now) {
         let Some(fd) = &self.ready_fd else {
             return;
@@ -30,6 +31,7 @@ impl Keeper {
     }
 
     /// Reads every datagram waiting on the notify socket, parsed, for the machine.
+    #[inline(never)]
     pub(super) fn read_notify_socket(&mut self, now: Now) {
         // Bounded per wake-up: a sender that floods the socket cannot hold the keeper
         // away from its signals.

@@ -69,7 +69,7 @@ pub(super) fn set_up_schedule(
     }
     let clock = Clock::new(
         cron,
-        jiff::tz::TimeZone::system(),
+        crate::schedule::system_time_zone(),
         last.map(timestamp),
         s.catch_up && purpose == Purpose::Run,
         timestamp(now_ms),

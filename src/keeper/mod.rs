@@ -219,9 +219,11 @@ struct Keeper {
     events: History,
     /// The keeper forks its children without exec'ing first: see [`sys::spawn_gated`].
     single: sys::SingleThreaded,
-    /// Where the log pipes are read into: 16 KiB allocated once and never initialised,
-    /// so that only what the kernel writes into it costs memory.
-    log_buffer: Vec<u8>,
+    /// Where the log pipes are read into: 16 KiB mapped once, so that only what the
+    /// kernel writes into it costs memory.
+    log_buffer: sys::PageBuffer,
+    /// A run was started since memory was last given back (see `wait_for_events`).
+    release_due: bool,
     /// The kernel's memory events of the daemon's cgroup, where they drive `memory_max`.
     memory_events: Option<MemoryEventsWatcher>,
     /// The output pipes of commands the keeper ran, read until they close.
@@ -257,7 +259,9 @@ impl Keeper {
 
     /// Hands `input` to the machine at `now`, then carries out what it asks for, in
     /// order; an effect whose answer is another input has that answered (and carried
-    /// out) first.
+    /// out) first. Not inlined, nor is anything else the idle loop calls when it
+    /// wakes: the frames of the effects stay off the stack the keeper idles on.
+    #[inline(never)]
     fn feed(&mut self, input: Input, now: Now) {
         let before = self.machine.pending();
         {
@@ -282,6 +286,13 @@ impl Keeper {
     /// next timer, and hands the machine what happened.
     fn wait_for_events(&mut self) {
         let timeout = match self.machine.poll_timeout() {
+            // Idle until something happens: once a run is under way, what its start
+            // used (the record's writes, the report, the deepest calls) goes back.
+            None if self.release_due => {
+                self.release_due = false;
+                sys::release_free_memory();
+                PollTimeout::NONE
+            }
             None => PollTimeout::NONE,
             Some(at) => {
                 let ms = at
@@ -368,6 +379,7 @@ impl Keeper {
         }
     }
 
+    #[inline(never)]
     fn pump_logs(&mut self) {
         let buffer = &mut self.log_buffer;
         let mut matcher = self
@@ -379,7 +391,7 @@ impl Keeper {
         let pipes = std::iter::once(&mut self.out).chain(self.err.as_mut());
         for (pipe, stream) in pipes.zip(streams) {
             loop {
-                match sys::read_spare(pipe.read.as_fd(), buffer) {
+                match buffer.read(pipe.read.as_fd()) {
                     Ok([]) | Err(_) => break,
                     Ok(read) => {
                         pipe.sink.write_output(read);
@@ -442,6 +454,7 @@ impl Keeper {
         self.events.append(&event.stamped());
     }
 
+    #[inline(never)]
     fn on_signals(&mut self, now: Now) {
         while let Ok(Some(info)) = self.signals.read_signal() {
             if info.ssi_signo as i32 == sys::request_signal() {

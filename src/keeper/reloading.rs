@@ -7,7 +7,6 @@
 use std::os::fd::{AsFd, OwnedFd};
 
 use super::Keeper;
-use crate::sys;
 
 /// How many of a command's last output lines a `reload-failed` event keeps.
 const TAIL_LINES: usize = 10;
@@ -126,6 +125,7 @@ impl Keeper {
 
     /// Copies what the commands' pipes hold into the daemon's log, keeping the tail of
     /// a running command's; drops a pipe every writer has closed.
+    #[inline(never)]
     pub(super) fn pump_captures(&mut self) {
         let buffer = &mut self.log_buffer;
         let sink = match &mut self.err {
@@ -136,7 +136,7 @@ impl Keeper {
             if capture.closed {
                 break true;
             }
-            match sys::read_spare(capture.read.as_fd(), buffer) {
+            match buffer.read(capture.read.as_fd()) {
                 Ok([]) => {}
                 Ok(read) => {
                     match capture.prefixed(read) {

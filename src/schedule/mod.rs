@@ -193,9 +193,38 @@ pub fn local_time(ms: u64) -> String {
     let Ok(at) = Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(i64::MAX)) else {
         return "?".to_string();
     };
-    at.to_zoned(TimeZone::system())
+    at.to_zoned(system_time_zone())
         .strftime("%Y-%m-%d %H:%M %Z")
         .to_string()
+}
+
+/// The host's time zone, as jiff's `TimeZone::system()` finds it, without loading the
+/// names of every zone in the system's zoneinfo database on the way.
+///
+/// jiff looks the name that `/etc/localtime` links to up in that database, which
+/// first lists `/usr/share/zoneinfo`: about 200 KiB of names that a scheduled keeper
+/// would then hold for its whole life, to read one file. Where `TZ` is unset and
+/// `/etc/localtime` links into a `zoneinfo/` directory, as on Debian, Fedora and
+/// Arch, that file is read here as jiff reads it, under the same name; anything else
+/// (`TZ`, a copied `/etc/localtime`) goes to jiff.
+pub fn system_time_zone() -> TimeZone {
+    if std::env::var_os("TZ").is_none() {
+        if let Some(tz) = linked_zone(std::path::Path::new("/etc/localtime")) {
+            return tz;
+        }
+    }
+    TimeZone::system()
+}
+
+/// The zone that `link` (a symbolic link into a `zoneinfo/` directory) names, read
+/// from the file it links to.
+fn linked_zone(link: &std::path::Path) -> Option<TimeZone> {
+    let target = std::fs::read_link(link).ok()?;
+    let target = target.to_str()?;
+    let needle = "zoneinfo/";
+    let name = &target[target.rfind(needle)? + needle.len()..];
+    let data = std::fs::read(link).ok()?;
+    TimeZone::tzif(name, &data).ok()
 }
 
 /// What a scheduled keeper does when its timer fires.

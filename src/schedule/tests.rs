@@ -349,3 +349,31 @@ fn a_schedule_is_stored_as_written() {
     assert_eq!(back, c);
     assert!(serde_json::from_str::<Cron>("\"nonsense\"").is_err());
 }
+
+#[test]
+fn a_localtime_link_into_zoneinfo_is_read_as_the_zone_it_names() {
+    let zoneinfo = std::path::Path::new("/usr/share/zoneinfo/Europe/Paris");
+    if !zoneinfo.is_file() {
+        eprintln!("skipped: no /usr/share/zoneinfo/Europe/Paris");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs the zoneinfo files"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("localtime");
+    std::os::unix::fs::symlink(zoneinfo, &link).unwrap();
+    let tz = super::linked_zone(&link).expect("read as a zone");
+    assert_eq!(tz.iana_name(), Some("Europe/Paris"));
+    // Summer and winter time, as jiff's own database reads them.
+    let paris = TimeZone::get("Europe/Paris").unwrap();
+    for instant in ["2026-07-01T12:00:00Z", "2026-12-01T12:00:00Z"] {
+        let t = at(instant);
+        assert_eq!(tz.to_offset(t), paris.to_offset(t));
+    }
+    // Not a link, or a link elsewhere: jiff's way.
+    let copy = dir.path().join("copy");
+    std::fs::copy(zoneinfo, &copy).unwrap();
+    assert!(super::linked_zone(&copy).is_none());
+}

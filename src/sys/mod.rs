@@ -18,6 +18,7 @@ pub(crate) use detach::{
     close_all_and_leak, close_inherited_fds, fork, is_open_fd, spawn_launcher, take_inherited_fd,
     ArgumentArea, Forked,
 };
+pub(crate) use memory::{release_free_memory, PageBuffer};
 #[allow(unused_imports)]
 pub(crate) use notify_socket::{abstract_name, Datagram, NotifyAddress, NotifySocket};
 pub(crate) use queue::{request_signal, with_request_signal};
@@ -28,6 +29,7 @@ use crate::procinfo::ProcId;
 
 mod child_calls;
 mod detach;
+mod memory;
 pub(crate) mod notify_socket;
 mod queue;
 mod spawn;
@@ -120,56 +122,6 @@ pub(crate) fn signal_process(target: ProcId, signal: nix::sys::signal::Signal) -
         Some(handle) => handle.signal(signal),
         None => Ok(false),
     }
-}
-
-/// Returns unused memory to the kernel: free heap pages, and the stack pages below the
-/// caller's frame. The keeper allocates most of what it ever needs, and makes its
-/// deepest calls (the parse of its file, the first spawn), while it starts, then
-/// idles for days: without this, those pages stay resident in every keeper.
-pub(crate) fn release_free_memory() {
-    // SAFETY: malloc_trim(3) only walks glibc's own allocator state under its lock and
-    // releases free pages; it has no preconditions.
-    #[cfg(target_env = "gnu")]
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    release_unused_stack();
-}
-
-/// Discards the main thread's stack pages from two pages below this function's frame
-/// down: nothing lives below the stack pointer (past the ABI's 128-byte red zone;
-/// signals are read from a signalfd, and std's handler has a stack of its own), and a
-/// discarded page reads as zeros when the stack grows into it again.
-#[inline(never)]
-fn release_unused_stack() {
-    const PAGE: usize = 4096;
-    let here = 0u8;
-    let frame = std::ptr::addr_of!(here) as usize;
-    let Some(low) = stack_start() else {
-        return;
-    };
-    // Two pages of room below this frame for the madvise(2) wrapper's own frame,
-    // which needs a few dozen bytes.
-    let high = (frame & !(PAGE - 1)).saturating_sub(2 * PAGE);
-    if high <= low || frame < low {
-        return;
-    }
-    // SAFETY: [low, high) is part of the main thread's stack mapping (`low` is its
-    // start, and `high` lies below this frame), below every live frame: the callers'
-    // and this one are above `high`, and madvise's own frame is within the two pages
-    // left between. No Rust value lives there, so dropping the pages (MADV_DONTNEED:
-    // they read back as zeros) changes nothing the program can observe.
-    unsafe {
-        libc::madvise(low as *mut libc::c_void, high - low, libc::MADV_DONTNEED);
-    }
-}
-
-/// The lowest address of the main thread's stack mapping (`[stack]` in
-/// /proc/self/maps).
-fn stack_start() -> Option<usize> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    let line = maps.lines().find(|l| l.ends_with("[stack]"))?;
-    usize::from_str_radix(line.split('-').next()?, 16).ok()
 }
 
 /// Reads from `fd` into `buffer`'s spare capacity, which need not be initialised (so
