@@ -141,8 +141,9 @@ fn fail(notify: Option<File>, reason: &str) -> u8 {
 
 /// Waits for the keeper, then drains the pipes and reaps until nothing is left.
 fn hold(keeper: i32, pipes: [OwnedFd; 2], settings: OwnedFd) -> u8 {
-    // Asleep until the keeper dies, perhaps for days: what the fork left it goes back.
-    sys::release_free_memory();
+    // Asleep until the keeper dies, perhaps for days: its stack below this frame and
+    // its mappings of dmgr's code go back (not its heap: see `sys::release_mappings`).
+    sys::release_mappings();
     // While the keeper lives it is our only child: its orphans go to it.
     loop {
         match nix::sys::wait::waitpid(Pid::from_raw(keeper), None) {

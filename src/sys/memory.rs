@@ -26,6 +26,15 @@ pub(crate) fn release_free_memory() {
     release_program_text();
 }
 
+/// What [`release_free_memory`] gives back but the heap: for a process whose heap
+/// pages are still shared with its parent and siblings (a holder, which writes almost
+/// nothing after its fork), where malloc_trim(3)'s writes to the free chunks would
+/// copy more pages than it frees.
+pub(crate) fn release_mappings() {
+    release_unused_stack();
+    release_program_text();
+}
+
 /// Discards the main thread's stack pages from a page below this function's frame
 /// down: nothing lives below the stack pointer (past the ABI's 128-byte red zone;
 /// signals are read from a signalfd, and std's handler has a stack of its own), and a

@@ -18,7 +18,7 @@ pub(crate) use detach::{
     close_all_and_leak, close_inherited_fds, fork, is_open_fd, spawn_launcher, take_inherited_fd,
     ArgumentArea, Forked,
 };
-pub(crate) use memory::{release_free_memory, PageBuffer};
+pub(crate) use memory::{release_free_memory, release_mappings, PageBuffer};
 #[allow(unused_imports)]
 pub(crate) use notify_socket::{abstract_name, Datagram, NotifyAddress, NotifySocket};
 pub(crate) use queue::{request_signal, with_request_signal};
