@@ -315,3 +315,59 @@ fn a_new_generation_that_fails_ready_rolls_back_and_the_old_one_still_answers() 
     assert_eq!(env.entry("web")["pid"], old);
     assert_eq!(env.entry("web")["status"], "running");
 }
+
+/// Issue 27: the old generation dies while the new one starts. The keeper carries on
+/// with the new one alone, and `dmgr restart` answers as soon as it is up (with
+/// `ready_timeout` at 60 s, waiting for that would show).
+#[test]
+fn an_old_generation_that_dies_during_a_start_first_restart_leaves_the_new_one_serving() {
+    let port = free_port();
+    let env = TestEnv::new();
+    let hold = env.root().join("hold");
+    env.write(
+        "web",
+        &format!(
+            "command = [\"/usr/bin/python3\", \"-c\", '''{SERVE_FD3}''']\nrestart_mode = \"start-first\"\n\
+             start_wait = \"100ms\"\nready_timeout = \"60s\"\n\
+             ready = {{ exec = [\"sh\", \"-c\", \"test ! -e {}\"] }}\n\
+             sockets = {{ http = \"tcp://127.0.0.1:{port}\" }}\n",
+            hold.display()
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let old = env.pid("web").unwrap();
+    // The new generation waits for `hold` to go before it is ready.
+    std::fs::write(&hold, "").unwrap();
+    let began = std::time::Instant::now();
+    let restart = env.command(&["restart", "web"]).spawn().unwrap();
+    wait_until("the new generation starts", Duration::from_secs(10), || {
+        env.pid("web").is_some_and(|p| p != old)
+    });
+    let new = env.pid("web").unwrap();
+    sigkill(old).unwrap();
+    wait_until(
+        "the old generation is dead",
+        Duration::from_secs(10),
+        || env.events("web").contains("carries on alone"),
+    );
+    std::fs::remove_file(&hold).unwrap();
+    let output = crate::support::Run::try_wait(restart, Duration::from_secs(60)).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("web: restarted (pid {new})")),
+        "{stdout}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(get(port), format!("0 {new}"));
+    assert_eq!(env.entry("web")["status"], "running");
+    assert_eq!(env.entry("web")["pid"], new);
+}

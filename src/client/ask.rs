@@ -107,7 +107,9 @@ pub(crate) fn restart_start_first(dirs: &Dirs, daemon: &Daemon) -> Option<Result
         return None;
     }
     let s = &daemon.supervision;
-    let timeout = s.start_wait.max(s.ready_timeout) + ANSWER_GRACE;
+    // The new generation's start, and where the old one ended meanwhile and the new
+    // one fails, the stop of what is left before the policy's verdict.
+    let timeout = s.start_wait.max(s.ready_timeout) + s.stop_timeout + ANSWER_GRACE;
     let answer = match request::restart(keeper, &dirs.events_file(name), timeout) {
         Ok(answer) => answer,
         Err(e) => {
@@ -129,9 +131,20 @@ pub(crate) fn restart_start_first(dirs: &Dirs, daemon: &Daemon) -> Option<Result
                 .unwrap_or(0);
             Ok(new)
         }
-        Answer::Event(event) => Err(Error::daemon(
+        // The old generation ended meanwhile; the new one is up.
+        Answer::Event(event) if event.event == Kind::Ready => Ok(event.pid.unwrap_or(0)),
+        Answer::Event(event) if event.event == Kind::Rollback => Err(Error::daemon(
             name,
             format!("rolled back: {}", event.message.unwrap_or_default()),
+        )),
+        // The new generation, started alone, failed: the restart policy's verdict.
+        Answer::Event(event) => Err(Error::daemon(
+            name,
+            format!(
+                "not restarted: {} ({})",
+                event.message.unwrap_or_default(),
+                event.event.as_str()
+            ),
         )),
         Answer::KeeperGone => Err(Error::daemon(
             name,

@@ -9,13 +9,19 @@
 //!
 //! `dmgr restart` asks with a request number; the answer is the event that carries it:
 //! `stopping` (the old generation is being stopped, the new one is up) or `rollback`.
+//!
+//! If generation N ends while N+1 starts, there is nothing left to roll back to: N+1
+//! carries on alone as the daemon's start, and the restart is [`Awaiting`] its
+//! verdict. Once N+1 is up, its `ready` event answers; if it fails, the restart policy
+//! judges it as any failed start, and the `restarting` or `gave-up` that follows
+//! answers.
 
 use std::time::Instant;
 
 use super::{Child, Effect, Facts, Machine, Now, Phase, Role};
 use crate::config::units::{format_duration, Signal};
 use crate::config::RestartMode;
-use crate::events::Kind;
+use crate::events::{Event, Kind};
 use crate::procinfo::ProcId;
 
 /// The generations beside the main process.
@@ -28,6 +34,18 @@ pub(crate) struct Generations {
     /// Generations being stopped beside the main process (a restart may follow the
     /// last before its old generation has finished).
     retiring: Vec<Retiring>,
+    /// A restart whose new generation starts with no old one beside it.
+    awaiting: Option<Awaiting>,
+}
+
+/// A restart that waits for the verdict on its new generation, which starts alone:
+/// the old one ended meanwhile. `note` says what became of the old one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Awaiting {
+    /// The request of `dmgr restart` to answer, if one asked.
+    pub(super) request: Option<u32>,
+    /// What became of the old generation, for the answer's message.
+    pub(super) note: String,
 }
 
 /// The old generation while the new one starts.
@@ -185,6 +203,32 @@ impl Machine {
         });
     }
 
+    /// The new generation `pid` is up with no old one beside it: the answer to the
+    /// restart that waited for it (the request, and a message for the `ready` event).
+    pub(super) fn answer_up(&mut self, pid: i32) -> Option<(Option<u32>, String)> {
+        let awaiting = self.gens.awaiting.take()?;
+        self.gens.number = self.gens.number.max(1) + 1;
+        let message = format!(
+            "generation {} (pid {pid}) is up; {}",
+            self.gens.number, awaiting.note
+        );
+        Some((awaiting.request, message))
+    }
+
+    /// The run of a new generation that started alone failed, and `event` (a
+    /// `restarting` or `gave-up`) says what follows: it answers the restart.
+    pub(super) fn answer_failed(&mut self, event: Event) -> Event {
+        let Some(awaiting) = self.gens.awaiting.take() else {
+            return event;
+        };
+        let note = format!(
+            "generation {} failed, and {}: nothing to roll back to",
+            self.gens.number.max(1) + 1,
+            awaiting.note
+        );
+        event.request(awaiting.request).and_message(note)
+    }
+
     /// The retiring generation's `stop_timeout` is over: SIGKILL to its group.
     pub(super) fn retiring_due(&mut self, now: Now) {
         let mut due = Vec::new();
@@ -224,17 +268,25 @@ impl Machine {
                 )
             }
             _ => {
-                // Nothing to roll back to now; the request is answered when the new
-                // generation is up or fails.
+                // Nothing to roll back to now: the new generation carries on alone, and
+                // the request is answered when it is up or has failed.
                 let Some(serving) = self.gens.serving.take() else {
                     return;
                 };
+                let (old, next) = (self.gens.number, self.gens.number + 1);
+                let pid = serving.child.id.pid;
+                self.gens.awaiting = Some(Awaiting {
+                    request: serving.request,
+                    note: format!(
+                        "generation {old} (pid {pid}) ended ({}) while it started",
+                        exit.describe()
+                    ),
+                });
                 (
-                    serving.child.id.pid,
+                    pid,
                     format!(
-                        "generation {} ended while generation {} starts",
-                        self.gens.number,
-                        self.gens.number + 1
+                        "generation {old} ended while generation {next} starts; \
+                         generation {next} carries on alone, with nothing to roll back to"
                     ),
                 )
             }

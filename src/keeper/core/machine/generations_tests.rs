@@ -2,7 +2,7 @@
 //! `generations`): the next generation beside the serving one, the old one retired
 //! once the new one is up, and every way the new one can fail rolling back.
 
-use super::tests::{code, daemon, event, kinds, Rig, DAEMON};
+use super::tests::{code, daemon, event, events, killed_by, kinds, Rig, DAEMON};
 use super::*;
 use crate::config::units::Signal;
 use crate::config::{ReadyCheck, RestartMode};
@@ -194,4 +194,66 @@ fn a_restart_while_the_last_old_generation_still_finishes_is_taken() {
     assert_eq!(kinds(&rig.reaped(NEXT, code(0))), [Kind::Exited]);
     assert_eq!(rig.m.daemon().map(|d| d.pid), Some(300));
     assert_eq!(rig.m.poll_timeout(), None);
+}
+
+#[test]
+fn an_old_generation_that_dies_while_the_new_one_starts_leaves_the_new_one_to_carry_on() {
+    let mut rig = rig();
+    restart(&mut rig);
+    let effects = rig.reaped(DAEMON.pid, killed_by("KILL"));
+    assert_eq!(kinds(&effects), [Kind::Exited]);
+    assert!(event(&effects, Kind::Exited)
+        .message
+        .as_deref()
+        .is_some_and(|m| m.contains("generation 2 carries on alone")));
+    // Nothing restarts it and nothing is signalled: generation 2 is the daemon's start.
+    assert!(!effects.iter().any(|e| matches!(
+        e,
+        Effect::SpawnDaemon { .. } | Effect::SignalAll { .. } | Effect::SignalGroup { .. }
+    )));
+    assert_eq!(rig.m.daemon().map(|d| d.pid), Some(NEXT));
+    assert_eq!(rig.m.status(), Status::Starting);
+    // Up: its `ready` answers the restart at once.
+    rig.tick_after(500);
+    let effects = rig.feed(Input::ProbeAnswered { passed: true });
+    let ready = event(&effects, Kind::Ready);
+    assert_eq!(ready.request, Some(7));
+    assert_eq!(ready.pid, Some(NEXT));
+    assert_eq!(
+        ready.message.as_deref(),
+        Some("generation 2 (pid 200) is up; generation 1 (pid 100) ended (signal KILL) while it started")
+    );
+    assert!(!kinds(&effects).contains(&Kind::Stopping));
+    assert_eq!(rig.m.status(), Status::Running);
+    assert_eq!(rig.m.poll_timeout(), None);
+}
+
+#[test]
+fn a_new_generation_alone_that_then_fails_is_judged_by_the_restart_policy_which_answers() {
+    let mut rig = rig();
+    restart(&mut rig);
+    rig.reaped(DAEMON.pid, code(1));
+    // Generation 2 dies too: no rollback, the policy restarts the daemon.
+    let mut effects = rig.reaped(NEXT, code(3));
+    // Once what is left of it is gone.
+    effects.extend(rig.tick_after(0));
+    assert!(!kinds(&effects).contains(&Kind::Rollback), "{effects:?}");
+    let restarting = event(&effects, Kind::Restarting);
+    assert_eq!(restarting.request, Some(7));
+    assert!(
+        restarting.message.as_deref().is_some_and(|m| m.ends_with(
+            "generation 2 failed, and generation 1 (pid 100) ended (exit 1) while it started: nothing to roll back to"
+        )),
+        "{restarting:?}"
+    );
+    assert_eq!(rig.m.status(), Status::Backoff);
+    // The next start is the policy's, and answers nothing.
+    let effects = rig.tick_after(1000);
+    assert!(effects.contains(&Effect::SpawnDaemon { again: true }));
+    rig.spawned(300);
+    let mut effects = rig.tick_after(500);
+    effects.extend(rig.feed(Input::ProbeAnswered { passed: true }));
+    assert!(kinds(&effects).contains(&Kind::Ready));
+    assert!(events(&effects).iter().all(|e| e.request.is_none()));
+    assert_eq!(rig.m.status(), Status::Running);
 }

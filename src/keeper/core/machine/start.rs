@@ -239,10 +239,15 @@ impl Machine {
         let Some(main) = self.main else {
             return;
         };
-        if self.s.ready.is_some() || self.notify.is_some() {
+        // A restart whose old generation ended meanwhile waits for this.
+        let answer = self.answer_up(main.id.pid);
+        if self.s.ready.is_some() || self.notify.is_some() || answer.is_some() {
             let mut ready = self.event(Kind::Ready).pid(main.id.pid);
             if self.notify.is_some() {
                 ready = ready.message("the daemon said READY=1");
+            }
+            if let Some((request, message)) = answer {
+                ready = ready.request(request).and_message(message);
             }
             self.record(ready);
         }

@@ -237,6 +237,7 @@ impl Machine {
                     Some(why) => format!("restart {n}: {why}"),
                     None => format!("restart {n}"),
                 });
+                let restarting = self.answer_failed(restarting);
                 self.record(restarting);
                 self.phase = Phase::Backoff {
                     until: now.at + delay,
@@ -259,7 +260,11 @@ impl Machine {
             }
             // Recorded already, before `on_failure` ran.
             (Some(_), _) if self.gave_up_told => {}
-            (Some(why), _) => self.record(self.event(Kind::GaveUp).message(why.clone())),
+            (Some(why), _) => {
+                let gave_up = self.event(Kind::GaveUp).message(why.clone());
+                let gave_up = self.answer_failed(gave_up);
+                self.record(gave_up)
+            }
             (None, Status::Stopped) if reason == Reason::StoppedByRequest => {
                 self.record(self.event(Kind::Stopped))
             }
