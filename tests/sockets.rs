@@ -371,3 +371,95 @@ fn an_old_generation_that_dies_during_a_start_first_restart_leaves_the_new_one_s
     assert_eq!(env.entry("web")["status"], "running");
     assert_eq!(env.entry("web")["pid"], new);
 }
+
+/// A client that sends requests to `port` without pause until the flag is set; its
+/// thread returns how many it sent and each failure.
+fn load(
+    port: u16,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<(usize, Vec<String>)>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut sent, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sent += 1;
+                if let Err(e) = std::panic::catch_unwind(|| get(port)) {
+                    failed.push(format!("{e:?}"));
+                }
+            }
+            (sent, failed)
+        })
+    };
+    (stop, client)
+}
+
+/// Ends `load`'s client and checks it sent requests and none failed.
+fn no_request_failed(
+    (stop, client): (
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        std::thread::JoinHandle<(usize, Vec<String>)>,
+    ),
+) {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed) = client.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {failed:?}",
+        failed.len()
+    );
+    assert!(sent > 10, "{sent}");
+}
+
+/// Promise 11, stop-first: `dmgr restart` of a daemon with sockets is done by its
+/// keeper, which holds the socket while the old process stops and the new one starts:
+/// connections made meanwhile wait in the kernel's queue, and none is refused.
+#[test]
+fn a_stop_first_restart_of_a_socket_daemon_keeps_its_keeper_and_refuses_no_connection() {
+    let port = free_port();
+    let env = TestEnv::new().daemon(
+        "web",
+        &format!(
+            "command = [\"/usr/bin/python3\", \"-c\", '''{SERVE_FD3}''']\nstart_wait = \"100ms\"\n\
+             sockets = {{ http = \"tcp://127.0.0.1:{port}\" }}\n"
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let keeper = env.keeper_pid("web").unwrap();
+    let mut pids = vec![env.pid("web").unwrap()];
+    let client = load(port);
+    for _ in 0..3 {
+        let run = env.dmgr(&["restart", "web"]).success();
+        let pid = env.pid("web").unwrap();
+        assert!(
+            run.stdout()
+                .contains(&format!("web: restarted (pid {pid})")),
+            "{}",
+            run.stdout()
+        );
+        assert!(!pids.contains(&pid), "{pids:?} {pid}");
+        pids.push(pid);
+    }
+    no_request_failed(client);
+    assert_eq!(env.keeper_pid("web"), Some(keeper), "the same keeper");
+    assert_eq!(get(port), format!("0 {}", pids[3]));
+    assert_eq!(env.entry("web")["restarts"], 0);
+    // A changed socket list needs a new keeper, and `restart` says so.
+    let other = free_port();
+    env.write(
+        "web",
+        &format!(
+            "command = [\"/usr/bin/python3\", \"-c\", '''{SERVE_FD3}''']\nstart_wait = \"100ms\"\n\
+             sockets = {{ http = \"tcp://127.0.0.1:{other}\" }}\n"
+        ),
+    );
+    env.dmgr(&["restart", "web"])
+        .success()
+        .stdout_has("web: restarting with a new keeper (sockets changed");
+    assert_ne!(env.keeper_pid("web"), Some(keeper));
+    let new = env.pid("web").unwrap();
+    assert_eq!(get(other), format!("0 {new}"));
+}

@@ -46,6 +46,8 @@ pub(super) struct Awaiting {
     pub(super) request: Option<u32>,
     /// What became of the old generation, for the answer's message.
     pub(super) note: String,
+    /// Whether the new generation was spawned: its failure is the restart's.
+    pub(super) spawned: bool,
 }
 
 /// The old generation while the new one starts.
@@ -88,6 +90,13 @@ impl Generations {
         None
     }
 
+    /// The new generation of a restart that waits for it was spawned.
+    pub(super) fn on_spawned(&mut self) {
+        if let Some(awaiting) = &mut self.awaiting {
+            awaiting.spawned = true;
+        }
+    }
+
     /// Returns true if and only if a start-first restart is under way.
     pub(super) fn is_starting_next(&self) -> bool {
         self.serving.is_some()
@@ -95,26 +104,33 @@ impl Generations {
 }
 
 impl Machine {
-    /// `dmgr restart` asks (with `request`), or the keeper's own restart does (none),
-    /// for a start-first restart. Answered at once with a `rollback` when it cannot be
-    /// done now.
-    pub(super) fn on_restart(&mut self, request: Option<u32>) {
-        let refused = if self.s.restart_mode != RestartMode::StartFirst {
-            Some("restart_mode is not \"start-first\"".to_string())
-        } else if self.gens.serving.is_some() {
-            Some("a start-first restart is under way".to_string())
-        } else if !matches!(self.phase, Phase::Running) {
+    /// `dmgr restart` asks (with `request`), or the keeper's own restart does (none):
+    /// start-first or stop-first as `restart_mode` says, the sockets held throughout.
+    /// Answered at once with a `rollback` when it cannot be done now.
+    pub(super) fn on_restart(&mut self, request: Option<u32>, now: Now, facts: &impl Facts) {
+        let start_first = self.s.restart_mode == RestartMode::StartFirst;
+        let refused = if self.gens.serving.is_some() || self.gens.awaiting.is_some() {
+            Some("a restart is under way".to_string())
+        } else if start_first && !matches!(self.phase, Phase::Running) {
             Some(format!("the daemon is not up (status {})", self.status()))
+        } else if !self.phase.is_up() {
+            Some(format!(
+                "the daemon is not running (status {})",
+                self.status()
+            ))
         } else {
             None
         };
-        let Some(old) = self.main.filter(|_| refused.is_none()) else {
+        let Some(old) = self.main.filter(|c| refused.is_none() && !c.exited) else {
             let why = refused.unwrap_or_else(|| "no daemon runs".into());
             let event = self.event(Kind::Rollback).request(request);
             return self.record(event.message(format!("not restarted: {why}")));
         };
         let number = self.gens.number.max(1);
         self.gens.number = number;
+        if !start_first {
+            return self.restart_stop_first(old, request, now, facts);
+        }
         self.gens.serving = Some(Serving {
             child: old,
             started_at_ms: self.started_at_ms,
@@ -133,6 +149,51 @@ impl Machine {
                 .message(message),
         );
         self.emit(Effect::SpawnDaemon { again: true });
+    }
+
+    /// `restart_mode = "stop-first"` in the keeper: generation N is stopped (the drain:
+    /// `stop_signal`, SIGKILL after `stop_timeout`), then N+1 starts at once, while the
+    /// keeper holds the sockets: clients wait in the kernel's queue meanwhile. The
+    /// restart waits for N+1's verdict, as when N ends during a start-first restart.
+    fn restart_stop_first(
+        &mut self,
+        old: Child,
+        request: Option<u32>,
+        now: Now,
+        facts: &impl Facts,
+    ) {
+        let number = self.gens.number;
+        let pid = old.id.pid;
+        self.gens.awaiting = Some(Awaiting {
+            request,
+            note: format!(
+                "generation {number} (pid {pid}) was stopped first (restart_mode = \"stop-first\")"
+            ),
+            spawned: false,
+        });
+        let message = format!(
+            "stop-first: generation {number} stops, then generation {} starts; the keeper holds the sockets meanwhile",
+            number + 1
+        );
+        let stopping = self
+            .event(Kind::Stopping)
+            .pid(pid)
+            .signal(self.s.stop_signal.name());
+        self.record(stopping.message(message));
+        self.error = None;
+        self.drain(super::Next::Restart(std::time::Duration::ZERO), now, facts);
+    }
+
+    /// The restart's own start after a stop-first drain, if that is what follows: the
+    /// `restarting` event's message. The restart policy counts nothing.
+    pub(super) fn planned_restart(&self) -> Option<String> {
+        let awaiting = self.gens.awaiting.as_ref().filter(|a| !a.spawned);
+        awaiting.map(|_| {
+            format!(
+                "dmgr restart: generation {} starts, on the sockets the keeper held",
+                self.gens.number + 1
+            )
+        })
     }
 
     /// The new generation is up: the old one gets `stop_signal` to finish what it
@@ -206,7 +267,7 @@ impl Machine {
     /// The new generation `pid` is up with no old one beside it: the answer to the
     /// restart that waited for it (the request, and a message for the `ready` event).
     pub(super) fn answer_up(&mut self, pid: i32) -> Option<(Option<u32>, String)> {
-        let awaiting = self.gens.awaiting.take()?;
+        let awaiting = self.gens.awaiting.take_if(|a| a.spawned)?;
         self.gens.number = self.gens.number.max(1) + 1;
         let message = format!(
             "generation {} (pid {pid}) is up; {}",
@@ -218,6 +279,9 @@ impl Machine {
     /// The run of a new generation that started alone failed, and `event` (a
     /// `restarting` or `gave-up`) says what follows: it answers the restart.
     pub(super) fn answer_failed(&mut self, event: Event) -> Event {
+        if !self.gens.awaiting.as_ref().is_some_and(|a| a.spawned) {
+            return event;
+        }
         let Some(awaiting) = self.gens.awaiting.take() else {
             return event;
         };
@@ -281,6 +345,7 @@ impl Machine {
                         "generation {old} (pid {pid}) ended ({}) while it started",
                         exit.describe()
                     ),
+                    spawned: self.main.is_some(),
                 });
                 (
                     pid,

@@ -163,14 +163,84 @@ fn a_restart_that_cannot_be_done_now_is_answered_with_a_rollback_at_once() {
     assert_eq!(refused.request, Some(8));
     assert_eq!(
         refused.message.as_deref(),
-        Some("not restarted: a start-first restart is under way")
+        Some("not restarted: a restart is under way")
     );
-    // A stop-first daemon's keeper restarts nothing itself.
-    let mut plain = Rig::new(daemon());
-    plain.up();
-    let effects = plain.feed(Input::Restart { request: Some(9) });
+    // A daemon in backoff has nothing to restart.
+    let mut down = Rig::new(daemon());
+    down.up();
+    down.reaped(DAEMON.pid, code(1));
+    down.tick_after(0);
+    assert_eq!(down.m.status(), Status::Backoff);
+    let effects = down.feed(Input::Restart { request: Some(9) });
     assert_eq!(kinds(&effects), [Kind::Rollback]);
-    assert_eq!(plain.m.daemon().map(|d| d.pid), Some(DAEMON.pid));
+    assert!(event(&effects, Kind::Rollback)
+        .message
+        .as_deref()
+        .is_some_and(|m| m.starts_with("not restarted: the daemon is not running")));
+}
+
+/// A stop-first daemon up as `DAEMON` (start_wait 500 ms, no ready check).
+fn stop_first() -> Rig {
+    let mut rig = Rig::new(daemon());
+    rig.up();
+    rig
+}
+
+#[test]
+fn a_stop_first_restart_in_the_keeper_stops_the_old_generation_then_starts_the_next_at_once() {
+    let mut rig = stop_first();
+    let effects = rig.feed(Input::Restart { request: Some(7) });
+    let stopping = event(&effects, Kind::Stopping);
+    assert_eq!(stopping.pid, Some(DAEMON.pid));
+    assert_eq!(stopping.request, None, "the answer is the new generation's");
+    assert!(effects.contains(&Effect::SignalAll {
+        signal: Supervision::default().stop_signal,
+        main: Some(DAEMON.pid)
+    }));
+    assert!(!effects.contains(&Effect::SpawnDaemon { again: true }));
+    // Once it is gone, the next starts with no delay, and no restart is counted.
+    let mut effects = rig.reaped(DAEMON.pid, code(0));
+    effects.extend(rig.tick_after(0));
+    let restarting = event(&effects, Kind::Restarting);
+    assert_eq!(restarting.request, None);
+    assert_eq!(restarting.delay_ms, Some(0));
+    assert_eq!(
+        restarting.message.as_deref(),
+        Some("dmgr restart: generation 2 starts, on the sockets the keeper held")
+    );
+    let effects = rig.tick_after(0);
+    assert!(
+        effects.contains(&Effect::SpawnDaemon { again: true }),
+        "{effects:?}"
+    );
+    rig.spawned(NEXT);
+    let effects = rig.tick_after(500);
+    let ready = event(&effects, Kind::Ready);
+    assert_eq!(ready.request, Some(7));
+    assert_eq!(
+        ready.message.as_deref(),
+        Some("generation 2 (pid 200) is up; generation 1 (pid 100) was stopped first (restart_mode = \"stop-first\")")
+    );
+    assert_eq!(rig.m.status(), Status::Running);
+    assert_eq!(rig.record().restarts, 0);
+}
+
+#[test]
+fn a_stop_first_restart_whose_new_generation_dies_is_answered_by_the_restart_policy() {
+    let mut rig = stop_first();
+    rig.feed(Input::Restart { request: Some(7) });
+    rig.reaped(DAEMON.pid, code(0));
+    rig.tick_after(0);
+    rig.tick_after(0);
+    rig.spawned(NEXT);
+    let mut effects = rig.reaped(NEXT, code(2));
+    effects.extend(rig.tick_after(0));
+    let restarting = event(&effects, Kind::Restarting);
+    assert_eq!(restarting.request, Some(7));
+    assert!(restarting.message.as_deref().is_some_and(
+        |m| m.contains("generation 2 failed, and generation 1 (pid 100) was stopped first")
+    ));
+    assert_eq!(rig.m.status(), Status::Backoff);
 }
 
 #[test]

@@ -31,6 +31,7 @@ impl Machine {
         self.ran = true;
         self.phase = Phase::spawned(self.kind, now.at, &self.s);
         self.notify_on_spawn();
+        self.gens.on_spawned();
     }
 
     /// The daemon's process exec'd its command.

@@ -233,9 +233,10 @@ impl Machine {
                 let mut restarting = self.event(Kind::Restarting);
                 restarting.delay_ms = Some(super::millis(delay));
                 let n = self.tally.restarts;
-                restarting.message = Some(match &self.error {
-                    Some(why) => format!("restart {n}: {why}"),
-                    None => format!("restart {n}"),
+                restarting.message = Some(match (&self.error, self.planned_restart()) {
+                    (_, Some(planned)) => planned,
+                    (Some(why), None) => format!("restart {n}: {why}"),
+                    (None, None) => format!("restart {n}"),
                 });
                 let restarting = self.answer_failed(restarting);
                 self.record(restarting);
