@@ -40,7 +40,8 @@ def server_argv(server, port=None, python=sys.executable, here=HERE, gunicorn=GU
     if server == "own":
         return [python, f"{here}/server.py"] + (["--port", str(port)] if port else [])
     bind = ["--bind", f"127.0.0.1:{port}"] if port else []
-    return [gunicorn, "--workers", "2", "--chdir", here] + bind + ["app:app"]
+    conf = ["--config", f"{here}/gunicorn.conf.py"]
+    return [gunicorn, "--workers", "2", "--chdir", here] + conf + bind + ["app:app"]
 
 
 def wait_answer(port, seconds=60):
@@ -111,7 +112,8 @@ class Dmgr:
         self.port = free_port()
         held = self.mode != "stop-first, no sockets"
         argv = server_argv(server, None if held else self.port)
-        ready = "listening" if server == "own" else "Booting worker"
+        # gunicorn.conf.py logs "Worker serving" once a worker has loaded the app.
+        ready = "listening" if server == "own" else "Worker serving"
         toml = f"command = {json.dumps(argv)}\nready = {{ log = {json.dumps(ready)} }}\n"
         toml += 'start_wait = "0s"\nstop_timeout = "10s"\n'
         if held:
@@ -149,6 +151,20 @@ class Dmgr:
             subprocess.run(self.dmgr("stop", "--all"), capture_output=True)
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+
+
+class Idle(Dmgr):
+    """No restart at all: the server under dmgr, measured in windows as long as a
+    restart, for the gaps and latencies this machine's own load makes."""
+
+    def __init__(self, binary):
+        super().__init__(binary, "start-first")
+        self.label, self.command = "no restart (the machine's noise)", "-"
+
+    def restart(self):
+        begin = time.monotonic()
+        time.sleep(0.5)
+        return begin, time.monotonic(), True, None
 
 
 class GunicornHup:
@@ -313,7 +329,7 @@ class SystemdHost:
         self.port = free_port()
         inside = "/opt/dmgr-bench"
         os.makedirs(f"{self.root}{inside}", exist_ok=True)
-        for name in ("server.py", "app.py"):
+        for name in ("server.py", "app.py", "gunicorn.conf.py"):
             shutil.copy(f"{HERE}/{name}", f"{self.root}{inside}/{name}")
         argv = server_argv(
             server, None if self.sockets else self.port, "/usr/bin/python3", inside, "/usr/bin/gunicorn"

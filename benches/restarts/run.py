@@ -12,6 +12,7 @@ failure is counted by kind. dmgr's rows:
                            quick failure: each keeper is crashed 5 times, then a new
                            one is started, outside the measured windows)
 
+a row with no restart at all (the gaps and latencies the machine's own load makes),
 and, in the same run, the peers where they are installed: gunicorn's own in-place
 reload (`kill -HUP`, no manager), supervisord (`supervisorctl restart`), pm2 (`pm2
 reload`, fork mode), and systemd (`systemctl restart`, plain and with a `.socket`
@@ -46,6 +47,7 @@ from managers import (  # noqa: E402
     REPO,
     Dmgr,
     GunicornHup,
+    Idle,
     Pm2,
     Supervisord,
     SystemdHost,
@@ -91,7 +93,7 @@ def measure(manager, server, n, settle):
         finally:
             manager.stop()
     f = figures(results, windows, kills)
-    timed = not isinstance(manager, GunicornHup)
+    timed = not isinstance(manager, (GunicornHup, Idle))
     return [
         str(n) if good == n else f"{good} of {n} ok",
         str(f["sent"]),
@@ -127,7 +129,7 @@ def main():
         ["git", "-C", REPO, "describe", "--always", "--dirty"], capture_output=True, text=True
     ).stdout.strip()
     servers = ["own", "gunicorn"]
-    managers = [GunicornHup()]
+    managers = [Idle(binary), GunicornHup()]
     managers += [Dmgr(binary, mode) for mode in Dmgr.commands]
     managers += [Supervisord(), Pm2(), SystemdHost(tool, False), SystemdHost(tool, True)]
     load = os.getloadavg()
