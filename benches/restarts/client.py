@@ -4,8 +4,9 @@ The client runs in a process of its own (not a thread of the driver: the driver'
 own Python work would hold the interpreter lock and show up as gaps), sends
 `GET / HTTP/1.0` without pause, one connection a request, and records for each
 request when it was sent, when it ended and how: ok, refused (ECONNREFUSED: nothing
-listens), reset (the connection was accepted and dropped), timeout (no answer within
-5 s), non-2xx, or other. After a refusal it waits 1 ms, so that refusals are counted
+listens), reset (the connection was reset: accepted and dropped), empty (closed with
+no answer: what a process killed after reading the request leaves), timeout (no
+answer within 5 s), non-2xx, or other. After a refusal it waits 1 ms, so that refusals are counted
 at a comparable pace whatever the manager. Times are CLOCK_MONOTONIC, the same clock
 in every process, so the driver's restart and kill times line up with them.
 """
@@ -16,7 +17,7 @@ import socket
 import statistics
 import time
 
-KINDS = ["ok", "refused", "reset", "timeout", "non-2xx", "other"]
+KINDS = ["ok", "refused", "reset", "empty", "timeout", "non-2xx", "other"]
 TIMEOUT = 5.0
 
 
@@ -43,6 +44,8 @@ def get(port, timeout=TIMEOUT):
         return "timeout", b""
     except OSError:
         return "other", b""
+    if not data:
+        return "empty", b""
     head, _, body = data.partition(b"\r\n\r\n")
     parts = head.split(b" ")
     if not head.startswith(b"HTTP/1.") or len(parts) < 2 or parts[1][:1] != b"2":

@@ -168,7 +168,8 @@ class Idle(Dmgr):
 
 
 class GunicornHup:
-    """gunicorn alone, reloaded in place by SIGHUP: the reference with no manager."""
+    """gunicorn alone, reloaded in place by SIGHUP: the reference with no manager. Its
+    restart time runs until both new workers log that they serve (gunicorn.conf.py)."""
 
     label = "no manager"
     command = "gunicorn's kill -HUP (in-place reload)"
@@ -181,16 +182,25 @@ class GunicornHup:
 
     def start(self, server):
         self.port = free_port()
-        self.log = tempfile.TemporaryFile()
+        self.root = tempfile.mkdtemp(prefix="dmgr-bench-gunicorn-")
+        self.log = open(f"{self.root}/gunicorn.log", "w")
         self.proc = subprocess.Popen(
             server_argv(server, self.port), stdout=self.log, stderr=self.log, start_new_session=True
         )
         wait_answer(self.port)
 
+    def serving(self):
+        with open(f"{self.root}/gunicorn.log") as f:
+            return f.read().count("Worker serving")
+
     def restart(self):
+        before = self.serving()
         begin = time.monotonic()
         self.proc.send_signal(signal.SIGHUP)
-        return begin, time.monotonic(), True, None
+        deadline = begin + 60
+        while self.serving() < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return begin, time.monotonic(), self.serving() >= before + 2, None
 
     def stop(self):
         self.proc.terminate()
@@ -200,6 +210,7 @@ class GunicornHup:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self.log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 class Supervisord:
@@ -336,7 +347,12 @@ class SystemdHost:
         )
         units = f"{self.root}/etc/systemd/system"
         with open(f"{units}/{self.unit}.service", "w") as f:
-            f.write(f"[Service]\nExecStart={shlex.join(argv)}\nTimeoutStopSec=10\n")
+            # No start limit: systemd refuses a sixth start within 10 s by default,
+            # and a manual `systemctl restart` counts.
+            f.write(
+                "[Unit]\nStartLimitIntervalSec=0\n"
+                f"[Service]\nExecStart={shlex.join(argv)}\nTimeoutStopSec=10\n"
+            )
         if self.sockets:
             with open(f"{units}/{self.unit}.socket", "w") as f:
                 f.write(f"[Socket]\nListenStream=127.0.0.1:{self.port}\nBacklog=4096\n")

@@ -93,7 +93,7 @@ def measure(manager, server, n, settle):
         finally:
             manager.stop()
     f = figures(results, windows, kills)
-    timed = not isinstance(manager, (GunicornHup, Idle))
+    timed = not isinstance(manager, Idle)
     return [
         str(n) if good == n else f"{good} of {n} ok",
         str(f["sent"]),
