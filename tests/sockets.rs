@@ -463,3 +463,80 @@ fn a_stop_first_restart_of_a_socket_daemon_keeps_its_keeper_and_refuses_no_conne
     let new = env.pid("web").unwrap();
     assert_eq!(get(other), format!("0 {new}"));
 }
+
+/// Issue 27: `apply` after a change of `env` restarts a start-first daemon in its
+/// keeper, the next generation beside the old one: under load, no request fails.
+#[test]
+fn apply_of_a_changed_start_first_daemon_starts_the_new_generation_first_and_loses_no_request() {
+    let port = free_port();
+    let env = TestEnv::new();
+    start_first(&env, port, "");
+    env.dmgr(&["start", "web"]).success();
+    let keeper = env.keeper_pid("web").unwrap();
+    let old = env.pid("web").unwrap();
+    let client = load(port);
+    start_first(&env, port, "env = { VERSION = \"2\" }\n");
+    env.dmgr(&["apply"])
+        .success()
+        .stdout_has("web: restarted (changed: env)");
+    no_request_failed(client);
+    let new = env.pid("web").unwrap();
+    assert_ne!(new, old);
+    assert_eq!(env.keeper_pid("web"), Some(keeper), "the same keeper");
+    assert!(environ(new).contains(&("VERSION".into(), "2".into())));
+    let events = env.events("web");
+    assert!(
+        events.contains("generation 1, replaced by generation 2"),
+        "{events}"
+    );
+    assert!(!events.contains("no supervision key changed"), "{events}");
+    assert_eq!(get(port), format!("0 {new}"));
+}
+
+/// Issue 27: a failed health check of a start-first daemon starts the next generation
+/// beside the unhealthy one, which serves until the new one is up: no request fails.
+#[test]
+fn a_health_restart_of_a_start_first_daemon_loses_no_request() {
+    let port = free_port();
+    let env = TestEnv::new();
+    let sick = env.root().join("sick");
+    start_first(
+        &env,
+        port,
+        &format!(
+            "health = {{ exec = [\"sh\", \"-c\", \"test ! -e {}\"] }}\nhealth_interval = \"1s\"\nhealth_failures = 1\n",
+            sick.display()
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let keeper = env.keeper_pid("web").unwrap();
+    let old = env.pid("web").unwrap();
+    let client = load(port);
+    std::fs::write(&sick, "").unwrap();
+    wait_until("the check fails", Duration::from_secs(20), || {
+        env.events("web").contains(" unhealthy ")
+    });
+    std::fs::remove_file(&sick).unwrap();
+    wait_until(
+        "the old generation is replaced",
+        Duration::from_secs(20),
+        || {
+            env.events("web")
+                .contains("generation 1, replaced by generation 2")
+        },
+    );
+    wait_until(
+        "the old generation is gone",
+        Duration::from_secs(20),
+        || !is_alive(old),
+    );
+    no_request_failed(client);
+    let new = env.pid("web").unwrap();
+    assert_ne!(new, old);
+    assert_eq!(env.keeper_pid("web"), Some(keeper));
+    assert!(env
+        .events("web")
+        .contains("start-first (unhealthy): generation 2 starts beside generation 1"));
+    assert_eq!(env.entry("web")["restarts"], 1);
+    assert_eq!(get(port), format!("0 {new}"));
+}
