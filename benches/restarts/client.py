@@ -13,6 +13,7 @@ in every process, so the driver's restart and kill times line up with them.
 import array
 import bisect
 import multiprocessing
+import signal
 import socket
 import statistics
 import time
@@ -54,6 +55,9 @@ def get(port, timeout=TIMEOUT):
 
 
 def _loop(port, stop, out):
+    # The driver stops this process (its Event, or SIGTERM when it is interrupted).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sent, done, kind = array.array("d"), array.array("d"), array.array("b")
     codes = {k: i for i, k in enumerate(KINDS)}
     while not stop.is_set():

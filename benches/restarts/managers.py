@@ -181,8 +181,9 @@ class GunicornHup:
         return None
 
     def start(self, server):
-        self.port = free_port()
+        self.proc = self.log = None
         self.root = tempfile.mkdtemp(prefix="dmgr-bench-gunicorn-")
+        self.port = free_port()
         self.log = open(f"{self.root}/gunicorn.log", "w")
         self.proc = subprocess.Popen(
             server_argv(server, self.port), stdout=self.log, stderr=self.log, start_new_session=True
@@ -203,13 +204,16 @@ class GunicornHup:
         return begin, time.monotonic(), self.serving() >= before + 2, None
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.log.close()
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            self.proc = None
+        if self.log:
+            self.log.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -233,8 +237,8 @@ class Supervisord:
 
     def start(self, server):
         self.root = tempfile.mkdtemp(prefix="dmgr-bench-supervisord-")
-        self.port = free_port()
         self.conf = f"{self.root}/supervisord.conf"
+        self.port = free_port()
         with open(self.conf, "w") as f:
             f.write(
                 f"[unix_http_server]\nfile={self.root}/supervisor.sock\n"

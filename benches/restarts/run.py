@@ -35,6 +35,7 @@ import argparse
 import datetime
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -77,8 +78,9 @@ def measure(manager, server, n, settle):
     """Runs one row: n restarts under load; returns its cells after the first three."""
     results, windows, kills, times, good = [], [], [], [], 0
     while len(windows) < n:
-        manager.start(server)
+        client = None
         try:
+            manager.start(server)
             client = Client(manager.port)
             time.sleep(0.5)
             for _ in range(min(n - len(windows), manager.per_start or n)):
@@ -90,7 +92,10 @@ def measure(manager, server, n, settle):
                     kills.append(kill)
                 time.sleep(settle)
             results += client.finish()
+            client = None
         finally:
+            if client:
+                client.proc.terminate()
             manager.stop()
     f = figures(results, windows, kills)
     timed = not isinstance(manager, Idle)
@@ -105,6 +110,10 @@ def measure(manager, server, n, settle):
         f"{ms(f['p50_ms'])} / {ms(f['p99_ms'])} / {ms(f['p99_corrected_ms'])}",
         ms(sorted(times)[len(times) // 2] * 1000) if timed else "-",
     ]
+
+
+def interrupted(signum, _frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def build_release():
@@ -123,6 +132,10 @@ def main():
         "--systemd-host", default=os.path.join(REPO, "..", "shared", "tools", "systemd-host")
     )
     args = parser.parse_args()
+    # Stopped (even from a background job, where SIGINT is ignored), it still stops
+    # what it started: the finally blocks below run.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupted)
     binary = os.path.abspath(args.dmgr) if args.dmgr else build_release()
     tool = os.path.abspath(args.systemd_host)
     commit = subprocess.run(
