@@ -74,18 +74,30 @@ impl Stat {
     /// as text.
     pub fn parse_bytes(bytes: &[u8]) -> Option<Stat> {
         let name_end = bytes.iter().rposition(|&b| b == b')')?;
-        let rest = std::str::from_utf8(&bytes[name_end + 1..]).ok()?;
-        let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-        // `fields[0]` is field 3 of proc(5), so field N is `fields[N - 3]`.
+        // The fields one by one, without collecting them: `list` reads one stat a
+        // daemon, and needs only the first 22 of its 50 fields (issue 30).
+        let mut fields = bytes[name_end + 1..]
+            .split(u8::is_ascii_whitespace)
+            .filter(|f| !f.is_empty());
+        // `fields.next()` first is field 3 of proc(5).
+        let mut next = |skip: usize| fields.nth(skip);
+        let number = |field: Option<&[u8]>| std::str::from_utf8(field?).ok()?.parse::<u64>().ok();
+        let id = |field: Option<&[u8]>| std::str::from_utf8(field?).ok()?.parse::<i32>().ok();
+        let state = char::from(*next(0)?.first()?);
+        let (ppid, pgrp, session) = (id(next(0))?, id(next(0))?, id(next(0))?);
+        // Fields 14 and 15 (user and system time), 22 (start), 24 (RSS).
+        let utime = number(next(7))?;
+        let stime = number(next(0))?;
+        let start = number(next(6))?;
+        let rss_pages = number(next(1))?;
         Some(Stat {
-            state: fields.first()?.chars().next()?,
-            ppid: fields.get(1)?.parse().ok()?,
-            pgrp: fields.get(2)?.parse().ok()?,
-            session: fields.get(3)?.parse().ok()?,
-            start: fields.get(19)?.parse().ok()?,
-            rss_pages: fields.get(21)?.parse().ok()?,
-            cpu_ticks: fields.get(11)?.parse::<u64>().ok()?
-                + fields.get(12)?.parse::<u64>().ok()?,
+            state,
+            ppid,
+            pgrp,
+            session,
+            start,
+            rss_pages,
+            cpu_ticks: utime + stime,
         })
     }
 
@@ -240,6 +252,44 @@ pub fn children_of(parent: i32) -> Vec<i32> {
     children
 }
 
+/// The live children of `parent`, by identity. A child listed by [`children_of`] that
+/// is dead when its identity is read has handed its own children to `parent` (when
+/// `parent` is their subreaper) before it died, after the list was read: the list is
+/// read again, so that a double fork's middle process, exiting at that instant, does
+/// not hide the daemon it leaves behind.
+pub fn live_children(parent: i32) -> Vec<ProcId> {
+    settled_children(|| children_of(parent), ProcId::of)
+}
+
+/// [`live_children`] over the reads it is given: reads the children again while some
+/// child listed in the last read died before its identity was read (at most a few
+/// times: each read sees the hand-over of every child that died before it).
+fn settled_children(
+    read: impl Fn() -> Vec<i32>,
+    identity: impl Fn(i32) -> Option<ProcId>,
+) -> Vec<ProcId> {
+    let mut dead: Vec<i32> = Vec::new();
+    let mut live = Vec::new();
+    for _ in 0..8 {
+        live.clear();
+        let mut died_meanwhile = false;
+        for pid in read() {
+            match identity(pid) {
+                Some(id) => live.push(id),
+                None if !dead.contains(&pid) => {
+                    dead.push(pid);
+                    died_meanwhile = true;
+                }
+                None => {}
+            }
+        }
+        if !died_meanwhile {
+            break;
+        }
+    }
+    live
+}
+
 /// Every live (non-zombie) descendant of `ancestor`, by identity, parents before
 /// their children. A process that exits meanwhile may hand its children up to a
 /// subreaper between two reads: callers look again on the next SIGCHLD.
@@ -329,6 +379,40 @@ fn pids() -> impl Iterator<Item = i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A double fork's middle process listed alive, then dead when its identity is
+    /// read: it handed the daemon over meanwhile, and the second read finds it. Before,
+    /// the look found no child at all ("left no process behind").
+    #[test]
+    fn a_child_that_dies_between_the_list_and_its_identity_is_looked_past() {
+        use std::cell::Cell;
+        let (middle, daemon) = (299, 300);
+        let reads = Cell::new(0);
+        let read = || {
+            reads.set(reads.get() + 1);
+            match reads.get() {
+                1 => vec![middle],
+                _ => vec![middle, daemon],
+            }
+        };
+        let identity = |pid| (pid == daemon).then_some(ProcId { pid, start: 9 });
+        assert_eq!(
+            settled_children(read, identity),
+            vec![ProcId {
+                pid: daemon,
+                start: 9
+            }]
+        );
+        assert_eq!(reads.get(), 2, "read again once, then settled");
+        // A zombie that stays listed (not reaped yet) does not make it read forever.
+        let reads = Cell::new(0);
+        let read = || {
+            reads.set(reads.get() + 1);
+            vec![middle]
+        };
+        assert_eq!(settled_children(read, |_| None), vec![]);
+        assert_eq!(reads.get(), 2);
+    }
 
     #[test]
     fn a_blocked_signal_is_read_from_the_status_mask() {
