@@ -74,18 +74,30 @@ impl Stat {
     /// as text.
     pub fn parse_bytes(bytes: &[u8]) -> Option<Stat> {
         let name_end = bytes.iter().rposition(|&b| b == b')')?;
-        let rest = std::str::from_utf8(&bytes[name_end + 1..]).ok()?;
-        let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-        // `fields[0]` is field 3 of proc(5), so field N is `fields[N - 3]`.
+        // The fields one by one, without collecting them: `list` reads one stat a
+        // daemon, and needs only the first 22 of its 50 fields (issue 30).
+        let mut fields = bytes[name_end + 1..]
+            .split(u8::is_ascii_whitespace)
+            .filter(|f| !f.is_empty());
+        // `fields.next()` first is field 3 of proc(5).
+        let mut next = |skip: usize| fields.nth(skip);
+        let number = |field: Option<&[u8]>| std::str::from_utf8(field?).ok()?.parse::<u64>().ok();
+        let id = |field: Option<&[u8]>| std::str::from_utf8(field?).ok()?.parse::<i32>().ok();
+        let state = char::from(*next(0)?.first()?);
+        let (ppid, pgrp, session) = (id(next(0))?, id(next(0))?, id(next(0))?);
+        // Fields 14 and 15 (user and system time), 22 (start), 24 (RSS).
+        let utime = number(next(7))?;
+        let stime = number(next(0))?;
+        let start = number(next(6))?;
+        let rss_pages = number(next(1))?;
         Some(Stat {
-            state: fields.first()?.chars().next()?,
-            ppid: fields.get(1)?.parse().ok()?,
-            pgrp: fields.get(2)?.parse().ok()?,
-            session: fields.get(3)?.parse().ok()?,
-            start: fields.get(19)?.parse().ok()?,
-            rss_pages: fields.get(21)?.parse().ok()?,
-            cpu_ticks: fields.get(11)?.parse::<u64>().ok()?
-                + fields.get(12)?.parse::<u64>().ok()?,
+            state,
+            ppid,
+            pgrp,
+            session,
+            start,
+            rss_pages,
+            cpu_ticks: utime + stime,
         })
     }
 

@@ -423,3 +423,57 @@ fn a_daemon_file_replaced_by_a_directory_is_invalid_not_removed() {
     env.dmgr(&["stop", "web"]).success();
     assert!(processes_with(&mark).is_empty());
 }
+
+/// Issue 30: `list` reads the summary at the head of a record, and a record without
+/// one, as the keepers of the dmgr before it write them (they keep running across an
+/// upgrade), lists the same from its JSON.
+#[test]
+fn a_record_without_a_summary_as_older_keepers_write_lists_the_same() {
+    let mark = marker("no-summary");
+    let env = TestEnv::new().daemon(
+        "web",
+        &format!("{}description = \"the web server\"\n", sleeper(&mark)),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let path = env.state_path("web");
+    let with_summary = std::fs::read(&path).unwrap();
+    let without_uptime = |mut entry: serde_json::Value| {
+        entry["uptime_secs"] = serde_json::Value::Null;
+        entry
+    };
+    let listed = without_uptime(env.entry("web"));
+    assert_eq!(listed["status"], "running", "{listed}");
+
+    // The record less its summary, sealed again as the previous dmgr sealed it.
+    let head = b"{\"brief\":\"";
+    assert!(
+        with_summary.starts_with(head),
+        "no summary: {}",
+        String::from_utf8_lossy(&with_summary)
+    );
+    let body_at = head.len()
+        + with_summary[head.len()..]
+            .iter()
+            .position(|&b| b == b'"')
+            .unwrap()
+        + 2;
+    let sum_at = with_summary
+        .windows(8)
+        .rposition(|w| w == b",\"sum\":\"")
+        .unwrap();
+    let mut old = b"{".to_vec();
+    old.extend_from_slice(&with_summary[body_at..sum_at]);
+    let sum = old.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    old.extend_from_slice(format!(",\"sum\":\"{sum:016x}\"}}\n").as_bytes());
+    std::fs::write(&path, &old).unwrap();
+    assert_eq!(without_uptime(env.entry("web")), listed);
+    env.dmgr(&["list"])
+        .success()
+        .stdout_has("running")
+        .stdout_has("sleep");
+    env.dmgr(&["stop", "web"]).success();
+    assert!(processes_with(&mark).is_empty());
+    assert!(std::fs::read(&path).unwrap().starts_with(head));
+}

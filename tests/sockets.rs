@@ -327,8 +327,8 @@ fn an_old_generation_that_dies_during_a_start_first_restart_leaves_the_new_one_s
     env.write(
         "web",
         &format!(
-            "command = [\"/usr/bin/python3\", \"-c\", '''{SERVE_FD3}''']\nrestart_mode = \"start-first\"\n\
-             start_wait = \"100ms\"\nready_timeout = \"60s\"\n\
+            "command = [\"sh\", \"-c\", '''sleep 1000 & exec /usr/bin/python3 -c \"$0\"''', '''{SERVE_FD3}''']\n\
+             restart_mode = \"start-first\"\nstart_wait = \"100ms\"\nready_timeout = \"60s\"\n\
              ready = {{ exec = [\"sh\", \"-c\", \"test ! -e {}\"] }}\n\
              sockets = {{ http = \"tcp://127.0.0.1:{port}\" }}\n",
             hold.display()
@@ -344,12 +344,23 @@ fn an_old_generation_that_dies_during_a_start_first_restart_leaves_the_new_one_s
         env.pid("web").is_some_and(|p| p != old)
     });
     let new = env.pid("web").unwrap();
+    // Its main process's child in its group, left behind when it dies.
+    let left: i32 = std::fs::read_to_string(format!("/proc/{old}/task/{old}/children"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the old generation's sleep");
     sigkill(old).unwrap();
     wait_until(
         "the old generation is dead",
         Duration::from_secs(10),
         || env.events("web").contains("carries on alone"),
     );
+    // What it left gets stop_signal: it does not serve on beside the new generation.
+    wait_until("what it left is gone", Duration::from_secs(10), || {
+        !is_alive(left)
+    });
     std::fs::remove_file(&hold).unwrap();
     let output = crate::support::Run::try_wait(restart, Duration::from_secs(60)).unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -462,4 +473,81 @@ fn a_stop_first_restart_of_a_socket_daemon_keeps_its_keeper_and_refuses_no_conne
     assert_ne!(env.keeper_pid("web"), Some(keeper));
     let new = env.pid("web").unwrap();
     assert_eq!(get(other), format!("0 {new}"));
+}
+
+/// Issue 27: `apply` after a change of `env` restarts a start-first daemon in its
+/// keeper, the next generation beside the old one: under load, no request fails.
+#[test]
+fn apply_of_a_changed_start_first_daemon_starts_the_new_generation_first_and_loses_no_request() {
+    let port = free_port();
+    let env = TestEnv::new();
+    start_first(&env, port, "");
+    env.dmgr(&["start", "web"]).success();
+    let keeper = env.keeper_pid("web").unwrap();
+    let old = env.pid("web").unwrap();
+    let client = load(port);
+    start_first(&env, port, "env = { VERSION = \"2\" }\n");
+    env.dmgr(&["apply"])
+        .success()
+        .stdout_has("web: restarted (changed: env)");
+    no_request_failed(client);
+    let new = env.pid("web").unwrap();
+    assert_ne!(new, old);
+    assert_eq!(env.keeper_pid("web"), Some(keeper), "the same keeper");
+    assert!(environ(new).contains(&("VERSION".into(), "2".into())));
+    let events = env.events("web");
+    assert!(
+        events.contains("generation 1, replaced by generation 2"),
+        "{events}"
+    );
+    assert!(!events.contains("no supervision key changed"), "{events}");
+    assert_eq!(get(port), format!("0 {new}"));
+}
+
+/// Issue 27: a failed health check of a start-first daemon starts the next generation
+/// beside the unhealthy one, which serves until the new one is up: no request fails.
+#[test]
+fn a_health_restart_of_a_start_first_daemon_loses_no_request() {
+    let port = free_port();
+    let env = TestEnv::new();
+    let sick = env.root().join("sick");
+    start_first(
+        &env,
+        port,
+        &format!(
+            "health = {{ exec = [\"sh\", \"-c\", \"test ! -e {}\"] }}\nhealth_interval = \"1s\"\nhealth_failures = 1\n",
+            sick.display()
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let keeper = env.keeper_pid("web").unwrap();
+    let old = env.pid("web").unwrap();
+    let client = load(port);
+    std::fs::write(&sick, "").unwrap();
+    wait_until("the check fails", Duration::from_secs(20), || {
+        env.events("web").contains(" unhealthy ")
+    });
+    std::fs::remove_file(&sick).unwrap();
+    wait_until(
+        "the old generation is replaced",
+        Duration::from_secs(20),
+        || {
+            env.events("web")
+                .contains("generation 1, replaced by generation 2")
+        },
+    );
+    wait_until(
+        "the old generation is gone",
+        Duration::from_secs(20),
+        || !is_alive(old),
+    );
+    no_request_failed(client);
+    let new = env.pid("web").unwrap();
+    assert_ne!(new, old);
+    assert_eq!(env.keeper_pid("web"), Some(keeper));
+    assert!(env
+        .events("web")
+        .contains("start-first (unhealthy): generation 2 starts beside generation 1"));
+    assert_eq!(env.entry("web")["restarts"], 1);
+    assert_eq!(get(port), format!("0 {new}"));
 }

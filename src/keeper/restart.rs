@@ -76,8 +76,9 @@ impl Keeper {
         self.daemon.process = fresh.process;
         self.record.process = self.daemon.process.clone();
         self.record.command = self.daemon.process.command.clone();
-        // The supervision keys too, as `apply` hands them over.
-        self.take_over_supervision_keys(now);
+        // The supervision keys too, as `apply` hands them over (an `updated` event only
+        // where one changed).
+        self.take_over_keys(now, false);
         self.feed(
             Input::Restart {
                 request: Some(number),

@@ -25,6 +25,7 @@ mod left_behind;
 mod notify;
 mod observe;
 mod record_file;
+mod summary;
 
 pub use checks::{ChecksSeen, HealthSeen, MemoryMechanism, MemorySeen};
 pub(crate) use left_behind::left_behind;

@@ -76,6 +76,10 @@ pub fn read_brief(path: &Path, name: &str) -> Reading {
 
 /// [`decode`] into the brief record of [`read_brief`].
 pub(super) fn decode_brief(bytes: &[u8]) -> Decoded {
+    // The record's summary where it has a whole one; else its JSON, as before.
+    if let Some(record) = super::summary::decode(bytes) {
+        return Decoded::Record(Box::new(record));
+    }
     let Some(end) = whole(bytes) else {
         return Decoded::Torn;
     };
@@ -171,7 +175,9 @@ fn whole(bytes: &[u8]) -> Option<usize> {
 }
 
 pub(super) fn encode(record: &StateRecord) -> io::Result<Vec<u8>> {
-    let mut bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
+    let body = serde_json::to_vec(record).map_err(io::Error::other)?;
+    // The summary that `list` reads first (issue 30).
+    let mut bytes = super::summary::prepend(record, body);
     bytes.pop(); // the closing brace; `sum` goes before it
     let sum = fnv1a(&bytes);
     bytes.extend_from_slice(format!(",\"sum\":\"{sum:016x}\"}}\n").as_bytes());

@@ -57,6 +57,9 @@ struct Serving {
     started_at_ms: Option<u64>,
     /// The request of `dmgr restart` to answer, if one asked.
     request: Option<u32>,
+    /// What it gets once the new generation is up: `stop_signal`, or for a watchdog
+    /// restart `watchdog_signal`.
+    retire_with: Signal,
 }
 
 /// A generation being stopped: `stop_signal` was sent to its group, SIGKILL follows at
@@ -97,6 +100,19 @@ impl Generations {
         }
     }
 
+    /// While a start-first restart runs: which generation the main process is, beside
+    /// which, for its events (`generation 2, beside generation 1 (pid 100)`).
+    pub(super) fn next_beside(&self) -> Option<String> {
+        self.serving.map(|s| {
+            format!(
+                "generation {}, beside generation {} (pid {})",
+                self.number + 1,
+                self.number,
+                s.child.id.pid
+            )
+        })
+    }
+
     /// Returns true if and only if a start-first restart is under way.
     pub(super) fn is_starting_next(&self) -> bool {
         self.serving.is_some()
@@ -131,15 +147,50 @@ impl Machine {
         if !start_first {
             return self.restart_stop_first(old, request, now, facts);
         }
+        let stop_signal = self.s.stop_signal;
+        self.start_beside(old, request, "", stop_signal);
+    }
+
+    /// Returns true if and only if the keeper's own restart would start the next
+    /// generation first: `restart_mode = "start-first"`, the daemon up, no restart
+    /// under way.
+    pub(super) fn can_start_first(&self) -> bool {
+        self.s.restart_mode == RestartMode::StartFirst
+            && matches!(self.phase, Phase::Running)
+            && self.gens.serving.is_none()
+            && self.gens.awaiting.is_none()
+            && self.main_running().is_some()
+    }
+
+    /// The keeper's own restart for `cause` (`unhealthy`, `memory-exceeded`,
+    /// `watchdog`, `restart_schedule`), where [`Machine::can_start_first`]: the next
+    /// generation starts beside the one that serves, which gets `retire_with` once the
+    /// new one is up.
+    pub(super) fn restart_start_first_for(&mut self, cause: &str, retire_with: Signal) {
+        let Some(old) = self.main_running().filter(|_| self.can_start_first()) else {
+            return;
+        };
+        self.gens.number = self.gens.number.max(1);
+        self.restarts = self.tally.restarts;
+        self.start_beside(old, None, &format!(" ({cause})"), retire_with);
+        self.save();
+    }
+
+    /// Starts generation N+1 beside `old`, generation N, which serves until N+1 is up
+    /// and is then sent `retire_with`.
+    fn start_beside(&mut self, old: Child, request: Option<u32>, cause: &str, retire_with: Signal) {
+        let number = self.gens.number;
         self.gens.serving = Some(Serving {
             child: old,
             started_at_ms: self.started_at_ms,
             request,
+            retire_with,
         });
         self.main = None;
+        self.kill_probe();
         self.pause_checks();
         let message = format!(
-            "start-first: generation {} starts beside generation {number} (pid {}), which keeps serving",
+            "start-first{cause}: generation {} starts beside generation {number} (pid {}), which keeps serving",
             number + 1,
             old.id.pid
         );
@@ -209,11 +260,11 @@ impl Machine {
             "generation {old}, replaced by generation {} (pid {new}), which is up",
             old + 1
         );
-        self.retire(serving.child.id, old, now);
+        self.retire(serving.child.id, old, serving.retire_with, now);
         let event = self
             .event(Kind::Stopping)
             .pid(serving.child.id.pid)
-            .signal(self.s.stop_signal.name())
+            .signal(serving.retire_with.name())
             .request(serving.request);
         self.record(event.message(message));
     }
@@ -228,7 +279,8 @@ impl Machine {
         let failed = self.main.take();
         let next = self.gens.number + 1;
         if let Some(new) = failed.filter(|c| !c.exited) {
-            self.retire(new.id, next, now);
+            let stop_signal = self.s.stop_signal;
+            self.retire(new.id, next, stop_signal, now);
         }
         self.main = Some(serving.child);
         self.started_at_ms = serving.started_at_ms;
@@ -251,7 +303,7 @@ impl Machine {
     }
 
     /// Sends generation `number`'s group `stop_signal`; SIGKILL after `stop_timeout`.
-    fn retire(&mut self, id: ProcId, number: u32, now: Now) {
+    fn retire(&mut self, id: ProcId, number: u32, signal: Signal, now: Now) {
         self.gens.retiring.push(Retiring {
             id,
             number,
@@ -260,7 +312,7 @@ impl Machine {
         });
         self.emit(Effect::SignalGroup {
             pid: id.pid,
-            signal: self.s.stop_signal,
+            signal,
         });
     }
 
@@ -339,6 +391,12 @@ impl Machine {
                 };
                 let (old, next) = (self.gens.number, self.gens.number + 1);
                 let pid = serving.child.id.pid;
+                // What it left (a server's workers) must not serve on beside the new
+                // generation: `stop_signal`; the next stop of the daemon gets the rest.
+                self.emit(Effect::SignalLeftOfGroup {
+                    group: pid,
+                    signal: self.s.stop_signal,
+                });
                 self.gens.awaiting = Some(Awaiting {
                     request: serving.request,
                     note: format!(

@@ -38,6 +38,11 @@ fn a_restart_starts_the_next_generation_while_the_old_one_keeps_serving() {
     let mut rig = rig();
     let effects = restart(&mut rig);
     assert_eq!(kinds(&effects), [Kind::Restarting, Kind::Started]);
+    // While both run, the new one's events say which generation they are of.
+    assert_eq!(
+        event(&effects, Kind::Started).message.as_deref(),
+        Some("generation 2, beside generation 1 (pid 100)")
+    );
     // Nothing is signalled: generation 1 serves until generation 2 is ready.
     assert!(
         !effects.iter().any(|e| matches!(
@@ -272,6 +277,11 @@ fn an_old_generation_that_dies_while_the_new_one_starts_leaves_the_new_one_to_ca
     restart(&mut rig);
     let effects = rig.reaped(DAEMON.pid, killed_by("KILL"));
     assert_eq!(kinds(&effects), [Kind::Exited]);
+    // What it left behind in its group gets stop_signal, by identity.
+    assert!(effects.contains(&Effect::SignalLeftOfGroup {
+        group: DAEMON.pid,
+        signal: Supervision::default().stop_signal
+    }));
     assert!(event(&effects, Kind::Exited)
         .message
         .as_deref()

@@ -25,6 +25,8 @@ mod end;
 mod generations;
 #[cfg(test)]
 mod generations_tests;
+#[cfg(test)]
+mod generations_triggers_tests;
 pub(crate) mod hooks;
 mod interface;
 pub(crate) mod jobs;

@@ -40,6 +40,10 @@ impl Machine {
         if let Some(main) = self.main.filter(|_| is_adopted_at_spawn(self.kind)) {
             let mut started = self.event(Kind::Started).pid(main.id.pid);
             started.message = self.cgroup_note.take();
+            // While two generations run, each event says whose it is.
+            if let Some(which) = self.gens.next_beside() {
+                started = started.and_message(which);
+            }
             self.record(started);
         }
         if self.s.start_wait.is_zero() {
@@ -246,6 +250,9 @@ impl Machine {
             let mut ready = self.event(Kind::Ready).pid(main.id.pid);
             if self.notify.is_some() {
                 ready = ready.message("the daemon said READY=1");
+            }
+            if let Some(which) = self.gens.next_beside() {
+                ready = ready.and_message(which);
             }
             if let Some((request, message)) = answer {
                 ready = ready.request(request).and_message(message);
