@@ -103,10 +103,18 @@ pub enum Command {
     /// `start_wait` and `ready` check passed) before the next is stopped, so that of
     /// the copies of a daemon at most one is down at any moment; the first that fails
     /// to come back ends the restart (exit 1) and leaves the rest running as they were.
-    /// A daemon with `restart_mode = "start-first"` is restarted by its keeper on the
-    /// sockets it holds: the new generation starts beside the old one, which is stopped
-    /// once the new one is ready; a new one that fails is stopped and the old one keeps
-    /// serving (exit 1, event `rollback`).
+    /// A daemon with `sockets` is restarted by its running keeper, which holds its
+    /// sockets open throughout: with `restart_mode = "start-first"` the new generation
+    /// starts beside the old one, which gets `stop_signal` once the new one is ready; a
+    /// new one that fails is stopped and the old one keeps serving (exit 1, event
+    /// `rollback`). With `restart_mode = "stop-first"` the old one is stopped first and
+    /// the new one started at once, while connections wait in the kernel's queue; restart
+    /// prints the new PID once it is ready. If the old generation ends while the new one
+    /// starts, the new one carries on alone: restart answers as soon as it is ready (exit
+    /// 0), or, if it fails, with the restart policy's verdict (exit 1). A change only a
+    /// new keeper can take (`sockets`, `log`, `stderr_log`, `watchdog`, `type`, the
+    /// `user` or `group` of unix sockets) replaces the keeper, which closes the sockets
+    /// for the restart; restart says so. `apply` restarts a changed daemon the same way.
     ///
     /// Example: dmgr restart web --rolling
     Restart(RestartArgs),

@@ -252,6 +252,44 @@ pub fn children_of(parent: i32) -> Vec<i32> {
     children
 }
 
+/// The live children of `parent`, by identity. A child listed by [`children_of`] that
+/// is dead when its identity is read has handed its own children to `parent` (when
+/// `parent` is their subreaper) before it died, after the list was read: the list is
+/// read again, so that a double fork's middle process, exiting at that instant, does
+/// not hide the daemon it leaves behind.
+pub fn live_children(parent: i32) -> Vec<ProcId> {
+    settled_children(|| children_of(parent), ProcId::of)
+}
+
+/// [`live_children`] over the reads it is given: reads the children again while some
+/// child listed in the last read died before its identity was read (at most a few
+/// times: each read sees the hand-over of every child that died before it).
+fn settled_children(
+    read: impl Fn() -> Vec<i32>,
+    identity: impl Fn(i32) -> Option<ProcId>,
+) -> Vec<ProcId> {
+    let mut dead: Vec<i32> = Vec::new();
+    let mut live = Vec::new();
+    for _ in 0..8 {
+        live.clear();
+        let mut died_meanwhile = false;
+        for pid in read() {
+            match identity(pid) {
+                Some(id) => live.push(id),
+                None if !dead.contains(&pid) => {
+                    dead.push(pid);
+                    died_meanwhile = true;
+                }
+                None => {}
+            }
+        }
+        if !died_meanwhile {
+            break;
+        }
+    }
+    live
+}
+
 /// Every live (non-zombie) descendant of `ancestor`, by identity, parents before
 /// their children. A process that exits meanwhile may hand its children up to a
 /// subreaper between two reads: callers look again on the next SIGCHLD.
@@ -341,6 +379,40 @@ fn pids() -> impl Iterator<Item = i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A double fork's middle process listed alive, then dead when its identity is
+    /// read: it handed the daemon over meanwhile, and the second read finds it. Before,
+    /// the look found no child at all ("left no process behind").
+    #[test]
+    fn a_child_that_dies_between_the_list_and_its_identity_is_looked_past() {
+        use std::cell::Cell;
+        let (middle, daemon) = (299, 300);
+        let reads = Cell::new(0);
+        let read = || {
+            reads.set(reads.get() + 1);
+            match reads.get() {
+                1 => vec![middle],
+                _ => vec![middle, daemon],
+            }
+        };
+        let identity = |pid| (pid == daemon).then_some(ProcId { pid, start: 9 });
+        assert_eq!(
+            settled_children(read, identity),
+            vec![ProcId {
+                pid: daemon,
+                start: 9
+            }]
+        );
+        assert_eq!(reads.get(), 2, "read again once, then settled");
+        // A zombie that stays listed (not reaped yet) does not make it read forever.
+        let reads = Cell::new(0);
+        let read = || {
+            reads.set(reads.get() + 1);
+            vec![middle]
+        };
+        assert_eq!(settled_children(read, |_| None), vec![]);
+        assert_eq!(reads.get(), 2);
+    }
 
     #[test]
     fn a_blocked_signal_is_read_from_the_status_mask() {

@@ -315,3 +315,228 @@ fn a_new_generation_that_fails_ready_rolls_back_and_the_old_one_still_answers() 
     assert_eq!(env.entry("web")["pid"], old);
     assert_eq!(env.entry("web")["status"], "running");
 }
+
+/// Issue 27: the old generation dies while the new one starts. The keeper carries on
+/// with the new one alone, and `dmgr restart` answers as soon as it is up (with
+/// `ready_timeout` at 60 s, waiting for that would show).
+#[test]
+fn an_old_generation_that_dies_during_a_start_first_restart_leaves_the_new_one_serving() {
+    let port = free_port();
+    let env = TestEnv::new();
+    let hold = env.root().join("hold");
+    env.write(
+        "web",
+        &format!(
+            "command = [\"/usr/bin/python3\", \"-c\", '''{SERVE_FD3}''']\nrestart_mode = \"start-first\"\n\
+             start_wait = \"100ms\"\nready_timeout = \"60s\"\n\
+             ready = {{ exec = [\"sh\", \"-c\", \"test ! -e {}\"] }}\n\
+             sockets = {{ http = \"tcp://127.0.0.1:{port}\" }}\n",
+            hold.display()
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let old = env.pid("web").unwrap();
+    // The new generation waits for `hold` to go before it is ready.
+    std::fs::write(&hold, "").unwrap();
+    let began = std::time::Instant::now();
+    let restart = env.command(&["restart", "web"]).spawn().unwrap();
+    wait_until("the new generation starts", Duration::from_secs(10), || {
+        env.pid("web").is_some_and(|p| p != old)
+    });
+    let new = env.pid("web").unwrap();
+    sigkill(old).unwrap();
+    wait_until(
+        "the old generation is dead",
+        Duration::from_secs(10),
+        || env.events("web").contains("carries on alone"),
+    );
+    std::fs::remove_file(&hold).unwrap();
+    let output = crate::support::Run::try_wait(restart, Duration::from_secs(60)).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("web: restarted (pid {new})")),
+        "{stdout}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(get(port), format!("0 {new}"));
+    assert_eq!(env.entry("web")["status"], "running");
+    assert_eq!(env.entry("web")["pid"], new);
+}
+
+/// A client that sends requests to `port` without pause until the flag is set; its
+/// thread returns how many it sent and each failure.
+fn load(
+    port: u16,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<(usize, Vec<String>)>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut sent, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sent += 1;
+                if let Err(e) = std::panic::catch_unwind(|| get(port)) {
+                    failed.push(format!("{e:?}"));
+                }
+            }
+            (sent, failed)
+        })
+    };
+    (stop, client)
+}
+
+/// Ends `load`'s client and checks it sent requests and none failed.
+fn no_request_failed(
+    (stop, client): (
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        std::thread::JoinHandle<(usize, Vec<String>)>,
+    ),
+) {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed) = client.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {failed:?}",
+        failed.len()
+    );
+    assert!(sent > 10, "{sent}");
+}
+
+/// Promise 11, stop-first: `dmgr restart` of a daemon with sockets is done by its
+/// keeper, which holds the socket while the old process stops and the new one starts:
+/// connections made meanwhile wait in the kernel's queue, and none is refused.
+#[test]
+fn a_stop_first_restart_of_a_socket_daemon_keeps_its_keeper_and_refuses_no_connection() {
+    let port = free_port();
+    let env = TestEnv::new().daemon(
+        "web",
+        &format!(
+            "command = [\"/usr/bin/python3\", \"-c\", '''{SERVE_FD3}''']\nstart_wait = \"100ms\"\n\
+             sockets = {{ http = \"tcp://127.0.0.1:{port}\" }}\n"
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let keeper = env.keeper_pid("web").unwrap();
+    let mut pids = vec![env.pid("web").unwrap()];
+    let client = load(port);
+    for _ in 0..3 {
+        let run = env.dmgr(&["restart", "web"]).success();
+        let pid = env.pid("web").unwrap();
+        assert!(
+            run.stdout()
+                .contains(&format!("web: restarted (pid {pid})")),
+            "{}",
+            run.stdout()
+        );
+        assert!(!pids.contains(&pid), "{pids:?} {pid}");
+        pids.push(pid);
+    }
+    no_request_failed(client);
+    assert_eq!(env.keeper_pid("web"), Some(keeper), "the same keeper");
+    assert_eq!(get(port), format!("0 {}", pids[3]));
+    assert_eq!(env.entry("web")["restarts"], 0);
+    // A changed socket list needs a new keeper, and `restart` says so.
+    let other = free_port();
+    env.write(
+        "web",
+        &format!(
+            "command = [\"/usr/bin/python3\", \"-c\", '''{SERVE_FD3}''']\nstart_wait = \"100ms\"\n\
+             sockets = {{ http = \"tcp://127.0.0.1:{other}\" }}\n"
+        ),
+    );
+    env.dmgr(&["restart", "web"])
+        .success()
+        .stdout_has("web: restarting with a new keeper (sockets changed");
+    assert_ne!(env.keeper_pid("web"), Some(keeper));
+    let new = env.pid("web").unwrap();
+    assert_eq!(get(other), format!("0 {new}"));
+}
+
+/// Issue 27: `apply` after a change of `env` restarts a start-first daemon in its
+/// keeper, the next generation beside the old one: under load, no request fails.
+#[test]
+fn apply_of_a_changed_start_first_daemon_starts_the_new_generation_first_and_loses_no_request() {
+    let port = free_port();
+    let env = TestEnv::new();
+    start_first(&env, port, "");
+    env.dmgr(&["start", "web"]).success();
+    let keeper = env.keeper_pid("web").unwrap();
+    let old = env.pid("web").unwrap();
+    let client = load(port);
+    start_first(&env, port, "env = { VERSION = \"2\" }\n");
+    env.dmgr(&["apply"])
+        .success()
+        .stdout_has("web: restarted (changed: env)");
+    no_request_failed(client);
+    let new = env.pid("web").unwrap();
+    assert_ne!(new, old);
+    assert_eq!(env.keeper_pid("web"), Some(keeper), "the same keeper");
+    assert!(environ(new).contains(&("VERSION".into(), "2".into())));
+    let events = env.events("web");
+    assert!(
+        events.contains("generation 1, replaced by generation 2"),
+        "{events}"
+    );
+    assert!(!events.contains("no supervision key changed"), "{events}");
+    assert_eq!(get(port), format!("0 {new}"));
+}
+
+/// Issue 27: a failed health check of a start-first daemon starts the next generation
+/// beside the unhealthy one, which serves until the new one is up: no request fails.
+#[test]
+fn a_health_restart_of_a_start_first_daemon_loses_no_request() {
+    let port = free_port();
+    let env = TestEnv::new();
+    let sick = env.root().join("sick");
+    start_first(
+        &env,
+        port,
+        &format!(
+            "health = {{ exec = [\"sh\", \"-c\", \"test ! -e {}\"] }}\nhealth_interval = \"1s\"\nhealth_failures = 1\n",
+            sick.display()
+        ),
+    );
+    env.dmgr(&["start", "web"]).success();
+    let keeper = env.keeper_pid("web").unwrap();
+    let old = env.pid("web").unwrap();
+    let client = load(port);
+    std::fs::write(&sick, "").unwrap();
+    wait_until("the check fails", Duration::from_secs(20), || {
+        env.events("web").contains(" unhealthy ")
+    });
+    std::fs::remove_file(&sick).unwrap();
+    wait_until(
+        "the old generation is replaced",
+        Duration::from_secs(20),
+        || {
+            env.events("web")
+                .contains("generation 1, replaced by generation 2")
+        },
+    );
+    wait_until(
+        "the old generation is gone",
+        Duration::from_secs(20),
+        || !is_alive(old),
+    );
+    no_request_failed(client);
+    let new = env.pid("web").unwrap();
+    assert_ne!(new, old);
+    assert_eq!(env.keeper_pid("web"), Some(keeper));
+    assert!(env
+        .events("web")
+        .contains("start-first (unhealthy): generation 2 starts beside generation 1"));
+    assert_eq!(env.entry("web")["restarts"], 1);
+    assert_eq!(get(port), format!("0 {new}"));
+}

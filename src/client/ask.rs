@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 use super::request::{self, Answer};
 use crate::config::{units, Daemon, Dirs};
 use crate::events::{self, Event, Kind};
+use crate::keeper::restart::{needs_new_keeper, NEEDS_NEW_KEEPER};
 use crate::state;
 use crate::sys;
 use crate::{Error, Result};
@@ -82,42 +83,56 @@ pub(crate) fn reload(dirs: &Dirs, daemon: &Daemon) -> Result<Reloaded> {
     }
 }
 
-/// Restarts a `restart_mode = "start-first"` daemon in its keeper, on the sockets it
-/// holds: `None` when its keeper cannot do it (none runs, it predates requests, or
-/// `sockets` or the log paths changed since it started: a new keeper must bind them),
-/// and the caller restarts it stop-first; else the new generation's PID once it is up
-/// and the old one is being stopped, or the `rollback`'s reason.
-pub(crate) fn restart_start_first(dirs: &Dirs, daemon: &Daemon) -> Option<Result<i32>> {
+/// What became of asking a daemon's keeper to restart it.
+#[derive(Debug)]
+pub(crate) enum InKeeper {
+    /// The keeper restarted it: the new generation's PID once it is up, or why not.
+    Done(Result<i32>),
+    /// Only a new keeper can restart it, for the reason given (`sockets` changed, ...).
+    NewKeeper(String),
+    /// No keeper can be asked (none runs, it predates requests, the daemon does not
+    /// run, `dmgr run` runs it), or the daemon neither holds sockets nor restarts
+    /// start-first: the caller restarts it with a new keeper.
+    NotAsked,
+}
+
+/// Restarts a daemon with `sockets` or `restart_mode = "start-first"` in its keeper,
+/// on the sockets it holds (see `keeper::restart`): start-first, the new generation
+/// beside the old; stop-first, the old stopped first while the sockets stay open.
+pub(crate) fn restart_in_keeper(dirs: &Dirs, daemon: &Daemon) -> InKeeper {
     let name = &daemon.name;
-    if daemon.supervision.restart_mode != crate::config::RestartMode::StartFirst {
-        return None;
+    let s = &daemon.supervision;
+    if s.restart_mode != crate::config::RestartMode::StartFirst && daemon.process.sockets.is_empty()
+    {
+        return InKeeper::NotAsked;
     }
     let observed = state::observe(dirs, name, Some(&daemon.pidfile));
     let keeper = observed
         .keeper
-        .filter(|k| request::understands_requests(*k))?;
-    observed.daemon?;
-    let record = observed.record.as_ref()?;
-    let p = &daemon.process;
-    if record.process.sockets != p.sockets
-        || record.process.log != p.log
-        || record.process.stderr_log != p.stderr_log
-        || record.foreground
-    {
-        return None;
+        .filter(|k| request::understands_requests(*k));
+    let (Some(keeper), Some(_), Some(record)) = (keeper, observed.daemon, observed.record.as_ref())
+    else {
+        return InKeeper::NotAsked;
+    };
+    if record.foreground {
+        return InKeeper::NotAsked;
     }
-    let s = &daemon.supervision;
-    let timeout = s.start_wait.max(s.ready_timeout) + ANSWER_GRACE;
+    if let Some(why) = needs_new_keeper(&record.process, &daemon.process) {
+        return InKeeper::NewKeeper(why);
+    }
+    // The new generation's start; a stop-first restart's stop before it, and where the
+    // new one fails, the stop of what is left before the policy's verdict.
+    let timeout = s.start_wait.max(s.ready_timeout) + s.stop_timeout * 2 + ANSWER_GRACE;
     let answer = match request::restart(keeper, &dirs.events_file(name), timeout) {
         Ok(answer) => answer,
         Err(e) => {
-            return Some(Err(Error::daemon(
+            return InKeeper::Done(Err(Error::daemon(
                 name,
                 format!("cannot ask its keeper: {e}"),
             )))
         }
     };
-    Some(match answer {
+    InKeeper::Done(match answer {
         Answer::Event(event) if event.event == Kind::Stopping => {
             // The new generation's PID is in the message's "(pid N)".
             let new = event
@@ -129,9 +144,23 @@ pub(crate) fn restart_start_first(dirs: &Dirs, daemon: &Daemon) -> Option<Result
                 .unwrap_or(0);
             Ok(new)
         }
+        // Stop-first, or the old generation ended meanwhile: the new one is up.
+        Answer::Event(event) if event.event == Kind::Ready => Ok(event.pid.unwrap_or(0)),
+        Answer::Event(event) if event.event == Kind::Rollback => {
+            let message = event.message.unwrap_or_default();
+            if let Some(why) = message.strip_prefix(NEEDS_NEW_KEEPER) {
+                return InKeeper::NewKeeper(why.to_string());
+            }
+            Err(Error::daemon(name, format!("rolled back: {message}")))
+        }
+        // The new generation failed with nothing to roll back to: the policy's verdict.
         Answer::Event(event) => Err(Error::daemon(
             name,
-            format!("rolled back: {}", event.message.unwrap_or_default()),
+            format!(
+                "not restarted: {} ({})",
+                event.message.unwrap_or_default(),
+                event.event.as_str()
+            ),
         )),
         Answer::KeeperGone => Err(Error::daemon(
             name,

@@ -350,10 +350,7 @@ impl Adopting {
         }
         self.next_look = now + PROBE_INTERVAL;
         let me = std::process::id() as i32;
-        let children: Vec<ProcId> = crate::procinfo::children_of(me)
-            .into_iter()
-            .filter_map(ProcId::of)
-            .collect();
+        let children = crate::procinfo::live_children(me);
         let found = match &daemon.forking_pidfile {
             Some(path) => crate::pidfile::read_pid(path)
                 .and_then(|pid| children.iter().copied().find(|c| c.pid == pid)),

@@ -18,7 +18,7 @@ mod start;
 mod stop;
 mod stop_many;
 
-pub(crate) use ask::{reload, restart_start_first, signal_daemon, signal_keeper, Reloaded};
+pub(crate) use ask::{reload, restart_in_keeper, signal_daemon, signal_keeper, InKeeper, Reloaded};
 pub(crate) use foreground::{run_command, run_foreground};
 pub(crate) use start::{
     await_starts, begin_start, claim_for_foreground, lock, Begun, Started, Waiting,

@@ -62,9 +62,17 @@ pub(crate) fn reload(keeper: ProcId, events: &Path, timeout: Duration) -> std::i
     ask(keeper, events, timeout, Request::Reload, &ANSWERS)
 }
 
-/// The events that answer a start-first restart: the old generation's `stopping` (the
-/// new one is up) or a `rollback`.
-pub(crate) const RESTART_ANSWERS: [Kind; 2] = [Kind::Stopping, Kind::Rollback];
+/// The events that answer a restart in the keeper: the old generation's `stopping`
+/// (the new one is up) or a `rollback`; where the new generation started alone (the
+/// old one ended meanwhile), its `ready`, or the `restarting` or `gave-up` that
+/// follows its failure.
+pub(crate) const RESTART_ANSWERS: [Kind; 5] = [
+    Kind::Stopping,
+    Kind::Rollback,
+    Kind::Ready,
+    Kind::Restarting,
+    Kind::GaveUp,
+];
 
 /// Asks `keeper` for a start-first restart of its daemon and waits for its answer
 /// ([`RESTART_ANSWERS`]), at most `timeout`.

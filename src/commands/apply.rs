@@ -4,7 +4,8 @@
 //! though nobody asked (it exited, failed, lost its keeper, or the host restarted);
 //! leave one that `dmgr stop` stopped as it is, and say so; `restart` one
 //! whose process-affecting keys changed since it started (or that runs without a
-//! keeper); `update` the keeper of one whose supervision keys changed, live, keeping
+//! keeper), in its keeper where it holds sockets or restarts start-first (as
+//! `dmgr restart` does); `update` the keeper of one whose supervision keys changed, live, keeping
 //! the PID; `stop` an orphan whose file was removed. A file that does not load is
 //! reported and its running daemon left alone. `--dry-run` prints the plan, with every
 //! changed key, and changes nothing.
@@ -15,7 +16,7 @@ use nix::sys::signal::Signal;
 
 use super::{batches, lock_all, Context, Failures};
 use crate::cli::ApplyArgs;
-use crate::client::{self, Begun};
+use crate::client::{self, Begun, InKeeper};
 use crate::config::{self, Daemon};
 use crate::state::{self, Reason};
 use crate::{Error, Result};
@@ -184,9 +185,29 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
     let batches = batches(config::start_order(&daemons));
     for batch in batches {
         let locked = lock_all(ctx, batch, &mut failures);
+        // A daemon with sockets, or a start-first one, is restarted by its keeper on
+        // the sockets it holds, unless what changed needs a new keeper.
+        let mut in_keeper: Vec<String> = Vec::new();
+        for (daemon, _) in &locked {
+            let Some(action @ Action::Restart(..)) = action_of(&daemon.name) else {
+                continue;
+            };
+            match client::restart_in_keeper(&ctx.dirs, daemon) {
+                InKeeper::NotAsked => {}
+                InKeeper::NewKeeper(why) => ctx.say(&format!(
+                    "{}: restarting with a new keeper ({why}); its held sockets close meanwhile",
+                    daemon.name
+                )),
+                InKeeper::Done(result) => {
+                    in_keeper.push(daemon.name.clone());
+                    report(ctx, &mut failures, action, result.map(drop));
+                }
+            }
+        }
         let restarts = locked
             .iter()
             .filter(|(d, _)| matches!(action_of(&d.name), Some(Action::Restart(..))))
+            .filter(|(d, _)| !in_keeper.contains(&d.name))
             .map(|(d, _)| (d.name.clone(), Some(*d), None))
             .collect();
         let mut failed: Vec<String> = Vec::new();
@@ -201,6 +222,7 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8> {
         for (daemon, lock) in locked {
             match action_of(&daemon.name) {
                 Some(Action::Update(..)) => updates.push((daemon, lock)),
+                _ if in_keeper.contains(&daemon.name) => {}
                 Some(action) if !failed.contains(&daemon.name) => {
                     match client::begin_start(&ctx.dirs, daemon, Some(lock)) {
                         Ok(Begun::Done(_)) => report(ctx, &mut failures, action, Ok(())),

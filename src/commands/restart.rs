@@ -1,4 +1,7 @@
 //! `dmgr restart NAME... | --all`: stop then start, always with the file as it is now.
+//! A daemon with `sockets` or `restart_mode = "start-first"` is restarted by its
+//! running keeper, which holds its sockets open throughout (see `keeper::restart`),
+//! unless what changed needs a new keeper.
 //! `--all` restarts every daemon that runs or is marked `autostart`. Each daemon's
 //! operation lock is held across both halves, so nobody starts it in between; daemons
 //! go through in batches (levels of the `after` order, cut to the open-file limit),
@@ -8,7 +11,7 @@
 
 use super::{batches, lock_all, resolve, Context, Failures};
 use crate::cli::RestartArgs;
-use crate::client::{self, Begun, Started};
+use crate::client::{self, Begun, InKeeper, Started};
 use crate::config::{self, Daemon};
 use crate::{state, Error, Result};
 
@@ -29,18 +32,26 @@ pub(super) fn run(ctx: &Context, args: &RestartArgs) -> Result<u8> {
         resolve(ctx, &loaded, &args.names)?
     };
     let mut failures = Failures::default();
-    // A start-first daemon is restarted by its keeper, on the sockets it holds, while
-    // its operation lock keeps others out; the rest stop, then start.
+    // A daemon with sockets, or a start-first one, is restarted by its keeper, on the
+    // sockets it holds, while its operation lock keeps others out; the rest stop, then
+    // start, with a new keeper.
     let mut targets = targets;
     targets.retain(|daemon| {
         let Ok(lock) = client::lock(&ctx.dirs, &daemon.name) else {
             return true;
         };
-        let outcome = client::restart_start_first(&ctx.dirs, daemon);
+        let outcome = client::restart_in_keeper(&ctx.dirs, daemon);
         drop(lock);
         match outcome {
-            None => true,
-            Some(result) => {
+            InKeeper::NotAsked => true,
+            InKeeper::NewKeeper(why) => {
+                ctx.say(&format!(
+                    "{}: restarting with a new keeper ({why}); its held sockets close meanwhile",
+                    daemon.name
+                ));
+                true
+            }
+            InKeeper::Done(result) => {
                 let started = result.map(Started::Now);
                 report(ctx, &mut failures, &daemon.name, started);
                 false

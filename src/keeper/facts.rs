@@ -54,10 +54,7 @@ impl Processes for Seen<'_> {
 
 impl Leftovers for Seen<'_> {
     fn children(&self) -> Vec<ProcId> {
-        procinfo::children_of(self.keeper)
-            .into_iter()
-            .filter_map(ProcId::of)
-            .collect()
+        procinfo::live_children(self.keeper)
     }
 
     fn named_pid(&self) -> Option<i32> {

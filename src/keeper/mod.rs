@@ -100,7 +100,7 @@ mod reloading;
 pub(crate) mod report;
 pub(crate) mod request;
 pub(crate) mod resources;
-mod restart;
+pub(crate) mod restart;
 pub(crate) mod sd_notify;
 mod setup;
 pub(crate) mod sockets;

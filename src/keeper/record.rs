@@ -17,6 +17,13 @@ impl Keeper {
     /// SIGUSR1: re-read the file and hand its supervision keys to the machine, leaving
     /// the running process alone.
     pub(super) fn take_over_supervision_keys(&mut self, now: Now) {
+        self.take_over_keys(now, true);
+    }
+
+    /// [`Keeper::take_over_supervision_keys`]; `say_unchanged`: an `updated` event
+    /// even when no key changed (SIGUSR1 says what it found; a restart in the keeper,
+    /// which takes the keys on its way, stays quiet then).
+    pub(super) fn take_over_keys(&mut self, now: Now, say_unchanged: bool) {
         let identity = state::FileIdentity::of(&self.daemon.file);
         let Ok(fresh) = config::load_daemon(&self.dirs, &self.daemon.name) else {
             return self.feed(Input::TakeOver(None), now);
@@ -27,10 +34,13 @@ impl Keeper {
             .filter(|_| self.record.process.changed(&fresh.process).is_empty())
             .map(|file| state::Definition::new(file, &fresh));
         let d = &mut self.daemon;
-        d.supervision = fresh.supervision;
         d.autostart = fresh.autostart;
         d.description = fresh.description;
         d.after = fresh.after;
+        if !say_unchanged && d.supervision == fresh.supervision {
+            return;
+        }
+        d.supervision = fresh.supervision;
         // The memory ceiling's watch follows the keys; one no longer enforced through
         // `memory.high` is taken away from it.
         let cgroup = self.tracked.cgroup.as_ref().map(|c| c.path());

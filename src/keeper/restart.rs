@@ -1,14 +1,48 @@
-//! `dmgr restart` of a start-first daemon, in its keeper: the file is read as it is
-//! now, its process keys become the next generation's and its supervision keys are
-//! taken over, then the machine starts the next generation beside the one that serves
-//! (see `core::machine::generations`). What only a new keeper can change (`sockets`,
-//! the log paths) is refused with a `rollback` naming it; `dmgr restart` checks it
-//! first and restarts the keeper itself then.
+//! `dmgr restart` in the keeper (issue 27), for a daemon with `sockets` or
+//! `restart_mode = "start-first"`: the file is read as it is now, its process keys
+//! become the next generation's and its supervision keys are taken over, then the
+//! machine restarts the daemon as `restart_mode` says, on the sockets the keeper holds
+//! (see `core::machine::generations`): start-first beside the generation that serves,
+//! or stop-first with the sockets open meanwhile. What only a new keeper can take
+//! ([`needs_new_keeper`]) is refused with a `rollback` that says so; `dmgr restart`
+//! checks it first, and replaces the keeper then.
 
 use super::core::machine::{Input, Now};
 use super::Keeper;
-use crate::config;
+use crate::config::{self, ProcessSpec, SocketAddress};
 use crate::events::{Event, Kind};
+
+/// How a `rollback` begins that refuses a restart only a new keeper can do.
+pub(crate) const NEEDS_NEW_KEEPER: &str = "not restarted: needs a new keeper: ";
+
+/// What of a change from `running` to `fresh` only a new keeper can take, in words:
+/// the sockets it binds and holds, the logs it opens, the watchdog it sets up, and
+/// the owner of its unix sockets. `None` when the running keeper can restart with
+/// `fresh`.
+pub(crate) fn needs_new_keeper(running: &ProcessSpec, fresh: &ProcessSpec) -> Option<String> {
+    let mut keys = Vec::new();
+    if running.sockets != fresh.sockets {
+        keys.push("sockets");
+    }
+    if running.log != fresh.log {
+        keys.push("log");
+    }
+    if running.stderr_log != fresh.stderr_log {
+        keys.push("stderr_log");
+    }
+    if running.watchdog != fresh.watchdog {
+        keys.push("watchdog");
+    }
+    let unix = fresh
+        .sockets
+        .iter()
+        .any(|s| matches!(s.address, SocketAddress::Unix(_)));
+    if unix && (running.user != fresh.user || running.group != fresh.group) {
+        keys.push("user or group (the owner of its unix sockets)");
+    }
+    (!keys.is_empty())
+        .then(|| format!("{} changed, which only a new keeper takes", keys.join(", ")))
+}
 
 impl Keeper {
     /// Answers restart request `number`.
@@ -16,7 +50,7 @@ impl Keeper {
         let refuse = |keeper: &mut Keeper, why: String| {
             let event = Event::new(&keeper.daemon.name, Kind::Rollback)
                 .request(Some(number))
-                .message(format!("not restarted: {why}"));
+                .message(why);
             keeper.record_event(event);
         };
         let fresh = match config::load_daemon(&self.dirs, &self.daemon.name) {
@@ -25,25 +59,26 @@ impl Keeper {
                 let first = invalid.diagnostics.first().map(ToString::to_string);
                 return refuse(
                     self,
-                    format!("the file does not load: {}", first.unwrap_or_default()),
+                    format!(
+                        "not restarted: the file does not load: {}",
+                        first.unwrap_or_default()
+                    ),
                 );
             }
         };
-        let now_keys = &self.daemon.process;
-        if fresh.process.sockets != now_keys.sockets
-            || fresh.process.log != now_keys.log
-            || fresh.process.stderr_log != now_keys.stderr_log
-        {
-            return refuse(
-                self,
-                "`sockets` or the log paths changed: only a new keeper takes them".into(),
-            );
+        let mut new_keeper = needs_new_keeper(&self.daemon.process, &fresh.process);
+        if fresh.kind != self.daemon.kind {
+            new_keeper = Some("type changed, which only a new keeper takes".into());
+        }
+        if let Some(why) = new_keeper {
+            return refuse(self, format!("{NEEDS_NEW_KEEPER}{why}"));
         }
         self.daemon.process = fresh.process;
         self.record.process = self.daemon.process.clone();
         self.record.command = self.daemon.process.command.clone();
-        // The supervision keys too, as `apply` hands them over.
-        self.take_over_supervision_keys(now);
+        // The supervision keys too, as `apply` hands them over (an `updated` event only
+        // where one changed).
+        self.take_over_keys(now, false);
         self.feed(
             Input::Restart {
                 request: Some(number),

@@ -12,7 +12,7 @@
 use super::super::health::{self, HealthWatch};
 use super::super::memory::{Exceeded, MemoryWatch, SAMPLE_INTERVAL};
 use super::{mechanism, memory_moved, Facts, Machine, MemoryMode, Now, Phase, TakeOver};
-use crate::config::units::{format_duration, Size};
+use crate::config::units::{format_duration, Signal, Size};
 use crate::config::ReadyCheck;
 use crate::events::Kind;
 use crate::memory::{MemoryEvents, Usage};
@@ -201,7 +201,8 @@ impl Machine {
     }
 
     /// Records `kind` with `message` and ends the run as a failure: the stop sequence,
-    /// then the restart policy.
+    /// then the restart policy; where the policy restarts a `start-first` daemon that
+    /// is up, the next generation starts beside it instead.
     pub(super) fn end_run_for(
         &mut self,
         kind: Kind,
@@ -209,15 +210,47 @@ impl Machine {
         now: Now,
         facts: &impl Facts,
     ) {
-        let mut event = self.event(kind).message(message.clone());
-        event.pid = self.main.map(|c| c.id.pid);
-        self.record(event);
+        self.end_run_with(kind, message, None, now, facts);
+    }
+
+    /// [`Machine::end_run_for`] with a `signal` for the main process first (the
+    /// watchdog's): sent at once, or, where the next generation starts first, once it
+    /// is up, in place of `stop_signal`.
+    pub(super) fn end_run_with(
+        &mut self,
+        kind: Kind,
+        message: String,
+        signal: Option<Signal>,
+        now: Now,
+        facts: &impl Facts,
+    ) {
+        let main = self.main.map(|c| c.id.pid);
         let ran = self.main.map_or(std::time::Duration::ZERO, |c| {
             now.at.saturating_duration_since(c.started)
         });
-        self.error = Some(format!("{}: {message}", kind.as_str()));
-        self.failure_cause = Some(kind.as_str().to_string());
         let next = self.decide(false, ran);
+        let start_first = matches!(next, super::Next::Restart(_)) && self.can_start_first();
+        let message = match (signal, main) {
+            (Some(signal), _) if start_first => {
+                format!("{message}; {signal} once the next generation is up")
+            }
+            (Some(signal), Some(pid)) => {
+                self.emit(super::Effect::SignalMain { pid, signal });
+                format!("{message}; {signal} sent")
+            }
+            _ => message,
+        };
+        let mut event = self.event(kind).message(message.clone());
+        event.pid = main;
+        self.record(event);
+        self.error = Some(format!("{}: {message}", kind.as_str()));
+        if start_first {
+            // `restart_mode = "start-first"`: the next generation starts beside this
+            // one, which serves until it is up (see `generations`).
+            let retire_with = signal.unwrap_or(self.s.stop_signal);
+            return self.restart_start_first_for(kind.as_str(), retire_with);
+        }
+        self.failure_cause = Some(kind.as_str().to_string());
         self.drain(next, now, facts);
     }
 

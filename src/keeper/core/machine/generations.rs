@@ -9,13 +9,19 @@
 //!
 //! `dmgr restart` asks with a request number; the answer is the event that carries it:
 //! `stopping` (the old generation is being stopped, the new one is up) or `rollback`.
+//!
+//! If generation N ends while N+1 starts, there is nothing left to roll back to: N+1
+//! carries on alone as the daemon's start, and the restart is [`Awaiting`] its
+//! verdict. Once N+1 is up, its `ready` event answers; if it fails, the restart policy
+//! judges it as any failed start, and the `restarting` or `gave-up` that follows
+//! answers.
 
 use std::time::Instant;
 
 use super::{Child, Effect, Facts, Machine, Now, Phase, Role};
 use crate::config::units::{format_duration, Signal};
 use crate::config::RestartMode;
-use crate::events::Kind;
+use crate::events::{Event, Kind};
 use crate::procinfo::ProcId;
 
 /// The generations beside the main process.
@@ -28,6 +34,20 @@ pub(crate) struct Generations {
     /// Generations being stopped beside the main process (a restart may follow the
     /// last before its old generation has finished).
     retiring: Vec<Retiring>,
+    /// A restart whose new generation starts with no old one beside it.
+    awaiting: Option<Awaiting>,
+}
+
+/// A restart that waits for the verdict on its new generation, which starts alone:
+/// the old one ended meanwhile. `note` says what became of the old one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Awaiting {
+    /// The request of `dmgr restart` to answer, if one asked.
+    pub(super) request: Option<u32>,
+    /// What became of the old generation, for the answer's message.
+    pub(super) note: String,
+    /// Whether the new generation was spawned: its failure is the restart's.
+    pub(super) spawned: bool,
 }
 
 /// The old generation while the new one starts.
@@ -37,6 +57,9 @@ struct Serving {
     started_at_ms: Option<u64>,
     /// The request of `dmgr restart` to answer, if one asked.
     request: Option<u32>,
+    /// What it gets once the new generation is up: `stop_signal`, or for a watchdog
+    /// restart `watchdog_signal`.
+    retire_with: Signal,
 }
 
 /// A generation being stopped: `stop_signal` was sent to its group, SIGKILL follows at
@@ -70,6 +93,26 @@ impl Generations {
         None
     }
 
+    /// The new generation of a restart that waits for it was spawned.
+    pub(super) fn on_spawned(&mut self) {
+        if let Some(awaiting) = &mut self.awaiting {
+            awaiting.spawned = true;
+        }
+    }
+
+    /// While a start-first restart runs: which generation the main process is, beside
+    /// which, for its events (`generation 2, beside generation 1 (pid 100)`).
+    pub(super) fn next_beside(&self) -> Option<String> {
+        self.serving.map(|s| {
+            format!(
+                "generation {}, beside generation {} (pid {})",
+                self.number + 1,
+                self.number,
+                s.child.id.pid
+            )
+        })
+    }
+
     /// Returns true if and only if a start-first restart is under way.
     pub(super) fn is_starting_next(&self) -> bool {
         self.serving.is_some()
@@ -77,35 +120,77 @@ impl Generations {
 }
 
 impl Machine {
-    /// `dmgr restart` asks (with `request`), or the keeper's own restart does (none),
-    /// for a start-first restart. Answered at once with a `rollback` when it cannot be
-    /// done now.
-    pub(super) fn on_restart(&mut self, request: Option<u32>) {
-        let refused = if self.s.restart_mode != RestartMode::StartFirst {
-            Some("restart_mode is not \"start-first\"".to_string())
-        } else if self.gens.serving.is_some() {
-            Some("a start-first restart is under way".to_string())
-        } else if !matches!(self.phase, Phase::Running) {
+    /// `dmgr restart` asks (with `request`), or the keeper's own restart does (none):
+    /// start-first or stop-first as `restart_mode` says, the sockets held throughout.
+    /// Answered at once with a `rollback` when it cannot be done now.
+    pub(super) fn on_restart(&mut self, request: Option<u32>, now: Now, facts: &impl Facts) {
+        let start_first = self.s.restart_mode == RestartMode::StartFirst;
+        let refused = if self.gens.serving.is_some() || self.gens.awaiting.is_some() {
+            Some("a restart is under way".to_string())
+        } else if start_first && !matches!(self.phase, Phase::Running) {
             Some(format!("the daemon is not up (status {})", self.status()))
+        } else if !self.phase.is_up() {
+            Some(format!(
+                "the daemon is not running (status {})",
+                self.status()
+            ))
         } else {
             None
         };
-        let Some(old) = self.main.filter(|_| refused.is_none()) else {
+        let Some(old) = self.main.filter(|c| refused.is_none() && !c.exited) else {
             let why = refused.unwrap_or_else(|| "no daemon runs".into());
             let event = self.event(Kind::Rollback).request(request);
             return self.record(event.message(format!("not restarted: {why}")));
         };
         let number = self.gens.number.max(1);
         self.gens.number = number;
+        if !start_first {
+            return self.restart_stop_first(old, request, now, facts);
+        }
+        let stop_signal = self.s.stop_signal;
+        self.start_beside(old, request, "", stop_signal);
+    }
+
+    /// Returns true if and only if the keeper's own restart would start the next
+    /// generation first: `restart_mode = "start-first"`, the daemon up, no restart
+    /// under way.
+    pub(super) fn can_start_first(&self) -> bool {
+        self.s.restart_mode == RestartMode::StartFirst
+            && matches!(self.phase, Phase::Running)
+            && self.gens.serving.is_none()
+            && self.gens.awaiting.is_none()
+            && self.main_running().is_some()
+    }
+
+    /// The keeper's own restart for `cause` (`unhealthy`, `memory-exceeded`,
+    /// `watchdog`, `restart_schedule`), where [`Machine::can_start_first`]: the next
+    /// generation starts beside the one that serves, which gets `retire_with` once the
+    /// new one is up.
+    pub(super) fn restart_start_first_for(&mut self, cause: &str, retire_with: Signal) {
+        let Some(old) = self.main_running().filter(|_| self.can_start_first()) else {
+            return;
+        };
+        self.gens.number = self.gens.number.max(1);
+        self.restarts = self.tally.restarts;
+        self.start_beside(old, None, &format!(" ({cause})"), retire_with);
+        self.save();
+    }
+
+    /// Starts generation N+1 beside `old`, generation N, which serves until N+1 is up
+    /// and is then sent `retire_with`.
+    fn start_beside(&mut self, old: Child, request: Option<u32>, cause: &str, retire_with: Signal) {
+        let number = self.gens.number;
         self.gens.serving = Some(Serving {
             child: old,
             started_at_ms: self.started_at_ms,
             request,
+            retire_with,
         });
         self.main = None;
+        self.kill_probe();
         self.pause_checks();
         let message = format!(
-            "start-first: generation {} starts beside generation {number} (pid {}), which keeps serving",
+            "start-first{cause}: generation {} starts beside generation {number} (pid {}), which keeps serving",
             number + 1,
             old.id.pid
         );
@@ -115,6 +200,51 @@ impl Machine {
                 .message(message),
         );
         self.emit(Effect::SpawnDaemon { again: true });
+    }
+
+    /// `restart_mode = "stop-first"` in the keeper: generation N is stopped (the drain:
+    /// `stop_signal`, SIGKILL after `stop_timeout`), then N+1 starts at once, while the
+    /// keeper holds the sockets: clients wait in the kernel's queue meanwhile. The
+    /// restart waits for N+1's verdict, as when N ends during a start-first restart.
+    fn restart_stop_first(
+        &mut self,
+        old: Child,
+        request: Option<u32>,
+        now: Now,
+        facts: &impl Facts,
+    ) {
+        let number = self.gens.number;
+        let pid = old.id.pid;
+        self.gens.awaiting = Some(Awaiting {
+            request,
+            note: format!(
+                "generation {number} (pid {pid}) was stopped first (restart_mode = \"stop-first\")"
+            ),
+            spawned: false,
+        });
+        let message = format!(
+            "stop-first: generation {number} stops, then generation {} starts; the keeper holds the sockets meanwhile",
+            number + 1
+        );
+        let stopping = self
+            .event(Kind::Stopping)
+            .pid(pid)
+            .signal(self.s.stop_signal.name());
+        self.record(stopping.message(message));
+        self.error = None;
+        self.drain(super::Next::Restart(std::time::Duration::ZERO), now, facts);
+    }
+
+    /// The restart's own start after a stop-first drain, if that is what follows: the
+    /// `restarting` event's message. The restart policy counts nothing.
+    pub(super) fn planned_restart(&self) -> Option<String> {
+        let awaiting = self.gens.awaiting.as_ref().filter(|a| !a.spawned);
+        awaiting.map(|_| {
+            format!(
+                "dmgr restart: generation {} starts, on the sockets the keeper held",
+                self.gens.number + 1
+            )
+        })
     }
 
     /// The new generation is up: the old one gets `stop_signal` to finish what it
@@ -130,11 +260,11 @@ impl Machine {
             "generation {old}, replaced by generation {} (pid {new}), which is up",
             old + 1
         );
-        self.retire(serving.child.id, old, now);
+        self.retire(serving.child.id, old, serving.retire_with, now);
         let event = self
             .event(Kind::Stopping)
             .pid(serving.child.id.pid)
-            .signal(self.s.stop_signal.name())
+            .signal(serving.retire_with.name())
             .request(serving.request);
         self.record(event.message(message));
     }
@@ -149,7 +279,8 @@ impl Machine {
         let failed = self.main.take();
         let next = self.gens.number + 1;
         if let Some(new) = failed.filter(|c| !c.exited) {
-            self.retire(new.id, next, now);
+            let stop_signal = self.s.stop_signal;
+            self.retire(new.id, next, stop_signal, now);
         }
         self.main = Some(serving.child);
         self.started_at_ms = serving.started_at_ms;
@@ -172,7 +303,7 @@ impl Machine {
     }
 
     /// Sends generation `number`'s group `stop_signal`; SIGKILL after `stop_timeout`.
-    fn retire(&mut self, id: ProcId, number: u32, now: Now) {
+    fn retire(&mut self, id: ProcId, number: u32, signal: Signal, now: Now) {
         self.gens.retiring.push(Retiring {
             id,
             number,
@@ -181,8 +312,37 @@ impl Machine {
         });
         self.emit(Effect::SignalGroup {
             pid: id.pid,
-            signal: self.s.stop_signal,
+            signal,
         });
+    }
+
+    /// The new generation `pid` is up with no old one beside it: the answer to the
+    /// restart that waited for it (the request, and a message for the `ready` event).
+    pub(super) fn answer_up(&mut self, pid: i32) -> Option<(Option<u32>, String)> {
+        let awaiting = self.gens.awaiting.take_if(|a| a.spawned)?;
+        self.gens.number = self.gens.number.max(1) + 1;
+        let message = format!(
+            "generation {} (pid {pid}) is up; {}",
+            self.gens.number, awaiting.note
+        );
+        Some((awaiting.request, message))
+    }
+
+    /// The run of a new generation that started alone failed, and `event` (a
+    /// `restarting` or `gave-up`) says what follows: it answers the restart.
+    pub(super) fn answer_failed(&mut self, event: Event) -> Event {
+        if !self.gens.awaiting.as_ref().is_some_and(|a| a.spawned) {
+            return event;
+        }
+        let Some(awaiting) = self.gens.awaiting.take() else {
+            return event;
+        };
+        let note = format!(
+            "generation {} failed, and {}: nothing to roll back to",
+            self.gens.number.max(1) + 1,
+            awaiting.note
+        );
+        event.request(awaiting.request).and_message(note)
     }
 
     /// The retiring generation's `stop_timeout` is over: SIGKILL to its group.
@@ -224,17 +384,26 @@ impl Machine {
                 )
             }
             _ => {
-                // Nothing to roll back to now; the request is answered when the new
-                // generation is up or fails.
+                // Nothing to roll back to now: the new generation carries on alone, and
+                // the request is answered when it is up or has failed.
                 let Some(serving) = self.gens.serving.take() else {
                     return;
                 };
+                let (old, next) = (self.gens.number, self.gens.number + 1);
+                let pid = serving.child.id.pid;
+                self.gens.awaiting = Some(Awaiting {
+                    request: serving.request,
+                    note: format!(
+                        "generation {old} (pid {pid}) ended ({}) while it started",
+                        exit.describe()
+                    ),
+                    spawned: self.main.is_some(),
+                });
                 (
-                    serving.child.id.pid,
+                    pid,
                     format!(
-                        "generation {} ended while generation {} starts",
-                        self.gens.number,
-                        self.gens.number + 1
+                        "generation {old} ended while generation {next} starts; \
+                         generation {next} carries on alone, with nothing to roll back to"
                     ),
                 )
             }

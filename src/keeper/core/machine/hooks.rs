@@ -270,7 +270,9 @@ impl Machine {
                 } = next
                 {
                     if *reason != Reason::OutsideStop {
-                        self.record(self.event(Kind::GaveUp).message(why.clone()));
+                        let gave_up = self.event(Kind::GaveUp).message(why.clone());
+                        let gave_up = self.answer_failed(gave_up);
+                        self.record(gave_up);
                         self.gave_up_told = true;
                     }
                 }

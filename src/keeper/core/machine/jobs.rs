@@ -159,13 +159,21 @@ impl Machine {
                 self.begin_run(again, now);
             }
             (Fire::Run { .. }, Purpose::Restart) => {
+                let start_first = self.can_start_first();
+                let how = match start_first {
+                    true => "start-first: the next generation beside this one",
+                    false => "stop, then start",
+                };
                 let scheduled = self.event(Kind::Scheduled);
-                let mut scheduled = scheduled.message(format!(
-                    "restart_schedule: restart for {at} (stop, then start)"
-                ));
+                let mut scheduled =
+                    scheduled.message(format!("restart_schedule: restart for {at} ({how})"));
                 scheduled.pid = self.main.map(|c| c.id.pid);
                 self.record(scheduled);
                 self.error = None;
+                if start_first {
+                    let stop_signal = self.s.stop_signal;
+                    return self.restart_start_first_for("restart_schedule", stop_signal);
+                }
                 self.drain(Next::Restart(Duration::ZERO), now, facts);
             }
         }

@@ -259,3 +259,32 @@ fn restart_schedule_restarts_a_daemon_that_is_up() {
     let skip = tick_at(&mut rig, "2026-12-08T04:00:00Z");
     assert_eq!(kinds(&skip), [Kind::Skipped]);
 }
+
+/// Issue 27: `restart_schedule` of a start-first daemon starts the next generation
+/// beside the one that serves, which is stopped once the new one is up.
+#[test]
+fn restart_schedule_of_a_start_first_daemon_starts_the_next_generation_first() {
+    let mut d = daemon();
+    d.supervision.restart_mode = crate::config::RestartMode::StartFirst;
+    d.supervision.restart_schedule = Some(Cron::parse("0 4 * * *").unwrap());
+    let mut rig = scheduled(d, "2026-12-07T03:59:00Z", None);
+    rig.up();
+    let restart = tick_at(&mut rig, "2026-12-07T04:00:00Z");
+    assert_eq!(kinds(&restart), [Kind::Scheduled, Kind::Restarting]);
+    assert!(event(&restart, Kind::Scheduled)
+        .message
+        .as_deref()
+        .is_some_and(|m| m.ends_with("(start-first: the next generation beside this one)")));
+    assert!(restart.contains(&Effect::SpawnDaemon { again: true }));
+    assert!(!restart
+        .iter()
+        .any(|e| matches!(e, Effect::SignalAll { .. } | Effect::SignalGroup { .. })));
+    rig.spawned(200);
+    let up = rig.tick_after(500);
+    assert!(up.contains(&Effect::SignalGroup {
+        pid: DAEMON.pid,
+        signal: rig.m.s.stop_signal
+    }));
+    assert_eq!(rig.m.daemon().map(|d| d.pid), Some(200));
+    assert_eq!(rig.record().next_run_ms, Some(ms("2026-12-08T04:00:00Z")));
+}

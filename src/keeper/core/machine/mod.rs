@@ -25,6 +25,8 @@ mod end;
 mod generations;
 #[cfg(test)]
 mod generations_tests;
+#[cfg(test)]
+mod generations_triggers_tests;
 pub(crate) mod hooks;
 mod interface;
 pub(crate) mod jobs;
@@ -245,7 +247,7 @@ impl Machine {
             Input::HookStarted { pid } => self.on_hook_started(pid),
             Input::HookFailed { reason } => self.on_hook_failed(reason, now, facts),
             Input::ClockChanged => self.on_clock_changed(now),
-            Input::Restart { request } => self.on_restart(request),
+            Input::Restart { request } => self.on_restart(request, now, facts),
             Input::CgroupLost { note, memory } => {
                 self.cgroup_note = Some(note);
                 if memory.is_some() {

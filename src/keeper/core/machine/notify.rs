@@ -331,24 +331,20 @@ impl Machine {
     /// sequence for what is left, then the restart policy), as systemd's
     /// `WatchdogSec=` does.
     fn on_watchdog(&mut self, triggered: bool, now: Now, facts: &impl Facts) {
-        let Some(main) = self.main_running().filter(|_| self.phase.is_up()) else {
+        if self.main_running().filter(|_| self.phase.is_up()).is_none() {
             return;
-        };
+        }
         let signal = self.s.watchdog_signal;
-        self.emit(Effect::SignalMain {
-            pid: main.id.pid,
-            signal,
-        });
         let message = match triggered {
-            true => format!("the daemon said WATCHDOG=trigger; {signal} sent"),
+            true => "the daemon said WATCHDOG=trigger".to_string(),
             false => {
                 let period = self.notify.as_ref().and_then(|n| n.protocol.period());
                 let period =
                     period.map_or_else(String::new, |p| format!(" within {}", format_duration(p)));
-                format!("no WATCHDOG=1{period}; {signal} sent")
+                format!("no WATCHDOG=1{period}")
             }
         };
-        self.end_run_for(Kind::Watchdog, message, now, facts);
+        self.end_run_with(Kind::Watchdog, message, Some(signal), now, facts);
     }
 
     /// `MAINPID=pid` from `sender`: another process is the daemon's main process. A

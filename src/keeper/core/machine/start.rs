@@ -31,6 +31,7 @@ impl Machine {
         self.ran = true;
         self.phase = Phase::spawned(self.kind, now.at, &self.s);
         self.notify_on_spawn();
+        self.gens.on_spawned();
     }
 
     /// The daemon's process exec'd its command.
@@ -39,6 +40,10 @@ impl Machine {
         if let Some(main) = self.main.filter(|_| is_adopted_at_spawn(self.kind)) {
             let mut started = self.event(Kind::Started).pid(main.id.pid);
             started.message = self.cgroup_note.take();
+            // While two generations run, each event says whose it is.
+            if let Some(which) = self.gens.next_beside() {
+                started = started.and_message(which);
+            }
             self.record(started);
         }
         if self.s.start_wait.is_zero() {
@@ -239,10 +244,18 @@ impl Machine {
         let Some(main) = self.main else {
             return;
         };
-        if self.s.ready.is_some() || self.notify.is_some() {
+        // A restart whose old generation ended meanwhile waits for this.
+        let answer = self.answer_up(main.id.pid);
+        if self.s.ready.is_some() || self.notify.is_some() || answer.is_some() {
             let mut ready = self.event(Kind::Ready).pid(main.id.pid);
             if self.notify.is_some() {
                 ready = ready.message("the daemon said READY=1");
+            }
+            if let Some(which) = self.gens.next_beside() {
+                ready = ready.and_message(which);
+            }
+            if let Some((request, message)) = answer {
+                ready = ready.request(request).and_message(message);
             }
             self.record(ready);
         }

@@ -233,10 +233,12 @@ impl Machine {
                 let mut restarting = self.event(Kind::Restarting);
                 restarting.delay_ms = Some(super::millis(delay));
                 let n = self.tally.restarts;
-                restarting.message = Some(match &self.error {
-                    Some(why) => format!("restart {n}: {why}"),
-                    None => format!("restart {n}"),
+                restarting.message = Some(match (&self.error, self.planned_restart()) {
+                    (_, Some(planned)) => planned,
+                    (Some(why), None) => format!("restart {n}: {why}"),
+                    (None, None) => format!("restart {n}"),
                 });
+                let restarting = self.answer_failed(restarting);
                 self.record(restarting);
                 self.phase = Phase::Backoff {
                     until: now.at + delay,
@@ -259,7 +261,11 @@ impl Machine {
             }
             // Recorded already, before `on_failure` ran.
             (Some(_), _) if self.gave_up_told => {}
-            (Some(why), _) => self.record(self.event(Kind::GaveUp).message(why.clone())),
+            (Some(why), _) => {
+                let gave_up = self.event(Kind::GaveUp).message(why.clone());
+                let gave_up = self.answer_failed(gave_up);
+                self.record(gave_up)
+            }
             (None, Status::Stopped) if reason == Reason::StoppedByRequest => {
                 self.record(self.event(Kind::Stopped))
             }
