@@ -43,20 +43,22 @@ type Observe = fn(&Dirs, &str, Option<&Path>) -> Observed;
 /// Surveys the daemons as cheaply as the truth allows: from the keepers' records when
 /// every file is as its keeper loaded it, else from the loaded directory.
 pub(crate) fn survey(dirs: &Dirs) -> Result<Survey> {
-    survey_with(dirs, state::observe)
+    survey_with(dirs, state::observe, true)
 }
 
 /// [`survey`] for `list`, which shows no more of each record than
-/// [`state::read_brief`] decodes (issue 30): the facts' records hold no supervision
-/// keys and no history.
+/// [`state::read_brief`] decodes, and only the entries (issue 30): when every file is
+/// as its keeper loaded it, the facts hold no record (`observed.record` is `None`),
+/// so that a list of many daemons keeps one entry each and not one record each.
 pub(crate) fn survey_brief(dirs: &Dirs) -> Result<Survey> {
-    survey_with(dirs, state::observe_brief)
+    survey_with(dirs, state::observe_brief, false)
 }
 
-/// [`survey`], each daemon observed with `observe`.
-fn survey_with(dirs: &Dirs, observe: Observe) -> Result<Survey> {
+/// [`survey`], each daemon observed with `observe`; `keep_records` false drops each
+/// record from the facts read from the records, once its entry is made.
+fn survey_with(dirs: &Dirs, observe: Observe, keep_records: bool) -> Result<Survey> {
     let mut seen = Seen::new(observe);
-    if let Some(facts) = facts_from_records(dirs, &mut seen) {
+    if let Some(facts) = facts_from_records(dirs, &mut seen, keep_records) {
         return Ok(Survey {
             facts,
             problem: None,
@@ -199,7 +201,7 @@ pub(crate) fn sort_key(name: &str) -> (&str, u32, &str) {
 /// Of the checks across files, shared paths cannot occur while every daemon has its
 /// default pidfile and logs (each holds the daemon's name), and `after` is checked
 /// here from the records: every name known, no cycle.
-fn facts_from_records(dirs: &Dirs, seen: &mut Seen) -> Option<Vec<Fact>> {
+fn facts_from_records(dirs: &Dirs, seen: &mut Seen, keep_records: bool) -> Option<Vec<Fact>> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
     if crate::files::euid() == 0 {
@@ -223,47 +225,47 @@ fn facts_from_records(dirs: &Dirs, seen: &mut Seen) -> Option<Vec<Fact>> {
         names.push(name.to_string());
     }
     names.sort_unstable();
-    let mut observed = Vec::with_capacity(names.len());
+    let mut facts: Vec<Fact> = Vec::with_capacity(names.len());
+    let mut files = Vec::with_capacity(names.len());
     let mut after = Vec::with_capacity(names.len());
-    let mut descriptions = Vec::with_capacity(names.len());
+    let mut unusable = None;
     for name in &names {
-        let now = (seen.observe)(dirs, name, None);
-        if now.keeper.is_none() {
+        let mut observed = (seen.observe)(dirs, name, None);
+        if observed.keeper.is_none() {
             break;
         }
-        let found = definition(dirs, name, &now).map(|d| (d.after.clone(), d.description.clone()));
-        observed.push(now);
-        let Some((names_after, description)) = found else {
+        let Some(definition) = definition(dirs, name, &observed) else {
+            unusable = Some(observed);
             break;
         };
-        after.push(names_after);
-        descriptions.push(description);
+        files.push(definition.file);
+        after.push(definition.after.clone());
+        let entry = ListEntry {
+            description: definition.description.clone(),
+            ..ListEntry::new(name, None, &observed)
+        };
+        if !keep_records {
+            observed.record = None;
+        }
+        facts.push(Fact { entry, observed });
     }
     // The files are looked at only once every record could stand in for its file, so
     // that a daemon without a live keeper costs the full load nothing more.
     let unchanged = || {
-        names.iter().zip(&observed).all(|(name, o)| {
+        names.iter().zip(&files).all(|(name, recorded)| {
             let file = FileIdentity::of(&dirs.config_dir.join(format!("{name}.toml")));
-            let recorded = o.record.as_ref().and_then(|r| r.definition.as_ref());
-            matches!((recorded, file), (Some(d), Some(now)) if d.file.is_same_file(&now))
+            file.is_some_and(|now| recorded.is_same_file(&now))
         })
     };
-    if after.len() < names.len() || !is_sound_order(&names, &after) || !unchanged() {
-        seen.before.extend(names.iter().cloned().zip(observed));
+    if facts.len() < names.len() || !is_sound_order(&names, &after) || !unchanged() {
+        // What was observed spares the full load a second look, where it kept the
+        // records.
+        if keep_records {
+            let observed = facts.into_iter().map(|f| f.observed).chain(unusable);
+            seen.before.extend(names.iter().cloned().zip(observed));
+        }
         return None;
     }
-    let mut facts: Vec<Fact> = names
-        .iter()
-        .zip(observed)
-        .zip(descriptions)
-        .map(|((name, observed), description)| Fact {
-            entry: ListEntry {
-                description,
-                ..ListEntry::new(name, None, &observed)
-            },
-            observed,
-        })
-        .collect();
     add_orphans(dirs, &mut facts, seen.observe, |name| {
         names.binary_search_by(|n| n.as_str().cmp(name)).is_ok()
     });

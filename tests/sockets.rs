@@ -327,8 +327,8 @@ fn an_old_generation_that_dies_during_a_start_first_restart_leaves_the_new_one_s
     env.write(
         "web",
         &format!(
-            "command = [\"/usr/bin/python3\", \"-c\", '''{SERVE_FD3}''']\nrestart_mode = \"start-first\"\n\
-             start_wait = \"100ms\"\nready_timeout = \"60s\"\n\
+            "command = [\"sh\", \"-c\", '''sleep 1000 & exec /usr/bin/python3 -c \"$0\"''', '''{SERVE_FD3}''']\n\
+             restart_mode = \"start-first\"\nstart_wait = \"100ms\"\nready_timeout = \"60s\"\n\
              ready = {{ exec = [\"sh\", \"-c\", \"test ! -e {}\"] }}\n\
              sockets = {{ http = \"tcp://127.0.0.1:{port}\" }}\n",
             hold.display()
@@ -344,12 +344,23 @@ fn an_old_generation_that_dies_during_a_start_first_restart_leaves_the_new_one_s
         env.pid("web").is_some_and(|p| p != old)
     });
     let new = env.pid("web").unwrap();
+    // Its main process's child in its group, left behind when it dies.
+    let left: i32 = std::fs::read_to_string(format!("/proc/{old}/task/{old}/children"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the old generation's sleep");
     sigkill(old).unwrap();
     wait_until(
         "the old generation is dead",
         Duration::from_secs(10),
         || env.events("web").contains("carries on alone"),
     );
+    // What it left gets stop_signal: it does not serve on beside the new generation.
+    wait_until("what it left is gone", Duration::from_secs(10), || {
+        !is_alive(left)
+    });
     std::fs::remove_file(&hold).unwrap();
     let output = crate::support::Run::try_wait(restart, Duration::from_secs(60)).unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

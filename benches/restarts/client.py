@@ -115,11 +115,20 @@ def figures(results, windows, kills=()):
         spans.append((begin, max(back, end)))
 
     def longest_gap(a, b):
+        """The longest time in [a, b] with no answer completed, and when it began."""
         inside = dones[bisect.bisect_left(dones, a) : bisect.bisect_right(dones, b)]
         marks = [a] + inside + [b]
-        return max(y - x for x, y in zip(marks, marks[1:]))
+        return max((y - x, x) for x, y in zip(marks, marks[1:]))
 
-    gaps = [longest_gap(a, b) for a, b in spans]
+    found = [longest_gap(a, b) for a, b in spans]
+    gaps = [g for g, _ in found]
+    # Where the longest gap fell, to tell the switch-over from the machine's noise:
+    # its start and the command's return, from the start of its restart.
+    where = None
+    if found:
+        i = max(range(len(found)), key=lambda j: found[j][0])
+        begin, end = windows[i]
+        where = (i + 1, (found[i][1] - begin) * 1000, found[i][0] * 1000, (end - begin) * 1000)
     during = []
     for a, b in spans:
         lo, hi = bisect.bisect_left(sents, a), bisect.bisect_right(sents, b)
@@ -166,4 +175,5 @@ def figures(results, windows, kills=()):
         "p99_ms": quantile(99) * 1000,
         "p99_corrected_ms": quantile(99, corrected) * 1000,
         "in_flight": in_flight if kills else None,
+        "where": where,
     }

@@ -341,6 +341,8 @@ class SystemdHost:
         if self.host("status", check=False).returncode != 0:
             self.host("boot")
             SystemdHost.booted = True
+        # "up: PID 1 is N here"
+        self.leader = self.host("status").stdout.split("PID 1 is ")[1].split()[0]
         self.port = free_port()
         inside = "/opt/dmgr-bench"
         os.makedirs(f"{self.root}{inside}", exist_ok=True)
@@ -365,8 +367,11 @@ class SystemdHost:
         wait_answer(self.port)
 
     def restart(self):
-        argv = [self.tool, "exec", "systemctl", "restart", f"{self.unit}.service"]
-        return timed(argv, env=self.env) + (None,)
+        # nsenter straight into the host's PID 1: `systemd-host exec` looks the PID up
+        # (pgrep) on every call, 0.2-0.6 s on a busy machine, which is no part of
+        # systemd's restart.
+        inside = ["nsenter", "-t", self.leader, "-a", "/usr/bin/env", "-C", "/"]
+        return timed(inside + ["systemctl", "restart", f"{self.unit}.service"]) + (None,)
 
     def stop(self):
         self.host("exec", "systemctl", "stop", f"{self.unit}.socket", f"{self.unit}.service", check=False)

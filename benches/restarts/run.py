@@ -70,6 +70,9 @@ COLUMNS = [
 ]
 
 
+WHERE = []  # where each row's longest gap fell, printed after the table
+
+
 def ms(x):
     return "-" if x is None or math.isnan(x) else f"{x:.0f} ms" if x >= 10 else f"{x:.1f} ms"
 
@@ -98,6 +101,12 @@ def measure(manager, server, n, settle):
                 client.proc.terminate()
             manager.stop()
     f = figures(results, windows, kills)
+    if f["where"]:
+        k, at, gap, returned = f["where"]
+        WHERE.append(
+            f"- {server}, {manager.label}: restart {k}, {gap:.0f} ms from +{at:.0f} ms "
+            f"(its command returned at +{returned:.0f} ms)"
+        )
     timed = not isinstance(manager, Idle)
     return [
         str(n) if good == n else f"{good} of {n} ok",
@@ -174,6 +183,9 @@ def main():
     finally:
         SystemdHost.power_off(managers)
     load = os.getloadavg()
+    print()
+    print("The longest gap of each row, from the start of its restart:")
+    print("\n".join(WHERE))
     print()
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 

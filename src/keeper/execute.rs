@@ -42,6 +42,9 @@ impl Keeper {
                     let _ = nix::sys::signal::killpg(Pid::from_raw(pid), signal);
                 }
             }
+            Effect::SignalLeftOfGroup { group, signal } => {
+                self.tracked.signal_left_of_group(group, signal.0);
+            }
             Effect::SignalMain { pid, signal } => {
                 // Our unreaped child: its PID cannot have been reused. SIGCONT after,
                 // as for the group: a stopped process acts on it only once continued.

@@ -73,6 +73,19 @@ impl Tracked {
             && self.cgroup.as_ref().is_none_or(|c| !c.is_populated())
     }
 
+    /// Sends `signal`, then SIGCONT, by identity to each live process of the daemon's
+    /// in the process group `group`, whose leader is gone (reaped, it no longer pins
+    /// the group's ID, so the group is not signalled as such).
+    pub(super) fn signal_left_of_group(&self, group: i32, signal: Signal) {
+        for process in self.live() {
+            if Stat::read(process.pid).is_some_and(|s| s.pgrp == group) {
+                for s in [signal, Signal::SIGCONT] {
+                    let _ = sys::signal_process(process, s);
+                }
+            }
+        }
+    }
+
     /// Sends `signal` to the daemon's processes: to the main process's group `group`
     /// (pass it only while the main process is alive and unreaped) and to each other
     /// live process of the tree and cgroup. A stop signal goes to

@@ -22,8 +22,9 @@ use crate::procinfo::{ProcId, Stat};
 pub struct Observed {
     /// The status to show.
     pub status: Status,
-    /// The record, if any.
-    pub record: Option<StateRecord>,
+    /// The record, if any (boxed: an `Observed` without one is small, and `list` of
+    /// many daemons keeps one each).
+    pub record: Option<Box<StateRecord>>,
     /// The live keeper, if any.
     pub keeper: Option<ProcId>,
     /// The live daemon process, if any.
@@ -84,7 +85,7 @@ pub fn observe_brief(dirs: &Dirs, name: &str, pidfile: Option<&Path>) -> Observe
 fn observe_reading(dirs: &Dirs, name: &str, pidfile: Option<&Path>, reading: Reading) -> Observed {
     let record = match reading {
         Reading::Absent => None,
-        Reading::Record(record) => Some(*record),
+        Reading::Record(record) => Some(record),
         Reading::Unknown(why) => {
             let pidfile = pidfile.map_or_else(|| dirs.pidfile(name), Path::to_path_buf);
             return without_record(&pidfile, format!("its state record {why}"));

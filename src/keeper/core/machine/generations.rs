@@ -391,6 +391,12 @@ impl Machine {
                 };
                 let (old, next) = (self.gens.number, self.gens.number + 1);
                 let pid = serving.child.id.pid;
+                // What it left (a server's workers) must not serve on beside the new
+                // generation: `stop_signal`; the next stop of the daemon gets the rest.
+                self.emit(Effect::SignalLeftOfGroup {
+                    group: pid,
+                    signal: self.s.stop_signal,
+                });
                 self.gens.awaiting = Some(Awaiting {
                     request: serving.request,
                     note: format!(

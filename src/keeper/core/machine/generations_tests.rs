@@ -277,6 +277,11 @@ fn an_old_generation_that_dies_while_the_new_one_starts_leaves_the_new_one_to_ca
     restart(&mut rig);
     let effects = rig.reaped(DAEMON.pid, killed_by("KILL"));
     assert_eq!(kinds(&effects), [Kind::Exited]);
+    // What it left behind in its group gets stop_signal, by identity.
+    assert!(effects.contains(&Effect::SignalLeftOfGroup {
+        group: DAEMON.pid,
+        signal: Supervision::default().stop_signal
+    }));
     assert!(event(&effects, Kind::Exited)
         .message
         .as_deref()

@@ -191,6 +191,10 @@ pub(crate) enum Effect {
     /// `signal`, then SIGCONT, to the process group of `pid`, an unreaped child of the
     /// keeper that leads it (a generation of a start-first restart).
     SignalGroup { pid: i32, signal: Signal },
+    /// `signal`, then SIGCONT, by identity to each live process of the daemon's tree
+    /// in the process group `group`, whose leader (a generation's main process) was
+    /// reaped: what a generation left behind when it died.
+    SignalLeftOfGroup { group: i32, signal: Signal },
     /// `signal`, then SIGCONT, to the main process `pid` alone.
     SignalMain { pid: i32, signal: Signal },
     /// `reload_signal` to the main process `pid`; answer [`Input::ReloadSignalled`].
