@@ -367,6 +367,24 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order.
+    pub const ALL: [Reason; 7] = [
+        Reason::StoppedByRequest,
+        Reason::Exited,
+        Reason::GaveUp,
+        Reason::StartFailed,
+        Reason::HostRestarted,
+        Reason::KeeperLost,
+        Reason::OutsideStop,
+    ];
+
+    /// The reason whose [`Reason::as_str`] name is `word`.
+    pub fn from_name(word: &[u8]) -> Option<Reason> {
+        Reason::ALL
+            .into_iter()
+            .find(|r| r.as_str().as_bytes() == word)
+    }
+
     /// The machine-readable name, as in `--json`.
     pub fn as_str(self) -> &'static str {
         match self {

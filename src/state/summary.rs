@@ -262,7 +262,7 @@ fn take(t: &mut Tokens) -> Option<StateRecord> {
     let boot_id = t.opt_string()?;
     let reason = match t.next()? {
         b"~" => None,
-        word => Some(reason(word)?),
+        word => Some(Reason::from_name(word)?),
     };
     let cgroup = t.path()?;
     let no_cgroup = t.opt_string()?;
@@ -355,22 +355,6 @@ fn take(t: &mut Tokens) -> Option<StateRecord> {
         next_run_ms,
         notify,
     })
-}
-
-/// The reason named `word`, as [`Reason::as_str`] writes it.
-fn reason(word: &[u8]) -> Option<Reason> {
-    use Reason::*;
-    [
-        StoppedByRequest,
-        Exited,
-        GaveUp,
-        StartFailed,
-        HostRestarted,
-        KeeperLost,
-        OutsideStop,
-    ]
-    .into_iter()
-    .find(|r| r.as_str().as_bytes() == word)
 }
 
 /// The mechanism named `word`, as [`MemoryMechanism::as_str`] writes it.

@@ -260,3 +260,30 @@ fn a_failed_write_leaves_the_previous_record_whole() {
         }
     }
 }
+
+/// `Reason::ALL` holds every reason (a new variant breaks the match below until it is
+/// listed), and each one's name is the one `--json` and the record's summary use.
+#[test]
+fn every_reason_is_listed_once_and_read_back_by_its_name() {
+    for reason in Reason::ALL {
+        match reason {
+            Reason::StoppedByRequest
+            | Reason::Exited
+            | Reason::GaveUp
+            | Reason::StartFailed
+            | Reason::HostRestarted
+            | Reason::KeeperLost
+            | Reason::OutsideStop => {}
+        }
+        assert_eq!(
+            serde_json::to_string(&reason).unwrap(),
+            format!("\"{}\"", reason.as_str())
+        );
+        assert_eq!(Reason::from_name(reason.as_str().as_bytes()), Some(reason));
+    }
+    let mut names: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), Reason::ALL.len());
+    assert_eq!(Reason::from_name(b"gone"), None);
+}
