@@ -246,8 +246,9 @@ impl Keeper {
         // A daemon that no record names could be neither listed nor stopped: without
         // a record, nothing starts.
         let recorded = self.try_save();
+        // Memory goes back at the first wait with no timer (see `wait_for_events`):
+        // not here, before the start is reported, whose code would fault back in.
         self.feed(Input::Start { recorded }, read_clock());
-        sys::release_free_memory();
         loop {
             self.feed(Input::Tick, read_clock());
             if self.machine.is_finished() {
