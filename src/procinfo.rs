@@ -369,7 +369,7 @@ pub fn command_line(pid: i32, max: usize) -> Option<String> {
 }
 
 /// The PIDs `/proc` lists now (none if it cannot be read).
-fn pids() -> impl Iterator<Item = i32> {
+pub fn pids() -> impl Iterator<Item = i32> {
     fs::read_dir("/proc")
         .into_iter()
         .flatten()

@@ -2,29 +2,15 @@
 //! `oom_score_adj`), checked where they land: the daemon's `/proc/PID/environ`,
 //! `/proc/PID/limits`, `/proc/PID/stat` and `/proc/PID/oom_score_adj`.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::support::{is_alive, TestEnv};
+use crate::support::{environ, is_alive, TestEnv};
 
 const NOBODY: u32 = 65534;
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
-}
-
-/// The environment of process `pid`.
-fn environ(pid: i32) -> BTreeMap<String, String> {
-    let bytes = fs::read(format!("/proc/{pid}/environ")).unwrap();
-    bytes
-        .split(|&b| b == 0)
-        .filter_map(|entry| {
-            let text = String::from_utf8_lossy(entry);
-            let (k, v) = text.split_once('=')?;
-            Some((k.to_string(), v.to_string()))
-        })
-        .collect()
 }
 
 /// The soft and hard values of the line of `/proc/PID/limits` that starts with `what`.

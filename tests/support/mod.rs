@@ -21,7 +21,7 @@ pub use env::TestEnv;
 pub use namespace::{in_private_mount_namespace, PrivateTmpfs};
 pub use ports::{ephemeral_range, free_port, free_port_decade, Port};
 pub use procfs::{
-    copies_of, group_members, is_alive, processes_with, session_members, stat, ProcId,
+    copies_of, environ, group_members, is_alive, processes_with, session_members, stat, ProcId,
 };
 pub use run::Run;
 

@@ -139,3 +139,16 @@ pub fn copies_of(needle: &str) -> Vec<i32> {
         .filter(|&pid| stat(pid).is_none_or(|s| !marked.contains(&s.ppid)))
         .collect()
 }
+
+/// The environment of process `pid`, by name.
+pub fn environ(pid: i32) -> std::collections::BTreeMap<String, String> {
+    let bytes = fs::read(format!("/proc/{pid}/environ")).unwrap();
+    bytes
+        .split(|&b| b == 0)
+        .filter_map(|entry| {
+            let text = String::from_utf8_lossy(entry);
+            let (k, v) = text.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
